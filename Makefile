@@ -1,0 +1,104 @@
+# ember — build, test and run. See README.md.
+VERSION := 0.1.0
+BUILD ?= build
+CC ?= gcc
+CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+               -Wno-format-nonliteral -Wno-format-truncation -Isrc -D_GNU_SOURCE -DEMBER_VERSION='"$(VERSION)"' \
+               -MMD -MP
+CFLAGS ?= -O2 -g
+LDLIBS := -lpthread
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | LC_ALL=C sort))
+UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | LC_ALL=C sort)
+
+define objs
+$(patsubst %.c,$(1)/obj/%.o,$(2))
+endef
+
+.PHONY: all asan guest unit unit-asan test run nested-run clean deps help
+all: $(BUILD)/ember
+
+help:
+	@echo "make            build $(BUILD)/ember"
+	@echo "make deps       install build and test dependencies (apt-get, needs root)"
+	@echo "make guest      build the default guest (Debian kernel + busybox initramfs)"
+	@echo "make run        boot the default guest (directly, or in the nested harness)"
+	@echo "make test       run unit and integration tests"
+	@echo "make asan       ember and unit tests with AddressSanitizer/UBSan"
+
+# --- ember ---------------------------------------------------------------
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/ember: $(call objs,$(BUILD),$(LIB_SRCS) src/main.c)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libember.a: $(call objs,$(BUILD),$(LIB_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+# --- sanitizer build ------------------------------------------------------
+$(BUILD)/asan/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN_FLAGS) -c $< -o $@
+
+$(BUILD)/asan/ember: $(call objs,$(BUILD)/asan,$(LIB_SRCS) src/main.c)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/asan/libember.a: $(call objs,$(BUILD)/asan,$(LIB_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+asan: $(BUILD)/asan/ember unit-asan
+
+# --- unit tests (cmocka) --------------------------------------------------
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+UNIT_ASAN_BINS := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRCS))
+
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libember.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests $< -o $@ $(BUILD)/libember.a -lcmocka $(LDLIBS)
+
+$(BUILD)/asan/unit/%: tests/unit/%.c $(BUILD)/asan/libember.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN_FLAGS) -Itests $< -o $@ $(BUILD)/asan/libember.a \
+		-lcmocka $(LDLIBS)
+
+unit: $(UNIT_BINS)
+unit-asan: $(UNIT_ASAN_BINS)
+
+# --- default guest ----------------------------------------------------------
+GUEST := $(BUILD)/guest
+$(GUEST)/.fetched: guest/fetch-debs.sh
+	guest/fetch-debs.sh $(BUILD)/debs
+	@mkdir -p $(GUEST)
+	touch $@
+
+$(GUEST)/vmlinuz: $(GUEST)/.fetched
+	cp $(BUILD)/debs/vmlinuz $@
+
+$(GUEST)/vmlinux: $(GUEST)/vmlinuz guest/extract-vmlinux.sh
+	guest/extract-vmlinux.sh $< $@
+
+$(GUEST)/initramfs.cpio: $(GUEST)/.fetched guest/init guest/build-initramfs.sh
+	guest/build-initramfs.sh $(BUILD)/debs $@
+
+guest: $(GUEST)/vmlinuz $(GUEST)/vmlinux $(GUEST)/initramfs.cpio
+
+# --- running and testing ----------------------------------------------------
+deps:
+	.ci/install-deps
+
+run: $(BUILD)/ember guest
+	tests/harness/run-default.py --build $(BUILD)
+
+test: $(BUILD)/ember $(UNIT_BINS) $(UNIT_ASAN_BINS) guest
+	tests/run.py --build $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

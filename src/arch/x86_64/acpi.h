@@ -1,0 +1,27 @@
+/* ACPI tables ember generates for the guest: RSDP, XSDT, FADT (full, not
+ * hardware-reduced: PM1 event/control blocks and a PM timer), FACS, MADT and
+ * a DSDT describing the PCI host bridge and the legacy devices. */
+#ifndef EMBER_ARCH_X86_64_ACPI_H
+#define EMBER_ARCH_X86_64_ACPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+#define ACPI_S5_SLP_TYP 5 /* the value the guest writes to PM1_CNT.SLP_TYP for S5 */
+
+struct acpi_config {
+    unsigned nr_vcpus;
+    uint8_t ioapic_id;
+};
+
+/* Build all tables into 'area' (guest-physical address 'area_gpa'); the RSDP
+ * sits at its start. */
+int acpi_build(const struct acpi_config *cfg, uint8_t *area, size_t area_size,
+               uint64_t area_gpa) EMBER_MUST_CHECK;
+
+/* Sum of bytes (a valid table sums to 0). */
+uint8_t acpi_checksum(const uint8_t *p, size_t len);
+
+#endif

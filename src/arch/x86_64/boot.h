@@ -1,0 +1,48 @@
+/* Putting a kernel, initrd and command line into guest memory and describing
+ * the boot vCPU's entry state. boot_prepare() decides everything from the
+ * files and the memory size alone, so every error is found before a VM is
+ * created; boot_load() then only copies. */
+#ifndef EMBER_ARCH_X86_64_BOOT_H
+#define EMBER_ARCH_X86_64_BOOT_H
+
+#include "arch/x86_64/cpu_state.h"
+#include "arch/x86_64/e820.h"
+#include "arch/x86_64/kernel_image.h"
+#include "mem/guest_mem.h"
+
+struct boot_config {
+    struct boot_file kernel;
+    struct boot_file initrd; /* data NULL when there is none */
+    const char *cmdline;
+    uint64_t ram_size;
+};
+
+struct boot_layout {
+    struct kernel_image kernel;
+    struct e820_map e820;
+    uint64_t initrd_gpa;
+    uint64_t initrd_size;
+    size_t cmdline_len;
+};
+
+int boot_prepare(const struct boot_config *cfg, struct boot_layout *layout) EMBER_MUST_CHECK;
+/* Copy everything into guest memory (which must be zeroed) and fill in the
+ * boot vCPU's registers. */
+int boot_load(const struct boot_config *cfg, const struct boot_layout *layout,
+              const struct guest_mem *gm, struct x86_regs *regs,
+              struct x86_sregs *sregs) EMBER_MUST_CHECK;
+
+/* Pieces exposed for unit tests. */
+int boot_write_zero_page(const struct boot_layout *layout, uint8_t zero_page[4096]);
+int boot_write_pvh_info(const struct boot_layout *layout, const struct guest_mem *gm)
+    EMBER_MUST_CHECK;
+
+/* Entry state for each protocol; writes the GDT and (long mode) the identity
+ * page tables into guest memory. */
+int cpu_boot_long_mode(const struct guest_mem *gm, uint64_t entry, uint64_t rsi,
+                       struct x86_regs *regs, struct x86_sregs *sregs) EMBER_MUST_CHECK;
+int cpu_boot_protected_mode(const struct guest_mem *gm, uint64_t entry, uint64_t rbx,
+                            uint64_t rsi, struct x86_regs *regs, struct x86_sregs *sregs)
+    EMBER_MUST_CHECK;
+
+#endif

@@ -1,0 +1,23 @@
+/* Command-line parsing: argv -> a request (what to do) with the VM
+ * configuration filled in. No side effects, so it is unit-tested directly. */
+#ifndef EMBER_CLI_OPTIONS_H
+#define EMBER_CLI_OPTIONS_H
+
+#include <stdio.h>
+
+#include "util/err.h"
+#include "vmm/config.h"
+
+enum cli_command { CLI_RUN, CLI_HELP, CLI_VERSION };
+
+struct cli_request {
+    enum cli_command command;
+    struct vm_config vm;
+    int verbosity; /* -v per step above warnings */
+};
+
+/* 0, or -EINVAL with err_msg() naming the option and what is wrong. */
+int cli_parse(int argc, char **argv, struct cli_request *req) EMBER_MUST_CHECK;
+void cli_print_usage(FILE *out);
+
+#endif

@@ -1,0 +1,28 @@
+/* The MC146818 real-time clock and CMOS RAM at ports 0x70/0x71 (offsets 0
+ * and 1). It reads the host's clock; a guest that sets the time keeps its
+ * own offset from it. */
+#ifndef EMBER_DEVICES_RTC_CMOS_H
+#define EMBER_DEVICES_RTC_CMOS_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "bus/bus.h"
+
+#define RTC_CMOS_SIZE 128
+
+struct rtc_cmos {
+    pthread_mutex_t lock;
+    uint8_t index;
+    uint8_t ram[RTC_CMOS_SIZE];
+    int64_t offset_sec; /* guest time minus host time */
+    time_t (*now)(void); /* host clock; replaceable by tests */
+};
+
+extern const struct bus_ops rtc_cmos_bus_ops;
+
+void rtc_cmos_init(struct rtc_cmos *rtc, time_t (*now)(void));
+void rtc_cmos_destroy(struct rtc_cmos *rtc);
+
+#endif

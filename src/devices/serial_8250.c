@@ -1,0 +1,282 @@
+#include "devices/serial_8250.h"
+
+#include <string.h>
+
+#define REG_RBR_THR 0 /* DLL when DLAB */
+#define REG_IER 1     /* DLM when DLAB */
+#define REG_IIR_FCR 2
+#define REG_LCR 3
+#define REG_MCR 4
+#define REG_LSR 5
+#define REG_MSR 6
+#define REG_SCR 7
+
+#define IER_RDI 0x01  /* received data available */
+#define IER_THRI 0x02 /* transmitter holding register empty */
+#define IER_RLSI 0x04 /* receiver line status */
+#define IER_MSI 0x08  /* modem status */
+#define IER_MASK 0x0f
+
+#define IIR_NO_INT 0x01
+#define IIR_MSI 0x00
+#define IIR_THRI 0x02
+#define IIR_RDI 0x04
+#define IIR_FIFO_ENABLED 0xc0
+
+#define FCR_ENABLE 0x01
+#define FCR_CLEAR_RX 0x02
+
+#define LCR_DLAB 0x80
+
+#define MCR_DTR 0x01
+#define MCR_RTS 0x02
+#define MCR_OUT1 0x04
+#define MCR_OUT2 0x08
+#define MCR_LOOP 0x10
+#define MCR_MASK 0x1f
+
+#define LSR_DR 0x01
+#define LSR_THRE 0x20
+#define LSR_TEMT 0x40
+
+#define MSR_DELTA_MASK 0x0f
+#define MSR_CTS 0x10
+#define MSR_DSR 0x20
+#define MSR_RI 0x40
+#define MSR_DCD 0x80
+
+static uint8_t serial_iir(const struct serial *s)
+{
+    uint8_t fifo = (s->fcr & FCR_ENABLE) ? IIR_FIFO_ENABLED : 0;
+    if ((s->ier & IER_RDI) && s->rx_count)
+        return fifo | IIR_RDI;
+    if ((s->ier & IER_THRI) && s->thre_pending)
+        return fifo | IIR_THRI;
+    if ((s->ier & IER_MSI) && (s->msr & MSR_DELTA_MASK))
+        return fifo | IIR_MSI;
+    return fifo | IIR_NO_INT;
+}
+
+/* The interrupt line follows IIR, as on the chip. */
+static void serial_update_irq(struct serial *s)
+{
+    bool level = !(serial_iir(s) & IIR_NO_INT);
+    if (level != s->irq_level) {
+        s->irq_level = level;
+        irq_line_set(&s->irq, level);
+    }
+}
+
+static void serial_reset_regs(struct serial *s)
+{
+    s->rx_head = s->rx_count = 0;
+    s->ier = s->lcr = s->mcr = s->scr = s->fcr = 0;
+    s->dll = 12; /* 9600 baud */
+    s->dlm = 0;
+    s->lsr = LSR_THRE | LSR_TEMT;
+    s->msr = MSR_DCD | MSR_DSR | MSR_CTS;
+    s->thre_pending = false;
+    s->irq_level = false;
+}
+
+void serial_init(struct serial *s, struct irq_line irq, const struct serial_host_ops *host,
+                 void *host_ctx)
+{
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    s->irq = irq;
+    s->host = host;
+    s->host_ctx = host_ctx;
+    serial_reset_regs(s);
+}
+
+void serial_destroy(struct serial *s)
+{
+    pthread_mutex_destroy(&s->lock);
+}
+
+static void rx_push(struct serial *s, uint8_t byte)
+{
+    if (s->rx_count == SERIAL_FIFO_SIZE)
+        return; /* overrun: the byte is lost, as on the chip */
+    s->rx_fifo[(s->rx_head + s->rx_count) % SERIAL_FIFO_SIZE] = byte;
+    s->rx_count++;
+}
+
+static uint8_t rx_pop(struct serial *s)
+{
+    if (!s->rx_count)
+        return 0;
+    uint8_t byte = s->rx_fifo[s->rx_head];
+    s->rx_head = (s->rx_head + 1) % SERIAL_FIFO_SIZE;
+    s->rx_count--;
+    return byte;
+}
+
+static bool serial_accepts_input(const struct serial *s)
+{
+    return (s->ier & IER_RDI) && !(s->mcr & MCR_LOOP);
+}
+
+static void notify_rx_ready(struct serial *s)
+{
+    if (s->host && s->host->rx_ready)
+        s->host->rx_ready(s->host_ctx);
+}
+
+size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
+{
+    size_t taken = 0;
+    pthread_mutex_lock(&s->lock);
+    /* Input waits until the guest's driver has enabled receive interrupts:
+     * its start-up clears the FIFO, which would lose earlier bytes. */
+    if (serial_accepts_input(s)) {
+        while (taken < len && s->rx_count < SERIAL_FIFO_SIZE)
+            rx_push(s, buf[taken++]);
+        serial_update_irq(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return taken;
+}
+
+/* In loopback the modem inputs mirror the modem outputs. */
+static uint8_t serial_msr(const struct serial *s)
+{
+    if (!(s->mcr & MCR_LOOP))
+        return s->msr;
+    uint8_t msr = s->msr & MSR_DELTA_MASK;
+    if (s->mcr & MCR_RTS)
+        msr |= MSR_CTS;
+    if (s->mcr & MCR_DTR)
+        msr |= MSR_DSR;
+    if (s->mcr & MCR_OUT1)
+        msr |= MSR_RI;
+    if (s->mcr & MCR_OUT2)
+        msr |= MSR_DCD;
+    return msr;
+}
+
+static uint8_t serial_read_reg(struct serial *s, unsigned reg)
+{
+    bool dlab = s->lcr & LCR_DLAB;
+    switch (reg) {
+    case REG_RBR_THR: {
+        if (dlab)
+            return s->dll;
+        uint8_t byte = rx_pop(s);
+        if (s->rx_count == 0)
+            notify_rx_ready(s);
+        return byte;
+    }
+    case REG_IER:
+        return dlab ? s->dlm : s->ier;
+    case REG_IIR_FCR: {
+        uint8_t iir = serial_iir(s);
+        /* Reading IIR while it reports THRE acknowledges it. */
+        if ((iir & 0x0f) == IIR_THRI)
+            s->thre_pending = false;
+        return iir;
+    }
+    case REG_LCR:
+        return s->lcr;
+    case REG_MCR:
+        return s->mcr;
+    case REG_LSR:
+        return (uint8_t)(s->lsr | (s->rx_count ? LSR_DR : 0));
+    case REG_MSR: {
+        uint8_t msr = serial_msr(s);
+        s->msr &= (uint8_t)~MSR_DELTA_MASK;
+        return msr;
+    }
+    case REG_SCR:
+    default:
+        return s->scr;
+    }
+}
+
+static void serial_transmit(struct serial *s, uint8_t byte)
+{
+    if (s->mcr & MCR_LOOP)
+        rx_push(s, byte);
+    else if (s->host && s->host->tx)
+        s->host->tx(s->host_ctx, byte);
+    /* The byte leaves at once: the holding register is empty again. */
+    s->thre_pending = true;
+}
+
+static void serial_write_ier(struct serial *s, uint8_t value)
+{
+    uint8_t old = s->ier;
+    s->ier = value & IER_MASK;
+    /* Enabling THRE interrupts while the transmitter is idle raises one at
+     * once; Linux's start-up test depends on that. */
+    if (!(old & IER_THRI) && (s->ier & IER_THRI))
+        s->thre_pending = true;
+    if (!(old & IER_RDI) && (s->ier & IER_RDI))
+        notify_rx_ready(s);
+}
+
+static void serial_write_reg(struct serial *s, unsigned reg, uint8_t value)
+{
+    bool dlab = s->lcr & LCR_DLAB;
+    switch (reg) {
+    case REG_RBR_THR:
+        if (dlab)
+            s->dll = value;
+        else
+            serial_transmit(s, value);
+        break;
+    case REG_IER:
+        if (dlab)
+            s->dlm = value;
+        else
+            serial_write_ier(s, value);
+        break;
+    case REG_IIR_FCR:
+        if (value & FCR_CLEAR_RX) {
+            s->rx_head = s->rx_count = 0;
+            notify_rx_ready(s);
+        }
+        s->fcr = value & 0xc9; /* enable, DMA mode, trigger level */
+        break;
+    case REG_LCR:
+        s->lcr = value;
+        break;
+    case REG_MCR:
+        s->mcr = value & MCR_MASK;
+        break;
+    case REG_SCR:
+        s->scr = value;
+        break;
+    default:
+        break; /* LSR and MSR are read-only */
+    }
+}
+
+static void serial_bus_read(void *dev, uint64_t offset, void *data, unsigned len)
+{
+    struct serial *s = dev;
+    uint8_t *out = data;
+    pthread_mutex_lock(&s->lock);
+    for (unsigned i = 0; i < len; i++)
+        out[i] = offset + i < SERIAL_REG_COUNT ? serial_read_reg(s, (unsigned)(offset + i)) : 0xff;
+    serial_update_irq(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void serial_bus_write(void *dev, uint64_t offset, const void *data, unsigned len)
+{
+    struct serial *s = dev;
+    const uint8_t *in = data;
+    pthread_mutex_lock(&s->lock);
+    for (unsigned i = 0; i < len; i++)
+        if (offset + i < SERIAL_REG_COUNT)
+            serial_write_reg(s, (unsigned)(offset + i), in[i]);
+    serial_update_irq(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+const struct bus_ops serial_bus_ops = {
+    .read = serial_bus_read,
+    .write = serial_bus_write,
+};

@@ -1,0 +1,49 @@
+/* A 16550A UART. It knows nothing of the bus it sits on (it is driven by
+ * register offsets 0-7) nor of the host: bytes the guest sends go to a
+ * callback, bytes for the guest are offered with serial_receive(). */
+#ifndef EMBER_DEVICES_SERIAL_8250_H
+#define EMBER_DEVICES_SERIAL_8250_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus/bus.h"
+#include "devices/irq.h"
+
+#define SERIAL_FIFO_SIZE 16
+#define SERIAL_REG_COUNT 8
+
+struct serial_host_ops {
+    /* A byte the guest transmitted. */
+    void (*tx)(void *ctx, uint8_t byte);
+    /* The guest can take input now (it enabled receive interrupts or drained
+     * the FIFO): call serial_receive() again. Called with the UART locked, so
+     * it must only wake someone up. */
+    void (*rx_ready)(void *ctx);
+};
+
+struct serial {
+    pthread_mutex_t lock;
+    struct irq_line irq;
+    const struct serial_host_ops *host;
+    void *host_ctx;
+
+    uint8_t rx_fifo[SERIAL_FIFO_SIZE];
+    unsigned rx_head, rx_count;
+    uint8_t ier, lcr, mcr, lsr, msr, scr, fcr;
+    uint8_t dll, dlm;
+    bool thre_pending;
+    bool irq_level;
+};
+
+extern const struct bus_ops serial_bus_ops;
+
+void serial_init(struct serial *s, struct irq_line irq, const struct serial_host_ops *host,
+                 void *host_ctx);
+void serial_destroy(struct serial *s);
+/* Offer input to the guest; returns how many bytes it took (0 while the guest
+ * has receive interrupts off or its FIFO is full). */
+size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
+
+#endif

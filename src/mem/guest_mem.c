@@ -1,0 +1,134 @@
+#include "guest_mem.h"
+
+#include <string.h>
+#include <sys/mman.h>
+
+#include "util/util.h"
+
+static int gm_insert(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hva)
+{
+    if (gm->nr_regions >= GM_MAX_REGIONS)
+        return err_set(-ENOSPC, "too many guest memory regions");
+    if (size == 0 || gpa + size < gpa)
+        return err_set(-EINVAL, "bad guest memory region %#llx+%#llx",
+                       (unsigned long long)gpa, (unsigned long long)size);
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
+        const struct gm_region *r = &gm->regions[i];
+        if (gpa < r->gpa + r->size && r->gpa < gpa + size)
+            return err_set(-EINVAL, "overlapping guest memory regions");
+    }
+    gm->regions[gm->nr_regions++] = (struct gm_region){gpa, size, hva};
+    gm->total_size += size;
+    return 0;
+}
+
+int gm_add_region(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hva)
+{
+    return gm_insert(gm, gpa, size, hva);
+}
+
+static int gm_map_one(struct guest_mem *gm, uint64_t gpa, uint64_t size)
+{
+    void *hva = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (hva == MAP_FAILED)
+        return err_errno(-errno, "cannot map %llu MiB of guest memory",
+                         (unsigned long long)(size >> 20));
+    int ret = gm_insert(gm, gpa, size, hva);
+    if (ret)
+        munmap(hva, size);
+    return ret;
+}
+
+int gm_create_anon(struct guest_mem *gm, uint64_t ram_size, uint64_t hole_start)
+{
+    memset(gm, 0, sizeof(*gm));
+    gm->owns_mappings = true;
+    uint64_t low = MIN(ram_size, hole_start);
+    int ret = gm_map_one(gm, 0, low);
+    if (!ret && ram_size > low)
+        ret = gm_map_one(gm, GiB(4), ram_size - low);
+    if (ret)
+        gm_destroy(gm);
+    return ret;
+}
+
+void gm_destroy(struct guest_mem *gm)
+{
+    if (gm->owns_mappings) {
+        for (unsigned i = 0; i < gm->nr_regions; i++)
+            munmap(gm->regions[i].hva, gm->regions[i].size);
+    }
+    memset(gm, 0, sizeof(*gm));
+}
+
+void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+    if (len == 0)
+        len = 1;
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
+        const struct gm_region *r = &gm->regions[i];
+        /* Subtractions only: no sum can wrap. */
+        if (gpa < r->gpa)
+            continue;
+        uint64_t offset = gpa - r->gpa;
+        if (offset >= r->size || len > r->size - offset)
+            continue;
+        return r->hva + offset;
+    }
+    return NULL;
+}
+
+bool gm_range_valid(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+    return gm_ptr(gm, gpa, len) != NULL;
+}
+
+int gm_read(const struct guest_mem *gm, uint64_t gpa, void *dst, size_t len)
+{
+    const void *src = gm_ptr(gm, gpa, len);
+    if (!src)
+        return -EFAULT;
+    memcpy(dst, src, len);
+    return 0;
+}
+
+int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, size_t len)
+{
+    void *dst = gm_ptr(gm, gpa, len);
+    if (!dst)
+        return -EFAULT;
+    memcpy(dst, src, len);
+    return 0;
+}
+
+int gm_fill(const struct guest_mem *gm, uint64_t gpa, int byte, size_t len)
+{
+    void *dst = gm_ptr(gm, gpa, len);
+    if (!dst)
+        return -EFAULT;
+    memset(dst, byte, len);
+    return 0;
+}
+
+#define GM_FIELD_ACCESSORS(bits)                                               \
+    int gm_read_u##bits(const struct guest_mem *gm, uint64_t gpa,              \
+                        uint##bits##_t *out)                                   \
+    {                                                                          \
+        uint8_t buf[bits / 8];                                                 \
+        int ret = gm_read(gm, gpa, buf, sizeof(buf));                          \
+        if (!ret)                                                              \
+            *out = le##bits##_load(buf);                                       \
+        return ret;                                                            \
+    }                                                                          \
+    int gm_write_u##bits(const struct guest_mem *gm, uint64_t gpa,             \
+                         uint##bits##_t v)                                     \
+    {                                                                          \
+        uint8_t buf[bits / 8];                                                 \
+        le##bits##_store(buf, v);                                              \
+        return gm_write(gm, gpa, buf, sizeof(buf));                            \
+    }
+
+GM_FIELD_ACCESSORS(16)
+GM_FIELD_ACCESSORS(32)
+GM_FIELD_ACCESSORS(64)

@@ -1,0 +1,44 @@
+/* Leveled logging to stderr (or a file set by the control API later).
+ * Guest-caused problems use log_ratelimited so a hostile guest cannot flood
+ * the host's log. */
+#ifndef EMBER_UTIL_LOG_H
+#define EMBER_UTIL_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "err.h"
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+void log_set_level(enum log_level level);
+/* Messages end in \r\n while the console has the terminal in raw mode. */
+void log_set_raw_terminal(bool raw);
+enum log_level log_get_level(void);
+void log_msg(enum log_level level, const char *fmt, ...) EMBER_PRINTF(2, 3);
+
+/* Per call-site budget: at most 'burst' messages per 5 s window. */
+struct log_ratelimit {
+    uint64_t window_start_ns;
+    unsigned printed;
+    unsigned suppressed;
+};
+bool log_ratelimit_allow(struct log_ratelimit *rl, unsigned burst);
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                                                        \
+    do {                                                                       \
+        if (log_get_level() >= LOG_DEBUG)                                      \
+            log_msg(LOG_DEBUG, __VA_ARGS__);                                   \
+    } while (0)
+
+/* Rate-limited warning for guest-triggered events. */
+#define log_guest(...)                                                         \
+    do {                                                                       \
+        static struct log_ratelimit rl__;                                      \
+        if (log_ratelimit_allow(&rl__, 10))                                    \
+            log_msg(LOG_WARN, __VA_ARGS__);                                    \
+    } while (0)
+
+#endif

@@ -1,0 +1,141 @@
+/* The PC board ember emulates: which devices exist, where they sit, and the
+ * order they are set up in. Devices are bus-agnostic models; this file
+ * places them on the buses and connects their host-side callbacks. */
+#include "vmm/vm.h"
+
+#include <string.h>
+
+#include "arch/x86_64/acpi.h"
+#include "arch/x86_64/layout.h"
+#include "util/util.h"
+
+static void board_on_reset(void *ctx)
+{
+    vm_request_stop(ctx, VM_STOP_REBOOT, "the guest rebooted");
+}
+
+static void board_on_panic(void *ctx, uint8_t events)
+{
+    if (events & PVPANIC_PANICKED)
+        vm_request_stop(ctx, VM_STOP_PANIC, "the guest panicked");
+}
+
+static void board_on_sleep(void *ctx, unsigned slp_typ)
+{
+    if (slp_typ == ACPI_S5_SLP_TYP)
+        vm_request_stop(ctx, VM_STOP_POWER_OFF, "the guest powered off");
+}
+
+static const struct i8042_host_ops board_i8042_ops = {.reset = board_on_reset};
+static const struct pvpanic_host_ops board_pvpanic_ops = {.event = board_on_panic};
+static const struct acpi_pm_host_ops board_pm_ops = {.sleep = board_on_sleep};
+
+/* Port 0x80 (POST codes and I/O delays): accepted and ignored. */
+static void post_read(void *dev, uint64_t offset, void *data, unsigned len)
+{
+    (void)dev;
+    (void)offset;
+    memset(data, 0, len);
+}
+
+static void post_write(void *dev, uint64_t offset, const void *data, unsigned len)
+{
+    (void)dev;
+    (void)offset;
+    (void)data;
+    (void)len;
+}
+
+static const struct bus_ops post_bus_ops = {.read = post_read, .write = post_write};
+
+static struct irq_line isa_irq(struct vm *vm, uint32_t irq)
+{
+    return (struct irq_line){&vm->irq_sink, irq};
+}
+
+static int setup_post(struct vm *vm)
+{
+    return bus_register(&vm->pio, PORT_POST, 1, &post_bus_ops, NULL, "post");
+}
+
+static int setup_pci(struct vm *vm)
+{
+    pci_bus_init(&vm->pci);
+    pci_host_bridge_init(&vm->host_bridge);
+    int ret = pci_bus_add(&vm->pci, &vm->host_bridge, 0);
+    if (!ret)
+        ret = bus_register(&vm->pio, PORT_PCI_CONFIG_ADDRESS, 8, &pci_conf1_bus_ops,
+                           &vm->pci, "pci-conf1");
+    return ret;
+}
+
+static int setup_serial(struct vm *vm)
+{
+    serial_init(&vm->serial, isa_irq(vm, IRQ_COM1), &console_serial_ops, &vm->console);
+    return bus_register(&vm->pio, PORT_COM1, SERIAL_REG_COUNT, &serial_bus_ops,
+                        &vm->serial, "com1");
+}
+
+static int setup_i8042(struct vm *vm)
+{
+    i8042_init(&vm->i8042, isa_irq(vm, IRQ_KEYBOARD), isa_irq(vm, IRQ_MOUSE),
+               &board_i8042_ops, vm);
+    int ret = bus_register(&vm->pio, PORT_I8042_DATA, 1, &i8042_data_bus_ops, &vm->i8042,
+                           "i8042-data");
+    if (!ret)
+        ret = bus_register(&vm->pio, PORT_I8042_CMD, 1, &i8042_cmd_bus_ops, &vm->i8042,
+                           "i8042-cmd");
+    return ret;
+}
+
+static int setup_rtc(struct vm *vm)
+{
+    rtc_cmos_init(&vm->rtc, NULL);
+    return bus_register(&vm->pio, PORT_RTC, 2, &rtc_cmos_bus_ops, &vm->rtc, "rtc");
+}
+
+static int setup_pvpanic(struct vm *vm)
+{
+    pvpanic_init(&vm->pvpanic, &board_pvpanic_ops, vm);
+    return bus_register(&vm->pio, PORT_PVPANIC, 1, &pvpanic_bus_ops, &vm->pvpanic,
+                        "pvpanic");
+}
+
+static int setup_acpi_pm(struct vm *vm)
+{
+    acpi_pm_init(&vm->pm, &board_pm_ops, vm, NULL);
+    return bus_register(&vm->pio, PORT_ACPI_PM1_EVT, ACPI_PM_REGION_SIZE, &acpi_pm_bus_ops,
+                        &vm->pm, "acpi-pm");
+}
+
+static const struct board_device {
+    const char *name;
+    int (*setup)(struct vm *vm);
+} board_devices[] = {
+    {"post", setup_post},
+    {"pci", setup_pci},
+    {"serial", setup_serial},
+    {"i8042", setup_i8042},
+    {"rtc", setup_rtc},
+    {"pvpanic", setup_pvpanic},
+    {"acpi-pm", setup_acpi_pm},
+};
+
+int board_setup(struct vm *vm)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(board_devices); i++) {
+        int ret = board_devices[i].setup(vm);
+        if (ret)
+            return err_prefix(ret, "setting up %s", board_devices[i].name);
+    }
+    return 0;
+}
+
+void board_teardown(struct vm *vm)
+{
+    serial_destroy(&vm->serial);
+    i8042_destroy(&vm->i8042);
+    rtc_cmos_destroy(&vm->rtc);
+    acpi_pm_destroy(&vm->pm);
+    pci_bus_destroy(&vm->pci);
+}

@@ -1,0 +1,27 @@
+/* What to run: the single internal configuration the CLI (and later the
+ * control API and config file) fill in. */
+#ifndef EMBER_VMM_CONFIG_H
+#define EMBER_VMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_MEM (256ull << 20)
+#define CONFIG_DEFAULT_CPUS 1
+#define CONFIG_MAX_CPUS 255
+#define CONFIG_MIN_MEM (16ull << 20)
+#define CONFIG_MAX_MEM (1ull << 40)
+#define CONFIG_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 quiet"
+
+struct vm_config {
+    const char *kernel_path;
+    const char *initrd_path;
+    const char *cmdline;
+    unsigned nr_vcpus;
+    uint64_t mem_size;
+    bool skip_host_check;
+};
+
+void vm_config_defaults(struct vm_config *cfg);
+
+#endif

@@ -1,0 +1,290 @@
+#include "vmm/vm.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "arch/x86_64/acpi.h"
+#include "arch/x86_64/cpuid.h"
+#include "arch/x86_64/layout.h"
+#include "util/log.h"
+#include "util/util.h"
+
+void vm_config_defaults(struct vm_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->nr_vcpus = CONFIG_DEFAULT_CPUS;
+    cfg->mem_size = CONFIG_DEFAULT_MEM;
+}
+
+/* Map a whole file read-only; an empty file is an error for the caller. */
+static int map_file(const char *path, const char *what, void **map, size_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_errno(-errno, "%s %s", what, path);
+    struct stat st;
+    int ret = 0;
+    if (fstat(fd, &st) < 0)
+        ret = err_errno(-errno, "%s %s", what, path);
+    else if (!S_ISREG(st.st_mode))
+        ret = err_set(-EINVAL, "%s %s: not a regular file", what, path);
+    else if (st.st_size == 0)
+        ret = err_set(-EINVAL, "%s %s: file is empty", what, path);
+    if (!ret) {
+        *size = (size_t)st.st_size;
+        *map = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (*map == MAP_FAILED) {
+            *map = NULL;
+            ret = err_errno(-errno, "%s %s: cannot map", what, path);
+        }
+    }
+    close(fd);
+    return ret;
+}
+
+int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *f)
+{
+    memset(f, 0, sizeof(*f));
+    int ret = map_file(cfg->kernel_path, "kernel", &f->kernel_map, &f->kernel_map_size);
+    if (!ret && cfg->initrd_path)
+        ret = map_file(cfg->initrd_path, "initrd", &f->initrd_map, &f->initrd_map_size);
+    if (ret) {
+        vm_boot_files_close(f);
+        return ret;
+    }
+    f->boot = (struct boot_config){
+        .kernel = {cfg->kernel_path, f->kernel_map, f->kernel_map_size},
+        .initrd = {cfg->initrd_path, f->initrd_map, f->initrd_map_size},
+        .cmdline = cfg->cmdline,
+        .ram_size = cfg->mem_size,
+    };
+    ret = boot_prepare(&f->boot, &f->layout);
+    if (ret)
+        vm_boot_files_close(f);
+    return ret;
+}
+
+void vm_boot_files_close(struct vm_boot_files *f)
+{
+    if (f->kernel_map)
+        munmap(f->kernel_map, f->kernel_map_size);
+    if (f->initrd_map)
+        munmap(f->initrd_map, f->initrd_map_size);
+    memset(f, 0, sizeof(*f));
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
+{
+    pthread_mutex_lock(&vm->stop_lock);
+    if (vm->stop_reason == VM_STOP_NONE) {
+        vm->stop_reason = reason;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(vm->stop_detail, sizeof(vm->stop_detail), fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&vm->stop_lock);
+    eventfd_signal(vm->stop_fd);
+}
+
+static void vm_irq_set_line(void *ctx, uint32_t gsi, bool level)
+{
+    struct vm *vm = ctx;
+    if (vm->accel->set_irq_line(vm->avm, gsi, level))
+        log_guest("cannot set interrupt line %u: %s", gsi, err_msg());
+}
+
+static const struct irq_sink_ops vm_irq_sink_ops = {
+    .set_line = vm_irq_set_line,
+};
+
+/* GSI routing of a PC: ISA IRQs reach both 8259s and the IOAPIC, except that
+ * IRQ 0 (the PIT) arrives on IOAPIC pin 2, as the MADT's override says. */
+static size_t vm_irq_routes(struct accel_irq_route *routes)
+{
+    size_t n = 0;
+    for (uint32_t gsi = 0; gsi < 16; gsi++) {
+        if (gsi == 2)
+            continue; /* the cascade */
+        routes[n++] = (struct accel_irq_route){
+            gsi, gsi < 8 ? ACCEL_PIC_MASTER : ACCEL_PIC_SLAVE, gsi % 8};
+    }
+    for (uint32_t gsi = 0; gsi < IOAPIC_PINS; gsi++) {
+        if (gsi == 2)
+            continue;
+        routes[n++] = (struct accel_irq_route){gsi, ACCEL_IOAPIC, gsi == 0 ? 2 : gsi};
+    }
+    return n;
+}
+
+static int vm_setup_memory(struct vm *vm)
+{
+    int ret = gm_create_anon(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START);
+    for (unsigned i = 0; !ret && i < vm->mem.nr_regions; i++) {
+        const struct gm_region *r = &vm->mem.regions[i];
+        ret = vm->accel->map_memory(vm->avm, i, r->gpa, r->size, r->hva);
+    }
+    return ret;
+}
+
+static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
+                          const struct x86_sregs *sregs)
+{
+    vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
+    struct x86_cpuid_entry *cpuid = calloc(CPUID_MAX_ENTRIES, sizeof(*cpuid));
+    size_t nr_cpuid = 0;
+    int ret = (vm->vcpus && cpuid) ? 0 : err_set(-ENOMEM, "out of memory");
+    if (!ret)
+        ret = vm->accel->supported_cpuid(vm->avm, cpuid, CPUID_MAX_ENTRIES, &nr_cpuid);
+    for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++)
+        ret = vcpu_create(vm, i, &vm->vcpus[i], cpuid, nr_cpuid);
+    free(cpuid);
+    if (!ret)
+        ret = vm->accel->vcpu_set_sregs(vm->vcpus[0].accel_vcpu, sregs);
+    if (!ret)
+        ret = vm->accel->vcpu_set_regs(vm->vcpus[0].accel_vcpu, regs);
+    return ret;
+}
+
+static int vm_setup_signals(struct vm *vm)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGQUIT);
+    vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (vm->signal_fd < 0)
+        return err_errno(-errno, "signalfd failed");
+    return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, const struct vm_boot_files *files)
+{
+    memset(vm, 0, sizeof(*vm));
+    vm->cfg = cfg;
+    vm->accel = &accel_kvm_ops;
+    vm->nr_vcpus = cfg->nr_vcpus;
+    vm->stop_fd = vm->signal_fd = -1;
+    vm->loop.epfd = -1;
+    pthread_mutex_init(&vm->stop_lock, NULL);
+    bus_init(&vm->pio, "port I/O");
+    bus_init(&vm->mmio, "MMIO");
+    vm->irq_sink = (struct irq_sink){&vm_irq_sink_ops, vm};
+    int ret = evloop_init(&vm->loop);
+    if (!ret)
+        ret = (vm->stop_fd = eventfd_create()) < 0 ? vm->stop_fd : 0;
+    if (!ret)
+        ret = vm_setup_signals(vm);
+    if (!ret)
+        ret = console_init(&vm->console, STDIN_FILENO, STDOUT_FILENO);
+    if (!ret) {
+        struct accel_vm_params params = {.nr_vcpus = cfg->nr_vcpus};
+        ret = vm->accel->vm_create(&params, &vm->avm);
+    }
+    if (!ret)
+        ret = vm_setup_memory(vm);
+    struct accel_irq_route routes[48];
+    if (!ret)
+        ret = vm->accel->create_irqchip(vm->avm, routes, vm_irq_routes(routes));
+    if (!ret)
+        ret = board_setup(vm);
+    if (!ret) {
+        struct acpi_config acpi = {.nr_vcpus = cfg->nr_vcpus, .ioapic_id = 0};
+        uint8_t *area = gm_ptr(&vm->mem, LAYOUT_ACPI, LAYOUT_ACPI_SIZE);
+        ret = area ? acpi_build(&acpi, area, LAYOUT_ACPI_SIZE, LAYOUT_ACPI)
+                   : err_set(-EFAULT, "no guest memory for ACPI tables");
+    }
+    struct x86_regs regs;
+    struct x86_sregs sregs;
+    if (!ret)
+        ret = boot_load(&files->boot, &files->layout, &vm->mem, &regs, &sregs);
+    if (!ret)
+        ret = vm_setup_vcpus(vm, &regs, &sregs);
+    return ret;
+}
+
+static void vm_on_stop(void *ctx, uint32_t events)
+{
+    struct vm *vm = ctx;
+    (void)events;
+    eventfd_drain(vm->stop_fd);
+    evloop_stop(&vm->loop);
+}
+
+static void vm_on_signal(void *ctx, uint32_t events)
+{
+    struct vm *vm = ctx;
+    struct signalfd_siginfo info;
+    (void)events;
+    if (read(vm->signal_fd, &info, sizeof(info)) != sizeof(info))
+        return;
+    pthread_mutex_lock(&vm->stop_lock);
+    if (vm->stop_reason == VM_STOP_NONE)
+        vm->stop_signal = (int)info.ssi_signo;
+    pthread_mutex_unlock(&vm->stop_lock);
+    vm_request_stop(vm, VM_STOP_SIGNAL, "stopped by signal %u (%s)", info.ssi_signo,
+                    strsignal((int)info.ssi_signo));
+}
+
+static void vm_on_user_quit(void *ctx)
+{
+    vm_request_stop(ctx, VM_STOP_USER_QUIT, "quit from the console (Ctrl-A x)");
+}
+
+enum vm_stop_reason vm_run(struct vm *vm)
+{
+    int ret = evloop_add(&vm->loop, vm->stop_fd, EPOLLIN, vm_on_stop, vm);
+    if (!ret)
+        ret = evloop_add(&vm->loop, vm->signal_fd, EPOLLIN, vm_on_signal, vm);
+    if (!ret)
+        ret = console_attach(&vm->console, &vm->loop, &vm->serial, vm_on_user_quit, vm);
+    if (!ret)
+        ret = console_enter_raw_mode(&vm->console);
+    for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++)
+        ret = vcpu_start(&vm->vcpus[i]);
+    if (!ret)
+        ret = evloop_run(&vm->loop);
+    if (ret)
+        vm_request_stop(vm, VM_STOP_ERROR, "%s", err_msg());
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_request_stop(&vm->vcpus[i]);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_join(&vm->vcpus[i]);
+    console_restore_terminal();
+    pthread_mutex_lock(&vm->stop_lock);
+    enum vm_stop_reason reason = vm->stop_reason;
+    pthread_mutex_unlock(&vm->stop_lock);
+    return reason;
+}
+
+void vm_destroy(struct vm *vm)
+{
+    for (unsigned i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
+        vcpu_destroy(&vm->vcpus[i]);
+    free(vm->vcpus);
+    vm->vcpus = NULL;
+    board_teardown(vm);
+    if (vm->avm)
+        vm->accel->vm_destroy(vm->avm);
+    gm_destroy(&vm->mem);
+    console_destroy(&vm->console);
+    evloop_destroy(&vm->loop);
+    if (vm->stop_fd >= 0)
+        close(vm->stop_fd);
+    if (vm->signal_fd >= 0)
+        close(vm->signal_fd);
+    bus_destroy(&vm->pio);
+    bus_destroy(&vm->mmio);
+    pthread_mutex_destroy(&vm->stop_lock);
+}

@@ -1,0 +1,94 @@
+/* A virtual machine: guest memory, the CPU backend's VM, buses, the board's
+ * devices and the vCPUs, and the reason it stopped. */
+#ifndef EMBER_VMM_VM_H
+#define EMBER_VMM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "accel/accel.h"
+#include "arch/x86_64/boot.h"
+#include "bus/bus.h"
+#include "bus/pci/pci.h"
+#include "devices/acpi_pm.h"
+#include "devices/i8042.h"
+#include "devices/irq.h"
+#include "devices/pvpanic.h"
+#include "devices/rtc_cmos.h"
+#include "devices/serial_8250.h"
+#include "mem/guest_mem.h"
+#include "vmm/config.h"
+#include "vmm/console.h"
+#include "vmm/evloop.h"
+#include "vmm/vcpu.h"
+
+enum vm_stop_reason {
+    VM_STOP_NONE,
+    VM_STOP_POWER_OFF,
+    VM_STOP_REBOOT,
+    VM_STOP_PANIC,
+    VM_STOP_TRIPLE_FAULT,
+    VM_STOP_USER_QUIT,
+    VM_STOP_SIGNAL,
+    VM_STOP_ERROR,
+};
+
+struct vm {
+    const struct vm_config *cfg;
+    const struct accel_ops *accel;
+    struct accel_vm *avm;
+    struct guest_mem mem;
+    struct bus pio;
+    struct bus mmio;
+    struct irq_sink irq_sink;
+    struct evloop loop;
+    struct console console;
+
+    /* The board (see board.c). */
+    struct pci_bus pci;
+    struct pci_device host_bridge;
+    struct serial serial;
+    struct i8042 i8042;
+    struct rtc_cmos rtc;
+    struct pvpanic pvpanic;
+    struct acpi_pm pm;
+
+    struct vcpu *vcpus;
+    unsigned nr_vcpus;
+
+    pthread_mutex_t stop_lock;
+    enum vm_stop_reason stop_reason;
+    int stop_signal;
+    char stop_detail[256];
+    int stop_fd; /* wakes the event loop when the VM must stop */
+    int signal_fd;
+};
+
+/* Files the boot needs, opened and validated before any VM exists. */
+struct vm_boot_files {
+    struct boot_config boot;
+    struct boot_layout layout;
+    void *kernel_map, *initrd_map;
+    size_t kernel_map_size, initrd_map_size;
+};
+
+int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *files)
+    EMBER_MUST_CHECK;
+void vm_boot_files_close(struct vm_boot_files *files);
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, const struct vm_boot_files *files)
+    EMBER_MUST_CHECK;
+/* Run until the guest stops; returns the reason. */
+enum vm_stop_reason vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/* From any thread: the VM must stop for 'reason' (the first reason wins). */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
+    EMBER_PRINTF(3, 4);
+
+/* The board's devices, set up in a fixed order (board.c). */
+int board_setup(struct vm *vm) EMBER_MUST_CHECK;
+void board_teardown(struct vm *vm);
+
+#endif

@@ -1,0 +1,262 @@
+"""The nested harness: boot an L1 host under QEMU TCG (-cpu max exposes AMD
+SVM with nested paging), load kvm-amd there, and run jobs that use ember on
+the real /dev/kvm that L1 then has. Results come back over L1's console,
+framed by @@ markers.
+
+Also decides whether nesting is needed at all: with hardware KVM on this
+host the same jobs run directly.
+"""
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+L1_EMBER = "/usr/bin/ember"
+L1_GUEST = "/usr/share/ember/guest"
+L1_DATA = "/data"
+
+
+def host_has_hw_kvm():
+    """Same rule as ember's own host check (src/accel/hostcheck.c)."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "no usable /dev/kvm"
+    if os.path.isdir("/sys/module/kvm_pvm"):
+        return False, "/dev/kvm is the PVM module (kvm_pvm)"
+    flags = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = line
+                break
+    hw = (" vmx" in flags or " svm" in flags) and (
+        os.path.isdir("/sys/module/kvm_intel") or os.path.isdir("/sys/module/kvm_amd"))
+    return hw, ("hardware KVM" if hw else "no vmx/svm with kvm_intel/kvm_amd")
+
+
+@dataclass
+class Job:
+    """One shell script run in the L1 host (or directly on a KVM host) with
+    $EMBER, $GUEST and $DATA set. Its output and exit status are captured."""
+    name: str
+    script: str
+    timeout: int = 90
+    # Filled in after running:
+    rc: int = None
+    output: str = ""
+    seconds: float = None
+    error: str = None
+
+
+@dataclass
+class L1Files:
+    """Extra files for L1's initramfs: {path in L1: host path}."""
+    files: dict = field(default_factory=dict)
+    # Executables whose shared libraries must come along.
+    programs: dict = field(default_factory=dict)
+
+
+def _libs_of(binary):
+    """Shared libraries (and the loader) a dynamic executable needs."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True)
+    if "not a dynamic executable" in out.stdout + out.stderr:
+        return []
+    libs = []
+    for line in out.stdout.splitlines():
+        m = re.search(r"(/\S+)\s+\(0x", line)
+        if m:
+            libs.append(m.group(1))
+    return libs
+
+
+def _write_cpio(root, out_path):
+    with open(out_path, "wb") as out:
+        find = subprocess.Popen(["find", "."], cwd=root, stdout=subprocess.PIPE)
+        names = sorted(find.communicate()[0].split(b"\n"))
+        names = b"\n".join(n for n in names if n) + b"\n"
+        subprocess.run(["cpio", "-o", "-H", "newc", "-R", "0:0", "--quiet"],
+                       cwd=root, input=names, stdout=out, check=True)
+
+
+class NestedHost:
+    """Builds L1's initramfs once; each run() boots a fresh L1."""
+
+    def __init__(self, build_dir, extra=None, smp=2, mem_mb=3072, log_dir=None):
+        self.build = os.path.abspath(build_dir)
+        self.smp = smp
+        self.mem_mb = mem_mb
+        self.log_dir = log_dir
+        self.kernel = os.path.join(self.build, "guest", "vmlinuz")
+        self.workdir = tempfile.mkdtemp(prefix="ember-l1-")
+        self.base_cpio = os.path.join(self.workdir, "base.cpio")
+        self._build_base(extra or L1Files())
+
+    def close(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _kvm_modules(self):
+        debs = os.path.join(self.build, "debs", "kernel", "lib", "modules")
+        kver = os.listdir(debs)[0]
+        kdir = os.path.join(debs, kver, "kernel")
+        return {
+            "irqbypass": os.path.join(kdir, "virt", "lib", "irqbypass.ko"),
+            "kvm": os.path.join(kdir, "arch", "x86", "kvm", "kvm.ko"),
+            "kvm-amd": os.path.join(kdir, "arch", "x86", "kvm", "kvm-amd.ko"),
+        }
+
+    def _build_base(self, extra):
+        root = os.path.join(self.workdir, "root")
+        for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp",
+                  "data", "lib/modules/l1", "etc", L1_GUEST.lstrip("/")):
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+        busybox = os.path.join(self.build, "debs", "busybox", "bin", "busybox")
+        shutil.copy(busybox, os.path.join(root, "bin", "busybox"))
+        apps = subprocess.run([busybox, "--list-full"], capture_output=True,
+                              text=True, check=True).stdout.split()
+        for app in apps:
+            dst = os.path.join(root, app)
+            if not os.path.lexists(dst):
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                os.symlink("/bin/busybox", dst)
+        shutil.copy(os.path.join(HERE, "l1-init"), os.path.join(root, "init"))
+        os.chmod(os.path.join(root, "init"), 0o755)
+        for name, path in self._kvm_modules().items():
+            shutil.copy(path, os.path.join(root, "lib", "modules", "l1", name + ".ko"))
+        for f in ("vmlinuz", "vmlinux", "initramfs.cpio"):
+            src = os.path.join(self.build, "guest", f)
+            if os.path.exists(src):
+                shutil.copy(src, os.path.join(root, L1_GUEST.lstrip("/"), f))
+        programs = {L1_EMBER: os.path.join(self.build, "ember")}
+        programs.update(extra.programs)
+        for dst, src in programs.items():
+            self._add_file(root, dst, src)
+            for lib in _libs_of(src):
+                self._add_file(root, lib, lib)
+        for dst, src in extra.files.items():
+            self._add_file(root, dst, src)
+        _write_cpio(root, self.base_cpio)
+        shutil.rmtree(root)
+
+    @staticmethod
+    def _add_file(root, dst, src):
+        target = os.path.join(root, dst.lstrip("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.isdir(src):
+            shutil.copytree(src, target, symlinks=False, dirs_exist_ok=True)
+        else:
+            shutil.copy(os.path.realpath(src), target)
+
+    def _job_cpio(self, jobs, path):
+        root = tempfile.mkdtemp(dir=self.workdir)
+        os.makedirs(os.path.join(root, "jobs"))
+        lines = [f"export EMBER={L1_EMBER} GUEST={L1_GUEST} DATA={L1_DATA}"]
+        for i, job in enumerate(jobs):
+            with open(os.path.join(root, "jobs", f"{i}.sh"), "w") as f:
+                f.write(job.script + "\n")
+            lines += [
+                f'echo "@@BEGIN {i} $(cat /proc/uptime)"',
+                f"timeout -s KILL {job.timeout} sh /jobs/{i}.sh < /dev/null; rc=$?",
+                f'echo; echo "@@END {i} $rc $(cat /proc/uptime)"',
+            ]
+        with open(os.path.join(root, "job.sh"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        _write_cpio(root, path)
+        shutil.rmtree(root)
+
+    def qemu_command(self, initrd, cmdline_extra=""):
+        return [
+            "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-M", "q35",
+            "-m", str(self.mem_mb), "-smp", str(self.smp),
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-serial", "stdio", "-no-reboot",
+            "-kernel", self.kernel, "-initrd", initrd,
+            "-append", "console=ttyS0 reboot=t panic=-1 quiet loglevel=1 " + cmdline_extra,
+        ]
+
+    def run(self, jobs, label="l1"):
+        """Boot one L1 and run 'jobs' in order; fills in each job's result."""
+        initrd = os.path.join(self.workdir, f"{label}.cpio")
+        job_cpio = os.path.join(self.workdir, f"{label}-job.cpio")
+        self._job_cpio(jobs, job_cpio)
+        with open(initrd, "wb") as out:
+            for part in (self.base_cpio, job_cpio):
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out)
+        budget = 60 + sum(j.timeout + 10 for j in jobs)
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(self.qemu_command(initrd), stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=budget)
+            console = proc.stdout.decode("utf-8", "replace")
+            failure = None if proc.returncode == 0 else \
+                f"qemu exited {proc.returncode}: {proc.stderr.decode()[-500:]}"
+        except subprocess.TimeoutExpired as e:
+            console = (e.stdout or b"").decode("utf-8", "replace")
+            failure = f"L1 did not finish within {budget}s"
+        elapsed = time.monotonic() - start
+        if self.log_dir:
+            os.makedirs(self.log_dir, exist_ok=True)
+            with open(os.path.join(self.log_dir, f"{label}.console.log"), "w") as f:
+                f.write(console)
+        os.unlink(initrd)
+        os.unlink(job_cpio)
+        self._parse(console, jobs, failure)
+        return console, elapsed
+
+    @staticmethod
+    def _parse(console, jobs, failure):
+        text = console.replace("\r", "")
+        if "@@L1 kvm ready" not in text:
+            failure = failure or "L1 did not report a working /dev/kvm"
+        for i, job in enumerate(jobs):
+            m = re.search(rf"@@BEGIN {i} ([\d.]+) [\d.]+\n(.*?)\n@@END {i} (\d+) ([\d.]+)",
+                          text, re.S)
+            if not m:
+                job.error = failure or "no result from L1 (it stopped early)"
+                b = text.find(f"@@BEGIN {i} ")
+                job.output = text[b:] if b >= 0 else ""
+                continue
+            job.output = m.group(2)
+            job.rc = int(m.group(3))
+            job.seconds = float(m.group(4)) - float(m.group(1))
+
+
+class DirectHost:
+    """Runs jobs on this host (which has hardware KVM)."""
+
+    def __init__(self, build_dir):
+        self.build = os.path.abspath(build_dir)
+
+    def close(self):
+        pass
+
+    def run(self, jobs, label="direct"):
+        start = time.monotonic()
+        for job in jobs:
+            data = tempfile.mkdtemp(prefix="ember-data-")
+            env = dict(os.environ, EMBER=os.path.join(self.build, "ember"),
+                       GUEST=os.path.join(self.build, "guest"), DATA=data)
+            t0 = time.monotonic()
+            try:
+                p = subprocess.run(["sh", "-c", job.script], cwd=data, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, timeout=job.timeout)
+                job.rc = p.returncode
+                job.output = p.stdout.decode("utf-8", "replace")
+            except subprocess.TimeoutExpired as e:
+                job.rc = 137
+                job.output = (e.stdout or b"").decode("utf-8", "replace")
+            job.seconds = time.monotonic() - t0
+            job.output = job.output.replace("\r", "")
+            shutil.rmtree(data, ignore_errors=True)
+        return "", time.monotonic() - start
+
+
+def quote(s):
+    return shlex.quote(s)
