@@ -13,6 +13,15 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | LC_ALL=C sort))
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | LC_ALL=C sort)
 
+# Quiet by default; 'make V=1' shows the commands.
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @echo "  $(1)	$(2)"
+endif
+
 define objs
 $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
@@ -31,26 +40,30 @@ help:
 # --- ember ---------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/ember: $(call objs,$(BUILD),$(LIB_SRCS) src/main.c)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libember.a: $(call objs,$(BUILD),$(LIB_SRCS))
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 # --- sanitizer build ------------------------------------------------------
 $(BUILD)/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN_FLAGS) -c $< -o $@
+	$(call say,CC-SAN,$<)
+	$(Q)$(CC) $(CFLAGS_BASE) -O1 -g $(SAN_FLAGS) -c $< -o $@
 
 $(BUILD)/asan/ember: $(call objs,$(BUILD)/asan,$(LIB_SRCS) src/main.c)
-	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(call say,LD-SAN,$@)
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/asan/libember.a: $(call objs,$(BUILD)/asan,$(LIB_SRCS))
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 asan: $(BUILD)/asan/ember unit-asan
 
@@ -58,17 +71,25 @@ asan: $(BUILD)/asan/ember unit-asan
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 UNIT_ASAN_BINS := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRCS))
 
-$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libember.a
+$(BUILD)/unit/%: tests/unit/%.c tests/unit/fakes.h $(BUILD)/libember.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests $< -o $@ $(BUILD)/libember.a -lcmocka $(LDLIBS)
+	$(call say,TEST,$@)
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) $(CFLAGS) -Itests $< -o $@ \
+		$(BUILD)/libember.a -lcmocka $(LDLIBS)
 
-$(BUILD)/asan/unit/%: tests/unit/%.c $(BUILD)/asan/libember.a
+$(BUILD)/asan/unit/%: tests/unit/%.c tests/unit/fakes.h $(BUILD)/asan/libember.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN_FLAGS) -Itests $< -o $@ $(BUILD)/asan/libember.a \
-		-lcmocka $(LDLIBS)
+	$(call say,TEST-SAN,$@)
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) -O1 -g $(SAN_FLAGS) -Itests $< -o $@ \
+		$(BUILD)/asan/libember.a -lcmocka $(LDLIBS)
 
 unit: $(UNIT_BINS)
 unit-asan: $(UNIT_ASAN_BINS)
+
+# --- test tools (not part of ember) ---------------------------------------------
+$(BUILD)/tools/runwatch: tests/tools/runwatch.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $< -lutil
 
 # --- default guest ----------------------------------------------------------
 GUEST := $(BUILD)/guest
@@ -95,10 +116,10 @@ deps:
 run: $(BUILD)/ember guest
 	tests/harness/run-default.py --build $(BUILD)
 
-test: $(BUILD)/ember $(UNIT_BINS) $(UNIT_ASAN_BINS) guest
-	tests/run.py --build $(BUILD)
+test: $(BUILD)/ember $(BUILD)/asan/ember $(BUILD)/tools/runwatch $(UNIT_BINS) $(UNIT_ASAN_BINS) guest
+	python3 tests/run.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/asan/obj -type f -name '*.d' 2>/dev/null)

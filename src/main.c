@@ -103,7 +103,7 @@ static int exit_code_for(const struct vm *vm, enum vm_stop_reason reason)
         log_error("%s", vm->stop_detail);
         return EMBER_EXIT_TRIPLE_FAULT;
     case VM_STOP_SIGNAL:
-        log_info("%s", vm->stop_detail);
+        log_warn("%s", vm->stop_detail);
         return EMBER_EXIT_SIGNAL_BASE + vm->stop_signal;
     case VM_STOP_ERROR:
     case VM_STOP_NONE:

@@ -113,9 +113,13 @@ static uint8_t rx_pop(struct serial *s)
     return byte;
 }
 
+/* Input waits until the guest's driver has really opened the port: receive
+ * interrupts on and OUT2 set (on a PC, OUT2 gates the UART's interrupt line).
+ * Linux's probe sets IER alone to test the register, and its start-up clears
+ * the FIFO before setting OUT2: bytes offered earlier would be lost. */
 static bool serial_accepts_input(const struct serial *s)
 {
-    return (s->ier & IER_RDI) && !(s->mcr & MCR_LOOP);
+    return (s->ier & IER_RDI) && (s->mcr & MCR_OUT2) && !(s->mcr & MCR_LOOP);
 }
 
 static void notify_rx_ready(struct serial *s)
@@ -128,8 +132,6 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
 {
     size_t taken = 0;
     pthread_mutex_lock(&s->lock);
-    /* Input waits until the guest's driver has enabled receive interrupts:
-     * its start-up clears the FIFO, which would lose earlier bytes. */
     if (serial_accepts_input(s)) {
         while (taken < len && s->rx_count < SERIAL_FIFO_SIZE)
             rx_push(s, buf[taken++]);
@@ -212,13 +214,12 @@ static void serial_write_ier(struct serial *s, uint8_t value)
      * once; Linux's start-up test depends on that. */
     if (!(old & IER_THRI) && (s->ier & IER_THRI))
         s->thre_pending = true;
-    if (!(old & IER_RDI) && (s->ier & IER_RDI))
-        notify_rx_ready(s);
 }
 
 static void serial_write_reg(struct serial *s, unsigned reg, uint8_t value)
 {
     bool dlab = s->lcr & LCR_DLAB;
+    bool accepted = serial_accepts_input(s);
     switch (reg) {
     case REG_RBR_THR:
         if (dlab)
@@ -251,6 +252,8 @@ static void serial_write_reg(struct serial *s, unsigned reg, uint8_t value)
     default:
         break; /* LSR and MSR are read-only */
     }
+    if (!accepted && serial_accepts_input(s))
+        notify_rx_ready(s);
 }
 
 static void serial_bus_read(void *dev, uint64_t offset, void *data, unsigned len)

@@ -68,9 +68,23 @@ int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *f)
         .ram_size = cfg->mem_size,
     };
     ret = boot_prepare(&f->boot, &f->layout);
-    if (ret)
+    if (ret) {
         vm_boot_files_close(f);
-    return ret;
+        return ret;
+    }
+    const struct kernel_image *k = &f->layout.kernel;
+    static const char *const entries[] = {
+        [ENTRY_LINUX64] = "64-bit", [ENTRY_LINUX32] = "32-bit", [ENTRY_PVH] = "PVH"};
+    if (k->format == KERNEL_BZIMAGE)
+        log_info("kernel: bzImage, boot protocol %u.%02u, %s entry at %#llx", k->protocol >> 8,
+                 k->protocol & 0xff, entries[k->entry], (unsigned long long)k->entry_addr);
+    else
+        log_info("kernel: ELF, %s entry at %#llx", entries[k->entry],
+                 (unsigned long long)k->entry_addr);
+    if (f->layout.initrd_size)
+        log_info("initrd: %llu bytes at %#llx", (unsigned long long)f->layout.initrd_size,
+                 (unsigned long long)f->layout.initrd_gpa);
+    return 0;
 }
 
 void vm_boot_files_close(struct vm_boot_files *f)

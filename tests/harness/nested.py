@@ -47,6 +47,8 @@ class Job:
     name: str
     script: str
     timeout: int = 90
+    # Files the job needs in $DATA: {name in $DATA: host path}.
+    files: dict = field(default_factory=dict)
     # Filled in after running:
     rc: int = None
     output: str = ""
@@ -155,12 +157,17 @@ class NestedHost:
     def _job_cpio(self, jobs, path):
         root = tempfile.mkdtemp(dir=self.workdir)
         os.makedirs(os.path.join(root, "jobs"))
-        lines = [f"export EMBER={L1_EMBER} GUEST={L1_GUEST} DATA={L1_DATA}"]
+        lines = [f"export EMBER={L1_EMBER} GUEST={L1_GUEST}"]
         for i, job in enumerate(jobs):
             with open(os.path.join(root, "jobs", f"{i}.sh"), "w") as f:
                 f.write(job.script + "\n")
+            data = os.path.join(root, L1_DATA.lstrip("/"), str(i))
+            os.makedirs(data)
+            for name, src in job.files.items():
+                shutil.copy(src, os.path.join(data, name))
             lines += [
                 f'echo "@@BEGIN {i} $(cat /proc/uptime)"',
+                f"export DATA={L1_DATA}/{i}; cd $DATA",
                 f"timeout -s KILL {job.timeout} sh /jobs/{i}.sh < /dev/null; rc=$?",
                 f'echo; echo "@@END {i} $rc $(cat /proc/uptime)"',
             ]
@@ -209,6 +216,26 @@ class NestedHost:
         self._parse(console, jobs, failure)
         return console, elapsed
 
+    def run_interactive(self, script):
+        """Boot L1 with its console on this terminal and run one script."""
+        initrd = os.path.join(self.workdir, "interactive.cpio")
+        root = tempfile.mkdtemp(dir=self.workdir)
+        with open(os.path.join(root, "job.sh"), "w") as f:
+            f.write(f"export EMBER={L1_EMBER} GUEST={L1_GUEST} DATA={L1_DATA}\n"
+                    "stty sane 2>/dev/null\n" + script + "\n")
+        job_cpio = os.path.join(self.workdir, "interactive-job.cpio")
+        _write_cpio(root, job_cpio)
+        shutil.rmtree(root)
+        with open(initrd, "wb") as out:
+            for part in (self.base_cpio, job_cpio):
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out)
+        cmd = self.qemu_command(initrd)
+        # The terminal is the guest's: Ctrl-C must reach it, not stop QEMU.
+        i = cmd.index("-serial")
+        cmd[i:i + 2] = ["-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"]
+        return subprocess.run(cmd).returncode
+
     @staticmethod
     def _parse(console, jobs, failure):
         text = console.replace("\r", "")
@@ -240,6 +267,8 @@ class DirectHost:
         start = time.monotonic()
         for job in jobs:
             data = tempfile.mkdtemp(prefix="ember-data-")
+            for name, src in job.files.items():
+                shutil.copy(src, os.path.join(data, name))
             env = dict(os.environ, EMBER=os.path.join(self.build, "ember"),
                        GUEST=os.path.join(self.build, "guest"), DATA=data)
             t0 = time.monotonic()

@@ -1,0 +1,125 @@
+"""A small integration-test framework for ember.
+
+Two kinds of tests:
+  host_test   runs on this machine directly (CLI, file validation, host check);
+  guest_test  needs KVM: it returns Job(s) — shell scripts that run ember —
+              and a check. Guest jobs run in the nested harness's L1 hosts when
+              this machine lacks hardware KVM, or directly when it has it.
+A check raises TestFailure (via the expect_* helpers) to fail.
+"""
+import base64
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "harness"))
+from nested import Job  # noqa: E402
+
+DEFAULT_CMDLINE = "console=ttyS0 reboot=k panic=1 quiet"
+
+
+class TestFailure(Exception):
+    pass
+
+
+class TestSkipped(Exception):
+    pass
+
+
+@dataclass
+class Test:
+    name: str
+    kind: str  # "host" or "guest"
+    fn: object
+    batch: str = "default"
+    jobs: list = field(default_factory=list)
+    check: object = None
+
+
+REGISTRY = []
+
+
+def host_test(name):
+    def wrap(fn):
+        REGISTRY.append(Test(name, "host", fn))
+        return fn
+    return wrap
+
+
+def guest_test(name, batch="default"):
+    """The function returns (job or [jobs], check(jobs...))."""
+    def wrap(fn):
+        REGISTRY.append(Test(name, "guest", fn, batch=batch))
+        return fn
+    return wrap
+
+
+# --- building guest jobs ------------------------------------------------------
+
+def guest_cmdline(guest_cmd=None, base=DEFAULT_CMDLINE):
+    """A kernel command line that makes the default guest's init run
+    'guest_cmd' (then power off)."""
+    if guest_cmd is None:
+        return base
+    encoded = base64.b64encode(guest_cmd.encode()).decode()
+    return f"{base} ember_cmd={encoded}"
+
+
+def ember_run(args="", guest_cmd=None, cmdline=None, stdin=None):
+    """Shell for one 'ember run', printing its exit status as 'ember rc=N'."""
+    line = f'"$EMBER" run {args}'
+    if cmdline is None:
+        cmdline = guest_cmdline(guest_cmd)
+    if cmdline is not False:
+        line += f" --cmdline {shlex.quote(cmdline)}"
+    if stdin is not None:
+        line = f"printf %s {shlex.quote(stdin)} | {line}"
+    return f'{line}; echo "ember rc=$?"'
+
+
+def job(name, script, timeout=90, files=None):
+    return Job(name=name, script=script, timeout=timeout, files=files or {})
+
+
+# --- checks -------------------------------------------------------------------
+
+def ember_rc(j):
+    """The exit status ember reported (the last 'ember rc=N' line)."""
+    found = re.findall(r"^ember rc=(\d+)$", j.output, re.M)
+    return int(found[-1]) if found else None
+
+
+def expect(cond, message):
+    if not cond:
+        raise TestFailure(message)
+
+
+def expect_job_ran(j):
+    expect(j.error is None, f"job {j.name} did not run: {j.error}")
+
+
+def expect_ember_rc(j, rc):
+    expect_job_ran(j)
+    got = ember_rc(j)
+    expect(got == rc, f"{j.name}: ember exited {got}, expected {rc}")
+
+
+def expect_output(j, pattern, what=None):
+    expect(re.search(pattern, j.output, re.M),
+           f"{j.name}: expected {what or repr(pattern)} in the output")
+
+
+def expect_no_output(j, pattern, what=None):
+    m = re.search(pattern, j.output, re.M)
+    expect(not m, f"{j.name}: unexpected {what or repr(pattern)}: {m.group(0) if m else ''}")
+
+
+def run_host(args, stdin=None, timeout=30, env=None):
+    """Run a command on this host; returns (rc, stdout+stderr)."""
+    p = subprocess.run(args, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout, env=env)
+    return p.returncode, p.stdout.decode("utf-8", "replace")

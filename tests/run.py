@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""ember's test runner: unit tests (cmocka, normal and sanitizer builds), then
+integration tests — host tests directly, guest tests directly on a host with
+hardware KVM or in the nested harness otherwise. Last line: 'N passed, N failed'.
+A run that executed no test fails."""
+import argparse
+import glob
+import importlib
+import inspect
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "integration"))
+sys.path.insert(0, os.path.join(HERE, "harness"))
+
+import framework  # noqa: E402
+from nested import DirectHost, L1Files, NestedHost, host_has_hw_kvm  # noqa: E402
+
+JOBS_PER_L1 = 7
+
+
+class Results:
+    def __init__(self):
+        self.passed = 0
+        self.failed = []
+        self.skipped = []
+
+    def ok(self, name, detail=""):
+        self.passed += 1
+        print(f"PASS  {name}{detail}", flush=True)
+
+    def fail(self, name, why, output=None):
+        self.failed.append(name)
+        print(f"FAIL  {name}: {why}", flush=True)
+        if output:
+            tail = output.strip().splitlines()[-40:]
+            print("      | " + "\n      | ".join(tail), flush=True)
+
+    def skip(self, name, why):
+        self.skipped.append((name, why))
+        print(f"SKIP  {name}: {why}", flush=True)
+
+
+def run_unit(build, results, pattern):
+    binaries = sorted(b for b in glob.glob(os.path.join(build, "unit", "test_*")) +
+                      glob.glob(os.path.join(build, "asan", "unit", "test_*"))
+                      if os.access(b, os.X_OK) and not b.endswith(".d"))
+    if not binaries:
+        results.fail("unit tests", f"no unit test binaries under {build}")
+        return
+    for binary in binaries:
+        flavour = "asan" if "/asan/" in binary else "unit"
+        suite = os.path.basename(binary)
+        env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
+        p = subprocess.run([binary], capture_output=True, text=True, env=env, timeout=300)
+        cases = re.findall(r"^(ok|not ok) \d+ (?:- )?(.*)$", p.stdout, re.M)
+        if not cases:
+            results.fail(f"{flavour}/{suite}", f"no TAP results (exit {p.returncode})",
+                         p.stdout + p.stderr)
+            continue
+        for status, case in cases:
+            name = f"{flavour}/{suite}: {case.strip()}"
+            if pattern and not re.search(pattern, name):
+                continue
+            if "# SKIP" in case:
+                results.skip(name, "skipped by the unit test (see its stderr): " +
+                             (p.stderr.strip().splitlines() or ["no reason given"])[-1])
+            elif status == "ok":
+                results.ok(name)
+            else:
+                results.fail(name, "failed", p.stdout + p.stderr)
+        if p.returncode != 0 and all(s == "ok" for s, _ in cases):
+            results.fail(f"{flavour}/{suite}", f"exited {p.returncode}", p.stdout + p.stderr)
+
+
+class Context:
+    def __init__(self, build, hw_kvm):
+        self.build = os.path.abspath(build)
+        self.ember = os.path.join(self.build, "ember")
+        self.ember_asan = os.path.join(self.build, "asan", "ember")
+        self.guest_dir = os.path.join(self.build, "guest")
+        self.runwatch = os.path.join(self.build, "tools", "runwatch")
+        self.hw_kvm = hw_kvm
+        self.tmp = None
+
+
+def load_tests():
+    for path in sorted(glob.glob(os.path.join(HERE, "integration", "test_*.py"))):
+        importlib.import_module(os.path.splitext(os.path.basename(path))[0])
+    return framework.REGISTRY
+
+
+def call(fn, ctx):
+    return fn(ctx) if len(inspect.signature(fn).parameters) else fn()
+
+
+def run_host_tests(tests, ctx, results):
+    for t in tests:
+        ctx.tmp = tempfile.mkdtemp(prefix="ember-test-")
+        try:
+            call(t.fn, ctx)
+            results.ok(t.name)
+        except framework.TestSkipped as e:
+            results.skip(t.name, str(e))
+        except framework.TestFailure as e:
+            results.fail(t.name, str(e))
+        except Exception:
+            results.fail(t.name, "error in the test", traceback.format_exc())
+        finally:
+            shutil.rmtree(ctx.tmp, ignore_errors=True)
+
+
+def prepare_guest_tests(tests, ctx, results):
+    ready = []
+    for t in tests:
+        try:
+            jobs, check = call(t.fn, ctx)
+            t.jobs = jobs if isinstance(jobs, list) else [jobs]
+            t.check = check
+            ready.append(t)
+        except framework.TestSkipped as e:
+            results.skip(t.name, str(e))
+        except Exception:
+            results.fail(t.name, "error preparing the test", traceback.format_exc())
+    return ready
+
+
+def batches(tests):
+    """Group tests into L1 boots: same batch key, at most JOBS_PER_L1 jobs,
+    a test's jobs never split."""
+    by_key = {}
+    for t in tests:
+        by_key.setdefault(t.batch, []).append(t)
+    for key, group in by_key.items():
+        current, count = [], 0
+        for t in group:
+            if current and count + len(t.jobs) > JOBS_PER_L1:
+                yield key, current
+                current, count = [], 0
+            current.append(t)
+            count += len(t.jobs)
+        if current:
+            yield key, current
+
+
+def check_guest_test(t, results):
+    try:
+        t.check(*t.jobs)
+        secs = sum(j.seconds or 0 for j in t.jobs)
+        results.ok(t.name, f" ({secs:.1f}s)")
+    except framework.TestFailure as e:
+        results.fail(t.name, str(e), "\n".join(f"--- {j.name} (rc {j.rc}) ---\n{j.output}"
+                                               for j in t.jobs))
+    except Exception:
+        results.fail(t.name, "error in the check", traceback.format_exc())
+
+
+def run_guest_tests(tests, ctx, results, log_dir):
+    if not tests:
+        return
+    if ctx.hw_kvm:
+        host = DirectHost(ctx.build)
+        os.environ["RUNWATCH"] = ctx.runwatch
+        os.environ["EMBER_ASAN"] = ctx.ember_asan
+    else:
+        extra = L1Files(programs={"/usr/bin/runwatch": ctx.runwatch,
+                                  "/usr/bin/ember-asan": ctx.ember_asan})
+        host = NestedHost(ctx.build, extra=extra, log_dir=log_dir)
+    try:
+        for n, (key, group) in enumerate(batches(tests)):
+            jobs = [j for t in group for j in t.jobs]
+            if not ctx.hw_kvm:
+                prefix = "export RUNWATCH=/usr/bin/runwatch EMBER_ASAN=/usr/bin/ember-asan\n"
+                for j in jobs:
+                    j.script = prefix + j.script
+            t0 = time.monotonic()
+            host.run(jobs, label=f"{n:02d}-{key}")
+            print(f"      [{key} batch {n}: {len(jobs)} jobs in {time.monotonic() - t0:.1f}s]",
+                  flush=True)
+            for t in group:
+                check_guest_test(t, results)
+    finally:
+        host.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("-k", "--filter", help="regex on test names")
+    ap.add_argument("--unit-only", action="store_true")
+    ap.add_argument("--integration-only", action="store_true")
+    ap.add_argument("--log-dir", default=None, help="keep L1 console logs here")
+    args = ap.parse_args()
+    results = Results()
+    start = time.monotonic()
+    hw, why = host_has_hw_kvm()
+    mode = "direct (hardware KVM on this host)" if hw else \
+        f"nested harness ({why}; L1 = qemu-system-x86_64 -accel tcg -cpu max with kvm-amd)"
+    print(f"ember tests: guest tests run {mode}", flush=True)
+
+    if not args.integration_only:
+        run_unit(args.build, results, args.filter)
+    if not args.unit_only:
+        ctx = Context(args.build, hw)
+        tests = [t for t in load_tests()
+                 if not args.filter or re.search(args.filter, t.name)]
+        run_host_tests([t for t in tests if t.kind == "host"], ctx, results)
+        guest = prepare_guest_tests([t for t in tests if t.kind == "guest"], ctx, results)
+        log_dir = args.log_dir or os.path.join(args.build, "test-logs")
+        run_guest_tests(guest, ctx, results, log_dir)
+
+    print(f"\nguest tests ran {mode}; {time.monotonic() - start:.0f}s in all")
+    if results.skipped:
+        print(f"SKIPPED {len(results.skipped)} test(s) — not counted as passed:")
+        for name, why in results.skipped:
+            print(f"  SKIPPED {name}: {why}")
+    if results.failed:
+        print("failed: " + "; ".join(results.failed))
+    if results.passed + len(results.failed) == 0:
+        results.failed.append("(nothing)")
+        print("no test ran: counting that as a failure")
+    print(f"{results.passed} passed, {len(results.failed)} failed")
+    return 0 if not results.failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+/* runwatch: run a command with its output relayed, and act on what it prints.
+ *
+ *   runwatch [--pty] [--when PATTERN --send BYTES | --when PATTERN --signal SIG]...
+ *            [--stamp PATTERN]... [--timeout SEC] -- COMMAND [ARG]...
+ *
+ * --pty       the command runs on a new pseudo-terminal (its controlling tty);
+ *             afterwards runwatch reports whether the terminal's settings are
+ *             what they were before ("runwatch: terminal restored").
+ * --when/--send    when PATTERN first appears in the output, write BYTES
+ *                  (C escapes: \n \r \xNN) to the command's input.
+ * --when/--signal  ... or send it signal SIG (TERM, INT, HUP, KILL, number).
+ * --stamp     print "runwatch: stamp <ms> PATTERN" when PATTERN first appears,
+ *             ms counted from just before the command was started.
+ * Exit status: the command's (128+N if killed by signal N).
+ * A test tool for ember's integration tests and benchmark; not part of ember. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_RULES 16
+#define WINDOW 4096
+
+struct rule {
+    const char *pattern;
+    char bytes[256];
+    size_t nbytes;
+    int signal; /* 0: send bytes */
+    bool stamp;
+    bool done;
+};
+
+static struct rule rules[MAX_RULES];
+static int nrules;
+static char window[WINDOW * 2];
+static size_t window_len;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static size_t unescape(const char *in, char *out, size_t max)
+{
+    size_t n = 0;
+    for (; *in && n < max; in++) {
+        if (*in != '\\' || !in[1]) {
+            out[n++] = *in;
+            continue;
+        }
+        in++;
+        switch (*in) {
+        case 'n': out[n++] = '\n'; break;
+        case 'r': out[n++] = '\r'; break;
+        case 't': out[n++] = '\t'; break;
+        case 'x': {
+            char hex[3] = {in[1], in[1] ? in[2] : 0, 0};
+            out[n++] = (char)strtol(hex, NULL, 16);
+            in += 2;
+            break;
+        }
+        default: out[n++] = *in; break;
+        }
+    }
+    return n;
+}
+
+static int parse_signal(const char *name)
+{
+    static const struct { const char *name; int sig; } sigs[] = {
+        {"TERM", SIGTERM}, {"INT", SIGINT}, {"HUP", SIGHUP}, {"KILL", SIGKILL},
+        {"QUIT", SIGQUIT}, {"USR1", SIGUSR1},
+    };
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (!strcmp(name, sigs[i].name))
+            return sigs[i].sig;
+    return atoi(name);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: runwatch [--pty] [--when PAT (--send BYTES|--signal SIG)]... "
+                    "[--stamp PAT]... [--timeout SEC] -- COMMAND [ARG]...\n");
+    exit(2);
+}
+
+static void check_rules(int in_fd, pid_t child, double t0)
+{
+    for (int i = 0; i < nrules; i++) {
+        struct rule *r = &rules[i];
+        if (r->done || !memmem(window, window_len, r->pattern, strlen(r->pattern)))
+            continue;
+        r->done = true;
+        if (r->stamp) {
+            fprintf(stderr, "runwatch: stamp %.1f %s\n", now_ms() - t0, r->pattern);
+        } else if (r->signal) {
+            kill(child, r->signal);
+        } else if (write(in_fd, r->bytes, r->nbytes) < 0) {
+            perror("runwatch: write");
+        }
+    }
+}
+
+static void window_add(const char *buf, size_t n)
+{
+    if (n >= WINDOW) {
+        memcpy(window, buf + n - WINDOW, WINDOW);
+        window_len = WINDOW;
+        return;
+    }
+    if (window_len + n > sizeof(window)) {
+        memmove(window, window + window_len - WINDOW, WINDOW);
+        window_len = WINDOW;
+    }
+    memcpy(window + window_len, buf, n);
+    window_len += n;
+}
+
+int main(int argc, char **argv)
+{
+    bool use_pty = false;
+    int timeout = 0;
+    int i = 1;
+    const char *pending_when = NULL;
+    for (; i < argc && strcmp(argv[i], "--"); i++) {
+        if (!strcmp(argv[i], "--pty")) {
+            use_pty = true;
+        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+            timeout = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--when") && i + 1 < argc) {
+            pending_when = argv[++i];
+        } else if ((!strcmp(argv[i], "--send") || !strcmp(argv[i], "--signal")) &&
+                   i + 1 < argc && pending_when && nrules < MAX_RULES) {
+            struct rule *r = &rules[nrules++];
+            r->pattern = pending_when;
+            pending_when = NULL;
+            if (!strcmp(argv[i], "--send"))
+                r->nbytes = unescape(argv[++i], r->bytes, sizeof(r->bytes));
+            else
+                r->signal = parse_signal(argv[++i]);
+        } else if (!strcmp(argv[i], "--stamp") && i + 1 < argc && nrules < MAX_RULES) {
+            rules[nrules].pattern = argv[++i];
+            rules[nrules++].stamp = true;
+        } else {
+            usage();
+        }
+    }
+    if (i + 1 >= argc || pending_when)
+        usage();
+    char **cmd = &argv[i + 1];
+
+    int master = -1, slave = -1, in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1};
+    struct termios before;
+    if (use_pty) {
+        if (openpty(&master, &slave, NULL, NULL, NULL) < 0 || tcgetattr(slave, &before) < 0) {
+            perror("runwatch: openpty");
+            return 2;
+        }
+    } else if (pipe(in_pipe) < 0 || pipe(out_pipe) < 0) {
+        perror("runwatch: pipe");
+        return 2;
+    }
+    double t0 = now_ms();
+    pid_t child = fork();
+    if (child == 0) {
+        if (use_pty) {
+            setsid();
+            ioctl(slave, TIOCSCTTY, 0);
+            dup2(slave, 0);
+            dup2(slave, 1);
+            dup2(slave, 2);
+            close(master);
+        } else {
+            dup2(in_pipe[0], 0);
+            dup2(out_pipe[1], 1);
+            dup2(out_pipe[1], 2);
+            close(in_pipe[1]);
+            close(out_pipe[0]);
+        }
+        execvp(cmd[0], cmd);
+        perror("runwatch: exec");
+        _exit(127);
+    }
+    int out_fd = use_pty ? master : out_pipe[0];
+    int in_fd = use_pty ? master : in_pipe[1];
+    if (!use_pty) {
+        close(in_pipe[0]);
+        close(out_pipe[1]);
+    }
+    int status = 0;
+    bool exited = false;
+    for (;;) {
+        struct pollfd pfd = {.fd = out_fd, .events = POLLIN};
+        int ready = poll(&pfd, 1, 100);
+        if (ready > 0) {
+            char buf[4096];
+            ssize_t n = read(out_fd, buf, sizeof(buf));
+            if (n > 0) {
+                fwrite(buf, 1, (size_t)n, stdout);
+                fflush(stdout);
+                window_add(buf, (size_t)n);
+                check_rules(in_fd, child, t0);
+                continue;
+            }
+            if (exited || !use_pty)
+                break; /* EOF (pipe) or nothing left after the child exited */
+        }
+        if (!exited && waitpid(child, &status, WNOHANG) == child)
+            exited = true;
+        else if (exited && ready <= 0)
+            break;
+        if (timeout && now_ms() - t0 > timeout * 1000.0 && !exited) {
+            fprintf(stderr, "runwatch: timeout, killing the command\n");
+            kill(child, SIGKILL);
+        }
+    }
+    if (!exited)
+        waitpid(child, &status, 0);
+    if (use_pty) {
+        struct termios after;
+        if (tcgetattr(slave, &after) == 0 && after.c_lflag == before.c_lflag &&
+            after.c_iflag == before.c_iflag && after.c_oflag == before.c_oflag &&
+            after.c_cflag == before.c_cflag)
+            fprintf(stderr, "runwatch: terminal restored\n");
+        else
+            fprintf(stderr, "runwatch: terminal NOT restored (lflag %#x -> %#x)\n",
+                    before.c_lflag, after.c_lflag);
+    }
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}

@@ -1,0 +1,224 @@
+/* The 16550A UART against the register-level behaviour Linux's 8250 driver
+ * relies on: probe, THRE interrupt semantics, receive FIFO and input gating. */
+#include "fakes.h"
+
+#include "devices/serial_8250.h"
+
+#define RBR 0
+#define THR 0
+#define IER 1
+#define IIR 2
+#define FCR 2
+#define LCR 3
+#define MCR 4
+#define LSR 5
+#define MSR 6
+#define SCR 7
+
+struct host {
+    uint8_t tx[256];
+    size_t ntx;
+    unsigned rx_ready_calls;
+};
+
+static void host_tx(void *ctx, uint8_t byte)
+{
+    struct host *h = ctx;
+    if (h->ntx < sizeof(h->tx))
+        h->tx[h->ntx++] = byte;
+}
+
+static void host_rx_ready(void *ctx)
+{
+    ((struct host *)ctx)->rx_ready_calls++;
+}
+
+static const struct serial_host_ops host_ops = {.tx = host_tx, .rx_ready = host_rx_ready};
+
+struct fixture {
+    struct serial s;
+    struct fake_irq irq;
+    struct irq_sink sink;
+    struct host host;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    f->sink = fake_irq_sink(&f->irq);
+    serial_init(&f->s, (struct irq_line){&f->sink, 4}, &host_ops, &f->host);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    serial_destroy(&f->s);
+    free(f);
+    return 0;
+}
+
+static uint8_t rd(struct fixture *f, unsigned reg)
+{
+    uint8_t v;
+    serial_bus_ops.read(&f->s, reg, &v, 1);
+    return v;
+}
+
+static void wr(struct fixture *f, unsigned reg, uint8_t v)
+{
+    serial_bus_ops.write(&f->s, reg, &v, 1);
+}
+
+/* What Linux's start-up does before input may flow. */
+static void open_port(struct fixture *f)
+{
+    wr(f, MCR, 0x0b); /* DTR RTS OUT2 */
+    wr(f, IER, 0x05); /* RLSI RDI */
+}
+
+static void test_reset_state(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(rd(f, IER), 0);
+    assert_int_equal(rd(f, IIR), 0x01);          /* no interrupt */
+    assert_int_equal(rd(f, LSR), 0x60);          /* THRE | TEMT */
+    assert_int_equal(rd(f, MSR) & 0xf0, 0xb0);   /* DCD DSR CTS */
+    assert_false(f->irq.level[4]);
+}
+
+static void test_linux_probe(void **state)
+{
+    struct fixture *f = *state;
+    /* IER holds exactly its low four bits. */
+    wr(f, IER, 0);
+    assert_int_equal(rd(f, IER) & 0x0f, 0);
+    wr(f, IER, 0x0f);
+    assert_int_equal(rd(f, IER) & 0x0f, 0x0f);
+    wr(f, IER, 0xff);
+    assert_int_equal(rd(f, IER), 0x0f);
+    wr(f, IER, 0);
+    /* Loopback: MSR's top bits mirror MCR outputs (Linux expects 0x90). */
+    wr(f, MCR, 0x10 | 0x0a);
+    assert_int_equal(rd(f, MSR) & 0xf0, 0x90);
+    wr(f, MCR, 0);
+    /* FIFO enable shows as 0xc0 in IIR: a 16550A. */
+    wr(f, FCR, 0x01);
+    assert_int_equal(rd(f, IIR) & 0xc0, 0xc0);
+    /* Scratch register and divisor latch. */
+    wr(f, SCR, 0x5a);
+    assert_int_equal(rd(f, SCR), 0x5a);
+    wr(f, LCR, 0x83);
+    wr(f, 0, 0x01);
+    wr(f, 1, 0x00);
+    assert_int_equal(rd(f, 0), 0x01);
+    wr(f, LCR, 0x03);
+    assert_int_equal(f->host.ntx, 0); /* the divisor write was not data */
+}
+
+static void test_transmit_and_thre_interrupt(void **state)
+{
+    struct fixture *f = *state;
+    wr(f, THR, 'h');
+    wr(f, THR, 'i');
+    assert_int_equal(f->host.ntx, 2);
+    assert_memory_equal(f->host.tx, "hi", 2);
+    assert_false(f->irq.level[4]); /* THRI not enabled */
+    /* Enabling THRI with an idle transmitter interrupts at once... */
+    wr(f, IER, 0x02);
+    assert_true(f->irq.level[4]);
+    assert_int_equal(rd(f, IIR) & 0x0f, 0x02);
+    /* ...reading IIR acknowledges it... */
+    assert_false(f->irq.level[4]);
+    assert_int_equal(rd(f, IIR) & 0x0f, 0x01);
+    /* ...and re-enabling re-asserts it (Linux's UART_BUG_THRE test). */
+    wr(f, IER, 0);
+    wr(f, IER, 0x02);
+    assert_int_equal(rd(f, IIR) & 0x0f, 0x02);
+    /* Writing THR re-arms it: a new edge for the next byte. */
+    unsigned raises = f->irq.raises[4];
+    wr(f, THR, '!');
+    assert_true(f->irq.level[4]);
+    assert_int_equal(f->irq.raises[4], raises + 1);
+}
+
+static void test_input_waits_for_open_port(void **state)
+{
+    struct fixture *f = *state;
+    const uint8_t data[] = "abc";
+    assert_int_equal(serial_receive(&f->s, data, 3), 0);
+    /* The probe's IER test alone must not let input in. */
+    wr(f, IER, 0x0f);
+    assert_int_equal(serial_receive(&f->s, data, 3), 0);
+    wr(f, IER, 0);
+    /* Loopback with OUT2 (another probe step) neither. */
+    wr(f, MCR, 0x1a);
+    wr(f, IER, 0x01);
+    assert_int_equal(serial_receive(&f->s, data, 3), 0);
+    wr(f, MCR, 0);
+    wr(f, IER, 0);
+    unsigned calls = f->host.rx_ready_calls;
+    open_port(f);
+    assert_true(f->host.rx_ready_calls > calls); /* the host is told */
+    assert_int_equal(serial_receive(&f->s, data, 3), 3);
+}
+
+static void test_receive_fifo(void **state)
+{
+    struct fixture *f = *state;
+    open_port(f);
+    uint8_t data[20];
+    for (int i = 0; i < 20; i++)
+        data[i] = (uint8_t)('a' + i);
+    assert_int_equal(serial_receive(&f->s, data, 20), SERIAL_FIFO_SIZE);
+    assert_true(f->irq.level[4]);
+    assert_int_equal(rd(f, IIR) & 0x0f, 0x04); /* received data */
+    assert_int_equal(rd(f, LSR) & 0x01, 0x01);
+    assert_int_equal(serial_receive(&f->s, data, 1), 0); /* full */
+    unsigned calls = f->host.rx_ready_calls;
+    for (int i = 0; i < SERIAL_FIFO_SIZE; i++)
+        assert_int_equal(rd(f, RBR), 'a' + i);
+    assert_int_equal(rd(f, LSR) & 0x01, 0);
+    assert_false(f->irq.level[4]);
+    assert_true(f->host.rx_ready_calls > calls); /* drained: more please */
+    /* FCR "clear receiver" drops what is queued. */
+    assert_int_equal(serial_receive(&f->s, data, 4), 4);
+    wr(f, FCR, 0x03);
+    assert_int_equal(rd(f, LSR) & 0x01, 0);
+}
+
+static void test_loopback_data(void **state)
+{
+    struct fixture *f = *state;
+    wr(f, MCR, 0x10);
+    wr(f, THR, 0x42);
+    assert_int_equal(f->host.ntx, 0);
+    assert_int_equal(rd(f, LSR) & 0x01, 1);
+    assert_int_equal(rd(f, RBR), 0x42);
+}
+
+static void test_access_outside_registers(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t v[2] = {0x12, 0x34};
+    /* A two-byte access at offset 7 touches one register and one outside. */
+    serial_bus_ops.write(&f->s, 7, v, 2);
+    assert_int_equal(rd(f, SCR), 0x12);
+    serial_bus_ops.read(&f->s, 7, v, 2);
+    assert_int_equal(v[1], 0xff);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_reset_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_linux_probe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transmit_and_thre_interrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_input_waits_for_open_port, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receive_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loopback_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_outside_registers, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("serial_8250", tests, NULL, NULL);
+}
