@@ -177,9 +177,15 @@ static int kvm_supported_cpuid(struct accel_vm *vm, struct x86_cpuid_entry *entr
     if (!ret && cpuid->nent > max)
         ret = err_set(-E2BIG, "KVM offers %u CPUID leaves, ember takes %zu",
                       cpuid->nent, max);
+    /* The in-kernel local APIC emulates the TSC-deadline timer, but KVM
+     * leaves offering it to user space; without it Linux spends ~100 ms
+     * calibrating the APIC timer. */
+    bool tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     if (!ret) {
         for (uint32_t i = 0; i < cpuid->nent; i++) {
-            const struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+            struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+            if (e->function == 1 && tsc_deadline)
+                e->ecx |= 1u << 24;
             entries[i] = (struct x86_cpuid_entry){
                 .function = e->function,
                 .index = e->index,

@@ -11,6 +11,8 @@
  * --when/--signal  ... or send it signal SIG (TERM, INT, HUP, KILL, number).
  * --stamp     print "runwatch: stamp <ms> PATTERN" when PATTERN first appears,
  *             ms counted from just before the command was started.
+ * At the end: "runwatch: exited <ms> status <N> maxrss <KiB>" (the command's
+ * peak resident set size, from wait4).
  * Exit status: the command's (128+N if killed by signal N).
  * A test tool for ember's integration tests and benchmark; not part of ember. */
 #define _GNU_SOURCE
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -201,6 +204,9 @@ int main(int argc, char **argv)
     }
     int status = 0;
     bool exited = false;
+    double exit_ms = 0;
+    struct rusage usage;
+    memset(&usage, 0, sizeof(usage));
     for (;;) {
         struct pollfd pfd = {.fd = out_fd, .events = POLLIN};
         int ready = poll(&pfd, 1, 100);
@@ -217,8 +223,10 @@ int main(int argc, char **argv)
             if (exited || !use_pty)
                 break; /* EOF (pipe) or nothing left after the child exited */
         }
-        if (!exited && waitpid(child, &status, WNOHANG) == child)
+        if (!exited && wait4(child, &status, WNOHANG, &usage) == child) {
             exited = true;
+            exit_ms = now_ms() - t0;
+        }
         else if (exited && ready <= 0)
             break;
         if (timeout && now_ms() - t0 > timeout * 1000.0 && !exited) {
@@ -226,8 +234,13 @@ int main(int argc, char **argv)
             kill(child, SIGKILL);
         }
     }
-    if (!exited)
-        waitpid(child, &status, 0);
+    if (!exited) {
+        wait4(child, &status, 0, &usage);
+        exit_ms = now_ms() - t0;
+    }
+    fprintf(stderr, "runwatch: exited %.1f status %d maxrss %ld\n", exit_ms,
+            WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status),
+            usage.ru_maxrss);
     if (use_pty) {
         struct termios after;
         if (tcgetattr(slave, &after) == 0 && after.c_lflag == before.c_lflag &&
