@@ -71,6 +71,15 @@ struct accel_ops {
     int (*create_irqchip)(struct accel_vm *vm, const struct accel_irq_route *routes,
                           size_t nr_routes);
     int (*set_irq_line)(struct accel_vm *vm, uint32_t gsi, bool level);
+    /* MSI delivery without a vCPU thread: a GSI routed to an MSI message,
+     * fired by writing the eventfd bound to it. */
+    int (*msi_route_add)(struct accel_vm *vm, uint32_t *gsi);
+    int (*msi_route_set)(struct accel_vm *vm, uint32_t gsi, uint64_t address, uint32_t data,
+                         bool enabled);
+    int (*irqfd)(struct accel_vm *vm, int fd, uint32_t gsi, bool assign);
+    /* Guest writes of 'len' bytes to MMIO 'address' signal 'fd' instead of
+     * exiting to ember. */
+    int (*ioeventfd)(struct accel_vm *vm, int fd, uint64_t address, unsigned len, bool assign);
     /* CPUID leaves the backend can offer, before ember adjusts them. */
     int (*supported_cpuid)(struct accel_vm *vm, struct x86_cpuid_entry *entries,
                            size_t max, size_t *count);

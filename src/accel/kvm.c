@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -17,10 +18,19 @@
 
 #define KVM_MAX_CPUID_ENTRIES 256
 
+#define KVM_FIRST_MSI_GSI 24 /* after the IOAPIC's pins */
+#define KVM_MAX_ROUTES 1024
+
+/* KVM takes the whole GSI routing table at once, so the backend keeps it:
+ * the interrupt-controller routes from create_irqchip, then MSI routes. */
 struct accel_vm {
     int kvm_fd;
     int vm_fd;
     int vcpu_mmap_size;
+    pthread_mutex_t routes_lock;
+    struct kvm_irq_routing_entry *routes;
+    unsigned nr_routes;
+    uint32_t next_msi_gsi;
 };
 
 struct accel_vcpu {
@@ -44,8 +54,15 @@ static int kvm_vm_create(const struct accel_vm_params *params, struct accel_vm *
     if (!vm)
         return err_set(-ENOMEM, "out of memory");
     vm->vm_fd = -1;
+    pthread_mutex_init(&vm->routes_lock, NULL);
+    vm->next_msi_gsi = KVM_FIRST_MSI_GSI;
     int ret;
+    vm->routes = calloc(KVM_MAX_ROUTES, sizeof(*vm->routes));
     vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (!vm->routes) {
+        ret = err_set(-ENOMEM, "out of memory");
+        goto fail;
+    }
     if (vm->kvm_fd < 0) {
         ret = err_errno(-errno, "cannot open /dev/kvm");
         goto fail;
@@ -64,6 +81,8 @@ static int kvm_vm_create(const struct accel_vm_params *params, struct accel_vm *
         {KVM_CAP_PIT2, "PIT2"},
         {KVM_CAP_IRQ_ROUTING, "IRQ routing"},
         {KVM_CAP_IMMEDIATE_EXIT, "immediate exit"},
+        {KVM_CAP_IOEVENTFD, "ioeventfd"},
+        {KVM_CAP_IRQFD, "irqfd"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(required); i++) {
         if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required[i].cap) <= 0) {
@@ -99,6 +118,7 @@ fail:
         close(vm->vm_fd);
     if (vm->kvm_fd >= 0)
         close(vm->kvm_fd);
+    free(vm->routes);
     free(vm);
     return ret;
 }
@@ -109,7 +129,23 @@ static void kvm_vm_destroy(struct accel_vm *vm)
         return;
     close(vm->vm_fd);
     close(vm->kvm_fd);
+    pthread_mutex_destroy(&vm->routes_lock);
+    free(vm->routes);
     free(vm);
+}
+
+/* Caller holds routes_lock. */
+static int kvm_commit_routes(struct accel_vm *vm)
+{
+    struct kvm_irq_routing *table =
+        calloc(1, sizeof(*table) + vm->nr_routes * sizeof(table->entries[0]));
+    if (!table)
+        return err_set(-ENOMEM, "out of memory");
+    table->nr = vm->nr_routes;
+    memcpy(table->entries, vm->routes, vm->nr_routes * sizeof(table->entries[0]));
+    int ret = kvm_ioctl_err(vm->vm_fd, KVM_SET_GSI_ROUTING, table, "SET_GSI_ROUTING");
+    free(table);
+    return ret;
 }
 
 static int kvm_map_memory(struct accel_vm *vm, uint32_t slot, uint64_t gpa,
@@ -137,25 +173,104 @@ static int kvm_create_irqchip(struct accel_vm *vm, const struct accel_irq_route 
     ret = kvm_ioctl_err(vm->vm_fd, KVM_CREATE_PIT2, &pit, "CREATE_PIT2");
     if (ret)
         return ret;
-    struct kvm_irq_routing *table =
-        calloc(1, sizeof(*table) + nr_routes * sizeof(table->entries[0]));
-    if (!table)
-        return err_set(-ENOMEM, "out of memory");
-    table->nr = (uint32_t)nr_routes;
+    if (nr_routes > KVM_MAX_ROUTES / 2)
+        return err_set(-E2BIG, "too many interrupt routes");
+    static const uint32_t chips[] = {
+        [ACCEL_PIC_MASTER] = KVM_IRQCHIP_PIC_MASTER,
+        [ACCEL_PIC_SLAVE] = KVM_IRQCHIP_PIC_SLAVE,
+        [ACCEL_IOAPIC] = KVM_IRQCHIP_IOAPIC,
+    };
+    pthread_mutex_lock(&vm->routes_lock);
     for (size_t i = 0; i < nr_routes; i++) {
-        static const uint32_t chips[] = {
-            [ACCEL_PIC_MASTER] = KVM_IRQCHIP_PIC_MASTER,
-            [ACCEL_PIC_SLAVE] = KVM_IRQCHIP_PIC_SLAVE,
-            [ACCEL_IOAPIC] = KVM_IRQCHIP_IOAPIC,
-        };
-        table->entries[i].gsi = routes[i].gsi;
-        table->entries[i].type = KVM_IRQ_ROUTING_IRQCHIP;
-        table->entries[i].u.irqchip.irqchip = chips[routes[i].chip];
-        table->entries[i].u.irqchip.pin = routes[i].pin;
+        struct kvm_irq_routing_entry *e = &vm->routes[i];
+        memset(e, 0, sizeof(*e));
+        e->gsi = routes[i].gsi;
+        e->type = KVM_IRQ_ROUTING_IRQCHIP;
+        e->u.irqchip.irqchip = chips[routes[i].chip];
+        e->u.irqchip.pin = routes[i].pin;
     }
-    ret = kvm_ioctl_err(vm->vm_fd, KVM_SET_GSI_ROUTING, table, "SET_GSI_ROUTING");
-    free(table);
+    vm->nr_routes = (unsigned)nr_routes;
+    ret = kvm_commit_routes(vm);
+    pthread_mutex_unlock(&vm->routes_lock);
     return ret;
+}
+
+static int kvm_msi_route_add(struct accel_vm *vm, uint32_t *gsi)
+{
+    int ret = 0;
+    pthread_mutex_lock(&vm->routes_lock);
+    if (vm->nr_routes == KVM_MAX_ROUTES) {
+        ret = err_set(-ENOSPC, "out of MSI routes");
+    } else {
+        /* A fresh route points nowhere useful until msi_route_set; it is
+         * not committed to KVM yet, so it cannot fire. */
+        *gsi = vm->next_msi_gsi++;
+    }
+    pthread_mutex_unlock(&vm->routes_lock);
+    return ret;
+}
+
+static struct kvm_irq_routing_entry *kvm_find_route(struct accel_vm *vm, uint32_t gsi)
+{
+    for (unsigned i = 0; i < vm->nr_routes; i++)
+        if (vm->routes[i].gsi == gsi && vm->routes[i].type == KVM_IRQ_ROUTING_MSI)
+            return &vm->routes[i];
+    return NULL;
+}
+
+/* An MSI route exists in KVM's table only while enabled: a disabled vector
+ * (masked, or MSI-X off) then cannot be injected by its irqfd. */
+static int kvm_msi_route_set(struct accel_vm *vm, uint32_t gsi, uint64_t address,
+                             uint32_t data, bool enabled)
+{
+    pthread_mutex_lock(&vm->routes_lock);
+    struct kvm_irq_routing_entry *e = kvm_find_route(vm, gsi);
+    int ret = 0;
+    if (enabled) {
+        if (!e) {
+            if (vm->nr_routes == KVM_MAX_ROUTES) {
+                pthread_mutex_unlock(&vm->routes_lock);
+                return err_set(-ENOSPC, "out of MSI routes");
+            }
+            e = &vm->routes[vm->nr_routes++];
+        }
+        memset(e, 0, sizeof(*e));
+        e->gsi = gsi;
+        e->type = KVM_IRQ_ROUTING_MSI;
+        e->u.msi.address_lo = (uint32_t)address;
+        e->u.msi.address_hi = (uint32_t)(address >> 32);
+        e->u.msi.data = data;
+    } else if (e) {
+        *e = vm->routes[--vm->nr_routes];
+    } else {
+        pthread_mutex_unlock(&vm->routes_lock);
+        return 0;
+    }
+    ret = kvm_commit_routes(vm);
+    pthread_mutex_unlock(&vm->routes_lock);
+    return ret;
+}
+
+static int kvm_irqfd(struct accel_vm *vm, int fd, uint32_t gsi, bool assign)
+{
+    struct kvm_irqfd irqfd = {
+        .fd = (uint32_t)fd,
+        .gsi = gsi,
+        .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+    };
+    return kvm_ioctl_err(vm->vm_fd, KVM_IRQFD, &irqfd, "IRQFD");
+}
+
+static int kvm_ioeventfd(struct accel_vm *vm, int fd, uint64_t address, unsigned len,
+                         bool assign)
+{
+    struct kvm_ioeventfd ev = {
+        .addr = address,
+        .len = len,
+        .fd = fd,
+        .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+    };
+    return kvm_ioctl_err(vm->vm_fd, KVM_IOEVENTFD, &ev, "IOEVENTFD");
 }
 
 static int kvm_set_irq_line(struct accel_vm *vm, uint32_t gsi, bool level)
@@ -486,6 +601,10 @@ const struct accel_ops accel_kvm_ops = {
     .map_memory = kvm_map_memory,
     .create_irqchip = kvm_create_irqchip,
     .set_irq_line = kvm_set_irq_line,
+    .msi_route_add = kvm_msi_route_add,
+    .msi_route_set = kvm_msi_route_set,
+    .irqfd = kvm_irqfd,
+    .ioeventfd = kvm_ioeventfd,
     .supported_cpuid = kvm_supported_cpuid,
     .vcpu_create = kvm_vcpu_create,
     .vcpu_destroy = kvm_vcpu_destroy,

@@ -13,6 +13,10 @@ enum {
     OPT_CPUS,
     OPT_MEM,
     OPT_SKIP_HOST_CHECK,
+    OPT_RNG,
+    OPT_NO_RNG,
+    OPT_DISK,
+    OPT_CONSOLE,
 };
 
 static const struct option run_options[] = {
@@ -22,6 +26,10 @@ static const struct option run_options[] = {
     {"cpus", required_argument, NULL, OPT_CPUS},
     {"mem", required_argument, NULL, OPT_MEM},
     {"skip-host-check", no_argument, NULL, OPT_SKIP_HOST_CHECK},
+    {"rng", no_argument, NULL, OPT_RNG},
+    {"disk", required_argument, NULL, OPT_DISK},
+    {"console", required_argument, NULL, OPT_CONSOLE},
+    {"no-rng", no_argument, NULL, OPT_NO_RNG},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -41,6 +49,11 @@ void cli_print_usage(FILE *out)
           "                      (default: \"" CONFIG_DEFAULT_CMDLINE "\")\n"
           "  --cpus N            number of vCPUs, 1-255 (default 1)\n"
           "  --mem SIZE          guest memory, e.g. 256M or 2G (default 256M)\n"
+          "  --disk path=FILE[,ro][,id=NAME][,cache=none]\n"
+          "                      a raw image as virtio-blk (repeatable: vda, vdb, ...)\n"
+          "  --rng, --no-rng     virtio-rng fed from the host's getrandom() (default on)\n"
+          "  --console serial|virtio\n"
+          "                      where stdin goes: COM1 (default) or virtio-console (hvc0)\n"
           "  --skip-host-check   run even where /dev/kvm is not hardware KVM\n"
           "  -v, --verbose       more log output (repeat for debug)\n"
           "\n"
@@ -76,7 +89,56 @@ static int parse_mem(const char *text, uint64_t *out)
     return 0;
 }
 
-static int parse_run_option(int opt, const char *arg, struct cli_request *req)
+/* path=FILE[,ro][,id=NAME][,cache=none]; getsubopt splits 'arg' in place. */
+static int parse_disk(char *arg, struct vm_config *vm)
+{
+    if (vm->nr_disks == CONFIG_MAX_DISKS)
+        return err_set(-EINVAL, "--disk: at most %d disks", CONFIG_MAX_DISKS);
+    struct disk_config d = {0};
+    enum { KEY_PATH, KEY_RO, KEY_ID, KEY_CACHE };
+    char *const keys[] = {"path", "ro", "id", "cache", NULL};
+    char *value;
+    while (*arg) {
+        char *item = arg;
+        int key = getsubopt(&arg, keys, &value);
+        switch (key) {
+        case KEY_PATH: d.path = value; break;
+        case KEY_RO: d.read_only = true; break;
+        case KEY_ID: d.id = value; break;
+        case KEY_CACHE:
+            if (value && !strcmp(value, "none"))
+                d.cache_none = true;
+            else if (!value || strcmp(value, "writeback"))
+                return err_set(-EINVAL, "--disk: cache must be none or writeback, got '%s'",
+                               value ? value : "");
+            break;
+        default:
+            return err_set(-EINVAL, "--disk: unknown setting '%s' (expected path=, ro, id=, "
+                                    "cache=)", item);
+        }
+        if ((key == KEY_PATH || key == KEY_ID) && (!value || !*value))
+            return err_set(-EINVAL, "--disk: %s= needs a value", keys[key]);
+    }
+    if (!d.path)
+        return err_set(-EINVAL, "--disk: path=FILE is required");
+    if (d.id && strlen(d.id) > 20)
+        return err_set(-EINVAL, "--disk: id '%s' is longer than 20 characters", d.id);
+    vm->disks[vm->nr_disks++] = d;
+    return 0;
+}
+
+static int parse_console(const char *arg, struct vm_config *vm)
+{
+    if (!strcmp(arg, "serial"))
+        vm->console = CONSOLE_SERIAL;
+    else if (!strcmp(arg, "virtio"))
+        vm->console = CONSOLE_VIRTIO;
+    else
+        return err_set(-EINVAL, "--console: expected serial or virtio, got '%s'", arg);
+    return 0;
+}
+
+static int parse_run_option(int opt, char *arg, struct cli_request *req)
 {
     struct vm_config *vm = &req->vm;
     switch (opt) {
@@ -86,6 +148,10 @@ static int parse_run_option(int opt, const char *arg, struct cli_request *req)
     case OPT_CPUS: return parse_cpus(arg, &vm->nr_vcpus);
     case OPT_MEM: return parse_mem(arg, &vm->mem_size);
     case OPT_SKIP_HOST_CHECK: vm->skip_host_check = true; return 0;
+    case OPT_RNG: vm->rng = true; return 0;
+    case OPT_DISK: return parse_disk(arg, vm);
+    case OPT_CONSOLE: return parse_console(arg, vm);
+    case OPT_NO_RNG: vm->rng = false; return 0;
     case 'v': req->verbosity++; return 0;
     case 'h': req->command = CLI_HELP; return 0;
     default: return err_set(-EINVAL, "unknown option");

@@ -3,6 +3,7 @@
  * places them on the buses and connects their host-side callbacks. */
 #include "vmm/vm.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "arch/x86_64/acpi.h"
@@ -108,6 +109,68 @@ static int setup_acpi_pm(struct vm *vm)
                         &vm->pm, "acpi-pm");
 }
 
+/* Each virtio device takes the next free PCI slot, in the order of the table
+ * below (disks first, so they become vda, vdb, ... in --disk order). */
+static int board_add_virtio(struct vm *vm, struct virtio_dev *vdev)
+{
+    int slot = pci_bus_free_slot(&vm->pci);
+    if (slot < 0)
+        return err_set(-ENOSPC, "no free PCI slot for virtio-%s", vdev->ops->name);
+    struct virtio_pci *vp = calloc(1, sizeof(*vp));
+    if (!vp)
+        return err_set(-ENOMEM, "out of memory");
+    vm->virtio[vm->nr_virtio++] = vp;
+    struct irq_line intx = {&vm->irq_sink, PCI_INTX_GSI((unsigned)slot, 0)};
+    return virtio_pci_init(vp, vdev, &vm->pci, (unsigned)slot,
+                           PCI_SLOT_BAR_BASE((unsigned)slot), intx, &vm->pci_platform);
+}
+
+static int setup_disks(struct vm *vm)
+{
+    struct vm_boot_files *files = (struct vm_boot_files *)vm->files;
+    for (unsigned i = 0; i < vm->cfg->nr_disks; i++) {
+        const struct disk_config *d = &vm->cfg->disks[i];
+        struct virtio_blk *blk = calloc(1, sizeof(*blk));
+        if (!blk)
+            return err_set(-ENOMEM, "out of memory");
+        const char *id = d->id;
+        if (!id) {
+            const char *slash = strrchr(d->path, '/');
+            id = slash ? slash + 1 : d->path;
+        }
+        vm->disks[vm->nr_disks++] = blk;
+        files->disk_taken[i] = true; /* the device closes it from now on */
+        int ret = virtio_blk_init(blk, &vm->mem, &files->disks[i], id, &vm->loop);
+        if (!ret)
+            ret = board_add_virtio(vm, &blk->vdev);
+        if (ret)
+            return err_prefix(ret, "disk %s", d->path);
+    }
+    return 0;
+}
+
+static int setup_virtio_console(struct vm *vm)
+{
+    if (vm->cfg->console != CONSOLE_VIRTIO)
+        return 0;
+    vm->vconsole = calloc(1, sizeof(*vm->vconsole));
+    if (!vm->vconsole)
+        return err_set(-ENOMEM, "out of memory");
+    virtio_console_init(vm->vconsole, &vm->mem, &console_virtio_ops, &vm->console);
+    return board_add_virtio(vm, &vm->vconsole->vdev);
+}
+
+static int setup_rng(struct vm *vm)
+{
+    if (!vm->cfg->rng)
+        return 0;
+    vm->rng = calloc(1, sizeof(*vm->rng));
+    if (!vm->rng)
+        return err_set(-ENOMEM, "out of memory");
+    virtio_rng_init(vm->rng, &vm->mem);
+    return board_add_virtio(vm, &vm->rng->vdev);
+}
+
 static const struct board_device {
     const char *name;
     int (*setup)(struct vm *vm);
@@ -119,6 +182,9 @@ static const struct board_device {
     {"rtc", setup_rtc},
     {"pvpanic", setup_pvpanic},
     {"acpi-pm", setup_acpi_pm},
+    {"virtio-blk", setup_disks},
+    {"virtio-rng", setup_rng},
+    {"virtio-console", setup_virtio_console},
 };
 
 int board_setup(struct vm *vm)
@@ -133,6 +199,26 @@ int board_setup(struct vm *vm)
 
 void board_teardown(struct vm *vm)
 {
+    for (unsigned i = 0; i < vm->nr_virtio; i++) {
+        virtio_pci_destroy(vm->virtio[i]);
+        free(vm->virtio[i]);
+    }
+    vm->nr_virtio = 0;
+    if (vm->rng) {
+        virtio_dev_destroy(&vm->rng->vdev);
+        free(vm->rng);
+        vm->rng = NULL;
+    }
+    for (unsigned i = 0; i < vm->nr_disks; i++) {
+        virtio_blk_destroy(vm->disks[i]);
+        free(vm->disks[i]);
+    }
+    vm->nr_disks = 0;
+    if (vm->vconsole) {
+        virtio_dev_destroy(&vm->vconsole->vdev);
+        free(vm->vconsole);
+        vm->vconsole = NULL;
+    }
     serial_destroy(&vm->serial);
     i8042_destroy(&vm->i8042);
     rtc_cmos_destroy(&vm->rtc);

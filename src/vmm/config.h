@@ -13,6 +13,17 @@
 #define CONFIG_MAX_MEM (1ull << 40)
 #define CONFIG_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 quiet"
 
+#define CONFIG_MAX_DISKS 16
+
+struct disk_config {
+    const char *path;
+    const char *id;     /* serial reported by GET_ID; default: the file name */
+    bool read_only;
+    bool cache_none;    /* O_DIRECT: bypass the host's page cache */
+};
+
+enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
+
 struct vm_config {
     const char *kernel_path;
     const char *initrd_path;
@@ -20,6 +31,10 @@ struct vm_config {
     unsigned nr_vcpus;
     uint64_t mem_size;
     bool skip_host_check;
+    struct disk_config disks[CONFIG_MAX_DISKS];
+    unsigned nr_disks;
+    bool rng;
+    enum console_kind console;
 };
 
 void vm_config_defaults(struct vm_config *cfg);

@@ -88,6 +88,35 @@ const struct serial_host_ops console_serial_ops = {
     .rx_ready = console_rx_ready,
 };
 
+static void console_tx_buf(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct console *con = ctx;
+    while (len) {
+        ssize_t w = write(con->out_fd, buf, len);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (w <= 0)
+            return;
+        buf += w;
+        len -= (size_t)w;
+    }
+}
+
+const struct virtio_console_host_ops console_virtio_ops = {
+    .tx = console_tx_buf,
+    .rx_ready = console_rx_ready,
+};
+
+size_t console_receive_serial(void *serial, const uint8_t *buf, size_t len)
+{
+    return serial_receive(serial, buf, len);
+}
+
+size_t console_receive_virtio(void *vc, const uint8_t *buf, size_t len)
+{
+    return virtio_console_receive(vc, buf, len);
+}
+
 static void console_watch_input(struct console *con, bool on)
 {
     if (!con->in_pollable || con->in_eof || con->in_watching == on)
@@ -100,8 +129,8 @@ static void console_watch_input(struct console *con, bool on)
 static void console_feed(struct console *con)
 {
     if (con->pending_len) {
-        size_t taken = serial_receive(con->serial, con->pending + con->pending_off,
-                                      con->pending_len);
+        size_t taken = con->receive(con->receive_ctx, con->pending + con->pending_off,
+                                    con->pending_len);
         con->pending_off += taken;
         con->pending_len -= taken;
     }
@@ -165,11 +194,12 @@ int console_init(struct console *con, int in_fd, int out_fd)
     return con->wake_fd < 0 ? con->wake_fd : 0;
 }
 
-int console_attach(struct console *con, struct evloop *loop, struct serial *serial,
-                   void (*quit)(void *ctx), void *quit_ctx)
+int console_attach(struct console *con, struct evloop *loop, console_receive_fn receive,
+                   void *receive_ctx, void (*quit)(void *ctx), void *quit_ctx)
 {
     con->loop = loop;
-    con->serial = serial;
+    con->receive = receive;
+    con->receive_ctx = receive_ctx;
     con->quit = quit;
     con->quit_ctx = quit_ctx;
     int ret = evloop_add(loop, con->wake_fd, EPOLLIN, console_on_wake, con);

@@ -10,7 +10,11 @@
 #include <stdint.h>
 
 #include "devices/serial_8250.h"
+#include "virtio/console.h"
 #include "vmm/evloop.h"
+
+/* Where console input goes: returns how many bytes the device took. */
+typedef size_t (*console_receive_fn)(void *ctx, const uint8_t *buf, size_t len);
 
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A */
 
@@ -24,19 +28,27 @@ struct console {
     bool escape_seen;
     int wake_fd; /* the UART can take input again */
     struct evloop *loop;
-    struct serial *serial;
+    console_receive_fn receive;
+    void *receive_ctx;
     void (*quit)(void *ctx);
     void *quit_ctx;
     uint8_t pending[4096];
     size_t pending_off, pending_len;
 };
 
+/* Host callbacks for the UART and for virtio-console: output to stdout,
+ * "input possible again" to the console. */
 extern const struct serial_host_ops console_serial_ops;
+extern const struct virtio_console_host_ops console_virtio_ops;
+size_t console_receive_serial(void *serial, const uint8_t *buf, size_t len);
+size_t console_receive_virtio(void *vc, const uint8_t *buf, size_t len);
 
 int console_init(struct console *con, int in_fd, int out_fd) EMBER_MUST_CHECK;
-/* Start feeding input to 'serial' from the loop; 'quit' runs on Ctrl-A x. */
-int console_attach(struct console *con, struct evloop *loop, struct serial *serial,
-                   void (*quit)(void *ctx), void *quit_ctx) EMBER_MUST_CHECK;
+/* Start feeding input through 'receive' from the loop; 'quit' runs on
+ * Ctrl-A x. */
+int console_attach(struct console *con, struct evloop *loop, console_receive_fn receive,
+                   void *receive_ctx, void (*quit)(void *ctx), void *quit_ctx)
+    EMBER_MUST_CHECK;
 void console_destroy(struct console *con);
 
 /* Terminal state: raw mode on, and restore (idempotent, async-signal-safe). */

@@ -23,6 +23,8 @@ void vm_config_defaults(struct vm_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->nr_vcpus = CONFIG_DEFAULT_CPUS;
     cfg->mem_size = CONFIG_DEFAULT_MEM;
+    cfg->rng = true;
+    cfg->console = CONSOLE_SERIAL;
 }
 
 /* Map a whole file read-only; an empty file is an error for the caller. */
@@ -51,12 +53,26 @@ static int map_file(const char *path, const char *what, void **map, size_t *size
     return ret;
 }
 
+static int open_disks(const struct vm_config *cfg, struct vm_boot_files *f)
+{
+    for (unsigned i = 0; i < cfg->nr_disks; i++) {
+        const struct disk_config *d = &cfg->disks[i];
+        int ret = blockfile_open(&f->disks[i], d->path, d->read_only, d->cache_none);
+        if (ret)
+            return ret;
+        f->nr_disks = i + 1;
+    }
+    return 0;
+}
+
 int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *f)
 {
     memset(f, 0, sizeof(*f));
     int ret = map_file(cfg->kernel_path, "kernel", &f->kernel_map, &f->kernel_map_size);
     if (!ret && cfg->initrd_path)
         ret = map_file(cfg->initrd_path, "initrd", &f->initrd_map, &f->initrd_map_size);
+    if (!ret)
+        ret = open_disks(cfg, f);
     if (ret) {
         vm_boot_files_close(f);
         return ret;
@@ -89,6 +105,9 @@ int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *f)
 
 void vm_boot_files_close(struct vm_boot_files *f)
 {
+    for (unsigned i = 0; i < f->nr_disks; i++)
+        if (!f->disk_taken[i])
+            blockfile_close(&f->disks[i]);
     if (f->kernel_map)
         munmap(f->kernel_map, f->kernel_map_size);
     if (f->initrd_map)
@@ -183,10 +202,11 @@ static int vm_setup_signals(struct vm *vm)
     return 0;
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, const struct vm_boot_files *files)
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *files)
 {
     memset(vm, 0, sizeof(*vm));
     vm->cfg = cfg;
+    vm->files = files;
     vm->accel = &accel_kvm_ops;
     vm->nr_vcpus = cfg->nr_vcpus;
     vm->stop_fd = vm->signal_fd = -1;
@@ -211,6 +231,17 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const struct vm_boot_f
     struct accel_irq_route routes[48];
     if (!ret)
         ret = vm->accel->create_irqchip(vm->avm, routes, vm_irq_routes(routes));
+    if (!ret) {
+        platform_init(&vm->platform, vm->accel, vm->avm);
+        vm->pci_platform = (struct pci_platform){
+            .mmio = &vm->mmio,
+            .loop = &vm->loop,
+            .msi = &platform_msi_ops,
+            .msi_ctx = &vm->platform,
+            .ioeventfd = platform_ioeventfd,
+            .ioeventfd_ctx = &vm->platform,
+        };
+    }
     if (!ret)
         ret = board_setup(vm);
     if (!ret) {
@@ -261,8 +292,12 @@ enum vm_stop_reason vm_run(struct vm *vm)
     int ret = evloop_add(&vm->loop, vm->stop_fd, EPOLLIN, vm_on_stop, vm);
     if (!ret)
         ret = evloop_add(&vm->loop, vm->signal_fd, EPOLLIN, vm_on_signal, vm);
-    if (!ret)
-        ret = console_attach(&vm->console, &vm->loop, &vm->serial, vm_on_user_quit, vm);
+    if (!ret && vm->vconsole)
+        ret = console_attach(&vm->console, &vm->loop, console_receive_virtio, vm->vconsole,
+                             vm_on_user_quit, vm);
+    else if (!ret)
+        ret = console_attach(&vm->console, &vm->loop, console_receive_serial, &vm->serial,
+                             vm_on_user_quit, vm);
     if (!ret)
         ret = console_enter_raw_mode(&vm->console);
     for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++)
@@ -289,8 +324,10 @@ void vm_destroy(struct vm *vm)
     free(vm->vcpus);
     vm->vcpus = NULL;
     board_teardown(vm);
-    if (vm->avm)
+    if (vm->avm) {
+        platform_destroy(&vm->platform);
         vm->accel->vm_destroy(vm->avm);
+    }
     gm_destroy(&vm->mem);
     console_destroy(&vm->console);
     evloop_destroy(&vm->loop);

@@ -21,7 +21,12 @@
 #include "vmm/config.h"
 #include "vmm/console.h"
 #include "vmm/evloop.h"
+#include "vmm/platform.h"
 #include "vmm/vcpu.h"
+#include "virtio/blk.h"
+#include "virtio/console.h"
+#include "virtio/rng.h"
+#include "virtio/transport_pci.h"
 
 enum vm_stop_reason {
     VM_STOP_NONE,
@@ -53,6 +58,15 @@ struct vm {
     struct rtc_cmos rtc;
     struct pvpanic pvpanic;
     struct acpi_pm pm;
+    struct platform platform;
+    struct pci_platform pci_platform;
+    struct virtio_pci *virtio[PCI_MAX_SLOTS];
+    unsigned nr_virtio;
+    struct virtio_rng *rng;
+    struct virtio_blk *disks[CONFIG_MAX_DISKS];
+    unsigned nr_disks;
+    struct virtio_console *vconsole;
+    const struct vm_boot_files *files;
 
     struct vcpu *vcpus;
     unsigned nr_vcpus;
@@ -65,19 +79,23 @@ struct vm {
     int signal_fd;
 };
 
-/* Files the boot needs, opened and validated before any VM exists. */
+/* Host files the VM needs, opened and validated before any VM exists, so
+ * that every problem with them is a setup error. */
 struct vm_boot_files {
     struct boot_config boot;
     struct boot_layout layout;
     void *kernel_map, *initrd_map;
     size_t kernel_map_size, initrd_map_size;
+    struct blockfile disks[CONFIG_MAX_DISKS];
+    bool disk_taken[CONFIG_MAX_DISKS]; /* handed over to a device */
+    unsigned nr_disks;
 };
 
 int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *files)
     EMBER_MUST_CHECK;
 void vm_boot_files_close(struct vm_boot_files *files);
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, const struct vm_boot_files *files)
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *files)
     EMBER_MUST_CHECK;
 /* Run until the guest stops; returns the reason. */
 enum vm_stop_reason vm_run(struct vm *vm);

@@ -121,6 +121,20 @@ static void dsdt_pci_host(struct aml_buf *b)
     resource_template(b, &res);
     b->failed |= res.failed;
     aml_free(&res);
+    /* _PRT: INTA-INTD of every slot to IOAPIC pins 16-23. */
+    aml_name(b, "_PRT");
+    size_t prt = aml_package_begin(b, 31 * 4);
+    for (unsigned slot = 1; slot < 32; slot++) {
+        for (unsigned pin = 0; pin < 4; pin++) {
+            size_t entry = aml_package_begin(b, 4);
+            aml_integer(b, ((uint64_t)slot << 16) | 0xffff);
+            aml_integer(b, pin);
+            aml_integer(b, 0);
+            aml_integer(b, PCI_INTX_GSI(slot, pin));
+            aml_end(b, entry);
+        }
+    }
+    aml_end(b, prt);
     aml_end(b, dev);
 }
 

@@ -52,5 +52,9 @@
 #define IRQ_ACPI_SCI 9
 #define IRQ_MOUSE 12
 #define IOAPIC_PINS 24
+/* PCI INTx: slot and pin (0 = INTA) to an IOAPIC pin, as the DSDT's _PRT
+ * describes; level-triggered, shared among slots. */
+#define PCI_INTX_GSI(slot, pin) (16u + (((slot) + (pin)) & 7u))
+#define PCI_SLOT_BAR_BASE(slot) (LAYOUT_PCI_MMIO_START + (uint64_t)(slot) * 0x10000ull)
 
 #endif

@@ -59,6 +59,85 @@ void pci_device_init(struct pci_device *dev, const char *name, uint16_t vendor,
     le16_store(dev->config + PCI_SUBSYSTEM_VENDOR_ID, vendor);
 }
 
+#define PCI_BAR_MEM_TYPE_64 0x4
+#define PCI_CAPS_START 0x40
+
+int pci_device_add_bar(struct pci_device *dev, unsigned bar, enum pci_bar_type type,
+                       uint64_t size, uint64_t addr)
+{
+    unsigned slots = type == PCI_BAR_MEM64 ? 2 : 1;
+    if (bar + slots > PCI_NUM_BARS || size < 16 || (size & (size - 1)) ||
+        !is_aligned(addr, size) || (type == PCI_BAR_MEM32 && addr + size > (1ull << 32)))
+        return err_set(-EINVAL, "%s: bad BAR %u (%#llx bytes at %#llx)", dev->name, bar,
+                       (unsigned long long)size, (unsigned long long)addr);
+    dev->bars[bar] = (struct pci_bar){.type = type, .size = size};
+    unsigned off = PCI_BAR0 + bar * 4;
+    uint64_t mask = ~(size - 1);
+    le32_store(dev->config + off, (uint32_t)addr | (type == PCI_BAR_MEM64 ? PCI_BAR_MEM_TYPE_64 : 0));
+    le32_store(dev->wmask + off, (uint32_t)mask & ~0xfu);
+    if (type == PCI_BAR_MEM64) {
+        le32_store(dev->config + off + 4, (uint32_t)(addr >> 32));
+        le32_store(dev->wmask + off + 4, (uint32_t)(mask >> 32));
+    }
+    /* BARs exist, so the guest may turn memory decoding on and off. */
+    dev->wmask[PCI_COMMAND] |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+    dev->wmask[PCI_COMMAND + 1] |= PCI_COMMAND_INTX_DISABLE >> 8;
+    return 0;
+}
+
+uint64_t pci_bar_address(const struct pci_device *dev, unsigned bar)
+{
+    unsigned off = PCI_BAR0 + bar * 4;
+    uint64_t addr = le32_load(dev->config + off) & ~0xfull;
+    if (dev->bars[bar].type == PCI_BAR_MEM64)
+        addr |= (uint64_t)le32_load(dev->config + off + 4) << 32;
+    return addr;
+}
+
+int pci_device_add_capability(struct pci_device *dev, uint8_t id, const void *body,
+                              size_t body_len)
+{
+    unsigned start = dev->cap_end ? dev->cap_end : PCI_CAPS_START;
+    if (start + 2 + body_len > PCI_CONFIG_SIZE)
+        return err_set(-ENOSPC, "%s: configuration space is full", dev->name);
+    dev->config[start] = id;
+    dev->config[start + 1] = 0;
+    memcpy(dev->config + start + 2, body, body_len);
+    if (!(dev->config[PCI_STATUS] & PCI_STATUS_CAP_LIST)) {
+        dev->config[PCI_CAPABILITY_LIST] = (uint8_t)start;
+        dev->config[PCI_STATUS] |= PCI_STATUS_CAP_LIST;
+    } else {
+        unsigned prev = dev->config[PCI_CAPABILITY_LIST];
+        while (dev->config[prev + 1])
+            prev = dev->config[prev + 1];
+        dev->config[prev + 1] = (uint8_t)start;
+    }
+    dev->cap_end = (uint8_t)align_up(start + 2 + body_len, 4);
+    return (int)start;
+}
+
+/* A BAR decodes when memory decoding is on and it holds a real address (not
+ * zero, not the all-ones pattern a guest writes while sizing it). */
+void pci_device_update_bars(struct pci_device *dev)
+{
+    bool decode = le16_load(dev->config + PCI_COMMAND) & PCI_COMMAND_MEMORY;
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+        struct pci_bar *b = &dev->bars[i];
+        if (b->type == PCI_BAR_NONE)
+            continue;
+        uint64_t addr = pci_bar_address(dev, i);
+        uint64_t limit = b->type == PCI_BAR_MEM64 ? UINT64_MAX : 0xffffffffull;
+        bool mapped = decode && addr != 0 && addr + b->size - 1 < limit &&
+                      addr + b->size > addr;
+        if (mapped == b->mapped && (!mapped || addr == b->mapped_addr))
+            continue;
+        b->mapped = mapped;
+        b->mapped_addr = mapped ? addr : 0;
+        if (dev->ops && dev->ops->bar_remap)
+            dev->ops->bar_remap(dev, i, addr, mapped);
+    }
+}
+
 void pci_host_bridge_init(struct pci_device *dev)
 {
     pci_device_init(dev, "host-bridge", HOST_BRIDGE_VENDOR, HOST_BRIDGE_DEVICE,
@@ -88,8 +167,11 @@ uint32_t pci_config_read(struct pci_bus *bus, unsigned slot, unsigned fn, unsign
         return value;
     pthread_mutex_lock(&bus->lock);
     struct pci_device *dev = pci_lookup(bus, slot, fn);
-    if (dev)
+    if (dev) {
+        if (dev->ops && dev->ops->config_read)
+            dev->ops->config_read(dev, offset, len);
         value = (uint32_t)le_load_n(dev->config + offset, len);
+    }
     pthread_mutex_unlock(&bus->lock);
     return len == 4 ? value : value & ((1u << (8 * len)) - 1);
 }
@@ -109,6 +191,10 @@ void pci_config_write(struct pci_bus *bus, unsigned slot, unsigned fn, unsigned 
         }
         if (dev->ops && dev->ops->config_written)
             dev->ops->config_written(dev, offset, len);
+        bool touches_bars = offset < PCI_BAR0 + 4 * PCI_NUM_BARS && offset + len > PCI_BAR0;
+        bool touches_command = offset < PCI_COMMAND + 2 && offset + len > PCI_COMMAND;
+        if (touches_bars || touches_command)
+            pci_device_update_bars(dev);
     }
     pthread_mutex_unlock(&bus->lock);
 }

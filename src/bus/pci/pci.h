@@ -28,6 +28,10 @@
 #define PCI_INTERRUPT_LINE 0x3c
 #define PCI_INTERRUPT_PIN 0x3d
 
+#define PCI_CAP_ID_MSIX 0x11
+#define PCI_CAP_ID_VENDOR 0x09
+#define PCI_NUM_BARS 6
+
 #define PCI_COMMAND_IO 0x1
 #define PCI_COMMAND_MEMORY 0x2
 #define PCI_COMMAND_MASTER 0x4
@@ -40,6 +44,21 @@ struct pci_device;
 struct pci_device_ops {
     /* After the guest wrote [offset, offset+len) of configuration space. */
     void (*config_written)(struct pci_device *dev, unsigned offset, unsigned len);
+    /* Reads of configuration space that are not plain memory (a window into
+     * a BAR, for instance): refresh config[offset..] before it is returned. */
+    void (*config_read)(struct pci_device *dev, unsigned offset, unsigned len);
+    /* A BAR appeared, moved or went away: 'mapped' says whether the device
+     * must now decode [addr, addr + size). */
+    void (*bar_remap)(struct pci_device *dev, unsigned bar, uint64_t addr, bool mapped);
+};
+
+enum pci_bar_type { PCI_BAR_NONE, PCI_BAR_MEM32, PCI_BAR_MEM64 };
+
+struct pci_bar {
+    enum pci_bar_type type;
+    uint64_t size;       /* a power of two, at least 16 */
+    bool mapped;         /* as last reported through bar_remap */
+    uint64_t mapped_addr;
 };
 
 struct pci_device {
@@ -49,6 +68,8 @@ struct pci_device {
     void *ctx;
     const char *name;
     unsigned slot;
+    struct pci_bar bars[PCI_NUM_BARS];
+    uint8_t cap_end; /* where the next capability goes */
 };
 
 struct pci_bus {
@@ -78,5 +99,18 @@ void pci_device_init(struct pci_device *dev, const char *name, uint16_t vendor,
                      uint16_t device, uint32_t class_code, uint8_t revision);
 /* The host bridge at 00:00.0. */
 void pci_host_bridge_init(struct pci_device *dev);
+
+/* A memory BAR of 'size' bytes at 'addr' (its initial placement, as firmware
+ * would have assigned it). 64-bit BARs take two slots. */
+int pci_device_add_bar(struct pci_device *dev, unsigned bar, enum pci_bar_type type,
+                       uint64_t size, uint64_t addr) EMBER_MUST_CHECK;
+/* Current address of a BAR as programmed in configuration space. */
+uint64_t pci_bar_address(const struct pci_device *dev, unsigned bar);
+/* Append a capability; 'body' is everything after its ID and next pointer.
+ * Returns its offset in configuration space, or a negative errno. */
+int pci_device_add_capability(struct pci_device *dev, uint8_t id, const void *body,
+                              size_t body_len);
+/* Re-evaluate BAR mappings (after a reset, or at start). Caller holds no lock. */
+void pci_device_update_bars(struct pci_device *dev);
 
 #endif

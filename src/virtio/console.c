@@ -1,0 +1,118 @@
+#include "virtio/console.h"
+
+#include "util/util.h"
+
+#define CONSOLE_RX 0
+#define CONSOLE_TX 1
+#define CONSOLE_QUEUE_SIZE 128
+#define CONSOLE_CONFIG_SIZE 12
+#define CONSOLE_TX_CHUNK 4096
+
+static uint64_t console_features(struct virtio_dev *vdev)
+{
+    (void)vdev;
+    return 0; /* one console port, no size, no emergency write */
+}
+
+static void console_config_read(struct virtio_dev *vdev, uint32_t offset, void *data,
+                                unsigned len)
+{
+    (void)vdev;
+    uint8_t cfg[CONSOLE_CONFIG_SIZE] = {0}; /* cols, rows, max_nr_ports, emerg_wr */
+    le32_store(cfg + 4, 1);
+    if (offset < sizeof(cfg))
+        memcpy(data, cfg + offset, MIN(len, sizeof(cfg) - offset));
+}
+
+static void drain_tx(struct virtio_console *vc)
+{
+    struct virtio_dev *vdev = &vc->vdev;
+    struct virtq *q = &vdev->queues[CONSOLE_TX];
+    static _Thread_local struct virtq_chain chain;
+    int got;
+    do {
+        while ((got = virtq_pop(q, &chain)) == 1) {
+            uint8_t buf[CONSOLE_TX_CHUNK];
+            for (uint64_t off = 0; off < chain.readable_bytes;) {
+                size_t n = virtq_chain_read(q, &chain, off, buf, sizeof(buf));
+                if (n == 0)
+                    break;
+                vc->host->tx(vc->host_ctx, buf, n);
+                vc->bytes_out += n;
+                off += n;
+            }
+            if (virtq_push(q, chain.head, 0))
+                break;
+        }
+    } while (got == 0 && virtq_rearm(q));
+    if (got < 0 || q->broken)
+        virtio_dev_queue_broken(vdev, CONSOLE_TX);
+    else
+        virtio_dev_notify(vdev, CONSOLE_TX);
+}
+
+static void console_queue_notify(struct virtio_dev *vdev, unsigned q)
+{
+    struct virtio_console *vc = vdev->model;
+    if (q == CONSOLE_TX)
+        drain_tx(vc);
+    else
+        vc->host->rx_ready(vc->host_ctx);
+}
+
+static int console_activate(struct virtio_dev *vdev)
+{
+    struct virtio_console *vc = vdev->model;
+    vc->host->rx_ready(vc->host_ctx);
+    return 0;
+}
+
+static const struct virtio_device_ops console_ops = {
+    .name = "console",
+    .device_id = VIRTIO_ID_CONSOLE,
+    .num_queues = 2,
+    .queue_max_size = CONSOLE_QUEUE_SIZE,
+    .config_size = CONSOLE_CONFIG_SIZE,
+    .features = console_features,
+    .config_read = console_config_read,
+    .activate = console_activate,
+    .queue_notify = console_queue_notify,
+};
+
+void virtio_console_init(struct virtio_console *vc, const struct guest_mem *gm,
+                         const struct virtio_console_host_ops *host, void *host_ctx)
+{
+    vc->host = host;
+    vc->host_ctx = host_ctx;
+    vc->bytes_in = vc->bytes_out = 0;
+    virtio_dev_init(&vc->vdev, &console_ops, vc, gm);
+}
+
+size_t virtio_console_receive(struct virtio_console *vc, const uint8_t *buf, size_t len)
+{
+    struct virtio_dev *vdev = &vc->vdev;
+    struct virtq *q = &vdev->queues[CONSOLE_RX];
+    static _Thread_local struct virtq_chain chain;
+    size_t taken = 0;
+    pthread_mutex_lock(&vdev->lock);
+    while (taken < len && virtio_dev_running(vdev) && q->ready) {
+        int got = virtq_pop(q, &chain);
+        if (got < 0)
+            virtio_dev_queue_broken(vdev, CONSOLE_RX);
+        if (got <= 0)
+            break;
+        size_t n = virtq_chain_write(q, &chain, 0, buf + taken, len - taken);
+        taken += n;
+        vc->bytes_in += n;
+        if (virtq_push(q, chain.head, (uint32_t)n)) {
+            virtio_dev_queue_broken(vdev, CONSOLE_RX);
+            break;
+        }
+    }
+    if (taken)
+        virtio_dev_notify(vdev, CONSOLE_RX);
+    else if (virtio_dev_running(vdev) && q->ready)
+        virtq_rearm(q); /* tell us when buffers arrive */
+    pthread_mutex_unlock(&vdev->lock);
+    return taken;
+}

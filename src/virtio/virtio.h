@@ -1,0 +1,92 @@
+/* The interface between virtio device models and their transport.
+ *
+ * A model (blk, rng, console, ...) describes its queues, features and config
+ * space, and processes queues when notified; it reaches guest memory only
+ * through its virtqueues and raises interrupts through virtio_dev_notify().
+ * It never sees the transport (PCI today) or the CPU backend. All model
+ * callbacks run with vdev->lock held. */
+#ifndef EMBER_VIRTIO_VIRTIO_H
+#define EMBER_VIRTIO_VIRTIO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "virtio/virtq.h"
+
+#define VIRTIO_STATUS_ACKNOWLEDGE 1
+#define VIRTIO_STATUS_DRIVER 2
+#define VIRTIO_STATUS_DRIVER_OK 4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED 0x80
+
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX 29
+#define VIRTIO_F_VERSION_1 32
+
+#define VIRTIO_ID_NET 1
+#define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_RNG 4
+
+#define VIRTIO_MAX_QUEUES 8
+
+struct virtio_dev;
+
+struct virtio_device_ops {
+    const char *name;
+    uint32_t device_id;
+    unsigned num_queues;
+    uint16_t queue_max_size;
+    uint32_t config_size;
+    /* Device-specific feature bits (the transport adds ring features). */
+    uint64_t (*features)(struct virtio_dev *vdev);
+    void (*config_read)(struct virtio_dev *vdev, uint32_t offset, void *data, unsigned len);
+    void (*config_write)(struct virtio_dev *vdev, uint32_t offset, const void *data,
+                         unsigned len);
+    /* The driver set DRIVER_OK: queues are started; 0 or a negative errno. */
+    int (*activate)(struct virtio_dev *vdev);
+    /* The guest notified queue 'q' (or the device wants it polled). */
+    void (*queue_notify)(struct virtio_dev *vdev, unsigned q);
+    /* Back to the initial state; in-flight work must not touch the rings. */
+    void (*reset)(struct virtio_dev *vdev);
+};
+
+/* What the transport provides: interrupts, and "work to do" wake-ups. */
+struct virtio_transport_ops {
+    void (*notify_queue)(struct virtio_dev *vdev, unsigned q);
+    void (*notify_config)(struct virtio_dev *vdev);
+};
+
+struct virtio_dev {
+    pthread_mutex_t lock;
+    const struct virtio_device_ops *ops;
+    void *model;
+    const struct virtio_transport_ops *transport;
+    void *transport_ctx;
+    const struct guest_mem *gm;
+    uint64_t device_features;  /* everything offered, transport bits included */
+    uint64_t driver_features;
+    uint8_t status;
+    uint8_t config_generation;
+    struct virtq queues[VIRTIO_MAX_QUEUES];
+};
+
+void virtio_dev_init(struct virtio_dev *vdev, const struct virtio_device_ops *ops,
+                     void *model, const struct guest_mem *gm);
+void virtio_dev_destroy(struct virtio_dev *vdev);
+bool virtio_dev_has_feature(const struct virtio_dev *vdev, unsigned bit);
+bool virtio_dev_running(const struct virtio_dev *vdev);
+/* Interrupt the driver about queue q if the ring says it wants one. */
+void virtio_dev_notify(struct virtio_dev *vdev, unsigned q);
+void virtio_dev_notify_config(struct virtio_dev *vdev);
+/* A queue was corrupted by the guest: log once, set NEEDS_RESET, tell the
+ * driver, and stop processing until it resets the device. */
+void virtio_dev_queue_broken(struct virtio_dev *vdev, unsigned q);
+
+/* Driver-facing state machine, used by transports (lock held). */
+void virtio_dev_reset(struct virtio_dev *vdev);
+void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status);
+
+#endif

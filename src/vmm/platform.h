@@ -1,0 +1,33 @@
+/* Services the VMM offers to devices, implemented with the CPU backend:
+ * MSI delivery (a GSI route plus an irqfd per vector) and ioeventfds. */
+#ifndef EMBER_VMM_PLATFORM_H
+#define EMBER_VMM_PLATFORM_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "accel/accel.h"
+#include "bus/pci/msix.h"
+
+#define PLATFORM_MAX_MSI 256
+
+struct platform_msi {
+    uint32_t gsi;
+    int fd;
+    bool in_use;
+};
+
+struct platform {
+    const struct accel_ops *accel;
+    struct accel_vm *avm;
+    pthread_mutex_t lock;
+    struct platform_msi msi[PLATFORM_MAX_MSI];
+};
+
+extern const struct msi_ops platform_msi_ops;
+
+void platform_init(struct platform *p, const struct accel_ops *accel, struct accel_vm *avm);
+void platform_destroy(struct platform *p);
+int platform_ioeventfd(void *ctx, int fd, uint64_t address, unsigned len, bool assign);
+
+#endif
