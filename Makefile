@@ -26,7 +26,7 @@ define objs
 $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
-.PHONY: all asan guest unit unit-asan test run nested-run clean deps help
+.PHONY: all asan guest unit unit-asan test run bench clean deps help
 all: $(BUILD)/ember
 
 help:
@@ -36,6 +36,7 @@ help:
 	@echo "make run        boot the default guest (directly, or in the nested harness)"
 	@echo "make test       run unit and integration tests"
 	@echo "make asan       ember and unit tests with AddressSanitizer/UBSan"
+	@echo "make bench      ember's figures next to QEMU's (see bench/)"
 
 # --- ember ---------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
@@ -71,13 +72,13 @@ asan: $(BUILD)/asan/ember unit-asan
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 UNIT_ASAN_BINS := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRCS))
 
-$(BUILD)/unit/%: tests/unit/%.c tests/unit/fakes.h $(BUILD)/libember.a
+$(BUILD)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libember.a
 	@mkdir -p $(dir $@)
 	$(call say,TEST,$@)
 	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) $(CFLAGS) -Itests $< -o $@ \
 		$(BUILD)/libember.a -lcmocka $(LDLIBS)
 
-$(BUILD)/asan/unit/%: tests/unit/%.c tests/unit/fakes.h $(BUILD)/asan/libember.a
+$(BUILD)/asan/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/asan/libember.a
 	@mkdir -p $(dir $@)
 	$(call say,TEST-SAN,$@)
 	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) -O1 -g $(SAN_FLAGS) -Itests $< -o $@ \
@@ -90,6 +91,10 @@ unit-asan: $(UNIT_ASAN_BINS)
 $(BUILD)/tools/runwatch: tests/tools/runwatch.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $< -lutil
+
+$(BUILD)/tools/ioperf: tests/tools/ioperf.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
 # --- default guest ----------------------------------------------------------
 GUEST := $(BUILD)/guest
@@ -118,6 +123,9 @@ run: $(BUILD)/ember guest
 
 test: $(BUILD)/ember $(BUILD)/asan/ember $(BUILD)/tools/runwatch $(UNIT_BINS) $(UNIT_ASAN_BINS) guest
 	python3 tests/run.py --build $(BUILD)
+
+bench: $(BUILD)/ember $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf guest
+	python3 bench/bench.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -5,8 +5,8 @@ freshly booted L1, since later runs in the same L1 are slower), directly
 otherwise. A benchmark, not a test: it never fails because a figure is slow,
 only when it cannot measure.
 
-Figures so far: VMM start -> the guest's first init line, VMM start -> guest
-power-off (VMM exit), the VMM's peak RSS, and ember's binary size."""
+Suites: boot (start -> first init line and -> power-off, peak RSS),
+blk (virtio-blk sequential MB/s and random-read IOPS, with L1's own figure)."""
 import argparse
 import base64
 import datetime
@@ -22,69 +22,203 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 from nested import DirectHost, Job, L1Files, NestedHost, host_has_hw_kvm  # noqa: E402
+from overlay import build_initrd_with  # noqa: E402
 
 INIT_LINE = "ember-guest: init started"
 QEMU_FILES = ["qboot.rom", "kvmvapic.bin", "linuxboot.bin", "linuxboot_dma.bin",
               "multiboot.bin", "multiboot_dma.bin", "pvh.bin"]
+KERNEL, INITRD = '"$GUEST/vmlinuz"', '"$GUEST/initramfs.cpio"'
 
 
-def cmdline():
-    poweroff = base64.b64encode(b"poweroff -f").decode()
-    return f"console=ttyS0 reboot=k panic=1 quiet ember_cmd={poweroff}"
+def cmdline(guest_cmd):
+    b64 = base64.b64encode(guest_cmd.encode()).decode()
+    return f"console=ttyS0 reboot=k panic=1 quiet ember_cmd={b64}"
 
 
-def vmm_commands(mem_mb, cpus):
-    """Shell command per VMM; the same kernel, initramfs, memory and vCPUs."""
-    k, i = '"$GUEST/vmlinuz"', '"$GUEST/initramfs.cpio"'
-    cl = cmdline()
-    qemu = ("qemu-system-x86_64 -accel kvm -cpu host -m {m} -smp {c} -nodefaults "
-            "-no-user-config -display none -serial stdio -no-reboot "
+def ember_cmd(mem, cpus, cl, initrd=INITRD, extra=""):
+    return (f'"$EMBER" run --kernel {KERNEL} --initrd {initrd} --mem {mem}M --cpus {cpus} '
+            f"{extra} --cmdline '{cl}'")
+
+
+def qemu_cmd(machine, mem, cpus, cl, initrd=INITRD, extra=""):
+    return (f"qemu-system-x86_64 -M {machine} -accel kvm -cpu host -m {mem} -smp {cpus} "
+            "-nodefaults -no-user-config -display none -serial stdio -no-reboot "
             "-L /usr/share/qemu -L /usr/share/seabios "
-            f"-kernel {k} -initrd {i} -append '{cl}'").format(m=mem_mb, c=cpus)
-    return {
-        "ember": f'"$EMBER" run --kernel {k} --initrd {i} --mem {mem_mb}M --cpus {cpus} '
-                 f"--cmdline '{cl}'",
-        "qemu-microvm": qemu + " -M microvm,rtc=on",
-        "qemu-pc": qemu + " -M pc",
-    }
+            f"-kernel {KERNEL} -initrd {initrd} {extra} -append '{cl}'")
 
 
-def qemu_l1_files():
-    files = {}
-    for f in QEMU_FILES:
-        files[f"/usr/share/qemu/{f}"] = os.path.join("/usr/share/qemu", f)
+def l1_files(build):
+    files = {f"/usr/share/qemu/{f}": os.path.join("/usr/share/qemu", f) for f in QEMU_FILES}
     files["/usr/share/qemu/bios-microvm.bin"] = "/usr/share/qemu/qboot.rom"
     for f in os.listdir("/usr/share/seabios"):
         files[f"/usr/share/seabios/{f}"] = os.path.join("/usr/share/seabios", f)
     return L1Files(files=files, programs={
         "/usr/bin/qemu-system-x86_64": "/usr/bin/qemu-system-x86_64",
-        "/usr/bin/runwatch": os.path.join(ROOT, "build", "tools", "runwatch")})
+        "/usr/bin/runwatch": os.path.join(build, "tools", "runwatch"),
+        "/usr/bin/ioperf": os.path.join(build, "tools", "ioperf")})
 
 
-def parse_run(output):
-    stamp = re.search(r"runwatch: stamp ([\d.]+) " + re.escape(INIT_LINE), output)
-    exited = re.search(r"runwatch: exited ([\d.]+) status (\d+) maxrss (\d+)", output)
-    if not exited:
-        return None, "no exit report"
-    if int(exited.group(2)) != 0:
-        return None, f"VMM exited {exited.group(2)}"
-    if not stamp:
-        return None, "the guest's init line never appeared"
-    return {"init_ms": float(stamp.group(1)), "poweroff_ms": float(exited.group(1)),
-            "rss_kib": int(exited.group(3))}, None
+class Figure:
+    """One row of the report: samples per VMM."""
 
+    def __init__(self, title, unit, higher_is_better=False, scale=1.0):
+        self.title, self.unit = title, unit
+        self.higher_is_better, self.scale = higher_is_better, scale
+        self.samples = {}
+
+    def add(self, vmm, value):
+        self.samples.setdefault(vmm, []).append(value * self.scale)
+
+
+# --- suites ----------------------------------------------------------------
+
+class BootSuite:
+    name = "boot"
+    vmms = ["ember", "qemu-microvm", "qemu-pc"]
+
+    def __init__(self, args):
+        self.args = args
+        self.figures = [Figure("VMM start → first init line", "ms"),
+                        Figure("VMM start → guest power-off", "ms"),
+                        Figure("peak RSS of the VMM", "MiB", scale=1 / 1024)]
+
+    def script(self, vmm):
+        cl = cmdline("poweroff -f")
+        a = self.args
+        cmd = {"ember": ember_cmd(a.mem, a.cpus, cl),
+               "qemu-microvm": qemu_cmd("microvm,rtc=on", a.mem, a.cpus, cl),
+               "qemu-pc": qemu_cmd("pc", a.mem, a.cpus, cl)}[vmm]
+        return f"runwatch --stamp '{INIT_LINE}' -- sh -c {shlex.quote(cmd)}"
+
+    def record(self, vmm, output):
+        stamp = re.search(r"runwatch: stamp ([\d.]+) " + re.escape(INIT_LINE), output)
+        exited = re.search(r"runwatch: exited ([\d.]+) status (\d+) maxrss (\d+)", output)
+        if not exited or int(exited.group(2)) != 0 or not stamp:
+            return "no clean run (exit report or init line missing)"
+        for fig, value in zip(self.figures, (float(stamp.group(1)), float(exited.group(1)),
+                                             int(exited.group(3)))):
+            fig.add(vmm, value)
+        return None
+
+    def files(self, ctx):
+        return {}
+
+
+class BlkSuite:
+    """virtio-blk in the guest with O_DIRECT on a raw image in L1's memory,
+    both VMMs with their default (host page cache) caching; and L1 itself
+    on the same file for reference."""
+    name = "blk"
+    vmms = ["ember", "qemu-pc", "L1 host"]
+    SEQ_MIB, RAND_SECONDS = 256, 5
+
+    def __init__(self, args):
+        self.args = args
+        self.figures = [Figure("sequential write, 1 MiB blocks", "MB/s", True),
+                        Figure("sequential read, 1 MiB blocks", "MB/s", True),
+                        Figure("random read, 4 KiB blocks", "IOPS", True)]
+
+    def io_commands(self, dev):
+        return (f"ioperf seqwrite {dev} {self.SEQ_MIB}; ioperf seqread {dev} {self.SEQ_MIB}; "
+                f"ioperf randread {dev} {self.RAND_SECONDS}")
+
+    def script(self, vmm):
+        setup = "truncate -s 1G disk.img\n"
+        if vmm == "L1 host":
+            return setup + self.io_commands("disk.img").replace("ioperf", "/usr/bin/ioperf")
+        cl = cmdline(self.io_commands("/dev/vda"))
+        initrd = '"$DATA/initrd.cpio"'
+        cmd = {"ember": ember_cmd(512, 1, cl, initrd, "--disk path=disk.img"),
+               "qemu-pc": qemu_cmd("pc", 512, 1, cl, initrd,
+                                   "-drive file=disk.img,format=raw,if=none,id=d0,"
+                                   "cache=writeback -device virtio-blk-pci,drive=d0")}[vmm]
+        return setup + cmd
+
+    def record(self, vmm, output):
+        found = {m: re.search(rf"ioperf: {m} ([\d.]+) MB/s ([\d.]+) IOPS direct=(\d)", output)
+                 for m in ("seqwrite", "seqread", "randread")}
+        if not all(found.values()):
+            return "ioperf did not report all three figures"
+        self.figures[0].add(vmm, float(found["seqwrite"].group(1)))
+        self.figures[1].add(vmm, float(found["seqread"].group(1)))
+        self.figures[2].add(vmm, float(found["randread"].group(2)))
+        if vmm == "L1 host":
+            self.l1_direct = found["seqread"].group(3) == "1"
+        return None
+
+    def files(self, ctx):
+        return {"initrd.cpio": ctx["guest_initrd_ioperf"]}
+
+    def note(self):
+        how = "O_DIRECT" if getattr(self, "l1_direct", False) else \
+            "buffered I/O (L1's initramfs file system has no O_DIRECT)"
+        return (f"Guest: O_DIRECT on /dev/vda, {self.SEQ_MIB} MiB each way, then "
+                f"{self.RAND_SECONDS} s of random 4 KiB reads, one at a time; 512 MiB, 1 vCPU. "
+                f"The image is a sparse 1 GiB file in L1's RAM; 'L1 host' runs the same "
+                f"program on it directly, with {how}.")
+
+
+SUITES = {"boot": BootSuite, "blk": BlkSuite}
+
+
+# --- running and reporting ---------------------------------------------------
 
 def summarize(values):
-    if not values:
-        return None
-    return statistics.median(values), min(values), max(values)
+    return (statistics.median(values), min(values), max(values)) if values else None
 
 
-def fmt(stat, unit, scale=1.0):
+def fmt(stat, unit):
     if stat is None:
         return "n/a"
-    med, lo, hi = (v * scale for v in stat)
-    return f"{med:.0f} {unit} ({lo:.0f}–{hi:.0f})"
+    med, lo, hi = stat
+    digits = 0 if max(abs(med), abs(hi)) >= 100 else 1
+    return f"{med:.{digits}f} {unit} ({lo:.{digits}f}–{hi:.{digits}f})"
+
+
+def render_suite(suite, failures, notes):
+    peers = [v for v in suite.vmms if v != "ember"]
+    lines = [f"## {suite.name}", ""]
+    if hasattr(suite, "note"):
+        lines += [suite.note(), ""]
+    lines += ["| figure | " + " | ".join(suite.vmms) + " | " +
+              " | ".join(f"ember/{p}" for p in peers) + " |",
+              "|" + " --- |" * (1 + len(suite.vmms) + len(peers))]
+    for fig in suite.figures:
+        stats = {v: summarize(fig.samples.get(v, [])) for v in suite.vmms}
+        ratios = [f"{stats['ember'][0] / stats[p][0]:.2f}" if stats["ember"] and stats[p]
+                  and stats[p][0] else "n/a" for p in peers]
+        lines.append(f"| {fig.title} | " + " | ".join(fmt(stats[v], fig.unit)
+                                                    for v in suite.vmms) +
+                     " | " + " | ".join(ratios) + " |")
+    lines.append("")
+    for v in suite.vmms:
+        if failures.get(v):
+            lines.append(f"- {v}: {len(failures[v])} run(s) failed to measure: "
+                         + "; ".join(failures[v]))
+        for n in sorted(notes.get(v, ())):
+            lines.append(f"- {v}: {n}")
+    return "\n".join(lines) + "\n"
+
+
+def run_suite(suite, host, ctx, runs):
+    failures, notes = {}, {}
+    for r in range(runs):
+        for vmm in suite.vmms:  # alternate within each round
+            job = Job(f"{suite.name}-{vmm}-{r}", suite.script(vmm), timeout=240,
+                      files=suite.files(ctx))
+            host.run([job], label=f"bench-{suite.name}-{vmm.replace(' ', '_')}-{r}")
+            err = job.error or suite.record(vmm, job.output)
+            if "XSAVE consistency problem" in job.output:
+                notes.setdefault(vmm, set()).add("guest warned 'XSAVE consistency problem'")
+            if err:
+                failures.setdefault(vmm, []).append(err)
+                print(f"  {suite.name} {vmm} run {r}: FAILED to measure: {err}\n"
+                      + job.output[-1200:], flush=True)
+            else:
+                last = ", ".join(f"{f.title.split(',')[0]} {f.samples[vmm][-1]:.1f} {f.unit}"
+                                 for f in suite.figures if f.samples.get(vmm))
+                print(f"  {suite.name} {vmm} run {r}: {last}", flush=True)
+    return failures, notes
 
 
 def main():
@@ -93,92 +227,49 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--mem", type=int, default=256)
     ap.add_argument("--cpus", type=int, default=1)
-    ap.add_argument("--vmms", default="ember,qemu-microvm,qemu-pc")
+    ap.add_argument("--suites", default=",".join(SUITES))
     args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
     hw, why = host_has_hw_kvm()
     mode = "direct (hardware KVM)" if hw else f"nested harness ({why}), one run per fresh L1"
-    print(f"bench: {mode}; {args.runs} runs per VMM, {args.mem} MiB, {args.cpus} vCPU(s)",
-          flush=True)
-    vmms = args.vmms.split(",")
-    cmds = vmm_commands(args.mem, args.cpus)
+    print(f"bench: {mode}; {args.runs} runs per VMM", flush=True)
+    work = tempfile.mkdtemp(prefix="ember-bench-")
+    ctx = {"guest_initrd_ioperf": build_initrd_with(
+        {"/usr/bin/ioperf": os.path.join(args.build, "tools", "ioperf")},
+        os.path.join(args.build, "guest", "initramfs.cpio"),
+        os.path.join(work, "initrd-ioperf.cpio"))}
     if hw:
         host = DirectHost(args.build)
-        os.environ["RUNWATCH"] = os.path.join(args.build, "tools", "runwatch")
+        os.environ["PATH"] = os.path.join(args.build, "tools") + ":" + os.environ["PATH"]
     else:
-        host = NestedHost(args.build, extra=qemu_l1_files(), smp=2)
-    results = {v: [] for v in vmms}
-    failures = {v: [] for v in vmms}
-    notes = {v: set() for v in vmms}
+        host = NestedHost(args.build, extra=l1_files(args.build), smp=2)
+    sections, measured = [], False
     try:
-        for r in range(args.runs):
-            for v in vmms:  # alternate VMMs within each round
-                runwatch = '"${RUNWATCH:-runwatch}"'
-                script = f"{runwatch} --stamp '{INIT_LINE}' -- sh -c {shlex.quote(cmds[v])}"
-                job = Job(f"{v}-{r}", script, timeout=120)
-                host.run([job], label=f"bench-{v}-{r}")
-                sample, err = parse_run(job.output) if job.error is None else (None, job.error)
-                if "XSAVE consistency problem" in job.output:
-                    notes[v].add("guest warned 'XSAVE consistency problem'")
-                if sample:
-                    results[v].append(sample)
-                    print(f"  {v:13} run {r}: init {sample['init_ms']:.0f} ms, power-off "
-                          f"{sample['poweroff_ms']:.0f} ms, peak RSS {sample['rss_kib']} KiB",
-                          flush=True)
-                else:
-                    failures[v].append(err)
-                    print(f"  {v:13} run {r}: FAILED to measure: {err}\n"
-                          + job.output[-1500:], flush=True)
+        for name in args.suites.split(","):
+            suite = SUITES[name](args)
+            failures, notes = run_suite(suite, host, ctx, args.runs)
+            measured |= any(f.samples.get("ember") for f in suite.figures)
+            sections.append(render_suite(suite, failures, notes))
     finally:
         host.close()
-    report = render(args, mode, vmms, results, failures, notes)
+        subprocess.run(["rm", "-rf", work])
+    ember_bin = os.path.join(args.build, "ember")
+    stripped = os.path.join(tempfile.gettempdir(), "ember-stripped")
+    subprocess.run(["strip", "-o", stripped, ember_bin], check=True)
+    report = (f"# ember benchmark ({datetime.date.today()})\n\nMode: {mode}. Median "
+              f"(min–max) of {args.runs} runs; ratio = ember / peer, compare it with the "
+              f"figure's direction (times and memory: lower is better; MB/s and IOPS: higher "
+              f"is better). ember binary: {os.path.getsize(ember_bin) / 1024:.0f} KiB "
+              f"({os.path.getsize(stripped) / 1024:.0f} KiB stripped).\n\n" + "\n".join(sections))
+    os.unlink(stripped)
     print("\n" + report)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = os.path.join(HERE, "results", f"boot-{stamp}.md")
+    path = os.path.join(HERE, "results", f"bench-{stamp}.md")
     with open(path, "w") as f:
         f.write(report)
     print(f"written to {os.path.relpath(path, ROOT)}")
-    return 0 if results.get("ember") else 1
-
-
-def render(args, mode, vmms, results, failures, notes):
-    ember_bin = os.path.join(args.build, "ember")
-    stripped = tempfile.mktemp()
-    subprocess.run(["strip", "-o", stripped, ember_bin], check=True)
-    size, ssize = os.path.getsize(ember_bin), os.path.getsize(stripped)
-    os.unlink(stripped)
-    lines = [f"# ember boot figures ({datetime.date.today()})", "",
-             f"Mode: {mode}. Guest: Debian cloud kernel (bzImage) + the default initramfs, "
-             f"{args.mem} MiB, {args.cpus} vCPU; the guest powers off as soon as init has "
-             f"loaded its modules. Median (min–max) of {args.runs} runs; ratio = ember / peer "
-             "(below 1: ember is faster or smaller).", ""]
-    figures = [("VMM start → first init line", "init_ms", "ms"),
-               ("VMM start → guest power-off", "poweroff_ms", "ms"),
-               ("peak RSS of the VMM", "rss_kib", "MiB")]
-    header = "| figure | " + " | ".join(vmms) + " | " + \
-        " | ".join(f"ember/{v}" for v in vmms if v != "ember") + " |"
-    lines += [header, "|" + " --- |" * (1 + len(vmms) + len(vmms) - 1)]
-    for title, key, unit in figures:
-        scale = 1 / 1024 if unit == "MiB" else 1.0
-        stats = {v: summarize([s[key] for s in results[v]]) for v in vmms}
-        cells = [fmt(stats[v], unit, scale) for v in vmms]
-        ratios = []
-        for v in vmms:
-            if v == "ember":
-                continue
-            if stats.get("ember") and stats[v]:
-                ratios.append(f"{stats['ember'][0] / stats[v][0]:.2f}")
-            else:
-                ratios.append("n/a")
-        lines.append(f"| {title} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
-    lines += ["", f"ember binary: {size / 1024:.0f} KiB ({ssize / 1024:.0f} KiB stripped).", ""]
-    for v in vmms:
-        if failures[v]:
-            lines.append(f"- {v}: {len(failures[v])} run(s) failed to measure: "
-                         + "; ".join(failures[v]))
-        for n in sorted(notes[v]):
-            lines.append(f"- {v}: {n}")
-    return "\n".join(lines) + "\n"
+    return 0 if measured else 1
 
 
 if __name__ == "__main__":

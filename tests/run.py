@@ -88,7 +88,8 @@ class Context:
         self.guest_dir = os.path.join(self.build, "guest")
         self.runwatch = os.path.join(self.build, "tools", "runwatch")
         self.hw_kvm = hw_kvm
-        self.tmp = None
+        self.tmp = None        # a fresh directory per host test
+        self.prep_dir = None   # files guest tests prepare on this host
 
 
 def load_tests():
@@ -170,14 +171,18 @@ def run_guest_tests(tests, ctx, results, log_dir):
         os.environ["RUNWATCH"] = ctx.runwatch
         os.environ["EMBER_ASAN"] = ctx.ember_asan
     else:
-        extra = L1Files(programs={"/usr/bin/runwatch": ctx.runwatch,
-                                  "/usr/bin/ember-asan": ctx.ember_asan})
+        programs = {"/usr/bin/runwatch": ctx.runwatch, "/usr/bin/ember-asan": ctx.ember_asan}
+        # e2fsprogs, to make and check file systems on disk images in L1.
+        for tool in ("mke2fs", "debugfs", "e2fsck"):
+            programs[f"/sbin/{tool}"] = shutil.which(tool) or f"/sbin/{tool}"
+        extra = L1Files(programs=programs)
         host = NestedHost(ctx.build, extra=extra, log_dir=log_dir)
     try:
         for n, (key, group) in enumerate(batches(tests)):
             jobs = [j for t in group for j in t.jobs]
             if not ctx.hw_kvm:
-                prefix = "export RUNWATCH=/usr/bin/runwatch EMBER_ASAN=/usr/bin/ember-asan\n"
+                prefix = ("export RUNWATCH=/usr/bin/runwatch EMBER_ASAN=/usr/bin/ember-asan "
+                          "EMBER_NESTED=1\n")
                 for j in jobs:
                     j.script = prefix + j.script
             t0 = time.monotonic()
@@ -212,9 +217,13 @@ def main():
         tests = [t for t in load_tests()
                  if not args.filter or re.search(args.filter, t.name)]
         run_host_tests([t for t in tests if t.kind == "host"], ctx, results)
-        guest = prepare_guest_tests([t for t in tests if t.kind == "guest"], ctx, results)
-        log_dir = args.log_dir or os.path.join(args.build, "test-logs")
-        run_guest_tests(guest, ctx, results, log_dir)
+        ctx.prep_dir = tempfile.mkdtemp(prefix="ember-prep-")
+        try:
+            guest = prepare_guest_tests([t for t in tests if t.kind == "guest"], ctx, results)
+            log_dir = args.log_dir or os.path.join(args.build, "test-logs")
+            run_guest_tests(guest, ctx, results, log_dir)
+        finally:
+            shutil.rmtree(ctx.prep_dir, ignore_errors=True)
 
     print(f"\nguest tests ran {mode}; {time.monotonic() - start:.0f}s in all")
     if results.skipped:

@@ -62,23 +62,31 @@ void evloop_remove(struct evloop *loop, int fd)
     h->in_use = false;
 }
 
+int evloop_run_once(struct evloop *loop, int timeout_ms)
+{
+    struct epoll_event events[16];
+    int n = epoll_wait(loop->epfd, events, 16, timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : err_errno(-errno, "epoll_wait failed");
+    int ran = 0;
+    for (int i = 0; i < n && !loop->stop; i++) {
+        struct evloop_handler *h = events[i].data.ptr;
+        /* A handler earlier in this batch may have removed this one. */
+        if (h->in_use) {
+            h->fn(h->ctx, events[i].events);
+            ran++;
+        }
+    }
+    return ran;
+}
+
 int evloop_run(struct evloop *loop)
 {
     loop->stop = false;
     while (!loop->stop) {
-        struct epoll_event events[16];
-        int n = epoll_wait(loop->epfd, events, 16, -1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return err_errno(-errno, "epoll_wait failed");
-        }
-        for (int i = 0; i < n && !loop->stop; i++) {
-            struct evloop_handler *h = events[i].data.ptr;
-            /* A handler earlier in this batch may have removed this one. */
-            if (h->in_use)
-                h->fn(h->ctx, events[i].events);
-        }
+        int ret = evloop_run_once(loop, -1);
+        if (ret < 0)
+            return ret;
     }
     return 0;
 }

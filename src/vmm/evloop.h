@@ -35,6 +35,9 @@ void evloop_remove(struct evloop *loop, int fd);
 /* Dispatch until evloop_stop(); 0, or a negative errno if epoll fails. */
 int evloop_run(struct evloop *loop);
 void evloop_stop(struct evloop *loop);
+/* Wait up to timeout_ms (-1: forever) and dispatch one batch of events;
+ * returns how many handlers ran. */
+int evloop_run_once(struct evloop *loop, int timeout_ms);
 
 /* eventfd helpers for cross-thread wake-ups. */
 int eventfd_create(void);

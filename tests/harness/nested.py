@@ -81,6 +81,20 @@ def _libs_of(binary):
     return libs
 
 
+def _place(root, path):
+    """Where 'path' goes under 'root', with whatever was there removed first.
+    A busybox applet link there points at an absolute path (/bin/busybox):
+    copying onto it would follow it out of 'root' and overwrite the host's
+    own file."""
+    target = os.path.join(root, path.lstrip("/"))
+    if not os.path.realpath(os.path.dirname(target)).startswith(os.path.realpath(root)):
+        raise ValueError(f"{path} would land outside {root}")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.lexists(target) and not os.path.isdir(target):
+        os.unlink(target)
+    return target
+
+
 def _write_cpio(root, out_path):
     with open(out_path, "wb") as out:
         find = subprocess.Popen(["find", "."], cwd=root, stdout=subprocess.PIPE)
@@ -114,6 +128,9 @@ class NestedHost:
             "irqbypass": os.path.join(kdir, "virt", "lib", "irqbypass.ko"),
             "kvm": os.path.join(kdir, "arch", "x86", "kvm", "kvm.ko"),
             "kvm-amd": os.path.join(kdir, "arch", "x86", "kvm", "kvm-amd.ko"),
+            # Not loaded at boot; jobs that need a real file system in L1
+            # (O_DIRECT does not work on its initramfs) insmod it.
+            "loop": os.path.join(kdir, "drivers", "block", "loop.ko"),
         }
 
     def _build_base(self, extra):
@@ -151,12 +168,12 @@ class NestedHost:
 
     @staticmethod
     def _add_file(root, dst, src):
-        target = os.path.join(root, dst.lstrip("/"))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        target = _place(root, dst)
         if os.path.isdir(src):
             shutil.copytree(src, target, symlinks=False, dirs_exist_ok=True)
         else:
-            shutil.copy(os.path.realpath(src), target)
+            shutil.copyfile(os.path.realpath(src), target)
+            shutil.copymode(os.path.realpath(src), target)
 
     def _job_cpio(self, jobs, path):
         root = tempfile.mkdtemp(dir=self.workdir)
@@ -168,7 +185,7 @@ class NestedHost:
             data = os.path.join(root, L1_DATA.lstrip("/"), str(i))
             os.makedirs(data)
             for name, src in job.files.items():
-                shutil.copy(src, os.path.join(data, name))
+                shutil.copyfile(src, _place(data, name))
             lines += [
                 f'echo "@@BEGIN {i} $(cat /proc/uptime)"',
                 f"export DATA={L1_DATA}/{i}; cd $DATA",
@@ -323,7 +340,7 @@ class DirectHost:
         for job in jobs:
             data = tempfile.mkdtemp(prefix="ember-data-")
             for name, src in job.files.items():
-                shutil.copy(src, os.path.join(data, name))
+                shutil.copyfile(src, _place(data, name))
             env = dict(os.environ, EMBER=os.path.join(self.build, "ember"),
                        GUEST=os.path.join(self.build, "guest"), DATA=data)
             t0 = time.monotonic()
