@@ -266,3 +266,28 @@ def disk_setup_errors(ctx):
     # Two read-only users of one image are fine (they get past the disks).
     rc, out = run_host([ctx.ember] + k + ["--disk", f"path={img},ro", "--disk", f"path={img},ro"])
     expect(rc != 2, f"two read-only users refused: {out}")
+
+
+@guest_test("virtio-blk: blkdiscard in the guest punches a hole in the image", batch="virtio2")
+def discard_in_guest():
+    j = job("discard", (
+        "dd if=/dev/urandom of=disc.img bs=1M count=8 2>/dev/null\n"
+        "echo \"before: $(du -k disc.img | cut -f1)\"\n" +
+        ember_run("--disk path=disc.img", guest_cmd=(
+            "cat /sys/block/vda/queue/discard_max_bytes\n"
+            "blkdiscard -o 1048576 -l 4194304 /dev/vda && echo discarded")) +
+        "\necho \"after: $(du -k disc.img | cut -f1)\"\n"
+        "echo \"zeros: $(dd if=disc.img bs=1M skip=1 count=4 2>/dev/null | tr -d '\\000' | wc -c)\"\n"
+        "echo \"kept: $(dd if=disc.img bs=1M count=1 2>/dev/null | tr -d '\\000' | wc -c)\""))
+
+    def check(j):
+        expect_ember_rc(j, 0)
+        expect_output(j, r"^discarded$")
+        expect_no_output(j, r"^0$", "discard_max_bytes of 0 (DISCARD not offered)")
+        expect_output(j, r"^zeros: 0$", "the discarded 4 MiB reading as zeros on the host")
+        before = int(re.search(r"^before: (\d+)", j.output, re.M).group(1))
+        after = int(re.search(r"^after: (\d+)", j.output, re.M).group(1))
+        expect(after <= before - 4000, f"image not sparser: {before} KiB -> {after} KiB")
+        kept = int(re.search(r"^kept: (\d+)", j.output, re.M).group(1))
+        expect(kept > 1000000, f"data outside the range lost ({kept} non-zero bytes left)")
+    return j, check
