@@ -6,7 +6,7 @@ CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
                -Wno-format-nonliteral -Wno-format-truncation -Isrc -D_GNU_SOURCE -DEMBER_VERSION='"$(VERSION)"' \
                -MMD -MP
 CFLAGS ?= -O2 -g
-LDLIBS := -luring -lpthread
+LDLIBS := -lslirp -luring -lpthread
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -26,7 +26,7 @@ define objs
 $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
-.PHONY: all asan guest unit unit-asan test run bench clean deps help
+.PHONY: all asan guest unit unit-asan test run bench tools clean deps help
 all: $(BUILD)/ember
 
 help:
@@ -96,6 +96,13 @@ $(BUILD)/tools/ioperf: tests/tools/ioperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
+$(BUILD)/tools/tcpperf: tests/tools/tcpperf.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf
+tools: $(TOOLS)
+
 # --- default guest ----------------------------------------------------------
 GUEST := $(BUILD)/guest
 $(GUEST)/.fetched: guest/fetch-debs.sh
@@ -109,7 +116,7 @@ $(GUEST)/vmlinuz: $(GUEST)/.fetched
 $(GUEST)/vmlinux: $(GUEST)/vmlinuz guest/extract-vmlinux.sh
 	guest/extract-vmlinux.sh $< $@
 
-$(GUEST)/initramfs.cpio: $(GUEST)/.fetched guest/init guest/build-initramfs.sh
+$(GUEST)/initramfs.cpio: $(GUEST)/.fetched guest/init guest/udhcpc.script guest/build-initramfs.sh
 	guest/build-initramfs.sh $(BUILD)/debs $@
 
 guest: $(GUEST)/vmlinuz $(GUEST)/vmlinux $(GUEST)/initramfs.cpio
@@ -121,10 +128,10 @@ deps:
 run: $(BUILD)/ember guest
 	tests/harness/run-default.py --build $(BUILD)
 
-test: $(BUILD)/ember $(BUILD)/asan/ember $(BUILD)/tools/runwatch $(UNIT_BINS) $(UNIT_ASAN_BINS) guest
+test: $(BUILD)/ember $(BUILD)/asan/ember $(TOOLS) $(UNIT_BINS) $(UNIT_ASAN_BINS) guest
 	python3 tests/run.py --build $(BUILD)
 
-bench: $(BUILD)/ember $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf guest
+bench: $(BUILD)/ember $(TOOLS) guest
 	python3 bench/bench.py --build $(BUILD)
 
 clean:

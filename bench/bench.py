@@ -6,7 +6,8 @@ otherwise. A benchmark, not a test: it never fails because a figure is slow,
 only when it cannot measure.
 
 Suites: boot (start -> first init line and -> power-off, peak RSS),
-blk (virtio-blk sequential MB/s and random-read IOPS, with L1's own figure)."""
+blk (virtio-blk sequential MB/s and random-read IOPS, with L1's own figure),
+net (virtio-net TCP throughput each way, TAP and user mode)."""
 import argparse
 import base64
 import datetime
@@ -55,7 +56,8 @@ def l1_files(build):
     return L1Files(files=files, programs={
         "/usr/bin/qemu-system-x86_64": "/usr/bin/qemu-system-x86_64",
         "/usr/bin/runwatch": os.path.join(build, "tools", "runwatch"),
-        "/usr/bin/ioperf": os.path.join(build, "tools", "ioperf")})
+        "/usr/bin/ioperf": os.path.join(build, "tools", "ioperf"),
+        "/usr/bin/tcpperf": os.path.join(build, "tools", "tcpperf")})
 
 
 class Figure:
@@ -158,7 +160,73 @@ class BlkSuite:
                 f"program on it directly, with {how}.")
 
 
-SUITES = {"boot": BootSuite, "blk": BlkSuite}
+class NetSuite:
+    """TCP throughput through virtio-net, one stream each way, with a TAP
+    device in L1 and with user-mode networking; QEMU uses the same backends
+    (-netdev tap with vhost off, -netdev user)."""
+    name = "net"
+    vmms = ["ember", "qemu-pc"]
+    variants = ["TAP", "user"]
+    MIB = 32
+
+    def __init__(self, args):
+        self.args = args
+        self.figures = [Figure(f"{v} guest → host", "MB/s", True) for v in self.variants] + \
+                       [Figure(f"{v} host → guest", "MB/s", True) for v in self.variants]
+
+    def script(self, vmm, variant):
+        tap = variant == "TAP"
+        host_ip, guest_ip = ("192.168.77.1", "192.168.77.2") if tap else ("10.0.2.2", None)
+        guest = ((f"ifconfig eth0 {guest_ip} netmask 255.255.255.0 up\n" if tap else "") +
+                 f"tcpperf send {host_ip} 9000 -{self.MIB}\ntcpperf recv 9001")
+        cl = cmdline(guest).replace("quiet", "quiet ember_dhcp=0" if tap else "quiet")
+        initrd = '"$DATA/initrd.cpio"'
+        if vmm == "ember":
+            nic = "--net tap=tap0" if tap else "--net user,hostfwd=tcp::19001-:9001"
+            cmd = ember_cmd(512, 1, cl, initrd, nic)
+        else:
+            netdev = ("tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=off" if tap else
+                      "user,id=n0,hostfwd=tcp::19001-:9001")
+            cmd = qemu_cmd("pc", 512, 1, cl, initrd,
+                           f"-netdev {netdev} -device virtio-net-pci,netdev=n0,romfile=")
+        target = f"{guest_ip} 9001" if tap else "127.0.0.1 19001"
+        setup = ("insmod /lib/modules/l1/tun.ko 2>/dev/null; busybox tunctl -t tap0 >/dev/null; "
+                 "ip link set tap0 up; ip addr add 192.168.77.1/24 dev tap0\n" if tap else "")
+        return (setup +
+                "tcpperf recv 9000 > g2h.txt & receiver=$!\n"
+                f"( {cmd} ) > vmm.txt 2>&1 &\n"
+                "wait $receiver; cat g2h.txt\n"
+                "i=0; until grep -q 'listening on 9001' vmm.txt; do i=$((i+1)); "
+                "[ $i -gt 600 ] && break; busybox usleep 100000; done\n"
+                f"tcpperf send {target} -{self.MIB} > /dev/null\n"
+                "i=0; until grep -q 'received' vmm.txt; do i=$((i+1)); [ $i -gt 300 ] && break; "
+                "busybox usleep 100000; done\n"
+                "sed 's/^tcpperf: received/guest received/' vmm.txt\n"
+                "kill %1 2>/dev/null; wait\n")
+
+    def record(self, vmm, variant, output):
+        g2h = re.search(r"^tcpperf: received (\d+) bytes in [\d.]+ s, ([\d.]+) MB/s", output,
+                        re.M)
+        h2g = re.search(r"guest received (\d+) bytes in [\d.]+ s, ([\d.]+) MB/s", output)
+        expected = str(self.MIB << 20)
+        if not g2h or not h2g or g2h.group(1) != expected or h2g.group(1) != expected:
+            return "a stream did not complete"
+        by_title = {f.title: f for f in self.figures}
+        by_title[f"{variant} guest → host"].add(vmm, float(g2h.group(2)))
+        by_title[f"{variant} host → guest"].add(vmm, float(h2g.group(2)))
+        return None
+
+    def files(self, ctx):
+        return {"initrd.cpio": ctx["guest_initrd_tools"]}
+
+    def note(self):
+        return (f"One TCP stream of {self.MIB} MiB each way, measured by the receiver "
+                "(tcpperf); 512 MiB, 1 vCPU. TAP: a tap device in L1 with an address and the "
+                "guest at a static one; user: libslirp (ember) and QEMU's slirp, the guest "
+                "reaching L1 at 10.0.2.2 and L1 reaching the guest through a port forward.")
+
+
+SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite}
 
 
 # --- running and reporting ---------------------------------------------------
@@ -202,23 +270,32 @@ def render_suite(suite, failures, notes):
 
 def run_suite(suite, host, ctx, runs):
     failures, notes = {}, {}
+    variants = getattr(suite, "variants", [None])
     for r in range(runs):
-        for vmm in suite.vmms:  # alternate within each round
-            job = Job(f"{suite.name}-{vmm}-{r}", suite.script(vmm), timeout=240,
-                      files=suite.files(ctx))
-            host.run([job], label=f"bench-{suite.name}-{vmm.replace(' ', '_')}-{r}")
-            err = job.error or suite.record(vmm, job.output)
-            if "XSAVE consistency problem" in job.output:
-                notes.setdefault(vmm, set()).add("guest warned 'XSAVE consistency problem'")
-            if err:
-                failures.setdefault(vmm, []).append(err)
-                print(f"  {suite.name} {vmm} run {r}: FAILED to measure: {err}\n"
-                      + job.output[-1200:], flush=True)
-            else:
-                last = ", ".join(f"{f.title.split(',')[0]} {f.samples[vmm][-1]:.1f} {f.unit}"
-                                 for f in suite.figures if f.samples.get(vmm))
-                print(f"  {suite.name} {vmm} run {r}: {last}", flush=True)
+        for variant in variants:
+            for vmm in suite.vmms:  # alternate within each round
+                run_case(suite, host, ctx, r, vmm, variant, failures, notes)
     return failures, notes
+
+
+def run_case(suite, host, ctx, r, vmm, variant, failures, notes):
+    name = f"{suite.name}-{vmm}-{variant or ''}-{r}".replace(" ", "_")
+    args = (vmm, variant) if variant else (vmm,)
+    job = Job(name, suite.script(*args), timeout=240, files=suite.files(ctx))
+    host.run([job], label=f"bench-{name}")
+    err = job.error or suite.record(*args, job.output)
+    if "XSAVE consistency problem" in job.output:
+        notes.setdefault(vmm, set()).add("guest warned 'XSAVE consistency problem'")
+    label = f"{vmm} {variant}" if variant else vmm
+    if err:
+        failures.setdefault(vmm, []).append(f"{variant + ': ' if variant else ''}{err}")
+        print(f"  {suite.name} {label} run {r}: FAILED to measure: {err}\n"
+              + job.output[-1200:], flush=True)
+    else:
+        last = ", ".join(f"{f.title.split(',')[0]} {f.samples[vmm][-1]:.1f} {f.unit}"
+                         for f in suite.figures
+                         if f.samples.get(vmm) and (not variant or variant in f.title))
+        print(f"  {suite.name} {label} run {r}: {last}", flush=True)
 
 
 def main():
@@ -234,10 +311,12 @@ def main():
     mode = "direct (hardware KVM)" if hw else f"nested harness ({why}), one run per fresh L1"
     print(f"bench: {mode}; {args.runs} runs per VMM", flush=True)
     work = tempfile.mkdtemp(prefix="ember-bench-")
-    ctx = {"guest_initrd_ioperf": build_initrd_with(
-        {"/usr/bin/ioperf": os.path.join(args.build, "tools", "ioperf")},
+    initrd = build_initrd_with(
+        {"/usr/bin/ioperf": os.path.join(args.build, "tools", "ioperf"),
+         "/usr/bin/tcpperf": os.path.join(args.build, "tools", "tcpperf")},
         os.path.join(args.build, "guest", "initramfs.cpio"),
-        os.path.join(work, "initrd-ioperf.cpio"))}
+        os.path.join(work, "initrd-tools.cpio"))
+    ctx = {"guest_initrd_ioperf": initrd, "guest_initrd_tools": initrd}
     if hw:
         host = DirectHost(args.build)
         os.environ["PATH"] = os.path.join(args.build, "tools") + ":" + os.environ["PATH"]

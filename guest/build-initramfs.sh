@@ -21,6 +21,8 @@ for app in $("$root/bin/busybox" --list-full); do
 done
 cp "$src/init" "$root/init"
 chmod 755 "$root/init"
+cp "$src/udhcpc.script" "$root/etc/udhcpc.script"
+chmod 755 "$root/etc/udhcpc.script"
 echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 echo "root:x:0:" > "$root/etc/group"
 

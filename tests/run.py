@@ -169,9 +169,11 @@ def run_guest_tests(tests, ctx, results, log_dir):
     if ctx.hw_kvm:
         host = DirectHost(ctx.build)
         os.environ["RUNWATCH"] = ctx.runwatch
+        os.environ["PATH"] = os.path.join(ctx.build, "tools") + ":" + os.environ["PATH"]
         os.environ["EMBER_ASAN"] = ctx.ember_asan
     else:
-        programs = {"/usr/bin/runwatch": ctx.runwatch, "/usr/bin/ember-asan": ctx.ember_asan}
+        programs = {"/usr/bin/runwatch": ctx.runwatch, "/usr/bin/ember-asan": ctx.ember_asan,
+                    "/usr/bin/tcpperf": os.path.join(ctx.build, "tools", "tcpperf")}
         # e2fsprogs, to make and check file systems on disk images in L1.
         for tool in ("mke2fs", "debugfs", "e2fsck"):
             programs[f"/sbin/{tool}"] = shutil.which(tool) or f"/sbin/{tool}"

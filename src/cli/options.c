@@ -2,6 +2,7 @@
 
 #include <getopt.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util/util.h"
@@ -17,6 +18,7 @@ enum {
     OPT_NO_RNG,
     OPT_DISK,
     OPT_CONSOLE,
+    OPT_NET,
 };
 
 static const struct option run_options[] = {
@@ -29,6 +31,7 @@ static const struct option run_options[] = {
     {"rng", no_argument, NULL, OPT_RNG},
     {"disk", required_argument, NULL, OPT_DISK},
     {"console", required_argument, NULL, OPT_CONSOLE},
+    {"net", required_argument, NULL, OPT_NET},
     {"no-rng", no_argument, NULL, OPT_NO_RNG},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -51,6 +54,9 @@ void cli_print_usage(FILE *out)
           "  --mem SIZE          guest memory, e.g. 256M or 2G (default 256M)\n"
           "  --disk path=FILE[,ro][,id=NAME][,cache=none]\n"
           "                      a raw image as virtio-blk (repeatable: vda, vdb, ...)\n"
+          "  --net tap=NAME[,mac=M] | user[,hostfwd=tcp::HOSTPORT-:GUESTPORT]...[,mac=M]\n"
+          "                      virtio-net on a TAP device or user-mode networking\n"
+          "                      (libslirp: NAT, DHCP, DNS; no privileges); repeatable\n"
           "  --rng, --no-rng     virtio-rng fed from the host's getrandom() (default on)\n"
           "  --console serial|virtio\n"
           "                      where stdin goes: COM1 (default) or virtio-console (hvc0)\n"
@@ -127,6 +133,86 @@ static int parse_disk(char *arg, struct vm_config *vm)
     return 0;
 }
 
+static int parse_mac(const char *text, uint8_t mac[6])
+{
+    unsigned b[6];
+    char end;
+    if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+               &end) != 6)
+        return err_set(-EINVAL, "--net: mac '%s' is not six hex pairs like 02:00:00:00:00:01",
+                       text);
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)b[i];
+    if (mac[0] & 1)
+        return err_set(-EINVAL, "--net: mac '%s' is a multicast address", text);
+    if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+        return err_set(-EINVAL, "--net: mac 00:00:00:00:00:00 is not usable");
+    return 0;
+}
+
+/* A stable, locally administered unicast MAC from the backend and position:
+ * the same command line gives the guest the same address every time. */
+static void generate_mac(const struct nic_config *n, unsigned index, uint8_t mac[6])
+{
+    char seed[64];
+    snprintf(seed, sizeof(seed), "%s#%u", n->kind == NIC_TAP ? n->tap_name : "user", index);
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = seed; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    mac[0] = 0x02;
+    mac[1] = 0xe6;
+    le32_store(mac + 2, h);
+}
+
+/* tap=NAME[,mac=M] or user[,hostfwd=RULE]...[,mac=M] */
+static int parse_net(char *arg, struct vm_config *vm)
+{
+    if (vm->nr_nics == CONFIG_MAX_NICS)
+        return err_set(-EINVAL, "--net: at most %d interfaces", CONFIG_MAX_NICS);
+    struct nic_config n = {0};
+    bool have_kind = false, have_mac = false;
+    enum { KEY_TAP, KEY_USER, KEY_HOSTFWD, KEY_MAC };
+    char *const keys[] = {"tap", "user", "hostfwd", "mac", NULL};
+    char *value;
+    while (*arg) {
+        char *item = arg;
+        int key = getsubopt(&arg, keys, &value);
+        if ((key == KEY_TAP || key == KEY_HOSTFWD || key == KEY_MAC) && (!value || !*value))
+            return err_set(-EINVAL, "--net: %s= needs a value", keys[key]);
+        switch (key) {
+        case KEY_TAP:
+        case KEY_USER:
+            if (have_kind)
+                return err_set(-EINVAL, "--net: give either tap=NAME or user, once");
+            have_kind = true;
+            n.kind = key == KEY_TAP ? NIC_TAP : NIC_USER;
+            n.tap_name = value;
+            break;
+        case KEY_HOSTFWD:
+            if (n.nr_hostfwd == CONFIG_MAX_HOSTFWD)
+                return err_set(-EINVAL, "--net: at most %d hostfwd rules", CONFIG_MAX_HOSTFWD);
+            n.hostfwd[n.nr_hostfwd++] = value;
+            break;
+        case KEY_MAC:
+            if (parse_mac(value, n.mac))
+                return -EINVAL;
+            have_mac = true;
+            break;
+        default:
+            return err_set(-EINVAL, "--net: unknown backend or setting '%s' (expected tap=NAME "
+                                    "or user, then mac=, hostfwd=)", item);
+        }
+    }
+    if (!have_kind)
+        return err_set(-EINVAL, "--net: tap=NAME or user is required");
+    if (n.kind == NIC_TAP && n.nr_hostfwd)
+        return err_set(-EINVAL, "--net: hostfwd applies to user networking only");
+    if (!have_mac)
+        generate_mac(&n, vm->nr_nics, n.mac);
+    vm->nics[vm->nr_nics++] = n;
+    return 0;
+}
+
 static int parse_console(const char *arg, struct vm_config *vm)
 {
     if (!strcmp(arg, "serial"))
@@ -151,6 +237,7 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_RNG: vm->rng = true; return 0;
     case OPT_DISK: return parse_disk(arg, vm);
     case OPT_CONSOLE: return parse_console(arg, vm);
+    case OPT_NET: return parse_net(arg, vm);
     case OPT_NO_RNG: vm->rng = false; return 0;
     case 'v': req->verbosity++; return 0;
     case 'h': req->command = CLI_HELP; return 0;

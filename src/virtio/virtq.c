@@ -36,6 +36,11 @@ const char *virtq_error(const struct virtq *q)
     return q->error;
 }
 
+void virtq_mark_broken(struct virtq *q, const char *why)
+{
+    virtq_fail(q, "%s", why);
+}
+
 static uint64_t avail_size(uint16_t n)
 {
     return AVAIL_RING + 2ull * n + 2;
@@ -180,6 +185,14 @@ static int read_avail_idx(struct virtq *q, uint16_t *idx)
         return virtq_fail(q, "available index moved %u entries in a queue of %u",
                           (uint16_t)(*idx - q->last_avail), q->size);
     return 0;
+}
+
+uint16_t virtq_available(struct virtq *q)
+{
+    uint16_t idx;
+    if (!q->ready || q->broken || read_avail_idx(q, &idx))
+        return 0;
+    return (uint16_t)(idx - q->last_avail);
 }
 
 bool virtq_has_available(struct virtq *q)

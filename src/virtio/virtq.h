@@ -75,7 +75,12 @@ void virtq_suppress_notifications(struct virtq *q, bool suppress);
 bool virtq_rearm(struct virtq *q);
 /* True if the guest has made entries available that were not popped. */
 bool virtq_has_available(struct virtq *q);
+/* How many entries are available and not yet popped (0 if the ring is bad). */
+uint16_t virtq_available(struct virtq *q);
 const char *virtq_error(const struct virtq *q);
+/* A device found the guest's chains unusable (e.g. a receive buffer the
+ * device may not write): the queue is broken from now on. */
+void virtq_mark_broken(struct virtq *q, const char *why);
 
 /* Copy between a chain's buffers and host memory: readable buffers from
  * 'offset' into 'dst', and 'src' into writable buffers from 'offset'.

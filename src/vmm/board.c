@@ -149,6 +149,25 @@ static int setup_disks(struct vm *vm)
     return 0;
 }
 
+static int setup_nics(struct vm *vm)
+{
+    struct vm_boot_files *files = (struct vm_boot_files *)vm->files;
+    for (unsigned i = 0; i < vm->cfg->nr_nics; i++) {
+        struct virtio_net *vn = calloc(1, sizeof(*vn));
+        if (!vn)
+            return err_set(-ENOMEM, "out of memory");
+        vm->nics[vm->nr_nics++] = vn;
+        struct net_backend *be = files->nets[i];
+        files->nets[i] = NULL; /* the device owns it from now on */
+        int ret = virtio_net_init(vn, &vm->mem, be, vm->cfg->nics[i].mac, &vm->loop);
+        if (!ret)
+            ret = board_add_virtio(vm, &vn->vdev);
+        if (ret)
+            return err_prefix(ret, "network interface %u", i);
+    }
+    return 0;
+}
+
 static int setup_virtio_console(struct vm *vm)
 {
     if (vm->cfg->console != CONSOLE_VIRTIO)
@@ -183,6 +202,7 @@ static const struct board_device {
     {"pvpanic", setup_pvpanic},
     {"acpi-pm", setup_acpi_pm},
     {"virtio-blk", setup_disks},
+    {"virtio-net", setup_nics},
     {"virtio-rng", setup_rng},
     {"virtio-console", setup_virtio_console},
 };
@@ -214,6 +234,11 @@ void board_teardown(struct vm *vm)
         free(vm->disks[i]);
     }
     vm->nr_disks = 0;
+    for (unsigned i = 0; i < vm->nr_nics; i++) {
+        virtio_net_destroy(vm->nics[i]);
+        free(vm->nics[i]);
+    }
+    vm->nr_nics = 0;
     if (vm->vconsole) {
         virtio_dev_destroy(&vm->vconsole->vdev);
         free(vm->vconsole);

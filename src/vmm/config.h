@@ -24,6 +24,19 @@ struct disk_config {
 
 enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
 
+#define CONFIG_MAX_NICS 8
+#define CONFIG_MAX_HOSTFWD 16
+
+enum nic_kind { NIC_TAP, NIC_USER };
+
+struct nic_config {
+    enum nic_kind kind;
+    const char *tap_name;
+    const char *hostfwd[CONFIG_MAX_HOSTFWD];
+    unsigned nr_hostfwd;
+    uint8_t mac[6];     /* given with mac=, or generated from the backend */
+};
+
 struct vm_config {
     const char *kernel_path;
     const char *initrd_path;
@@ -35,6 +48,8 @@ struct vm_config {
     unsigned nr_disks;
     bool rng;
     enum console_kind console;
+    struct nic_config nics[CONFIG_MAX_NICS];
+    unsigned nr_nics;
 };
 
 void vm_config_defaults(struct vm_config *cfg);

@@ -65,6 +65,19 @@ static int open_disks(const struct vm_config *cfg, struct vm_boot_files *f)
     return 0;
 }
 
+static int open_nets(const struct vm_config *cfg, struct vm_boot_files *f)
+{
+    for (unsigned i = 0; i < cfg->nr_nics; i++) {
+        const struct nic_config *n = &cfg->nics[i];
+        int ret = n->kind == NIC_TAP ? net_tap_open(n->tap_name, &f->nets[i])
+                                     : net_slirp_open(n->hostfwd, n->nr_hostfwd, &f->nets[i]);
+        if (ret)
+            return ret;
+        f->nr_nets = i + 1;
+    }
+    return 0;
+}
+
 int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *f)
 {
     memset(f, 0, sizeof(*f));
@@ -73,6 +86,8 @@ int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *f)
         ret = map_file(cfg->initrd_path, "initrd", &f->initrd_map, &f->initrd_map_size);
     if (!ret)
         ret = open_disks(cfg, f);
+    if (!ret)
+        ret = open_nets(cfg, f);
     if (ret) {
         vm_boot_files_close(f);
         return ret;
@@ -105,6 +120,9 @@ int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *f)
 
 void vm_boot_files_close(struct vm_boot_files *f)
 {
+    for (unsigned i = 0; i < f->nr_nets; i++)
+        if (f->nets[i])
+            f->nets[i]->ops->destroy(f->nets[i]);
     for (unsigned i = 0; i < f->nr_disks; i++)
         if (!f->disk_taken[i])
             blockfile_close(&f->disks[i]);

@@ -25,6 +25,7 @@
 #include "vmm/vcpu.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
+#include "virtio/net.h"
 #include "virtio/rng.h"
 #include "virtio/transport_pci.h"
 
@@ -66,6 +67,8 @@ struct vm {
     struct virtio_blk *disks[CONFIG_MAX_DISKS];
     unsigned nr_disks;
     struct virtio_console *vconsole;
+    struct virtio_net *nics[CONFIG_MAX_NICS];
+    unsigned nr_nics;
     const struct vm_boot_files *files;
 
     struct vcpu *vcpus;
@@ -89,6 +92,8 @@ struct vm_boot_files {
     struct blockfile disks[CONFIG_MAX_DISKS];
     bool disk_taken[CONFIG_MAX_DISKS]; /* handed over to a device */
     unsigned nr_disks;
+    struct net_backend *nets[CONFIG_MAX_NICS]; /* NULL once handed over */
+    unsigned nr_nets;
 };
 
 int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *files)

@@ -131,6 +131,7 @@ class NestedHost:
             # Not loaded at boot; jobs that need a real file system in L1
             # (O_DIRECT does not work on its initramfs) insmod it.
             "loop": os.path.join(kdir, "drivers", "block", "loop.ko"),
+            "tun": os.path.join(kdir, "drivers", "net", "tun.ko"),
         }
 
     def _build_base(self, extra):

@@ -1,0 +1,292 @@
+#include "virtio/net.h"
+
+#include <linux/if_tun.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "util/log.h"
+#include "util/util.h"
+
+#define NET_RX 0
+#define NET_TX 1
+#define NET_CONFIG_SIZE 12
+#define NET_S_LINK_UP 1
+#define NUM_BUFFERS_OFFSET 10
+#define RX_BURST 64 /* frames per event before others get a turn */
+
+/* --- interest in backend events ------------------------------------------ */
+
+static void update_interest(struct virtio_net *vn)
+{
+    bool running = virtio_dev_running(&vn->vdev) && vn->vdev.queues[NET_RX].ready;
+    uint32_t events = 0;
+    if (running && !vn->frame_pending)
+        events |= EPOLLIN;
+    if (vn->tx_waiting)
+        events |= EPOLLOUT;
+    vn->wanted_events = events;
+    if (events != vn->poll_events && vn->loop &&
+        evloop_modify(vn->loop, vn->be->poll_fd, events) == 0)
+        vn->poll_events = events;
+}
+
+/* --- receive ------------------------------------------------------------- */
+
+/* Copy the pending frame into receive chains. 1: delivered; 0: not enough
+ * buffers yet (nothing consumed); -1: dropped or the ring is broken. */
+static int deliver(struct virtio_net *vn)
+{
+    struct virtq *q = &vn->vdev.queues[NET_RX];
+    static _Thread_local struct virtq_chain first, chain;
+    bool mergeable = virtio_dev_has_feature(&vn->vdev, VIRTIO_NET_F_MRG_RXBUF);
+    uint16_t heads[VIRTIO_NET_MAX_MERGE];
+    uint32_t lens[VIRTIO_NET_MAX_MERGE];
+    unsigned n = 0;
+    size_t off = 0;
+    while (off < vn->frame_len) {
+        struct virtq_chain *c = n == 0 ? &first : &chain;
+        int got = virtq_pop(q, c);
+        if (got < 0)
+            return -1;
+        if (got == 0 || n == VIRTIO_NET_MAX_MERGE) {
+            for (unsigned i = got > 0 ? n + 1 : n; i; i--)
+                virtq_unpop(q);
+            return got == 0 ? 0 : (vn->stats.rx_dropped++, -1);
+        }
+        if (c->writable_bytes == 0) {
+            virtq_mark_broken(q, "receive chain with no device-writable buffer");
+            return -1;
+        }
+        if (!mergeable && c->writable_bytes < vn->frame_len) {
+            virtq_unpop(q); /* keep the buffer for a frame that fits */
+            vn->stats.rx_dropped++;
+            return -1;
+        }
+        size_t want = (size_t)MIN(vn->frame_len - off, c->writable_bytes);
+        size_t done = virtq_chain_write(q, c, 0, vn->frame + off, want);
+        heads[n] = c->head;
+        lens[n++] = (uint32_t)done;
+        off += done;
+    }
+    /* The header's num_buffers tells the driver how many chains to merge. */
+    uint8_t nb[2];
+    le16_store(nb, (uint16_t)n);
+    virtq_chain_write(q, &first, NUM_BUFFERS_OFFSET, nb, sizeof(nb));
+    for (unsigned i = 0; i < n; i++)
+        if (virtq_push(q, heads[i], lens[i]))
+            return -1;
+    vn->stats.rx_packets++;
+    vn->stats.rx_bytes += vn->frame_len - NET_HDR_SIZE;
+    return 1;
+}
+
+static void receive(struct virtio_net *vn)
+{
+    struct virtq *q = &vn->vdev.queues[NET_RX];
+    unsigned delivered = 0;
+    while (delivered < RX_BURST) {
+        if (!vn->frame_pending) {
+            ssize_t n = vn->be->ops->recv(vn->be, vn->frame, sizeof(vn->frame));
+            if (n == 0)
+                break;
+            if (n < NET_HDR_SIZE) {
+                if (n < 0)
+                    log_guest("%s: receive failed: %s", vn->be->desc, strerror((int)-n));
+                vn->stats.rx_dropped++;
+                if (n < 0)
+                    break;
+                continue;
+            }
+            vn->frame_len = (size_t)n;
+            vn->frame_pending = true;
+        }
+        uint16_t tried = virtq_available(q);
+        int r = deliver(vn);
+        if (r == 0) {
+            /* No room: keep the frame, stop reading, and ask to hear of new
+             * buffers; retry only if more arrived than were just too few. */
+            virtq_rearm(q);
+            if (virtq_available(q) > tried)
+                continue;
+            break;
+        }
+        vn->frame_pending = false;
+        if (q->broken)
+            break;
+        if (r > 0)
+            delivered++;
+    }
+    if (q->broken)
+        virtio_dev_queue_broken(&vn->vdev, NET_RX);
+    else if (delivered)
+        virtio_dev_notify(&vn->vdev, NET_RX);
+}
+
+/* --- transmit ------------------------------------------------------------ */
+
+static void transmit(struct virtio_net *vn)
+{
+    struct virtq *q = &vn->vdev.queues[NET_TX];
+    static _Thread_local struct virtq_chain chain;
+    struct iovec iov[VIRTQ_MAX_CHAIN];
+    bool sent = false;
+    int got = 0;
+    do {
+        while (!vn->tx_waiting && (got = virtq_pop(q, &chain)) == 1) {
+            int n = 0;
+            bool ok = chain.readable_bytes > NET_HDR_SIZE &&
+                      chain.readable_bytes <= NET_MAX_FRAME;
+            for (unsigned i = 0; ok && i < chain.nr_readable; i++) {
+                if (!chain.bufs[i].len)
+                    continue;
+                void *p = gm_ptr(q->gm, chain.bufs[i].gpa, chain.bufs[i].len);
+                ok = p != NULL;
+                iov[n++] = (struct iovec){p, chain.bufs[i].len};
+            }
+            int ret = ok ? vn->be->ops->send(vn->be, iov, n) : -EINVAL;
+            if (ret == -EAGAIN) {
+                virtq_unpop(q);
+                vn->tx_waiting = true; /* resumed when the backend is writable */
+                break;
+            }
+            if (ret) {
+                vn->stats.tx_errors++;
+            } else {
+                vn->stats.tx_packets++;
+                vn->stats.tx_bytes += chain.readable_bytes - NET_HDR_SIZE;
+            }
+            if (virtq_push(q, chain.head, 0))
+                break;
+            sent = true;
+        }
+    } while (!vn->tx_waiting && got == 0 && virtq_rearm(q));
+    if (q->broken)
+        virtio_dev_queue_broken(&vn->vdev, NET_TX);
+    else if (sent)
+        virtio_dev_notify(&vn->vdev, NET_TX);
+}
+
+/* --- device ops ------------------------------------------------------------ */
+
+void virtio_net_backend_ready(struct virtio_net *vn, uint32_t events)
+{
+    struct virtio_dev *vdev = &vn->vdev;
+    pthread_mutex_lock(&vdev->lock);
+    if (virtio_dev_running(vdev)) {
+        if ((events & EPOLLOUT) && vn->tx_waiting) {
+            vn->tx_waiting = false;
+            transmit(vn);
+        }
+        if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && vdev->queues[NET_RX].ready)
+            receive(vn);
+    }
+    update_interest(vn);
+    pthread_mutex_unlock(&vdev->lock);
+}
+
+static void on_backend(void *ctx, uint32_t events)
+{
+    virtio_net_backend_ready(ctx, events);
+}
+
+static void net_queue_notify(struct virtio_dev *vdev, unsigned q)
+{
+    struct virtio_net *vn = vdev->model;
+    if (q == NET_TX)
+        transmit(vn);
+    else
+        receive(vn); /* new buffers: the pending frame may fit now */
+    update_interest(vn);
+}
+
+static uint64_t net_features(struct virtio_dev *vdev)
+{
+    struct virtio_net *vn = vdev->model;
+    uint64_t f = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS) |
+                 (1ull << VIRTIO_NET_F_MRG_RXBUF);
+    if (vn->be->vnet_hdr)
+        f |= (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) |
+             (1ull << VIRTIO_NET_F_GUEST_TSO4) | (1ull << VIRTIO_NET_F_GUEST_TSO6) |
+             (1ull << VIRTIO_NET_F_GUEST_ECN) | (1ull << VIRTIO_NET_F_HOST_TSO4) |
+             (1ull << VIRTIO_NET_F_HOST_TSO6) | (1ull << VIRTIO_NET_F_HOST_ECN);
+    return f;
+}
+
+static void net_config_read(struct virtio_dev *vdev, uint32_t offset, void *data, unsigned len)
+{
+    struct virtio_net *vn = vdev->model;
+    uint8_t cfg[NET_CONFIG_SIZE] = {0};
+    memcpy(cfg, vn->mac, 6);
+    le16_store(cfg + 6, NET_S_LINK_UP);
+    le16_store(cfg + 8, 1); /* one queue pair */
+    if (offset < sizeof(cfg))
+        memcpy(data, cfg + offset, MIN(len, sizeof(cfg) - offset));
+}
+
+/* The guest accepts offloaded (partial-checksum, GSO) frames only as far as
+ * it negotiated; tell the TAP so it never hands us more. */
+static int net_activate(struct virtio_dev *vdev)
+{
+    struct virtio_net *vn = vdev->model;
+    unsigned tun = 0;
+    if (virtio_dev_has_feature(vdev, VIRTIO_NET_F_GUEST_CSUM)) {
+        tun |= TUN_F_CSUM;
+        if (virtio_dev_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO4))
+            tun |= TUN_F_TSO4;
+        if (virtio_dev_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO6))
+            tun |= TUN_F_TSO6;
+        if (virtio_dev_has_feature(vdev, VIRTIO_NET_F_GUEST_ECN))
+            tun |= TUN_F_TSO_ECN;
+    }
+    int ret = vn->be->ops->set_offloads(vn->be, tun);
+    update_interest(vn);
+    return ret;
+}
+
+static void net_reset(struct virtio_dev *vdev)
+{
+    struct virtio_net *vn = vdev->model;
+    vn->frame_pending = false;
+    vn->tx_waiting = false;
+    vn->be->ops->set_offloads(vn->be, 0);
+    vdev->status = 0; /* so update_interest sees the device stopped */
+    update_interest(vn);
+}
+
+static const struct virtio_device_ops net_ops = {
+    .name = "net",
+    .device_id = VIRTIO_ID_NET,
+    .num_queues = 2,
+    .queue_max_size = VIRTIO_NET_QUEUE_SIZE,
+    .config_size = NET_CONFIG_SIZE,
+    .features = net_features,
+    .config_read = net_config_read,
+    .activate = net_activate,
+    .queue_notify = net_queue_notify,
+    .reset = net_reset,
+};
+
+int virtio_net_init(struct virtio_net *vn, const struct guest_mem *gm, struct net_backend *be,
+                    const uint8_t mac[6], struct evloop *loop)
+{
+    vn->be = be;
+    vn->loop = loop;
+    memcpy(vn->mac, mac, 6);
+    virtio_dev_init(&vn->vdev, &net_ops, vn, gm);
+    return loop ? evloop_add(loop, be->poll_fd, 0, on_backend, vn) : 0;
+}
+
+void virtio_net_destroy(struct virtio_net *vn)
+{
+    const struct virtio_net_stats *st = &vn->stats;
+    log_info("%s: rx %llu frames %llu bytes (%llu dropped, %llu by the backend), "
+             "tx %llu frames %llu bytes (%llu errors)", vn->be->desc,
+             (unsigned long long)st->rx_packets, (unsigned long long)st->rx_bytes,
+             (unsigned long long)st->rx_dropped, (unsigned long long)vn->be->dropped_rx,
+             (unsigned long long)st->tx_packets, (unsigned long long)st->tx_bytes,
+             (unsigned long long)st->tx_errors);
+    if (vn->loop)
+        evloop_remove(vn->loop, vn->be->poll_fd);
+    vn->be->ops->destroy(vn->be);
+    virtio_dev_destroy(&vn->vdev);
+}
