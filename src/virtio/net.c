@@ -285,6 +285,16 @@ void virtio_net_destroy(struct virtio_net *vn)
              (unsigned long long)st->rx_dropped, (unsigned long long)vn->be->dropped_rx,
              (unsigned long long)st->tx_packets, (unsigned long long)st->tx_bytes,
              (unsigned long long)st->tx_errors);
+    const struct virtq *rx = &vn->vdev.queues[NET_RX];
+    uint16_t avail = 0;
+    if (rx->ready && rx->gm && gm_read_u16(rx->gm, rx->avail_gpa + 2, &avail) == 0)
+        log_info("%s: receive queue: %u buffers available, %s (%zu bytes), mergeable %s, "
+                 "reading the backend: %s",
+                 vn->be->desc, (uint16_t)(avail - rx->last_avail),
+                 vn->frame_pending ? "a frame waiting for room" : "no frame waiting",
+                 vn->frame_len,
+                 virtio_dev_has_feature(&vn->vdev, VIRTIO_NET_F_MRG_RXBUF) ? "yes" : "no",
+                 (vn->wanted_events & EPOLLIN) ? "yes" : "no");
     if (vn->loop)
         evloop_remove(vn->loop, vn->be->poll_fd);
     vn->be->ops->destroy(vn->be);

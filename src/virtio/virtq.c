@@ -279,9 +279,13 @@ void virtq_suppress_notifications(struct virtq *q, bool suppress)
     if (!q->ready || q->broken)
         return;
     if (q->event_idx) {
-        /* Ask to be notified once the guest passes what we have seen. */
-        if (!suppress && gm_write_u16(q->gm, q->used_gpa + USED_RING +
-                                      (uint64_t)USED_ELEM_SIZE * q->size, q->last_avail))
+        /* Ask to be notified of the next entry beyond the ones already
+         * there: entries seen but left waiting (a receive frame that needs
+         * more buffers) must not hide later additions. */
+        uint16_t idx;
+        if (!suppress && gm_read_u16(q->gm, q->avail_gpa + 2, &idx) == 0 &&
+            gm_write_u16(q->gm, q->used_gpa + USED_RING + (uint64_t)USED_ELEM_SIZE * q->size,
+                         idx))
             virtq_fail(q, "used ring outside guest memory");
     } else {
         uint16_t flags = suppress ? VIRTQ_USED_F_NO_NOTIFY : 0;
