@@ -1,5 +1,6 @@
-/* ember: parse the command line, check files and host, run the VM, and turn
- * how it ended into an exit status. Errors are reported here, once. */
+/* ember: parse the command line, set up the VMM (and its control API), run
+ * the VM, and turn how it ended into an exit status. Errors are reported
+ * here, once. */
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,11 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "accel/hostcheck.h"
+#include "api/api.h"
 #include "cli/options.h"
 #include "util/log.h"
 #include "vmm/exit_codes.h"
-#include "vmm/vm.h"
+#include "vmm/vmm.h"
 
 #ifndef EMBER_VERSION
 #define EMBER_VERSION "unknown"
@@ -87,30 +88,21 @@ static void install_process_signals(void)
     atexit(console_restore_terminal);
 }
 
-static int exit_code_for(const struct vm *vm, enum vm_stop_reason reason)
+/* Process-wide setup shared by both ways of running. */
+static int prepare_process(void)
 {
-    switch (reason) {
-    case VM_STOP_POWER_OFF:
-        return EMBER_EXIT_OK;
-    case VM_STOP_REBOOT:
-    case VM_STOP_USER_QUIT:
-        log_info("%s", vm->stop_detail);
-        return EMBER_EXIT_OK;
-    case VM_STOP_PANIC:
-        log_error("%s", vm->stop_detail);
-        return EMBER_EXIT_GUEST_PANIC;
-    case VM_STOP_TRIPLE_FAULT:
-        log_error("%s", vm->stop_detail);
-        return EMBER_EXIT_TRIPLE_FAULT;
-    case VM_STOP_SIGNAL:
-        log_warn("%s", vm->stop_detail);
-        return EMBER_EXIT_SIGNAL_BASE + vm->stop_signal;
-    case VM_STOP_ERROR:
-    case VM_STOP_NONE:
-    default:
-        log_error("%s", vm->stop_detail[0] ? vm->stop_detail : "the VM stopped unexpectedly");
-        return EMBER_EXIT_VMM_ERROR;
-    }
+    install_process_signals();
+    return vcpu_signals_init();
+}
+
+static int serve_api(struct api *api, const struct cli_request *req)
+{
+    if (!req->api_sock)
+        return 0;
+    int ret = api_listen(api, req->api_sock, req->max_body);
+    if (!ret)
+        log_info("control API on %s", req->api_sock);
+    return ret;
 }
 
 static int cmd_run(struct cli_request *req)
@@ -123,32 +115,50 @@ static int cmd_run(struct cli_request *req)
     }
     if (!cfg->cmdline)
         cfg->cmdline = CONFIG_DEFAULT_CMDLINE;
-    struct vm_boot_files files;
-    if (vm_boot_files_open(cfg, &files)) {
+    if (prepare_process()) {
         log_error("%s", err_msg());
-        return EMBER_EXIT_SETUP_ERROR;
-    }
-    if (!cfg->skip_host_check && hostcheck_require_hw(&host_default_paths)) {
-        log_error("%s", err_msg());
-        vm_boot_files_close(&files);
-        return EMBER_EXIT_HOST_UNSUITABLE;
-    }
-    install_process_signals();
-    if (vcpu_signals_init()) {
-        log_error("%s", err_msg());
-        vm_boot_files_close(&files);
         return EMBER_EXIT_VMM_ERROR;
     }
+    struct vmm vmm;
+    struct api api;
+    api_init(&api, &vmm);
     int code;
-    struct vm vm;
-    if (vm_create(&vm, cfg, &files)) {
-        log_error("cannot create the VM: %s", err_msg());
-        code = EMBER_EXIT_VMM_ERROR;
+    enum vmm_fault fault = VMM_FAULT_RUNTIME;
+    if (vmm_init(&vmm, req->id, cfg->skip_host_check) ||
+        (fault = VMM_FAULT_SETUP, serve_api(&api, req)) ||
+        vmm_start(&vmm, cfg, &fault) || api_adopt_config(&api, cfg)) {
+        log_error("%s", err_msg());
+        code = vmm_exit_code_for_fault(fault);
     } else {
-        code = exit_code_for(&vm, vm_run(&vm));
+        code = vmm_run(&vmm);
     }
-    vm_destroy(&vm);
-    vm_boot_files_close(&files);
+    api_destroy(&api);
+    vmm_destroy(&vmm);
+    return code;
+}
+
+/* Firecracker's way: the VM comes from the API or a config file. */
+static int cmd_serve(struct cli_request *req)
+{
+    if (prepare_process()) {
+        log_error("%s", err_msg());
+        return EMBER_EXIT_VMM_ERROR;
+    }
+    struct vmm vmm;
+    struct api api;
+    api_init(&api, &vmm);
+    int code;
+    enum vmm_fault fault = VMM_FAULT_RUNTIME;
+    if (vmm_init(&vmm, req->id, req->vm.skip_host_check) ||
+        (fault = VMM_FAULT_SETUP, serve_api(&api, req)) ||
+        (req->config_file && api_boot_from_file(&api, req->config_file, &fault))) {
+        log_error("%s", err_msg());
+        code = vmm_exit_code_for_fault(fault);
+    } else {
+        code = vmm_run(&vmm);
+    }
+    api_destroy(&api);
+    vmm_destroy(&vmm);
     return code;
 }
 
@@ -167,6 +177,8 @@ int main(int argc, char **argv)
     case CLI_VERSION:
         printf("ember %s\n", EMBER_VERSION);
         return EMBER_EXIT_OK;
+    case CLI_SERVE:
+        return cmd_serve(&req);
     case CLI_RUN:
     default:
         return cmd_run(&req);

@@ -177,6 +177,8 @@ def run_guest_tests(tests, ctx, results, log_dir):
         # e2fsprogs, to make and check file systems on disk images in L1.
         for tool in ("mke2fs", "debugfs", "e2fsck"):
             programs[f"/sbin/{tool}"] = shutil.which(tool) or f"/sbin/{tool}"
+        # curl drives the control API the way its users do.
+        programs["/usr/bin/curl"] = shutil.which("curl") or "/usr/bin/curl"
         extra = L1Files(programs=programs)
         host = NestedHost(ctx.build, extra=extra, log_dir=log_dir)
     try:

@@ -80,6 +80,10 @@ struct accel_ops {
     /* Guest writes of 'len' bytes to MMIO 'address' signal 'fd' instead of
      * exiting to ember. */
     int (*ioeventfd)(struct accel_vm *vm, int fd, uint64_t address, unsigned len, bool assign);
+    /* The guest's clock (kvm-clock), saved at pause and restored at resume
+     * so that guest time does not advance while the VM is paused. */
+    int (*get_clock)(struct accel_vm *vm, uint64_t *ns);
+    int (*set_clock)(struct accel_vm *vm, uint64_t ns);
     /* CPUID leaves the backend can offer, before ember adjusts them. */
     int (*supported_cpuid)(struct accel_vm *vm, struct x86_cpuid_entry *entries,
                            size_t max, size_t *count);
@@ -90,6 +94,8 @@ struct accel_ops {
                           size_t count);
     int (*vcpu_set_msrs)(struct accel_vcpu *vcpu, const struct x86_msr *msrs,
                          size_t count);
+    /* Read the MSRs whose 'index' is filled in. */
+    int (*vcpu_get_msrs)(struct accel_vcpu *vcpu, struct x86_msr *msrs, size_t count);
     int (*vcpu_get_regs)(struct accel_vcpu *vcpu, struct x86_regs *regs);
     int (*vcpu_set_regs)(struct accel_vcpu *vcpu, const struct x86_regs *regs);
     int (*vcpu_get_sregs)(struct accel_vcpu *vcpu, struct x86_sregs *sregs);

@@ -279,6 +279,24 @@ static int kvm_set_irq_line(struct accel_vm *vm, uint32_t gsi, bool level)
     return kvm_ioctl_err(vm->vm_fd, KVM_IRQ_LINE, &irq, "IRQ_LINE");
 }
 
+static int kvm_get_clock(struct accel_vm *vm, uint64_t *ns)
+{
+    struct kvm_clock_data data;
+    memset(&data, 0, sizeof(data));
+    int ret = kvm_ioctl_err(vm->vm_fd, KVM_GET_CLOCK, &data, "GET_CLOCK");
+    if (!ret)
+        *ns = data.clock;
+    return ret;
+}
+
+static int kvm_set_clock(struct accel_vm *vm, uint64_t ns)
+{
+    struct kvm_clock_data data;
+    memset(&data, 0, sizeof(data));
+    data.clock = ns;
+    return kvm_ioctl_err(vm->vm_fd, KVM_SET_CLOCK, &data, "SET_CLOCK");
+}
+
 static int kvm_supported_cpuid(struct accel_vm *vm, struct x86_cpuid_entry *entries,
                                size_t max, size_t *count)
 {
@@ -421,6 +439,26 @@ static int kvm_vcpu_set_msrs(struct accel_vcpu *vcpu, const struct x86_msr *msrs
         ret = err_errno(-errno, "KVM_SET_MSRS failed");
     else if ((size_t)set != count)
         ret = err_set(-EINVAL, "KVM refused MSR %#x", msrs[set].index);
+    free(list);
+    return ret;
+}
+
+static int kvm_vcpu_get_msrs(struct accel_vcpu *vcpu, struct x86_msr *msrs, size_t count)
+{
+    struct kvm_msrs *list = calloc(1, sizeof(*list) + count * sizeof(list->entries[0]));
+    if (!list)
+        return err_set(-ENOMEM, "out of memory");
+    list->nmsrs = (uint32_t)count;
+    for (size_t i = 0; i < count; i++)
+        list->entries[i].index = msrs[i].index;
+    int got = ioctl(vcpu->fd, KVM_GET_MSRS, list);
+    int ret = 0;
+    if (got < 0)
+        ret = err_errno(-errno, "KVM_GET_MSRS failed");
+    else if ((size_t)got != count)
+        ret = err_set(-EINVAL, "KVM cannot read MSR %#x", msrs[got].index);
+    for (size_t i = 0; !ret && i < count; i++)
+        msrs[i].value = list->entries[i].data;
     free(list);
     return ret;
 }
@@ -605,11 +643,14 @@ const struct accel_ops accel_kvm_ops = {
     .msi_route_set = kvm_msi_route_set,
     .irqfd = kvm_irqfd,
     .ioeventfd = kvm_ioeventfd,
+    .get_clock = kvm_get_clock,
+    .set_clock = kvm_set_clock,
     .supported_cpuid = kvm_supported_cpuid,
     .vcpu_create = kvm_vcpu_create,
     .vcpu_destroy = kvm_vcpu_destroy,
     .vcpu_set_cpuid = kvm_vcpu_set_cpuid,
     .vcpu_set_msrs = kvm_vcpu_set_msrs,
+    .vcpu_get_msrs = kvm_vcpu_get_msrs,
     .vcpu_get_regs = kvm_vcpu_get_regs,
     .vcpu_set_regs = kvm_vcpu_set_regs,
     .vcpu_get_sregs = kvm_vcpu_get_sregs,

@@ -19,6 +19,11 @@ enum {
     OPT_DISK,
     OPT_CONSOLE,
     OPT_NET,
+    OPT_API_SOCK,
+    OPT_ID,
+    OPT_CONFIG_FILE,
+    OPT_NO_API,
+    OPT_MAX_PAYLOAD,
 };
 
 static const struct option run_options[] = {
@@ -33,6 +38,20 @@ static const struct option run_options[] = {
     {"console", required_argument, NULL, OPT_CONSOLE},
     {"net", required_argument, NULL, OPT_NET},
     {"no-rng", no_argument, NULL, OPT_NO_RNG},
+    {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"id", required_argument, NULL, OPT_ID},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct option serve_options[] = {
+    {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"id", required_argument, NULL, OPT_ID},
+    {"config-file", required_argument, NULL, OPT_CONFIG_FILE},
+    {"no-api", no_argument, NULL, OPT_NO_API},
+    {"http-api-max-payload-size", required_argument, NULL, OPT_MAX_PAYLOAD},
+    {"skip-host-check", no_argument, NULL, OPT_SKIP_HOST_CHECK},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -41,9 +60,22 @@ static const struct option run_options[] = {
 void cli_print_usage(FILE *out)
 {
     fputs("Usage: ember run [OPTIONS]\n"
+          "       ember --api-sock PATH [--id ID] [--config-file FILE]\n"
+          "       ember --config-file FILE --no-api [--id ID]\n"
           "       ember --help | --version\n"
           "\n"
           "Boot a Linux guest under KVM with its serial console on this terminal.\n"
+          "'ember run' takes the VM from its options; the second and third forms\n"
+          "take it from Firecracker's control API (HTTP on a Unix socket) or from a\n"
+          "config file in the same JSON layout, and the VM starts at once.\n"
+          "\n"
+          "Control API options:\n"
+          "  --api-sock PATH     serve the API on this Unix socket (also with 'run')\n"
+          "  --id ID             the instance id GET / reports (1-64 of [A-Za-z0-9_-])\n"
+          "  --config-file FILE  configure from FILE and start the VM\n"
+          "  --no-api            no API socket (needs --config-file)\n"
+          "  --http-api-max-payload-size BYTES\n"
+          "                      largest request body (default 51200)\n"
           "\n"
           "Options for 'run':\n"
           "  --kernel PATH       bzImage or ELF vmlinux (default: the project's guest)\n"
@@ -150,20 +182,6 @@ static int parse_mac(const char *text, uint8_t mac[6])
     return 0;
 }
 
-/* A stable, locally administered unicast MAC from the backend and position:
- * the same command line gives the guest the same address every time. */
-static void generate_mac(const struct nic_config *n, unsigned index, uint8_t mac[6])
-{
-    char seed[64];
-    snprintf(seed, sizeof(seed), "%s#%u", n->kind == NIC_TAP ? n->tap_name : "user", index);
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const char *p = seed; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    mac[0] = 0x02;
-    mac[1] = 0xe6;
-    le32_store(mac + 2, h);
-}
-
 /* tap=NAME[,mac=M] or user[,hostfwd=RULE]...[,mac=M] */
 static int parse_net(char *arg, struct vm_config *vm)
 {
@@ -208,7 +226,7 @@ static int parse_net(char *arg, struct vm_config *vm)
     if (n.kind == NIC_TAP && n.nr_hostfwd)
         return err_set(-EINVAL, "--net: hostfwd applies to user networking only");
     if (!have_mac)
-        generate_mac(&n, vm->nr_nics, n.mac);
+        config_generate_mac(&n, vm->nr_nics, n.mac);
     vm->nics[vm->nr_nics++] = n;
     return 0;
 }
@@ -221,6 +239,31 @@ static int parse_console(const char *arg, struct vm_config *vm)
         vm->console = CONSOLE_VIRTIO;
     else
         return err_set(-EINVAL, "--console: expected serial or virtio, got '%s'", arg);
+    return 0;
+}
+
+static int parse_id(const char *arg, struct cli_request *req)
+{
+    size_t n = strlen(arg);
+    bool ok = n >= 1 && n <= 64;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = arg[i] == '-' || arg[i] == '_' || (arg[i] >= '0' && arg[i] <= '9') ||
+             (arg[i] >= 'a' && arg[i] <= 'z') || (arg[i] >= 'A' && arg[i] <= 'Z');
+    if (!ok)
+        return err_set(-EINVAL, "--id: expected 1-64 letters, digits, '-' or '_', got '%s'", arg);
+    req->id = arg;
+    return 0;
+}
+
+static int parse_payload_size(const char *text, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-' || n < 1024 || n > (16u << 20))
+        return err_set(-EINVAL, "--http-api-max-payload-size: expected a number of bytes from "
+                                "1024 to 16777216, got '%s'", text);
+    *out = (size_t)n;
     return 0;
 }
 
@@ -239,6 +282,8 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_CONSOLE: return parse_console(arg, vm);
     case OPT_NET: return parse_net(arg, vm);
     case OPT_NO_RNG: vm->rng = false; return 0;
+    case OPT_API_SOCK: req->api_sock = arg; return 0;
+    case OPT_ID: return parse_id(arg, req);
     case 'v': req->verbosity++; return 0;
     case 'h': req->command = CLI_HELP; return 0;
     default: return err_set(-EINVAL, "unknown option");
@@ -267,10 +312,49 @@ static int parse_run(int argc, char **argv, struct cli_request *req)
     return 0;
 }
 
+static int parse_serve(int argc, char **argv, struct cli_request *req)
+{
+    req->command = CLI_SERVE;
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        int opt = getopt_long(argc, argv, ":vh", serve_options, NULL);
+        if (opt == -1)
+            break;
+        if (opt == '?')
+            return err_set(-EINVAL, "unknown option '%s'", argv[optind - 1]);
+        if (opt == ':')
+            return err_set(-EINVAL, "option '%s' needs a value", argv[optind - 1]);
+        int ret = 0;
+        switch (opt) {
+        case OPT_API_SOCK: req->api_sock = optarg; break;
+        case OPT_ID: ret = parse_id(optarg, req); break;
+        case OPT_CONFIG_FILE: req->config_file = optarg; break;
+        case OPT_NO_API: req->no_api = true; break;
+        case OPT_MAX_PAYLOAD: ret = parse_payload_size(optarg, &req->max_body); break;
+        case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; break;
+        case 'v': req->verbosity++; break;
+        case 'h': req->command = CLI_HELP; return 0;
+        }
+        if (ret)
+            return ret;
+    }
+    if (optind < argc)
+        return err_set(-EINVAL, "unexpected argument '%s'", argv[optind]);
+    if (req->no_api && req->api_sock)
+        return err_set(-EINVAL, "--no-api and --api-sock exclude each other");
+    if (req->no_api && !req->config_file)
+        return err_set(-EINVAL, "--no-api needs --config-file (nothing could start the VM)");
+    if (!req->no_api && !req->api_sock)
+        return err_set(-EINVAL, "give --api-sock PATH, or --config-file FILE with --no-api");
+    return 0;
+}
+
 int cli_parse(int argc, char **argv, struct cli_request *req)
 {
     memset(req, 0, sizeof(*req));
     vm_config_defaults(&req->vm);
+    req->max_body = 51200;
     if (argc < 2)
         return err_set(-EINVAL, "no command given");
     const char *cmd = argv[1];
@@ -284,5 +368,7 @@ int cli_parse(int argc, char **argv, struct cli_request *req)
     }
     if (!strcmp(cmd, "run"))
         return parse_run(argc - 1, argv + 1, req);
+    if (!strncmp(cmd, "--", 2))
+        return parse_serve(argc, argv, req);
     return err_set(-EINVAL, "unknown command '%s'", cmd);
 }

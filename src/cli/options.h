@@ -3,17 +3,26 @@
 #ifndef EMBER_CLI_OPTIONS_H
 #define EMBER_CLI_OPTIONS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "util/err.h"
 #include "vmm/config.h"
 
-enum cli_command { CLI_RUN, CLI_HELP, CLI_VERSION };
+/* CLI_RUN: 'ember run' boots a VM from options. CLI_SERVE: Firecracker's
+ * command line (--api-sock, --config-file, --no-api). */
+enum cli_command { CLI_RUN, CLI_SERVE, CLI_HELP, CLI_VERSION };
 
 struct cli_request {
     enum cli_command command;
     struct vm_config vm;
     int verbosity; /* -v per step above warnings */
+    const char *api_sock;
+    const char *id;
+    const char *config_file;
+    bool no_api;
+    size_t max_body;
 };
 
 /* 0, or -EINVAL with err_msg() naming the option and what is wrong. */

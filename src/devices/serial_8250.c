@@ -101,6 +101,7 @@ static void rx_push(struct serial *s, uint8_t byte)
         return; /* overrun: the byte is lost, as on the chip */
     s->rx_fifo[(s->rx_head + s->rx_count) % SERIAL_FIFO_SIZE] = byte;
     s->rx_count++;
+    s->bytes_in++;
 }
 
 static uint8_t rx_pop(struct serial *s)
@@ -202,6 +203,7 @@ static void serial_transmit(struct serial *s, uint8_t byte)
         rx_push(s, byte);
     else if (s->host && s->host->tx)
         s->host->tx(s->host_ctx, byte);
+    s->bytes_out++;
     /* The byte leaves at once: the holding register is empty again. */
     s->thre_pending = true;
 }

@@ -35,6 +35,7 @@ struct serial {
     uint8_t dll, dlm;
     bool thre_pending;
     bool irq_level;
+    uint64_t bytes_out, bytes_in; /* for metrics */
 };
 
 extern const struct bus_ops serial_bus_ops;

@@ -1,4 +1,4 @@
-/* Leveled logging to stderr (or a file set by the control API later).
+/* Leveled logging to stderr, or to a file or FIFO set by the control API.
  * Guest-caused problems use log_ratelimited so a hostile guest cannot flood
  * the host's log. */
 #ifndef EMBER_UTIL_LOG_H
@@ -14,7 +14,12 @@ void log_set_level(enum log_level level);
 /* Messages end in \r\n while the console has the terminal in raw mode. */
 void log_set_raw_terminal(bool raw);
 enum log_level log_get_level(void);
-void log_msg(enum log_level level, const char *fmt, ...) EMBER_PRINTF(2, 3);
+void log_msg_at(enum log_level level, const char *file, int line, const char *fmt, ...)
+    EMBER_PRINTF(4, 5);
+#define log_msg(level, ...) log_msg_at(level, __FILE__, __LINE__, __VA_ARGS__)
+/* Where and what to log (the control API's logger): 'fd' replaces stderr
+ * (the previous non-stderr fd is closed); 'off' silences everything. */
+void log_configure(int fd, enum log_level level, bool off, bool with_level, bool with_origin);
 
 /* Per call-site budget: at most 'burst' messages per 5 s window. */
 struct log_ratelimit {

@@ -146,13 +146,18 @@ static void finish(struct virtio_blk *blk, struct blk_request *r, int status)
 {
     struct virtq *q = &blk->vdev.queues[0];
     r->in_use = false;
-    if (r->generation != blk->generation || !virtio_dev_running(&blk->vdev))
+    const struct virtio_dev *vdev = &blk->vdev;
+    bool live = (vdev->status & VIRTIO_STATUS_DRIVER_OK) &&
+                !(vdev->status & VIRTIO_STATUS_NEEDS_RESET);
+    if (r->generation != blk->generation || !live)
         return; /* issued before a reset: the rings are no longer ours */
     if (status != VIRTIO_BLK_S_OK)
         blk->stats.errors++;
     uint8_t s = (uint8_t)status;
     if (gm_write(q->gm, r->status_gpa, &s, 1) || virtq_push(q, r->head, r->used_len))
         virtio_dev_queue_broken(&blk->vdev, 0);
+    else if (vdev->paused) /* draining for a pause: tell the guest now */
+        virtio_dev_notify(&blk->vdev, 0);
 }
 
 static void on_io_done(struct blockfile_req *io, int result)
@@ -327,6 +332,27 @@ static void blk_reset(struct virtio_dev *vdev)
     blk->generation++; /* in-flight requests will not touch the new rings */
 }
 
+static void blk_pause(struct virtio_dev *vdev, bool paused)
+{
+    struct virtio_blk *blk = vdev->model;
+    if (paused) /* completions land in the rings (the guest sees them later) */
+        blockfile_drain(&blk->file);
+    evloop_modify(blk->loop, blk->file.event_fd, paused ? 0 : EPOLLIN);
+}
+
+static size_t blk_counters(struct virtio_dev *vdev, struct virtio_counter *out)
+{
+    const struct virtio_blk_stats *st = &((struct virtio_blk *)vdev->model)->stats;
+    const struct virtio_counter c[] = {
+        {"read_count", st->reads},       {"write_count", st->writes},
+        {"read_bytes", st->bytes_read},  {"write_bytes", st->bytes_written},
+        {"flush_count", st->flushes},    {"discard_count", st->discards},
+        {"io_errors", st->errors},
+    };
+    memcpy(out, c, sizeof(c));
+    return ARRAY_SIZE(c);
+}
+
 static const struct virtio_device_ops blk_ops = {
     .name = "blk",
     .device_id = VIRTIO_ID_BLOCK,
@@ -337,6 +363,8 @@ static const struct virtio_device_ops blk_ops = {
     .config_read = blk_config_read,
     .queue_notify = blk_queue_notify,
     .reset = blk_reset,
+    .pause = blk_pause,
+    .counters = blk_counters,
 };
 
 int virtio_blk_init(struct virtio_blk *blk, const struct guest_mem *gm,
@@ -351,6 +379,33 @@ int virtio_blk_init(struct virtio_blk *blk, const struct guest_mem *gm,
     memcpy(blk->id, id, strnlen(id, sizeof(blk->id)));
     virtio_dev_init(&blk->vdev, &blk_ops, blk, gm);
     return evloop_add(loop, blk->file.event_fd, EPOLLIN, blk_on_completion, blk);
+}
+
+int virtio_blk_replace_file(struct virtio_blk *blk, const struct blockfile *file)
+{
+    if (file->read_only != blk->file.read_only)
+        return err_set(-EINVAL, "the new image must be %s like the old one",
+                       blk->file.read_only ? "read-only" : "writable");
+    pthread_mutex_lock(&blk->vdev.lock);
+    /* Requests on the old image complete into the rings before it goes. */
+    blockfile_drain(&blk->file);
+    uint32_t events = blk->vdev.paused ? 0 : EPOLLIN;
+    int ret = evloop_add(blk->loop, file->event_fd, events, blk_on_completion, blk);
+    if (ret) {
+        pthread_mutex_unlock(&blk->vdev.lock);
+        return ret;
+    }
+    evloop_remove(blk->loop, blk->file.event_fd);
+    struct blockfile old = blk->file;
+    blk->file = *file;
+    blk->capacity = file->size / VIRTIO_BLK_SECTOR;
+    if (virtio_dev_running(&blk->vdev) && blk->vdev.queues[0].ready)
+        process(blk);
+    if (blk->vdev.status & VIRTIO_STATUS_DRIVER_OK)
+        virtio_dev_notify_config(&blk->vdev); /* the capacity may have changed */
+    pthread_mutex_unlock(&blk->vdev.lock);
+    blockfile_close(&old);
+    return 0;
 }
 
 void virtio_blk_destroy(struct virtio_blk *blk)

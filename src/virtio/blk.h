@@ -86,5 +86,10 @@ int virtio_blk_init(struct virtio_blk *blk, const struct guest_mem *gm,
                     const struct blockfile *file, const char *id, struct evloop *loop)
     EMBER_MUST_CHECK;
 void virtio_blk_destroy(struct virtio_blk *blk);
+/* Switch to another opened image (the VM is running): in-flight requests
+ * finish on the old one, which is then closed, and the driver is told about
+ * the new capacity. */
+int virtio_blk_replace_file(struct virtio_blk *blk, const struct blockfile *file)
+    EMBER_MUST_CHECK;
 
 #endif

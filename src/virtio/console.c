@@ -67,6 +67,14 @@ static int console_activate(struct virtio_dev *vdev)
     return 0;
 }
 
+static size_t console_counters(struct virtio_dev *vdev, struct virtio_counter *out)
+{
+    const struct virtio_console *vc = vdev->model;
+    out[0] = (struct virtio_counter){"bytes_in", vc->bytes_in};
+    out[1] = (struct virtio_counter){"bytes_out", vc->bytes_out};
+    return 2;
+}
+
 static const struct virtio_device_ops console_ops = {
     .name = "console",
     .device_id = VIRTIO_ID_CONSOLE,
@@ -77,6 +85,7 @@ static const struct virtio_device_ops console_ops = {
     .config_read = console_config_read,
     .activate = console_activate,
     .queue_notify = console_queue_notify,
+    .counters = console_counters,
 };
 
 void virtio_console_init(struct virtio_console *vc, const struct guest_mem *gm,

@@ -253,6 +253,24 @@ static void net_reset(struct virtio_dev *vdev)
     update_interest(vn);
 }
 
+static void net_pause(struct virtio_dev *vdev, bool paused)
+{
+    (void)paused; /* virtio_dev_running() now says whether to watch */
+    update_interest(vdev->model);
+}
+
+static size_t net_counters(struct virtio_dev *vdev, struct virtio_counter *out)
+{
+    const struct virtio_net_stats *st = &((struct virtio_net *)vdev->model)->stats;
+    const struct virtio_counter c[] = {
+        {"rx_packets_count", st->rx_packets}, {"rx_bytes_count", st->rx_bytes},
+        {"rx_dropped", st->rx_dropped},       {"tx_packets_count", st->tx_packets},
+        {"tx_bytes_count", st->tx_bytes},     {"tx_errors", st->tx_errors},
+    };
+    memcpy(out, c, sizeof(c));
+    return ARRAY_SIZE(c);
+}
+
 static const struct virtio_device_ops net_ops = {
     .name = "net",
     .device_id = VIRTIO_ID_NET,
@@ -264,6 +282,8 @@ static const struct virtio_device_ops net_ops = {
     .activate = net_activate,
     .queue_notify = net_queue_notify,
     .reset = net_reset,
+    .pause = net_pause,
+    .counters = net_counters,
 };
 
 int virtio_net_init(struct virtio_net *vn, const struct guest_mem *gm, struct net_backend *be,

@@ -36,6 +36,12 @@ static void rng_queue_notify(struct virtio_dev *vdev, unsigned qi)
         virtio_dev_notify(vdev, qi);
 }
 
+static size_t rng_counters(struct virtio_dev *vdev, struct virtio_counter *out)
+{
+    out[0] = (struct virtio_counter){"bytes", ((struct virtio_rng *)vdev->model)->bytes_served};
+    return 1;
+}
+
 static const struct virtio_device_ops rng_ops = {
     .name = "rng",
     .device_id = VIRTIO_ID_RNG,
@@ -44,6 +50,7 @@ static const struct virtio_device_ops rng_ops = {
     .config_size = 0,
     .features = rng_features,
     .queue_notify = rng_queue_notify,
+    .counters = rng_counters,
 };
 
 void virtio_rng_init(struct virtio_rng *rng, const struct guest_mem *gm)

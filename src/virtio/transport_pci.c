@@ -545,6 +545,21 @@ int virtio_pci_init(struct virtio_pci *vp, struct virtio_dev *vdev, struct pci_b
     return 0;
 }
 
+void virtio_pci_set_paused(struct virtio_pci *vp, bool paused)
+{
+    struct virtio_dev *vdev = vp->vdev;
+    pthread_mutex_lock(&vdev->lock);
+    vdev->paused = paused;
+    /* Notifications that arrive meanwhile stay counted in their eventfds
+     * and are handled once they are watched again. */
+    for (unsigned q = 0; q < vdev->ops->num_queues; q++)
+        if (vp->notify_fd[q] >= 0)
+            evloop_modify(vp->plat->loop, vp->notify_fd[q], paused ? 0 : EPOLLIN);
+    if (vdev->ops->pause)
+        vdev->ops->pause(vdev, paused);
+    pthread_mutex_unlock(&vdev->lock);
+}
+
 void virtio_pci_destroy(struct virtio_pci *vp)
 {
     if (vp->bar_mapped)

@@ -62,6 +62,9 @@ int virtio_pci_init(struct virtio_pci *vp, struct virtio_dev *vdev, struct pci_b
                     unsigned slot, uint64_t bar_addr, struct irq_line intx,
                     const struct pci_platform *plat) EMBER_MUST_CHECK;
 void virtio_pci_destroy(struct virtio_pci *vp);
+/* Stop (or restart) all processing for this device while the VM is paused.
+ * Called from the event loop's thread with the vCPUs parked. */
+void virtio_pci_set_paused(struct virtio_pci *vp, bool paused);
 
 /* BAR access, as the MMIO bus and the configuration access window use it. */
 extern const struct bus_ops virtio_pci_bar_ops;

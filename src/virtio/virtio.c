@@ -34,7 +34,7 @@ bool virtio_dev_has_feature(const struct virtio_dev *vdev, unsigned bit)
 bool virtio_dev_running(const struct virtio_dev *vdev)
 {
     return (vdev->status & VIRTIO_STATUS_DRIVER_OK) &&
-           !(vdev->status & VIRTIO_STATUS_NEEDS_RESET);
+           !(vdev->status & VIRTIO_STATUS_NEEDS_RESET) && !vdev->paused;
 }
 
 void virtio_dev_notify(struct virtio_dev *vdev, unsigned q)
@@ -117,4 +117,14 @@ void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status)
         }
         activate(vdev);
     }
+}
+
+size_t virtio_dev_counters(struct virtio_dev *vdev, struct virtio_counter *out)
+{
+    if (!vdev->ops->counters)
+        return 0;
+    pthread_mutex_lock(&vdev->lock);
+    size_t n = vdev->ops->counters(vdev, out);
+    pthread_mutex_unlock(&vdev->lock);
+    return n;
 }

@@ -34,6 +34,13 @@
 
 struct virtio_dev;
 
+/* A named running total a device reports for metrics. */
+struct virtio_counter {
+    const char *name;
+    uint64_t value;
+};
+#define VIRTIO_MAX_COUNTERS 16
+
 struct virtio_device_ops {
     const char *name;
     uint32_t device_id;
@@ -51,6 +58,11 @@ struct virtio_device_ops {
     void (*queue_notify)(struct virtio_dev *vdev, unsigned q);
     /* Back to the initial state; in-flight work must not touch the rings. */
     void (*reset)(struct virtio_dev *vdev);
+    /* The VM pauses (true) or resumes: finish in-flight work and stop
+     * watching backend events, or watch them again. */
+    void (*pause)(struct virtio_dev *vdev, bool paused);
+    /* Fill 'out' with the device's counters; returns how many. */
+    size_t (*counters)(struct virtio_dev *vdev, struct virtio_counter *out);
 };
 
 /* What the transport provides: interrupts, and "work to do" wake-ups. */
@@ -70,6 +82,7 @@ struct virtio_dev {
     uint64_t driver_features;
     uint8_t status;
     uint8_t config_generation;
+    bool paused;              /* the VM is paused: no queue processing */
     struct virtq queues[VIRTIO_MAX_QUEUES];
 };
 
@@ -84,6 +97,8 @@ void virtio_dev_notify_config(struct virtio_dev *vdev);
 /* A queue was corrupted by the guest: log once, set NEEDS_RESET, tell the
  * driver, and stop processing until it resets the device. */
 void virtio_dev_queue_broken(struct virtio_dev *vdev, unsigned q);
+/* The device's counters (none if it keeps none), read under its lock. */
+size_t virtio_dev_counters(struct virtio_dev *vdev, struct virtio_counter *out);
 
 /* Driver-facing state machine, used by transports (lock held). */
 void virtio_dev_reset(struct virtio_dev *vdev);

@@ -72,7 +72,7 @@ static int setup_pci(struct vm *vm)
 
 static int setup_serial(struct vm *vm)
 {
-    serial_init(&vm->serial, isa_irq(vm, IRQ_COM1), &console_serial_ops, &vm->console);
+    serial_init(&vm->serial, isa_irq(vm, IRQ_COM1), &console_serial_ops, vm->console);
     return bus_register(&vm->pio, PORT_COM1, SERIAL_REG_COUNT, &serial_bus_ops,
                         &vm->serial, "com1");
 }
@@ -140,7 +140,7 @@ static int setup_disks(struct vm *vm)
         }
         vm->disks[vm->nr_disks++] = blk;
         files->disk_taken[i] = true; /* the device closes it from now on */
-        int ret = virtio_blk_init(blk, &vm->mem, &files->disks[i], id, &vm->loop);
+        int ret = virtio_blk_init(blk, &vm->mem, &files->disks[i], id, vm->loop);
         if (!ret)
             ret = board_add_virtio(vm, &blk->vdev);
         if (ret)
@@ -159,7 +159,7 @@ static int setup_nics(struct vm *vm)
         vm->nics[vm->nr_nics++] = vn;
         struct net_backend *be = files->nets[i];
         files->nets[i] = NULL; /* the device owns it from now on */
-        int ret = virtio_net_init(vn, &vm->mem, be, vm->cfg->nics[i].mac, &vm->loop);
+        int ret = virtio_net_init(vn, &vm->mem, be, vm->cfg->nics[i].mac, vm->loop);
         if (!ret)
             ret = board_add_virtio(vm, &vn->vdev);
         if (ret)
@@ -175,7 +175,7 @@ static int setup_virtio_console(struct vm *vm)
     vm->vconsole = calloc(1, sizeof(*vm->vconsole));
     if (!vm->vconsole)
         return err_set(-ENOMEM, "out of memory");
-    virtio_console_init(vm->vconsole, &vm->mem, &console_virtio_ops, &vm->console);
+    virtio_console_init(vm->vconsole, &vm->mem, &console_virtio_ops, vm->console);
     return board_add_virtio(vm, &vm->vconsole->vdev);
 }
 

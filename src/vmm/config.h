@@ -31,6 +31,7 @@ enum nic_kind { NIC_TAP, NIC_USER };
 
 struct nic_config {
     enum nic_kind kind;
+    const char *id;     /* the control API's iface_id (names its metrics) */
     const char *tap_name;
     const char *hostfwd[CONFIG_MAX_HOSTFWD];
     unsigned nr_hostfwd;
@@ -53,5 +54,8 @@ struct vm_config {
 };
 
 void vm_config_defaults(struct vm_config *cfg);
+/* A stable, locally administered unicast MAC from the backend and position:
+ * the same configuration gives the guest the same address every time. */
+void config_generate_mac(const struct nic_config *n, unsigned index, uint8_t mac[6]);
 
 #endif

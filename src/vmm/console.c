@@ -221,6 +221,18 @@ int console_attach(struct console *con, struct evloop *loop, console_receive_fn 
     return 0;
 }
 
+void console_detach(struct console *con)
+{
+    if (!con->loop)
+        return;
+    evloop_remove(con->loop, con->wake_fd);
+    if (con->in_pollable && con->in_watching)
+        evloop_remove(con->loop, con->in_fd);
+    con->in_watching = false;
+    con->loop = NULL;
+    con->receive = NULL;
+}
+
 void console_destroy(struct console *con)
 {
     if (con->wake_fd >= 0)

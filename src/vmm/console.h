@@ -49,6 +49,8 @@ int console_init(struct console *con, int in_fd, int out_fd) EMBER_MUST_CHECK;
 int console_attach(struct console *con, struct evloop *loop, console_receive_fn receive,
                    void *receive_ctx, void (*quit)(void *ctx), void *quit_ctx)
     EMBER_MUST_CHECK;
+/* Stop feeding input (the VM is gone); the console can be attached again. */
+void console_detach(struct console *con);
 void console_destroy(struct console *con);
 
 /* Terminal state: raw mode on, and restore (idempotent, async-signal-safe). */

@@ -33,6 +33,8 @@ int vcpu_create(struct vm *vm, unsigned index, struct vcpu *vcpu,
     vcpu->vm = vm;
     vcpu->index = index;
     atomic_init(&vcpu->stop, false);
+    pthread_mutex_init(&vcpu->mbox_lock, NULL);
+    pthread_cond_init(&vcpu->mbox_cond, NULL);
     int ret = vm->accel->vcpu_create(vm->avm, index, &vcpu->accel_vcpu);
     if (ret)
         return ret;
@@ -100,6 +102,7 @@ static bool vcpu_dispatch(struct vcpu *vcpu, const struct accel_exit *exit)
         vcpu_handle_mmio(vcpu, exit);
         return true;
     case ACCEL_EXIT_INTERRUPTED:
+        vcpu->exits_other++;
         return true;
     case ACCEL_EXIT_SHUTDOWN:
         vcpu_report_triple_fault(vcpu);
@@ -116,6 +119,30 @@ static bool vcpu_dispatch(struct vcpu *vcpu, const struct accel_exit *exit)
     }
 }
 
+/* Returns true if the thread was parked (and is now released). */
+static bool vcpu_park_if_asked(struct vcpu *vcpu)
+{
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    bool parked = vcpu->pause_requested;
+    if (parked) {
+        vcpu->parked = true;
+        pthread_cond_broadcast(&vcpu->mbox_cond);
+        while (vcpu->pause_requested && !atomic_load(&vcpu->stop))
+            pthread_cond_wait(&vcpu->mbox_cond, &vcpu->mbox_lock);
+        vcpu->parked = false;
+    }
+    pthread_mutex_unlock(&vcpu->mbox_lock);
+    return parked;
+}
+
+static void vcpu_mark_exited(struct vcpu *vcpu)
+{
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    vcpu->exited = true;
+    pthread_cond_broadcast(&vcpu->mbox_cond);
+    pthread_mutex_unlock(&vcpu->mbox_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *vcpu = arg;
@@ -127,6 +154,8 @@ static void *vcpu_thread(void *arg)
 
     struct accel_exit exit;
     while (!atomic_load(&vcpu->stop)) {
+        if (vcpu_park_if_asked(vcpu))
+            continue;
         int ret = vm->accel->vcpu_run(vcpu->accel_vcpu, &exit);
         if (ret) {
             vm_request_stop(vm, VM_STOP_ERROR, "%s", err_msg());
@@ -135,7 +164,30 @@ static void *vcpu_thread(void *arg)
         if (!vcpu_dispatch(vcpu, &exit))
             break;
     }
+    vcpu_mark_exited(vcpu);
     return NULL;
+}
+
+void vcpu_pause(struct vcpu *vcpu)
+{
+    if (!vcpu->thread_started)
+        return;
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    vcpu->pause_requested = true;
+    pthread_mutex_unlock(&vcpu->mbox_lock);
+    vcpu->vm->accel->vcpu_kick(vcpu->accel_vcpu, vcpu->thread);
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    while (!vcpu->parked && !vcpu->exited)
+        pthread_cond_wait(&vcpu->mbox_cond, &vcpu->mbox_lock);
+    pthread_mutex_unlock(&vcpu->mbox_lock);
+}
+
+void vcpu_resume(struct vcpu *vcpu)
+{
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    vcpu->pause_requested = false;
+    pthread_cond_broadcast(&vcpu->mbox_cond);
+    pthread_mutex_unlock(&vcpu->mbox_lock);
 }
 
 int vcpu_start(struct vcpu *vcpu)
@@ -153,6 +205,9 @@ int vcpu_start(struct vcpu *vcpu)
 void vcpu_request_stop(struct vcpu *vcpu)
 {
     atomic_store(&vcpu->stop, true);
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    pthread_cond_broadcast(&vcpu->mbox_cond); /* a parked thread must see it */
+    pthread_mutex_unlock(&vcpu->mbox_lock);
     if (vcpu->thread_started)
         vcpu->vm->accel->vcpu_kick(vcpu->accel_vcpu, vcpu->thread);
 }
@@ -170,4 +225,8 @@ void vcpu_destroy(struct vcpu *vcpu)
     if (vcpu->vm && vcpu->accel_vcpu)
         vcpu->vm->accel->vcpu_destroy(vcpu->accel_vcpu);
     vcpu->accel_vcpu = NULL;
+    if (vcpu->vm) {
+        pthread_mutex_destroy(&vcpu->mbox_lock);
+        pthread_cond_destroy(&vcpu->mbox_cond);
+    }
 }

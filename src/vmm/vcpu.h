@@ -19,7 +19,15 @@ struct vcpu {
     pthread_t thread;
     bool thread_started;
     atomic_bool stop;
-    uint64_t exits_io, exits_mmio;
+    /* The mailbox: a pause request, and the thread's answer that it is
+     * parked outside the CPU backend's run call. */
+    pthread_mutex_t mbox_lock;
+    pthread_cond_t mbox_cond;
+    bool pause_requested;
+    bool parked;
+    bool exited;
+    /* Exit counters for metrics (written by the vCPU thread only). */
+    _Atomic uint64_t exits_io, exits_mmio, exits_other;
 };
 
 /* 'cpuid' is the backend's supported list, adjusted here for this vCPU. */
@@ -29,6 +37,10 @@ int vcpu_start(struct vcpu *vcpu) EMBER_MUST_CHECK;
 /* Ask the thread to leave its run loop (from any thread). */
 void vcpu_request_stop(struct vcpu *vcpu);
 void vcpu_join(struct vcpu *vcpu);
+/* Park the thread outside the backend's run call and wait until it is
+ * (returns at once if the thread has ended); resume lets it run again. */
+void vcpu_pause(struct vcpu *vcpu);
+void vcpu_resume(struct vcpu *vcpu);
 void vcpu_destroy(struct vcpu *vcpu);
 
 /* Process-wide setup of the kick signal; call before any vCPU thread. */

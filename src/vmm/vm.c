@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,15 +16,6 @@
 #include "arch/x86_64/layout.h"
 #include "util/log.h"
 #include "util/util.h"
-
-void vm_config_defaults(struct vm_config *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->nr_vcpus = CONFIG_DEFAULT_CPUS;
-    cfg->mem_size = CONFIG_DEFAULT_MEM;
-    cfg->rng = true;
-    cfg->console = CONSOLE_SERIAL;
-}
 
 /* Map a whole file read-only; an empty file is an error for the caller. */
 static int map_file(const char *path, const char *what, void **map, size_t *size)
@@ -206,40 +196,36 @@ static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
     return ret;
 }
 
-static int vm_setup_signals(struct vm *vm)
+static void vm_on_stop(void *ctx, uint32_t events)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGQUIT);
-    vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (vm->signal_fd < 0)
-        return err_errno(-errno, "signalfd failed");
-    return 0;
+    struct vm *vm = ctx;
+    (void)events;
+    eventfd_drain(vm->stop_fd);
+    if (vm->on_stop)
+        vm->on_stop(vm->on_stop_ctx);
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *files)
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *files,
+              struct evloop *loop, struct console *console, void (*on_stop)(void *ctx),
+              void *on_stop_ctx)
 {
     memset(vm, 0, sizeof(*vm));
     vm->cfg = cfg;
     vm->files = files;
+    vm->loop = loop;
+    vm->console = console;
+    vm->on_stop = on_stop;
+    vm->on_stop_ctx = on_stop_ctx;
     vm->accel = &accel_kvm_ops;
     vm->nr_vcpus = cfg->nr_vcpus;
-    vm->stop_fd = vm->signal_fd = -1;
-    vm->loop.epfd = -1;
+    vm->stop_fd = -1;
     pthread_mutex_init(&vm->stop_lock, NULL);
     bus_init(&vm->pio, "port I/O");
     bus_init(&vm->mmio, "MMIO");
     vm->irq_sink = (struct irq_sink){&vm_irq_sink_ops, vm};
-    int ret = evloop_init(&vm->loop);
-    if (!ret)
-        ret = (vm->stop_fd = eventfd_create()) < 0 ? vm->stop_fd : 0;
-    if (!ret)
-        ret = vm_setup_signals(vm);
-    if (!ret)
-        ret = console_init(&vm->console, STDIN_FILENO, STDOUT_FILENO);
+    int ret = (vm->stop_fd = eventfd_create()) < 0 ? vm->stop_fd : 0;
+    if (!ret && (ret = evloop_add(loop, vm->stop_fd, EPOLLIN, vm_on_stop, vm)))
+        close(vm->stop_fd), vm->stop_fd = -1;
     if (!ret) {
         struct accel_vm_params params = {.nr_vcpus = cfg->nr_vcpus};
         ret = vm->accel->vm_create(&params, &vm->avm);
@@ -253,7 +239,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *
         platform_init(&vm->platform, vm->accel, vm->avm);
         vm->pci_platform = (struct pci_platform){
             .mmio = &vm->mmio,
-            .loop = &vm->loop,
+            .loop = loop,
             .msi = &platform_msi_ops,
             .msi_ctx = &vm->platform,
             .ioeventfd = platform_ioeventfd,
@@ -277,27 +263,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *
     return ret;
 }
 
-static void vm_on_stop(void *ctx, uint32_t events)
+void vm_stop_by_signal(struct vm *vm, int signo)
 {
-    struct vm *vm = ctx;
-    (void)events;
-    eventfd_drain(vm->stop_fd);
-    evloop_stop(&vm->loop);
-}
-
-static void vm_on_signal(void *ctx, uint32_t events)
-{
-    struct vm *vm = ctx;
-    struct signalfd_siginfo info;
-    (void)events;
-    if (read(vm->signal_fd, &info, sizeof(info)) != sizeof(info))
-        return;
     pthread_mutex_lock(&vm->stop_lock);
     if (vm->stop_reason == VM_STOP_NONE)
-        vm->stop_signal = (int)info.ssi_signo;
+        vm->stop_signal = signo;
     pthread_mutex_unlock(&vm->stop_lock);
-    vm_request_stop(vm, VM_STOP_SIGNAL, "stopped by signal %u (%s)", info.ssi_signo,
-                    strsignal((int)info.ssi_signo));
+    vm_request_stop(vm, VM_STOP_SIGNAL, "stopped by signal %d (%s)", signo, strsignal(signo));
 }
 
 static void vm_on_user_quit(void *ctx)
@@ -305,25 +277,25 @@ static void vm_on_user_quit(void *ctx)
     vm_request_stop(ctx, VM_STOP_USER_QUIT, "quit from the console (Ctrl-A x)");
 }
 
-enum vm_stop_reason vm_run(struct vm *vm)
+int vm_start(struct vm *vm)
 {
-    int ret = evloop_add(&vm->loop, vm->stop_fd, EPOLLIN, vm_on_stop, vm);
-    if (!ret)
-        ret = evloop_add(&vm->loop, vm->signal_fd, EPOLLIN, vm_on_signal, vm);
-    if (!ret && vm->vconsole)
-        ret = console_attach(&vm->console, &vm->loop, console_receive_virtio, vm->vconsole,
+    int ret;
+    if (vm->vconsole)
+        ret = console_attach(vm->console, vm->loop, console_receive_virtio, vm->vconsole,
                              vm_on_user_quit, vm);
-    else if (!ret)
-        ret = console_attach(&vm->console, &vm->loop, console_receive_serial, &vm->serial,
+    else
+        ret = console_attach(vm->console, vm->loop, console_receive_serial, &vm->serial,
                              vm_on_user_quit, vm);
     if (!ret)
-        ret = console_enter_raw_mode(&vm->console);
+        ret = console_enter_raw_mode(vm->console);
     for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++)
         ret = vcpu_start(&vm->vcpus[i]);
-    if (!ret)
-        ret = evloop_run(&vm->loop);
-    if (ret)
-        vm_request_stop(vm, VM_STOP_ERROR, "%s", err_msg());
+    vm->started = true;
+    return ret;
+}
+
+enum vm_stop_reason vm_halt(struct vm *vm)
+{
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
         vcpu_request_stop(&vm->vcpus[i]);
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
@@ -333,6 +305,67 @@ enum vm_stop_reason vm_run(struct vm *vm)
     enum vm_stop_reason reason = vm->stop_reason;
     pthread_mutex_unlock(&vm->stop_lock);
     return reason;
+}
+
+/* The guest's sense of time stops with it: each vCPU's TSC and the
+ * kvm-clock are read at pause and written back at resume. */
+static int vm_save_clocks(struct vm *vm)
+{
+    if (!vm->paused_tsc && !(vm->paused_tsc = calloc(vm->nr_vcpus, sizeof(uint64_t))))
+        return err_set(-ENOMEM, "out of memory");
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        struct x86_msr tsc = {.index = MSR_IA32_TSC};
+        int ret = vm->accel->vcpu_get_msrs(vm->vcpus[i].accel_vcpu, &tsc, 1);
+        if (ret)
+            return ret;
+        vm->paused_tsc[i] = tsc.value;
+    }
+    return vm->accel->get_clock(vm->avm, &vm->paused_clock_ns);
+}
+
+static int vm_restore_clocks(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        struct x86_msr tsc = {.index = MSR_IA32_TSC, .value = vm->paused_tsc[i]};
+        int ret = vm->accel->vcpu_set_msrs(vm->vcpus[i].accel_vcpu, &tsc, 1);
+        if (ret)
+            return ret;
+    }
+    return vm->accel->set_clock(vm->avm, vm->paused_clock_ns);
+}
+
+int vm_pause(struct vm *vm)
+{
+    if (vm->paused)
+        return 0;
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_pause(&vm->vcpus[i]);
+    for (unsigned i = 0; i < vm->nr_virtio; i++)
+        virtio_pci_set_paused(vm->virtio[i], true);
+    vm->paused = true;
+    int ret = vm_save_clocks(vm);
+    if (ret) {
+        err_prefix(ret, "cannot save the guest's clocks");
+        int undo = vm_resume(vm);
+        (void)undo;
+        vm->paused = false;
+    }
+    return ret;
+}
+
+int vm_resume(struct vm *vm)
+{
+    if (!vm->paused)
+        return 0;
+    int ret = vm->paused_tsc ? vm_restore_clocks(vm) : 0;
+    if (ret)
+        log_warn("cannot restore the guest's clocks (its time jumps ahead): %s", err_msg());
+    for (unsigned i = 0; i < vm->nr_virtio; i++)
+        virtio_pci_set_paused(vm->virtio[i], false);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_resume(&vm->vcpus[i]);
+    vm->paused = false;
+    return 0;
 }
 
 void vm_destroy(struct vm *vm)
@@ -347,12 +380,13 @@ void vm_destroy(struct vm *vm)
         vm->accel->vm_destroy(vm->avm);
     }
     gm_destroy(&vm->mem);
-    console_destroy(&vm->console);
-    evloop_destroy(&vm->loop);
-    if (vm->stop_fd >= 0)
+    if (vm->started)
+        console_detach(vm->console);
+    if (vm->stop_fd >= 0) {
+        evloop_remove(vm->loop, vm->stop_fd);
         close(vm->stop_fd);
-    if (vm->signal_fd >= 0)
-        close(vm->signal_fd);
+    }
+    free(vm->paused_tsc);
     bus_destroy(&vm->pio);
     bus_destroy(&vm->mmio);
     pthread_mutex_destroy(&vm->stop_lock);

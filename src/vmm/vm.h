@@ -48,8 +48,8 @@ struct vm {
     struct bus pio;
     struct bus mmio;
     struct irq_sink irq_sink;
-    struct evloop loop;
-    struct console console;
+    struct evloop *loop;       /* the process's, shared with the API */
+    struct console *console;   /* ember's stdin/stdout */
 
     /* The board (see board.c). */
     struct pci_bus pci;
@@ -74,12 +74,18 @@ struct vm {
     struct vcpu *vcpus;
     unsigned nr_vcpus;
 
+    bool started;
+    bool paused;
+    uint64_t paused_clock_ns;   /* kvm-clock when paused */
+    uint64_t *paused_tsc;       /* each vCPU's TSC when paused */
+
     pthread_mutex_t stop_lock;
     enum vm_stop_reason stop_reason;
     int stop_signal;
     char stop_detail[256];
     int stop_fd; /* wakes the event loop when the VM must stop */
-    int signal_fd;
+    void (*on_stop)(void *ctx); /* runs in the loop's thread */
+    void *on_stop_ctx;
 };
 
 /* Host files the VM needs, opened and validated before any VM exists, so
@@ -100,11 +106,22 @@ int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *files)
     EMBER_MUST_CHECK;
 void vm_boot_files_close(struct vm_boot_files *files);
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *files)
-    EMBER_MUST_CHECK;
-/* Run until the guest stops; returns the reason. */
-enum vm_stop_reason vm_run(struct vm *vm);
+/* Build the VM (memory, devices, vCPUs) without running it; 'on_stop' is
+ * called from 'loop' once the VM must stop (vm_request_stop). */
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *files,
+              struct evloop *loop, struct console *console, void (*on_stop)(void *ctx),
+              void *on_stop_ctx) EMBER_MUST_CHECK;
+/* Attach the console and start the vCPU threads. */
+int vm_start(struct vm *vm) EMBER_MUST_CHECK;
+/* Stop and join the vCPU threads; returns why the VM stopped. */
+enum vm_stop_reason vm_halt(struct vm *vm);
+/* Park every vCPU outside the CPU backend, finish and stop device work,
+ * and freeze the guest's clocks; resume undoes it. From the loop's thread. */
+int vm_pause(struct vm *vm) EMBER_MUST_CHECK;
+int vm_resume(struct vm *vm) EMBER_MUST_CHECK;
 void vm_destroy(struct vm *vm);
+/* Record a signal as the stop reason (VM_STOP_SIGNAL). */
+void vm_stop_by_signal(struct vm *vm, int signo);
 
 /* From any thread: the VM must stop for 'reason' (the first reason wins). */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)

@@ -62,6 +62,20 @@ static void test_commands(void **state)
     assert_int_equal(req.command, CLI_VERSION);
     assert_int_equal(parse(&req, "ember run --help"), 0);
     assert_int_equal(req.command, CLI_HELP);
+    assert_int_equal(parse(&req, "ember --api-sock /run/a.sock --id vm_1"), 0);
+    assert_int_equal(req.command, CLI_SERVE);
+    assert_string_equal(req.api_sock, "/run/a.sock");
+    assert_string_equal(req.id, "vm_1");
+    assert_int_equal(req.max_body, 51200);
+    assert_int_equal(parse(&req, "ember --config-file c.json --no-api"), 0);
+    assert_int_equal(req.command, CLI_SERVE);
+    assert_true(req.no_api);
+    assert_string_equal(req.config_file, "c.json");
+    assert_int_equal(parse(&req, "ember --api-sock s --http-api-max-payload-size 4096"), 0);
+    assert_int_equal(req.max_body, 4096);
+    assert_int_equal(parse(&req, "ember run --api-sock s --cpus 2"), 0);
+    assert_int_equal(req.command, CLI_RUN);
+    assert_string_equal(req.api_sock, "s");
 }
 
 static void test_errors(void **state)
@@ -82,6 +96,13 @@ static void test_errors(void **state)
         {"ember run --bogus", "unknown option '--bogus'"},
         {"ember run --kernel", "needs a value"},
         {"ember run extra", "unexpected argument 'extra'"},
+        {"ember --no-api", "--no-api needs --config-file"},
+        {"ember --id x", "give --api-sock PATH, or --config-file FILE with --no-api"},
+        {"ember --api-sock s --no-api --config-file c", "exclude each other"},
+        {"ember --api-sock s --id a/b", "--id: expected 1-64 letters"},
+        {"ember --api-sock s --http-api-max-payload-size 10", "from 1024 to 16777216"},
+        {"ember --api-sock s --cpus 2", "unknown option '--cpus'"},
+        {"ember --api-sock", "needs a value"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         assert_int_equal(parse(&req, cases[i].line), -EINVAL);

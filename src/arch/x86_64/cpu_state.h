@@ -42,4 +42,6 @@ struct x86_msr {
     uint64_t value;
 };
 
+#define MSR_IA32_TSC 0x10
+
 #endif

@@ -257,6 +257,22 @@ static int complete_one(struct blockfile *bf, struct blockfile_req *req, int res
     return res;
 }
 
+void blockfile_drain(struct blockfile *bf)
+{
+    blockfile_submit(bf);
+    while (bf->inflight) {
+        struct io_uring_cqe *cqe;
+        int ret = io_uring_wait_cqe(&bf->ring, &cqe);
+        if (ret == -EINTR)
+            continue;
+        if (ret < 0) {
+            log_warn("disk %s: waiting for I/O: %s", bf->path, strerror(-ret));
+            return;
+        }
+        blockfile_reap(bf);
+    }
+}
+
 void blockfile_reap(struct blockfile *bf)
 {
     eventfd_drain(bf->event_fd);

@@ -56,5 +56,7 @@ int blockfile_queue(struct blockfile *bf, struct blockfile_req *req) EMBER_MUST_
 /* Submit everything queued; then reap finished requests (calls 'done'). */
 void blockfile_submit(struct blockfile *bf);
 void blockfile_reap(struct blockfile *bf);
+/* Wait for every request in flight to complete (their 'done' runs). */
+void blockfile_drain(struct blockfile *bf);
 
 #endif

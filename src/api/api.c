@@ -1,0 +1,392 @@
+#include "api/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/json_fields.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#ifndef EMBER_VERSION
+#define EMBER_VERSION "unknown"
+#endif
+/* The Firecracker API version whose resources ember implements; clients
+ * that check GET /version see it. */
+#define API_FIRECRACKER_VERSION "1.7.0"
+
+/* When a request may be made. */
+enum phase { ANY_TIME, PRE_BOOT, RUNTIME };
+
+/* A handler answers with *status and, for 200, *out (a new reference); on
+ * failure it returns a negative errno with err_msg() for the client. */
+typedef int (*route_fn)(struct api *api, const char *id, struct json_object *body,
+                        struct json_object **out);
+
+struct route {
+    const char *method;
+    const char *path;     /* a trailing "/{id}" matches one path segment */
+    enum phase phase;
+    route_fn fn;
+};
+
+/* --- handlers ------------------------------------------------------------ */
+
+static int get_info(struct api *api, const char *id, struct json_object *body,
+                    struct json_object **out)
+{
+    (void)id, (void)body;
+    *out = json_object_new_object();
+    json_object_object_add(*out, "id", json_object_new_string(api->vmm->id));
+    json_object_object_add(*out, "state",
+                           json_object_new_string(vmm_state_name(api->vmm->state)));
+    json_object_object_add(*out, "vmm_version", json_object_new_string(EMBER_VERSION));
+    json_object_object_add(*out, "app_name", json_object_new_string("ember"));
+    return 0;
+}
+
+static int get_version(struct api *api, const char *id, struct json_object *body,
+                       struct json_object **out)
+{
+    (void)api, (void)id, (void)body;
+    *out = json_object_new_object();
+    json_object_object_add(*out, "firecracker_version",
+                           json_object_new_string(API_FIRECRACKER_VERSION));
+    json_object_object_add(*out, "ember_version", json_object_new_string(EMBER_VERSION));
+    return 0;
+}
+
+static int get_machine_config(struct api *api, const char *id, struct json_object *body,
+                              struct json_object **out)
+{
+    (void)id, (void)body;
+    *out = api_machine_config_json(&api->res);
+    return 0;
+}
+
+static int get_vm_config(struct api *api, const char *id, struct json_object *body,
+                         struct json_object **out)
+{
+    (void)id, (void)body;
+    *out = api_vm_config_json(&api->res);
+    return 0;
+}
+
+static int put_boot_source(struct api *api, const char *id, struct json_object *body,
+                           struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_set_boot_source(&api->res, body);
+}
+
+static int put_machine_config(struct api *api, const char *id, struct json_object *body,
+                              struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_set_machine_config(&api->res, body, false);
+}
+
+static int patch_machine_config(struct api *api, const char *id, struct json_object *body,
+                                struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_set_machine_config(&api->res, body, true);
+}
+
+static int put_drive(struct api *api, const char *id, struct json_object *body,
+                     struct json_object **out)
+{
+    (void)out;
+    return api_set_drive(&api->res, id, body);
+}
+
+static int patch_drive(struct api *api, const char *id, struct json_object *body,
+                       struct json_object **out)
+{
+    (void)out;
+    unsigned index;
+    const char *path;
+    int ret = api_check_drive_patch(&api->res, id, body, &index, &path);
+    if (ret || !path)
+        return ret;
+    char *copy = strdup(path);
+    if (!copy)
+        return err_set(-ENOMEM, "out of memory");
+    /* The VM numbers its disks root first, as api_build_config added them. */
+    const char *drive_id = api->res.drives[index].id;
+    unsigned disk = 0;
+    while (disk < api->vmm->cfg.nr_disks && strcmp(api->vmm->cfg.disks[disk].id, drive_id))
+        disk++;
+    ret = vmm_replace_disk(api->vmm, disk, copy);
+    if (ret) {
+        free(copy);
+        return err_prefix(ret, "drive '%s'", drive_id);
+    }
+    free(api->res.drives[index].path);
+    api->res.drives[index].path = copy;
+    log_info("drive '%s' now uses %s", drive_id, copy);
+    return 0;
+}
+
+static int put_nic(struct api *api, const char *id, struct json_object *body,
+                   struct json_object **out)
+{
+    (void)out;
+    return api_set_nic(&api->res, id, body);
+}
+
+static int patch_nic(struct api *api, const char *id, struct json_object *body,
+                     struct json_object **out)
+{
+    (void)api, (void)id, (void)body, (void)out;
+    return err_set(-EINVAL, "network interface: rate limiting (the only runtime update) is "
+                            "not supported by ember yet");
+}
+
+static int put_entropy(struct api *api, const char *id, struct json_object *body,
+                       struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_set_entropy(&api->res, body);
+}
+
+static int put_logger(struct api *api, const char *id, struct json_object *body,
+                      struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_set_logger(&api->res, body);
+}
+
+static int put_metrics(struct api *api, const char *id, struct json_object *body,
+                       struct json_object **out)
+{
+    (void)id, (void)out;
+    const char *path;
+    int ret = api_check_metrics(body, &path);
+    char *copy = ret ? NULL : strdup(path);
+    if (!ret && !copy)
+        ret = err_set(-ENOMEM, "out of memory");
+    if (!ret)
+        ret = vmm_set_metrics_path(api->vmm, copy);
+    if (ret) {
+        free(copy);
+        return ret;
+    }
+    free(api->res.metrics_path);
+    api->res.metrics_path = copy;
+    return 0;
+}
+
+static int not_supported(struct api *api, const char *id, struct json_object *body,
+                         struct json_object **out)
+{
+    (void)api, (void)id, (void)body, (void)out;
+    return err_set(-EINVAL, "this resource is not supported by ember yet");
+}
+
+static int put_vsock(struct api *api, const char *id, struct json_object *body,
+                     struct json_object **out)
+{
+    (void)api, (void)id, (void)body, (void)out;
+    return err_set(-EINVAL, "vsock is not supported by ember yet");
+}
+
+static int start_instance(struct api *api)
+{
+    if (api->vmm->state != VMM_NOT_STARTED)
+        return err_set(-EINVAL, "the microVM is already running");
+    struct vm_config cfg;
+    int ret = api_build_config(&api->res, &cfg);
+    enum vmm_fault fault;
+    if (!ret && (ret = vmm_start(api->vmm, &cfg, &fault)))
+        err_prefix(ret, "cannot start the microVM");
+    return ret;
+}
+
+static int put_actions(struct api *api, const char *id, struct json_object *body,
+                       struct json_object **out)
+{
+    (void)id, (void)out;
+    static const struct jf_field fields[] = {{"action_type", JF_STRING, true, false}};
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "actions");
+    if (ret)
+        return ret;
+    const char *action = jf_string(body, "action_type", "");
+    if (!strcmp(action, "InstanceStart"))
+        return start_instance(api);
+    if (!strcmp(action, "SendCtrlAltDel"))
+        return vmm_send_ctrl_alt_del(api->vmm);
+    if (!strcmp(action, "FlushMetrics"))
+        return vmm_flush_metrics(api->vmm);
+    return err_set(-EINVAL, "actions: action_type must be InstanceStart, SendCtrlAltDel or "
+                            "FlushMetrics, got '%s'", action);
+}
+
+static int patch_vm(struct api *api, const char *id, struct json_object *body,
+                    struct json_object **out)
+{
+    (void)id, (void)out;
+    static const struct jf_field fields[] = {{"state", JF_STRING, true, false}};
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "vm");
+    if (ret)
+        return ret;
+    const char *state = jf_string(body, "state", "");
+    if (!strcmp(state, "Paused"))
+        return vmm_pause(api->vmm);
+    if (!strcmp(state, "Resumed"))
+        return vmm_resume(api->vmm);
+    return err_set(-EINVAL, "vm: state must be \"Paused\" or \"Resumed\", got '%s'", state);
+}
+
+/* --- routing ------------------------------------------------------------- */
+
+static const struct route routes[] = {
+    {"GET", "/", ANY_TIME, get_info},
+    {"GET", "/version", ANY_TIME, get_version},
+    {"GET", "/machine-config", ANY_TIME, get_machine_config},
+    {"GET", "/vm/config", ANY_TIME, get_vm_config},
+    {"PUT", "/boot-source", PRE_BOOT, put_boot_source},
+    {"PUT", "/machine-config", PRE_BOOT, put_machine_config},
+    {"PATCH", "/machine-config", PRE_BOOT, patch_machine_config},
+    {"PUT", "/drives/{id}", PRE_BOOT, put_drive},
+    {"PATCH", "/drives/{id}", RUNTIME, patch_drive},
+    {"PUT", "/network-interfaces/{id}", PRE_BOOT, put_nic},
+    {"PATCH", "/network-interfaces/{id}", RUNTIME, patch_nic},
+    {"PUT", "/entropy", PRE_BOOT, put_entropy},
+    {"PUT", "/vsock", PRE_BOOT, put_vsock},
+    {"PUT", "/logger", PRE_BOOT, put_logger},
+    {"PUT", "/metrics", PRE_BOOT, put_metrics},
+    {"PUT", "/actions", ANY_TIME, put_actions},
+    {"PATCH", "/vm", RUNTIME, patch_vm},
+    /* Firecracker resources ember does not have yet: a clear refusal. */
+    {"PUT", "/balloon", ANY_TIME, not_supported},
+    {"PATCH", "/balloon", ANY_TIME, not_supported},
+    {"GET", "/balloon", ANY_TIME, not_supported},
+    {"PUT", "/mmds", ANY_TIME, not_supported},
+    {"PATCH", "/mmds", ANY_TIME, not_supported},
+    {"GET", "/mmds", ANY_TIME, not_supported},
+    {"PUT", "/mmds/config", ANY_TIME, not_supported},
+    {"PUT", "/cpu-config", ANY_TIME, not_supported},
+    {"PUT", "/snapshot/create", ANY_TIME, not_supported},
+    {"PUT", "/snapshot/load", ANY_TIME, not_supported},
+};
+
+/* Does 'path' match 'pattern'? A "{id}" segment is copied to id[] (left
+ * empty when too long, so that the id check rejects it). */
+static bool path_matches(const char *pattern, const char *path, char *id, size_t id_size)
+{
+    const char *brace = strstr(pattern, "{id}");
+    if (!brace)
+        return !strcmp(pattern, path);
+    size_t prefix = (size_t)(brace - pattern);
+    if (strncmp(pattern, path, prefix))
+        return false;
+    const char *rest = path + prefix;
+    size_t len = strlen(rest);
+    if (len == 0 || strchr(rest, '/'))
+        return false;
+    if (len < id_size)
+        memcpy(id, rest, len + 1);
+    return true;
+}
+
+static const struct route *find_route(const char *method, const char *path, char *id,
+                                      size_t id_size, bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        id[0] = '\0';
+        if (!path_matches(routes[i].path, path, id, id_size))
+            continue;
+        *path_known = true;
+        if (!strcmp(routes[i].method, method))
+            return &routes[i];
+    }
+    return NULL;
+}
+
+static void respond_fault(struct http_response *resp, int status, const char *msg)
+{
+    resp->status = status;
+    resp->body = http_fault_body(msg);
+}
+
+static int check_phase(const struct api *api, const struct route *r, const char *path)
+{
+    bool started = api->vmm->state != VMM_NOT_STARTED;
+    if (r->phase == PRE_BOOT && started)
+        return err_set(-EINVAL, "%s %s is only allowed before the microVM starts", r->method,
+                       path);
+    if (r->phase == RUNTIME && !started)
+        return err_set(-EINVAL, "%s %s is only allowed once the microVM is running", r->method,
+                       path);
+    return 0;
+}
+
+void api_handle(void *ctx, const struct http_request *req, struct http_response *resp)
+{
+    struct api *api = ctx;
+    char id[API_ID_MAX + 2];
+    bool path_known;
+    const struct route *r = find_route(req->method, req->path, id, sizeof(id), &path_known);
+    char msg[600];
+    if (!r) {
+        if (path_known)
+            snprintf(msg, sizeof(msg), "%s is not a method of %s", req->method, req->path);
+        else
+            snprintf(msg, sizeof(msg), "no such resource: %s %s", req->method, req->path);
+        respond_fault(resp, 400, msg);
+        return;
+    }
+    if (strstr(r->path, "{id}") && !api_id_valid(id)) {
+        snprintf(msg, sizeof(msg), "invalid id in %s (1-%d letters, digits or '_')", req->path,
+                 API_ID_MAX);
+        respond_fault(resp, 400, msg);
+        return;
+    }
+    struct json_object *body = NULL, *out = NULL;
+    bool wants_body = strcmp(r->method, "GET") != 0;
+    int ret = check_phase(api, r, req->path);
+    if (!ret && wants_body)
+        ret = jf_parse(req->body, req->body_len, &body);
+    if (!ret)
+        ret = r->fn(api, id[0] ? id : NULL, body, &out);
+    json_object_put(body);
+    if (ret) {
+        log_info("API %s %s: %s", req->method, req->path, err_msg());
+        respond_fault(resp, 400, err_msg());
+    } else if (out) {
+        resp->status = 200;
+        resp->body = strdup(json_object_to_json_string_ext(
+            out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(out);
+    } else {
+        resp->status = 204;
+    }
+    if (api->server) {
+        const struct http_stats *st = http_server_stats(api->server);
+        api->vmm->api_stats = (struct vmm_api_stats){st->requests, st->bad_requests + (ret != 0),
+                                                     st->connections, st->connections_refused};
+    }
+}
+
+/* --- lifecycle ----------------------------------------------------------- */
+
+void api_init(struct api *api, struct vmm *vmm)
+{
+    memset(api, 0, sizeof(*api));
+    api->vmm = vmm;
+    api_resources_init(&api->res);
+}
+
+void api_destroy(struct api *api)
+{
+    http_server_destroy(api->server);
+    api->server = NULL;
+    api_resources_free(&api->res);
+}
+
+int api_listen(struct api *api, const char *path, size_t max_body)
+{
+    return http_server_create(path, max_body, &api->vmm->loop, api_handle, api, &api->server);
+}

@@ -1,0 +1,193 @@
+/* The config file (--config-file): the control API's resources in one JSON
+ * object, keyed as Firecracker keys them, applied through the same
+ * functions as the HTTP requests. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/api.h"
+#include "api/json_fields.h"
+#include "util/util.h"
+
+#define CONFIG_FILE_MAX (1u << 20)
+
+static int read_file(const char *path, char **text, size_t *len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return err_errno(-errno, "config file %s", path);
+    struct stat st;
+    int ret = fstat(fileno(f), &st) < 0 ? err_errno(-errno, "config file %s", path) : 0;
+    if (!ret && !S_ISREG(st.st_mode))
+        ret = err_set(-EINVAL, "config file %s: not a regular file", path);
+    if (!ret && st.st_size > CONFIG_FILE_MAX)
+        ret = err_set(-EINVAL, "config file %s: larger than %u bytes", path, CONFIG_FILE_MAX);
+    if (!ret && !(*text = malloc((size_t)st.st_size + 1)))
+        ret = err_set(-ENOMEM, "out of memory");
+    if (!ret) {
+        *len = fread(*text, 1, (size_t)st.st_size, f);
+        if (ferror(f)) {
+            free(*text);
+            ret = err_errno(-EIO, "config file %s: read failed", path);
+        }
+    }
+    fclose(f);
+    return ret;
+}
+
+typedef int (*apply_one_fn)(struct api *api, const char *id, struct json_object *item);
+
+static int apply_drive(struct api *api, const char *id, struct json_object *item)
+{
+    return api_set_drive(&api->res, id, item);
+}
+
+static int apply_nic(struct api *api, const char *id, struct json_object *item)
+{
+    return api_set_nic(&api->res, id, item);
+}
+
+static int apply_list(struct api *api, struct json_object *list, const char *key,
+                      apply_one_fn fn)
+{
+    size_t n = list ? json_object_array_length(list) : 0;
+    for (size_t i = 0; i < n; i++) {
+        int ret = fn(api, NULL, json_object_array_get_idx(list, i));
+        if (ret)
+            return err_prefix(ret, "%s[%zu]", key, i);
+    }
+    return 0;
+}
+
+static int refuse(struct json_object *cfg, const char *key, const char *what)
+{
+    if (jf_get(cfg, key))
+        return err_set(-EINVAL, "%s: %s is not supported by ember yet", key, what);
+    return 0;
+}
+
+static int apply_config(struct api *api, struct json_object *cfg)
+{
+    static const struct jf_field fields[] = {
+        {"boot-source", JF_OBJECT, true, false},
+        {"machine-config", JF_OBJECT, false, true},
+        {"drives", JF_ARRAY, false, true},
+        {"network-interfaces", JF_ARRAY, false, true},
+        {"entropy", JF_OBJECT, false, true},
+        {"logger", JF_OBJECT, false, true},
+        {"metrics", JF_OBJECT, false, true},
+        {"vsock", JF_OBJECT, false, true},
+        {"balloon", JF_OBJECT, false, true},
+        {"mmds-config", JF_OBJECT, false, true},
+        {"cpu-config", JF_OBJECT, false, true},
+    };
+    int ret = jf_check(cfg, fields, ARRAY_SIZE(fields), "the configuration");
+    if (!ret)
+        ret = refuse(cfg, "vsock", "vsock");
+    if (!ret)
+        ret = refuse(cfg, "balloon", "the balloon device");
+    if (!ret)
+        ret = refuse(cfg, "mmds-config", "the metadata service");
+    if (!ret)
+        ret = refuse(cfg, "cpu-config", "custom CPU templates");
+    struct json_object *v;
+    /* The logger first, so that what follows is logged where it says. */
+    if (!ret && (v = jf_get(cfg, "logger")))
+        ret = api_set_logger(&api->res, v);
+    if (!ret && (v = jf_get(cfg, "metrics"))) {
+        const char *path;
+        ret = api_check_metrics(v, &path);
+        if (!ret && !(api->res.metrics_path = strdup(path)))
+            ret = err_set(-ENOMEM, "out of memory");
+        if (!ret)
+            ret = vmm_set_metrics_path(api->vmm, api->res.metrics_path);
+    }
+    if (!ret && (v = jf_get(cfg, "machine-config")))
+        ret = api_set_machine_config(&api->res, v, false);
+    if (!ret)
+        ret = api_set_boot_source(&api->res, jf_get(cfg, "boot-source"));
+    if (!ret)
+        ret = apply_list(api, jf_get(cfg, "drives"), "drives", apply_drive);
+    if (!ret)
+        ret = apply_list(api, jf_get(cfg, "network-interfaces"), "network-interfaces",
+                         apply_nic);
+    if (!ret && (v = jf_get(cfg, "entropy")))
+        ret = api_set_entropy(&api->res, v);
+    return ret;
+}
+
+int api_boot_from_file(struct api *api, const char *path, enum vmm_fault *fault)
+{
+    *fault = VMM_FAULT_SETUP;
+    char *text = NULL;
+    size_t len = 0;
+    struct json_object *cfg = NULL;
+    int ret = read_file(path, &text, &len);
+    if (!ret)
+        ret = jf_parse(text, len, &cfg);
+    free(text);
+    if (!ret)
+        ret = apply_config(api, cfg);
+    json_object_put(cfg);
+    struct vm_config vm_cfg;
+    if (!ret)
+        ret = api_build_config(&api->res, &vm_cfg);
+    if (ret)
+        return err_prefix(ret, "config file %s", path);
+    return vmm_start(api->vmm, &vm_cfg, fault);
+}
+
+/* --- a VM configured on the command line --------------------------------- */
+
+static int adopt_disks(struct api_resources *r, const struct vm_config *cfg)
+{
+    for (unsigned i = 0; i < cfg->nr_disks; i++) {
+        const struct disk_config *d = &cfg->disks[i];
+        char id[16];
+        snprintf(id, sizeof(id), "disk%u", i);
+        struct api_drive *ad = &r->drives[r->nr_drives++];
+        ad->id = strdup(d->id && api_id_valid(d->id) ? d->id : id);
+        ad->path = strdup(d->path);
+        ad->read_only = d->read_only;
+        if (!ad->id || !ad->path)
+            return err_set(-ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* Only TAP interfaces have a Firecracker form; user-mode ones are not shown. */
+static int adopt_nics(struct api_resources *r, const struct vm_config *cfg)
+{
+    for (unsigned i = 0; i < cfg->nr_nics; i++) {
+        const struct nic_config *n = &cfg->nics[i];
+        if (n->kind != NIC_TAP)
+            continue;
+        char id[16];
+        snprintf(id, sizeof(id), "net%u", i);
+        struct api_nic *an = &r->nics[r->nr_nics++];
+        an->id = strdup(n->id ? n->id : id);
+        an->host_dev = strdup(n->tap_name);
+        memcpy(an->mac, n->mac, 6);
+        an->has_mac = true;
+        if (!an->id || !an->host_dev)
+            return err_set(-ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int api_adopt_config(struct api *api, const struct vm_config *cfg)
+{
+    struct api_resources *r = &api->res;
+    r->have_boot_source = true;
+    r->kernel = strdup(cfg->kernel_path);
+    r->initrd = cfg->initrd_path ? strdup(cfg->initrd_path) : NULL;
+    r->boot_args = cfg->cmdline ? strdup(cfg->cmdline) : NULL;
+    r->vcpus = cfg->nr_vcpus;
+    r->mem_mib = (unsigned)(cfg->mem_size >> 20);
+    r->entropy = cfg->rng;
+    if (!r->kernel || (cfg->initrd_path && !r->initrd) || (cfg->cmdline && !r->boot_args))
+        return err_set(-ENOMEM, "out of memory");
+    int ret = adopt_disks(r, cfg);
+    return ret ? ret : adopt_nics(r, cfg);
+}

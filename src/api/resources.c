@@ -1,0 +1,596 @@
+#include "api/resources.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/json_fields.h"
+#include "util/log.h"
+#include "util/util.h"
+
+void api_resources_init(struct api_resources *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->vcpus = 1;
+    r->mem_mib = API_DEFAULT_MEM_MIB;
+}
+
+static void drive_free(struct api_drive *d)
+{
+    free(d->id);
+    free(d->path);
+    free(d->partuuid);
+    memset(d, 0, sizeof(*d));
+}
+
+static void nic_free(struct api_nic *n)
+{
+    free(n->id);
+    free(n->host_dev);
+    memset(n, 0, sizeof(*n));
+}
+
+void api_resources_free(struct api_resources *r)
+{
+    free(r->kernel);
+    free(r->initrd);
+    free(r->boot_args);
+    for (unsigned i = 0; i < r->nr_drives; i++)
+        drive_free(&r->drives[i]);
+    for (unsigned i = 0; i < r->nr_nics; i++)
+        nic_free(&r->nics[i]);
+    json_object_put(r->logger);
+    free(r->metrics_path);
+    free(r->cmdline);
+    memset(r, 0, sizeof(*r));
+}
+
+bool api_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > API_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(id[i] == '_' || (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'z') ||
+              (id[i] >= 'A' && id[i] <= 'Z')))
+            return false;
+    return true;
+}
+
+/* strdup that treats NULL as NULL; *failed is set when memory runs out. */
+static char *dup_or_null(const char *s, bool *failed)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *failed = true;
+    return d;
+}
+
+/* A host file the VM will open later: fail now, with the path, if it is
+ * missing, unreadable or not a regular file. */
+static int check_host_file(const char *what, const char *path, bool need_write)
+{
+    if (!*path)
+        return err_set(-EINVAL, "%s: the path is empty", what);
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return err_errno(-errno, "%s %s", what, path);
+    if (S_ISDIR(st.st_mode))
+        return err_set(-EINVAL, "%s %s: is a directory", what, path);
+    if (access(path, need_write ? R_OK | W_OK : R_OK) < 0)
+        return err_errno(-errno, "%s %s", what, path);
+    return 0;
+}
+
+/* Fields Firecracker defines for features ember does not have yet: null is
+ * fine, anything else is refused by name. */
+static int refuse_unsupported(struct json_object *body, const char *what, const char *field,
+                              const char *feature)
+{
+    if (jf_get(body, field))
+        return err_set(-EINVAL, "%s: %s is not supported by ember yet", what, feature);
+    return 0;
+}
+
+int api_set_boot_source(struct api_resources *r, struct json_object *body)
+{
+    static const struct jf_field fields[] = {
+        {"kernel_image_path", JF_STRING, true, false},
+        {"boot_args", JF_STRING, false, true},
+        {"initrd_path", JF_STRING, false, true},
+    };
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "boot-source");
+    const char *kernel = jf_string(body, "kernel_image_path", NULL);
+    const char *initrd = jf_string(body, "initrd_path", NULL);
+    if (!ret)
+        ret = check_host_file("kernel image", kernel, false);
+    if (!ret && initrd)
+        ret = check_host_file("initrd", initrd, false);
+    if (ret)
+        return ret;
+    bool oom = false;
+    char *k = dup_or_null(kernel, &oom), *i = dup_or_null(initrd, &oom);
+    char *a = dup_or_null(jf_string(body, "boot_args", NULL), &oom);
+    if (oom) {
+        free(k), free(i), free(a);
+        return err_set(-ENOMEM, "out of memory");
+    }
+    free(r->kernel), free(r->initrd), free(r->boot_args);
+    r->kernel = k, r->initrd = i, r->boot_args = a;
+    r->have_boot_source = true;
+    return 0;
+}
+
+int api_set_machine_config(struct api_resources *r, struct json_object *body, bool patch)
+{
+    static const struct jf_field fields[] = {
+        {"vcpu_count", JF_UINT, true, false},
+        {"mem_size_mib", JF_UINT, true, false},
+        {"smt", JF_BOOL, false, true},
+        {"track_dirty_pages", JF_BOOL, false, true},
+        {"cpu_template", JF_STRING, false, true},
+        {"huge_pages", JF_STRING, false, true},
+    };
+    struct jf_field checked[ARRAY_SIZE(fields)];
+    memcpy(checked, fields, sizeof(fields));
+    for (size_t i = 0; patch && i < ARRAY_SIZE(checked); i++)
+        checked[i].required = false; /* PATCH: any subset */
+    int ret = jf_check(body, checked, ARRAY_SIZE(checked), "machine-config");
+    if (ret)
+        return ret;
+    uint64_t vcpus = jf_uint(body, "vcpu_count", r->vcpus);
+    uint64_t mib = jf_uint(body, "mem_size_mib", r->mem_mib);
+    const char *tmpl = jf_string(body, "cpu_template", "None");
+    const char *huge = jf_string(body, "huge_pages", "None");
+    if (vcpus < 1 || vcpus > CONFIG_MAX_CPUS)
+        return err_set(-EINVAL, "machine-config: vcpu_count must be from 1 to %d, got %llu",
+                       CONFIG_MAX_CPUS, (unsigned long long)vcpus);
+    if (mib < (CONFIG_MIN_MEM >> 20) || mib > (CONFIG_MAX_MEM >> 20))
+        return err_set(-EINVAL, "machine-config: mem_size_mib must be from %llu to %llu, got %llu",
+                       CONFIG_MIN_MEM >> 20, CONFIG_MAX_MEM >> 20, (unsigned long long)mib);
+    if (jf_bool(body, "smt", false))
+        return err_set(-EINVAL, "machine-config: smt is not supported: each vCPU is a core "
+                                "of its own");
+    if (strcmp(tmpl, "None"))
+        return err_set(-EINVAL, "machine-config: cpu_template '%s' is not supported (only "
+                                "\"None\")", tmpl);
+    if (strcmp(huge, "None"))
+        return err_set(-EINVAL, "machine-config: huge_pages '%s' is not supported (only "
+                                "\"None\"; guest memory uses transparent huge pages)", huge);
+    r->vcpus = (unsigned)vcpus;
+    r->mem_mib = (unsigned)mib;
+    r->track_dirty_pages = jf_bool(body, "track_dirty_pages", r->track_dirty_pages);
+    return 0;
+}
+
+/* The body's id must match the path's, as Firecracker requires. */
+static int check_body_id(const char *what, const char *field, const char *path_id,
+                         const char *body_id)
+{
+    if (!api_id_valid(body_id))
+        return err_set(-EINVAL, "%s: %s '%s' is invalid (1-%d letters, digits or '_')", what,
+                       field, body_id, API_ID_MAX);
+    if (path_id && strcmp(path_id, body_id))
+        return err_set(-EINVAL, "%s: %s '%s' in the body does not match '%s' in the path", what,
+                       field, body_id, path_id);
+    return 0;
+}
+
+static int check_drive_fields(struct api_resources *r, const char *path_id,
+                              struct json_object *body, const char **id)
+{
+    static const struct jf_field fields[] = {
+        {"drive_id", JF_STRING, true, false},
+        {"path_on_host", JF_STRING, false, true},
+        {"is_root_device", JF_BOOL, true, false},
+        {"is_read_only", JF_BOOL, false, true},
+        {"partuuid", JF_STRING, false, true},
+        {"cache_type", JF_STRING, false, true},
+        {"io_engine", JF_STRING, false, true},
+        {"rate_limiter", JF_OBJECT, false, true},
+        {"socket", JF_STRING, false, true},
+    };
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "drive");
+    if (!ret)
+        ret = check_body_id("drive", "drive_id", path_id, *id = jf_string(body, "drive_id", ""));
+    if (!ret)
+        ret = refuse_unsupported(body, "drive", "rate_limiter", "rate limiting");
+    if (!ret)
+        ret = refuse_unsupported(body, "drive", "socket", "vhost-user-blk");
+    if (ret)
+        return ret;
+    const char *path = jf_string(body, "path_on_host", NULL);
+    if (!path)
+        return err_set(-EINVAL, "drive: missing required field 'path_on_host'");
+    const char *cache = jf_string(body, "cache_type", "Unsafe");
+    if (strcmp(cache, "Unsafe") && strcmp(cache, "Writeback"))
+        return err_set(-EINVAL, "drive: cache_type must be \"Unsafe\" or \"Writeback\", got '%s'",
+                       cache);
+    const char *engine = jf_string(body, "io_engine", "Sync");
+    if (strcmp(engine, "Sync") && strcmp(engine, "Async"))
+        return err_set(-EINVAL, "drive: io_engine must be \"Sync\" or \"Async\", got '%s'",
+                       engine);
+    bool root = jf_bool(body, "is_root_device", false);
+    for (unsigned i = 0; root && i < r->nr_drives; i++)
+        if (r->drives[i].root && strcmp(r->drives[i].id, *id))
+            return err_set(-EINVAL, "drive: '%s' is already the root device; there can be one",
+                           r->drives[i].id);
+    return check_host_file("drive", path, !jf_bool(body, "is_read_only", false));
+}
+
+static struct api_drive *find_drive(struct api_resources *r, const char *id)
+{
+    for (unsigned i = 0; i < r->nr_drives; i++)
+        if (!strcmp(r->drives[i].id, id))
+            return &r->drives[i];
+    return NULL;
+}
+
+int api_set_drive(struct api_resources *r, const char *path_id, struct json_object *body)
+{
+    const char *id = NULL;
+    int ret = check_drive_fields(r, path_id, body, &id);
+    if (ret)
+        return ret;
+    struct api_drive *d = find_drive(r, id);
+    if (!d && r->nr_drives == CONFIG_MAX_DISKS)
+        return err_set(-EINVAL, "drive: at most %d drives", CONFIG_MAX_DISKS);
+    bool oom = false;
+    struct api_drive nd = {
+        .id = dup_or_null(id, &oom),
+        .path = dup_or_null(jf_string(body, "path_on_host", NULL), &oom),
+        .partuuid = dup_or_null(jf_string(body, "partuuid", NULL), &oom),
+        .root = jf_bool(body, "is_root_device", false),
+        .read_only = jf_bool(body, "is_read_only", false),
+    };
+    if (oom) {
+        drive_free(&nd);
+        return err_set(-ENOMEM, "out of memory");
+    }
+    if (d)
+        drive_free(d);
+    else
+        d = &r->drives[r->nr_drives++];
+    *d = nd;
+    return 0;
+}
+
+int api_check_drive_patch(struct api_resources *r, const char *path_id,
+                          struct json_object *body, unsigned *index, const char **path)
+{
+    static const struct jf_field fields[] = {
+        {"drive_id", JF_STRING, true, false},
+        {"path_on_host", JF_STRING, false, true},
+        {"rate_limiter", JF_OBJECT, false, true},
+    };
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "drive");
+    const char *id = jf_string(body, "drive_id", "");
+    if (!ret)
+        ret = check_body_id("drive", "drive_id", path_id, id);
+    if (!ret)
+        ret = refuse_unsupported(body, "drive", "rate_limiter", "rate limiting");
+    if (ret)
+        return ret;
+    struct api_drive *d = find_drive(r, id);
+    if (!d)
+        return err_set(-EINVAL, "drive: no drive '%s'", id);
+    *index = (unsigned)(d - r->drives);
+    *path = jf_string(body, "path_on_host", NULL);
+    if (*path)
+        return check_host_file("drive", *path, !d->read_only);
+    return 0;
+}
+
+static int parse_mac(const char *text, uint8_t mac[6])
+{
+    unsigned b[6];
+    char end;
+    if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+               &end) != 6 || strlen(text) != 17)
+        return err_set(-EINVAL, "network interface: guest_mac '%s' is not six hex pairs like "
+                                "06:00:AC:10:00:02", text);
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)b[i];
+    if (mac[0] & 1)
+        return err_set(-EINVAL, "network interface: guest_mac '%s' is a multicast address",
+                       text);
+    return 0;
+}
+
+int api_set_nic(struct api_resources *r, const char *path_id, struct json_object *body)
+{
+    static const struct jf_field fields[] = {
+        {"iface_id", JF_STRING, true, false},
+        {"host_dev_name", JF_STRING, true, false},
+        {"guest_mac", JF_STRING, false, true},
+        {"rx_rate_limiter", JF_OBJECT, false, true},
+        {"tx_rate_limiter", JF_OBJECT, false, true},
+    };
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "network interface");
+    const char *id = jf_string(body, "iface_id", "");
+    if (!ret)
+        ret = check_body_id("network interface", "iface_id", path_id, id);
+    if (!ret)
+        ret = refuse_unsupported(body, "network interface", "rx_rate_limiter", "rate limiting");
+    if (!ret)
+        ret = refuse_unsupported(body, "network interface", "tx_rate_limiter", "rate limiting");
+    if (ret)
+        return ret;
+    const char *dev = jf_string(body, "host_dev_name", "");
+    if (!*dev || strlen(dev) >= 16)
+        return err_set(-EINVAL, "network interface: host_dev_name '%s' is not a TAP device "
+                                "name (1-15 characters)", dev);
+    struct api_nic nn = {0};
+    const char *mac = jf_string(body, "guest_mac", NULL);
+    if (mac && (ret = parse_mac(mac, nn.mac)))
+        return ret;
+    nn.has_mac = mac != NULL;
+    struct api_nic *n = NULL;
+    for (unsigned i = 0; i < r->nr_nics; i++) {
+        if (!strcmp(r->nics[i].id, id))
+            n = &r->nics[i];
+        else if (!strcmp(r->nics[i].host_dev, dev))
+            return err_set(-EINVAL, "network interface: TAP device %s is already used by '%s'",
+                           dev, r->nics[i].id);
+        else if (mac && r->nics[i].has_mac && !memcmp(r->nics[i].mac, nn.mac, 6))
+            return err_set(-EINVAL, "network interface: guest_mac %s is already used by '%s'",
+                           mac, r->nics[i].id);
+    }
+    if (!n && r->nr_nics == CONFIG_MAX_NICS)
+        return err_set(-EINVAL, "network interface: at most %d interfaces", CONFIG_MAX_NICS);
+    bool oom = false;
+    nn.id = dup_or_null(id, &oom);
+    nn.host_dev = dup_or_null(dev, &oom);
+    if (oom) {
+        nic_free(&nn);
+        return err_set(-ENOMEM, "out of memory");
+    }
+    if (n)
+        nic_free(n);
+    else
+        n = &r->nics[r->nr_nics++];
+    *n = nn;
+    return 0;
+}
+
+int api_set_entropy(struct api_resources *r, struct json_object *body)
+{
+    static const struct jf_field fields[] = {{"rate_limiter", JF_OBJECT, false, true}};
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "entropy");
+    if (!ret)
+        ret = refuse_unsupported(body, "entropy", "rate_limiter", "rate limiting");
+    if (!ret)
+        r->entropy = true;
+    return ret;
+}
+
+static int parse_level(const char *name, enum log_level *level, bool *off)
+{
+    static const struct {
+        const char *name;
+        enum log_level level;
+    } levels[] = {{"Error", LOG_ERROR}, {"Warning", LOG_WARN}, {"Warn", LOG_WARN},
+                  {"Info", LOG_INFO},   {"Debug", LOG_DEBUG},  {"Trace", LOG_DEBUG}};
+    *off = !strcasecmp(name, "Off");
+    *level = LOG_ERROR;
+    for (size_t i = 0; i < ARRAY_SIZE(levels) && !*off; i++)
+        if (!strcasecmp(name, levels[i].name)) {
+            *level = levels[i].level;
+            return 0;
+        }
+    if (*off)
+        return 0;
+    return err_set(-EINVAL, "logger: level must be one of Error, Warning, Info, Debug, Trace, "
+                            "Off; got '%s'", name);
+}
+
+int api_set_logger(struct api_resources *r, struct json_object *body)
+{
+    static const struct jf_field fields[] = {
+        {"log_path", JF_STRING, false, true},
+        {"level", JF_STRING, false, true},
+        {"show_level", JF_BOOL, false, true},
+        {"show_log_origin", JF_BOOL, false, true},
+        {"module", JF_STRING, false, true},
+    };
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "logger");
+    if (!ret)
+        ret = refuse_unsupported(body, "logger", "module", "filtering by module");
+    enum log_level level;
+    bool off;
+    if (!ret)
+        ret = parse_level(jf_string(body, "level", "Warning"), &level, &off);
+    if (ret)
+        return ret;
+    const char *path = jf_string(body, "log_path", NULL);
+    int fd = 2;
+    /* Non-blocking: a FIFO without a reader is an error now (ENXIO), and a
+     * full one drops lines instead of stalling the VMM. */
+    if (path && (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC,
+                           0600)) < 0)
+        return err_errno(-errno, "logger: cannot open %s", path);
+    log_configure(fd, level, off, jf_bool(body, "show_level", false),
+                  jf_bool(body, "show_log_origin", false));
+    json_object_put(r->logger);
+    r->logger = json_object_get(body);
+    return 0;
+}
+
+int api_check_metrics(struct json_object *body, const char **path)
+{
+    static const struct jf_field fields[] = {{"metrics_path", JF_STRING, true, false}};
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "metrics");
+    *path = jf_string(body, "metrics_path", "");
+    if (!ret && !**path)
+        ret = err_set(-EINVAL, "metrics: metrics_path is empty");
+    return ret;
+}
+
+/* Firecracker's guests are told pci=off because its devices are virtio-mmio;
+ * ember's are PCI, so that word would hide every disk and NIC. */
+static char *build_cmdline(const struct api_resources *r)
+{
+    const char *args = r->boot_args ? r->boot_args : CONFIG_DEFAULT_CMDLINE;
+    size_t cap = strlen(args) + 128;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    size_t n = 0;
+    const char *p = args;
+    while (*p) {
+        size_t skip = strspn(p, " ");
+        p += skip;
+        size_t len = strcspn(p, " ");
+        if (!len)
+            break;
+        if (len == 7 && !strncmp(p, "pci=off", 7))
+            log_warn("boot_args: dropped 'pci=off' (ember's virtio devices are PCI devices)");
+        else
+            n += (size_t)snprintf(out + n, cap - n, "%s%.*s", n ? " " : "", (int)len, p);
+        p += len;
+    }
+    out[n] = '\0';
+    for (unsigned i = 0; i < r->nr_drives; i++) {
+        const struct api_drive *d = &r->drives[i];
+        if (!d->root)
+            continue;
+        if (d->partuuid)
+            snprintf(out + n, cap - n, " root=PARTUUID=%s %s", d->partuuid,
+                     d->read_only ? "ro" : "rw");
+        else
+            snprintf(out + n, cap - n, " root=/dev/vda %s", d->read_only ? "ro" : "rw");
+    }
+    return out;
+}
+
+/* The root device becomes vda (the first disk), the others follow in the
+ * order they were added, as Firecracker orders them. */
+static void add_disks(const struct api_resources *r, struct vm_config *cfg)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (unsigned i = 0; i < r->nr_drives; i++) {
+            const struct api_drive *d = &r->drives[i];
+            if (d->root != (pass == 0))
+                continue;
+            cfg->disks[cfg->nr_disks++] = (struct disk_config){
+                .path = d->path, .id = d->id, .read_only = d->read_only};
+        }
+}
+
+int api_build_config(struct api_resources *r, struct vm_config *cfg)
+{
+    if (!r->have_boot_source)
+        return err_set(-EINVAL, "cannot start the microVM without a boot source "
+                                "(PUT /boot-source first)");
+    for (unsigned i = 0; i < r->nr_drives; i++)
+        if (r->drives[i].partuuid && !r->drives[i].root)
+            return err_set(-EINVAL, "drive '%s': partuuid applies to the root device only",
+                           r->drives[i].id);
+    free(r->cmdline);
+    if (!(r->cmdline = build_cmdline(r)))
+        return err_set(-ENOMEM, "out of memory");
+    vm_config_defaults(cfg);
+    cfg->kernel_path = r->kernel;
+    cfg->initrd_path = r->initrd;
+    cfg->cmdline = r->cmdline;
+    cfg->nr_vcpus = r->vcpus;
+    cfg->mem_size = (uint64_t)r->mem_mib << 20;
+    cfg->rng = r->entropy;
+    add_disks(r, cfg);
+    for (unsigned i = 0; i < r->nr_nics; i++) {
+        struct nic_config *n = &cfg->nics[cfg->nr_nics++];
+        *n = (struct nic_config){.kind = NIC_TAP, .tap_name = r->nics[i].host_dev,
+                                 .id = r->nics[i].id};
+        if (r->nics[i].has_mac)
+            memcpy(n->mac, r->nics[i].mac, 6);
+        else
+            config_generate_mac(n, i, n->mac);
+    }
+    return 0;
+}
+
+struct json_object *api_machine_config_json(const struct api_resources *r)
+{
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "vcpu_count", json_object_new_int(r->vcpus));
+    json_object_object_add(o, "mem_size_mib", json_object_new_int(r->mem_mib));
+    json_object_object_add(o, "smt", json_object_new_boolean(false));
+    json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(r->track_dirty_pages));
+    json_object_object_add(o, "huge_pages", json_object_new_string("None"));
+    return o;
+}
+
+static void add_string_or_null(struct json_object *o, const char *key, const char *value)
+{
+    json_object_object_add(o, key, value ? json_object_new_string(value) : NULL);
+}
+
+static struct json_object *drives_json(const struct api_resources *r)
+{
+    struct json_object *list = json_object_new_array();
+    for (unsigned i = 0; i < r->nr_drives; i++) {
+        const struct api_drive *d = &r->drives[i];
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "drive_id", json_object_new_string(d->id));
+        json_object_object_add(o, "path_on_host", json_object_new_string(d->path));
+        json_object_object_add(o, "is_root_device", json_object_new_boolean(d->root));
+        json_object_object_add(o, "is_read_only", json_object_new_boolean(d->read_only));
+        add_string_or_null(o, "partuuid", d->partuuid);
+        json_object_object_add(o, "cache_type", json_object_new_string("Unsafe"));
+        json_object_object_add(o, "io_engine", json_object_new_string("Async"));
+        json_object_array_add(list, o);
+    }
+    return list;
+}
+
+static struct json_object *nics_json(const struct api_resources *r)
+{
+    struct json_object *list = json_object_new_array();
+    for (unsigned i = 0; i < r->nr_nics; i++) {
+        const struct api_nic *n = &r->nics[i];
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "iface_id", json_object_new_string(n->id));
+        json_object_object_add(o, "host_dev_name", json_object_new_string(n->host_dev));
+        if (n->has_mac) {
+            char mac[18];
+            snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1],
+                     n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+            json_object_object_add(o, "guest_mac", json_object_new_string(mac));
+        }
+        json_object_array_add(list, o);
+    }
+    return list;
+}
+
+struct json_object *api_vm_config_json(const struct api_resources *r)
+{
+    struct json_object *o = json_object_new_object();
+    struct json_object *boot = NULL;
+    if (r->have_boot_source) {
+        boot = json_object_new_object();
+        json_object_object_add(boot, "kernel_image_path", json_object_new_string(r->kernel));
+        add_string_or_null(boot, "initrd_path", r->initrd);
+        add_string_or_null(boot, "boot_args", r->boot_args);
+    }
+    json_object_object_add(o, "boot-source", boot);
+    json_object_object_add(o, "machine-config", api_machine_config_json(r));
+    json_object_object_add(o, "drives", drives_json(r));
+    json_object_object_add(o, "network-interfaces", nics_json(r));
+    json_object_object_add(o, "entropy", r->entropy ? json_object_new_object() : NULL);
+    json_object_object_add(o, "logger", json_object_get(r->logger));
+    struct json_object *metrics = NULL;
+    if (r->metrics_path) {
+        metrics = json_object_new_object();
+        json_object_object_add(metrics, "metrics_path", json_object_new_string(r->metrics_path));
+    }
+    json_object_object_add(o, "metrics", metrics);
+    json_object_object_add(o, "vsock", NULL);
+    json_object_object_add(o, "balloon", NULL);
+    json_object_object_add(o, "mmds-config", NULL);
+    return o;
+}

@@ -1,0 +1,84 @@
+/* The control API's resource model (Firecracker's): boot source, machine
+ * configuration, drives, network interfaces, entropy, logger and metrics,
+ * each set from a JSON object by one function that the HTTP handlers and
+ * the config file share, and turned into ember's vm_config at start. */
+#ifndef EMBER_API_RESOURCES_H
+#define EMBER_API_RESOURCES_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "vmm/config.h"
+
+#define API_ID_MAX 64
+#define API_DEFAULT_MEM_MIB 128 /* Firecracker's default */
+
+struct api_drive {
+    char *id;
+    char *path;
+    char *partuuid;
+    bool root;
+    bool read_only;
+};
+
+struct api_nic {
+    char *id;
+    char *host_dev;
+    uint8_t mac[6];
+    bool has_mac;
+};
+
+struct api_resources {
+    bool have_boot_source;
+    char *kernel, *initrd, *boot_args;
+    unsigned vcpus;
+    unsigned mem_mib;
+    bool track_dirty_pages;
+    struct api_drive drives[CONFIG_MAX_DISKS];
+    unsigned nr_drives;
+    struct api_nic nics[CONFIG_MAX_NICS];
+    unsigned nr_nics;
+    bool entropy;
+    /* Logger and metrics as last set, for GET /vm/config. */
+    struct json_object *logger;
+    char *metrics_path;
+    char *cmdline; /* built at start: boot_args plus the root device */
+};
+
+void api_resources_init(struct api_resources *r);
+void api_resources_free(struct api_resources *r);
+
+/* Each takes the request body (already a JSON value) and either applies it
+ * completely or leaves 'r' unchanged and returns -EINVAL with a message. */
+int api_set_boot_source(struct api_resources *r, struct json_object *body) EMBER_MUST_CHECK;
+int api_set_machine_config(struct api_resources *r, struct json_object *body, bool patch)
+    EMBER_MUST_CHECK;
+/* 'path_id' is the {id} of /drives/{id} (NULL from a config file). */
+int api_set_drive(struct api_resources *r, const char *path_id, struct json_object *body)
+    EMBER_MUST_CHECK;
+int api_set_nic(struct api_resources *r, const char *path_id, struct json_object *body)
+    EMBER_MUST_CHECK;
+int api_set_entropy(struct api_resources *r, struct json_object *body) EMBER_MUST_CHECK;
+/* Logger: opens the path and switches ember's log to it. */
+int api_set_logger(struct api_resources *r, struct json_object *body) EMBER_MUST_CHECK;
+/* Metrics: validates the body; *path is the metrics_path to open. */
+int api_check_metrics(struct json_object *body, const char **path) EMBER_MUST_CHECK;
+
+/* PATCH /drives/{id} after start: the drive and its new path. */
+int api_check_drive_patch(struct api_resources *r, const char *path_id,
+                          struct json_object *body, unsigned *index, const char **path)
+    EMBER_MUST_CHECK;
+
+/* Ready to start? Fills 'cfg' with pointers into 'r' (kept alive by it). */
+int api_build_config(struct api_resources *r, struct vm_config *cfg) EMBER_MUST_CHECK;
+
+/* GET bodies (new references). */
+struct json_object *api_machine_config_json(const struct api_resources *r);
+struct json_object *api_vm_config_json(const struct api_resources *r);
+
+/* Ids in paths and bodies: 1-64 of [A-Za-z0-9_]. */
+bool api_id_valid(const char *id);
+
+#endif

@@ -1,0 +1,27 @@
+#include "vmm/config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "util/util.h"
+
+void vm_config_defaults(struct vm_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->nr_vcpus = CONFIG_DEFAULT_CPUS;
+    cfg->mem_size = CONFIG_DEFAULT_MEM;
+    cfg->rng = true;
+    cfg->console = CONSOLE_SERIAL;
+}
+
+void config_generate_mac(const struct nic_config *n, unsigned index, uint8_t mac[6])
+{
+    char seed[64];
+    snprintf(seed, sizeof(seed), "%s#%u", n->kind == NIC_TAP ? n->tap_name : "user", index);
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = seed; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    mac[0] = 0x02;
+    mac[1] = 0xe6;
+    le32_store(mac + 2, h);
+}

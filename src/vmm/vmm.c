@@ -1,0 +1,313 @@
+#include "vmm/vmm.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "accel/hostcheck.h"
+#include "util/log.h"
+#include "vmm/exit_codes.h"
+#include "vmm/metrics.h"
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+const char *vmm_state_name(enum vmm_state state)
+{
+    switch (state) {
+    case VMM_RUNNING: return "Running";
+    case VMM_PAUSED: return "Paused";
+    case VMM_NOT_STARTED:
+    default: return "Not started";
+    }
+}
+
+int vmm_exit_code_for_fault(enum vmm_fault fault)
+{
+    switch (fault) {
+    case VMM_FAULT_SETUP: return EMBER_EXIT_SETUP_ERROR;
+    case VMM_FAULT_HOST: return EMBER_EXIT_HOST_UNSUITABLE;
+    default: return EMBER_EXIT_VMM_ERROR;
+    }
+}
+
+void vmm_exit(struct vmm *vmm, int code)
+{
+    vmm->exiting = true;
+    vmm->exit_code = code;
+    evloop_stop(&vmm->loop);
+}
+
+static int exit_code_for(const struct vm *vm, enum vm_stop_reason reason)
+{
+    switch (reason) {
+    case VM_STOP_POWER_OFF:
+        return EMBER_EXIT_OK;
+    case VM_STOP_REBOOT:
+    case VM_STOP_USER_QUIT:
+        log_info("%s", vm->stop_detail);
+        return EMBER_EXIT_OK;
+    case VM_STOP_PANIC:
+        log_error("%s", vm->stop_detail);
+        return EMBER_EXIT_GUEST_PANIC;
+    case VM_STOP_TRIPLE_FAULT:
+        log_error("%s", vm->stop_detail);
+        return EMBER_EXIT_TRIPLE_FAULT;
+    case VM_STOP_SIGNAL:
+        log_warn("%s", vm->stop_detail);
+        return EMBER_EXIT_SIGNAL_BASE + vm->stop_signal;
+    case VM_STOP_ERROR:
+    case VM_STOP_NONE:
+    default:
+        log_error("%s", vm->stop_detail[0] ? vm->stop_detail : "the VM stopped unexpectedly");
+        return EMBER_EXIT_VMM_ERROR;
+    }
+}
+
+/* The VM asked to stop (guest power-off, reboot, panic, error or signal):
+ * join its vCPUs, write the last metrics and end the loop. */
+static void vmm_on_vm_stop(void *ctx)
+{
+    struct vmm *vmm = ctx;
+    if (vmm->exiting)
+        return;
+    enum vm_stop_reason reason = vm_halt(vmm->vm);
+    if (vmm->metrics_fd >= 0 && vmm_flush_metrics(vmm))
+        log_warn("%s", err_msg());
+    vmm_exit(vmm, exit_code_for(vmm->vm, reason));
+}
+
+static void vmm_on_signal(void *ctx, uint32_t events)
+{
+    struct vmm *vmm = ctx;
+    struct signalfd_siginfo info;
+    (void)events;
+    if (read(vmm->signal_fd, &info, sizeof(info)) != sizeof(info))
+        return;
+    int signo = (int)info.ssi_signo;
+    if (vmm->vm) {
+        vm_stop_by_signal(vmm->vm, signo);
+        return;
+    }
+    log_warn("stopped by signal %d (%s)", signo, strsignal(signo));
+    vmm_exit(vmm, EMBER_EXIT_SIGNAL_BASE + signo);
+}
+
+static void vmm_on_metrics_timer(void *ctx, uint32_t events)
+{
+    struct vmm *vmm = ctx;
+    uint64_t expirations;
+    (void)events;
+    if (read(vmm->metrics_timer_fd, &expirations, sizeof(expirations)) < 0)
+        return;
+    if (vmm_flush_metrics(vmm))
+        log_warn("%s", err_msg());
+}
+
+static int vmm_setup_signals(struct vmm *vmm)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGQUIT);
+    vmm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (vmm->signal_fd < 0)
+        return err_errno(-errno, "signalfd failed");
+    return evloop_add(&vmm->loop, vmm->signal_fd, EPOLLIN, vmm_on_signal, vmm);
+}
+
+int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check)
+{
+    memset(vmm, 0, sizeof(*vmm));
+    vmm->signal_fd = vmm->metrics_fd = vmm->metrics_timer_fd = -1;
+    vmm->console.wake_fd = -1;
+    vmm->start_ns = now_ns();
+    vmm->skip_host_check = skip_host_check;
+    snprintf(vmm->id, sizeof(vmm->id), "%s", id ? id : "anonymous-instance");
+    int ret = evloop_init(&vmm->loop);
+    if (!ret)
+        ret = vmm_setup_signals(vmm);
+    if (!ret)
+        ret = console_init(&vmm->console, STDIN_FILENO, STDOUT_FILENO);
+    return ret;
+}
+
+void vmm_destroy(struct vmm *vmm)
+{
+    if (vmm->vm) {
+        vm_destroy(vmm->vm);
+        free(vmm->vm);
+        vmm->vm = NULL;
+        vm_boot_files_close(&vmm->files);
+    }
+    console_destroy(&vmm->console);
+    if (vmm->metrics_timer_fd >= 0)
+        close(vmm->metrics_timer_fd);
+    if (vmm->metrics_fd >= 0)
+        close(vmm->metrics_fd);
+    if (vmm->signal_fd >= 0)
+        close(vmm->signal_fd);
+    evloop_destroy(&vmm->loop);
+}
+
+static void vmm_discard_vm(struct vmm *vmm)
+{
+    if (vmm->vm) {
+        if (vmm->vm->started)
+            vm_halt(vmm->vm);
+        vm_destroy(vmm->vm);
+        free(vmm->vm);
+        vmm->vm = NULL;
+    }
+    vm_boot_files_close(&vmm->files);
+}
+
+int vmm_start(struct vmm *vmm, const struct vm_config *cfg, enum vmm_fault *fault)
+{
+    *fault = VMM_FAULT_NONE;
+    if (vmm->state != VMM_NOT_STARTED)
+        return err_set(-EBUSY, "the VM is already running");
+    vmm->cfg = *cfg;
+    int ret = vm_boot_files_open(&vmm->cfg, &vmm->files);
+    if (ret) {
+        *fault = VMM_FAULT_SETUP;
+        return ret;
+    }
+    if (!vmm->cfg.skip_host_check && !vmm->skip_host_check &&
+        (ret = hostcheck_require_hw(&host_default_paths))) {
+        *fault = VMM_FAULT_HOST;
+        vm_boot_files_close(&vmm->files);
+        return ret;
+    }
+    vmm->vm = calloc(1, sizeof(*vmm->vm));
+    if (!vmm->vm)
+        ret = err_set(-ENOMEM, "out of memory");
+    if (!ret && (ret = vm_create(vmm->vm, &vmm->cfg, &vmm->files, &vmm->loop, &vmm->console,
+                                 vmm_on_vm_stop, vmm)))
+        err_prefix(ret, "cannot create the VM");
+    if (!ret && (ret = vm_start(vmm->vm)))
+        err_prefix(ret, "cannot start the VM");
+    if (ret) {
+        *fault = VMM_FAULT_RUNTIME;
+        vmm_discard_vm(vmm);
+        return ret;
+    }
+    vmm->state = VMM_RUNNING;
+    return 0;
+}
+
+int vmm_pause(struct vmm *vmm)
+{
+    if (vmm->state == VMM_NOT_STARTED)
+        return err_set(-EINVAL, "the VM is not running");
+    int ret = vm_pause(vmm->vm);
+    if (!ret)
+        vmm->state = VMM_PAUSED;
+    return ret;
+}
+
+int vmm_resume(struct vmm *vmm)
+{
+    if (vmm->state == VMM_NOT_STARTED)
+        return err_set(-EINVAL, "the VM is not running");
+    int ret = vm_resume(vmm->vm);
+    if (!ret)
+        vmm->state = VMM_RUNNING;
+    return ret;
+}
+
+int vmm_send_ctrl_alt_del(struct vmm *vmm)
+{
+    if (vmm->state == VMM_NOT_STARTED)
+        return err_set(-EINVAL, "the VM is not running");
+    i8042_send_ctrl_alt_del(&vmm->vm->i8042);
+    return 0;
+}
+
+int vmm_replace_disk(struct vmm *vmm, unsigned index, const char *path)
+{
+    if (vmm->state == VMM_NOT_STARTED)
+        return err_set(-EINVAL, "the VM is not running");
+    if (index >= vmm->vm->nr_disks)
+        return err_set(-ENOENT, "no disk %u", index);
+    struct disk_config *d = &vmm->cfg.disks[index];
+    struct blockfile bf;
+    int ret = blockfile_open(&bf, path, d->read_only, d->cache_none);
+    if (ret)
+        return ret;
+    ret = virtio_blk_replace_file(vmm->vm->disks[index], &bf);
+    if (ret) {
+        blockfile_close(&bf);
+        return ret;
+    }
+    d->path = path;
+    return 0;
+}
+
+int vmm_set_metrics_path(struct vmm *vmm, const char *path)
+{
+    /* Non-blocking, so a FIFO without a reader fails here (ENXIO) instead
+     * of hanging the VMM, and a full FIFO drops a line instead of stalling. */
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_errno(-errno, "cannot open metrics file %s", path);
+    int timer = vmm->metrics_timer_fd;
+    if (timer < 0) {
+        timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        struct itimerspec period = {{VMM_METRICS_PERIOD_S, 0}, {VMM_METRICS_PERIOD_S, 0}};
+        int ret = timer < 0 ? err_errno(-errno, "timerfd_create failed") : 0;
+        if (!ret && timerfd_settime(timer, 0, &period, NULL) < 0)
+            ret = err_errno(-errno, "timerfd_settime failed");
+        if (!ret)
+            ret = evloop_add(&vmm->loop, timer, EPOLLIN, vmm_on_metrics_timer, vmm);
+        if (ret) {
+            if (timer >= 0)
+                close(timer);
+            close(fd);
+            return ret;
+        }
+        vmm->metrics_timer_fd = timer;
+    }
+    if (vmm->metrics_fd >= 0)
+        close(vmm->metrics_fd);
+    vmm->metrics_fd = fd;
+    return 0;
+}
+
+int vmm_flush_metrics(struct vmm *vmm)
+{
+    if (vmm->metrics_fd < 0)
+        return err_set(-EINVAL, "no metrics path is set (PUT /metrics)");
+    vmm->metrics_flushes++;
+    return metrics_write(vmm, vmm->metrics_fd, now_ns() - vmm->start_ns);
+}
+
+int vmm_run(struct vmm *vmm)
+{
+    while (!vmm->exiting) {
+        int ret = evloop_run(&vmm->loop);
+        if (ret && !vmm->exiting) {
+            log_error("%s", err_msg());
+            if (vmm->vm) {
+                vm_request_stop(vmm->vm, VM_STOP_ERROR, "%s", err_msg());
+                vmm_on_vm_stop(vmm);
+            } else {
+                vmm_exit(vmm, EMBER_EXIT_VMM_ERROR);
+            }
+        }
+    }
+    return vmm->exit_code;
+}
