@@ -57,7 +57,8 @@ def l1_files(build):
         "/usr/bin/qemu-system-x86_64": "/usr/bin/qemu-system-x86_64",
         "/usr/bin/runwatch": os.path.join(build, "tools", "runwatch"),
         "/usr/bin/ioperf": os.path.join(build, "tools", "ioperf"),
-        "/usr/bin/tcpperf": os.path.join(build, "tools", "tcpperf")})
+        "/usr/bin/tcpperf": os.path.join(build, "tools", "tcpperf"),
+        "/usr/bin/curl": "/usr/bin/curl"})
 
 
 class Figure:
@@ -226,7 +227,111 @@ class NetSuite:
                 "reaching L1 at 10.0.2.2 and L1 reaching the guest through a port forward.")
 
 
-SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite}
+class ApiSuite:
+    """The control API: how soon after the process starts a client can
+    connect (on this host, no guest: ember's API socket, QEMU's QMP socket
+    with the machine created but stopped), and from the start request to the
+    guest's first init line in the harness (ember: PUT /actions InstanceStart
+    after configuring with curl; QEMU: QMP 'cont' on a machine started with
+    -S and the same kernel and initramfs)."""
+    name = "api"
+    vmms = ["ember", "qemu-pc"]
+    START_LINE = "InstanceStart: starting the microVM"
+    QMP_GREETING = '{"QMP"'
+
+    def __init__(self, args):
+        self.args = args
+        self.figures = [Figure("process start → control socket accepting (this host)", "ms"),
+                        Figure("start request → first init line", "ms")]
+
+    def local(self, runs):
+        hw, _ = host_has_hw_kvm()
+        self.qemu_accel = "kvm" if hw else "tcg"
+        work = tempfile.mkdtemp(prefix="ember-bench-api-")
+        try:
+            for r in range(runs):
+                for vmm in self.vmms:
+                    sock = os.path.join(work, f"{vmm}-{r}.sock")
+                    cmd = ([os.path.join(self.args.build, "ember"), "--api-sock", sock]
+                           if vmm == "ember" else
+                           ["qemu-system-x86_64", "-S", "-M", "pc", "-accel", self.qemu_accel,
+                            "-m", "256", "-nodefaults", "-no-user-config", "-display", "none",
+                            "-qmp", f"unix:{sock},server=on,wait=off"])
+                    ms = time_to_accept(cmd, sock)
+                    if ms is not None:
+                        self.figures[0].add(vmm, ms)
+        finally:
+            subprocess.run(["rm", "-rf", work])
+
+    def script(self, vmm):
+        cl = cmdline("poweroff -f")
+        a = self.args
+        if vmm == "ember":
+            api = "curl -s --unix-socket api.sock"
+            body = ('{"kernel_image_path": "\'$GUEST/vmlinuz\'", '
+                    '"initrd_path": "\'$GUEST/initramfs.cpio\'", "boot_args": "%s"}' % cl)
+            inner = (f'"$EMBER" -v --api-sock api.sock & pid=$!\n'
+                     f"i=0; until {api} http://x/ >/dev/null; do i=$((i+1)); [ $i -gt 2000 ] && exit 1; "
+                     "busybox usleep 5000; done\n"
+                     f"{api} -X PUT http://x/boot-source -d '{body}'\n"
+                     f"{api} -X PUT http://x/machine-config -d "
+                     f"'{{\"vcpu_count\": {a.cpus}, \"mem_size_mib\": {a.mem}}}'\n"
+                     f"{api} -X PUT http://x/actions -d "
+                     "'{\"action_type\": \"InstanceStart\"}'\n"
+                     "wait $pid\n")
+            return (f"cat > start.sh <<'EOF'\n{inner}EOF\n"
+                    f"runwatch --stamp '{self.START_LINE}' --stamp '{INIT_LINE}' -- sh start.sh")
+        cmd = qemu_cmd("pc", a.mem, a.cpus, cl).replace(
+            "-serial stdio", "-S -serial file:/proc/self/fd/1 -qmp stdio")
+        send = '{"execute":"qmp_capabilities"}\\n{"execute":"cont"}\\n'
+        return (f"runwatch --when '{self.QMP_GREETING}' --send '{send}' "
+                f"--stamp '{self.QMP_GREETING}' --stamp '{INIT_LINE}' -- sh -c {shlex.quote(cmd)}")
+
+    def record(self, vmm, output):
+        start = self.START_LINE if vmm == "ember" else self.QMP_GREETING
+        stamps = {p: float(v) for v, p in re.findall(r"runwatch: stamp ([\d.]+) (.*)$", output,
+                                                     re.M)}
+        exited = re.search(r"runwatch: exited ([\d.]+) status (\d+)", output)
+        if start not in stamps or INIT_LINE not in stamps or not exited or exited.group(2) != "0":
+            return "no clean run (start line, init line or exit missing)"
+        self.figures[1].add(vmm, stamps[INIT_LINE] - stamps[start])
+        return None
+
+    def files(self, ctx):
+        return {}
+
+    def note(self):
+        return ("Control socket: median of the runs on this host, polling connect() every "
+                f"millisecond; QEMU with -S, -accel {getattr(self, 'qemu_accel', '?')}, its QMP "
+                "socket. Start → init: in the harness, measured by runwatch from ember's "
+                "InstanceStart log line or QEMU's QMP greeting (answered at once with "
+                "qmp_capabilities and cont) to the guest's first init line; 256 MiB, 1 vCPU.")
+
+
+def time_to_accept(cmd, sock, limit=10.0):
+    """Milliseconds from spawning cmd until its Unix socket accepts."""
+    import socket as socketlib
+    import time
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        while time.monotonic() - t0 < limit and p.poll() is None:
+            s = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+            try:
+                s.connect(sock)
+                return (time.monotonic() - t0) * 1000
+            except OSError:
+                time.sleep(0.001)
+            finally:
+                s.close()
+        return None
+    finally:
+        p.kill()
+        p.wait()
+
+
+SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "api": ApiSuite}
 
 
 # --- running and reporting ---------------------------------------------------
@@ -270,6 +375,8 @@ def render_suite(suite, failures, notes):
 
 def run_suite(suite, host, ctx, runs):
     failures, notes = {}, {}
+    if hasattr(suite, "local"):
+        suite.local(runs)
     variants = getattr(suite, "variants", [None])
     for r in range(runs):
         for variant in variants:

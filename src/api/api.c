@@ -112,12 +112,8 @@ static int patch_drive(struct api *api, const char *id, struct json_object *body
     char *copy = strdup(path);
     if (!copy)
         return err_set(-ENOMEM, "out of memory");
-    /* The VM numbers its disks root first, as api_build_config added them. */
     const char *drive_id = api->res.drives[index].id;
-    unsigned disk = 0;
-    while (disk < api->vmm->cfg.nr_disks && strcmp(api->vmm->cfg.disks[disk].id, drive_id))
-        disk++;
-    ret = vmm_replace_disk(api->vmm, disk, copy);
+    ret = vmm_replace_disk(api->vmm, api->res.drives[index].vm_disk, copy);
     if (ret) {
         free(copy);
         return err_prefix(ret, "drive '%s'", drive_id);
@@ -198,6 +194,9 @@ static int start_instance(struct api *api)
     struct vm_config cfg;
     int ret = api_build_config(&api->res, &cfg);
     enum vmm_fault fault;
+    if (!ret)
+        log_info("InstanceStart: starting the microVM (%u vCPUs, %llu MiB)", cfg.nr_vcpus,
+                 (unsigned long long)(cfg.mem_size >> 20));
     if (!ret && (ret = vmm_start(api->vmm, &cfg, &fault)))
         err_prefix(ret, "cannot start the microVM");
     return ret;

@@ -150,6 +150,7 @@ static int adopt_disks(struct api_resources *r, const struct vm_config *cfg)
         ad->id = strdup(d->id && api_id_valid(d->id) ? d->id : id);
         ad->path = strdup(d->path);
         ad->read_only = d->read_only;
+        ad->vm_disk = i;
         if (!ad->id || !ad->path)
             return err_set(-ENOMEM, "out of memory");
     }

@@ -470,13 +470,14 @@ static char *build_cmdline(const struct api_resources *r)
 
 /* The root device becomes vda (the first disk), the others follow in the
  * order they were added, as Firecracker orders them. */
-static void add_disks(const struct api_resources *r, struct vm_config *cfg)
+static void add_disks(struct api_resources *r, struct vm_config *cfg)
 {
     for (int pass = 0; pass < 2; pass++)
         for (unsigned i = 0; i < r->nr_drives; i++) {
-            const struct api_drive *d = &r->drives[i];
+            struct api_drive *d = &r->drives[i];
             if (d->root != (pass == 0))
                 continue;
+            d->vm_disk = cfg->nr_disks;
             cfg->disks[cfg->nr_disks++] = (struct disk_config){
                 .path = d->path, .id = d->id, .read_only = d->read_only};
         }

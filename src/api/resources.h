@@ -21,6 +21,7 @@ struct api_drive {
     char *partuuid;
     bool root;
     bool read_only;
+    unsigned vm_disk; /* its index among the VM's disks, once started */
 };
 
 struct api_nic {

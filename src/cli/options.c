@@ -368,7 +368,7 @@ int cli_parse(int argc, char **argv, struct cli_request *req)
     }
     if (!strcmp(cmd, "run"))
         return parse_run(argc - 1, argv + 1, req);
-    if (!strncmp(cmd, "--", 2))
+    if (cmd[0] == '-')
         return parse_serve(argc, argv, req);
     return err_set(-EINVAL, "unknown command '%s'", cmd);
 }

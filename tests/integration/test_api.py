@@ -219,6 +219,32 @@ def api_configure(ctx):
     with_servers(ctx, check)
 
 
+@host_test("api: the logger writes leveled lines to a FIFO, and refuses one without a reader")
+def api_logger_fifo(ctx):
+    fifo = os.path.join(ctx.tmp, "log.fifo")
+    os.mkfifo(fifo)
+
+    def check(srv):
+        st, resp = srv.req("PUT", "/logger", {"log_path": fifo, "level": "Info"})
+        expect(st == 400 and re.search(r"logger: cannot open .*log\.fifo: No such device",
+                                       resp["fault_message"]),
+               f"a FIFO without a reader: {st} {resp}")
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            st, resp = srv.req("PUT", "/logger", {"log_path": fifo, "level": "Info",
+                                                  "show_level": True, "show_log_origin": True})
+            expect(st == 204, f"PUT /logger with a reader: {st} {resp}")
+            srv.req("PUT", "/machine-config", {"vcpu_count": 0, "mem_size_mib": 128})
+            time.sleep(0.2)
+            text = os.read(reader, 65536).decode()
+        finally:
+            os.close(reader)
+        expect(re.search(r"^ember: info \[src/api/api\.c:\d+\]: API PUT /machine-config: "
+                         r"machine-config: vcpu_count must be", text, re.M),
+               f"the FIFO got: {text!r}")
+    with_servers(ctx, check)
+
+
 def malformed_table(ctx):
     disk = image(ctx, "bad-disk.img")
     big = '{"kernel_image_path": "' + "a" * 60000 + '"}'
@@ -670,3 +696,53 @@ def config_file_boot():
                metrics[-1]["entropy"]["bytes"] >= 64,
                f"the final metrics line: {metrics[-1] if metrics else None}")
     return job("config-file", script, timeout=120), check
+
+
+@guest_test("ember run --api-sock: the API shows and controls a VM started from options",
+            batch="api")
+def run_with_api():
+    guest = ("echo guest-up; i=0; while [ $i -lt 600 ] && "
+             "[ \"$(cat /sys/block/vda/size)\" != 4096 ]; do i=$((i+1)); usleep 100000; done\n"
+             "echo \"vda-size $(cat /sys/block/vda/size)\"; sleep 120")
+    script = API_HELPERS + (
+        "dd if=/dev/zero of=d.img bs=1M count=1 2>/dev/null\n"
+        "dd if=/dev/zero of=d2.img bs=1M count=2 2>/dev/null\n"
+        f"({ember_run_line(guest)}) > out.txt 2>&1 &\n"
+        "wait_socket\n"
+        'echo "state $(api http://x/)"\n'
+        'echo "config $(api http://x/vm/config)"\n'
+        "wait_for guest-up out.txt\n"
+        "api -X PATCH http://x/vm -d '{\"state\": \"Paused\"}' | sed 's/^/pause /'\n"
+        'echo "paused $(api http://x/)"\n'
+        "api -X PATCH http://x/vm -d '{\"state\": \"Resumed\"}' | sed 's/^/resume /'\n"
+        "api -X PUT http://x/machine-config -d '{\"vcpu_count\": 1, \"mem_size_mib\": 64}' "
+        "| sed 's/^/late-machine /'\n"
+        "api -X PATCH http://x/drives/d_img -d '{\"drive_id\": \"d_img\", "
+        "\"path_on_host\": \"d2.img\"}' | sed 's/^/patch-drive /'\n"
+        "wait_for vda-size out.txt\n"
+        "api -X PUT http://x/actions -d '{\"action_type\": \"SendCtrlAltDel\"}' "
+        "| sed 's/^/ctrl-alt-del /'\n"
+        "wait_for 'ember rc=' out.txt; cat out.txt\n")
+
+    def check(j):
+        expect_ember_rc(j, 0)
+        expect_output(j, r'^state \{.*"state":"Running".*\} \[200\]$', "Running")
+        expect_output(j, r'^config \{"boot-source":\{"kernel_image_path":"[^"]*/vmlinuz".*'
+                         r'"machine-config":\{"vcpu_count":2,"mem_size_mib":192.*'
+                         r'"drives":\[\{"drive_id":"d_img","path_on_host":"d\.img"',
+                      "GET /vm/config with the options' VM")
+        expect_output(j, r'^paused \{.*"state":"Paused".*\} \[200\]$', "Paused")
+        expect_output(j, r"^pause  \[204\]$", "204 for the pause")
+        expect_output(j, r"^resume  \[204\]$", "204 for the resume")
+        expect_output(j, r"^late-machine .*only allowed before the microVM starts.* \[400\]$",
+                      "400 for a pre-boot request")
+        expect_output(j, r"^patch-drive  \[204\]$", "204 for PATCH /drives")
+        expect_output(j, r"^vda-size 4096$", "the guest seeing the swapped image's size")
+        expect_output(j, r"^ember-guest: Ctrl-Alt-Del, rebooting$", "the guest's reboot")
+    return job("run-api", script, timeout=120), check
+
+
+def ember_run_line(guest):
+    from framework import ember_run
+    return ember_run("--api-sock api.sock --cpus 2 --mem 192M --disk path=d.img,id=d_img",
+                     guest_cmd=guest)

@@ -73,6 +73,9 @@ static void test_commands(void **state)
     assert_string_equal(req.config_file, "c.json");
     assert_int_equal(parse(&req, "ember --api-sock s --http-api-max-payload-size 4096"), 0);
     assert_int_equal(req.max_body, 4096);
+    assert_int_equal(parse(&req, "ember -v --api-sock s"), 0);
+    assert_int_equal(req.command, CLI_SERVE);
+    assert_int_equal(req.verbosity, 1);
     assert_int_equal(parse(&req, "ember run --api-sock s --cpus 2"), 0);
     assert_int_equal(req.command, CLI_RUN);
     assert_string_equal(req.api_sock, "s");
