@@ -6,7 +6,7 @@ CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
                -Wno-format-nonliteral -Wno-format-truncation -Isrc -D_GNU_SOURCE -DEMBER_VERSION='"$(VERSION)"' \
                -MMD -MP
 CFLAGS ?= -O2 -g
-LDLIBS := -lslirp -luring -ljson-c -lhttp_parser -lpthread
+LDLIBS := -lslirp -luring -ljson-c -lhttp_parser -lz -lpthread
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

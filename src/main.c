@@ -132,8 +132,9 @@ static int cmd_run(struct cli_request *req)
     } else {
         code = vmm_run(&vmm);
     }
-    api_destroy(&api);
+    api_stop(&api); /* the VM's configuration points into the API's resources */
     vmm_destroy(&vmm);
+    api_destroy(&api);
     return code;
 }
 
@@ -157,8 +158,9 @@ static int cmd_serve(struct cli_request *req)
     } else {
         code = vmm_run(&vmm);
     }
-    api_destroy(&api);
+    api_stop(&api); /* the VM's configuration points into the API's resources */
     vmm_destroy(&vmm);
+    api_destroy(&api);
     return code;
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "arch/x86_64/cpu_state.h"
+#include "util/buf.h"
 #include "util/err.h"
 
 /* Signal used to kick a vCPU thread out of vcpu_run; its handler does nothing. */
@@ -65,8 +66,12 @@ struct accel_ops {
 
     int (*vm_create)(const struct accel_vm_params *params, struct accel_vm **out);
     void (*vm_destroy)(struct accel_vm *vm);
+    /* 'log_dirty': track the pages the guest writes (get_dirty_log). */
     int (*map_memory)(struct accel_vm *vm, uint32_t slot, uint64_t gpa,
-                      uint64_t size, void *hva);
+                      uint64_t size, void *hva, bool log_dirty);
+    /* Pages of 'slot' written since the last call, one bit per 4 KiB page
+     * ORed into 'bitmap' (which holds size/4096 bits, rounded up to 64). */
+    int (*get_dirty_log)(struct accel_vm *vm, uint32_t slot, uint64_t size, uint64_t *bitmap);
     /* Interrupt controllers (PIC, IOAPIC, per-vCPU local APICs) and the PIT. */
     int (*create_irqchip)(struct accel_vm *vm, const struct accel_irq_route *routes,
                           size_t nr_routes);
@@ -106,6 +111,15 @@ struct accel_ops {
     int (*vcpu_run)(struct accel_vcpu *vcpu, struct accel_exit *exit);
     /* From any thread: make vcpu_run return ACCEL_EXIT_INTERRUPTED soon. */
     void (*vcpu_kick)(struct accel_vcpu *vcpu, pthread_t thread);
+
+    /* Snapshots: everything the backend holds for a vCPU (registers, FPU,
+     * MSRs, local APIC, pending events, CPUID ...) or for the VM (interrupt
+     * controllers, timer, clock), in the backend's own encoding, which it
+     * checks when taking it back. The VM must not be running. */
+    int (*vcpu_save)(struct accel_vcpu *vcpu, struct buf *out);
+    int (*vcpu_restore)(struct accel_vcpu *vcpu, const void *data, size_t len);
+    int (*vm_save)(struct accel_vm *vm, struct buf *out);
+    int (*vm_restore)(struct accel_vm *vm, const void *data, size_t len);
 };
 
 extern const struct accel_ops accel_kvm_ops;

@@ -13,34 +13,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "accel/kvm_internal.h"
 #include "arch/x86_64/layout.h"
 #include "util/util.h"
 
-#define KVM_MAX_CPUID_ENTRIES 256
-
-#define KVM_FIRST_MSI_GSI 24 /* after the IOAPIC's pins */
-#define KVM_MAX_ROUTES 1024
-
-/* KVM takes the whole GSI routing table at once, so the backend keeps it:
- * the interrupt-controller routes from create_irqchip, then MSI routes. */
-struct accel_vm {
-    int kvm_fd;
-    int vm_fd;
-    int vcpu_mmap_size;
-    pthread_mutex_t routes_lock;
-    struct kvm_irq_routing_entry *routes;
-    unsigned nr_routes;
-    uint32_t next_msi_gsi;
-};
-
-struct accel_vcpu {
-    struct accel_vm *vm;
-    int fd;
-    unsigned index;
-    struct kvm_run *run;
-};
-
-static int kvm_ioctl_err(int fd, unsigned long req, void *arg, const char *what)
+int kvm_ioctl_err(int fd, unsigned long req, void *arg, const char *what)
 {
     if (ioctl(fd, req, arg) < 0)
         return err_errno(-errno, "KVM %s failed", what);
@@ -149,16 +126,32 @@ static int kvm_commit_routes(struct accel_vm *vm)
 }
 
 static int kvm_map_memory(struct accel_vm *vm, uint32_t slot, uint64_t gpa,
-                          uint64_t size, void *hva)
+                          uint64_t size, void *hva, bool log_dirty)
 {
     struct kvm_userspace_memory_region region = {
         .slot = slot,
+        .flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
         .guest_phys_addr = gpa,
         .memory_size = size,
         .userspace_addr = (uintptr_t)hva,
     };
     return kvm_ioctl_err(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region,
                          "SET_USER_MEMORY_REGION");
+}
+
+static int kvm_get_dirty_log(struct accel_vm *vm, uint32_t slot, uint64_t size,
+                             uint64_t *bitmap)
+{
+    size_t words = (size_t)((size / 4096 + 63) / 64);
+    uint64_t *log = calloc(words ? words : 1, sizeof(uint64_t));
+    if (!log)
+        return err_set(-ENOMEM, "out of memory");
+    struct kvm_dirty_log d = {.slot = slot, .dirty_bitmap = log};
+    int ret = kvm_ioctl_err(vm->vm_fd, KVM_GET_DIRTY_LOG, &d, "GET_DIRTY_LOG");
+    for (size_t i = 0; !ret && i < words; i++)
+        bitmap[i] |= log[i];
+    free(log);
+    return ret;
 }
 
 static int kvm_create_irqchip(struct accel_vm *vm, const struct accel_irq_route *routes,
@@ -657,4 +650,9 @@ const struct accel_ops accel_kvm_ops = {
     .vcpu_set_sregs = kvm_vcpu_set_sregs,
     .vcpu_run = kvm_vcpu_run,
     .vcpu_kick = kvm_vcpu_kick,
+    .vcpu_save = kvm_vcpu_save,
+    .vcpu_restore = kvm_vcpu_restore,
+    .vm_save = kvm_vm_save,
+    .vm_restore = kvm_vm_restore,
+    .get_dirty_log = kvm_get_dirty_log,
 };

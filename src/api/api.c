@@ -378,10 +378,15 @@ void api_init(struct api *api, struct vmm *vmm)
     api_resources_init(&api->res);
 }
 
-void api_destroy(struct api *api)
+void api_stop(struct api *api)
 {
     http_server_destroy(api->server);
     api->server = NULL;
+}
+
+void api_destroy(struct api *api)
+{
+    api_stop(api);
     api_resources_free(&api->res);
 }
 

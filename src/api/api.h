@@ -18,6 +18,9 @@ struct api {
 };
 
 void api_init(struct api *api, struct vmm *vmm);
+/* Close the socket and its connections (before the VMM goes). */
+void api_stop(struct api *api);
+/* Free the resources (after the VM that points into them is gone). */
 void api_destroy(struct api *api);
 /* Serve the API on a Unix socket at 'path'. */
 int api_listen(struct api *api, const char *path, size_t max_body) EMBER_MUST_CHECK;

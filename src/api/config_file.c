@@ -29,6 +29,7 @@ static int read_file(const char *path, char **text, size_t *len)
         *len = fread(*text, 1, (size_t)st.st_size, f);
         if (ferror(f)) {
             free(*text);
+            *text = NULL;
             ret = err_errno(-EIO, "config file %s: read failed", path);
         }
     }

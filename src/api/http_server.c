@@ -66,6 +66,7 @@ struct http_server {
     struct conn *conns;
     unsigned nr_conns;
     bool timer_armed;
+    bool listen_paused; /* out of file descriptors: retried on the tick */
     struct http_stats stats;
 };
 
@@ -467,20 +468,26 @@ static void arm_timer(struct http_server *srv, bool on)
     srv->timer_armed = on;
 }
 
-/* At the cap, the connection idle the longest makes room for a new one. */
+/* At the cap, the connection idle the longest makes room for a new one. It
+ * is only marked dead: later events of this batch may still name it, and
+ * it is freed after the batch. */
 static bool make_room(struct http_server *srv)
 {
-    if (srv->nr_conns < HTTP_MAX_CONNECTIONS)
-        return true;
+    unsigned live = 0;
     struct conn *victim = NULL;
-    for (struct conn *c = srv->conns; c; c = c->next)
-        if (!c->dead && !c->started && !out_pending(c) && !c->in_len &&
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        if (c->dead)
+            continue;
+        live++;
+        if (!c->started && !out_pending(c) && !c->in_len &&
             (!victim || c->last_active < victim->last_active))
             victim = c;
+    }
+    if (live < HTTP_MAX_CONNECTIONS)
+        return true;
     if (!victim)
         return false;
     conn_kill(victim);
-    reap_dead(srv);
     return true;
 }
 
@@ -514,18 +521,33 @@ static void accept_one(struct http_server *srv, int fd)
     arm_timer(srv, true);
 }
 
+static void watch_listener(struct http_server *srv, bool on)
+{
+    struct epoll_event e = {.events = on ? EPOLLIN : 0, .data.ptr = &srv->listen_tag};
+    epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->listen_fd, &e);
+    srv->listen_paused = !on;
+}
+
 static void on_listen(struct http_server *srv)
 {
     for (;;) {
         int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_guest("control API: accept failed: %s", strerror(errno));
-            if (errno == EINTR)
-                continue;
-            return;
+        if (fd >= 0) {
+            accept_one(srv, fd);
+            continue;
         }
-        accept_one(srv, fd);
+        if (errno == EINTR)
+            continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* Out of descriptors: the pending connection stays queued and
+             * the socket readable, so stop watching it until the next tick
+             * instead of spinning. */
+            log_guest("control API: accept failed: %s; retrying in a second", strerror(errno));
+            watch_listener(srv, false);
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            log_guest("control API: accept failed: %s", strerror(errno));
+        }
+        return;
     }
 }
 
@@ -534,6 +556,8 @@ static void on_tick(struct http_server *srv)
     uint64_t expirations;
     if (read(srv->timer_fd, &expirations, sizeof(expirations)) < 0)
         return;
+    if (srv->listen_paused)
+        watch_listener(srv, true);
     uint64_t now = now_ms();
     for (struct conn *c = srv->conns; c; c = c->next) {
         if (c->started && c->request_deadline && now > c->request_deadline) {
@@ -562,7 +586,7 @@ static void srv_on_events(void *ctx, uint32_t events)
             conn_on_event(tag, evs[i].events);
     }
     reap_dead(srv);
-    arm_timer(srv, srv->nr_conns > 0);
+    arm_timer(srv, srv->nr_conns > 0 || srv->listen_paused);
 }
 
 /* --- the listening socket ------------------------------------------------ */

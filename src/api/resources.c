@@ -181,6 +181,19 @@ static int check_body_id(const char *what, const char *field, const char *path_i
     return 0;
 }
 
+/* It goes on the kernel command line: nothing that could end the word. */
+static bool partuuid_valid(const char *s)
+{
+    size_t n = strspn(s, "0123456789abcdefABCDEF-");
+    if (n == 0 || n > 36)
+        return false;
+    if (!s[n])
+        return true;
+    const char *off = s + n;
+    return !strncmp(off, "/PARTNROFF=", 11) && off[11] &&
+           strspn(off + 11, "0123456789") == strlen(off + 11) && strlen(off + 11) <= 4;
+}
+
 static int check_drive_fields(struct api_resources *r, const char *path_id,
                               struct json_object *body, const char **id)
 {
@@ -211,6 +224,10 @@ static int check_drive_fields(struct api_resources *r, const char *path_id,
     if (strcmp(cache, "Unsafe") && strcmp(cache, "Writeback"))
         return err_set(-EINVAL, "drive: cache_type must be \"Unsafe\" or \"Writeback\", got '%s'",
                        cache);
+    const char *partuuid = jf_string(body, "partuuid", NULL);
+    if (partuuid && !partuuid_valid(partuuid))
+        return err_set(-EINVAL, "drive: partuuid '%s' is not a partition UUID (hex digits and "
+                                "'-', at most 36, optionally /PARTNROFF=N)", partuuid);
     const char *engine = jf_string(body, "io_engine", "Sync");
     if (strcmp(engine, "Sync") && strcmp(engine, "Async"))
         return err_set(-EINVAL, "drive: io_engine must be \"Sync\" or \"Async\", got '%s'",
@@ -502,6 +519,7 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->nr_vcpus = r->vcpus;
     cfg->mem_size = (uint64_t)r->mem_mib << 20;
     cfg->rng = r->entropy;
+    cfg->track_dirty_pages = r->track_dirty_pages;
     add_disks(r, cfg);
     for (unsigned i = 0; i < r->nr_nics; i++) {
         struct nic_config *n = &cfg->nics[cfg->nr_nics++];

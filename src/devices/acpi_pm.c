@@ -96,3 +96,26 @@ const struct bus_ops acpi_pm_bus_ops = {
     .read = acpi_pm_read,
     .write = acpi_pm_write,
 };
+
+void acpi_pm_save(struct acpi_pm *pm, struct rec r)
+{
+    pthread_mutex_lock(&pm->lock);
+    rec_put_u64(r, "status", pm->status);
+    rec_put_u64(r, "enable", pm->enable);
+    rec_put_u64(r, "control", pm->control);
+    pthread_mutex_unlock(&pm->lock);
+}
+
+int acpi_pm_load(struct acpi_pm *pm, struct rec r)
+{
+    uint16_t status, enable, control;
+    int ret = rec_get_u16(r, "status", UINT16_MAX, &status);
+    if (!ret)
+        ret = rec_get_u16(r, "enable", UINT16_MAX, &enable);
+    if (!ret)
+        ret = rec_get_u16(r, "control", UINT16_MAX, &control);
+    if (ret)
+        return err_prefix(ret, "acpi-pm");
+    pm->status = status, pm->enable = enable, pm->control = control;
+    return 0;
+}

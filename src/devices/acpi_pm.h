@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "bus/bus.h"
+#include "snapshot/record.h"
 
 #define ACPI_PM_REGION_SIZE 12
 
@@ -32,5 +33,8 @@ extern const struct bus_ops acpi_pm_bus_ops;
 void acpi_pm_init(struct acpi_pm *pm, const struct acpi_pm_host_ops *host, void *host_ctx,
                   uint64_t (*now_ns)(void));
 void acpi_pm_destroy(struct acpi_pm *pm);
+/* Snapshots: the PM1 status, enable and control registers. */
+void acpi_pm_save(struct acpi_pm *pm, struct rec r);
+int acpi_pm_load(struct acpi_pm *pm, struct rec r) EMBER_MUST_CHECK;
 
 #endif

@@ -299,3 +299,48 @@ void i8042_send_ctrl_alt_del(struct i8042 *c)
         i8042_signal(c);
     pthread_mutex_unlock(&c->lock);
 }
+
+void i8042_save(struct i8042 *c, struct rec r)
+{
+    pthread_mutex_lock(&c->lock);
+    const uint8_t regs[] = {c->last_read, c->ctr, c->outport, c->pending_cmd, c->kbd_pending,
+                            c->last_write_was_cmd, c->kbd_scanning};
+    rec_put_bytes(r, "regs", regs, sizeof(regs));
+    uint8_t bytes[I8042_QUEUE_SIZE], aux[I8042_QUEUE_SIZE];
+    for (unsigned i = 0; i < c->q_count; i++) {
+        unsigned k = (c->q_head + i) % I8042_QUEUE_SIZE;
+        bytes[i] = c->queue[k].byte;
+        aux[i] = c->queue[k].aux;
+    }
+    rec_put_bytes(r, "queue", bytes, c->q_count);
+    rec_put_bytes(r, "queue_aux", aux, c->q_count);
+    pthread_mutex_unlock(&c->lock);
+}
+
+int i8042_load(struct i8042 *c, struct rec r)
+{
+    uint8_t regs[7], bytes[I8042_QUEUE_SIZE], aux[I8042_QUEUE_SIZE];
+    const char *q = rec_get_str_or_null(r, "queue");
+    size_t count = q ? strlen(q) / 2 : 0;
+    int ret = rec_get_bytes(r, "regs", regs, sizeof(regs));
+    if (!ret && (!q || count > I8042_QUEUE_SIZE))
+        ret = err_set(-EINVAL, "'queue' is missing or too long");
+    if (!ret)
+        ret = rec_get_bytes(r, "queue", bytes, count);
+    if (!ret)
+        ret = rec_get_bytes(r, "queue_aux", aux, count);
+    if (ret)
+        return err_prefix(ret, "i8042");
+    pthread_mutex_lock(&c->lock);
+    c->last_read = regs[0], c->ctr = regs[1], c->outport = regs[2], c->pending_cmd = regs[3];
+    c->kbd_pending = regs[4], c->last_write_was_cmd = regs[5] != 0;
+    c->kbd_scanning = regs[6] != 0;
+    c->q_head = 0;
+    c->q_count = (unsigned)count;
+    for (size_t i = 0; i < count; i++) {
+        c->queue[i].byte = bytes[i];
+        c->queue[i].aux = aux[i] != 0;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}

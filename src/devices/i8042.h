@@ -12,6 +12,7 @@
 
 #include "bus/bus.h"
 #include "devices/irq.h"
+#include "snapshot/record.h"
 
 #define I8042_QUEUE_SIZE 32
 
@@ -49,5 +50,8 @@ void i8042_init(struct i8042 *c, struct irq_line kbd_irq, struct irq_line aux_ir
 void i8042_destroy(struct i8042 *c);
 /* Queue Ctrl-Alt-Del press and release in the scan code set the guest uses. */
 void i8042_send_ctrl_alt_del(struct i8042 *c);
+/* Snapshots: controller state and the output queue. */
+void i8042_save(struct i8042 *c, struct rec r);
+int i8042_load(struct i8042 *c, struct rec r) EMBER_MUST_CHECK;
 
 #endif

@@ -178,3 +178,28 @@ const struct bus_ops rtc_cmos_bus_ops = {
     .read = rtc_bus_read,
     .write = rtc_bus_write,
 };
+
+void rtc_cmos_save(struct rtc_cmos *rtc, struct rec r)
+{
+    pthread_mutex_lock(&rtc->lock);
+    rec_put_u64(r, "index", rtc->index);
+    rec_put_bytes(r, "ram", rtc->ram, sizeof(rtc->ram));
+    rec_put_u64(r, "offset_sec", (uint64_t)rtc->offset_sec);
+    pthread_mutex_unlock(&rtc->lock);
+}
+
+int rtc_cmos_load(struct rtc_cmos *rtc, struct rec r)
+{
+    uint8_t index;
+    uint64_t offset;
+    int ret = rec_get_u8(r, "index", &index);
+    if (!ret)
+        ret = rec_get_bytes(r, "ram", rtc->ram, sizeof(rtc->ram));
+    if (!ret)
+        ret = rec_get_u64(r, "offset_sec", UINT64_MAX, &offset);
+    if (ret)
+        return err_prefix(ret, "rtc");
+    rtc->index = index;
+    rtc->offset_sec = (int64_t)offset;
+    return 0;
+}

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "bus/bus.h"
+#include "snapshot/record.h"
 
 #define RTC_CMOS_SIZE 128
 
@@ -24,5 +25,8 @@ extern const struct bus_ops rtc_cmos_bus_ops;
 
 void rtc_cmos_init(struct rtc_cmos *rtc, time_t (*now)(void));
 void rtc_cmos_destroy(struct rtc_cmos *rtc);
+/* Snapshots: the CMOS RAM, the index and the guest's offset from host time. */
+void rtc_cmos_save(struct rtc_cmos *rtc, struct rec r);
+int rtc_cmos_load(struct rtc_cmos *rtc, struct rec r) EMBER_MUST_CHECK;
 
 #endif

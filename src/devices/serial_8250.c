@@ -285,3 +285,44 @@ const struct bus_ops serial_bus_ops = {
     .read = serial_bus_read,
     .write = serial_bus_write,
 };
+
+void serial_save(struct serial *s, struct rec r)
+{
+    pthread_mutex_lock(&s->lock);
+    const uint8_t regs[] = {s->ier, s->lcr, s->mcr, s->lsr, s->msr, s->scr, s->fcr, s->dll,
+                            s->dlm, s->thre_pending, s->irq_level};
+    rec_put_bytes(r, "regs", regs, sizeof(regs));
+    uint8_t fifo[SERIAL_FIFO_SIZE];
+    for (unsigned i = 0; i < s->rx_count; i++)
+        fifo[i] = s->rx_fifo[(s->rx_head + i) % SERIAL_FIFO_SIZE];
+    rec_put_bytes(r, "rx", fifo, s->rx_count);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int serial_load(struct serial *s, struct rec r)
+{
+    uint8_t regs[11];
+    int ret = rec_get_bytes(r, "regs", regs, sizeof(regs));
+    const char *rx = rec_get_str_or_null(r, "rx");
+    size_t count = rx ? strlen(rx) / 2 : 0;
+    if (!ret && (!rx || count > SERIAL_FIFO_SIZE))
+        ret = err_set(-EINVAL, "'rx' is missing or longer than the FIFO");
+    if (!ret)
+        ret = rec_get_bytes(r, "rx", s->rx_fifo, count);
+    if (ret)
+        return err_prefix(ret, "serial");
+    pthread_mutex_lock(&s->lock);
+    s->ier = regs[0], s->lcr = regs[1], s->mcr = regs[2], s->lsr = regs[3], s->msr = regs[4];
+    s->scr = regs[5], s->fcr = regs[6], s->dll = regs[7], s->dlm = regs[8];
+    s->thre_pending = regs[9] != 0;
+    s->irq_level = false;
+    s->rx_head = 0;
+    s->rx_count = (unsigned)count;
+    bool level = regs[10] != 0;
+    pthread_mutex_unlock(&s->lock);
+    if (level) { /* the line was up: raise it again in the new interrupt controller */
+        s->irq_level = true;
+        irq_line_set(&s->irq, true);
+    }
+    return 0;
+}

@@ -10,6 +10,7 @@
 
 #include "bus/bus.h"
 #include "devices/irq.h"
+#include "snapshot/record.h"
 
 #define SERIAL_FIFO_SIZE 16
 #define SERIAL_REG_COUNT 8
@@ -46,5 +47,8 @@ void serial_destroy(struct serial *s);
 /* Offer input to the guest; returns how many bytes it took (0 while the guest
  * has receive interrupts off or its FIFO is full). */
 size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
+/* Snapshots: the registers and the receive FIFO. */
+void serial_save(struct serial *s, struct rec r);
+int serial_load(struct serial *s, struct rec r) EMBER_MUST_CHECK;
 
 #endif

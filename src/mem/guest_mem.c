@@ -1,5 +1,7 @@
 #include "guest_mem.h"
 
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -17,7 +19,7 @@ static int gm_insert(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hv
         if (gpa < r->gpa + r->size && r->gpa < gpa + size)
             return err_set(-EINVAL, "overlapping guest memory regions");
     }
-    gm->regions[gm->nr_regions++] = (struct gm_region){gpa, size, hva};
+    gm->regions[gm->nr_regions++] = (struct gm_region){gpa, size, hva, NULL};
     gm->total_size += size;
     return 0;
 }
@@ -72,13 +74,83 @@ int gm_create_anon(struct guest_mem *gm, uint64_t ram_size, uint64_t hole_start)
     return ret;
 }
 
+int gm_create_file(struct guest_mem *gm, int fd, uint64_t ram_size, uint64_t hole_start)
+{
+    memset(gm, 0, sizeof(*gm));
+    gm->owns_mappings = true;
+    uint64_t low = MIN(ram_size, hole_start);
+    const uint64_t starts[2] = {0, GiB(4)}, sizes[2] = {low, ram_size - low};
+    uint64_t offset = 0;
+    for (int i = 0; i < 2 && sizes[i]; i++) {
+        void *hva = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+                         fd, (off_t)offset);
+        int ret = hva == MAP_FAILED ? err_errno(-errno, "cannot map the memory file") : 0;
+        if (!ret && (ret = gm_insert(gm, starts[i], sizes[i], hva)))
+            munmap(hva, sizes[i]);
+        if (ret) {
+            gm_destroy(gm);
+            return ret;
+        }
+        offset += sizes[i];
+    }
+    return 0;
+}
+
 void gm_destroy(struct guest_mem *gm)
 {
-    if (gm->owns_mappings) {
-        for (unsigned i = 0; i < gm->nr_regions; i++)
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
+        if (gm->owns_mappings)
             munmap(gm->regions[i].hva, gm->regions[i].size);
+        free((void *)gm->regions[i].dirty);
     }
     memset(gm, 0, sizeof(*gm));
+}
+
+static size_t dirty_words(uint64_t size)
+{
+    return (size_t)((size / GM_PAGE_SIZE + 63) / 64);
+}
+
+int gm_track_dirty(struct guest_mem *gm)
+{
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
+        struct gm_region *r = &gm->regions[i];
+        if (!r->dirty && !(r->dirty = calloc(dirty_words(r->size), sizeof(uint64_t))))
+            return err_set(-ENOMEM, "out of memory for dirty-page tracking");
+    }
+    return 0;
+}
+
+void gm_mark_dirty(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
+        const struct gm_region *r = &gm->regions[i];
+        if (!r->dirty || gpa < r->gpa || gpa - r->gpa >= r->size)
+            continue;
+        uint64_t first = (gpa - r->gpa) / GM_PAGE_SIZE;
+        uint64_t last = (gpa - r->gpa + MAX(len, 1) - 1) / GM_PAGE_SIZE;
+        last = MIN(last, r->size / GM_PAGE_SIZE - 1);
+        for (uint64_t p = first; p <= last; p++)
+            atomic_fetch_or(&r->dirty[p / 64], 1ull << (p % 64));
+        return;
+    }
+}
+
+void gm_take_dirty(const struct guest_mem *gm, unsigned region, uint64_t *bitmap)
+{
+    const struct gm_region *r = &gm->regions[region];
+    if (!r->dirty)
+        return;
+    for (size_t w = 0; w < dirty_words(r->size); w++)
+        bitmap[w] |= atomic_exchange(&r->dirty[w], 0);
+}
+
+void *gm_ptr_for_write(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+    void *p = gm_ptr(gm, gpa, len);
+    if (p)
+        gm_mark_dirty(gm, gpa, len);
+    return p;
 }
 
 void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
@@ -114,7 +186,7 @@ int gm_read(const struct guest_mem *gm, uint64_t gpa, void *dst, size_t len)
 
 int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, size_t len)
 {
-    void *dst = gm_ptr(gm, gpa, len);
+    void *dst = gm_ptr_for_write(gm, gpa, len);
     if (!dst)
         return -EFAULT;
     memcpy(dst, src, len);
@@ -123,7 +195,7 @@ int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, size_t l
 
 int gm_fill(const struct guest_mem *gm, uint64_t gpa, int byte, size_t len)
 {
-    void *dst = gm_ptr(gm, gpa, len);
+    void *dst = gm_ptr_for_write(gm, gpa, len);
     if (!dst)
         return -EFAULT;
     memset(dst, byte, len);

@@ -15,10 +15,15 @@
 
 #define GM_MAX_REGIONS 4
 
+#define GM_PAGE_SIZE 4096ull
+
 struct gm_region {
     uint64_t gpa;
     uint64_t size;
     uint8_t *hva;
+    /* Pages ember itself wrote for the guest (device DMA), one bit per
+     * 4 KiB page, while dirty tracking is on (NULL otherwise). */
+    _Atomic uint64_t *dirty;
 };
 
 struct guest_mem {
@@ -35,7 +40,20 @@ int gm_create_anon(struct guest_mem *gm, uint64_t ram_size, uint64_t hole_start)
 /* Describe caller-owned memory (used by unit tests with heap buffers). */
 int gm_add_region(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hva)
     EMBER_MUST_CHECK;
+/* The same layout, each region a private copy-on-write mapping of 'fd' at
+ * consecutive offsets (region order): pages load lazily on first touch, and
+ * writes never reach the file. The file must be at least ram_size long. */
+int gm_create_file(struct guest_mem *gm, int fd, uint64_t ram_size, uint64_t hole_start)
+    EMBER_MUST_CHECK;
 void gm_destroy(struct guest_mem *gm);
+
+/* Dirty tracking of device writes (for Diff snapshots): on from now on. */
+int gm_track_dirty(struct guest_mem *gm) EMBER_MUST_CHECK;
+void gm_mark_dirty(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+/* OR region i's dirty bits into 'bitmap' and clear them. */
+void gm_take_dirty(const struct guest_mem *gm, unsigned region, uint64_t *bitmap);
+/* gm_ptr for memory a device is about to write (marks it dirty). */
+void *gm_ptr_for_write(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 
 /* Host pointer for [gpa, gpa+len), or NULL if any byte of it is outside guest
  * RAM or the range spans two regions. len 0 is treated as len 1. */

@@ -119,7 +119,8 @@ int virtio_blk_chain_iov(const struct virtq *q, const struct virtq_chain *c, boo
             continue;
         }
         uint64_t take = MIN(len, b->len - offset);
-        void *p = gm_ptr(q->gm, b->gpa + offset, take);
+        void *p = writable ? gm_ptr_for_write(q->gm, b->gpa + offset, take)
+                           : gm_ptr(q->gm, b->gpa + offset, take);
         if (!p || n == max)
             return -1;
         iov[n++] = (struct iovec){p, (size_t)take};
@@ -335,8 +336,9 @@ static void blk_reset(struct virtio_dev *vdev)
 static void blk_pause(struct virtio_dev *vdev, bool paused)
 {
     struct virtio_blk *blk = vdev->model;
-    if (paused) /* completions land in the rings (the guest sees them later) */
-        blockfile_drain(&blk->file);
+    /* Completions land in the rings (the guest sees them later). */
+    if (paused && blockfile_drain(&blk->file))
+        log_error("%s; the guest will not see those requests complete", err_msg());
     evloop_modify(blk->loop, blk->file.event_fd, paused ? 0 : EPOLLIN);
 }
 
@@ -388,9 +390,13 @@ int virtio_blk_replace_file(struct virtio_blk *blk, const struct blockfile *file
                        blk->file.read_only ? "read-only" : "writable");
     pthread_mutex_lock(&blk->vdev.lock);
     /* Requests on the old image complete into the rings before it goes. */
-    blockfile_drain(&blk->file);
+    int ret = blockfile_drain(&blk->file);
+    if (ret) {
+        pthread_mutex_unlock(&blk->vdev.lock);
+        return ret;
+    }
     uint32_t events = blk->vdev.paused ? 0 : EPOLLIN;
-    int ret = evloop_add(blk->loop, file->event_fd, events, blk_on_completion, blk);
+    ret = evloop_add(blk->loop, file->event_fd, events, blk_on_completion, blk);
     if (ret) {
         pthread_mutex_unlock(&blk->vdev.lock);
         return ret;

@@ -558,6 +558,10 @@ void virtio_pci_set_paused(struct virtio_pci *vp, bool paused)
     if (vdev->ops->pause)
         vdev->ops->pause(vdev, paused);
     pthread_mutex_unlock(&vdev->lock);
+    /* A notification taken off its eventfd in the same loop round as the
+     * pause was dropped; look at every queue once. */
+    for (unsigned q = 0; !paused && q < vdev->ops->num_queues; q++)
+        vp_process_queue(vp, q);
 }
 
 void virtio_pci_destroy(struct virtio_pci *vp)
@@ -571,4 +575,117 @@ void virtio_pci_destroy(struct virtio_pci *vp)
             close(vp->notify_fd[q]);
         }
     }
+}
+
+void virtio_pci_save(struct virtio_pci *vp, struct rec r)
+{
+    struct virtio_dev *vdev = vp->vdev;
+    pthread_mutex_lock(&vdev->lock);
+    rec_put_str(r, "device", vdev->ops->name);
+    pci_device_save(&vp->pci, rec_put_child(r, "pci"));
+    msix_save(&vp->msix, rec_put_child(r, "msix"));
+    rec_put_u64(r, "device_feature_select", vp->device_feature_select);
+    rec_put_u64(r, "driver_feature_select", vp->driver_feature_select);
+    rec_put_u64(r, "queue_select", vp->queue_select);
+    rec_put_u64(r, "config_vector", vp->config_vector);
+    rec_put_u64(r, "isr", vp->isr);
+    rec_put_u64(r, "device_features", vdev->device_features);
+    rec_put_u64(r, "driver_features", vdev->driver_features);
+    rec_put_u64(r, "status", vdev->status);
+    rec_put_u64(r, "config_generation", vdev->config_generation);
+    for (unsigned q = 0; q < vdev->ops->num_queues; q++) {
+        struct rec item = rec_put_item(r, "queues");
+        virtq_save(&vdev->queues[q], item);
+        rec_put_u64(item, "vector", vp->queue_vector[q]);
+    }
+    pthread_mutex_unlock(&vdev->lock);
+}
+
+static int load_vector(struct virtio_pci *vp, struct rec r, const char *key, uint16_t *out)
+{
+    int ret = rec_get_u16(r, key, UINT16_MAX, out);
+    if (!ret && *out != MSIX_NO_VECTOR && *out >= vp->msix.nr_vectors)
+        ret = err_set(-EINVAL, "'%s' %u: the device has %u vectors", key, *out,
+                      vp->msix.nr_vectors);
+    return ret;
+}
+
+static int load_transport(struct virtio_pci *vp, struct rec r)
+{
+    struct virtio_dev *vdev = vp->vdev;
+    uint64_t features;
+    char name[32];
+    int ret = rec_get_str(r, "device", name, sizeof(name));
+    if (!ret && strcmp(name, vdev->ops->name))
+        ret = err_set(-EINVAL, "the snapshot has virtio-%s here", name);
+    if (!ret)
+        ret = rec_get_u64(r, "device_features", UINT64_MAX, &features);
+    if (!ret && features != vdev->device_features)
+        ret = err_set(-EINVAL, "the device offered features %#llx, it now offers %#llx "
+                               "(a disk or network backend with other capabilities?)",
+                      (unsigned long long)features, (unsigned long long)vdev->device_features);
+    if (!ret)
+        ret = rec_get_u64(r, "driver_features", vdev->device_features, &vdev->driver_features);
+    if (!ret && (vdev->driver_features & ~vdev->device_features))
+        ret = err_set(-EINVAL, "driver features beyond the device's");
+    if (!ret)
+        ret = rec_get_u8(r, "status", &vdev->status);
+    if (!ret)
+        ret = rec_get_u8(r, "config_generation", &vdev->config_generation);
+    if (!ret)
+        ret = rec_get_u32(r, "device_feature_select", UINT32_MAX, &vp->device_feature_select);
+    if (!ret)
+        ret = rec_get_u32(r, "driver_feature_select", UINT32_MAX, &vp->driver_feature_select);
+    if (!ret)
+        ret = rec_get_u16(r, "queue_select", UINT16_MAX, &vp->queue_select);
+    if (!ret)
+        ret = load_vector(vp, r, "config_vector", &vp->config_vector);
+    if (!ret)
+        ret = rec_get_u8(r, "isr", &vp->isr);
+    size_t nq;
+    if (!ret && !(ret = rec_get_count(r, "queues", VIRTIO_MAX_QUEUES, &nq)) &&
+        nq != vdev->ops->num_queues)
+        ret = err_set(-EINVAL, "%zu queues, the device has %u", nq, vdev->ops->num_queues);
+    for (unsigned q = 0; !ret && q < vdev->ops->num_queues; q++) {
+        struct rec item;
+        ret = rec_get_item(r, "queues", q, &item);
+        if (!ret)
+            ret = virtq_load(&vdev->queues[q], vdev->gm, vdev->ops->queue_max_size, item);
+        if (!ret)
+            ret = load_vector(vp, item, "vector", &vp->queue_vector[q]);
+        if (ret)
+            err_prefix(ret, "queue %u", q);
+    }
+    return ret;
+}
+
+int virtio_pci_load(struct virtio_pci *vp, struct rec r)
+{
+    struct virtio_dev *vdev = vp->vdev;
+    struct rec pci, msix;
+    int ret = rec_get_child(r, "pci", &pci);
+    if (!ret)
+        ret = rec_get_child(r, "msix", &msix);
+    if (!ret) {
+        pthread_mutex_lock(&vdev->lock);
+        ret = load_transport(vp, r);
+        pthread_mutex_unlock(&vdev->lock);
+    }
+    if (!ret)
+        ret = pci_device_load(&vp->pci, pci);
+    if (!ret)
+        ret = msix_load(&vp->msix, msix);
+    if (ret)
+        return err_prefix(ret, "%s", vp->name);
+    pthread_mutex_lock(&vdev->lock);
+    vp->intx_level = false;
+    intx_update(vp); /* an interrupt the driver had not yet taken is raised again */
+    if ((vdev->status & VIRTIO_STATUS_DRIVER_OK) &&
+        !(vdev->status & VIRTIO_STATUS_NEEDS_RESET) && vdev->ops->activate &&
+        vdev->ops->activate(vdev)) {
+        log_warn("%s: cannot restart after restore: %s", vp->name, err_msg());
+        vdev->status |= VIRTIO_STATUS_NEEDS_RESET;
+    }
+    pthread_mutex_unlock(&vdev->lock);
+    return 0;
 }

@@ -65,6 +65,12 @@ void virtio_pci_destroy(struct virtio_pci *vp);
 /* Stop (or restart) all processing for this device while the VM is paused.
  * Called from the event loop's thread with the vCPUs parked. */
 void virtio_pci_set_paused(struct virtio_pci *vp, bool paused);
+/* Snapshots: configuration space, MSI-X, the transport's registers, the
+ * device's status and features and its queues. The VM is paused (nothing in
+ * flight). Loading checks everything against this device and leaves it as
+ * the guest's driver had it. */
+void virtio_pci_save(struct virtio_pci *vp, struct rec r);
+int virtio_pci_load(struct virtio_pci *vp, struct rec r) EMBER_MUST_CHECK;
 
 /* BAR access, as the MMIO bus and the configuration access window use it. */
 extern const struct bus_ops virtio_pci_bar_ops;

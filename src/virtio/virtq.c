@@ -338,3 +338,64 @@ size_t virtq_chain_write(const struct virtq *q, const struct virtq_chain *c,
     }
     return done;
 }
+
+void virtq_save(const struct virtq *q, struct rec r)
+{
+    rec_put_u64(r, "size", q->size);
+    rec_put_u64(r, "desc", q->desc_gpa);
+    rec_put_u64(r, "avail", q->avail_gpa);
+    rec_put_u64(r, "used", q->used_gpa);
+    rec_put_bool(r, "ready", q->ready);
+    rec_put_bool(r, "broken", q->broken);
+    rec_put_bool(r, "event_idx", q->event_idx);
+    rec_put_bool(r, "indirect", q->indirect);
+    rec_put_u64(r, "last_avail", q->last_avail);
+    rec_put_u64(r, "used_idx", q->used_idx);
+    rec_put_u64(r, "signalled_used", q->signalled_used);
+    rec_put_bool(r, "signalled_valid", q->signalled_valid);
+}
+
+int virtq_load(struct virtq *q, const struct guest_mem *gm, uint16_t max_size, struct rec r)
+{
+    struct virtq s = {0};
+    int ret = rec_get_u16(r, "size", max_size, &s.size);
+    if (!ret)
+        ret = rec_get_u64(r, "desc", UINT64_MAX, &s.desc_gpa);
+    if (!ret)
+        ret = rec_get_u64(r, "avail", UINT64_MAX, &s.avail_gpa);
+    if (!ret)
+        ret = rec_get_u64(r, "used", UINT64_MAX, &s.used_gpa);
+    if (!ret)
+        ret = rec_get_bool(r, "ready", &s.ready);
+    if (!ret)
+        ret = rec_get_bool(r, "broken", &s.broken);
+    if (!ret)
+        ret = rec_get_bool(r, "event_idx", &s.event_idx);
+    if (!ret)
+        ret = rec_get_bool(r, "indirect", &s.indirect);
+    if (!ret)
+        ret = rec_get_u16(r, "last_avail", UINT16_MAX, &s.last_avail);
+    if (!ret)
+        ret = rec_get_u16(r, "used_idx", UINT16_MAX, &s.used_idx);
+    if (!ret)
+        ret = rec_get_u16(r, "signalled_used", UINT16_MAX, &s.signalled_used);
+    if (!ret)
+        ret = rec_get_bool(r, "signalled_valid", &s.signalled_valid);
+    if (ret)
+        return ret;
+    bool ready = s.ready, broken = s.broken;
+    *q = s;
+    q->gm = gm;
+    if (!ready || broken) {
+        if (broken)
+            snprintf(q->error, sizeof(q->error), "broken before the snapshot");
+        return 0;
+    }
+    if (virtq_start(q, gm)) /* checks size and placement; clears the indices */
+        return err_set(-EINVAL, "queue: %s", virtq_error(q));
+    q->last_avail = s.last_avail;
+    q->used_idx = s.used_idx;
+    q->signalled_used = s.signalled_used;
+    q->signalled_valid = s.signalled_valid;
+    return 0;
+}

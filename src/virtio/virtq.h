@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "mem/guest_mem.h"
+#include "snapshot/record.h"
 
 #define VIRTQ_MAX_SIZE 1024     /* largest queue a device offers */
 #define VIRTQ_MAX_CHAIN 256     /* buffers in one chain, indirect included */
@@ -78,6 +79,11 @@ bool virtq_has_available(struct virtq *q);
 /* How many entries are available and not yet popped (0 if the ring is bad). */
 uint16_t virtq_available(struct virtq *q);
 const char *virtq_error(const struct virtq *q);
+/* Snapshots: where the rings are and how far both sides have got. Loading
+ * checks the placement as virtq_start does. */
+void virtq_save(const struct virtq *q, struct rec r);
+int virtq_load(struct virtq *q, const struct guest_mem *gm, uint16_t max_size, struct rec r)
+    EMBER_MUST_CHECK;
 /* A device found the guest's chains unusable (e.g. a receive buffer the
  * device may not write): the queue is broken from now on. */
 void virtq_mark_broken(struct virtq *q, const char *why);

@@ -51,6 +51,7 @@ struct vm_config {
     enum console_kind console;
     struct nic_config nics[CONFIG_MAX_NICS];
     unsigned nr_nics;
+    bool track_dirty_pages; /* for Diff snapshots */
 };
 
 void vm_config_defaults(struct vm_config *cfg);

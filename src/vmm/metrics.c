@@ -45,8 +45,11 @@ static void device_metrics(struct json_object *root, struct vm *vm)
 {
     char key[96];
     for (unsigned i = 0; i < vm->nr_disks; i++) {
-        snprintf(key, sizeof(key), "block_%s", vm->cfg->disks[i].id ? vm->cfg->disks[i].id
-                                                                     : vm->disks[i]->id);
+        if (vm->cfg->disks[i].id)
+            snprintf(key, sizeof(key), "block_%s", vm->cfg->disks[i].id);
+        else /* the device's id: up to 20 bytes, not always NUL-terminated */
+            snprintf(key, sizeof(key), "block_%.*s", (int)sizeof(vm->disks[i]->id),
+                     vm->disks[i]->id);
         json_object_object_add(root, key, counters_object(&vm->disks[i]->vdev));
     }
     for (unsigned i = 0; i < vm->nr_nics; i++) {

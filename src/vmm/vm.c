@@ -172,7 +172,8 @@ static int vm_setup_memory(struct vm *vm)
     int ret = gm_create_anon(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START);
     for (unsigned i = 0; !ret && i < vm->mem.nr_regions; i++) {
         const struct gm_region *r = &vm->mem.regions[i];
-        ret = vm->accel->map_memory(vm->avm, i, r->gpa, r->size, r->hva);
+        ret = vm->accel->map_memory(vm->avm, i, r->gpa, r->size, r->hva,
+                                    vm->cfg->track_dirty_pages);
     }
     return ret;
 }
@@ -308,23 +309,33 @@ enum vm_stop_reason vm_halt(struct vm *vm)
 }
 
 /* The guest's sense of time stops with it: each vCPU's TSC and the
- * kvm-clock are read at pause and written back at resume. */
+ * kvm-clock are read at pause and written back at resume. Nothing is kept
+ * unless every value was read. */
 static int vm_save_clocks(struct vm *vm)
 {
-    if (!vm->paused_tsc && !(vm->paused_tsc = calloc(vm->nr_vcpus, sizeof(uint64_t))))
-        return err_set(-ENOMEM, "out of memory");
-    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-        struct x86_msr tsc = {.index = MSR_IA32_TSC};
-        int ret = vm->accel->vcpu_get_msrs(vm->vcpus[i].accel_vcpu, &tsc, 1);
-        if (ret)
-            return ret;
-        vm->paused_tsc[i] = tsc.value;
+    uint64_t *tsc = calloc(vm->nr_vcpus, sizeof(uint64_t)), clock_ns;
+    int ret = tsc ? 0 : err_set(-ENOMEM, "out of memory");
+    for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++) {
+        struct x86_msr msr = {.index = MSR_IA32_TSC};
+        ret = vm->accel->vcpu_get_msrs(vm->vcpus[i].accel_vcpu, &msr, 1);
+        tsc[i] = msr.value;
     }
-    return vm->accel->get_clock(vm->avm, &vm->paused_clock_ns);
+    if (!ret)
+        ret = vm->accel->get_clock(vm->avm, &clock_ns);
+    if (ret) {
+        free(tsc);
+        return ret;
+    }
+    free(vm->paused_tsc);
+    vm->paused_tsc = tsc;
+    vm->paused_clock_ns = clock_ns;
+    vm->clocks_saved = true;
+    return 0;
 }
 
 static int vm_restore_clocks(struct vm *vm)
 {
+    vm->clocks_saved = false;
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         struct x86_msr tsc = {.index = MSR_IA32_TSC, .value = vm->paused_tsc[i]};
         int ret = vm->accel->vcpu_set_msrs(vm->vcpus[i].accel_vcpu, &tsc, 1);
@@ -332,6 +343,15 @@ static int vm_restore_clocks(struct vm *vm)
             return ret;
     }
     return vm->accel->set_clock(vm->avm, vm->paused_clock_ns);
+}
+
+static void vm_unpark(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_virtio; i++)
+        virtio_pci_set_paused(vm->virtio[i], false);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_resume(&vm->vcpus[i]);
+    vm->paused = false;
 }
 
 int vm_pause(struct vm *vm)
@@ -345,26 +365,19 @@ int vm_pause(struct vm *vm)
     vm->paused = true;
     int ret = vm_save_clocks(vm);
     if (ret) {
-        err_prefix(ret, "cannot save the guest's clocks");
-        int undo = vm_resume(vm);
-        (void)undo;
-        vm->paused = false;
+        vm_unpark(vm); /* the clocks were not touched */
+        return err_prefix(ret, "cannot save the guest's clocks");
     }
-    return ret;
+    return 0;
 }
 
 int vm_resume(struct vm *vm)
 {
     if (!vm->paused)
         return 0;
-    int ret = vm->paused_tsc ? vm_restore_clocks(vm) : 0;
-    if (ret)
-        log_warn("cannot restore the guest's clocks (its time jumps ahead): %s", err_msg());
-    for (unsigned i = 0; i < vm->nr_virtio; i++)
-        virtio_pci_set_paused(vm->virtio[i], false);
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
-        vcpu_resume(&vm->vcpus[i]);
-    vm->paused = false;
+    if (vm->clocks_saved && vm_restore_clocks(vm))
+        log_error("cannot restore the guest's clocks (its time jumps ahead): %s", err_msg());
+    vm_unpark(vm);
     return 0;
 }
 

@@ -78,6 +78,7 @@ struct vm {
     bool paused;
     uint64_t paused_clock_ns;   /* kvm-clock when paused */
     uint64_t *paused_tsc;       /* each vCPU's TSC when paused */
+    bool clocks_saved;          /* the two above are this pause's */
 
     pthread_mutex_t stop_lock;
     enum vm_stop_reason stop_reason;

@@ -148,6 +148,8 @@ int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check)
 void vmm_destroy(struct vmm *vmm)
 {
     if (vmm->vm) {
+        if (vmm->vm->started && !vmm->exiting)
+            vm_halt(vmm->vm); /* still running: an error after the start */
         vm_destroy(vmm->vm);
         free(vmm->vm);
         vmm->vm = NULL;

@@ -292,6 +292,9 @@ def malformed_table(ctx):
         ("PUT", "/drives/" + "d" * 65, '{}', 400, r"invalid id"),
         ("PUT", "/drives/rootfs", '{"drive_id": "rootfs", "path_on_host": "/nonexistent/d", '
          '"is_root_device": false}', 400, r"drive /nonexistent/d: No such file"),
+        ("PUT", "/drives/rootfs", '{"drive_id": "rootfs", "path_on_host": "%s", '
+         '"is_root_device": true, "partuuid": "1234 init=/bin/sh"}' % disk, 400,
+         r"partuuid '1234 init=/bin/sh' is not a partition UUID"),
         ("PUT", "/drives/rootfs", '{"drive_id": "rootfs", "is_root_device": false}', 400,
          r"missing required field 'path_on_host'"),
         ("PUT", "/drives/rootfs", '{"drive_id": "rootfs", "path_on_host": "%s", '

@@ -151,3 +151,47 @@ bool msix_notify(struct msix *m, unsigned vector)
         m->pending |= 1ull << vector;
     return true;
 }
+
+void msix_save(const struct msix *m, struct rec r)
+{
+    uint8_t table[MSIX_MAX_VECTORS * MSIX_ENTRY_SIZE];
+    for (unsigned v = 0; v < m->nr_vectors; v++) {
+        le32_store(table + v * MSIX_ENTRY_SIZE, m->table[v].addr_lo);
+        le32_store(table + v * MSIX_ENTRY_SIZE + 4, m->table[v].addr_hi);
+        le32_store(table + v * MSIX_ENTRY_SIZE + 8, m->table[v].data);
+        le32_store(table + v * MSIX_ENTRY_SIZE + 12, m->table[v].ctrl);
+    }
+    rec_put_bytes(r, "table", table, m->nr_vectors * MSIX_ENTRY_SIZE);
+    rec_put_u64(r, "pending", m->pending);
+    rec_put_bool(r, "enabled", m->enabled);
+    rec_put_bool(r, "function_masked", m->function_masked);
+}
+
+int msix_load(struct msix *m, struct rec r)
+{
+    uint8_t table[MSIX_MAX_VECTORS * MSIX_ENTRY_SIZE];
+    uint64_t pending;
+    bool enabled, masked;
+    uint64_t all = m->nr_vectors == 64 ? UINT64_MAX : (1ull << m->nr_vectors) - 1;
+    int ret = rec_get_bytes(r, "table", table, m->nr_vectors * MSIX_ENTRY_SIZE);
+    if (!ret)
+        ret = rec_get_u64(r, "pending", all, &pending);
+    if (!ret)
+        ret = rec_get_bool(r, "enabled", &enabled);
+    if (!ret)
+        ret = rec_get_bool(r, "function_masked", &masked);
+    if (ret)
+        return err_prefix(ret, "%s: MSI-X", m->dev->name);
+    for (unsigned v = 0; v < m->nr_vectors; v++) {
+        m->table[v].addr_lo = le32_load(table + v * MSIX_ENTRY_SIZE);
+        m->table[v].addr_hi = le32_load(table + v * MSIX_ENTRY_SIZE + 4);
+        m->table[v].data = le32_load(table + v * MSIX_ENTRY_SIZE + 8);
+        m->table[v].ctrl = le32_load(table + v * MSIX_ENTRY_SIZE + 12) & MSIX_VECTOR_MASKED;
+    }
+    m->pending = pending;
+    m->enabled = enabled;
+    m->function_masked = masked;
+    for (unsigned v = 0; v < m->nr_vectors; v++)
+        msix_program(m, v);
+    return 0;
+}

@@ -59,5 +59,9 @@ bool msix_is_enabled(const struct msix *m);
 bool msix_notify(struct msix *m, unsigned vector);
 /* Back to power-on state (disabled, all vectors masked, nothing pending). */
 void msix_reset(struct msix *m);
+/* Snapshots: the vector table, pending bits and control state; loading
+ * reprograms every message. */
+void msix_save(const struct msix *m, struct rec r);
+int msix_load(struct msix *m, struct rec r) EMBER_MUST_CHECK;
 
 #endif

@@ -242,3 +242,31 @@ const struct bus_ops pci_conf1_bus_ops = {
     .read = conf1_read,
     .write = conf1_write,
 };
+
+void pci_device_save(const struct pci_device *dev, struct rec r)
+{
+    rec_put_bytes(r, "config", dev->config, sizeof(dev->config));
+}
+
+int pci_device_load(struct pci_device *dev, struct rec r)
+{
+    uint8_t config[PCI_CONFIG_SIZE];
+    int ret = rec_get_bytes(r, "config", config, sizeof(config));
+    if (ret)
+        return err_prefix(ret, "%s", dev->name);
+    /* Identity: IDs, revision and class, header type, subsystem. */
+    static const struct { unsigned off, len; } identity[] = {
+        {PCI_VENDOR_ID, 4}, {PCI_REVISION, 4}, {PCI_HEADER_TYPE, 1},
+        {PCI_SUBSYSTEM_VENDOR_ID, 4}, {PCI_CAPABILITY_LIST, 1}};
+    for (size_t i = 0; i < sizeof(identity) / sizeof(identity[0]); i++)
+        if (memcmp(config + identity[i].off, dev->config + identity[i].off, identity[i].len))
+            return err_set(-EINVAL, "%s: the snapshot has a different device in slot %u",
+                           dev->name, dev->slot);
+    /* Only what the guest can write changes; the rest stays this device's. */
+    for (unsigned i = 0; i < PCI_CONFIG_SIZE; i++)
+        dev->config[i] = (uint8_t)((dev->config[i] & ~dev->wmask[i]) |
+                                   (config[i] & dev->wmask[i]));
+    dev->config[PCI_STATUS] = config[PCI_STATUS];
+    pci_device_update_bars(dev);
+    return 0;
+}

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "bus/bus.h"
+#include "snapshot/record.h"
 
 #define PCI_CONFIG_SIZE 256
 #define PCI_MAX_SLOTS 32
@@ -112,5 +113,10 @@ int pci_device_add_capability(struct pci_device *dev, uint8_t id, const void *bo
                               size_t body_len);
 /* Re-evaluate BAR mappings (after a reset, or at start). Caller holds no lock. */
 void pci_device_update_bars(struct pci_device *dev);
+/* Snapshots: configuration space. Loading checks the identity (vendor,
+ * device, class, header) against this device, then maps the BARs where the
+ * guest had put them. */
+void pci_device_save(const struct pci_device *dev, struct rec r);
+int pci_device_load(struct pci_device *dev, struct rec r) EMBER_MUST_CHECK;
 
 #endif

@@ -257,7 +257,7 @@ static int complete_one(struct blockfile *bf, struct blockfile_req *req, int res
     return res;
 }
 
-void blockfile_drain(struct blockfile *bf)
+int blockfile_drain(struct blockfile *bf)
 {
     blockfile_submit(bf);
     while (bf->inflight) {
@@ -265,12 +265,12 @@ void blockfile_drain(struct blockfile *bf)
         int ret = io_uring_wait_cqe(&bf->ring, &cqe);
         if (ret == -EINTR)
             continue;
-        if (ret < 0) {
-            log_warn("disk %s: waiting for I/O: %s", bf->path, strerror(-ret));
-            return;
-        }
+        if (ret < 0)
+            return err_set(ret, "disk %s: waiting for %u requests in flight: %s", bf->path,
+                           bf->inflight, strerror(-ret));
         blockfile_reap(bf);
     }
+    return 0;
 }
 
 void blockfile_reap(struct blockfile *bf)

@@ -57,6 +57,6 @@ int blockfile_queue(struct blockfile *bf, struct blockfile_req *req) EMBER_MUST_
 void blockfile_submit(struct blockfile *bf);
 void blockfile_reap(struct blockfile *bf);
 /* Wait for every request in flight to complete (their 'done' runs). */
-void blockfile_drain(struct blockfile *bf);
+int blockfile_drain(struct blockfile *bf) EMBER_MUST_CHECK;
 
 #endif

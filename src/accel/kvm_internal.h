@@ -1,0 +1,44 @@
+/* Internals shared by the KVM backend's files (kvm.c: VM and vCPU life and
+ * running; kvm_state.c: saving and restoring state for snapshots). */
+#ifndef EMBER_ACCEL_KVM_INTERNAL_H
+#define EMBER_ACCEL_KVM_INTERNAL_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "accel/accel.h"
+
+#define KVM_MAX_CPUID_ENTRIES 256
+
+#define KVM_FIRST_MSI_GSI 24 /* after the IOAPIC's pins */
+#define KVM_MAX_ROUTES 1024
+
+/* KVM takes the whole GSI routing table at once, so the backend keeps it:
+ * the interrupt-controller routes from create_irqchip, then MSI routes. */
+struct accel_vm {
+    int kvm_fd;
+    int vm_fd;
+    int vcpu_mmap_size;
+    pthread_mutex_t routes_lock;
+    struct kvm_irq_routing_entry *routes;
+    unsigned nr_routes;
+    uint32_t next_msi_gsi;
+};
+
+struct accel_vcpu {
+    struct accel_vm *vm;
+    int fd;
+    unsigned index;
+    struct kvm_run *run;
+};
+
+int kvm_ioctl_err(int fd, unsigned long req, void *arg, const char *what);
+
+
+int kvm_vcpu_save(struct accel_vcpu *vcpu, struct buf *out);
+int kvm_vcpu_restore(struct accel_vcpu *vcpu, const void *data, size_t len);
+int kvm_vm_save(struct accel_vm *vm, struct buf *out);
+int kvm_vm_restore(struct accel_vm *vm, const void *data, size_t len);
+
+#endif
