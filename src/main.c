@@ -138,6 +138,35 @@ static int cmd_run(struct cli_request *req)
     return code;
 }
 
+/* A VM brought back from a snapshot, optionally with an API to drive it. */
+static int cmd_restore(struct cli_request *req)
+{
+    if (prepare_process()) {
+        log_error("%s", err_msg());
+        return EMBER_EXIT_VMM_ERROR;
+    }
+    struct vmm vmm;
+    struct api api;
+    api_init(&api, &vmm);
+    int code;
+    enum vmm_fault fault = VMM_FAULT_RUNTIME;
+    if (vmm_init(&vmm, req->id, req->vm.skip_host_check) ||
+        (fault = VMM_FAULT_SETUP, serve_api(&api, req)) ||
+        vmm_restore(&vmm, req->snapshot_path, req->mem_path, &req->overrides, !req->paused,
+                    &fault) ||
+        api_adopt_config(&api, &vmm.cfg)) {
+        log_error("%s", err_msg());
+        code = vmm_exit_code_for_fault(fault);
+    } else {
+        log_info("restored %s%s", req->snapshot_path, req->paused ? " (paused)" : "");
+        code = vmm_run(&vmm);
+    }
+    api_stop(&api);
+    vmm_destroy(&vmm);
+    api_destroy(&api);
+    return code;
+}
+
 /* Firecracker's way: the VM comes from the API or a config file. */
 static int cmd_serve(struct cli_request *req)
 {
@@ -181,6 +210,14 @@ int main(int argc, char **argv)
         return EMBER_EXIT_OK;
     case CLI_SERVE:
         return cmd_serve(&req);
+    case CLI_RESTORE:
+        return cmd_restore(&req);
+    case CLI_MERGE:
+        if (snapshot_merge_memory(req.snapshot_path, req.mem_path, req.base_mem_path)) {
+            log_error("%s", err_msg());
+            return EMBER_EXIT_SETUP_ERROR;
+        }
+        return EMBER_EXIT_OK;
     case CLI_RUN:
     default:
         return cmd_run(&req);

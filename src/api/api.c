@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/json_fields.h"
+#include "api/snapshot_requests.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -187,6 +188,43 @@ static int put_vsock(struct api *api, const char *id, struct json_object *body,
     return err_set(-EINVAL, "vsock is not supported by ember yet");
 }
 
+static int put_snapshot_create(struct api *api, const char *id, struct json_object *body,
+                               struct json_object **out)
+{
+    (void)id, (void)out;
+    struct snapshot_create_req req;
+    int ret = api_parse_snapshot_create(body, &req);
+    if (!ret)
+        ret = vmm_snapshot(api->vmm, req.type, req.state_path, req.mem_path);
+    if (!ret)
+        log_info("snapshot (%s) written to %s and %s",
+                 req.type == SNAPSHOT_DIFF ? "Diff" : "Full", req.state_path, req.mem_path);
+    return ret;
+}
+
+static int put_snapshot_load(struct api *api, const char *id, struct json_object *body,
+                             struct json_object **out)
+{
+    (void)id, (void)out;
+    if (api->res.configured)
+        return err_set(-EINVAL, "a snapshot loads into a fresh ember: boot resources were "
+                                "configured already");
+    struct snapshot_load_req req;
+    int ret = api_parse_snapshot_load(body, &req);
+    if (!ret && api->res.machine_set) { /* the client said what machine it expects */
+        req.overrides.expect_vcpus = api->res.vcpus;
+        req.overrides.expect_mem = (uint64_t)api->res.mem_mib << 20;
+        req.overrides.track_dirty_pages |= api->res.track_dirty_pages;
+    }
+    enum vmm_fault fault;
+    if (!ret && (ret = vmm_restore(api->vmm, req.state_path, req.mem_path, &req.overrides,
+                                   req.resume, &fault)))
+        err_prefix(ret, "cannot load the snapshot");
+    if (!ret) /* GET /vm/config and PATCH /drives see the restored machine */
+        ret = api_adopt_config(api, &api->vmm->cfg);
+    return ret;
+}
+
 static int start_instance(struct api *api)
 {
     if (api->vmm->state != VMM_NOT_STARTED)
@@ -266,8 +304,8 @@ static const struct route routes[] = {
     {"GET", "/mmds", ANY_TIME, not_supported},
     {"PUT", "/mmds/config", ANY_TIME, not_supported},
     {"PUT", "/cpu-config", ANY_TIME, not_supported},
-    {"PUT", "/snapshot/create", ANY_TIME, not_supported},
-    {"PUT", "/snapshot/load", ANY_TIME, not_supported},
+    {"PUT", "/snapshot/create", RUNTIME, put_snapshot_create},
+    {"PUT", "/snapshot/load", PRE_BOOT, put_snapshot_load},
 };
 
 /* Does 'path' match 'pattern'? A "{id}" segment is copied to id[] (left

@@ -181,14 +181,16 @@ static int adopt_nics(struct api_resources *r, const struct vm_config *cfg)
 int api_adopt_config(struct api *api, const struct vm_config *cfg)
 {
     struct api_resources *r = &api->res;
-    r->have_boot_source = true;
-    r->kernel = strdup(cfg->kernel_path);
+    /* A restored VM has no kernel of its own: its memory holds it. */
+    r->have_boot_source = cfg->kernel_path != NULL;
+    r->kernel = cfg->kernel_path ? strdup(cfg->kernel_path) : NULL;
     r->initrd = cfg->initrd_path ? strdup(cfg->initrd_path) : NULL;
     r->boot_args = cfg->cmdline ? strdup(cfg->cmdline) : NULL;
     r->vcpus = cfg->nr_vcpus;
     r->mem_mib = (unsigned)(cfg->mem_size >> 20);
     r->entropy = cfg->rng;
-    if (!r->kernel || (cfg->initrd_path && !r->initrd) || (cfg->cmdline && !r->boot_args))
+    if ((cfg->kernel_path && !r->kernel) || (cfg->initrd_path && !r->initrd) ||
+        (cfg->cmdline && !r->boot_args))
         return err_set(-ENOMEM, "out of memory");
     int ret = adopt_disks(r, cfg);
     return ret ? ret : adopt_nics(r, cfg);

@@ -122,7 +122,7 @@ int api_set_boot_source(struct api_resources *r, struct json_object *body)
     }
     free(r->kernel), free(r->initrd), free(r->boot_args);
     r->kernel = k, r->initrd = i, r->boot_args = a;
-    r->have_boot_source = true;
+    r->have_boot_source = r->configured = true;
     return 0;
 }
 
@@ -165,6 +165,7 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
     r->vcpus = (unsigned)vcpus;
     r->mem_mib = (unsigned)mib;
     r->track_dirty_pages = jf_bool(body, "track_dirty_pages", r->track_dirty_pages);
+    r->machine_set = true;
     return 0;
 }
 
@@ -274,6 +275,7 @@ int api_set_drive(struct api_resources *r, const char *path_id, struct json_obje
     else
         d = &r->drives[r->nr_drives++];
     *d = nd;
+    r->configured = true;
     return 0;
 }
 
@@ -372,6 +374,7 @@ int api_set_nic(struct api_resources *r, const char *path_id, struct json_object
     else
         n = &r->nics[r->nr_nics++];
     *n = nn;
+    r->configured = true;
     return 0;
 }
 
@@ -382,7 +385,7 @@ int api_set_entropy(struct api_resources *r, struct json_object *body)
     if (!ret)
         ret = refuse_unsupported(body, "entropy", "rate_limiter", "rate limiting");
     if (!ret)
-        r->entropy = true;
+        r->entropy = r->configured = true;
     return ret;
 }
 

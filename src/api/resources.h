@@ -32,6 +32,8 @@ struct api_nic {
 };
 
 struct api_resources {
+    bool configured;  /* a boot resource was set: too late to load a snapshot */
+    bool machine_set; /* machine-config was set: a snapshot must match it */
     bool have_boot_source;
     char *kernel, *initrd, *boot_args;
     unsigned vcpus;

@@ -24,6 +24,11 @@ enum {
     OPT_CONFIG_FILE,
     OPT_NO_API,
     OPT_MAX_PAYLOAD,
+    OPT_SNAPSHOT,
+    OPT_MEM_FILE,
+    OPT_BASE,
+    OPT_PAUSED,
+    OPT_TRACK_DIRTY,
 };
 
 static const struct option run_options[] = {
@@ -45,6 +50,29 @@ static const struct option run_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+static const struct option restore_options[] = {
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"mem", required_argument, NULL, OPT_MEM_FILE},
+    {"disk", required_argument, NULL, OPT_DISK},
+    {"net", required_argument, NULL, OPT_NET},
+    {"paused", no_argument, NULL, OPT_PAUSED},
+    {"track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY},
+    {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"id", required_argument, NULL, OPT_ID},
+    {"skip-host-check", no_argument, NULL, OPT_SKIP_HOST_CHECK},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct option merge_options[] = {
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"mem", required_argument, NULL, OPT_MEM_FILE},
+    {"base", required_argument, NULL, OPT_BASE},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
 static const struct option serve_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"id", required_argument, NULL, OPT_ID},
@@ -62,6 +90,9 @@ void cli_print_usage(FILE *out)
     fputs("Usage: ember run [OPTIONS]\n"
           "       ember --api-sock PATH [--id ID] [--config-file FILE]\n"
           "       ember --config-file FILE --no-api [--id ID]\n"
+          "       ember restore --snapshot STATE --mem MEMORY [--disk ID=PATH]... [--net ID=TAP]...\n"
+          "                     [--paused] [--track-dirty-pages] [--api-sock PATH]\n"
+          "       ember merge-memory --snapshot DIFF_STATE --mem DIFF_MEMORY --base MEMORY\n"
           "       ember --help | --version\n"
           "\n"
           "Boot a Linux guest under KVM with its serial console on this terminal.\n"
@@ -76,6 +107,12 @@ void cli_print_usage(FILE *out)
           "  --no-api            no API socket (needs --config-file)\n"
           "  --http-api-max-payload-size BYTES\n"
           "                      largest request body (default 51200)\n"
+          "\n"
+          "'restore' brings back a snapshot (taken with PUT /snapshot/create): its memory\n"
+          "file is mapped copy-on-write, disks and TAP devices may get new paths by id\n"
+          "(drive_id/iface_id, or vda.../eth0... by position); --paused waits for\n"
+          "PATCH /vm Resumed. 'merge-memory' writes a Diff snapshot's pages over the\n"
+          "full memory file it was taken after.\n"
           "\n"
           "Options for 'run':\n"
           "  --kernel PATH       bzImage or ELF vmlinux (default: the project's guest)\n"
@@ -350,6 +387,70 @@ static int parse_serve(int argc, char **argv, struct cli_request *req)
     return 0;
 }
 
+static int parse_override(const char *opt, char *arg, struct vm_override *list,
+                          unsigned *n, unsigned max)
+{
+    char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1])
+        return err_set(-EINVAL, "%s: expected ID=VALUE, got '%s'", opt, arg);
+    if (*n == max)
+        return err_set(-EINVAL, "%s: at most %u", opt, max);
+    *eq = '\0';
+    list[(*n)++] = (struct vm_override){arg, eq + 1};
+    return 0;
+}
+
+static int parse_restore_option(int opt, char *arg, struct cli_request *req)
+{
+    struct vm_overrides *o = &req->overrides;
+    switch (opt) {
+    case OPT_SNAPSHOT: req->snapshot_path = arg; return 0;
+    case OPT_MEM_FILE: req->mem_path = arg; return 0;
+    case OPT_BASE: req->base_mem_path = arg; return 0;
+    case OPT_DISK: return parse_override("--disk", arg, o->disks, &o->nr_disks, CONFIG_MAX_DISKS);
+    case OPT_NET: return parse_override("--net", arg, o->nics, &o->nr_nics, CONFIG_MAX_NICS);
+    case OPT_PAUSED: req->paused = true; return 0;
+    case OPT_TRACK_DIRTY: o->track_dirty_pages = true; return 0;
+    case OPT_API_SOCK: req->api_sock = arg; return 0;
+    case OPT_ID: return parse_id(arg, req);
+    case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; return 0;
+    case 'v': req->verbosity++; return 0;
+    case 'h': req->command = CLI_HELP; return 0;
+    default: return err_set(-EINVAL, "unknown option");
+    }
+}
+
+static int parse_snapshot_command(int argc, char **argv, struct cli_request *req,
+                                  enum cli_command cmd)
+{
+    const char *name = cmd == CLI_RESTORE ? "restore" : "merge-memory";
+    req->command = cmd;
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        int opt = getopt_long(argc, argv, ":vh",
+                              cmd == CLI_RESTORE ? restore_options : merge_options, NULL);
+        if (opt == -1)
+            break;
+        if (opt == '?')
+            return err_set(-EINVAL, "%s: unknown option '%s'", name, argv[optind - 1]);
+        if (opt == ':')
+            return err_set(-EINVAL, "%s: option '%s' needs a value", name, argv[optind - 1]);
+        int ret = parse_restore_option(opt, optarg, req);
+        if (ret)
+            return ret;
+        if (req->command == CLI_HELP)
+            return 0;
+    }
+    if (optind < argc)
+        return err_set(-EINVAL, "%s: unexpected argument '%s'", name, argv[optind]);
+    if (!req->snapshot_path || !req->mem_path)
+        return err_set(-EINVAL, "%s: --snapshot and --mem are required", name);
+    if (cmd == CLI_MERGE && !req->base_mem_path)
+        return err_set(-EINVAL, "merge-memory: --base is required");
+    return 0;
+}
+
 int cli_parse(int argc, char **argv, struct cli_request *req)
 {
     memset(req, 0, sizeof(*req));
@@ -368,6 +469,10 @@ int cli_parse(int argc, char **argv, struct cli_request *req)
     }
     if (!strcmp(cmd, "run"))
         return parse_run(argc - 1, argv + 1, req);
+    if (!strcmp(cmd, "restore"))
+        return parse_snapshot_command(argc - 1, argv + 1, req, CLI_RESTORE);
+    if (!strcmp(cmd, "merge-memory"))
+        return parse_snapshot_command(argc - 1, argv + 1, req, CLI_MERGE);
     if (cmd[0] == '-')
         return parse_serve(argc, argv, req);
     return err_set(-EINVAL, "unknown command '%s'", cmd);

@@ -105,12 +105,14 @@ static int check_header(const uint8_t *p, size_t size)
         return err_set(-EINVAL, "truncated: %zu bytes is shorter than the header", size);
     if (memcmp(p, SNAP_MAGIC, 8))
         return err_set(-EINVAL, "not an ember snapshot state file");
-    if (le32_load(p + 24) != crc_of(p, 24))
-        return err_set(-EINVAL, "the header's checksum does not match (corrupted)");
+    /* The version first: another version may lay out (and check) its
+     * header differently. */
     uint32_t version = le32_load(p + 8);
     if (version != SNAP_FORMAT_VERSION)
         return err_set(-EINVAL, "snapshot format version %u; this ember reads version %u",
                        version, SNAP_FORMAT_VERSION);
+    if (le32_load(p + 24) != crc_of(p, 24))
+        return err_set(-EINVAL, "the header's checksum does not match (corrupted)");
     uint64_t claimed = le64_load(p + 16);
     if (claimed > size)
         return err_set(-EINVAL, "truncated: the header says %llu bytes, the file has %zu",

@@ -192,6 +192,12 @@ int rec_get_str(struct rec r, const char *key, char *out, size_t max)
     return 0;
 }
 
+bool rec_has(struct rec r, const char *key)
+{
+    struct json_object *v = NULL;
+    return r.obj && json_object_object_get_ex(r.obj, key, &v) && v;
+}
+
 const char *rec_get_str_or_null(struct rec r, const char *key)
 {
     struct json_object *v = NULL;

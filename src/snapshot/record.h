@@ -43,6 +43,7 @@ int rec_get_bool(struct rec r, const char *key, bool *out) EMBER_MUST_CHECK;
 int rec_get_bytes(struct rec r, const char *key, void *data, size_t len) EMBER_MUST_CHECK;
 /* A string of at most max-1 bytes, copied into out[max]. */
 int rec_get_str(struct rec r, const char *key, char *out, size_t max) EMBER_MUST_CHECK;
+bool rec_has(struct rec r, const char *key);
 /* A string owned by the record, or NULL if the key is absent or null. */
 const char *rec_get_str_or_null(struct rec r, const char *key);
 int rec_get_child(struct rec r, const char *key, struct rec *out) EMBER_MUST_CHECK;

@@ -680,12 +680,23 @@ int virtio_pci_load(struct virtio_pci *vp, struct rec r)
     pthread_mutex_lock(&vdev->lock);
     vp->intx_level = false;
     intx_update(vp); /* an interrupt the driver had not yet taken is raised again */
-    if ((vdev->status & VIRTIO_STATUS_DRIVER_OK) &&
-        !(vdev->status & VIRTIO_STATUS_NEEDS_RESET) && vdev->ops->activate &&
-        vdev->ops->activate(vdev)) {
+    bool live = (vdev->status & VIRTIO_STATUS_DRIVER_OK) &&
+                !(vdev->status & VIRTIO_STATUS_NEEDS_RESET);
+    if (live && vdev->ops->activate && vdev->ops->activate(vdev)) {
         log_warn("%s: cannot restart after restore: %s", vp->name, err_msg());
         vdev->status |= VIRTIO_STATUS_NEEDS_RESET;
+        live = false;
     }
+    /* A completion's interrupt may still have been on its way into the
+     * interrupt controller when the state was saved: signal every queue
+     * once (the driver finds nothing new if it had it). */
+    for (unsigned q = 0; live && q < vdev->ops->num_queues; q++)
+        if (vdev->queues[q].ready)
+            vp_signal(vp, vp->queue_vector[q], ISR_QUEUE);
     pthread_mutex_unlock(&vdev->lock);
+    /* Buffers the driver made available and notified before the snapshot
+     * will not be notified again. */
+    for (unsigned q = 0; live && q < vdev->ops->num_queues; q++)
+        vp_process_queue(vp, q);
     return 0;
 }

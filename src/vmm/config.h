@@ -54,6 +54,19 @@ struct vm_config {
     bool track_dirty_pages; /* for Diff snapshots */
 };
 
+/* New paths for a restored VM's disks and TAP devices, by id (the API's
+ * drive_id / iface_id, or vda, vdb ... / eth0, eth1 ... by position). */
+struct vm_override {
+    const char *id, *value;
+};
+struct vm_overrides {
+    struct vm_override disks[CONFIG_MAX_DISKS], nics[CONFIG_MAX_NICS];
+    unsigned nr_disks, nr_nics;
+    bool track_dirty_pages; /* turn tracking on (Diff snapshots of the restored VM) */
+    unsigned expect_vcpus;  /* if not 0: the snapshot must have this many vCPUs */
+    uint64_t expect_mem;    /* if not 0: ... and this much memory */
+};
+
 void vm_config_defaults(struct vm_config *cfg);
 /* A stable, locally administered unicast MAC from the backend and position:
  * the same configuration gives the guest the same address every time. */

@@ -182,6 +182,13 @@ void vcpu_pause(struct vcpu *vcpu)
     pthread_mutex_unlock(&vcpu->mbox_lock);
 }
 
+void vcpu_request_pause(struct vcpu *vcpu)
+{
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    vcpu->pause_requested = true;
+    pthread_mutex_unlock(&vcpu->mbox_lock);
+}
+
 void vcpu_resume(struct vcpu *vcpu)
 {
     pthread_mutex_lock(&vcpu->mbox_lock);

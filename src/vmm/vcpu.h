@@ -40,6 +40,8 @@ void vcpu_join(struct vcpu *vcpu);
 /* Park the thread outside the backend's run call and wait until it is
  * (returns at once if the thread has ended); resume lets it run again. */
 void vcpu_pause(struct vcpu *vcpu);
+/* Before vcpu_start: the thread parks before it first runs the guest. */
+void vcpu_request_pause(struct vcpu *vcpu);
 void vcpu_resume(struct vcpu *vcpu);
 void vcpu_destroy(struct vcpu *vcpu);
 

@@ -68,9 +68,34 @@ static int open_nets(const struct vm_config *cfg, struct vm_boot_files *f)
     return 0;
 }
 
+int vm_restore_files_open(const struct vm_config *cfg, const char *mem_path,
+                          struct vm_boot_files *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->mem_fd = open(mem_path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int ret = f->mem_fd < 0 ? err_errno(-errno, "memory file %s", mem_path) : 0;
+    if (!ret && fstat(f->mem_fd, &st) < 0)
+        ret = err_errno(-errno, "memory file %s", mem_path);
+    if (!ret && !S_ISREG(st.st_mode))
+        ret = err_set(-EINVAL, "memory file %s: not a regular file", mem_path);
+    if (!ret && (uint64_t)st.st_size != cfg->mem_size)
+        ret = err_set(-EINVAL, "memory file %s: %llu bytes, the snapshot's guest has %llu",
+                      mem_path, (unsigned long long)st.st_size,
+                      (unsigned long long)cfg->mem_size);
+    if (!ret)
+        ret = open_disks(cfg, f);
+    if (!ret)
+        ret = open_nets(cfg, f);
+    if (ret)
+        vm_boot_files_close(f);
+    return ret;
+}
+
 int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *f)
 {
     memset(f, 0, sizeof(*f));
+    f->mem_fd = -1;
     int ret = map_file(cfg->kernel_path, "kernel", &f->kernel_map, &f->kernel_map_size);
     if (!ret && cfg->initrd_path)
         ret = map_file(cfg->initrd_path, "initrd", &f->initrd_map, &f->initrd_map_size);
@@ -120,7 +145,10 @@ void vm_boot_files_close(struct vm_boot_files *f)
         munmap(f->kernel_map, f->kernel_map_size);
     if (f->initrd_map)
         munmap(f->initrd_map, f->initrd_map_size);
+    if (f->mem_fd >= 0)
+        close(f->mem_fd);
     memset(f, 0, sizeof(*f));
+    f->mem_fd = -1;
 }
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
@@ -169,7 +197,12 @@ static size_t vm_irq_routes(struct accel_irq_route *routes)
 
 static int vm_setup_memory(struct vm *vm)
 {
-    int ret = gm_create_anon(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START);
+    int ret = vm->files->mem_fd >= 0
+                  ? gm_create_file(&vm->mem, vm->files->mem_fd, vm->cfg->mem_size,
+                                   LAYOUT_PCI_HOLE_START)
+                  : gm_create_anon(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START);
+    if (!ret && vm->cfg->track_dirty_pages)
+        ret = gm_track_dirty(&vm->mem);
     for (unsigned i = 0; !ret && i < vm->mem.nr_regions; i++) {
         const struct gm_region *r = &vm->mem.regions[i];
         ret = vm->accel->map_memory(vm->avm, i, r->gpa, r->size, r->hva,
@@ -190,9 +223,9 @@ static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
     for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++)
         ret = vcpu_create(vm, i, &vm->vcpus[i], cpuid, nr_cpuid);
     free(cpuid);
-    if (!ret)
+    if (!ret && sregs)
         ret = vm->accel->vcpu_set_sregs(vm->vcpus[0].accel_vcpu, sregs);
-    if (!ret)
+    if (!ret && regs)
         ret = vm->accel->vcpu_set_regs(vm->vcpus[0].accel_vcpu, regs);
     return ret;
 }
@@ -249,6 +282,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *
     }
     if (!ret)
         ret = board_setup(vm);
+    if (!ret && files->mem_fd >= 0) /* restoring: memory and state come from the snapshot */
+        return vm_setup_vcpus(vm, NULL, NULL);
     if (!ret) {
         struct acpi_config acpi = {.nr_vcpus = cfg->nr_vcpus, .ioapic_id = 0};
         uint8_t *area = gm_ptr(&vm->mem, LAYOUT_ACPI, LAYOUT_ACPI_SIZE);
@@ -379,6 +414,17 @@ int vm_resume(struct vm *vm)
         log_error("cannot restore the guest's clocks (its time jumps ahead): %s", err_msg());
     vm_unpark(vm);
     return 0;
+}
+
+int vm_start_paused(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_request_pause(&vm->vcpus[i]);
+    for (unsigned i = 0; i < vm->nr_virtio; i++)
+        virtio_pci_set_paused(vm->virtio[i], true);
+    vm->paused = true;
+    int ret = vm_save_clocks(vm);
+    return ret ? ret : vm_start(vm);
 }
 
 void vm_destroy(struct vm *vm)

@@ -101,10 +101,15 @@ struct vm_boot_files {
     unsigned nr_disks;
     struct net_backend *nets[CONFIG_MAX_NICS]; /* NULL once handed over */
     unsigned nr_nets;
+    int mem_fd; /* restoring: the snapshot's memory file; -1 when booting */
 };
 
 int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *files)
     EMBER_MUST_CHECK;
+/* For a restore: the disks and network backends, and the memory file (which
+ * must hold exactly cfg->mem_size bytes); no kernel. */
+int vm_restore_files_open(const struct vm_config *cfg, const char *mem_path,
+                          struct vm_boot_files *files) EMBER_MUST_CHECK;
 void vm_boot_files_close(struct vm_boot_files *files);
 
 /* Build the VM (memory, devices, vCPUs) without running it; 'on_stop' is
@@ -114,6 +119,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *
               void *on_stop_ctx) EMBER_MUST_CHECK;
 /* Attach the console and start the vCPU threads. */
 int vm_start(struct vm *vm) EMBER_MUST_CHECK;
+/* The same, with every vCPU parked and the devices paused from the start
+ * (a restored VM that waits for a resume). */
+int vm_start_paused(struct vm *vm) EMBER_MUST_CHECK;
 /* Stop and join the vCPU threads; returns why the VM stopped. */
 enum vm_stop_reason vm_halt(struct vm *vm);
 /* Park every vCPU outside the CPU backend, finish and stop device work,

@@ -134,6 +134,7 @@ int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check)
     memset(vmm, 0, sizeof(*vmm));
     vmm->signal_fd = vmm->metrics_fd = vmm->metrics_timer_fd = -1;
     vmm->console.wake_fd = -1;
+    vmm->files.mem_fd = -1;
     vmm->start_ns = now_ns();
     vmm->skip_host_check = skip_host_check;
     snprintf(vmm->id, sizeof(vmm->id), "%s", id ? id : "anonymous-instance");
@@ -155,6 +156,8 @@ void vmm_destroy(struct vmm *vmm)
         vmm->vm = NULL;
         vm_boot_files_close(&vmm->files);
     }
+    if (vmm->restored)
+        snapshot_close(&vmm->snapshot);
     console_destroy(&vmm->console);
     if (vmm->metrics_timer_fd >= 0)
         close(vmm->metrics_timer_fd);
@@ -208,6 +211,108 @@ int vmm_start(struct vmm *vmm, const struct vm_config *cfg, enum vmm_fault *faul
         return ret;
     }
     vmm->state = VMM_RUNNING;
+    return 0;
+}
+
+int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_path,
+                 const char *mem_path)
+{
+    if (vmm->state != VMM_PAUSED)
+        return err_set(-EINVAL, "the VM must be paused to take a snapshot");
+    return snapshot_create(vmm->vm, type, state_path, mem_path);
+}
+
+static bool override_matches(const char *want, const char *id, const char *prefix, unsigned i)
+{
+    char positional[8];
+    snprintf(positional, sizeof(positional), "%s%c", prefix, 'a' + i);
+    if (!strcmp(prefix, "eth"))
+        snprintf(positional, sizeof(positional), "eth%u", i);
+    return (id && !strcmp(want, id)) || !strcmp(want, positional);
+}
+
+static int apply_overrides(struct vm_config *cfg, const struct vm_overrides *o)
+{
+    if (o && o->expect_vcpus && o->expect_vcpus != cfg->nr_vcpus)
+        return err_set(-EINVAL, "the snapshot is of a machine with %u vCPUs, not %u",
+                       cfg->nr_vcpus, o->expect_vcpus);
+    if (o && o->expect_mem && o->expect_mem != cfg->mem_size)
+        return err_set(-EINVAL, "the snapshot is of a machine with %llu MiB, not %llu",
+                       (unsigned long long)(cfg->mem_size >> 20),
+                       (unsigned long long)(o->expect_mem >> 20));
+    if (o && o->track_dirty_pages)
+        cfg->track_dirty_pages = true;
+    for (unsigned k = 0; o && k < o->nr_disks; k++) {
+        unsigned i = 0;
+        while (i < cfg->nr_disks && !override_matches(o->disks[k].id, cfg->disks[i].id, "vd", i))
+            i++;
+        if (i == cfg->nr_disks)
+            return err_set(-EINVAL, "the snapshot has no disk '%s'", o->disks[k].id);
+        cfg->disks[i].path = o->disks[k].value;
+    }
+    for (unsigned k = 0; o && k < o->nr_nics; k++) {
+        unsigned i = 0;
+        while (i < cfg->nr_nics && !override_matches(o->nics[k].id, cfg->nics[i].id, "eth", i))
+            i++;
+        if (i == cfg->nr_nics)
+            return err_set(-EINVAL, "the snapshot has no network interface '%s'",
+                           o->nics[k].id);
+        if (cfg->nics[i].kind != NIC_TAP)
+            return err_set(-EINVAL, "network interface '%s' is not a TAP interface",
+                           o->nics[k].id);
+        cfg->nics[i].tap_name = o->nics[k].value;
+    }
+    return 0;
+}
+
+static int vmm_build_restored(struct vmm *vmm, const char *mem_path, bool resume,
+                              enum vmm_fault *fault)
+{
+    *fault = VMM_FAULT_SETUP;
+    int ret = vm_restore_files_open(&vmm->cfg, mem_path, &vmm->files);
+    if (ret)
+        return ret;
+    if (!vmm->skip_host_check && (ret = hostcheck_require_hw(&host_default_paths))) {
+        *fault = VMM_FAULT_HOST;
+        return ret;
+    }
+    *fault = VMM_FAULT_RUNTIME;
+    if (!(vmm->vm = calloc(1, sizeof(*vmm->vm))))
+        return err_set(-ENOMEM, "out of memory");
+    if ((ret = vm_create(vmm->vm, &vmm->cfg, &vmm->files, &vmm->loop, &vmm->console,
+                         vmm_on_vm_stop, vmm)))
+        return err_prefix(ret, "cannot create the VM");
+    if ((ret = snapshot_apply(&vmm->snapshot, vmm->vm))) {
+        *fault = VMM_FAULT_SETUP; /* the state file does not fit */
+        return ret;
+    }
+    ret = resume ? vm_start(vmm->vm) : vm_start_paused(vmm->vm);
+    return ret ? err_prefix(ret, "cannot start the VM") : 0;
+}
+
+int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
+                const struct vm_overrides *overrides, bool resume, enum vmm_fault *fault)
+{
+    *fault = VMM_FAULT_SETUP;
+    if (vmm->state != VMM_NOT_STARTED)
+        return err_set(-EBUSY, "a VM is already running");
+    int ret = snapshot_open(&vmm->snapshot, state_path);
+    if (ret)
+        return ret;
+    vmm->cfg = vmm->snapshot.cfg;
+    if (vmm->snapshot.type == SNAPSHOT_DIFF)
+        log_warn("%s is a Diff snapshot: its memory file must be the full one rebuilt with "
+                 "'ember merge-memory'", state_path);
+    ret = apply_overrides(&vmm->cfg, overrides);
+    if (!ret)
+        ret = vmm_build_restored(vmm, mem_path, resume, fault);
+    if (ret) {
+        vmm_discard_vm(vmm);
+        snapshot_close(&vmm->snapshot);
+        return ret;
+    }
+    vmm->restored = true;
+    vmm->state = resume ? VMM_RUNNING : VMM_PAUSED;
     return 0;
 }
 

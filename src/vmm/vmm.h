@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "snapshot/snapshot.h"
 #include "vmm/config.h"
 #include "vmm/console.h"
 #include "vmm/evloop.h"
@@ -42,6 +43,9 @@ struct vmm {
     bool exiting;
     int exit_code;
 
+    struct snapshot snapshot;      /* restored from: its strings back cfg */
+    bool restored;
+
     int metrics_fd;                /* -1 until a metrics path is set */
     int metrics_timer_fd;
     uint64_t metrics_flushes;
@@ -63,6 +67,17 @@ int vmm_send_ctrl_alt_del(struct vmm *vmm) EMBER_MUST_CHECK;
 /* Swap a running VM's disk for another image (same read-only mode); the
  * guest is told the new capacity. */
 int vmm_replace_disk(struct vmm *vmm, unsigned index, const char *path) EMBER_MUST_CHECK;
+
+/* A paused VM to a state file and a memory file. */
+int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_path,
+                 const char *mem_path) EMBER_MUST_CHECK;
+
+/* Build the snapshot's machine, map its memory file, give back every
+ * part's state, and run it (or leave it paused). Like vmm_start, a failure
+ * leaves nothing behind. */
+int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
+                const struct vm_overrides *overrides, bool resume, enum vmm_fault *fault)
+    EMBER_MUST_CHECK;
 
 /* Metrics: JSON lines appended to 'path' (a file or a FIFO) on every flush
  * and every VMM_METRICS_PERIOD_S seconds. */

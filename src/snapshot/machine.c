@@ -1,0 +1,122 @@
+#include "snapshot/machine.h"
+
+#include <string.h>
+
+#include "util/util.h"
+
+static void save_disk(const struct disk_config *d, struct rec r)
+{
+    rec_put_str(r, "path", d->path);
+    rec_put_str(r, "id", d->id);
+    rec_put_bool(r, "read_only", d->read_only);
+    rec_put_bool(r, "cache_none", d->cache_none);
+}
+
+static void save_nic(const struct nic_config *n, struct rec r)
+{
+    rec_put_str(r, "kind", n->kind == NIC_TAP ? "tap" : "user");
+    rec_put_str(r, "tap", n->tap_name);
+    rec_put_str(r, "id", n->id);
+    rec_put_bytes(r, "mac", n->mac, 6);
+    for (unsigned i = 0; i < n->nr_hostfwd; i++)
+        rec_put_str(rec_put_item(r, "hostfwd"), "rule", n->hostfwd[i]);
+}
+
+void machine_save(const struct vm_config *cfg, struct rec r)
+{
+    rec_put_u64(r, "vcpus", cfg->nr_vcpus);
+    rec_put_u64(r, "mem_size", cfg->mem_size);
+    rec_put_str(r, "cmdline", cfg->cmdline);
+    rec_put_bool(r, "rng", cfg->rng);
+    rec_put_str(r, "console", cfg->console == CONSOLE_VIRTIO ? "virtio" : "serial");
+    rec_put_bool(r, "track_dirty_pages", cfg->track_dirty_pages);
+    rec_put_u64(r, "nr_disks", cfg->nr_disks);
+    for (unsigned i = 0; i < cfg->nr_disks; i++)
+        save_disk(&cfg->disks[i], rec_put_item(r, "disks"));
+    rec_put_u64(r, "nr_nics", cfg->nr_nics);
+    for (unsigned i = 0; i < cfg->nr_nics; i++)
+        save_nic(&cfg->nics[i], rec_put_item(r, "nics"));
+}
+
+static int load_disk(struct rec r, struct disk_config *d)
+{
+    d->path = rec_get_str_or_null(r, "path");
+    d->id = rec_get_str_or_null(r, "id");
+    int ret = d->path ? 0 : err_set(-EINVAL, "'path' is missing");
+    if (!ret)
+        ret = rec_get_bool(r, "read_only", &d->read_only);
+    if (!ret)
+        ret = rec_get_bool(r, "cache_none", &d->cache_none);
+    return ret;
+}
+
+static int load_nic(struct rec r, struct nic_config *n)
+{
+    const char *kind = rec_get_str_or_null(r, "kind");
+    if (!kind || (strcmp(kind, "tap") && strcmp(kind, "user")))
+        return err_set(-EINVAL, "'kind' must be tap or user");
+    n->kind = !strcmp(kind, "tap") ? NIC_TAP : NIC_USER;
+    n->tap_name = rec_get_str_or_null(r, "tap");
+    n->id = rec_get_str_or_null(r, "id");
+    if (n->kind == NIC_TAP && !n->tap_name)
+        return err_set(-EINVAL, "a TAP interface without 'tap'");
+    int ret = rec_get_bytes(r, "mac", n->mac, 6);
+    size_t count = 0;
+    if (!ret && rec_has(r, "hostfwd"))
+        ret = rec_get_count(r, "hostfwd", CONFIG_MAX_HOSTFWD, &count);
+    for (size_t i = 0; !ret && i < count; i++) {
+        struct rec item;
+        ret = rec_get_item(r, "hostfwd", i, &item);
+        if (!ret && !(n->hostfwd[i] = rec_get_str_or_null(item, "rule")))
+            ret = err_set(-EINVAL, "hostfwd[%zu] has no rule", i);
+    }
+    n->nr_hostfwd = (unsigned)count;
+    return ret;
+}
+
+int machine_load(struct rec r, struct vm_config *cfg)
+{
+    vm_config_defaults(cfg);
+    const char *console = rec_get_str_or_null(r, "console");
+    uint64_t disks = 0, nics = 0;
+    int ret = rec_get_u32(r, "vcpus", CONFIG_MAX_CPUS, &cfg->nr_vcpus);
+    if (!ret && cfg->nr_vcpus == 0)
+        ret = err_set(-EINVAL, "'vcpus' is 0");
+    if (!ret)
+        ret = rec_get_u64(r, "mem_size", CONFIG_MAX_MEM, &cfg->mem_size);
+    if (!ret && (cfg->mem_size < CONFIG_MIN_MEM || !is_aligned(cfg->mem_size, MiB(1))))
+        ret = err_set(-EINVAL, "'mem_size' %llu is not a possible guest size",
+                      (unsigned long long)cfg->mem_size);
+    if (!ret)
+        ret = rec_get_bool(r, "rng", &cfg->rng);
+    if (!ret)
+        ret = rec_get_bool(r, "track_dirty_pages", &cfg->track_dirty_pages);
+    if (!ret && (!console || (strcmp(console, "serial") && strcmp(console, "virtio"))))
+        ret = err_set(-EINVAL, "'console' must be serial or virtio");
+    if (!ret)
+        cfg->console = !strcmp(console, "virtio") ? CONSOLE_VIRTIO : CONSOLE_SERIAL;
+    cfg->cmdline = rec_get_str_or_null(r, "cmdline");
+    if (!ret)
+        ret = rec_get_u64(r, "nr_disks", CONFIG_MAX_DISKS, &disks);
+    if (!ret)
+        ret = rec_get_u64(r, "nr_nics", CONFIG_MAX_NICS, &nics);
+    for (unsigned i = 0; !ret && i < disks; i++) {
+        struct rec item;
+        ret = rec_get_item(r, "disks", i, &item);
+        if (!ret)
+            ret = load_disk(item, &cfg->disks[i]);
+        if (ret)
+            err_prefix(ret, "disk %u", i);
+    }
+    for (unsigned i = 0; !ret && i < nics; i++) {
+        struct rec item;
+        ret = rec_get_item(r, "nics", i, &item);
+        if (!ret)
+            ret = load_nic(item, &cfg->nics[i]);
+        if (ret)
+            err_prefix(ret, "network interface %u", i);
+    }
+    cfg->nr_disks = (unsigned)disks;
+    cfg->nr_nics = (unsigned)nics;
+    return ret ? err_prefix(ret, "machine configuration") : 0;
+}

@@ -1,0 +1,13 @@
+/* The machine a snapshot was taken of (the part of vm_config that shapes
+ * the VM: vCPUs, memory, devices and their backends), as a record. */
+#ifndef EMBER_SNAPSHOT_MACHINE_H
+#define EMBER_SNAPSHOT_MACHINE_H
+
+#include "snapshot/record.h"
+#include "vmm/config.h"
+
+void machine_save(const struct vm_config *cfg, struct rec r);
+/* Strings in 'cfg' point into 'r'. Every count and size is range-checked. */
+int machine_load(struct rec r, struct vm_config *cfg) EMBER_MUST_CHECK;
+
+#endif
