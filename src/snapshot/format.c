@@ -75,6 +75,7 @@ int snap_writer_finish(struct snap_writer *w, const char *path)
     le32_store(h + 12, w->nr_sections);
     le64_store(h + 16, w->buf.len);
     le32_store(h + 24, crc_of(h, 24));
+    le32_store(h + 28, crc_of(h + SNAP_HEADER_SIZE, w->buf.len - SNAP_HEADER_SIZE));
     char tmp[4096];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof(tmp))
         return err_set(-ENAMETOOLONG, "snapshot path %s is too long", path);
@@ -112,7 +113,7 @@ static int check_header(const uint8_t *p, size_t size)
         return err_set(-EINVAL, "snapshot format version %u; this ember reads version %u",
                        version, SNAP_FORMAT_VERSION);
     if (le32_load(p + 24) != crc_of(p, 24))
-        return err_set(-EINVAL, "the header's checksum does not match (corrupted)");
+        return err_set(-EINVAL, "checksum mismatch in the header (corrupted)");
     uint64_t claimed = le64_load(p + 16);
     if (claimed > size)
         return err_set(-EINVAL, "truncated: the header says %llu bytes, the file has %zu",
@@ -120,6 +121,9 @@ static int check_header(const uint8_t *p, size_t size)
     if (claimed < size)
         return err_set(-EINVAL, "%zu bytes of unexpected data after the snapshot",
                        size - (size_t)claimed);
+    /* Every byte counts, padding and section headers included. */
+    if (le32_load(p + 28) != crc_of(p + SNAP_HEADER_SIZE, size - SNAP_HEADER_SIZE))
+        return err_set(-EINVAL, "checksum mismatch: the file is corrupted");
     uint32_t count = le32_load(p + 12);
     if (count == 0 || count > SNAP_MAX_SECTIONS)
         return err_set(-EINVAL, "bad section count %u", count);
@@ -157,6 +161,8 @@ int snap_reader_parse(struct snap_reader *r, uint8_t *data, size_t size)
 {
     r->file = data;
     r->size = size;
+    r->sections = NULL;
+    r->nr_sections = 0;
     int ret = check_header(data, size);
     if (ret)
         return ret;

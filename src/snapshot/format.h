@@ -2,7 +2,8 @@
  * sections.
  *
  *   header   "EMBERSNP", u32 format version, u32 section count,
- *            u64 file size, u32 CRC-32 of the preceding 24 bytes, u32 zero
+ *            u64 file size, u32 CRC-32 of the preceding 24 bytes,
+ *            u32 CRC-32 of everything after the header
  *   section  char name[16] (NUL-padded), u32 instance, u32 CRC-32 of the
  *            payload, u64 payload size; the payload, zero-padded to 8 bytes
  *   ...      the last section is "end" with no payload

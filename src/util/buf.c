@@ -7,7 +7,7 @@
 
 void buf_put(struct buf *b, const void *data, size_t len)
 {
-    if (b->failed)
+    if (b->failed || len == 0)
         return;
     if (len > b->cap - b->len) {
         size_t cap = MAX(b->cap * 2, b->len + len + 256);

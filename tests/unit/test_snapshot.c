@@ -1,0 +1,298 @@
+/* Snapshot input is untrusted: the state-file container against every
+ * truncation and every flipped byte, records with missing, mistyped and
+ * out-of-range values, the machine configuration, and virtqueue state that
+ * points outside guest memory. */
+#include "vq_fake.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "snapshot/format.h"
+#include "snapshot/machine.h"
+#include "snapshot/record.h"
+
+static char dir[] = "/tmp/ember-test-snapshot-XXXXXX";
+static char path[256];
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof(path), "%s/state", dir);
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    (void)state;
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+/* A container of three sections, as bytes. */
+static uint8_t *sample_file(size_t *size)
+{
+    struct snap_writer w;
+    snap_writer_init(&w);
+    snap_writer_add(&w, "config", 0, "{\"a\":1}", 7);
+    snap_writer_add(&w, "vcpu", 0, "zero", 4);
+    snap_writer_add(&w, "vcpu", 1, "one!!!!!!", 9);
+    assert_int_equal(snap_writer_finish(&w, path), 0);
+    snap_writer_free(&w);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    uint8_t *data = malloc(4096);
+    *size = fread(data, 1, 4096, f);
+    fclose(f);
+    return data;
+}
+
+static int parse_copy(const uint8_t *data, size_t size)
+{
+    struct snap_reader r;
+    uint8_t *copy = malloc(size ? size : 1);
+    memcpy(copy, data, size);
+    int ret = snap_reader_parse(&r, copy, size);
+    snap_reader_close(&r); /* the reader owns 'copy' either way */
+    return ret;
+}
+
+static void test_container_round_trip(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *data = sample_file(&size);
+    free(data);
+    struct snap_reader r;
+    assert_int_equal(snap_reader_open(&r, path), 0);
+    assert_int_equal(r.nr_sections, 4); /* and "end" */
+    const struct snap_section *s = snap_find(&r, "vcpu", 1);
+    assert_non_null(s);
+    assert_int_equal(s->size, 9);
+    assert_memory_equal(s->data, "one!!!!!!", 9);
+    assert_int_equal(snap_count(&r, "vcpu"), 2);
+    assert_null(snap_find(&r, "vcpu", 2));
+    snap_reader_close(&r);
+}
+
+static void test_container_truncated_and_flipped(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *data = sample_file(&size);
+    assert_int_equal(parse_copy(data, size), 0);
+    for (size_t len = 0; len < size; len++) {
+        assert_int_equal(parse_copy(data, len), -EINVAL);
+        assert_non_null(strstr(err_msg(), len < SNAP_HEADER_SIZE ? "shorter than the header"
+                                                                  : "truncated"));
+    }
+    /* Every bit of every byte: header, section headers, payloads, padding. */
+    for (size_t i = 0; i < size; i++)
+        for (int bit = 0; bit < 8; bit++) {
+            data[i] ^= (uint8_t)(1 << bit);
+            assert_int_equal(parse_copy(data, size), -EINVAL);
+            data[i] ^= (uint8_t)(1 << bit);
+        }
+    free(data);
+}
+
+static void test_container_version_and_trailing(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *data = sample_file(&size);
+    uint8_t *longer = calloc(1, size + 8);
+    memcpy(longer, data, size);
+    assert_int_equal(parse_copy(longer, size + 8), -EINVAL);
+    assert_non_null(strstr(err_msg(), "8 bytes of unexpected data"));
+    free(longer);
+    le32_store(data + 8, 2);
+    assert_int_equal(parse_copy(data, size), -EINVAL);
+    assert_non_null(strstr(err_msg(), "format version 2; this ember reads version 1"));
+    memcpy(data, "ELF\0\0\0\0\0", 8);
+    assert_int_equal(parse_copy(data, size), -EINVAL);
+    assert_non_null(strstr(err_msg(), "not an ember snapshot"));
+    free(data);
+    assert_int_equal(snap_reader_open(&(struct snap_reader){0}, "/nonexistent/state"),
+                     -ENOENT);
+    assert_non_null(strstr(err_msg(), "/nonexistent/state"));
+}
+
+static struct rec parse_rec(const char *text)
+{
+    struct rec r;
+    assert_int_equal(rec_parse(text, strlen(text), &r), 0);
+    return r;
+}
+
+static void test_record_checks(void **state)
+{
+    (void)state;
+    struct rec r = rec_new();
+    rec_put_u64(r, "n", 70000);
+    rec_put_bytes(r, "b", "\x01\x02\x03", 3);
+    rec_put_str(r, "s", "hello");
+    rec_put_bool(rec_put_item(r, "list"), "x", true);
+    size_t len;
+    const char *text = rec_text(r, &len);
+    struct rec back = parse_rec(text);
+    uint64_t v;
+    uint16_t v16;
+    uint8_t b[3];
+    char s[6];
+    size_t count;
+    assert_int_equal(rec_get_u64(back, "n", UINT64_MAX, &v), 0);
+    assert_int_equal(v, 70000);
+    assert_int_equal(rec_get_u16(back, "n", UINT16_MAX, &v16), -EINVAL); /* range */
+    assert_non_null(strstr(err_msg(), "'n'"));
+    assert_int_equal(rec_get_u64(back, "missing", UINT64_MAX, &v), -EINVAL);
+    assert_int_equal(rec_get_u64(back, "s", UINT64_MAX, &v), -EINVAL); /* type */
+    assert_int_equal(rec_get_bytes(back, "b", b, 3), 0);
+    assert_memory_equal(b, "\x01\x02\x03", 3);
+    assert_int_equal(rec_get_bytes(back, "b", b, 2), -EINVAL); /* length */
+    assert_int_equal(rec_get_str(back, "s", s, sizeof(s)), 0);
+    assert_string_equal(s, "hello");
+    assert_int_equal(rec_get_str(back, "s", s, 5), -EINVAL); /* too long */
+    assert_int_equal(rec_get_count(back, "list", 1, &count), 0);
+    assert_int_equal(count, 1);
+    assert_int_equal(rec_get_count(back, "list", 0, &count), -EINVAL);
+    struct rec item;
+    assert_int_equal(rec_get_item(back, "list", 1, &item), -EINVAL);
+    rec_free(back);
+    rec_free(r);
+    struct rec bad;
+    assert_int_equal(rec_parse("{\"n\": ", 6, &bad), -EINVAL);
+    assert_int_equal(rec_parse("[1]", 3, &bad), -EINVAL); /* not an object */
+    /* Negative and fractional numbers are not unsigned values. */
+    back = parse_rec("{\"a\": -1, \"b\": 1.5, \"c\": \"12\"}");
+    assert_int_equal(rec_get_u64(back, "a", UINT64_MAX, &v), -EINVAL);
+    assert_int_equal(rec_get_u64(back, "b", UINT64_MAX, &v), -EINVAL);
+    assert_int_equal(rec_get_u64(back, "c", UINT64_MAX, &v), -EINVAL);
+    rec_free(back);
+}
+
+static void test_machine_round_trip_and_limits(void **state)
+{
+    (void)state;
+    struct vm_config cfg;
+    vm_config_defaults(&cfg);
+    cfg.nr_vcpus = 2;
+    cfg.mem_size = 256ull << 20;
+    cfg.nr_disks = 1;
+    cfg.disks[0].path = "/data/disk.img";
+    cfg.disks[0].id = "data";
+    cfg.disks[0].read_only = true;
+    cfg.nr_nics = 1;
+    cfg.nics[0].kind = NIC_USER;
+    cfg.nics[0].nr_hostfwd = 1;
+    cfg.nics[0].hostfwd[0] = "tcp::8080-:80";
+    struct rec r = rec_new();
+    machine_save(&cfg, r);
+    size_t len;
+    struct rec back = parse_rec(rec_text(r, &len));
+    struct vm_config got;
+    assert_int_equal(machine_load(back, &got), 0);
+    assert_int_equal(got.nr_vcpus, 2);
+    assert_int_equal(got.mem_size, 256ull << 20);
+    assert_int_equal(got.nr_disks, 1);
+    assert_string_equal(got.disks[0].path, "/data/disk.img");
+    assert_true(got.disks[0].read_only);
+    assert_int_equal(got.nics[0].nr_hostfwd, 1);
+    assert_string_equal(got.nics[0].hostfwd[0], "tcp::8080-:80");
+    rec_free(back);
+
+    /* Each field pushed past what the machine allows. */
+    static const struct {
+        const char *key;
+        uint64_t value;
+        const char *message;
+    } bad[] = {
+        {"vcpus", 0, "'vcpus' is 0"},
+        {"vcpus", CONFIG_MAX_CPUS + 1, "vcpus"},
+        {"mem_size", (256ull << 20) + 1, "not a possible guest size"},
+        {"mem_size", 1ull << 50, "mem_size"},
+        {"nr_disks", CONFIG_MAX_DISKS + 1, "nr_disks"},
+        {"nr_disks", 2, "disk 1"}, /* more than the list holds */
+        {"nr_nics", CONFIG_MAX_NICS + 1, "nr_nics"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct rec m = parse_rec(rec_text(r, &len));
+        rec_put_u64(m, bad[i].key, bad[i].value);
+        assert_int_equal(machine_load(m, &got), -EINVAL);
+        assert_non_null(strstr(err_msg(), bad[i].message));
+        rec_free(m);
+    }
+    rec_free(r);
+}
+
+static struct rec saved_queue(struct vq_fake *f)
+{
+    struct rec r = rec_new();
+    virtq_save(&f->q, r);
+    size_t len;
+    struct rec back = parse_rec(rec_text(r, &len));
+    rec_free(r);
+    return back;
+}
+
+static void test_virtq_state(void **state)
+{
+    (void)state;
+    struct vq_fake f;
+    vqf_init(&f, 16);
+    f.q.event_idx = true;
+    vqf_start(&f);
+    struct virtq_chain chain;
+    vqf_desc(&f, 0, VQF_DATA, 8, VIRTQ_DESC_F_WRITE, 0);
+    vqf_publish(&f, 0);
+    assert_int_equal(virtq_pop(&f.q, &chain), 1);
+    assert_int_equal(virtq_push(&f.q, 0, 8), 0);
+    struct rec r = saved_queue(&f);
+    struct virtq q;
+    assert_int_equal(virtq_load(&q, &f.gm, 16, r), 0);
+    assert_true(q.ready && q.event_idx);
+    assert_int_equal(q.last_avail, 1);
+    assert_int_equal(q.used_idx, 1);
+    /* The next request continues from there. */
+    vqf_desc(&f, 1, VQF_DATA, 8, VIRTQ_DESC_F_WRITE, 0);
+    vqf_publish(&f, 1);
+    assert_int_equal(virtq_pop(&q, &chain), 1);
+    assert_int_equal(chain.head, 1);
+    assert_int_equal(virtq_load(&q, &f.gm, 8, r), -EINVAL); /* larger than the device's */
+    rec_free(r);
+
+    /* Rings outside guest memory, a size that is not a power of two. */
+    static const struct {
+        const char *key;
+        uint64_t value;
+    } bad[] = {
+        {"desc", VQF_MEM_SIZE - 8},
+        {"avail", UINT64_MAX - 1},
+        {"used", VQF_MEM_SIZE},
+        {"size", 12},
+        {"last_avail", 70000},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct rec m = saved_queue(&f);
+        rec_put_u64(m, bad[i].key, bad[i].value);
+        assert_int_equal(virtq_load(&q, &f.gm, 16, m), -EINVAL);
+        rec_free(m);
+    }
+    vqf_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_container_round_trip),
+        cmocka_unit_test(test_container_truncated_and_flipped),
+        cmocka_unit_test(test_container_version_and_trailing),
+        cmocka_unit_test(test_record_checks),
+        cmocka_unit_test(test_machine_round_trip_and_limits),
+        cmocka_unit_test(test_virtq_state),
+    };
+    return cmocka_run_group_tests_name("snapshot", tests, setup_dir, teardown_dir);
+}
