@@ -100,7 +100,19 @@ $(BUILD)/tools/tcpperf: tests/tools/tcpperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
-TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf
+$(BUILD)/tools/kvmexit: tests/tools/kvmexit.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+# A PVH ELF guest, assembled with binutils (no libc, no C).
+$(BUILD)/tools/exitguest: tests/tools/exitguest.S
+	@mkdir -p $(dir $@)
+	$(CC) -c -o $@.o $<
+	ld -m elf_x86_64 -static -nostdlib -N --no-warn-rwx-segments -Ttext=0x100000 -e _start \
+		-o $@ $@.o
+
+TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
+	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest
 tools: $(TOOLS)
 
 # --- default guest ----------------------------------------------------------

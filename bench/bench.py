@@ -7,13 +7,16 @@ only when it cannot measure.
 
 Suites: boot (start -> first init line and -> power-off, peak RSS),
 blk (virtio-blk sequential MB/s and random-read IOPS, with L1's own figure),
-net (virtio-net TCP throughput each way, TAP and user mode)."""
+net (virtio-net TCP throughput each way, TAP and user mode), api (start ->
+control socket accepting; start request -> init), snapshot (restore -> the
+guest's next console line, restored RSS, file sizes)."""
 import argparse
 import base64
 import datetime
 import os
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -58,6 +61,7 @@ def l1_files(build):
         "/usr/bin/runwatch": os.path.join(build, "tools", "runwatch"),
         "/usr/bin/ioperf": os.path.join(build, "tools", "ioperf"),
         "/usr/bin/tcpperf": os.path.join(build, "tools", "tcpperf"),
+        "/usr/bin/kvmexit": os.path.join(build, "tools", "kvmexit"),
         "/usr/bin/curl": "/usr/bin/curl"})
 
 
@@ -68,6 +72,7 @@ class Figure:
         self.title, self.unit = title, unit
         self.higher_is_better, self.scale = higher_is_better, scale
         self.samples = {}
+        self.na = {}  # vmm -> why this figure does not exist for it
 
     def add(self, vmm, value):
         self.samples.setdefault(vmm, []).append(value * self.scale)
@@ -83,7 +88,10 @@ class BootSuite:
         self.args = args
         self.figures = [Figure("VMM start → first init line", "ms"),
                         Figure("VMM start → guest power-off", "ms"),
-                        Figure("peak RSS of the VMM", "MiB", scale=1 / 1024)]
+                        Figure("peak RSS of the VMM", "MiB", scale=1 / 1024),
+                        Figure("RSS minus guest RAM resident (VMM's own, peak)", "MiB",
+                               scale=1 / 1024),
+                        Figure("guest RAM resident then", "MiB", scale=1 / 1024)]
 
     def script(self, vmm):
         cl = cmdline("poweroff -f")
@@ -91,17 +99,27 @@ class BootSuite:
         cmd = {"ember": ember_cmd(a.mem, a.cpus, cl),
                "qemu-microvm": qemu_cmd("microvm,rtc=on", a.mem, a.cpus, cl),
                "qemu-pc": qemu_cmd("pc", a.mem, a.cpus, cl)}[vmm]
-        return f"runwatch --stamp '{INIT_LINE}' -- sh -c {shlex.quote(cmd)}"
+        return (f"runwatch --guest-mem {a.mem} --stamp '{INIT_LINE}' -- "
+                f"sh -c {shlex.quote(cmd)}")
 
     def record(self, vmm, output):
         stamp = re.search(r"runwatch: stamp ([\d.]+) " + re.escape(INIT_LINE), output)
         exited = re.search(r"runwatch: exited ([\d.]+) status (\d+) maxrss (\d+)", output)
+        memory = re.search(r"runwatch: memory overhead (\d+) guest (\d+) samples [1-9]", output)
         if not exited or int(exited.group(2)) != 0 or not stamp:
             return "no clean run (exit report or init line missing)"
-        for fig, value in zip(self.figures, (float(stamp.group(1)), float(exited.group(1)),
-                                             int(exited.group(3)))):
+        values = [float(stamp.group(1)), float(exited.group(1)), int(exited.group(3))]
+        if memory:
+            values += [int(memory.group(1)), int(memory.group(2))]
+        for fig, value in zip(self.figures, values):
             fig.add(vmm, value)
         return None
+
+    def note(self):
+        return (f"{self.args.mem} MiB, {self.args.cpus} vCPU; the guest powers off at once. "
+                "Peak RSS from wait4; the VMM's own memory sampled from /proc/PID/smaps every "
+                "50 ms as its resident set minus its guest-RAM mapping's. The boot-time "
+                "distributions are plotted in the PNG next to the report.")
 
     def files(self, ctx):
         return {}
@@ -308,6 +326,144 @@ class ApiSuite:
                 "qmp_capabilities and cont) to the guest's first init line; 256 MiB, 1 vCPU.")
 
 
+class ExitSuite:
+    """What one VM exit costs: a 1.5 KiB PVH guest (tests/tools/exitguest.S)
+    writes EXITS times to port 0x80 between two markers on COM1, then
+    triple-faults; the time between the markers over EXITS is ns per exit
+    (exit, the VMM's dispatch to its port handler, re-entry). The yardstick is
+    kvmexit, the same loop on the raw KVM API with nothing else around it."""
+    name = "exit"
+    vmms = ["ember", "qemu-pc", "raw KVM loop"]
+    EXITS = 100000
+
+    def __init__(self, args):
+        self.args = args
+        self.figures = [Figure("port-I/O exit round trip", "ns")]
+
+    def script(self, vmm):
+        guest = '"$DATA/exitguest"'
+        if vmm == "raw KVM loop":
+            return f"kvmexit {self.EXITS}"
+        cmd = {"ember": f'"$EMBER" run --kernel {guest} --mem 64M',
+               "qemu-pc": ("qemu-system-x86_64 -M pc -accel kvm -cpu host -m 64 -nodefaults "
+                           "-no-user-config -display none -serial stdio -no-reboot "
+                           f"-L /usr/share/qemu -L /usr/share/seabios -kernel {guest}")}[vmm]
+        return f"runwatch --stamp '<go>' --stamp '<end>' -- sh -c {shlex.quote(cmd)}"
+
+    def record(self, vmm, output):
+        if vmm == "raw KVM loop":
+            m = re.search(r"kvmexit: (\d+) exits in [\d.]+ ms, (\d+) ns/exit", output)
+            if not m or int(m.group(1)) != self.EXITS:
+                return "kvmexit did not finish"
+            self.figures[0].add(vmm, float(m.group(2)))
+            return None
+        stamps = {p: float(v) for v, p in re.findall(r"runwatch: stamp ([\d.]+) (.*)$", output,
+                                                     re.M)}
+        if "<go>" not in stamps or "<end>" not in stamps:
+            return "the guest's markers are missing"
+        self.figures[0].add(vmm, (stamps["<end>"] - stamps["<go>"]) * 1e6 / self.EXITS)
+        return None
+
+    def files(self, ctx):
+        return {"exitguest": os.path.join(self.args.build, "tools", "exitguest")}
+
+    def note(self):
+        return (f"{self.EXITS} `out` instructions to port 0x80 (accepted and ignored by each "
+                "VMM) timed between two console markers by runwatch, or inside kvmexit from "
+                "its first exit to the guest's halt. In the nested harness every exit "
+                "of the L2 guest goes through L0 (TCG) and L1's KVM, so the absolute figures "
+                "are far above hardware's; the ratios are the point.")
+
+
+class SnapshotSuite:
+    """Restore to running: a guest printing a tick every 10 ms is saved and
+    restored; the figure is from the restoring VMM's start to the guest's
+    next tick. ember: 'ember snapshot' through the API of 'ember run', then
+    'ember restore' (memory mapped copy-on-write from the file); QEMU: a
+    migration to a file (the state and the RAM in one stream) and
+    '-incoming exec:cat FILE', which reads the whole stream before the guest
+    runs."""
+    name = "snapshot"
+    vmms = ["ember", "qemu-pc"]
+    variants = ["256 MiB", "2048 MiB"]
+    TICKS = 150
+    QMP_START = ('{"execute":"qmp_capabilities"}\\n{"execute":"migrate-set-capabilities",'
+                 '"arguments":{"capabilities":[{"capability":"events","state":true}]}}\\n')
+    QMP_MIGRATE = '{"execute":"migrate","arguments":{"uri":"exec:cat > s.mig"}}\\n'
+
+    def __init__(self, args):
+        self.args = args
+        self.figures = []
+        for v in self.variants:
+            self.figures += [Figure(f"restore → next console line, {v}", "ms"),
+                             Figure(f"peak RSS of the restored VMM, {v}", "MiB", scale=1 / 1024),
+                             Figure(f"saved files on disk (allocated), {v}", "MiB",
+                                    scale=1 / 1024),
+                             Figure(f"state file alone, {v}", "KiB")]
+            self.figures[-1].na = {"qemu-pc": "one stream holds state and memory"}
+
+    def mem(self, variant):
+        return int(variant.split()[0])
+
+    def script(self, vmm, variant):
+        ticker = (f"i=0; while [ $i -lt {self.TICKS} ]; do i=$((i+1)); echo \"tick $i\"; "
+                  "usleep 10000; done")
+        cl = cmdline(ticker)
+        mem = self.mem(variant)
+        wait = ("i=0; until grep -q 'tick 20' vm.txt; do i=$((i+1)); [ $i -gt 600 ] && "
+                "{ echo 'bench: the source never ticked'; tail -20 vm.txt; exit 1; }; "
+                "busybox usleep 50000; done\n")
+        if vmm == "ember":
+            run = ember_cmd(mem, 1, cl, extra="--api-sock api.sock")
+            return (f"( {run} ) < /dev/null > vm.txt 2>&1 & vm=$!\n" + wait +
+                    '"$EMBER" snapshot --api-sock api.sock --snapshot s.state --mem s.mem '
+                    "--keep-paused || exit 1\n"
+                    "kill -9 $vm; wait $vm\n"
+                    'echo "bench: files $(du -k s.state s.mem | awk \'{t += $1} END {print t}\') '
+                    '$(wc -c < s.state)"\n'
+                    "runwatch --stamp 'tick ' -- \"$EMBER\" restore --snapshot s.state "
+                    "--mem s.mem < /dev/null\n")
+        src = qemu_cmd("pc", mem, 1, cl).replace("-serial stdio",
+                                                 "-serial file:/proc/self/fd/1 -qmp stdio")
+        dst = qemu_cmd("pc", mem, 1, cl, extra="-incoming 'exec:cat s.mig'")
+        return (f"runwatch --when 'tick 20' --send '{self.QMP_START}' "
+                f"--when 'tick 20' --send '{self.QMP_MIGRATE}' "
+                "--when '\"completed\"' --send '{\"execute\":\"quit\"}\\n' --timeout 120 "
+                f"-- sh -c {shlex.quote(src)} > vm.txt 2>&1\n"
+                "grep -q '\"completed\"' vm.txt || { echo 'bench: migration did not complete'; "
+                "tail -20 vm.txt; exit 1; }\n"
+                'echo "bench: files $(du -k s.mig | cut -f1) 0"\n'
+                f"runwatch --stamp 'tick ' -- sh -c {shlex.quote(dst)} < /dev/null\n")
+
+    def record(self, vmm, variant, output):
+        stamp = re.search(r"runwatch: stamp ([\d.]+) tick ", output)
+        exited = re.search(r"runwatch: exited ([\d.]+) status (\d+) maxrss (\d+)", output)
+        files = re.search(r"^bench: files (\d+) (\d+)$", output, re.M)
+        ticks = [int(t) for t in re.findall(r"^tick (\d+)\r?$", output, re.M)]
+        if not stamp or not exited or exited.group(2) != "0" or not files:
+            return "no clean restore (tick, exit or file sizes missing)"
+        if not ticks or ticks[-1] != self.TICKS:
+            return f"the restored guest did not tick on to {self.TICKS}"
+        by_title = {f.title: f for f in self.figures}
+        by_title[f"restore → next console line, {variant}"].add(vmm, float(stamp.group(1)))
+        by_title[f"peak RSS of the restored VMM, {variant}"].add(vmm, int(exited.group(3)))
+        by_title[f"saved files on disk (allocated), {variant}"].add(vmm, int(files.group(1)))
+        if vmm == "ember":
+            by_title[f"state file alone, {variant}"].add(vmm, int(files.group(2)) / 1024)
+        return None
+
+    def files(self, ctx):
+        return {}
+
+    def note(self):
+        return (f"1 vCPU; the guest prints 'tick N' every 10 ms up to {self.TICKS} and is "
+                "saved after tick 20. Restore time: from the restoring process's start to "
+                "the guest's first tick after it (runwatch), which includes up to 10 ms of the "
+                "guest's interrupted sleep. Files: `du` of ember's state + memory file (the "
+                "memory file is sparse: zero and never-touched pages are holes) or of QEMU's "
+                "migration stream (zero pages are compressed to flags).")
+
+
 def time_to_accept(cmd, sock, limit=10.0):
     """Milliseconds from spawning cmd until its Unix socket accepts."""
     import socket as socketlib
@@ -331,7 +487,8 @@ def time_to_accept(cmd, sock, limit=10.0):
         p.wait()
 
 
-SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "api": ApiSuite}
+SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "api": ApiSuite,
+          "snapshot": SnapshotSuite, "exit": ExitSuite}
 
 
 # --- running and reporting ---------------------------------------------------
@@ -340,9 +497,9 @@ def summarize(values):
     return (statistics.median(values), min(values), max(values)) if values else None
 
 
-def fmt(stat, unit):
+def fmt(stat, unit, why=None):
     if stat is None:
-        return "n/a"
+        return f"n/a ({why})" if why else "n/a (no run measured it)"
     med, lo, hi = stat
     digits = 0 if max(abs(med), abs(hi)) >= 100 else 1
     return f"{med:.{digits}f} {unit} ({lo:.{digits}f}–{hi:.{digits}f})"
@@ -360,7 +517,7 @@ def render_suite(suite, failures, notes):
         stats = {v: summarize(fig.samples.get(v, [])) for v in suite.vmms}
         ratios = [f"{stats['ember'][0] / stats[p][0]:.2f}" if stats["ember"] and stats[p]
                   and stats[p][0] else "n/a" for p in peers]
-        lines.append(f"| {fig.title} | " + " | ".join(fmt(stats[v], fig.unit)
+        lines.append(f"| {fig.title} | " + " | ".join(fmt(stats[v], fig.unit, fig.na.get(v))
                                                     for v in suite.vmms) +
                      " | " + " | ".join(ratios) + " |")
     lines.append("")
@@ -405,6 +562,36 @@ def run_case(suite, host, ctx, r, vmm, variant, failures, notes):
         print(f"  {suite.name} {label} run {r}: {last}", flush=True)
 
 
+def plot_boot(suite, path):
+    """The boot suite's start → init samples per VMM as a gnuplot PNG: each
+    run a point, each VMM's median a bar. Returns the PNG's path or None."""
+    fig = suite.figures[0]
+    vmms = [v for v in suite.vmms if fig.samples.get(v)]
+    if not vmms or not shutil.which("gnuplot"):
+        return None
+    data = path + ".dat"
+    with open(data, "w") as f:
+        for i, v in enumerate(vmms):
+            for x in fig.samples[v]:
+                f.write(f"{i} {x:.1f}\n")
+    medians = "\n".join(f"set arrow from {i - 0.3},{statistics.median(fig.samples[v]):.1f} "
+                        f"to {i + 0.3},{statistics.median(fig.samples[v]):.1f} nohead lw 2"
+                        for i, v in enumerate(vmms))
+    xtics = ", ".join(f'"{v}" {i}' for i, v in enumerate(vmms))
+    script = (f'set terminal pngcairo size 800,500\nset output "{path}"\n'
+              f'set title "{fig.title} ({len(fig.samples[vmms[0]])} runs each)"\n'
+              f'set ylabel "ms"\nset xtics ({xtics})\nset xrange [-0.5:{len(vmms) - 0.5}]\n'
+              f'set yrange [0:*]\nset grid ytics\n{medians}\n'
+              f'plot "{data}" using 1:2 with points pt 7 ps 1.2 title "runs (bar: median)"\n')
+    try:
+        subprocess.run(["gnuplot"], input=script.encode(), check=True)
+    except subprocess.CalledProcessError:
+        return None
+    finally:
+        os.unlink(data)
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -430,12 +617,19 @@ def main():
     else:
         host = NestedHost(args.build, extra=l1_files(args.build), smp=2)
     sections, measured = [], False
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results = os.path.join(HERE, "results")
+    os.makedirs(results, exist_ok=True)
     try:
         for name in args.suites.split(","):
             suite = SUITES[name](args)
             failures, notes = run_suite(suite, host, ctx, args.runs)
             measured |= any(f.samples.get("ember") for f in suite.figures)
             sections.append(render_suite(suite, failures, notes))
+            if name == "boot":
+                png = plot_boot(suite, os.path.join(results, f"bench-{stamp}-boot.png"))
+                sections[-1] += (f"\nPlot: `bench/results/{os.path.basename(png)}`\n" if png
+                                 else "\nPlot: n/a (gnuplot missing or failed)\n")
     finally:
         host.close()
         subprocess.run(["rm", "-rf", work])
@@ -449,9 +643,7 @@ def main():
               f"({os.path.getsize(stripped) / 1024:.0f} KiB stripped).\n\n" + "\n".join(sections))
     os.unlink(stripped)
     print("\n" + report)
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = os.path.join(HERE, "results", f"bench-{stamp}.md")
+    path = os.path.join(results, f"bench-{stamp}.md")
     with open(path, "w") as f:
         f.write(report)
     print(f"written to {os.path.relpath(path, ROOT)}")

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/client.h"
 #include "cli/options.h"
 #include "util/log.h"
 #include "vmm/exit_codes.h"
@@ -212,6 +213,15 @@ int main(int argc, char **argv)
         return cmd_serve(&req);
     case CLI_RESTORE:
         return cmd_restore(&req);
+    case CLI_SNAPSHOT: {
+        struct snapshot_command snap = {req.api_sock, req.snapshot_path, req.mem_path,
+                                        req.diff, req.keep_paused};
+        if (api_client_snapshot(&snap)) {
+            log_error("%s", err_msg());
+            return EMBER_EXIT_VMM_ERROR;
+        }
+        return EMBER_EXIT_OK;
+    }
     case CLI_MERGE:
         if (snapshot_merge_memory(req.snapshot_path, req.mem_path, req.base_mem_path)) {
             log_error("%s", err_msg());

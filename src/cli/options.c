@@ -28,6 +28,8 @@ enum {
     OPT_MEM_FILE,
     OPT_BASE,
     OPT_PAUSED,
+    OPT_DIFF,
+    OPT_KEEP_PAUSED,
     OPT_TRACK_DIRTY,
 };
 
@@ -73,6 +75,16 @@ static const struct option merge_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+static const struct option snapshot_options[] = {
+    {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"mem", required_argument, NULL, OPT_MEM_FILE},
+    {"diff", no_argument, NULL, OPT_DIFF},
+    {"keep-paused", no_argument, NULL, OPT_KEEP_PAUSED},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
 static const struct option serve_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"id", required_argument, NULL, OPT_ID},
@@ -92,6 +104,8 @@ void cli_print_usage(FILE *out)
           "       ember --config-file FILE --no-api [--id ID]\n"
           "       ember restore --snapshot STATE --mem MEMORY [--disk ID=PATH]... [--net ID=TAP]...\n"
           "                     [--paused] [--track-dirty-pages] [--api-sock PATH]\n"
+          "       ember snapshot --api-sock PATH --snapshot STATE --mem MEMORY [--diff]\n"
+          "                      [--keep-paused]\n"
           "       ember merge-memory --snapshot DIFF_STATE --mem DIFF_MEMORY --base MEMORY\n"
           "       ember --help | --version\n"
           "\n"
@@ -108,6 +122,9 @@ void cli_print_usage(FILE *out)
           "  --http-api-max-payload-size BYTES\n"
           "                      largest request body (default 51200)\n"
           "\n"
+          "'snapshot' asks the ember serving PATH to save its VM (pausing it for the\n"
+          "snapshot and resuming it after, unless --keep-paused); --diff writes only the\n"
+          "pages dirtied since the last snapshot (needs track_dirty_pages).\n"
           "'restore' brings back a snapshot (taken with PUT /snapshot/create): its memory\n"
           "file is mapped copy-on-write, disks and TAP devices may get new paths by id\n"
           "(drive_id/iface_id, or vda.../eth0... by position); --paused waits for\n"
@@ -410,6 +427,8 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_DISK: return parse_override("--disk", arg, o->disks, &o->nr_disks, CONFIG_MAX_DISKS);
     case OPT_NET: return parse_override("--net", arg, o->nics, &o->nr_nics, CONFIG_MAX_NICS);
     case OPT_PAUSED: req->paused = true; return 0;
+    case OPT_DIFF: req->diff = true; return 0;
+    case OPT_KEEP_PAUSED: req->keep_paused = true; return 0;
     case OPT_TRACK_DIRTY: o->track_dirty_pages = true; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_ID: return parse_id(arg, req);
@@ -423,13 +442,17 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
 static int parse_snapshot_command(int argc, char **argv, struct cli_request *req,
                                   enum cli_command cmd)
 {
-    const char *name = cmd == CLI_RESTORE ? "restore" : "merge-memory";
+    const char *name = cmd == CLI_RESTORE    ? "restore"
+                       : cmd == CLI_SNAPSHOT ? "snapshot"
+                                             : "merge-memory";
+    const struct option *options = cmd == CLI_RESTORE    ? restore_options
+                                   : cmd == CLI_SNAPSHOT ? snapshot_options
+                                                         : merge_options;
     req->command = cmd;
     optind = 0;
     opterr = 0;
     for (;;) {
-        int opt = getopt_long(argc, argv, ":vh",
-                              cmd == CLI_RESTORE ? restore_options : merge_options, NULL);
+        int opt = getopt_long(argc, argv, cmd == CLI_RESTORE ? ":vh" : ":h", options, NULL);
         if (opt == -1)
             break;
         if (opt == '?')
@@ -446,6 +469,8 @@ static int parse_snapshot_command(int argc, char **argv, struct cli_request *req
         return err_set(-EINVAL, "%s: unexpected argument '%s'", name, argv[optind]);
     if (!req->snapshot_path || !req->mem_path)
         return err_set(-EINVAL, "%s: --snapshot and --mem are required", name);
+    if (cmd == CLI_SNAPSHOT && !req->api_sock)
+        return err_set(-EINVAL, "snapshot: --api-sock is required");
     if (cmd == CLI_MERGE && !req->base_mem_path)
         return err_set(-EINVAL, "merge-memory: --base is required");
     return 0;
@@ -471,6 +496,8 @@ int cli_parse(int argc, char **argv, struct cli_request *req)
         return parse_run(argc - 1, argv + 1, req);
     if (!strcmp(cmd, "restore"))
         return parse_snapshot_command(argc - 1, argv + 1, req, CLI_RESTORE);
+    if (!strcmp(cmd, "snapshot"))
+        return parse_snapshot_command(argc - 1, argv + 1, req, CLI_SNAPSHOT);
     if (!strcmp(cmd, "merge-memory"))
         return parse_snapshot_command(argc - 1, argv + 1, req, CLI_MERGE);
     if (cmd[0] == '-')

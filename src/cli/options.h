@@ -12,7 +12,7 @@
 
 /* CLI_RUN: 'ember run' boots a VM from options. CLI_SERVE: Firecracker's
  * command line (--api-sock, --config-file, --no-api). */
-enum cli_command { CLI_RUN, CLI_SERVE, CLI_RESTORE, CLI_MERGE, CLI_HELP, CLI_VERSION };
+enum cli_command { CLI_RUN, CLI_SERVE, CLI_RESTORE, CLI_SNAPSHOT, CLI_MERGE, CLI_HELP, CLI_VERSION };
 
 struct cli_request {
     enum cli_command command;
@@ -27,6 +27,7 @@ struct cli_request {
     const char *snapshot_path, *mem_path, *base_mem_path;
     struct vm_overrides overrides;
     bool paused;
+    bool diff, keep_paused; /* snapshot */
 };
 
 /* 0, or -EINVAL with err_msg() naming the option and what is wrong. */

@@ -146,6 +146,21 @@ int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check)
     return ret;
 }
 
+static const char *keep_copy(struct vmm *vmm, const char *s)
+{
+    char *copy = strdup(s);
+    if (copy)
+        vmm->override_copies[vmm->nr_override_copies++] = copy;
+    return copy;
+}
+
+static void free_override_copies(struct vmm *vmm)
+{
+    for (unsigned i = 0; i < vmm->nr_override_copies; i++)
+        free(vmm->override_copies[i]);
+    vmm->nr_override_copies = 0;
+}
+
 void vmm_destroy(struct vmm *vmm)
 {
     if (vmm->vm) {
@@ -158,6 +173,7 @@ void vmm_destroy(struct vmm *vmm)
     }
     if (vmm->restored)
         snapshot_close(&vmm->snapshot);
+    free_override_copies(vmm);
     console_destroy(&vmm->console);
     if (vmm->metrics_timer_fd >= 0)
         close(vmm->metrics_timer_fd);
@@ -231,8 +247,9 @@ static bool override_matches(const char *want, const char *id, const char *prefi
     return (id && !strcmp(want, id)) || !strcmp(want, positional);
 }
 
-static int apply_overrides(struct vm_config *cfg, const struct vm_overrides *o)
+static int apply_overrides(struct vmm *vmm, const struct vm_overrides *o)
 {
+    struct vm_config *cfg = &vmm->cfg;
     if (o && o->expect_vcpus && o->expect_vcpus != cfg->nr_vcpus)
         return err_set(-EINVAL, "the snapshot is of a machine with %u vCPUs, not %u",
                        cfg->nr_vcpus, o->expect_vcpus);
@@ -248,7 +265,8 @@ static int apply_overrides(struct vm_config *cfg, const struct vm_overrides *o)
             i++;
         if (i == cfg->nr_disks)
             return err_set(-EINVAL, "the snapshot has no disk '%s'", o->disks[k].id);
-        cfg->disks[i].path = o->disks[k].value;
+        if (!(cfg->disks[i].path = keep_copy(vmm, o->disks[k].value)))
+            return err_set(-ENOMEM, "out of memory");
     }
     for (unsigned k = 0; o && k < o->nr_nics; k++) {
         unsigned i = 0;
@@ -260,7 +278,8 @@ static int apply_overrides(struct vm_config *cfg, const struct vm_overrides *o)
         if (cfg->nics[i].kind != NIC_TAP)
             return err_set(-EINVAL, "network interface '%s' is not a TAP interface",
                            o->nics[k].id);
-        cfg->nics[i].tap_name = o->nics[k].value;
+        if (!(cfg->nics[i].tap_name = keep_copy(vmm, o->nics[k].value)))
+            return err_set(-ENOMEM, "out of memory");
     }
     return 0;
 }
@@ -303,12 +322,14 @@ int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
     if (vmm->snapshot.type == SNAPSHOT_DIFF)
         log_warn("%s is a Diff snapshot: its memory file must be the full one rebuilt with "
                  "'ember merge-memory'", state_path);
-    ret = apply_overrides(&vmm->cfg, overrides);
+    ret = apply_overrides(vmm, overrides);
     if (!ret)
         ret = vmm_build_restored(vmm, mem_path, resume, fault);
     if (ret) {
         vmm_discard_vm(vmm);
         snapshot_close(&vmm->snapshot);
+        free_override_copies(vmm);
+        memset(&vmm->cfg, 0, sizeof(vmm->cfg)); /* it pointed into the snapshot */
         return ret;
     }
     vmm->restored = true;

@@ -45,6 +45,10 @@ struct vmm {
 
     struct snapshot snapshot;      /* restored from: its strings back cfg */
     bool restored;
+    /* New disk paths and TAP names given at restore, copied: the caller's
+     * request does not outlive the call. */
+    char *override_copies[CONFIG_MAX_DISKS + CONFIG_MAX_NICS];
+    unsigned nr_override_copies;
 
     int metrics_fd;                /* -1 until a metrics path is set */
     int metrics_timer_fd;

@@ -11,11 +11,17 @@
  * --when/--signal  ... or send it signal SIG (TERM, INT, HUP, KILL, number).
  * --stamp     print "runwatch: stamp <ms> PATTERN" when PATTERN first appears,
  *             ms counted from just before the command was started.
+ * --guest-mem MIB  every 50 ms, find the process (the command or a child of it)
+ *             with a mapping of about MIB (guest RAM) and record its resident
+ *             set without that mapping: the VMM's own memory. At the end:
+ *             "runwatch: memory overhead <KiB> guest <KiB> samples <N>" (the
+ *             largest overhead seen, and the guest RAM resident then).
  * At the end: "runwatch: exited <ms> status <N> maxrss <KiB>" (the command's
  * peak resident set size, from wait4).
  * Exit status: the command's (128+N if killed by signal N).
  * A test tool for ember's integration tests and benchmark; not part of ember. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -92,10 +98,82 @@ static int parse_signal(const char *name)
     return atoi(name);
 }
 
+/* --- the VMM's own memory, sampled from /proc --- */
+
+static long guest_kib;          /* 0: not sampling */
+static long overhead_max = -1, guest_at_max;
+static int samples;
+
+/* Resident KiB of the whole process and of its guest-RAM mapping (-1 if it
+ * has none). */
+static void sample_process(pid_t pid, long *total, long *guest)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+    FILE *f = fopen(path, "r");
+    *total = 0;
+    *guest = -1;
+    if (!f)
+        return;
+    bool in_guest = false;
+    long size;
+    while (fgets(line, sizeof(line), f)) {
+        long kib;
+        if (sscanf(line, "Size: %ld kB", &size) == 1)
+            in_guest = size >= guest_kib && size <= guest_kib + 8192;
+        else if (sscanf(line, "Rss: %ld kB", &kib) == 1) {
+            *total += kib;
+            if (in_guest && kib > *guest)
+                *guest = kib;
+        }
+    }
+    fclose(f);
+}
+
+static bool is_child_of(pid_t pid, pid_t parent)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    int ppid = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "PPid: %d", &ppid) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return ppid == parent;
+}
+
+static void sample_memory(pid_t child)
+{
+    pid_t pids[64];
+    int n = 0;
+    pids[n++] = child;
+    DIR *proc = opendir("/proc");
+    for (struct dirent *d; proc && (d = readdir(proc)) && n < 64;) {
+        pid_t pid = (pid_t)atoi(d->d_name);
+        if (pid > 0 && pid != child && is_child_of(pid, child))
+            pids[n++] = pid;
+    }
+    if (proc)
+        closedir(proc);
+    for (int i = 0; i < n; i++) {
+        long total, guest;
+        sample_process(pids[i], &total, &guest);
+        if (guest < 0)
+            continue;
+        samples++;
+        if (total - guest > overhead_max) {
+            overhead_max = total - guest;
+            guest_at_max = guest;
+        }
+    }
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: runwatch [--pty] [--when PAT (--send BYTES|--signal SIG)]... "
-                    "[--stamp PAT]... [--timeout SEC] -- COMMAND [ARG]...\n");
+                    "[--stamp PAT]... [--timeout SEC] [--guest-mem MIB] -- COMMAND [ARG]...\n");
     exit(2);
 }
 
@@ -140,6 +218,8 @@ int main(int argc, char **argv)
     for (; i < argc && strcmp(argv[i], "--"); i++) {
         if (!strcmp(argv[i], "--pty")) {
             use_pty = true;
+        } else if (!strcmp(argv[i], "--guest-mem") && i + 1 < argc) {
+            guest_kib = atol(argv[++i]) * 1024;
         } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
             timeout = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--when") && i + 1 < argc) {
@@ -207,9 +287,14 @@ int main(int argc, char **argv)
     double exit_ms = 0;
     struct rusage usage;
     memset(&usage, 0, sizeof(usage));
+    double last_sample = 0;
     for (;;) {
+        if (guest_kib && !exited && now_ms() - last_sample >= 50) {
+            sample_memory(child);
+            last_sample = now_ms();
+        }
         struct pollfd pfd = {.fd = out_fd, .events = POLLIN};
-        int ready = poll(&pfd, 1, 100);
+        int ready = poll(&pfd, 1, guest_kib ? 50 : 100);
         if (ready > 0) {
             char buf[4096];
             ssize_t n = read(out_fd, buf, sizeof(buf));
@@ -238,6 +323,9 @@ int main(int argc, char **argv)
         wait4(child, &status, 0, &usage);
         exit_ms = now_ms() - t0;
     }
+    if (guest_kib)
+        fprintf(stderr, "runwatch: memory overhead %ld guest %ld samples %d\n", overhead_max,
+                guest_at_max, samples);
     fprintf(stderr, "runwatch: exited %.1f status %d maxrss %ld\n", exit_ms,
             WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status),
             usage.ru_maxrss);

@@ -81,6 +81,30 @@ static void test_commands(void **state)
     assert_string_equal(req.api_sock, "s");
 }
 
+static void test_snapshot_commands(void **state)
+{
+    (void)state;
+    struct cli_request req;
+    assert_int_equal(parse(&req, "ember restore --snapshot s --mem m --disk data=d.img "
+                                 "--disk vdb=e.img --net eth0=tap1 --paused "
+                                 "--track-dirty-pages --api-sock a"), 0);
+    assert_int_equal(req.command, CLI_RESTORE);
+    assert_string_equal(req.snapshot_path, "s");
+    assert_string_equal(req.mem_path, "m");
+    assert_int_equal(req.overrides.nr_disks, 2);
+    assert_string_equal(req.overrides.disks[1].id, "vdb");
+    assert_string_equal(req.overrides.disks[1].value, "e.img");
+    assert_string_equal(req.overrides.nics[0].value, "tap1");
+    assert_true(req.paused && req.overrides.track_dirty_pages);
+    assert_int_equal(parse(&req, "ember snapshot --api-sock a --snapshot s --mem m --diff "
+                                 "--keep-paused"), 0);
+    assert_int_equal(req.command, CLI_SNAPSHOT);
+    assert_true(req.diff && req.keep_paused);
+    assert_int_equal(parse(&req, "ember merge-memory --snapshot s --mem d --base b"), 0);
+    assert_int_equal(req.command, CLI_MERGE);
+    assert_string_equal(req.base_mem_path, "b");
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -106,6 +130,12 @@ static void test_errors(void **state)
         {"ember --api-sock s --http-api-max-payload-size 10", "from 1024 to 16777216"},
         {"ember --api-sock s --cpus 2", "unknown option '--cpus'"},
         {"ember --api-sock", "needs a value"},
+        {"ember restore --snapshot s", "--snapshot and --mem are required"},
+        {"ember restore --snapshot s --mem m --disk d.img", "expected ID=VALUE"},
+        {"ember restore --snapshot s --mem m --cpus 2", "unknown option '--cpus'"},
+        {"ember snapshot --snapshot s --mem m", "--api-sock is required"},
+        {"ember snapshot --api-sock a --snapshot s --mem m -v", "unknown option"},
+        {"ember merge-memory --snapshot s --mem m", "--base is required"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         assert_int_equal(parse(&req, cases[i].line), -EINVAL);
@@ -243,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_run_defaults),
         cmocka_unit_test(test_run_all_options),
         cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_snapshot_commands),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_console_escapes),
