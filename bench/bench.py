@@ -118,7 +118,7 @@ class BootSuite:
     def note(self):
         return (f"{self.args.mem} MiB, {self.args.cpus} vCPU; the guest powers off at once. "
                 "Peak RSS from wait4; the VMM's own memory sampled from /proc/PID/smaps every "
-                "50 ms as its resident set minus its guest-RAM mapping's. The boot-time "
+                "250 ms as its resident set minus its guest-RAM mapping's. The boot-time "
                 "distributions are plotted in the PNG next to the report.")
 
     def files(self, ctx):
@@ -446,7 +446,7 @@ class SnapshotSuite:
         # character at a time): take it out before reading the ticks.
         restored = re.sub(r"runwatch: stamp [\d.]+ tick \n", "",
                           output[files.end():]) if files else ""
-        ticks = [int(t) for t in re.findall(r"^tick (\d+)\r?$", restored, re.M)]
+        ticks = [int(t) for t in re.findall(r"tick (\d+)", restored)]
         if not stamp or not exited or exited.group(2) not in ("0", "143") or not files:
             return "no clean restore (tick, exit or file sizes missing)"
         if not ticks or ticks[0] <= 20 or INIT_LINE in restored:
@@ -590,7 +590,7 @@ def plot_boot(suite, path):
     script = (f'set terminal pngcairo size 800,500\nset output "{path}"\n'
               f'set title "{fig.title} ({len(fig.samples[vmms[0]])} runs each)"\n'
               f'set ylabel "ms"\nset xtics ({xtics})\nset xrange [-0.5:{len(vmms) - 0.5}]\n'
-              f'set yrange [0:*]\nset grid ytics\n{medians}\n'
+              f'set yrange [0:*]\nset grid ytics\nset key bottom right\n{medians}\n'
               f'plot "{data}" using 1:2 with points pt 7 ps 1.2 title "runs (bar: median)"\n')
     try:
         subprocess.run(["gnuplot"], input=script.encode(), check=True)

@@ -11,7 +11,7 @@
  * --when/--signal  ... or send it signal SIG (TERM, INT, HUP, KILL, number).
  * --stamp     print "runwatch: stamp <ms> PATTERN" when PATTERN first appears,
  *             ms counted from just before the command was started.
- * --guest-mem MIB  every 50 ms, find the process (the command or a child of it)
+ * --guest-mem MIB  every 250 ms, find the process (the command or a child of it)
  *             with a mapping of about MIB (guest RAM) and record its resident
  *             set without that mapping: the VMM's own memory. At the end:
  *             "runwatch: memory overhead <KiB> guest <KiB> samples <N>" (the
@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Reading a VMM's smaps costs CPU the guest would use: not too often. */
+#define SAMPLE_MS 250
 #define MAX_RULES 16
 #define WINDOW 4096
 
@@ -289,12 +291,12 @@ int main(int argc, char **argv)
     memset(&usage, 0, sizeof(usage));
     double last_sample = 0;
     for (;;) {
-        if (guest_kib && !exited && now_ms() - last_sample >= 50) {
+        if (guest_kib && !exited && now_ms() - last_sample >= SAMPLE_MS) {
             sample_memory(child);
             last_sample = now_ms();
         }
         struct pollfd pfd = {.fd = out_fd, .events = POLLIN};
-        int ready = poll(&pfd, 1, guest_kib ? 50 : 100);
+        int ready = poll(&pfd, 1, 100);
         if (ready > 0) {
             char buf[4096];
             ssize_t n = read(out_fd, buf, sizeof(buf));
