@@ -84,6 +84,7 @@ static void install_process_signals(void)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR2); /* the state dump, read by the VMM's signalfd */
     sigaddset(&set, ACCEL_KICK_SIGNAL);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     atexit(console_restore_terminal);

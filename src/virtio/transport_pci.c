@@ -577,6 +577,22 @@ void virtio_pci_destroy(struct virtio_pci *vp)
     }
 }
 
+void virtio_pci_dump(struct virtio_pci *vp)
+{
+    struct virtio_dev *vdev = vp->vdev;
+    pthread_mutex_lock(&vdev->lock);
+    log_warn("%s: status %#x%s, MSI-X %s%s, pending %#llx, ISR %#x, INTx %s", vp->name,
+             vdev->status, vdev->paused ? " (paused)" : "",
+             vp->msix.enabled ? "on" : "off", vp->msix.function_masked ? " (masked)" : "",
+             (unsigned long long)vp->msix.pending, vp->isr, vp->intx_level ? "high" : "low");
+    for (unsigned q = 0; q < vdev->ops->num_queues; q++) {
+        char line[256];
+        virtq_describe(&vdev->queues[q], line, sizeof(line));
+        log_warn("%s: queue %u (vector %u): %s", vp->name, q, vp->queue_vector[q], line);
+    }
+    pthread_mutex_unlock(&vdev->lock);
+}
+
 void virtio_pci_save(struct virtio_pci *vp, struct rec r)
 {
     struct virtio_dev *vdev = vp->vdev;

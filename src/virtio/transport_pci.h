@@ -70,6 +70,8 @@ void virtio_pci_set_paused(struct virtio_pci *vp, bool paused);
  * flight). Loading checks everything against this device and leaves it as
  * the guest's driver had it. */
 void virtio_pci_save(struct virtio_pci *vp, struct rec r);
+/* Log the device's interrupt and queue state (ember's SIGUSR2 dump). */
+void virtio_pci_dump(struct virtio_pci *vp);
 int virtio_pci_load(struct virtio_pci *vp, struct rec r) EMBER_MUST_CHECK;
 
 /* BAR access, as the MMIO bus and the configuration access window use it. */

@@ -339,6 +339,23 @@ size_t virtq_chain_write(const struct virtq *q, const struct virtq_chain *c,
     return done;
 }
 
+void virtq_describe(const struct virtq *q, char *out, size_t max)
+{
+    uint16_t avail_idx = 0, avail_flags = 0, used_idx = 0;
+    bool readable = q->ready && !gm_read_u16(q->gm, q->avail_gpa, &avail_flags) &&
+                    !gm_read_u16(q->gm, q->avail_gpa + 2, &avail_idx) &&
+                    !gm_read_u16(q->gm, q->used_gpa + 2, &used_idx);
+    if (!q->ready) {
+        snprintf(out, max, "not ready");
+        return;
+    }
+    snprintf(out, max, "size %u, device: next avail %u, used %u, signalled %u%s; guest: "
+             "avail idx %u flags %#x, used idx %u%s%s", q->size, q->last_avail, q->used_idx,
+             q->signalled_used, q->signalled_valid ? "" : " (none yet)", avail_idx,
+             avail_flags, used_idx, readable ? "" : " (rings unreadable)",
+             q->broken ? ", BROKEN" : "");
+}
+
 void virtq_save(const struct virtq *q, struct rec r)
 {
     rec_put_u64(r, "size", q->size);

@@ -82,6 +82,8 @@ const char *virtq_error(const struct virtq *q);
 /* Snapshots: where the rings are and how far both sides have got. Loading
  * checks the placement as virtq_start does. */
 void virtq_save(const struct virtq *q, struct rec r);
+/* One line on the queue's positions, the guest's included (for diagnosis). */
+void virtq_describe(const struct virtq *q, char *out, size_t max);
 int virtq_load(struct virtq *q, const struct guest_mem *gm, uint16_t max_size, struct rec r)
     EMBER_MUST_CHECK;
 /* A device found the guest's chains unusable (e.g. a receive buffer the

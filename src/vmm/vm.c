@@ -416,6 +416,19 @@ int vm_resume(struct vm *vm)
     return 0;
 }
 
+void vm_dump_state(struct vm *vm)
+{
+    log_warn("state dump: %u vCPUs%s", vm->nr_vcpus, vm->paused ? ", paused" : "");
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        struct vcpu *v = &vm->vcpus[i];
+        log_warn("vCPU %u: exits I/O %llu, MMIO %llu, other %llu%s", i,
+                 (unsigned long long)v->exits_io, (unsigned long long)v->exits_mmio,
+                 (unsigned long long)v->exits_other, v->parked ? ", parked" : "");
+    }
+    for (unsigned i = 0; i < vm->nr_virtio; i++)
+        virtio_pci_dump(vm->virtio[i]);
+}
+
 int vm_start_paused(struct vm *vm)
 {
     for (unsigned i = 0; i < vm->nr_vcpus; i++)

@@ -121,6 +121,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *
 int vm_start(struct vm *vm) EMBER_MUST_CHECK;
 /* The same, with every vCPU parked and the devices paused from the start
  * (a restored VM that waits for a resume). */
+/* Log each vCPU's and each virtio device's state: what a stalled guest
+ * waits for (SIGUSR2). */
+void vm_dump_state(struct vm *vm);
 int vm_start_paused(struct vm *vm) EMBER_MUST_CHECK;
 /* Stop and join the vCPU threads; returns why the VM stopped. */
 enum vm_stop_reason vm_halt(struct vm *vm);

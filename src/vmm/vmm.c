@@ -96,6 +96,11 @@ static void vmm_on_signal(void *ctx, uint32_t events)
     if (read(vmm->signal_fd, &info, sizeof(info)) != sizeof(info))
         return;
     int signo = (int)info.ssi_signo;
+    if (signo == SIGUSR2) {
+        if (vmm->vm)
+            vm_dump_state(vmm->vm);
+        return;
+    }
     if (vmm->vm) {
         vm_stop_by_signal(vmm->vm, signo);
         return;
@@ -121,6 +126,7 @@ static int vmm_setup_signals(struct vmm *vmm)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR2); /* a state dump (SIGUSR1 kicks vCPUs) */
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGQUIT);
     vmm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);

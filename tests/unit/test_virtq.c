@@ -24,6 +24,10 @@ static void test_simple_chains(void **state)
     vqf_publish(&f, 3);
     assert_int_equal(virtq_pop(&f.q, &chain), 1);
     assert_int_equal(chain.head, 3);
+    char line[256];
+    virtq_describe(&f.q, line, sizeof(line));
+    assert_non_null(strstr(line, "device: next avail 1, used 0"));
+    assert_non_null(strstr(line, "guest: avail idx 1 flags 0, used idx 0"));
     assert_int_equal(chain.nr, 3);
     assert_int_equal(chain.nr_readable, 1);
     assert_true(chain.readable_bytes == 16 && chain.writable_bytes == 513);
