@@ -76,7 +76,6 @@ static void install_process_signals(void)
     const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
     for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
         sigaction(fatal[i], &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
     /* Delivered through the event loop's signalfd; blocked in every thread. */
     sigset_t set;
     sigemptyset(&set);
@@ -107,96 +106,80 @@ static int serve_api(struct api *api, const struct cli_request *req)
     return ret;
 }
 
+/* What a command does once the VMM (and its API, if asked for) exists:
+ * boot, restore or wait for the API. */
+typedef int (*bring_up_fn)(struct vmm *vmm, struct api *api, struct cli_request *req,
+                           enum vmm_fault *fault);
+
+static int run_vmm(struct cli_request *req, bring_up_fn bring_up)
+{
+    if (prepare_process()) {
+        log_error("%s", err_msg());
+        return EMBER_EXIT_VMM_ERROR;
+    }
+    struct vmm vmm;
+    struct api api;
+    api_init(&api, &vmm);
+    int code;
+    enum vmm_fault fault = VMM_FAULT_RUNTIME;
+    if (vmm_init(&vmm, req->id, req->vm.skip_host_check) ||
+        (fault = VMM_FAULT_SETUP, serve_api(&api, req)) ||
+        bring_up(&vmm, &api, req, &fault)) {
+        log_error("%s", err_msg());
+        code = vmm_exit_code_for_fault(fault);
+    } else {
+        code = vmm_run(&vmm);
+    }
+    api_stop(&api); /* the VM's configuration points into the API's resources */
+    vmm_destroy(&vmm);
+    api_destroy(&api);
+    return code;
+}
+
+static int boot_from_options(struct vmm *vmm, struct api *api, struct cli_request *req,
+                             enum vmm_fault *fault)
+{
+    int ret = vmm_start(vmm, &req->vm, fault);
+    return ret ? ret : api_adopt_config(api, &req->vm);
+}
+
+/* A VM brought back from a snapshot, optionally with an API to drive it. */
+static int restore_snapshot(struct vmm *vmm, struct api *api, struct cli_request *req,
+                            enum vmm_fault *fault)
+{
+    int ret = vmm_restore(vmm, req->snapshot_path, req->mem_path, &req->overrides,
+                          !req->paused, fault);
+    if (!ret)
+        ret = api_adopt_config(api, &vmm->cfg);
+    if (ret)
+        return ret;
+    log_info("restored %s%s", req->snapshot_path, req->paused ? " (paused)" : "");
+    return 0;
+}
+
+/* Firecracker's way: the VM comes from the API or a config file. */
+static int boot_from_api(struct vmm *vmm, struct api *api, struct cli_request *req,
+                         enum vmm_fault *fault)
+{
+    (void)vmm;
+    return req->config_file ? api_boot_from_file(api, req->config_file, fault) : 0;
+}
+
 static int cmd_run(struct cli_request *req)
 {
     struct vm_config *cfg = &req->vm;
-    bool default_guest = cfg->kernel_path == NULL;
-    if (default_guest && find_default_guest(cfg)) {
+    if (!cfg->kernel_path && find_default_guest(cfg)) {
         log_error("%s", err_msg());
         return EMBER_EXIT_SETUP_ERROR;
     }
     if (!cfg->cmdline)
         cfg->cmdline = CONFIG_DEFAULT_CMDLINE;
-    if (prepare_process()) {
-        log_error("%s", err_msg());
-        return EMBER_EXIT_VMM_ERROR;
-    }
-    struct vmm vmm;
-    struct api api;
-    api_init(&api, &vmm);
-    int code;
-    enum vmm_fault fault = VMM_FAULT_RUNTIME;
-    if (vmm_init(&vmm, req->id, cfg->skip_host_check) ||
-        (fault = VMM_FAULT_SETUP, serve_api(&api, req)) ||
-        vmm_start(&vmm, cfg, &fault) || api_adopt_config(&api, cfg)) {
-        log_error("%s", err_msg());
-        code = vmm_exit_code_for_fault(fault);
-    } else {
-        code = vmm_run(&vmm);
-    }
-    api_stop(&api); /* the VM's configuration points into the API's resources */
-    vmm_destroy(&vmm);
-    api_destroy(&api);
-    return code;
-}
-
-/* A VM brought back from a snapshot, optionally with an API to drive it. */
-static int cmd_restore(struct cli_request *req)
-{
-    if (prepare_process()) {
-        log_error("%s", err_msg());
-        return EMBER_EXIT_VMM_ERROR;
-    }
-    struct vmm vmm;
-    struct api api;
-    api_init(&api, &vmm);
-    int code;
-    enum vmm_fault fault = VMM_FAULT_RUNTIME;
-    if (vmm_init(&vmm, req->id, req->vm.skip_host_check) ||
-        (fault = VMM_FAULT_SETUP, serve_api(&api, req)) ||
-        vmm_restore(&vmm, req->snapshot_path, req->mem_path, &req->overrides, !req->paused,
-                    &fault) ||
-        api_adopt_config(&api, &vmm.cfg)) {
-        log_error("%s", err_msg());
-        code = vmm_exit_code_for_fault(fault);
-    } else {
-        log_info("restored %s%s", req->snapshot_path, req->paused ? " (paused)" : "");
-        code = vmm_run(&vmm);
-    }
-    api_stop(&api);
-    vmm_destroy(&vmm);
-    api_destroy(&api);
-    return code;
-}
-
-/* Firecracker's way: the VM comes from the API or a config file. */
-static int cmd_serve(struct cli_request *req)
-{
-    if (prepare_process()) {
-        log_error("%s", err_msg());
-        return EMBER_EXIT_VMM_ERROR;
-    }
-    struct vmm vmm;
-    struct api api;
-    api_init(&api, &vmm);
-    int code;
-    enum vmm_fault fault = VMM_FAULT_RUNTIME;
-    if (vmm_init(&vmm, req->id, req->vm.skip_host_check) ||
-        (fault = VMM_FAULT_SETUP, serve_api(&api, req)) ||
-        (req->config_file && api_boot_from_file(&api, req->config_file, &fault))) {
-        log_error("%s", err_msg());
-        code = vmm_exit_code_for_fault(fault);
-    } else {
-        code = vmm_run(&vmm);
-    }
-    api_stop(&api); /* the VM's configuration points into the API's resources */
-    vmm_destroy(&vmm);
-    api_destroy(&api);
-    return code;
+    return run_vmm(req, boot_from_options);
 }
 
 int main(int argc, char **argv)
 {
+    signal(SIGPIPE, SIG_IGN); /* a peer that goes away is an error, not a death */
     struct cli_request req;
     if (cli_parse(argc, argv, &req)) {
         fprintf(stderr, "ember: %s\nTry 'ember --help'.\n", err_msg());
@@ -211,9 +194,9 @@ int main(int argc, char **argv)
         printf("ember %s\n", EMBER_VERSION);
         return EMBER_EXIT_OK;
     case CLI_SERVE:
-        return cmd_serve(&req);
+        return run_vmm(&req, boot_from_api);
     case CLI_RESTORE:
-        return cmd_restore(&req);
+        return run_vmm(&req, restore_snapshot);
     case CLI_SNAPSHOT: {
         struct snapshot_command snap = {req.api_sock, req.snapshot_path, req.mem_path,
                                         req.diff, req.keep_paused};

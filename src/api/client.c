@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
 #include "util/util.h"
 
 /* A snapshot of a large guest writes gigabytes: be patient, not endless. */
@@ -55,20 +56,6 @@ static int connect_to(const char *sock)
     return fd;
 }
 
-static int send_all(int fd, const char *p, size_t len)
-{
-    while (len) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int read_response(int fd, struct api_reply *reply)
 {
     http_parser_settings settings;
@@ -102,6 +89,7 @@ static int read_response(int fd, struct api_reply *reply)
     return 0;
 }
 
+/* (SIGPIPE is ignored process-wide: a closed socket is an error here.) */
 int api_client_call(const char *sock, const char *method, const char *path,
                     const char *body, struct api_reply *reply)
 {
@@ -117,9 +105,9 @@ int api_client_call(const char *sock, const char *method, const char *path,
                             "Connection: close\r\n\r\n", method, path, body_len);
     int ret = head_len < 0 || (size_t)head_len >= sizeof(head) ? -EINVAL : 0;
     if (!ret)
-        ret = send_all(fd, head, (size_t)head_len);
+        ret = write_all(fd, head, (size_t)head_len);
     if (!ret && body_len)
-        ret = send_all(fd, body, body_len);
+        ret = write_all(fd, body, body_len);
     if (!ret)
         ret = read_response(fd, reply);
     close(fd);

@@ -118,11 +118,14 @@ int gm_track_dirty(struct guest_mem *gm)
         if (!r->dirty && !(r->dirty = calloc(dirty_words(r->size), sizeof(uint64_t))))
             return err_set(-ENOMEM, "out of memory for dirty-page tracking");
     }
+    gm->track_dirty = true;
     return 0;
 }
 
 void gm_mark_dirty(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 {
+    if (!gm->track_dirty) /* the device write path's usual case */
+        return;
     for (unsigned i = 0; i < gm->nr_regions; i++) {
         const struct gm_region *r = &gm->regions[i];
         if (!r->dirty || gpa < r->gpa || gpa - r->gpa >= r->size)

@@ -31,6 +31,7 @@ struct guest_mem {
     unsigned nr_regions;
     uint64_t total_size;  /* sum of region sizes */
     bool owns_mappings;   /* unmapped by gm_destroy */
+    bool track_dirty;     /* gm_track_dirty was called: device writes are marked */
 };
 
 /* Map anonymous memory for a guest of 'ram_size' bytes, laid out around the

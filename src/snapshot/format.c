@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "util/fileio.h"
 #include "util/util.h"
 
 static uint32_t crc_of(const void *data, size_t len)
@@ -50,20 +51,6 @@ void snap_writer_add(struct snap_writer *w, const char *name, uint32_t instance,
     w->nr_sections++;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int snap_writer_finish(struct snap_writer *w, const char *path)
 {
     snap_writer_add(w, "end", 0, NULL, 0);
@@ -76,23 +63,14 @@ int snap_writer_finish(struct snap_writer *w, const char *path)
     le64_store(h + 16, w->buf.len);
     le32_store(h + 24, crc_of(h, 24));
     le32_store(h + 28, crc_of(h + SNAP_HEADER_SIZE, w->buf.len - SNAP_HEADER_SIZE));
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof(tmp))
-        return err_set(-ENAMETOOLONG, "snapshot path %s is too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return err_errno(-errno, "cannot create snapshot file %s", path);
-    int ret = write_all(fd, w->buf.data, w->buf.len);
-    if (!ret && fsync(fd) < 0)
-        ret = -errno;
-    close(fd);
-    if (!ret && rename(tmp, path) < 0)
-        ret = -errno;
-    if (ret) {
-        unlink(tmp);
-        return err_errno(ret, "cannot write snapshot file %s", path);
-    }
-    return 0;
+    struct atomic_file f;
+    int ret = atomic_file_create(&f, path);
+    if (ret)
+        return err_prefix(ret, "snapshot");
+    ret = write_all(f.fd, w->buf.data, w->buf.len);
+    if (ret)
+        err_errno(ret, "cannot write snapshot file %s", path);
+    return atomic_file_finish(&f, path, ret);
 }
 
 void snap_writer_free(struct snap_writer *w)

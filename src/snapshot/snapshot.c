@@ -9,6 +9,7 @@
 
 #include "arch/x86_64/layout.h"
 #include "snapshot/machine.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "vmm/vm.h"
@@ -25,21 +26,6 @@ static bool page_is_zero(const uint8_t *p)
         if (w[i])
             return false;
     return true;
-}
-
-static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-    while (len) {
-        ssize_t n = pwrite(fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
 }
 
 /* Pages of anonymous memory the guest never touched are neither present
@@ -124,13 +110,10 @@ static int take_dirty(struct vm *vm, unsigned region, uint64_t **out)
 static int write_memory(struct vm *vm, enum snapshot_type type, const char *path,
                         struct rec dirty_rec)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof(tmp))
-        return err_set(-ENAMETOOLONG, "memory file path %s is too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return err_errno(-errno, "cannot create memory file %s", path);
-    int ret = 0;
+    struct atomic_file f;
+    int ret = atomic_file_create(&f, path);
+    if (ret)
+        return err_prefix(ret, "memory file");
     uint64_t off = 0;
     for (unsigned i = 0; !ret && i < vm->mem.nr_regions; i++) {
         const struct gm_region *r = &vm->mem.regions[i];
@@ -140,23 +123,16 @@ static int write_memory(struct vm *vm, enum snapshot_type type, const char *path
         if (type == SNAPSHOT_DIFF) /* the state file says which pages the diff holds */
             rec_put_bytes(rec_put_item(dirty_rec, "regions"), "dirty", dirty,
                           (size_t)((r->size / GM_PAGE_SIZE + 63) / 64) * 8);
-        int w = write_region(fd, r, off, type == SNAPSHOT_DIFF ? dirty : NULL,
+        int w = write_region(f.fd, r, off, type == SNAPSHOT_DIFF ? dirty : NULL,
                              vm->files->mem_fd < 0);
         free(dirty);
         if (w)
             ret = err_errno(w, "cannot write memory file %s", path);
         off += r->size;
     }
-    if (!ret && ftruncate(fd, (off_t)off) < 0)
+    if (!ret && ftruncate(f.fd, (off_t)off) < 0)
         ret = err_errno(-errno, "cannot size memory file %s", path);
-    if (!ret && fsync(fd) < 0)
-        ret = err_errno(-errno, "cannot write memory file %s", path);
-    close(fd);
-    if (!ret && rename(tmp, path) < 0)
-        ret = err_errno(-errno, "cannot write memory file %s", path);
-    if (ret)
-        unlink(tmp);
-    return ret;
+    return atomic_file_finish(&f, path, ret);
 }
 
 /* --- the state file ------------------------------------------------------ */

@@ -33,6 +33,7 @@ int vcpu_create(struct vm *vm, unsigned index, struct vcpu *vcpu,
     vcpu->vm = vm;
     vcpu->index = index;
     atomic_init(&vcpu->stop, false);
+    atomic_init(&vcpu->pause_requested, false);
     pthread_mutex_init(&vcpu->mbox_lock, NULL);
     pthread_cond_init(&vcpu->mbox_cond, NULL);
     int ret = vm->accel->vcpu_create(vm->avm, index, &vcpu->accel_vcpu);
@@ -122,6 +123,8 @@ static bool vcpu_dispatch(struct vcpu *vcpu, const struct accel_exit *exit)
 /* Returns true if the thread was parked (and is now released). */
 static bool vcpu_park_if_asked(struct vcpu *vcpu)
 {
+    if (!atomic_load(&vcpu->pause_requested))
+        return false;
     pthread_mutex_lock(&vcpu->mbox_lock);
     bool parked = vcpu->pause_requested;
     if (parked) {
@@ -170,22 +173,15 @@ static void *vcpu_thread(void *arg)
 
 void vcpu_pause(struct vcpu *vcpu)
 {
-    if (!vcpu->thread_started)
-        return;
     pthread_mutex_lock(&vcpu->mbox_lock);
     vcpu->pause_requested = true;
     pthread_mutex_unlock(&vcpu->mbox_lock);
+    if (!vcpu->thread_started)
+        return;
     vcpu->vm->accel->vcpu_kick(vcpu->accel_vcpu, vcpu->thread);
     pthread_mutex_lock(&vcpu->mbox_lock);
     while (!vcpu->parked && !vcpu->exited)
         pthread_cond_wait(&vcpu->mbox_cond, &vcpu->mbox_lock);
-    pthread_mutex_unlock(&vcpu->mbox_lock);
-}
-
-void vcpu_request_pause(struct vcpu *vcpu)
-{
-    pthread_mutex_lock(&vcpu->mbox_lock);
-    vcpu->pause_requested = true;
     pthread_mutex_unlock(&vcpu->mbox_lock);
 }
 

@@ -23,7 +23,9 @@ struct vcpu {
      * parked outside the CPU backend's run call. */
     pthread_mutex_t mbox_lock;
     pthread_cond_t mbox_cond;
-    bool pause_requested;
+    /* Written under the lock; read without it on every run-loop turn, so
+     * the exit path takes the lock only when a pause is asked. */
+    atomic_bool pause_requested;
     bool parked;
     bool exited;
     /* Exit counters for metrics (written by the vCPU thread only). */
@@ -38,10 +40,9 @@ int vcpu_start(struct vcpu *vcpu) EMBER_MUST_CHECK;
 void vcpu_request_stop(struct vcpu *vcpu);
 void vcpu_join(struct vcpu *vcpu);
 /* Park the thread outside the backend's run call and wait until it is
- * (returns at once if the thread has ended); resume lets it run again. */
+ * (returns at once if the thread has ended; before vcpu_start, the thread
+ * parks before it first runs the guest); resume lets it run again. */
 void vcpu_pause(struct vcpu *vcpu);
-/* Before vcpu_start: the thread parks before it first runs the guest. */
-void vcpu_request_pause(struct vcpu *vcpu);
 void vcpu_resume(struct vcpu *vcpu);
 void vcpu_destroy(struct vcpu *vcpu);
 

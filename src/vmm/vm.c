@@ -431,12 +431,7 @@ void vm_dump_state(struct vm *vm)
 
 int vm_start_paused(struct vm *vm)
 {
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
-        vcpu_request_pause(&vm->vcpus[i]);
-    for (unsigned i = 0; i < vm->nr_virtio; i++)
-        virtio_pci_set_paused(vm->virtio[i], true);
-    vm->paused = true;
-    int ret = vm_save_clocks(vm);
+    int ret = vm_pause(vm); /* the threads do not exist yet: they start parked */
     return ret ? ret : vm_start(vm);
 }
 
