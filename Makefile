@@ -12,6 +12,9 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | LC_ALL=C sort))
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | LC_ALL=C sort)
+# The layers, lowest first (src/LAYERS); each is a folder of src/ and an archive.
+LAYERS := $(shell sed -e 's/\#.*//' src/LAYERS)
+layer_srcs = $(shell find src/$(1) -name '*.c' | LC_ALL=C sort)
 
 # Quiet by default; 'make V=1' shows the commands.
 ifeq ($(V),1)
@@ -26,7 +29,7 @@ define objs
 $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
-.PHONY: all asan guest unit unit-asan test run bench tools clean deps help
+.PHONY: all asan guest unit unit-asan test run bench tools clean deps help check-layers
 all: $(BUILD)/ember
 
 help:
@@ -37,6 +40,17 @@ help:
 	@echo "make test       run unit and integration tests"
 	@echo "make asan       ember and unit tests with AddressSanitizer/UBSan"
 	@echo "make bench      ember's figures next to QEMU's (see bench/)"
+	@echo "make check-layers  check that includes follow src/LAYERS"
+
+# --- layers: every build checks that includes only go down ----------------
+check-layers:
+	@tests/check-layers
+
+$(BUILD)/.layers-ok: src/LAYERS tests/check-layers $(shell find src tests/unit -name '*.[ch]')
+	@mkdir -p $(dir $@)
+	$(call say,LAYERS,src/LAYERS)
+	$(Q)tests/check-layers
+	@touch $@
 
 # --- ember ---------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
@@ -44,13 +58,9 @@ $(BUILD)/obj/%.o: %.c
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/ember: $(call objs,$(BUILD),$(LIB_SRCS) src/main.c)
+$(BUILD)/ember: $(call objs,$(BUILD),$(LIB_SRCS) src/main.c) $(BUILD)/.layers-ok
 	$(call say,LD,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-
-$(BUILD)/libember.a: $(call objs,$(BUILD),$(LIB_SRCS))
-	@rm -f $@
-	$(Q)ar rcs $@ $^
+	$(Q)$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
 
 # --- sanitizer build ------------------------------------------------------
 $(BUILD)/asan/obj/%.o: %.c
@@ -58,31 +68,43 @@ $(BUILD)/asan/obj/%.o: %.c
 	$(call say,CC-SAN,$<)
 	$(Q)$(CC) $(CFLAGS_BASE) -O1 -g $(SAN_FLAGS) -c $< -o $@
 
-$(BUILD)/asan/ember: $(call objs,$(BUILD)/asan,$(LIB_SRCS) src/main.c)
+$(BUILD)/asan/ember: $(call objs,$(BUILD)/asan,$(LIB_SRCS) src/main.c) $(BUILD)/.layers-ok
 	$(call say,LD-SAN,$@)
-	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
-
-$(BUILD)/asan/libember.a: $(call objs,$(BUILD)/asan,$(LIB_SRCS))
-	@rm -f $@
-	$(Q)ar rcs $@ $^
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
 
 asan: $(BUILD)/asan/ember unit-asan
 
 # --- unit tests (cmocka) --------------------------------------------------
-UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
-UNIT_ASAN_BINS := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRCS))
+# A test in tests/unit/LAYER/ links the archives of LAYER and the layers below
+# it, nothing else: a test that needs a higher layer does not link.
+define layer_archive
+$(1)/lib/lib$(2).a: $(call objs,$(1),$(call layer_srcs,$(2)))
+	@mkdir -p $$(dir $$@)
+	@rm -f $$@
+	$(Q)ar rcs $$@ $$^
+endef
+$(foreach l,$(LAYERS),$(eval $(call layer_archive,$(BUILD),$(l))))
+$(foreach l,$(LAYERS),$(eval $(call layer_archive,$(BUILD)/asan,$(l))))
 
-$(BUILD)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libember.a
-	@mkdir -p $(dir $@)
-	$(call say,TEST,$@)
-	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) $(CFLAGS) -Itests $< -o $@ \
-		$(BUILD)/libember.a -lcmocka $(LDLIBS)
+# The archives for a test in layer $(2), highest layer first (link order).
+test_archives = $(foreach l,$(shell tests/check-layers --below $(2)),$(1)/lib/lib$(l).a)
 
-$(BUILD)/asan/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/asan/libember.a
-	@mkdir -p $(dir $@)
-	$(call say,TEST-SAN,$@)
-	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) -O1 -g $(SAN_FLAGS) -Itests $< -o $@ \
-		$(BUILD)/asan/libember.a -lcmocka $(LDLIBS)
+define unit_test
+$(BUILD)/unit/$(notdir $(basename $(1))): $(1) $(wildcard tests/unit/*.h) $(call test_archives,$(BUILD),$(2)) $(BUILD)/.layers-ok
+	@mkdir -p $$(dir $$@)
+	$$(call say,TEST,$$@)
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) $(CFLAGS) -Itests/unit $$< -o $$@ \
+		$(call test_archives,$(BUILD),$(2)) -lcmocka $(LDLIBS)
+$(BUILD)/asan/unit/$(notdir $(basename $(1))): $(1) $(wildcard tests/unit/*.h) $(call test_archives,$(BUILD)/asan,$(2)) $(BUILD)/.layers-ok
+	@mkdir -p $$(dir $$@)
+	$$(call say,TEST-SAN,$$@)
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) -O1 -g $(SAN_FLAGS) -Itests/unit $$< -o $$@ \
+		$(call test_archives,$(BUILD)/asan,$(2)) -lcmocka $(LDLIBS)
+endef
+$(foreach t,$(UNIT_SRCS),$(eval $(call unit_test,$(t),$(word 3,$(subst /, ,$(t))))))
+
+UNIT_BINS := $(foreach t,$(UNIT_SRCS),$(BUILD)/unit/$(notdir $(basename $(t))))
+UNIT_ASAN_BINS := $(foreach t,$(UNIT_SRCS),$(BUILD)/asan/unit/$(notdir $(basename $(t))))
 
 unit: $(UNIT_BINS)
 unit-asan: $(UNIT_ASAN_BINS)

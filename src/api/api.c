@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/json_fields.h"
+#include "util/json_fields.h"
 #include "api/snapshot_requests.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -40,7 +40,7 @@ static int get_info(struct api *api, const char *id, struct json_object *body,
     *out = json_object_new_object();
     json_object_object_add(*out, "id", json_object_new_string(api->vmm->id));
     json_object_object_add(*out, "state",
-                           json_object_new_string(vmm_state_name(api->vmm->state)));
+                           json_object_new_string(vmm_state_name(vmm_state(api->vmm))));
     json_object_object_add(*out, "vmm_version", json_object_new_string(EMBER_VERSION));
     json_object_object_add(*out, "app_name", json_object_new_string("ember"));
     return 0;
@@ -227,7 +227,7 @@ static int put_snapshot_load(struct api *api, const char *id, struct json_object
 
 static int start_instance(struct api *api)
 {
-    if (api->vmm->state != VMM_NOT_STARTED)
+    if (vmm_state(api->vmm) != VMM_NOT_STARTED)
         return err_set(-EINVAL, "the microVM is already running");
     struct vm_config cfg;
     int ret = api_build_config(&api->res, &cfg);
@@ -350,7 +350,7 @@ static void respond_fault(struct http_response *resp, int status, const char *ms
 
 static int check_phase(const struct api *api, const struct route *r, const char *path)
 {
-    bool started = api->vmm->state != VMM_NOT_STARTED;
+    bool started = vmm_state(api->vmm) != VMM_NOT_STARTED;
     if (r->phase == PRE_BOOT && started)
         return err_set(-EINVAL, "%s %s is only allowed before the microVM starts", r->method,
                        path);

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
-#include "api/json_fields.h"
+#include "util/json_fields.h"
 #include "util/util.h"
 
 #define CONFIG_FILE_MAX (1u << 20)

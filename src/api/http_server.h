@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "util/err.h"
-#include "vmm/evloop.h"
+#include "util/evloop.h"
 
 #define HTTP_DEFAULT_MAX_BODY 51200 /* Firecracker's default payload limit */
 #define HTTP_MAX_URL 1024

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api/json_fields.h"
+#include "util/json_fields.h"
 #include "util/log.h"
 #include "util/util.h"
 

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "util/err.h"
-#include "vmm/config.h"
+#include "config/config.h"
 
 #define API_ID_MAX 64
 #define API_DEFAULT_MEM_MIB 128 /* Firecracker's default */

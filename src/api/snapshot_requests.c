@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "api/json_fields.h"
+#include "util/json_fields.h"
 #include "util/util.h"
 
 int api_parse_snapshot_create(struct json_object *body, struct snapshot_create_req *out)

@@ -6,7 +6,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
-#include "snapshot/snapshot.h"
+#include "vmm/snapshot.h"
 #include "vmm/vmm.h"
 
 struct snapshot_create_req {

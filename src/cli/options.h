@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 #include "util/err.h"
-#include "vmm/config.h"
+#include "config/config.h"
 
 /* CLI_RUN: 'ember run' boots a VM from options. CLI_SERVE: Firecracker's
  * command line (--api-sock, --config-file, --no-api). */

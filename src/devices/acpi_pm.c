@@ -1,8 +1,12 @@
 #include "devices/acpi_pm.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "arch/x86_64/acpi.h"
+#include "arch/x86_64/layout.h"
+#include "devices/board.h"
 #include "util/util.h"
 
 #define OFF_STATUS 0
@@ -118,4 +122,48 @@ int acpi_pm_load(struct acpi_pm *pm, struct rec r)
         return err_prefix(ret, "acpi-pm");
     pm->status = status, pm->enable = enable, pm->control = control;
     return 0;
+}
+
+/* --- on the board --------------------------------------------------------- */
+
+static void acpi_pm_device_destroy(void *dev)
+{
+    acpi_pm_destroy(dev);
+    free(dev);
+}
+
+static void acpi_pm_device_save(void *dev, struct rec r)
+{
+    acpi_pm_save(dev, r);
+}
+
+static int acpi_pm_device_load(void *dev, struct rec r)
+{
+    return acpi_pm_load(dev, r);
+}
+
+static const struct device_ops acpi_pm_device_ops = {
+    .destroy = acpi_pm_device_destroy,
+    .save = acpi_pm_device_save,
+    .load = acpi_pm_device_load,
+};
+
+static void acpi_pm_board_sleep(void *ctx, unsigned slp_typ)
+{
+    if (slp_typ == ACPI_S5_SLP_TYP)
+        board_event(ctx, BOARD_POWER_OFF);
+}
+
+static const struct acpi_pm_host_ops acpi_pm_board_ops = {.sleep = acpi_pm_board_sleep};
+
+int acpi_pm_board_setup(struct board *b)
+{
+    struct acpi_pm *pm = calloc(1, sizeof(*pm));
+    if (!pm)
+        return err_set(-ENOMEM, "out of memory");
+    acpi_pm_init(pm, &acpi_pm_board_ops, b, NULL);
+    if (!board_add(b, &acpi_pm_device_ops, pm, "acpi_pm"))
+        return -ENOSPC;
+    return bus_register(b->pio, PORT_ACPI_PM1_EVT, ACPI_PM_REGION_SIZE, &acpi_pm_bus_ops, pm,
+                        "acpi-pm");
 }

@@ -11,6 +11,8 @@
 #include "bus/bus.h"
 #include "snapshot/record.h"
 
+struct board;
+
 #define ACPI_PM_REGION_SIZE 12
 
 struct acpi_pm_host_ops {
@@ -36,5 +38,9 @@ void acpi_pm_destroy(struct acpi_pm *pm);
 /* Snapshots: the PM1 status, enable and control registers. */
 void acpi_pm_save(struct acpi_pm *pm, struct rec r);
 int acpi_pm_load(struct acpi_pm *pm, struct rec r) EMBER_MUST_CHECK;
+
+/* The PM registers at port 0x600 (the FADT points there); S5 powers the
+ * board off. */
+int acpi_pm_board_setup(struct board *b) EMBER_MUST_CHECK;
 
 #endif

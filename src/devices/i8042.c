@@ -1,6 +1,10 @@
 #include "devices/i8042.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "arch/x86_64/layout.h"
+#include "devices/board.h"
 
 #define OFF_DATA 0
 #define OFF_CMD 4
@@ -343,4 +347,57 @@ int i8042_load(struct i8042 *c, struct rec r)
     }
     pthread_mutex_unlock(&c->lock);
     return 0;
+}
+
+/* --- on the board --------------------------------------------------------- */
+
+static void i8042_device_destroy(void *dev)
+{
+    i8042_destroy(dev);
+    free(dev);
+}
+
+static void i8042_device_save(void *dev, struct rec r)
+{
+    i8042_save(dev, r);
+}
+
+static int i8042_device_load(void *dev, struct rec r)
+{
+    return i8042_load(dev, r);
+}
+
+static const struct device_ops i8042_device_ops = {
+    .destroy = i8042_device_destroy,
+    .save = i8042_device_save,
+    .load = i8042_device_load,
+};
+
+static void i8042_board_reset(void *ctx)
+{
+    board_event(ctx, BOARD_RESET);
+}
+
+static const struct i8042_host_ops i8042_board_ops = {.reset = i8042_board_reset};
+
+int i8042_board_setup(struct board *b)
+{
+    struct i8042 *c = calloc(1, sizeof(*c));
+    if (!c)
+        return err_set(-ENOMEM, "out of memory");
+    i8042_init(c, board_irq(b, IRQ_KEYBOARD), board_irq(b, IRQ_MOUSE), &i8042_board_ops, b);
+    if (!board_add(b, &i8042_device_ops, c, "i8042"))
+        return -ENOSPC;
+    const struct acpi_device acpi = {
+        .name = "PS2K", .hid = "PNP0303", .uid = 0,
+        .io = {{PORT_I8042_DATA, 1}, {PORT_I8042_CMD, 1}}, .nr_io = 2, .irq = IRQ_KEYBOARD};
+    int ret = bus_register(b->pio, PORT_I8042_DATA, 1, &i8042_data_bus_ops, c, "i8042-data");
+    if (!ret)
+        ret = bus_register(b->pio, PORT_I8042_CMD, 1, &i8042_cmd_bus_ops, c, "i8042-cmd");
+    return ret ? ret : board_describe(b, &acpi);
+}
+
+struct i8042 *i8042_on_board(const struct board *b)
+{
+    return board_find(b, &i8042_device_ops, 0);
 }

@@ -14,6 +14,8 @@
 #include "devices/irq.h"
 #include "snapshot/record.h"
 
+struct board;
+
 #define I8042_QUEUE_SIZE 32
 
 struct i8042_host_ops {
@@ -53,5 +55,11 @@ void i8042_send_ctrl_alt_del(struct i8042 *c);
 /* Snapshots: controller state and the output queue. */
 void i8042_save(struct i8042 *c, struct rec r);
 int i8042_load(struct i8042 *c, struct rec r) EMBER_MUST_CHECK;
+
+/* The controller at ports 0x60/0x64 with IRQs 1 and 12; its reset line
+ * reboots the board. */
+int i8042_board_setup(struct board *b) EMBER_MUST_CHECK;
+/* The board's i8042, or NULL. */
+struct i8042 *i8042_on_board(const struct board *b);
 
 #endif

@@ -6,6 +6,9 @@
 #include <stdint.h>
 
 #include "bus/bus.h"
+#include "util/err.h"
+
+struct board;
 
 #define PVPANIC_PANICKED 0x1
 #define PVPANIC_CRASH_LOADED 0x2
@@ -22,5 +25,8 @@ struct pvpanic {
 extern const struct bus_ops pvpanic_bus_ops;
 
 void pvpanic_init(struct pvpanic *p, const struct pvpanic_host_ops *host, void *host_ctx);
+
+/* pvpanic at port 0x505 (QEMU's ACPI ID); a panic is a board event. */
+int pvpanic_board_setup(struct board *b) EMBER_MUST_CHECK;
 
 #endif

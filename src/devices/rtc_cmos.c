@@ -1,6 +1,10 @@
 #include "devices/rtc_cmos.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "arch/x86_64/layout.h"
+#include "devices/board.h"
 
 #define REG_SECONDS 0x00
 #define REG_MINUTES 0x02
@@ -202,4 +206,43 @@ int rtc_cmos_load(struct rtc_cmos *rtc, struct rec r)
     rtc->index = index;
     rtc->offset_sec = (int64_t)offset;
     return 0;
+}
+
+/* --- on the board --------------------------------------------------------- */
+
+static void rtc_device_destroy(void *dev)
+{
+    rtc_cmos_destroy(dev);
+    free(dev);
+}
+
+static void rtc_device_save(void *dev, struct rec r)
+{
+    rtc_cmos_save(dev, r);
+}
+
+static int rtc_device_load(void *dev, struct rec r)
+{
+    return rtc_cmos_load(dev, r);
+}
+
+static const struct device_ops rtc_device_ops = {
+    .destroy = rtc_device_destroy,
+    .save = rtc_device_save,
+    .load = rtc_device_load,
+};
+
+int rtc_cmos_board_setup(struct board *b)
+{
+    struct rtc_cmos *rtc = calloc(1, sizeof(*rtc));
+    if (!rtc)
+        return err_set(-ENOMEM, "out of memory");
+    rtc_cmos_init(rtc, NULL);
+    if (!board_add(b, &rtc_device_ops, rtc, "rtc"))
+        return -ENOSPC;
+    const struct acpi_device acpi = {
+        .name = "RTC_", .hid = "PNP0B00", .uid = 0,
+        .io = {{PORT_RTC, 2}}, .nr_io = 1, .irq = IRQ_RTC};
+    int ret = bus_register(b->pio, PORT_RTC, 2, &rtc_cmos_bus_ops, rtc, "rtc");
+    return ret ? ret : board_describe(b, &acpi);
 }

@@ -11,6 +11,8 @@
 #include "bus/bus.h"
 #include "snapshot/record.h"
 
+struct board;
+
 #define RTC_CMOS_SIZE 128
 
 struct rtc_cmos {
@@ -28,5 +30,8 @@ void rtc_cmos_destroy(struct rtc_cmos *rtc);
 /* Snapshots: the CMOS RAM, the index and the guest's offset from host time. */
 void rtc_cmos_save(struct rtc_cmos *rtc, struct rec r);
 int rtc_cmos_load(struct rtc_cmos *rtc, struct rec r) EMBER_MUST_CHECK;
+
+/* The RTC at ports 0x70/0x71. */
+int rtc_cmos_board_setup(struct board *b) EMBER_MUST_CHECK;
 
 #endif

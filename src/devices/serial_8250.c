@@ -1,6 +1,11 @@
 #include "devices/serial_8250.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "arch/x86_64/layout.h"
+#include "devices/board.h"
 
 #define REG_RBR_THR 0 /* DLL when DLAB */
 #define REG_IER 1     /* DLM when DLAB */
@@ -79,14 +84,12 @@ static void serial_reset_regs(struct serial *s)
     s->irq_level = false;
 }
 
-void serial_init(struct serial *s, struct irq_line irq, const struct serial_host_ops *host,
-                 void *host_ctx)
+void serial_init(struct serial *s, struct irq_line irq, const struct chardev_host *host)
 {
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
     s->irq = irq;
-    s->host = host;
-    s->host_ctx = host_ctx;
+    s->host = *host;
     serial_reset_regs(s);
 }
 
@@ -125,8 +128,7 @@ static bool serial_accepts_input(const struct serial *s)
 
 static void notify_rx_ready(struct serial *s)
 {
-    if (s->host && s->host->rx_ready)
-        s->host->rx_ready(s->host_ctx);
+    chardev_input_ready(&s->host);
 }
 
 size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
@@ -201,8 +203,8 @@ static void serial_transmit(struct serial *s, uint8_t byte)
 {
     if (s->mcr & MCR_LOOP)
         rx_push(s, byte);
-    else if (s->host && s->host->tx)
-        s->host->tx(s->host_ctx, byte);
+    else
+        chardev_write(&s->host, &byte, 1);
     s->bytes_out++;
     /* The byte leaves at once: the holding register is empty again. */
     s->thre_pending = true;
@@ -325,4 +327,65 @@ int serial_load(struct serial *s, struct rec r)
         irq_line_set(&s->irq, true);
     }
     return 0;
+}
+
+/* --- on the board --------------------------------------------------------- */
+
+static void serial_device_destroy(void *dev)
+{
+    serial_destroy(dev);
+    free(dev);
+}
+
+static void serial_device_save(void *dev, struct rec r)
+{
+    serial_save(dev, r);
+}
+
+static int serial_device_load(void *dev, struct rec r)
+{
+    return serial_load(dev, r);
+}
+
+static size_t serial_counters(void *dev, struct device_counter *out)
+{
+    struct serial *s = dev;
+    pthread_mutex_lock(&s->lock);
+    out[0] = (struct device_counter){"bytes_out", s->bytes_out};
+    out[1] = (struct device_counter){"bytes_in", s->bytes_in};
+    pthread_mutex_unlock(&s->lock);
+    return 2;
+}
+
+static const struct device_ops serial_device_ops = {
+    .destroy = serial_device_destroy,
+    .save = serial_device_save,
+    .load = serial_device_load,
+    .counters = serial_counters,
+};
+
+static size_t serial_console_input(void *dev, const uint8_t *buf, size_t len)
+{
+    return serial_receive(dev, buf, len);
+}
+
+int serial_board_setup(struct board *b)
+{
+    struct serial *s = calloc(1, sizeof(*s));
+    if (!s)
+        return err_set(-ENOMEM, "out of memory");
+    serial_init(s, board_irq(b, IRQ_COM1), &b->console);
+    struct device *d = board_add(b, &serial_device_ops, s, "serial");
+    if (!d)
+        return -ENOSPC;
+    snprintf(d->metrics, sizeof(d->metrics), "uart"); /* Firecracker's name */
+    const struct acpi_device acpi = {
+        .name = "COM1", .hid = "PNP0501", .uid = 1,
+        .io = {{PORT_COM1, SERIAL_REG_COUNT}}, .nr_io = 1, .irq = IRQ_COM1};
+    int ret = bus_register(b->pio, PORT_COM1, SERIAL_REG_COUNT, &serial_bus_ops, s, "com1");
+    if (!ret)
+        ret = board_describe(b, &acpi);
+    if (!ret && b->cfg->console == CONSOLE_SERIAL)
+        board_take_console(b, serial_console_input, s);
+    return ret;
 }

@@ -9,26 +9,20 @@
 #include <stdint.h>
 
 #include "bus/bus.h"
+#include "devices/chardev.h"
 #include "devices/irq.h"
 #include "snapshot/record.h"
+
+struct board;
 
 #define SERIAL_FIFO_SIZE 16
 #define SERIAL_REG_COUNT 8
 
-struct serial_host_ops {
-    /* A byte the guest transmitted. */
-    void (*tx)(void *ctx, uint8_t byte);
-    /* The guest can take input now (it enabled receive interrupts or drained
-     * the FIFO): call serial_receive() again. Called with the UART locked, so
-     * it must only wake someone up. */
-    void (*rx_ready)(void *ctx);
-};
-
 struct serial {
     pthread_mutex_t lock;
     struct irq_line irq;
-    const struct serial_host_ops *host;
-    void *host_ctx;
+    struct chardev_host host; /* input_ready: it enabled receive interrupts
+                               * or drained the FIFO */
 
     uint8_t rx_fifo[SERIAL_FIFO_SIZE];
     unsigned rx_head, rx_count;
@@ -41,8 +35,7 @@ struct serial {
 
 extern const struct bus_ops serial_bus_ops;
 
-void serial_init(struct serial *s, struct irq_line irq, const struct serial_host_ops *host,
-                 void *host_ctx);
+void serial_init(struct serial *s, struct irq_line irq, const struct chardev_host *host);
 void serial_destroy(struct serial *s);
 /* Offer input to the guest; returns how many bytes it took (0 while the guest
  * has receive interrupts off or its FIFO is full). */
@@ -50,5 +43,9 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
 /* Snapshots: the registers and the receive FIFO. */
 void serial_save(struct serial *s, struct rec r);
 int serial_load(struct serial *s, struct rec r) EMBER_MUST_CHECK;
+
+/* COM1 on the board, with the console's output (and its input, unless the
+ * console is virtio). */
+int serial_board_setup(struct board *b) EMBER_MUST_CHECK;
 
 #endif

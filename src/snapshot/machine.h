@@ -4,7 +4,7 @@
 #define EMBER_SNAPSHOT_MACHINE_H
 
 #include "snapshot/record.h"
-#include "vmm/config.h"
+#include "config/config.h"
 
 void machine_save(const struct vm_config *cfg, struct rec r);
 /* Strings in 'cfg' point into 'r'. Every count and size is range-checked. */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/json_fields.h"
+#include "util/json_fields.h"
 
 struct rec rec_new(void)
 {

@@ -1,11 +1,13 @@
 #include "virtio/blk.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
 #include "util/log.h"
 #include "util/util.h"
+#include "virtio/attach.h"
 
 #define BLK_HEADER_SIZE 16
 #define BLK_SEGMENT_SIZE 16
@@ -143,21 +145,32 @@ static struct blk_request *request_alloc(struct virtio_blk *blk)
     return NULL;
 }
 
-static void finish(struct virtio_blk *blk, struct blk_request *r, int status)
+/* Free the request and write its status byte: false if that byte is no
+ * longer guest memory (the queue is then broken). */
+static bool settle(struct virtio_blk *blk, struct blk_request *r, int status)
 {
     struct virtq *q = &blk->vdev.queues[0];
     r->in_use = false;
-    const struct virtio_dev *vdev = &blk->vdev;
-    bool live = (vdev->status & VIRTIO_STATUS_DRIVER_OK) &&
-                !(vdev->status & VIRTIO_STATUS_NEEDS_RESET);
-    if (r->generation != blk->generation || !live)
-        return; /* issued before a reset: the rings are no longer ours */
     if (status != VIRTIO_BLK_S_OK)
         blk->stats.errors++;
     uint8_t s = (uint8_t)status;
-    if (gm_write(q->gm, r->status_gpa, &s, 1) || virtq_push(q, r->head, r->used_len))
+    if (!gm_write(q->gm, r->status_gpa, &s, 1))
+        return true;
+    virtq_mark_broken(q, "status byte outside guest memory");
+    return false;
+}
+
+/* An asynchronous request completed. */
+static void finish(struct virtio_blk *blk, struct blk_request *r, int status)
+{
+    struct virtq *q = &blk->vdev.queues[0];
+    if (r->generation != blk->generation || !virtio_dev_live(&blk->vdev)) {
+        r->in_use = false; /* issued before a reset: the rings are no longer ours */
+        return;
+    }
+    if (!settle(blk, r, status) || virtq_push(q, r->head, r->used_len))
         virtio_dev_queue_broken(&blk->vdev, 0);
-    else if (vdev->paused) /* draining for a pause: tell the guest now */
+    else if (blk->vdev.paused) /* draining for a pause: tell the guest now */
         virtio_dev_notify(&blk->vdev, 0);
 }
 
@@ -234,50 +247,43 @@ static bool discard_enabled(const struct virtio_blk *blk, uint32_t type)
     return virtio_dev_has_feature(&blk->vdev, bit);
 }
 
-/* Pop and start requests until the queue is empty or requests run out. */
+/* Start one request; the chain comes back at once or when its I/O ends. */
+static enum virtio_chain_result start_request(struct virtio_dev *vdev, struct virtq *q,
+                                              const struct virtq_chain *chain, uint32_t *written)
+{
+    struct virtio_blk *blk = vdev->model;
+    struct blk_request *r = request_alloc(blk);
+    if (!r)
+        return VIRTIO_CHAIN_RETRY; /* resumed when a request completes */
+    struct blk_parsed p;
+    virtio_blk_parse(q, chain, blk->capacity, blk->file.read_only, !blk->file.read_only, &p);
+    if (p.type == VIRTIO_BLK_T_DISCARD || p.type == VIRTIO_BLK_T_WRITE_ZEROES)
+        if (p.status < 0 && !discard_enabled(blk, p.type))
+            p.status = VIRTIO_BLK_S_UNSUPP;
+    if (!p.has_status) {
+        /* Nowhere to report: give the chain back untouched. */
+        r->in_use = false;
+        blk->stats.errors++;
+        return VIRTIO_CHAIN_USED;
+    }
+    r->blk = blk;
+    r->generation = blk->generation;
+    r->head = chain->head;
+    r->status_gpa = p.status_gpa;
+    r->used_len = 1; /* the status byte */
+    int status = p.status >= 0 ? p.status : issue(blk, r, chain, &p);
+    if (status < 0)
+        return VIRTIO_CHAIN_HELD;
+    *written = r->used_len;
+    settle(blk, r, status);
+    return VIRTIO_CHAIN_USED;
+}
+
+/* Start requests until the queue is empty or requests run out. */
 static void process(struct virtio_blk *blk)
 {
-    struct virtq *q = &blk->vdev.queues[0];
-    static _Thread_local struct virtq_chain chain;
-    int got;
-    do {
-        while ((got = virtq_pop(q, &chain)) == 1) {
-            struct blk_request *r = request_alloc(blk);
-            if (!r) {
-                virtq_unpop(q); /* resumed when a request completes */
-                got = 0;
-                goto out;
-            }
-            struct blk_parsed p;
-            virtio_blk_parse(q, &chain, blk->capacity, blk->file.read_only,
-                             !blk->file.read_only, &p);
-            if (p.type == VIRTIO_BLK_T_DISCARD || p.type == VIRTIO_BLK_T_WRITE_ZEROES)
-                if (p.status < 0 && !discard_enabled(blk, p.type))
-                    p.status = VIRTIO_BLK_S_UNSUPP;
-            r->blk = blk;
-            r->generation = blk->generation;
-            r->head = chain.head;
-            r->status_gpa = p.status_gpa;
-            r->used_len = 1; /* the status byte */
-            if (!p.has_status) {
-                /* Nowhere to report: give the chain back untouched. */
-                r->in_use = false;
-                blk->stats.errors++;
-                if (virtq_push(q, chain.head, 0))
-                    break;
-                continue;
-            }
-            int status = p.status >= 0 ? p.status : issue(blk, r, &chain, &p);
-            if (status >= 0)
-                finish(blk, r, status);
-        }
-    } while (got == 0 && virtq_rearm(q));
-out:
+    virtio_dev_drain_queue(&blk->vdev, 0, start_request);
     blockfile_submit(&blk->file);
-    if (got < 0 || q->broken)
-        virtio_dev_queue_broken(&blk->vdev, 0);
-    else
-        virtio_dev_notify(&blk->vdev, 0);
 }
 
 static void blk_queue_notify(struct virtio_dev *vdev, unsigned q)
@@ -292,7 +298,7 @@ static void blk_on_completion(void *ctx, uint32_t events)
     (void)events;
     pthread_mutex_lock(&blk->vdev.lock);
     blockfile_reap(&blk->file);
-    if (virtio_dev_running(&blk->vdev) && blk->vdev.queues[0].ready)
+    if (virtio_dev_queue_running(&blk->vdev, 0))
         process(blk); /* pushes completions' interrupt, picks up waiting work */
     pthread_mutex_unlock(&blk->vdev.lock);
 }
@@ -342,10 +348,10 @@ static void blk_pause(struct virtio_dev *vdev, bool paused)
     evloop_modify(blk->loop, blk->file.event_fd, paused ? 0 : EPOLLIN);
 }
 
-static size_t blk_counters(struct virtio_dev *vdev, struct virtio_counter *out)
+static size_t blk_counters(struct virtio_dev *vdev, struct device_counter *out)
 {
     const struct virtio_blk_stats *st = &((struct virtio_blk *)vdev->model)->stats;
-    const struct virtio_counter c[] = {
+    const struct device_counter c[] = {
         {"read_count", st->reads},       {"write_count", st->writes},
         {"read_bytes", st->bytes_read},  {"write_bytes", st->bytes_written},
         {"flush_count", st->flushes},    {"discard_count", st->discards},
@@ -353,6 +359,13 @@ static size_t blk_counters(struct virtio_dev *vdev, struct virtio_counter *out)
     };
     memcpy(out, c, sizeof(c));
     return ARRAY_SIZE(c);
+}
+
+static void blk_destroy(struct virtio_dev *vdev)
+{
+    struct virtio_blk *blk = vdev->model;
+    virtio_blk_destroy(blk);
+    free(blk);
 }
 
 static const struct virtio_device_ops blk_ops = {
@@ -367,6 +380,7 @@ static const struct virtio_device_ops blk_ops = {
     .reset = blk_reset,
     .pause = blk_pause,
     .counters = blk_counters,
+    .destroy = blk_destroy,
 };
 
 int virtio_blk_init(struct virtio_blk *blk, const struct guest_mem *gm,
@@ -405,7 +419,7 @@ int virtio_blk_replace_file(struct virtio_blk *blk, const struct blockfile *file
     struct blockfile old = blk->file;
     blk->file = *file;
     blk->capacity = file->size / VIRTIO_BLK_SECTOR;
-    if (virtio_dev_running(&blk->vdev) && blk->vdev.queues[0].ready)
+    if (virtio_dev_queue_running(&blk->vdev, 0))
         process(blk);
     if (blk->vdev.status & VIRTIO_STATUS_DRIVER_OK)
         virtio_dev_notify_config(&blk->vdev); /* the capacity may have changed */
@@ -419,4 +433,42 @@ void virtio_blk_destroy(struct virtio_blk *blk)
     evloop_remove(blk->loop, blk->file.event_fd);
     blockfile_close(&blk->file);
     virtio_dev_destroy(&blk->vdev);
+}
+
+/* --- on the board ---------------------------------------------------------- */
+
+int virtio_blk_board_setup(struct board *b)
+{
+    for (unsigned i = 0; i < b->cfg->nr_disks; i++) {
+        const struct disk_config *d = &b->cfg->disks[i];
+        struct virtio_blk *blk = calloc(1, sizeof(*blk));
+        if (!blk)
+            return err_set(-ENOMEM, "out of memory");
+        const char *id = d->id;
+        if (!id) {
+            const char *slash = strrchr(d->path, '/');
+            id = slash ? slash + 1 : d->path;
+        }
+        b->backends.disk_taken[i] = true; /* the device closes it from now on */
+        int ret = virtio_blk_init(blk, b->mem, &b->backends.disks[i], id, b->loop);
+        if (ret) {
+            virtio_blk_destroy(blk);
+            free(blk);
+            return err_prefix(ret, "disk %s", d->path);
+        }
+        /* Named by the drive's id, or by the serial the guest reads. */
+        char metrics[80];
+        if (d->id)
+            snprintf(metrics, sizeof(metrics), "block_%s", d->id);
+        else
+            snprintf(metrics, sizeof(metrics), "block_%.*s", VIRTIO_BLK_ID_BYTES, id);
+        if ((ret = virtio_attach(b, &blk->vdev, metrics)))
+            return err_prefix(ret, "disk %s", d->path);
+    }
+    return 0;
+}
+
+struct virtio_blk *virtio_blk_on_board(const struct board *b, unsigned index)
+{
+    return virtio_find(b, &blk_ops, index);
 }

@@ -9,8 +9,8 @@
 #include <sys/uio.h>
 
 #include "virtio/backends/blockfile.h"
+#include "util/evloop.h"
 #include "virtio/virtio.h"
-#include "vmm/evloop.h"
 
 #define VIRTIO_BLK_T_IN 0
 #define VIRTIO_BLK_T_OUT 1
@@ -91,5 +91,11 @@ void virtio_blk_destroy(struct virtio_blk *blk);
  * the new capacity. */
 int virtio_blk_replace_file(struct virtio_blk *blk, const struct blockfile *file)
     EMBER_MUST_CHECK;
+
+/* One disk per configured drive, vda first, each taking over its opened
+ * image (b->backends). */
+int virtio_blk_board_setup(struct board *b) EMBER_MUST_CHECK;
+/* The board's index-th disk, or NULL. */
+struct virtio_blk *virtio_blk_on_board(const struct board *b, unsigned index);
 
 #endif

@@ -1,6 +1,9 @@
 #include "virtio/console.h"
 
+#include <stdlib.h>
+
 #include "util/util.h"
+#include "virtio/attach.h"
 
 #define CONSOLE_RX 0
 #define CONSOLE_TX 1
@@ -24,55 +27,52 @@ static void console_config_read(struct virtio_dev *vdev, uint32_t offset, void *
         memcpy(data, cfg + offset, MIN(len, sizeof(cfg) - offset));
 }
 
-static void drain_tx(struct virtio_console *vc)
+static enum virtio_chain_result console_send(struct virtio_dev *vdev, struct virtq *q,
+                                            const struct virtq_chain *chain, uint32_t *written)
 {
-    struct virtio_dev *vdev = &vc->vdev;
-    struct virtq *q = &vdev->queues[CONSOLE_TX];
-    static _Thread_local struct virtq_chain chain;
-    int got;
-    do {
-        while ((got = virtq_pop(q, &chain)) == 1) {
-            uint8_t buf[CONSOLE_TX_CHUNK];
-            for (uint64_t off = 0; off < chain.readable_bytes;) {
-                size_t n = virtq_chain_read(q, &chain, off, buf, sizeof(buf));
-                if (n == 0)
-                    break;
-                vc->host->tx(vc->host_ctx, buf, n);
-                vc->bytes_out += n;
-                off += n;
-            }
-            if (virtq_push(q, chain.head, 0))
-                break;
-        }
-    } while (got == 0 && virtq_rearm(q));
-    if (got < 0 || q->broken)
-        virtio_dev_queue_broken(vdev, CONSOLE_TX);
-    else
-        virtio_dev_notify(vdev, CONSOLE_TX);
+    struct virtio_console *vc = vdev->model;
+    uint8_t buf[CONSOLE_TX_CHUNK];
+    for (uint64_t off = 0; off < chain->readable_bytes;) {
+        size_t n = virtq_chain_read(q, chain, off, buf, sizeof(buf));
+        if (n == 0)
+            break;
+        chardev_write(&vc->host, buf, n);
+        vc->bytes_out += n;
+        off += n;
+    }
+    *written = 0;
+    return VIRTIO_CHAIN_USED;
 }
 
 static void console_queue_notify(struct virtio_dev *vdev, unsigned q)
 {
     struct virtio_console *vc = vdev->model;
     if (q == CONSOLE_TX)
-        drain_tx(vc);
+        virtio_dev_drain_queue(vdev, CONSOLE_TX, console_send);
     else
-        vc->host->rx_ready(vc->host_ctx);
+        chardev_input_ready(&vc->host);
 }
 
 static int console_activate(struct virtio_dev *vdev)
 {
     struct virtio_console *vc = vdev->model;
-    vc->host->rx_ready(vc->host_ctx);
+    chardev_input_ready(&vc->host);
     return 0;
 }
 
-static size_t console_counters(struct virtio_dev *vdev, struct virtio_counter *out)
+static size_t console_counters(struct virtio_dev *vdev, struct device_counter *out)
 {
     const struct virtio_console *vc = vdev->model;
-    out[0] = (struct virtio_counter){"bytes_in", vc->bytes_in};
-    out[1] = (struct virtio_counter){"bytes_out", vc->bytes_out};
+    out[0] = (struct device_counter){"bytes_in", vc->bytes_in};
+    out[1] = (struct device_counter){"bytes_out", vc->bytes_out};
     return 2;
+}
+
+static void console_destroy(struct virtio_dev *vdev)
+{
+    struct virtio_console *vc = vdev->model;
+    virtio_dev_destroy(vdev);
+    free(vc);
 }
 
 static const struct virtio_device_ops console_ops = {
@@ -86,13 +86,13 @@ static const struct virtio_device_ops console_ops = {
     .activate = console_activate,
     .queue_notify = console_queue_notify,
     .counters = console_counters,
+    .destroy = console_destroy,
 };
 
 void virtio_console_init(struct virtio_console *vc, const struct guest_mem *gm,
-                         const struct virtio_console_host_ops *host, void *host_ctx)
+                         const struct chardev_host *host)
 {
-    vc->host = host;
-    vc->host_ctx = host_ctx;
+    vc->host = *host;
     vc->bytes_in = vc->bytes_out = 0;
     virtio_dev_init(&vc->vdev, &console_ops, vc, gm);
 }
@@ -104,7 +104,7 @@ size_t virtio_console_receive(struct virtio_console *vc, const uint8_t *buf, siz
     static _Thread_local struct virtq_chain chain;
     size_t taken = 0;
     pthread_mutex_lock(&vdev->lock);
-    while (taken < len && virtio_dev_running(vdev) && q->ready) {
+    while (taken < len && virtio_dev_queue_running(vdev, CONSOLE_RX)) {
         int got = virtq_pop(q, &chain);
         if (got < 0)
             virtio_dev_queue_broken(vdev, CONSOLE_RX);
@@ -120,8 +120,27 @@ size_t virtio_console_receive(struct virtio_console *vc, const uint8_t *buf, siz
     }
     if (taken)
         virtio_dev_notify(vdev, CONSOLE_RX);
-    else if (virtio_dev_running(vdev) && q->ready)
+    else if (virtio_dev_queue_running(vdev, CONSOLE_RX))
         virtq_rearm(q); /* tell us when buffers arrive */
     pthread_mutex_unlock(&vdev->lock);
     return taken;
+}
+
+static size_t console_input(void *dev, const uint8_t *buf, size_t len)
+{
+    return virtio_console_receive(dev, buf, len);
+}
+
+int virtio_console_board_setup(struct board *b)
+{
+    if (b->cfg->console != CONSOLE_VIRTIO)
+        return 0;
+    struct virtio_console *vc = calloc(1, sizeof(*vc));
+    if (!vc)
+        return err_set(-ENOMEM, "out of memory");
+    virtio_console_init(vc, b->mem, &b->console);
+    int ret = virtio_attach(b, &vc->vdev, "virtio_console");
+    if (!ret)
+        board_take_console(b, console_input, vc);
+    return ret;
 }

@@ -8,23 +8,19 @@
 
 #include "virtio/virtio.h"
 
-struct virtio_console_host_ops {
-    void (*tx)(void *ctx, const uint8_t *buf, size_t len);
-    /* The guest queued receive buffers: offer input again. */
-    void (*rx_ready)(void *ctx);
-};
-
 struct virtio_console {
     struct virtio_dev vdev;
-    const struct virtio_console_host_ops *host;
-    void *host_ctx;
+    struct chardev_host host; /* input_ready: the guest queued receive buffers */
     uint64_t bytes_in, bytes_out;
 };
 
 void virtio_console_init(struct virtio_console *vc, const struct guest_mem *gm,
-                         const struct virtio_console_host_ops *host, void *host_ctx);
+                         const struct chardev_host *host);
 /* Copy up to 'len' bytes into the guest's receive buffers (any thread);
  * returns how many it took. */
 size_t virtio_console_receive(struct virtio_console *vc, const uint8_t *buf, size_t len);
+
+/* With --console virtio: the console's output and input go to hvc0. */
+int virtio_console_board_setup(struct board *b) EMBER_MUST_CHECK;
 
 #endif

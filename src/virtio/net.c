@@ -1,11 +1,14 @@
 #include "virtio/net.h"
 
 #include <linux/if_tun.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
 #include "util/log.h"
 #include "util/util.h"
+#include "virtio/attach.h"
 
 #define NET_RX 0
 #define NET_TX 1
@@ -18,7 +21,7 @@
 
 static void update_interest(struct virtio_net *vn)
 {
-    bool running = virtio_dev_running(&vn->vdev) && vn->vdev.queues[NET_RX].ready;
+    bool running = virtio_dev_queue_running(&vn->vdev, NET_RX);
     uint32_t events = 0;
     if (running && !vn->frame_pending)
         events |= EPOLLIN;
@@ -124,46 +127,39 @@ static void receive(struct virtio_net *vn)
 
 /* --- transmit ------------------------------------------------------------ */
 
+static enum virtio_chain_result send_frame(struct virtio_dev *vdev, struct virtq *q,
+                                          const struct virtq_chain *chain, uint32_t *written)
+{
+    struct virtio_net *vn = vdev->model;
+    struct iovec iov[VIRTQ_MAX_CHAIN];
+    int n = 0;
+    bool ok = chain->readable_bytes > NET_HDR_SIZE && chain->readable_bytes <= NET_MAX_FRAME;
+    for (unsigned i = 0; ok && i < chain->nr_readable; i++) {
+        if (!chain->bufs[i].len)
+            continue;
+        void *p = gm_ptr(q->gm, chain->bufs[i].gpa, chain->bufs[i].len);
+        ok = p != NULL;
+        iov[n++] = (struct iovec){p, chain->bufs[i].len};
+    }
+    int ret = ok ? vn->be->ops->send(vn->be, iov, n) : -EINVAL;
+    if (ret == -EAGAIN) {
+        vn->tx_waiting = true; /* resumed when the backend is writable */
+        return VIRTIO_CHAIN_RETRY;
+    }
+    if (ret) {
+        vn->stats.tx_errors++;
+    } else {
+        vn->stats.tx_packets++;
+        vn->stats.tx_bytes += chain->readable_bytes - NET_HDR_SIZE;
+    }
+    *written = 0;
+    return VIRTIO_CHAIN_USED;
+}
+
 static void transmit(struct virtio_net *vn)
 {
-    struct virtq *q = &vn->vdev.queues[NET_TX];
-    static _Thread_local struct virtq_chain chain;
-    struct iovec iov[VIRTQ_MAX_CHAIN];
-    bool sent = false;
-    int got = 0;
-    do {
-        while (!vn->tx_waiting && (got = virtq_pop(q, &chain)) == 1) {
-            int n = 0;
-            bool ok = chain.readable_bytes > NET_HDR_SIZE &&
-                      chain.readable_bytes <= NET_MAX_FRAME;
-            for (unsigned i = 0; ok && i < chain.nr_readable; i++) {
-                if (!chain.bufs[i].len)
-                    continue;
-                void *p = gm_ptr(q->gm, chain.bufs[i].gpa, chain.bufs[i].len);
-                ok = p != NULL;
-                iov[n++] = (struct iovec){p, chain.bufs[i].len};
-            }
-            int ret = ok ? vn->be->ops->send(vn->be, iov, n) : -EINVAL;
-            if (ret == -EAGAIN) {
-                virtq_unpop(q);
-                vn->tx_waiting = true; /* resumed when the backend is writable */
-                break;
-            }
-            if (ret) {
-                vn->stats.tx_errors++;
-            } else {
-                vn->stats.tx_packets++;
-                vn->stats.tx_bytes += chain.readable_bytes - NET_HDR_SIZE;
-            }
-            if (virtq_push(q, chain.head, 0))
-                break;
-            sent = true;
-        }
-    } while (!vn->tx_waiting && got == 0 && virtq_rearm(q));
-    if (q->broken)
-        virtio_dev_queue_broken(&vn->vdev, NET_TX);
-    else if (sent)
-        virtio_dev_notify(&vn->vdev, NET_TX);
+    if (!vn->tx_waiting)
+        virtio_dev_drain_queue(&vn->vdev, NET_TX, send_frame);
 }
 
 /* --- device ops ------------------------------------------------------------ */
@@ -177,7 +173,7 @@ void virtio_net_backend_ready(struct virtio_net *vn, uint32_t events)
             vn->tx_waiting = false;
             transmit(vn);
         }
-        if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && vdev->queues[NET_RX].ready)
+        if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && virtio_dev_queue_running(vdev, NET_RX))
             receive(vn);
     }
     update_interest(vn);
@@ -259,16 +255,23 @@ static void net_pause(struct virtio_dev *vdev, bool paused)
     update_interest(vdev->model);
 }
 
-static size_t net_counters(struct virtio_dev *vdev, struct virtio_counter *out)
+static size_t net_counters(struct virtio_dev *vdev, struct device_counter *out)
 {
     const struct virtio_net_stats *st = &((struct virtio_net *)vdev->model)->stats;
-    const struct virtio_counter c[] = {
+    const struct device_counter c[] = {
         {"rx_packets_count", st->rx_packets}, {"rx_bytes_count", st->rx_bytes},
         {"rx_dropped", st->rx_dropped},       {"tx_packets_count", st->tx_packets},
         {"tx_bytes_count", st->tx_bytes},     {"tx_errors", st->tx_errors},
     };
     memcpy(out, c, sizeof(c));
     return ARRAY_SIZE(c);
+}
+
+static void net_destroy(struct virtio_dev *vdev)
+{
+    struct virtio_net *vn = vdev->model;
+    virtio_net_destroy(vn);
+    free(vn);
 }
 
 static const struct virtio_device_ops net_ops = {
@@ -284,6 +287,7 @@ static const struct virtio_device_ops net_ops = {
     .reset = net_reset,
     .pause = net_pause,
     .counters = net_counters,
+    .destroy = net_destroy,
 };
 
 int virtio_net_init(struct virtio_net *vn, const struct guest_mem *gm, struct net_backend *be,
@@ -319,4 +323,33 @@ void virtio_net_destroy(struct virtio_net *vn)
         evloop_remove(vn->loop, vn->be->poll_fd);
     vn->be->ops->destroy(vn->be);
     virtio_dev_destroy(&vn->vdev);
+}
+
+/* --- on the board ---------------------------------------------------------- */
+
+int virtio_net_board_setup(struct board *b)
+{
+    for (unsigned i = 0; i < b->cfg->nr_nics; i++) {
+        struct net_backend *be = b->backends.nets[i];
+        b->backends.nets[i] = NULL; /* the device owns it from now on */
+        struct virtio_net *vn = calloc(1, sizeof(*vn));
+        if (!vn) {
+            be->ops->destroy(be);
+            return err_set(-ENOMEM, "out of memory");
+        }
+        int ret = virtio_net_init(vn, b->mem, be, b->cfg->nics[i].mac, b->loop);
+        if (ret) {
+            virtio_net_destroy(vn);
+            free(vn);
+            return err_prefix(ret, "network interface %u", i);
+        }
+        char metrics[80];
+        if (b->cfg->nics[i].id)
+            snprintf(metrics, sizeof(metrics), "net_%s", b->cfg->nics[i].id);
+        else
+            snprintf(metrics, sizeof(metrics), "net_%u", i);
+        if ((ret = virtio_attach(b, &vn->vdev, metrics)))
+            return err_prefix(ret, "network interface %u", i);
+    }
+    return 0;
 }

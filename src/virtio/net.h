@@ -7,8 +7,8 @@
 #define EMBER_VIRTIO_NET_H
 
 #include "virtio/backends/net_backend.h"
+#include "util/evloop.h"
 #include "virtio/virtio.h"
-#include "vmm/evloop.h"
 
 #define VIRTIO_NET_F_CSUM 0
 #define VIRTIO_NET_F_GUEST_CSUM 1
@@ -50,5 +50,9 @@ void virtio_net_destroy(struct virtio_net *vn);
 /* Backend events (exposed for unit tests, which drive the device without a
  * loop): receive what is waiting / resume blocked transmission. */
 void virtio_net_backend_ready(struct virtio_net *vn, uint32_t events);
+
+/* One NIC per configured interface, each taking over its opened backend
+ * (b->backends). */
+int virtio_net_board_setup(struct board *b) EMBER_MUST_CHECK;
 
 #endif

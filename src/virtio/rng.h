@@ -10,5 +10,7 @@ struct virtio_rng {
 };
 
 void virtio_rng_init(struct virtio_rng *rng, const struct guest_mem *gm);
+/* One virtio-rng if the configuration asks for it. */
+int virtio_rng_board_setup(struct board *b) EMBER_MUST_CHECK;
 
 #endif

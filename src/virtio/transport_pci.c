@@ -2,10 +2,12 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "arch/x86_64/layout.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -174,7 +176,7 @@ static void queue_enable(struct virtio_pci *vp, struct virtq *q, unsigned index)
     struct virtio_dev *vdev = vp->vdev;
     q->ready = true;
     /* Normally queues are enabled before DRIVER_OK and started then. */
-    if ((vdev->status & VIRTIO_STATUS_DRIVER_OK) && virtq_start(q, vdev->gm))
+    if (virtio_dev_live(vdev) && virtq_start(q, vdev->gm))
         virtio_dev_queue_broken(vdev, index);
 }
 
@@ -257,7 +259,7 @@ static void vp_process_queue(struct virtio_pci *vp, unsigned q)
 {
     struct virtio_dev *vdev = vp->vdev;
     pthread_mutex_lock(&vdev->lock);
-    if (q < vdev->ops->num_queues && virtio_dev_running(vdev) && vdev->queues[q].ready)
+    if (virtio_dev_queue_running(vdev, q))
         vdev->ops->queue_notify(vdev, q);
     pthread_mutex_unlock(&vdev->lock);
 }
@@ -597,6 +599,7 @@ void virtio_pci_save(struct virtio_pci *vp, struct rec r)
 {
     struct virtio_dev *vdev = vp->vdev;
     pthread_mutex_lock(&vdev->lock);
+    rec_put_u64(r, "slot", vp->pci.slot);
     rec_put_str(r, "device", vdev->ops->name);
     pci_device_save(&vp->pci, rec_put_child(r, "pci"));
     msix_save(&vp->msix, rec_put_child(r, "msix"));
@@ -614,6 +617,8 @@ void virtio_pci_save(struct virtio_pci *vp, struct rec r)
         virtq_save(&vdev->queues[q], item);
         rec_put_u64(item, "vector", vp->queue_vector[q]);
     }
+    if (vdev->ops->save)
+        vdev->ops->save(vdev, rec_put_child(r, "model"));
     pthread_mutex_unlock(&vdev->lock);
 }
 
@@ -630,8 +635,13 @@ static int load_transport(struct virtio_pci *vp, struct rec r)
 {
     struct virtio_dev *vdev = vp->vdev;
     uint64_t features;
+    uint32_t slot;
     char name[32];
-    int ret = rec_get_str(r, "device", name, sizeof(name));
+    int ret = rec_get_u32(r, "slot", PCI_MAX_SLOTS - 1, &slot);
+    if (!ret && slot != vp->pci.slot)
+        ret = err_set(-EINVAL, "the snapshot has this device in slot %u", slot);
+    if (!ret)
+        ret = rec_get_str(r, "device", name, sizeof(name));
     if (!ret && strcmp(name, vdev->ops->name))
         ret = err_set(-EINVAL, "the snapshot has virtio-%s here", name);
     if (!ret)
@@ -672,6 +682,9 @@ static int load_transport(struct virtio_pci *vp, struct rec r)
         if (ret)
             err_prefix(ret, "queue %u", q);
     }
+    struct rec model;
+    if (!ret && vdev->ops->load && !(ret = rec_get_child(r, "model", &model)))
+        ret = vdev->ops->load(vdev, model);
     return ret;
 }
 
@@ -696,8 +709,7 @@ int virtio_pci_load(struct virtio_pci *vp, struct rec r)
     pthread_mutex_lock(&vdev->lock);
     vp->intx_level = false;
     intx_update(vp); /* an interrupt the driver had not yet taken is raised again */
-    bool live = (vdev->status & VIRTIO_STATUS_DRIVER_OK) &&
-                !(vdev->status & VIRTIO_STATUS_NEEDS_RESET);
+    bool live = virtio_dev_live(vdev);
     if (live && vdev->ops->activate && vdev->ops->activate(vdev)) {
         log_warn("%s: cannot restart after restore: %s", vp->name, err_msg());
         vdev->status |= VIRTIO_STATUS_NEEDS_RESET;
@@ -715,4 +727,73 @@ int virtio_pci_load(struct virtio_pci *vp, struct rec r)
     for (unsigned q = 0; live && q < vdev->ops->num_queues; q++)
         vp_process_queue(vp, q);
     return 0;
+}
+
+/* --- on the board ---------------------------------------------------------- */
+
+static void vp_device_destroy(void *dev)
+{
+    struct virtio_pci *vp = dev;
+    virtio_pci_destroy(vp);
+    vp->vdev->ops->destroy(vp->vdev);
+    free(vp);
+}
+
+static void vp_device_save(void *dev, struct rec r)
+{
+    virtio_pci_save(dev, r);
+}
+
+static int vp_device_load(void *dev, struct rec r)
+{
+    return virtio_pci_load(dev, r);
+}
+
+static void vp_device_pause(void *dev, bool paused)
+{
+    virtio_pci_set_paused(dev, paused);
+}
+
+static size_t vp_device_counters(void *dev, struct device_counter *out)
+{
+    return virtio_dev_counters(((struct virtio_pci *)dev)->vdev, out);
+}
+
+static void vp_device_dump(void *dev)
+{
+    virtio_pci_dump(dev);
+}
+
+static const struct device_ops vp_device_ops = {
+    .destroy = vp_device_destroy,
+    .save = vp_device_save,
+    .load = vp_device_load,
+    .pause = vp_device_pause,
+    .counters = vp_device_counters,
+    .dump = vp_device_dump,
+};
+
+int virtio_pci_board_add(struct board *b, struct virtio_dev *vdev, const char *metrics)
+{
+    struct virtio_pci *vp = calloc(1, sizeof(*vp));
+    if (!vp) {
+        vdev->ops->destroy(vdev);
+        return err_set(-ENOMEM, "out of memory");
+    }
+    vp->vdev = vdev;
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+        vp->notify_fd[q] = -1;
+    vp->plat = b->pci_platform; /* what destroy needs, should init fail early */
+    struct device *d = board_add(b, &vp_device_ops, vp, "virtio");
+    if (!d)
+        return -ENOSPC;
+    d->group = "virtio";
+    d->kind = vdev->ops;
+    d->model = vdev->model;
+    snprintf(d->metrics, sizeof(d->metrics), "%s", metrics);
+    int slot = pci_bus_free_slot(b->pci);
+    if (slot < 0)
+        return err_set(-ENOSPC, "no free PCI slot for virtio-%s", vdev->ops->name);
+    return virtio_pci_init(vp, vdev, b->pci, (unsigned)slot, PCI_SLOT_BAR_BASE((unsigned)slot),
+                           board_irq(b, PCI_INTX_GSI((unsigned)slot, 0)), b->pci_platform);
 }

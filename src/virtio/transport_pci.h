@@ -9,22 +9,11 @@
 #include "bus/bus.h"
 #include "bus/pci/msix.h"
 #include "bus/pci/pci.h"
+#include "bus/pci/platform.h"
 #include "devices/irq.h"
 #include "virtio/virtio.h"
-#include "vmm/evloop.h"
 
 #define VIRTIO_PCI_BAR_SIZE 0x8000
-
-/* What the VMM provides to PCI device transports. */
-struct pci_platform {
-    struct bus *mmio;
-    struct evloop *loop;
-    const struct msi_ops *msi;
-    void *msi_ctx;
-    /* Bind an eventfd to guest writes at an MMIO address (false to unbind). */
-    int (*ioeventfd)(void *ctx, int fd, uint64_t address, unsigned len, bool assign);
-    void *ioeventfd_ctx;
-};
 
 struct virtio_pci;
 
@@ -73,6 +62,12 @@ void virtio_pci_save(struct virtio_pci *vp, struct rec r);
 /* Log the device's interrupt and queue state (ember's SIGUSR2 dump). */
 void virtio_pci_dump(struct virtio_pci *vp);
 int virtio_pci_load(struct virtio_pci *vp, struct rec r) EMBER_MUST_CHECK;
+
+/* Put 'vdev' on the board's PCI bus in the next free slot, with its BAR
+ * where firmware would have put it and INTx routed as the DSDT says; the
+ * board owns both from now on (see virtio_attach). */
+int virtio_pci_board_add(struct board *b, struct virtio_dev *vdev, const char *metrics)
+    EMBER_MUST_CHECK;
 
 /* BAR access, as the MMIO bus and the configuration access window use it. */
 extern const struct bus_ops virtio_pci_bar_ops;

@@ -31,16 +31,59 @@ bool virtio_dev_has_feature(const struct virtio_dev *vdev, unsigned bit)
     return vdev->driver_features & (1ull << bit);
 }
 
+bool virtio_dev_live(const struct virtio_dev *vdev)
+{
+    const uint8_t need = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+    return (vdev->status & need) == need && !(vdev->status & VIRTIO_STATUS_NEEDS_RESET);
+}
+
 bool virtio_dev_running(const struct virtio_dev *vdev)
 {
-    return (vdev->status & VIRTIO_STATUS_DRIVER_OK) &&
-           !(vdev->status & VIRTIO_STATUS_NEEDS_RESET) && !vdev->paused;
+    return virtio_dev_live(vdev) && !vdev->paused;
+}
+
+bool virtio_dev_queue_running(const struct virtio_dev *vdev, unsigned q)
+{
+    return q < vdev->ops->num_queues && virtio_dev_running(vdev) &&
+           virtq_usable(&vdev->queues[q]);
 }
 
 void virtio_dev_notify(struct virtio_dev *vdev, unsigned q)
 {
-    if (virtq_needs_interrupt(&vdev->queues[q]))
+    struct virtq *vq = &vdev->queues[q];
+    if (!vq->pushed)
+        return; /* nothing new for the driver */
+    vq->pushed = false;
+    if (virtq_needs_interrupt(vq))
         vdev->transport->notify_queue(vdev, q);
+}
+
+unsigned virtio_dev_drain_queue(struct virtio_dev *vdev, unsigned qi, virtio_chain_fn fn)
+{
+    struct virtq *q = &vdev->queues[qi];
+    static _Thread_local struct virtq_chain chain;
+    unsigned taken = 0;
+    int got = 0;
+    bool retry = false;
+    do {
+        while (!retry && (got = virtq_pop(q, &chain)) == 1) {
+            uint32_t written = 0;
+            enum virtio_chain_result r = fn(vdev, q, &chain, &written);
+            if (r == VIRTIO_CHAIN_RETRY) {
+                virtq_unpop(q); /* the device resumes when it can */
+                retry = true;
+                break;
+            }
+            taken++;
+            if (r == VIRTIO_CHAIN_USED && virtq_push(q, chain.head, written))
+                break;
+        }
+    } while (!retry && got == 0 && virtq_rearm(q));
+    if (got < 0 || q->broken)
+        virtio_dev_queue_broken(vdev, qi);
+    else
+        virtio_dev_notify(vdev, qi);
+    return taken;
 }
 
 void virtio_dev_notify_config(struct virtio_dev *vdev)
@@ -108,7 +151,7 @@ void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status)
     if ((added & VIRTIO_STATUS_FEATURES_OK) && !features_acceptable(vdev))
         status &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
     vdev->status = (uint8_t)(status | (old & VIRTIO_STATUS_NEEDS_RESET));
-    if ((added & VIRTIO_STATUS_DRIVER_OK) && (vdev->status & VIRTIO_STATUS_FEATURES_OK)) {
+    if ((added & VIRTIO_STATUS_DRIVER_OK) && virtio_dev_live(vdev)) {
         bool event_idx = virtio_dev_has_feature(vdev, VIRTIO_F_EVENT_IDX);
         bool indirect = virtio_dev_has_feature(vdev, VIRTIO_F_INDIRECT_DESC);
         for (unsigned i = 0; i < vdev->ops->num_queues; i++) {
@@ -119,7 +162,7 @@ void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status)
     }
 }
 
-size_t virtio_dev_counters(struct virtio_dev *vdev, struct virtio_counter *out)
+size_t virtio_dev_counters(struct virtio_dev *vdev, struct device_counter *out)
 {
     if (!vdev->ops->counters)
         return 0;

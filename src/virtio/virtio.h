@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/board.h"
 #include "virtio/virtq.h"
 
 #define VIRTIO_STATUS_ACKNOWLEDGE 1
@@ -34,13 +35,6 @@
 
 struct virtio_dev;
 
-/* A named running total a device reports for metrics. */
-struct virtio_counter {
-    const char *name;
-    uint64_t value;
-};
-#define VIRTIO_MAX_COUNTERS 16
-
 struct virtio_device_ops {
     const char *name;
     uint32_t device_id;
@@ -62,7 +56,13 @@ struct virtio_device_ops {
      * watching backend events, or watch them again. */
     void (*pause)(struct virtio_dev *vdev, bool paused);
     /* Fill 'out' with the device's counters; returns how many. */
-    size_t (*counters)(struct virtio_dev *vdev, struct virtio_counter *out);
+    size_t (*counters)(struct virtio_dev *vdev, struct device_counter *out);
+    /* Snapshots: the model's own state beyond the rings (the transport
+     * saves those), with the VM paused. */
+    void (*save)(struct virtio_dev *vdev, struct rec r);
+    int (*load)(struct virtio_dev *vdev, struct rec r);
+    /* Free the model (the transport is gone already). */
+    void (*destroy)(struct virtio_dev *vdev);
 };
 
 /* What the transport provides: interrupts, and "work to do" wake-ups. */
@@ -90,7 +90,12 @@ void virtio_dev_init(struct virtio_dev *vdev, const struct virtio_device_ops *op
                      void *model, const struct guest_mem *gm);
 void virtio_dev_destroy(struct virtio_dev *vdev);
 bool virtio_dev_has_feature(const struct virtio_dev *vdev, unsigned bit);
+/* The driver finished its setup (FEATURES_OK and DRIVER_OK) and the device
+ * does not need a reset: the rings are the device's to use. */
+bool virtio_dev_live(const struct virtio_dev *vdev);
+/* Live, and the VM is not paused: queue q may be processed now. */
 bool virtio_dev_running(const struct virtio_dev *vdev);
+bool virtio_dev_queue_running(const struct virtio_dev *vdev, unsigned q);
 /* Interrupt the driver about queue q if the ring says it wants one. */
 void virtio_dev_notify(struct virtio_dev *vdev, unsigned q);
 void virtio_dev_notify_config(struct virtio_dev *vdev);
@@ -98,7 +103,23 @@ void virtio_dev_notify_config(struct virtio_dev *vdev);
  * driver, and stop processing until it resets the device. */
 void virtio_dev_queue_broken(struct virtio_dev *vdev, unsigned q);
 /* The device's counters (none if it keeps none), read under its lock. */
-size_t virtio_dev_counters(struct virtio_dev *vdev, struct virtio_counter *out);
+size_t virtio_dev_counters(struct virtio_dev *vdev, struct device_counter *out);
+
+/* What a device did with a chain the queue loop handed it. */
+enum virtio_chain_result {
+    VIRTIO_CHAIN_USED,  /* done: return it to the guest with *written bytes */
+    VIRTIO_CHAIN_HELD,  /* the device returns it later (asynchronous I/O) */
+    VIRTIO_CHAIN_RETRY, /* cannot take it now: leave it for a later round */
+};
+typedef enum virtio_chain_result (*virtio_chain_fn)(struct virtio_dev *vdev, struct virtq *q,
+                                                    const struct virtq_chain *chain,
+                                                    uint32_t *written);
+/* The queue loop every device uses: hand each available chain of queue qi
+ * to 'fn' until none is left (asking the guest to notify again, and looking
+ * once more) or 'fn' says retry; then interrupt the driver if it wants to
+ * hear of what was used, or mark the device broken if the ring was bad.
+ * Lock held; returns how many chains 'fn' used or held. */
+unsigned virtio_dev_drain_queue(struct virtio_dev *vdev, unsigned qi, virtio_chain_fn fn);
 
 /* Driver-facing state machine, used by transports (lock held). */
 void virtio_dev_reset(struct virtio_dev *vdev);

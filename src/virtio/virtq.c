@@ -190,7 +190,7 @@ static int read_avail_idx(struct virtq *q, uint16_t *idx)
 uint16_t virtq_available(struct virtq *q)
 {
     uint16_t idx;
-    if (!q->ready || q->broken || read_avail_idx(q, &idx))
+    if (!virtq_usable(q) || read_avail_idx(q, &idx))
         return 0;
     return (uint16_t)(idx - q->last_avail);
 }
@@ -198,12 +198,12 @@ uint16_t virtq_available(struct virtq *q)
 bool virtq_has_available(struct virtq *q)
 {
     uint16_t idx;
-    return q->ready && !q->broken && read_avail_idx(q, &idx) == 0 && idx != q->last_avail;
+    return virtq_usable(q) && read_avail_idx(q, &idx) == 0 && idx != q->last_avail;
 }
 
 int virtq_pop(struct virtq *q, struct virtq_chain *c)
 {
-    if (!q->ready || q->broken)
+    if (!virtq_usable(q))
         return q->broken ? -EINVAL : 0;
     uint16_t idx;
     int ret = read_avail_idx(q, &idx);
@@ -234,7 +234,7 @@ void virtq_unpop(struct virtq *q)
 
 int virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 {
-    if (!q->ready || q->broken)
+    if (!virtq_usable(q))
         return -EINVAL;
     uint8_t elem[USED_ELEM_SIZE];
     le32_store(elem, head);
@@ -245,6 +245,7 @@ int virtq_push(struct virtq *q, uint16_t head, uint32_t written)
     /* The element must be visible before the index that publishes it. */
     __atomic_thread_fence(__ATOMIC_RELEASE);
     q->used_idx++;
+    q->pushed = true;
     if (gm_write_u16(q->gm, q->used_gpa + 2, q->used_idx))
         return virtq_fail(q, "used ring outside guest memory");
     return 0;
@@ -252,7 +253,7 @@ int virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 
 bool virtq_needs_interrupt(struct virtq *q)
 {
-    if (!q->ready || q->broken)
+    if (!virtq_usable(q))
         return false;
     /* Our used index must be visible before we read the guest's wishes. */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -276,7 +277,7 @@ bool virtq_needs_interrupt(struct virtq *q)
 
 void virtq_suppress_notifications(struct virtq *q, bool suppress)
 {
-    if (!q->ready || q->broken)
+    if (!virtq_usable(q))
         return;
     if (q->event_idx) {
         /* Ask to be notified of the next entry beyond the ones already
@@ -342,7 +343,7 @@ size_t virtq_chain_write(const struct virtq *q, const struct virtq_chain *c,
 void virtq_describe(const struct virtq *q, char *out, size_t max)
 {
     uint16_t avail_idx = 0, avail_flags = 0, used_idx = 0;
-    bool readable = q->ready && !gm_read_u16(q->gm, q->avail_gpa, &avail_flags) &&
+    bool readable = q->ready && q->gm && !gm_read_u16(q->gm, q->avail_gpa, &avail_flags) &&
                     !gm_read_u16(q->gm, q->avail_gpa + 2, &avail_idx) &&
                     !gm_read_u16(q->gm, q->used_gpa + 2, &used_idx);
     if (!q->ready) {

@@ -49,11 +49,20 @@ struct virtq {
     uint16_t used_idx;      /* the device's copy of used->idx */
     uint16_t signalled_used;/* used_idx at the last interrupt (EVENT_IDX) */
     bool signalled_valid;
+    bool pushed;            /* entries used since the last interrupt decision */
     char error[128];
 };
 
+/* The driver enabled the queue, it was started (virtq_start: its rings
+ * checked against guest memory) and is not broken. */
+static inline bool virtq_usable(const struct virtq *q)
+{
+    return q->ready && q->gm && !q->broken;
+}
+
 /* Check the rings' placement and start using the queue. The queue keeps a
- * pointer to 'gm'. 0, or -EINVAL with virtq_error() set. */
+ * pointer to 'gm'. 0, or -EINVAL with virtq_error() set. Until it is
+ * started, a queue has no chains and takes none back. */
 int virtq_start(struct virtq *q, const struct guest_mem *gm);
 void virtq_reset(struct virtq *q);
 

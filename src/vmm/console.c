@@ -67,28 +67,7 @@ size_t console_filter_escapes(bool *escape_seen, const uint8_t *in, size_t len,
     return n;
 }
 
-static void console_tx(void *ctx, uint8_t byte)
-{
-    struct console *con = ctx;
-    for (;;) {
-        ssize_t w = write(con->out_fd, &byte, 1);
-        if (w == 1 || (w < 0 && errno != EINTR && errno != EAGAIN))
-            return; /* a closed stdout drops output; the guest runs on */
-    }
-}
-
-static void console_rx_ready(void *ctx)
-{
-    struct console *con = ctx;
-    eventfd_signal(con->wake_fd);
-}
-
-const struct serial_host_ops console_serial_ops = {
-    .tx = console_tx,
-    .rx_ready = console_rx_ready,
-};
-
-static void console_tx_buf(void *ctx, const uint8_t *buf, size_t len)
+static void console_write(void *ctx, const uint8_t *buf, size_t len)
 {
     struct console *con = ctx;
     while (len) {
@@ -96,26 +75,22 @@ static void console_tx_buf(void *ctx, const uint8_t *buf, size_t len)
         if (w < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (w <= 0)
-            return;
+            return; /* a closed stdout drops output; the guest runs on */
         buf += w;
         len -= (size_t)w;
     }
 }
 
-const struct virtio_console_host_ops console_virtio_ops = {
-    .tx = console_tx_buf,
-    .rx_ready = console_rx_ready,
+static void console_input_ready(void *ctx)
+{
+    struct console *con = ctx;
+    eventfd_signal(con->wake_fd);
+}
+
+const struct chardev_host_ops console_chardev_ops = {
+    .write = console_write,
+    .input_ready = console_input_ready,
 };
-
-size_t console_receive_serial(void *serial, const uint8_t *buf, size_t len)
-{
-    return serial_receive(serial, buf, len);
-}
-
-size_t console_receive_virtio(void *vc, const uint8_t *buf, size_t len)
-{
-    return virtio_console_receive(vc, buf, len);
-}
 
 static void console_watch_input(struct console *con, bool on)
 {

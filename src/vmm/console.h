@@ -9,9 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "devices/serial_8250.h"
-#include "virtio/console.h"
-#include "vmm/evloop.h"
+#include "devices/chardev.h"
+#include "util/evloop.h"
 
 /* Where console input goes: returns how many bytes the device took. */
 typedef size_t (*console_receive_fn)(void *ctx, const uint8_t *buf, size_t len);
@@ -36,12 +35,9 @@ struct console {
     size_t pending_off, pending_len;
 };
 
-/* Host callbacks for the UART and for virtio-console: output to stdout,
- * "input possible again" to the console. */
-extern const struct serial_host_ops console_serial_ops;
-extern const struct virtio_console_host_ops console_virtio_ops;
-size_t console_receive_serial(void *serial, const uint8_t *buf, size_t len);
-size_t console_receive_virtio(void *vc, const uint8_t *buf, size_t len);
+/* The host end of the guest's console device (ctx: the console): output to
+ * stdout, "input possible again" wakes the console. */
+extern const struct chardev_host_ops console_chardev_ops;
 
 int console_init(struct console *con, int in_fd, int out_fd) EMBER_MUST_CHECK;
 /* Start feeding input through 'receive' from the loop; 'quit' runs on

@@ -7,7 +7,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "vmm/vmm.h"
 
 static void add_u64(struct json_object *obj, const char *key, uint64_t value)
 {
@@ -29,50 +28,24 @@ static struct json_object *vcpu_metrics(const struct vm *vm)
     return list;
 }
 
-static struct json_object *counters_object(struct virtio_dev *vdev)
-{
-    struct virtio_counter c[VIRTIO_MAX_COUNTERS];
-    size_t n = virtio_dev_counters(vdev, c);
-    struct json_object *o = json_object_new_object();
-    for (size_t i = 0; i < n; i++)
-        add_u64(o, c[i].name, c[i].value);
-    return o;
-}
-
-/* Device groups are named as Firecracker names them: block_<drive id>,
- * net_<interface id>, entropy, uart. */
+/* Each device with a metrics group ("uart", "block_<drive id>", ...), as
+ * Firecracker names them. */
 static void device_metrics(struct json_object *root, struct vm *vm)
 {
-    char key[96];
-    for (unsigned i = 0; i < vm->nr_disks; i++) {
-        if (vm->cfg->disks[i].id)
-            snprintf(key, sizeof(key), "block_%s", vm->cfg->disks[i].id);
-        else /* the device's id: up to 20 bytes, not always NUL-terminated */
-            snprintf(key, sizeof(key), "block_%.*s", (int)sizeof(vm->disks[i]->id),
-                     vm->disks[i]->id);
-        json_object_object_add(root, key, counters_object(&vm->disks[i]->vdev));
+    for (unsigned i = 0; i < vm->board.nr_devices; i++) {
+        struct device *d = &vm->board.devices[i];
+        if (!d->metrics[0] || !d->ops->counters)
+            continue;
+        struct device_counter c[DEVICE_MAX_COUNTERS];
+        size_t n = d->ops->counters(d->dev, c);
+        struct json_object *o = json_object_new_object();
+        for (size_t k = 0; k < n; k++)
+            add_u64(o, c[k].name, c[k].value);
+        json_object_object_add(root, d->metrics, o);
     }
-    for (unsigned i = 0; i < vm->nr_nics; i++) {
-        const char *id = vm->cfg->nics[i].id;
-        if (id)
-            snprintf(key, sizeof(key), "net_%s", id);
-        else
-            snprintf(key, sizeof(key), "net_%u", i);
-        json_object_object_add(root, key, counters_object(&vm->nics[i]->vdev));
-    }
-    if (vm->rng)
-        json_object_object_add(root, "entropy", counters_object(&vm->rng->vdev));
-    if (vm->vconsole)
-        json_object_object_add(root, "virtio_console", counters_object(&vm->vconsole->vdev));
-    struct json_object *uart = json_object_new_object();
-    pthread_mutex_lock(&vm->serial.lock);
-    add_u64(uart, "bytes_out", vm->serial.bytes_out);
-    add_u64(uart, "bytes_in", vm->serial.bytes_in);
-    pthread_mutex_unlock(&vm->serial.lock);
-    json_object_object_add(root, "uart", uart);
 }
 
-int metrics_write(struct vmm *vmm, int fd, uint64_t uptime_ns)
+int metrics_write(int fd, const struct metrics_vmm *vmm, struct vm *vm)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -80,19 +53,19 @@ int metrics_write(struct vmm *vmm, int fd, uint64_t uptime_ns)
     add_u64(root, "utc_timestamp_ms", (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
     struct json_object *v = json_object_new_object();
     json_object_object_add(v, "id", json_object_new_string(vmm->id));
-    json_object_object_add(v, "state", json_object_new_string(vmm_state_name(vmm->state)));
-    add_u64(v, "uptime_ms", uptime_ns / 1000000);
-    add_u64(v, "metrics_flushes", vmm->metrics_flushes);
+    json_object_object_add(v, "state", json_object_new_string(vmm->state));
+    add_u64(v, "uptime_ms", vmm->uptime_ns / 1000000);
+    add_u64(v, "metrics_flushes", vmm->flushes);
     json_object_object_add(root, "vmm", v);
     struct json_object *api = json_object_new_object();
-    add_u64(api, "requests", vmm->api_stats.requests);
-    add_u64(api, "bad_requests", vmm->api_stats.bad_requests);
-    add_u64(api, "connections", vmm->api_stats.connections);
-    add_u64(api, "connections_refused", vmm->api_stats.connections_refused);
+    add_u64(api, "requests", vmm->api_requests);
+    add_u64(api, "bad_requests", vmm->api_bad_requests);
+    add_u64(api, "connections", vmm->api_connections);
+    add_u64(api, "connections_refused", vmm->api_connections_refused);
     json_object_object_add(root, "api_server", api);
-    json_object_object_add(root, "vcpu", vcpu_metrics(vmm->vm));
-    if (vmm->vm)
-        device_metrics(root, vmm->vm);
+    json_object_object_add(root, "vcpu", vcpu_metrics(vm));
+    if (vm)
+        device_metrics(root, vm);
 
     size_t len;
     const char *text = json_object_to_json_string_length(

@@ -1,16 +1,24 @@
 /* Metrics: one JSON object per line with running totals since the VMM
- * started: each vCPU's exits by kind, each device's requests, bytes and
- * errors, the control API's requests. */
+ * started: each vCPU's exits by kind, each device's counters under its
+ * metrics group, the control API's requests. */
 #ifndef EMBER_VMM_METRICS_H
 #define EMBER_VMM_METRICS_H
 
 #include <stdint.h>
 
 #include "util/err.h"
+#include "vmm/vm.h"
 
-struct vmm;
+/* What the VMM reports about itself. */
+struct metrics_vmm {
+    const char *id;
+    const char *state;
+    uint64_t uptime_ns; /* since the VMM started */
+    uint64_t flushes;
+    uint64_t api_requests, api_bad_requests, api_connections, api_connections_refused;
+};
 
-/* Append one line to 'fd'; 'uptime_ns' is the time since the VMM started. */
-int metrics_write(struct vmm *vmm, int fd, uint64_t uptime_ns) EMBER_MUST_CHECK;
+/* Append one line to 'fd'; 'vm' may be NULL (not started). */
+int metrics_write(int fd, const struct metrics_vmm *vmm, struct vm *vm) EMBER_MUST_CHECK;
 
 #endif

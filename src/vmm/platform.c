@@ -3,7 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vmm/evloop.h"
+#include "util/evloop.h"
 
 void platform_init(struct platform *p, const struct accel_ops *accel, struct accel_vm *avm)
 {

@@ -1,6 +1,7 @@
 #include "vmm/vcpu.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,6 @@
 #include "arch/x86_64/cpuid.h"
 #include "util/log.h"
 #include "util/util.h"
-#include "vmm/vm.h"
 
 static void kick_handler(int sig)
 {
@@ -26,38 +26,80 @@ int vcpu_signals_init(void)
     return 0;
 }
 
-int vcpu_create(struct vm *vm, unsigned index, struct vcpu *vcpu,
+const char *vcpu_state_name(enum vcpu_state state)
+{
+    static const char *const names[] = {
+        [VCPU_CREATED] = "created", [VCPU_RUNNING] = "running",
+        [VCPU_PAUSED] = "paused", [VCPU_EXITED] = "exited"};
+    return state <= VCPU_EXITED ? names[state] : "?";
+}
+
+/* The transitions the state machine allows (see vcpu.h). */
+static bool transition_allowed(enum vcpu_state from, enum vcpu_state to)
+{
+    switch (from) {
+    case VCPU_CREATED: return to == VCPU_RUNNING;
+    case VCPU_RUNNING: return to == VCPU_PAUSED || to == VCPU_EXITED;
+    case VCPU_PAUSED: return to == VCPU_RUNNING || to == VCPU_EXITED;
+    default: return false;
+    }
+}
+
+/* Mailbox lock held. A refused transition is a bug in ember: say so and
+ * keep the state the thread is really in. */
+static void set_state(struct vcpu *vcpu, enum vcpu_state to)
+{
+    if (!transition_allowed(vcpu->state, to)) {
+        log_error("vCPU %u: no transition from %s to %s", vcpu->index,
+                  vcpu_state_name(vcpu->state), vcpu_state_name(to));
+        if (to != VCPU_EXITED)
+            return;
+    }
+    vcpu->state = to;
+    pthread_cond_broadcast(&vcpu->mbox_cond);
+}
+
+enum vcpu_state vcpu_get_state(struct vcpu *vcpu)
+{
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    enum vcpu_state state = vcpu->state;
+    pthread_mutex_unlock(&vcpu->mbox_lock);
+    return state;
+}
+
+int vcpu_create(const struct vcpu_env *env, unsigned index, struct vcpu *vcpu,
                 const struct x86_cpuid_entry *cpuid, size_t nr_cpuid)
 {
     memset(vcpu, 0, sizeof(*vcpu));
-    vcpu->vm = vm;
+    vcpu->env = env;
     vcpu->index = index;
-    atomic_init(&vcpu->stop, false);
-    atomic_init(&vcpu->pause_requested, false);
+    vcpu->state = VCPU_CREATED;
+    atomic_init(&vcpu->request, VCPU_REQ_RUN);
     pthread_mutex_init(&vcpu->mbox_lock, NULL);
     pthread_cond_init(&vcpu->mbox_cond, NULL);
-    int ret = vm->accel->vcpu_create(vm->avm, index, &vcpu->accel_vcpu);
+    const struct accel_ops *accel = env->accel;
+    int ret = accel->vcpu_create(env->avm, index, &vcpu->accel_vcpu);
     if (ret)
         return ret;
     struct x86_cpuid_entry *mine = calloc(CPUID_MAX_ENTRIES, sizeof(*mine));
     if (!mine)
         return err_set(-ENOMEM, "out of memory");
     size_t n = 0;
-    ret = cpuid_for_vcpu(cpuid, nr_cpuid, index, vm->nr_vcpus, mine, CPUID_MAX_ENTRIES, &n);
+    ret = cpuid_for_vcpu(cpuid, nr_cpuid, index, env->nr_vcpus, mine, CPUID_MAX_ENTRIES, &n);
     if (!ret)
-        ret = vm->accel->vcpu_set_cpuid(vcpu->accel_vcpu, mine, n);
+        ret = accel->vcpu_set_cpuid(vcpu->accel_vcpu, mine, n);
     free(mine);
     if (ret)
         return err_prefix(ret, "vCPU %u", index);
     struct x86_msr msrs[32];
     size_t nr_msrs = cpu_boot_msrs(msrs, ARRAY_SIZE(msrs));
-    ret = vm->accel->vcpu_set_msrs(vcpu->accel_vcpu, msrs, nr_msrs);
+    ret = accel->vcpu_set_msrs(vcpu->accel_vcpu, msrs, nr_msrs);
     return ret ? err_prefix(ret, "vCPU %u", index) : 0;
 }
 
 static void vcpu_handle_io(struct vcpu *vcpu, const struct accel_exit *exit)
 {
-    struct bus *pio = &vcpu->vm->pio;
+    struct bus *pio = vcpu->env->pio;
     for (uint32_t i = 0; i < exit->io.count; i++) {
         uint8_t *data = exit->io.data + (size_t)i * exit->io.size;
         if (exit->io.is_write)
@@ -69,7 +111,7 @@ static void vcpu_handle_io(struct vcpu *vcpu, const struct accel_exit *exit)
 
 static void vcpu_handle_mmio(struct vcpu *vcpu, const struct accel_exit *exit)
 {
-    struct bus *mmio = &vcpu->vm->mmio;
+    struct bus *mmio = vcpu->env->mmio;
     bool claimed = exit->mmio.is_write
                        ? bus_write(mmio, exit->mmio.gpa, exit->mmio.data, exit->mmio.len)
                        : bus_read(mmio, exit->mmio.gpa, exit->mmio.data, exit->mmio.len);
@@ -79,15 +121,27 @@ static void vcpu_handle_mmio(struct vcpu *vcpu, const struct accel_exit *exit)
                   (unsigned long long)exit->mmio.gpa);
 }
 
+static void vcpu_end(struct vcpu *vcpu, enum vcpu_end why, const char *fmt, ...)
+    EMBER_PRINTF(3, 4);
+
+static void vcpu_end(struct vcpu *vcpu, enum vcpu_end why, const char *fmt, ...)
+{
+    char detail[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    vcpu->env->ended(vcpu->env->ctx, why, detail);
+}
+
 static void vcpu_report_triple_fault(struct vcpu *vcpu)
 {
     struct x86_regs regs;
-    struct vm *vm = vcpu->vm;
-    if (vm->accel->vcpu_get_regs(vcpu->accel_vcpu, &regs) == 0)
-        vm_request_stop(vm, VM_STOP_TRIPLE_FAULT, "vCPU %u triple-faulted at RIP %#llx",
-                        vcpu->index, (unsigned long long)regs.rip);
+    if (vcpu->env->accel->vcpu_get_regs(vcpu->accel_vcpu, &regs) == 0)
+        vcpu_end(vcpu, VCPU_END_TRIPLE_FAULT, "vCPU %u triple-faulted at RIP %#llx",
+                 vcpu->index, (unsigned long long)regs.rip);
     else
-        vm_request_stop(vm, VM_STOP_TRIPLE_FAULT, "vCPU %u triple-faulted", vcpu->index);
+        vcpu_end(vcpu, VCPU_END_TRIPLE_FAULT, "vCPU %u triple-faulted", vcpu->index);
 }
 
 /* Returns false when the loop must end. */
@@ -109,78 +163,80 @@ static bool vcpu_dispatch(struct vcpu *vcpu, const struct accel_exit *exit)
         vcpu_report_triple_fault(vcpu);
         return false;
     case ACCEL_EXIT_HALT:
-        vm_request_stop(vcpu->vm, VM_STOP_ERROR,
-                        "vCPU %u halted with no interrupt controller to wake it",
-                        vcpu->index);
+        vcpu_end(vcpu, VCPU_END_ERROR, "vCPU %u halted with no interrupt controller to wake it",
+                 vcpu->index);
         return false;
     case ACCEL_EXIT_ERROR:
     default:
-        vm_request_stop(vcpu->vm, VM_STOP_ERROR, "vCPU %u: %s", vcpu->index, exit->detail);
+        vcpu_end(vcpu, VCPU_END_ERROR, "vCPU %u: %s", vcpu->index, exit->detail);
         return false;
     }
 }
 
-/* Returns true if the thread was parked (and is now released). */
-static bool vcpu_park_if_asked(struct vcpu *vcpu)
+/* The request, read without the lock: the exit path takes the lock only
+ * when something is asked. Returns false when the thread must end. */
+static bool vcpu_follow_request(struct vcpu *vcpu)
 {
-    if (!atomic_load(&vcpu->pause_requested))
-        return false;
+    int req = atomic_load(&vcpu->request);
+    if (req == VCPU_REQ_RUN)
+        return true;
     pthread_mutex_lock(&vcpu->mbox_lock);
-    bool parked = vcpu->pause_requested;
-    if (parked) {
-        vcpu->parked = true;
-        pthread_cond_broadcast(&vcpu->mbox_cond);
-        while (vcpu->pause_requested && !atomic_load(&vcpu->stop))
+    if (vcpu->request == VCPU_REQ_PAUSE) {
+        set_state(vcpu, VCPU_PAUSED);
+        while (vcpu->request == VCPU_REQ_PAUSE)
             pthread_cond_wait(&vcpu->mbox_cond, &vcpu->mbox_lock);
-        vcpu->parked = false;
+        if (vcpu->request == VCPU_REQ_RUN)
+            set_state(vcpu, VCPU_RUNNING);
     }
+    bool go_on = vcpu->request != VCPU_REQ_STOP;
     pthread_mutex_unlock(&vcpu->mbox_lock);
-    return parked;
-}
-
-static void vcpu_mark_exited(struct vcpu *vcpu)
-{
-    pthread_mutex_lock(&vcpu->mbox_lock);
-    vcpu->exited = true;
-    pthread_cond_broadcast(&vcpu->mbox_cond);
-    pthread_mutex_unlock(&vcpu->mbox_lock);
+    return go_on;
 }
 
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *vcpu = arg;
-    struct vm *vm = vcpu->vm;
+    const struct accel_ops *accel = vcpu->env->accel;
     sigset_t kick;
     sigemptyset(&kick);
     sigaddset(&kick, ACCEL_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
     struct accel_exit exit;
-    while (!atomic_load(&vcpu->stop)) {
-        if (vcpu_park_if_asked(vcpu))
-            continue;
-        int ret = vm->accel->vcpu_run(vcpu->accel_vcpu, &exit);
-        if (ret) {
-            vm_request_stop(vm, VM_STOP_ERROR, "%s", err_msg());
+    while (vcpu_follow_request(vcpu)) {
+        if (accel->vcpu_run(vcpu->accel_vcpu, &exit)) {
+            vcpu_end(vcpu, VCPU_END_ERROR, "%s", err_msg());
             break;
         }
         if (!vcpu_dispatch(vcpu, &exit))
             break;
     }
-    vcpu_mark_exited(vcpu);
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    set_state(vcpu, VCPU_EXITED);
+    pthread_mutex_unlock(&vcpu->mbox_lock);
     return NULL;
+}
+
+/* Mailbox lock held; a stop request is never taken back. */
+static void set_request(struct vcpu *vcpu, enum vcpu_request req)
+{
+    if (vcpu->request != VCPU_REQ_STOP)
+        atomic_store(&vcpu->request, req);
+    pthread_cond_broadcast(&vcpu->mbox_cond);
+}
+
+static void kick(struct vcpu *vcpu)
+{
+    if (vcpu->state == VCPU_RUNNING)
+        vcpu->env->accel->vcpu_kick(vcpu->accel_vcpu, vcpu->thread);
 }
 
 void vcpu_pause(struct vcpu *vcpu)
 {
     pthread_mutex_lock(&vcpu->mbox_lock);
-    vcpu->pause_requested = true;
-    pthread_mutex_unlock(&vcpu->mbox_lock);
-    if (!vcpu->thread_started)
-        return;
-    vcpu->vm->accel->vcpu_kick(vcpu->accel_vcpu, vcpu->thread);
-    pthread_mutex_lock(&vcpu->mbox_lock);
-    while (!vcpu->parked && !vcpu->exited)
+    set_request(vcpu, VCPU_REQ_PAUSE);
+    kick(vcpu);
+    while (vcpu->state == VCPU_RUNNING)
         pthread_cond_wait(&vcpu->mbox_cond, &vcpu->mbox_lock);
     pthread_mutex_unlock(&vcpu->mbox_lock);
 }
@@ -188,48 +244,51 @@ void vcpu_pause(struct vcpu *vcpu)
 void vcpu_resume(struct vcpu *vcpu)
 {
     pthread_mutex_lock(&vcpu->mbox_lock);
-    vcpu->pause_requested = false;
-    pthread_cond_broadcast(&vcpu->mbox_cond);
+    set_request(vcpu, VCPU_REQ_RUN);
     pthread_mutex_unlock(&vcpu->mbox_lock);
 }
 
 int vcpu_start(struct vcpu *vcpu)
 {
-    char name[16];
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    set_state(vcpu, VCPU_RUNNING);
     int ret = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
     if (ret)
+        vcpu->state = VCPU_CREATED; /* no thread: back to where it was */
+    pthread_mutex_unlock(&vcpu->mbox_lock);
+    if (ret)
         return err_errno(-ret, "cannot start the thread of vCPU %u", vcpu->index);
+    char name[16];
     snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
     pthread_setname_np(vcpu->thread, name);
-    vcpu->thread_started = true;
     return 0;
 }
 
 void vcpu_request_stop(struct vcpu *vcpu)
 {
-    atomic_store(&vcpu->stop, true);
     pthread_mutex_lock(&vcpu->mbox_lock);
-    pthread_cond_broadcast(&vcpu->mbox_cond); /* a parked thread must see it */
+    set_request(vcpu, VCPU_REQ_STOP);
+    kick(vcpu);
     pthread_mutex_unlock(&vcpu->mbox_lock);
-    if (vcpu->thread_started)
-        vcpu->vm->accel->vcpu_kick(vcpu->accel_vcpu, vcpu->thread);
 }
 
 void vcpu_join(struct vcpu *vcpu)
 {
-    if (vcpu->thread_started) {
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    bool has_thread = vcpu->state != VCPU_CREATED;
+    pthread_mutex_unlock(&vcpu->mbox_lock);
+    if (has_thread)
         pthread_join(vcpu->thread, NULL);
-        vcpu->thread_started = false;
-    }
 }
 
 void vcpu_destroy(struct vcpu *vcpu)
 {
-    if (vcpu->vm && vcpu->accel_vcpu)
-        vcpu->vm->accel->vcpu_destroy(vcpu->accel_vcpu);
+    if (!vcpu->env)
+        return; /* never created */
+    if (vcpu->accel_vcpu)
+        vcpu->env->accel->vcpu_destroy(vcpu->accel_vcpu);
     vcpu->accel_vcpu = NULL;
-    if (vcpu->vm) {
-        pthread_mutex_destroy(&vcpu->mbox_lock);
-        pthread_cond_destroy(&vcpu->mbox_cond);
-    }
+    pthread_mutex_destroy(&vcpu->mbox_lock);
+    pthread_cond_destroy(&vcpu->mbox_cond);
+    vcpu->env = NULL;
 }

@@ -1,5 +1,16 @@
 /* One thread per vCPU: run the guest, dispatch its port and MMIO exits to the
- * buses, and stop when told to. */
+ * buses, and park or stop when told to.
+ *
+ * The thread's life is a state machine, driven by one request word (the
+ * mailbox) that other threads set:
+ *
+ *   CREATED --start--> RUNNING <--pause/resume--> PAUSED
+ *                         |                          |
+ *                         +---- stop, or an end ---> EXITED
+ *
+ * 'state' is written by the vCPU thread (and by vcpu_start before the thread
+ * exists) under the mailbox lock; 'request' by anyone under it, and read by
+ * the thread without the lock on every turn of its loop. */
 #ifndef EMBER_VMM_VCPU_H
 #define EMBER_VMM_VCPU_H
 
@@ -9,42 +20,53 @@
 #include <stdint.h>
 
 #include "accel/accel.h"
+#include "bus/bus.h"
 
-struct vm;
+enum vcpu_state { VCPU_CREATED, VCPU_RUNNING, VCPU_PAUSED, VCPU_EXITED };
+enum vcpu_request { VCPU_REQ_RUN, VCPU_REQ_PAUSE, VCPU_REQ_STOP };
+
+/* Why a vCPU ended on its own. */
+enum vcpu_end { VCPU_END_TRIPLE_FAULT, VCPU_END_ERROR };
+
+/* What a vCPU needs of its VM. */
+struct vcpu_env {
+    const struct accel_ops *accel;
+    struct accel_vm *avm;
+    struct bus *pio, *mmio;
+    unsigned nr_vcpus;
+    /* The vCPU ended (from its thread); 'detail' says why. */
+    void (*ended)(void *ctx, enum vcpu_end why, const char *detail);
+    void *ctx;
+};
 
 struct vcpu {
-    struct vm *vm;
+    const struct vcpu_env *env;
     unsigned index;
     struct accel_vcpu *accel_vcpu;
     pthread_t thread;
-    bool thread_started;
-    atomic_bool stop;
-    /* The mailbox: a pause request, and the thread's answer that it is
-     * parked outside the CPU backend's run call. */
     pthread_mutex_t mbox_lock;
     pthread_cond_t mbox_cond;
-    /* Written under the lock; read without it on every run-loop turn, so
-     * the exit path takes the lock only when a pause is asked. */
-    atomic_bool pause_requested;
-    bool parked;
-    bool exited;
+    enum vcpu_state state;
+    _Atomic int request; /* enum vcpu_request */
     /* Exit counters for metrics (written by the vCPU thread only). */
     _Atomic uint64_t exits_io, exits_mmio, exits_other;
 };
 
 /* 'cpuid' is the backend's supported list, adjusted here for this vCPU. */
-int vcpu_create(struct vm *vm, unsigned index, struct vcpu *vcpu,
+int vcpu_create(const struct vcpu_env *env, unsigned index, struct vcpu *vcpu,
                 const struct x86_cpuid_entry *cpuid, size_t nr_cpuid) EMBER_MUST_CHECK;
 int vcpu_start(struct vcpu *vcpu) EMBER_MUST_CHECK;
-/* Ask the thread to leave its run loop (from any thread). */
+/* Ask the thread to end (from any thread); vcpu_join waits for it. */
 void vcpu_request_stop(struct vcpu *vcpu);
 void vcpu_join(struct vcpu *vcpu);
 /* Park the thread outside the backend's run call and wait until it is
- * (returns at once if the thread has ended; before vcpu_start, the thread
- * parks before it first runs the guest); resume lets it run again. */
+ * (at once if it has ended; before vcpu_start, the thread will park before
+ * it first runs the guest); resume lets it run again. */
 void vcpu_pause(struct vcpu *vcpu);
 void vcpu_resume(struct vcpu *vcpu);
 void vcpu_destroy(struct vcpu *vcpu);
+enum vcpu_state vcpu_get_state(struct vcpu *vcpu);
+const char *vcpu_state_name(enum vcpu_state state);
 
 /* Process-wide setup of the kick signal; call before any vCPU thread. */
 int vcpu_signals_init(void) EMBER_MUST_CHECK;

@@ -1,14 +1,11 @@
 #include "vmm/vm.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arch/x86_64/acpi.h"
@@ -16,139 +13,14 @@
 #include "arch/x86_64/layout.h"
 #include "util/log.h"
 #include "util/util.h"
+#include "vmm/pc.h"
 
-/* Map a whole file read-only; an empty file is an error for the caller. */
-static int map_file(const char *path, const char *what, void **map, size_t *size)
+const char *vm_state_name(enum vm_state state)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_errno(-errno, "%s %s", what, path);
-    struct stat st;
-    int ret = 0;
-    if (fstat(fd, &st) < 0)
-        ret = err_errno(-errno, "%s %s", what, path);
-    else if (!S_ISREG(st.st_mode))
-        ret = err_set(-EINVAL, "%s %s: not a regular file", what, path);
-    else if (st.st_size == 0)
-        ret = err_set(-EINVAL, "%s %s: file is empty", what, path);
-    if (!ret) {
-        *size = (size_t)st.st_size;
-        *map = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (*map == MAP_FAILED) {
-            *map = NULL;
-            ret = err_errno(-errno, "%s %s: cannot map", what, path);
-        }
-    }
-    close(fd);
-    return ret;
-}
-
-static int open_disks(const struct vm_config *cfg, struct vm_boot_files *f)
-{
-    for (unsigned i = 0; i < cfg->nr_disks; i++) {
-        const struct disk_config *d = &cfg->disks[i];
-        int ret = blockfile_open(&f->disks[i], d->path, d->read_only, d->cache_none);
-        if (ret)
-            return ret;
-        f->nr_disks = i + 1;
-    }
-    return 0;
-}
-
-static int open_nets(const struct vm_config *cfg, struct vm_boot_files *f)
-{
-    for (unsigned i = 0; i < cfg->nr_nics; i++) {
-        const struct nic_config *n = &cfg->nics[i];
-        int ret = n->kind == NIC_TAP ? net_tap_open(n->tap_name, &f->nets[i])
-                                     : net_slirp_open(n->hostfwd, n->nr_hostfwd, &f->nets[i]);
-        if (ret)
-            return ret;
-        f->nr_nets = i + 1;
-    }
-    return 0;
-}
-
-int vm_restore_files_open(const struct vm_config *cfg, const char *mem_path,
-                          struct vm_boot_files *f)
-{
-    memset(f, 0, sizeof(*f));
-    f->mem_fd = open(mem_path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    int ret = f->mem_fd < 0 ? err_errno(-errno, "memory file %s", mem_path) : 0;
-    if (!ret && fstat(f->mem_fd, &st) < 0)
-        ret = err_errno(-errno, "memory file %s", mem_path);
-    if (!ret && !S_ISREG(st.st_mode))
-        ret = err_set(-EINVAL, "memory file %s: not a regular file", mem_path);
-    if (!ret && (uint64_t)st.st_size != cfg->mem_size)
-        ret = err_set(-EINVAL, "memory file %s: %llu bytes, the snapshot's guest has %llu",
-                      mem_path, (unsigned long long)st.st_size,
-                      (unsigned long long)cfg->mem_size);
-    if (!ret)
-        ret = open_disks(cfg, f);
-    if (!ret)
-        ret = open_nets(cfg, f);
-    if (ret)
-        vm_boot_files_close(f);
-    return ret;
-}
-
-int vm_boot_files_open(const struct vm_config *cfg, struct vm_boot_files *f)
-{
-    memset(f, 0, sizeof(*f));
-    f->mem_fd = -1;
-    int ret = map_file(cfg->kernel_path, "kernel", &f->kernel_map, &f->kernel_map_size);
-    if (!ret && cfg->initrd_path)
-        ret = map_file(cfg->initrd_path, "initrd", &f->initrd_map, &f->initrd_map_size);
-    if (!ret)
-        ret = open_disks(cfg, f);
-    if (!ret)
-        ret = open_nets(cfg, f);
-    if (ret) {
-        vm_boot_files_close(f);
-        return ret;
-    }
-    f->boot = (struct boot_config){
-        .kernel = {cfg->kernel_path, f->kernel_map, f->kernel_map_size},
-        .initrd = {cfg->initrd_path, f->initrd_map, f->initrd_map_size},
-        .cmdline = cfg->cmdline,
-        .ram_size = cfg->mem_size,
-    };
-    ret = boot_prepare(&f->boot, &f->layout);
-    if (ret) {
-        vm_boot_files_close(f);
-        return ret;
-    }
-    const struct kernel_image *k = &f->layout.kernel;
-    static const char *const entries[] = {
-        [ENTRY_LINUX64] = "64-bit", [ENTRY_LINUX32] = "32-bit", [ENTRY_PVH] = "PVH"};
-    if (k->format == KERNEL_BZIMAGE)
-        log_info("kernel: bzImage, boot protocol %u.%02u, %s entry at %#llx", k->protocol >> 8,
-                 k->protocol & 0xff, entries[k->entry], (unsigned long long)k->entry_addr);
-    else
-        log_info("kernel: ELF, %s entry at %#llx", entries[k->entry],
-                 (unsigned long long)k->entry_addr);
-    if (f->layout.initrd_size)
-        log_info("initrd: %llu bytes at %#llx", (unsigned long long)f->layout.initrd_size,
-                 (unsigned long long)f->layout.initrd_gpa);
-    return 0;
-}
-
-void vm_boot_files_close(struct vm_boot_files *f)
-{
-    for (unsigned i = 0; i < f->nr_nets; i++)
-        if (f->nets[i])
-            f->nets[i]->ops->destroy(f->nets[i]);
-    for (unsigned i = 0; i < f->nr_disks; i++)
-        if (!f->disk_taken[i])
-            blockfile_close(&f->disks[i]);
-    if (f->kernel_map)
-        munmap(f->kernel_map, f->kernel_map_size);
-    if (f->initrd_map)
-        munmap(f->initrd_map, f->initrd_map_size);
-    if (f->mem_fd >= 0)
-        close(f->mem_fd);
-    memset(f, 0, sizeof(*f));
-    f->mem_fd = -1;
+    static const char *const names[] = {
+        [VM_CREATED] = "created", [VM_RUNNING] = "running",
+        [VM_PAUSED] = "paused", [VM_HALTED] = "halted"};
+    return state <= VM_HALTED ? names[state] : "?";
 }
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
@@ -165,6 +37,17 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt,
     eventfd_signal(vm->stop_fd);
 }
 
+void vm_stop_by_signal(struct vm *vm, int signo)
+{
+    pthread_mutex_lock(&vm->stop_lock);
+    if (vm->stop_reason == VM_STOP_NONE)
+        vm->stop_signal = signo;
+    pthread_mutex_unlock(&vm->stop_lock);
+    vm_request_stop(vm, VM_STOP_SIGNAL, "stopped by signal %d (%s)", signo, strsignal(signo));
+}
+
+/* --- what the parts report --------------------------------------------------- */
+
 static void vm_irq_set_line(void *ctx, uint32_t gsi, bool level)
 {
     struct vm *vm = ctx;
@@ -175,6 +58,45 @@ static void vm_irq_set_line(void *ctx, uint32_t gsi, bool level)
 static const struct irq_sink_ops vm_irq_sink_ops = {
     .set_line = vm_irq_set_line,
 };
+
+static void vm_on_board_event(void *ctx, enum board_event event)
+{
+    switch (event) {
+    case BOARD_RESET:
+        vm_request_stop(ctx, VM_STOP_REBOOT, "the guest rebooted");
+        break;
+    case BOARD_POWER_OFF:
+        vm_request_stop(ctx, VM_STOP_POWER_OFF, "the guest powered off");
+        break;
+    case BOARD_PANIC:
+        vm_request_stop(ctx, VM_STOP_PANIC, "the guest panicked");
+        break;
+    }
+}
+
+static const struct board_host_ops vm_board_host_ops = {.event = vm_on_board_event};
+
+static void vm_on_vcpu_end(void *ctx, enum vcpu_end why, const char *detail)
+{
+    vm_request_stop(ctx, why == VCPU_END_TRIPLE_FAULT ? VM_STOP_TRIPLE_FAULT : VM_STOP_ERROR,
+                    "%s", detail);
+}
+
+static void vm_on_stop(void *ctx, uint32_t events)
+{
+    struct vm *vm = ctx;
+    (void)events;
+    eventfd_drain(vm->stop_fd);
+    if (vm->on_stop)
+        vm->on_stop(vm->on_stop_ctx);
+}
+
+static void vm_on_user_quit(void *ctx)
+{
+    vm_request_stop(ctx, VM_STOP_USER_QUIT, "quit from the console (Ctrl-A x)");
+}
+
+/* --- building it -------------------------------------------------------------- */
 
 /* GSI routing of a PC: ISA IRQs reach both 8259s and the IOAPIC, except that
  * IRQ 0 (the PIT) arrives on IOAPIC pin 2, as the MADT's override says. */
@@ -211,9 +133,40 @@ static int vm_setup_memory(struct vm *vm)
     return ret;
 }
 
+static int vm_setup_board(struct vm *vm)
+{
+    platform_init(&vm->platform, vm->accel, vm->avm);
+    vm->pci_platform = (struct pci_platform){
+        .mmio = &vm->mmio,
+        .loop = vm->loop,
+        .msi = &platform_msi_ops,
+        .msi_ctx = &vm->platform,
+        .ioeventfd = platform_ioeventfd,
+        .ioeventfd_ctx = &vm->platform,
+    };
+    vm->board = (struct board){
+        .cfg = vm->cfg,
+        .mem = &vm->mem,
+        .pio = &vm->pio,
+        .mmio = &vm->mmio,
+        .pci = &vm->pci,
+        .irq = &vm->irq_sink,
+        .loop = vm->loop,
+        .pci_platform = &vm->pci_platform,
+        .backends = {vm->files->disks, vm->files->disk_taken, vm->files->nets},
+        .host = &vm_board_host_ops,
+        .host_ctx = vm,
+        .console = {&console_chardev_ops, vm->console},
+    };
+    return pc_board_setup(&vm->board);
+}
+
 static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
                           const struct x86_sregs *sregs)
 {
+    vm->vcpu_env = (struct vcpu_env){
+        .accel = vm->accel, .avm = vm->avm, .pio = &vm->pio, .mmio = &vm->mmio,
+        .nr_vcpus = vm->nr_vcpus, .ended = vm_on_vcpu_end, .ctx = vm};
     vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
     struct x86_cpuid_entry *cpuid = calloc(CPUID_MAX_ENTRIES, sizeof(*cpuid));
     size_t nr_cpuid = 0;
@@ -221,7 +174,7 @@ static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
     if (!ret)
         ret = vm->accel->supported_cpuid(vm->avm, cpuid, CPUID_MAX_ENTRIES, &nr_cpuid);
     for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++)
-        ret = vcpu_create(vm, i, &vm->vcpus[i], cpuid, nr_cpuid);
+        ret = vcpu_create(&vm->vcpu_env, i, &vm->vcpus[i], cpuid, nr_cpuid);
     free(cpuid);
     if (!ret && sregs)
         ret = vm->accel->vcpu_set_sregs(vm->vcpus[0].accel_vcpu, sregs);
@@ -230,16 +183,23 @@ static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
     return ret;
 }
 
-static void vm_on_stop(void *ctx, uint32_t events)
+/* A fresh boot: firmware tables and the kernel in memory, the boot vCPU at
+ * the kernel's entry. */
+static int vm_load_guest(struct vm *vm)
 {
-    struct vm *vm = ctx;
-    (void)events;
-    eventfd_drain(vm->stop_fd);
-    if (vm->on_stop)
-        vm->on_stop(vm->on_stop_ctx);
+    struct acpi_config acpi = {.nr_vcpus = vm->cfg->nr_vcpus, .ioapic_id = 0,
+                               .devices = vm->board.acpi, .nr_devices = vm->board.nr_acpi};
+    uint8_t *area = gm_ptr(&vm->mem, LAYOUT_ACPI, LAYOUT_ACPI_SIZE);
+    int ret = area ? acpi_build(&acpi, area, LAYOUT_ACPI_SIZE, LAYOUT_ACPI)
+                   : err_set(-EFAULT, "no guest memory for ACPI tables");
+    struct x86_regs regs;
+    struct x86_sregs sregs;
+    if (!ret)
+        ret = boot_load(&vm->files->boot, &vm->files->layout, &vm->mem, &regs, &sregs);
+    return ret ? ret : vm_setup_vcpus(vm, &regs, &sregs);
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *files,
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files,
               struct evloop *loop, struct console *console, void (*on_stop)(void *ctx),
               void *on_stop_ctx)
 {
@@ -252,10 +212,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *
     vm->on_stop_ctx = on_stop_ctx;
     vm->accel = &accel_kvm_ops;
     vm->nr_vcpus = cfg->nr_vcpus;
+    vm->state = VM_CREATED;
     vm->stop_fd = -1;
     pthread_mutex_init(&vm->stop_lock, NULL);
     bus_init(&vm->pio, "port I/O");
     bus_init(&vm->mmio, "MMIO");
+    pci_bus_init(&vm->pci);
     vm->irq_sink = (struct irq_sink){&vm_irq_sink_ops, vm};
     int ret = (vm->stop_fd = eventfd_create()) < 0 ? vm->stop_fd : 0;
     if (!ret && (ret = evloop_add(loop, vm->stop_fd, EPOLLIN, vm_on_stop, vm)))
@@ -269,79 +231,15 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_boot_files *
     struct accel_irq_route routes[48];
     if (!ret)
         ret = vm->accel->create_irqchip(vm->avm, routes, vm_irq_routes(routes));
-    if (!ret) {
-        platform_init(&vm->platform, vm->accel, vm->avm);
-        vm->pci_platform = (struct pci_platform){
-            .mmio = &vm->mmio,
-            .loop = loop,
-            .msi = &platform_msi_ops,
-            .msi_ctx = &vm->platform,
-            .ioeventfd = platform_ioeventfd,
-            .ioeventfd_ctx = &vm->platform,
-        };
-    }
     if (!ret)
-        ret = board_setup(vm);
-    if (!ret && files->mem_fd >= 0) /* restoring: memory and state come from the snapshot */
-        return vm_setup_vcpus(vm, NULL, NULL);
-    if (!ret) {
-        struct acpi_config acpi = {.nr_vcpus = cfg->nr_vcpus, .ioapic_id = 0};
-        uint8_t *area = gm_ptr(&vm->mem, LAYOUT_ACPI, LAYOUT_ACPI_SIZE);
-        ret = area ? acpi_build(&acpi, area, LAYOUT_ACPI_SIZE, LAYOUT_ACPI)
-                   : err_set(-EFAULT, "no guest memory for ACPI tables");
-    }
-    struct x86_regs regs;
-    struct x86_sregs sregs;
-    if (!ret)
-        ret = boot_load(&files->boot, &files->layout, &vm->mem, &regs, &sregs);
-    if (!ret)
-        ret = vm_setup_vcpus(vm, &regs, &sregs);
-    return ret;
+        ret = vm_setup_board(vm);
+    if (ret)
+        return ret;
+    /* Restoring: memory and every part's state come from the snapshot. */
+    return files->mem_fd >= 0 ? vm_setup_vcpus(vm, NULL, NULL) : vm_load_guest(vm);
 }
 
-void vm_stop_by_signal(struct vm *vm, int signo)
-{
-    pthread_mutex_lock(&vm->stop_lock);
-    if (vm->stop_reason == VM_STOP_NONE)
-        vm->stop_signal = signo;
-    pthread_mutex_unlock(&vm->stop_lock);
-    vm_request_stop(vm, VM_STOP_SIGNAL, "stopped by signal %d (%s)", signo, strsignal(signo));
-}
-
-static void vm_on_user_quit(void *ctx)
-{
-    vm_request_stop(ctx, VM_STOP_USER_QUIT, "quit from the console (Ctrl-A x)");
-}
-
-int vm_start(struct vm *vm)
-{
-    int ret;
-    if (vm->vconsole)
-        ret = console_attach(vm->console, vm->loop, console_receive_virtio, vm->vconsole,
-                             vm_on_user_quit, vm);
-    else
-        ret = console_attach(vm->console, vm->loop, console_receive_serial, &vm->serial,
-                             vm_on_user_quit, vm);
-    if (!ret)
-        ret = console_enter_raw_mode(vm->console);
-    for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++)
-        ret = vcpu_start(&vm->vcpus[i]);
-    vm->started = true;
-    return ret;
-}
-
-enum vm_stop_reason vm_halt(struct vm *vm)
-{
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
-        vcpu_request_stop(&vm->vcpus[i]);
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
-        vcpu_join(&vm->vcpus[i]);
-    console_restore_terminal();
-    pthread_mutex_lock(&vm->stop_lock);
-    enum vm_stop_reason reason = vm->stop_reason;
-    pthread_mutex_unlock(&vm->stop_lock);
-    return reason;
-}
+/* --- running it ----------------------------------------------------------------- */
 
 /* The guest's sense of time stops with it: each vCPU's TSC and the
  * kvm-clock are read at pause and written back at resume. Nothing is kept
@@ -359,18 +257,16 @@ static int vm_save_clocks(struct vm *vm)
         ret = vm->accel->get_clock(vm->avm, &clock_ns);
     if (ret) {
         free(tsc);
-        return ret;
+        return err_prefix(ret, "cannot save the guest's clocks");
     }
     free(vm->paused_tsc);
     vm->paused_tsc = tsc;
     vm->paused_clock_ns = clock_ns;
-    vm->clocks_saved = true;
     return 0;
 }
 
 static int vm_restore_clocks(struct vm *vm)
 {
-    vm->clocks_saved = false;
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         struct x86_msr tsc = {.index = MSR_IA32_TSC, .value = vm->paused_tsc[i]};
         int ret = vm->accel->vcpu_set_msrs(vm->vcpus[i].accel_vcpu, &tsc, 1);
@@ -382,78 +278,119 @@ static int vm_restore_clocks(struct vm *vm)
 
 static void vm_unpark(struct vm *vm)
 {
-    for (unsigned i = 0; i < vm->nr_virtio; i++)
-        virtio_pci_set_paused(vm->virtio[i], false);
+    board_pause(&vm->board, false);
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
         vcpu_resume(&vm->vcpus[i]);
-    vm->paused = false;
+}
+
+/* Park the vCPUs (before vm_start: they will park before they first run),
+ * quiesce the devices, save the clocks. */
+static int vm_park(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_pause(&vm->vcpus[i]);
+    board_pause(&vm->board, true);
+    int ret = vm_save_clocks(vm);
+    if (ret)
+        vm_unpark(vm); /* the clocks were not touched */
+    return ret;
+}
+
+int vm_start(struct vm *vm, bool paused)
+{
+    if (vm->state != VM_CREATED)
+        return err_set(-EINVAL, "the VM is %s, not created", vm_state_name(vm->state));
+    if (!vm->board.console_input)
+        return err_set(-EINVAL, "no device takes the console's input");
+    int ret = paused ? vm_park(vm) : 0;
+    if (!ret)
+        ret = console_attach(vm->console, vm->loop, vm->board.console_input,
+                             vm->board.console_input_dev, vm_on_user_quit, vm);
+    if (!ret)
+        ret = console_enter_raw_mode(vm->console);
+    for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++)
+        ret = vcpu_start(&vm->vcpus[i]);
+    if (!ret)
+        vm->state = paused ? VM_PAUSED : VM_RUNNING;
+    return ret; /* on failure, vm_halt ends the threads that did start */
 }
 
 int vm_pause(struct vm *vm)
 {
-    if (vm->paused)
+    if (vm->state == VM_PAUSED)
         return 0;
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
-        vcpu_pause(&vm->vcpus[i]);
-    for (unsigned i = 0; i < vm->nr_virtio; i++)
-        virtio_pci_set_paused(vm->virtio[i], true);
-    vm->paused = true;
-    int ret = vm_save_clocks(vm);
-    if (ret) {
-        vm_unpark(vm); /* the clocks were not touched */
-        return err_prefix(ret, "cannot save the guest's clocks");
-    }
-    return 0;
+    if (vm->state != VM_RUNNING)
+        return err_set(-EINVAL, "the VM is %s, not running", vm_state_name(vm->state));
+    int ret = vm_park(vm);
+    if (!ret)
+        vm->state = VM_PAUSED;
+    return ret;
 }
 
 int vm_resume(struct vm *vm)
 {
-    if (!vm->paused)
+    if (vm->state == VM_RUNNING)
         return 0;
-    if (vm->clocks_saved && vm_restore_clocks(vm))
+    if (vm->state != VM_PAUSED)
+        return err_set(-EINVAL, "the VM is %s, not paused", vm_state_name(vm->state));
+    if (vm_restore_clocks(vm))
         log_error("cannot restore the guest's clocks (its time jumps ahead): %s", err_msg());
     vm_unpark(vm);
+    vm->state = VM_RUNNING;
     return 0;
+}
+
+enum vm_stop_reason vm_halt(struct vm *vm)
+{
+    if (vm->state != VM_HALTED && vm->vcpus) {
+        for (unsigned i = 0; i < vm->nr_vcpus; i++)
+            vcpu_request_stop(&vm->vcpus[i]);
+        for (unsigned i = 0; i < vm->nr_vcpus; i++)
+            vcpu_join(&vm->vcpus[i]);
+        console_restore_terminal();
+        vm->state = VM_HALTED;
+    }
+    pthread_mutex_lock(&vm->stop_lock);
+    enum vm_stop_reason reason = vm->stop_reason;
+    pthread_mutex_unlock(&vm->stop_lock);
+    return reason;
 }
 
 void vm_dump_state(struct vm *vm)
 {
-    log_warn("state dump: %u vCPUs%s", vm->nr_vcpus, vm->paused ? ", paused" : "");
+    log_warn("state dump: %u vCPUs, VM %s", vm->nr_vcpus, vm_state_name(vm->state));
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         struct vcpu *v = &vm->vcpus[i];
-        log_warn("vCPU %u: exits I/O %llu, MMIO %llu, other %llu%s", i,
+        log_warn("vCPU %u: exits I/O %llu, MMIO %llu, other %llu, %s", i,
                  (unsigned long long)v->exits_io, (unsigned long long)v->exits_mmio,
-                 (unsigned long long)v->exits_other, v->parked ? ", parked" : "");
+                 (unsigned long long)v->exits_other, vcpu_state_name(vcpu_get_state(v)));
     }
-    for (unsigned i = 0; i < vm->nr_virtio; i++)
-        virtio_pci_dump(vm->virtio[i]);
-}
-
-int vm_start_paused(struct vm *vm)
-{
-    int ret = vm_pause(vm); /* the threads do not exist yet: they start parked */
-    return ret ? ret : vm_start(vm);
+    board_dump(&vm->board);
 }
 
 void vm_destroy(struct vm *vm)
 {
+    vm_halt(vm);
     for (unsigned i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);
     vm->vcpus = NULL;
-    board_teardown(vm);
+    board_destroy(&vm->board);
+    pci_bus_destroy(&vm->pci);
     if (vm->avm) {
         platform_destroy(&vm->platform);
         vm->accel->vm_destroy(vm->avm);
+        vm->avm = NULL;
     }
     gm_destroy(&vm->mem);
-    if (vm->started)
-        console_detach(vm->console);
+    console_detach(vm->console);
     if (vm->stop_fd >= 0) {
         evloop_remove(vm->loop, vm->stop_fd);
         close(vm->stop_fd);
+        vm->stop_fd = -1;
     }
     free(vm->paused_tsc);
+    vm->paused_tsc = NULL;
     bus_destroy(&vm->pio);
     bus_destroy(&vm->mmio);
     pthread_mutex_destroy(&vm->stop_lock);

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "accel/hostcheck.h"
+#include "devices/i8042.h"
 #include "util/log.h"
+#include "virtio/blk.h"
 #include "vmm/exit_codes.h"
 #include "vmm/metrics.h"
 
@@ -21,6 +23,18 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+enum vmm_state vmm_state(const struct vmm *vmm)
+{
+    if (!vmm->vm)
+        return VMM_NOT_STARTED;
+    return vmm->vm->state == VM_PAUSED ? VMM_PAUSED : VMM_RUNNING;
+}
+
+static bool vmm_exiting(const struct vmm *vmm)
+{
+    return vmm->exit_code >= 0;
 }
 
 const char *vmm_state_name(enum vmm_state state)
@@ -44,7 +58,6 @@ int vmm_exit_code_for_fault(enum vmm_fault fault)
 
 void vmm_exit(struct vmm *vmm, int code)
 {
-    vmm->exiting = true;
     vmm->exit_code = code;
     evloop_stop(&vmm->loop);
 }
@@ -80,7 +93,7 @@ static int exit_code_for(const struct vm *vm, enum vm_stop_reason reason)
 static void vmm_on_vm_stop(void *ctx)
 {
     struct vmm *vmm = ctx;
-    if (vmm->exiting)
+    if (vmm_exiting(vmm))
         return;
     enum vm_stop_reason reason = vm_halt(vmm->vm);
     if (vmm->metrics_fd >= 0 && vmm_flush_metrics(vmm))
@@ -139,6 +152,7 @@ int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check)
 {
     memset(vmm, 0, sizeof(*vmm));
     vmm->signal_fd = vmm->metrics_fd = vmm->metrics_timer_fd = -1;
+    vmm->exit_code = -1;
     vmm->console.wake_fd = -1;
     vmm->files.mem_fd = -1;
     vmm->start_ns = now_ns();
@@ -167,19 +181,23 @@ static void free_override_copies(struct vmm *vmm)
     vmm->nr_override_copies = 0;
 }
 
-void vmm_destroy(struct vmm *vmm)
+/* Stop and free the VM (if any), close its files, and forget a snapshot it
+ * came from: the VMM is back to having no VM. */
+static void vmm_discard_vm(struct vmm *vmm)
 {
     if (vmm->vm) {
-        if (vmm->vm->started && !vmm->exiting)
-            vm_halt(vmm->vm); /* still running: an error after the start */
         vm_destroy(vmm->vm);
         free(vmm->vm);
         vmm->vm = NULL;
-        vm_boot_files_close(&vmm->files);
     }
-    if (vmm->restored)
-        snapshot_close(&vmm->snapshot);
+    vm_files_close(&vmm->files);
+    snapshot_close(&vmm->snapshot);
     free_override_copies(vmm);
+}
+
+void vmm_destroy(struct vmm *vmm)
+{
+    vmm_discard_vm(vmm);
     console_destroy(&vmm->console);
     if (vmm->metrics_timer_fd >= 0)
         close(vmm->metrics_timer_fd);
@@ -190,56 +208,51 @@ void vmm_destroy(struct vmm *vmm)
     evloop_destroy(&vmm->loop);
 }
 
-static void vmm_discard_vm(struct vmm *vmm)
+/* The one way a VM comes to life, booted or restored: open its files,
+ * check the host, build it, give it a snapshot's state if there is one, and
+ * start it. On failure nothing is left and *fault says what went wrong. */
+static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
+                        enum vmm_fault *fault)
 {
-    if (vmm->vm) {
-        if (vmm->vm->started)
-            vm_halt(vmm->vm);
-        vm_destroy(vmm->vm);
-        free(vmm->vm);
-        vmm->vm = NULL;
+    bool restoring = mem_path != NULL;
+    *fault = VMM_FAULT_SETUP;
+    int ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, &vmm->files)
+                        : vm_files_open_boot(&vmm->cfg, &vmm->files);
+    if (!ret && !vmm->cfg.skip_host_check && !vmm->skip_host_check &&
+        (ret = hostcheck_require_hw(&host_default_paths)))
+        *fault = VMM_FAULT_HOST;
+    if (ret)
+        return ret;
+    *fault = VMM_FAULT_RUNTIME;
+    if (!(vmm->vm = calloc(1, sizeof(*vmm->vm))))
+        return err_set(-ENOMEM, "out of memory");
+    if ((ret = vm_create(vmm->vm, &vmm->cfg, &vmm->files, &vmm->loop, &vmm->console,
+                         vmm_on_vm_stop, vmm)))
+        return err_prefix(ret, "cannot create the VM");
+    if (restoring && (ret = snapshot_apply(&vmm->snapshot, vmm->vm))) {
+        *fault = VMM_FAULT_SETUP; /* the state file does not fit */
+        return ret;
     }
-    vm_boot_files_close(&vmm->files);
+    ret = vm_start(vmm->vm, paused);
+    return ret ? err_prefix(ret, "cannot start the VM") : 0;
 }
 
 int vmm_start(struct vmm *vmm, const struct vm_config *cfg, enum vmm_fault *fault)
 {
     *fault = VMM_FAULT_NONE;
-    if (vmm->state != VMM_NOT_STARTED)
+    if (vmm->vm)
         return err_set(-EBUSY, "the VM is already running");
     vmm->cfg = *cfg;
-    int ret = vm_boot_files_open(&vmm->cfg, &vmm->files);
-    if (ret) {
-        *fault = VMM_FAULT_SETUP;
-        return ret;
-    }
-    if (!vmm->cfg.skip_host_check && !vmm->skip_host_check &&
-        (ret = hostcheck_require_hw(&host_default_paths))) {
-        *fault = VMM_FAULT_HOST;
-        vm_boot_files_close(&vmm->files);
-        return ret;
-    }
-    vmm->vm = calloc(1, sizeof(*vmm->vm));
-    if (!vmm->vm)
-        ret = err_set(-ENOMEM, "out of memory");
-    if (!ret && (ret = vm_create(vmm->vm, &vmm->cfg, &vmm->files, &vmm->loop, &vmm->console,
-                                 vmm_on_vm_stop, vmm)))
-        err_prefix(ret, "cannot create the VM");
-    if (!ret && (ret = vm_start(vmm->vm)))
-        err_prefix(ret, "cannot start the VM");
-    if (ret) {
-        *fault = VMM_FAULT_RUNTIME;
+    int ret = vmm_bring_up(vmm, NULL, false, fault);
+    if (ret)
         vmm_discard_vm(vmm);
-        return ret;
-    }
-    vmm->state = VMM_RUNNING;
-    return 0;
+    return ret;
 }
 
 int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_path,
                  const char *mem_path)
 {
-    if (vmm->state != VMM_PAUSED)
+    if (vmm_state(vmm) != VMM_PAUSED)
         return err_set(-EINVAL, "the VM must be paused to take a snapshot");
     return snapshot_create(vmm->vm, type, state_path, mem_path);
 }
@@ -290,36 +303,11 @@ static int apply_overrides(struct vmm *vmm, const struct vm_overrides *o)
     return 0;
 }
 
-static int vmm_build_restored(struct vmm *vmm, const char *mem_path, bool resume,
-                              enum vmm_fault *fault)
-{
-    *fault = VMM_FAULT_SETUP;
-    int ret = vm_restore_files_open(&vmm->cfg, mem_path, &vmm->files);
-    if (ret)
-        return ret;
-    if (!vmm->skip_host_check && (ret = hostcheck_require_hw(&host_default_paths))) {
-        *fault = VMM_FAULT_HOST;
-        return ret;
-    }
-    *fault = VMM_FAULT_RUNTIME;
-    if (!(vmm->vm = calloc(1, sizeof(*vmm->vm))))
-        return err_set(-ENOMEM, "out of memory");
-    if ((ret = vm_create(vmm->vm, &vmm->cfg, &vmm->files, &vmm->loop, &vmm->console,
-                         vmm_on_vm_stop, vmm)))
-        return err_prefix(ret, "cannot create the VM");
-    if ((ret = snapshot_apply(&vmm->snapshot, vmm->vm))) {
-        *fault = VMM_FAULT_SETUP; /* the state file does not fit */
-        return ret;
-    }
-    ret = resume ? vm_start(vmm->vm) : vm_start_paused(vmm->vm);
-    return ret ? err_prefix(ret, "cannot start the VM") : 0;
-}
-
 int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
                 const struct vm_overrides *overrides, bool resume, enum vmm_fault *fault)
 {
     *fault = VMM_FAULT_SETUP;
-    if (vmm->state != VMM_NOT_STARTED)
+    if (vmm->vm)
         return err_set(-EBUSY, "a VM is already running");
     int ret = snapshot_open(&vmm->snapshot, state_path);
     if (ret)
@@ -330,59 +318,50 @@ int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
                  "'ember merge-memory'", state_path);
     ret = apply_overrides(vmm, overrides);
     if (!ret)
-        ret = vmm_build_restored(vmm, mem_path, resume, fault);
+        ret = vmm_bring_up(vmm, mem_path, !resume, fault);
     if (ret) {
         vmm_discard_vm(vmm);
-        snapshot_close(&vmm->snapshot);
-        free_override_copies(vmm);
         memset(&vmm->cfg, 0, sizeof(vmm->cfg)); /* it pointed into the snapshot */
-        return ret;
     }
-    vmm->restored = true;
-    vmm->state = resume ? VMM_RUNNING : VMM_PAUSED;
-    return 0;
+    return ret;
 }
 
 int vmm_pause(struct vmm *vmm)
 {
-    if (vmm->state == VMM_NOT_STARTED)
+    if (!vmm->vm)
         return err_set(-EINVAL, "the VM is not running");
-    int ret = vm_pause(vmm->vm);
-    if (!ret)
-        vmm->state = VMM_PAUSED;
-    return ret;
+    return vm_pause(vmm->vm);
 }
 
 int vmm_resume(struct vmm *vmm)
 {
-    if (vmm->state == VMM_NOT_STARTED)
+    if (!vmm->vm)
         return err_set(-EINVAL, "the VM is not running");
-    int ret = vm_resume(vmm->vm);
-    if (!ret)
-        vmm->state = VMM_RUNNING;
-    return ret;
+    return vm_resume(vmm->vm);
 }
 
 int vmm_send_ctrl_alt_del(struct vmm *vmm)
 {
-    if (vmm->state == VMM_NOT_STARTED)
+    struct i8042 *kbd = vmm->vm ? i8042_on_board(&vmm->vm->board) : NULL;
+    if (!kbd)
         return err_set(-EINVAL, "the VM is not running");
-    i8042_send_ctrl_alt_del(&vmm->vm->i8042);
+    i8042_send_ctrl_alt_del(kbd);
     return 0;
 }
 
 int vmm_replace_disk(struct vmm *vmm, unsigned index, const char *path)
 {
-    if (vmm->state == VMM_NOT_STARTED)
+    if (!vmm->vm)
         return err_set(-EINVAL, "the VM is not running");
-    if (index >= vmm->vm->nr_disks)
+    struct virtio_blk *blk = virtio_blk_on_board(&vmm->vm->board, index);
+    if (!blk)
         return err_set(-ENOENT, "no disk %u", index);
     struct disk_config *d = &vmm->cfg.disks[index];
     struct blockfile bf;
     int ret = blockfile_open(&bf, path, d->read_only, d->cache_none);
     if (ret)
         return ret;
-    ret = virtio_blk_replace_file(vmm->vm->disks[index], &bf);
+    ret = virtio_blk_replace_file(blk, &bf);
     if (ret) {
         blockfile_close(&bf);
         return ret;
@@ -426,14 +405,24 @@ int vmm_flush_metrics(struct vmm *vmm)
     if (vmm->metrics_fd < 0)
         return err_set(-EINVAL, "no metrics path is set (PUT /metrics)");
     vmm->metrics_flushes++;
-    return metrics_write(vmm, vmm->metrics_fd, now_ns() - vmm->start_ns);
+    const struct metrics_vmm info = {
+        .id = vmm->id,
+        .state = vmm_state_name(vmm_state(vmm)),
+        .uptime_ns = now_ns() - vmm->start_ns,
+        .flushes = vmm->metrics_flushes,
+        .api_requests = vmm->api_stats.requests,
+        .api_bad_requests = vmm->api_stats.bad_requests,
+        .api_connections = vmm->api_stats.connections,
+        .api_connections_refused = vmm->api_stats.connections_refused,
+    };
+    return metrics_write(vmm->metrics_fd, &info, vmm->vm);
 }
 
 int vmm_run(struct vmm *vmm)
 {
-    while (!vmm->exiting) {
+    while (!vmm_exiting(vmm)) {
         int ret = evloop_run(&vmm->loop);
-        if (ret && !vmm->exiting) {
+        if (ret && !vmm_exiting(vmm)) {
             log_error("%s", err_msg());
             if (vmm->vm) {
                 vm_request_stop(vmm->vm, VM_STOP_ERROR, "%s", err_msg());

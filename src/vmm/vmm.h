@@ -8,12 +8,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "snapshot/snapshot.h"
-#include "vmm/config.h"
+#include "config/config.h"
+#include "util/evloop.h"
 #include "vmm/console.h"
-#include "vmm/evloop.h"
+#include "vmm/files.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
+/* As the control API reports it; derived from the VM's state. */
 enum vmm_state { VMM_NOT_STARTED, VMM_RUNNING, VMM_PAUSED };
 
 /* What kind of problem stopped a start: it decides the exit status of a
@@ -36,15 +38,12 @@ struct vmm {
     bool skip_host_check;
     uint64_t start_ns;
 
-    enum vmm_state state;
     struct vm_config cfg;          /* the running VM's; strings owned by the caller */
-    struct vm_boot_files files;
+    struct vm_files files;
     struct vm *vm;                 /* NULL until started */
-    bool exiting;
-    int exit_code;
+    int exit_code;                 /* -1 until vmm_exit ends the loop */
 
-    struct snapshot snapshot;      /* restored from: its strings back cfg */
-    bool restored;
+    struct snapshot snapshot;      /* restored from (if open): its strings back cfg */
     /* New disk paths and TAP names given at restore, copied: the caller's
      * request does not outlive the call. */
     char *override_copies[CONFIG_MAX_DISKS + CONFIG_MAX_NICS];
@@ -94,6 +93,7 @@ int vmm_run(struct vmm *vmm);
 /* End vmm_run with 'code' (for a VM that cannot start from a config file). */
 void vmm_exit(struct vmm *vmm, int code);
 
+enum vmm_state vmm_state(const struct vmm *vmm);
 const char *vmm_state_name(enum vmm_state state);
 int vmm_exit_code_for_fault(enum vmm_fault fault);
 

@@ -138,22 +138,24 @@ static void dsdt_pci_host(struct aml_buf *b)
     aml_end(b, dev);
 }
 
-/* A legacy device with an EISA _HID, I/O ports and an optional IRQ. */
-static void dsdt_isa_device(struct aml_buf *b, const char *name, const char *hid,
-                            unsigned uid, const uint16_t ports[][2], size_t nr_ports,
-                            int irq)
+static void dsdt_device(struct aml_buf *b, const struct acpi_device *d)
 {
-    size_t dev = aml_device_begin(b, name);
+    size_t dev = aml_device_begin(b, d->name);
     aml_name(b, "_HID");
-    aml_eisaid(b, hid);
-    aml_name(b, "_UID");
-    aml_integer(b, uid);
+    if (d->hid_is_string)
+        aml_string(b, d->hid);
+    else
+        aml_eisaid(b, d->hid);
+    if (d->uid >= 0) {
+        aml_name(b, "_UID");
+        aml_integer(b, (uint64_t)d->uid);
+    }
     struct aml_buf res;
     aml_init(&res);
-    for (size_t i = 0; i < nr_ports; i++)
-        aml_res_io(&res, ports[i][0], (uint8_t)ports[i][1]);
-    if (irq >= 0)
-        aml_res_irq(&res, (unsigned)irq);
+    for (unsigned i = 0; i < d->nr_io && i < ACPI_MAX_IO; i++)
+        aml_res_io(&res, d->io[i].base, d->io[i].len);
+    if (d->irq >= 0)
+        aml_res_irq(&res, (unsigned)d->irq);
     aml_res_end(&res);
     aml_name(b, "_CRS");
     resource_template(b, &res);
@@ -162,34 +164,12 @@ static void dsdt_isa_device(struct aml_buf *b, const char *name, const char *hid
     aml_end(b, dev);
 }
 
-/* QEMU's pvpanic ACPI ID, which Linux's pvpanic-mmio driver binds to. */
-static void dsdt_pvpanic(struct aml_buf *b)
-{
-    size_t dev = aml_device_begin(b, "PEVT");
-    aml_name(b, "_HID");
-    aml_string(b, "QEMU0001");
-    struct aml_buf res;
-    aml_init(&res);
-    aml_res_io(&res, PORT_PVPANIC, 1);
-    aml_res_end(&res);
-    aml_name(b, "_CRS");
-    resource_template(b, &res);
-    b->failed |= res.failed;
-    aml_free(&res);
-    aml_end(b, dev);
-}
-
-static void dsdt_body(struct aml_buf *b)
+static void dsdt_body(struct aml_buf *b, const struct acpi_config *cfg)
 {
     size_t sb = aml_scope_begin(b, "\\_SB_");
     dsdt_pci_host(b);
-    static const uint16_t com1[][2] = {{PORT_COM1, 8}};
-    dsdt_isa_device(b, "COM1", "PNP0501", 1, com1, 1, IRQ_COM1);
-    static const uint16_t kbd[][2] = {{PORT_I8042_DATA, 1}, {PORT_I8042_CMD, 1}};
-    dsdt_isa_device(b, "PS2K", "PNP0303", 0, kbd, 2, IRQ_KEYBOARD);
-    static const uint16_t rtc[][2] = {{PORT_RTC, 2}};
-    dsdt_isa_device(b, "RTC_", "PNP0B00", 0, rtc, 1, IRQ_RTC);
-    dsdt_pvpanic(b);
+    for (unsigned i = 0; i < cfg->nr_devices; i++)
+        dsdt_device(b, &cfg->devices[i]);
     aml_end(b, sb);
     /* \_S5: the SLP_TYP values for soft-off, read by the guest's power-off. */
     aml_name(b, "\\_S5_");
@@ -201,11 +181,11 @@ static void dsdt_body(struct aml_buf *b)
     aml_end(b, pkg);
 }
 
-static int build_dsdt(struct acpi_writer *w, uint64_t *gpa)
+static int build_dsdt(struct acpi_writer *w, const struct acpi_config *cfg, uint64_t *gpa)
 {
     struct aml_buf body;
     aml_init(&body);
-    dsdt_body(&body);
+    dsdt_body(&body, cfg);
     int ret = 0;
     uint8_t *t = NULL;
     if (body.failed)
@@ -344,7 +324,7 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *area, size_t area_size,
     uint8_t *r = acpi_alloc(&w, 36, 16, &rsdp);
     if (!r)
         return err_set(-ENOSPC, "ACPI area too small");
-    int ret = build_dsdt(&w, &dsdt);
+    int ret = build_dsdt(&w, cfg, &dsdt);
     if (!ret)
         ret = build_facs(&w, &facs);
     if (!ret)

@@ -4,6 +4,7 @@
 #ifndef EMBER_ARCH_X86_64_ACPI_H
 #define EMBER_ARCH_X86_64_ACPI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,9 +12,29 @@
 
 #define ACPI_S5_SLP_TYP 5 /* the value the guest writes to PM1_CNT.SLP_TYP for S5 */
 
+#define ACPI_MAX_DEVICES 16
+#define ACPI_MAX_IO 4
+
+/* A device the DSDT describes under \_SB: its name, hardware ID, I/O
+ * ranges and interrupt. */
+struct acpi_device {
+    char name[5];       /* four characters */
+    const char *hid;    /* an EISA ID ("PNP0501"), or a string ID if hid_is_string */
+    bool hid_is_string;
+    int uid;            /* -1: no _UID */
+    struct {
+        uint16_t base;
+        uint8_t len;
+    } io[ACPI_MAX_IO];
+    unsigned nr_io;
+    int irq;            /* -1: none */
+};
+
 struct acpi_config {
     unsigned nr_vcpus;
     uint8_t ioapic_id;
+    const struct acpi_device *devices; /* in the order the DSDT lists them */
+    unsigned nr_devices;
 };
 
 /* Build all tables into 'area' (guest-physical address 'area_gpa'); the RSDP

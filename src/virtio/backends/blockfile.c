@@ -11,7 +11,7 @@
 
 #include "util/log.h"
 #include "util/util.h"
-#include "vmm/evloop.h"
+#include "util/evloop.h"
 
 #define RING_ENTRIES 256
 #define DIRECT_ALIGNMENT 4096

@@ -18,7 +18,7 @@
 
 #include "util/log.h"
 #include "util/util.h"
-#include "vmm/evloop.h"
+#include "util/evloop.h"
 
 #define RX_QUEUE_FRAMES 256
 #define RX_QUEUE_BYTES (1u << 20) /* a guest that stops reading loses frames beyond this */

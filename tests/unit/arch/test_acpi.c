@@ -33,10 +33,21 @@ static const uint8_t *checked_table(uint64_t gpa, const char *sig)
     return t;
 }
 
+/* Devices as the PC's describe themselves (a string _HID without _UID or
+ * IRQ, and EISA IDs with several ports). */
+static const struct acpi_device devices[] = {
+    {.name = "COM1", .hid = "PNP0501", .uid = 1, .io = {{0x3f8, 8}}, .nr_io = 1, .irq = 4},
+    {.name = "PS2K", .hid = "PNP0303", .uid = 0, .io = {{0x60, 1}, {0x64, 1}}, .nr_io = 2,
+     .irq = 1},
+    {.name = "PEVT", .hid = "QEMU0001", .hid_is_string = true, .uid = -1,
+     .io = {{0x505, 1}}, .nr_io = 1, .irq = -1},
+};
+
 static void build(unsigned cpus)
 {
     memset(area, 0xcc, sizeof(area));
-    struct acpi_config cfg = {.nr_vcpus = cpus};
+    struct acpi_config cfg = {.nr_vcpus = cpus, .devices = devices,
+                              .nr_devices = ARRAY_SIZE(devices)};
     assert_int_equal(acpi_build(&cfg, area, sizeof(area), AREA_GPA), 0);
 }
 

@@ -1,4 +1,4 @@
-#include "snapshot/snapshot.h"
+#include "vmm/snapshot.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -137,20 +137,6 @@ static int write_memory(struct vm *vm, enum snapshot_type type, const char *path
 
 /* --- the state file ------------------------------------------------------ */
 
-static void save_devices(struct vm *vm, struct rec r)
-{
-    serial_save(&vm->serial, rec_put_child(r, "serial"));
-    i8042_save(&vm->i8042, rec_put_child(r, "i8042"));
-    rtc_cmos_save(&vm->rtc, rec_put_child(r, "rtc"));
-    acpi_pm_save(&vm->pm, rec_put_child(r, "acpi_pm"));
-    pci_device_save(&vm->host_bridge, rec_put_child(r, "host_bridge"));
-    for (unsigned i = 0; i < vm->nr_virtio; i++) {
-        struct rec item = rec_put_item(r, "virtio");
-        rec_put_u64(item, "slot", vm->virtio[i]->pci.slot);
-        virtio_pci_save(vm->virtio[i], item);
-    }
-}
-
 static void add_rec(struct snap_writer *w, const char *name, struct rec r)
 {
     size_t len;
@@ -180,7 +166,7 @@ static int save_cpus(struct vm *vm, struct snap_writer *w)
 int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_path,
                     const char *mem_path)
 {
-    if (!vm->paused)
+    if (vm->state != VM_PAUSED)
         return err_set(-EINVAL, "the VM must be paused");
     if (type == SNAPSHOT_DIFF && !vm->cfg->track_dirty_pages)
         return err_set(-EINVAL, "a Diff snapshot needs track_dirty_pages in the machine "
@@ -191,7 +177,7 @@ int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_pa
     machine_save(vm->cfg, machine);
     rec_put_str(memory, "type", type == SNAPSHOT_DIFF ? SNAP_TYPE_DIFF : SNAP_TYPE_FULL);
     rec_put_u64(memory, "size", vm->mem.total_size);
-    save_devices(vm, devices);
+    board_save(&vm->board, devices);
     int ret = save_cpus(vm, &w);
     if (!ret)
         ret = write_memory(vm, type, mem_path, memory);
@@ -269,36 +255,6 @@ int snapshot_open(struct snapshot *s, const char *state_path)
     return 0;
 }
 
-static int load_devices(struct vm *vm, struct rec r)
-{
-    struct rec child;
-    int ret = rec_get_child(r, "serial", &child);
-    if (!ret)
-        ret = serial_load(&vm->serial, child);
-    if (!ret && !(ret = rec_get_child(r, "i8042", &child)))
-        ret = i8042_load(&vm->i8042, child);
-    if (!ret && !(ret = rec_get_child(r, "rtc", &child)))
-        ret = rtc_cmos_load(&vm->rtc, child);
-    if (!ret && !(ret = rec_get_child(r, "acpi_pm", &child)))
-        ret = acpi_pm_load(&vm->pm, child);
-    if (!ret && !(ret = rec_get_child(r, "host_bridge", &child)))
-        ret = pci_device_load(&vm->host_bridge, child);
-    size_t n = 0;
-    if (!ret && !(ret = rec_get_count(r, "virtio", PCI_MAX_SLOTS, &n)) && n != vm->nr_virtio)
-        ret = err_set(-EINVAL, "%zu virtio devices, the machine has %u", n, vm->nr_virtio);
-    for (unsigned i = 0; !ret && i < vm->nr_virtio; i++) {
-        uint32_t slot;
-        if (!(ret = rec_get_item(r, "virtio", i, &child)) &&
-            !(ret = rec_get_u32(child, "slot", PCI_MAX_SLOTS - 1, &slot)) &&
-            slot != vm->virtio[i]->pci.slot)
-            ret = err_set(-EINVAL, "virtio device %u is in slot %u, the machine has it in %u",
-                          i, slot, vm->virtio[i]->pci.slot);
-        if (!ret)
-            ret = virtio_pci_load(vm->virtio[i], child);
-    }
-    return ret ? err_prefix(ret, "devices") : 0;
-}
-
 int snapshot_apply(struct snapshot *s, struct vm *vm)
 {
     int ret = 0;
@@ -310,7 +266,7 @@ int snapshot_apply(struct snapshot *s, struct vm *vm)
     if (!ret) /* after the vCPUs: the clock is computed from their TSCs */
         ret = vm->accel->vm_restore(vm->avm, sec->data, (size_t)sec->size);
     if (!ret)
-        ret = load_devices(vm, s->devices);
+        ret = board_load(&vm->board, s->devices);
     return ret ? err_prefix(ret, "snapshot %s", s->reader.path) : 0;
 }
 

@@ -1,14 +1,11 @@
-/* Option parsing, sizes, the console's escape filter and the host check. */
+/* Option parsing: every command, option and error message. */
 #include "fakes.h"
 
 #include <stdio.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "accel/hostcheck.h"
 #include "cli/options.h"
 #include "util/util.h"
-#include "vmm/console.h"
 
 static int parse(struct cli_request *req, const char *line)
 {
@@ -144,129 +141,6 @@ static void test_errors(void **state)
     }
 }
 
-static void test_parse_size(void **state)
-{
-    (void)state;
-    uint64_t v;
-    assert_int_equal(parse_size("256M", &v), 0);
-    assert_true(v == MiB(256));
-    assert_int_equal(parse_size("2G", &v), 0);
-    assert_true(v == GiB(2));
-    assert_int_equal(parse_size("2g", &v), 0);
-    assert_int_equal(parse_size("512", &v), 0); /* plain numbers are MiB */
-    assert_true(v == MiB(512));
-    assert_int_equal(parse_size("1024KiB", &v), 0);
-    assert_true(v == MiB(1));
-    assert_int_equal(parse_size("1GB", &v), 0);
-    assert_int_equal(parse_size("", &v), -EINVAL);
-    assert_int_equal(parse_size("M", &v), -EINVAL);
-    assert_int_equal(parse_size("0M", &v), -EINVAL);
-    assert_int_equal(parse_size("-1M", &v), -EINVAL);
-    assert_int_equal(parse_size("1Q", &v), -EINVAL);
-    assert_int_equal(parse_size("1MM", &v), -EINVAL);
-    assert_int_equal(parse_size("99999999999999999999G", &v), -EINVAL);
-    assert_int_equal(parse_size("17179869184G", &v), -EINVAL); /* overflows 64 bits */
-}
-
-static void test_console_escapes(void **state)
-{
-    (void)state;
-    uint8_t out[32];
-    bool esc = false, quit;
-    size_t n = console_filter_escapes(&esc, (const uint8_t *)"ls\r", 3, out, &quit);
-    assert_int_equal(n, 3);
-    assert_false(quit);
-    n = console_filter_escapes(&esc, (const uint8_t *)"a\x01x", 3, out, &quit);
-    assert_true(quit);
-    assert_int_equal(n, 1);
-    n = console_filter_escapes(&esc, (const uint8_t *)"\x01\x01", 2, out, &quit);
-    assert_int_equal(n, 1);
-    assert_int_equal(out[0], 0x01);
-    n = console_filter_escapes(&esc, (const uint8_t *)"\x01q", 2, out, &quit);
-    assert_int_equal(n, 2);
-    assert_memory_equal(out, "\x01q", 2);
-    /* Split across two reads. */
-    n = console_filter_escapes(&esc, (const uint8_t *)"z\x01", 2, out, &quit);
-    assert_int_equal(n, 1);
-    assert_true(esc);
-    n = console_filter_escapes(&esc, (const uint8_t *)"X", 1, out, &quit);
-    assert_true(quit);
-    assert_int_equal(n, 0);
-}
-
-/* A fake /dev, /sys/module and /proc/cpuinfo under a temporary directory. */
-struct fake_host {
-    char root[64];
-    char dev[128], sys[128], cpuinfo[128];
-    struct host_paths paths;
-};
-
-static void fake_host(struct fake_host *h, bool dev, const char *module, const char *flags)
-{
-    snprintf(h->root, sizeof(h->root), "/tmp/ember-host-XXXXXX");
-    assert_non_null(mkdtemp(h->root));
-    snprintf(h->dev, sizeof(h->dev), "%s/kvm", h->root);
-    snprintf(h->sys, sizeof(h->sys), "%s/module", h->root);
-    snprintf(h->cpuinfo, sizeof(h->cpuinfo), "%s/cpuinfo", h->root);
-    mkdir(h->sys, 0755);
-    if (dev)
-        fclose(fopen(h->dev, "w"));
-    if (module) {
-        char path[256];
-        snprintf(path, sizeof(path), "%s/%s", h->sys, module);
-        mkdir(path, 0755);
-    }
-    FILE *f = fopen(h->cpuinfo, "w");
-    fprintf(f, "processor\t: 0\nflags\t\t: fpu %s sse\n", flags);
-    fclose(f);
-    h->paths = (struct host_paths){h->dev, h->sys, h->cpuinfo};
-}
-
-static void fake_host_free(struct fake_host *h)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", h->root);
-    assert_int_equal(system(cmd), 0);
-}
-
-static void test_hostcheck(void **state)
-{
-    (void)state;
-    struct fake_host h;
-    fake_host(&h, true, "kvm_amd", "svm");
-    assert_int_equal(hostcheck_classify(&h.paths), HOST_HW_KVM);
-    assert_int_equal(hostcheck_require_hw(&h.paths), 0);
-    fake_host_free(&h);
-
-    fake_host(&h, true, "kvm_intel", "vmx");
-    assert_int_equal(hostcheck_classify(&h.paths), HOST_HW_KVM);
-    fake_host_free(&h);
-
-    fake_host(&h, true, "kvm_pvm", "");
-    assert_int_equal(hostcheck_classify(&h.paths), HOST_PVM);
-    assert_int_equal(hostcheck_require_hw(&h.paths), -ENODEV);
-    assert_non_null(strstr(err_msg(), "PVM module"));
-    assert_non_null(strstr(err_msg(), "nested harness"));
-    fake_host_free(&h);
-
-    fake_host(&h, false, "kvm_amd", "svm");
-    assert_int_equal(hostcheck_classify(&h.paths), HOST_NO_KVM);
-    assert_int_equal(hostcheck_require_hw(&h.paths), -ENODEV);
-    assert_non_null(strstr(err_msg(), "does not exist"));
-    fake_host_free(&h);
-
-    fake_host(&h, true, NULL, "");
-    assert_int_equal(hostcheck_classify(&h.paths), HOST_NO_HW_VIRT);
-    assert_int_equal(hostcheck_require_hw(&h.paths), -ENODEV);
-    assert_non_null(strstr(err_msg(), "no vmx/svm"));
-    fake_host_free(&h);
-
-    /* "svm" must be a whole flag, not part of another. */
-    fake_host(&h, true, "kvm_amd", "svmx_like nosvm");
-    assert_int_equal(hostcheck_classify(&h.paths), HOST_NO_HW_VIRT);
-    fake_host_free(&h);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,9 +149,6 @@ int main(void)
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_snapshot_commands),
         cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_parse_size),
-        cmocka_unit_test(test_console_escapes),
-        cmocka_unit_test(test_hostcheck),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

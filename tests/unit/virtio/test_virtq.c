@@ -1,5 +1,6 @@
 /* The virtqueue against well-formed chains and a table of hostile rings. */
 #include "vq_fake.h"
+#include "rec_copy.h"
 
 #include <sys/mman.h>
 
@@ -387,6 +388,61 @@ static void test_notification_suppression(void **state)
     vqf_free(&f);
 }
 
+/* Saved queue state, and queue state from a snapshot pointing outside guest
+ * memory. */
+static struct rec saved_queue(struct vq_fake *f)
+{
+    struct rec r = rec_new();
+    virtq_save(&f->q, r);
+    return rec_copy(r);
+}
+
+static void test_virtq_state(void **state)
+{
+    (void)state;
+    struct vq_fake f;
+    vqf_init(&f, 16);
+    f.q.event_idx = true;
+    vqf_start(&f);
+    struct virtq_chain c;
+    vqf_desc(&f, 0, VQF_DATA, 8, VIRTQ_DESC_F_WRITE, 0);
+    vqf_publish(&f, 0);
+    assert_int_equal(virtq_pop(&f.q, &c), 1);
+    assert_int_equal(virtq_push(&f.q, 0, 8), 0);
+    struct rec r = saved_queue(&f);
+    struct virtq q;
+    assert_int_equal(virtq_load(&q, &f.gm, 16, r), 0);
+    assert_true(q.ready && q.event_idx);
+    assert_int_equal(q.last_avail, 1);
+    assert_int_equal(q.used_idx, 1);
+    /* The next request continues from there. */
+    vqf_desc(&f, 1, VQF_DATA, 8, VIRTQ_DESC_F_WRITE, 0);
+    vqf_publish(&f, 1);
+    assert_int_equal(virtq_pop(&q, &c), 1);
+    assert_int_equal(c.head, 1);
+    assert_int_equal(virtq_load(&q, &f.gm, 8, r), -EINVAL); /* larger than the device's */
+    rec_free(r);
+
+    /* Rings outside guest memory, a size that is not a power of two. */
+    static const struct {
+        const char *key;
+        uint64_t value;
+    } bad[] = {
+        {"desc", VQF_MEM_SIZE - 8},
+        {"avail", UINT64_MAX - 1},
+        {"used", VQF_MEM_SIZE},
+        {"size", 12},
+        {"last_avail", 70000},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct rec m = saved_queue(&f);
+        rec_put_u64(m, bad[i].key, bad[i].value);
+        assert_int_equal(virtq_load(&q, &f.gm, 16, m), -EINVAL);
+        rec_free(m);
+    }
+    vqf_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_chain_longer_than_limit),
         cmocka_unit_test(test_start_checks_rings),
         cmocka_unit_test(test_notification_suppression),
+        cmocka_unit_test(test_virtq_state),
     };
     return cmocka_run_group_tests_name("virtq", tests, NULL, NULL);
 }

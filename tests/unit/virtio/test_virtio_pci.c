@@ -1,6 +1,7 @@
 /* The virtio-PCI transport with a fake platform: what the guest's driver sees
  * in configuration space and the BAR, and what reaches the platform. */
 #include "vq_fake.h"
+#include "fake_irq.h"
 
 #include "bus/pci/msix.h"
 #include "virtio/rng.h"
@@ -228,6 +229,34 @@ static void test_intx_and_bad_rings(void **state)
     assert_int_equal(bar_rd(x, 0x14, 1), 0);
 }
 
+/* A driver that sets DRIVER_OK without FEATURES_OK, enables a queue and
+ * notifies it must get nothing (the device is not live), and ember must
+ * not touch the queue; a proper setup afterwards works. */
+static void test_driver_ok_without_features_ok(void **state)
+{
+    struct fixture *x = *state;
+    bar_wr(x, 0x14, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    setup_queue(x, VQF_DESC, VQF_AVAIL, VQF_USED);
+    bar_wr(x, 0x14, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+                           VIRTIO_STATUS_DRIVER_OK);
+    vqf_desc(&x->f, 0, VQF_DATA, 16, VIRTQ_DESC_F_WRITE, 0);
+    vqf_publish(&x->f, 0);
+    bar_wr(x, 0x3000, 2, 0); /* notify queue 0 */
+    assert_false(virtio_dev_live(&x->rng.vdev));
+    assert_int_equal(vqf_used_idx(&x->f), 0);
+    bar_wr(x, 0x1c, 2, 1); /* enabling again changes nothing */
+    bar_wr(x, 0x3000, 2, 0);
+    assert_int_equal(vqf_used_idx(&x->f), 0);
+    /* Reset and do it right. */
+    bar_wr(x, 0x14, 1, 0);
+    negotiate(x, 1ull << VIRTIO_F_VERSION_1);
+    setup_queue(x, VQF_DESC, VQF_AVAIL, VQF_USED);
+    bar_wr(x, 0x14, 1, 0x0f);
+    assert_true(virtio_dev_live(&x->rng.vdev));
+    bar_wr(x, 0x3000, 2, 0);
+    assert_int_equal(vqf_used_idx(&x->f), 1);
+}
+
 static void test_msix_masking(void **state)
 {
     struct fixture *x = *state;
@@ -310,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bar_live_at_boot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feature_negotiation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_intx_and_bad_rings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_driver_ok_without_features_ok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msix_masking, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bar_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pci_cfg_window, setup, teardown),

@@ -1,5 +1,5 @@
 /* The i8042 keyboard controller, CMOS RTC, ACPI PM registers and pvpanic. */
-#include "fakes.h"
+#include "fake_irq.h"
 
 #include "devices/acpi_pm.h"
 #include "devices/i8042.h"

@@ -3,12 +3,12 @@
  * a memory file (guest RAM as is, regions back to back). A restore builds
  * the same machine from the configuration, maps the memory file privately
  * (copy-on-write, loaded lazily) and hands each part its state back. */
-#ifndef EMBER_SNAPSHOT_SNAPSHOT_H
-#define EMBER_SNAPSHOT_SNAPSHOT_H
+#ifndef EMBER_VMM_SNAPSHOT_H
+#define EMBER_VMM_SNAPSHOT_H
 
 #include "snapshot/format.h"
 #include "snapshot/record.h"
-#include "vmm/config.h"
+#include "config/config.h"
 
 struct vm;
 

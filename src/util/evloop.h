@@ -1,7 +1,7 @@
 /* The event loop: one epoll set serviced by the main thread (console input,
  * signals, wake-ups from vCPU threads; later the API socket and backends). */
-#ifndef EMBER_VMM_EVLOOP_H
-#define EMBER_VMM_EVLOOP_H
+#ifndef EMBER_UTIL_EVLOOP_H
+#define EMBER_UTIL_EVLOOP_H
 
 #include <stdbool.h>
 #include <stdint.h>

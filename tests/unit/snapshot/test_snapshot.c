@@ -1,8 +1,7 @@
 /* Snapshot input is untrusted: the state-file container against every
  * truncation and every flipped byte, records with missing, mistyped and
- * out-of-range values, the machine configuration, and virtqueue state that
- * points outside guest memory. */
-#include "vq_fake.h"
+ * out-of-range values, and the machine configuration. */
+#include "unit.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include "snapshot/format.h"
 #include "snapshot/machine.h"
 #include "snapshot/record.h"
+#include "util/util.h"
 
 static char dir[] = "/tmp/ember-test-snapshot-XXXXXX";
 static char path[256];
@@ -228,62 +228,6 @@ static void test_machine_round_trip_and_limits(void **state)
     rec_free(r);
 }
 
-static struct rec saved_queue(struct vq_fake *f)
-{
-    struct rec r = rec_new();
-    virtq_save(&f->q, r);
-    size_t len;
-    struct rec back = parse_rec(rec_text(r, &len));
-    rec_free(r);
-    return back;
-}
-
-static void test_virtq_state(void **state)
-{
-    (void)state;
-    struct vq_fake f;
-    vqf_init(&f, 16);
-    f.q.event_idx = true;
-    vqf_start(&f);
-    struct virtq_chain chain;
-    vqf_desc(&f, 0, VQF_DATA, 8, VIRTQ_DESC_F_WRITE, 0);
-    vqf_publish(&f, 0);
-    assert_int_equal(virtq_pop(&f.q, &chain), 1);
-    assert_int_equal(virtq_push(&f.q, 0, 8), 0);
-    struct rec r = saved_queue(&f);
-    struct virtq q;
-    assert_int_equal(virtq_load(&q, &f.gm, 16, r), 0);
-    assert_true(q.ready && q.event_idx);
-    assert_int_equal(q.last_avail, 1);
-    assert_int_equal(q.used_idx, 1);
-    /* The next request continues from there. */
-    vqf_desc(&f, 1, VQF_DATA, 8, VIRTQ_DESC_F_WRITE, 0);
-    vqf_publish(&f, 1);
-    assert_int_equal(virtq_pop(&q, &chain), 1);
-    assert_int_equal(chain.head, 1);
-    assert_int_equal(virtq_load(&q, &f.gm, 8, r), -EINVAL); /* larger than the device's */
-    rec_free(r);
-
-    /* Rings outside guest memory, a size that is not a power of two. */
-    static const struct {
-        const char *key;
-        uint64_t value;
-    } bad[] = {
-        {"desc", VQF_MEM_SIZE - 8},
-        {"avail", UINT64_MAX - 1},
-        {"used", VQF_MEM_SIZE},
-        {"size", 12},
-        {"last_avail", 70000},
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct rec m = saved_queue(&f);
-        rec_put_u64(m, bad[i].key, bad[i].value);
-        assert_int_equal(virtq_load(&q, &f.gm, 16, m), -EINVAL);
-        rec_free(m);
-    }
-    vqf_free(&f);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,7 +236,6 @@ int main(void)
         cmocka_unit_test(test_container_version_and_trailing),
         cmocka_unit_test(test_record_checks),
         cmocka_unit_test(test_machine_round_trip_and_limits),
-        cmocka_unit_test(test_virtq_state),
     };
     return cmocka_run_group_tests_name("snapshot", tests, setup_dir, teardown_dir);
 }

@@ -1,4 +1,4 @@
-#include "vmm/evloop.h"
+#include "util/evloop.h"
 
 #include <string.h>
 #include <sys/epoll.h>

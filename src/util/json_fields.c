@@ -1,4 +1,4 @@
-#include "api/json_fields.h"
+#include "util/json_fields.h"
 
 #include <string.h>
 

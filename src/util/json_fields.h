@@ -1,8 +1,8 @@
 /* Strict reading of a JSON request body: only the listed fields, each of
  * its type, the required ones present. Messages name the field and what is
  * wrong with it, for the client's fault_message. */
-#ifndef EMBER_API_JSON_FIELDS_H
-#define EMBER_API_JSON_FIELDS_H
+#ifndef EMBER_UTIL_JSON_FIELDS_H
+#define EMBER_UTIL_JSON_FIELDS_H
 
 #include <json-c/json.h>
 #include <stdbool.h>

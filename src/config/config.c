@@ -1,4 +1,4 @@
-#include "vmm/config.h"
+#include "config/config.h"
 
 #include <stdio.h>
 #include <string.h>

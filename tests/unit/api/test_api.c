@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "api/json_fields.h"
+#include "util/json_fields.h"
 #include "api/resources.h"
 
 static struct json_object *parse_ok(const char *text)
@@ -219,13 +219,14 @@ static void test_router(void **state)
     handle(&api, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}", 204,
            NULL);
     handle(&api, "GET", "/machine-config", "", 200, "\"vcpu_count\":2");
-    /* After start (simulated: the state is all the router looks at). */
-    vmm.state = VMM_RUNNING;
+    /* After start (simulated: the VM's state is all the router looks at). */
+    struct vm running = {.state = VM_RUNNING};
+    vmm.vm = &running;
     handle(&api, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}", 400,
            "only allowed before the microVM starts");
     handle(&api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 400,
            "already running");
-    vmm.state = VMM_NOT_STARTED;
+    vmm.vm = NULL;
     api_destroy(&api);
     vmm_destroy(&vmm);
 }

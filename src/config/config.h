@@ -1,7 +1,7 @@
 /* What to run: the single internal configuration the CLI (and later the
  * control API and config file) fill in. */
-#ifndef EMBER_VMM_CONFIG_H
-#define EMBER_VMM_CONFIG_H
+#ifndef EMBER_CONFIG_CONFIG_H
+#define EMBER_CONFIG_CONFIG_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* The 16550A UART against the register-level behaviour Linux's 8250 driver
  * relies on: probe, THRE interrupt semantics, receive FIFO and input gating. */
-#include "fakes.h"
+#include "fake_irq.h"
 
 #include "devices/serial_8250.h"
 
@@ -21,11 +21,11 @@ struct host {
     unsigned rx_ready_calls;
 };
 
-static void host_tx(void *ctx, uint8_t byte)
+static void host_tx(void *ctx, const uint8_t *buf, size_t len)
 {
     struct host *h = ctx;
-    if (h->ntx < sizeof(h->tx))
-        h->tx[h->ntx++] = byte;
+    for (size_t i = 0; i < len && h->ntx < sizeof(h->tx); i++)
+        h->tx[h->ntx++] = buf[i];
 }
 
 static void host_rx_ready(void *ctx)
@@ -33,7 +33,7 @@ static void host_rx_ready(void *ctx)
     ((struct host *)ctx)->rx_ready_calls++;
 }
 
-static const struct serial_host_ops host_ops = {.tx = host_tx, .rx_ready = host_rx_ready};
+static const struct chardev_host_ops host_ops = {.write = host_tx, .input_ready = host_rx_ready};
 
 struct fixture {
     struct serial s;
@@ -46,7 +46,8 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     f->sink = fake_irq_sink(&f->irq);
-    serial_init(&f->s, (struct irq_line){&f->sink, 4}, &host_ops, &f->host);
+    const struct chardev_host host = {&host_ops, &f->host};
+    serial_init(&f->s, (struct irq_line){&f->sink, 4}, &host);
     *state = f;
     return 0;
 }

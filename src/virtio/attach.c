@@ -1,0 +1,13 @@
+#include "virtio/attach.h"
+
+#include "virtio/transport_pci.h"
+
+int virtio_attach(struct board *b, struct virtio_dev *vdev, const char *metrics)
+{
+    return virtio_pci_board_add(b, vdev, metrics);
+}
+
+void *virtio_find(const struct board *b, const struct virtio_device_ops *ops, unsigned n)
+{
+    return board_find(b, ops, n);
+}

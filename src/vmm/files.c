@@ -1,0 +1,145 @@
+#include "vmm/files.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/util.h"
+
+/* Map a whole file read-only; an empty file is an error for the caller. */
+static int map_file(const char *path, const char *what, void **map, size_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_errno(-errno, "%s %s", what, path);
+    struct stat st;
+    int ret = 0;
+    if (fstat(fd, &st) < 0)
+        ret = err_errno(-errno, "%s %s", what, path);
+    else if (!S_ISREG(st.st_mode))
+        ret = err_set(-EINVAL, "%s %s: not a regular file", what, path);
+    else if (st.st_size == 0)
+        ret = err_set(-EINVAL, "%s %s: file is empty", what, path);
+    if (!ret) {
+        *size = (size_t)st.st_size;
+        *map = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (*map == MAP_FAILED) {
+            *map = NULL;
+            ret = err_errno(-errno, "%s %s: cannot map", what, path);
+        }
+    }
+    close(fd);
+    return ret;
+}
+
+static int open_disks(const struct vm_config *cfg, struct vm_files *f)
+{
+    for (unsigned i = 0; i < cfg->nr_disks; i++) {
+        const struct disk_config *d = &cfg->disks[i];
+        int ret = blockfile_open(&f->disks[i], d->path, d->read_only, d->cache_none);
+        if (ret)
+            return ret;
+        f->nr_disks = i + 1;
+    }
+    return 0;
+}
+
+static int open_nets(const struct vm_config *cfg, struct vm_files *f)
+{
+    for (unsigned i = 0; i < cfg->nr_nics; i++) {
+        const struct nic_config *n = &cfg->nics[i];
+        int ret = n->kind == NIC_TAP ? net_tap_open(n->tap_name, &f->nets[i])
+                                     : net_slirp_open(n->hostfwd, n->nr_hostfwd, &f->nets[i]);
+        if (ret)
+            return ret;
+        f->nr_nets = i + 1;
+    }
+    return 0;
+}
+
+int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
+                          struct vm_files *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->mem_fd = open(mem_path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int ret = f->mem_fd < 0 ? err_errno(-errno, "memory file %s", mem_path) : 0;
+    if (!ret && fstat(f->mem_fd, &st) < 0)
+        ret = err_errno(-errno, "memory file %s", mem_path);
+    if (!ret && !S_ISREG(st.st_mode))
+        ret = err_set(-EINVAL, "memory file %s: not a regular file", mem_path);
+    if (!ret && (uint64_t)st.st_size != cfg->mem_size)
+        ret = err_set(-EINVAL, "memory file %s: %llu bytes, the snapshot's guest has %llu",
+                      mem_path, (unsigned long long)st.st_size,
+                      (unsigned long long)cfg->mem_size);
+    if (!ret)
+        ret = open_disks(cfg, f);
+    if (!ret)
+        ret = open_nets(cfg, f);
+    if (ret)
+        vm_files_close(f);
+    return ret;
+}
+
+int vm_files_open_boot(const struct vm_config *cfg, struct vm_files *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->mem_fd = -1;
+    int ret = map_file(cfg->kernel_path, "kernel", &f->kernel_map, &f->kernel_map_size);
+    if (!ret && cfg->initrd_path)
+        ret = map_file(cfg->initrd_path, "initrd", &f->initrd_map, &f->initrd_map_size);
+    if (!ret)
+        ret = open_disks(cfg, f);
+    if (!ret)
+        ret = open_nets(cfg, f);
+    if (ret) {
+        vm_files_close(f);
+        return ret;
+    }
+    f->boot = (struct boot_config){
+        .kernel = {cfg->kernel_path, f->kernel_map, f->kernel_map_size},
+        .initrd = {cfg->initrd_path, f->initrd_map, f->initrd_map_size},
+        .cmdline = cfg->cmdline,
+        .ram_size = cfg->mem_size,
+    };
+    ret = boot_prepare(&f->boot, &f->layout);
+    if (ret) {
+        vm_files_close(f);
+        return ret;
+    }
+    const struct kernel_image *k = &f->layout.kernel;
+    static const char *const entries[] = {
+        [ENTRY_LINUX64] = "64-bit", [ENTRY_LINUX32] = "32-bit", [ENTRY_PVH] = "PVH"};
+    if (k->format == KERNEL_BZIMAGE)
+        log_info("kernel: bzImage, boot protocol %u.%02u, %s entry at %#llx", k->protocol >> 8,
+                 k->protocol & 0xff, entries[k->entry], (unsigned long long)k->entry_addr);
+    else
+        log_info("kernel: ELF, %s entry at %#llx", entries[k->entry],
+                 (unsigned long long)k->entry_addr);
+    if (f->layout.initrd_size)
+        log_info("initrd: %llu bytes at %#llx", (unsigned long long)f->layout.initrd_size,
+                 (unsigned long long)f->layout.initrd_gpa);
+    return 0;
+}
+
+void vm_files_close(struct vm_files *f)
+{
+    for (unsigned i = 0; i < f->nr_nets; i++)
+        if (f->nets[i])
+            f->nets[i]->ops->destroy(f->nets[i]);
+    for (unsigned i = 0; i < f->nr_disks; i++)
+        if (!f->disk_taken[i])
+            blockfile_close(&f->disks[i]);
+    if (f->kernel_map)
+        munmap(f->kernel_map, f->kernel_map_size);
+    if (f->initrd_map)
+        munmap(f->initrd_map, f->initrd_map_size);
+    if (f->mem_fd >= 0)
+        close(f->mem_fd);
+    memset(f, 0, sizeof(*f));
+    f->mem_fd = -1;
+}
+

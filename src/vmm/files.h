@@ -1,0 +1,38 @@
+/* Host files a VM needs, opened and validated before any VM exists, so that
+ * every problem with them is a setup error: the kernel and initrd (mapped,
+ * and laid out by the boot protocol), the disk images and network backends,
+ * and for a restore the snapshot's memory file. */
+#ifndef EMBER_VMM_FILES_H
+#define EMBER_VMM_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "arch/x86_64/boot.h"
+#include "config/config.h"
+#include "virtio/backends/blockfile.h"
+#include "virtio/backends/net_backend.h"
+
+struct vm_files {
+    struct boot_config boot;
+    struct boot_layout layout;
+    void *kernel_map, *initrd_map;
+    size_t kernel_map_size, initrd_map_size;
+    struct blockfile disks[CONFIG_MAX_DISKS];
+    bool disk_taken[CONFIG_MAX_DISKS]; /* handed over to a device */
+    unsigned nr_disks;
+    struct net_backend *nets[CONFIG_MAX_NICS]; /* NULL once handed over */
+    unsigned nr_nets;
+    int mem_fd; /* restoring: the snapshot's memory file; -1 when booting */
+};
+
+/* For a boot: the kernel, initrd, disks and network backends. */
+int vm_files_open_boot(const struct vm_config *cfg, struct vm_files *files) EMBER_MUST_CHECK;
+/* For a restore: the disks and network backends, and the memory file (which
+ * must hold exactly cfg->mem_size bytes); no kernel. */
+int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
+                          struct vm_files *files) EMBER_MUST_CHECK;
+/* Close what no device took over (idempotent). */
+void vm_files_close(struct vm_files *files);
+
+#endif
