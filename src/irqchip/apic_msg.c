@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#define MSI_ADDR_MASK 0xfff00000ull
+#define MSI_ADDR_MASK (~0xfffffull)
 #define MSI_ADDR_BASE 0xfee00000ull
 
 bool apic_msg_from_msi(uint64_t address, uint32_t data, struct apic_msg *msg)
