@@ -5,7 +5,7 @@
  * the VM is paused) and, for the TSC-deadline timer, the guest's TSC.
  *
  * Each device owns one timer. arm(deadline) replaces the previous deadline of
- * that timer; disarm() cancels it. Both are called with the device's lock
+ * that timer; disarm() cancels it; a timer fires once per arm. Both are called with the device's lock
  * held, so they must only record the deadline and wake the timer thread,
  * never call back into a device. When the deadline has passed, the timer
  * thread calls the device's *_timer_expired(dev, now_ns) without holding any
