@@ -25,13 +25,14 @@ struct fake_clock {
 
 static uint64_t fake_clock_now_ns(void *ctx)
 {
-    return ((struct fake_clock *)ctx)->ns;
+    return __atomic_load_n(&((struct fake_clock *)ctx)->ns, __ATOMIC_RELAXED);
 }
 
 static uint64_t fake_clock_now_tsc(void *ctx)
 {
     struct fake_clock *c = ctx;
-    return (uint64_t)((unsigned __int128)c->ns * c->tsc_hz / 1000000000u) + c->tsc_offset;
+    uint64_t ns = __atomic_load_n(&c->ns, __ATOMIC_RELAXED);
+    return (uint64_t)((unsigned __int128)ns * c->tsc_hz / 1000000000u) + c->tsc_offset;
 }
 
 static const struct vclock_ops fake_clock_ops = {fake_clock_now_ns, fake_clock_now_tsc};
