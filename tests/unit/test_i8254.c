@@ -358,11 +358,14 @@ static void test_mode0_gate_and_first_byte(void **state)
     at_tick(f, kr + 60);
     assert_true(out2(f));
     /* Writing the first byte of a new count stops it and drops OUT. */
+    at_tick(f, kr + 70);
+    assert_int_equal(latched(f, 2), (uint16_t)-10);
     out8(f, 0x42, 0x34);
     assert_false(out2(f));
-    uint16_t held = latched(f, 2);
+    assert_int_equal(latched(f, 2), (uint16_t)-10);
     f->clock.ns += 1000000;
-    assert_int_equal(latched(f, 2), held);
+    assert_int_equal(latched(f, 2), (uint16_t)-10);
+    assert_false(out2(f));
     out8(f, 0x42, 0x12);
     kw = ticks(f->clock.ns) - 0;
     at_tick(f, kw + 1 + 0x1234);

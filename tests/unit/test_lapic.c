@@ -215,6 +215,9 @@ static void test_linux_setup_and_esr(void **state)
     assert_int_equal(rd(f, 0xf0), 0x3ff);
     wr(f, 0x20, 0xffffffff);
     assert_int_equal(rd(f, 0x20), 0xff000000);
+    /* Write-only EOI and the remote read register read 0. */
+    assert_int_equal(rd(f, 0xb0), 0);
+    assert_int_equal(rd(f, 0xc0), 0);
     /* Read-only registers ignore writes. */
     wr(f, 0x30, 0);
     assert_int_equal(rd(f, 0x30), 0x00050014);

@@ -320,6 +320,12 @@ static void test_auto_eoi_and_rotation(void **state)
     pic_set_irq(&f->pic, 2 + 1, true);
     /* IR1 was served: priorities now 2,3,...,7,0,1 -> IR3 before IR0. */
     assert_int_equal(pic_ack(&f->pic), 0x33);
+    assert_int_equal(pic_ack(&f->pic), 0x30); /* and IR0 became the lowest */
+    /* IR0 served last: 1,...,7,0. */
+    pic_set_irq(&f->pic, 0, false);
+    pic_set_irq(&f->pic, 0, true);
+    pic_set_irq(&f->pic, 7, true);
+    assert_int_equal(pic_ack(&f->pic), 0x37);
     assert_int_equal(pic_ack(&f->pic), 0x30);
     mw(f, 0, 0x00); /* clear rotate in AEOI */
     for (unsigned irq = 0; irq < 8; irq++)
@@ -335,10 +341,17 @@ static void test_auto_eoi_and_rotation(void **state)
     assert_int_equal(pic_ack(&f->pic), 0x36); /* 6 is now the highest */
     /* Rotate on non-specific EOI: IR6 becomes lowest -> 7,0,1,...,6. */
     mw(f, 0, 0xa0);
+    pic_set_irq(&f->pic, 6, false);
+    pic_set_irq(&f->pic, 6, true);
+    pic_set_irq(&f->pic, 7, true);
+    assert_int_equal(pic_ack(&f->pic), 0x37);
+    mw(f, 0, 0x20);
     assert_int_equal(pic_ack(&f->pic), 0x30);
     /* Rotate on specific EOI for IR0: order 1,2,...,7,0. */
     mw(f, 0, 0xe0);
     assert_int_equal(pic_ack(&f->pic), 0x35);
+    mw(f, 0, 0x20);
+    assert_int_equal(pic_ack(&f->pic), 0x36);
     mw(f, 0, 0x20);
     assert_int_equal(read_isr(f, false), 0);
 }
