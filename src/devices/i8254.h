@@ -28,7 +28,7 @@
  *
  * Locking: one mutex. The irq line is driven with it held (the sink may take
  * the PIC's or IOAPIC's lock; neither may call back into the PIT). The timer
- * follows irqchip/vclock.h. */
+ * follows devices/vclock.h. */
 #ifndef EMBER_DEVICES_I8254_H
 #define EMBER_DEVICES_I8254_H
 
@@ -38,7 +38,7 @@
 
 #include "bus/bus.h"
 #include "devices/irq.h"
-#include "irqchip/vclock.h"
+#include "devices/vclock.h"
 #include "snapshot/record.h"
 
 #define PIT_BASE 0x40

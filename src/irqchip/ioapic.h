@@ -41,7 +41,7 @@
 
 #include "bus/bus.h"
 #include "irqchip/apic_msg.h"
-#include "irqchip/vclock.h"
+#include "devices/vclock.h"
 #include "snapshot/record.h"
 
 #define IOAPIC_BASE 0xfec00000ull

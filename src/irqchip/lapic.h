@@ -43,7 +43,7 @@
  * lock held, after the state change they report, so they may call back into
  * this or another APIC (a self-IPI routed straight back is fine), the IOAPIC
  * or the PIC. vtimer arm/disarm are the exception: called with the lock held
- * (see irqchip/vclock.h). Lock order: PIC -> APIC, IOAPIC -> APIC. */
+ * (see devices/vclock.h). Lock order: PIC -> APIC, IOAPIC -> APIC. */
 #ifndef EMBER_IRQCHIP_LAPIC_H
 #define EMBER_IRQCHIP_LAPIC_H
 
@@ -53,7 +53,7 @@
 
 #include "bus/bus.h"
 #include "irqchip/apic_msg.h"
-#include "irqchip/vclock.h"
+#include "devices/vclock.h"
 #include "snapshot/record.h"
 
 #define LAPIC_DEFAULT_BASE 0xfee00000ull
@@ -173,7 +173,7 @@ bool lapic_take_init(struct lapic *l);
  * waiting for one). */
 int lapic_take_sipi(struct lapic *l);
 
-/* The timer's deadline passed (see irqchip/vclock.h). */
+/* The timer's deadline passed (see devices/vclock.h). */
 void lapic_timer_expired(struct lapic *l, uint64_t now_ns);
 
 /* Snapshots: every register, the timer as elapsed ticks (re-based on the

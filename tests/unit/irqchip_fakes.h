@@ -3,17 +3,12 @@
 #ifndef EMBER_TESTS_IRQCHIP_FAKES_H
 #define EMBER_TESTS_IRQCHIP_FAKES_H
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "unit.h"
+
 #include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "bus/bus.h"
-#include "irqchip/vclock.h"
+#include "devices/vclock.h"
 #include "snapshot/record.h"
 #include "util/util.h"
 

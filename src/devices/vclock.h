@@ -12,8 +12,8 @@
  * lock that arm/disarm take (the device re-arms from inside that call).
  * Devices check the time themselves: an early, late, duplicate or stale
  * expiry call is harmless. */
-#ifndef EMBER_IRQCHIP_VCLOCK_H
-#define EMBER_IRQCHIP_VCLOCK_H
+#ifndef EMBER_DEVICES_VCLOCK_H
+#define EMBER_DEVICES_VCLOCK_H
 
 #include <stdint.h>
 
