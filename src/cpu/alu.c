@@ -408,16 +408,17 @@ EXT_DEFS(1, 2)
 EXT_DEFS(1, 3)
 EXT_DEFS(2, 3)
 EXT_DEFS(2, 2)
+EXT_DEFS(2, 1) /* MOVSXD r16, r/m32: reads 32 bits (measured) */
 /* [zx/sx][reg/mem][source lg][dest lg] */
 const insn_fn h_ext[2][2][3][4] = {
     {{{0, movzx_r_0_1, movzx_r_0_2, movzx_r_0_3}, {0, movzx_r_1_1, movzx_r_1_2, movzx_r_1_3},
-      {0, 0, movzx_r_2_2, movzx_r_2_3}},
+      {0, movzx_r_2_1, movzx_r_2_2, movzx_r_2_3}},
      {{0, movzx_m_0_1, movzx_m_0_2, movzx_m_0_3}, {0, movzx_m_1_1, movzx_m_1_2, movzx_m_1_3},
-      {0, 0, movzx_m_2_2, movzx_m_2_3}}},
+      {0, movzx_m_2_1, movzx_m_2_2, movzx_m_2_3}}},
     {{{0, movsx_r_0_1, movsx_r_0_2, movsx_r_0_3}, {0, movsx_r_1_1, movsx_r_1_2, movsx_r_1_3},
-      {0, 0, movsx_r_2_2, movsx_r_2_3}},
+      {0, movsx_r_2_1, movsx_r_2_2, movsx_r_2_3}},
      {{0, movsx_m_0_1, movsx_m_0_2, movsx_m_0_3}, {0, movsx_m_1_1, movsx_m_1_2, movsx_m_1_3},
-      {0, 0, movsx_m_2_2, movsx_m_2_3}}},
+      {0, movsx_m_2_1, movsx_m_2_2, movsx_m_2_3}}},
 };
 
 /* LEA: the builder clears the segment. */
@@ -465,10 +466,10 @@ static HANDLER(nop) { NEXT; }
 const insn_fn h_nop = nop;
 
 /* CBW/CWDE/CDQE and CWD/CDQ/CQO */
-static HANDLER(cbw_1) { R16(0) = (uint16_t)(int8_t)R(0); NEXT; }
+static HANDLER(cbw_1) { SET16(0, (uint16_t)(int8_t)R(0)); NEXT; }
 static HANDLER(cbw_2) { R(0) = (uint32_t)(int32_t)(int16_t)R(0); NEXT; }
 static HANDLER(cbw_3) { R(0) = (uint64_t)(int64_t)(int32_t)R(0); NEXT; }
-static HANDLER(cwd_1) { R16(2) = (int16_t)R(0) < 0 ? 0xffff : 0; NEXT; }
+static HANDLER(cwd_1) { SET16(2, (int16_t)R(0) < 0 ? 0xffff : 0); NEXT; }
 static HANDLER(cwd_2) { R(2) = (int32_t)R(0) < 0 ? 0xffffffffu : 0; NEXT; }
 static HANDLER(cwd_3) { R(2) = (int64_t)R(0) < 0 ? ~0ull : 0; NEXT; }
 const insn_fn h_cbw[4] = {0, cbw_1, cbw_2, cbw_3};
@@ -516,13 +517,13 @@ CMOV_DEFS(3)
 const insn_fn h_cmov[2][4] = {{0, cmov_r_1, cmov_r_2, cmov_r_3}, {0, cmov_m_1, cmov_m_2, cmov_m_3}};
 
 /* BSWAP (16-bit: this host clears the low word, as measured) */
-static HANDLER(bswap_1) { R16(i->reg) = 0; NEXT; }
+static HANDLER(bswap_1) { SET16(i->reg, 0); NEXT; }
 static HANDLER(bswap_2) { R(i->reg) = __builtin_bswap32((uint32_t)R(i->reg)); NEXT; }
 static HANDLER(bswap_3) { R(i->reg) = __builtin_bswap64(R(i->reg)); NEXT; }
 const insn_fn h_bswap[4] = {0, bswap_1, bswap_2, bswap_3};
 
 /* MOVBE */
-static HANDLER(movbe_load_1) { R16(i->reg) = __builtin_bswap16((uint16_t)ld16(c, i, ea(c, i))); NEXT; }
+static HANDLER(movbe_load_1) { SET16(i->reg, __builtin_bswap16((uint16_t)ld16(c, i, ea(c, i)))); NEXT; }
 static HANDLER(movbe_load_2) { R(i->reg) = __builtin_bswap32((uint32_t)ld32(c, i, ea(c, i))); NEXT; }
 static HANDLER(movbe_load_3) { R(i->reg) = __builtin_bswap64(ld64(c, i, ea(c, i))); NEXT; }
 static HANDLER(movbe_store_1) { st16(c, i, ea(c, i), __builtin_bswap16((uint16_t)R(i->reg))); NEXT; }

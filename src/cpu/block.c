@@ -74,8 +74,25 @@ static bool block_range(const struct block *b, uint64_t ppage, unsigned *lo, uns
     return false;
 }
 
+static void tlb_mark_one(struct cpu *c, unsigned m, unsigned k, uint64_t ppage, bool on)
+{
+    struct tlbe *e = &c->tlbs[m][k];
+    if (c->tlbxs[m][k].pa != ppage || e->tag_w == TLB_INVALID || (e->tag_w & TLBF_MMIO))
+        return;
+    if (on)
+        e->tag_w |= TLBF_CODE;
+    else
+        e->tag_w &= ~TLBF_CODE;
+}
+
 static void tlb_mark_code(struct cpu *c, uint64_t ppage, bool on)
 {
+    struct code_page *cp = phys_code_page(c, ppage);
+    if (cp && cp->nalias <= CP_ALIASES) {
+        for (unsigned j = 0; j < cp->nalias; j++)
+            tlb_mark_one(c, cp->alias[j] >> 12, cp->alias[j] & (TLB_SIZE - 1), ppage, on);
+        return;
+    }
     for (unsigned m = 0; m < MMU_MODES; m++)
         for (unsigned k = 0; k < TLB_SIZE; k++) {
             struct tlbe *e = &c->tlbs[m][k];

@@ -15,9 +15,12 @@ static void set_mem(const struct dec *d, uint64_t va, struct insn *rec, bool kee
 {
     rec->base = d->base;
     rec->index = d->index;
+    /* FS/GS add a base; SS (explicit, or RSP/RBP as base) faults with #SS */
     unsigned seg = SEG_NONE;
     if (keep_seg && (d->seg == SEG_FS || d->seg == SEG_GS))
         seg = d->seg;
+    else if (!d->riprel && (d->base == 4 || d->base == 5))
+        seg = SEG_SS; /* overrides other than FS/GS are ignored (measured) */
     rec->mf = (uint8_t)(d->scale | (seg << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
     if (d->riprel) {
         rec->base = NOREG;
@@ -202,10 +205,8 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         rec->reg = d->reg;
         if (lg == 3)
             fn = h_ext[1][mem][2][3];
-        else if (lg == 2)
-            fn = h_ext[0][mem][2][2];
         else
-            fn = mem ? h_mov[1][1] : h_mov[0][1];
+            fn = h_ext[0][mem][2][lg];
         break;
     case OP_LEA:
         rec->reg = d->reg;
@@ -434,11 +435,17 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         else
             fn = mem ? h_call_m : h_call_r;
         break;
-    case OP_LOOP: case OP_JRCXZ:
-        rec->aux = (uint8_t)((d->id == OP_LOOP ? (d->op & 3) : 0) | (d->p67 ? 4 : 0));
+    case OP_LOOP: case OP_JRCXZ: {
+        unsigned cond = d->op & 3;
+        /* measured on the host (Zen 3): a REP prefix picks LOOPcc's condition,
+         * F2 -> LOOPNE, F3 -> LOOPE */
+        if (d->id == OP_LOOP && cond < 2 && d->rep)
+            cond = d->rep == 0xf3 ? 1 : 0;
+        rec->aux = (uint8_t)((d->id == OP_LOOP ? cond : 0) | (d->p67 ? 4 : 0));
         rec->imm = branch_target(d, va);
         fn = d->id == OP_LOOP ? h_loop[d->op & 3] : h_jrcxz;
         break;
+    }
     case OP_ENTER:
         rec->imm = d->imm & 0xffff;
         rec->aux = (uint8_t)d->imm2;
@@ -491,7 +498,8 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         fn = h_sys[d->id];
         break;
     case OP_JMPF: case OP_CALLF: case OP_LSEG:
-        rec->imm = lg;
+        /* AMD: REX.W is ignored, far pointers are m16:32 at most */
+        rec->imm = lg == 3 ? 2 : lg;
         rec->reg = d->reg;
         if (d->id == OP_LSEG)
             rec->aux = d->op == 0xb2 ? SEG_SS : d->op == 0xb4 ? SEG_FS : SEG_GS;
@@ -503,11 +511,16 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         fn = h_sys[d->id];
         break;
     case OP_MOV_FROM_CR: case OP_MOV_TO_CR: case OP_MOV_FROM_DR: case OP_MOV_TO_DR:
-        if (d->lock) {
-            *ok = false;
-            break;
-        }
         rec->aux = d->reg;
+        if (d->lock) {
+            /* AltMovCr8 (CPUID 8000_0001 ECX bit 4): LOCK MOV CR0 = MOV CR8 */
+            if (!(c->ext1_ecx & (1u << 4)) || d->id == OP_MOV_FROM_DR ||
+                d->id == OP_MOV_TO_DR || d->reg != 0) {
+                *ok = false;
+                break;
+            }
+            rec->aux = 8;
+        }
         rec->base = d->rm;
         fn = h_sys[d->id];
         break;

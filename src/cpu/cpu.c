@@ -29,7 +29,7 @@ static uint32_t str4(const char *s)
 /* AMD mirror of the leaf-1 EDX bits, SYSCALL NX PDPE1GB RDTSCP LM */
 #define E1_EDX ((F1_EDX & 0x0183f3ffu & ~(1u << 19)) | (1u << 11) | (1u << 20) | (1u << 26) | \
                 (1u << 27) | (1u << 29))
-#define E1_ECX ((1u << 0) | (1u << 5)) /* LAHF/SAHF, ABM (LZCNT) */
+#define E1_ECX ((1u << 0) | (1u << 4) | (1u << 5)) /* LAHF/SAHF, AltMovCr8, ABM (LZCNT) */
 
 static unsigned default_cpuid(struct x86_cpuid_entry *e, unsigned max)
 {
@@ -384,6 +384,7 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
         c->blk_first = b->insns;
         b->insns[0].fn(c, b->insns);
         c->cur_block = NULL;
+        c->rflags &= ~(uint64_t)F_RF; /* an instruction completed */
     }
 }
 

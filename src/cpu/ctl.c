@@ -56,7 +56,7 @@ static HANDLER(pop_r_1)
 {
     uint64_t v = ld_ss(c, i, c->r[4], 1);
     c->r[4] += 2;
-    R16(i->reg) = (uint16_t)v;
+    SET16(i->reg, (uint16_t)v);
     NEXT;
 }
 static HANDLER(push_i_3)
@@ -180,9 +180,12 @@ static HANDLER(jmp_m)
 
 static NOINLINE void call_to(struct cpu *c, const struct insn *i, uint64_t t)
 {
-    check_target(c, i, t);
     unsigned lg = i->aux ? 1 : 3;
     uint64_t sp = c->r[4] - (1u << lg);
+    /* measured: the push's #AC/#PF come before the target's #GP */
+    mem_check_align(c, i, sp, 1u << lg, ACC_W | ACC_SS);
+    mem_probe_write(c, i, sp, 1u << lg, ACC_W | ACC_SS);
+    check_target(c, i, t);
     st_ss(c, i, sp, next_rip(c, i), lg);
     c->r[4] = sp;
     retire_to(c, i, t);
@@ -242,12 +245,13 @@ static NOINLINE void enter_any(struct cpu *c, const struct insn *i)
         st_ss(c, i, sp, frame, lg);
     }
     sp -= i->imm;
-    /* a fault on the new stack top is reported by the next access, as on
-     * hardware the final RSP is not probed */
+    /* the new stack top is probed for writing, as on hardware */
+    mem_check_align(c, i, sp, n, ACC_W | ACC_SS);
+    mem_probe_write(c, i, sp, n, ACC_W | ACC_SS);
     if (lg == 3)
         c->r[5] = frame;
     else
-        R16(5) = (uint16_t)frame;
+        SET16(5, (uint16_t)frame);
     c->r[4] = sp;
 }
 static HANDLER(enter) { enter_any(c, i); NEXT; }
@@ -260,7 +264,7 @@ static HANDLER(leave)
     if (lg == 3)
         c->r[5] = v;
     else
-        R16(5) = (uint16_t)v;
+        SET16(5, (uint16_t)v);
     NEXT;
 }
 

@@ -366,7 +366,7 @@ static const struct opent grp_mem[G_COUNT][8] = {
     [G15_0FAE] = {[0] = E(OP_FXSAVE, 0), [1] = E(OP_FXRSTOR, 0), [2] = E(OP_LDMXCSR, 0),
                   [3] = E(OP_STMXCSR, 0), [7] = E(OP_CLFLUSH, 0)},
     [G16_0F18] = {[0 ... 7] = E(OP_NOPM, 0)},
-    [GP_0F0D] = {[0 ... 7] = E(OP_NOPM, 0)},
+    [GP_0F0D] = {[0 ... 7] = E(OP_NOPM, D_MEM)}, /* AMD: #UD with a register */
 };
 
 /* Register forms of D_GRPR groups: [group][reg] (0F01 is special-cased). */
@@ -434,7 +434,9 @@ int decode(const uint8_t *b, unsigned avail, struct dec *d)
         uint8_t x = b[p];
         switch (x) {
         case 0x26: case 0x2e: case 0x36: case 0x3e:
-            d->seg = SEG_NONE; /* ignored in 64-bit mode; cancels FS/GS before */
+            /* ignored in 64-bit mode, even after FS/GS (measured) */
+            if (d->seg != SEG_FS && d->seg != SEG_GS)
+                d->seg = x == 0x26 ? SEG_ES : x == 0x2e ? SEG_CS : x == 0x36 ? SEG_SS : SEG_DS;
             break;
         case 0x64: d->seg = SEG_FS; break;
         case 0x65: d->seg = SEG_GS; break;
@@ -590,7 +592,7 @@ opcode:;
         id = 0;
     if (d->map == 1 && op == 0xc7 && id == OP_RDRAND && d->rep)
         id = 0;
-    if (d->map == 1 && op == 0xae && d->mod == 3 && d->rep)
+    if (d->map == 1 && op == 0xae && d->mod == 3 && (d->rep || d->p66))
         id = 0; /* F3: RDFSBASE & co, not offered */
     if (d->map == 1 && op == 0xae && d->mod != 3 && d->p66 && (d->reg & 7) == 7)
         id = 0; /* CLFLUSHOPT, not offered */
@@ -650,6 +652,8 @@ opcode:;
         return DEC_UD;
     if ((fl & D_NO64) || ((fl & D_MEM) && d->mod == 3) || ((fl & D_REG) && d->mod != 3))
         return DEC_UD;
+    if (d->lock && d->map == 1 && (op == 0x20 || op == 0x22) && (d->reg & 7) == 0)
+        return DEC_OK; /* AMD AltMovCr8: LOCK MOV CR0 is MOV CR8 */
     if (d->lock && (!(fl & D_LOCK) || d->mod == 3))
         return DEC_UD;
     return DEC_OK;

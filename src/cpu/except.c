@@ -39,6 +39,7 @@ void raise_exc(struct cpu *c, const struct insn *i, int vec, int err)
 void raise_trap(struct cpu *c, const struct insn *i, int vec, int soft)
 {
     if (i) {
+        c->exc_fault_rip = insn_rip(c, i);
         c->rip = next_rip(c, i);
         c->icount += (uint64_t)(i - c->blk_first) + 1;
     }
@@ -118,6 +119,10 @@ static void trace_event(struct cpu *c, int vec, int err, int soft)
 static bool deliver(struct cpu *c, int vec, int err, int soft, bool checks_only)
 {
     int ext = (soft == 0 || soft == 3) ? 1 : 0;
+    /* a fault while delivering INT n/INT3/INT1 is reported at that instruction */
+    uint64_t ret_rip = c->rip;
+    if (soft)
+        c->rip = c->exc_fault_rip;
     int idt_err = vec * 8 + 2 + ext;
     if ((uint32_t)vec * 16 + 15 > c->idtr.limit)
         raise_exc(c, NULL, EXC_GP, idt_err);
@@ -131,8 +136,10 @@ static bool deliver(struct cpu *c, int vec, int err, int soft, bool checks_only)
         raise_exc(c, NULL, EXC_GP, idt_err);
     if (!present)
         raise_exc(c, NULL, EXC_NP, idt_err);
-    if (checks_only)
+    if (checks_only) {
+        c->rip = ret_rip;
         return false;
+    }
     uint16_t sel = (uint16_t)(g[0] >> 16);
     uint64_t target = (g[0] & 0xffff) | ((g[0] >> 32) & 0xffff0000ull) | (g[1] << 32);
     if ((sel & ~3u) == 0)
@@ -165,7 +172,7 @@ static bool deliver(struct cpu *c, int vec, int err, int soft, bool checks_only)
     unsigned n = 0;
     if (err >= 0)
         frame[n++] = (uint32_t)err;
-    frame[n++] = c->rip;
+    frame[n++] = ret_rip;
     frame[n++] = c->seg[SEG_CS].selector;
     frame[n++] = rflags_get(c);
     frame[n++] = c->r[4];
@@ -221,7 +228,11 @@ int exc_deliver_pending(struct cpu *c)
             soft = 0;
         }
     }
-    c->delivering = vec == EXC_DF ? -3 : (soft ? -2 : vec);
+    c->delivering = soft ? -2 : vec == EXC_DF ? -3 : vec;
+    /* faults push RFLAGS with RF set (the handler itself runs with RF=0) */
+    if (!soft && vec != EXC_DB && vec != EXC_BP && vec != EXC_OF && vec != EXC_NMI &&
+        vec != EXC_DF && vec != EXC_MC)
+        c->rflags |= F_RF;
     trace_event(c, vec, err, soft);
     if (c->flags & CPU_CFG_EXIT_ON_EXCEPTION) {
         if (soft == 1 || soft == 2)

@@ -167,8 +167,11 @@ struct block {
     struct insn insns[];
 };
 
+#define CP_ALIASES 4
 struct code_page {        /* per guest-physical RAM page */
     _Atomic uint32_t map; /* one bit per 128-byte chunk holding decoded code */
+    uint8_t nalias;       /* TLB entries that may map this page; > CP_ALIASES: unknown */
+    uint16_t alias[CP_ALIASES]; /* mode << 12 | TLB index */
     struct block *blocks;
 };
 
@@ -224,7 +227,7 @@ struct cpu {
     int exc_vec;
     int exc_err;
     int exc_soft;               /* 0 hw, 1 INT n, 2 INT3/INTO, 3 INT1 */
-    uint64_t exc_next_rip;      /* for traps / software interrupts */
+    uint64_t exc_fault_rip;     /* INT n & co: the instruction, for faults */
     int delivering;             /* vector being delivered or -1 */
     int stop;                   /* exit reason set inside a handler, 0 none */
     intptr_t jb[5];             /* __builtin_setjmp buffer */
@@ -277,7 +280,11 @@ struct cpu {
 /* --- small helpers ------------------------------------------------------------ */
 #define R(n) (c->r[(n)])
 #define R8(off) (*((uint8_t *)c->r + (off)))
-#define R16(n) (*(uint16_t *)&c->r[(n)])
+static inline void set16(uint64_t *r, uint64_t v)
+{
+    *r = (*r & ~0xffffull) | (v & 0xffff);
+}
+#define SET16(n, v) set16(&c->r[(n)], (v))
 
 #define NEXT return (i + 1)->fn(c, i + 1)
 #define HANDLER(name) void name(struct cpu *c, const struct insn *i)
@@ -450,6 +457,9 @@ void mem_read_buf(struct cpu *c, const struct insn *i, uint64_t va, void *buf, u
                   unsigned acc);
 void mem_write_buf(struct cpu *c, const struct insn *i, uint64_t va, const void *buf,
                    unsigned len, unsigned acc);
+/* #AC check (CPL3, CR0.AM, RFLAGS.AC) for an access of 'size' bytes */
+void mem_check_align(struct cpu *c, const struct insn *i, uint64_t va, unsigned size,
+                     unsigned acc);
 /* Make sure [va, va+len) is writable (faults if not), without writing. */
 void mem_probe_write(struct cpu *c, const struct insn *i, uint64_t va, unsigned len,
                      unsigned acc);
@@ -571,7 +581,7 @@ static inline void setr(struct cpu *c, unsigned r, uint64_t v, unsigned lg)
 {
     switch (lg) {
     case 0: *((uint8_t *)c->r + r) = (uint8_t)v; break;
-    case 1: *(uint16_t *)&c->r[r] = (uint16_t)v; break;
+    case 1: set16(&c->r[r], v); break;
     case 2: c->r[r] = (uint32_t)v; break;
     default: c->r[r] = v; break;
     }

@@ -233,6 +233,34 @@ restart:;
     return 0;
 }
 
+/* Remember which TLB entries map a RAM page, so that marking it as holding
+ * code does not scan the whole TLB. */
+static void tlb_note_alias(struct cpu *c, struct code_page *cp, uint64_t pa, uint16_t slot)
+{
+    if (cp->nalias > CP_ALIASES)
+        return;
+    unsigned n = 0;
+    bool have = false;
+    for (unsigned j = 0; j < cp->nalias; j++) {
+        uint16_t a = cp->alias[j];
+        const struct tlbx *x = &c->tlbxs[a >> 12][a & (TLB_SIZE - 1)];
+        const struct tlbe *e = &c->tlbs[a >> 12][a & (TLB_SIZE - 1)];
+        if (x->pa != pa || e->tag_r == TLB_INVALID)
+            continue; /* stale */
+        if (a == slot)
+            have = true;
+        cp->alias[n++] = a;
+    }
+    if (!have) {
+        if (n == CP_ALIASES) {
+            cp->nalias = CP_ALIASES + 1;
+            return;
+        }
+        cp->alias[n++] = slot;
+    }
+    cp->nalias = (uint8_t)n;
+}
+
 /* Fill the TLB entry for 'va' in mode table 'm' from a successful walk. */
 static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const struct xlate *x)
 {
@@ -245,8 +273,11 @@ static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const st
     uint64_t wflags = flags;
     if (host) {
         struct code_page *cp = phys_code_page(c, x->pa);
-        if (cp && atomic_load_explicit(&cp->map, memory_order_relaxed))
-            wflags |= TLBF_CODE;
+        if (cp) {
+            if (atomic_load_explicit(&cp->map, memory_order_relaxed))
+                wflags |= TLBF_CODE;
+            tlb_note_alias(c, cp, x->pa, (uint16_t)(m << 12 | k));
+        }
     }
     e->tag_r = page | flags;
     e->tag_w = x->w ? (page | wflags) : TLB_INVALID;
@@ -309,12 +340,23 @@ static inline uint64_t entry_pa(struct cpu *c, const struct tlbe *e, uint64_t va
     return c->tlbxs[m][k].pa | (va & 0xfff);
 }
 
-static void check_align(struct cpu *c, const struct insn *i, uint64_t va, unsigned size,
-                        unsigned acc)
+void mem_check_align(struct cpu *c, const struct insn *i, uint64_t va, unsigned size,
+                     unsigned acc)
 {
-    if (c->mmu_idx == MMU_NOFAST && !(acc & (ACC_SUP | ACC_NOAC)) && size > 1 &&
-        (size == 10 ? (va & 7) : (va & (size - 1))))
-        raise_exc(c, i, EXC_AC, 0);
+    if (c->mmu_idx != MMU_NOFAST || (acc & (ACC_SUP | ACC_NOAC)) || size <= 1 ||
+        !(size == 10 ? (va & 7) : (va & (size - 1))))
+        return;
+    /* measured: a non-canonical address gives #GP, then #AC before #PF */
+    if (!canonical(va))
+        noncanonical(c, i, acc);
+    raise_exc(c, i, EXC_AC, 0);
+}
+
+static inline unsigned acc_seg(const struct insn *i, unsigned acc)
+{
+    if (i && insn_seg(i) == SEG_SS)
+        acc |= ACC_SS;
+    return acc;
 }
 
 /* Read within one page. */
@@ -345,6 +387,7 @@ static void write_page(struct cpu *c, const struct insn *i, uint64_t va, const v
 void mem_read_buf(struct cpu *c, const struct insn *i, uint64_t va, void *buf, unsigned len,
                   unsigned acc)
 {
+    acc = acc_seg(i, acc);
     uint8_t *b = buf;
     while (len) {
         unsigned n = 4096 - (va & 0xfff);
@@ -359,6 +402,7 @@ void mem_read_buf(struct cpu *c, const struct insn *i, uint64_t va, void *buf, u
 
 void mem_probe_write(struct cpu *c, const struct insn *i, uint64_t va, unsigned len, unsigned acc)
 {
+    acc = acc_seg(i, acc);
     uint64_t end = va + len - 1;
     translate(c, i, va, (acc & ~ACC_KIND) | ACC_W);
     if ((end ^ va) & ~0xfffull) {
@@ -389,7 +433,8 @@ void mem_write_buf(struct cpu *c, const struct insn *i, uint64_t va, const void 
 uint64_t mem_read_slow(struct cpu *c, const struct insn *i, uint64_t va, unsigned size,
                        unsigned acc)
 {
-    check_align(c, i, va, size, acc);
+    acc = acc_seg(i, acc);
+    mem_check_align(c, i, va, size, acc);
     uint64_t v = 0;
     if ((va & 0xfff) + size <= 4096) {
         struct tlbe *e = translate(c, i, va, acc);
@@ -407,7 +452,8 @@ uint64_t mem_read_slow(struct cpu *c, const struct insn *i, uint64_t va, unsigne
 void mem_write_slow(struct cpu *c, const struct insn *i, uint64_t va, uint64_t v, unsigned size,
                     unsigned acc)
 {
-    check_align(c, i, va, size, acc);
+    acc = acc_seg(i, acc);
+    mem_check_align(c, i, va, size, acc);
     if ((va & 0xfff) + size <= 4096)
         write_page(c, i, va, &v, size, acc);
     else
@@ -417,7 +463,8 @@ void mem_write_slow(struct cpu *c, const struct insn *i, uint64_t va, uint64_t v
 uint64_t mem_rmw_read_slow(struct cpu *c, const struct insn *i, uint64_t va, unsigned size,
                            unsigned acc)
 {
-    check_align(c, i, va, size, acc);
+    acc = acc_seg(i, acc);
+    mem_check_align(c, i, va, size, acc);
     mem_probe_write(c, i, va, size, acc);
     uint64_t v = 0;
     mem_read_buf(c, i, va, &v, size, acc & ~ACC_KIND);
@@ -426,7 +473,7 @@ uint64_t mem_rmw_read_slow(struct cpu *c, const struct insn *i, uint64_t va, uns
 
 void *mem_host_ptr(struct cpu *c, const struct insn *i, uint64_t va, unsigned len, unsigned acc)
 {
-    check_align(c, i, va, len, acc);
+    mem_check_align(c, i, va, len, acc);
     mem_probe_write(c, i, va, len, acc);
     if ((va & 0xfff) + len > 4096)
         return NULL;
