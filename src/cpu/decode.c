@@ -654,6 +654,8 @@ opcode:;
         return DEC_UD;
     if (d->lock && d->map == 1 && (op == 0x20 || op == 0x22) && (d->reg & 7) == 0)
         return DEC_OK; /* AMD AltMovCr8: LOCK MOV CR0 is MOV CR8 */
+    if (d->lock && d->map == 1 && op == 0x00 && (d->reg & 7) == 5 && d->mod != 3)
+        return DEC_OK; /* measured: LOCK VERW m16 executes on the host */
     if (d->lock && (!(fl & D_LOCK) || d->mod == 3))
         return DEC_UD;
     return DEC_OK;
