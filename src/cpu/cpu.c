@@ -9,6 +9,7 @@
 #include "cpu/internal.h"
 
 bool hx_need_flush(struct cpu *c);
+int fpu_set_image(struct cpu *c, const uint8_t *image);
 void hx_flush(struct cpu *c);
 
 /* --- CPUID ------------------------------------------------------------------------ */
@@ -29,7 +30,8 @@ static uint32_t str4(const char *s)
 /* AMD mirror of the leaf-1 EDX bits, SYSCALL NX PDPE1GB RDTSCP LM */
 #define E1_EDX ((F1_EDX & 0x0183f3ffu & ~(1u << 19)) | (1u << 11) | (1u << 20) | (1u << 26) | \
                 (1u << 27) | (1u << 29))
-#define E1_ECX ((1u << 0) | (1u << 4) | (1u << 5)) /* LAHF/SAHF, AltMovCr8, ABM (LZCNT) */
+/* LAHF/SAHF, AltMovCr8, ABM (LZCNT), MisAlignSse */
+#define E1_ECX ((1u << 0) | (1u << 4) | (1u << 5) | (1u << 7))
 
 static unsigned default_cpuid(struct x86_cpuid_entry *e, unsigned max)
 {
@@ -476,14 +478,7 @@ void cpu_get_fxsave(struct cpu *c, uint8_t image[512])
 
 int cpu_set_fxsave(struct cpu *c, const uint8_t image[512])
 {
-    uint32_t mx;
-    memcpy(&mx, image + 24, 4);
-    if (mx & ~0xffffu)
-        return -EINVAL;
-    memcpy(c->fx, image, 512);
-    uint32_t mask = 0xffff;
-    memcpy(c->fx + 28, &mask, 4);
-    return 0;
+    return fpu_set_image(c, image) ? -EINVAL : 0;
 }
 
 void cpu_get_debugregs(struct cpu *c, struct cpu_debugregs *d)

@@ -116,5 +116,6 @@ int decode(const uint8_t *bytes, unsigned avail, struct dec *d);
 bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *rec, bool *ok);
 
 const char *op_name(unsigned id);
+bool sse_scalar(const struct dec *d); /* scalar SSE FP op (fpu.c) */
 
 #endif

@@ -35,7 +35,7 @@
 #define FX_FDP 16
 #define FX_MXCSR 24
 #define FX_MXCSR_MASK 28
-#define MXCSR_MASK 0xffffu
+#define MXCSR_MASK 0x2ffffu /* as the host: DAZ and AMD's misaligned-SSE mode (MM) */
 
 /* stub flags */
 #define HF_MREAD 0x1u
@@ -53,6 +53,8 @@
 #define HF_LDENV 0x1000u /* FLDENV/FRSTOR: take selectors from the input */
 #define HF_AXW 0x2000u   /* FNSTSW AX: only AX written */
 #define HF_GPR32 0x4000u /* the general register operand is 32-bit */
+#define HF_FLAGSIN 0x8000u /* arithmetic flags in (FCMOVcc) */
+/* stub flags are 16 bits; the scalar bit lives in the record (aux bit 7) */
 
 struct hx_stub {
     void (*code)(void *fx, void *buf, uint64_t *slots, void *hostfx);
@@ -63,6 +65,38 @@ struct hx_stub {
     uint8_t key[23];
     struct hx_stub *next;
 };
+
+/* x87 exception pending: an unmasked exception flag (the host derives ES/B
+ * from the flags and masks, as measured) */
+static bool x87_pending(const uint8_t *fx)
+{
+    uint16_t fcw, fsw;
+    memcpy(&fcw, fx + 0, 2);
+    memcpy(&fsw, fx + 2, 2);
+    return fsw & ~fcw & 0x3f;
+}
+
+/* Load a full image (snapshots, state set): through the host, like FXRSTOR. */
+int fpu_set_image(struct cpu *c, const uint8_t *image)
+{
+    uint8_t img[512] __attribute__((aligned(16)));
+    memcpy(img, image, 512);
+    uint32_t mx;
+    memcpy(&mx, img + FX_MXCSR, 4);
+    if (mx & ~MXCSR_MASK)
+        return -1;
+    asm volatile("fxrstor64 (%0); fxsave64 (%1); fxrstor64 (%2)"
+                 : : "r"(img), "r"(c->fx), "r"(c->fx_host) : "memory");
+    return 0;
+}
+
+void fpu_normalize(uint8_t *fx)
+{
+    uint16_t fsw;
+    memcpy(&fsw, fx + 2, 2);
+    fsw = x87_pending(fx) ? fsw | 0x8080 : fsw & ~0x8080;
+    memcpy(fx + 2, &fsw, 2);
+}
 
 static const uint8_t *fxb(const struct cpu *c, unsigned off)
 {
@@ -91,6 +125,7 @@ void fpu_reset(struct cpu *c)
     memcpy(c->fx + FX_FCW, &fcw, 2);
     memcpy(c->fx + FX_MXCSR, &mx, 4);
     memcpy(c->fx + FX_MXCSR_MASK, &mask, 4);
+    (void)mask;
 }
 
 int hx_init(struct cpu *c)
@@ -285,7 +320,12 @@ static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ile
         n += emit(code + n, ld, sizeof(ld));
     }
     if (flags & HF_IMPL) {
-        static const uint8_t ld[] = {0x49, 0x8b, 0x50, 0x10}; /* mov 16(%r8),%rdx */
+        static const uint8_t ld[] = {0x49, 0x8b, 0x50, 0x10,  /* mov 16(%r8),%rdx */
+                                     0x49, 0x8b, 0x48, 0x08}; /* mov 8(%r8),%rcx */
+        n += emit(code + n, ld, sizeof(ld));
+    }
+    if (flags & HF_FLAGSIN) {
+        static const uint8_t ld[] = {0x41, 0xff, 0x70, 0x18, 0x9d}; /* push 24(%r8); popfq */
         n += emit(code + n, ld, sizeof(ld));
     }
     s->insn_at = (uintptr_t)(code + n);
@@ -322,6 +362,25 @@ static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ile
 
 static HANDLER(hx_exec);
 
+/* Scalar SSE arithmetic (one element): ss/sd forms, COMIS/UCOMIS, ROUNDSS/SD */
+bool sse_scalar(const struct dec *d)
+{
+    static const uint8_t ops[] = {0x2a, 0x2c, 0x2d, 0x51, 0x52, 0x53, 0x58, 0x59, 0x5a,
+                                  0x5c, 0x5d, 0x5e, 0x5f, 0xc2};
+    if (d->map == 3)
+        return d->op == 0x0a || d->op == 0x0b;
+    if (d->map != 1)
+        return false;
+    if (d->op == 0x2e || d->op == 0x2f)
+        return true;
+    if (d->mand < 2)
+        return false;
+    for (unsigned k = 0; k < sizeof(ops); k++)
+        if (ops[k] == d->op)
+            return true;
+    return false;
+}
+
 /* Rewrite the instruction for the stub and fill the record. */
 void hx_prepare(struct cpu *c, const struct dec *d, struct insn *rec, uint64_t va)
 {
@@ -336,6 +395,8 @@ void hx_prepare(struct cpu *c, const struct dec *d, struct insn *rec, uint64_t v
     unsigned opstart = d->pos_op - (d->map == 0 ? 0 : d->map == 1 ? 1 : 2);
     for (unsigned k = 0; k < opstart; k++) {
         uint8_t b = d->bytes[k];
+        if (b == 0x66 && x87 && (d->rex & 8))
+            continue; /* REX.W overrides 0x66: the 32-bit environment format */
         if (b == 0x66 || b == 0xf2 || b == 0xf3)
             out[n++] = b;
     }
@@ -346,7 +407,7 @@ void hx_prepare(struct cpu *c, const struct dec *d, struct insn *rec, uint64_t v
         if (!x87_nowait(d))
             flags |= HF_WAIT;
         if (d->has_mem) {
-            struct x87_mem m = x87_mem_info(d->op, d->reg & 7, d->p66);
+            struct x87_mem m = x87_mem_info(d->op, d->reg & 7, d->p66 && !(d->rex & 8));
             msize = m.size;
             flags |= m.w ? HF_MWRITE : HF_MREAD;
             if ((d->op == 0xd9 || d->op == 0xdd) && (d->reg & 7) == 6)
@@ -356,6 +417,10 @@ void hx_prepare(struct cpu *c, const struct dec *d, struct insn *rec, uint64_t v
         }
         if (d->op == 0xdf && d->modrm == 0xe0)
             flags |= HF_AXW;
+        if (d->mod == 3 && (d->op == 0xdb || d->op == 0xdf) && d->modrm >= 0xe8 && d->modrm <= 0xf7)
+            flags |= HF_FLAGS; /* FCOMI FUCOMI (and the popping forms) */
+        if (d->mod == 3 && (d->op == 0xda || d->op == 0xdb) && d->modrm < 0xe0)
+            flags |= HF_FLAGSIN; /* FCMOVcc */
         rex = 0;
         rec->reg = d->modrm;
         rec->aux = d->op & 7;
@@ -363,7 +428,10 @@ void hx_prepare(struct cpu *c, const struct dec *d, struct insn *rec, uint64_t v
         const struct sse_ent *e = &d->sse;
         greg = e->kreg == K_G || e->kreg == K_G32;
         grm = !d->has_mem && (e->krm == K_G || e->krm == K_G32);
-        bool mmx = e->kreg == K_M || e->krm == K_M;
+        /* MMX state is involved only through an MMX register operand */
+        bool mmx = e->kreg == K_M || (e->krm == K_M && !d->has_mem);
+        /* an SSE instruction (MXCSR, CR4.OSFXSR) if any operand is XMM-typed,
+         * even when that operand is in memory (CVTPS2PI mm, m64) */
         bool xmm = e->kreg == K_X || e->krm == K_X;
         flags |= xmm ? HF_SSE : 0;
         if (mmx)
@@ -387,16 +455,23 @@ void hx_prepare(struct cpu *c, const struct dec *d, struct insn *rec, uint64_t v
         }
         if (e->fl & S_FLAGS)
             flags |= HF_FLAGS;
+        /* scalar single/double: for the #XM flag approximation */
+        if (sse_scalar(d))
+            rec->aux |= 0x80;
+        if ((d->map == 1 && (d->op == 0x28 || d->op == 0x29 || d->op == 0x2b ||
+                             (d->mand == 1 && (d->op == 0x6f || d->op == 0x7f || d->op == 0xe7)))) ||
+            (d->map == 2 && d->op == 0x2a))
+            rec->aux |= 0x40; /* MOVAPS/PD MOVNTPS/PD MOVDQA MOVNTDQ MOVNTDQA */
         if (d->map == 3 && d->op >= 0x60 && d->op <= 0x63)
             flags |= HF_IMPL | HF_FLAGS;
         if (!greg && (d->rex & 4))
             rex |= 4;                  /* R: xmm8-15 in ModRM.reg */
         if (!d->has_mem && !grm && (d->rex & 1))
             rex |= 1;                  /* B: xmm8-15 in ModRM.rm */
-        if (!(flags & HF_GPR))
-            rex &= (uint8_t)~8u;       /* W only matters with a general register */
-        if (flags & HF_GPR)
-            rex |= d->rex & 8;
+        /* W only matters with a general-register operand (or its memory form)
+         * and for PCMPESTRx (64-bit lengths) */
+        if (!(e->kreg == K_G || e->krm == K_G) && !(d->map == 3 && (d->op == 0x60 || d->op == 0x61)))
+            rex &= (uint8_t)~8u;
     }
     if (rex)
         out[n++] = 0x40 | rex;
@@ -439,9 +514,11 @@ static void fpu_checks(struct cpu *c, const struct insn *i, uint16_t flags)
         if (c->cr0 & CR0_TS)
             raise_exc(c, i, EXC_NM, NO_ERR);
     }
-    if ((flags & HF_WAIT) && (fx16(c, FX_FSW) & 0x80))
+    if ((flags & HF_WAIT) && x87_pending(c->fx))
         raise_exc(c, i, EXC_MF, NO_ERR);
 }
+
+static void fx_top0(struct cpu *c);
 
 static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
 {
@@ -452,8 +529,25 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
     uint64_t va = 0;
     if (flags & (HF_MREAD | HF_MWRITE)) {
         va = ea(c, i);
-        if ((flags & HF_ALIGN) && (va & 15))
+        /* AMD misaligned-SSE mode (MXCSR.MM) lifts the alignment rule except
+         * for the always-aligned moves (aux bit 6) */
+        if ((flags & HF_ALIGN) && (va & 15) &&
+            (!(fx32(c, FX_MXCSR) & (1u << 17)) || (i->aux & 0x40)))
             raise_gp0(c, i);
+        if (flags & (HF_ENV | HF_LDENV)) {
+            /* measured: environment/state images are accessed as their first
+             * dword, then their last byte, then the rest (this decides the
+             * fault address when they cross into a bad page) */
+            uint8_t four[4];
+            unsigned first = (s->msize == 14 || s->msize == 94) ? 2 : 4; /* 16-bit formats */
+            if (flags & HF_ENV) {
+                mem_probe_write(c, i, va, first, ACC_W);
+                mem_probe_write(c, i, va + s->msize - 1, 1, ACC_W);
+            } else {
+                mem_read_buf(c, i, va, four, first, ACC_R);
+                mem_read_buf(c, i, va + s->msize - 1, four, 1, ACC_R);
+            }
+        }
         if (flags & HF_MREAD)
             mem_read_buf(c, i, va, buf, s->msize, ACC_R);
         else
@@ -461,7 +555,7 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
         if (flags & HF_MWRITE)
             mem_probe_write(c, i, va, s->msize, ACC_W);
     }
-    uint64_t slots[4] = {0, 0, 0, 0};
+    uint64_t slots[4] = {0, 0, 0, (cc_flags(c) & F_ARITH) | 2};
     if (flags & (HF_GPR | HF_AXW))
         slots[0] = (flags & HF_AXW) ? c->r[0] : c->r[i->reg];
     if (flags & HF_IMPL) {
@@ -488,21 +582,44 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
         memcpy(&m2, img + FX_MXCSR, 4);
         uint32_t raised = m2 & 0x3f;
         uint32_t unmasked = raised & ~(mx >> 7) & 0x3f;
+        if (!unmasked && !(mx & (1u << 11))) {
+            /* UE unmasked: underflow is then raised for any tiny result, exact
+             * or not, which a masked run does not show. A run with FTZ flags
+             * tiny results (UE). */
+            uint8_t buf2[128] __attribute__((aligned(16)));
+            uint64_t slots2[4];
+            memcpy(buf2, buf, sizeof(buf2));
+            memcpy(slots2, slots, sizeof(slots2));
+            memcpy(c->fx_tmp2, c->fx, sizeof(c->fx));
+            uint32_t m3 = ((mx | 0x1f80) & ~0x3fu) | 0x8000;
+            memcpy(c->fx_tmp2 + FX_MXCSR, &m3, 4);
+            s->code(c->fx_tmp2, buf2, slots2, c->fx_host);
+            memcpy(&m3, c->fx_tmp2 + FX_MXCSR, 4);
+            if (m3 & 0x10) {
+                raised |= 0x10;
+                unmasked |= 0x10;
+            }
+        }
         if (unmasked) {
-            /* pre-computation exceptions suppress post-computation ones */
+            /* pre-computation exceptions suppress post-computation ones.
+             * Approximation: the flags come from a run with all exceptions
+             * masked; with OE/UE unmasked the hardware rounds with an
+             * unbounded exponent, so PE (and, for packed operations, the
+             * other elements' flags) may differ. */
             uint32_t pre = raised & 0x7;
             uint32_t f = (unmasked & 0x7) ? pre : raised;
             uint32_t nm = mx | f;
             memcpy(c->fx + FX_MXCSR, &nm, 4);
+            if (flags & HF_MMX) {
+                /* the x87 -> MMX transition happened before the fault */
+                fx_top0(c);
+                c->fx[FX_FTW] = 0xff;
+            }
             raise_exc(c, i, (c->cr4 & CR4_OSXMMEXCPT) ? EXC_XM : EXC_UD, NO_ERR);
         }
         uint32_t nm = mx | raised;
         memcpy(img + FX_MXCSR, &nm, 4);
         memcpy(c->fx, img, sizeof(c->fx));
-    }
-    {
-        uint32_t mask = MXCSR_MASK;
-        memcpy(c->fx + FX_MXCSR_MASK, &mask, 4);
     }
     if (flags & HF_X87) {
         uint64_t fip, fdp;
@@ -520,32 +637,20 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
             c->fpu_ds = c->seg[SEG_DS].selector;
         }
         memcpy(c->fx + FX_FDP, &fdp, 8);
-        if (flags & HF_ENV) {
-            /* selectors: the guest's, not the host's */
-            if (s->msize == 28) {
-                memcpy(buf + 12, &c->fpu_cs, 2);
-                memcpy(buf + 20, &c->fpu_ds, 2);
-            } else if (s->msize == 108) {
-                memcpy(buf + 12, &c->fpu_cs, 2);
-                memcpy(buf + 20, &c->fpu_ds, 2);
-            } else {
-                memcpy(buf + 8, &c->fpu_cs, 2);
-                memcpy(buf + 12, &c->fpu_ds, 2);
-            }
-        }
-        if (flags & HF_LDENV) {
-            if (s->msize >= 28) {
-                memcpy(&c->fpu_cs, buf + 12, 2);
-                memcpy(&c->fpu_ds, buf + 20, 2);
-            } else {
-                memcpy(&c->fpu_cs, buf + 8, 2);
-                memcpy(&c->fpu_ds, buf + 12, 2);
-            }
-        }
+        /* FCS/FDS: this host stores zeros (the "FPU CS/DS deprecated"
+         * behaviour); the host instruction already did */
     }
     (void)old_fip;
     (void)old_fdp;
-    if (flags & HF_MWRITE)
+    bool store = true;
+    if ((flags & (HF_X87 | HF_MWRITE | HF_WAIT)) == (HF_X87 | HF_MWRITE | HF_WAIT)) {
+        /* an unmasked numeric exception other than precision aborts an x87
+         * store (ES was clear before: waiting instructions checked it) */
+        uint16_t fsw = fx16(c, FX_FSW), fcw = fx16(c, FX_FCW);
+        if ((fsw & 0x80) && (fsw & ~fcw & 0x1f))
+            store = false;
+    }
+    if ((flags & HF_MWRITE) && store)
         mem_write_buf(c, i, va, buf, s->msize, ACC_W);
     if (flags & HF_AXW)
         c->r[0] = slots[0];
@@ -564,11 +669,27 @@ static HANDLER(hx_exec)
 }
 
 /* --- special instructions ---------------------------------------------------------- */
+/* TOP := 0, as MMX instructions and (on this host) EMMS do. The image holds
+ * ST(i), so the register slots rotate with TOP. */
+static void fx_top0(struct cpu *c)
+{
+    uint16_t fsw = fx16(c, FX_FSW);
+    unsigned top = (fsw >> 11) & 7;
+    if (top) {
+        uint8_t old[128];
+        memcpy(old, c->fx + 32, 128);
+        for (unsigned j = 0; j < 8; j++)
+            memcpy(c->fx + 32 + 16 * j, old + 16 * ((j - top) & 7), 16);
+    }
+    fsw &= ~0x3800;
+    memcpy(c->fx + FX_FSW, &fsw, 2);
+}
+
 static HANDLER(fwait)
 {
     if ((c->cr0 & (CR0_TS | CR0_MP)) == (CR0_TS | CR0_MP))
         raise_exc(c, i, EXC_NM, NO_ERR);
-    if (fx16(c, FX_FSW) & 0x80)
+    if (x87_pending(c->fx))
         raise_exc(c, i, EXC_MF, NO_ERR);
     NEXT;
 }
@@ -579,8 +700,9 @@ static HANDLER(emms)
         raise_ud(c, i);
     if (c->cr0 & CR0_TS)
         raise_exc(c, i, EXC_NM, NO_ERR);
-    if (fx16(c, FX_FSW) & 0x80)
+    if (x87_pending(c->fx))
         raise_exc(c, i, EXC_MF, NO_ERR);
+    fx_top0(c);
     c->fx[FX_FTW] = 0;
     NEXT;
 }
@@ -595,8 +717,14 @@ static NOINLINE void maskmov_run(struct cpu *c, const struct insn *i)
         raise_ud(c, i);
     if (c->cr0 & CR0_TS)
         raise_exc(c, i, EXC_NM, NO_ERR);
-    if (!xmm && (fx16(c, FX_FSW) & 0x80))
+    if (!xmm && x87_pending(c->fx))
         raise_exc(c, i, EXC_MF, NO_ERR);
+    if (!xmm) {
+        /* an MMX instruction: x87 TOS = 0, all registers valid; MMi is then
+         * image slot i */
+        fx_top0(c);
+        c->fx[FX_FTW] = 0xff;
+    }
     unsigned n = xmm ? 16 : 8;
     const uint8_t *src = xmm ? c->fx + 160 + 16 * (i->reg & 15) : c->fx + 32 + 16 * (i->reg & 7);
     const uint8_t *msk = xmm ? c->fx + 160 + 16 * (i->base & 15) : c->fx + 32 + 16 * (i->base & 7);
@@ -610,12 +738,6 @@ static NOINLINE void maskmov_run(struct cpu *c, const struct insn *i)
     for (unsigned k = 0; k < n; k++)
         if (msk[k] & 0x80)
             mem_write_buf(c, i, a + k, &src[k], 1, ACC_W);
-    if (!xmm) {
-        /* an MMX instruction: x87 TOS = 0, all registers valid */
-        uint16_t fsw = fx16(c, FX_FSW) & ~0x3800;
-        memcpy(c->fx + FX_FSW, &fsw, 2);
-        c->fx[FX_FTW] = 0xff;
-    }
 }
 
 static HANDLER(maskmov)
@@ -649,7 +771,9 @@ static HANDLER(stmxcsr)
     NEXT;
 }
 
-/* FXSAVE/FXRSTOR: aux = REX.W (64-bit format) */
+/* FXSAVE/FXRSTOR: aux = REX.W (64-bit format). The image is produced and
+ * consumed by the host's own FXSAVE/FXRSTOR (reserved fields, FCW/FTW
+ * normalisation, the 32-bit format's pointers), around the guest state. */
 static NOINLINE void fxsave_run(struct cpu *c, const struct insn *i)
 {
     if (c->cr0 & (CR0_TS | CR0_EM))
@@ -657,22 +781,17 @@ static NOINLINE void fxsave_run(struct cpu *c, const struct insn *i)
     uint64_t va = ea(c, i);
     if (va & 15)
         raise_gp0(c, i);
-    uint8_t img[464];
-    memcpy(img, c->fx, sizeof(img));
-    memset(img + 416, 0, 48);
-    if (!i->aux) {
-        uint64_t fip, fdp;
-        memcpy(&fip, c->fx + FX_FIP, 8);
-        memcpy(&fdp, c->fx + FX_FDP, 8);
-        uint32_t f32 = (uint32_t)fip, d32 = (uint32_t)fdp;
-        memcpy(img + 8, &f32, 4);
-        memcpy(img + 12, &c->fpu_cs, 2);
-        memset(img + 14, 0, 2);
-        memcpy(img + 16, &d32, 4);
-        memcpy(img + 20, &c->fpu_ds, 2);
-        memset(img + 22, 0, 2);
-    }
-    mem_write_buf(c, i, va, img, sizeof(img), ACC_W);
+    mem_probe_write(c, i, va, 4, ACC_W); /* first dword, then the last byte (measured) */
+    mem_probe_write(c, i, va + 511, 1, ACC_W);
+    uint8_t img[512] __attribute__((aligned(16)));
+    if (i->aux)
+        asm volatile("fxrstor64 (%1); fxsave64 (%0); fxrstor64 (%2)"
+                     : : "r"(img), "r"(c->fx), "r"(c->fx_host) : "memory");
+    else
+        asm volatile("fxrstor64 (%1); fxsave (%0); fxrstor64 (%2)"
+                     : : "r"(img), "r"(c->fx), "r"(c->fx_host) : "memory");
+    /* the host writes bytes 0-415 (measured: 416-511 are left alone) */
+    mem_write_buf(c, i, va, img, 416, ACC_W);
 }
 
 static NOINLINE void fxrstor_run(struct cpu *c, const struct insn *i)
@@ -682,25 +801,21 @@ static NOINLINE void fxrstor_run(struct cpu *c, const struct insn *i)
     uint64_t va = ea(c, i);
     if (va & 15)
         raise_gp0(c, i);
-    uint8_t img[512];
+    uint8_t img[512] __attribute__((aligned(16)));
+    mem_read_buf(c, i, va, img, 4, ACC_R); /* first dword, then the last byte (measured) */
+    mem_read_buf(c, i, va + 511, img, 1, ACC_R);
+    memset(img, 0, sizeof(img));
     mem_read_buf(c, i, va, img, 416, ACC_R);
     uint32_t mx;
     memcpy(&mx, img + FX_MXCSR, 4);
     if (mx & ~MXCSR_MASK)
         raise_gp0(c, i);
-    if (!i->aux) {
-        uint32_t f32, d32;
-        memcpy(&f32, img + 8, 4);
-        memcpy(&c->fpu_cs, img + 12, 2);
-        memcpy(&d32, img + 16, 4);
-        memcpy(&c->fpu_ds, img + 20, 2);
-        uint64_t fip = f32, fdp = d32;
-        memcpy(img + 8, &fip, 8);
-        memcpy(img + 16, &fdp, 8);
-    }
-    memcpy(c->fx, img, 416);
-    uint32_t mask = MXCSR_MASK;
-    memcpy(c->fx + FX_MXCSR_MASK, &mask, 4);
+    if (i->aux)
+        asm volatile("fxrstor64 (%0); fxsave64 (%1); fxrstor64 (%2)"
+                     : : "r"(img), "r"(c->fx), "r"(c->fx_host) : "memory");
+    else
+        asm volatile("fxrstor (%0); fxsave64 (%1); fxrstor64 (%2)"
+                     : : "r"(img), "r"(c->fx), "r"(c->fx_host) : "memory");
 }
 
 static HANDLER(fxsave) { fxsave_run(c, i); NEXT; }

@@ -220,6 +220,7 @@ struct cpu {
     /* x87/MMX/SSE state: FXSAVE64 image */
     uint8_t fx[512] __attribute__((aligned(64)));
     uint8_t fx_tmp[512] __attribute__((aligned(64)));
+    uint8_t fx_tmp2[512] __attribute__((aligned(64)));
     uint8_t fx_host[512] __attribute__((aligned(64)));
     uint16_t fpu_cs, fpu_ds;    /* for 32-bit-format FXSAVE/FNSTENV */
 

@@ -79,7 +79,7 @@ static void rand_fx(uint8_t *fx)
     memset(fx + 8, 0, 16);
     uint32_t mx = 0x1f80;
     if (rn(4) == 0)
-        mx = (uint32_t)(rnd() & 0xffff);
+        mx = (uint32_t)(rnd() & 0xffff) | (rn(4) == 0 ? 1u << 17 : 0);
     else if (rn(4) == 0)
         mx |= (uint32_t)(rn(4) << 13) | (rn(2) ? 0x8040 : 0);
     memcpy(fx + 24, &mx, 4);
