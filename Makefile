@@ -171,4 +171,6 @@ bench: $(BUILD)/ember $(TOOLS) guest
 clean:
 	rm -rf $(BUILD)
 
+include src/cpu/engine.mk
+
 -include $(shell find $(BUILD)/obj $(BUILD)/asan/obj -type f -name '*.d' 2>/dev/null)

@@ -1,0 +1,1091 @@
+/* Integer instructions: ALU, moves, multiply/divide, shifts, bit ops.
+ * Common producers (ADD/SUB/logic/INC/DEC) set lazy flags; rare producers
+ * (shifts, rotates, MUL/IMUL/DIV, BT*, BSF/BSR, SHLD/SHRD, POPCNT, LZCNT)
+ * run the same host instruction on the operands so every flag, undefined
+ * ones included, is what this host CPU produces. */
+#include "cpu/internal.h"
+#include "cpu/handlers.h"
+
+/* Run host code with the guest's arithmetic flags loaded, capturing them
+ * after. The stack pointer moves below the red zone first. */
+#define HOST_PRE "sub $128, %%rsp\n\tpush %[f]\n\tpopfq\n\t"
+#define HOST_POST "\n\tpushfq\n\tpop %[f]\n\tadd $128, %%rsp"
+
+static inline uint64_t host_flags_in(const struct cpu *c)
+{
+    return (cc_flags(c) & F_ARITH) | 2;
+}
+
+/* --- ALU ---------------------------------------------------------------------- */
+static inline uint64_t alu_op(struct cpu *c, unsigned op, unsigned lg, uint64_t a, uint64_t b)
+{
+    uint64_t m = sz_mask(lg), r;
+    uint32_t cin;
+    switch (op) {
+    case 0:
+        r = (a + b) & m;
+        cc_set(c, CC_ADD << 2 | lg, r, a, b);
+        return r;
+    case 1:
+        r = a | b;
+        cc_set(c, CC_LOGIC << 2 | lg, r, 0, 0);
+        return r;
+    case 2:
+        cin = cc_cf(c);
+        r = (a + b + cin) & m;
+        c->cc_aux = cin;
+        cc_set(c, CC_ADC << 2 | lg, r, a, b);
+        return r;
+    case 3:
+        cin = cc_cf(c);
+        r = (a - b - cin) & m;
+        c->cc_aux = cin;
+        cc_set(c, CC_SBB << 2 | lg, r, a, b);
+        return r;
+    case 4:
+        r = a & b;
+        cc_set(c, CC_LOGIC << 2 | lg, r, 0, 0);
+        return r;
+    case 6:
+        r = a ^ b;
+        cc_set(c, CC_LOGIC << 2 | lg, r, 0, 0);
+        return r;
+    default: /* 5 sub, 7 cmp */
+        r = (a - b) & m;
+        cc_set(c, CC_SUB << 2 | lg, r, a, b);
+        return r;
+    }
+}
+
+static inline uint64_t host_load(const void *p, unsigned lg)
+{
+    switch (lg) {
+    case 0: return *(const uint8_t *)p;
+    case 1: return *(const uint16_t *)p;
+    case 2: return *(const uint32_t *)p;
+    default: return *(const uint64_t *)p;
+    }
+}
+
+static inline void host_store(void *p, uint64_t v, unsigned lg)
+{
+    switch (lg) {
+    case 0: *(uint8_t *)p = (uint8_t)v; break;
+    case 1: *(uint16_t *)p = (uint16_t)v; break;
+    case 2: *(uint32_t *)p = (uint32_t)v; break;
+    default: *(uint64_t *)p = v; break;
+    }
+}
+
+/* Writable host pointer for an RMW access (fast path), or NULL. */
+static inline void *rmw_ptr(struct cpu *c, uint64_t va, unsigned lg)
+{
+    struct tlbe *e = tlb_entry(c, va);
+    if (likely(e->tag_w == ((va + (1u << lg) - 1) & ~TLBF_MASK)))
+        return (void *)(va + e->addend);
+    return NULL;
+}
+
+#define RMW_BEGIN(lg)                                                                   \
+    uint64_t va = ea(c, i);                                                             \
+    void *hp = rmw_ptr(c, va, lg);                                                      \
+    uint64_t a = hp ? host_load(hp, lg) : mem_rmw_read_slow(c, i, va, 1u << (lg), ACC_W)
+#define RMW_END(lg, v)                                                                  \
+    do {                                                                                \
+        if (hp)                                                                         \
+            host_store(hp, v, lg);                                                      \
+        else                                                                            \
+            mem_write_slow(c, i, va, v, 1u << (lg), ACC_W);                             \
+    } while (0)
+
+/* Atomic RMW on host memory: returns the old value. */
+static inline uint64_t atomic_alu(void *p, unsigned op, unsigned lg, uint64_t b)
+{
+#define AOP(T)                                                                          \
+    do {                                                                                \
+        T *q = p;                                                                       \
+        switch (op) {                                                                   \
+        case 0: return __atomic_fetch_add(q, (T)b, __ATOMIC_SEQ_CST);                  \
+        case 1: return __atomic_fetch_or(q, (T)b, __ATOMIC_SEQ_CST);                   \
+        case 4: return __atomic_fetch_and(q, (T)b, __ATOMIC_SEQ_CST);                  \
+        case 5: return __atomic_fetch_sub(q, (T)b, __ATOMIC_SEQ_CST);                  \
+        case 6: return __atomic_fetch_xor(q, (T)b, __ATOMIC_SEQ_CST);                  \
+        default: return 0;                                                              \
+        }                                                                               \
+    } while (0)
+    switch (lg) {
+    case 0: AOP(uint8_t);
+    case 1: AOP(uint16_t);
+    case 2: AOP(uint32_t);
+    default: AOP(uint64_t);
+    }
+#undef AOP
+}
+
+static inline bool atomic_cas(void *p, unsigned lg, uint64_t *expected, uint64_t desired)
+{
+    switch (lg) {
+    case 0: { uint8_t e = (uint8_t)*expected; bool ok = __atomic_compare_exchange_n((uint8_t *)p, &e, (uint8_t)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return ok; }
+    case 1: { uint16_t e = (uint16_t)*expected; bool ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return ok; }
+    case 2: { uint32_t e = (uint32_t)*expected; bool ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return ok; }
+    default: return __atomic_compare_exchange_n((uint64_t *)p, expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* LOCKed ALU on memory: host atomics on RAM, plain RMW otherwise. */
+static NOINLINE void alu_locked(struct cpu *c, const struct insn *i, unsigned op, unsigned lg,
+                                uint64_t b)
+{
+    uint64_t va = ea(c, i);
+    void *hp = rmw_ptr(c, va, lg);
+    if (hp) {
+        if (op == 2 || op == 3) {
+            uint64_t old = host_load(hp, lg);
+            uint32_t f = c->cc_op, aux = c->cc_aux;
+            uint64_t r0 = c->cc_res, a0 = c->cc_a, b0 = c->cc_b;
+            for (;;) {
+                c->cc_op = f; c->cc_aux = aux; c->cc_res = r0; c->cc_a = a0; c->cc_b = b0;
+                uint64_t r = alu_op(c, op, lg, old, b);
+                if (atomic_cas(hp, lg, &old, r))
+                    return;
+            }
+        }
+        uint64_t old = atomic_alu(hp, op, lg, b);
+        alu_op(c, op, lg, old & sz_mask(lg), b);
+        return;
+    }
+    uint64_t a = mem_rmw_read_slow(c, i, va, 1u << lg, ACC_W);
+    uint64_t r = alu_op(c, op, lg, a, b);
+    mem_write_slow(c, i, va, r, 1u << lg, ACC_W);
+}
+
+#define ALU_DEFS(op, lg)                                                                 \
+    static HANDLER(alu_rr_##op##_##lg)                                                   \
+    {                                                                                    \
+        uint64_t r = alu_op(c, op, lg, getr(c, i->reg, lg), getr(c, i->base, lg));       \
+        if (op != 7)                                                                     \
+            setr(c, i->reg, r, lg);                                                      \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(alu_rm_##op##_##lg)                                                   \
+    {                                                                                    \
+        uint64_t b = ldn(c, i, ea(c, i), lg);                                            \
+        uint64_t r = alu_op(c, op, lg, getr(c, i->reg, lg), b);                          \
+        if (op != 7)                                                                     \
+            setr(c, i->reg, r, lg);                                                      \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(alu_ri_##op##_##lg)                                                   \
+    {                                                                                    \
+        uint64_t r = alu_op(c, op, lg, getr(c, i->reg, lg), i->imm);                     \
+        if (op != 7)                                                                     \
+            setr(c, i->reg, r, lg);                                                      \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(alu_mr_##op##_##lg)                                                   \
+    {                                                                                    \
+        if (op == 7) {                                                                   \
+            alu_op(c, op, lg, ldn(c, i, ea(c, i), lg), getr(c, i->reg, lg));             \
+            NEXT;                                                                        \
+        }                                                                                \
+        RMW_BEGIN(lg);                                                                   \
+        uint64_t r = alu_op(c, op, lg, a, getr(c, i->reg, lg));                          \
+        RMW_END(lg, r);                                                                  \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(alu_mi_##op##_##lg)                                                   \
+    {                                                                                    \
+        if (op == 7) {                                                                   \
+            alu_op(c, op, lg, ldn(c, i, ea(c, i), lg), i->imm);                          \
+            NEXT;                                                                        \
+        }                                                                                \
+        RMW_BEGIN(lg);                                                                   \
+        uint64_t r = alu_op(c, op, lg, a, i->imm);                                       \
+        RMW_END(lg, r);                                                                  \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(alu_mrl_##op##_##lg)                                                  \
+    {                                                                                    \
+        alu_locked(c, i, op, lg, getr(c, i->reg, lg));                                   \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(alu_mil_##op##_##lg)                                                  \
+    {                                                                                    \
+        alu_locked(c, i, op, lg, i->imm);                                                \
+        NEXT;                                                                            \
+    }
+
+#define ALU_SIZES(op) ALU_DEFS(op, 0) ALU_DEFS(op, 1) ALU_DEFS(op, 2) ALU_DEFS(op, 3)
+ALU_SIZES(0)
+ALU_SIZES(1)
+ALU_SIZES(2)
+ALU_SIZES(3)
+ALU_SIZES(4)
+ALU_SIZES(5)
+ALU_SIZES(6)
+ALU_SIZES(7)
+
+#define ALU_ROW(form, op) {form##_##op##_0, form##_##op##_1, form##_##op##_2, form##_##op##_3}
+#define ALU_FORM(form)                                                                   \
+    {ALU_ROW(form, 0), ALU_ROW(form, 1), ALU_ROW(form, 2), ALU_ROW(form, 3),             \
+     ALU_ROW(form, 4), ALU_ROW(form, 5), ALU_ROW(form, 6), ALU_ROW(form, 7)}
+const insn_fn h_alu[ALU_FORMS][8][4] = {
+    ALU_FORM(alu_rr), ALU_FORM(alu_rm), ALU_FORM(alu_ri), ALU_FORM(alu_mr),
+    ALU_FORM(alu_mi), ALU_FORM(alu_mrl), ALU_FORM(alu_mil),
+};
+
+/* --- TEST ----------------------------------------------------------------------- */
+#define TEST_DEFS(lg)                                                                    \
+    static HANDLER(test_rr_##lg)                                                         \
+    {                                                                                    \
+        cc_set(c, CC_LOGIC << 2 | lg, getr(c, i->reg, lg) & getr(c, i->base, lg), 0, 0); \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(test_mr_##lg)                                                         \
+    {                                                                                    \
+        cc_set(c, CC_LOGIC << 2 | lg, ldn(c, i, ea(c, i), lg) & getr(c, i->reg, lg), 0, 0); \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(test_ri_##lg)                                                         \
+    {                                                                                    \
+        cc_set(c, CC_LOGIC << 2 | lg, getr(c, i->reg, lg) & i->imm, 0, 0);               \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(test_mi_##lg)                                                         \
+    {                                                                                    \
+        cc_set(c, CC_LOGIC << 2 | lg, ldn(c, i, ea(c, i), lg) & i->imm, 0, 0);           \
+        NEXT;                                                                            \
+    }
+TEST_DEFS(0)
+TEST_DEFS(1)
+TEST_DEFS(2)
+TEST_DEFS(3)
+const insn_fn h_test[4][4] = {
+    {test_rr_0, test_rr_1, test_rr_2, test_rr_3},
+    {test_mr_0, test_mr_1, test_mr_2, test_mr_3},
+    {test_ri_0, test_ri_1, test_ri_2, test_ri_3},
+    {test_mi_0, test_mi_1, test_mi_2, test_mi_3},
+};
+
+/* --- INC/DEC/NOT/NEG ------------------------------------------------------------ */
+static inline uint64_t incdec(struct cpu *c, bool dec, unsigned lg, uint64_t a)
+{
+    uint32_t cf = cc_cf(c);
+    uint64_t r = (dec ? a - 1 : a + 1) & sz_mask(lg);
+    c->cc_aux = cf;
+    cc_set(c, (dec ? CC_DEC : CC_INC) << 2 | lg, r, a, 1);
+    return r;
+}
+
+static inline uint64_t neg_op(struct cpu *c, unsigned lg, uint64_t a)
+{
+    uint64_t r = (0 - a) & sz_mask(lg);
+    cc_set(c, CC_SUB << 2 | lg, r, 0, a);
+    return r;
+}
+
+/* sub-op: 0 inc, 1 dec, 2 not, 3 neg */
+static inline uint64_t unop(struct cpu *c, unsigned op, unsigned lg, uint64_t a)
+{
+    switch (op) {
+    case 0: return incdec(c, false, lg, a);
+    case 1: return incdec(c, true, lg, a);
+    case 2: return ~a & sz_mask(lg);
+    default: return neg_op(c, lg, a);
+    }
+}
+
+static NOINLINE void unop_locked(struct cpu *c, const struct insn *i, unsigned op, unsigned lg)
+{
+    uint64_t va = ea(c, i);
+    void *hp = rmw_ptr(c, va, lg);
+    if (hp) {
+        uint64_t old = host_load(hp, lg);
+        uint32_t f = c->cc_op, aux = c->cc_aux;
+        uint64_t r0 = c->cc_res, a0 = c->cc_a, b0 = c->cc_b;
+        for (;;) {
+            c->cc_op = f; c->cc_aux = aux; c->cc_res = r0; c->cc_a = a0; c->cc_b = b0;
+            uint64_t r = unop(c, op, lg, old);
+            if (atomic_cas(hp, lg, &old, r))
+                return;
+        }
+    }
+    uint64_t a = mem_rmw_read_slow(c, i, va, 1u << lg, ACC_W);
+    mem_write_slow(c, i, va, unop(c, op, lg, a), 1u << lg, ACC_W);
+}
+
+#define UNOP_DEFS(op, lg)                                                                \
+    static HANDLER(unop_r_##op##_##lg)                                                   \
+    {                                                                                    \
+        setr(c, i->reg, unop(c, op, lg, getr(c, i->reg, lg)), lg);                       \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(unop_m_##op##_##lg)                                                   \
+    {                                                                                    \
+        RMW_BEGIN(lg);                                                                   \
+        uint64_t r = unop(c, op, lg, a);                                                 \
+        RMW_END(lg, r);                                                                  \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(unop_ml_##op##_##lg)                                                  \
+    {                                                                                    \
+        unop_locked(c, i, op, lg);                                                       \
+        NEXT;                                                                            \
+    }
+#define UNOP_SIZES(op) UNOP_DEFS(op, 0) UNOP_DEFS(op, 1) UNOP_DEFS(op, 2) UNOP_DEFS(op, 3)
+UNOP_SIZES(0)
+UNOP_SIZES(1)
+UNOP_SIZES(2)
+UNOP_SIZES(3)
+#define UNOP_ROW(form, op) {form##_##op##_0, form##_##op##_1, form##_##op##_2, form##_##op##_3}
+#define UNOP_FORM(form) {UNOP_ROW(form, 0), UNOP_ROW(form, 1), UNOP_ROW(form, 2), UNOP_ROW(form, 3)}
+const insn_fn h_unop[3][4][4] = {UNOP_FORM(unop_r), UNOP_FORM(unop_m), UNOP_FORM(unop_ml)};
+
+/* --- MOV family ----------------------------------------------------------------- */
+#define MOV_DEFS(lg)                                                                     \
+    static HANDLER(mov_rr_##lg)                                                          \
+    {                                                                                    \
+        setr(c, i->reg, getr(c, i->base, lg), lg);                                       \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(mov_rm_##lg)                                                          \
+    {                                                                                    \
+        setr(c, i->reg, ldn(c, i, ea(c, i), lg), lg);                                    \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(mov_mr_##lg)                                                          \
+    {                                                                                    \
+        stn(c, i, ea(c, i), getr(c, i->reg, lg), lg);                                    \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(mov_ri_##lg)                                                          \
+    {                                                                                    \
+        setr(c, i->reg, i->imm, lg);                                                     \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(mov_mi_##lg)                                                          \
+    {                                                                                    \
+        stn(c, i, ea(c, i), i->imm, lg);                                                 \
+        NEXT;                                                                            \
+    }
+MOV_DEFS(0)
+MOV_DEFS(1)
+MOV_DEFS(2)
+MOV_DEFS(3)
+const insn_fn h_mov[5][4] = {
+    {mov_rr_0, mov_rr_1, mov_rr_2, mov_rr_3}, {mov_rm_0, mov_rm_1, mov_rm_2, mov_rm_3},
+    {mov_mr_0, mov_mr_1, mov_mr_2, mov_mr_3}, {mov_ri_0, mov_ri_1, mov_ri_2, mov_ri_3},
+    {mov_mi_0, mov_mi_1, mov_mi_2, mov_mi_3},
+};
+
+/* MOVZX/MOVSX/MOVSXD: aux = source lg, destination lg in the handler. */
+#define EXT_DEFS(slg, dlg)                                                               \
+    static HANDLER(movzx_r_##slg##_##dlg)                                                \
+    {                                                                                    \
+        setr(c, i->reg, getr(c, i->base, slg), dlg);                                     \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(movzx_m_##slg##_##dlg)                                                \
+    {                                                                                    \
+        setr(c, i->reg, ldn(c, i, ea(c, i), slg), dlg);                                  \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(movsx_r_##slg##_##dlg)                                                \
+    {                                                                                    \
+        setr(c, i->reg, (uint64_t)sext(getr(c, i->base, slg), slg), dlg);                \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(movsx_m_##slg##_##dlg)                                                \
+    {                                                                                    \
+        setr(c, i->reg, (uint64_t)sext(ldn(c, i, ea(c, i), slg), slg), dlg);             \
+        NEXT;                                                                            \
+    }
+EXT_DEFS(0, 1)
+EXT_DEFS(0, 2)
+EXT_DEFS(0, 3)
+EXT_DEFS(1, 1)
+EXT_DEFS(1, 2)
+EXT_DEFS(1, 3)
+EXT_DEFS(2, 3)
+EXT_DEFS(2, 2)
+EXT_DEFS(2, 1) /* MOVSXD r16, r/m32: reads 32 bits (measured) */
+/* [zx/sx][reg/mem][source lg][dest lg] */
+const insn_fn h_ext[2][2][3][4] = {
+    {{{0, movzx_r_0_1, movzx_r_0_2, movzx_r_0_3}, {0, movzx_r_1_1, movzx_r_1_2, movzx_r_1_3},
+      {0, movzx_r_2_1, movzx_r_2_2, movzx_r_2_3}},
+     {{0, movzx_m_0_1, movzx_m_0_2, movzx_m_0_3}, {0, movzx_m_1_1, movzx_m_1_2, movzx_m_1_3},
+      {0, movzx_m_2_1, movzx_m_2_2, movzx_m_2_3}}},
+    {{{0, movsx_r_0_1, movsx_r_0_2, movsx_r_0_3}, {0, movsx_r_1_1, movsx_r_1_2, movsx_r_1_3},
+      {0, movsx_r_2_1, movsx_r_2_2, movsx_r_2_3}},
+     {{0, movsx_m_0_1, movsx_m_0_2, movsx_m_0_3}, {0, movsx_m_1_1, movsx_m_1_2, movsx_m_1_3},
+      {0, movsx_m_2_1, movsx_m_2_2, movsx_m_2_3}}},
+};
+
+/* LEA: the builder clears the segment. */
+static HANDLER(lea_1) { setr(c, i->reg, ea(c, i), 1); NEXT; }
+static HANDLER(lea_2) { setr(c, i->reg, ea(c, i), 2); NEXT; }
+static HANDLER(lea_3) { c->r[i->reg] = ea(c, i); NEXT; }
+const insn_fn h_lea[4] = {0, lea_1, lea_2, lea_3};
+
+/* XCHG */
+#define XCHG_DEFS(lg)                                                                    \
+    static HANDLER(xchg_rr_##lg)                                                         \
+    {                                                                                    \
+        uint64_t a = getr(c, i->reg, lg), b = getr(c, i->base, lg);                      \
+        setr(c, i->base, a, lg);                                                         \
+        setr(c, i->reg, b, lg);                                                          \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(xchg_m_##lg)                                                          \
+    {                                                                                    \
+        uint64_t va = ea(c, i);                                                          \
+        void *hp = rmw_ptr(c, va, lg);                                                   \
+        uint64_t v = getr(c, i->reg, lg), old;                                           \
+        if (hp) {                                                                        \
+            switch (lg) {                                                                \
+            case 0: old = __atomic_exchange_n((uint8_t *)hp, (uint8_t)v, __ATOMIC_SEQ_CST); break; \
+            case 1: old = __atomic_exchange_n((uint16_t *)hp, (uint16_t)v, __ATOMIC_SEQ_CST); break; \
+            case 2: old = __atomic_exchange_n((uint32_t *)hp, (uint32_t)v, __ATOMIC_SEQ_CST); break; \
+            default: old = __atomic_exchange_n((uint64_t *)hp, v, __ATOMIC_SEQ_CST); break; \
+            }                                                                            \
+        } else {                                                                         \
+            old = mem_rmw_read_slow(c, i, va, 1u << lg, ACC_W);                          \
+            mem_write_slow(c, i, va, v, 1u << lg, ACC_W);                                \
+        }                                                                                \
+        setr(c, i->reg, old, lg);                                                        \
+        NEXT;                                                                            \
+    }
+XCHG_DEFS(0)
+XCHG_DEFS(1)
+XCHG_DEFS(2)
+XCHG_DEFS(3)
+const insn_fn h_xchg[2][4] = {{xchg_rr_0, xchg_rr_1, xchg_rr_2, xchg_rr_3},
+                              {xchg_m_0, xchg_m_1, xchg_m_2, xchg_m_3}};
+
+static HANDLER(nop) { NEXT; }
+const insn_fn h_nop = nop;
+
+/* CBW/CWDE/CDQE and CWD/CDQ/CQO */
+static HANDLER(cbw_1) { SET16(0, (uint16_t)(int8_t)R(0)); NEXT; }
+static HANDLER(cbw_2) { R(0) = (uint32_t)(int32_t)(int16_t)R(0); NEXT; }
+static HANDLER(cbw_3) { R(0) = (uint64_t)(int64_t)(int32_t)R(0); NEXT; }
+static HANDLER(cwd_1) { SET16(2, (int16_t)R(0) < 0 ? 0xffff : 0); NEXT; }
+static HANDLER(cwd_2) { R(2) = (int32_t)R(0) < 0 ? 0xffffffffu : 0; NEXT; }
+static HANDLER(cwd_3) { R(2) = (int64_t)R(0) < 0 ? ~0ull : 0; NEXT; }
+const insn_fn h_cbw[4] = {0, cbw_1, cbw_2, cbw_3};
+const insn_fn h_cwd[4] = {0, cwd_1, cwd_2, cwd_3};
+
+/* flag instructions */
+static HANDLER(cmc) { cc_set_eager(c, cc_flags(c) ^ F_CF); NEXT; }
+static HANDLER(clc) { cc_set_eager(c, cc_flags(c) & ~F_CF); NEXT; }
+static HANDLER(stc) { cc_set_eager(c, cc_flags(c) | F_CF); NEXT; }
+static HANDLER(cld) { c->rflags &= ~(uint64_t)F_DF; NEXT; }
+static HANDLER(std_) { c->rflags |= F_DF; NEXT; }
+static HANDLER(lahf)
+{
+    R8(1) = (uint8_t)(cc_flags(c) | 2);
+    NEXT;
+}
+static HANDLER(sahf)
+{
+    cc_set_eager(c, (cc_flags(c) & F_OF) | (R8(1) & (F_CF | F_PF | F_AF | F_ZF | F_SF)));
+    NEXT;
+}
+const insn_fn h_cmc = cmc, h_clc = clc, h_stc = stc, h_cld = cld, h_std = std_, h_lahf = lahf,
+              h_sahf = sahf;
+
+/* SETcc / CMOVcc: aux = condition */
+static HANDLER(setcc_r) { R8(i->base) = cc_cond(c, i->aux); NEXT; }
+static HANDLER(setcc_m) { st8(c, i, ea(c, i), cc_cond(c, i->aux)); NEXT; }
+const insn_fn h_setcc[2] = {setcc_r, setcc_m};
+#define CMOV_DEFS(lg)                                                                    \
+    static HANDLER(cmov_r_##lg)                                                          \
+    {                                                                                    \
+        uint64_t v = cc_cond(c, i->aux) ? getr(c, i->base, lg) : getr(c, i->reg, lg);    \
+        setr(c, i->reg, v, lg);                                                          \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(cmov_m_##lg)                                                          \
+    {                                                                                    \
+        uint64_t m = ldn(c, i, ea(c, i), lg);                                            \
+        setr(c, i->reg, cc_cond(c, i->aux) ? m : getr(c, i->reg, lg), lg);               \
+        NEXT;                                                                            \
+    }
+CMOV_DEFS(1)
+CMOV_DEFS(2)
+CMOV_DEFS(3)
+const insn_fn h_cmov[2][4] = {{0, cmov_r_1, cmov_r_2, cmov_r_3}, {0, cmov_m_1, cmov_m_2, cmov_m_3}};
+
+/* BSWAP (16-bit: this host clears the low word, as measured) */
+static HANDLER(bswap_1) { SET16(i->reg, 0); NEXT; }
+static HANDLER(bswap_2) { R(i->reg) = __builtin_bswap32((uint32_t)R(i->reg)); NEXT; }
+static HANDLER(bswap_3) { R(i->reg) = __builtin_bswap64(R(i->reg)); NEXT; }
+const insn_fn h_bswap[4] = {0, bswap_1, bswap_2, bswap_3};
+
+/* MOVBE */
+static HANDLER(movbe_load_1) { SET16(i->reg, __builtin_bswap16((uint16_t)ld16(c, i, ea(c, i)))); NEXT; }
+static HANDLER(movbe_load_2) { R(i->reg) = __builtin_bswap32((uint32_t)ld32(c, i, ea(c, i))); NEXT; }
+static HANDLER(movbe_load_3) { R(i->reg) = __builtin_bswap64(ld64(c, i, ea(c, i))); NEXT; }
+static HANDLER(movbe_store_1) { st16(c, i, ea(c, i), __builtin_bswap16((uint16_t)R(i->reg))); NEXT; }
+static HANDLER(movbe_store_2) { st32(c, i, ea(c, i), __builtin_bswap32((uint32_t)R(i->reg))); NEXT; }
+static HANDLER(movbe_store_3) { st64(c, i, ea(c, i), __builtin_bswap64(R(i->reg))); NEXT; }
+const insn_fn h_movbe[2][4] = {{0, movbe_load_1, movbe_load_2, movbe_load_3},
+                               {0, movbe_store_1, movbe_store_2, movbe_store_3}};
+
+/* MOVNTI: a plain store */
+static HANDLER(movnti_2) { st32(c, i, ea(c, i), R(i->reg)); NEXT; }
+static HANDLER(movnti_3) { st64(c, i, ea(c, i), R(i->reg)); NEXT; }
+const insn_fn h_movnti[4] = {0, 0, movnti_2, movnti_3};
+
+/* --- host-executed producers -------------------------------------------------------
+ * 'v' is the full 64-bit destination register image, so partial-register
+ * writes (8/16-bit preserved, 32-bit zero-extended) follow the host. */
+
+/* Shifts and rotates: sub-op = ModRM.reg (0 rol 1 ror 2 rcl 3 rcr 4 shl 5 shr 6 sal 7 sar) */
+#define SH1(mn, mod)                                                                     \
+    asm(HOST_PRE mn " %%cl, %" mod "[v]" HOST_POST : [v] "+r"(v), [f] "+r"(f) : "c"(cnt) : "cc")
+#define SH_SIZES(mn)                                                                     \
+    switch (lg) {                                                                        \
+    case 0: SH1(mn "b", "b"); break;                                                     \
+    case 1: SH1(mn "w", "w"); break;                                                     \
+    case 2: SH1(mn "l", "k"); break;                                                     \
+    default: SH1(mn "q", "q"); break;                                                    \
+    }
+static NOINLINE uint64_t host_shift(struct cpu *c, unsigned op, unsigned lg, uint64_t v,
+                                    uint8_t cnt)
+{
+    uint64_t f = host_flags_in(c);
+    switch (op) {
+    case 0: SH_SIZES("rol"); break;
+    case 1: SH_SIZES("ror"); break;
+    case 2: SH_SIZES("rcl"); break;
+    case 3: SH_SIZES("rcr"); break;
+    case 4: case 6: SH_SIZES("shl"); break;
+    case 5: SH_SIZES("shr"); break;
+    default: SH_SIZES("sar"); break;
+    }
+    cc_set_eager(c, (uint32_t)f);
+    return v;
+}
+
+/* aux: sub-op | count source << 3 (0: imm, 1: CL) ; lg in the table */
+static inline uint8_t shift_count(const struct cpu *c, const struct insn *i)
+{
+    return (i->aux & 8) ? (uint8_t)c->r[1] : (uint8_t)i->imm;
+}
+
+#define SHIFT_DEFS(lg)                                                                   \
+    static HANDLER(shift_r_##lg)                                                         \
+    {                                                                                    \
+        uint64_t v = host_shift(c, i->aux & 7, lg, lg ? c->r[i->reg] : R8(i->reg),       \
+                                shift_count(c, i));                                      \
+        if (lg)                                                                          \
+            c->r[i->reg] = v;                                                            \
+        else                                                                             \
+            R8(i->reg) = (uint8_t)v;                                                     \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(shift_m_##lg)                                                         \
+    {                                                                                    \
+        RMW_BEGIN(lg);                                                                   \
+        uint64_t r = host_shift(c, i->aux & 7, lg, a, shift_count(c, i));                \
+        RMW_END(lg, r);                                                                  \
+        NEXT;                                                                            \
+    }
+SHIFT_DEFS(0)
+SHIFT_DEFS(1)
+SHIFT_DEFS(2)
+SHIFT_DEFS(3)
+const insn_fn h_shift[2][4] = {{shift_r_0, shift_r_1, shift_r_2, shift_r_3},
+                               {shift_m_0, shift_m_1, shift_m_2, shift_m_3}};
+
+/* SHLD/SHRD: aux bit0 = right, bit3 = count in CL */
+#define SHD1(mn, mod)                                                                    \
+    asm(HOST_PRE mn " %%cl, %" mod "[s], %" mod "[v]" HOST_POST                          \
+        : [v] "+r"(v), [f] "+r"(f) : [s] "r"(s), "c"(cnt) : "cc")
+static NOINLINE uint64_t host_shd(struct cpu *c, bool right, unsigned lg, uint64_t v, uint64_t s,
+                                  uint8_t cnt)
+{
+    uint64_t f = host_flags_in(c);
+    if (right) {
+        if (lg == 1) SHD1("shrdw", "w"); else if (lg == 2) SHD1("shrdl", "k"); else SHD1("shrdq", "q");
+    } else {
+        if (lg == 1) SHD1("shldw", "w"); else if (lg == 2) SHD1("shldl", "k"); else SHD1("shldq", "q");
+    }
+    cc_set_eager(c, (uint32_t)f);
+    return v;
+}
+#define SHD_DEFS(lg)                                                                     \
+    static HANDLER(shd_r_##lg)                                                           \
+    {                                                                                    \
+        c->r[i->base] = host_shd(c, i->aux & 1, lg, c->r[i->base], c->r[i->reg],         \
+                                 shift_count(c, i));                                     \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(shd_m_##lg)                                                           \
+    {                                                                                    \
+        RMW_BEGIN(lg);                                                                   \
+        uint64_t r = host_shd(c, i->aux & 1, lg, a, c->r[i->reg], shift_count(c, i));    \
+        RMW_END(lg, r);                                                                  \
+        NEXT;                                                                            \
+    }
+SHD_DEFS(1)
+SHD_DEFS(2)
+SHD_DEFS(3)
+const insn_fn h_shd[2][4] = {{0, shd_r_1, shd_r_2, shd_r_3}, {0, shd_m_1, shd_m_2, shd_m_3}};
+
+/* MUL/IMUL (one operand): AX/DX:AX/EDX:EAX/RDX:RAX */
+#define MUL1(mn, mod)                                                                    \
+    asm(HOST_PRE mn " %" mod "[s]" HOST_POST : "+a"(ax), "+d"(dx), [f] "+r"(f) : [s] "r"(s) : "cc")
+static NOINLINE void host_mul1(struct cpu *c, bool sign, unsigned lg, uint64_t s)
+{
+    uint64_t f = host_flags_in(c), ax = c->r[0], dx = c->r[2];
+    if (sign) {
+        switch (lg) {
+        case 0: MUL1("imulb", "b"); break;
+        case 1: MUL1("imulw", "w"); break;
+        case 2: MUL1("imull", "k"); break;
+        default: MUL1("imulq", "q"); break;
+        }
+    } else {
+        switch (lg) {
+        case 0: MUL1("mulb", "b"); break;
+        case 1: MUL1("mulw", "w"); break;
+        case 2: MUL1("mull", "k"); break;
+        default: MUL1("mulq", "q"); break;
+        }
+    }
+    c->r[0] = ax;
+    c->r[2] = dx;
+    cc_set_eager(c, (uint32_t)f);
+}
+
+/* DIV/IDIV: the #DE checks come first, so the host instruction never traps. */
+static NOINLINE void host_div1(struct cpu *c, const struct insn *i, bool sign, unsigned lg,
+                               uint64_t s)
+{
+    uint64_t ax = c->r[0], dx = c->r[2], m = sz_mask(lg);
+    s &= m;
+    if (s == 0)
+        raise_exc(c, i, EXC_DE, NO_ERR);
+    if (!sign) {
+        uint64_t hi = lg == 0 ? (ax >> 8) & 0xff : dx & m;
+        if (hi >= s)
+            raise_exc(c, i, EXC_DE, NO_ERR);
+    } else {
+        __int128 n, q;
+        int64_t d = sext(s, lg);
+        if (lg == 0)
+            n = (int16_t)ax;
+        else if (lg == 1)
+            n = (int32_t)((uint32_t)(uint16_t)dx << 16 | (uint16_t)ax);
+        else if (lg == 2)
+            n = (int64_t)((uint64_t)(uint32_t)dx << 32 | (uint32_t)ax);
+        else
+            n = (__int128)((unsigned __int128)dx << 64 | ax);
+        if (d == -1) {
+            /* q = -n must fit: n in [-(2^(b-1)-1), 2^(b-1)] */
+            __int128 lim = (__int128)1 << ((8u << lg) - 1);
+            if (n > lim || n < -(lim - 1))
+                raise_exc(c, i, EXC_DE, NO_ERR);
+        } else {
+            q = n / d;
+            __int128 lim = (__int128)1 << ((8u << lg) - 1);
+            if (q >= lim || q < -lim)
+                raise_exc(c, i, EXC_DE, NO_ERR);
+        }
+    }
+    uint64_t f = host_flags_in(c);
+    if (sign) {
+        switch (lg) {
+        case 0: MUL1("idivb", "b"); break;
+        case 1: MUL1("idivw", "w"); break;
+        case 2: MUL1("idivl", "k"); break;
+        default: MUL1("idivq", "q"); break;
+        }
+    } else {
+        switch (lg) {
+        case 0: MUL1("divb", "b"); break;
+        case 1: MUL1("divw", "w"); break;
+        case 2: MUL1("divl", "k"); break;
+        default: MUL1("divq", "q"); break;
+        }
+    }
+    c->r[0] = ax;
+    c->r[2] = dx;
+    cc_set_eager(c, (uint32_t)f);
+}
+
+/* aux: 0 mul 1 imul 2 div 3 idiv */
+#define MULDIV_DEFS(lg)                                                                  \
+    static HANDLER(muldiv_r_##lg)                                                        \
+    {                                                                                    \
+        uint64_t s = getr(c, i->base, lg);                                               \
+        if (i->aux < 2)                                                                  \
+            host_mul1(c, i->aux, lg, s);                                                 \
+        else                                                                             \
+            host_div1(c, i, i->aux & 1, lg, s);                                          \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(muldiv_m_##lg)                                                        \
+    {                                                                                    \
+        uint64_t s = ldn(c, i, ea(c, i), lg);                                            \
+        if (i->aux < 2)                                                                  \
+            host_mul1(c, i->aux, lg, s);                                                 \
+        else                                                                             \
+            host_div1(c, i, i->aux & 1, lg, s);                                          \
+        NEXT;                                                                            \
+    }
+MULDIV_DEFS(0)
+MULDIV_DEFS(1)
+MULDIV_DEFS(2)
+MULDIV_DEFS(3)
+const insn_fn h_muldiv[2][4] = {{muldiv_r_0, muldiv_r_1, muldiv_r_2, muldiv_r_3},
+                                {muldiv_m_0, muldiv_m_1, muldiv_m_2, muldiv_m_3}};
+
+/* IMUL r, r/m (, imm): source value s, second factor b */
+#define IMUL2(mod)                                                                       \
+    asm(HOST_PRE "imul %" mod "[s], %" mod "[v]" HOST_POST : [v] "+r"(v), [f] "+r"(f) : [s] "r"(s) : "cc")
+static NOINLINE uint64_t host_imul2(struct cpu *c, unsigned lg, uint64_t v, uint64_t s)
+{
+    uint64_t f = host_flags_in(c);
+    switch (lg) {
+    case 1: IMUL2("w"); break;
+    case 2: IMUL2("k"); break;
+    default: IMUL2("q"); break;
+    }
+    cc_set_eager(c, (uint32_t)f);
+    return v;
+}
+/* imul2: dst = dst * src ; imul3: dst = src * imm */
+#define IMUL_DEFS(lg)                                                                    \
+    static HANDLER(imul2_r_##lg)                                                         \
+    {                                                                                    \
+        c->r[i->reg] = host_imul2(c, lg, c->r[i->reg], c->r[i->base]);                   \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(imul2_m_##lg)                                                         \
+    {                                                                                    \
+        uint64_t s = ldn(c, i, ea(c, i), lg);                                            \
+        c->r[i->reg] = host_imul2(c, lg, c->r[i->reg], s);                               \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(imul3_r_##lg)                                                         \
+    {                                                                                    \
+        uint64_t v = (c->r[i->reg] & ~sz_mask(lg)) | (c->r[i->base] & sz_mask(lg));      \
+        c->r[i->reg] = host_imul2(c, lg, v, i->imm);                                     \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(imul3_m_##lg)                                                         \
+    {                                                                                    \
+        uint64_t s = ldn(c, i, ea(c, i), lg);                                            \
+        uint64_t v = (c->r[i->reg] & ~sz_mask(lg)) | s;                                  \
+        c->r[i->reg] = host_imul2(c, lg, v, i->imm);                                     \
+        NEXT;                                                                            \
+    }
+IMUL_DEFS(1)
+IMUL_DEFS(2)
+IMUL_DEFS(3)
+const insn_fn h_imul[4][4] = {{0, imul2_r_1, imul2_r_2, imul2_r_3}, {0, imul2_m_1, imul2_m_2, imul2_m_3},
+                              {0, imul3_r_1, imul3_r_2, imul3_r_3}, {0, imul3_m_1, imul3_m_2, imul3_m_3}};
+
+/* BT/BTS/BTR/BTC: aux = 0 bt 1 bts 2 btr 3 btc; the host instruction on a
+ * register copy gives the flags. */
+#define BT1(mn, mod)                                                                     \
+    asm(HOST_PRE mn " %" mod "[s], %" mod "[v]" HOST_POST : [v] "+r"(v), [f] "+r"(f) : [s] "r"(s) : "cc")
+static NOINLINE uint64_t host_bt(struct cpu *c, unsigned op, unsigned lg, uint64_t v, uint64_t s)
+{
+    uint64_t f = host_flags_in(c);
+#define BT_SIZES(mn)                                                                     \
+    switch (lg) {                                                                        \
+    case 1: BT1(mn "w", "w"); break;                                                     \
+    case 2: BT1(mn "l", "k"); break;                                                     \
+    default: BT1(mn "q", "q"); break;                                                    \
+    }
+    switch (op) {
+    case 0: BT_SIZES("bt"); break;
+    case 1: BT_SIZES("bts"); break;
+    case 2: BT_SIZES("btr"); break;
+    default: BT_SIZES("btc"); break;
+    }
+    cc_set_eager(c, (uint32_t)f);
+    return v;
+}
+
+static NOINLINE void bt_mem(struct cpu *c, const struct insn *i, unsigned lg, uint64_t bit,
+                            bool from_reg, bool locked)
+{
+    unsigned op = i->aux & 3, bits = 8u << lg;
+    uint64_t va = ea(c, i);
+    if (from_reg) {
+        int64_t sbit = sext(bit, lg);
+        va += (uint64_t)((sbit >> (3 + lg)) << lg);
+        if (i->mf & MF_ADDR32)
+            va = (uint32_t)va; /* rarely used; good enough */
+    }
+    uint64_t off = bit & (bits - 1);
+    if (op == 0) {
+        host_bt(c, 0, lg, ldn(c, i, va, lg), off);
+        return;
+    }
+    void *hp = rmw_ptr(c, va, lg);
+    if (hp && locked) {
+        uint64_t old = host_load(hp, lg);
+        for (;;) {
+            uint64_t save_res = c->cc_res, save_a = c->cc_a, save_b = c->cc_b;
+            uint32_t save_op = c->cc_op, save_aux = c->cc_aux;
+            uint64_t r = host_bt(c, op, lg, old, off);
+            if (atomic_cas(hp, lg, &old, r))
+                return;
+            c->cc_res = save_res; c->cc_a = save_a; c->cc_b = save_b;
+            c->cc_op = save_op; c->cc_aux = save_aux;
+        }
+    }
+    uint64_t a = hp ? host_load(hp, lg) : mem_rmw_read_slow(c, i, va, 1u << lg, ACC_W);
+    uint64_t r = host_bt(c, op, lg, a, off);
+    if (hp)
+        host_store(hp, r, lg);
+    else
+        mem_write_slow(c, i, va, r, 1u << lg, ACC_W);
+}
+
+#define BT_DEFS(lg)                                                                      \
+    static HANDLER(bt_rr_##lg)                                                           \
+    {                                                                                    \
+        uint64_t v = host_bt(c, i->aux & 3, lg, c->r[i->base], c->r[i->reg]);            \
+        if (i->aux & 3)                                                                  \
+            c->r[i->base] = v;                                                           \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(bt_ri_##lg)                                                           \
+    {                                                                                    \
+        uint64_t v = host_bt(c, i->aux & 3, lg, c->r[i->base], i->imm);                  \
+        if (i->aux & 3)                                                                  \
+            c->r[i->base] = v;                                                           \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(bt_mr_##lg) { bt_mem(c, i, lg, c->r[i->reg], true, i->aux & 4); NEXT; } \
+    static HANDLER(bt_mi_##lg) { bt_mem(c, i, lg, i->imm, false, i->aux & 4); NEXT; }
+BT_DEFS(1)
+BT_DEFS(2)
+BT_DEFS(3)
+const insn_fn h_bt[4][4] = {{0, bt_rr_1, bt_rr_2, bt_rr_3}, {0, bt_ri_1, bt_ri_2, bt_ri_3},
+                            {0, bt_mr_1, bt_mr_2, bt_mr_3}, {0, bt_mi_1, bt_mi_2, bt_mi_3}};
+
+/* BSF/BSR/POPCNT/LZCNT: aux = 0 bsf 1 bsr 2 popcnt 3 lzcnt */
+#define BS1(mn, mod)                                                                     \
+    asm(HOST_PRE mn " %" mod "[s], %" mod "[v]" HOST_POST : [v] "+r"(v), [f] "+r"(f) : [s] "r"(s) : "cc")
+static NOINLINE uint64_t host_bitscan(struct cpu *c, unsigned op, unsigned lg, uint64_t v,
+                                      uint64_t s)
+{
+    uint64_t f = host_flags_in(c);
+#define BS_SIZES(mn)                                                                     \
+    switch (lg) {                                                                        \
+    case 1: BS1(mn "w", "w"); break;                                                     \
+    case 2: BS1(mn "l", "k"); break;                                                     \
+    default: BS1(mn "q", "q"); break;                                                    \
+    }
+    switch (op) {
+    case 0: BS_SIZES("bsf"); break;
+    case 1: BS_SIZES("bsr"); break;
+    case 2: BS_SIZES("popcnt"); break;
+    default: BS_SIZES("lzcnt"); break;
+    }
+    cc_set_eager(c, (uint32_t)f);
+    return v;
+}
+#define BS_DEFS(lg)                                                                      \
+    static HANDLER(bs_r_##lg)                                                            \
+    {                                                                                    \
+        c->r[i->reg] = host_bitscan(c, i->aux, lg, c->r[i->reg], c->r[i->base]);         \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(bs_m_##lg)                                                            \
+    {                                                                                    \
+        uint64_t s = ldn(c, i, ea(c, i), lg);                                            \
+        c->r[i->reg] = host_bitscan(c, i->aux, lg, c->r[i->reg], s);                     \
+        NEXT;                                                                            \
+    }
+BS_DEFS(1)
+BS_DEFS(2)
+BS_DEFS(3)
+const insn_fn h_bitscan[2][4] = {{0, bs_r_1, bs_r_2, bs_r_3}, {0, bs_m_1, bs_m_2, bs_m_3}};
+
+/* CRC32 (SSE4.2): aux = source lg */
+static NOINLINE uint64_t host_crc32(uint64_t v, uint64_t s, unsigned slg, bool w)
+{
+    switch (slg) {
+    case 0: asm("crc32b %b1, %k0" : "+r"(v) : "r"(s)); break;
+    case 1: asm("crc32w %w1, %k0" : "+r"(v) : "r"(s)); break;
+    case 2: asm("crc32l %k1, %k0" : "+r"(v) : "r"(s)); break;
+    default: asm("crc32q %q1, %q0" : "+r"(v) : "r"(s)); break;
+    }
+    return w ? v : (uint32_t)v;
+}
+static HANDLER(crc32_r)
+{
+    unsigned slg = i->aux & 3;
+    uint64_t s = slg == 0 ? R8(i->base) : c->r[i->base];
+    c->r[i->reg] = host_crc32(c->r[i->reg], s, slg, i->aux & 4);
+    NEXT;
+}
+static HANDLER(crc32_m)
+{
+    unsigned slg = i->aux & 3;
+    uint64_t s = ldn(c, i, ea(c, i), slg);
+    c->r[i->reg] = host_crc32(c->r[i->reg], s, slg, i->aux & 4);
+    NEXT;
+}
+const insn_fn h_crc32[2] = {crc32_r, crc32_m};
+
+/* CMPXCHG: the host instruction on a register image, or LOCKed on host
+ * memory. Memory operands are addressed through a register (never
+ * %rsp-relative: the asm moves %rsp). */
+#define CX1(mn, mod, dst)                                                                \
+    asm(HOST_PRE mn " %" mod "[s], %" mod "[d]" HOST_POST                                \
+        : [d] "+r"(dst), "+a"(ax), [f] "+r"(f) : [s] "r"(s) : "cc")
+#define CXM(mn, mod)                                                                     \
+    asm(HOST_PRE "lock " mn " %" mod "[s], (%[p])" HOST_POST                             \
+        : "+a"(ax), [f] "+r"(f) : [s] "r"(s), [p] "r"(hp) : "cc", "memory")
+static NOINLINE void cmpxchg_any(struct cpu *c, const struct insn *i, unsigned lg, bool mem)
+{
+    uint64_t f = host_flags_in(c), ax = c->r[0];
+    uint64_t s = lg ? c->r[i->reg] : R8(i->reg);
+    uint64_t va = 0, d = 0;
+    void *hp = NULL;
+    if (mem) {
+        va = ea(c, i);
+        hp = rmw_ptr(c, va, lg);
+        if (hp) {
+            switch (lg) {
+            case 0: CXM("cmpxchgb", "b"); break;
+            case 1: CXM("cmpxchgw", "w"); break;
+            case 2: CXM("cmpxchgl", "k"); break;
+            default: CXM("cmpxchgq", "q"); break;
+            }
+            goto done;
+        }
+        d = mem_rmw_read_slow(c, i, va, 1u << lg, ACC_W);
+    } else {
+        d = lg ? c->r[i->base] : R8(i->base);
+    }
+    switch (lg) {
+    case 0: CX1("cmpxchgb", "b", d); break;
+    case 1: CX1("cmpxchgw", "w", d); break;
+    case 2: CX1("cmpxchgl", "k", d); break;
+    default: CX1("cmpxchgq", "q", d); break;
+    }
+    if (mem)
+        mem_write_slow(c, i, va, d, 1u << lg, ACC_W);
+done:
+    /* accumulator first: when the destination is the accumulator the
+     * comparison succeeds and only the destination is written */
+    if (lg)
+        c->r[0] = ax;
+    else
+        R8(0) = (uint8_t)ax;
+    if (!mem) {
+        if (lg)
+            c->r[i->base] = d;
+        else
+            R8(i->base) = (uint8_t)d;
+    }
+    cc_set_eager(c, (uint32_t)f);
+}
+#define CX_DEFS(lg)                                                                      \
+    static HANDLER(cmpxchg_r_##lg) { cmpxchg_any(c, i, lg, false); NEXT; }               \
+    static HANDLER(cmpxchg_m_##lg) { cmpxchg_any(c, i, lg, true); NEXT; }
+CX_DEFS(0)
+CX_DEFS(1)
+CX_DEFS(2)
+CX_DEFS(3)
+const insn_fn h_cmpxchg[2][4] = {{cmpxchg_r_0, cmpxchg_r_1, cmpxchg_r_2, cmpxchg_r_3},
+                                 {cmpxchg_m_0, cmpxchg_m_1, cmpxchg_m_2, cmpxchg_m_3}};
+
+/* CMPXCHG8B/16B */
+static NOINLINE void cmpxchg8b_any(struct cpu *c, const struct insn *i)
+{
+    uint64_t va = ea(c, i);
+    bool wide = i->aux;
+    unsigned n = wide ? 16 : 8;
+    if (wide && (va & 15))
+        raise_gp0(c, i);
+    uint64_t f = host_flags_in(c);
+    uint64_t lo = c->r[0], hi = c->r[2];
+    void *hp = mem_host_ptr(c, i, va, n, ACC_W);
+    uint64_t m[2] __attribute__((aligned(16)));
+    void *p = hp;
+    if (!hp) {
+        mem_read_buf(c, i, va, m, n, ACC_W);
+        p = m;
+    }
+    if (wide)
+        asm(HOST_PRE "lock cmpxchg16b (%[p])" HOST_POST
+            : "+a"(lo), "+d"(hi), [f] "+r"(f) : "b"(c->r[3]), "c"(c->r[1]), [p] "r"(p)
+            : "cc", "memory");
+    else
+        asm(HOST_PRE "lock cmpxchg8b (%[p])" HOST_POST
+            : "+a"(lo), "+d"(hi), [f] "+r"(f) : "b"(c->r[3]), "c"(c->r[1]), [p] "r"(p)
+            : "cc", "memory");
+    if (!hp)
+        mem_write_buf(c, i, va, m, n, ACC_W);
+    c->r[0] = lo;
+    c->r[2] = hi;
+    cc_set_eager(c, (uint32_t)f);
+}
+static HANDLER(cmpxchg8b)
+{
+    cmpxchg8b_any(c, i);
+    NEXT;
+}
+const insn_fn h_cmpxchg8b = cmpxchg8b;
+
+/* XADD */
+static NOINLINE void xadd_any(struct cpu *c, const struct insn *i, unsigned lg, bool mem)
+{
+    uint64_t s = getr(c, i->reg, lg);
+    if (!mem) {
+        uint64_t d = getr(c, i->base, lg);
+        uint64_t r = alu_op(c, 0, lg, d, s);
+        setr(c, i->reg, d, lg);
+        setr(c, i->base, r, lg);
+        return;
+    }
+    uint64_t va = ea(c, i);
+    void *hp = rmw_ptr(c, va, lg);
+    uint64_t old;
+    if (hp) {
+        old = atomic_alu(hp, 0, lg, s) & sz_mask(lg);
+        alu_op(c, 0, lg, old, s);
+    } else {
+        old = mem_rmw_read_slow(c, i, va, 1u << lg, ACC_W);
+        uint64_t r = alu_op(c, 0, lg, old, s);
+        mem_write_slow(c, i, va, r, 1u << lg, ACC_W);
+    }
+    setr(c, i->reg, old, lg);
+}
+#define XADD_DEFS(lg)                                                                    \
+    static HANDLER(xadd_r_##lg) { xadd_any(c, i, lg, false); NEXT; }                     \
+    static HANDLER(xadd_m_##lg) { xadd_any(c, i, lg, true); NEXT; }
+XADD_DEFS(0)
+XADD_DEFS(1)
+XADD_DEFS(2)
+XADD_DEFS(3)
+const insn_fn h_xadd[2][4] = {{xadd_r_0, xadd_r_1, xadd_r_2, xadd_r_3},
+                              {xadd_m_0, xadd_m_1, xadd_m_2, xadd_m_3}};
+
+/* XLAT: AL = [rBX + AL] */
+static HANDLER(xlat)
+{
+    uint64_t a = c->r[3] + R8(0);
+    if (i->mf & MF_ADDR32)
+        a = (uint32_t)a;
+    R8(0) = (uint8_t)ld8(c, i, a + c->segbase[insn_seg(i)]);
+    NEXT;
+}
+const insn_fn h_xlat = xlat;
+
+/* MOV r/m, Sreg */
+static HANDLER(mov_sr_r) { setr(c, i->base, c->seg[i->aux].selector, i->imm); NEXT; }
+static HANDLER(mov_sr_m) { st16(c, i, ea(c, i), c->seg[i->aux].selector); NEXT; }
+const insn_fn h_mov_sr[2] = {mov_sr_r, mov_sr_m};

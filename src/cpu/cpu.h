@@ -1,0 +1,185 @@
+/* ember's own x86-64 CPU engine: an interpreter that executes guest code
+ * itself, for hosts without hardware virtualization.
+ *
+ * Scope: 64-bit long mode as the Linux boot protocol leaves it (paging on,
+ * CS.L=1), one vCPU per struct cpu. Guest code is decoded once into
+ * predecoded records grouped in blocks keyed by guest-physical address;
+ * handlers tail-call the next record; flags are lazy; each vCPU has a soft
+ * TLB. x87/MMX/SSE instructions run on the host's own instructions with the
+ * guest's FXSAVE image loaded.
+ *
+ * Threads: every function here except cpu_signal() and cpu_notify_write()
+ * must be called from the thread that owns the vCPU (the one calling
+ * cpu_run), and not while cpu_run is running. cpu_signal() and
+ * cpu_notify_write() may be called from any thread at any time.
+ *
+ * The engine has no global mutable state and never prints; diagnostics go
+ * to the optional debug hook.
+ */
+#ifndef EMBER_CPU_CPU_H
+#define EMBER_CPU_CPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arch/x86_64/cpu_state.h"
+#include "mem/guest_mem.h"
+
+struct cpu;
+
+/* Callbacks into the VMM. All are called on the vCPU thread, from inside
+ * cpu_run, synchronously. 'ctx' is cpu_ops.ctx. */
+struct cpu_ops {
+    void *ctx;
+    /* Port I/O of 'len' (1, 2, 4) bytes. A read fills 'data' (the engine
+     * pre-fills all-ones, so an unclaimed port may leave it alone). */
+    void (*pio)(void *ctx, uint16_t port, void *data, unsigned len, bool is_write);
+    /* An access of 'len' (1, 2, 4, 8; larger accesses are split) bytes to a
+     * guest-physical address outside RAM. Returns false if nothing claims
+     * it: reads then give all-ones, writes are dropped. */
+    bool (*mmio)(void *ctx, uint64_t gpa, void *data, unsigned len, bool is_write);
+    /* MSRs the engine does not own (APIC base 0x1b, TSC deadline 0x6e0,
+     * kvm-clock, ...). Returns false to make the instruction #GP(0). */
+    bool (*msr)(void *ctx, uint32_t index, uint64_t *value, bool is_write);
+    /* Called at an instruction boundary when CPU_EVENT_INTERRUPT is set,
+     * RFLAGS.IF=1 and no interrupt shadow is active: returns the vector to
+     * deliver now (the callback has acknowledged it in the interrupt
+     * controller) or -1. After a delivery the engine calls it again at the
+     * next boundary, until it returns -1. */
+    int (*intr)(void *ctx);
+    /* Guest clock in ns (frozen while the VM is paused); the TSC is derived
+     * from it at CPU_TSC_HZ. Optional (NULL: CLOCK_MONOTONIC). */
+    uint64_t (*clock_ns)(void *ctx);
+    /* Optional: diagnostics (one line, no newline). */
+    void (*debug)(void *ctx, const char *msg);
+};
+
+#define CPU_TSC_HZ 2000000000ull /* advertised in CPUID 0x40000010 too */
+
+/* cpu_config.flags */
+#define CPU_CFG_EXIT_ON_EXCEPTION 1u /* tests: return CPU_EXIT_EXCEPTION instead
+                                        of delivering exceptions through the IDT */
+#define CPU_CFG_TRACE_INT 2u         /* debug hook gets one line per exception/
+                                        interrupt, like qemu -d int */
+
+struct cpu_config {
+    const struct guest_mem *mem; /* RAM; anything else is MMIO */
+    struct cpu_ops ops;
+    unsigned vcpu_id;            /* initial APIC ID (CPUID) and TSC_AUX */
+    unsigned flags;              /* CPU_CFG_* */
+};
+
+/* Event bits for cpu_signal (any thread). Checked at block ends. */
+#define CPU_EVENT_INTERRUPT 1u /* an interrupt may be pending: poll intr() */
+#define CPU_EVENT_NMI 2u       /* deliver an NMI (vector 2) */
+#define CPU_EVENT_KICK 4u      /* return CPU_EXIT_INTERRUPTED soon */
+#define CPU_EVENT_TLB_FLUSH 8u /* flush TLB and block caches (e.g. after the
+                                  VMM changed guest page tables or code) */
+
+enum cpu_exit_reason {
+    CPU_EXIT_INTERRUPTED = 1, /* KICK, or the instruction limit was reached */
+    CPU_EXIT_HALT,            /* HLT with no deliverable interrupt: sleep until
+                                 an interrupt or NMI is signalled, call again */
+    CPU_EXIT_SHUTDOWN,        /* triple fault */
+    CPU_EXIT_ERROR,           /* internal engine error: 'detail' says what */
+    CPU_EXIT_EXCEPTION,       /* only with CPU_CFG_EXIT_ON_EXCEPTION */
+};
+
+struct cpu_exit {
+    int reason;               /* enum cpu_exit_reason */
+    uint64_t rip;             /* RIP of the instruction concerned */
+    /* CPU_EXIT_EXCEPTION: the exception (RIP already points where the guest
+     * would see it: at the faulting instruction, or after a trap). */
+    uint8_t vector;
+    bool has_error_code;
+    uint32_t error_code;
+    uint64_t cr2;             /* #PF only */
+    /* CPU_EXIT_ERROR: instruction bytes at rip (as far as readable) */
+    uint8_t insn[15];
+    unsigned insn_len;
+    char detail[256];
+};
+
+/* Creates a vCPU in the state after RESET/INIT except that it is already
+ * in long mode only if the caller sets sregs accordingly (boot_load does).
+ * Returns NULL on allocation failure or an invalid config. */
+struct cpu *cpu_create(const struct cpu_config *cfg);
+void cpu_destroy(struct cpu *cpu);
+
+/* Runs the vCPU until one of the exits above. Returns exit->reason. */
+int cpu_run(struct cpu *cpu, struct cpu_exit *exit);
+
+/* Any thread: OR 'bits' (CPU_EVENT_*) into the event word. */
+void cpu_signal(struct cpu *cpu, unsigned bits);
+
+/* Any thread: a device (DMA) or the VMM wrote guest RAM [gpa, gpa+len).
+ * Cheap when the range holds no decoded code; otherwise the blocks there
+ * are invalidated before the vCPU executes its next block. */
+void cpu_notify_write(struct cpu *cpu, uint64_t gpa, uint64_t len);
+
+/* Stop cpu_run with CPU_EXIT_INTERRUPTED once 'count' more instructions
+ * have retired (checked at block ends, so it may overshoot by < 64).
+ * 0 = no limit. For tests and the runner. */
+void cpu_set_insn_limit(struct cpu *cpu, uint64_t count);
+
+/* --- state ----------------------------------------------------------------- */
+void cpu_get_regs(struct cpu *cpu, struct x86_regs *regs);
+void cpu_set_regs(struct cpu *cpu, const struct x86_regs *regs);
+void cpu_get_sregs(struct cpu *cpu, struct x86_sregs *sregs);
+/* Returns 0, or -EINVAL if the state is one the engine cannot run
+ * (e.g. not long mode): the vCPU is left unchanged then. */
+int cpu_set_sregs(struct cpu *cpu, const struct x86_sregs *sregs);
+
+/* MSRs the engine owns (EFER, STAR, LSTAR, CSTAR, SFMASK, FS/GS/KERNEL_GS
+ * base, TSC, TSC_AUX, TSC_ADJUST, PAT, MTRRs, SYSENTER_*, MISC_ENABLE, ...).
+ * Others are forwarded to ops.msr. Returns 0 or -ENOENT/-EINVAL. */
+int cpu_get_msr(struct cpu *cpu, uint32_t index, uint64_t *value);
+int cpu_set_msr(struct cpu *cpu, uint32_t index, uint64_t value);
+/* Indexes of the engine-owned MSRs worth saving (for snapshots). */
+size_t cpu_msr_list(uint32_t *indexes, size_t max);
+
+/* The 512-byte FXSAVE image (64-bit format) of the x87/MMX/SSE state. */
+void cpu_get_fxsave(struct cpu *cpu, uint8_t image[512]);
+int cpu_set_fxsave(struct cpu *cpu, const uint8_t image[512]); /* -EINVAL: bad MXCSR */
+
+struct cpu_debugregs {
+    uint64_t dr[4], dr6, dr7;
+};
+void cpu_get_debugregs(struct cpu *cpu, struct cpu_debugregs *dr);
+void cpu_set_debugregs(struct cpu *cpu, const struct cpu_debugregs *dr);
+
+struct cpu_events_state {
+    bool halted;
+    bool nmi_pending;
+    bool nmi_masked;       /* inside an NMI handler until IRET */
+    uint8_t int_shadow;    /* 1: STI shadow, 2: MOV SS/POP SS shadow */
+};
+void cpu_get_events_state(struct cpu *cpu, struct cpu_events_state *ev);
+void cpu_set_events_state(struct cpu *cpu, const struct cpu_events_state *ev);
+
+/* --- CPUID ----------------------------------------------------------------- */
+/* The engine's CPUID table (what it implements). Returns 0, or -E2BIG if
+ * 'max' entries are too few (*count says how many are needed). */
+int cpu_supported_cpuid(struct x86_cpuid_entry *entries, unsigned max, unsigned *count);
+/* Install the table CPUID answers from (the VMM patches topology leaves).
+ * Feature bits the engine does not implement are cleared. */
+int cpu_set_cpuid(struct cpu *cpu, const struct x86_cpuid_entry *entries, unsigned n);
+
+/* --- counters -------------------------------------------------------------- */
+struct cpu_stats {
+    uint64_t insns;              /* instructions retired */
+    uint64_t blocks_built;
+    uint64_t blocks_invalidated; /* by stores into code or device writes */
+    uint64_t cache_flushes;      /* whole block cache dropped */
+    uint64_t tlb_misses;         /* page walks */
+    uint64_t tlb_flushes;
+    uint64_t exceptions[32];     /* delivered, by vector */
+    uint64_t interrupts;         /* external interrupts delivered */
+    uint64_t nmis;
+    uint64_t pio, mmio;          /* callbacks made */
+    uint64_t hostexec;           /* x87/SSE instructions run on host stubs */
+};
+void cpu_get_stats(struct cpu *cpu, struct cpu_stats *stats);
+
+#endif

@@ -1,0 +1,71 @@
+# --- CPU engine (src/cpu) and its tests ---------------------------------------
+# Included from the top-level Makefile. The engine sources are part of
+# LIB_SRCS already (src/**/*.c); this adds their extra flags, the engine
+# tests and the cpurun tool.
+
+ENGINE_SRCS := $(sort $(wildcard src/cpu/*.c))
+ENGINE_CFLAGS := -fno-strict-aliasing -fno-stack-protector
+
+$(BUILD)/obj/src/cpu/%.o: CFLAGS += $(ENGINE_CFLAGS)
+$(BUILD)/asan/obj/src/cpu/%.o: CFLAGS += $(ENGINE_CFLAGS)
+
+# The engine plus the ember pieces the tests and the runner need.
+ENGINE_DEPS := $(ENGINE_SRCS) src/mem/guest_mem.c src/util/err.c src/util/log.c \
+	src/util/size.c src/util/buf.c src/util/fileio.c \
+	$(filter-out src/arch/x86_64/acpi.c src/arch/x86_64/aml.c,$(wildcard src/arch/x86_64/*.c))
+ENGINE_OBJS := $(call objs,$(BUILD),$(ENGINE_DEPS))
+ENGINE_TEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Isrc -Itests -D_GNU_SOURCE
+
+$(BUILD)/engine/libengine.a: $(ENGINE_OBJS)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/engine/difftest: tests/engine/difftest.c tests/engine/harness.h $(BUILD)/engine/libengine.a
+	@mkdir -p $(dir $@)
+	$(call say,TEST,$@)
+	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -o $@ $< $(BUILD)/engine/libengine.a -lZydis -lpthread
+
+$(BUILD)/engine/decodecheck: tests/engine/decodecheck.c $(BUILD)/engine/libengine.a
+	@mkdir -p $(dir $@)
+	$(call say,TEST,$@)
+	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -o $@ $< $(BUILD)/engine/libengine.a -lZydis
+
+# System tests: 64-bit guest programs assembled from tests/engine/sys_*.S
+ENGINE_SYS_S := $(sort $(wildcard tests/engine/sys_*.S))
+ENGINE_SYS_BIN := $(patsubst tests/engine/%.S,$(BUILD)/engine/guests/%.bin,$(ENGINE_SYS_S))
+
+$(BUILD)/engine/guests/%.bin: tests/engine/%.S tests/engine/guest.inc
+	@mkdir -p $(dir $@)
+	$(call say,AS,$@)
+	$(Q)$(CC) -c -Itests/engine -o $@.o $<
+	$(Q)ld -m elf_x86_64 -static -nostdlib -N --no-warn-rwx-segments -Ttext=0x100000 \
+		-e _start -o $@.elf $@.o
+	$(Q)objcopy -O binary $@.elf $@
+
+$(BUILD)/engine/systest: tests/engine/systest.c tests/engine/harness.h $(BUILD)/engine/libengine.a \
+		$(ENGINE_SYS_BIN)
+	@mkdir -p $(dir $@)
+	$(call say,TEST,$@)
+	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -DGUEST_DIR='"$(abspath $(BUILD)/engine/guests)"' -o $@ $< \
+		$(BUILD)/engine/libengine.a -lcmocka
+
+$(BUILD)/tools/cpurun: tests/tools/cpurun.c $(BUILD)/engine/libengine.a
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -o $@ $< $(BUILD)/engine/libengine.a
+
+ENGINE_BINS := $(BUILD)/engine/difftest $(BUILD)/engine/decodecheck $(BUILD)/engine/systest \
+	$(BUILD)/tools/cpurun
+
+.PHONY: engine engine-test engine-sibcalls
+engine: $(ENGINE_BINS)
+
+# gcc must turn every handler's 'return next->fn(...)' into a jump.
+engine-sibcalls: $(BUILD)/engine/libengine.a
+	tests/engine/check-sibcalls.sh $(BUILD)/obj/src/cpu
+
+engine-test: engine engine-sibcalls
+	$(BUILD)/engine/decodecheck
+	$(BUILD)/engine/difftest
+	$(BUILD)/engine/systest

@@ -1,0 +1,83 @@
+/* Lazy arithmetic flags: materialisation and condition evaluation. */
+#include "cpu/internal.h"
+
+static inline uint32_t parity(uint64_t r)
+{
+    return __builtin_parity((unsigned)(r & 0xff)) ? 0 : F_PF;
+}
+
+static inline uint32_t zsp(uint64_t r, unsigned lg)
+{
+    uint32_t f = parity(r);
+    if (r == 0)
+        f |= F_ZF;
+    if ((r >> ((8u << lg) - 1)) & 1)
+        f |= F_SF;
+    return f;
+}
+
+uint32_t cc_compute(const struct cpu *c)
+{
+    unsigned kind = c->cc_op >> 2, lg = c->cc_op & 3, top = (8u << lg) - 1;
+    uint64_t r = c->cc_res, a = c->cc_a, b = c->cc_b;
+    uint32_t f;
+    switch (kind) {
+    case CC_EAGER:
+        return c->cc_aux;
+    case CC_ADD:
+        f = zsp(r, lg) | ((a ^ b ^ r) & F_AF);
+        f |= r < a ? F_CF : 0;
+        f |= (((a ^ r) & (b ^ r)) >> top) & 1 ? F_OF : 0;
+        return f;
+    case CC_ADC:
+        f = zsp(r, lg) | ((a ^ b ^ r) & F_AF);
+        f |= (c->cc_aux ? r <= a : r < a) ? F_CF : 0;
+        f |= (((a ^ r) & (b ^ r)) >> top) & 1 ? F_OF : 0;
+        return f;
+    case CC_SUB:
+        f = zsp(r, lg) | ((a ^ b ^ r) & F_AF);
+        f |= a < b ? F_CF : 0;
+        f |= (((a ^ b) & (a ^ r)) >> top) & 1 ? F_OF : 0;
+        return f;
+    case CC_SBB:
+        f = zsp(r, lg) | ((a ^ b ^ r) & F_AF);
+        f |= (c->cc_aux ? a <= b : a < b) ? F_CF : 0;
+        f |= (((a ^ b) & (a ^ r)) >> top) & 1 ? F_OF : 0;
+        return f;
+    case CC_LOGIC:
+        return zsp(r, lg);
+    case CC_INC:
+        f = zsp(r, lg) | ((a ^ 1 ^ r) & F_AF) | (c->cc_aux & F_CF);
+        f |= r == (1ull << top) ? F_OF : 0;
+        return f;
+    case CC_DEC:
+        f = zsp(r, lg) | ((a ^ 1 ^ r) & F_AF) | (c->cc_aux & F_CF);
+        f |= r == (1ull << top) - 1 ? F_OF : 0;
+        return f;
+    default:
+        return 0;
+    }
+}
+
+bool cc_cond_slow(const struct cpu *c, unsigned cond)
+{
+    uint32_t f = cc_flags(c);
+    bool v;
+    switch (cond >> 1) {
+    case 0: v = f & F_OF; break;
+    case 1: v = f & F_CF; break;
+    case 2: v = f & F_ZF; break;
+    case 3: v = f & (F_CF | F_ZF); break;
+    case 4: v = f & F_SF; break;
+    case 5: v = f & F_PF; break;
+    case 6: v = !(f & F_SF) != !(f & F_OF); break;
+    default: v = (f & F_ZF) || (!(f & F_SF) != !(f & F_OF)); break;
+    }
+    return (cond & 1) ? !v : v;
+}
+
+void rflags_set(struct cpu *c, uint64_t v)
+{
+    cc_set_eager(c, (uint32_t)v);
+    c->rflags = (v & ~(uint64_t)F_ARITH & 0x3f7fd7ull) | 2;
+}

@@ -1,0 +1,54 @@
+/* Handler tables the builder picks from. */
+#ifndef EMBER_CPU_HANDLERS_H
+#define EMBER_CPU_HANDLERS_H
+
+#include "cpu/internal.h"
+
+enum { ALU_RR, ALU_RM, ALU_RI, ALU_MR, ALU_MI, ALU_MRL, ALU_MIL, ALU_FORMS };
+
+/* alu.c */
+extern const insn_fn h_alu[ALU_FORMS][8][4];
+extern const insn_fn h_test[4][4];      /* rr, mr, ri, mi */
+extern const insn_fn h_unop[3][4][4];   /* [r, m, locked m][inc dec not neg][lg] */
+extern const insn_fn h_mov[5][4];       /* rr rm mr ri mi */
+extern const insn_fn h_ext[2][2][3][4];
+extern const insn_fn h_lea[4];
+extern const insn_fn h_xchg[2][4];
+extern const insn_fn h_nop;
+extern const insn_fn h_cbw[4], h_cwd[4];
+extern const insn_fn h_cmc, h_clc, h_stc, h_cld, h_std, h_lahf, h_sahf;
+extern const insn_fn h_setcc[2];
+extern const insn_fn h_cmov[2][4];
+extern const insn_fn h_bswap[4];
+extern const insn_fn h_movbe[2][4];
+extern const insn_fn h_movnti[4];
+extern const insn_fn h_shift[2][4];
+extern const insn_fn h_shd[2][4];
+extern const insn_fn h_muldiv[2][4];
+extern const insn_fn h_imul[4][4];
+extern const insn_fn h_bt[4][4];        /* rr ri mr mi */
+extern const insn_fn h_bitscan[2][4];
+extern const insn_fn h_crc32[2];
+extern const insn_fn h_cmpxchg[2][4];
+extern const insn_fn h_cmpxchg8b;
+extern const insn_fn h_xadd[2][4];
+extern const insn_fn h_xlat;
+extern const insn_fn h_mov_sr[2];
+
+/* ctl.c */
+extern const insn_fn h_push_r[4], h_pop_r[4], h_push_i[4], h_push_m[4], h_pop_m[4];
+extern const insn_fn h_jcc, h_jmp, h_call, h_ret, h_ret_i, h_jmp_r, h_jmp_m, h_call_r,
+    h_call_m, h_loop[3], h_jrcxz, h_enter, h_leave, h_pushf, h_popf;
+extern const insn_fn h_jmp16, h_call16, h_ret16;
+
+/* str.c: [op][lg]; op: movs cmps stos lods scas ins outs, [rep] */
+extern const insn_fn h_str[7][4][3]; /* [op][lg][0 plain, 1 rep/repe, 2 repne] */
+
+/* sys.c */
+extern const insn_fn h_sys[OP_COUNT];
+
+/* fpu.c */
+extern const insn_fn h_hx, h_fwait, h_emms, h_maskmov, h_fxsave, h_fxrstor, h_ldmxcsr,
+    h_stmxcsr;
+
+#endif

@@ -1,0 +1,629 @@
+/* Engine internals shared by the src/cpu sources. Not an interface for the VMM. */
+#ifndef EMBER_CPU_INTERNAL_H
+#define EMBER_CPU_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+#include "util/util.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define NOINLINE __attribute__((noinline))
+#define COLD __attribute__((cold, noinline))
+#define NORETURN __attribute__((noreturn))
+
+struct cpu;
+struct insn;
+typedef void (*insn_fn)(struct cpu *c, const struct insn *i);
+
+/* A predecoded instruction (32 bytes). */
+struct insn {
+    insn_fn fn;
+    uint64_t imm;    /* immediate (sign-extended), branch target, or aux data */
+    int64_t disp;    /* displacement; absolute address when RIP-relative */
+    uint16_t off;    /* offset of the first byte from the block's start VA */
+    uint8_t len;     /* instruction length */
+    uint8_t reg;     /* ModRM.reg operand: register index, or byte offset into
+                        r[] for 8-bit operands */
+    uint8_t base;    /* base register (NOREG none), or the r/m register */
+    uint8_t index;   /* index register (NOREG none) */
+    uint8_t mf;      /* memory form: MF_* */
+    uint8_t aux;     /* per-handler: condition, sub-op, operand size ... */
+};
+_Static_assert(sizeof(struct insn) == 32, "insn record is 32 bytes");
+
+#define NOREG 16
+#define MF_SCALE 3u       /* bits 0-1: index shift */
+#define MF_SEG_SHIFT 2    /* bits 2-4: segment (SEG_*) */
+#define MF_ADDR32 0x80u   /* 0x67: address truncated to 32 bits */
+
+enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_NONE };
+
+/* RFLAGS */
+#define F_CF 0x1u
+#define F_PF 0x4u
+#define F_AF 0x10u
+#define F_ZF 0x40u
+#define F_SF 0x80u
+#define F_TF 0x100u
+#define F_IF 0x200u
+#define F_DF 0x400u
+#define F_OF 0x800u
+#define F_IOPL 0x3000u
+#define F_NT 0x4000u
+#define F_RF 0x10000u
+#define F_VM 0x20000u
+#define F_AC 0x40000u
+#define F_VIF 0x80000u
+#define F_VIP 0x100000u
+#define F_ID 0x200000u
+#define F_ARITH (F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF)
+
+/* Lazy flags: cc_op = kind << 2 | log2(size in bytes). */
+enum {
+    CC_EAGER = 0, /* cc_aux holds the arithmetic flags */
+    CC_ADD = 1,
+    CC_ADC,       /* cc_aux = carry in */
+    CC_SUB,
+    CC_SBB,       /* cc_aux = carry in */
+    CC_LOGIC,
+    CC_INC,       /* cc_aux = old CF */
+    CC_DEC,       /* cc_aux = old CF */
+};
+
+/* Control registers and EFER */
+#define CR0_PE (1ull << 0)
+#define CR0_MP (1ull << 1)
+#define CR0_EM (1ull << 2)
+#define CR0_TS (1ull << 3)
+#define CR0_ET (1ull << 4)
+#define CR0_NE (1ull << 5)
+#define CR0_WP (1ull << 16)
+#define CR0_AM (1ull << 18)
+#define CR0_NW (1ull << 29)
+#define CR0_CD (1ull << 30)
+#define CR0_PG (1ull << 31)
+#define CR4_VME (1ull << 0)
+#define CR4_PVI (1ull << 1)
+#define CR4_TSD (1ull << 2)
+#define CR4_DE (1ull << 3)
+#define CR4_PSE (1ull << 4)
+#define CR4_PAE (1ull << 5)
+#define CR4_MCE (1ull << 6)
+#define CR4_PGE (1ull << 7)
+#define CR4_PCE (1ull << 8)
+#define CR4_OSFXSR (1ull << 9)
+#define CR4_OSXMMEXCPT (1ull << 10)
+#define CR4_UMIP (1ull << 11)
+#define EFER_SCE (1ull << 0)
+#define EFER_LME (1ull << 8)
+#define EFER_LMA (1ull << 10)
+#define EFER_NXE (1ull << 11)
+#define EFER_SVME (1ull << 12)
+#define EFER_FFXSR (1ull << 14)
+
+/* Exceptions */
+enum {
+    EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5, EXC_UD = 6,
+    EXC_NM = 7, EXC_DF = 8, EXC_TS = 10, EXC_NP = 11, EXC_SS = 12, EXC_GP = 13,
+    EXC_PF = 14, EXC_MF = 16, EXC_AC = 17, EXC_MC = 18, EXC_XM = 19,
+};
+#define NO_ERR (-1)
+
+/* Page-fault error code */
+#define PFE_P 1u
+#define PFE_W 2u
+#define PFE_U 4u
+#define PFE_RSVD 8u
+#define PFE_ID 16u
+
+/* --- soft TLB ----------------------------------------------------------------- */
+#define TLB_BITS 10
+#define TLB_SIZE (1u << TLB_BITS)
+#define TLB_INVALID (~0ull)
+/* Low bits of a tag force the slow path. */
+#define TLBF_MMIO 1ull
+#define TLBF_CODE 2ull   /* tag_w: the page holds decoded code */
+#define TLBF_MASK 0xfffull
+
+struct tlbe {
+    uint64_t tag_r, tag_w, tag_x;
+    uintptr_t addend; /* host address = va + addend (RAM pages) */
+};
+
+struct tlbx {         /* parallel to struct tlbe */
+    uint64_t pa;      /* guest-physical page */
+    uint8_t global, large;
+};
+
+enum { MMU_SUP, MMU_USER, MMU_NOFAST, MMU_MODES };
+
+/* Access kinds for the slow paths */
+#define ACC_R 0u
+#define ACC_W 1u
+#define ACC_X 2u
+#define ACC_KIND 3u
+#define ACC_SUP 4u    /* implicit supervisor access (descriptor tables, TSS) */
+#define ACC_SS 8u     /* stack segment: #SS instead of #GP */
+#define ACC_NOAC 16u  /* no alignment check */
+
+/* --- blocks ------------------------------------------------------------------- */
+#define BLOCK_MAX_INSNS 64
+#define JC_SIZE 4096
+
+struct block {
+    uint64_t va, pa;      /* start */
+    uint64_t pa2;         /* second page when the last instruction straddles; ~0 none */
+    uint32_t mode;
+    uint16_t ninsn;       /* records excluding the end record */
+    uint16_t nbytes;
+    bool valid;
+    struct block *hnext;  /* hash chain */
+    struct block *pnext[2]; /* per-page lists (page of va, page of pa2) */
+    struct insn insns[];
+};
+
+#define CP_ALIASES 4
+struct code_page {        /* per guest-physical RAM page */
+    _Atomic uint32_t map; /* one bit per 128-byte chunk holding decoded code */
+    uint8_t nalias;       /* TLB entries that may map this page; > CP_ALIASES: unknown */
+    uint16_t alias[CP_ALIASES]; /* mode << 12 | TLB index */
+    struct block *blocks;
+};
+
+struct ram_region {
+    uint64_t gpa, size;
+    uint8_t *hva;
+    struct code_page *pages;
+};
+
+/* --- host-exec stubs (x87/SSE) --------------------------------------------- */
+struct hx_stub;
+
+/* --- the vCPU -------------------------------------------------------------- */
+struct cpu {
+    /* hot: handlers touch these */
+    uint64_t r[17];             /* GPRs, r[16] == 0 */
+    uint64_t segbase[8];        /* effective addressing base by SEG_* */
+    struct tlbe *tlb;           /* table of the current MMU mode */
+    uint64_t blk_va;            /* start VA of the executing block */
+    const struct insn *blk_first;
+    uint64_t cc_res, cc_a, cc_b;
+    uint32_t cc_op, cc_aux;
+    uint64_t rflags;            /* non-arithmetic bits; bit 1 set */
+    uint64_t rip;
+    uint64_t icount;
+    _Atomic uint32_t events;
+    uint8_t cpl;
+    uint8_t mmu_idx;
+    uint8_t shadow;             /* interrupt shadow for the next instruction */
+    bool halted;
+
+    struct block *cur_block;
+
+    /* architectural state */
+    struct x86_segment seg[6], ldtr, tr;
+    struct x86_dtable gdtr, idtr;
+    uint64_t cr0, cr2, cr3, cr4, cr8, efer;
+    uint64_t dr[4], dr6, dr7;
+    uint64_t star, lstar, cstar, sfmask, kernel_gs_base, tsc_aux;
+    uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+    uint64_t pat, mtrr_def, mtrr_var[16], mtrr_fixed[11];
+    uint64_t misc_enable, tsc_offset, tsc_adjust, apic_base;
+    uint64_t hwcr, syscfg, vm_hsave, tsc_ratio_unused;
+    bool nmi_pending, nmi_masked;
+
+    /* x87/MMX/SSE state: FXSAVE64 image */
+    uint8_t fx[512] __attribute__((aligned(64)));
+    uint8_t fx_tmp[512] __attribute__((aligned(64)));
+    uint8_t fx_tmp2[512] __attribute__((aligned(64)));
+    uint8_t fx_host[512] __attribute__((aligned(64)));
+    uint16_t fpu_cs, fpu_ds;    /* for 32-bit-format FXSAVE/FNSTENV */
+
+    /* exception in flight */
+    int exc_vec;
+    int exc_err;
+    int exc_soft;               /* 0 hw, 1 INT n, 2 INT3/INTO, 3 INT1 */
+    uint64_t exc_fault_rip;     /* INT n & co: the instruction, for faults */
+    int delivering;             /* vector being delivered or -1 */
+    int stop;                   /* exit reason set inside a handler, 0 none */
+    intptr_t jb[5];             /* __builtin_setjmp buffer */
+    struct cpu_exit *exit;
+
+    uint64_t insn_limit;        /* absolute icount at which to stop; 0 none */
+
+    /* config */
+    const struct guest_mem *mem;
+    struct cpu_ops ops;
+    unsigned flags;
+    unsigned vcpu_id;
+    struct ram_region ram[GM_MAX_REGIONS];
+    unsigned nram;
+    struct x86_cpuid_entry *cpuid;
+    unsigned ncpuid;
+    uint32_t feat1_ecx, feat1_edx, feat7_ebx, feat7_ecx, ext1_ecx, ext1_edx;
+
+    /* soft TLB */
+    struct tlbe tlbs[MMU_MODES][TLB_SIZE];
+    struct tlbx tlbxs[MMU_MODES][TLB_SIZE];
+    uint64_t large_lo, large_hi; /* VA range covered by large-page entries */
+
+    /* block cache */
+    uint8_t *arena;
+    size_t arena_size, arena_used;
+    struct block **hash;
+    unsigned hash_mask;
+    struct block *jc[JC_SIZE];
+
+    /* device writes from other threads */
+    atomic_flag dma_lock;
+    unsigned ndma;
+    bool dma_overflow;
+    struct { uint64_t gpa, len; } dma[32];
+
+    /* host-exec stubs */
+    uint8_t *hx_code;
+    size_t hx_size, hx_used;
+    struct hx_stub **hx_hash;
+    unsigned hx_mask;
+
+    struct cpu_stats stats;
+    uint64_t clock_base_ns;
+};
+
+#define CPU_EVENT_SMC 0x100u     /* internal: device writes to code pending */
+#define CPU_EVENT_ANY_EXTERNAL (CPU_EVENT_INTERRUPT | CPU_EVENT_NMI | CPU_EVENT_KICK)
+
+/* --- small helpers ------------------------------------------------------------ */
+#define R(n) (c->r[(n)])
+#define R8(off) (*((uint8_t *)c->r + (off)))
+static inline void set16(uint64_t *r, uint64_t v)
+{
+    *r = (*r & ~0xffffull) | (v & 0xffff);
+}
+#define SET16(n, v) set16(&c->r[(n)], (v))
+
+#define NEXT return (i + 1)->fn(c, i + 1)
+#define HANDLER(name) void name(struct cpu *c, const struct insn *i)
+
+static inline bool canonical(uint64_t va)
+{
+    return (uint64_t)((int64_t)(va << 16) >> 16) == va;
+}
+
+static inline uint64_t next_rip(const struct cpu *c, const struct insn *i)
+{
+    return c->blk_va + i->off + i->len;
+}
+
+static inline uint64_t insn_rip(const struct cpu *c, const struct insn *i)
+{
+    return c->blk_va + i->off;
+}
+
+/* End the block after this instruction retired, continuing at 'rip'. */
+static inline void retire_to(struct cpu *c, const struct insn *i, uint64_t rip)
+{
+    c->rip = rip;
+    c->icount += (uint64_t)(i - c->blk_first) + 1;
+}
+
+/* End the block before this instruction (it did not retire). */
+static inline void stop_before(struct cpu *c, const struct insn *i)
+{
+    c->rip = insn_rip(c, i);
+    c->icount += (uint64_t)(i - c->blk_first);
+}
+
+static inline uint64_t ea(const struct cpu *c, const struct insn *i)
+{
+    uint64_t a = c->r[i->base] + (c->r[i->index] << (i->mf & MF_SCALE)) + (uint64_t)i->disp;
+    if (unlikely(i->mf & MF_ADDR32))
+        a = (uint32_t)a;
+    return a + c->segbase[(i->mf >> MF_SEG_SHIFT) & 7];
+}
+
+static inline int insn_seg(const struct insn *i)
+{
+    return (i->mf >> MF_SEG_SHIFT) & 7;
+}
+
+static inline uint64_t sz_mask(unsigned lg)
+{
+    return lg == 3 ? ~0ull : (1ull << (8u << lg)) - 1;
+}
+
+static inline int64_t sext(uint64_t v, unsigned lg)
+{
+    switch (lg) {
+    case 0: return (int8_t)v;
+    case 1: return (int16_t)v;
+    case 2: return (int32_t)v;
+    default: return (int64_t)v;
+    }
+}
+
+/* --- flags (flags.c) -------------------------------------------------------- */
+uint32_t cc_compute(const struct cpu *c);
+bool cc_cond_slow(const struct cpu *c, unsigned cond);
+
+static inline uint32_t cc_flags(const struct cpu *c)
+{
+    if (c->cc_op == CC_EAGER)
+        return c->cc_aux;
+    return cc_compute(c);
+}
+
+static inline uint32_t cc_cf(const struct cpu *c)
+{
+    unsigned kind = c->cc_op >> 2;
+    if (kind == CC_SUB)
+        return c->cc_a < c->cc_b;
+    if (kind == CC_ADD)
+        return c->cc_res < c->cc_a;
+    if (kind == CC_LOGIC)
+        return 0;
+    return cc_flags(c) & F_CF;
+}
+
+static inline void cc_set(struct cpu *c, unsigned op, uint64_t res, uint64_t a, uint64_t b)
+{
+    c->cc_op = op;
+    c->cc_res = res;
+    c->cc_a = a;
+    c->cc_b = b;
+}
+
+static inline void cc_set_eager(struct cpu *c, uint32_t f)
+{
+    c->cc_op = CC_EAGER;
+    c->cc_aux = f & F_ARITH;
+}
+
+static inline bool cc_cond(const struct cpu *c, unsigned cond)
+{
+    unsigned kind = c->cc_op >> 2, lg = c->cc_op & 3;
+    if (kind == CC_SUB) {
+        uint64_t a = c->cc_a, b = c->cc_b;
+        switch (cond) {
+        case 2: return a < b;
+        case 3: return a >= b;
+        case 4: return a == b;
+        case 5: return a != b;
+        case 6: return a <= b;
+        case 7: return a > b;
+        case 12: return sext(a, lg) < sext(b, lg);
+        case 13: return sext(a, lg) >= sext(b, lg);
+        case 14: return sext(a, lg) <= sext(b, lg);
+        case 15: return sext(a, lg) > sext(b, lg);
+        default: break;
+        }
+    } else if (kind == CC_LOGIC) {
+        uint64_t r = c->cc_res;
+        bool sf = (r >> ((8u << lg) - 1)) & 1;
+        switch (cond) {
+        case 0: return false;
+        case 1: return true;
+        case 2: return false;
+        case 3: return true;
+        case 4: return r == 0;
+        case 5: return r != 0;
+        case 6: return r == 0;
+        case 7: return r != 0;
+        case 8: return sf;
+        case 9: return !sf;
+        case 12: return sf;
+        case 13: return !sf;
+        case 14: return r == 0 || sf;
+        case 15: return r != 0 && !sf;
+        default: break;
+        }
+    }
+    return cc_cond_slow(c, cond);
+}
+
+static inline uint64_t rflags_get(const struct cpu *c)
+{
+    return c->rflags | cc_flags(c);
+}
+
+void rflags_set(struct cpu *c, uint64_t v); /* all bits, no privilege checks */
+
+/* --- exceptions (except.c) ------------------------------------------------------ */
+NORETURN void raise_exc(struct cpu *c, const struct insn *i, int vec, int err);
+NORETURN void raise_trap(struct cpu *c, const struct insn *i, int vec, int soft);
+NORETURN void raise_error(struct cpu *c, const struct insn *i, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+NORETURN void raise_gp0(struct cpu *c, const struct insn *i);
+NORETURN void raise_ud(struct cpu *c, const struct insn *i);
+/* Deliver the exception in c->exc_*; handles #DF and shutdown. Returns 0 or
+ * an exit reason. */
+int exc_deliver_pending(struct cpu *c);
+int deliver_interrupt(struct cpu *c, int vec, bool nmi);
+void debugf(struct cpu *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --- memory (mmu.c) --------------------------------------------------------- */
+uint64_t mem_read_slow(struct cpu *c, const struct insn *i, uint64_t va, unsigned size,
+                       unsigned acc);
+void mem_write_slow(struct cpu *c, const struct insn *i, uint64_t va, uint64_t v, unsigned size,
+                    unsigned acc);
+/* Read for a read-modify-write: checks write access first. */
+uint64_t mem_rmw_read_slow(struct cpu *c, const struct insn *i, uint64_t va, unsigned size,
+                           unsigned acc);
+void mem_read_buf(struct cpu *c, const struct insn *i, uint64_t va, void *buf, unsigned len,
+                  unsigned acc);
+void mem_write_buf(struct cpu *c, const struct insn *i, uint64_t va, const void *buf,
+                   unsigned len, unsigned acc);
+/* #AC check (CPL3, CR0.AM, RFLAGS.AC) for an access of 'size' bytes */
+void mem_check_align(struct cpu *c, const struct insn *i, uint64_t va, unsigned size,
+                     unsigned acc);
+/* Make sure [va, va+len) is writable (faults if not), without writing. */
+void mem_probe_write(struct cpu *c, const struct insn *i, uint64_t va, unsigned len,
+                     unsigned acc);
+/* Host pointer for a RAM range inside one page that is writable now, or NULL
+ * (MMIO or code page): after probing. */
+void *mem_host_ptr(struct cpu *c, const struct insn *i, uint64_t va, unsigned len, unsigned acc);
+
+void tlb_flush_all(struct cpu *c, bool include_global);
+void tlb_flush_page(struct cpu *c, uint64_t va);
+void mmu_update_mode(struct cpu *c); /* after CPL, CR0.AM, RFLAGS.AC change */
+/* Translate for the block builder: 0 and *pa, or a #PF error code | 1<<31,
+ * or -1 (non-canonical). */
+int64_t mmu_translate_exec(struct cpu *c, uint64_t va, uint64_t *pa);
+uint8_t *phys_ram_ptr(struct cpu *c, uint64_t pa, uint64_t len);
+struct code_page *phys_code_page(struct cpu *c, uint64_t pa);
+void phys_read(struct cpu *c, uint64_t pa, void *buf, unsigned len);
+uint64_t phys_read64(struct cpu *c, uint64_t pa);
+
+static inline struct tlbe *tlb_entry(const struct cpu *c, uint64_t va)
+{
+    return &c->tlb[(va >> 12) & (TLB_SIZE - 1)];
+}
+
+#define MEM_FAST_LOAD(bits)                                                                    \
+    static inline uint64_t ld##bits(struct cpu *c, const struct insn *i, uint64_t va)          \
+    {                                                                                          \
+        struct tlbe *e = tlb_entry(c, va);                                                     \
+        if (likely(e->tag_r == ((va + bits / 8 - 1) & ~TLBF_MASK)))                            \
+            return *(uint##bits##_t *)(va + e->addend);                                        \
+        return mem_read_slow(c, i, va, bits / 8, ACC_R);                                       \
+    }                                                                                          \
+    static inline void st##bits(struct cpu *c, const struct insn *i, uint64_t va, uint64_t v) \
+    {                                                                                          \
+        struct tlbe *e = tlb_entry(c, va);                                                     \
+        if (likely(e->tag_w == ((va + bits / 8 - 1) & ~TLBF_MASK)))                            \
+            *(uint##bits##_t *)(va + e->addend) = (uint##bits##_t)v;                           \
+        else                                                                                   \
+            mem_write_slow(c, i, va, v, bits / 8, ACC_W);                                      \
+    }                                                                                          \
+    static inline uint##bits##_t *wp##bits(struct cpu *c, uint64_t va)                         \
+    {                                                                                          \
+        struct tlbe *e = tlb_entry(c, va);                                                     \
+        if (likely(e->tag_w == ((va + bits / 8 - 1) & ~TLBF_MASK)))                            \
+            return (uint##bits##_t *)(va + e->addend);                                         \
+        return NULL;                                                                           \
+    }
+MEM_FAST_LOAD(8)
+MEM_FAST_LOAD(16)
+MEM_FAST_LOAD(32)
+MEM_FAST_LOAD(64)
+
+/* Size-generic (lg = log2 bytes), constant-folded in specialised handlers. */
+static inline uint64_t ldn(struct cpu *c, const struct insn *i, uint64_t va, unsigned lg)
+{
+    switch (lg) {
+    case 0: return ld8(c, i, va);
+    case 1: return ld16(c, i, va);
+    case 2: return ld32(c, i, va);
+    default: return ld64(c, i, va);
+    }
+}
+
+static inline void stn(struct cpu *c, const struct insn *i, uint64_t va, uint64_t v, unsigned lg)
+{
+    switch (lg) {
+    case 0: st8(c, i, va, v); break;
+    case 1: st16(c, i, va, v); break;
+    case 2: st32(c, i, va, v); break;
+    default: st64(c, i, va, v); break;
+    }
+}
+
+/* Stack accesses (SS: #SS on non-canonical). */
+static inline uint64_t ld_ss(struct cpu *c, const struct insn *i, uint64_t va, unsigned lg)
+{
+    struct tlbe *e = tlb_entry(c, va);
+    unsigned n = 1u << lg;
+    if (likely(e->tag_r == ((va + n - 1) & ~TLBF_MASK))) {
+        void *p = (void *)(va + e->addend);
+        switch (lg) {
+        case 0: return *(uint8_t *)p;
+        case 1: return *(uint16_t *)p;
+        case 2: return *(uint32_t *)p;
+        default: return *(uint64_t *)p;
+        }
+    }
+    return mem_read_slow(c, i, va, n, ACC_R | ACC_SS);
+}
+
+static inline void st_ss(struct cpu *c, const struct insn *i, uint64_t va, uint64_t v, unsigned lg)
+{
+    struct tlbe *e = tlb_entry(c, va);
+    unsigned n = 1u << lg;
+    if (likely(e->tag_w == ((va + n - 1) & ~TLBF_MASK))) {
+        void *p = (void *)(va + e->addend);
+        switch (lg) {
+        case 0: *(uint8_t *)p = (uint8_t)v; break;
+        case 1: *(uint16_t *)p = (uint16_t)v; break;
+        case 2: *(uint32_t *)p = (uint32_t)v; break;
+        default: *(uint64_t *)p = v; break;
+        }
+        return;
+    }
+    mem_write_slow(c, i, va, v, n, ACC_W | ACC_SS);
+}
+
+/* Register access by operand size (lg); 8-bit registers are byte offsets. */
+static inline uint64_t getr(const struct cpu *c, unsigned r, unsigned lg)
+{
+    switch (lg) {
+    case 0: return *((const uint8_t *)c->r + r);
+    case 1: return (uint16_t)c->r[r];
+    case 2: return (uint32_t)c->r[r];
+    default: return c->r[r];
+    }
+}
+
+static inline void setr(struct cpu *c, unsigned r, uint64_t v, unsigned lg)
+{
+    switch (lg) {
+    case 0: *((uint8_t *)c->r + r) = (uint8_t)v; break;
+    case 1: set16(&c->r[r], v); break;
+    case 2: c->r[r] = (uint32_t)v; break;
+    default: c->r[r] = v; break;
+    }
+}
+
+/* --- blocks (block.c) -------------------------------------------------------- */
+struct block *block_find(struct cpu *c);
+void block_flush_all(struct cpu *c);
+void smc_write(struct cpu *c, const struct insn *i, uint64_t pa, unsigned len);
+void smc_process_dma(struct cpu *c);
+int block_cache_init(struct cpu *c);
+void block_cache_free(struct cpu *c);
+
+/* --- decoder (decode.c) ------------------------------------------------------- */
+#include "cpu/decode.h"
+
+/* --- handlers shared between files ------------------------------------------ */
+HANDLER(h_ud);
+HANDLER(h_end);
+HANDLER(h_exit_stale);
+HANDLER(h_gp0_rec);
+bool desc_fetch(struct cpu *c, uint16_t sel, uint64_t *d, bool wide);
+
+/* --- system (sys.c) -------------------------------------------------------------- */
+int seg_load_desc(struct cpu *c, const struct insn *i, uint16_t sel, uint64_t desc[2],
+                  bool sys16);
+void seg_from_desc(struct x86_segment *s, uint16_t sel, uint64_t d0);
+void seg_update_bases(struct cpu *c);
+void cpu_set_cpl(struct cpu *c, unsigned cpl);
+uint64_t tsc_read(struct cpu *c);
+int msr_read(struct cpu *c, uint32_t idx, uint64_t *v);
+int msr_write(struct cpu *c, uint32_t idx, uint64_t v);
+void cpuid_query(struct cpu *c, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+void cpuid_cache_features(struct cpu *c);
+int set_cr0(struct cpu *c, uint64_t v);
+int set_cr3(struct cpu *c, uint64_t v);
+int set_cr4(struct cpu *c, uint64_t v);
+
+/* --- x87/SSE (fpu.c) -------------------------------------------------------- */
+int hx_init(struct cpu *c);
+void hx_free(struct cpu *c);
+void fpu_reset(struct cpu *c);
+
+#endif
