@@ -133,8 +133,16 @@ $(BUILD)/tools/exitguest: tests/tools/exitguest.S
 	ld -m elf_x86_64 -static -nostdlib -N --no-warn-rwx-segments -Ttext=0x100000 -e _start \
 		-o $@ $@.o
 
+# A 64-bit ELF guest (no PVH note: entered in long mode) doing what hostile
+# guests do: undefined opcodes, a fault mid-REP, a bad IDT.
+$(BUILD)/tools/hostile64: tests/tools/hostile64.S
+	@mkdir -p $(dir $@)
+	$(CC) -c -o $@.o $<
+	ld -m elf_x86_64 -static -nostdlib -N --no-warn-rwx-segments -Ttext=0x100000 -e _start \
+		-o $@ $@.o
+
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
-	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest
+	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64
 tools: $(TOOLS)
 
 # --- default guest ----------------------------------------------------------

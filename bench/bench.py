@@ -39,9 +39,17 @@ def cmdline(guest_cmd):
     return f"console=ttyS0 reboot=k panic=1 quiet ember_cmd={b64}"
 
 
-def ember_cmd(mem, cpus, cl, initrd=INITRD, extra=""):
-    return (f'"$EMBER" run --kernel {KERNEL} --initrd {initrd} --mem {mem}M --cpus {cpus} '
-            f"{extra} --cmdline '{cl}'")
+BASELINE = "ember-baseline"  # another build of ember (--baseline), run side by side
+baseline_path = "/usr/bin/ember-baseline"  # where it is where the VMMs run
+
+
+def ember_binary(vmm):
+    return shlex.quote(baseline_path) if vmm == BASELINE else '"$EMBER"'
+
+
+def ember_cmd(mem, cpus, cl, initrd=INITRD, extra="", vmm="ember"):
+    return (f'{ember_binary(vmm)} run --kernel {KERNEL} --initrd {initrd} --mem {mem}M '
+            f"--cpus {cpus} {extra} --cmdline '{cl}'")
 
 
 def qemu_cmd(machine, mem, cpus, cl, initrd=INITRD, extra=""):
@@ -86,6 +94,8 @@ class BootSuite:
 
     def __init__(self, args):
         self.args = args
+        if args.baseline:
+            self.vmms = ["ember", BASELINE] + self.vmms[1:]
         self.figures = [Figure("VMM start → first init line", "ms"),
                         Figure("VMM start → guest power-off", "ms"),
                         Figure("peak RSS of the VMM", "MiB", scale=1 / 1024),
@@ -97,6 +107,7 @@ class BootSuite:
         cl = cmdline("poweroff -f")
         a = self.args
         cmd = {"ember": ember_cmd(a.mem, a.cpus, cl),
+               BASELINE: ember_cmd(a.mem, a.cpus, cl, vmm=BASELINE),
                "qemu-microvm": qemu_cmd("microvm,rtc=on", a.mem, a.cpus, cl),
                "qemu-pc": qemu_cmd("pc", a.mem, a.cpus, cl)}[vmm]
         return (f"runwatch --guest-mem {a.mem} --stamp '{INIT_LINE}' -- "
@@ -338,6 +349,8 @@ class ExitSuite:
 
     def __init__(self, args):
         self.args = args
+        if args.baseline:
+            self.vmms = ["ember", BASELINE] + self.vmms[1:]
         self.figures = [Figure("port-I/O exit round trip", "ns")]
 
     def script(self, vmm):
@@ -345,6 +358,7 @@ class ExitSuite:
         if vmm == "raw KVM loop":
             return f"kvmexit {self.EXITS}"
         cmd = {"ember": f'"$EMBER" run --kernel {guest} --mem 64M',
+               BASELINE: f'{ember_binary(BASELINE)} run --kernel {guest} --mem 64M',
                "qemu-pc": ("qemu-system-x86_64 -M pc -accel kvm -cpu host -m 64 -nodefaults "
                            "-no-user-config -display none -serial stdio -no-reboot "
                            f"-L /usr/share/qemu -L /usr/share/seabios -kernel {guest}")}[vmm]
@@ -608,6 +622,9 @@ def main():
     ap.add_argument("--mem", type=int, default=256)
     ap.add_argument("--cpus", type=int, default=1)
     ap.add_argument("--suites", default=",".join(SUITES))
+    ap.add_argument("--baseline", metavar="EMBER",
+                    help="another ember binary (an earlier build) to run side by side in the "
+                         "boot and exit suites, to see what a change costs")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     hw, why = host_has_hw_kvm()
@@ -623,8 +640,14 @@ def main():
     if hw:
         host = DirectHost(args.build)
         os.environ["PATH"] = os.path.join(args.build, "tools") + ":" + os.environ["PATH"]
+        if args.baseline:
+            global baseline_path
+            baseline_path = os.path.abspath(args.baseline)
     else:
-        host = NestedHost(args.build, extra=l1_files(args.build), smp=2)
+        extra = l1_files(args.build)
+        if args.baseline:
+            extra.programs["/usr/bin/ember-baseline"] = os.path.abspath(args.baseline)
+        host = NestedHost(args.build, extra=extra, smp=2)
     sections, measured = [], False
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = os.path.join(HERE, "results")

@@ -122,7 +122,7 @@ static int run_vmm(struct cli_request *req, bring_up_fn bring_up)
     api_init(&api, &vmm);
     int code;
     enum vmm_fault fault = VMM_FAULT_RUNTIME;
-    if (vmm_init(&vmm, req->id, req->vm.skip_host_check) ||
+    if (vmm_init(&vmm, req->id, req->vm.skip_host_check, req->vm.accel) ||
         (fault = VMM_FAULT_SETUP, serve_api(&api, req)) ||
         bring_up(&vmm, &api, req, &fault)) {
         log_error("%s", err_msg());
@@ -140,7 +140,7 @@ static int boot_from_options(struct vmm *vmm, struct api *api, struct cli_reques
                              enum vmm_fault *fault)
 {
     int ret = vmm_start(vmm, &req->vm, fault);
-    return ret ? ret : api_adopt_config(api, &req->vm);
+    return ret ? ret : api_adopt_config(api, &vmm->cfg);
 }
 
 /* A VM brought back from a snapshot, optionally with an API to drive it. */

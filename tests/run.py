@@ -4,6 +4,7 @@ integration tests — host tests directly, guest tests directly on a host with
 hardware KVM or in the nested harness otherwise. Last line: 'N passed, N failed'.
 A run that executed no test fails."""
 import argparse
+import copy
 import glob
 import importlib
 import inspect
@@ -21,9 +22,11 @@ sys.path.insert(0, os.path.join(HERE, "integration"))
 sys.path.insert(0, os.path.join(HERE, "harness"))
 
 import framework  # noqa: E402
-from nested import DirectHost, L1Files, NestedHost, host_has_hw_kvm  # noqa: E402
+from nested import DirectHost, L1Files, NestedHost, SoftHost, host_has_hw_kvm  # noqa: E402
 
 JOBS_PER_L1 = 7
+# Guest tests on ember's CPU engine get this many times their timeouts.
+ENGINE_TIMEOUT_SCALE = 10
 
 
 class Results:
@@ -199,6 +202,33 @@ def run_guest_tests(tests, ctx, results, log_dir):
         host.close()
 
 
+def run_engine_tests(tests, ctx, results):
+    """The guest tests marked engine=True once more, directly on this host
+    with --accel soft: prepared afresh, named '... [engine]'."""
+    chosen = []
+    for t in tests:
+        e = copy.copy(t)
+        e.name = t.name + " [engine]"
+        chosen.append(e)
+    ready = prepare_guest_tests(chosen, ctx, results)
+    if not ready:
+        return
+    host = SoftHost(ctx.build, ENGINE_TIMEOUT_SCALE)
+    os.environ["RUNWATCH"] = ctx.runwatch
+    tools = os.path.join(ctx.build, "tools")
+    if tools not in os.environ["PATH"].split(":"):
+        os.environ["PATH"] = tools + ":" + os.environ["PATH"]
+    try:
+        for t in ready:
+            t0 = time.monotonic()
+            host.run(t.jobs, label="engine")
+            print(f"      [engine: {len(t.jobs)} jobs in {time.monotonic() - t0:.1f}s]",
+                  flush=True)
+            check_guest_test(t, results)
+    finally:
+        host.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -206,13 +236,18 @@ def main():
     ap.add_argument("--unit-only", action="store_true")
     ap.add_argument("--integration-only", action="store_true")
     ap.add_argument("--log-dir", default=None, help="keep L1 console logs here")
+    ap.add_argument("--no-engine", action="store_true",
+                    help="skip the guest tests on ember's CPU engine")
+    ap.add_argument("--engine-only", action="store_true",
+                    help="of the guest tests, run only those on ember's CPU engine")
     args = ap.parse_args()
     results = Results()
     start = time.monotonic()
     hw, why = host_has_hw_kvm()
     mode = "direct (hardware KVM on this host)" if hw else \
         f"nested harness ({why}; L1 = qemu-system-x86_64 -accel tcg -cpu max with kvm-amd)"
-    print(f"ember tests: guest tests run {mode}", flush=True)
+    print(f"ember tests: guest tests run {mode}; those marked for the engine run again "
+          "directly with --accel soft", flush=True)
 
     if not args.integration_only:
         run_unit(args.build, results, args.filter)
@@ -223,9 +258,13 @@ def main():
         run_host_tests([t for t in tests if t.kind == "host"], ctx, results)
         ctx.prep_dir = tempfile.mkdtemp(prefix="ember-prep-")
         try:
-            guest = prepare_guest_tests([t for t in tests if t.kind == "guest"], ctx, results)
-            log_dir = args.log_dir or os.path.join(args.build, "test-logs")
-            run_guest_tests(guest, ctx, results, log_dir)
+            guests = [t for t in tests if t.kind == "guest"]
+            if not args.engine_only:
+                guest = prepare_guest_tests(guests, ctx, results)
+                log_dir = args.log_dir or os.path.join(args.build, "test-logs")
+                run_guest_tests(guest, ctx, results, log_dir)
+            if not args.no_engine:
+                run_engine_tests([t for t in guests if t.engine], ctx, results)
         finally:
             shutil.rmtree(ctx.prep_dir, ignore_errors=True)
 

@@ -1,6 +1,14 @@
 /* The CPU backend: everything ember asks of hardware-assisted (or any other)
- * CPU virtualization. KVM is the first implementation; devices never see it.
- * All functions return 0 or a negative errno with err_set() context. */
+ * CPU virtualization. Two implementations: KVM, and ember's own x86-64
+ * engine (soft). Devices never see either. All functions return 0 or a
+ * negative errno with err_set() context.
+ *
+ * A backend that runs the guest in the kernel (KVM) reports port and MMIO
+ * accesses as exits that the next vcpu_run completes; one that executes the
+ * guest itself calls the synchronous accel_io callbacks instead, in the
+ * middle of the instruction, and its vcpu_run returns only INTERRUPTED,
+ * SHUTDOWN or ERROR. Either way it supplies the PC's interrupt controllers,
+ * PIT and clock behind create_irqchip, set_irq_line and get/set_clock. */
 #ifndef EMBER_ACCEL_ACCEL_H
 #define EMBER_ACCEL_ACCEL_H
 
@@ -11,6 +19,7 @@
 #include <stdint.h>
 
 #include "arch/x86_64/cpu_state.h"
+#include "mem/guest_mem.h"
 #include "util/buf.h"
 #include "util/err.h"
 
@@ -49,9 +58,30 @@ struct accel_exit {
     char detail[160];
 };
 
+/* Device access for a backend that executes the guest itself: called on the
+ * vCPU's thread, synchronously. An MMIO access nobody claims returns false
+ * (reads then give all-ones). */
+struct accel_io {
+    void (*pio)(void *ctx, uint16_t port, void *data, unsigned len, bool is_write);
+    bool (*mmio)(void *ctx, uint64_t gpa, void *data, unsigned len, bool is_write);
+    void *ctx;
+};
+
 struct accel_vm_params {
     unsigned nr_vcpus;
+    const struct guest_mem *mem; /* its regions are mapped (map_memory) before any vCPU runs */
+    struct accel_io io;
 };
+
+/* Capabilities (accel_ops.caps). */
+#define ACCEL_CAP_IRQFD 1u /* MSIs through GSI routes and irqfds; else msi_inject */
+
+/* A named running total a backend reports (state dump, metrics). */
+struct accel_counter {
+    const char *name;
+    uint64_t value;
+};
+#define ACCEL_MAX_COUNTERS 16
 
 /* One routing entry from a GSI to an interrupt controller pin. */
 enum accel_irqchip { ACCEL_PIC_MASTER, ACCEL_PIC_SLAVE, ACCEL_IOAPIC };
@@ -63,12 +93,16 @@ struct accel_irq_route {
 
 struct accel_ops {
     const char *name;
+    unsigned caps; /* ACCEL_CAP_* */
 
     int (*vm_create)(const struct accel_vm_params *params, struct accel_vm **out);
     void (*vm_destroy)(struct accel_vm *vm);
     /* 'log_dirty': track the pages the guest writes (get_dirty_log). */
     int (*map_memory)(struct accel_vm *vm, uint32_t slot, uint64_t gpa,
                       uint64_t size, void *hva, bool log_dirty);
+    /* ember wrote guest memory for a device (DMA): a backend that decodes
+     * guest code drops what it decoded there (NULL if it needs not know). */
+    void (*memory_written)(struct accel_vm *vm, uint64_t gpa, uint64_t len);
     /* Pages of 'slot' written since the last call, one bit per 4 KiB page
      * ORed into 'bitmap' (which holds size/4096 bits, rounded up to 64). */
     int (*get_dirty_log)(struct accel_vm *vm, uint32_t slot, uint64_t size, uint64_t *bitmap);
@@ -82,11 +116,13 @@ struct accel_ops {
     int (*msi_route_set)(struct accel_vm *vm, uint32_t gsi, uint64_t address, uint32_t data,
                          bool enabled);
     int (*irqfd)(struct accel_vm *vm, int fd, uint32_t gsi, bool assign);
+    /* Without ACCEL_CAP_IRQFD: deliver an MSI message now (any thread). */
+    int (*msi_inject)(struct accel_vm *vm, uint64_t address, uint32_t data);
     /* Guest writes of 'len' bytes to MMIO 'address' signal 'fd' instead of
      * exiting to ember. */
     int (*ioeventfd)(struct accel_vm *vm, int fd, uint64_t address, unsigned len, bool assign);
-    /* The guest's clock (kvm-clock), saved at pause and restored at resume
-     * so that guest time does not advance while the VM is paused. */
+    /* The guest's clock in ns (kvm-clock), saved at pause and restored at
+     * resume so that guest time does not advance while the VM is paused. */
     int (*get_clock)(struct accel_vm *vm, uint64_t *ns);
     int (*set_clock)(struct accel_vm *vm, uint64_t ns);
     /* CPUID leaves the backend can offer, before ember adjusts them. */
@@ -111,6 +147,9 @@ struct accel_ops {
     int (*vcpu_run)(struct accel_vcpu *vcpu, struct accel_exit *exit);
     /* From any thread: make vcpu_run return ACCEL_EXIT_INTERRUPTED soon. */
     void (*vcpu_kick)(struct accel_vcpu *vcpu, pthread_t thread);
+    /* The backend's own counters for a vCPU (may be NULL): returns how many
+     * it wrote, at most ACCEL_MAX_COUNTERS. */
+    size_t (*vcpu_counters)(struct accel_vcpu *vcpu, struct accel_counter *out);
 
     /* Snapshots: everything the backend holds for a vCPU (registers, FPU,
      * MSRs, local APIC, pending events, CPUID ...) or for the VM (interrupt
@@ -123,5 +162,6 @@ struct accel_ops {
 };
 
 extern const struct accel_ops accel_kvm_ops;
+extern const struct accel_ops accel_soft_ops;
 
 #endif

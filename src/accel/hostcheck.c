@@ -50,11 +50,23 @@ enum host_kind hostcheck_classify(const struct host_paths *p)
     return HOST_NO_HW_VIRT;
 }
 
+const char *hostcheck_describe(enum host_kind kind)
+{
+    switch (kind) {
+    case HOST_HW_KVM: return "hardware KVM";
+    case HOST_PVM: return "/dev/kvm is the PVM module";
+    case HOST_NO_KVM: return "no usable /dev/kvm";
+    case HOST_NO_HW_VIRT:
+    default: return "no VT-x or AMD-V";
+    }
+}
+
 int hostcheck_require_hw(const struct host_paths *p)
 {
     static const char advice[] =
-        "run ember on a host with VT-x or AMD-V (kvm_intel or kvm_amd loaded), "
-        "or inside the nested harness ('make run' does this by itself); "
+        "--accel kvm needs a host with VT-x or AMD-V (kvm_intel or kvm_amd loaded); "
+        "elsewhere --accel soft (or auto, the default) runs the guest on ember's own "
+        "CPU engine, and the nested harness runs KVM one level down; "
         "--skip-host-check overrides this check";
     switch (hostcheck_classify(p)) {
     case HOST_HW_KVM:

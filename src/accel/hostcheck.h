@@ -21,6 +21,8 @@ struct host_paths {
 extern const struct host_paths host_default_paths;
 
 enum host_kind hostcheck_classify(const struct host_paths *paths);
+/* A few words for log lines ("/dev/kvm is the PVM module"). */
+const char *hostcheck_describe(enum host_kind kind);
 /* 0 when the host can run guests; otherwise err_set() with the reason and
  * what to do, and -ENODEV. */
 int hostcheck_require_hw(const struct host_paths *paths) EMBER_MUST_CHECK;

@@ -627,6 +627,7 @@ static void kvm_vcpu_kick(struct accel_vcpu *vcpu, pthread_t thread)
 
 const struct accel_ops accel_kvm_ops = {
     .name = "kvm",
+    .caps = ACCEL_CAP_IRQFD,
     .vm_create = kvm_vm_create,
     .vm_destroy = kvm_vm_destroy,
     .map_memory = kvm_map_memory,

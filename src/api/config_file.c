@@ -189,6 +189,7 @@ int api_adopt_config(struct api *api, const struct vm_config *cfg)
     r->vcpus = cfg->nr_vcpus;
     r->mem_mib = (unsigned)(cfg->mem_size >> 20);
     r->entropy = cfg->rng;
+    r->accel = cfg->accel;
     if ((cfg->kernel_path && !r->kernel) || (cfg->initrd_path && !r->initrd) ||
         (cfg->cmdline && !r->boot_args))
         return err_set(-ENOMEM, "out of memory");

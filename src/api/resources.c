@@ -135,6 +135,7 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
         {"track_dirty_pages", JF_BOOL, false, true},
         {"cpu_template", JF_STRING, false, true},
         {"huge_pages", JF_STRING, false, true},
+        {"accel", JF_STRING, false, true}, /* ember's: kvm, soft or auto */
     };
     struct jf_field checked[ARRAY_SIZE(fields)];
     memcpy(checked, fields, sizeof(fields));
@@ -147,6 +148,11 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
     uint64_t mib = jf_uint(body, "mem_size_mib", r->mem_mib);
     const char *tmpl = jf_string(body, "cpu_template", "None");
     const char *huge = jf_string(body, "huge_pages", "None");
+    enum accel_kind accel = r->accel;
+    const char *accel_name = jf_string(body, "accel", NULL);
+    if (accel_name && !accel_kind_parse(accel_name, &accel))
+        return err_set(-EINVAL, "machine-config: accel must be \"kvm\", \"soft\" or \"auto\", "
+                                "got '%s'", accel_name);
     if (vcpus < 1 || vcpus > CONFIG_MAX_CPUS)
         return err_set(-EINVAL, "machine-config: vcpu_count must be from 1 to %d, got %llu",
                        CONFIG_MAX_CPUS, (unsigned long long)vcpus);
@@ -165,6 +171,7 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
     r->vcpus = (unsigned)vcpus;
     r->mem_mib = (unsigned)mib;
     r->track_dirty_pages = jf_bool(body, "track_dirty_pages", r->track_dirty_pages);
+    r->accel = accel;
     r->machine_set = true;
     return 0;
 }
@@ -523,6 +530,7 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->mem_size = (uint64_t)r->mem_mib << 20;
     cfg->rng = r->entropy;
     cfg->track_dirty_pages = r->track_dirty_pages;
+    cfg->accel = r->accel;
     add_disks(r, cfg);
     for (unsigned i = 0; i < r->nr_nics; i++) {
         struct nic_config *n = &cfg->nics[cfg->nr_nics++];
@@ -544,6 +552,7 @@ struct json_object *api_machine_config_json(const struct api_resources *r)
     json_object_object_add(o, "smt", json_object_new_boolean(false));
     json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(r->track_dirty_pages));
     json_object_object_add(o, "huge_pages", json_object_new_string("None"));
+    json_object_object_add(o, "accel", json_object_new_string(accel_kind_name(r->accel)));
     return o;
 }
 

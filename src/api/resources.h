@@ -39,6 +39,7 @@ struct api_resources {
     unsigned vcpus;
     unsigned mem_mib;
     bool track_dirty_pages;
+    enum accel_kind accel;
     struct api_drive drives[CONFIG_MAX_DISKS];
     unsigned nr_drives;
     struct api_nic nics[CONFIG_MAX_NICS];

@@ -31,6 +31,7 @@ enum {
     OPT_DIFF,
     OPT_KEEP_PAUSED,
     OPT_TRACK_DIRTY,
+    OPT_ACCEL,
 };
 
 static const struct option run_options[] = {
@@ -39,6 +40,7 @@ static const struct option run_options[] = {
     {"cmdline", required_argument, NULL, OPT_CMDLINE},
     {"cpus", required_argument, NULL, OPT_CPUS},
     {"mem", required_argument, NULL, OPT_MEM},
+    {"accel", required_argument, NULL, OPT_ACCEL},
     {"skip-host-check", no_argument, NULL, OPT_SKIP_HOST_CHECK},
     {"rng", no_argument, NULL, OPT_RNG},
     {"disk", required_argument, NULL, OPT_DISK},
@@ -61,6 +63,7 @@ static const struct option restore_options[] = {
     {"track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"id", required_argument, NULL, OPT_ID},
+    {"accel", required_argument, NULL, OPT_ACCEL},
     {"skip-host-check", no_argument, NULL, OPT_SKIP_HOST_CHECK},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -91,6 +94,7 @@ static const struct option serve_options[] = {
     {"config-file", required_argument, NULL, OPT_CONFIG_FILE},
     {"no-api", no_argument, NULL, OPT_NO_API},
     {"http-api-max-payload-size", required_argument, NULL, OPT_MAX_PAYLOAD},
+    {"accel", required_argument, NULL, OPT_ACCEL},
     {"skip-host-check", no_argument, NULL, OPT_SKIP_HOST_CHECK},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -296,6 +300,13 @@ static int parse_console(const char *arg, struct vm_config *vm)
     return 0;
 }
 
+static int parse_accel(const char *arg, struct vm_config *vm)
+{
+    if (!accel_kind_parse(arg, &vm->accel))
+        return err_set(-EINVAL, "--accel: expected kvm, soft or auto, got '%s'", arg);
+    return 0;
+}
+
 static int parse_id(const char *arg, struct cli_request *req)
 {
     size_t n = strlen(arg);
@@ -331,6 +342,7 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_CPUS: return parse_cpus(arg, &vm->nr_vcpus);
     case OPT_MEM: return parse_mem(arg, &vm->mem_size);
     case OPT_SKIP_HOST_CHECK: vm->skip_host_check = true; return 0;
+    case OPT_ACCEL: return parse_accel(arg, vm);
     case OPT_RNG: vm->rng = true; return 0;
     case OPT_DISK: return parse_disk(arg, vm);
     case OPT_CONSOLE: return parse_console(arg, vm);
@@ -387,6 +399,7 @@ static int parse_serve(int argc, char **argv, struct cli_request *req)
         case OPT_NO_API: req->no_api = true; break;
         case OPT_MAX_PAYLOAD: ret = parse_payload_size(optarg, &req->max_body); break;
         case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; break;
+        case OPT_ACCEL: ret = parse_accel(optarg, &req->vm); break;
         case 'v': req->verbosity++; break;
         case 'h': req->command = CLI_HELP; return 0;
         }
@@ -433,6 +446,7 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_ID: return parse_id(arg, req);
     case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; return 0;
+    case OPT_ACCEL: return parse_accel(arg, &req->vm);
     case 'v': req->verbosity++; return 0;
     case 'h': req->command = CLI_HELP; return 0;
     default: return err_set(-EINVAL, "unknown option");

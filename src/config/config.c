@@ -14,6 +14,28 @@ void vm_config_defaults(struct vm_config *cfg)
     cfg->console = CONSOLE_SERIAL;
 }
 
+const char *accel_kind_name(enum accel_kind kind)
+{
+    switch (kind) {
+    case ACCEL_KVM: return "kvm";
+    case ACCEL_SOFT: return "soft";
+    case ACCEL_AUTO:
+    default: return "auto";
+    }
+}
+
+bool accel_kind_parse(const char *name, enum accel_kind *out)
+{
+    static const enum accel_kind kinds[] = {ACCEL_AUTO, ACCEL_KVM, ACCEL_SOFT};
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+        if (!strcmp(name, accel_kind_name(kinds[i]))) {
+            *out = kinds[i];
+            return true;
+        }
+    }
+    return false;
+}
+
 void config_generate_mac(const struct nic_config *n, unsigned index, uint8_t mac[6])
 {
     char seed[64];

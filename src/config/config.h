@@ -24,6 +24,10 @@ struct disk_config {
 
 enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
 
+/* The CPU backend: hardware-assisted KVM, ember's own x86-64 engine, or
+ * whichever this host can run (KVM where the host check passes). */
+enum accel_kind { ACCEL_AUTO, ACCEL_KVM, ACCEL_SOFT };
+
 #define CONFIG_MAX_NICS 8
 #define CONFIG_MAX_HOSTFWD 16
 
@@ -45,6 +49,7 @@ struct vm_config {
     unsigned nr_vcpus;
     uint64_t mem_size;
     bool skip_host_check;
+    enum accel_kind accel;
     struct disk_config disks[CONFIG_MAX_DISKS];
     unsigned nr_disks;
     bool rng;
@@ -68,6 +73,9 @@ struct vm_overrides {
 };
 
 void vm_config_defaults(struct vm_config *cfg);
+/* "auto", "kvm", "soft" and back; parse returns false for anything else. */
+const char *accel_kind_name(enum accel_kind kind);
+bool accel_kind_parse(const char *name, enum accel_kind *out);
 /* A stable, locally administered unicast MAC from the backend and position:
  * the same configuration gives the guest the same address every time. */
 void config_generate_mac(const struct nic_config *n, unsigned index, uint8_t mac[6]);

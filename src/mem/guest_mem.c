@@ -148,12 +148,32 @@ void gm_take_dirty(const struct guest_mem *gm, unsigned region, uint64_t *bitmap
         bitmap[w] |= atomic_exchange(&r->dirty[w], 0);
 }
 
+static void written(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+    gm_mark_dirty(gm, gpa, len);
+    if (gm->write_hook)
+        gm->write_hook(gm->write_hook_ctx, gpa, len);
+}
+
 void *gm_ptr_for_write(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 {
     void *p = gm_ptr(gm, gpa, len);
     if (p)
-        gm_mark_dirty(gm, gpa, len);
+        written(gm, gpa, len);
     return p;
+}
+
+void gm_note_written(const struct guest_mem *gm, const void *hva, uint64_t len)
+{
+    const uint8_t *p = hva;
+    for (unsigned i = 0; i < gm->nr_regions; i++) {
+        const struct gm_region *r = &gm->regions[i];
+        if (p >= r->hva && (uint64_t)(p - r->hva) < r->size &&
+            len <= r->size - (uint64_t)(p - r->hva)) {
+            written(gm, r->gpa + (uint64_t)(p - r->hva), len);
+            return;
+        }
+    }
 }
 
 void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
@@ -189,19 +209,21 @@ int gm_read(const struct guest_mem *gm, uint64_t gpa, void *dst, size_t len)
 
 int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, size_t len)
 {
-    void *dst = gm_ptr_for_write(gm, gpa, len);
+    void *dst = gm_ptr(gm, gpa, len);
     if (!dst)
         return -EFAULT;
     memcpy(dst, src, len);
+    written(gm, gpa, len);
     return 0;
 }
 
 int gm_fill(const struct guest_mem *gm, uint64_t gpa, int byte, size_t len)
 {
-    void *dst = gm_ptr_for_write(gm, gpa, len);
+    void *dst = gm_ptr(gm, gpa, len);
     if (!dst)
         return -EFAULT;
     memset(dst, byte, len);
+    written(gm, gpa, len);
     return 0;
 }
 

@@ -32,6 +32,11 @@ struct guest_mem {
     uint64_t total_size;  /* sum of region sizes */
     bool owns_mappings;   /* unmapped by gm_destroy */
     bool track_dirty;     /* gm_track_dirty was called: device writes are marked */
+    /* Told of every write ember makes for the guest (device DMA), after the
+     * bytes are in place: a CPU backend that decodes guest code drops what
+     * it decoded from there. NULL: nobody listens. */
+    void (*write_hook)(void *ctx, uint64_t gpa, uint64_t len);
+    void *write_hook_ctx;
 };
 
 /* Map anonymous memory for a guest of 'ram_size' bytes, laid out around the
@@ -53,8 +58,13 @@ int gm_track_dirty(struct guest_mem *gm) EMBER_MUST_CHECK;
 void gm_mark_dirty(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 /* OR region i's dirty bits into 'bitmap' and clear them. */
 void gm_take_dirty(const struct guest_mem *gm, unsigned region, uint64_t *bitmap);
-/* gm_ptr for memory a device is about to write (marks it dirty). */
+/* gm_ptr for memory a device is about to write (marks it dirty and tells
+ * the write hook). A device that fills it later (asynchronous I/O) calls
+ * gm_note_written when the bytes have landed. */
 void *gm_ptr_for_write(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+/* The host range [hva, hva+len), handed out by gm_ptr_for_write, now holds
+ * what the device wrote. */
+void gm_note_written(const struct guest_mem *gm, const void *hva, uint64_t len);
 
 /* Host pointer for [gpa, gpa+len), or NULL if any byte of it is outside guest
  * RAM or the range spans two regions. len 0 is treated as len 1. */

@@ -30,6 +30,7 @@ void machine_save(const struct vm_config *cfg, struct rec r)
     rec_put_bool(r, "rng", cfg->rng);
     rec_put_str(r, "console", cfg->console == CONSOLE_VIRTIO ? "virtio" : "serial");
     rec_put_bool(r, "track_dirty_pages", cfg->track_dirty_pages);
+    rec_put_str(r, "accel", accel_kind_name(cfg->accel));
     rec_put_u64(r, "nr_disks", cfg->nr_disks);
     for (unsigned i = 0; i < cfg->nr_disks; i++)
         save_disk(&cfg->disks[i], rec_put_item(r, "disks"));
@@ -96,6 +97,10 @@ int machine_load(struct rec r, struct vm_config *cfg)
     if (!ret)
         cfg->console = !strcmp(console, "virtio") ? CONSOLE_VIRTIO : CONSOLE_SERIAL;
     cfg->cmdline = rec_get_str_or_null(r, "cmdline");
+    /* Snapshots from before the software engine existed are KVM's. */
+    const char *accel = rec_has(r, "accel") ? rec_get_str_or_null(r, "accel") : "kvm";
+    if (!ret && (!accel || !accel_kind_parse(accel, &cfg->accel) || cfg->accel == ACCEL_AUTO))
+        ret = err_set(-EINVAL, "'accel' must be kvm or soft");
     if (!ret)
         ret = rec_get_u64(r, "nr_disks", CONFIG_MAX_DISKS, &disks);
     if (!ret)

@@ -178,6 +178,8 @@ static void on_io_done(struct blockfile_req *io, int result)
 {
     struct blk_request *r = (struct blk_request *)io;
     struct virtio_blk *blk = r->blk;
+    for (int i = 0; io->op == BF_READ && i < io->iovcnt; i++)
+        gm_note_written(blk->vdev.gm, io->iov[i].iov_base, io->iov[i].iov_len);
     if (result < 0)
         log_guest("disk %s: I/O error at byte %llu: %s", blk->file.path,
                   (unsigned long long)io->offset, strerror(-result));

@@ -23,6 +23,10 @@ static struct json_object *vcpu_metrics(const struct vm *vm)
         add_u64(o, "exits_io", atomic_load(&v->exits_io));
         add_u64(o, "exits_mmio", atomic_load(&v->exits_mmio));
         add_u64(o, "exits_other", atomic_load(&v->exits_other));
+        struct accel_counter c[ACCEL_MAX_COUNTERS];
+        size_t n = vm->accel->vcpu_counters ? vm->accel->vcpu_counters(v->accel_vcpu, c) : 0;
+        for (size_t k = 0; k < n; k++)
+            add_u64(o, c[k].name, c[k].value);
         json_object_array_add(list, o);
     }
     return list;

@@ -1,5 +1,6 @@
 /* Services the VMM offers to devices, implemented with the CPU backend:
- * MSI delivery (a GSI route plus an irqfd per vector) and ioeventfds. */
+ * MSI delivery (a GSI route plus an irqfd per vector, or direct injection)
+ * and ioeventfds. */
 #ifndef EMBER_VMM_PLATFORM_H
 #define EMBER_VMM_PLATFORM_H
 
@@ -12,8 +13,11 @@
 #define PLATFORM_MAX_MSI 256
 
 struct platform_msi {
-    uint32_t gsi;
+    uint32_t gsi;        /* with irqfds: its route and eventfd */
     int fd;
+    uint64_t address;    /* without: the message itself */
+    uint32_t data;
+    bool enabled;
     bool in_use;
 };
 

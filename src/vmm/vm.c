@@ -59,6 +59,28 @@ static const struct irq_sink_ops vm_irq_sink_ops = {
     .set_line = vm_irq_set_line,
 };
 
+/* Device access for a backend that executes the guest itself. */
+static void vm_io_pio(void *ctx, uint16_t port, void *data, unsigned len, bool is_write)
+{
+    struct vm *vm = ctx;
+    if (is_write)
+        bus_write(&vm->pio, port, data, len);
+    else
+        bus_read(&vm->pio, port, data, len);
+}
+
+static bool vm_io_mmio(void *ctx, uint64_t gpa, void *data, unsigned len, bool is_write)
+{
+    struct vm *vm = ctx;
+    return is_write ? bus_write(&vm->mmio, gpa, data, len) : bus_read(&vm->mmio, gpa, data, len);
+}
+
+static void vm_memory_written(void *ctx, uint64_t gpa, uint64_t len)
+{
+    struct vm *vm = ctx;
+    vm->accel->memory_written(vm->avm, gpa, len);
+}
+
 static void vm_on_board_event(void *ctx, enum board_event event)
 {
     switch (event) {
@@ -123,6 +145,10 @@ static int vm_setup_memory(struct vm *vm)
                   ? gm_create_file(&vm->mem, vm->files->mem_fd, vm->cfg->mem_size,
                                    LAYOUT_PCI_HOLE_START)
                   : gm_create_anon(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START);
+    if (!ret && vm->accel->memory_written) {
+        vm->mem.write_hook = vm_memory_written;
+        vm->mem.write_hook_ctx = vm;
+    }
     if (!ret && vm->cfg->track_dirty_pages)
         ret = gm_track_dirty(&vm->mem);
     for (unsigned i = 0; !ret && i < vm->mem.nr_regions; i++) {
@@ -210,7 +236,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files
     vm->console = console;
     vm->on_stop = on_stop;
     vm->on_stop_ctx = on_stop_ctx;
-    vm->accel = &accel_kvm_ops;
+    vm->accel = cfg->accel == ACCEL_SOFT ? &accel_soft_ops : &accel_kvm_ops;
     vm->nr_vcpus = cfg->nr_vcpus;
     vm->state = VM_CREATED;
     vm->stop_fd = -1;
@@ -223,7 +249,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files
     if (!ret && (ret = evloop_add(loop, vm->stop_fd, EPOLLIN, vm_on_stop, vm)))
         close(vm->stop_fd), vm->stop_fd = -1;
     if (!ret) {
-        struct accel_vm_params params = {.nr_vcpus = cfg->nr_vcpus};
+        struct accel_vm_params params = {.nr_vcpus = cfg->nr_vcpus, .mem = &vm->mem,
+                                         .io = {vm_io_pio, vm_io_mmio, vm}};
         ret = vm->accel->vm_create(&params, &vm->avm);
     }
     if (!ret)
@@ -364,6 +391,15 @@ void vm_dump_state(struct vm *vm)
         log_warn("vCPU %u: exits I/O %llu, MMIO %llu, other %llu, %s", i,
                  (unsigned long long)v->exits_io, (unsigned long long)v->exits_mmio,
                  (unsigned long long)v->exits_other, vcpu_state_name(vcpu_get_state(v)));
+        struct accel_counter c[ACCEL_MAX_COUNTERS];
+        size_t n = vm->accel->vcpu_counters ? vm->accel->vcpu_counters(v->accel_vcpu, c) : 0;
+        char line[512];
+        int len = 0;
+        for (size_t k = 0; k < n && len >= 0 && (size_t)len < sizeof(line); k++)
+            len += snprintf(line + len, sizeof(line) - (size_t)len, "%s%s %llu", k ? ", " : "",
+                            c[k].name, (unsigned long long)c[k].value);
+        if (n)
+            log_warn("vCPU %u %s backend: %s", i, vm->accel->name, line);
     }
     board_dump(&vm->board);
 }

@@ -148,7 +148,7 @@ static int vmm_setup_signals(struct vmm *vmm)
     return evloop_add(&vmm->loop, vmm->signal_fd, EPOLLIN, vmm_on_signal, vmm);
 }
 
-int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check)
+int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check, enum accel_kind accel)
 {
     memset(vmm, 0, sizeof(*vmm));
     vmm->signal_fd = vmm->metrics_fd = vmm->metrics_timer_fd = -1;
@@ -157,6 +157,7 @@ int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check)
     vmm->files.mem_fd = -1;
     vmm->start_ns = now_ns();
     vmm->skip_host_check = skip_host_check;
+    vmm->accel = accel;
     snprintf(vmm->id, sizeof(vmm->id), "%s", id ? id : "anonymous-instance");
     int ret = evloop_init(&vmm->loop);
     if (!ret)
@@ -208,9 +209,40 @@ void vmm_destroy(struct vmm *vmm)
     evloop_destroy(&vmm->loop);
 }
 
+/* Which CPU backend runs the VM: the one asked for (the VM's own choice,
+ * else the command line's), or with "auto" KVM where this host has it and
+ * ember's engine elsewhere. A snapshot runs on the backend that wrote it. */
+static int vmm_choose_accel(struct vmm *vmm, bool restoring, enum vmm_fault *fault)
+{
+    struct vm_config *cfg = &vmm->cfg;
+    bool skip_check = cfg->skip_host_check || vmm->skip_host_check;
+    if (restoring && vmm->accel != ACCEL_AUTO && vmm->accel != cfg->accel)
+        return err_set(-EINVAL, "the snapshot was taken on the %s backend; it cannot be "
+                                "restored with --accel %s", accel_kind_name(cfg->accel),
+                       accel_kind_name(vmm->accel));
+    if (cfg->accel == ACCEL_AUTO)
+        cfg->accel = vmm->accel;
+    if (cfg->accel == ACCEL_AUTO) {
+        enum host_kind host = skip_check ? HOST_HW_KVM : hostcheck_classify(&host_default_paths);
+        cfg->accel = host == HOST_HW_KVM ? ACCEL_KVM : ACCEL_SOFT;
+        if (cfg->accel == ACCEL_SOFT)
+            log_info("no hardware KVM here (%s): running the guest on ember's CPU engine",
+                     hostcheck_describe(host));
+    }
+    if (cfg->accel == ACCEL_KVM && !skip_check && hostcheck_require_hw(&host_default_paths)) {
+        *fault = VMM_FAULT_HOST;
+        return -ENODEV;
+    }
+    if (cfg->accel == ACCEL_SOFT && cfg->nr_vcpus > 1)
+        return err_set(-EINVAL, "ember's CPU engine runs one vCPU for now; --cpus %u needs "
+                                "hardware KVM (--accel kvm)", cfg->nr_vcpus);
+    log_info("CPU backend: %s", cfg->accel == ACCEL_KVM ? "KVM" : "ember's CPU engine");
+    return 0;
+}
+
 /* The one way a VM comes to life, booted or restored: open its files,
- * check the host, build it, give it a snapshot's state if there is one, and
- * start it. On failure nothing is left and *fault says what went wrong. */
+ * choose the backend, build it, give it a snapshot's state if there is one,
+ * and start it. On failure nothing is left and *fault says what went wrong. */
 static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
                         enum vmm_fault *fault)
 {
@@ -218,9 +250,8 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
     *fault = VMM_FAULT_SETUP;
     int ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, &vmm->files)
                         : vm_files_open_boot(&vmm->cfg, &vmm->files);
-    if (!ret && !vmm->cfg.skip_host_check && !vmm->skip_host_check &&
-        (ret = hostcheck_require_hw(&host_default_paths)))
-        *fault = VMM_FAULT_HOST;
+    if (!ret)
+        ret = vmm_choose_accel(vmm, restoring, fault);
     if (ret)
         return ret;
     *fault = VMM_FAULT_RUNTIME;

@@ -36,6 +36,7 @@ struct vmm {
     int signal_fd;
     char id[VMM_ID_MAX + 1];
     bool skip_host_check;
+    enum accel_kind accel;  /* the command line's choice, for VMs that leave it to "auto" */
     uint64_t start_ns;
 
     struct vm_config cfg;          /* the running VM's; strings owned by the caller */
@@ -55,7 +56,8 @@ struct vmm {
     struct vmm_api_stats api_stats;
 };
 
-int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check) EMBER_MUST_CHECK;
+int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check, enum accel_kind accel)
+    EMBER_MUST_CHECK;
 void vmm_destroy(struct vmm *vmm);
 
 /* Open the files, check the host, build and start the VM. On failure

@@ -332,6 +332,8 @@ class DirectHost:
 
     def __init__(self, build_dir):
         self.build = os.path.abspath(build_dir)
+        self.ember = os.path.join(self.build, "ember")
+        self.timeout_scale = 1
 
     def close(self):
         pass
@@ -342,13 +344,14 @@ class DirectHost:
             data = tempfile.mkdtemp(prefix="ember-data-")
             for name, src in job.files.items():
                 shutil.copyfile(src, _place(data, name))
-            env = dict(os.environ, EMBER=os.path.join(self.build, "ember"),
-                       GUEST=os.path.join(self.build, "guest"), DATA=data)
+            env = dict(os.environ, EMBER=self.ember, GUEST=os.path.join(self.build, "guest"),
+                       DATA=data)
             t0 = time.monotonic()
             try:
                 p = subprocess.run(["sh", "-c", job.script], cwd=data, env=env,
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, timeout=job.timeout)
+                                   stderr=subprocess.STDOUT,
+                                   timeout=job.timeout * self.timeout_scale)
                 job.rc = p.returncode
                 job.output = p.stdout.decode("utf-8", "replace")
             except subprocess.TimeoutExpired as e:
@@ -358,6 +361,43 @@ class DirectHost:
             job.output = job.output.replace("\r", "")
             shutil.rmtree(data, ignore_errors=True)
         return "", time.monotonic() - start
+
+
+SOFT_WRAPPER = """#!/bin/sh
+# {real} with --accel soft: the guest runs on ember's own CPU engine.
+case "$1" in
+run|restore) cmd=$1; shift; exec {real} "$cmd" --accel soft "$@" ;;
+snapshot|merge-memory|--help|--version) exec {real} "$@" ;;
+*) exec {real} --accel soft "$@" ;;
+esac
+"""
+
+
+class SoftHost(DirectHost):
+    """Runs jobs on this host with ember's CPU engine (--accel soft) instead
+    of KVM: $EMBER and $EMBER_ASAN are wrappers that add the option, job
+    timeouts are multiplied by 'timeout_scale' (the engine is slower than
+    hardware), and EMBER_SOFT=1 tells scripts where they run."""
+
+    def __init__(self, build_dir, timeout_scale):
+        super().__init__(build_dir)
+        self.timeout_scale = timeout_scale
+        self.dir = tempfile.mkdtemp(prefix="ember-soft-")
+        self.ember = self._wrap("ember", os.path.join(self.build, "ember"))
+        os.environ["EMBER_ASAN"] = self._wrap("ember-asan",
+                                              os.path.join(self.build, "asan", "ember"))
+        os.environ["EMBER_SOFT"] = "1"
+
+    def _wrap(self, name, real):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(SOFT_WRAPPER.format(real=shlex.quote(real)))
+        os.chmod(path, 0o755)
+        return path
+
+    def close(self):
+        os.environ.pop("EMBER_SOFT", None)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def quote(s):

@@ -36,6 +36,7 @@ class Test:
     kind: str  # "host" or "guest"
     fn: object
     batch: str = "default"
+    engine: bool = False  # a guest test that also runs on ember's CPU engine
     jobs: list = field(default_factory=list)
     check: object = None
 
@@ -50,10 +51,12 @@ def host_test(name):
     return wrap
 
 
-def guest_test(name, batch="default"):
-    """The function returns (job or [jobs], check(jobs...))."""
+def guest_test(name, batch="default", engine=False):
+    """The function returns (job or [jobs], check(jobs...)). With engine=True
+    the test also runs with --accel soft directly on this host (timeouts
+    scaled), in the subset that keeps the whole suite within CI's time."""
     def wrap(fn):
-        REGISTRY.append(Test(name, "guest", fn, batch=batch))
+        REGISTRY.append(Test(name, "guest", fn, batch=batch, engine=engine))
         return fn
     return wrap
 

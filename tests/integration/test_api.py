@@ -391,6 +391,8 @@ def api_start_failure(ctx):
         if os.path.isdir("/sys/module/kvm_pvm"):
             srv.req("PUT", "/boot-source", {"kernel_image_path": kernel(ctx),
                                             "initrd_path": initrd(ctx)})
+            srv.req("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 128,
+                                               "accel": "kvm"})
             st, resp = srv.req("PUT", "/actions", {"action_type": "InstanceStart"})
             expect(st == 400 and "PVM" in resp["fault_message"],
                    f"start on a PVM host: {st} {resp}")
@@ -538,7 +540,8 @@ def config_file_errors(ctx):
         expect(rc == 2 and "config file /nonexistent/c.json: No such file" in out,
                f"missing config file: {rc} {out}")
     if os.path.isdir("/sys/module/kvm_pvm"):
-        path = write_config(ctx, "good.json", {"boot-source": boot})
+        path = write_config(ctx, "good.json", {"boot-source": boot, "machine-config": {
+            "vcpu_count": 1, "mem_size_mib": 128, "accel": "kvm"}})
         rc, out = run_host([embers(ctx)[0], "--config-file", path, "--no-api"])
         expect(rc == 5 and "PVM" in out, f"a good config on a PVM host: exit {rc}: {out}")
 

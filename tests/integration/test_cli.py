@@ -148,14 +148,14 @@ def long_cmdline(ctx):
                        r"command line is 3000 bytes, the kernel accepts at most 2047")
 
 
-@host_test("host check: PVM or missing KVM is refused with advice")
+@host_test("host check: --accel kvm on PVM or without KVM is refused with advice")
 def host_check(ctx):
     if ctx.hw_kvm:
         raise TestSkipped("this host has hardware KVM; the refusal path is covered "
                           "by the unit tests with fake /sys and /proc trees")
-    for binary, rc, out in run_all(ctx, ["run", "--kernel", kernel(ctx)]):
+    for binary, rc, out in run_all(ctx, ["run", "--accel", "kvm", "--kernel", kernel(ctx)]):
         expect(rc == HOST_UNSUITABLE, f"expected exit {HOST_UNSUITABLE}, got {rc}: {out}")
-        expect("nested harness" in out and "VT-x or AMD-V" in out, f"no advice in: {out}")
+        expect("--accel soft" in out and "VT-x or AMD-V" in out, f"no advice in: {out}")
         if os.path.isdir("/sys/module/kvm_pvm"):
             expect("PVM module" in out, f"PVM not named: {out}")
 
@@ -165,7 +165,7 @@ def default_guest_lookup(ctx):
     if ctx.hw_kvm:
         raise TestSkipped("would boot the guest; covered by the guest tests")
     # Without --kernel, ember must get past file checks to the host check.
-    rc, out = run_host([ctx.ember, "run"])
+    rc, out = run_host([ctx.ember, "run", "--accel", "kvm"])
     expect(rc == HOST_UNSUITABLE, f"expected the host check to stop it, got {rc}: {out}")
     env = dict(os.environ, EMBER_GUEST_DIR="/nonexistent")
     rc, out = run_host(["/bin/sh", "-c", f"cp {ctx.ember} {ctx.tmp}/ember && "

@@ -36,7 +36,8 @@ def plant(root, path, text):
         f.write(text)
 
 
-@host_test("layers: an upward include, a file cycle and a reaching unit test are caught")
+@host_test("layers: an upward include, a file cycle, a reaching unit test, a missing or "
+           "another folder's private header are caught")
 def test_violations_are_caught(ctx):
     cases = [
         ("src/devices/pvpanic.h", '#include "vmm/vm.h"\n',
@@ -47,6 +48,8 @@ def test_violations_are_caught(ctx):
          "tests/unit/mem/test_guest_mem.c:", "needs layer 'virtio'"),
         ("src/config/config.h", '#include "nowhere/missing.h"\n',
          "src/config/config.h:", "does not exist"),
+        ("src/vmm/vm.c", '#include "accel/soft_internal.h"\n',
+         "src/vmm/vm.c:", "the private header of another folder"),
     ]
     for path, text, where, message in cases:
         root = copy_tree(ctx)

@@ -48,6 +48,7 @@ static void test_hostcheck(void **state)
     fake_host(&h, true, "kvm_amd", "svm");
     assert_int_equal(hostcheck_classify(&h.paths), HOST_HW_KVM);
     assert_int_equal(hostcheck_require_hw(&h.paths), 0);
+    assert_string_equal(hostcheck_describe(HOST_PVM), "/dev/kvm is the PVM module");
     fake_host_free(&h);
 
     fake_host(&h, true, "kvm_intel", "vmx");
@@ -58,7 +59,7 @@ static void test_hostcheck(void **state)
     assert_int_equal(hostcheck_classify(&h.paths), HOST_PVM);
     assert_int_equal(hostcheck_require_hw(&h.paths), -ENODEV);
     assert_non_null(strstr(err_msg(), "PVM module"));
-    assert_non_null(strstr(err_msg(), "nested harness"));
+    assert_non_null(strstr(err_msg(), "--accel soft"));
     fake_host_free(&h);
 
     fake_host(&h, false, "kvm_amd", "svm");

@@ -204,7 +204,7 @@ static void test_router(void **state)
 {
     (void)state;
     struct vmm vmm;
-    assert_int_equal(vmm_init(&vmm, "unit", false), 0);
+    assert_int_equal(vmm_init(&vmm, "unit", false, ACCEL_AUTO), 0);
     struct api api;
     api_init(&api, &vmm);
     handle(&api, "GET", "/", "", 200, "\"state\":\"Not started\"");

@@ -12,6 +12,8 @@
 #include "snapshot/record.h"
 #include "util/util.h"
 
+#include <json-c/json.h>
+
 static char dir[] = "/tmp/ember-test-snapshot-XXXXXX";
 static char path[256];
 
@@ -189,6 +191,7 @@ static void test_machine_round_trip_and_limits(void **state)
     cfg.nics[0].kind = NIC_USER;
     cfg.nics[0].nr_hostfwd = 1;
     cfg.nics[0].hostfwd[0] = "tcp::8080-:80";
+    cfg.accel = ACCEL_SOFT;
     struct rec r = rec_new();
     machine_save(&cfg, r);
     size_t len;
@@ -197,6 +200,14 @@ static void test_machine_round_trip_and_limits(void **state)
     assert_int_equal(machine_load(back, &got), 0);
     assert_int_equal(got.nr_vcpus, 2);
     assert_int_equal(got.mem_size, 256ull << 20);
+    assert_int_equal(got.accel, ACCEL_SOFT);
+    /* The backend: "auto" is no backend; files from before it was saved are KVM's. */
+    rec_put_str(back, "accel", "auto");
+    assert_int_equal(machine_load(back, &got), -EINVAL);
+    assert_non_null(strstr(err_msg(), "'accel' must be kvm or soft"));
+    json_object_object_del(back.obj, "accel");
+    assert_int_equal(machine_load(back, &got), 0);
+    assert_int_equal(got.accel, ACCEL_KVM);
     assert_int_equal(got.nr_disks, 1);
     assert_string_equal(got.disks[0].path, "/data/disk.img");
     assert_true(got.disks[0].read_only);

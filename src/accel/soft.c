@@ -1,0 +1,490 @@
+/* The soft backend: ember's own x86-64 engine (src/cpu) behind accel_ops,
+ * for hosts without hardware virtualization. What KVM does in the kernel
+ * this backend does itself: it runs the guest's instructions, gives device
+ * accesses to ember's buses synchronously, supplies the PC's interrupt
+ * controllers, PIT and clock (soft_irq.c), sleeps in HLT, and matches
+ * ioeventfd addresses on the MMIO write path. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "accel/soft_internal.h"
+#include "util/evloop.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define TSC_NS_MUL (CPU_TSC_HZ / 1000000000ull) /* TSC ticks per ns */
+
+static struct soft_vm *to_vm(struct accel_vm *vm)
+{
+    return (struct soft_vm *)vm;
+}
+
+static struct soft_vcpu *to_vcpu(struct accel_vcpu *vcpu)
+{
+    return (struct soft_vcpu *)vcpu;
+}
+
+/* --- time ---------------------------------------------------------------------- */
+
+uint64_t soft_host_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t soft_clock_ns(struct soft_vm *vm)
+{
+    return soft_host_ns() - atomic_load(&vm->clock_offset);
+}
+
+uint64_t soft_tsc(struct soft_vcpu *v)
+{
+    return (soft_host_ns() - atomic_load(&v->tsc_base_ns)) * TSC_NS_MUL;
+}
+
+static int soft_get_clock(struct accel_vm *avm, uint64_t *ns)
+{
+    *ns = soft_clock_ns(to_vm(avm));
+    return 0;
+}
+
+/* The guest clock continues from 'ns' (a resume or a restore). */
+static int soft_set_clock(struct accel_vm *avm, uint64_t ns)
+{
+    struct soft_vm *vm = to_vm(avm);
+    atomic_store(&vm->clock_offset, soft_host_ns() - ns);
+    for (unsigned i = 0; i < vm->nr_created; i++)
+        soft_pvclock_update(vm->vcpus[i]);
+    soft_timers_poke(&vm->timers);
+    return 0;
+}
+
+/* --- the VM -------------------------------------------------------------------- */
+
+static int soft_vm_create(const struct accel_vm_params *params, struct accel_vm **out)
+{
+    if (params->nr_vcpus > SOFT_MAX_VCPUS)
+        return err_set(-EINVAL, "ember's CPU engine runs %d vCPU for now, not %u",
+                       SOFT_MAX_VCPUS, params->nr_vcpus);
+    struct soft_vm *vm = calloc(1, sizeof(*vm));
+    if (!vm)
+        return err_set(-ENOMEM, "out of memory");
+    vm->io = params->io;
+    vm->mem = params->mem;
+    vm->nr_vcpus = params->nr_vcpus;
+    atomic_init(&vm->clock_offset, soft_host_ns());
+    pthread_rwlock_init(&vm->ioeventfd_lock, NULL);
+    int ret = soft_irq_vm_init(vm);
+    if (ret) {
+        pthread_rwlock_destroy(&vm->ioeventfd_lock);
+        free(vm);
+        return ret;
+    }
+    *out = (struct accel_vm *)vm;
+    return 0;
+}
+
+static void soft_vm_destroy(struct accel_vm *avm)
+{
+    struct soft_vm *vm = to_vm(avm);
+    soft_irq_vm_destroy(vm);
+    pthread_rwlock_destroy(&vm->ioeventfd_lock);
+    free(vm);
+}
+
+static int soft_map_memory(struct accel_vm *avm, uint32_t slot, uint64_t gpa, uint64_t size,
+                           void *hva, bool log_dirty)
+{
+    (void)avm, (void)slot, (void)gpa, (void)size, (void)hva, (void)log_dirty;
+    return 0; /* the engine reads the regions from params->mem */
+}
+
+/* The engine does not track the pages the guest writes yet: every page
+ * counts as written, so a Diff snapshot holds all of memory (correct, not
+ * small). */
+static int soft_get_dirty_log(struct accel_vm *avm, uint32_t slot, uint64_t size,
+                              uint64_t *bitmap)
+{
+    (void)avm, (void)slot;
+    uint64_t pages = size / GM_PAGE_SIZE;
+    for (uint64_t p = 0; p < pages; p++)
+        bitmap[p / 64] |= 1ull << (p % 64);
+    return 0;
+}
+
+static void soft_memory_written(struct accel_vm *avm, uint64_t gpa, uint64_t len)
+{
+    struct soft_vm *vm = to_vm(avm);
+    for (unsigned i = 0; i < vm->nr_created; i++)
+        cpu_notify_write(vm->vcpus[i]->cpu, gpa, len);
+}
+
+static int soft_create_irqchip(struct accel_vm *avm, const struct accel_irq_route *routes,
+                               size_t n)
+{
+    return soft_irq_create(to_vm(avm), routes, n);
+}
+
+static int soft_set_irq_line(struct accel_vm *avm, uint32_t gsi, bool level)
+{
+    return soft_irq_set_line(to_vm(avm), gsi, level);
+}
+
+static int soft_msi_inject(struct accel_vm *avm, uint64_t address, uint32_t data)
+{
+    return soft_irq_msi(to_vm(avm), address, data);
+}
+
+static int soft_ioeventfd(struct accel_vm *avm, int fd, uint64_t address, unsigned len,
+                          bool assign)
+{
+    struct soft_vm *vm = to_vm(avm);
+    int ret = 0;
+    pthread_rwlock_wrlock(&vm->ioeventfd_lock);
+    if (assign && vm->nr_ioeventfds == SOFT_MAX_IOEVENTFDS)
+        ret = err_set(-ENOSPC, "more than %d ioeventfds", SOFT_MAX_IOEVENTFDS);
+    else if (assign)
+        vm->ioeventfds[vm->nr_ioeventfds++] = (struct soft_ioeventfd){address, len, fd};
+    for (unsigned i = 0; !assign && i < vm->nr_ioeventfds; i++) {
+        if (vm->ioeventfds[i].fd == fd && vm->ioeventfds[i].addr == address) {
+            vm->ioeventfds[i] = vm->ioeventfds[--vm->nr_ioeventfds];
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&vm->ioeventfd_lock);
+    return ret;
+}
+
+/* A guest write an ioeventfd catches signals it instead of reaching a
+ * device, as KVM does: the device processes it on the event loop. */
+static bool soft_ioeventfd_hit(struct soft_vm *vm, uint64_t gpa, unsigned len)
+{
+    int fd = -1;
+    pthread_rwlock_rdlock(&vm->ioeventfd_lock);
+    for (unsigned i = 0; i < vm->nr_ioeventfds; i++) {
+        if (vm->ioeventfds[i].addr == gpa && vm->ioeventfds[i].len == len) {
+            fd = vm->ioeventfds[i].fd;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&vm->ioeventfd_lock);
+    if (fd >= 0)
+        eventfd_signal(fd);
+    return fd >= 0;
+}
+
+/* The engine's CPUID, with what this backend adds: the local APIC, the
+ * TSC-deadline timer and kvm-clock. */
+static int soft_supported_cpuid(struct accel_vm *avm, struct x86_cpuid_entry *entries,
+                                size_t max, size_t *count)
+{
+    (void)avm;
+    unsigned n = 0;
+    if (cpu_supported_cpuid(entries, (unsigned)max, &n))
+        return err_set(-E2BIG, "the engine's CPUID table needs %u entries", n);
+    size_t out = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct x86_cpuid_entry *e = &entries[i];
+        if (e->function >= 0x40000000 && e->function < 0x40000100)
+            continue; /* replaced by KVM's paravirtual leaves below */
+        if (e->function == 1) {
+            e->edx |= 1u << 9;   /* APIC */
+            e->ecx |= 1u << 24;  /* TSC deadline */
+            e->ecx &= ~(1u << 21); /* no x2APIC */
+        }
+        entries[out++] = *e;
+    }
+    if (out + 2 > max)
+        return err_set(-E2BIG, "no room for the paravirtual CPUID leaves");
+    /* "KVMKVMKVM": Linux's kvmclock reads the time from the shared page
+     * this backend writes (KVM_FEATURE_CLOCKSOURCE2, and the stable bit). */
+    entries[out++] = (struct x86_cpuid_entry){.function = 0x40000000, .eax = 0x40000001,
+                                              .ebx = 0x4b4d564b, .ecx = 0x564b4d56,
+                                              .edx = 0x0000004d};
+    entries[out++] = (struct x86_cpuid_entry){.function = 0x40000001,
+                                              .eax = (1u << 3) | (1u << 24)};
+    *count = out;
+    return 0;
+}
+
+/* --- device access from the engine ------------------------------------------------ */
+
+static void soft_pio(void *ctx, uint16_t port, void *data, unsigned len, bool is_write)
+{
+    struct soft_vcpu *v = ctx;
+    struct soft_vm *vm = v->vm;
+    if (!soft_irq_pio(vm, port, data, len, is_write))
+        vm->io.pio(vm->io.ctx, port, data, len, is_write);
+}
+
+static bool soft_mmio(void *ctx, uint64_t gpa, void *data, unsigned len, bool is_write)
+{
+    struct soft_vcpu *v = ctx;
+    struct soft_vm *vm = v->vm;
+    if (soft_irq_mmio(v, gpa, data, len, is_write))
+        return true;
+    if (is_write && soft_ioeventfd_hit(vm, gpa, len))
+        return true;
+    return vm->io.mmio(vm->io.ctx, gpa, data, len, is_write);
+}
+
+static bool soft_msr(void *ctx, uint32_t index, uint64_t *value, bool is_write)
+{
+    bool ok = false;
+    return soft_irq_msr(ctx, index, value, is_write, &ok) && ok;
+}
+
+static int soft_intr(void *ctx)
+{
+    return soft_irq_intr(ctx);
+}
+
+static uint64_t soft_engine_clock(void *ctx)
+{
+    struct soft_vcpu *v = ctx;
+    return soft_tsc(v) / TSC_NS_MUL;
+}
+
+static void soft_debug(void *ctx, const char *msg)
+{
+    struct soft_vcpu *v = ctx;
+    log_debug("vCPU %u engine: %s", v->index, msg);
+}
+
+/* --- vCPUs ------------------------------------------------------------------------ */
+
+static int soft_vcpu_create(struct accel_vm *avm, unsigned index, struct accel_vcpu **out)
+{
+    struct soft_vm *vm = to_vm(avm);
+    if (index >= vm->nr_vcpus || vm->nr_created != index)
+        return err_set(-EINVAL, "vCPU %u out of order", index);
+    struct soft_vcpu *v = calloc(1, sizeof(*v));
+    if (!v)
+        return err_set(-ENOMEM, "out of memory");
+    v->vm = vm;
+    v->index = index;
+    atomic_init(&v->tsc_base_ns, soft_host_ns());
+    pthread_mutex_init(&v->halt_lock, NULL);
+    pthread_cond_init(&v->halt_cond, NULL);
+    const struct cpu_config cfg = {
+        .mem = vm->mem,
+        .ops = {.ctx = v, .pio = soft_pio, .mmio = soft_mmio, .msr = soft_msr,
+                .intr = soft_intr, .clock_ns = soft_engine_clock, .debug = soft_debug},
+        .vcpu_id = index,
+    };
+    v->cpu = cpu_create(&cfg);
+    int ret = v->cpu ? soft_irq_vcpu_init(v) : err_set(-ENOMEM, "cannot create the engine's vCPU");
+    if (ret) {
+        if (v->cpu)
+            cpu_destroy(v->cpu);
+        pthread_cond_destroy(&v->halt_cond);
+        pthread_mutex_destroy(&v->halt_lock);
+        free(v);
+        return ret;
+    }
+    vm->vcpus[index] = v;
+    vm->lapics[index] = &v->lapic;
+    vm->nr_created++;
+    *out = (struct accel_vcpu *)v;
+    return 0;
+}
+
+static void soft_vcpu_destroy(struct accel_vcpu *vcpu)
+{
+    struct soft_vcpu *v = to_vcpu(vcpu);
+    lapic_destroy(&v->lapic);
+    cpu_destroy(v->cpu);
+    pthread_cond_destroy(&v->halt_cond);
+    pthread_mutex_destroy(&v->halt_lock);
+    free(v);
+}
+
+static int soft_vcpu_set_cpuid(struct accel_vcpu *vcpu, const struct x86_cpuid_entry *entries,
+                               size_t count)
+{
+    int ret = cpu_set_cpuid(to_vcpu(vcpu)->cpu, entries, (unsigned)count);
+    return ret ? err_errno(ret, "CPUID") : 0;
+}
+
+static int soft_vcpu_set_msrs(struct accel_vcpu *vcpu, const struct x86_msr *msrs, size_t count)
+{
+    struct soft_vcpu *v = to_vcpu(vcpu);
+    for (size_t i = 0; i < count; i++) {
+        uint64_t value = msrs[i].value;
+        bool ok = true;
+        if (msrs[i].index == MSR_IA32_TSC) {
+            atomic_store(&v->tsc_base_ns, soft_host_ns() - value / TSC_NS_MUL);
+        } else if (!soft_irq_msr(v, msrs[i].index, &value, true, &ok)) {
+            int ret = cpu_set_msr(v->cpu, msrs[i].index, value);
+            ok = ret == 0;
+        }
+        if (!ok)
+            return err_set(-EINVAL, "MSR %#x: the engine refuses %#llx", msrs[i].index,
+                           (unsigned long long)value);
+    }
+    return 0;
+}
+
+static int soft_vcpu_get_msrs(struct accel_vcpu *vcpu, struct x86_msr *msrs, size_t count)
+{
+    struct soft_vcpu *v = to_vcpu(vcpu);
+    for (size_t i = 0; i < count; i++) {
+        bool ok = true;
+        if (msrs[i].index == MSR_IA32_TSC)
+            msrs[i].value = soft_tsc(v);
+        else if (!soft_irq_msr(v, msrs[i].index, &msrs[i].value, false, &ok))
+            ok = cpu_get_msr(v->cpu, msrs[i].index, &msrs[i].value) == 0;
+        if (!ok)
+            return err_set(-EINVAL, "MSR %#x: not known to the engine", msrs[i].index);
+    }
+    return 0;
+}
+
+static int soft_vcpu_get_regs(struct accel_vcpu *vcpu, struct x86_regs *regs)
+{
+    cpu_get_regs(to_vcpu(vcpu)->cpu, regs);
+    return 0;
+}
+
+static int soft_vcpu_set_regs(struct accel_vcpu *vcpu, const struct x86_regs *regs)
+{
+    cpu_set_regs(to_vcpu(vcpu)->cpu, regs);
+    return 0;
+}
+
+static int soft_vcpu_get_sregs(struct accel_vcpu *vcpu, struct x86_sregs *sregs)
+{
+    struct soft_vcpu *v = to_vcpu(vcpu);
+    cpu_get_sregs(v->cpu, sregs);
+    sregs->apic_base = lapic_get_base(&v->lapic);
+    return 0;
+}
+
+static int soft_vcpu_set_sregs(struct accel_vcpu *vcpu, const struct x86_sregs *sregs)
+{
+    struct soft_vcpu *v = to_vcpu(vcpu);
+    if (cpu_set_sregs(v->cpu, sregs))
+        return err_set(-EINVAL, "the engine runs 64-bit long mode only (CR0 %#llx, EFER "
+                                "%#llx, CS.L %d)", (unsigned long long)sregs->cr0,
+                       (unsigned long long)sregs->efer, sregs->cs.l);
+    if (sregs->apic_base && lapic_set_base(&v->lapic, sregs->apic_base))
+        return err_set(-EINVAL, "APIC base %#llx refused", (unsigned long long)sregs->apic_base);
+    return 0;
+}
+
+/* HLT: sleep until something can wake the vCPU. Returns false if a kick
+ * (a pause, a stop) ended the wait instead. */
+static bool soft_halt(struct soft_vcpu *v)
+{
+    pthread_mutex_lock(&v->halt_lock);
+    while (!atomic_load(&v->kicked) && !soft_irq_wakes(v))
+        pthread_cond_wait(&v->halt_cond, &v->halt_lock);
+    pthread_mutex_unlock(&v->halt_lock);
+    return !atomic_load(&v->kicked);
+}
+
+static void soft_error(struct accel_exit *exit, const struct cpu_exit *ce)
+{
+    int n = snprintf(exit->detail, sizeof(exit->detail), "engine error at RIP %#llx: %s",
+                     (unsigned long long)ce->rip, ce->detail);
+    for (unsigned i = 0; i < ce->insn_len && n > 0 && (size_t)n < sizeof(exit->detail) - 4; i++)
+        n += snprintf(exit->detail + n, sizeof(exit->detail) - (size_t)n, "%s%02x",
+                      i ? " " : " (bytes ", ce->insn[i]);
+    if (ce->insn_len && n > 0 && (size_t)n < sizeof(exit->detail) - 1)
+        snprintf(exit->detail + n, sizeof(exit->detail) - (size_t)n, ")");
+}
+
+static int soft_vcpu_run(struct accel_vcpu *vcpu, struct accel_exit *exit)
+{
+    struct soft_vcpu *v = to_vcpu(vcpu);
+    for (;;) {
+        if (atomic_exchange(&v->kicked, false)) {
+            exit->kind = ACCEL_EXIT_INTERRUPTED;
+            return 0;
+        }
+        struct cpu_exit ce;
+        switch (cpu_run(v->cpu, &ce)) {
+        case CPU_EXIT_HALT:
+            if (soft_halt(v))
+                cpu_signal(v->cpu, CPU_EVENT_INTERRUPT);
+            continue;
+        case CPU_EXIT_INTERRUPTED:
+            continue; /* a kick is seen at the top; other reasons run on */
+        case CPU_EXIT_SHUTDOWN:
+            exit->kind = ACCEL_EXIT_SHUTDOWN;
+            return 0;
+        case CPU_EXIT_ERROR:
+        default:
+            exit->kind = ACCEL_EXIT_ERROR;
+            soft_error(exit, &ce);
+            return 0;
+        }
+    }
+}
+
+static void soft_vcpu_kick(struct accel_vcpu *vcpu, pthread_t thread)
+{
+    struct soft_vcpu *v = to_vcpu(vcpu);
+    (void)thread;
+    atomic_store(&v->kicked, true);
+    cpu_signal(v->cpu, CPU_EVENT_KICK);
+    pthread_mutex_lock(&v->halt_lock);
+    pthread_cond_broadcast(&v->halt_cond);
+    pthread_mutex_unlock(&v->halt_lock);
+}
+
+static size_t soft_vcpu_counters(struct accel_vcpu *vcpu, struct accel_counter *out)
+{
+    struct soft_vcpu *v = to_vcpu(vcpu);
+    struct cpu_stats st;
+    cpu_get_stats(v->cpu, &st);
+    uint64_t exceptions = 0;
+    for (unsigned i = 0; i < 32; i++)
+        exceptions += st.exceptions[i];
+    const struct accel_counter c[] = {
+        {"instructions", st.insns},          {"blocks_built", st.blocks_built},
+        {"blocks_invalidated", st.blocks_invalidated}, {"tlb_misses", st.tlb_misses},
+        {"exceptions", exceptions},          {"page_faults", st.exceptions[14]},
+        {"interrupts", st.interrupts},       {"pio", st.pio},
+        {"mmio", st.mmio},                   {"timer_interrupts", v->lapic.timer_interrupts},
+    };
+    memcpy(out, c, sizeof(c));
+    return ARRAY_SIZE(c);
+}
+
+const struct accel_ops accel_soft_ops = {
+    .name = "soft",
+    .caps = 0,
+    .vm_create = soft_vm_create,
+    .vm_destroy = soft_vm_destroy,
+    .map_memory = soft_map_memory,
+    .memory_written = soft_memory_written,
+    .get_dirty_log = soft_get_dirty_log,
+    .create_irqchip = soft_create_irqchip,
+    .set_irq_line = soft_set_irq_line,
+    .msi_inject = soft_msi_inject,
+    .ioeventfd = soft_ioeventfd,
+    .get_clock = soft_get_clock,
+    .set_clock = soft_set_clock,
+    .supported_cpuid = soft_supported_cpuid,
+    .vcpu_create = soft_vcpu_create,
+    .vcpu_destroy = soft_vcpu_destroy,
+    .vcpu_set_cpuid = soft_vcpu_set_cpuid,
+    .vcpu_set_msrs = soft_vcpu_set_msrs,
+    .vcpu_get_msrs = soft_vcpu_get_msrs,
+    .vcpu_get_regs = soft_vcpu_get_regs,
+    .vcpu_set_regs = soft_vcpu_set_regs,
+    .vcpu_get_sregs = soft_vcpu_get_sregs,
+    .vcpu_set_sregs = soft_vcpu_set_sregs,
+    .vcpu_run = soft_vcpu_run,
+    .vcpu_kick = soft_vcpu_kick,
+    .vcpu_counters = soft_vcpu_counters,
+    .vcpu_save = soft_vcpu_save,
+    .vcpu_restore = soft_vcpu_restore,
+    .vm_save = soft_vm_save,
+    .vm_restore = soft_vm_restore,
+};

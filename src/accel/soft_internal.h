@@ -1,0 +1,116 @@
+/* The soft backend's own structures, shared by soft.c (the VM, vCPUs and
+ * their run loop), soft_irq.c (interrupt controllers, PIT, MSIs and the
+ * clock) and soft_state.c (snapshots). */
+#ifndef EMBER_ACCEL_SOFT_INTERNAL_H
+#define EMBER_ACCEL_SOFT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "accel/accel.h"
+#include "accel/soft_timer.h"
+#include "cpu/cpu.h"
+#include "devices/i8254.h"
+#include "devices/irq.h"
+#include "devices/vclock.h"
+#include "irqchip/ioapic.h"
+#include "irqchip/lapic.h"
+#include "irqchip/pic.h"
+
+#define SOFT_MAX_VCPUS 1   /* the engine runs one vCPU for now */
+#define SOFT_MAX_GSI 24
+#define SOFT_MAX_IOEVENTFDS 64
+
+/* kvm-clock, as Linux's kvmclock driver reads it. */
+#define MSR_KVM_WALL_CLOCK 0x11
+#define MSR_KVM_SYSTEM_TIME 0x12
+#define MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
+#define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
+
+struct soft_vm;
+
+struct soft_vcpu {
+    struct soft_vm *vm;
+    unsigned index;
+    struct cpu *cpu;
+    struct lapic lapic;
+    /* The TSC reads (host ns - tsc_base_ns) * TSC rate: the guest clock's
+     * jumps at resume do not move it (the VMM sets it itself). */
+    _Atomic uint64_t tsc_base_ns;
+    /* HLT: the thread sleeps here until an interrupt, an NMI or a kick. */
+    pthread_mutex_t halt_lock;
+    pthread_cond_t halt_cond;
+    atomic_bool kicked;
+    /* kvm-clock: where the guest wants its time information (0: off). */
+    uint64_t pvclock_gpa;
+    uint32_t pvclock_version;
+};
+
+struct soft_ioeventfd {
+    uint64_t addr;
+    unsigned len;
+    int fd;
+};
+
+struct soft_vm {
+    struct accel_io io;
+    const struct guest_mem *mem;
+    unsigned nr_vcpus;
+    struct soft_vcpu *vcpus[SOFT_MAX_VCPUS];
+    struct lapic *lapics[SOFT_MAX_VCPUS];
+    unsigned nr_created;
+
+    /* The guest clock: host CLOCK_MONOTONIC ns minus clock_offset. */
+    _Atomic uint64_t clock_offset;
+    struct vclock clock;
+    struct soft_timers timers;
+
+    bool irqchip;
+    struct pic pic;
+    struct ioapic ioapic;
+    struct pit pit;
+    struct irq_sink sink; /* the PIT's line, routed like every other GSI */
+    struct vtimer lapic_timers[SOFT_MAX_VCPUS];
+    int gsi_pic[SOFT_MAX_GSI];    /* PIC input of each GSI, or -1 */
+    int gsi_ioapic[SOFT_MAX_GSI]; /* IOAPIC pin of each GSI, or -1 */
+
+    pthread_rwlock_t ioeventfd_lock;
+    struct soft_ioeventfd ioeventfds[SOFT_MAX_IOEVENTFDS];
+    unsigned nr_ioeventfds;
+};
+
+uint64_t soft_host_ns(void);
+uint64_t soft_clock_ns(struct soft_vm *vm);
+uint64_t soft_tsc(struct soft_vcpu *v);
+
+/* soft_irq.c: the interrupt controllers and the PIT. */
+int soft_irq_vm_init(struct soft_vm *vm) EMBER_MUST_CHECK;
+void soft_irq_vm_destroy(struct soft_vm *vm);
+int soft_irq_create(struct soft_vm *vm, const struct accel_irq_route *routes, size_t n)
+    EMBER_MUST_CHECK;
+int soft_irq_set_line(struct soft_vm *vm, uint32_t gsi, bool level) EMBER_MUST_CHECK;
+int soft_irq_msi(struct soft_vm *vm, uint64_t address, uint32_t data) EMBER_MUST_CHECK;
+int soft_irq_vcpu_init(struct soft_vcpu *v) EMBER_MUST_CHECK;
+/* At an instruction boundary with IF=1: the vector to take, or -1. */
+int soft_irq_intr(struct soft_vcpu *v);
+/* Whether a halted vCPU must wake (an interrupt it can take, an NMI). */
+bool soft_irq_wakes(struct soft_vcpu *v);
+/* Port and MMIO accesses the backend's own devices claim. */
+bool soft_irq_pio(struct soft_vm *vm, uint16_t port, void *data, unsigned len, bool is_write);
+bool soft_irq_mmio(struct soft_vcpu *v, uint64_t gpa, void *data, unsigned len, bool is_write);
+/* MSRs of the local APIC and kvm-clock; false: not one of them. */
+bool soft_irq_msr(struct soft_vcpu *v, uint32_t index, uint64_t *value, bool is_write,
+                  bool *ok);
+/* kvm-clock's time information for a vCPU, written again (the guest clock
+ * moved, or a snapshot was restored). */
+void soft_pvclock_update(struct soft_vcpu *v);
+
+/* soft_state.c: snapshots. */
+int soft_vcpu_save(struct accel_vcpu *vcpu, struct buf *out);
+int soft_vcpu_restore(struct accel_vcpu *vcpu, const void *data, size_t len);
+int soft_vm_save(struct accel_vm *vm, struct buf *out);
+int soft_vm_restore(struct accel_vm *vm, const void *data, size_t len);
+
+#endif
