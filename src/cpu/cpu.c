@@ -28,6 +28,8 @@ static uint32_t str4(const char *s)
 #define F1_ECX ((1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 20) | (1u << 22) | \
                 (1u << 23) | (1u << 30) | (1u << 31))
 /* AMD mirror of the leaf-1 EDX bits, SYSCALL NX PDPE1GB RDTSCP LM */
+/* leaf 7: CLFLUSHOPT */
+#define F7_EBX (1u << 23)
 #define E1_EDX ((F1_EDX & 0x0183f3ffu & ~(1u << 19)) | (1u << 11) | (1u << 20) | (1u << 26) | \
                 (1u << 27) | (1u << 29))
 /* LAHF/SAHF, AltMovCr8, ABM (LZCNT), MisAlignSse */
@@ -45,7 +47,8 @@ static unsigned default_cpuid(struct x86_cpuid_entry *e, unsigned max)
     ADD(3, 0, 0, 0, 0);
     ADD(5, 0, 0, 0, 0);
     ADD(6, 0, 0, 0, 0);
-    t[n++] = (struct x86_cpuid_entry){.function = 7, .index = 0, .flags = X86_CPUID_FLAG_INDEXED};
+    t[n++] = (struct x86_cpuid_entry){.function = 7, .index = 0, .flags = X86_CPUID_FLAG_INDEXED,
+                                      .ebx = F7_EBX};
     ADD(0x40000000, 0x40000010, str4("Embe"), str4("SftC"), str4("rSof"));
     ADD(0x40000010, (uint32_t)(CPU_TSC_HZ / 1000), 0, 0, 0);
     ADD(0x80000000, 0x80000008, str4("Auth"), str4("cAMD"), str4("enti"));
@@ -139,8 +142,8 @@ int cpu_set_cpuid(struct cpu *c, const struct x86_cpuid_entry *entries, unsigned
             }
         }
         if (t[k].function == 7 && t[k].index == 0) {
-            t[k].ebx = 0;
-            t[k].ecx &= 0;
+            t[k].ebx &= F7_EBX;
+            t[k].ecx = 0;
             t[k].edx = 0;
         }
     }

@@ -623,6 +623,8 @@ int set_cr4(struct cpu *c, uint64_t v);
 
 /* --- x87/SSE (fpu.c) -------------------------------------------------------- */
 int hx_init(struct cpu *c);
+bool hx_need_flush(struct cpu *c);
+void hx_flush(struct cpu *c);
 void hx_free(struct cpu *c);
 void fpu_reset(struct cpu *c);
 
