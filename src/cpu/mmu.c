@@ -161,14 +161,17 @@ static bool pte_set(struct cpu *c, uint64_t pa, uint64_t old, uint64_t bits)
 }
 
 /* Walk for an access of kind 'acc' (ACC_R/W/X) in mode 'user'. Returns 0
- * (and fills *x) or the #PF error code. */
+ * (and fills *x) or the #PF error code with WALK_FAULT set (a not-present
+ * supervisor read has error code 0). */
+#define WALK_FAULT 0x80000000u
 static uint32_t walk(struct cpu *c, uint64_t va, unsigned kind, bool user, struct xlate *x)
 {
     c->stats.tlb_misses++;
+
     bool nxe = c->efer & EFER_NXE;
     uint64_t rsvd_hi = ~((1ull << PHYS_BITS) - 1) & 0x7ff0000000000000ull;
     rsvd_hi = 0x000fffffffffffffull & ~((1ull << PHYS_BITS) - 1); /* bits PHYS_BITS..51 */
-    uint32_t ecode = (kind == ACC_W ? PFE_W : 0) | (user ? PFE_U : 0) |
+    uint32_t ecode = WALK_FAULT | (kind == ACC_W ? PFE_W : 0) | (user ? PFE_U : 0) |
                      (kind == ACC_X && nxe ? PFE_ID : 0);
 restart:;
     uint64_t table = c->cr3 & PHYS_MASK;
@@ -306,7 +309,7 @@ static inline unsigned acc_mode(const struct cpu *c, unsigned acc)
 NORETURN static void page_fault(struct cpu *c, const struct insn *i, uint64_t va, uint32_t ec)
 {
     c->cr2 = va;
-    raise_exc(c, i, EXC_PF, (int)ec);
+    raise_exc(c, i, EXC_PF, (int)(ec & ~WALK_FAULT));
 }
 
 NORETURN static void noncanonical(struct cpu *c, const struct insn *i, unsigned acc)
@@ -494,7 +497,7 @@ int64_t mmu_translate_exec(struct cpu *c, uint64_t va, uint64_t *pa)
         struct xlate x;
         uint32_t ec = walk(c, va, ACC_X, m != MMU_SUP, &x);
         if (ec)
-            return (int64_t)ec | (1ll << 31);
+            return (int64_t)(ec & ~WALK_FAULT) | (1ll << 31);
         e = tlb_install(c, m, va, &x);
     }
     *pa = entry_pa(c, e, va);
