@@ -293,7 +293,11 @@ static int boundary(struct cpu *c)
     }
     bool shadow = c->shadow;
     c->shadow = 0;
-    if (!shadow) {
+    if (shadow) {
+        /* the instruction in the shadow runs alone, so that an interrupt
+         * pending at STI is taken right after it (sti; nop; cli windows) */
+        c->step_one = true;
+    } else {
         if (c->nmi_pending && !c->nmi_masked) {
             c->nmi_pending = false;
             deliver_interrupt(c, EXC_NMI, true);
@@ -315,8 +319,9 @@ static int boundary(struct cpu *c)
     return 0;
 }
 
-/* TF: run exactly one instruction from a scratch block, then #DB. */
-static void single_step(struct cpu *c)
+/* Run exactly one instruction, from a scratch copy of the block's first
+ * record. */
+static void exec_one(struct cpu *c)
 {
     struct block *b = block_find(c);
     struct {
@@ -333,6 +338,12 @@ static void single_step(struct cpu *c)
     c->blk_first = one.recs;
     one.recs[0].fn(c, one.recs);
     c->cur_block = NULL;
+}
+
+/* TF: one instruction, then #DB. */
+static void single_step(struct cpu *c)
+{
+    exec_one(c);
     c->dr6 |= 0x4000; /* BS */
     raise_trap(c, NULL, EXC_DB, 0);
 }
@@ -381,6 +392,12 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
         }
         if (unlikely(c->rflags & F_TF)) {
             single_step(c);
+            continue;
+        }
+        if (unlikely(c->step_one)) {
+            c->step_one = false;
+            exec_one(c);
+            c->rflags &= ~(uint64_t)F_RF;
             continue;
         }
         struct block *b = block_find(c);

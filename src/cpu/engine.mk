@@ -48,7 +48,7 @@ $(BUILD)/engine/systest: tests/engine/systest.c tests/engine/harness.h $(BUILD)/
 	@mkdir -p $(dir $@)
 	$(call say,TEST,$@)
 	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -DGUEST_DIR='"$(abspath $(BUILD)/engine/guests)"' -o $@ $< \
-		$(BUILD)/engine/libengine.a -lcmocka
+		$(BUILD)/engine/libengine.a -lcmocka -lpthread
 
 $(BUILD)/tools/cpurun: tests/tools/cpurun.c $(BUILD)/engine/libengine.a
 	@mkdir -p $(dir $@)

@@ -201,6 +201,7 @@ struct cpu {
     uint8_t cpl;
     uint8_t mmu_idx;
     uint8_t shadow;             /* interrupt shadow for the next instruction */
+    bool step_one;              /* run the next instruction alone */
     bool halted;
 
     struct block *cur_block;
