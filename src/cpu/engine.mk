@@ -21,12 +21,12 @@ $(BUILD)/engine/libengine.a: $(ENGINE_OBJS)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
-$(BUILD)/engine/difftest: tests/engine/difftest.c tests/engine/harness.h $(BUILD)/engine/libengine.a
+$(BUILD)/engine/test_difftest: tests/engine/difftest.c tests/engine/harness.h $(BUILD)/engine/libengine.a
 	@mkdir -p $(dir $@)
 	$(call say,TEST,$@)
 	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -o $@ $< $(BUILD)/engine/libengine.a -lZydis -lpthread
 
-$(BUILD)/engine/decodecheck: tests/engine/decodecheck.c $(BUILD)/engine/libengine.a
+$(BUILD)/engine/test_decode: tests/engine/decodecheck.c $(BUILD)/engine/libengine.a
 	@mkdir -p $(dir $@)
 	$(call say,TEST,$@)
 	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -o $@ $< $(BUILD)/engine/libengine.a -lZydis
@@ -43,7 +43,7 @@ $(BUILD)/engine/guests/%.bin: tests/engine/%.S tests/engine/guest.inc
 		-e _start -o $@.elf $@.o
 	$(Q)objcopy -O binary $@.elf $@
 
-$(BUILD)/engine/systest: tests/engine/systest.c tests/engine/harness.h $(BUILD)/engine/libengine.a \
+$(BUILD)/engine/test_system: tests/engine/systest.c tests/engine/harness.h $(BUILD)/engine/libengine.a \
 		$(ENGINE_SYS_BIN)
 	@mkdir -p $(dir $@)
 	$(call say,TEST,$@)
@@ -55,8 +55,10 @@ $(BUILD)/tools/cpurun: tests/tools/cpurun.c $(BUILD)/engine/libengine.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -o $@ $< $(BUILD)/engine/libengine.a
 
-ENGINE_BINS := $(BUILD)/engine/difftest $(BUILD)/engine/decodecheck $(BUILD)/engine/systest \
-	$(BUILD)/tools/cpurun
+# Test binaries are build/engine/test_*: tests/run.py runs them with the unit
+# tests (they print TAP when CMOCKA_MESSAGE_OUTPUT=TAP).
+ENGINE_BINS := $(BUILD)/engine/test_difftest $(BUILD)/engine/test_decode \
+	$(BUILD)/engine/test_system $(BUILD)/tools/cpurun
 
 .PHONY: engine engine-test engine-sibcalls
 engine: $(ENGINE_BINS)
@@ -66,6 +68,10 @@ engine-sibcalls: $(BUILD)/engine/libengine.a
 	tests/engine/check-sibcalls.sh $(BUILD)/obj/src/cpu
 
 engine-test: engine engine-sibcalls
-	$(BUILD)/engine/decodecheck
-	$(BUILD)/engine/difftest
-	$(BUILD)/engine/systest
+	$(BUILD)/engine/test_decode
+	$(BUILD)/engine/test_difftest
+	$(BUILD)/engine/test_system
+
+# 'make test' builds and checks the engine too
+test: $(ENGINE_BINS) engine-sibcalls
+tools: $(BUILD)/tools/cpurun

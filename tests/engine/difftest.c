@@ -865,6 +865,9 @@ int main(int argc, char **argv)
                 if (!keep_going) {
                     printf("difftest: first mismatch after %" PRIu64 " instructions (seed %"
                            PRIu64 ")\n", done + k, seed);
+                    if (getenv("CMOCKA_MESSAGE_OUTPUT"))
+                        printf("1..1\nnot ok 1 - difftest: mismatch after %" PRIu64
+                               " instructions, seed %" PRIu64 "\n", done + k, seed);
                     kill(nv.pid, SIGKILL);
                     return 1;
                 }
@@ -887,5 +890,9 @@ int main(int argc, char **argv)
     if (xm_packed)
         printf("difftest: %" PRIu64 " #XM cases: MXCSR flags not compared (approximate)\n",
                xm_packed);
+    if (getenv("CMOCKA_MESSAGE_OUTPUT"))
+        printf("1..1\n%s 1 - difftest: %" PRIu64 " instructions (integer and x87/SSE) against "
+               "the host, seed %" PRIu64 ", %" PRIu64 " mismatches\n",
+               mismatches || errors ? "not ok" : "ok", done, seed, mismatches + errors);
     return mismatches || errors ? 1 : 0;
 }
