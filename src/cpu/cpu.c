@@ -291,6 +291,7 @@ static int boundary(struct cpu *c)
         atomic_fetch_and(&c->events, ~CPU_EVENT_NMI);
         c->nmi_pending = true;
     }
+    c->link_slot = NULL; /* an event may change where execution goes */
     bool shadow = c->shadow;
     c->shadow = 0;
     if (shadow) {
@@ -336,8 +337,11 @@ static void exec_one(struct cpu *c)
     c->cur_block = b;
     c->blk_va = b->va;
     c->blk_first = one.recs;
+    c->no_chain = true;
     one.recs[0].fn(c, one.recs);
+    c->no_chain = false;
     c->cur_block = NULL;
+    c->link_slot = NULL;
 }
 
 /* TF: one instruction, then #DB. */
@@ -355,6 +359,8 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
     c->stop = 0;
     if (__builtin_setjmp(c->jb)) {
         c->cur_block = NULL;
+        c->link_slot = NULL;
+        c->no_chain = false;
         if (c->stop) {
             int r = c->stop;
             c->stop = 0;
@@ -401,9 +407,17 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
             continue;
         }
         struct block *b = block_find(c);
+        if (c->link_slot) {
+            /* the previous block's direct exit leads here: link it (not a
+             * block whose last instruction reaches into another page) */
+            if (b->pa2 == ~0ull)
+                *c->link_slot = b;
+            c->link_slot = NULL;
+        }
         c->cur_block = b;
         c->blk_va = b->va;
         c->blk_first = b->insns;
+        c->limit_at = c->insn_limit ? c->insn_limit : ~0ull;
         b->insns[0].fn(c, b->insns);
         c->cur_block = NULL;
         c->rflags &= ~(uint64_t)F_RF; /* an instruction completed */

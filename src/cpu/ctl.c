@@ -7,9 +7,10 @@
 
 HANDLER(h_end)
 {
-    /* fall-through end of a block: this record sits after the last one */
-    c->rip = insn_rip(c, i);
-    c->icount += (uint64_t)(i - c->blk_first);
+    /* fall-through end of a block: this record sits after the last one
+     * (it retires nothing: undo CHAIN's count of this record) */
+    c->icount--;
+    CHAIN(insn_rip(c, i), 0);
 }
 
 HANDLER(h_exit_stale)
@@ -119,16 +120,16 @@ static HANDLER(jcc)
 {
     if (cc_cond(c, i->aux)) {
         check_target(c, i, i->imm);
-        retire_to(c, i, i->imm);
+        CHAIN(i->imm, 0);
     } else {
-        retire_to(c, i, next_rip(c, i));
+        CHAIN(next_rip(c, i), 1);
     }
 }
 
 static HANDLER(jmp)
 {
     check_target(c, i, i->imm);
-    retire_to(c, i, i->imm);
+    CHAIN(i->imm, 0);
 }
 
 static HANDLER(call)

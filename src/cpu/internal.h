@@ -125,6 +125,7 @@ enum {
 #define TLB_BITS 10
 #define TLB_SIZE (1u << TLB_BITS)
 #define TLB_INVALID (~0ull)
+#define VTLB_SIZE 8
 /* Low bits of a tag force the slow path. */
 #define TLBF_MMIO 1ull
 #define TLBF_CODE 2ull   /* tag_w: the page holds decoded code */
@@ -164,6 +165,8 @@ struct block {
     bool valid;
     struct block *hnext;  /* hash chain */
     struct block *pnext[2]; /* per-page lists (page of va, page of pa2) */
+    struct block *chain[2]; /* direct successors in the same page: [0] branch
+                               taken / jump / fall-through end, [1] Jcc not taken */
     struct insn insns[];
 };
 
@@ -205,6 +208,9 @@ struct cpu {
     bool halted;
 
     struct block *cur_block;
+    struct block **link_slot;   /* chain slot to fill with the next block found */
+    uint64_t limit_at;          /* icount to stop at (~0: none) */
+    bool no_chain;              /* executing a lone instruction */
 
     /* architectural state */
     struct x86_segment seg[6], ldtr, tr;
@@ -248,9 +254,13 @@ struct cpu {
     unsigned ncpuid;
     uint32_t feat1_ecx, feat1_edx, feat7_ebx, feat7_ecx, ext1_ecx, ext1_edx;
 
-    /* soft TLB */
+    /* soft TLB: direct-mapped, plus a small fully associative victim set
+     * that catches conflict misses */
     struct tlbe tlbs[MMU_MODES][TLB_SIZE];
     struct tlbx tlbxs[MMU_MODES][TLB_SIZE];
+    struct tlbe vtlb[MMU_MODES][VTLB_SIZE];
+    struct tlbx vtlbx[MMU_MODES][VTLB_SIZE];
+    unsigned vnext[MMU_MODES];
     uint64_t large_lo, large_hi; /* VA range covered by large-page entries */
 
     /* block cache */
@@ -312,6 +322,27 @@ static inline void retire_to(struct cpu *c, const struct insn *i, uint64_t rip)
     c->rip = rip;
     c->icount += (uint64_t)(i - c->blk_first) + 1;
 }
+
+/* Block chaining: a direct branch to the same page continues straight into
+ * the successor block if it is cached, valid and nothing is pending. Used
+ * as 'CHAIN(target, slot); return;' at the end of a handler. */
+#define CHAIN(target, slot)                                                              \
+    do {                                                                                 \
+        uint64_t t_ = (target);                                                          \
+        retire_to(c, i, t_);                                                             \
+        struct block *b_ = c->cur_block, *n_ = b_->chain[slot];                          \
+        if (n_ && n_->valid && n_->va == t_ && !c->no_chain &&                           \
+            !atomic_load_explicit(&c->events, memory_order_relaxed) &&                   \
+            c->icount < c->limit_at) {                                                   \
+            c->cur_block = n_;                                                           \
+            c->blk_va = t_;                                                              \
+            c->blk_first = n_->insns;                                                    \
+            c->rflags &= ~(uint64_t)F_RF;                                                \
+            return n_->insns[0].fn(c, n_->insns);                                        \
+        }                                                                                \
+        if (!c->no_chain && !((t_ ^ b_->va) & ~0xfffull))                                \
+            c->link_slot = &b_->chain[slot];                                             \
+    } while (0)
 
 /* End the block before this instruction (it did not retire). */
 static inline void stop_before(struct cpu *c, const struct insn *i)

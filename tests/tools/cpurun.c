@@ -109,6 +109,13 @@ static double now(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
 static int read_file(const char *path, uint8_t **data, size_t *size)
 {
     int fd = open(path, O_RDONLY);
@@ -215,7 +222,7 @@ int main(int argc, char **argv)
         return 1;
     }
     cpu_set_regs(cpu, &regs);
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     struct cpu_exit ex;
     int reason;
     uint64_t done = 0;
@@ -244,7 +251,7 @@ int main(int argc, char **argv)
             break;
         }
     }
-    double dt = now() - t0;
+    double dt = now() - t0, cdt = cpu_now() - c0;
     fflush(stdout);
     struct cpu_stats st;
     cpu_get_stats(cpu, &st);
@@ -261,10 +268,12 @@ int main(int argc, char **argv)
     if (reason == CPU_EXIT_ERROR)
         fprintf(stderr, "cpurun: %s\n", ex.detail);
     if (!quiet_stats) {
-        fprintf(stderr, "cpurun: %" PRIu64 " instructions in %.2f s = %.1f MIPS; blocks built %"
+        fprintf(stderr, "cpurun: %" PRIu64 " instructions in %.2f s = %.1f MIPS (CPU time %.2f s = "
+                        "%.1f MIPS); blocks built %"
                         PRIu64 ", invalidated %" PRIu64 ", cache flushes %" PRIu64
                         "; TLB misses %" PRIu64 ", flushes %" PRIu64 "; host-exec %" PRIu64 "\n",
-                st.insns, dt, st.insns / dt / 1e6, st.blocks_built, st.blocks_invalidated,
+                st.insns, dt, st.insns / dt / 1e6, cdt, st.insns / cdt / 1e6, st.blocks_built,
+                st.blocks_invalidated,
                 st.cache_flushes, st.tlb_misses, st.tlb_flushes, st.hostexec);
         fprintf(stderr, "cpurun: exceptions:");
         for (int v = 0; v < 32; v++)
