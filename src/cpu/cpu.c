@@ -462,7 +462,7 @@ void cpu_get_sregs(struct cpu *c, struct x86_sregs *s)
 int cpu_set_sregs(struct cpu *c, const struct x86_sregs *s)
 {
     if (!(s->efer & EFER_LMA) || !(s->cr0 & CR0_PG) || !(s->cr0 & CR0_PE) ||
-        !(s->cr4 & CR4_PAE) || !s->cs.l || (s->cr4 & ~(uint64_t)0x6ff))
+        !(s->cr4 & CR4_PAE) || !s->cs.l || (s->cr4 & ~(uint64_t)CR4_SUPPORTED))
         return -EINVAL;
     c->seg[SEG_ES] = s->es; c->seg[SEG_CS] = s->cs; c->seg[SEG_SS] = s->ss;
     c->seg[SEG_DS] = s->ds; c->seg[SEG_FS] = s->fs; c->seg[SEG_GS] = s->gs;

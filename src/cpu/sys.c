@@ -567,8 +567,6 @@ int set_cr3(struct cpu *c, uint64_t v)
     return 0;
 }
 
-#define CR4_SUPPORTED (CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_MCE | CR4_PGE | CR4_PCE | \
-                       CR4_OSFXSR | CR4_OSXMMEXCPT)
 int set_cr4(struct cpu *c, uint64_t v)
 {
     if (v & ~CR4_SUPPORTED)
