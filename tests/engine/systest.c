@@ -119,7 +119,7 @@ static void guest_setup(struct sysguest *g, const char *name)
     gdt[2] = h_desc(0, 0xfffff, 0xc093); /* 0x10 kernel data */
     gdt[3] = h_desc(0, 0xfffff, 0xc0f3); /* 0x18 user data */
     gdt[4] = h_desc(0, 0xfffff, 0xa0fb); /* 0x20 user code 64 */
-    gdt[5] = h_desc(TSS, 0x67, 0x008b);  /* 0x28 TSS (busy) */
+    gdt[5] = h_desc(TSS, 0x68 + 0x2000, 0x008b); /* 0x28 TSS (busy), with an I/O bitmap */
     gdt[6] = 0;
     gdt[7] = h_desc(0, 0xfffff, 0xc09b); /* 0x38 kernel code 32 */
     uint8_t *tss = h_ptr(h, TSS);
@@ -129,8 +129,9 @@ static void guest_setup(struct sysguest *g, const char *name)
     memcpy(tss + 36, &v, 8);  /* IST1 */
     v = 0x74000;
     memcpy(tss + 44, &v, 8);  /* IST2 */
-    uint16_t iob = 0x68;
+    uint16_t iob = 0x68;              /* bitmap at TSS + 0x68: all ports denied */
     memcpy(tss + 102, &iob, 2);
+    memset(tss + 0x68, 0xff, 0x2001);
     char path[512];
     snprintf(path, sizeof(path), "%s/%s.bin", GUEST_DIR, name);
     FILE *f = fopen(path, "rb");
@@ -193,6 +194,7 @@ static void test_rings_iret_syscall(void **state) { (void)state; run_simple("sys
 static void test_double_fault(void **state) { (void)state; run_simple("sys_df"); }
 static void test_rep_fault_resume(void **state) { (void)state; run_simple("sys_rep"); }
 static void test_ud_and_exception_rip(void **state) { (void)state; run_simple("sys_ud"); }
+static void test_descriptors_msrs_io(void **state) { (void)state; run_simple("sys_desc"); }
 
 static void test_triple_fault(void **state)
 {
@@ -386,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_hlt_and_interrupts),
         cmocka_unit_test(test_self_modifying_code),
         cmocka_unit_test(test_ud_and_exception_rip),
+        cmocka_unit_test(test_descriptors_msrs_io),
         cmocka_unit_test(test_mmio),
         cmocka_unit_test(test_compat_mode_is_an_error),
         cmocka_unit_test(test_kick_and_limit),
