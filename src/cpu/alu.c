@@ -568,6 +568,32 @@ static NOINLINE uint64_t host_shift(struct cpu *c, unsigned op, unsigned lg, uin
     return v;
 }
 
+/* SHL/SHR/SAR by 1..size-1 in C with lazy flags; everything else
+ * (rotates, count 0, 8/16-bit counts beyond the size) on the host. */
+static inline bool fast_shift(struct cpu *c, unsigned op, unsigned lg, uint64_t a, unsigned cnt,
+                              uint64_t *r)
+{
+    unsigned bits = 8u << lg;
+    cnt &= lg == 3 ? 63 : 31;
+    if (cnt == 0 || cnt >= bits || op < 4)
+        return false;
+    uint64_t m = sz_mask(lg);
+    a &= m;
+    unsigned kind;
+    if (op == 4 || op == 6) {
+        *r = (a << cnt) & m;
+        kind = CC_SHL;
+    } else if (op == 5) {
+        *r = a >> cnt;
+        kind = CC_SHR;
+    } else {
+        *r = (uint64_t)(sext(a, lg) >> cnt) & m;
+        kind = CC_SAR;
+    }
+    cc_set(c, kind << 2 | lg, *r, a, cnt);
+    return true;
+}
+
 /* aux: sub-op | count source << 3 (0: imm, 1: CL) ; lg in the table */
 static inline uint8_t shift_count(const struct cpu *c, const struct insn *i)
 {
@@ -577,8 +603,12 @@ static inline uint8_t shift_count(const struct cpu *c, const struct insn *i)
 #define SHIFT_DEFS(lg)                                                                   \
     static HANDLER(shift_r_##lg)                                                         \
     {                                                                                    \
-        uint64_t v = host_shift(c, i->aux & 7, lg, lg ? c->r[i->reg] : R8(i->reg),       \
-                                shift_count(c, i));                                      \
+        uint64_t a = lg ? c->r[i->reg] : R8(i->reg), r;                                  \
+        if (fast_shift(c, i->aux & 7, lg, a, shift_count(c, i), &r)) {                   \
+            setr(c, i->reg, r, lg);                                                      \
+            NEXT;                                                                        \
+        }                                                                                \
+        uint64_t v = host_shift(c, i->aux & 7, lg, a, shift_count(c, i));                \
         if (lg)                                                                          \
             c->r[i->reg] = v;                                                            \
         else                                                                             \
@@ -588,7 +618,9 @@ static inline uint8_t shift_count(const struct cpu *c, const struct insn *i)
     static HANDLER(shift_m_##lg)                                                         \
     {                                                                                    \
         RMW_BEGIN(lg);                                                                   \
-        uint64_t r = host_shift(c, i->aux & 7, lg, a, shift_count(c, i));                \
+        uint64_t r;                                                                      \
+        if (!fast_shift(c, i->aux & 7, lg, a, shift_count(c, i), &r))                    \
+            r = host_shift(c, i->aux & 7, lg, a, shift_count(c, i));                     \
         RMW_END(lg, r);                                                                  \
         NEXT;                                                                            \
     }

@@ -433,7 +433,7 @@ struct block *block_find(struct cpu *c)
     struct tlbe *e = tlb_entry(c, va);
     if (likely(e->tag_x == (va & ~TLBF_MASK))) {
         unsigned m = (unsigned)(c->tlb - &c->tlbs[0][0]) / TLB_SIZE;
-        pa = c->tlbxs[m][(va >> 12) & (TLB_SIZE - 1)].pa | (va & 0xfff);
+        pa = c->tlbxs[m][TLB_INDEX(va)].pa | (va & 0xfff);
     } else {
         int64_t r = mmu_translate_exec(c, va, &pa);
         if (r < 0)

@@ -73,6 +73,9 @@ enum {
     CC_LOGIC,
     CC_INC,       /* cc_aux = old CF */
     CC_DEC,       /* cc_aux = old CF */
+    CC_SHL,       /* cc_a = operand, cc_b = count (1..size-1) */
+    CC_SHR,
+    CC_SAR,
 };
 
 /* Control registers and EFER */
@@ -126,6 +129,9 @@ enum {
 /* --- soft TLB ----------------------------------------------------------------- */
 #define TLB_BITS 10
 #define TLB_SIZE (1u << TLB_BITS)
+/* The index folds in higher address bits, so that streams a multiple of
+ * 4 MiB apart (a decompressor's input and output) do not collide. */
+#define TLB_INDEX(va) ((unsigned)(((va) >> 12) ^ ((va) >> 22)) & (TLB_SIZE - 1))
 #define TLB_INVALID (~0ull)
 #define VTLB_SIZE 8
 /* Low bits of a tag force the slow path. */
@@ -515,7 +521,7 @@ uint64_t phys_read64(struct cpu *c, uint64_t pa);
 
 static inline struct tlbe *tlb_entry(const struct cpu *c, uint64_t va)
 {
-    return &c->tlb[(va >> 12) & (TLB_SIZE - 1)];
+    return &c->tlb[TLB_INDEX(va)];
 }
 
 #define MEM_FAST_LOAD(bits)                                                                    \

@@ -105,7 +105,7 @@ void tlb_flush_page(struct cpu *c, uint64_t va)
         tlb_flush_all(c, true);
         return;
     }
-    unsigned k = (va >> 12) & (TLB_SIZE - 1);
+    unsigned k = TLB_INDEX(va);
     uint64_t page = va & ~0xfffull;
     for (unsigned m = 0; m < MMU_MODES; m++) {
         struct tlbe *e = &c->tlbs[m][k];
@@ -277,7 +277,7 @@ static void tlb_note_alias(struct cpu *c, struct code_page *cp, uint64_t pa, uin
 /* Fill the TLB entry for 'va' in mode table 'm' from a successful walk. */
 static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const struct xlate *x)
 {
-    unsigned k = (va >> 12) & (TLB_SIZE - 1);
+    unsigned k = TLB_INDEX(va);
     struct tlbe *e = &c->tlbs[m][k];
     struct tlbx *ex = &c->tlbxs[m][k];
     uint64_t page = va & ~0xfffull;
@@ -338,7 +338,7 @@ NORETURN static void noncanonical(struct cpu *c, const struct insn *i, unsigned 
 static struct tlbe *victim_swap(struct cpu *c, unsigned m, uint64_t va, unsigned kind)
 {
     uint64_t page = va & ~0xfffull;
-    unsigned k = (va >> 12) & (TLB_SIZE - 1);
+    unsigned k = TLB_INDEX(va);
     for (unsigned j = 0; j < VTLB_SIZE; j++) {
         struct tlbe *v = &c->vtlb[m][j];
         uint64_t tag = kind == ACC_R ? v->tag_r : kind == ACC_W ? v->tag_w : v->tag_x;
@@ -375,7 +375,7 @@ static struct tlbe *translate(struct cpu *c, const struct insn *i, uint64_t va, 
     if (!canonical(va))
         noncanonical(c, i, acc);
     unsigned m = acc_mode(c, acc), kind = acc & ACC_KIND;
-    struct tlbe *e = &c->tlbs[m][(va >> 12) & (TLB_SIZE - 1)];
+    struct tlbe *e = &c->tlbs[m][TLB_INDEX(va)];
     uint64_t page = va & ~0xfffull;
     uint64_t tag = kind == ACC_R ? e->tag_r : kind == ACC_W ? e->tag_w : e->tag_x;
     if ((tag & ~TLBF_MASK) == page && tag != TLB_INVALID)
@@ -545,7 +545,7 @@ int64_t mmu_translate_exec(struct cpu *c, uint64_t va, uint64_t *pa)
     if (!canonical(va))
         return -1;
     unsigned m = acc_mode(c, 0);
-    struct tlbe *e = &c->tlbs[m][(va >> 12) & (TLB_SIZE - 1)];
+    struct tlbe *e = &c->tlbs[m][TLB_INDEX(va)];
     uint64_t page = va & ~0xfffull;
     if (((e->tag_x & ~TLBF_MASK) != page || e->tag_x == TLB_INVALID) &&
         !(e = victim_swap(c, m, va, ACC_X))) {
