@@ -474,6 +474,27 @@ opcode:;
     }
     d->op = op;
     d->pos_op = (uint8_t)(p - 1);
+    if (d->map == 0 && op == 0x8f && p < max && (b[p] & 0x1f) >= 8) {
+        /* an XOP prefix (no XOP offered): #UD, or #GP when the encoding it
+         * would have is longer than 15 bytes (measured: maps 8, 9, 0Ah
+         * with imm8, none, imm32) */
+        unsigned m = b[p] & 0x1f, q = p + 2;
+        if (m > 10 || q + 2 > max)
+            return DEC_UD;
+        uint8_t modrm = b[q + 1];
+        unsigned mod = modrm >> 6, rm = modrm & 7, n = q + 2;
+        if (mod != 3 && rm == 4) {
+            if (q + 3 > max)
+                return max < 15 && avail < 15 ? DEC_SHORT : DEC_GP;
+            n += 1 + ((mod == 0 && (b[q + 2] & 7) == 5) ? 4 : 0);
+        }
+        else if (mod == 0 && rm == 5)
+            n += 4;
+        n += mod == 1 ? 1 : mod == 2 ? 4 : 0;
+        n += m == 8 ? 1 : m == 10 ? 4 : 0;
+        d->len = (uint8_t)(n > 15 ? 15 : n);
+        return n > 15 ? DEC_GP : DEC_UD;
+    }
     struct opent e = tab[op];
     d->mand = d->rep == 0xf3 ? 2 : d->rep == 0xf2 ? 3 : d->p66 ? 1 : 0;
 
