@@ -238,6 +238,7 @@ struct cpu {
     uint8_t fx_tmp2[512] __attribute__((aligned(64)));
     uint8_t fx_host[512] __attribute__((aligned(64)));
     uint16_t fpu_cs, fpu_ds;    /* for 32-bit-format FXSAVE/FNSTENV */
+    uint32_t host_mxcsr;
 
     /* exception in flight */
     int exc_vec;
