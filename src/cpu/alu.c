@@ -57,25 +57,8 @@ static inline uint64_t alu_op(struct cpu *c, unsigned op, unsigned lg, uint64_t 
     }
 }
 
-static inline uint64_t host_load(const void *p, unsigned lg)
-{
-    switch (lg) {
-    case 0: return *(const uint8_t *)p;
-    case 1: return *(const uint16_t *)p;
-    case 2: return *(const uint32_t *)p;
-    default: return *(const uint64_t *)p;
-    }
-}
-
-static inline void host_store(void *p, uint64_t v, unsigned lg)
-{
-    switch (lg) {
-    case 0: *(uint8_t *)p = (uint8_t)v; break;
-    case 1: *(uint16_t *)p = (uint16_t)v; break;
-    case 2: *(uint32_t *)p = (uint32_t)v; break;
-    default: *(uint64_t *)p = v; break;
-    }
-}
+#define host_load hload
+#define host_store hstore
 
 /* Writable host pointer for an RMW access (fast path), or NULL. */
 static inline void *rmw_ptr(struct cpu *c, uint64_t va, unsigned lg)
