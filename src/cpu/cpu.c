@@ -418,6 +418,7 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
         c->blk_va = b->va;
         c->blk_first = b->insns;
         c->limit_at = c->insn_limit ? c->insn_limit : ~0ull;
+        c->chain_budget = 256;
         b->insns[0].fn(c, b->insns);
         c->cur_block = NULL;
         c->rflags &= ~(uint64_t)F_RF; /* an instruction completed */

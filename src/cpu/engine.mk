@@ -4,7 +4,7 @@
 # tests and the cpurun tool.
 
 ENGINE_SRCS := $(sort $(wildcard src/cpu/*.c))
-ENGINE_CFLAGS := -fno-strict-aliasing -fno-stack-protector
+ENGINE_CFLAGS := -fno-strict-aliasing -fno-stack-protector -foptimize-sibling-calls
 
 $(BUILD)/obj/src/cpu/%.o: CFLAGS_BASE += $(ENGINE_CFLAGS)
 # Guest atomics (LOCK on misaligned guest data) use host atomics on

@@ -219,6 +219,9 @@ struct cpu {
     struct block **link_slot;   /* chain slot to fill with the next block found */
     uint64_t limit_at;          /* icount to stop at (~0: none) */
     bool no_chain;              /* executing a lone instruction */
+    unsigned chain_budget;      /* chained blocks left before returning to the
+                                   loop: bounds the stack if a build does not
+                                   turn tail calls into jumps (-O0/-O1) */
 
     /* architectural state */
     struct x86_segment seg[6], ldtr, tr;
@@ -340,7 +343,7 @@ static inline void retire_to(struct cpu *c, const struct insn *i, uint64_t rip)
         uint64_t t_ = (target);                                                          \
         retire_to(c, i, t_);                                                             \
         struct block *b_ = c->cur_block, *n_ = b_->chain[slot];                          \
-        if (n_ && n_->valid && n_->va == t_ && !c->no_chain &&                           \
+        if (n_ && n_->valid && n_->va == t_ && !c->no_chain && --c->chain_budget &&      \
             !atomic_load_explicit(&c->events, memory_order_relaxed) &&                   \
             c->icount < c->limit_at) {                                                   \
             c->cur_block = n_;                                                           \
