@@ -195,6 +195,7 @@ static void test_double_fault(void **state) { (void)state; run_simple("sys_df");
 static void test_rep_fault_resume(void **state) { (void)state; run_simple("sys_rep"); }
 static void test_ud_and_exception_rip(void **state) { (void)state; run_simple("sys_ud"); }
 static void test_descriptors_msrs_io(void **state) { (void)state; run_simple("sys_desc"); }
+static void test_fpu_system_rules(void **state) { (void)state; run_simple("sys_fpu"); }
 
 static void test_triple_fault(void **state)
 {
@@ -389,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_self_modifying_code),
         cmocka_unit_test(test_ud_and_exception_rip),
         cmocka_unit_test(test_descriptors_msrs_io),
+        cmocka_unit_test(test_fpu_system_rules),
         cmocka_unit_test(test_mmio),
         cmocka_unit_test(test_compat_mode_is_an_error),
         cmocka_unit_test(test_kick_and_limit),
