@@ -53,13 +53,14 @@ class Results:
 
 def run_unit(build, results, pattern):
     binaries = sorted(b for b in glob.glob(os.path.join(build, "unit", "test_*")) +
-                      glob.glob(os.path.join(build, "asan", "unit", "test_*"))
+                      glob.glob(os.path.join(build, "asan", "unit", "test_*")) +
+                      glob.glob(os.path.join(build, "engine", "test_*"))  # src/cpu/engine.mk
                       if os.access(b, os.X_OK) and not b.endswith(".d"))
     if not binaries:
         results.fail("unit tests", f"no unit test binaries under {build}")
         return
     for binary in binaries:
-        flavour = "asan" if "/asan/" in binary else "unit"
+        flavour = "asan" if "/asan/" in binary else "engine" if "/engine/" in binary else "unit"
         suite = os.path.basename(binary)
         env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
         p = subprocess.run([binary], capture_output=True, text=True, env=env, timeout=300)

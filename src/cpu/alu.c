@@ -57,25 +57,8 @@ static inline uint64_t alu_op(struct cpu *c, unsigned op, unsigned lg, uint64_t 
     }
 }
 
-static inline uint64_t host_load(const void *p, unsigned lg)
-{
-    switch (lg) {
-    case 0: return *(const uint8_t *)p;
-    case 1: return *(const uint16_t *)p;
-    case 2: return *(const uint32_t *)p;
-    default: return *(const uint64_t *)p;
-    }
-}
-
-static inline void host_store(void *p, uint64_t v, unsigned lg)
-{
-    switch (lg) {
-    case 0: *(uint8_t *)p = (uint8_t)v; break;
-    case 1: *(uint16_t *)p = (uint16_t)v; break;
-    case 2: *(uint32_t *)p = (uint32_t)v; break;
-    default: *(uint64_t *)p = v; break;
-    }
-}
+#define host_load hload
+#define host_store hstore
 
 /* Writable host pointer for an RMW access (fast path), or NULL. */
 static inline void *rmw_ptr(struct cpu *c, uint64_t va, unsigned lg)
@@ -568,6 +551,32 @@ static NOINLINE uint64_t host_shift(struct cpu *c, unsigned op, unsigned lg, uin
     return v;
 }
 
+/* SHL/SHR/SAR by 1..size-1 in C with lazy flags; everything else
+ * (rotates, count 0, 8/16-bit counts beyond the size) on the host. */
+static inline bool fast_shift(struct cpu *c, unsigned op, unsigned lg, uint64_t a, unsigned cnt,
+                              uint64_t *r)
+{
+    unsigned bits = 8u << lg;
+    cnt &= lg == 3 ? 63 : 31;
+    if (cnt == 0 || cnt >= bits || op < 4)
+        return false;
+    uint64_t m = sz_mask(lg);
+    a &= m;
+    unsigned kind;
+    if (op == 4 || op == 6) {
+        *r = (a << cnt) & m;
+        kind = CC_SHL;
+    } else if (op == 5) {
+        *r = a >> cnt;
+        kind = CC_SHR;
+    } else {
+        *r = (uint64_t)(sext(a, lg) >> cnt) & m;
+        kind = CC_SAR;
+    }
+    cc_set(c, kind << 2 | lg, *r, a, cnt);
+    return true;
+}
+
 /* aux: sub-op | count source << 3 (0: imm, 1: CL) ; lg in the table */
 static inline uint8_t shift_count(const struct cpu *c, const struct insn *i)
 {
@@ -577,8 +586,12 @@ static inline uint8_t shift_count(const struct cpu *c, const struct insn *i)
 #define SHIFT_DEFS(lg)                                                                   \
     static HANDLER(shift_r_##lg)                                                         \
     {                                                                                    \
-        uint64_t v = host_shift(c, i->aux & 7, lg, lg ? c->r[i->reg] : R8(i->reg),       \
-                                shift_count(c, i));                                      \
+        uint64_t a = lg ? c->r[i->reg] : R8(i->reg), r;                                  \
+        if (fast_shift(c, i->aux & 7, lg, a, shift_count(c, i), &r)) {                   \
+            setr(c, i->reg, r, lg);                                                      \
+            NEXT;                                                                        \
+        }                                                                                \
+        uint64_t v = host_shift(c, i->aux & 7, lg, a, shift_count(c, i));                \
         if (lg)                                                                          \
             c->r[i->reg] = v;                                                            \
         else                                                                             \
@@ -588,7 +601,9 @@ static inline uint8_t shift_count(const struct cpu *c, const struct insn *i)
     static HANDLER(shift_m_##lg)                                                         \
     {                                                                                    \
         RMW_BEGIN(lg);                                                                   \
-        uint64_t r = host_shift(c, i->aux & 7, lg, a, shift_count(c, i));                \
+        uint64_t r;                                                                      \
+        if (!fast_shift(c, i->aux & 7, lg, a, shift_count(c, i), &r))                    \
+            r = host_shift(c, i->aux & 7, lg, a, shift_count(c, i));                     \
         RMW_END(lg, r);                                                                  \
         NEXT;                                                                            \
     }

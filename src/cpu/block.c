@@ -103,6 +103,7 @@ static void tlb_mark_code(struct cpu *c, uint64_t ppage, bool on)
             else
                 e->tag_w &= ~TLBF_CODE;
         }
+    /* victim entries are re-derived when they are swapped back in */
 }
 
 static void page_add_block(struct cpu *c, struct code_page *cp, uint64_t ppage, struct block *b,
@@ -210,6 +211,7 @@ void smc_write(struct cpu *c, const struct insn *i, uint64_t pa, unsigned len)
 
 void block_flush_all(struct cpu *c)
 {
+    c->link_slot = NULL;
     c->arena_used = 0;
     memset(c->hash, 0, (c->hash_mask + 1) * sizeof(*c->hash));
     memset(c->jc, 0, sizeof(c->jc));
@@ -223,10 +225,14 @@ void block_flush_all(struct cpu *c)
             }
         }
     }
-    for (unsigned m = 0; m < MMU_MODES; m++)
+    for (unsigned m = 0; m < MMU_MODES; m++) {
         for (unsigned k = 0; k < TLB_SIZE; k++)
             if (c->tlbs[m][k].tag_w != TLB_INVALID)
                 c->tlbs[m][k].tag_w &= ~TLBF_CODE;
+        for (unsigned k = 0; k < VTLB_SIZE; k++)
+            if (c->vtlb[m][k].tag_w != TLB_INVALID)
+                c->vtlb[m][k].tag_w &= ~TLBF_CODE;
+    }
     c->stats.cache_flushes++;
 }
 
@@ -406,6 +412,7 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
     b->hnext = c->hash[h];
     c->hash[h] = b;
     b->pnext[0] = b->pnext[1] = NULL;
+    b->chain[0] = b->chain[1] = NULL;
     page_add_block(c, cp, ppage, b, 0);
     if (b->pa2 != ~0ull && cp2)
         page_add_block(c, cp2, b->pa2, b, 1);
@@ -426,7 +433,7 @@ struct block *block_find(struct cpu *c)
     struct tlbe *e = tlb_entry(c, va);
     if (likely(e->tag_x == (va & ~TLBF_MASK))) {
         unsigned m = (unsigned)(c->tlb - &c->tlbs[0][0]) / TLB_SIZE;
-        pa = c->tlbxs[m][(va >> 12) & (TLB_SIZE - 1)].pa | (va & 0xfff);
+        pa = c->tlbxs[m][TLB_INDEX(va)].pa | (va & 0xfff);
     } else {
         int64_t r = mmu_translate_exec(c, va, &pa);
         if (r < 0)

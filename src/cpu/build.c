@@ -414,7 +414,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
     case OP_JCC:
         rec->aux = d->op & 15;
         rec->imm = branch_target(d, va);
-        fn = h_jcc;
+        fn = h_jcc[d->op & 15];
         break;
     case OP_JMP:
         rec->imm = branch_target(d, va);
@@ -564,7 +564,13 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
     case OP_HLT: case OP_CLI: case OP_STI: case OP_INT3: case OP_INT1: case OP_UD:
     case OP_RDTSC: case OP_RDMSR: case OP_WRMSR: case OP_RDPMC: case OP_CPUID: case OP_CLTS:
     case OP_INVLPG: case OP_WBINVD: case OP_INVD: case OP_SWAPGS: case OP_SYSCALL:
+        fn = h_sys[d->id];
+        break;
     case OP_CLFLUSH:
+        if (d->p66 && !(c->feat7_ebx & (1u << 23))) { /* CLFLUSHOPT */
+            *ok = false;
+            break;
+        }
         fn = h_sys[d->id];
         break;
     /* --- x87/MMX/SSE --- */

@@ -28,6 +28,8 @@ static uint32_t str4(const char *s)
 #define F1_ECX ((1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 20) | (1u << 22) | \
                 (1u << 23) | (1u << 30) | (1u << 31))
 /* AMD mirror of the leaf-1 EDX bits, SYSCALL NX PDPE1GB RDTSCP LM */
+/* leaf 7: CLFLUSHOPT */
+#define F7_EBX (1u << 23)
 #define E1_EDX ((F1_EDX & 0x0183f3ffu & ~(1u << 19)) | (1u << 11) | (1u << 20) | (1u << 26) | \
                 (1u << 27) | (1u << 29))
 /* LAHF/SAHF, AltMovCr8, ABM (LZCNT), MisAlignSse */
@@ -45,7 +47,8 @@ static unsigned default_cpuid(struct x86_cpuid_entry *e, unsigned max)
     ADD(3, 0, 0, 0, 0);
     ADD(5, 0, 0, 0, 0);
     ADD(6, 0, 0, 0, 0);
-    t[n++] = (struct x86_cpuid_entry){.function = 7, .index = 0, .flags = X86_CPUID_FLAG_INDEXED};
+    t[n++] = (struct x86_cpuid_entry){.function = 7, .index = 0, .flags = X86_CPUID_FLAG_INDEXED,
+                                      .ebx = F7_EBX};
     ADD(0x40000000, 0x40000010, str4("Embe"), str4("SftC"), str4("rSof"));
     ADD(0x40000010, (uint32_t)(CPU_TSC_HZ / 1000), 0, 0, 0);
     ADD(0x80000000, 0x80000008, str4("Auth"), str4("cAMD"), str4("enti"));
@@ -139,8 +142,8 @@ int cpu_set_cpuid(struct cpu *c, const struct x86_cpuid_entry *entries, unsigned
             }
         }
         if (t[k].function == 7 && t[k].index == 0) {
-            t[k].ebx = 0;
-            t[k].ecx &= 0;
+            t[k].ebx &= F7_EBX;
+            t[k].ecx = 0;
             t[k].edx = 0;
         }
     }
@@ -288,9 +291,14 @@ static int boundary(struct cpu *c)
         atomic_fetch_and(&c->events, ~CPU_EVENT_NMI);
         c->nmi_pending = true;
     }
+    c->link_slot = NULL; /* an event may change where execution goes */
     bool shadow = c->shadow;
     c->shadow = 0;
-    if (!shadow) {
+    if (shadow) {
+        /* the instruction in the shadow runs alone, so that an interrupt
+         * pending at STI is taken right after it (sti; nop; cli windows) */
+        c->step_one = true;
+    } else {
         if (c->nmi_pending && !c->nmi_masked) {
             c->nmi_pending = false;
             deliver_interrupt(c, EXC_NMI, true);
@@ -312,8 +320,9 @@ static int boundary(struct cpu *c)
     return 0;
 }
 
-/* TF: run exactly one instruction from a scratch block, then #DB. */
-static void single_step(struct cpu *c)
+/* Run exactly one instruction, from a scratch copy of the block's first
+ * record. */
+static void exec_one(struct cpu *c)
 {
     struct block *b = block_find(c);
     struct {
@@ -328,8 +337,17 @@ static void single_step(struct cpu *c)
     c->cur_block = b;
     c->blk_va = b->va;
     c->blk_first = one.recs;
+    c->no_chain = true;
     one.recs[0].fn(c, one.recs);
+    c->no_chain = false;
     c->cur_block = NULL;
+    c->link_slot = NULL;
+}
+
+/* TF: one instruction, then #DB. */
+static void single_step(struct cpu *c)
+{
+    exec_one(c);
     c->dr6 |= 0x4000; /* BS */
     raise_trap(c, NULL, EXC_DB, 0);
 }
@@ -341,6 +359,8 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
     c->stop = 0;
     if (__builtin_setjmp(c->jb)) {
         c->cur_block = NULL;
+        c->link_slot = NULL;
+        c->no_chain = false;
         if (c->stop) {
             int r = c->stop;
             c->stop = 0;
@@ -380,10 +400,25 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
             single_step(c);
             continue;
         }
+        if (unlikely(c->step_one)) {
+            c->step_one = false;
+            exec_one(c);
+            c->rflags &= ~(uint64_t)F_RF;
+            continue;
+        }
         struct block *b = block_find(c);
+        if (c->link_slot) {
+            /* the previous block's direct exit leads here: link it (not a
+             * block whose last instruction reaches into another page) */
+            if (b->pa2 == ~0ull)
+                *c->link_slot = b;
+            c->link_slot = NULL;
+        }
         c->cur_block = b;
         c->blk_va = b->va;
         c->blk_first = b->insns;
+        c->limit_at = c->insn_limit ? c->insn_limit : ~0ull;
+        c->chain_budget = 256;
         b->insns[0].fn(c, b->insns);
         c->cur_block = NULL;
         c->rflags &= ~(uint64_t)F_RF; /* an instruction completed */
@@ -428,7 +463,7 @@ void cpu_get_sregs(struct cpu *c, struct x86_sregs *s)
 int cpu_set_sregs(struct cpu *c, const struct x86_sregs *s)
 {
     if (!(s->efer & EFER_LMA) || !(s->cr0 & CR0_PG) || !(s->cr0 & CR0_PE) ||
-        !(s->cr4 & CR4_PAE) || !s->cs.l || (s->cr4 & ~(uint64_t)0x6ff))
+        !(s->cr4 & CR4_PAE) || !s->cs.l || (s->cr4 & ~(uint64_t)CR4_SUPPORTED))
         return -EINVAL;
     c->seg[SEG_ES] = s->es; c->seg[SEG_CS] = s->cs; c->seg[SEG_SS] = s->ss;
     c->seg[SEG_DS] = s->ds; c->seg[SEG_FS] = s->fs; c->seg[SEG_GS] = s->gs;

@@ -7,9 +7,10 @@
 
 HANDLER(h_end)
 {
-    /* fall-through end of a block: this record sits after the last one */
-    c->rip = insn_rip(c, i);
-    c->icount += (uint64_t)(i - c->blk_first);
+    /* fall-through end of a block: this record sits after the last one
+     * (it retires nothing: undo CHAIN's count of this record) */
+    c->icount--;
+    CHAIN(insn_rip(c, i), 0);
 }
 
 HANDLER(h_exit_stale)
@@ -115,20 +116,26 @@ static inline void check_target(struct cpu *c, const struct insn *i, uint64_t t)
         raise_gp0(c, i);
 }
 
-static HANDLER(jcc)
-{
-    if (cc_cond(c, i->aux)) {
-        check_target(c, i, i->imm);
-        retire_to(c, i, i->imm);
-    } else {
-        retire_to(c, i, next_rip(c, i));
+/* Jcc, one handler per condition so the test folds */
+#define JCC_DEF(cond)                                                                    \
+    static HANDLER(jcc_##cond)                                                           \
+    {                                                                                    \
+        if (cc_cond(c, cond)) {                                                          \
+            check_target(c, i, i->imm);                                                  \
+            CHAIN(i->imm, 0);                                                            \
+        } else {                                                                         \
+            CHAIN(next_rip(c, i), 1);                                                    \
+        }                                                                                \
     }
-}
+JCC_DEF(0) JCC_DEF(1) JCC_DEF(2) JCC_DEF(3) JCC_DEF(4) JCC_DEF(5) JCC_DEF(6) JCC_DEF(7)
+JCC_DEF(8) JCC_DEF(9) JCC_DEF(10) JCC_DEF(11) JCC_DEF(12) JCC_DEF(13) JCC_DEF(14) JCC_DEF(15)
+const insn_fn h_jcc[16] = {jcc_0, jcc_1, jcc_2,  jcc_3,  jcc_4,  jcc_5,  jcc_6,  jcc_7,
+                           jcc_8, jcc_9, jcc_10, jcc_11, jcc_12, jcc_13, jcc_14, jcc_15};
 
 static HANDLER(jmp)
 {
     check_target(c, i, i->imm);
-    retire_to(c, i, i->imm);
+    CHAIN(i->imm, 0);
 }
 
 static HANDLER(call)
@@ -304,7 +311,7 @@ static HANDLER(popf)
     retire_to(c, i, next_rip(c, i));
 }
 
-const insn_fn h_jcc = jcc, h_jmp = jmp, h_call = call, h_ret = ret, h_ret_i = ret,
+const insn_fn h_jmp = jmp, h_call = call, h_ret = ret, h_ret_i = ret,
               h_jmp_r = jmp_r, h_jmp_m = jmp_m, h_call_r = call_r, h_call_m = call_m,
               h_loop[3] = {loop, loop, loop}, h_jrcxz = jrcxz, h_enter = enter,
               h_leave = leave, h_pushf = pushf, h_popf = popf, h_jmp16 = jmp,

@@ -474,6 +474,27 @@ opcode:;
     }
     d->op = op;
     d->pos_op = (uint8_t)(p - 1);
+    if (d->map == 0 && op == 0x8f && p < max && (b[p] & 0x1f) >= 8) {
+        /* an XOP prefix (no XOP offered): #UD, or #GP when the encoding it
+         * would have is longer than 15 bytes (measured: maps 8, 9, 0Ah
+         * with imm8, none, imm32) */
+        unsigned m = b[p] & 0x1f, q = p + 2;
+        if (m > 10 || q + 2 > max)
+            return DEC_UD;
+        uint8_t modrm = b[q + 1];
+        unsigned mod = modrm >> 6, rm = modrm & 7, n = q + 2;
+        if (mod != 3 && rm == 4) {
+            if (q + 3 > max)
+                return max < 15 && avail < 15 ? DEC_SHORT : DEC_GP;
+            n += 1 + ((mod == 0 && (b[q + 2] & 7) == 5) ? 4 : 0);
+        }
+        else if (mod == 0 && rm == 5)
+            n += 4;
+        n += mod == 1 ? 1 : mod == 2 ? 4 : 0;
+        n += m == 8 ? 1 : m == 10 ? 4 : 0;
+        d->len = (uint8_t)(n > 15 ? 15 : n);
+        return n > 15 ? DEC_GP : DEC_UD;
+    }
     struct opent e = tab[op];
     d->mand = d->rep == 0xf3 ? 2 : d->rep == 0xf2 ? 3 : d->p66 ? 1 : 0;
 
@@ -594,8 +615,19 @@ opcode:;
         id = 0;
     if (d->map == 1 && op == 0xae && d->mod == 3 && (d->rep || d->p66))
         id = 0; /* F3: RDFSBASE & co, not offered */
-    if (d->map == 1 && op == 0xae && d->mod != 3 && d->p66 && (d->reg & 7) == 7)
-        id = 0; /* CLFLUSHOPT, not offered */
+    if (d->map == 1 && op == 0xae && d->mod != 3 && (d->rep || d->p66))
+        id = (d->p66 && !d->rep && (d->reg & 7) == 7) ? OP_CLFLUSH : 0; /* CLFLUSHOPT */
+    if (d->map == 1 && (op == 0x77 || op == 0xc3) && (d->rep || d->p66))
+        id = 0; /* EMMS, MOVNTI: no 66/F2/F3 (measured) */
+    if (d->map == 1 && (op == 0x20 || op == 0x22) && d->reg != 0 && d->reg != 2 &&
+        d->reg != 3 && d->reg != 4 && d->reg != 8)
+        id = 0; /* no such control register */
+    if (d->map == 1 && (op == 0x21 || op == 0x23) && d->reg > 7)
+        id = 0;
+    if (d->map == 0 && op == 0x8e && ((d->reg & 7) == 1 || (d->reg & 7) > 5))
+        id = 0;
+    if (d->map == 0 && op == 0x8c && (d->reg & 7) > 5)
+        id = 0;
     if (d->map == 0 && op == 0x90) {
         if (d->rex & 1)
             id = OP_XCHG_AX;
@@ -660,4 +692,156 @@ opcode:;
         return DEC_UD;
     return DEC_OK;
 #undef NEED
+}
+
+static const char *const op_names[] = {
+    "invalid",
+    "alu",
+    "alu_i",
+    "push_r",
+    "pop_r",
+    "movsxd",
+    "push_i",
+    "imul3",
+    "ins",
+    "outs",
+    "jcc",
+    "test",
+    "xchg",
+    "mov",
+    "mov_sr",
+    "lea",
+    "mov_rs",
+    "pop_e",
+    "nop90",
+    "xchg_ax",
+    "cbw",
+    "cwd",
+    "fwait",
+    "pushf",
+    "popf",
+    "sahf",
+    "lahf",
+    "mov_moffs",
+    "movs",
+    "cmps",
+    "stos",
+    "lods",
+    "scas",
+    "mov_ri",
+    "shift",
+    "ret_i",
+    "ret",
+    "mov_ei",
+    "enter",
+    "leave",
+    "retf",
+    "int3",
+    "int",
+    "iret",
+    "xlat",
+    "loop",
+    "jrcxz",
+    "in",
+    "out",
+    "call",
+    "jmp",
+    "int1",
+    "hlt",
+    "cmc",
+    "test_i",
+    "not",
+    "neg",
+    "mul",
+    "imul1",
+    "div",
+    "idiv",
+    "clc",
+    "stc",
+    "cli",
+    "sti",
+    "cld",
+    "std",
+    "inc",
+    "dec",
+    "call_e",
+    "callf",
+    "jmp_e",
+    "jmpf",
+    "push_e",
+    "sldt",
+    "str",
+    "lldt",
+    "ltr",
+    "verr",
+    "verw",
+    "sgdt",
+    "sidt",
+    "lgdt",
+    "lidt",
+    "smsw",
+    "lmsw",
+    "invlpg",
+    "swapgs",
+    "rdtscp",
+    "lar",
+    "lsl",
+    "syscall",
+    "clts",
+    "sysret",
+    "invd",
+    "wbinvd",
+    "nopm",
+    "mov_from_cr",
+    "mov_from_dr",
+    "mov_to_cr",
+    "mov_to_dr",
+    "wrmsr",
+    "rdtsc",
+    "rdmsr",
+    "rdpmc",
+    "cmov",
+    "setcc",
+    "push_fsgs",
+    "pop_fsgs",
+    "cpuid",
+    "bt",
+    "bt_i",
+    "shld",
+    "shrd",
+    "imul2",
+    "cmpxchg",
+    "lseg",
+    "movzx",
+    "movsx",
+    "popcnt",
+    "bsf",
+    "bsr",
+    "lzcnt",
+    "xadd",
+    "movnti",
+    "cmpxchg8b",
+    "rdrand",
+    "rdpid",
+    "bswap",
+    "fxsave",
+    "fxrstor",
+    "ldmxcsr",
+    "stmxcsr",
+    "clflush",
+    "fence",
+    "pause",
+    "movbe",
+    "crc32",
+    "ud",
+    "rsm_ud",
+    "hx",
+    "emms",
+    "maskmov",
+    "x87_ctl",
+};
+
+const char *op_name(unsigned id)
+{
+    return id < sizeof(op_names) / sizeof(op_names[0]) ? op_names[id] : "?";
 }

@@ -4,13 +4,14 @@
 # tests and the cpurun tool.
 
 ENGINE_SRCS := $(sort $(wildcard src/cpu/*.c))
-ENGINE_CFLAGS := -fno-strict-aliasing -fno-stack-protector
+ENGINE_CFLAGS := -fno-strict-aliasing -fno-stack-protector -foptimize-sibling-calls
 
-$(BUILD)/obj/src/cpu/%.o: CFLAGS += $(ENGINE_CFLAGS)
+$(BUILD)/obj/src/cpu/%.o: CFLAGS_BASE += $(ENGINE_CFLAGS)
 # Guest memory is accessed at whatever alignment the guest's instructions
-# use, through the host's own unaligned loads and stores (x86-64 hosts only):
-# UBSan's alignment check would abort on every such access.
-$(BUILD)/asan/obj/src/cpu/%.o: SAN_FLAGS += $(ENGINE_CFLAGS) -fno-sanitize=alignment
+# use, through the host's own unaligned loads, stores and atomics (x86-64
+# hosts only): UBSan's alignment check would abort on every such access.
+$(BUILD)/asan/obj/src/cpu/%.o: CFLAGS_BASE += $(ENGINE_CFLAGS)
+$(BUILD)/asan/obj/src/cpu/%.o: SAN_FLAGS += -fno-sanitize=alignment
 
 # The engine plus the ember pieces the tests and the runner need.
 ENGINE_DEPS := $(ENGINE_SRCS) src/mem/guest_mem.c src/util/err.c src/util/log.c \
@@ -24,12 +25,12 @@ $(BUILD)/engine/libengine.a: $(ENGINE_OBJS)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
-$(BUILD)/engine/difftest: tests/engine/difftest.c tests/engine/harness.h $(BUILD)/engine/libengine.a
+$(BUILD)/engine/test_difftest: tests/engine/difftest.c tests/engine/harness.h $(BUILD)/engine/libengine.a
 	@mkdir -p $(dir $@)
 	$(call say,TEST,$@)
 	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -o $@ $< $(BUILD)/engine/libengine.a -lZydis -lpthread
 
-$(BUILD)/engine/decodecheck: tests/engine/decodecheck.c $(BUILD)/engine/libengine.a
+$(BUILD)/engine/test_decode: tests/engine/decodecheck.c $(BUILD)/engine/libengine.a
 	@mkdir -p $(dir $@)
 	$(call say,TEST,$@)
 	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -o $@ $< $(BUILD)/engine/libengine.a -lZydis
@@ -46,20 +47,22 @@ $(BUILD)/engine/guests/%.bin: tests/engine/%.S tests/engine/guest.inc
 		-e _start -o $@.elf $@.o
 	$(Q)objcopy -O binary $@.elf $@
 
-$(BUILD)/engine/systest: tests/engine/systest.c tests/engine/harness.h $(BUILD)/engine/libengine.a \
+$(BUILD)/engine/test_system: tests/engine/systest.c tests/engine/harness.h $(BUILD)/engine/libengine.a \
 		$(ENGINE_SYS_BIN)
 	@mkdir -p $(dir $@)
 	$(call say,TEST,$@)
 	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -DGUEST_DIR='"$(abspath $(BUILD)/engine/guests)"' -o $@ $< \
-		$(BUILD)/engine/libengine.a -lcmocka
+		$(BUILD)/engine/libengine.a -lcmocka -lpthread
 
 $(BUILD)/tools/cpurun: tests/tools/cpurun.c $(BUILD)/engine/libengine.a
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -o $@ $< $(BUILD)/engine/libengine.a
 
-ENGINE_BINS := $(BUILD)/engine/difftest $(BUILD)/engine/decodecheck $(BUILD)/engine/systest \
-	$(BUILD)/tools/cpurun
+# Test binaries are build/engine/test_*: tests/run.py runs them with the unit
+# tests (they print TAP when CMOCKA_MESSAGE_OUTPUT=TAP).
+ENGINE_BINS := $(BUILD)/engine/test_difftest $(BUILD)/engine/test_decode \
+	$(BUILD)/engine/test_system $(BUILD)/tools/cpurun
 
 .PHONY: engine engine-test engine-sibcalls
 engine: $(ENGINE_BINS)
@@ -69,6 +72,10 @@ engine-sibcalls: $(BUILD)/engine/libengine.a
 	tests/engine/check-sibcalls.sh $(BUILD)/obj/src/cpu
 
 engine-test: engine engine-sibcalls
-	$(BUILD)/engine/decodecheck
-	$(BUILD)/engine/difftest
-	$(BUILD)/engine/systest
+	$(BUILD)/engine/test_decode
+	$(BUILD)/engine/test_difftest
+	$(BUILD)/engine/test_system
+
+# 'make test' builds and checks the engine too
+test: $(ENGINE_BINS) engine-sibcalls
+tools: $(BUILD)/tools/cpurun

@@ -110,6 +110,15 @@ static void trace_event(struct cpu *c, int vec, int err, int soft)
            vec, err < 0 ? 0 : err, soft != 0, c->cpl, c->seg[SEG_CS].selector,
            (unsigned long long)c->rip, (unsigned long long)c->rip, c->seg[SEG_SS].selector,
            (unsigned long long)c->r[4], (unsigned long long)c->cr2);
+    debugf(c, "  RAX=%016llx RBX=%016llx RCX=%016llx RDX=%016llx RSI=%016llx RDI=%016llx "
+              "RBP=%016llx R8=%016llx R9=%016llx R10=%016llx R11=%016llx R12=%016llx "
+              "R13=%016llx R14=%016llx R15=%016llx RFL=%08llx",
+           (unsigned long long)c->r[0], (unsigned long long)c->r[3], (unsigned long long)c->r[1],
+           (unsigned long long)c->r[2], (unsigned long long)c->r[6], (unsigned long long)c->r[7],
+           (unsigned long long)c->r[5], (unsigned long long)c->r[8], (unsigned long long)c->r[9],
+           (unsigned long long)c->r[10], (unsigned long long)c->r[11], (unsigned long long)c->r[12],
+           (unsigned long long)c->r[13], (unsigned long long)c->r[14], (unsigned long long)c->r[15],
+           (unsigned long long)rflags_get(c));
 }
 
 /* Deliver 'vec' through the IDT. 'soft': 0 hardware (exception, interrupt,

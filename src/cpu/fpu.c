@@ -58,6 +58,9 @@
 
 struct hx_stub {
     void (*code)(void *fx, void *buf, uint64_t *slots, void *hostfx);
+    /* SSE-only instructions: a lighter stub that loads just MXCSR and the
+     * XMM registers involved (xmm0, ModRM.reg, ModRM.rm) from the image */
+    void (*fast)(void *fx, void *buf, uint64_t *slots, const uint32_t *host_mxcsr);
     uintptr_t insn_at;     /* host address of the instruction in the stub */
     uint16_t flags;
     uint16_t msize;
@@ -148,6 +151,7 @@ int hx_init(struct cpu *c)
     asm volatile("fnstcw %0" : "=m"(fcw));
     memcpy(c->fx_host + FX_FCW, &fcw, 2);
     memcpy(c->fx_host + FX_MXCSR, &mx, 4);
+    c->host_mxcsr = mx;
     return c->hx_hash ? 0 : -1;
 }
 
@@ -296,25 +300,23 @@ static uint32_t key_hash(const uint8_t *k, unsigned n, uint16_t flags)
     return h;
 }
 
-static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ilen,
-                                uint16_t flags, unsigned msize)
+static unsigned emit_movdqa(uint8_t *p, bool store, int xr)
 {
-    uint32_t h = key_hash(insn, ilen, flags) & c->hx_mask;
-    for (struct hx_stub *s = c->hx_hash[h]; s; s = s->next)
-        if (s->keylen == ilen && s->flags == flags && !memcmp(s->key, insn, ilen))
-            return s;
-    size_t need = sizeof(struct hx_stub) + HX_STUB_MAX + 16;
-    if (c->hx_used + need > c->hx_size)
-        return NULL;
-    struct hx_stub *s = (struct hx_stub *)(c->hx_code + c->hx_used);
-    uint8_t *code = (uint8_t *)(((uintptr_t)(s + 1) + 15) & ~(uintptr_t)15);
     unsigned n = 0;
-    static const uint8_t prologue[] = {
-        0x49, 0x89, 0xd0,             /* mov %rdx,%r8 */
-        0x49, 0x89, 0xc9,             /* mov %rcx,%r9 */
-        0x48, 0x0f, 0xae, 0x0f,       /* fxrstor64 (%rdi) */
-    };
-    n += emit(code + n, prologue, sizeof(prologue));
+    p[n++] = 0x66;
+    if (xr >= 8)
+        p[n++] = 0x44;
+    p[n++] = 0x0f;
+    p[n++] = store ? 0x7f : 0x6f;
+    p[n++] = (uint8_t)(0x87 | ((xr & 7) << 3)); /* disp32(%rdi) */
+    uint32_t disp = 160 + 16 * (uint32_t)xr;
+    memcpy(p + n, &disp, 4);
+    return n + 4;
+}
+
+static unsigned emit_gpr_in(uint8_t *code, uint16_t flags)
+{
+    unsigned n = 0;
     if (flags & (HF_GPR | HF_IMPL | HF_AXW)) {
         static const uint8_t ld[] = {0x49, 0x8b, 0x00}; /* mov (%r8),%rax */
         n += emit(code + n, ld, sizeof(ld));
@@ -328,8 +330,12 @@ static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ile
         static const uint8_t ld[] = {0x41, 0xff, 0x70, 0x18, 0x9d}; /* push 24(%r8); popfq */
         n += emit(code + n, ld, sizeof(ld));
     }
-    s->insn_at = (uintptr_t)(code + n);
-    n += emit(code + n, insn, ilen);
+    return n;
+}
+
+static unsigned emit_gpr_out(uint8_t *code, uint16_t flags)
+{
+    unsigned n = 0;
     if (flags & (HF_GPRW | HF_AXW)) {
         static const uint8_t st[] = {0x49, 0x89, 0x00}; /* mov %rax,(%r8) */
         n += emit(code + n, st, sizeof(st));
@@ -342,6 +348,32 @@ static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ile
         static const uint8_t st[] = {0x9c, 0x41, 0x8f, 0x40, 0x18}; /* pushfq; pop 24(%r8) */
         n += emit(code + n, st, sizeof(st));
     }
+    return n;
+}
+
+static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ilen,
+                                uint16_t flags, unsigned msize, int xr, int xm)
+{
+    uint32_t h = key_hash(insn, ilen, flags) & c->hx_mask;
+    for (struct hx_stub *s = c->hx_hash[h]; s; s = s->next)
+        if (s->keylen == ilen && s->flags == flags && !memcmp(s->key, insn, ilen))
+            return s;
+    size_t need = sizeof(struct hx_stub) + 2 * (HX_STUB_MAX + 16);
+    if (c->hx_used + need > c->hx_size)
+        return NULL;
+    struct hx_stub *s = (struct hx_stub *)(c->hx_code + c->hx_used);
+    uint8_t *code = (uint8_t *)(((uintptr_t)(s + 1) + 15) & ~(uintptr_t)15);
+    unsigned n = 0;
+    static const uint8_t prologue[] = {
+        0x49, 0x89, 0xd0,             /* mov %rdx,%r8 */
+        0x49, 0x89, 0xc9,             /* mov %rcx,%r9 */
+        0x48, 0x0f, 0xae, 0x0f,       /* fxrstor64 (%rdi) */
+    };
+    n += emit(code + n, prologue, sizeof(prologue));
+    n += emit_gpr_in(code + n, flags);
+    s->insn_at = (uintptr_t)(code + n);
+    n += emit(code + n, insn, ilen);
+    n += emit_gpr_out(code + n, flags);
     static const uint8_t epilogue[] = {
         0x48, 0x0f, 0xae, 0x07,       /* fxsave64 (%rdi) */
         0x49, 0x0f, 0xae, 0x09,       /* fxrstor64 (%r9) */
@@ -349,6 +381,39 @@ static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ile
     };
     n += emit(code + n, epilogue, sizeof(epilogue));
     s->code = (void (*)(void *, void *, uint64_t *, void *))(void *)code;
+    s->fast = NULL;
+    if ((flags & HF_SSE) && !(flags & (HF_MMX | HF_X87))) {
+        n = (n + 15) & ~15u;
+        uint8_t *f = code + n;
+        unsigned m = 0;
+        static const uint8_t fpro[] = {
+            0x49, 0x89, 0xd0,             /* mov %rdx,%r8 */
+            0x49, 0x89, 0xc9,             /* mov %rcx,%r9 (PCMPxSTRI writes rcx) */
+            0x0f, 0xae, 0x57, 0x18,       /* ldmxcsr 24(%rdi) */
+        };
+        m += emit(f + m, fpro, sizeof(fpro));
+        m += emit_movdqa(f + m, false, 0);
+        if (xr > 0)
+            m += emit_movdqa(f + m, false, xr);
+        if (xm > 0 && xm != xr)
+            m += emit_movdqa(f + m, false, xm);
+        m += emit_gpr_in(f + m, flags);
+        m += emit(f + m, insn, ilen);
+        m += emit_gpr_out(f + m, flags);
+        m += emit_movdqa(f + m, true, 0);
+        if (xr > 0)
+            m += emit_movdqa(f + m, true, xr);
+        if (xm > 0 && xm != xr)
+            m += emit_movdqa(f + m, true, xm);
+        static const uint8_t fepi[] = {
+            0x0f, 0xae, 0x5f, 0x18,       /* stmxcsr 24(%rdi) */
+            0x41, 0x0f, 0xae, 0x11,       /* ldmxcsr (%r9) */
+            0xc3,                         /* ret */
+        };
+        m += emit(f + m, fepi, sizeof(fepi));
+        s->fast = (void (*)(void *, void *, uint64_t *, const uint32_t *))(void *)f;
+        n += m;
+    }
     s->flags = flags;
     s->msize = (uint16_t)msize;
     s->keylen = (uint8_t)ilen;
@@ -493,7 +558,14 @@ void hx_prepare(struct cpu *c, const struct dec *d, struct insn *rec, uint64_t v
         out[n++] = (uint8_t)(0xc0 | (regf << 3) | (grm ? 0 : rmf));
     if (d->fl & D_IB)
         out[n++] = (uint8_t)d->imm;
-    struct hx_stub *s = stub_get(c, out, n, flags, msize);
+    int xr = -1, xm = -1;
+    if (!x87) {
+        if (d->sse.kreg == K_X)
+            xr = d->reg & 15;
+        if (d->sse.krm == K_X && !d->has_mem)
+            xm = d->rm & 15;
+    }
+    struct hx_stub *s = stub_get(c, out, n, flags, msize, xr, xm);
     if (!s)
         return;
     rec->imm = (uint64_t)(uintptr_t)s;
@@ -575,7 +647,10 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
     uint64_t old_fip, old_fdp;
     memcpy(&old_fip, c->fx + FX_FIP, 8);
     memcpy(&old_fdp, c->fx + FX_FDP, 8);
-    s->code(img, buf, slots, c->fx_host);
+    if (s->fast && !guarded)
+        s->fast(c->fx, buf, slots, &c->host_mxcsr);
+    else
+        s->code(img, buf, slots, c->fx_host);
     c->stats.hostexec++;
     if (guarded) {
         uint32_t m2;

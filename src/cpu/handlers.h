@@ -37,7 +37,8 @@ extern const insn_fn h_mov_sr[2];
 
 /* ctl.c */
 extern const insn_fn h_push_r[4], h_pop_r[4], h_push_i[4], h_push_m[4], h_pop_m[4];
-extern const insn_fn h_jcc, h_jmp, h_call, h_ret, h_ret_i, h_jmp_r, h_jmp_m, h_call_r,
+extern const insn_fn h_jcc[16];
+extern const insn_fn h_jmp, h_call, h_ret, h_ret_i, h_jmp_r, h_jmp_m, h_call_r,
     h_call_m, h_loop[3], h_jrcxz, h_enter, h_leave, h_pushf, h_popf;
 extern const insn_fn h_jmp16, h_call16, h_ret16;
 

@@ -73,6 +73,9 @@ enum {
     CC_LOGIC,
     CC_INC,       /* cc_aux = old CF */
     CC_DEC,       /* cc_aux = old CF */
+    CC_SHL,       /* cc_a = operand, cc_b = count (1..size-1) */
+    CC_SHR,
+    CC_SAR,
 };
 
 /* Control registers and EFER */
@@ -99,6 +102,8 @@ enum {
 #define CR4_OSFXSR (1ull << 9)
 #define CR4_OSXMMEXCPT (1ull << 10)
 #define CR4_UMIP (1ull << 11)
+#define CR4_SUPPORTED (CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_MCE | CR4_PGE | CR4_PCE | \
+                       CR4_OSFXSR | CR4_OSXMMEXCPT)
 #define EFER_SCE (1ull << 0)
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
@@ -124,7 +129,11 @@ enum {
 /* --- soft TLB ----------------------------------------------------------------- */
 #define TLB_BITS 10
 #define TLB_SIZE (1u << TLB_BITS)
+/* The index folds in higher address bits, so that streams a multiple of
+ * 4 MiB apart (a decompressor's input and output) do not collide. */
+#define TLB_INDEX(va) ((unsigned)(((va) >> 12) ^ ((va) >> 22)) & (TLB_SIZE - 1))
 #define TLB_INVALID (~0ull)
+#define VTLB_SIZE 8
 /* Low bits of a tag force the slow path. */
 #define TLBF_MMIO 1ull
 #define TLBF_CODE 2ull   /* tag_w: the page holds decoded code */
@@ -164,6 +173,8 @@ struct block {
     bool valid;
     struct block *hnext;  /* hash chain */
     struct block *pnext[2]; /* per-page lists (page of va, page of pa2) */
+    struct block *chain[2]; /* direct successors in the same page: [0] branch
+                               taken / jump / fall-through end, [1] Jcc not taken */
     struct insn insns[];
 };
 
@@ -201,9 +212,16 @@ struct cpu {
     uint8_t cpl;
     uint8_t mmu_idx;
     uint8_t shadow;             /* interrupt shadow for the next instruction */
+    bool step_one;              /* run the next instruction alone */
     bool halted;
 
     struct block *cur_block;
+    struct block **link_slot;   /* chain slot to fill with the next block found */
+    uint64_t limit_at;          /* icount to stop at (~0: none) */
+    bool no_chain;              /* executing a lone instruction */
+    unsigned chain_budget;      /* chained blocks left before returning to the
+                                   loop: bounds the stack if a build does not
+                                   turn tail calls into jumps (-O0/-O1) */
 
     /* architectural state */
     struct x86_segment seg[6], ldtr, tr;
@@ -223,6 +241,7 @@ struct cpu {
     uint8_t fx_tmp2[512] __attribute__((aligned(64)));
     uint8_t fx_host[512] __attribute__((aligned(64)));
     uint16_t fpu_cs, fpu_ds;    /* for 32-bit-format FXSAVE/FNSTENV */
+    uint32_t host_mxcsr;
 
     /* exception in flight */
     int exc_vec;
@@ -247,9 +266,13 @@ struct cpu {
     unsigned ncpuid;
     uint32_t feat1_ecx, feat1_edx, feat7_ebx, feat7_ecx, ext1_ecx, ext1_edx;
 
-    /* soft TLB */
+    /* soft TLB: direct-mapped, plus a small fully associative victim set
+     * that catches conflict misses */
     struct tlbe tlbs[MMU_MODES][TLB_SIZE];
     struct tlbx tlbxs[MMU_MODES][TLB_SIZE];
+    struct tlbe vtlb[MMU_MODES][VTLB_SIZE];
+    struct tlbx vtlbx[MMU_MODES][VTLB_SIZE];
+    unsigned vnext[MMU_MODES];
     uint64_t large_lo, large_hi; /* VA range covered by large-page entries */
 
     /* block cache */
@@ -311,6 +334,27 @@ static inline void retire_to(struct cpu *c, const struct insn *i, uint64_t rip)
     c->rip = rip;
     c->icount += (uint64_t)(i - c->blk_first) + 1;
 }
+
+/* Block chaining: a direct branch to the same page continues straight into
+ * the successor block if it is cached, valid and nothing is pending. Used
+ * as 'CHAIN(target, slot); return;' at the end of a handler. */
+#define CHAIN(target, slot)                                                              \
+    do {                                                                                 \
+        uint64_t t_ = (target);                                                          \
+        retire_to(c, i, t_);                                                             \
+        struct block *b_ = c->cur_block, *n_ = b_->chain[slot];                          \
+        if (n_ && n_->valid && n_->va == t_ && !c->no_chain && --c->chain_budget &&      \
+            !atomic_load_explicit(&c->events, memory_order_relaxed) &&                   \
+            c->icount < c->limit_at) {                                                   \
+            c->cur_block = n_;                                                           \
+            c->blk_va = t_;                                                              \
+            c->blk_first = n_->insns;                                                    \
+            c->rflags &= ~(uint64_t)F_RF;                                                \
+            return n_->insns[0].fn(c, n_->insns);                                        \
+        }                                                                                \
+        if (!c->no_chain && !((t_ ^ b_->va) & ~0xfffull))                                \
+            c->link_slot = &b_->chain[slot];                                             \
+    } while (0)
 
 /* End the block before this instruction (it did not retire). */
 static inline void stop_before(struct cpu *c, const struct insn *i)
@@ -481,36 +525,55 @@ uint64_t phys_read64(struct cpu *c, uint64_t pa);
 
 static inline struct tlbe *tlb_entry(const struct cpu *c, uint64_t va)
 {
-    return &c->tlb[(va >> 12) & (TLB_SIZE - 1)];
+    return &c->tlb[TLB_INDEX(va)];
 }
 
 #define MEM_FAST_LOAD(bits)                                                                    \
     static inline uint64_t ld##bits(struct cpu *c, const struct insn *i, uint64_t va)          \
     {                                                                                          \
         struct tlbe *e = tlb_entry(c, va);                                                     \
-        if (likely(e->tag_r == ((va + bits / 8 - 1) & ~TLBF_MASK)))                            \
-            return *(uint##bits##_t *)(va + e->addend);                                        \
+        if (likely(e->tag_r == ((va + bits / 8 - 1) & ~TLBF_MASK))) {                          \
+            uint##bits##_t v_;                                                                 \
+            memcpy(&v_, (void *)(va + e->addend), bits / 8);                                   \
+            return v_;                                                                         \
+        }                                                                                      \
         return mem_read_slow(c, i, va, bits / 8, ACC_R);                                       \
     }                                                                                          \
     static inline void st##bits(struct cpu *c, const struct insn *i, uint64_t va, uint64_t v) \
     {                                                                                          \
         struct tlbe *e = tlb_entry(c, va);                                                     \
-        if (likely(e->tag_w == ((va + bits / 8 - 1) & ~TLBF_MASK)))                            \
-            *(uint##bits##_t *)(va + e->addend) = (uint##bits##_t)v;                           \
-        else                                                                                   \
+        if (likely(e->tag_w == ((va + bits / 8 - 1) & ~TLBF_MASK))) {                          \
+            uint##bits##_t v_ = (uint##bits##_t)v;                                             \
+            memcpy((void *)(va + e->addend), &v_, bits / 8);                                   \
+        } else                                                                                 \
             mem_write_slow(c, i, va, v, bits / 8, ACC_W);                                      \
-    }                                                                                          \
-    static inline uint##bits##_t *wp##bits(struct cpu *c, uint64_t va)                         \
-    {                                                                                          \
-        struct tlbe *e = tlb_entry(c, va);                                                     \
-        if (likely(e->tag_w == ((va + bits / 8 - 1) & ~TLBF_MASK)))                            \
-            return (uint##bits##_t *)(va + e->addend);                                         \
-        return NULL;                                                                           \
     }
 MEM_FAST_LOAD(8)
 MEM_FAST_LOAD(16)
 MEM_FAST_LOAD(32)
 MEM_FAST_LOAD(64)
+
+/* Guest memory through host pointers is accessed with memcpy: guest data
+ * may be misaligned (a plain mov at -O2; no UBSan alignment reports). */
+static inline uint64_t hload(const void *p, unsigned lg)
+{
+    switch (lg) {
+    case 0: { uint8_t v; memcpy(&v, p, 1); return v; }
+    case 1: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 2: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+static inline void hstore(void *p, uint64_t v, unsigned lg)
+{
+    switch (lg) {
+    case 0: { uint8_t x = (uint8_t)v; memcpy(p, &x, 1); break; }
+    case 1: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
+    case 2: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+    default: memcpy(p, &v, 8); break;
+    }
+}
 
 /* Size-generic (lg = log2 bytes), constant-folded in specialised handlers. */
 static inline uint64_t ldn(struct cpu *c, const struct insn *i, uint64_t va, unsigned lg)
@@ -539,13 +602,7 @@ static inline uint64_t ld_ss(struct cpu *c, const struct insn *i, uint64_t va, u
     struct tlbe *e = tlb_entry(c, va);
     unsigned n = 1u << lg;
     if (likely(e->tag_r == ((va + n - 1) & ~TLBF_MASK))) {
-        void *p = (void *)(va + e->addend);
-        switch (lg) {
-        case 0: return *(uint8_t *)p;
-        case 1: return *(uint16_t *)p;
-        case 2: return *(uint32_t *)p;
-        default: return *(uint64_t *)p;
-        }
+        return hload((void *)(va + e->addend), lg);
     }
     return mem_read_slow(c, i, va, n, ACC_R | ACC_SS);
 }
@@ -555,13 +612,7 @@ static inline void st_ss(struct cpu *c, const struct insn *i, uint64_t va, uint6
     struct tlbe *e = tlb_entry(c, va);
     unsigned n = 1u << lg;
     if (likely(e->tag_w == ((va + n - 1) & ~TLBF_MASK))) {
-        void *p = (void *)(va + e->addend);
-        switch (lg) {
-        case 0: *(uint8_t *)p = (uint8_t)v; break;
-        case 1: *(uint16_t *)p = (uint16_t)v; break;
-        case 2: *(uint32_t *)p = (uint32_t)v; break;
-        default: *(uint64_t *)p = v; break;
-        }
+        hstore((void *)(va + e->addend), v, lg);
         return;
     }
     mem_write_slow(c, i, va, v, n, ACC_W | ACC_SS);
@@ -623,6 +674,8 @@ int set_cr4(struct cpu *c, uint64_t v);
 
 /* --- x87/SSE (fpu.c) -------------------------------------------------------- */
 int hx_init(struct cpu *c);
+bool hx_need_flush(struct cpu *c);
+void hx_flush(struct cpu *c);
 void hx_free(struct cpu *c);
 void fpu_reset(struct cpu *c);
 

@@ -84,10 +84,14 @@ static void tlbe_clear(struct tlbe *e)
 
 void tlb_flush_all(struct cpu *c, bool include_global)
 {
-    for (unsigned m = 0; m < MMU_MODES; m++)
+    for (unsigned m = 0; m < MMU_MODES; m++) {
         for (unsigned k = 0; k < TLB_SIZE; k++)
             if (include_global || !c->tlbxs[m][k].global)
                 tlbe_clear(&c->tlbs[m][k]);
+        for (unsigned k = 0; k < VTLB_SIZE; k++)
+            if (include_global || !c->vtlbx[m][k].global)
+                tlbe_clear(&c->vtlb[m][k]);
+    }
     if (include_global) {
         c->large_lo = ~0ull;
         c->large_hi = 0;
@@ -101,13 +105,19 @@ void tlb_flush_page(struct cpu *c, uint64_t va)
         tlb_flush_all(c, true);
         return;
     }
-    unsigned k = (va >> 12) & (TLB_SIZE - 1);
+    unsigned k = TLB_INDEX(va);
     uint64_t page = va & ~0xfffull;
     for (unsigned m = 0; m < MMU_MODES; m++) {
         struct tlbe *e = &c->tlbs[m][k];
         if ((e->tag_r & ~TLBF_MASK) == page || (e->tag_w & ~TLBF_MASK) == page ||
             (e->tag_x & ~TLBF_MASK) == page)
             tlbe_clear(e);
+        for (unsigned j = 0; j < VTLB_SIZE; j++) {
+            e = &c->vtlb[m][j];
+            if ((e->tag_r & ~TLBF_MASK) == page || (e->tag_w & ~TLBF_MASK) == page ||
+                (e->tag_x & ~TLBF_MASK) == page)
+                tlbe_clear(e);
+        }
     }
 }
 
@@ -161,14 +171,17 @@ static bool pte_set(struct cpu *c, uint64_t pa, uint64_t old, uint64_t bits)
 }
 
 /* Walk for an access of kind 'acc' (ACC_R/W/X) in mode 'user'. Returns 0
- * (and fills *x) or the #PF error code. */
+ * (and fills *x) or the #PF error code with WALK_FAULT set (a not-present
+ * supervisor read has error code 0). */
+#define WALK_FAULT 0x80000000u
 static uint32_t walk(struct cpu *c, uint64_t va, unsigned kind, bool user, struct xlate *x)
 {
     c->stats.tlb_misses++;
+
     bool nxe = c->efer & EFER_NXE;
     uint64_t rsvd_hi = ~((1ull << PHYS_BITS) - 1) & 0x7ff0000000000000ull;
     rsvd_hi = 0x000fffffffffffffull & ~((1ull << PHYS_BITS) - 1); /* bits PHYS_BITS..51 */
-    uint32_t ecode = (kind == ACC_W ? PFE_W : 0) | (user ? PFE_U : 0) |
+    uint32_t ecode = WALK_FAULT | (kind == ACC_W ? PFE_W : 0) | (user ? PFE_U : 0) |
                      (kind == ACC_X && nxe ? PFE_ID : 0);
 restart:;
     uint64_t table = c->cr3 & PHYS_MASK;
@@ -264,10 +277,16 @@ static void tlb_note_alias(struct cpu *c, struct code_page *cp, uint64_t pa, uin
 /* Fill the TLB entry for 'va' in mode table 'm' from a successful walk. */
 static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const struct xlate *x)
 {
-    unsigned k = (va >> 12) & (TLB_SIZE - 1);
+    unsigned k = TLB_INDEX(va);
     struct tlbe *e = &c->tlbs[m][k];
     struct tlbx *ex = &c->tlbxs[m][k];
     uint64_t page = va & ~0xfffull;
+    if (e->tag_r != TLB_INVALID && (e->tag_r & ~TLBF_MASK) != page) {
+        /* keep the displaced translation in the victim set */
+        unsigned j = c->vnext[m]++ % VTLB_SIZE;
+        c->vtlb[m][j] = *e;
+        c->vtlbx[m][j] = *ex;
+    }
     uint8_t *host = phys_ram_ptr(c, x->pa, 4096);
     uint64_t flags = host ? 0 : TLBF_MMIO;
     uint64_t wflags = flags;
@@ -306,12 +325,47 @@ static inline unsigned acc_mode(const struct cpu *c, unsigned acc)
 NORETURN static void page_fault(struct cpu *c, const struct insn *i, uint64_t va, uint32_t ec)
 {
     c->cr2 = va;
-    raise_exc(c, i, EXC_PF, (int)ec);
+    raise_exc(c, i, EXC_PF, (int)(ec & ~WALK_FAULT));
 }
 
 NORETURN static void noncanonical(struct cpu *c, const struct insn *i, unsigned acc)
 {
     raise_exc(c, i, (acc & ACC_SS) ? EXC_SS : EXC_GP, 0);
+}
+
+/* A main-TLB miss: a victim entry for the page with the kind's permission
+ * is swapped into the main slot. Returns the main entry or NULL. */
+static struct tlbe *victim_swap(struct cpu *c, unsigned m, uint64_t va, unsigned kind)
+{
+    uint64_t page = va & ~0xfffull;
+    unsigned k = TLB_INDEX(va);
+    for (unsigned j = 0; j < VTLB_SIZE; j++) {
+        struct tlbe *v = &c->vtlb[m][j];
+        uint64_t tag = kind == ACC_R ? v->tag_r : kind == ACC_W ? v->tag_w : v->tag_x;
+        if (tag == TLB_INVALID || (tag & ~TLBF_MASK) != page)
+            continue;
+        struct tlbe te = c->tlbs[m][k];
+        struct tlbx tx = c->tlbxs[m][k];
+        c->tlbs[m][k] = *v;
+        c->tlbxs[m][k] = c->vtlbx[m][j];
+        *v = te;
+        c->vtlbx[m][j] = tx;
+        struct tlbe *e = &c->tlbs[m][k];
+        /* the page may have gained or lost decoded code meanwhile */
+        if (e->tag_w != TLB_INVALID && !(e->tag_w & TLBF_MMIO)) {
+            uint64_t pa = c->tlbxs[m][k].pa;
+            struct code_page *cp = phys_code_page(c, pa);
+            if (cp) {
+                if (atomic_load_explicit(&cp->map, memory_order_relaxed))
+                    e->tag_w |= TLBF_CODE;
+                else
+                    e->tag_w &= ~TLBF_CODE;
+                tlb_note_alias(c, cp, pa, (uint16_t)(m << 12 | k));
+            }
+        }
+        return e;
+    }
+    return NULL;
 }
 
 /* Translate one page for an access; raises on failure. Returns the entry
@@ -321,11 +375,14 @@ static struct tlbe *translate(struct cpu *c, const struct insn *i, uint64_t va, 
     if (!canonical(va))
         noncanonical(c, i, acc);
     unsigned m = acc_mode(c, acc), kind = acc & ACC_KIND;
-    struct tlbe *e = &c->tlbs[m][(va >> 12) & (TLB_SIZE - 1)];
+    struct tlbe *e = &c->tlbs[m][TLB_INDEX(va)];
     uint64_t page = va & ~0xfffull;
     uint64_t tag = kind == ACC_R ? e->tag_r : kind == ACC_W ? e->tag_w : e->tag_x;
     if ((tag & ~TLBF_MASK) == page && tag != TLB_INVALID)
         return e;
+    struct tlbe *v = victim_swap(c, m, va, kind);
+    if (v)
+        return v;
     struct xlate x;
     uint32_t ec = walk(c, va, kind, m != MMU_SUP, &x);
     if (ec)
@@ -488,13 +545,14 @@ int64_t mmu_translate_exec(struct cpu *c, uint64_t va, uint64_t *pa)
     if (!canonical(va))
         return -1;
     unsigned m = acc_mode(c, 0);
-    struct tlbe *e = &c->tlbs[m][(va >> 12) & (TLB_SIZE - 1)];
+    struct tlbe *e = &c->tlbs[m][TLB_INDEX(va)];
     uint64_t page = va & ~0xfffull;
-    if ((e->tag_x & ~TLBF_MASK) != page || e->tag_x == TLB_INVALID) {
+    if (((e->tag_x & ~TLBF_MASK) != page || e->tag_x == TLB_INVALID) &&
+        !(e = victim_swap(c, m, va, ACC_X))) {
         struct xlate x;
         uint32_t ec = walk(c, va, ACC_X, m != MMU_SUP, &x);
         if (ec)
-            return (int64_t)ec | (1ll << 31);
+            return (int64_t)(ec & ~WALK_FAULT) | (1ll << 31);
         e = tlb_install(c, m, va, &x);
     }
     *pa = entry_pa(c, e, va);

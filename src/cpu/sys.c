@@ -567,8 +567,6 @@ int set_cr3(struct cpu *c, uint64_t v)
     return 0;
 }
 
-#define CR4_SUPPORTED (CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_MCE | CR4_PGE | CR4_PCE | \
-                       CR4_OSFXSR | CR4_OSXMMEXCPT)
 int set_cr4(struct cpu *c, uint64_t v)
 {
     if (v & ~CR4_SUPPORTED)
@@ -833,7 +831,7 @@ static NOINLINE void lar_lsl_run(struct cpu *c, const struct insn *i)
         unsigned lg = (unsigned)i->imm;
         uint64_t v;
         if (op == 0) {
-            v = (d >> 32) & 0x00ffff00ull;
+            v = (d >> 32) & 0x00ffff00ull; /* AMD: limit 19:16 included (measured) */
         } else {
             uint32_t limit = (uint32_t)((d & 0xffff) | ((d >> 32) & 0xf0000));
             v = ((d >> 55) & 1) ? (limit << 12) | 0xfff : limit;

@@ -438,6 +438,8 @@ static uint64_t edge64(void)
         0x10000, 0x7fffffff, 0x80000000, 0xffffffff, 0x100000000ull, 0x7fffffffffffffffull,
         0x8000000000000000ull, 0xffffffff80000000ull, 0xffffffffffff8000ull,
         0xffffffffffffff80ull, 31, 32, 33, 63, 64, 65, 8, 16, 15, 7,
+        /* selectors of the host's GDT (LAR/LSL/VERR/VERW, segment loads) */
+        0x2b, 0x33, 0x23, 0x7b, 0x10, 0x18, 0x40, 0x43, 0x50, 0x63, 0x6b, 0x73,
     };
     switch (rn(8)) {
     case 0: case 1: case 2: return v[rn(sizeof(v) / sizeof(v[0]))];
@@ -865,6 +867,9 @@ int main(int argc, char **argv)
                 if (!keep_going) {
                     printf("difftest: first mismatch after %" PRIu64 " instructions (seed %"
                            PRIu64 ")\n", done + k, seed);
+                    if (getenv("CMOCKA_MESSAGE_OUTPUT"))
+                        printf("1..1\nnot ok 1 - difftest: mismatch after %" PRIu64
+                               " instructions, seed %" PRIu64 "\n", done + k, seed);
                     kill(nv.pid, SIGKILL);
                     return 1;
                 }
@@ -887,5 +892,9 @@ int main(int argc, char **argv)
     if (xm_packed)
         printf("difftest: %" PRIu64 " #XM cases: MXCSR flags not compared (approximate)\n",
                xm_packed);
+    if (getenv("CMOCKA_MESSAGE_OUTPUT"))
+        printf("1..1\n%s 1 - difftest: %" PRIu64 " instructions (integer and x87/SSE) against "
+               "the host, seed %" PRIu64 ", %" PRIu64 " mismatches\n",
+               mismatches || errors ? "not ok" : "ok", done, seed, mismatches + errors);
     return mismatches || errors ? 1 : 0;
 }

@@ -109,6 +109,13 @@ static double now(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
 static int read_file(const char *path, uint8_t **data, size_t *size)
 {
     int fd = open(path, O_RDONLY);
@@ -164,6 +171,10 @@ int main(int argc, char **argv)
     uint64_t mem_mib = 256, max_insns = 0;
     double timeout = 60;
     bool trace = false, quiet_stats = false;
+    const char *dumps[16];
+    unsigned ndumps = 0;
+    const char *walks[8];
+    unsigned nwalks = 0;
     for (int k = 1; k < argc; k++) {
         if (!strcmp(argv[k], "--kernel") && k + 1 < argc) kernel = argv[++k];
         else if (!strcmp(argv[k], "--mem") && k + 1 < argc) mem_mib = strtoull(argv[++k], 0, 0);
@@ -173,6 +184,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[k], "--system-map") && k + 1 < argc) sysmap = argv[++k];
         else if (!strcmp(argv[k], "--trace-int")) trace = true;
         else if (!strcmp(argv[k], "--quiet-stats")) quiet_stats = true;
+        else if (!strcmp(argv[k], "--dump") && k + 1 < argc && ndumps < 16) dumps[ndumps++] = argv[++k];
+        else if (!strcmp(argv[k], "--walk") && k + 1 < argc && nwalks < 8) walks[nwalks++] = argv[++k];
         else {
             fprintf(stderr, "usage: %s [--kernel F] [--mem MiB] [--cmdline S] [--max-insns N] "
                             "[--timeout SEC] [--trace-int] [--system-map F] [--quiet-stats]\n",
@@ -209,7 +222,7 @@ int main(int argc, char **argv)
         return 1;
     }
     cpu_set_regs(cpu, &regs);
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     struct cpu_exit ex;
     int reason;
     uint64_t done = 0;
@@ -238,14 +251,14 @@ int main(int argc, char **argv)
             break;
         }
     }
-    double dt = now() - t0;
+    double dt = now() - t0, cdt = cpu_now() - c0;
     fflush(stdout);
     struct cpu_stats st;
     cpu_get_stats(cpu, &st);
     cpu_get_regs(cpu, &regs);
     if (!sysmap) {
         static char def[256];
-        snprintf(def, sizeof(def), "build/debs/kernel/boot/System.map-6.1.0-57-cloud-amd64");
+        snprintf(def, sizeof(def), "build/dbg/usr/lib/debug/boot/System.map-6.1.0-57-cloud-amd64");
         if (access(def, R_OK) == 0)
             sysmap = def;
     }
@@ -255,10 +268,12 @@ int main(int argc, char **argv)
     if (reason == CPU_EXIT_ERROR)
         fprintf(stderr, "cpurun: %s\n", ex.detail);
     if (!quiet_stats) {
-        fprintf(stderr, "cpurun: %" PRIu64 " instructions in %.2f s = %.1f MIPS; blocks built %"
+        fprintf(stderr, "cpurun: %" PRIu64 " instructions in %.2f s = %.1f MIPS (CPU time %.2f s = "
+                        "%.1f MIPS); blocks built %"
                         PRIu64 ", invalidated %" PRIu64 ", cache flushes %" PRIu64
                         "; TLB misses %" PRIu64 ", flushes %" PRIu64 "; host-exec %" PRIu64 "\n",
-                st.insns, dt, st.insns / dt / 1e6, st.blocks_built, st.blocks_invalidated,
+                st.insns, dt, st.insns / dt / 1e6, cdt, st.insns / cdt / 1e6, st.blocks_built,
+                st.blocks_invalidated,
                 st.cache_flushes, st.tlb_misses, st.tlb_flushes, st.hostexec);
         fprintf(stderr, "cpurun: exceptions:");
         for (int v = 0; v < 32; v++)
@@ -272,6 +287,40 @@ int main(int argc, char **argv)
                         " rflags=%#" PRIx64 "\n",
                 regs.rax, regs.rbx, regs.rcx, regs.rdx, regs.rsi, regs.rdi, regs.rsp, regs.rbp,
                 regs.rflags);
+    }
+    for (unsigned k = 0; k < ndumps; k++) {
+        /* --dump ADDR[:N]: N qwords of guest-physical memory (a kernel-image
+         * virtual address 0xffffffff8xxxxxxx is taken as phys + 0xffffffff80000000) */
+        unsigned long long a = strtoull(dumps[k], NULL, 0);
+        const char *colon = strchr(dumps[k], ':');
+        unsigned n = colon ? (unsigned)strtoul(colon + 1, NULL, 0) : 8;
+        if (a >= 0xffffffff80000000ull)
+            a -= 0xffffffff80000000ull;
+        for (unsigned j = 0; j < n; j++) {
+            uint64_t v = 0;
+            if (gm_read(&gm, a + 8 * j, &v, 8))
+                break;
+            fprintf(stderr, "%s%#llx: %016" PRIx64 "%s", j % 4 ? "" : "  ", a + 8 * j, v,
+                    j % 4 == 3 ? "\n" : " ");
+        }
+        fprintf(stderr, "\n");
+    }
+    struct x86_sregs sr;
+    cpu_get_sregs(cpu, &sr);
+    for (unsigned k = 0; k < nwalks; k++) {
+        /* --walk VA: the page walk through the final CR3 */
+        uint64_t va = strtoull(walks[k], NULL, 0), table = sr.cr3 & 0x000ffffffffff000ull;
+        fprintf(stderr, "walk %#" PRIx64 " (cr3 %#" PRIx64 "):", va, sr.cr3);
+        for (int level = 3; level >= 0; level--) {
+            uint64_t e = 0, pa = table + ((va >> (12 + 9 * level)) & 511) * 8;
+            if (gm_read(&gm, pa, &e, 8))
+                break;
+            fprintf(stderr, " L%d[%#" PRIx64 "]=%016" PRIx64, level + 1, pa, e);
+            if (!(e & 1) || (level > 0 && level < 3 && (e & 0x80)))
+                break;
+            table = e & 0x000ffffffffff000ull;
+        }
+        fprintf(stderr, "\n");
     }
     cpu_destroy(cpu);
     gm_destroy(&gm);

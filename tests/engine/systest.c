@@ -1,0 +1,400 @@
+/* System tests: small 64-bit guests (tests/engine/sys_*.S) run on the engine
+ * through its API, plus API-level checks. cmocka, TAP output. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "engine/harness.h"
+
+#ifndef GUEST_DIR
+#define GUEST_DIR "build/engine/guests"
+#endif
+
+#define RAM_SIZE (8u << 20)
+#define RESULT 0x8000
+#define RES_CHECK 0x8008
+#define RES_VAL 0x8010
+#define GDT 0x9000
+#define TSS 0x9100
+#define IDT 0xa000
+#define PASS_MAGIC 0x600d600du
+#define FAIL_MAGIC 0x0bad0badu
+
+struct mmio_log {
+    uint64_t gpa;
+    unsigned len;
+    bool write;
+    uint64_t val;
+};
+
+struct sysguest {
+    struct harness h;
+    char out[4096];
+    size_t nout;
+    int pending;          /* vector intr() hands out, -1 none */
+    unsigned intr_calls;
+    uint8_t dev[0x2000];  /* MMIO device at 0xd0000000 */
+    struct mmio_log log[64];
+    unsigned nlog;
+};
+
+static void pio(void *ctx, uint16_t port, void *data, unsigned len, bool write)
+{
+    struct sysguest *g = ctx;
+    if (port == 0xe9 && write && g->nout < sizeof(g->out) - 1)
+        g->out[g->nout++] = *(char *)data;
+    (void)len;
+}
+
+static bool mmio(void *ctx, uint64_t gpa, void *data, unsigned len, bool write)
+{
+    struct sysguest *g = ctx;
+    bool claimed = gpa >= 0xd0000000ull && gpa + len <= 0xd0000000ull + sizeof(g->dev);
+    if (g->nlog < 64) {
+        struct mmio_log *l = &g->log[g->nlog++];
+        l->gpa = gpa;
+        l->len = len;
+        l->write = write;
+        l->val = 0;
+        memcpy(&l->val, data, len);
+    }
+    if (!claimed)
+        return false;
+    if (write)
+        memcpy(g->dev + (gpa - 0xd0000000ull), data, len);
+    else
+        memcpy(data, g->dev + (gpa - 0xd0000000ull), len);
+    return true;
+}
+
+static void debug(void *ctx, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "[engine] %s\n", msg);
+}
+
+static int intr(void *ctx)
+{
+    struct sysguest *g = ctx;
+    g->intr_calls++;
+    int v = g->pending;
+    g->pending = -1;
+    return v;
+}
+
+static uint32_t rd32(struct sysguest *g, uint64_t gpa)
+{
+    uint32_t v;
+    memcpy(&v, g->h.ram + gpa, 4);
+    return v;
+}
+
+/* The environment guest.inc describes. */
+static void guest_setup(struct sysguest *g, const char *name)
+{
+    memset(g, 0, sizeof(*g));
+    g->pending = -1;
+    struct harness *h = &g->h;
+    assert_int_equal(h_init(h, RAM_SIZE, 0x1000), 0);
+    /* identity map 0-8 MiB with 4 KiB pages: PML4 0x1000 (h_init), PDPT
+     * 0x2000, PD 0x3000, PTs 0x4000-0x7fff */
+    uint64_t *pml4 = h_ptr(h, 0x1000), *pdpt = h_ptr(h, 0x2000), *pd = h_ptr(h, 0x3000);
+    pml4[0] = 0x2000 | 7;
+    pdpt[0] = 0x3000 | 7;
+    for (unsigned k = 0; k < 4; k++)
+        pd[k] = (0x4000 + k * 0x1000) | 7;
+    uint64_t *pt = h_ptr(h, 0x4000);
+    for (unsigned k = 0; k < RAM_SIZE / 4096; k++)
+        pt[k] = (uint64_t)k * 4096 | 7;
+    uint64_t *gdt = h_ptr(h, GDT);
+    gdt[1] = h_desc(0, 0xfffff, 0xa09b); /* 0x08 kernel code 64 */
+    gdt[2] = h_desc(0, 0xfffff, 0xc093); /* 0x10 kernel data */
+    gdt[3] = h_desc(0, 0xfffff, 0xc0f3); /* 0x18 user data */
+    gdt[4] = h_desc(0, 0xfffff, 0xa0fb); /* 0x20 user code 64 */
+    gdt[5] = h_desc(TSS, 0x68 + 0x2000, 0x008b); /* 0x28 TSS (busy), with an I/O bitmap */
+    gdt[6] = 0;
+    gdt[7] = h_desc(0, 0xfffff, 0xc09b); /* 0x38 kernel code 32 */
+    uint8_t *tss = h_ptr(h, TSS);
+    uint64_t v = 0x80000;
+    memcpy(tss + 4, &v, 8);   /* RSP0 */
+    v = 0x70000;
+    memcpy(tss + 36, &v, 8);  /* IST1 */
+    v = 0x74000;
+    memcpy(tss + 44, &v, 8);  /* IST2 */
+    uint16_t iob = 0x68;              /* bitmap at TSS + 0x68: all ports denied */
+    memcpy(tss + 102, &iob, 2);
+    memset(tss + 0x68, 0xff, 0x2001);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s.bin", GUEST_DIR, name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(h->ram + 0x100000, 1, 0x100000, f);
+    fclose(f);
+    assert_true(n > 0);
+    struct cpu_config cfg = {
+        .mem = &h->gm,
+        .ops = {.ctx = g, .pio = pio, .mmio = mmio, .intr = intr, .debug = debug},
+        .flags = getenv("SYSTEST_TRACE") ? CPU_CFG_TRACE_INT : 0,
+    };
+    h->cpu = cpu_create(&cfg);
+    assert_non_null(h->cpu);
+    struct x86_sregs s = {0};
+    s.cs = h_seg(0x08, gdt[1]);
+    s.ss = s.ds = s.es = h_seg(0x10, gdt[2]);
+    s.fs = s.gs = (struct x86_segment){.unusable = true};
+    s.tr = h_seg(0x28, gdt[5]);
+    s.ldt = (struct x86_segment){.unusable = true};
+    s.gdt = (struct x86_dtable){GDT, 8 * 8 - 1};
+    s.idt = (struct x86_dtable){IDT, 4095};
+    s.cr0 = 0x80010033;
+    s.cr3 = 0x1000;
+    s.cr4 = 0x6a0;
+    s.efer = 0xd01;
+    assert_int_equal(cpu_set_sregs(h->cpu, &s), 0);
+    struct x86_regs r = {.rip = 0x100000, .rsp = 0x90000, .rflags = 2};
+    cpu_set_regs(h->cpu, &r);
+}
+
+static int run(struct sysguest *g, struct cpu_exit *ex)
+{
+    cpu_set_insn_limit(g->h.cpu, 50000000);
+    return cpu_run(g->h.cpu, ex);
+}
+
+static void expect_pass(struct sysguest *g, int reason, const struct cpu_exit *ex)
+{
+    if (reason != CPU_EXIT_HALT || rd32(g, RESULT) != PASS_MAGIC) {
+        print_message("exit %d (%s) rip %#llx; result %#x, failing check %u; output '%.*s'\n",
+                      reason, ex->detail, (unsigned long long)ex->rip, rd32(g, RESULT),
+                      rd32(g, RES_CHECK), (int)g->nout, g->out);
+        fail();
+    }
+}
+
+static void run_simple(const char *name)
+{
+    static struct sysguest g;
+    guest_setup(&g, name);
+    struct cpu_exit ex;
+    int reason = run(&g, &ex);
+    expect_pass(&g, reason, &ex);
+    h_free(&g.h);
+}
+
+static void test_paging(void **state) { (void)state; run_simple("sys_paging"); }
+static void test_rings_iret_syscall(void **state) { (void)state; run_simple("sys_ring"); }
+static void test_double_fault(void **state) { (void)state; run_simple("sys_df"); }
+static void test_rep_fault_resume(void **state) { (void)state; run_simple("sys_rep"); }
+static void test_ud_and_exception_rip(void **state) { (void)state; run_simple("sys_ud"); }
+static void test_descriptors_msrs_io(void **state) { (void)state; run_simple("sys_desc"); }
+static void test_fpu_system_rules(void **state) { (void)state; run_simple("sys_fpu"); }
+
+static void test_triple_fault(void **state)
+{
+    (void)state;
+    static struct sysguest g;
+    guest_setup(&g, "sys_triple");
+    struct cpu_exit ex;
+    assert_int_equal(run(&g, &ex), CPU_EXIT_SHUTDOWN);
+    h_free(&g.h);
+}
+
+static void test_hlt_and_interrupts(void **state)
+{
+    (void)state;
+    static struct sysguest g;
+    guest_setup(&g, "sys_hlt");
+    struct cpu_exit ex;
+    /* 1: sti; hlt */
+    assert_int_equal(run(&g, &ex), CPU_EXIT_HALT);
+    struct cpu_events_state ev;
+    cpu_get_events_state(g.h.cpu, &ev);
+    assert_true(ev.halted);
+    /* without a signal, HLT stays HALT */
+    assert_int_equal(run(&g, &ex), CPU_EXIT_HALT);
+    assert_int_equal(g.intr_calls, 0);
+    /* 2: an interrupt wakes it; the guest reaches cli; hlt */
+    g.pending = 0x40;
+    cpu_signal(g.h.cpu, CPU_EVENT_INTERRUPT);
+    assert_int_equal(run(&g, &ex), CPU_EXIT_HALT);
+    assert_int_equal(g.intr_calls, 2); /* delivered, then polled again: -1 */
+    assert_int_not_equal(rd32(&g, RESULT), FAIL_MAGIC);
+    /* 3: IF=0: a signalled interrupt is not taken (intr() not even asked) */
+    g.pending = 0x40;
+    cpu_signal(g.h.cpu, CPU_EVENT_INTERRUPT);
+    assert_int_equal(run(&g, &ex), CPU_EXIT_HALT);
+    assert_int_equal(g.intr_calls, 2);
+    /* 4: an NMI wakes it; after sti; nop the pending interrupt is taken */
+    cpu_signal(g.h.cpu, CPU_EVENT_NMI);
+    int reason = run(&g, &ex);
+    expect_pass(&g, reason, &ex);
+    assert_int_equal(g.intr_calls, 4);
+    struct cpu_stats st;
+    cpu_get_stats(g.h.cpu, &st);
+    assert_int_equal(st.interrupts, 2);
+    assert_int_equal(st.nmis, 1);
+    h_free(&g.h);
+}
+
+static void test_self_modifying_code(void **state)
+{
+    (void)state;
+    static struct sysguest g;
+    guest_setup(&g, "sys_smc");
+    struct cpu_exit ex;
+    int reason = run(&g, &ex);
+    assert_int_equal(reason, CPU_EXIT_HALT);
+    assert_int_not_equal(rd32(&g, RESULT), FAIL_MAGIC);
+    assert_int_equal(rd32(&g, RES_VAL), 7);
+    /* a device rewrites the function's immediate */
+    uint32_t nine = 9;
+    memcpy(g.h.ram + 0x220001, &nine, 4);
+    cpu_notify_write(g.h.cpu, 0x220001, 4);
+    cpu_signal(g.h.cpu, CPU_EVENT_NMI);
+    reason = run(&g, &ex);
+    expect_pass(&g, reason, &ex);
+    struct cpu_stats st;
+    cpu_get_stats(g.h.cpu, &st);
+    assert_true(st.blocks_invalidated >= 4);
+    h_free(&g.h);
+}
+
+static void test_mmio(void **state)
+{
+    (void)state;
+    static struct sysguest g;
+    guest_setup(&g, "sys_mmio");
+    struct cpu_exit ex;
+    int reason = run(&g, &ex);
+    expect_pass(&g, reason, &ex);
+    static const struct mmio_log want[] = {
+        {0xd0000010, 4, true, 0x12345678}, {0xd0000010, 4, false, 0},
+        {0xd0000010, 4, false, 0},         {0xd0000010, 4, true, 0x12345679},
+        {0xd0000010, 4, false, 0},         {0xe0000000, 8, false, 0},
+        {0xd0000ffc, 4, true, 0x55667788}, {0xd0001000, 4, true, 0x11223344},
+        {0xd0000ffc, 4, false, 0},         {0xd0001000, 4, false, 0},
+    };
+    assert_int_equal(g.nlog, sizeof(want) / sizeof(want[0]));
+    for (unsigned k = 0; k < g.nlog; k++) {
+        assert_int_equal(g.log[k].gpa, want[k].gpa);
+        assert_int_equal(g.log[k].len, want[k].len);
+        assert_int_equal(g.log[k].write, want[k].write);
+        if (want[k].write)
+            assert_int_equal(g.log[k].val, want[k].val);
+    }
+    h_free(&g.h);
+}
+
+static void test_compat_mode_is_an_error(void **state)
+{
+    (void)state;
+    static struct sysguest g;
+    guest_setup(&g, "sys_compat");
+    struct cpu_exit ex;
+    assert_int_equal(run(&g, &ex), CPU_EXIT_ERROR);
+    assert_non_null(strstr(ex.detail, "compatibility mode"));
+    assert_int_equal(ex.rip, 0x100000);
+    assert_true(ex.insn_len > 0);
+    assert_int_equal(ex.insn[0], 0xff); /* ljmp * */
+    h_free(&g.h);
+}
+
+static void *kicker(void *arg)
+{
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    cpu_signal(arg, CPU_EVENT_KICK);
+    return NULL;
+}
+
+static void test_kick_and_limit(void **state)
+{
+    (void)state;
+    static struct sysguest g;
+    guest_setup(&g, "sys_spin");
+    struct cpu_exit ex;
+    cpu_set_insn_limit(g.h.cpu, 100000);
+    assert_int_equal(cpu_run(g.h.cpu, &ex), CPU_EXIT_INTERRUPTED);
+    struct cpu_stats st;
+    cpu_get_stats(g.h.cpu, &st);
+    assert_true(st.insns >= 100000 && st.insns < 100000 + 64);
+    cpu_set_insn_limit(g.h.cpu, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, kicker, g.h.cpu);
+    assert_int_equal(cpu_run(g.h.cpu, &ex), CPU_EXIT_INTERRUPTED);
+    pthread_join(t, NULL);
+    h_free(&g.h);
+}
+
+static void test_state_roundtrip(void **state)
+{
+    (void)state;
+    static struct sysguest g;
+    guest_setup(&g, "sys_spin");
+    struct cpu *c = g.h.cpu;
+    struct x86_regs r = {.rax = 1, .rbx = 2, .r15 = 0xf00d, .rip = 0x100000, .rsp = 0x90000,
+                         .rflags = 0x2c3};
+    cpu_set_regs(c, &r);
+    struct x86_regs r2;
+    cpu_get_regs(c, &r2);
+    assert_memory_equal(&r, &r2, sizeof(r));
+    struct x86_sregs s;
+    cpu_get_sregs(c, &s);
+    assert_int_equal(s.cr3, 0x1000);
+    struct x86_sregs bad = s;
+    bad.efer = 0; /* not long mode */
+    assert_int_equal(cpu_set_sregs(c, &bad), -EINVAL);
+    assert_int_equal(cpu_set_msr(c, 0xc0000082, 0xffffffff81000000ull), 0);
+    uint64_t v;
+    assert_int_equal(cpu_get_msr(c, 0xc0000082, &v), 0);
+    assert_int_equal(v, 0xffffffff81000000ull);
+    assert_int_not_equal(cpu_set_msr(c, 0xc0000082, 0x8000000000000000ull), 0); /* non-canonical */
+    assert_int_not_equal(cpu_get_msr(c, 0x12345678, &v), 0); /* unknown: ops.msr absent */
+    uint8_t fx[512] __attribute__((aligned(16)));
+    cpu_get_fxsave(c, fx);
+    assert_int_equal(fx[0] | fx[1] << 8, 0x37f);
+    uint32_t mx = 0x1f80;
+    memcpy(&mx, fx + 24, 4);
+    assert_int_equal(mx, 0x1f80);
+    mx = 0x40000; /* reserved MXCSR bit */
+    memcpy(fx + 24, &mx, 4);
+    assert_int_equal(cpu_set_fxsave(c, fx), -EINVAL);
+    struct x86_cpuid_entry e[64];
+    unsigned n;
+    assert_int_equal(cpu_supported_cpuid(e, 2, &n), -E2BIG);
+    assert_int_equal(cpu_supported_cpuid(e, 64, &n), 0);
+    assert_true(n > 8);
+    assert_int_equal(e[0].function, 0);
+    assert_memory_equal(&e[0].ebx, "Auth", 4);
+    assert_int_equal(cpu_set_cpuid(c, e, n), 0);
+    h_free(&g.h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paging),
+        cmocka_unit_test(test_rings_iret_syscall),
+        cmocka_unit_test(test_double_fault),
+        cmocka_unit_test(test_triple_fault),
+        cmocka_unit_test(test_rep_fault_resume),
+        cmocka_unit_test(test_hlt_and_interrupts),
+        cmocka_unit_test(test_self_modifying_code),
+        cmocka_unit_test(test_ud_and_exception_rip),
+        cmocka_unit_test(test_descriptors_msrs_io),
+        cmocka_unit_test(test_fpu_system_rules),
+        cmocka_unit_test(test_mmio),
+        cmocka_unit_test(test_compat_mode_is_an_error),
+        cmocka_unit_test(test_kick_and_limit),
+        cmocka_unit_test(test_state_roundtrip),
+    };
+    return cmocka_run_group_tests_name("engine system tests", tests, NULL, NULL);
+}
