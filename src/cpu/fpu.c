@@ -644,9 +644,6 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
         memcpy(c->fx_tmp + FX_MXCSR, &m2, 4);
         img = c->fx_tmp;
     }
-    uint64_t old_fip, old_fdp;
-    memcpy(&old_fip, c->fx + FX_FIP, 8);
-    memcpy(&old_fdp, c->fx + FX_FDP, 8);
     if (s->fast && !guarded)
         s->fast(c->fx, buf, slots, &c->host_mxcsr);
     else
@@ -704,19 +701,15 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
             fip = insn_rip(c, i);
             uint16_t fop = (uint16_t)(((i->aux & 7) << 8) | i->reg);
             memcpy(c->fx + FX_FOP, &fop, 2);
-            c->fpu_cs = c->seg[SEG_CS].selector;
         }
         memcpy(c->fx + FX_FIP, &fip, 8);
         if (fdp >= (uintptr_t)buf && fdp < (uintptr_t)buf + sizeof(buf)) {
             fdp = va + (fdp - (uintptr_t)buf);
-            c->fpu_ds = c->seg[SEG_DS].selector;
         }
         memcpy(c->fx + FX_FDP, &fdp, 8);
         /* FCS/FDS: this host stores zeros (the "FPU CS/DS deprecated"
          * behaviour); the host instruction already did */
     }
-    (void)old_fip;
-    (void)old_fdp;
     bool store = true;
     if ((flags & (HF_X87 | HF_MWRITE | HF_WAIT)) == (HF_X87 | HF_MWRITE | HF_WAIT)) {
         /* an unmasked numeric exception other than precision aborts an x87
