@@ -49,7 +49,7 @@ static unsigned default_cpuid(struct x86_cpuid_entry *e, unsigned max)
     ADD(6, 0, 0, 0, 0);
     t[n++] = (struct x86_cpuid_entry){.function = 7, .index = 0, .flags = X86_CPUID_FLAG_INDEXED,
                                       .ebx = F7_EBX};
-    ADD(0x40000000, 0x40000010, str4("Embe"), str4("SftC"), str4("rSof"));
+    ADD(0x40000000, 0x40000010, str4("Embe"), str4("rSof"), str4("tCPU")); /* "EmberSoftCPU" */
     ADD(0x40000010, (uint32_t)(CPU_TSC_HZ / 1000), 0, 0, 0);
     ADD(0x80000000, 0x80000008, str4("Auth"), str4("cAMD"), str4("enti"));
     ADD(0x80000001, SIG_EAX, 0, E1_ECX, E1_EDX);

@@ -15,6 +15,19 @@
  *
  * The engine has no global mutable state and never prints; diagnostics go
  * to the optional debug hook.
+ *
+ * What the guest sees (cpu_supported_cpuid): AuthenticAMD, family 15 model
+ * 0x6b, with fpu tsc msr pae pse cx8 mtrr pge cmov pat clflush mmx fxsr sse
+ * sse2 sse3 ssse3 sse4.1 sse4.2 cx16 movbe popcnt rdrand hypervisor; extended:
+ * syscall nx pdpe1gb rdtscp lm lahf cr8_legacy abm(lzcnt) misalignsse
+ * invariant-tsc; leaf 7: clflushopt. No APIC bit (the VMM sets it with its
+ * interrupt controller), no XSAVE/AVX, no PCID/INVPCID, no SMEP/SMAP, no
+ * BMI. CPUID leaf 0x40000010 EAX gives the TSC frequency in kHz.
+ *
+ * Not implemented (the engine stops with CPU_EXIT_ERROR rather than run it
+ * wrongly): compatibility mode (a transfer to a CS with L=0), far transfers
+ * through call gates/TSS, leaving long mode. Debug registers are stored but
+ * breakpoints do not fire; single-step (RFLAGS.TF) works.
  */
 #ifndef EMBER_CPU_CPU_H
 #define EMBER_CPU_CPU_H
@@ -40,7 +53,8 @@ struct cpu_ops {
      * it: reads then give all-ones, writes are dropped. */
     bool (*mmio)(void *ctx, uint64_t gpa, void *data, unsigned len, bool is_write);
     /* MSRs the engine does not own (APIC base 0x1b, TSC deadline 0x6e0,
-     * kvm-clock, ...). Returns false to make the instruction #GP(0). */
+     * kvm-clock, ...). Returns false to make the instruction #GP(0).
+     * (x86_sregs.apic_base is only what cpu_set_sregs stored.) */
     bool (*msr)(void *ctx, uint32_t index, uint64_t *value, bool is_write);
     /* Called at an instruction boundary when CPU_EVENT_INTERRUPT is set,
      * RFLAGS.IF=1 and no interrupt shadow is active: returns the vector to
@@ -60,8 +74,9 @@ struct cpu_ops {
 /* cpu_config.flags */
 #define CPU_CFG_EXIT_ON_EXCEPTION 1u /* tests: return CPU_EXIT_EXCEPTION instead
                                         of delivering exceptions through the IDT */
-#define CPU_CFG_TRACE_INT 2u         /* debug hook gets one line per exception/
-                                        interrupt, like qemu -d int */
+#define CPU_CFG_TRACE_INT 2u         /* debug hook gets a line per exception/
+                                        interrupt, like qemu -d int ("v=0e e=0002
+                                        cpl=0 IP=... CR2=..."), plus the GPRs */
 
 struct cpu_config {
     const struct guest_mem *mem; /* RAM; anything else is MMIO */

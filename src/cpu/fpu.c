@@ -25,7 +25,8 @@
 
 #define HX_ARENA (2u << 20)
 #define HX_HASH 8192
-#define HX_STUB_MAX 96
+#define HX_STUB_MAX 128 /* code bytes per variant (full ~62, light ~115) */
+#define HX_STUB_BYTES (sizeof(struct hx_stub) + 2 * (HX_STUB_MAX + 16))
 
 #define FX_FCW 0
 #define FX_FSW 2
@@ -166,8 +167,8 @@ void hx_free(struct cpu *c)
 
 bool hx_need_flush(struct cpu *c)
 {
-    return c->hx_used + (BLOCK_MAX_INSNS + 1) * (sizeof(struct hx_stub) + HX_STUB_MAX + 16) >
-           c->hx_size;
+    /* room for a whole block of new stubs: builds never run out midway */
+    return c->hx_used + (BLOCK_MAX_INSNS + 1) * HX_STUB_BYTES > c->hx_size;
 }
 
 void hx_flush(struct cpu *c)
@@ -358,7 +359,7 @@ static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ile
     for (struct hx_stub *s = c->hx_hash[h]; s; s = s->next)
         if (s->keylen == ilen && s->flags == flags && !memcmp(s->key, insn, ilen))
             return s;
-    size_t need = sizeof(struct hx_stub) + 2 * (HX_STUB_MAX + 16);
+    size_t need = HX_STUB_BYTES;
     if (c->hx_used + need > c->hx_size)
         return NULL;
     struct hx_stub *s = (struct hx_stub *)(c->hx_code + c->hx_used);
@@ -644,9 +645,6 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
         memcpy(c->fx_tmp + FX_MXCSR, &m2, 4);
         img = c->fx_tmp;
     }
-    uint64_t old_fip, old_fdp;
-    memcpy(&old_fip, c->fx + FX_FIP, 8);
-    memcpy(&old_fdp, c->fx + FX_FDP, 8);
     if (s->fast && !guarded)
         s->fast(c->fx, buf, slots, &c->host_mxcsr);
     else
@@ -704,19 +702,15 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
             fip = insn_rip(c, i);
             uint16_t fop = (uint16_t)(((i->aux & 7) << 8) | i->reg);
             memcpy(c->fx + FX_FOP, &fop, 2);
-            c->fpu_cs = c->seg[SEG_CS].selector;
         }
         memcpy(c->fx + FX_FIP, &fip, 8);
         if (fdp >= (uintptr_t)buf && fdp < (uintptr_t)buf + sizeof(buf)) {
             fdp = va + (fdp - (uintptr_t)buf);
-            c->fpu_ds = c->seg[SEG_DS].selector;
         }
         memcpy(c->fx + FX_FDP, &fdp, 8);
         /* FCS/FDS: this host stores zeros (the "FPU CS/DS deprecated"
          * behaviour); the host instruction already did */
     }
-    (void)old_fip;
-    (void)old_fdp;
     bool store = true;
     if ((flags & (HF_X87 | HF_MWRITE | HF_WAIT)) == (HF_X87 | HF_MWRITE | HF_WAIT)) {
         /* an unmasked numeric exception other than precision aborts an x87

@@ -232,7 +232,7 @@ struct cpu {
     uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
     uint64_t pat, mtrr_def, mtrr_var[16], mtrr_fixed[11];
     uint64_t misc_enable, tsc_offset, tsc_adjust, apic_base;
-    uint64_t hwcr, syscfg, vm_hsave, tsc_ratio_unused;
+    uint64_t hwcr, syscfg, de_cfg;  /* AMD MSRs Linux reads (storage only) */
     bool nmi_pending, nmi_masked;
 
     /* x87/MMX/SSE state: FXSAVE64 image */
@@ -240,7 +240,6 @@ struct cpu {
     uint8_t fx_tmp[512] __attribute__((aligned(64)));
     uint8_t fx_tmp2[512] __attribute__((aligned(64)));
     uint8_t fx_host[512] __attribute__((aligned(64)));
-    uint16_t fpu_cs, fpu_ds;    /* for 32-bit-format FXSAVE/FNSTENV */
     uint32_t host_mxcsr;
 
     /* exception in flight */

@@ -959,7 +959,7 @@ int msr_read(struct cpu *c, uint32_t idx, uint64_t *v)
     case MSR_PATCH_LEVEL: *v = 0; return 0;
     case MSR_K7_HWCR: *v = c->hwcr; return 0;
     case MSR_K8_SYSCFG: *v = c->syscfg; return 0;
-    case MSR_DE_CFG: *v = c->vm_hsave; return 0;
+    case MSR_DE_CFG: *v = c->de_cfg; return 0;
     case MSR_MTRRCAP:
         if (!mtrr_offered(c)) break;
         *v = 0x508; /* WC, fixed ranges, 8 variable ranges */
@@ -1065,7 +1065,7 @@ int msr_write(struct cpu *c, uint32_t idx, uint64_t v)
     case MSR_PATCH_LEVEL: return 0;
     case MSR_K7_HWCR: c->hwcr = v; return 0;
     case MSR_K8_SYSCFG: c->syscfg = v; return 0;
-    case MSR_DE_CFG: c->vm_hsave = v; return 0;
+    case MSR_DE_CFG: c->de_cfg = v; return 0;
     case MSR_MTRRCAP:
         if (!mtrr_offered(c)) break;
         return -1;
