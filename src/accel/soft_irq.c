@@ -171,6 +171,21 @@ static uint8_t lapic_pic_ack(void *ctx)
     return pic_ack(&v->vm->pic);
 }
 
+/* A local APIC's clock: the guest clock, and its own vCPU's TSC for the
+ * TSC-deadline timer (the TSC does not follow the guest clock's jumps). */
+static uint64_t lapic_now_ns(void *ctx)
+{
+    struct soft_vcpu *v = ctx;
+    return soft_clock_ns(v->vm);
+}
+
+static uint64_t lapic_now_tsc(void *ctx)
+{
+    return soft_tsc(ctx);
+}
+
+static const struct vclock_ops lapic_clock_ops = {.now_ns = lapic_now_ns, .now_tsc = lapic_now_tsc};
+
 static const struct lapic_ops soft_lapic_ops = {
     .kick = lapic_kick,
     .eoi = lapic_eoi,
@@ -188,7 +203,8 @@ int soft_irq_vcpu_init(struct soft_vcpu *v)
     /* The timer exists since the VM was made; now it has its device (it
      * cannot fire before lapic_init arms it). */
     ((struct soft_timer *)timer.ctx)->dev = &v->lapic;
-    lapic_init(&v->lapic, &cfg, &soft_lapic_ops, v, vm->clock, timer);
+    const struct vclock clock = {&lapic_clock_ops, v, CPU_TSC_HZ};
+    lapic_init(&v->lapic, &cfg, &soft_lapic_ops, v, clock, timer);
     return 0;
 }
 

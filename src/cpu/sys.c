@@ -913,6 +913,9 @@ static HANDLER(sysret)
 #define MSR_K7_HWCR 0xc0010015u
 #define MSR_K8_SYSCFG 0xc0010010u
 #define MSR_DE_CFG 0xc0011029u
+/* K8's interrupt-pending message register: Linux reads it for erratum 400
+ * on this CPU family; 0 says C1E is off, so nothing to work around. */
+#define MSR_K8_INT_PENDING_MSG 0xc0010055u
 
 static int fixed_mtrr_index(uint32_t idx)
 {
@@ -960,6 +963,7 @@ int msr_read(struct cpu *c, uint32_t idx, uint64_t *v)
     case MSR_K7_HWCR: *v = c->hwcr; return 0;
     case MSR_K8_SYSCFG: *v = c->syscfg; return 0;
     case MSR_DE_CFG: *v = c->de_cfg; return 0;
+    case MSR_K8_INT_PENDING_MSG: *v = 0; return 0;
     case MSR_MTRRCAP:
         if (!mtrr_offered(c)) break;
         *v = 0x508; /* WC, fixed ranges, 8 variable ranges */
@@ -1066,6 +1070,7 @@ int msr_write(struct cpu *c, uint32_t idx, uint64_t v)
     case MSR_K7_HWCR: c->hwcr = v; return 0;
     case MSR_K8_SYSCFG: c->syscfg = v; return 0;
     case MSR_DE_CFG: c->de_cfg = v; return 0;
+    case MSR_K8_INT_PENDING_MSG: return 0; /* C1E stays off */
     case MSR_MTRRCAP:
         if (!mtrr_offered(c)) break;
         return -1;
