@@ -29,14 +29,15 @@ define objs
 $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
-.PHONY: all asan guest unit unit-asan test run bench tools clean deps help check-layers
+.PHONY: all asan guest unit unit-asan test run run-nested bench tools clean deps help check-layers
 all: $(BUILD)/ember
 
 help:
 	@echo "make            build $(BUILD)/ember"
 	@echo "make deps       install build and test dependencies (apt-get, needs root)"
 	@echo "make guest      build the default guest (Debian kernel + busybox initramfs)"
-	@echo "make run        boot the default guest (directly, or in the nested harness)"
+	@echo "make run        boot the default guest (KVM if the host has it, else ember's engine)"
+	@echo "make run-nested boot it with KVM inside the nested harness's L1 host"
 	@echo "make test       run unit and integration tests"
 	@echo "make asan       ember and unit tests with AddressSanitizer/UBSan"
 	@echo "make bench      ember's figures next to QEMU's (see bench/)"
@@ -169,6 +170,9 @@ deps:
 
 run: $(BUILD)/ember guest
 	tests/harness/run-default.py --build $(BUILD)
+
+run-nested: $(BUILD)/ember guest
+	tests/harness/run-default.py --build $(BUILD) --nested
 
 test: $(BUILD)/ember $(BUILD)/asan/ember $(TOOLS) $(UNIT_BINS) $(UNIT_ASAN_BINS) guest
 	python3 tests/run.py --build $(BUILD)

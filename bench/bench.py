@@ -510,8 +510,77 @@ def time_to_accept(cmd, sock, limit=10.0):
         p.wait()
 
 
+class SoftSuite:
+    """Without hardware virtualization: ember's own CPU engine against QEMU's
+    TCG, directly on this host (no nested harness), same kernel, initramfs,
+    memory and one vCPU, with and without the kernel's crypto self-tests
+    (cryptomgr.notests). Guest MIPS: the instructions ember's engine retired
+    over the boot (it reports them with -v) over each VMM's time to
+    power-off — the same guest work, so QEMU's figure is 'effective'."""
+    name = "soft"
+    vmms = ["ember", "qemu-tcg"]
+    variants = ["default", "notests"]
+    direct = True
+    # QEMU's qemu64 model (AuthenticAMD family 15, like the engine's) with
+    # the engine's extensions, so both guests take the same code paths.
+    QEMU_CPU = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+movbe,+rdrand,+pdpe1gb,+rdtscp"
+
+    def __init__(self, args):
+        self.args = args
+        self.insns = {v: [] for v in self.variants}
+        self.figures = []
+        for v in self.variants:
+            self.figures += [Figure(f"VMM start → first init line, {v}", "ms"),
+                             Figure(f"VMM start → guest power-off, {v}", "ms"),
+                             Figure(f"guest MIPS over the boot, {v}", "MIPS",
+                                    higher_is_better=True)]
+
+    def fig(self, title, variant):
+        return next(f for f in self.figures if f.title == f"{title}, {variant}")
+
+    def script(self, vmm, variant):
+        cl = cmdline("poweroff -f") + (" cryptomgr.notests" if variant == "notests" else "")
+        a = self.args
+        if vmm == "ember":
+            cmd = ember_cmd(a.mem, 1, cl, extra="--accel soft -v")
+        else:
+            cmd = (f"qemu-system-x86_64 -M microvm,rtc=on -accel tcg -cpu {self.QEMU_CPU} "
+                   f"-m {a.mem} -smp 1 -nodefaults -no-user-config -display none "
+                   f"-serial stdio -no-reboot -kernel {KERNEL} -initrd {INITRD} -append '{cl}'")
+        return (f"runwatch --stamp '{INIT_LINE}' -- sh -c {shlex.quote(cmd)}")
+
+    def record(self, vmm, variant, output):
+        stamp = re.search(r"runwatch: stamp ([\d.]+) " + re.escape(INIT_LINE), output)
+        exited = re.search(r"runwatch: exited ([\d.]+) status (\d+)", output)
+        if not exited or int(exited.group(2)) != 0 or not stamp:
+            return "no clean run (exit report or init line missing)"
+        if vmm == "ember":
+            insns = re.search(r"instructions (\d+)", output)
+            if not insns:
+                return "ember did not report its instruction count"
+            self.insns[variant].append(int(insns.group(1)))
+        if not self.insns[variant]:
+            return "no instruction count from ember's run yet"
+        off_ms = float(exited.group(1))
+        self.fig("VMM start → first init line", variant).add(vmm, float(stamp.group(1)))
+        self.fig("VMM start → guest power-off", variant).add(vmm, off_ms)
+        work = statistics.median(self.insns[variant])
+        self.fig("guest MIPS over the boot", variant).add(vmm, work / off_ms / 1000.0)
+        return None
+
+    def note(self):
+        return (f"{self.args.mem} MiB, 1 vCPU, directly on this host: `ember run --accel soft` "
+                f"against `qemu-system-x86_64 -M microvm,rtc=on -accel tcg -cpu "
+                f"{self.QEMU_CPU}`; 'notests' adds cryptomgr.notests to both command lines. "
+                "MIPS = the instructions ember's engine retired during the boot (median over "
+                "its runs) / each VMM's time to power-off.")
+
+    def files(self, ctx):
+        return {}
+
+
 SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "api": ApiSuite,
-          "snapshot": SnapshotSuite, "exit": ExitSuite}
+          "snapshot": SnapshotSuite, "exit": ExitSuite, "soft": SoftSuite}
 
 
 # --- running and reporting ---------------------------------------------------
@@ -652,10 +721,18 @@ def main():
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = os.path.join(HERE, "results")
     os.makedirs(results, exist_ok=True)
+    direct = None
     try:
         for name in args.suites.split(","):
             suite = SUITES[name](args)
-            failures, notes = run_suite(suite, host, ctx, args.runs)
+            where = host
+            if getattr(suite, "direct", False) and not hw:
+                if direct is None:
+                    direct = DirectHost(args.build)
+                    os.environ["PATH"] = (os.path.join(args.build, "tools") + ":" +
+                                          os.environ["PATH"])
+                where = direct
+            failures, notes = run_suite(suite, where, ctx, args.runs)
             measured |= any(f.samples.get("ember") for f in suite.figures)
             sections.append(render_suite(suite, failures, notes))
             if name == "boot":

@@ -241,6 +241,9 @@ def main():
                     help="skip the guest tests on ember's CPU engine")
     ap.add_argument("--engine-only", action="store_true",
                     help="of the guest tests, run only those on ember's CPU engine")
+    ap.add_argument("--engine-all", action="store_true",
+                    help="run every guest test on ember's CPU engine, not only the subset "
+                         "marked for CI")
     args = ap.parse_args()
     results = Results()
     start = time.monotonic()
@@ -265,7 +268,8 @@ def main():
                 log_dir = args.log_dir or os.path.join(args.build, "test-logs")
                 run_guest_tests(guest, ctx, results, log_dir)
             if not args.no_engine:
-                run_engine_tests([t for t in guests if t.engine], ctx, results)
+                run_engine_tests([t for t in guests if t.engine or args.engine_all], ctx,
+                                 results)
         finally:
             shutil.rmtree(ctx.prep_dir, ignore_errors=True)
 

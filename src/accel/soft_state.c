@@ -144,9 +144,12 @@ static int restore_vcpu(struct soft_vcpu *v, struct rec r)
         ret = rec_get_u64(r, "clock_ns", UINT64_MAX / 2, &clock_ns);
     if (!ret)
         ret = rec_get_child(r, "lapic", &lapic);
-    /* The guest clock first: the APIC timer's deadline is relative to it. */
-    if (!ret)
+    /* The guest clock and the TSC first: the APIC timer's deadline is
+     * relative to them. */
+    if (!ret) {
         atomic_store(&v->vm->clock_offset, soft_host_ns() - clock_ns);
+        atomic_store(&v->tsc_base_ns, soft_host_ns() - tsc / (CPU_TSC_HZ / 1000000000ull));
+    }
     if (!ret && cpu_set_sregs(v->cpu, &sregs))
         ret = err_set(-EINVAL, "special registers the engine cannot run");
     if (!ret && cpu_set_fxsave(v->cpu, fx))
@@ -161,7 +164,6 @@ static int restore_vcpu(struct soft_vcpu *v, struct rec r)
         return ret;
     cpu_set_regs(v->cpu, &regs);
     cpu_set_debugregs(v->cpu, &dr);
-    atomic_store(&v->tsc_base_ns, soft_host_ns() - tsc / (CPU_TSC_HZ / 1000000000ull));
     v->pvclock_gpa = gpa;
     v->pvclock_version = (uint32_t)version;
     return 0;

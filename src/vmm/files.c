@@ -104,6 +104,7 @@ int vm_files_open_boot(const struct vm_config *cfg, struct vm_files *f)
         .initrd = {cfg->initrd_path, f->initrd_map, f->initrd_map_size},
         .cmdline = cfg->cmdline,
         .ram_size = cfg->mem_size,
+        .long_mode_entry = cfg->accel == ACCEL_SOFT,
     };
     ret = boot_prepare(&f->boot, &f->layout);
     if (ret) {

@@ -367,6 +367,20 @@ int vm_resume(struct vm *vm)
     return 0;
 }
 
+static void log_backend_counters(struct vm *vm, unsigned i, enum log_level level)
+{
+    struct accel_counter c[ACCEL_MAX_COUNTERS];
+    size_t n = vm->accel->vcpu_counters ? vm->accel->vcpu_counters(vm->vcpus[i].accel_vcpu, c)
+                                        : 0;
+    char line[512];
+    int len = 0;
+    for (size_t k = 0; k < n && len >= 0 && (size_t)len < sizeof(line); k++)
+        len += snprintf(line + len, sizeof(line) - (size_t)len, "%s%s %llu", k ? ", " : "",
+                        c[k].name, (unsigned long long)c[k].value);
+    if (n)
+        log_msg(level, "vCPU %u %s backend: %s", i, vm->accel->name, line);
+}
+
 enum vm_stop_reason vm_halt(struct vm *vm)
 {
     if (vm->state != VM_HALTED && vm->vcpus) {
@@ -375,6 +389,8 @@ enum vm_stop_reason vm_halt(struct vm *vm)
         for (unsigned i = 0; i < vm->nr_vcpus; i++)
             vcpu_join(&vm->vcpus[i]);
         console_restore_terminal();
+        for (unsigned i = 0; i < vm->nr_vcpus; i++)
+            log_backend_counters(vm, i, LOG_INFO);
         vm->state = VM_HALTED;
     }
     pthread_mutex_lock(&vm->stop_lock);
@@ -383,6 +399,7 @@ enum vm_stop_reason vm_halt(struct vm *vm)
     return reason;
 }
 
+/* One line with the CPU backend's own counters for vCPU i, if it has any. */
 void vm_dump_state(struct vm *vm)
 {
     log_warn("state dump: %u vCPUs, VM %s", vm->nr_vcpus, vm_state_name(vm->state));
@@ -391,15 +408,7 @@ void vm_dump_state(struct vm *vm)
         log_warn("vCPU %u: exits I/O %llu, MMIO %llu, other %llu, %s", i,
                  (unsigned long long)v->exits_io, (unsigned long long)v->exits_mmio,
                  (unsigned long long)v->exits_other, vcpu_state_name(vcpu_get_state(v)));
-        struct accel_counter c[ACCEL_MAX_COUNTERS];
-        size_t n = vm->accel->vcpu_counters ? vm->accel->vcpu_counters(v->accel_vcpu, c) : 0;
-        char line[512];
-        int len = 0;
-        for (size_t k = 0; k < n && len >= 0 && (size_t)len < sizeof(line); k++)
-            len += snprintf(line + len, sizeof(line) - (size_t)len, "%s%s %llu", k ? ", " : "",
-                            c[k].name, (unsigned long long)c[k].value);
-        if (n)
-            log_warn("vCPU %u %s backend: %s", i, vm->accel->name, line);
+        log_backend_counters(vm, i, LOG_WARN);
     }
     board_dump(&vm->board);
 }

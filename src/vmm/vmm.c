@@ -212,10 +212,9 @@ void vmm_destroy(struct vmm *vmm)
 /* Which CPU backend runs the VM: the one asked for (the VM's own choice,
  * else the command line's), or with "auto" KVM where this host has it and
  * ember's engine elsewhere. A snapshot runs on the backend that wrote it. */
-static int vmm_choose_accel(struct vmm *vmm, bool restoring, enum vmm_fault *fault)
+static int vmm_choose_accel(struct vmm *vmm, bool restoring)
 {
     struct vm_config *cfg = &vmm->cfg;
-    bool skip_check = cfg->skip_host_check || vmm->skip_host_check;
     if (restoring && vmm->accel != ACCEL_AUTO && vmm->accel != cfg->accel)
         return err_set(-EINVAL, "the snapshot was taken on the %s backend; it cannot be "
                                 "restored with --accel %s", accel_kind_name(cfg->accel),
@@ -223,12 +222,21 @@ static int vmm_choose_accel(struct vmm *vmm, bool restoring, enum vmm_fault *fau
     if (cfg->accel == ACCEL_AUTO)
         cfg->accel = vmm->accel;
     if (cfg->accel == ACCEL_AUTO) {
+        bool skip_check = cfg->skip_host_check || vmm->skip_host_check;
         enum host_kind host = skip_check ? HOST_HW_KVM : hostcheck_classify(&host_default_paths);
         cfg->accel = host == HOST_HW_KVM ? ACCEL_KVM : ACCEL_SOFT;
         if (cfg->accel == ACCEL_SOFT)
             log_info("no hardware KVM here (%s): running the guest on ember's CPU engine",
                      hostcheck_describe(host));
     }
+    return 0;
+}
+
+/* What the chosen backend needs of the host and of the VM. */
+static int vmm_check_accel(struct vmm *vmm, bool restoring, enum vmm_fault *fault)
+{
+    const struct vm_config *cfg = &vmm->cfg;
+    bool skip_check = cfg->skip_host_check || vmm->skip_host_check;
     if (cfg->accel == ACCEL_KVM && !skip_check && hostcheck_require_hw(&host_default_paths)) {
         *fault = VMM_FAULT_HOST;
         return -ENODEV;
@@ -236,6 +244,11 @@ static int vmm_choose_accel(struct vmm *vmm, bool restoring, enum vmm_fault *fau
     if (cfg->accel == ACCEL_SOFT && cfg->nr_vcpus > 1)
         return err_set(-EINVAL, "ember's CPU engine runs one vCPU for now; --cpus %u needs "
                                 "hardware KVM (--accel kvm)", cfg->nr_vcpus);
+    if (cfg->accel == ACCEL_SOFT && !restoring &&
+        vmm->files.layout.kernel.entry != ENTRY_LINUX64)
+        return err_set(-EINVAL, "kernel %s: ember's CPU engine enters kernels at their 64-bit "
+                                "entry, and this one offers only a 32-bit entry",
+                       cfg->kernel_path);
     log_info("CPU backend: %s", cfg->accel == ACCEL_KVM ? "KVM" : "ember's CPU engine");
     return 0;
 }
@@ -248,10 +261,12 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
 {
     bool restoring = mem_path != NULL;
     *fault = VMM_FAULT_SETUP;
-    int ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, &vmm->files)
+    int ret = vmm_choose_accel(vmm, restoring);
+    if (!ret)
+        ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, &vmm->files)
                         : vm_files_open_boot(&vmm->cfg, &vmm->files);
     if (!ret)
-        ret = vmm_choose_accel(vmm, restoring, fault);
+        ret = vmm_check_accel(vmm, restoring, fault);
     if (ret)
         return ret;
     *fault = VMM_FAULT_RUNTIME;

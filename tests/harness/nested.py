@@ -387,6 +387,7 @@ class SoftHost(DirectHost):
         os.environ["EMBER_ASAN"] = self._wrap("ember-asan",
                                               os.path.join(self.build, "asan", "ember"))
         os.environ["EMBER_SOFT"] = "1"
+        os.environ["EMBER_VCPUS"] = "1"  # the engine runs one vCPU
 
     def _wrap(self, name, real):
         path = os.path.join(self.dir, name)
@@ -397,6 +398,7 @@ class SoftHost(DirectHost):
 
     def close(self):
         os.environ.pop("EMBER_SOFT", None)
+        os.environ.pop("EMBER_VCPUS", None)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -61,6 +61,19 @@ def guest_test(name, batch="default", engine=False):
     return wrap
 
 
+# --- the backend a guest test runs on -------------------------------------------
+
+def on_engine():
+    """True while guest tests run on ember's CPU engine (--accel soft)."""
+    return os.environ.get("EMBER_SOFT") == "1"
+
+
+def test_vcpus():
+    """vCPUs for a test that wants several: 2 on KVM, 1 on the engine (which
+    runs one). Scripts use ${EMBER_VCPUS:-2}, which the engine's runs set."""
+    return 1 if on_engine() else 2
+
+
 # --- building guest jobs ------------------------------------------------------
 
 def guest_cmdline(guest_cmd=None, base=DEFAULT_CMDLINE):

@@ -48,7 +48,7 @@ def in_netns(body):
 
 
 @guest_test("user networking: DHCP, a page from the host's loopback, a port forward",
-            batch="net")
+            batch="net", engine=True)
 def user_mode():
     port, fwd = 18080, 12222
     guest = (

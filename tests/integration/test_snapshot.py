@@ -9,7 +9,7 @@ import os
 import re
 import subprocess
 
-from framework import DEFAULT_CMDLINE, expect, expect_output, guest_test, job
+from framework import DEFAULT_CMDLINE, expect, expect_output, guest_test, job, test_vcpus
 
 # The guest counts to TARGET, appending each number to /mnt/log (synced),
 # printing "count N UPTIME"; at the end it prints the log's checksum.
@@ -64,8 +64,9 @@ def boot_vm(sock, extra_machine=""):
         "api -X PUT http://x/boot-source -d \"{\\\"kernel_image_path\\\": \\\"$GUEST/vmlinuz\\\", "
         "\\\"initrd_path\\\": \\\"$GUEST/initramfs.cpio\\\", "
         f"\\\"boot_args\\\": \\\"{boot_args}\\\"}}\" > /dev/null\n"
-        "api -X PUT http://x/machine-config -d '{\"vcpu_count\": 2, \"mem_size_mib\": 256"
-        f"{extra_machine}}}' | sed 's/^/machine /'\n"
+        "api -X PUT http://x/machine-config -d \"{\\\"vcpu_count\\\": ${EMBER_VCPUS:-2}, "
+        f"\\\"mem_size_mib\\\": 256{extra_machine.replace(chr(34), chr(92) + chr(34))}}}\" "
+        "| sed 's/^/machine /'\n"
         "api -X PUT http://x/drives/data -d \"{\\\"drive_id\\\": \\\"data\\\", "
         "\\\"path_on_host\\\": \\\"$DATA/disk.img\\\", \\\"is_root_device\\\": false}\" "
         "| sed 's/^/drive /'\n"
@@ -100,7 +101,7 @@ def section(output, name):
 
 
 @guest_test("snapshot mid-work, kill -9, restore: the count and the file go on; two clones "
-            "at once; corrupt snapshots refused", batch="snapshot")
+            "at once; corrupt snapshots refused", batch="snapshot", engine=True)
 def snapshot_restore(ctx):
     script = HELPERS + boot_vm("$DATA/api.sock") + (
         "wait_for '^count 15 ' vm.txt\n"
@@ -143,13 +144,13 @@ def snapshot_restore(ctx):
         'SOCK=$DATA/api2.sock\n'
         '$T "$EMBER" --api-sock $SOCK < /dev/null > a2.txt 2>&1 & a2=$!\n'
         "wait_socket\n"
-        "api -X PUT http://x/machine-config -d '{\"vcpu_count\": 1, \"mem_size_mib\": 256}' "
-        ">/dev/null\n"
+        "api -X PUT http://x/machine-config -d \"{\\\"vcpu_count\\\": $((3 - ${EMBER_VCPUS:-2})), "
+        "\\\"mem_size_mib\\\": 256}\" >/dev/null\n"
         "api -X PUT http://x/snapshot/load -d \"{\\\"snapshot_path\\\": \\\"$DATA/snap.state\\\", "
         "\\\"mem_backend\\\": {\\\"backend_type\\\": \\\"File\\\", "
         "\\\"backend_path\\\": \\\"$DATA/snap.mem\\\"}}\" | sed 's/^/api-mismatch /'\n"
-        "api -X PUT http://x/machine-config -d '{\"vcpu_count\": 2, \"mem_size_mib\": 256}' "
-        ">/dev/null\n"
+        "api -X PUT http://x/machine-config -d \"{\\\"vcpu_count\\\": ${EMBER_VCPUS:-2}, "
+        "\\\"mem_size_mib\\\": 256}\" >/dev/null\n"
         "cp disk.img disk4.img\n"
         "api -X PUT http://x/snapshot/load -d \"{\\\"snapshot_path\\\": \\\"$DATA/snap.state\\\", "
         "\\\"mem_backend\\\": {\\\"backend_type\\\": \\\"File\\\", "
@@ -197,7 +198,8 @@ def snapshot_restore(ctx):
             expect(rc == "2" and booted == "0" and re.search(pattern, msg),
                    f"corrupt snapshot: exit {rc}, guest lines {booted}, message {msg!r}; "
                    f"expected exit 2 and /{pattern}/")
-        expect_output(j, r"^api-mismatch .*snapshot is of a machine with 2 vCPUs, not 1.*"
+        v = test_vcpus()
+        expect_output(j, rf"^api-mismatch .*snapshot is of a machine with {v} vCPUs, not {3 - v}.*"
                          r" \[400\]$", "400 for a vCPU count that does not match")
         expect_output(j, r"^api-load  \[204\]$", "204 for snapshot/load")
         expect_output(j, r'^api-state \{.*"state":"Paused".*\}', "Paused after a load "

@@ -51,7 +51,7 @@ def three_disks():
 
 
 @guest_test("virtio-blk: ext4 made and written in the guest, read back on the host",
-            batch="virtio")
+            batch="virtio", engine=True)
 def ext4_roundtrip(ctx):
     initrd = initrd_with_e2fsprogs(ctx)
     script = (
@@ -156,7 +156,7 @@ def cache_none(ctx):
     return job("cache-none", script), check
 
 
-@guest_test("virtio-rng: /dev/hwrng gives random bytes; --no-rng removes it", batch="virtio")
+@guest_test("virtio-rng: /dev/hwrng gives random bytes; --no-rng removes it", batch="virtio", engine=True)
 def hwrng():
     jobs = [
         job("rng", ember_run(guest_cmd=(
@@ -179,7 +179,7 @@ def hwrng():
     return jobs, check
 
 
-@guest_test("virtio-console: a shell on hvc0 with the host's stdin", batch="virtio")
+@guest_test("virtio-console: a shell on hvc0 with the host's stdin", batch="virtio", engine=True)
 def hvc_shell():
     # Typed once the shell is up: Linux's virtio_console drops data that
     # arrives before its console port is connected.

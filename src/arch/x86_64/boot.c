@@ -65,6 +65,10 @@ int boot_prepare(const struct boot_config *cfg, struct boot_layout *l)
     int ret = kernel_probe(&cfg->kernel, &l->kernel);
     if (ret)
         return ret;
+    if (cfg->long_mode_entry && l->kernel.format == KERNEL_ELF && l->kernel.entry == ENTRY_PVH) {
+        l->kernel.entry = ENTRY_LINUX64;
+        l->kernel.entry_addr = l->kernel.elf_entry64;
+    }
     ret = e820_build(cfg->ram_size, &l->e820);
     if (ret)
         return ret;

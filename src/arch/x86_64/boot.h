@@ -15,6 +15,9 @@ struct boot_config {
     struct boot_file initrd; /* data NULL when there is none */
     const char *cmdline;
     uint64_t ram_size;
+    /* The vCPU starts in long mode only (ember's CPU engine): an ELF is
+     * entered at its 64-bit entry even where it has a PVH note. */
+    bool long_mode_entry;
 };
 
 struct boot_layout {

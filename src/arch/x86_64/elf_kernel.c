@@ -123,6 +123,7 @@ int elf_kernel_probe(const struct boot_file *f, struct kernel_image *img)
     img->format = KERNEL_ELF;
     img->entry = have_pvh ? ENTRY_PVH : ENTRY_LINUX64;
     img->entry_addr = have_pvh ? pvh_entry : eh.e_entry;
+    img->elf_entry64 = eh.e_entry;
     if (!entry_in_segments(img, img->entry_addr))
         return err_set(-EINVAL, "%s: entry point %#llx is outside the loaded segments",
                        f->path, (unsigned long long)img->entry_addr);

@@ -37,6 +37,7 @@ struct kernel_image {
     enum kernel_format format;
     enum boot_entry entry;
     uint64_t entry_addr;
+    uint64_t elf_entry64; /* ELF only: its 64-bit entry (e_entry), PVH note or not */
     struct kernel_segment segs[KERNEL_MAX_SEGMENTS];
     unsigned nr_segs;
     uint64_t mem_start;  /* lowest byte the kernel occupies */
