@@ -52,3 +52,35 @@ def hostile_on_kvm(ctx):
         expect_ember_rc(j, 4)
         expect_hostile_output("KVM", j.output, 4)
     return j, check
+
+
+@host_test("engine: a snapshot records its backend; restoring it on KVM is refused")
+def snapshot_backend_recorded(ctx):
+    import base64
+    import subprocess
+    import time
+    guest = base64.b64encode(b"while true; do echo tick; sleep 1; done").decode()
+    sock = os.path.join(ctx.tmp, "api.sock")
+    state, mem = os.path.join(ctx.tmp, "vm.state"), os.path.join(ctx.tmp, "vm.mem")
+    log = open(os.path.join(ctx.tmp, "vm.txt"), "w")
+    vm = subprocess.Popen([ctx.ember, "run", "--accel", "soft", "--api-sock", sock, "--cmdline",
+                           f"console=ttyS0 reboot=k panic=1 quiet ember_cmd={guest}"],
+                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with open(os.path.join(ctx.tmp, "vm.txt")) as f:
+                if "tick" in f.read():
+                    break
+            time.sleep(0.5)
+        rc, out = run_host([ctx.ember, "snapshot", "--api-sock", sock, "--snapshot", state,
+                            "--mem", mem], timeout=120)
+        expect(rc == 0, f"ember snapshot: {rc} {out}")
+    finally:
+        vm.kill()
+        vm.wait()
+        log.close()
+    rc, out = run_host([ctx.ember, "restore", "--accel", "kvm", "--snapshot", state, "--mem", mem],
+                       timeout=60)
+    expect(rc == 2 and "the snapshot was taken on the soft backend; it cannot be restored with "
+           "--accel kvm" in out, f"restore on KVM: exit {rc}: {out}")

@@ -36,6 +36,13 @@ $BB udhcpd -f udhcpd.conf >/dev/null 2>&1 &
 '''
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def background(cmd, out="out.txt"):
     """Run a whole command list in the background with its output in a file."""
     return f"(\n{cmd}\n) > {out} 2>&1 &\n"
@@ -50,7 +57,9 @@ def in_netns(body):
 @guest_test("user networking: DHCP, a page from the host's loopback, a port forward",
             batch="net", engine=True)
 def user_mode():
-    port, fwd = 18080, 12222
+    # Free ports of this host: on the engine the test runs here directly,
+    # next to whatever else uses ports.
+    port, fwd = free_port(), free_port()
     guest = (
         "wget -q -O /tmp/page http://10.0.2.2:%d/page.bin && md5sum /tmp/page | cut -c1-32\n"
         "echo 'hello through hostfwd' > /tmp/msg\n"
