@@ -122,6 +122,10 @@ $(BUILD)/tools/tcpperf: tests/tools/tcpperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
+$(BUILD)/tools/vsockperf: tests/tools/vsockperf.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
+
 $(BUILD)/tools/kvmexit: tests/tools/kvmexit.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
@@ -134,7 +138,7 @@ $(BUILD)/tools/exitguest: tests/tools/exitguest.S
 		-o $@ $@.o
 
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
-	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest
+	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/vsockperf
 tools: $(TOOLS)
 
 # --- default guest ----------------------------------------------------------
