@@ -250,9 +250,9 @@ static void flush_rx(struct virtio_vsock *vs)
             break;
         }
         if (chain.writable_bytes < VSOCK_HDR_SIZE) {
-            virtq_mark_broken(q, chain.writable_bytes ? "receive buffer smaller than a packet header"
-                                                      : "receive chain with no device-writable "
-                                                        "buffer");
+            virtq_mark_broken(q, chain.writable_bytes
+                                     ? "receive buffer smaller than a packet header"
+                                     : "receive chain with no device-writable buffer");
             break;
         }
         uint32_t used;

@@ -167,10 +167,11 @@ def close_mid_transfer(ctx):
 @guest_test("vsock: a host client that never sends CONNECT is dropped after 5 s, garbage at "
             "once, and the device serves others meanwhile", batch="vsock")
 def host_protocol(ctx):
-    guest = "vsockperf recv vsock:0:7100\n"
+    guest = "vsockperf recv vsock:0:7100\nsleep 9\n"  # ember lives on past the deadline
     script = HELPERS + (
         background(run_vm(guest)) +
-        "wait_for 'vsockperf: listening' vm.txt\n"  # ember's loop runs (the deadline counts from accept)
+        # ember's loop is running: the deadline counts from the accept
+        "wait_for 'vsockperf: listening' vm.txt\n"
         "vsockperf idle $DATA/v.sock > idle.txt 2>&1 & idle=$!\n"
         "vsockperf idle $DATA/v.sock 'HELLO WORLD\n' > garbage.txt 2>&1\n"
         "vsockperf idle $DATA/v.sock 'CONNECT 99999999999\n' > big.txt 2>&1\n"
