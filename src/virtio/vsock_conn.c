@@ -145,10 +145,12 @@ struct vsock_conn *conn_new(struct virtio_vsock *vs, uint32_t local_port, uint32
 static void close_host(struct virtio_vsock *vs, struct vsock_conn *c)
 {
     if (c->fd >= 0) {
-        vsock_uds_disarm(vs->uds, c->fd);
+        if (c->registered)
+            vsock_uds_disarm(vs->uds, c->fd);
         close(c->fd);
         c->fd = -1;
     }
+    c->registered = false;
     c->armed = false;
     free(c->buf);
     c->buf = NULL;
@@ -265,14 +267,14 @@ void conn_rearm(struct virtio_vsock *vs, struct vsock_conn *c)
     }
     if (!arm || (c->armed && c->armed_events == want))
         return;
-    int ret = vsock_uds_arm(vs->uds, c->fd, want, c);
+    int ret = vsock_uds_arm(vs->uds, c->fd, want, c, !c->registered);
     if (ret) {
         log_warn("vsock: cannot watch a host stream: %s", strerror(-ret));
         conn_kill(vs, c);
         conn_rxq_add(vs, c);
         return;
     }
-    c->armed = true;
+    c->registered = c->armed = true;
     c->armed_events = want;
 }
 
@@ -455,7 +457,7 @@ void conn_establish_local(struct virtio_vsock *vs, struct vsock_conn *c)
         conn_kill(vs, c);
         return;
     }
-    c->readable = true; /* bytes may be waiting already */
+    c->readable = c->early_off < c->early_len; /* else the stream is watched */
 }
 
 void conn_peer_shutdown(struct virtio_vsock *vs, struct vsock_conn *c, uint32_t flags)
@@ -514,8 +516,7 @@ uint32_t conn_fill(struct virtio_vsock *vs, struct vsock_conn *c, const struct v
     } else if (c->pending & VSOCK_PEND_RESPONSE) {
         h.op = VSOCK_OP_RESPONSE;
         c->pending &= (uint8_t)~VSOCK_PEND_RESPONSE;
-        c->state = VSOCK_ESTABLISHED;
-        c->readable = true; /* the host program may have written already */
+        c->state = VSOCK_ESTABLISHED; /* its stream is watched from now on */
     } else if (c->pending & VSOCK_PEND_REQUEST) {
         h.op = VSOCK_OP_REQUEST;
         c->pending &= (uint8_t)~VSOCK_PEND_REQUEST;

@@ -84,6 +84,7 @@ struct vsock_conn {
     bool host_hup;                  /* the host program closed its end completely */
     bool host_wr_shut;              /* we shut down writing to the host stream */
     bool credit_requested;          /* a CREDIT_REQUEST is out and unanswered */
+    bool registered;                /* fd is in the backend's epoll set */
     bool armed;                     /* watched (one-shot) for armed_events */
     uint32_t armed_events;
     /* Guest -> host: bytes received from the guest, and forwarded to the

@@ -141,11 +141,13 @@ void vsock_uds_kick(struct vsock_uds *u)
 }
 
 /* The timer runs while anybody has a deadline: pending clients, the
- * device, or a listener waiting for file descriptors. */
-static void update_timer(struct vsock_uds *u)
+ * device, or a listener waiting for file descriptors. It is started at
+ * once and stopped at a tick that finds nothing to wait for (connections
+ * come and go faster than a tick: no timer call for each). */
+static void update_timer(struct vsock_uds *u, bool at_tick)
 {
     bool on = u->client_ticks || u->nr_pending || u->listen_paused;
-    if (on == u->timer_on)
+    if (on == u->timer_on || (!on && !at_tick))
         return;
     long ns = VSOCK_UDS_TICK_MS * 1000000l;
     struct itimerspec t = {0};
@@ -158,7 +160,7 @@ static void update_timer(struct vsock_uds *u)
 void vsock_uds_want_ticks(struct vsock_uds *u, bool on)
 {
     u->client_ticks = on;
-    update_timer(u);
+    update_timer(u, false);
 }
 
 /* --- clients before CONNECT ------------------------------------------------- */
@@ -183,8 +185,10 @@ void vsock_uds_expire(struct vsock_uds *u, uint64_t now_ns)
             drop_pending(u, p, true);
         }
     }
-    update_timer(u);
+    update_timer(u, false);
 }
+
+static void read_line(struct vsock_uds *u, struct vsock_uds_pending *p);
 
 static void accept_clients(struct vsock_uds *u)
 {
@@ -224,8 +228,9 @@ static void accept_clients(struct vsock_uds *u)
             continue;
         }
         u->nr_pending++;
+        read_line(u, slot); /* clients write their line at once: save a round */
     }
-    update_timer(u);
+    update_timer(u, false);
 }
 
 /* Bytes from a client that has not sent its CONNECT line yet. The line is
@@ -238,7 +243,7 @@ static void read_line(struct vsock_uds *u, struct vsock_uds_pending *p)
         return;
     if (n <= 0) {
         drop_pending(u, p, true); /* gone before asking for anything */
-        update_timer(u);
+        update_timer(u, false);
         return;
     }
     p->len = (uint8_t)(p->len + n);
@@ -251,7 +256,7 @@ static void read_line(struct vsock_uds *u, struct vsock_uds_pending *p)
         log_info("vsock: a host client sent something other than \"CONNECT <port>\\n\"; "
                  "disconnected");
         drop_pending(u, p, true);
-        update_timer(u);
+        update_timer(u, false);
         return;
     }
     int fd = p->fd;
@@ -261,7 +266,7 @@ static void read_line(struct vsock_uds *u, struct vsock_uds_pending *p)
     epoll_ctl(u->epfd, EPOLL_CTL_DEL, fd, NULL);
     p->fd = -1;
     u->nr_pending--;
-    update_timer(u);
+    update_timer(u, false);
     if (!u->client || u->client->host_connect(u->ctx, fd, port, early, nearly) < 0) {
         close(fd);
         u->stats.host_refused++;
@@ -291,6 +296,7 @@ void vsock_uds_process(struct vsock_uds *u)
             vsock_uds_expire(u, now);
             if (u->client_ticks && u->client)
                 u->client->tick(u->ctx, now);
+            update_timer(u, true);
         } else if ((uint8_t *)tag >= (uint8_t *)u->pending &&
                    (uint8_t *)tag < (uint8_t *)(u->pending + VSOCK_UDS_MAX_PENDING)) {
             struct vsock_uds_pending *p = tag;
@@ -321,12 +327,9 @@ int vsock_uds_ack(int fd, uint32_t local_port)
     return n < 0 ? -errno : -EAGAIN; /* a fresh socket that cannot take a dozen bytes */
 }
 
-int vsock_uds_arm(struct vsock_uds *u, int fd, uint32_t events, void *tag)
+int vsock_uds_arm(struct vsock_uds *u, int fd, uint32_t events, void *tag, bool first)
 {
-    int ret = watch(u, EPOLL_CTL_MOD, fd, events | EPOLLONESHOT, tag);
-    if (ret == -ENOENT)
-        ret = watch(u, EPOLL_CTL_ADD, fd, events | EPOLLONESHOT, tag);
-    return ret;
+    return watch(u, first ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, events | EPOLLONESHOT, tag);
 }
 
 void vsock_uds_disarm(struct vsock_uds *u, int fd)

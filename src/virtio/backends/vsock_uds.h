@@ -100,8 +100,9 @@ int vsock_uds_connect(struct vsock_uds *u, uint32_t port);
 int vsock_uds_ack(int fd, uint32_t local_port) EMBER_MUST_CHECK;
 /* Watch a device stream for 'events' once (EPOLLONESHOT: after an event is
  * reported the stream is silent until armed again). 'tag' comes back in
- * stream_event. */
-int vsock_uds_arm(struct vsock_uds *u, int fd, uint32_t events, void *tag) EMBER_MUST_CHECK;
+ * stream_event; 'first': the stream is not in the set yet. */
+int vsock_uds_arm(struct vsock_uds *u, int fd, uint32_t events, void *tag, bool first)
+    EMBER_MUST_CHECK;
 /* Stop watching a device stream (before closing it). */
 void vsock_uds_disarm(struct vsock_uds *u, int fd);
 
