@@ -521,10 +521,6 @@ uint32_t conn_fill(struct virtio_vsock *vs, struct vsock_conn *c, const struct v
         h.op = VSOCK_OP_REQUEST;
         c->pending &= (uint8_t)~VSOCK_PEND_REQUEST;
         set_deadline(vs, c, VSOCK_REQUEST_TIMEOUT_MS);
-    } else if (c->pending & VSOCK_PEND_SHUTDOWN) {
-        h.op = VSOCK_OP_SHUTDOWN;
-        h.flags = c->shutdown_flags;
-        c->pending &= (uint8_t)~VSOCK_PEND_SHUTDOWN;
     } else if (c->readable && can_read(c) && peer_credit(c) && room) {
         ssize_t n = read_stream(c, q, chain, VSOCK_HDR_SIZE, (size_t)MIN(room, peer_credit(c)));
         if (n > 0) {

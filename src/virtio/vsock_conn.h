@@ -64,20 +64,18 @@ enum vsock_conn_state {
     VSOCK_DEAD,        /* the host stream is closed; an RST for the guest is due */
 };
 
-/* Packets a connection owes the guest (besides stream data). */
+/* Packets a connection owes the guest, besides stream data (and the
+ * SHUTDOWN or CREDIT_REQUEST that reading the stream may turn into). */
 #define VSOCK_PEND_RST 1
 #define VSOCK_PEND_RESPONSE 2
 #define VSOCK_PEND_REQUEST 4
-#define VSOCK_PEND_SHUTDOWN 8
-#define VSOCK_PEND_CREDIT_UPDATE 16
-#define VSOCK_PEND_CREDIT_REQUEST 32
+#define VSOCK_PEND_CREDIT_UPDATE 8
 
 struct vsock_conn {
     uint32_t local_port, peer_port; /* the host's port, the guest's port */
     int fd;                         /* the host stream; -1 once closed */
     enum vsock_conn_state state;
     uint8_t pending;                /* VSOCK_PEND_* */
-    uint8_t shutdown_flags;         /* what the pending SHUTDOWN says */
     uint8_t peer_shutdown;          /* VSOCK_SHUTDOWN_* the guest sent */
     bool readable;                  /* the host stream has data (or EOF) not read yet */
     bool host_eof;                  /* it ended: the guest was (or will be) told */
