@@ -29,7 +29,7 @@ define objs
 $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
-.PHONY: all asan guest unit unit-asan test run run-nested bench tools clean deps help check-layers
+.PHONY: all asan guest unit unit-asan test run run-nested bench tools clean deps help check-layers fuzz
 all: $(BUILD)/ember
 
 help:
@@ -41,6 +41,7 @@ help:
 	@echo "make test       run unit and integration tests"
 	@echo "make asan       ember and unit tests with AddressSanitizer/UBSan"
 	@echo "make bench      ember's figures next to QEMU's (see bench/)"
+	@echo "make fuzz       libFuzzer targets (clang) under build/fuzz/"
 	@echo "make check-layers  check that includes follow src/LAYERS"
 
 # --- layers: every build checks that includes only go down ----------------
@@ -123,6 +124,10 @@ $(BUILD)/tools/tcpperf: tests/tools/tcpperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
+$(BUILD)/tools/vsockperf: tests/tools/vsockperf.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
+
 $(BUILD)/tools/kvmexit: tests/tools/kvmexit.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
@@ -143,8 +148,22 @@ $(BUILD)/tools/hostile64: tests/tools/hostile64.S
 		-o $@ $@.o
 
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
-	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64
+	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf
 tools: $(TOOLS)
+
+# --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----
+# The target and the sources it exercises are built together by clang.
+FUZZ_VSOCK_SRCS := src/virtio/vsock.c src/virtio/vsock_conn.c src/virtio/backends/vsock_uds.c \
+	src/virtio/virtio.c src/virtio/virtq.c src/mem/guest_mem.c src/snapshot/record.c \
+	$(wildcard src/util/*.c)
+
+$(BUILD)/fuzz/fuzz_vsock: tests/fuzz/fuzz_vsock.c $(FUZZ_VSOCK_SRCS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lpthread
+
+fuzz: $(BUILD)/fuzz/fuzz_vsock
 
 # --- default guest ----------------------------------------------------------
 GUEST := $(BUILD)/guest

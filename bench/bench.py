@@ -7,7 +7,8 @@ only when it cannot measure.
 
 Suites: boot (start -> first init line and -> power-off, peak RSS),
 blk (virtio-blk sequential MB/s and random-read IOPS, with L1's own figure),
-net (virtio-net TCP throughput each way, TAP and user mode), api (start ->
+net (virtio-net TCP throughput each way, TAP and user mode), vsock (throughput
+and connect latency each way, next to QEMU's vhost-vsock), api (start ->
 control socket accepting; start request -> init), snapshot (restore -> the
 guest's next console line, restored RSS, file sizes)."""
 import argparse
@@ -61,6 +62,7 @@ def qemu_cmd(machine, mem, cpus, cl, initrd=INITRD, extra=""):
 
 def l1_files(build):
     files = {f"/usr/share/qemu/{f}": os.path.join("/usr/share/qemu", f) for f in QEMU_FILES}
+    files.update(vsock_modules(build))
     files["/usr/share/qemu/bios-microvm.bin"] = "/usr/share/qemu/qboot.rom"
     for f in os.listdir("/usr/share/seabios"):
         files[f"/usr/share/seabios/{f}"] = os.path.join("/usr/share/seabios", f)
@@ -70,7 +72,22 @@ def l1_files(build):
         "/usr/bin/ioperf": os.path.join(build, "tools", "ioperf"),
         "/usr/bin/tcpperf": os.path.join(build, "tools", "tcpperf"),
         "/usr/bin/kvmexit": os.path.join(build, "tools", "kvmexit"),
+        "/usr/bin/vsockperf": os.path.join(build, "tools", "vsockperf"),
         "/usr/bin/curl": "/usr/bin/curl"})
+
+
+def vsock_modules(build):
+    """L1's vhost_vsock and what it needs, for QEMU's vhost-vsock-pci."""
+    mods = os.path.join(build, "debs", "kernel", "lib", "modules")
+    if not os.path.isdir(mods):
+        return {}
+    kdir = os.path.join(mods, os.listdir(mods)[0], "kernel")
+    found = {}
+    for root, _, names in os.walk(kdir):
+        for n in names:
+            if n[:-3] in VsockSuite.L1_MODULES and n.endswith(".ko"):
+                found[f"/lib/modules/l1/{n}"] = os.path.join(root, n)
+    return found
 
 
 class Figure:
@@ -254,6 +271,104 @@ class NetSuite:
                 "(tcpperf); 512 MiB, 1 vCPU. TAP: a tap device in L1 with an address and the "
                 "guest at a static one; user: libslirp (ember) and QEMU's slirp, the guest "
                 "reaching L1 at 10.0.2.2 and L1 reaching the guest through a port forward.")
+
+
+class VsockSuite:
+    """vsock throughput each way and connect latency each way: ember's
+    virtio-vsock with Firecracker's Unix-socket host side, next to QEMU's
+    vhost-vsock-pci (the host kernel's vhost_vsock, AF_VSOCK on the host) and
+    ember's own virtio-net on a TAP device (TCP) — the three ways a guest
+    agent reaches its host."""
+    name = "vsock"
+    vmms = ["ember", "qemu-vhost", "ember-tcp-tap"]
+    MIB = 32
+    CONNECTS = 200
+    L1_MODULES = ["vsock", "vmw_vsock_virtio_transport_common", "vhost_iotlb", "vhost",
+                  "vhost_vsock"]
+
+    def __init__(self, args):
+        self.args = args
+        self.figures = [Figure("guest → host", "MB/s", True), Figure("host → guest", "MB/s", True),
+                        Figure("connect, host → guest", "µs"),
+                        Figure("connect, guest → host", "µs")]
+
+    def script(self, vmm):
+        if vmm == "ember-tcp-tap":
+            g = lambda p: f"tcp:192.168.77.2:{p}"      # noqa: E731 (the guest, from L1)
+            h = lambda p: f"tcp:192.168.77.1:{p}"      # noqa: E731 (L1, from the guest)
+            hl = lambda p: f"tcp:0.0.0.0:{p}"          # noqa: E731
+            gl = hl
+        elif vmm == "ember":
+            g = lambda p: f"hybrid:$DATA/v.sock:{p}"   # noqa: E731
+            h = lambda p: f"vsock:2:{p}"               # noqa: E731
+            hl = lambda p: f"unix:$DATA/v.sock_{p}"    # noqa: E731
+            gl = lambda p: f"vsock:0:{p}"              # noqa: E731
+        else:
+            g = lambda p: f"vsock:3:{p}"               # noqa: E731
+            h = lambda p: f"vsock:2:{p}"               # noqa: E731
+            hl = gl = lambda p: f"vsock:0:{p}"         # noqa: E731
+        guest = ((f"ifconfig eth0 192.168.77.2 netmask 255.255.255.0 up\n"
+                  if vmm == "ember-tcp-tap" else "") +
+                 f"vsockperf recv {gl(5000)}\n"
+                 f"vsockperf send {h(5001)} {self.MIB}\n"
+                 f"vsockperf echo {gl(5002)} {self.CONNECTS}\n"
+                 f"vsockperf lat {h(5003)} {self.CONNECTS}\n")
+        cl = cmdline(guest).replace("quiet", "quiet ember_dhcp=0")
+        initrd = '"$DATA/initrd.cpio"'
+        if vmm == "ember":
+            cmd = ember_cmd(512, 1, cl, initrd, "--vsock cid=3,uds=$DATA/v.sock")
+            setup = ""
+        elif vmm == "ember-tcp-tap":
+            cmd = ember_cmd(512, 1, cl, initrd, "--net tap=tap0")
+            setup = ("insmod /lib/modules/l1/tun.ko 2>/dev/null; busybox tunctl -t tap0 "
+                     ">/dev/null; ip link set tap0 up; ip addr add 192.168.77.1/24 dev tap0\n")
+        else:
+            cmd = qemu_cmd("pc", 512, 1, cl, initrd, "-device vhost-vsock-pci,guest-cid=3")
+            setup = "".join(f"insmod /lib/modules/l1/{m}.ko\n" for m in self.L1_MODULES)
+        wait = ("i=0; until [ $(grep -c '%s' vmm.txt) -ge %d ]; do i=$((i+1)); "
+                "[ $i -gt 900 ] && break; busybox usleep 100000; done\n")
+        return (setup +
+                f"vsockperf recv {hl(5001)} > g2h.txt 2>&1 &\n"
+                f"vsockperf echo {hl(5003)} {self.CONNECTS} > echo.txt 2>&1 &\n"
+                f"( {cmd} ) > vmm.txt 2>&1 &\n" +
+                wait % ("vsockperf: listening", 1) +
+                f"vsockperf send {g(5000)} {self.MIB} > /dev/null\n" +
+                wait % ("vsockperf: listening", 2) +
+                f"vsockperf lat {g(5002)} {self.CONNECTS} > lat.txt\n" +
+                wait % ("connects, mean", 1) +
+                "sed 's/^vsockperf: received/guest received/; s/^vsockperf: [0-9]* connects/"
+                "guest connects/' vmm.txt\n"
+                "cat g2h.txt lat.txt\n"
+                "kill %1 %2 2>/dev/null; wait\n")
+
+    def record(self, vmm, output):
+        g2h = re.search(r"^vsockperf: received (\d+) bytes in [\d.]+ s, ([\d.]+) MB/s", output,
+                        re.M)
+        h2g = re.search(r"guest received (\d+) bytes in [\d.]+ s, ([\d.]+) MB/s", output)
+        lat_h = re.search(r"^vsockperf: \d+ connects, mean ([\d.]+) us", output, re.M)
+        lat_g = re.search(r"guest connects, mean ([\d.]+) us", output)
+        expected = str(self.MIB << 20)
+        if not g2h or not h2g or g2h.group(1) != expected or h2g.group(1) != expected:
+            return "a stream did not complete"
+        if not lat_h or not lat_g:
+            return "the connect latencies were not measured"
+        for fig, value in zip(self.figures, (g2h.group(2), h2g.group(2), lat_h.group(1),
+                                             lat_g.group(1))):
+            fig.add(vmm, float(value))
+        return None
+
+    def files(self, ctx):
+        return {"initrd.cpio": ctx["guest_initrd_tools"]}
+
+    def note(self):
+        return (f"One stream of {self.MIB} MiB each way, measured by the receiver (vsockperf, "
+                f"FNV-checked); connect latency: the mean of {self.CONNECTS} connects (for "
+                "ember, a host connect includes the CONNECT/OK handshake; each connect is "
+                "followed by a one-byte echo, not counted). 512 MiB, 1 vCPU, guest CID 3. "
+                "ember: --vsock, the host side on Unix sockets in L1; qemu-vhost: QEMU pc "
+                "with -device vhost-vsock-pci (L1's vhost_vsock), AF_VSOCK on the host; "
+                "ember-tcp-tap: the same programs over TCP through ember's virtio-net on a "
+                "TAP device in L1.")
 
 
 class ApiSuite:
@@ -579,8 +694,8 @@ class SoftSuite:
         return {}
 
 
-SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "api": ApiSuite,
-          "snapshot": SnapshotSuite, "exit": ExitSuite, "soft": SoftSuite}
+SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "vsock": VsockSuite,
+          "api": ApiSuite, "snapshot": SnapshotSuite, "exit": ExitSuite, "soft": SoftSuite}
 
 
 # --- running and reporting ---------------------------------------------------
@@ -702,7 +817,8 @@ def main():
     work = tempfile.mkdtemp(prefix="ember-bench-")
     initrd = build_initrd_with(
         {"/usr/bin/ioperf": os.path.join(args.build, "tools", "ioperf"),
-         "/usr/bin/tcpperf": os.path.join(args.build, "tools", "tcpperf")},
+         "/usr/bin/tcpperf": os.path.join(args.build, "tools", "tcpperf"),
+         "/usr/bin/vsockperf": os.path.join(args.build, "tools", "vsockperf")},
         os.path.join(args.build, "guest", "initramfs.cpio"),
         os.path.join(work, "initrd-tools.cpio"))
     ctx = {"guest_initrd_ioperf": initrd, "guest_initrd_tools": initrd}

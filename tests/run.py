@@ -177,7 +177,8 @@ def run_guest_tests(tests, ctx, results, log_dir):
         os.environ["EMBER_ASAN"] = ctx.ember_asan
     else:
         programs = {"/usr/bin/runwatch": ctx.runwatch, "/usr/bin/ember-asan": ctx.ember_asan,
-                    "/usr/bin/tcpperf": os.path.join(ctx.build, "tools", "tcpperf")}
+                    "/usr/bin/tcpperf": os.path.join(ctx.build, "tools", "tcpperf"),
+                    "/usr/bin/vsockperf": os.path.join(ctx.build, "tools", "vsockperf")}
         # e2fsprogs, to make and check file systems on disk images in L1.
         for tool in ("mke2fs", "debugfs", "e2fsck"):
             programs[f"/sbin/{tool}"] = shutil.which(tool) or f"/sbin/{tool}"

@@ -184,8 +184,8 @@ static int not_supported(struct api *api, const char *id, struct json_object *bo
 static int put_vsock(struct api *api, const char *id, struct json_object *body,
                      struct json_object **out)
 {
-    (void)api, (void)id, (void)body, (void)out;
-    return err_set(-EINVAL, "vsock is not supported by ember yet");
+    (void)id, (void)out;
+    return api_set_vsock(&api->res, body);
 }
 
 static int put_snapshot_create(struct api *api, const char *id, struct json_object *body,

@@ -85,8 +85,6 @@ static int apply_config(struct api *api, struct json_object *cfg)
     };
     int ret = jf_check(cfg, fields, ARRAY_SIZE(fields), "the configuration");
     if (!ret)
-        ret = refuse(cfg, "vsock", "vsock");
-    if (!ret)
         ret = refuse(cfg, "balloon", "the balloon device");
     if (!ret)
         ret = refuse(cfg, "mmds-config", "the metadata service");
@@ -115,6 +113,8 @@ static int apply_config(struct api *api, struct json_object *cfg)
                          apply_nic);
     if (!ret && (v = jf_get(cfg, "entropy")))
         ret = api_set_entropy(&api->res, v);
+    if (!ret && (v = jf_get(cfg, "vsock")))
+        ret = api_set_vsock(&api->res, v);
     return ret;
 }
 
@@ -193,6 +193,13 @@ int api_adopt_config(struct api *api, const struct vm_config *cfg)
     if ((cfg->kernel_path && !r->kernel) || (cfg->initrd_path && !r->initrd) ||
         (cfg->cmdline && !r->boot_args))
         return err_set(-ENOMEM, "out of memory");
+    const struct vsock_config *v = &cfg->vsock;
+    if (v->uds_path) {
+        r->vsock = (struct api_vsock){.id = v->id ? strdup(v->id) : NULL,
+                                      .uds_path = strdup(v->uds_path), .cid = v->cid};
+        if (!r->vsock.uds_path || (v->id && !r->vsock.id))
+            return err_set(-ENOMEM, "out of memory");
+    }
     int ret = adopt_disks(r, cfg);
     return ret ? ret : adopt_nics(r, cfg);
 }

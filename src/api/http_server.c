@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/usock.h"
 #include "util/util.h"
 
 #define CONN_IN_BUF 16384
@@ -592,47 +593,14 @@ static void srv_on_events(void *ctx, uint32_t events)
 /* --- the listening socket ------------------------------------------------ */
 
 /* A socket file left behind by a dead VMM is reused; a live one is not. */
-static int clear_stale_socket(const char *path, const struct sockaddr_un *addr)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : err_errno(-errno, "API socket %s", path);
-    if (!S_ISSOCK(st.st_mode))
-        return err_set(-EEXIST, "API socket %s: the path exists and is not a socket", path);
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe < 0)
-        return err_errno(-errno, "socket failed");
-    int live = connect(probe, (const struct sockaddr *)addr, sizeof(*addr)) == 0;
-    int connect_errno = errno;
-    close(probe);
-    if (live)
-        return err_set(-EADDRINUSE, "API socket %s: another process is serving on it", path);
-    if (connect_errno != ECONNREFUSED)
-        return err_set(-connect_errno, "API socket %s: cannot tell whether it is in use: %s",
-                       path, strerror(connect_errno));
-    if (unlink(path) < 0)
-        return err_errno(-errno, "API socket %s: cannot remove the stale socket", path);
-    return 0;
-}
-
 static int srv_listen(struct http_server *srv, const char *path)
 {
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (!*path || strlen(path) >= sizeof(addr.sun_path))
-        return err_set(-ENAMETOOLONG, "API socket path '%s' is empty or longer than %zu bytes",
-                       path, sizeof(addr.sun_path) - 1);
-    strcpy(addr.sun_path, path);
-    int ret = clear_stale_socket(path, &addr);
+    struct usock_listener l;
+    int ret = usock_listen(path, "API socket", 64, &l);
     if (ret)
         return ret;
-    srv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (srv->listen_fd < 0)
-        return err_errno(-errno, "socket failed");
-    if (bind(srv->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-        return err_errno(-errno, "API socket %s: bind failed", path);
-    strcpy(srv->path, path);
-    if (listen(srv->listen_fd, 64) < 0)
-        return err_errno(-errno, "API socket %s: listen failed", path);
+    srv->listen_fd = l.fd;
+    strcpy(srv->path, path); /* usock_listen checked it fits sun_path */
     return 0;
 }
 

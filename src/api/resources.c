@@ -33,6 +33,13 @@ static void nic_free(struct api_nic *n)
     memset(n, 0, sizeof(*n));
 }
 
+static void vsock_free(struct api_vsock *v)
+{
+    free(v->id);
+    free(v->uds_path);
+    memset(v, 0, sizeof(*v));
+}
+
 void api_resources_free(struct api_resources *r)
 {
     free(r->kernel);
@@ -42,6 +49,7 @@ void api_resources_free(struct api_resources *r)
         drive_free(&r->drives[i]);
     for (unsigned i = 0; i < r->nr_nics; i++)
         nic_free(&r->nics[i]);
+    vsock_free(&r->vsock);
     json_object_put(r->logger);
     free(r->metrics_path);
     free(r->cmdline);
@@ -396,6 +404,56 @@ int api_set_entropy(struct api_resources *r, struct json_object *body)
     return ret;
 }
 
+int api_set_vsock(struct api_resources *r, struct json_object *body)
+{
+    static const struct jf_field fields[] = {
+        {"guest_cid", JF_UINT, true, false},
+        {"uds_path", JF_STRING, true, false},
+        {"vsock_id", JF_STRING, false, true},
+    };
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "vsock");
+    if (ret)
+        return ret;
+    uint64_t cid = jf_uint(body, "guest_cid", 0);
+    const char *path = jf_string(body, "uds_path", "");
+    const char *id = jf_string(body, "vsock_id", NULL);
+    if (cid < CONFIG_VSOCK_MIN_CID || cid > CONFIG_VSOCK_MAX_CID)
+        return err_set(-EINVAL, "vsock: guest_cid must be from %u to %u (0-2 are reserved), "
+                                "got %llu", CONFIG_VSOCK_MIN_CID, CONFIG_VSOCK_MAX_CID,
+                       (unsigned long long)cid);
+    if (!*path || strlen(path) >= VSOCK_UDS_PATH_LIMIT)
+        return err_set(-EINVAL, "vsock: uds_path '%s' is empty or longer than %d bytes", path,
+                       VSOCK_UDS_PATH_LIMIT - 1);
+    /* The socket is bound at InstanceStart; its directory must exist now. */
+    char *dir = strdup(path);
+    if (!dir)
+        return err_set(-ENOMEM, "out of memory");
+    char *slash = strrchr(dir, '/');
+    struct stat st;
+    if (slash && slash != dir)
+        *slash = '\0';
+    else if (slash)
+        strcpy(dir, "/");
+    ret = slash && (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+              ? err_set(-ENOENT, "vsock: uds_path %s: the directory %s does not exist", path,
+                        dir)
+              : 0;
+    free(dir);
+    if (ret)
+        return ret;
+    bool oom = false;
+    struct api_vsock nv = {.id = dup_or_null(id, &oom), .uds_path = dup_or_null(path, &oom),
+                           .cid = (uint32_t)cid};
+    if (oom) {
+        vsock_free(&nv);
+        return err_set(-ENOMEM, "out of memory");
+    }
+    vsock_free(&r->vsock);
+    r->vsock = nv;
+    r->configured = true;
+    return 0;
+}
+
 static int parse_level(const char *name, enum log_level *level, bool *off)
 {
     static const struct {
@@ -531,6 +589,7 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->rng = r->entropy;
     cfg->track_dirty_pages = r->track_dirty_pages;
     cfg->accel = r->accel;
+    cfg->vsock = (struct vsock_config){r->vsock.uds_path, r->vsock.id, r->vsock.cid};
     add_disks(r, cfg);
     for (unsigned i = 0; i < r->nr_nics; i++) {
         struct nic_config *n = &cfg->nics[cfg->nr_nics++];
@@ -620,7 +679,15 @@ struct json_object *api_vm_config_json(const struct api_resources *r)
         json_object_object_add(metrics, "metrics_path", json_object_new_string(r->metrics_path));
     }
     json_object_object_add(o, "metrics", metrics);
-    json_object_object_add(o, "vsock", NULL);
+    struct json_object *vsock = NULL;
+    if (r->vsock.uds_path) {
+        vsock = json_object_new_object();
+        if (r->vsock.id)
+            json_object_object_add(vsock, "vsock_id", json_object_new_string(r->vsock.id));
+        json_object_object_add(vsock, "guest_cid", json_object_new_int64(r->vsock.cid));
+        json_object_object_add(vsock, "uds_path", json_object_new_string(r->vsock.uds_path));
+    }
+    json_object_object_add(o, "vsock", vsock);
     json_object_object_add(o, "balloon", NULL);
     json_object_object_add(o, "mmds-config", NULL);
     return o;

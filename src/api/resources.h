@@ -31,6 +31,12 @@ struct api_nic {
     bool has_mac;
 };
 
+struct api_vsock {
+    char *id;       /* vsock_id (Firecracker keeps it for compatibility) */
+    char *uds_path;
+    uint32_t cid;
+};
+
 struct api_resources {
     bool configured;  /* a boot resource was set: too late to load a snapshot */
     bool machine_set; /* machine-config was set: a snapshot must match it */
@@ -45,6 +51,7 @@ struct api_resources {
     struct api_nic nics[CONFIG_MAX_NICS];
     unsigned nr_nics;
     bool entropy;
+    struct api_vsock vsock; /* uds_path NULL: none */
     /* Logger and metrics as last set, for GET /vm/config. */
     struct json_object *logger;
     char *metrics_path;
@@ -65,6 +72,8 @@ int api_set_drive(struct api_resources *r, const char *path_id, struct json_obje
 int api_set_nic(struct api_resources *r, const char *path_id, struct json_object *body)
     EMBER_MUST_CHECK;
 int api_set_entropy(struct api_resources *r, struct json_object *body) EMBER_MUST_CHECK;
+/* PUT /vsock: guest_cid, uds_path, vsock_id (a second PUT replaces it). */
+int api_set_vsock(struct api_resources *r, struct json_object *body) EMBER_MUST_CHECK;
 /* Logger: opens the path and switches ember's log to it. */
 int api_set_logger(struct api_resources *r, struct json_object *body) EMBER_MUST_CHECK;
 /* Metrics: validates the body; *path is the metrics_path to open. */

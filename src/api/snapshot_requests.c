@@ -92,6 +92,7 @@ int api_parse_snapshot_load(struct json_object *body, struct snapshot_load_req *
         {"resume_vm", JF_BOOL, false, true},
         {"network_overrides", JF_ARRAY, false, true},
         {"drive_overrides", JF_ARRAY, false, true},
+        {"vsock_override", JF_OBJECT, false, true},
     };
     memset(out, 0, sizeof(*out));
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "snapshot/load");
@@ -105,6 +106,16 @@ int api_parse_snapshot_load(struct json_object *body, struct snapshot_load_req *
         ret = parse_overrides(jf_get(body, "drive_overrides"), "drive overrides", "drive_id",
                               "path_on_host", CONFIG_MAX_DISKS, out->overrides.disks,
                               &out->overrides.nr_disks);
+    struct json_object *vsock = jf_get(body, "vsock_override");
+    if (!ret && vsock) {
+        static const struct jf_field vfields[] = {{"uds_path", JF_STRING, true, false}};
+        ret = jf_check(vsock, vfields, ARRAY_SIZE(vfields), "snapshot/load: vsock_override");
+        const char *path = jf_string(vsock, "uds_path", "");
+        if (!ret && (!*path || strlen(path) >= VSOCK_UDS_PATH_LIMIT))
+            ret = err_set(-EINVAL, "snapshot/load: vsock_override: uds_path '%s' is empty or "
+                                   "longer than %d bytes", path, VSOCK_UDS_PATH_LIMIT - 1);
+        out->overrides.vsock_uds = path;
+    }
     if (ret)
         return ret;
     out->state_path = jf_string(body, "snapshot_path", "");

@@ -32,6 +32,7 @@ enum {
     OPT_KEEP_PAUSED,
     OPT_TRACK_DIRTY,
     OPT_ACCEL,
+    OPT_VSOCK,
 };
 
 static const struct option run_options[] = {
@@ -46,6 +47,7 @@ static const struct option run_options[] = {
     {"disk", required_argument, NULL, OPT_DISK},
     {"console", required_argument, NULL, OPT_CONSOLE},
     {"net", required_argument, NULL, OPT_NET},
+    {"vsock", required_argument, NULL, OPT_VSOCK},
     {"no-rng", no_argument, NULL, OPT_NO_RNG},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"id", required_argument, NULL, OPT_ID},
@@ -59,6 +61,7 @@ static const struct option restore_options[] = {
     {"mem", required_argument, NULL, OPT_MEM_FILE},
     {"disk", required_argument, NULL, OPT_DISK},
     {"net", required_argument, NULL, OPT_NET},
+    {"vsock", required_argument, NULL, OPT_VSOCK},
     {"paused", no_argument, NULL, OPT_PAUSED},
     {"track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
@@ -107,7 +110,8 @@ void cli_print_usage(FILE *out)
           "       ember --api-sock PATH [--id ID] [--config-file FILE]\n"
           "       ember --config-file FILE --no-api [--id ID]\n"
           "       ember restore --snapshot STATE --mem MEMORY [--disk ID=PATH]... [--net ID=TAP]...\n"
-          "                     [--paused] [--track-dirty-pages] [--api-sock PATH]\n"
+          "                     [--vsock uds=PATH] [--paused] [--track-dirty-pages]\n"
+          "                     [--api-sock PATH]\n"
           "       ember snapshot --api-sock PATH --snapshot STATE --mem MEMORY [--diff]\n"
           "                      [--keep-paused]\n"
           "       ember merge-memory --snapshot DIFF_STATE --mem DIFF_MEMORY --base MEMORY\n"
@@ -131,7 +135,8 @@ void cli_print_usage(FILE *out)
           "pages dirtied since the last snapshot (needs track_dirty_pages).\n"
           "'restore' brings back a snapshot (taken with PUT /snapshot/create): its memory\n"
           "file is mapped copy-on-write, disks and TAP devices may get new paths by id\n"
-          "(drive_id/iface_id, or vda.../eth0... by position); --paused waits for\n"
+          "(drive_id/iface_id, or vda.../eth0... by position), the vsock device a new\n"
+          "host socket (--vsock uds=PATH); --paused waits for\n"
           "PATCH /vm Resumed. 'merge-memory' writes a Diff snapshot's pages over the\n"
           "full memory file it was taken after.\n"
           "\n"
@@ -147,6 +152,11 @@ void cli_print_usage(FILE *out)
           "  --net tap=NAME[,mac=M] | user[,hostfwd=tcp::HOSTPORT-:GUESTPORT]...[,mac=M]\n"
           "                      virtio-net on a TAP device or user-mode networking\n"
           "                      (libslirp: NAT, DHCP, DNS; no privileges); repeatable\n"
+          "  --vsock cid=N,uds=PATH\n"
+          "                      virtio-vsock for guest CID N (3 or more) with Firecracker's\n"
+          "                      host side: host programs connect to PATH and send\n"
+          "                      \"CONNECT <port>\\n\"; the guest's connections to CID 2\n"
+          "                      port P go to PATH_P\n"
           "  --rng, --no-rng     virtio-rng fed from the host's getrandom() (default on)\n"
           "  --console serial|virtio\n"
           "                      where stdin goes: COM1 (default) or virtio-console (hvc0)\n"
@@ -289,6 +299,62 @@ static int parse_net(char *arg, struct vm_config *vm)
     return 0;
 }
 
+static int parse_vsock_path(const char *value, const char **out)
+{
+    if (!value || !*value)
+        return err_set(-EINVAL, "--vsock: uds= needs a path");
+    if (strlen(value) >= VSOCK_UDS_PATH_LIMIT)
+        return err_set(-EINVAL, "--vsock: uds path '%s' is longer than %d bytes", value,
+                       VSOCK_UDS_PATH_LIMIT - 1);
+    *out = value;
+    return 0;
+}
+
+/* cid=N,uds=PATH */
+static int parse_vsock(char *arg, struct vm_config *vm)
+{
+    if (vm->vsock.uds_path)
+        return err_set(-EINVAL, "--vsock: given twice (a VM has one vsock device)");
+    struct vsock_config v = {0};
+    bool have_cid = false;
+    enum { KEY_CID, KEY_UDS };
+    char *const keys[] = {"cid", "uds", NULL};
+    char *value;
+    while (*arg) {
+        char *item = arg;
+        int key = getsubopt(&arg, keys, &value);
+        if (key == KEY_CID) {
+            char *end;
+            errno = 0;
+            unsigned long long n = value ? strtoull(value, &end, 10) : 0;
+            if (!value || errno || end == value || *end || value[0] == '-' ||
+                n < CONFIG_VSOCK_MIN_CID || n > CONFIG_VSOCK_MAX_CID)
+                return err_set(-EINVAL, "--vsock: cid must be a number from %u to %u, got '%s'",
+                               CONFIG_VSOCK_MIN_CID, CONFIG_VSOCK_MAX_CID, value ? value : "");
+            v.cid = (uint32_t)n;
+            have_cid = true;
+        } else if (key == KEY_UDS) {
+            if (parse_vsock_path(value, &v.uds_path))
+                return -EINVAL;
+        } else {
+            return err_set(-EINVAL, "--vsock: unknown setting '%s' (expected cid=, uds=)", item);
+        }
+    }
+    if (!have_cid || !v.uds_path)
+        return err_set(-EINVAL, "--vsock: cid=N and uds=PATH are required");
+    vm->vsock = v;
+    return 0;
+}
+
+/* restore: uds=PATH */
+static int parse_vsock_override(char *arg, struct vm_overrides *o)
+{
+    if (strncmp(arg, "uds=", 4))
+        return err_set(-EINVAL, "--vsock: expected uds=PATH (a restored VM keeps its CID), "
+                                "got '%s'", arg);
+    return parse_vsock_path(arg + 4, &o->vsock_uds);
+}
+
 static int parse_console(const char *arg, struct vm_config *vm)
 {
     if (!strcmp(arg, "serial"))
@@ -347,6 +413,7 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_DISK: return parse_disk(arg, vm);
     case OPT_CONSOLE: return parse_console(arg, vm);
     case OPT_NET: return parse_net(arg, vm);
+    case OPT_VSOCK: return parse_vsock(arg, vm);
     case OPT_NO_RNG: vm->rng = false; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_ID: return parse_id(arg, req);
@@ -439,6 +506,7 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_BASE: req->base_mem_path = arg; return 0;
     case OPT_DISK: return parse_override("--disk", arg, o->disks, &o->nr_disks, CONFIG_MAX_DISKS);
     case OPT_NET: return parse_override("--net", arg, o->nics, &o->nr_nics, CONFIG_MAX_NICS);
+    case OPT_VSOCK: return parse_vsock_override(arg, o);
     case OPT_PAUSED: req->paused = true; return 0;
     case OPT_DIFF: req->diff = true; return 0;
     case OPT_KEEP_PAUSED: req->keep_paused = true; return 0;

@@ -42,6 +42,17 @@ struct nic_config {
     uint8_t mac[6];     /* given with mac=, or generated from the backend */
 };
 
+/* virtio-vsock with Firecracker's Unix-socket host side. */
+#define CONFIG_VSOCK_MIN_CID 3          /* 0-2 are the hypervisor's and the host's */
+#define CONFIG_VSOCK_MAX_CID 0xfffffffeu /* 0xffffffff is VMADDR_CID_ANY */
+#define VSOCK_UDS_PATH_LIMIT 108         /* sun_path, its terminating NUL included */
+
+struct vsock_config {
+    const char *uds_path; /* NULL: no vsock device */
+    const char *id;       /* the control API's vsock_id (optional, shown back) */
+    uint32_t cid;         /* the guest's CID */
+};
+
 struct vm_config {
     const char *kernel_path;
     const char *initrd_path;
@@ -57,6 +68,7 @@ struct vm_config {
     struct nic_config nics[CONFIG_MAX_NICS];
     unsigned nr_nics;
     bool track_dirty_pages; /* for Diff snapshots */
+    struct vsock_config vsock;
 };
 
 /* New paths for a restored VM's disks and TAP devices, by id (the API's
@@ -68,6 +80,7 @@ struct vm_overrides {
     struct vm_override disks[CONFIG_MAX_DISKS], nics[CONFIG_MAX_NICS];
     unsigned nr_disks, nr_nics;
     bool track_dirty_pages; /* turn tracking on (Diff snapshots of the restored VM) */
+    const char *vsock_uds;  /* if not NULL: the vsock device's new uds_path */
     unsigned expect_vcpus;  /* if not 0: the snapshot must have this many vCPUs */
     uint64_t expect_mem;    /* if not 0: ... and this much memory */
 };

@@ -87,10 +87,12 @@ typedef size_t (*board_input_fn)(void *dev, const uint8_t *buf, size_t len);
  * setup error); a device that takes one over sets its slot to NULL / true. */
 struct blockfile;
 struct net_backend;
+struct vsock_uds;
 struct board_backends {
     struct blockfile *disks; /* cfg->nr_disks of them */
     bool *disk_taken;
     struct net_backend **nets; /* cfg->nr_nics of them */
+    struct vsock_uds **vsock;  /* the vsock host side, if cfg->vsock has one */
 };
 
 /* Services for PCI functions: MSI delivery and ioeventfds (bus/pci/msix.h). */

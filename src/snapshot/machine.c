@@ -22,6 +22,13 @@ static void save_nic(const struct nic_config *n, struct rec r)
         rec_put_str(rec_put_item(r, "hostfwd"), "rule", n->hostfwd[i]);
 }
 
+static void save_vsock(const struct vsock_config *v, struct rec r)
+{
+    rec_put_u64(r, "cid", v->cid);
+    rec_put_str(r, "uds_path", v->uds_path);
+    rec_put_str(r, "id", v->id);
+}
+
 void machine_save(const struct vm_config *cfg, struct rec r)
 {
     rec_put_u64(r, "vcpus", cfg->nr_vcpus);
@@ -37,6 +44,8 @@ void machine_save(const struct vm_config *cfg, struct rec r)
     rec_put_u64(r, "nr_nics", cfg->nr_nics);
     for (unsigned i = 0; i < cfg->nr_nics; i++)
         save_nic(&cfg->nics[i], rec_put_item(r, "nics"));
+    if (cfg->vsock.uds_path)
+        save_vsock(&cfg->vsock, rec_put_child(r, "vsock"));
 }
 
 static int load_disk(struct rec r, struct disk_config *d)
@@ -73,6 +82,19 @@ static int load_nic(struct rec r, struct nic_config *n)
     }
     n->nr_hostfwd = (unsigned)count;
     return ret;
+}
+
+static int load_vsock(struct rec r, struct vsock_config *v)
+{
+    v->uds_path = rec_get_str_or_null(r, "uds_path");
+    v->id = rec_get_str_or_null(r, "id");
+    int ret = v->uds_path && *v->uds_path ? 0 : err_set(-EINVAL, "'uds_path' is missing");
+    if (!ret)
+        ret = rec_get_u32(r, "cid", CONFIG_VSOCK_MAX_CID, &v->cid);
+    if (!ret && v->cid < CONFIG_VSOCK_MIN_CID)
+        ret = err_set(-EINVAL, "'cid' %u is reserved (the guest's is %u or more)", v->cid,
+                      CONFIG_VSOCK_MIN_CID);
+    return ret ? err_prefix(ret, "vsock") : 0;
 }
 
 int machine_load(struct rec r, struct vm_config *cfg)
@@ -121,6 +143,9 @@ int machine_load(struct rec r, struct vm_config *cfg)
         if (ret)
             err_prefix(ret, "network interface %u", i);
     }
+    struct rec vsock;
+    if (!ret && rec_has(r, "vsock") && !(ret = rec_get_child(r, "vsock", &vsock)))
+        ret = load_vsock(vsock, &cfg->vsock);
     cfg->nr_disks = (unsigned)disks;
     cfg->nr_nics = (unsigned)nics;
     return ret ? err_prefix(ret, "machine configuration") : 0;

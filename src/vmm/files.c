@@ -60,6 +60,11 @@ static int open_nets(const struct vm_config *cfg, struct vm_files *f)
     return 0;
 }
 
+static int open_vsock(const struct vm_config *cfg, struct vm_files *f)
+{
+    return cfg->vsock.uds_path ? vsock_uds_open(cfg->vsock.uds_path, &f->vsock) : 0;
+}
+
 int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
                           struct vm_files *f)
 {
@@ -79,6 +84,8 @@ int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
         ret = open_disks(cfg, f);
     if (!ret)
         ret = open_nets(cfg, f);
+    if (!ret)
+        ret = open_vsock(cfg, f);
     if (ret)
         vm_files_close(f);
     return ret;
@@ -95,6 +102,8 @@ int vm_files_open_boot(const struct vm_config *cfg, struct vm_files *f)
         ret = open_disks(cfg, f);
     if (!ret)
         ret = open_nets(cfg, f);
+    if (!ret)
+        ret = open_vsock(cfg, f);
     if (ret) {
         vm_files_close(f);
         return ret;
@@ -128,6 +137,7 @@ int vm_files_open_boot(const struct vm_config *cfg, struct vm_files *f)
 
 void vm_files_close(struct vm_files *f)
 {
+    vsock_uds_destroy(f->vsock);
     for (unsigned i = 0; i < f->nr_nets; i++)
         if (f->nets[i])
             f->nets[i]->ops->destroy(f->nets[i]);

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "virtio/backends/blockfile.h"
 #include "virtio/backends/net_backend.h"
+#include "virtio/backends/vsock_uds.h"
 
 struct vm_files {
     struct boot_config boot;
@@ -23,6 +24,7 @@ struct vm_files {
     unsigned nr_disks;
     struct net_backend *nets[CONFIG_MAX_NICS]; /* NULL once handed over */
     unsigned nr_nets;
+    struct vsock_uds *vsock; /* vsock's listening socket; NULL once handed over */
     int mem_fd; /* restoring: the snapshot's memory file; -1 when booting */
 };
 

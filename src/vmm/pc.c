@@ -12,6 +12,7 @@
 #include "virtio/console.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
+#include "virtio/vsock.h"
 
 /* In this order: the DSDT lists devices as they are set up, and virtio
  * devices take PCI slots as they come (disks first, so they become vda,
@@ -32,6 +33,7 @@ static const struct pc_device {
     {"virtio-net", virtio_net_board_setup},
     {"virtio-rng", virtio_rng_board_setup},
     {"virtio-console", virtio_console_board_setup},
+    {"virtio-vsock", virtio_vsock_board_setup},
 };
 
 int pc_board_setup(struct board *b)

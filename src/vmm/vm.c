@@ -179,7 +179,7 @@ static int vm_setup_board(struct vm *vm)
         .irq = &vm->irq_sink,
         .loop = vm->loop,
         .pci_platform = &vm->pci_platform,
-        .backends = {vm->files->disks, vm->files->disk_taken, vm->files->nets},
+        .backends = {vm->files->disks, vm->files->disk_taken, vm->files->nets, &vm->files->vsock},
         .host = &vm_board_host_ops,
         .host_ctx = vm,
         .console = {&console_chardev_ops, vm->console},

@@ -346,6 +346,12 @@ static int apply_overrides(struct vmm *vmm, const struct vm_overrides *o)
         if (!(cfg->nics[i].tap_name = keep_copy(vmm, o->nics[k].value)))
             return err_set(-ENOMEM, "out of memory");
     }
+    if (o && o->vsock_uds) {
+        if (!cfg->vsock.uds_path)
+            return err_set(-EINVAL, "the snapshot has no vsock device to give a new socket");
+        if (!(cfg->vsock.uds_path = keep_copy(vmm, o->vsock_uds)))
+            return err_set(-ENOMEM, "out of memory");
+    }
     return 0;
 }
 

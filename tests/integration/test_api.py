@@ -190,6 +190,9 @@ def api_configure(ctx):
             ("PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "tap9",
                                                  "guest_mac": "06:00:ac:10:00:02"}),
             ("PUT", "/entropy", {}),
+            ("PUT", "/vsock", {"guest_cid": 3, "uds_path": os.path.join(ctx.tmp, "a.sock")}),
+            ("PUT", "/vsock", {"vsock_id": "v0", "guest_cid": 7,
+                               "uds_path": os.path.join(ctx.tmp, "v.sock")}),
             ("PUT", "/logger", {"log_path": os.path.join(ctx.tmp, "api.log"), "level": "Info",
                                 "show_level": True, "show_log_origin": False}),
             ("PUT", "/metrics", {"metrics_path": os.path.join(ctx.tmp, "api-metrics.json")}),
@@ -209,6 +212,9 @@ def api_configure(ctx):
         expect(cfg["network-interfaces"][0]["guest_mac"] == "06:00:ac:10:00:02",
                f"network-interfaces: {cfg['network-interfaces']}")
         expect(cfg["entropy"] == {} and cfg["metrics"] is not None, f"entropy/metrics: {cfg}")
+        expect(cfg["vsock"] == {"vsock_id": "v0", "guest_cid": 7,
+                                "uds_path": os.path.join(ctx.tmp, "v.sock")},
+               f"vsock (the second PUT replaced the first): {cfg['vsock']}")
         # A second PUT of the same drive replaces it rather than adding one.
         st, _ = srv.req("PUT", "/drives/data", {"drive_id": "data", "path_on_host": disk,
                                                 "is_root_device": False})
@@ -308,8 +314,15 @@ def malformed_table(ctx):
          '"guest_mac": "zz"}', 400, r"guest_mac 'zz' is not six hex pairs"),
         ("PUT", "/network-interfaces/eth0", '{"iface_id": "eth0", "host_dev_name": '
          '"a-name-far-too-long"}', 400, r"not a TAP device name"),
-        ("PUT", "/vsock", '{"guest_cid": 3, "uds_path": "/tmp/v.sock"}', 400,
-         r"vsock is not supported by ember yet"),
+        ("PUT", "/vsock", '{"guest_cid": 2, "uds_path": "/tmp/v.sock"}', 400,
+         r"vsock: guest_cid must be from 3 to 4294967294 \(0-2 are reserved\), got 2"),
+        ("PUT", "/vsock", '{"guest_cid": 3}', 400, r"missing required field 'uds_path'"),
+        ("PUT", "/vsock", '{"guest_cid": 3, "uds_path": "/nonexistent/v.sock"}', 400,
+         r"uds_path /nonexistent/v.sock: the directory /nonexistent does not exist"),
+        ("PUT", "/vsock", '{"guest_cid": 3, "uds_path": "/tmp/v.sock", "port": 1}', 400,
+         r"unknown field 'port'"),
+        ("PUT", "/vsock", '{"guest_cid": 3, "uds_path": ""}', 400,
+         r"uds_path '' is empty or longer than 107 bytes"),
         ("PUT", "/entropy", '{"rate_limiter": {"ops": {"size": 1, "refill_time": 1}}}', 400,
          r"rate limiting is not supported"),
         ("PUT", "/balloon", '{"amount_mib": 1}', 400, r"not supported by ember yet"),
@@ -524,8 +537,8 @@ def config_file_errors(ctx):
             {"drive_id": "a", "path_on_host": disk, "is_root_device": True},
             {"drive_id": "b", "path_on_host": disk, "is_root_device": True}]},
          r"drives\[1\]: drive: 'a' is already the root device"),
-        ({"boot-source": boot, "vsock": {"guest_cid": 3, "uds_path": "/tmp/x"}},
-         r"vsock: vsock is not supported"),
+        ({"boot-source": boot, "vsock": {"guest_cid": 1, "uds_path": "/tmp/x"}},
+         r"vsock: guest_cid must be from 3"),
         ({"boot-source": {"kernel_image_path": "/nonexistent/k"}},
          r"kernel image /nonexistent/k: No such file"),
     ]

@@ -167,6 +167,59 @@ static void test_build_config(void **state)
     assert_int_equal(cfg.nr_nics, 1);
     assert_string_equal(cfg.nics[0].tap_name, "tap0");
     assert_int_equal(cfg.nics[0].mac[0], 0x02); /* generated, locally administered */
+    assert_null(cfg.vsock.uds_path);
+    api_resources_free(&r);
+}
+
+static int set_vsock(struct api_resources *r, const char *id, struct json_object *body)
+{
+    (void)id;
+    return api_set_vsock(r, body);
+}
+
+static void test_vsock(void **state)
+{
+    (void)state;
+    struct api_resources r;
+    api_resources_init(&r);
+    static const struct { const char *body, *message; } bad[] = {
+        {"{\"guest_cid\": 2, \"uds_path\": \"/tmp/v\"}", "guest_cid must be from 3"},
+        {"{\"guest_cid\": 4294967295, \"uds_path\": \"/tmp/v\"}", "got 4294967295"},
+        {"{\"guest_cid\": -3, \"uds_path\": \"/tmp/v\"}", "'guest_cid' must be"},
+        {"{\"guest_cid\": 3}", "missing required field 'uds_path'"},
+        {"{\"uds_path\": \"/tmp/v\"}", "missing required field 'guest_cid'"},
+        {"{\"guest_cid\": 3, \"uds_path\": \"\"}", "is empty or longer than 107"},
+        {"{\"guest_cid\": 3, \"uds_path\": \"/no/such/dir/v\"}",
+         "the directory /no/such/dir does not exist"},
+        {"{\"guest_cid\": 3, \"uds_path\": \"/tmp/v\", \"vsock_id\": 5}",
+         "'vsock_id' must be"},
+        {"{\"guest_cid\": 3, \"uds_path\": \"/tmp/v\", \"x\": 1}", "unknown field 'x'"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (apply(&r, set_vsock, NULL, "%s", bad[i].body) >= 0 ||
+            !strstr(err_msg(), bad[i].message))
+            fail_msg("%s: got '%s'", bad[i].body, err_msg());
+        assert_null(r.vsock.uds_path); /* a refused request changes nothing */
+    }
+    assert_int_equal(apply(&r, set_vsock, NULL,
+                           "{\"guest_cid\": 3, \"uds_path\": \"v.sock\"}"), 0);
+    assert_int_equal(apply(&r, set_vsock, NULL,
+                           "{\"guest_cid\": 9, \"uds_path\": \"/tmp/w.sock\", "
+                           "\"vsock_id\": \"vs\"}"), 0);
+    struct json_object *boot = json_object_new_object();
+    json_object_object_add(boot, "kernel_image_path", json_object_new_string(kernel));
+    assert_int_equal(api_set_boot_source(&r, boot), 0);
+    json_object_put(boot);
+    struct vm_config cfg;
+    assert_int_equal(api_build_config(&r, &cfg), 0);
+    assert_string_equal(cfg.vsock.uds_path, "/tmp/w.sock");
+    assert_string_equal(cfg.vsock.id, "vs");
+    assert_int_equal(cfg.vsock.cid, 9);
+    struct json_object *o = api_vm_config_json(&r);
+    int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+    assert_string_equal(json_object_to_json_string_ext(json_object_object_get(o, "vsock"), flags),
+                        "{\"vsock_id\":\"vs\",\"guest_cid\":9,\"uds_path\":\"/tmp/w.sock\"}");
+    json_object_put(o);
     api_resources_free(&r);
 }
 
@@ -237,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_jf_parse),
         cmocka_unit_test(test_jf_check),
         cmocka_unit_test(test_build_config),
+        cmocka_unit_test(test_vsock),
         cmocka_unit_test(test_machine_config),
         cmocka_unit_test(test_router),
     };

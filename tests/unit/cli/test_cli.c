@@ -47,6 +47,10 @@ static void test_run_all_options(void **state)
     assert_int_equal(parse(&req, "ember run --mem=512M --cpus=255"), 0);
     assert_true(req.vm.mem_size == MiB(512));
     assert_int_equal(req.vm.nr_vcpus, 255);
+    assert_null(req.vm.vsock.uds_path);
+    assert_int_equal(parse(&req, "ember run --vsock uds=/run/v.sock,cid=4294967294"), 0);
+    assert_string_equal(req.vm.vsock.uds_path, "/run/v.sock");
+    assert_int_equal(req.vm.vsock.cid, 4294967294u);
 }
 
 static void test_commands(void **state)
@@ -93,6 +97,9 @@ static void test_snapshot_commands(void **state)
     assert_string_equal(req.overrides.disks[1].value, "e.img");
     assert_string_equal(req.overrides.nics[0].value, "tap1");
     assert_true(req.paused && req.overrides.track_dirty_pages);
+    assert_null(req.overrides.vsock_uds);
+    assert_int_equal(parse(&req, "ember restore --snapshot s --mem m --vsock uds=/tmp/n.sock"), 0);
+    assert_string_equal(req.overrides.vsock_uds, "/tmp/n.sock");
     assert_int_equal(parse(&req, "ember snapshot --api-sock a --snapshot s --mem m --diff "
                                  "--keep-paused"), 0);
     assert_int_equal(req.command, CLI_SNAPSHOT);
@@ -133,6 +140,18 @@ static void test_errors(void **state)
         {"ember snapshot --snapshot s --mem m", "--api-sock is required"},
         {"ember snapshot --api-sock a --snapshot s --mem m -v", "unknown option"},
         {"ember merge-memory --snapshot s --mem m", "--base is required"},
+        {"ember run --vsock cid=3", "cid=N and uds=PATH are required"},
+        {"ember run --vsock uds=/v", "cid=N and uds=PATH are required"},
+        {"ember run --vsock cid=2,uds=/v", "cid must be a number from 3 to 4294967294, got '2'"},
+        {"ember run --vsock cid=4294967295,uds=/v", "got '4294967295'"},
+        {"ember run --vsock cid=-3,uds=/v", "got '-3'"},
+        {"ember run --vsock cid=3x,uds=/v", "got '3x'"},
+        {"ember run --vsock cid,uds=/v", "got ''"},
+        {"ember run --vsock cid=3,uds=", "uds= needs a path"},
+        {"ember run --vsock cid=3,uds=/v,mode=x", "unknown setting 'mode=x'"},
+        {"ember run --vsock cid=3,uds=/a --vsock cid=4,uds=/b", "given twice"},
+        {"ember restore --snapshot s --mem m --vsock cid=3", "expected uds=PATH"},
+        {"ember restore --snapshot s --mem m --vsock uds=", "uds= needs a path"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         assert_int_equal(parse(&req, cases[i].line), -EINVAL);
