@@ -197,6 +197,11 @@ int rtc_cmos_load(struct rtc_cmos *rtc, struct rec r)
     uint8_t index;
     uint64_t offset;
     int ret = rec_get_u8(r, "index", &index);
+    /* The index selects a byte of the RAM: one beyond it would let the
+     * guest's next port 0x71 access reach past the array. */
+    if (!ret && index >= RTC_CMOS_SIZE)
+        ret = err_set(-EINVAL, "'index' %u is beyond the %d bytes of CMOS RAM", index,
+                      RTC_CMOS_SIZE);
     if (!ret)
         ret = rec_get_bytes(r, "ram", rtc->ram, sizeof(rtc->ram));
     if (!ret)

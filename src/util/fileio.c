@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 int write_all(int fd, const void *data, size_t len)
@@ -36,13 +37,14 @@ int pwrite_all(int fd, const void *data, size_t len, uint64_t offset)
     return 0;
 }
 
+/* A fresh temporary file beside 'path': created here and nowhere else
+ * (O_EXCL: never an existing file or a symlink planted under that name). */
 int atomic_file_create(struct atomic_file *f, const char *path)
 {
     f->fd = -1;
-    if (snprintf(f->tmp, sizeof(f->tmp), "%s.tmp-%d", path, (int)getpid()) >=
-        (int)sizeof(f->tmp))
+    if (snprintf(f->tmp, sizeof(f->tmp), "%s.tmp-XXXXXX", path) >= (int)sizeof(f->tmp))
         return err_set(-ENAMETOOLONG, "path %s is too long", path);
-    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    f->fd = mkostemp(f->tmp, O_CLOEXEC);
     return f->fd < 0 ? err_errno(-errno, "cannot create %s", path) : 0;
 }
 

@@ -1,5 +1,6 @@
 /* The i8042 keyboard controller, CMOS RTC, ACPI PM registers and pvpanic. */
 #include "fake_irq.h"
+#include "rec_copy.h"
 
 #include "devices/acpi_pm.h"
 #include "devices/i8042.h"
@@ -241,6 +242,34 @@ static void on_sleep(void *ctx, unsigned typ)
 
 static const struct acpi_pm_host_ops pm_ops = {.sleep = on_sleep};
 
+/* A snapshot's index must select a byte of the CMOS RAM: 128 and beyond
+ * are refused and the device keeps its state. */
+static void test_rtc_load_checks_index(void **state)
+{
+    (void)state;
+    struct rtc_cmos rtc;
+    rtc_cmos_init(&rtc, NULL);
+    rtc_set(&rtc, 0x20, 0x5a);
+    for (unsigned index = 126; index < 256; index += 129) { /* 126 and 255 */
+        struct rec r = rec_new();
+        rtc_cmos_save(&rtc, r);
+        rec_put_u64(r, "index", index);
+        struct rec back = rec_copy(r);
+        int ret = rtc_cmos_load(&rtc, back);
+        if (index < RTC_CMOS_SIZE) {
+            assert_int_equal(ret, 0);
+            assert_int_equal(rtc.index, index);
+        } else {
+            assert_int_equal(ret, -EINVAL);
+            assert_non_null(strstr(err_msg(), "'index' 255 is beyond"));
+            assert_int_not_equal(rtc.index, 255);
+        }
+        rec_free(back);
+    }
+    assert_int_equal(rtc_get(&rtc, 0x20), 0x5a);
+    rtc_cmos_destroy(&rtc);
+}
+
 static void test_acpi_pm(void **state)
 {
     (void)state;
@@ -310,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_rtc_reads_host_time_bcd),
         cmocka_unit_test(test_rtc_binary_and_12h),
         cmocka_unit_test(test_rtc_guest_sets_time),
+        cmocka_unit_test(test_rtc_load_checks_index),
         cmocka_unit_test(test_acpi_pm),
         cmocka_unit_test(test_pvpanic),
     };
