@@ -331,6 +331,8 @@ static void exec_one(struct cpu *c)
     } one;
     one.hdr = *b;
     one.recs[0] = b->insns[0];
+    if (one.recs[0].mf & MF_FUSED)
+        one.recs[0].fn = fuse_plain(&one.recs[0]);
     memset(&one.recs[1], 0, sizeof(one.recs[1]));
     one.recs[1].fn = h_end;
     one.recs[1].off = b->insns[0].off + b->insns[0].len;
@@ -407,6 +409,7 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
             continue;
         }
         struct block *b = block_find(c);
+        c->stats.dispatches++;
         if (c->link_slot) {
             /* the previous block's direct exit leads here: link it (not a
              * block whose last instruction reaches into another page) */
