@@ -339,9 +339,8 @@ static void exec_one(struct cpu *c)
     c->cur_block = b;
     c->blk_va = b->va;
     c->blk_first = one.recs;
-    c->no_chain = true;
+    c->limit_at = 0; /* no chaining */
     one.recs[0].fn(c, one.recs);
-    c->no_chain = false;
     c->cur_block = NULL;
     c->link_slot = NULL;
 }
@@ -362,7 +361,6 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
     if (__builtin_setjmp(c->jb)) {
         c->cur_block = NULL;
         c->link_slot = NULL;
-        c->no_chain = false;
         if (c->stop) {
             int r = c->stop;
             c->stop = 0;
@@ -420,8 +418,9 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
         c->cur_block = b;
         c->blk_va = b->va;
         c->blk_first = b->insns;
-        c->limit_at = c->insn_limit ? c->insn_limit : ~0ull;
-        c->chain_budget = 256;
+        c->limit_at = c->icount + CHAIN_SPAN;
+        if (c->insn_limit && c->insn_limit < c->limit_at)
+            c->limit_at = c->insn_limit;
         b->insns[0].fn(c, b->insns);
         c->cur_block = NULL;
         c->rflags &= ~(uint64_t)F_RF; /* an instruction completed */

@@ -11,7 +11,9 @@
 #include "cpu/handlers.h"
 
 enum { FZ_CMP_RR, FZ_CMP_RI, FZ_CMP_RM, FZ_CMP_MR, FZ_CMP_MI, FZ_TEST_RR, FZ_TEST_RI,
-       FZ_TEST_MR, FZ_TEST_MI, FZ_DEC_R, FZ_INC_R, FZ_FORMS };
+       FZ_TEST_MR, FZ_TEST_MI, FZ_DEC_R, FZ_INC_R,
+       /* base + displacement memory forms (fast_mem_variant) */
+       FZ_CMP_RM_F, FZ_CMP_MR_F, FZ_CMP_MI_F, FZ_TEST_MR_F, FZ_TEST_MI_F, FZ_FORMS };
 
 /* The condition on the operands just computed; kind is a constant. */
 static inline bool fcond(const struct cpu *c, unsigned kind, unsigned lg, unsigned cond,
@@ -102,6 +104,26 @@ static inline bool fcond(const struct cpu *c, unsigned kind, unsigned lg, unsign
         FUSED_BRANCH(fcond(c, CC_DEC, lg, cond, a, 1, r));                               \
     }
 
+/* The fast memory forms: a TLB hit, or the generic fused handler. */
+#define FUSE_FAST(name, generic, lg, cond, kind, A, B)                                   \
+    static HANDLER(name)                                                                 \
+    {                                                                                    \
+        uint64_t va = c->r[i->base] + (uint64_t)i->disp;                                 \
+        struct tlbe *e_ = tlb_entry(c, va);                                              \
+        if (unlikely(e_->tag_r != ((va + (1u << lg) - 1) & ~TLBF_MASK)))                 \
+            return generic(c, i);                                                        \
+        uint64_t m = hload((void *)(va + e_->addend), lg);                               \
+        uint64_t a = (A), b = (B), r;                                                    \
+        if (kind == CC_SUB) {                                                            \
+            r = (a - b) & sz_mask(lg);                                                   \
+            cc_set(c, CC_SUB << 2 | lg, r, a, b);                                        \
+        } else {                                                                         \
+            r = a & b;                                                                   \
+            cc_set(c, CC_LOGIC << 2 | lg, r, 0, 0);                                      \
+        }                                                                                \
+        FUSED_BRANCH(fcond(c, kind, lg, cond, a, b, r));                                 \
+    }
+
 #define REG(lg) getr(c, i->reg, lg)
 #define BASE(lg) getr(c, i->base, lg)
 #define MEM(lg) ldn(c, i, ea(c, i), lg)
@@ -116,7 +138,13 @@ static inline bool fcond(const struct cpu *c, unsigned kind, unsigned lg, unsign
     FUSE_TEST(ftest_mr_##lg##_##cond, lg, cond, MEM(lg), REG(lg))                        \
     FUSE_TEST(ftest_mi_##lg##_##cond, lg, cond, MEM(lg), i->imm)                         \
     FUSE_INCDEC(fdec_r_##lg##_##cond, lg, cond, true)                                    \
-    FUSE_INCDEC(finc_r_##lg##_##cond, lg, cond, false)
+    FUSE_INCDEC(finc_r_##lg##_##cond, lg, cond, false)                                   \
+    FUSE_FAST(fcmp_rmf_##lg##_##cond, fcmp_rm_##lg##_##cond, lg, cond, CC_SUB, REG(lg), m)  \
+    FUSE_FAST(fcmp_mrf_##lg##_##cond, fcmp_mr_##lg##_##cond, lg, cond, CC_SUB, m, REG(lg))  \
+    FUSE_FAST(fcmp_mif_##lg##_##cond, fcmp_mi_##lg##_##cond, lg, cond, CC_SUB, m, i->imm)   \
+    FUSE_FAST(ftest_mrf_##lg##_##cond, ftest_mr_##lg##_##cond, lg, cond, CC_LOGIC, m,       \
+              REG(lg))                                                                   \
+    FUSE_FAST(ftest_mif_##lg##_##cond, ftest_mi_##lg##_##cond, lg, cond, CC_LOGIC, m, i->imm)
 #define FUSE_CONDS(lg)                                                                   \
     FUSE_ALL(lg, 0) FUSE_ALL(lg, 1) FUSE_ALL(lg, 2) FUSE_ALL(lg, 3) FUSE_ALL(lg, 4)      \
     FUSE_ALL(lg, 5) FUSE_ALL(lg, 6) FUSE_ALL(lg, 7) FUSE_ALL(lg, 8) FUSE_ALL(lg, 9)      \
@@ -135,7 +163,8 @@ FUSE_CONDS(3)
 static const insn_fn h_fused[FZ_FORMS][4][16] = {
     FORM(fcmp_rr), FORM(fcmp_ri), FORM(fcmp_rm), FORM(fcmp_mr), FORM(fcmp_mi),
     FORM(ftest_rr), FORM(ftest_ri), FORM(ftest_mr), FORM(ftest_mi), FORM(fdec_r),
-    FORM(finc_r),
+    FORM(finc_r), FORM(fcmp_rmf), FORM(fcmp_mrf), FORM(fcmp_mif), FORM(ftest_mrf),
+    FORM(ftest_mif),
 };
 
 /* The plain handler of each form, by size. */
@@ -152,7 +181,12 @@ static insn_fn plain_of(unsigned form, unsigned lg)
     case FZ_TEST_MR: return h_test[1][lg];
     case FZ_TEST_MI: return h_test[3][lg];
     case FZ_DEC_R: return h_unop[0][1][lg];
-    default: return h_unop[0][0][lg];
+    case FZ_INC_R: return h_unop[0][0][lg];
+    case FZ_CMP_RM_F: return fast_mem_variant(h_alu[ALU_RM][7][lg]);
+    case FZ_CMP_MR_F: return fast_mem_variant(h_alu[ALU_MR][7][lg]);
+    case FZ_CMP_MI_F: return fast_mem_variant(h_alu[ALU_MI][7][lg]);
+    case FZ_TEST_MR_F: return fast_mem_variant(h_test[1][lg]);
+    default: return fast_mem_variant(h_test[3][lg]);
     }
 }
 

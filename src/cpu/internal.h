@@ -221,10 +221,6 @@ struct cpu {
     struct block *cur_block;
     struct block **link_slot;   /* chain slot to fill with the next block found */
     uint64_t limit_at;          /* icount to stop at (~0: none) */
-    bool no_chain;              /* executing a lone instruction */
-    unsigned chain_budget;      /* chained blocks left before returning to the
-                                   loop: bounds the stack if a build does not
-                                   turn tail calls into jumps (-O0/-O1) */
 
     /* architectural state */
     struct x86_segment seg[6], ldtr, tr;
@@ -349,16 +345,17 @@ static inline unsigned jc_index(uint64_t va)
 
 /* May the executing block continue straight into its successor? Not when
  * an event needs the run loop (an interrupt only counts while IF=1: every
- * instruction that sets IF ends its block and returns there), nor for a
- * lone instruction, nor past the instruction limit; and every 'chain_budget'
- * blocks the loop runs anyway (it bounds the stack if a build does not turn
- * tail calls into jumps, -O0/-O1). */
+ * instruction that sets IF ends its block and returns there), nor at or
+ * past 'limit_at': the instruction limit, at most CHAIN_SPAN instructions
+ * after the loop last ran (which bounds the stack if a build does not turn
+ * tail calls into jumps, -O0/-O1), or 0 while a lone instruction runs. */
+#define CHAIN_SPAN 4096
 static inline bool chain_ok(struct cpu *c)
 {
     uint32_t ev = atomic_load_explicit(&c->events, memory_order_relaxed);
-    if (!(c->rflags & F_IF))
-        ev &= ~(uint32_t)CPU_EVENT_INTERRUPT;
-    return !ev && !c->no_chain && --c->chain_budget && c->icount < c->limit_at;
+    if (unlikely(ev) && ((c->rflags & F_IF) || (ev & ~(uint32_t)CPU_EVENT_INTERRUPT)))
+        return false;
+    return c->icount < c->limit_at;
 }
 
 /* The block at 't' if it can be entered without the run loop: through the
@@ -366,7 +363,8 @@ static inline bool chain_ok(struct cpu *c)
  * the target is in the same page, otherwise through the jump cache, valid
  * only if the current mode's TLB maps 't' executable to the very host page
  * the block was built from. Retires 'i' first. */
-static inline struct block *chain_next(struct cpu *c, const struct insn *i, uint64_t t, int slot)
+static inline __attribute__((always_inline)) struct block *
+chain_next(struct cpu *c, const struct insn *i, uint64_t t, int slot)
 {
     retire_to(c, i, t);
     struct block *b = c->cur_block, *n;
@@ -387,7 +385,8 @@ enter:
     c->cur_block = n;
     c->blk_va = t;
     c->blk_first = n->insns;
-    c->rflags &= ~(uint64_t)F_RF;
+    if (unlikely(c->rflags & F_RF))
+        c->rflags &= ~(uint64_t)F_RF;
     return n;
 miss:
     if (slot >= 0 && !((t ^ b->va) & ~0xfffull))
