@@ -631,44 +631,92 @@ class SoftSuite:
     memory and one vCPU, with and without the kernel's crypto self-tests
     (cryptomgr.notests). Guest MIPS: the instructions ember's engine retired
     over the boot (it reports them with -v) over each VMM's time to
-    power-off — the same guest work, so QEMU's figure is 'effective'."""
+    power-off — the same guest work, so QEMU's figure is 'effective'.
+    The 'work' variant (booted with cryptomgr.notests) times guest work
+    between console lines, so that speed is not tuned to the boot alone:
+    busybox gzip, md5sum and sha256sum over 2 MB of text, a syscall-heavy
+    loop (dd with 1-byte blocks: 2 syscalls a byte), and a sequential
+    O_DIRECT read of a virtio-blk disk (ioperf, in the guest)."""
     name = "soft"
     vmms = ["ember", "qemu-tcg"]
-    variants = ["default", "notests"]
+    variants = ["default", "notests", "work"]
     direct = True
     # QEMU's qemu64 model (AuthenticAMD family 15, like the engine's) with
     # the engine's extensions, so both guests take the same code paths.
     QEMU_CPU = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+movbe,+rdrand,+pdpe1gb,+rdtscp"
+    DATA_LINES, SYSCALL_BYTES, BLK_MIB = 300000, 100000, 64
+    # (figure, console line that starts it, console line that ends it)
+    WORK = [("gzip -1, 2 MB of text", "bench: gzip start", "bench: gzip done"),
+            ("md5sum, 2 MB", "bench: gzip done", "bench: md5 done"),
+            ("sha256sum, 2 MB", "bench: md5 done", "bench: sha256 done"),
+            (f"dd bs=1, {SYSCALL_BYTES // 1000}k bytes (2 syscalls a byte)", "bench: sha256 done",
+             "bench: syscalls done")]
 
     def __init__(self, args):
         self.args = args
         self.insns = {v: [] for v in self.variants}
         self.figures = []
-        for v in self.variants:
+        for v in self.variants[:2]:
             self.figures += [Figure(f"VMM start → first init line, {v}", "ms"),
                              Figure(f"VMM start → guest power-off, {v}", "ms"),
                              Figure(f"guest MIPS over the boot, {v}", "MIPS",
                                     higher_is_better=True)]
+        self.figures += [Figure(f"{w[0]}, work", "ms") for w in self.WORK]
+        self.figures += [Figure(f"virtio-blk sequential read (O_DIRECT, 1 MiB), work", "MB/s",
+                                higher_is_better=True)]
 
     def fig(self, title, variant):
         return next(f for f in self.figures if f.title == f"{title}, {variant}")
 
+    def guest_cmd(self, variant):
+        if variant != "work":
+            return "poweroff -f"
+        return (f"seq 1 {self.DATA_LINES} > /tmp/d; echo bench: gzip start; "
+                "gzip -1 -c /tmp/d > /tmp/d.gz; echo bench: gzip done; "
+                "md5sum /tmp/d > /dev/null; echo bench: md5 done; "
+                "sha256sum /tmp/d > /dev/null; echo bench: sha256 done; "
+                f"dd if=/dev/zero of=/dev/null bs=1 count={self.SYSCALL_BYTES} 2>/dev/null; "
+                "echo bench: syscalls done; "
+                f"ioperf seqread /dev/vda {self.BLK_MIB}; poweroff -f")
+
     def script(self, vmm, variant):
-        cl = cmdline("poweroff -f") + (" cryptomgr.notests" if variant == "notests" else "")
+        cl = cmdline(self.guest_cmd(variant)) + ("" if variant == "default"
+                                                 else " cryptomgr.notests")
         a = self.args
+        work = variant == "work"
+        initrd = '"$DATA/initrd.cpio"' if work else INITRD
         if vmm == "ember":
-            cmd = ember_cmd(a.mem, 1, cl, extra="--accel soft -v")
+            cmd = ember_cmd(a.mem, 1, cl, initrd,
+                            extra="--accel soft -v" + (" --disk path=disk.img" if work else ""))
         else:
+            disk = (" -drive file=disk.img,format=raw,if=none,id=d0 "
+                    "-device virtio-blk-device,drive=d0" if work else "")
             cmd = (f"qemu-system-x86_64 -M microvm,rtc=on -accel tcg -cpu {self.QEMU_CPU} "
                    f"-m {a.mem} -smp 1 -nodefaults -no-user-config -display none "
-                   f"-serial stdio -no-reboot -kernel {KERNEL} -initrd {INITRD} -append '{cl}'")
-        return (f"runwatch --stamp '{INIT_LINE}' -- sh -c {shlex.quote(cmd)}")
+                   f"-serial stdio -no-reboot -kernel {KERNEL} -initrd {initrd}{disk} "
+                   f"-append '{cl}'")
+        stamps = [INIT_LINE] + sorted({p for w in self.WORK for p in w[1:]} if work else [])
+        setup = f"truncate -s {self.BLK_MIB * 2}M disk.img\n" if work else ""
+        return (setup + "runwatch " + " ".join(f"--stamp '{p}'" for p in stamps) +
+                f" -- sh -c {shlex.quote(cmd)} < /dev/null")
 
     def record(self, vmm, variant, output):
-        stamp = re.search(r"runwatch: stamp ([\d.]+) " + re.escape(INIT_LINE), output)
+        def stamp(p):
+            m = re.search(r"runwatch: stamp ([\d.]+) " + re.escape(p), output)
+            return float(m.group(1)) if m else None
         exited = re.search(r"runwatch: exited ([\d.]+) status (\d+)", output)
-        if not exited or int(exited.group(2)) != 0 or not stamp:
+        if not exited or int(exited.group(2)) != 0 or stamp(INIT_LINE) is None:
             return "no clean run (exit report or init line missing)"
+        if variant == "work":
+            times = [(w[0], stamp(w[1]), stamp(w[2])) for w in self.WORK]
+            blk = re.search(r"ioperf: seqread ([\d.]+) MB/s", output)
+            if any(t0 is None or t1 is None for _, t0, t1 in times) or not blk:
+                return "the guest did not report every workload"
+            for title, t0, t1 in times:
+                self.fig(title, variant).add(vmm, t1 - t0)
+            self.fig("virtio-blk sequential read (O_DIRECT, 1 MiB)", variant).add(
+                vmm, float(blk.group(1)))
+            return None
         if vmm == "ember":
             insns = re.search(r"instructions (\d+)", output)
             if not insns:
@@ -677,21 +725,29 @@ class SoftSuite:
         if not self.insns[variant]:
             return "no instruction count from ember's run yet"
         off_ms = float(exited.group(1))
-        self.fig("VMM start → first init line", variant).add(vmm, float(stamp.group(1)))
+        self.fig("VMM start → first init line", variant).add(vmm, stamp(INIT_LINE))
         self.fig("VMM start → guest power-off", variant).add(vmm, off_ms)
         work = statistics.median(self.insns[variant])
         self.fig("guest MIPS over the boot", variant).add(vmm, work / off_ms / 1000.0)
         return None
 
     def note(self):
+        load = os.getloadavg()
         return (f"{self.args.mem} MiB, 1 vCPU, directly on this host: `ember run --accel soft` "
                 f"against `qemu-system-x86_64 -M microvm,rtc=on -accel tcg -cpu "
                 f"{self.QEMU_CPU}`; 'notests' adds cryptomgr.notests to both command lines. "
                 "MIPS = the instructions ember's engine retired during the boot (median over "
-                "its runs) / each VMM's time to power-off.")
+                "its runs) / each VMM's time to power-off. 'work': booted with "
+                f"cryptomgr.notests, times between the guest's console lines for busybox gzip "
+                f"-1, md5sum and sha256sum of `seq 1 {self.DATA_LINES}` (2 MB), dd of "
+                f"{self.SYSCALL_BYTES} 1-byte blocks from /dev/zero to /dev/null, and ioperf's "
+                f"sequential O_DIRECT read of {self.BLK_MIB} MiB from a virtio-blk disk "
+                "(ember: virtio-pci; QEMU microvm: virtio-mmio), a sparse file on the host. "
+                f"Host load average at the end of the suite: {load[0]:.2f} {load[1]:.2f} "
+                f"{load[2]:.2f}.")
 
     def files(self, ctx):
-        return {}
+        return {"initrd.cpio": ctx["guest_initrd_ioperf"]}
 
 
 SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "vsock": VsockSuite,

@@ -451,6 +451,8 @@ static size_t soft_vcpu_counters(struct accel_vcpu *vcpu, struct accel_counter *
         {"exceptions", exceptions},          {"page_faults", st.exceptions[14]},
         {"interrupts", st.interrupts},       {"pio", st.pio},
         {"mmio", st.mmio},                   {"timer_interrupts", v->lapic.timer_interrupts},
+        {"block_lookups", st.dispatches},    {"blocks_chained", st.chained},
+        {"cache_flushes", st.cache_flushes}, {"host_exec", st.hostexec},
     };
     memcpy(out, c, sizeof(c));
     return ARRAY_SIZE(c);

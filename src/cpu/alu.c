@@ -404,6 +404,187 @@ const insn_fn h_ext[2][2][3][4] = {
       {0, movsx_m_2_1, movsx_m_2_2, movsx_m_2_3}}},
 };
 
+/* --- fast memory forms ------------------------------------------------------------
+ * Base + displacement addressing (RIP-relative included: the builder made
+ * the displacement absolute) with no index, no FS/GS base and a 64-bit
+ * address: the handler does the TLB-hit case only, without a call, and
+ * hands anything else (a miss, MMIO, a code page, a page-crossing access,
+ * #AC checking) to the generic handler of the same instruction, which
+ * starts over. */
+#define EA_BD() (c->r[i->base] + (uint64_t)i->disp)
+#define FAST_LD(lg, va, out, generic)                                                    \
+    do {                                                                                 \
+        struct tlbe *e_ = tlb_entry(c, (va));                                            \
+        if (unlikely(e_->tag_r != (((va) + (1u << (lg)) - 1) & ~TLBF_MASK)))             \
+            return generic(c, i);                                                        \
+        (out) = hload((void *)((va) + e_->addend), (lg));                                \
+    } while (0)
+#define FAST_WPTR(lg, va, out, generic)                                                  \
+    do {                                                                                 \
+        struct tlbe *e_ = tlb_entry(c, (va));                                            \
+        if (unlikely(e_->tag_w != (((va) + (1u << (lg)) - 1) & ~TLBF_MASK)))             \
+            return generic(c, i);                                                        \
+        (out) = (void *)((va) + e_->addend);                                             \
+    } while (0)
+
+#define FAST_MOV_DEFS(lg)                                                                \
+    static HANDLER(fmov_rm_##lg)                                                         \
+    {                                                                                    \
+        uint64_t va = EA_BD(), v;                                                        \
+        FAST_LD(lg, va, v, mov_rm_##lg);                                                 \
+        setr(c, i->reg, v, lg);                                                          \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(fmov_mr_##lg)                                                         \
+    {                                                                                    \
+        uint64_t va = EA_BD();                                                           \
+        void *p;                                                                         \
+        FAST_WPTR(lg, va, p, mov_mr_##lg);                                               \
+        hstore(p, getr(c, i->reg, lg), lg);                                              \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(fmov_mi_##lg)                                                         \
+    {                                                                                    \
+        uint64_t va = EA_BD();                                                           \
+        void *p;                                                                         \
+        FAST_WPTR(lg, va, p, mov_mi_##lg);                                               \
+        hstore(p, i->imm, lg);                                                           \
+        NEXT;                                                                            \
+    }
+FAST_MOV_DEFS(0)
+FAST_MOV_DEFS(1)
+FAST_MOV_DEFS(2)
+FAST_MOV_DEFS(3)
+
+#define FAST_EXT_DEFS(slg, dlg)                                                          \
+    static HANDLER(fmovzx_m_##slg##_##dlg)                                               \
+    {                                                                                    \
+        uint64_t va = EA_BD(), v;                                                        \
+        FAST_LD(slg, va, v, movzx_m_##slg##_##dlg);                                      \
+        setr(c, i->reg, v, dlg);                                                         \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(fmovsx_m_##slg##_##dlg)                                               \
+    {                                                                                    \
+        uint64_t va = EA_BD(), v;                                                        \
+        FAST_LD(slg, va, v, movsx_m_##slg##_##dlg);                                      \
+        setr(c, i->reg, (uint64_t)sext(v, slg), dlg);                                    \
+        NEXT;                                                                            \
+    }
+FAST_EXT_DEFS(0, 1)
+FAST_EXT_DEFS(0, 2)
+FAST_EXT_DEFS(0, 3)
+FAST_EXT_DEFS(1, 1)
+FAST_EXT_DEFS(1, 2)
+FAST_EXT_DEFS(1, 3)
+FAST_EXT_DEFS(2, 3)
+FAST_EXT_DEFS(2, 2)
+FAST_EXT_DEFS(2, 1)
+
+#define FAST_ALU_DEFS(op, lg)                                                            \
+    static HANDLER(falu_rm_##op##_##lg)                                                  \
+    {                                                                                    \
+        uint64_t va = EA_BD(), b;                                                        \
+        FAST_LD(lg, va, b, alu_rm_##op##_##lg);                                          \
+        uint64_t r = alu_op(c, op, lg, getr(c, i->reg, lg), b);                          \
+        if (op != 7)                                                                     \
+            setr(c, i->reg, r, lg);                                                      \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(falu_mr_##op##_##lg)                                                  \
+    {                                                                                    \
+        uint64_t va = EA_BD(), a;                                                        \
+        if (op == 7) {                                                                   \
+            FAST_LD(lg, va, a, alu_mr_##op##_##lg);                                      \
+            alu_op(c, op, lg, a, getr(c, i->reg, lg));                                   \
+            NEXT;                                                                        \
+        }                                                                                \
+        void *p;                                                                         \
+        FAST_WPTR(lg, va, p, alu_mr_##op##_##lg);                                        \
+        hstore(p, alu_op(c, op, lg, hload(p, lg), getr(c, i->reg, lg)), lg);             \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(falu_mi_##op##_##lg)                                                  \
+    {                                                                                    \
+        uint64_t va = EA_BD(), a;                                                        \
+        if (op == 7) {                                                                   \
+            FAST_LD(lg, va, a, alu_mi_##op##_##lg);                                      \
+            alu_op(c, op, lg, a, i->imm);                                                \
+            NEXT;                                                                        \
+        }                                                                                \
+        void *p;                                                                         \
+        FAST_WPTR(lg, va, p, alu_mi_##op##_##lg);                                        \
+        hstore(p, alu_op(c, op, lg, hload(p, lg), i->imm), lg);                          \
+        NEXT;                                                                            \
+    }
+#define FAST_ALU_SIZES(op)                                                               \
+    FAST_ALU_DEFS(op, 0) FAST_ALU_DEFS(op, 1) FAST_ALU_DEFS(op, 2) FAST_ALU_DEFS(op, 3)
+FAST_ALU_SIZES(0)
+FAST_ALU_SIZES(1)
+FAST_ALU_SIZES(2)
+FAST_ALU_SIZES(3)
+FAST_ALU_SIZES(4)
+FAST_ALU_SIZES(5)
+FAST_ALU_SIZES(6)
+FAST_ALU_SIZES(7)
+
+#define FAST_TEST_DEFS(lg)                                                               \
+    static HANDLER(ftest_mr_##lg)                                                        \
+    {                                                                                    \
+        uint64_t va = EA_BD(), a;                                                        \
+        FAST_LD(lg, va, a, test_mr_##lg);                                                \
+        cc_set(c, CC_LOGIC << 2 | lg, a & getr(c, i->reg, lg), 0, 0);                   \
+        NEXT;                                                                            \
+    }                                                                                    \
+    static HANDLER(ftest_mi_##lg)                                                        \
+    {                                                                                    \
+        uint64_t va = EA_BD(), a;                                                        \
+        FAST_LD(lg, va, a, test_mi_##lg);                                                \
+        cc_set(c, CC_LOGIC << 2 | lg, a & i->imm, 0, 0);                                 \
+        NEXT;                                                                            \
+    }
+FAST_TEST_DEFS(0)
+FAST_TEST_DEFS(1)
+FAST_TEST_DEFS(2)
+FAST_TEST_DEFS(3)
+
+#define FROW(f) {f##_0, f##_1, f##_2, f##_3}
+#define FAST_ALU_ROWS(f)                                                                 \
+    {FROW(f##_0), FROW(f##_1), FROW(f##_2), FROW(f##_3), FROW(f##_4), FROW(f##_5),       \
+     FROW(f##_6), FROW(f##_7)}
+static const insn_fn fast_alu[3][8][4] = {FAST_ALU_ROWS(falu_rm), FAST_ALU_ROWS(falu_mr),
+                                          FAST_ALU_ROWS(falu_mi)};
+static const insn_fn fast_mov[3][4] = {FROW(fmov_rm), FROW(fmov_mr), FROW(fmov_mi)};
+static const insn_fn fast_test[2][4] = {FROW(ftest_mr), FROW(ftest_mi)};
+static const insn_fn fast_ext[2][3][4] = {
+    {{0, fmovzx_m_0_1, fmovzx_m_0_2, fmovzx_m_0_3}, {0, fmovzx_m_1_1, fmovzx_m_1_2, fmovzx_m_1_3},
+     {0, fmovzx_m_2_1, fmovzx_m_2_2, fmovzx_m_2_3}},
+    {{0, fmovsx_m_0_1, fmovsx_m_0_2, fmovsx_m_0_3}, {0, fmovsx_m_1_1, fmovsx_m_1_2, fmovsx_m_1_3},
+     {0, fmovsx_m_2_1, fmovsx_m_2_2, fmovsx_m_2_3}},
+};
+
+/* The fast variant of a generic memory-form handler, or the handler itself. */
+insn_fn fast_mem_variant(insn_fn fn)
+{
+    static const unsigned alu_forms[3] = {ALU_RM, ALU_MR, ALU_MI};
+    for (unsigned lg = 0; lg < 4; lg++) {
+        if (fn == h_mov[1][lg]) return fast_mov[0][lg];
+        if (fn == h_mov[2][lg]) return fast_mov[1][lg];
+        if (fn == h_mov[4][lg]) return fast_mov[2][lg];
+        if (fn == h_test[1][lg]) return fast_test[0][lg];
+        if (fn == h_test[3][lg]) return fast_test[1][lg];
+        for (unsigned f = 0; f < 3; f++)
+            for (unsigned op = 0; op < 8; op++)
+                if (fn == h_alu[alu_forms[f]][op][lg])
+                    return fast_alu[f][op][lg];
+        for (unsigned x = 0; x < 2; x++)
+            for (unsigned s = 0; s < 3; s++)
+                if (fn == h_ext[x][1][s][lg] && fast_ext[x][s][lg])
+                    return fast_ext[x][s][lg];
+    }
+    return fn;
+}
+
 /* LEA: the builder clears the segment. */
 static HANDLER(lea_1) { setr(c, i->reg, ea(c, i), 1); NEXT; }
 static HANDLER(lea_2) { setr(c, i->reg, ea(c, i), 2); NEXT; }

@@ -19,11 +19,6 @@ static unsigned hash_pa(uint64_t pa)
     return (unsigned)((pa ^ (pa >> 12) ^ (pa >> 28)) * 0x9e3779b1u) >> (32 - HASH_BITS);
 }
 
-static unsigned jc_index(uint64_t va)
-{
-    return (unsigned)(va ^ (va >> 12)) & (JC_SIZE - 1);
-}
-
 int block_cache_init(struct cpu *c)
 {
     c->arena = mmap(NULL, ARENA_SIZE, PROT_READ | PROT_WRITE,
@@ -399,8 +394,10 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
         if (ends)
             break;
     }
+    fuse_block(b->insns, n);
     b->ninsn = (uint16_t)n;
     b->nbytes = (uint16_t)off;
+    b->hptr = b->pa2 == ~0ull ? (uintptr_t)(page + (pa & 0xfff)) : 1;
     struct insn *endrec = &b->insns[n];
     memset(endrec, 0, sizeof(*endrec));
     endrec->fn = h_end;

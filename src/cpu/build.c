@@ -613,6 +613,9 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         rec->fn = h_ud;
         return true;
     }
+    if (mem && rec->index == NOREG && !(rec->mf & MF_ADDR32) &&
+        insn_seg(rec) != SEG_FS && insn_seg(rec) != SEG_GS)
+        fn = fast_mem_variant(fn);
     rec->fn = fn;
     return end;
 }

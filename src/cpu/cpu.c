@@ -331,15 +331,16 @@ static void exec_one(struct cpu *c)
     } one;
     one.hdr = *b;
     one.recs[0] = b->insns[0];
+    if (one.recs[0].mf & MF_FUSED)
+        one.recs[0].fn = fuse_plain(&one.recs[0]);
     memset(&one.recs[1], 0, sizeof(one.recs[1]));
     one.recs[1].fn = h_end;
     one.recs[1].off = b->insns[0].off + b->insns[0].len;
     c->cur_block = b;
     c->blk_va = b->va;
     c->blk_first = one.recs;
-    c->no_chain = true;
+    c->limit_at = 0; /* no chaining */
     one.recs[0].fn(c, one.recs);
-    c->no_chain = false;
     c->cur_block = NULL;
     c->link_slot = NULL;
 }
@@ -360,7 +361,6 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
     if (__builtin_setjmp(c->jb)) {
         c->cur_block = NULL;
         c->link_slot = NULL;
-        c->no_chain = false;
         if (c->stop) {
             int r = c->stop;
             c->stop = 0;
@@ -407,6 +407,7 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
             continue;
         }
         struct block *b = block_find(c);
+        c->stats.dispatches++;
         if (c->link_slot) {
             /* the previous block's direct exit leads here: link it (not a
              * block whose last instruction reaches into another page) */
@@ -417,8 +418,9 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
         c->cur_block = b;
         c->blk_va = b->va;
         c->blk_first = b->insns;
-        c->limit_at = c->insn_limit ? c->insn_limit : ~0ull;
-        c->chain_budget = 256;
+        c->limit_at = c->icount + CHAIN_SPAN;
+        if (c->insn_limit && c->insn_limit < c->limit_at)
+            c->limit_at = c->insn_limit;
         b->insns[0].fn(c, b->insns);
         c->cur_block = NULL;
         c->rflags &= ~(uint64_t)F_RF; /* an instruction completed */

@@ -194,6 +194,8 @@ struct cpu_stats {
     uint64_t nmis;
     uint64_t pio, mmio;          /* callbacks made */
     uint64_t hostexec;           /* x87/SSE instructions run on host stubs */
+    uint64_t dispatches;         /* blocks entered from the run loop (a lookup) */
+    uint64_t chained;            /* blocks entered straight from their predecessor */
 };
 void cpu_get_stats(struct cpu *cpu, struct cpu_stats *stats);
 

@@ -144,7 +144,7 @@ static HANDLER(call)
     uint64_t sp = c->r[4] - 8;
     st_ss(c, i, sp, next_rip(c, i), 3);
     c->r[4] = sp;
-    retire_to(c, i, i->imm);
+    JUMP(i->imm, 0);
 }
 
 static HANDLER(call16)
@@ -160,7 +160,7 @@ static HANDLER(ret)
     uint64_t t = ld_ss(c, i, c->r[4], 3);
     check_target(c, i, t);
     c->r[4] += 8 + i->imm;
-    retire_to(c, i, t);
+    JUMP(t, -1);
 }
 
 static HANDLER(ret16)
@@ -175,14 +175,14 @@ static HANDLER(jmp_r)
 {
     uint64_t t = i->aux ? (uint16_t)c->r[i->base] : c->r[i->base];
     check_target(c, i, t);
-    retire_to(c, i, t);
+    JUMP(t, -1);
 }
 
 static HANDLER(jmp_m)
 {
     uint64_t t = i->aux ? ld16(c, i, ea(c, i)) : ld64(c, i, ea(c, i));
     check_target(c, i, t);
-    retire_to(c, i, t);
+    JUMP(t, -1);
 }
 
 static NOINLINE void call_to(struct cpu *c, const struct insn *i, uint64_t t)
@@ -195,18 +195,20 @@ static NOINLINE void call_to(struct cpu *c, const struct insn *i, uint64_t t)
     check_target(c, i, t);
     st_ss(c, i, sp, next_rip(c, i), lg);
     c->r[4] = sp;
-    retire_to(c, i, t);
 }
 
 static HANDLER(call_r)
 {
-    call_to(c, i, i->aux ? (uint16_t)c->r[i->base] : c->r[i->base]);
+    uint64_t t = i->aux ? (uint16_t)c->r[i->base] : c->r[i->base];
+    call_to(c, i, t);
+    JUMP(t, -1);
 }
 
 static HANDLER(call_m)
 {
     uint64_t t = i->aux ? ld16(c, i, ea(c, i)) : ld64(c, i, ea(c, i));
     call_to(c, i, t);
+    JUMP(t, -1);
 }
 
 /* LOOP/LOOPE/LOOPNE: aux bits 0-1 = 0 loopne, 1 loope, 2 loop; bit 2 = ECX */
@@ -223,13 +225,19 @@ static HANDLER(loop)
     default: break;
     }
     c->r[1] = n;
-    retire_to(c, i, take ? i->imm : next_rip(c, i));
+    if (take)
+        JUMP(i->imm, 0);
+    else
+        JUMP(next_rip(c, i), 1);
 }
 
 static HANDLER(jrcxz)
 {
     uint64_t n = (i->aux & 4) ? (uint32_t)c->r[1] : c->r[1];
-    retire_to(c, i, n == 0 ? i->imm : next_rip(c, i));
+    if (n == 0)
+        JUMP(i->imm, 0);
+    else
+        JUMP(next_rip(c, i), 1);
 }
 
 /* ENTER imm16, imm8: imm = size, aux = nesting level, mf bit: 16-bit (disp) */

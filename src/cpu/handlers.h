@@ -34,6 +34,7 @@ extern const insn_fn h_cmpxchg8b;
 extern const insn_fn h_xadd[2][4];
 extern const insn_fn h_xlat;
 extern const insn_fn h_mov_sr[2];
+insn_fn fast_mem_variant(insn_fn fn);
 
 /* ctl.c */
 extern const insn_fn h_push_r[4], h_pop_r[4], h_push_i[4], h_push_m[4], h_pop_m[4];

@@ -40,6 +40,7 @@ _Static_assert(sizeof(struct insn) == 32, "insn record is 32 bytes");
 #define MF_SCALE 3u       /* bits 0-1: index shift */
 #define MF_SEG_SHIFT 2    /* bits 2-4: segment (SEG_*) */
 #define MF_ADDR32 0x80u   /* 0x67: address truncated to 32 bits */
+#define MF_FUSED 0x20u    /* runs with the next record (fuse.c) */
 
 enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_NONE };
 
@@ -171,6 +172,8 @@ struct block {
     uint16_t ninsn;       /* records excluding the end record */
     uint16_t nbytes;
     bool valid;
+    uintptr_t hptr;       /* host address of the first byte; 1 when the block
+                             straddles two pages (only the run loop enters it) */
     struct block *hnext;  /* hash chain */
     struct block *pnext[2]; /* per-page lists (page of va, page of pa2) */
     struct block *chain[2]; /* direct successors in the same page: [0] branch
@@ -218,10 +221,6 @@ struct cpu {
     struct block *cur_block;
     struct block **link_slot;   /* chain slot to fill with the next block found */
     uint64_t limit_at;          /* icount to stop at (~0: none) */
-    bool no_chain;              /* executing a lone instruction */
-    unsigned chain_budget;      /* chained blocks left before returning to the
-                                   loop: bounds the stack if a build does not
-                                   turn tail calls into jumps (-O0/-O1) */
 
     /* architectural state */
     struct x86_segment seg[6], ldtr, tr;
@@ -334,26 +333,70 @@ static inline void retire_to(struct cpu *c, const struct insn *i, uint64_t rip)
     c->icount += (uint64_t)(i - c->blk_first) + 1;
 }
 
-/* Block chaining: a direct branch to the same page continues straight into
- * the successor block if it is cached, valid and nothing is pending. Used
- * as 'CHAIN(target, slot); return;' at the end of a handler. */
-#define CHAIN(target, slot)                                                              \
-    do {                                                                                 \
-        uint64_t t_ = (target);                                                          \
-        retire_to(c, i, t_);                                                             \
-        struct block *b_ = c->cur_block, *n_ = b_->chain[slot];                          \
-        if (n_ && n_->valid && n_->va == t_ && !c->no_chain && --c->chain_budget &&      \
-            !atomic_load_explicit(&c->events, memory_order_relaxed) &&                   \
-            c->icount < c->limit_at) {                                                   \
-            c->cur_block = n_;                                                           \
-            c->blk_va = t_;                                                              \
-            c->blk_first = n_->insns;                                                    \
-            c->rflags &= ~(uint64_t)F_RF;                                                \
-            return n_->insns[0].fn(c, n_->insns);                                        \
-        }                                                                                \
-        if (!c->no_chain && !((t_ ^ b_->va) & ~0xfffull))                                \
-            c->link_slot = &b_->chain[slot];                                             \
-    } while (0)
+static inline struct tlbe *tlb_entry(const struct cpu *c, uint64_t va)
+{
+    return &c->tlb[TLB_INDEX(va)];
+}
+
+static inline unsigned jc_index(uint64_t va)
+{
+    return (unsigned)(va ^ (va >> 12)) & (JC_SIZE - 1);
+}
+
+/* May the executing block continue straight into its successor? Not when
+ * an event needs the run loop (an interrupt only counts while IF=1: every
+ * instruction that sets IF ends its block and returns there), nor at or
+ * past 'limit_at': the instruction limit, at most CHAIN_SPAN instructions
+ * after the loop last ran (which bounds the stack if a build does not turn
+ * tail calls into jumps, -O0/-O1), or 0 while a lone instruction runs. */
+#define CHAIN_SPAN 4096
+static inline bool chain_ok(struct cpu *c)
+{
+    uint32_t ev = atomic_load_explicit(&c->events, memory_order_relaxed);
+    if (unlikely(ev) && ((c->rflags & F_IF) || (ev & ~(uint32_t)CPU_EVENT_INTERRUPT)))
+        return false;
+    return c->icount < c->limit_at;
+}
+
+/* The block at 't' if it can be entered without the run loop: through the
+ * direct-successor slot 'slot' (0/1; -1 none) of the executing block when
+ * the target is in the same page, otherwise through the jump cache, valid
+ * only if the current mode's TLB maps 't' executable to the very host page
+ * the block was built from. Retires 'i' first. */
+static inline __attribute__((always_inline)) struct block *
+chain_next(struct cpu *c, const struct insn *i, uint64_t t, int slot)
+{
+    retire_to(c, i, t);
+    struct block *b = c->cur_block, *n;
+    if (unlikely(!chain_ok(c)))
+        return NULL;
+    if (slot >= 0 && (n = b->chain[slot]) && n->va == t && n->valid)
+        goto enter;
+    struct tlbe *e = tlb_entry(c, t);
+    if (unlikely(e->tag_x != (t & ~TLBF_MASK)))
+        goto miss;
+    n = c->jc[jc_index(t)];
+    if (unlikely(!n || n->va != t || n->hptr != t + e->addend || !n->valid))
+        goto miss;
+    if (slot >= 0 && !((t ^ b->va) & ~0xfffull))
+        b->chain[slot] = n;
+enter:
+    c->stats.chained++;
+    c->cur_block = n;
+    c->blk_va = t;
+    c->blk_first = n->insns;
+    if (unlikely(c->rflags & F_RF))
+        c->rflags &= ~(uint64_t)F_RF;
+    return n;
+miss:
+    if (slot >= 0 && !((t ^ b->va) & ~0xfffull))
+        c->link_slot = &b->chain[slot];
+    return NULL;
+}
+
+/* End a handler with a transfer to 't': 'JUMP(t, slot); return;' */
+#define JUMP(target, slot)                                                                   do {                                                                                         struct block *n_ = chain_next(c, i, (target), (slot));                                   if (n_)                                                                                      return n_->insns[0].fn(c, n_->insns);                                            } while (0)
+#define CHAIN(target, slot) JUMP(target, slot)
 
 /* End the block before this instruction (it did not retire). */
 static inline void stop_before(struct cpu *c, const struct insn *i)
@@ -522,10 +565,6 @@ struct code_page *phys_code_page(struct cpu *c, uint64_t pa);
 void phys_read(struct cpu *c, uint64_t pa, void *buf, unsigned len);
 uint64_t phys_read64(struct cpu *c, uint64_t pa);
 
-static inline struct tlbe *tlb_entry(const struct cpu *c, uint64_t va)
-{
-    return &c->tlb[TLB_INDEX(va)];
-}
 
 #define MEM_FAST_LOAD(bits)                                                                    \
     static inline uint64_t ld##bits(struct cpu *c, const struct insn *i, uint64_t va)          \
@@ -645,6 +684,10 @@ void smc_write(struct cpu *c, const struct insn *i, uint64_t pa, unsigned len);
 void smc_process_dma(struct cpu *c);
 int block_cache_init(struct cpu *c);
 void block_cache_free(struct cpu *c);
+
+/* --- fused compare-and-branch (fuse.c) ----------------------------------------- */
+void fuse_block(struct insn *recs, unsigned n);
+insn_fn fuse_plain(const struct insn *rec);
 
 /* --- decoder (decode.c) ------------------------------------------------------- */
 #include "cpu/decode.h"

@@ -84,7 +84,7 @@ static void fill_code(uint8_t *code, const uint8_t *insn, unsigned len)
 }
 
 struct tcase {
-    uint8_t insn[16];
+    uint8_t insn[24]; /* one instruction, or a pair (gen_pair) */
     uint8_t len;
     uint8_t klass;
     uint64_t r[16];
@@ -514,7 +514,8 @@ static bool is_string_op(uint8_t op)
     return (op >= 0xa4 && op <= 0xa7) || (op >= 0xaa && op <= 0xaf) || (op >= 0x6c && op <= 0x6f);
 }
 
-static int gen_int(struct tcase *t)
+/* force_op >= 0: a one-byte-map opcode to generate (gen_pair) */
+static int gen_int(struct tcase *t, int force_op)
 {
     uint8_t b[24];
     unsigned n = 0;
@@ -523,9 +524,9 @@ static int gen_int(struct tcase *t)
     static const uint8_t pfx[] = {0x66, 0x66, 0x66, 0xf2, 0xf3, 0x67, 0xf0, 0x2e, 0x3e, 0x26, 0x36};
     for (unsigned k = 0; k < npfx; k++)
         b[n++] = pfx[rn(sizeof(pfx))];
-    bool map1 = rn(10) < 3;
-    uint8_t op = (uint8_t)rnd();
-    if (!map1 && rn(8) == 0) {
+    bool map1 = force_op < 0 && rn(10) < 3;
+    uint8_t op = force_op >= 0 ? (uint8_t)force_op : (uint8_t)rnd();
+    if (force_op < 0 && !map1 && rn(8) == 0) {
         static const uint8_t strops[] = {0xa4, 0xa5, 0xa6, 0xa7, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf};
         op = strops[rn(sizeof(strops))];
         if (rn(3))
@@ -545,6 +546,17 @@ static int gen_int(struct tcase *t)
     uint8_t modrm = (uint8_t)rnd();
     if (rn(2))
         modrm |= 0xc0;
+    if (force_op >= 0) {
+        /* groups: CMP imm (80/81/83 /7), TEST imm (F6/F7 /0), INC/DEC (FE/FF /0-1) */
+        unsigned reg = (modrm >> 3) & 7;
+        if ((op == 0x80 || op == 0x81 || op == 0x83) && rn(4))
+            reg = 7;
+        else if (op == 0xf6 || op == 0xf7)
+            reg = 0;
+        else if (op == 0xfe || op == 0xff)
+            reg = rn(2);
+        modrm = (uint8_t)((modrm & 0xc7) | reg << 3);
+    }
     b[n++] = modrm;
     for (unsigned k = 0; k < 10; k++)
         b[n++] = (uint8_t)rnd();
@@ -631,6 +643,35 @@ regs:
         t->r[5] = STACK_VA + 0x900 + rn(0x100);
     if (d.op == 0xc9 && d.map == 0)
         t->r[5] = STACK_VA + 0x700 + rn(0x100) * (rn(2) ? 1 : 0);
+    return 0;
+}
+
+/* A flag producer (the CMP/TEST/INC/DEC forms the engine fuses with a
+ * following Jcc, and SUB/AND/XOR/ADD) followed by a Jcc whose target and
+ * fall-through both land on int3 fill: the pair the engine runs as one
+ * fused handler, compared as a whole (RIP says whether it branched). */
+static int gen_pair(struct tcase *t)
+{
+    static const uint8_t ops[] = {0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x84, 0x85, 0xa8, 0xa9,
+                                  0x80, 0x81, 0x83, 0x83, 0xf6, 0xf7, 0xfe, 0xff, 0xff, 0x29,
+                                  0x21, 0x31, 0x01, 0x2b};
+    if (gen_int(t, ops[rn(sizeof(ops))]))
+        return -1;
+    unsigned cc = rn(16), n = t->len;
+    bool near = rn(4) == 0;
+    unsigned jlen = near ? 6 : 2;
+    /* target: just past the pair (forward into the fill) or back before it */
+    int32_t disp = rn(2) ? (int32_t)rn(0x40) : -(int32_t)(n + jlen + 1 + rn(0x60));
+    if (near) {
+        t->insn[n++] = 0x0f;
+        t->insn[n++] = (uint8_t)(0x80 | cc);
+        memcpy(t->insn + n, &disp, 4);
+        n += 4;
+    } else {
+        t->insn[n++] = (uint8_t)(0x70 | cc);
+        t->insn[n++] = (uint8_t)(int8_t)disp;
+    }
+    t->len = (uint8_t)n;
     return 0;
 }
 
@@ -829,7 +870,7 @@ int main(int argc, char **argv)
             do {
                 memset(t, 0, offsetof(struct tcase, fx));
                 t->klass = (uint8_t)cls;
-            } while (cls ? gen_fpu(t) : gen_int(t));
+            } while (cls ? gen_fpu(t) : rn(4) == 0 ? gen_pair(t) : gen_int(t, -1));
         }
         if (native_run(&nv, s, n)) {
             fprintf(stderr, "difftest: native child died\n");
