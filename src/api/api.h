@@ -11,6 +11,10 @@
 #include "api/resources.h"
 #include "vmm/vmm.h"
 
+/* The Firecracker release whose API ember implements (GET /version, and
+ * --version under Firecracker's name). */
+#define API_FIRECRACKER_VERSION "1.16.1"
+
 struct api {
     struct vmm *vmm;
     struct api_resources res;

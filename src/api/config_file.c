@@ -187,6 +187,8 @@ int api_adopt_config(struct api *api, const struct vm_config *cfg)
     r->initrd = cfg->initrd_path ? strdup(cfg->initrd_path) : NULL;
     r->boot_args = cfg->cmdline ? strdup(cfg->cmdline) : NULL;
     r->vcpus = cfg->nr_vcpus;
+    r->smt = cfg->smt;
+    r->track_dirty_pages = cfg->track_dirty_pages;
     r->mem_mib = (unsigned)(cfg->mem_size >> 20);
     r->entropy = cfg->rng;
     r->accel = cfg->accel;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
 #include "util/json_fields.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -159,15 +160,22 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
     if (mib < (CONFIG_MIN_MEM >> 20) || mib > (CONFIG_MAX_MEM >> 20))
         return err_set(-EINVAL, "machine-config: mem_size_mib must be from %llu to %llu, got %llu",
                        CONFIG_MIN_MEM >> 20, CONFIG_MAX_MEM >> 20, (unsigned long long)mib);
-    if (jf_bool(body, "smt", false))
-        return err_set(-EINVAL, "machine-config: smt is not supported: each vCPU is a core "
-                                "of its own");
+    /* PUT replaces the whole configuration (absent fields take their
+     * defaults), PATCH only what it names — as Firecracker does. */
+    bool smt = jf_bool(body, "smt", patch ? r->smt : false);
+    if (smt && vcpus > 1 && vcpus % 2)
+        return err_set(-EINVAL, "machine-config: with smt the vcpu_count must be 1 or even "
+                                "(two threads per core), got %llu", (unsigned long long)vcpus);
     if (strcmp(tmpl, "None"))
         return err_set(-EINVAL, "machine-config: cpu_template '%s' is not supported (only "
                                 "\"None\")", tmpl);
-    if (strcmp(huge, "None"))
-        return err_set(-EINVAL, "machine-config: huge_pages '%s' is not supported (only "
-                                "\"None\"; guest memory uses transparent huge pages)", huge);
+    if (strcmp(huge, "None") && strcmp(huge, "Transparent"))
+        return err_set(-EINVAL, "machine-config: huge_pages '%s' is not supported (\"None\" or "
+                                "\"Transparent\": guest memory always asks for transparent huge "
+                                "pages; hugetlbfs is not used)", huge);
+    if (!patch || jf_get(body, "huge_pages"))
+        snprintf(r->huge_pages, sizeof(r->huge_pages), "%s", huge);
+    r->smt = smt;
     r->vcpus = (unsigned)vcpus;
     r->mem_mib = (unsigned)mib;
     r->track_dirty_pages = jf_bool(body, "track_dirty_pages", r->track_dirty_pages);
@@ -426,8 +434,6 @@ int api_set_logger(struct api_resources *r, struct json_object *body)
         {"module", JF_STRING, false, true},
     };
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "logger");
-    if (!ret)
-        ret = refuse_unsupported(body, "logger", "module", "filtering by module");
     enum log_level level;
     bool off;
     if (!ret)
@@ -436,13 +442,18 @@ int api_set_logger(struct api_resources *r, struct json_object *body)
         return ret;
     const char *path = jf_string(body, "log_path", NULL);
     int fd = 2;
-    /* Non-blocking: a FIFO without a reader is an error now (ENXIO), and a
-     * full one drops lines instead of stalling the VMM. */
-    if (path && (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC,
-                           0600)) < 0)
-        return err_errno(-errno, "logger: cannot open %s", path);
-    log_configure(fd, level, off, jf_bool(body, "show_level", false),
-                  jf_bool(body, "show_log_origin", false));
+    /* As Firecracker opens it: a FIFO without a reader yet works. */
+    if (path && (fd = open_sink(path)) < 0)
+        return err_errno(fd, "logger: cannot open %s", path);
+    const struct log_config cfg = {
+        .fd = fd,
+        .level = level,
+        .off = off,
+        .show_level = jf_bool(body, "show_level", false),
+        .show_origin = jf_bool(body, "show_log_origin", false),
+        .module = jf_string(body, "module", NULL),
+    };
+    log_configure(&cfg);
     json_object_put(r->logger);
     r->logger = json_object_get(body);
     return 0;
@@ -530,7 +541,10 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->mem_size = (uint64_t)r->mem_mib << 20;
     cfg->rng = r->entropy;
     cfg->track_dirty_pages = r->track_dirty_pages;
+    cfg->smt = r->smt;
     cfg->accel = r->accel;
+    cfg->boot_timer = r->boot_timer;
+    cfg->transport = r->transport;
     add_disks(r, cfg);
     for (unsigned i = 0; i < r->nr_nics; i++) {
         struct nic_config *n = &cfg->nics[cfg->nr_nics++];
@@ -549,9 +563,10 @@ struct json_object *api_machine_config_json(const struct api_resources *r)
     struct json_object *o = json_object_new_object();
     json_object_object_add(o, "vcpu_count", json_object_new_int(r->vcpus));
     json_object_object_add(o, "mem_size_mib", json_object_new_int(r->mem_mib));
-    json_object_object_add(o, "smt", json_object_new_boolean(false));
+    json_object_object_add(o, "smt", json_object_new_boolean(r->smt));
     json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(r->track_dirty_pages));
-    json_object_object_add(o, "huge_pages", json_object_new_string("None"));
+    json_object_object_add(o, "huge_pages",
+                           json_object_new_string(r->huge_pages[0] ? r->huge_pages : "None"));
     json_object_object_add(o, "accel", json_object_new_string(accel_kind_name(r->accel)));
     return o;
 }

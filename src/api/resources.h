@@ -39,12 +39,17 @@ struct api_resources {
     unsigned vcpus;
     unsigned mem_mib;
     bool track_dirty_pages;
+    bool smt;
+    char huge_pages[16]; /* as sent ("None", "Transparent"); empty: None */
     enum accel_kind accel;
     struct api_drive drives[CONFIG_MAX_DISKS];
     unsigned nr_drives;
     struct api_nic nics[CONFIG_MAX_NICS];
     unsigned nr_nics;
     bool entropy;
+    /* From the command line: Firecracker's --boot-timer, --enable-pci. */
+    bool boot_timer;
+    enum virtio_transport transport;
     /* Logger and metrics as last set, for GET /vm/config. */
     struct json_object *logger;
     char *metrics_path;

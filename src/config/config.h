@@ -28,6 +28,11 @@ enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
  * whichever this host can run (KVM where the host check passes). */
 enum accel_kind { ACCEL_AUTO, ACCEL_KVM, ACCEL_SOFT };
 
+/* How virtio devices reach the guest: PCI functions, or virtio-mmio
+ * (version 2) devices announced on the kernel command line and in the DSDT,
+ * as Firecracker's. AUTO: MMIO when the command line says pci=off. */
+enum virtio_transport { TRANSPORT_AUTO, TRANSPORT_PCI, TRANSPORT_MMIO };
+
 #define CONFIG_MAX_NICS 8
 #define CONFIG_MAX_HOSTFWD 16
 
@@ -57,6 +62,9 @@ struct vm_config {
     struct nic_config nics[CONFIG_MAX_NICS];
     unsigned nr_nics;
     bool track_dirty_pages; /* for Diff snapshots */
+    bool smt;               /* two threads per core (vCPUs 2k, 2k+1), as Firecracker's smt */
+    enum virtio_transport transport;
+    bool boot_timer;        /* Firecracker's --boot-timer device */
 };
 
 /* New paths for a restored VM's disks and TAP devices, by id (the API's
@@ -73,6 +81,12 @@ struct vm_overrides {
 };
 
 void vm_config_defaults(struct vm_config *cfg);
+/* "pci", "mmio" (and "auto") and back; parse returns false for anything else. */
+const char *transport_name(enum virtio_transport t);
+bool transport_parse(const char *name, enum virtio_transport *out);
+/* The transport a VM with this command line gets: 'want', or for AUTO,
+ * MMIO when the command line has the word pci=off. */
+enum virtio_transport transport_resolve(enum virtio_transport want, const char *cmdline);
 /* "auto", "kvm", "soft" and back; parse returns false for anything else. */
 const char *accel_kind_name(enum accel_kind kind);
 bool accel_kind_parse(const char *name, enum accel_kind *out);

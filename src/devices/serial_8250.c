@@ -351,8 +351,8 @@ static size_t serial_counters(void *dev, struct device_counter *out)
 {
     struct serial *s = dev;
     pthread_mutex_lock(&s->lock);
-    out[0] = (struct device_counter){"bytes_out", s->bytes_out};
-    out[1] = (struct device_counter){"bytes_in", s->bytes_in};
+    out[0] = (struct device_counter){"write_count", s->bytes_out};
+    out[1] = (struct device_counter){"read_count", s->bytes_in};
     pthread_mutex_unlock(&s->lock);
     return 2;
 }

@@ -30,6 +30,7 @@ void machine_save(const struct vm_config *cfg, struct rec r)
     rec_put_bool(r, "rng", cfg->rng);
     rec_put_str(r, "console", cfg->console == CONSOLE_VIRTIO ? "virtio" : "serial");
     rec_put_bool(r, "track_dirty_pages", cfg->track_dirty_pages);
+    rec_put_bool(r, "smt", cfg->smt);
     rec_put_str(r, "accel", accel_kind_name(cfg->accel));
     rec_put_u64(r, "nr_disks", cfg->nr_disks);
     for (unsigned i = 0; i < cfg->nr_disks; i++)
@@ -92,6 +93,8 @@ int machine_load(struct rec r, struct vm_config *cfg)
         ret = rec_get_bool(r, "rng", &cfg->rng);
     if (!ret)
         ret = rec_get_bool(r, "track_dirty_pages", &cfg->track_dirty_pages);
+    if (!ret && rec_has(r, "smt")) /* snapshots from before it: one thread per core */
+        ret = rec_get_bool(r, "smt", &cfg->smt);
     if (!ret && (!console || (strcmp(console, "serial") && strcmp(console, "virtio"))))
         ret = err_set(-EINVAL, "'console' must be serial or virtio");
     if (!ret)

@@ -357,7 +357,7 @@ static size_t blk_counters(struct virtio_dev *vdev, struct device_counter *out)
         {"read_count", st->reads},       {"write_count", st->writes},
         {"read_bytes", st->bytes_read},  {"write_bytes", st->bytes_written},
         {"flush_count", st->flushes},    {"discard_count", st->discards},
-        {"io_errors", st->errors},
+        {"execute_fails", st->errors}, /* Firecracker's names */
     };
     memcpy(out, c, sizeof(c));
     return ARRAY_SIZE(c);

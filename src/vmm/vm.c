@@ -63,16 +63,24 @@ static const struct irq_sink_ops vm_irq_sink_ops = {
 static void vm_io_pio(void *ctx, uint16_t port, void *data, unsigned len, bool is_write)
 {
     struct vm *vm = ctx;
-    if (is_write)
+    if (is_write) {
+        vm->engine_io_out++;
         bus_write(&vm->pio, port, data, len);
-    else
+    } else {
+        vm->engine_io_in++;
         bus_read(&vm->pio, port, data, len);
+    }
 }
 
 static bool vm_io_mmio(void *ctx, uint64_t gpa, void *data, unsigned len, bool is_write)
 {
     struct vm *vm = ctx;
-    return is_write ? bus_write(&vm->mmio, gpa, data, len) : bus_read(&vm->mmio, gpa, data, len);
+    if (is_write) {
+        vm->engine_mmio_write++;
+        return bus_write(&vm->mmio, gpa, data, len);
+    }
+    vm->engine_mmio_read++;
+    return bus_read(&vm->mmio, gpa, data, len);
 }
 
 static void vm_memory_written(void *ctx, uint64_t gpa, uint64_t len)
@@ -192,7 +200,8 @@ static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
 {
     vm->vcpu_env = (struct vcpu_env){
         .accel = vm->accel, .avm = vm->avm, .pio = &vm->pio, .mmio = &vm->mmio,
-        .nr_vcpus = vm->nr_vcpus, .ended = vm_on_vcpu_end, .ctx = vm};
+        .nr_vcpus = vm->nr_vcpus, .threads_per_core = vm->cfg->smt ? 2 : 1,
+        .ended = vm_on_vcpu_end, .ctx = vm};
     vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
     struct x86_cpuid_entry *cpuid = calloc(CPUID_MAX_ENTRIES, sizeof(*cpuid));
     size_t nr_cpuid = 0;
@@ -406,7 +415,8 @@ void vm_dump_state(struct vm *vm)
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         struct vcpu *v = &vm->vcpus[i];
         log_warn("vCPU %u: exits I/O %llu, MMIO %llu, other %llu, %s", i,
-                 (unsigned long long)v->exits_io, (unsigned long long)v->exits_mmio,
+                 (unsigned long long)(v->exits_io_in + v->exits_io_out),
+                 (unsigned long long)(v->exits_mmio_read + v->exits_mmio_write),
                  (unsigned long long)v->exits_other, vcpu_state_name(vcpu_get_state(v)));
         log_backend_counters(vm, i, LOG_WARN);
     }

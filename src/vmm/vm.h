@@ -62,6 +62,9 @@ struct vm {
     struct vcpu_env vcpu_env;
     struct vcpu *vcpus;
     unsigned nr_vcpus;
+    /* Device accesses by a backend that runs the guest itself (the CPU
+     * engine has no exits; metrics count these as its exits). */
+    _Atomic uint64_t engine_io_in, engine_io_out, engine_mmio_read, engine_mmio_write;
 
     enum vm_state state;
     /* While PAUSED: the guest's clocks as they stopped (kvm-clock and each

@@ -12,6 +12,7 @@
 #include "util/evloop.h"
 #include "vmm/console.h"
 #include "vmm/files.h"
+#include "vmm/metrics.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
@@ -52,7 +53,7 @@ struct vmm {
 
     int metrics_fd;                /* -1 until a metrics path is set */
     int metrics_timer_fd;
-    uint64_t metrics_flushes;
+    struct metrics metrics;        /* counters kept outside devices; what was reported */
     struct vmm_api_stats api_stats;
 };
 
