@@ -153,9 +153,15 @@ static int put_nic(struct api *api, const char *id, struct json_object *body,
 static int patch_nic(struct api *api, const char *id, struct json_object *body,
                      struct json_object **out)
 {
-    (void)api, (void)id, (void)body, (void)out;
-    return err_set(-EINVAL, "network interface: rate limiting (the only runtime update) is "
-                            "not supported by ember yet");
+    (void)out;
+    return api_patch_nic(&api->res, id, body);
+}
+
+static int put_serial(struct api *api, const char *id, struct json_object *body,
+                      struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_set_serial(&api->res, body);
 }
 
 static int put_entropy(struct api *api, const char *id, struct json_object *body,
@@ -232,6 +238,8 @@ static int put_snapshot_load(struct api *api, const char *id, struct json_object
                                 "configured already");
     struct snapshot_load_req req;
     int ret = api_parse_snapshot_load(body, &req);
+    if (!ret) /* PUT /serial before the load: not part of the snapshot */
+        req.overrides.serial_out_path = api->res.serial_out_path;
     if (!ret && api->res.machine_set) { /* the client said what machine it expects */
         req.overrides.expect_vcpus = api->res.vcpus;
         req.overrides.expect_mem = (uint64_t)api->res.mem_mib << 20;
@@ -314,6 +322,7 @@ static const struct route routes[] = {
     {"PUT", "/network-interfaces/{id}", PRE_BOOT, put_nic, "network"},
     {"PATCH", "/network-interfaces/{id}", RUNTIME, patch_nic, "network"},
     {"PUT", "/entropy", PRE_BOOT, put_entropy, NULL},
+    {"PUT", "/serial", PRE_BOOT, put_serial, "serial"},
     {"PUT", "/vsock", PRE_BOOT, put_vsock, "vsock"},
     {"PUT", "/logger", PRE_BOOT, put_logger, "logger"},
     {"PUT", "/metrics", PRE_BOOT, put_metrics, "metrics"},
@@ -328,6 +337,14 @@ static const struct route routes[] = {
     {"GET", "/mmds", ANY_TIME, not_supported, "mmds"},
     {"PUT", "/mmds/config", ANY_TIME, not_supported, "mmds"},
     {"PUT", "/cpu-config", ANY_TIME, not_supported, "cpu_cfg"},
+    {"PUT", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
+    {"PATCH", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
+    {"GET", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
+    {"PATCH", "/balloon/statistics", ANY_TIME, not_supported, NULL},
+    {"GET", "/balloon/statistics", ANY_TIME, not_supported, NULL},
+    {"PATCH", "/balloon/hinting/start", ANY_TIME, not_supported, NULL},
+    {"GET", "/balloon/hinting/status", ANY_TIME, not_supported, NULL},
+    {"PATCH", "/balloon/hinting/stop", ANY_TIME, not_supported, NULL},
     {"PUT", "/snapshot/create", RUNTIME, put_snapshot_create, NULL},
     {"PUT", "/snapshot/load", PRE_BOOT, put_snapshot_load, NULL},
 };

@@ -82,6 +82,8 @@ static int apply_config(struct api *api, struct json_object *cfg)
         {"balloon", JF_OBJECT, false, true},
         {"mmds-config", JF_OBJECT, false, true},
         {"cpu-config", JF_OBJECT, false, true},
+        {"pmem", JF_ARRAY, false, true},
+        {"memory-hotplug", JF_OBJECT, false, true},
     };
     int ret = jf_check(cfg, fields, ARRAY_SIZE(fields), "the configuration");
     if (!ret)
@@ -92,6 +94,11 @@ static int apply_config(struct api *api, struct json_object *cfg)
         ret = refuse(cfg, "mmds-config", "the metadata service");
     if (!ret)
         ret = refuse(cfg, "cpu-config", "custom CPU templates");
+    if (!ret)
+        ret = refuse(cfg, "memory-hotplug", "memory hot-plugging (virtio-mem)");
+    struct json_object *pmem = jf_get(cfg, "pmem");
+    if (!ret && pmem && json_object_array_length(pmem))
+        ret = err_set(-EINVAL, "pmem: virtio-pmem is not supported by ember yet");
     struct json_object *v;
     /* The logger first, so that what follows is logged where it says. */
     if (!ret && (v = jf_get(cfg, "logger")))
@@ -151,6 +158,12 @@ static int adopt_disks(struct api_resources *r, const struct vm_config *cfg)
         ad->id = strdup(d->id && api_id_valid(d->id) ? d->id : id);
         ad->path = strdup(d->path);
         ad->read_only = d->read_only;
+        /* What the options' disk is in Firecracker's terms: flushes reach
+         * the image unless it was a Firecracker drive with cache_type Unsafe. */
+        snprintf(ad->cache_type, sizeof(ad->cache_type), "%s",
+                 d->no_flush ? "Unsafe" : "Writeback");
+        snprintf(ad->io_engine, sizeof(ad->io_engine), "Async");
+        ad->rate_limit = d->rate_limit;
         ad->vm_disk = i;
         if (!ad->id || !ad->path)
             return err_set(-ENOMEM, "out of memory");

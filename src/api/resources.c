@@ -45,6 +45,7 @@ void api_resources_free(struct api_resources *r)
         nic_free(&r->nics[i]);
     json_object_put(r->logger);
     free(r->metrics_path);
+    free(r->serial_out_path);
     free(r->cmdline);
     memset(r, 0, sizeof(*r));
 }
@@ -86,6 +87,65 @@ static int check_host_file(const char *what, const char *path, bool need_write)
     if (access(path, need_write ? R_OK | W_OK : R_OK) < 0)
         return err_errno(-errno, "%s %s", what, path);
     return 0;
+}
+
+int api_parse_bucket(struct json_object *body, const char *what, struct bucket_config *out)
+{
+    static const struct jf_field fields[] = {
+        {"size", JF_UINT, true, false},
+        {"refill_time", JF_UINT, true, false},
+        {"one_time_burst", JF_UINT, false, true},
+    };
+    memset(out, 0, sizeof(*out));
+    if (!body)
+        return 0;
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), what);
+    if (ret)
+        return ret;
+    out->size = jf_uint(body, "size", 0);
+    out->refill_time_ms = jf_uint(body, "refill_time", 0);
+    out->one_time_burst = jf_uint(body, "one_time_burst", 0);
+    /* Tokens per ms are computed in 64 bits: keep the products in range. */
+    if (out->refill_time_ms > (1ull << 32) || out->size > (1ull << 50) ||
+        out->one_time_burst > (1ull << 50))
+        return err_set(-EINVAL, "%s: size, one_time_burst or refill_time is too large", what);
+    return 0;
+}
+
+int api_parse_rate_limiter(struct json_object *body, const char *what,
+                           struct rate_limit_config *out)
+{
+    static const struct jf_field fields[] = {
+        {"bandwidth", JF_OBJECT, false, true},
+        {"ops", JF_OBJECT, false, true},
+    };
+    memset(out, 0, sizeof(*out));
+    if (!body)
+        return 0;
+    char name[96];
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), what);
+    if (!ret) {
+        snprintf(name, sizeof(name), "%s: bandwidth", what);
+        ret = api_parse_bucket(jf_get(body, "bandwidth"), name, &out->bandwidth);
+    }
+    if (!ret) {
+        snprintf(name, sizeof(name), "%s: ops", what);
+        ret = api_parse_bucket(jf_get(body, "ops"), name, &out->ops);
+    }
+    return ret;
+}
+
+/* Until rate limiting exists: an empty limiter ({} or zero-sized buckets,
+ * as Kata sends) limits nothing and is accepted; a real one is refused. */
+static int refuse_rate_limiter(struct json_object *body, const char *what, const char *field)
+{
+    struct rate_limit_config rl;
+    char name[96];
+    snprintf(name, sizeof(name), "%s: %s", what, field);
+    int ret = api_parse_rate_limiter(jf_get(body, field), name, &rl);
+    if (!ret && rate_limit_active(&rl))
+        ret = err_set(-EINVAL, "%s: rate limiting is not supported by ember yet", name);
+    return ret;
 }
 
 /* Fields Firecracker defines for features ember does not have yet: null is
@@ -228,7 +288,7 @@ static int check_drive_fields(struct api_resources *r, const char *path_id,
     if (!ret)
         ret = check_body_id("drive", "drive_id", path_id, *id = jf_string(body, "drive_id", ""));
     if (!ret)
-        ret = refuse_unsupported(body, "drive", "rate_limiter", "rate limiting");
+        ret = refuse_rate_limiter(body, "drive", "rate_limiter");
     if (!ret)
         ret = refuse_unsupported(body, "drive", "socket", "vhost-user-blk");
     if (ret)
@@ -281,6 +341,12 @@ int api_set_drive(struct api_resources *r, const char *path_id, struct json_obje
         .root = jf_bool(body, "is_root_device", false),
         .read_only = jf_bool(body, "is_read_only", false),
     };
+    snprintf(nd.cache_type, sizeof(nd.cache_type), "%s",
+             jf_string(body, "cache_type", "Unsafe"));
+    snprintf(nd.io_engine, sizeof(nd.io_engine), "%s", jf_string(body, "io_engine", "Sync"));
+    if (api_parse_rate_limiter(jf_get(body, "rate_limiter"), "drive: rate_limiter",
+                               &nd.rate_limit))
+        oom = true; /* checked already: cannot fail */
     if (oom) {
         drive_free(&nd);
         return err_set(-ENOMEM, "out of memory");
@@ -307,7 +373,7 @@ int api_check_drive_patch(struct api_resources *r, const char *path_id,
     if (!ret)
         ret = check_body_id("drive", "drive_id", path_id, id);
     if (!ret)
-        ret = refuse_unsupported(body, "drive", "rate_limiter", "rate limiting");
+        ret = refuse_rate_limiter(body, "drive", "rate_limiter");
     if (ret)
         return ret;
     struct api_drive *d = find_drive(r, id);
@@ -350,9 +416,9 @@ int api_set_nic(struct api_resources *r, const char *path_id, struct json_object
     if (!ret)
         ret = check_body_id("network interface", "iface_id", path_id, id);
     if (!ret)
-        ret = refuse_unsupported(body, "network interface", "rx_rate_limiter", "rate limiting");
+        ret = refuse_rate_limiter(body, "network interface", "rx_rate_limiter");
     if (!ret)
-        ret = refuse_unsupported(body, "network interface", "tx_rate_limiter", "rate limiting");
+        ret = refuse_rate_limiter(body, "network interface", "tx_rate_limiter");
     if (ret)
         return ret;
     const char *dev = jf_string(body, "host_dev_name", "");
@@ -364,6 +430,9 @@ int api_set_nic(struct api_resources *r, const char *path_id, struct json_object
     if (mac && (ret = parse_mac(mac, nn.mac)))
         return ret;
     nn.has_mac = mac != NULL;
+    if (api_parse_rate_limiter(jf_get(body, "rx_rate_limiter"), "rx", &nn.rx_limit) ||
+        api_parse_rate_limiter(jf_get(body, "tx_rate_limiter"), "tx", &nn.tx_limit))
+        return -EINVAL; /* checked already */
     struct api_nic *n = NULL;
     for (unsigned i = 0; i < r->nr_nics; i++) {
         if (!strcmp(r->nics[i].id, id))
@@ -393,14 +462,42 @@ int api_set_nic(struct api_resources *r, const char *path_id, struct json_object
     return 0;
 }
 
+int api_patch_nic(struct api_resources *r, const char *path_id, struct json_object *body)
+{
+    static const struct jf_field fields[] = {
+        {"iface_id", JF_STRING, true, false},
+        {"rx_rate_limiter", JF_OBJECT, false, true},
+        {"tx_rate_limiter", JF_OBJECT, false, true},
+    };
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "network interface");
+    const char *id = jf_string(body, "iface_id", "");
+    if (!ret)
+        ret = check_body_id("network interface", "iface_id", path_id, id);
+    if (!ret)
+        ret = refuse_rate_limiter(body, "network interface", "rx_rate_limiter");
+    if (!ret)
+        ret = refuse_rate_limiter(body, "network interface", "tx_rate_limiter");
+    if (ret)
+        return ret;
+    for (unsigned i = 0; i < r->nr_nics; i++)
+        if (!strcmp(r->nics[i].id, id))
+            return 0; /* limiters that limit nothing: nothing changes */
+    return err_set(-EINVAL, "network interface: no interface '%s'", id);
+}
+
 int api_set_entropy(struct api_resources *r, struct json_object *body)
 {
     static const struct jf_field fields[] = {{"rate_limiter", JF_OBJECT, false, true}};
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "entropy");
     if (!ret)
-        ret = refuse_unsupported(body, "entropy", "rate_limiter", "rate limiting");
+        ret = refuse_rate_limiter(body, "entropy", "rate_limiter");
+    struct rate_limit_config rl;
     if (!ret)
+        ret = api_parse_rate_limiter(jf_get(body, "rate_limiter"), "entropy: rate_limiter", &rl);
+    if (!ret) {
+        r->entropy_limit = rl;
         r->entropy = r->configured = true;
+    }
     return ret;
 }
 
@@ -456,6 +553,32 @@ int api_set_logger(struct api_resources *r, struct json_object *body)
     log_configure(&cfg);
     json_object_put(r->logger);
     r->logger = json_object_get(body);
+    return 0;
+}
+
+int api_set_serial(struct api_resources *r, struct json_object *body)
+{
+    static const struct jf_field fields[] = {
+        {"serial_out_path", JF_STRING, false, true},
+        {"rate_limiter", JF_OBJECT, false, true},
+    };
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "serial");
+    struct bucket_config limit;
+    if (!ret)
+        ret = api_parse_bucket(jf_get(body, "rate_limiter"), "serial: rate_limiter", &limit);
+    if (!ret && bucket_config_active(&limit))
+        ret = err_set(-EINVAL, "serial: rate limiting is not supported by ember yet");
+    const char *path = jf_string(body, "serial_out_path", NULL);
+    if (!ret && path && !*path)
+        ret = err_set(-EINVAL, "serial: serial_out_path is empty");
+    if (ret)
+        return ret;
+    char *copy = NULL;
+    if (path && !(copy = strdup(path)))
+        return err_set(-ENOMEM, "out of memory");
+    free(r->serial_out_path);
+    r->serial_out_path = copy;
+    r->serial_limit = limit;
     return 0;
 }
 
@@ -517,7 +640,9 @@ static void add_disks(struct api_resources *r, struct vm_config *cfg)
                 continue;
             d->vm_disk = cfg->nr_disks;
             cfg->disks[cfg->nr_disks++] = (struct disk_config){
-                .path = d->path, .id = d->id, .read_only = d->read_only};
+                .path = d->path, .id = d->id, .read_only = d->read_only,
+                .no_flush = strcmp(d->cache_type, "Writeback") != 0,
+                .rate_limit = d->rate_limit};
         }
 }
 
@@ -545,6 +670,7 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->accel = r->accel;
     cfg->boot_timer = r->boot_timer;
     cfg->transport = r->transport;
+    cfg->serial_out_path = r->serial_out_path;
     add_disks(r, cfg);
     for (unsigned i = 0; i < r->nr_nics; i++) {
         struct nic_config *n = &cfg->nics[cfg->nr_nics++];
@@ -576,6 +702,30 @@ static void add_string_or_null(struct json_object *o, const char *key, const cha
     json_object_object_add(o, key, value ? json_object_new_string(value) : NULL);
 }
 
+static struct json_object *bucket_json(const struct bucket_config *b)
+{
+    if (!b->size && !b->refill_time_ms && !b->one_time_burst)
+        return NULL;
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "size", json_object_new_uint64(b->size));
+    if (b->one_time_burst)
+        json_object_object_add(o, "one_time_burst", json_object_new_uint64(b->one_time_burst));
+    json_object_object_add(o, "refill_time", json_object_new_uint64(b->refill_time_ms));
+    return o;
+}
+
+/* null when it limits nothing, as Firecracker reports an absent limiter. */
+static struct json_object *rate_limiter_json(const struct rate_limit_config *r)
+{
+    struct json_object *bw = bucket_json(&r->bandwidth), *ops = bucket_json(&r->ops);
+    if (!bw && !ops)
+        return NULL;
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "bandwidth", bw);
+    json_object_object_add(o, "ops", ops);
+    return o;
+}
+
 static struct json_object *drives_json(const struct api_resources *r)
 {
     struct json_object *list = json_object_new_array();
@@ -587,8 +737,9 @@ static struct json_object *drives_json(const struct api_resources *r)
         json_object_object_add(o, "is_root_device", json_object_new_boolean(d->root));
         json_object_object_add(o, "is_read_only", json_object_new_boolean(d->read_only));
         add_string_or_null(o, "partuuid", d->partuuid);
-        json_object_object_add(o, "cache_type", json_object_new_string("Unsafe"));
-        json_object_object_add(o, "io_engine", json_object_new_string("Async"));
+        json_object_object_add(o, "cache_type", json_object_new_string(d->cache_type));
+        json_object_object_add(o, "io_engine", json_object_new_string(d->io_engine));
+        json_object_object_add(o, "rate_limiter", rate_limiter_json(&d->rate_limit));
         json_object_array_add(list, o);
     }
     return list;
@@ -608,6 +759,8 @@ static struct json_object *nics_json(const struct api_resources *r)
                      n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
             json_object_object_add(o, "guest_mac", json_object_new_string(mac));
         }
+        json_object_object_add(o, "rx_rate_limiter", rate_limiter_json(&n->rx_limit));
+        json_object_object_add(o, "tx_rate_limiter", rate_limiter_json(&n->tx_limit));
         json_object_array_add(list, o);
     }
     return list;
@@ -627,7 +780,12 @@ struct json_object *api_vm_config_json(const struct api_resources *r)
     json_object_object_add(o, "machine-config", api_machine_config_json(r));
     json_object_object_add(o, "drives", drives_json(r));
     json_object_object_add(o, "network-interfaces", nics_json(r));
-    json_object_object_add(o, "entropy", r->entropy ? json_object_new_object() : NULL);
+    struct json_object *entropy = NULL;
+    if (r->entropy) {
+        entropy = json_object_new_object();
+        json_object_object_add(entropy, "rate_limiter", rate_limiter_json(&r->entropy_limit));
+    }
+    json_object_object_add(o, "entropy", entropy);
     json_object_object_add(o, "logger", json_object_get(r->logger));
     struct json_object *metrics = NULL;
     if (r->metrics_path) {
@@ -638,5 +796,8 @@ struct json_object *api_vm_config_json(const struct api_resources *r)
     json_object_object_add(o, "vsock", NULL);
     json_object_object_add(o, "balloon", NULL);
     json_object_object_add(o, "mmds-config", NULL);
+    json_object_object_add(o, "cpu-config", NULL);
+    json_object_object_add(o, "pmem", json_object_new_array());
+    json_object_object_add(o, "memory-hotplug", NULL);
     return o;
 }

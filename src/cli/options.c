@@ -51,6 +51,7 @@ enum {
     OPT_NO_SECCOMP,
     OPT_VERSION,
     OPT_TRANSPORT,
+    OPT_CLOCK_REALTIME,
 };
 
 static const struct option run_options[] = {
@@ -82,6 +83,7 @@ static const struct option restore_options[] = {
     {"net", required_argument, NULL, OPT_NET},
     {"paused", no_argument, NULL, OPT_PAUSED},
     {"track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY},
+    {"clock-realtime", no_argument, NULL, OPT_CLOCK_REALTIME},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"id", required_argument, NULL, OPT_ID},
     {"accel", required_argument, NULL, OPT_ACCEL},
@@ -557,6 +559,7 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_DIFF: req->diff = true; return 0;
     case OPT_KEEP_PAUSED: req->keep_paused = true; return 0;
     case OPT_TRACK_DIRTY: o->track_dirty_pages = true; return 0;
+    case OPT_CLOCK_REALTIME: o->clock_realtime = true; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_ID: return parse_id(arg, req);
     case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; return 0;

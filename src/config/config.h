@@ -15,11 +15,37 @@
 
 #define CONFIG_MAX_DISKS 16
 
+/* Firecracker's token bucket: 'size' tokens (bytes or operations), refilled
+ * completely every 'refill_time_ms', plus a 'one_time_burst' spent first. A
+ * bucket with size or refill time 0 limits nothing. */
+struct bucket_config {
+    uint64_t size;
+    uint64_t one_time_burst;
+    uint64_t refill_time_ms;
+};
+
+/* A device's rate limiter: bytes and operations, each its own bucket. */
+struct rate_limit_config {
+    struct bucket_config bandwidth, ops;
+};
+
+static inline bool bucket_config_active(const struct bucket_config *b)
+{
+    return b->size && b->refill_time_ms;
+}
+
+static inline bool rate_limit_active(const struct rate_limit_config *r)
+{
+    return bucket_config_active(&r->bandwidth) || bucket_config_active(&r->ops);
+}
+
 struct disk_config {
     const char *path;
     const char *id;     /* serial reported by GET_ID; default: the file name */
     bool read_only;
     bool cache_none;    /* O_DIRECT: bypass the host's page cache */
+    bool no_flush;      /* Firecracker's cache_type Unsafe: no VIRTIO_BLK_F_FLUSH offered */
+    struct rate_limit_config rate_limit;
 };
 
 enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
@@ -65,6 +91,7 @@ struct vm_config {
     bool smt;               /* two threads per core (vCPUs 2k, 2k+1), as Firecracker's smt */
     enum virtio_transport transport;
     bool boot_timer;        /* Firecracker's --boot-timer device */
+    const char *serial_out_path; /* COM1's output there instead of stdout */
 };
 
 /* New paths for a restored VM's disks and TAP devices, by id (the API's
@@ -76,6 +103,9 @@ struct vm_overrides {
     struct vm_override disks[CONFIG_MAX_DISKS], nics[CONFIG_MAX_NICS];
     unsigned nr_disks, nr_nics;
     bool track_dirty_pages; /* turn tracking on (Diff snapshots of the restored VM) */
+    bool clock_realtime;    /* advance the guest's clock by the time since the snapshot */
+    const char *vsock_uds;  /* a new host socket for the vsock device */
+    const char *serial_out_path; /* COM1's output (not kept in snapshots) */
     unsigned expect_vcpus;  /* if not 0: the snapshot must have this many vCPUs */
     uint64_t expect_mem;    /* if not 0: ... and this much memory */
 };

@@ -108,6 +108,7 @@ struct board {
     const struct board_host_ops *host;
     void *host_ctx;
     struct chardev_host console; /* guest console output */
+    struct chardev_host serial_out; /* COM1's own host end, if not the console */
 
     /* Filled in by setup. */
     board_input_fn console_input;

@@ -374,7 +374,7 @@ int serial_board_setup(struct board *b)
     struct serial *s = calloc(1, sizeof(*s));
     if (!s)
         return err_set(-ENOMEM, "out of memory");
-    serial_init(s, board_irq(b, IRQ_COM1), &b->console);
+    serial_init(s, board_irq(b, IRQ_COM1), b->serial_out.ops ? &b->serial_out : &b->console);
     struct device *d = board_add(b, &serial_device_ops, s, "serial");
     if (!d)
         return -ENOSPC;

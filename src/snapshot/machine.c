@@ -10,6 +10,7 @@ static void save_disk(const struct disk_config *d, struct rec r)
     rec_put_str(r, "id", d->id);
     rec_put_bool(r, "read_only", d->read_only);
     rec_put_bool(r, "cache_none", d->cache_none);
+    rec_put_bool(r, "no_flush", d->no_flush);
 }
 
 static void save_nic(const struct nic_config *n, struct rec r)
@@ -49,6 +50,8 @@ static int load_disk(struct rec r, struct disk_config *d)
         ret = rec_get_bool(r, "read_only", &d->read_only);
     if (!ret)
         ret = rec_get_bool(r, "cache_none", &d->cache_none);
+    if (!ret && rec_has(r, "no_flush"))
+        ret = rec_get_bool(r, "no_flush", &d->no_flush);
     return ret;
 }
 

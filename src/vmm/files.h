@@ -24,6 +24,7 @@ struct vm_files {
     struct net_backend *nets[CONFIG_MAX_NICS]; /* NULL once handed over */
     unsigned nr_nets;
     int mem_fd; /* restoring: the snapshot's memory file; -1 when booting */
+    int serial_out_fd; /* cfg->serial_out_path, or -1 */
 };
 
 /* For a boot: the kernel, initrd, disks and network backends. */

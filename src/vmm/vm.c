@@ -192,6 +192,10 @@ static int vm_setup_board(struct vm *vm)
         .host_ctx = vm,
         .console = {&console_chardev_ops, vm->console},
     };
+    if (vm->files->serial_out_fd >= 0) {
+        vm->serial_out = (struct console_file_out){vm->files->serial_out_fd, vm->console, 0};
+        vm->board.serial_out = (struct chardev_host){&console_file_out_ops, &vm->serial_out};
+    }
     return pc_board_setup(&vm->board);
 }
 

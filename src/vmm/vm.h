@@ -54,6 +54,7 @@ struct vm {
     struct irq_sink irq_sink;
     struct evloop *loop;       /* the process's, shared with the API */
     struct console *console;   /* ember's stdin/stdout */
+    struct console_file_out serial_out; /* COM1's output file (PUT /serial) */
     struct platform platform;
     struct pci_platform pci_platform;
     struct board board;

@@ -339,6 +339,11 @@ static int apply_overrides(struct vmm *vmm, const struct vm_overrides *o)
                        (unsigned long long)(o->expect_mem >> 20));
     if (o && o->track_dirty_pages)
         cfg->track_dirty_pages = true;
+    if (o && o->vsock_uds) /* vsock is not in ember yet: no snapshot has one */
+        return err_set(-EINVAL, "vsock_override: the snapshot has no vsock device");
+    vmm->snapshot.clock_realtime = o && o->clock_realtime;
+    if (o && o->serial_out_path && !(cfg->serial_out_path = keep_copy(vmm, o->serial_out_path)))
+        return err_set(-ENOMEM, "out of memory");
     for (unsigned k = 0; o && k < o->nr_disks; k++) {
         unsigned i = 0;
         while (i < cfg->nr_disks && !override_matches(o->disks[k].id, cfg->disks[i].id, "vd", i))

@@ -48,7 +48,7 @@ struct vmm {
     struct snapshot snapshot;      /* restored from (if open): its strings back cfg */
     /* New disk paths and TAP names given at restore, copied: the caller's
      * request does not outlive the call. */
-    char *override_copies[CONFIG_MAX_DISKS + CONFIG_MAX_NICS];
+    char *override_copies[CONFIG_MAX_DISKS + CONFIG_MAX_NICS + 1]; /* + serial_out_path */
     unsigned nr_override_copies;
 
     int metrics_fd;                /* -1 until a metrics path is set */
