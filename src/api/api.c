@@ -178,10 +178,8 @@ static int put_logger(struct api *api, const char *id, struct json_object *body,
     return api_set_logger(&api->res, body);
 }
 
-static int put_metrics(struct api *api, const char *id, struct json_object *body,
-                       struct json_object **out)
+int api_put_metrics(struct api *api, struct json_object *body)
 {
-    (void)id, (void)out;
     const char *path;
     int ret = api_check_metrics(body, &path);
     char *copy = ret ? NULL : strdup(path);
@@ -193,9 +191,18 @@ static int put_metrics(struct api *api, const char *id, struct json_object *body
         free(copy);
         return ret;
     }
+    metrics_set_extras(&api->vmm->metrics, jf_bool(body, "emit_id", false) ? api->vmm->id : NULL,
+                       jf_get(body, "properties"));
     free(api->res.metrics_path);
     api->res.metrics_path = copy;
     return 0;
+}
+
+static int put_metrics(struct api *api, const char *id, struct json_object *body,
+                       struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_put_metrics(api, body);
 }
 
 static int not_supported(struct api *api, const char *id, struct json_object *body,

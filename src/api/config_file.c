@@ -103,14 +103,8 @@ static int apply_config(struct api *api, struct json_object *cfg)
     /* The logger first, so that what follows is logged where it says. */
     if (!ret && (v = jf_get(cfg, "logger")))
         ret = api_set_logger(&api->res, v);
-    if (!ret && (v = jf_get(cfg, "metrics"))) {
-        const char *path;
-        ret = api_check_metrics(v, &path);
-        if (!ret && !(api->res.metrics_path = strdup(path)))
-            ret = err_set(-ENOMEM, "out of memory");
-        if (!ret)
-            ret = vmm_set_metrics_path(api->vmm, api->res.metrics_path);
-    }
+    if (!ret && (v = jf_get(cfg, "metrics")))
+        ret = api_put_metrics(api, v);
     if (!ret && (v = jf_get(cfg, "machine-config")))
         ret = api_set_machine_config(&api->res, v, false);
     if (!ret)

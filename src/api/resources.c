@@ -584,11 +584,22 @@ int api_set_serial(struct api_resources *r, struct json_object *body)
 
 int api_check_metrics(struct json_object *body, const char **path)
 {
-    static const struct jf_field fields[] = {{"metrics_path", JF_STRING, true, false}};
+    static const struct jf_field fields[] = {
+        {"metrics_path", JF_STRING, true, false},
+        {"emit_id", JF_BOOL, false, true},
+        {"properties", JF_OBJECT, false, true},
+    };
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "metrics");
     *path = jf_string(body, "metrics_path", "");
     if (!ret && !**path)
         ret = err_set(-EINVAL, "metrics: metrics_path is empty");
+    struct json_object *props = jf_get(body, "properties");
+    if (!ret && props) {
+        json_object_object_foreach(props, key, value) {
+            if (!json_object_is_type(value, json_type_string))
+                return err_set(-EINVAL, "metrics: properties: '%s' must be a string", key);
+        }
+    }
     return ret;
 }
 

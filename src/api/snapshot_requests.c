@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/version.h"
 #include "snapshot/format.h"
 
 #include "util/json_fields.h"

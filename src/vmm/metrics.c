@@ -18,6 +18,8 @@ void metrics_init(struct metrics *m)
 void metrics_destroy(struct metrics *m)
 {
     free(m->entries);
+    free(m->id);
+    json_object_put(m->properties);
     memset(m, 0, sizeof(*m));
 }
 
@@ -41,6 +43,16 @@ static struct metrics_entry *find(struct metrics *m, const char *group, const ch
     snprintf(e->group, sizeof(e->group), "%s", group);
     snprintf(e->name, sizeof(e->name), "%s", name);
     return e;
+}
+
+void metrics_set_extras(struct metrics *m, const char *id, struct json_object *properties)
+{
+    free(m->id);
+    m->id = id ? strdup(id) : NULL;
+    json_object_put(m->properties);
+    m->properties = NULL;
+    if (properties && json_object_deep_copy(properties, &m->properties, NULL) < 0)
+        m->properties = NULL;
 }
 
 void metrics_add(struct metrics *m, const char *group, const char *name, uint64_t n)
@@ -98,6 +110,10 @@ void metrics_declare_api(struct metrics *m)
         "vmm_load_snapshot", "vmm_pause_vm", "vmm_resume_vm"};
     for (size_t i = 0; i < ARRAY_SIZE(latencies); i++)
         metrics_store(m, "latencies_us", latencies[i], 0);
+    static const char *const vcpu[] = {"exit_io_in", "exit_io_out", "exit_mmio_read",
+                                       "exit_mmio_write"};
+    for (size_t i = 0; i < ARRAY_SIZE(vcpu); i++)
+        metrics_add(m, "vcpu", vcpu[i], 0);
 }
 
 static void add_u64(struct json_object *obj, const char *key, uint64_t value)
@@ -218,6 +234,10 @@ static struct json_object *build(struct metrics *m, const struct metrics_vmm *vm
     }
     struct json_object *root = json_object_new_object();
     add_u64(root, "utc_timestamp_ms", (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
+    if (m->id)
+        json_object_object_add(root, "id", json_object_new_string(m->id));
+    if (m->properties)
+        json_object_object_add(root, "properties", json_object_get(m->properties));
     for (unsigned i = 0; i < m->nr; i++) {
         struct metrics_entry *e = &m->entries[i];
         uint64_t v = report(e);

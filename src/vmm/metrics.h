@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
 #include "util/err.h"
 #include "vmm/vm.h"
 
@@ -30,6 +32,10 @@ struct metrics {
     unsigned nr, cap;
     uint64_t flushes;
     bool failed; /* an allocation failed: counters may be missing */
+    /* Firecracker's emit_id and properties: a top-level "id" and a
+     * "properties" object on every line. */
+    char *id;
+    struct json_object *properties;
 };
 
 void metrics_init(struct metrics *m);
@@ -38,6 +44,9 @@ void metrics_destroy(struct metrics *m);
 void metrics_add(struct metrics *m, const char *group, const char *name, uint64_t n);
 /* Set value group.name. */
 void metrics_store(struct metrics *m, const char *group, const char *name, uint64_t value);
+/* 'id' (NULL: none) and 'properties' (a JSON object of strings, or NULL),
+ * both copied. */
+void metrics_set_extras(struct metrics *m, const char *id, struct json_object *properties);
 /* Declare the counters Firecracker always reports for the control API, at 0. */
 void metrics_declare_api(struct metrics *m);
 
