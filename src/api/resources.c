@@ -603,8 +603,8 @@ int api_check_metrics(struct json_object *body, const char **path)
     return ret;
 }
 
-/* Firecracker's guests are told pci=off because its devices are virtio-mmio;
- * ember's are PCI, so that word would hide every disk and NIC. */
+/* boot_args plus the root device. (A pci=off there gives the VM virtio-mmio
+ * devices, as Firecracker's guests expect: config.h, transport_resolve.) */
 static char *build_cmdline(const struct api_resources *r)
 {
     const char *args = r->boot_args ? r->boot_args : CONFIG_DEFAULT_CMDLINE;
@@ -612,21 +612,7 @@ static char *build_cmdline(const struct api_resources *r)
     char *out = malloc(cap);
     if (!out)
         return NULL;
-    size_t n = 0;
-    const char *p = args;
-    while (*p) {
-        size_t skip = strspn(p, " ");
-        p += skip;
-        size_t len = strcspn(p, " ");
-        if (!len)
-            break;
-        if (len == 7 && !strncmp(p, "pci=off", 7))
-            log_warn("boot_args: dropped 'pci=off' (ember's virtio devices are PCI devices)");
-        else
-            n += (size_t)snprintf(out + n, cap - n, "%s%.*s", n ? " " : "", (int)len, p);
-        p += len;
-    }
-    out[n] = '\0';
+    size_t n = (size_t)snprintf(out, cap, "%s", args);
     for (unsigned i = 0; i < r->nr_drives; i++) {
         const struct api_drive *d = &r->drives[i];
         if (!d->root)

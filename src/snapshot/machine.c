@@ -32,6 +32,7 @@ void machine_save(const struct vm_config *cfg, struct rec r)
     rec_put_str(r, "console", cfg->console == CONSOLE_VIRTIO ? "virtio" : "serial");
     rec_put_bool(r, "track_dirty_pages", cfg->track_dirty_pages);
     rec_put_bool(r, "smt", cfg->smt);
+    rec_put_str(r, "transport", transport_name(cfg->transport));
     rec_put_str(r, "accel", accel_kind_name(cfg->accel));
     rec_put_u64(r, "nr_disks", cfg->nr_disks);
     for (unsigned i = 0; i < cfg->nr_disks; i++)
@@ -98,6 +99,11 @@ int machine_load(struct rec r, struct vm_config *cfg)
         ret = rec_get_bool(r, "track_dirty_pages", &cfg->track_dirty_pages);
     if (!ret && rec_has(r, "smt")) /* snapshots from before it: one thread per core */
         ret = rec_get_bool(r, "smt", &cfg->smt);
+    /* Snapshots from before virtio-mmio: PCI. */
+    const char *transport = rec_has(r, "transport") ? rec_get_str_or_null(r, "transport") : "pci";
+    if (!ret && (!transport || !transport_parse(transport, &cfg->transport) ||
+                 cfg->transport == TRANSPORT_AUTO))
+        ret = err_set(-EINVAL, "'transport' must be pci or mmio");
     if (!ret && (!console || (strcmp(console, "serial") && strcmp(console, "virtio"))))
         ret = err_set(-EINVAL, "'console' must be serial or virtio");
     if (!ret)

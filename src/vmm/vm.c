@@ -177,6 +177,9 @@ static int vm_setup_board(struct vm *vm)
         .msi_ctx = &vm->platform,
         .ioeventfd = platform_ioeventfd,
         .ioeventfd_ctx = &vm->platform,
+        .irqfd = platform_irqfd,
+        .irqfd_release = platform_irqfd_release,
+        .irqfd_ctx = &vm->platform,
     };
     vm->board = (struct board){
         .cfg = vm->cfg,
@@ -224,6 +227,21 @@ static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
 
 /* A fresh boot: firmware tables and the kernel in memory, the boot vCPU at
  * the kernel's entry. */
+/* The kernel command line as configured, then what the devices announce
+ * there (virtio-mmio's). */
+static int vm_build_cmdline(struct vm *vm)
+{
+    if (!vm->board.cmdline_len)
+        return 0;
+    const char *base = vm->files->boot.cmdline ? vm->files->boot.cmdline : "";
+    size_t len = strlen(base) + 1 + vm->board.cmdline_len + 1;
+    if (!(vm->cmdline = malloc(len)))
+        return err_set(-ENOMEM, "out of memory");
+    snprintf(vm->cmdline, len, "%s%s%s", base, *base ? " " : "", vm->board.cmdline);
+    log_debug("kernel command line: %s", vm->cmdline);
+    return boot_set_cmdline(&vm->files->boot, &vm->files->layout, vm->cmdline);
+}
+
 static int vm_load_guest(struct vm *vm)
 {
     struct acpi_config acpi = {.nr_vcpus = vm->cfg->nr_vcpus, .ioapic_id = 0,
@@ -233,6 +251,8 @@ static int vm_load_guest(struct vm *vm)
                    : err_set(-EFAULT, "no guest memory for ACPI tables");
     struct x86_regs regs;
     struct x86_sregs sregs;
+    if (!ret)
+        ret = vm_build_cmdline(vm);
     if (!ret)
         ret = boot_load(&vm->files->boot, &vm->files->layout, &vm->mem, &regs, &sregs);
     return ret ? ret : vm_setup_vcpus(vm, &regs, &sregs);
@@ -450,6 +470,8 @@ void vm_destroy(struct vm *vm)
     }
     free(vm->paused_tsc);
     vm->paused_tsc = NULL;
+    free(vm->cmdline);
+    vm->cmdline = NULL;
     bus_destroy(&vm->pio);
     bus_destroy(&vm->mmio);
     pthread_mutex_destroy(&vm->stop_lock);

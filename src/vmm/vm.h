@@ -59,6 +59,7 @@ struct vm {
     struct pci_platform pci_platform;
     struct board board;
     struct vm_files *files;
+    char *cmdline;             /* the configuration's, with the devices' words */
 
     struct vcpu_env vcpu_env;
     struct vcpu *vcpus;

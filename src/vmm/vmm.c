@@ -273,6 +273,12 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
 {
     bool restoring = mem_path != NULL;
     *fault = VMM_FAULT_SETUP;
+    /* pci=off (Firecracker's guests) means virtio-mmio, unless chosen. */
+    bool chosen = vmm->cfg.transport != TRANSPORT_AUTO;
+    vmm->cfg.transport = transport_resolve(vmm->cfg.transport, vmm->cfg.cmdline);
+    log_info("virtio devices: %s%s", transport_name(vmm->cfg.transport) ,
+             vmm->cfg.transport == TRANSPORT_MMIO && !chosen
+                 ? " (the command line says pci=off)" : "");
     int ret = vmm_choose_accel(vmm, restoring);
     if (!ret)
         ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, &vmm->files)

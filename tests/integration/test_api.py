@@ -762,7 +762,8 @@ def config_file_boot():
         expect_output(j, r"^hwrng-bytes 64$", "bytes from /dev/hwrng")
         log = j.output.split("--- log\n", 1)[-1].split("--- metrics", 1)[0]
         expect(re.search(r"^ember: info: kernel: bzImage", log, re.M) and
-               re.search(r"^ember: warning: boot_args: dropped 'pci=off'", log, re.M),
+               re.search(r"^ember: info: virtio devices: mmio \(the command line says "
+                         r"pci=off\)", log, re.M),
                f"the log file (level Info, show_level) has: {log[:600]!r}")
         metrics = [json.loads(line) for line in j.output.split("--- metrics\n", 1)[-1].splitlines()
                    if line.startswith("{")]

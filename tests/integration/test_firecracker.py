@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 
-from framework import (DEFAULT_CMDLINE, expect, expect_ember_rc, expect_output, guest_test,
+from framework import (DEFAULT_CMDLINE, expect, expect_ember_rc, expect_output, guest_test, on_engine,
                        host_test, job)
 from test_api import (API_HELPERS, SIGTERM_RC, Server, b64, check_firecracker_metrics, embers,
                       http_request, image, initrd, kernel, with_servers)
@@ -427,3 +427,314 @@ def fc_refused_options(ctx):
                              meta], r"--seccomp-filter: ember installs no seccomp filters yet")
     expect_setup_error(ctx, ["--api-sock", os.path.join(ctx.tmp, "a.sock"), "--level", "Loud"],
                        r"level must be one of Error, Warning, Info, Debug, Trace, Off")
+
+
+# --- guest tests ----------------------------------------------------------------
+
+def put(name, method, path, body):
+    """Shell: write 'body' (JSON, $VARS expanded) to a file and send it."""
+    return (f"cat > {name}.json <<EOF\n{body}\nEOF\n"
+            f"api -X {method} http://x{path} -d @{name}.json | sed 's/^/{name} /'\n")
+
+
+GETTING_STARTED_GUEST = r'''
+echo "eth0 $(cat /sys/class/net/eth0/address)"
+echo "root $(cat /sys/block/vda/size) scratch $(cat /sys/block/vdb/size) ro $(cat /sys/block/vdb/ro)"
+echo scratch-ready
+i=0; while [ $i -lt 900 ] && [ "$(cat /sys/block/vdb/size)" = 0 ]; do i=$((i+1)); usleep 100000; done
+echo "scratch-now $(cat /sys/block/vdb/size) $(dd if=/dev/vdb bs=512 count=1 2>/dev/null | head -c 8)"
+sleep 600
+'''
+
+
+@guest_test("firecracker docs through a running guest: getting-started's sequence (logger, "
+            "boot-source, rootfs, a TAP NIC, InstanceStart), patch-block's placeholder drive "
+            "swapped and seen by the guest, patch-network-interface, FlushMetrics, "
+            "SendCtrlAltDel", batch="fc")
+def fc_docs_guest():
+    # Beyond the docs: our guest kernel needs its initramfs (its virtio drivers
+    # are modules), and ember_cmd makes it report what it sees.
+    boot_args = (f"console=ttyS0 reboot=k panic=1 ember_dhcp=0 "
+                 f"ember_cmd={b64(GETTING_STARTED_GUEST)}")
+    net_patch = PATCH_NET_PATCH.replace("iface_1", "net1")
+    net_remove = PATCH_NET_REMOVE.replace("iface_1", "net1")
+    script = API_HELPERS + (
+        "dd if=/dev/zero of=rootfs.ext4 bs=1M count=16 2>/dev/null\n"
+        "touch scratch.img  # patch-block.md: touch ${ro_drive_path}\n"
+        "dd if=/dev/zero of=new.img bs=1M count=3 2>/dev/null\n"
+        "printf NEWDRIVE | dd of=new.img conv=notrunc 2>/dev/null\n"
+        "mkfifo metrics.fifo\n"
+        '"$EMBER" --api-sock api.sock < /dev/null > out.txt 2>&1 & pid=$!\n'
+        "wait_socket\n" +
+        put("logger", "PUT", "/logger", '''{
+        "log_path": "$DATA/firecracker.log",
+        "level": "Debug",
+        "show_level": true,
+        "show_log_origin": true
+    }''') +
+        put("boot", "PUT", "/boot-source", '''{
+        "kernel_image_path": "$GUEST/vmlinux",
+        "initrd_path": "$GUEST/initramfs.cpio",
+        "boot_args": "%s"
+    }''' % boot_args) +
+        put("rootfs", "PUT", "/drives/rootfs", '''{
+        "drive_id": "rootfs",
+        "path_on_host": "$DATA/rootfs.ext4",
+        "is_root_device": true,
+        "is_read_only": false
+    }''') +
+        put("scratch", "PUT", "/drives/scratch", '''{
+             "drive_id": "scratch",
+             "path_on_host": "$DATA/scratch.img",
+             "is_root_device": false,
+             "is_read_only": true
+         }''') +
+        put("net1", "PUT", "/network-interfaces/net1", '''{
+        "iface_id": "net1",
+        "guest_mac": "06:00:AC:10:00:02",
+        "host_dev_name": "tap0"
+    }''') +
+        put("metrics", "PUT", "/metrics", '{"metrics_path": "$DATA/metrics.fifo"}') +
+        put("start", "PUT", "/actions", '{"action_type": "InstanceStart"}') +
+        "wait_for scratch-ready out.txt\n" +
+        put("patch-scratch", "PATCH", "/drives/scratch", '''{
+             "drive_id": "scratch",
+             "path_on_host": "$DATA/new.img"
+         }''') +
+        "wait_for scratch-now out.txt\n" +
+        put("patch-net", "PATCH", "/network-interfaces/net1", net_patch) +
+        put("patch-net-remove", "PATCH", "/network-interfaces/net1", net_remove) +
+        put("flush", "PUT", "/actions", '{"action_type": "FlushMetrics"}') +
+        "cat metrics.fifo > metrics.out & cat_pid=$!\n" +
+        put("ctrl-alt-del", "PUT", "/actions", '{"action_type": "SendCtrlAltDel"}') +
+        'wait $pid; echo "ember rc=$?"\n'
+        "sleep 0.5; kill $cat_pid 2>/dev/null\n"
+        "cat out.txt; echo '--- log'; cat firecracker.log; echo '--- metrics'; cat metrics.out\n")
+
+    def check(j):
+        expect_ember_rc(j, 0)
+        for step in ("logger", "boot", "rootfs", "scratch", "net1", "metrics", "start",
+                     "patch-scratch", "flush", "ctrl-alt-del"):
+            expect_output(j, rf"^{step}  \[204\]$", f"204 for {step}")
+        for step in ("patch-net", "patch-net-remove"):
+            expect_output(j, rf"^{step}  \[204\]$" if RATE_LIMITS else
+                          rf"^{step} .*rate limiting is not supported by ember yet.* \[400\]$",
+                          f"{step}: as documented")
+        expect_output(j, r"^eth0 06:00:ac:10:00:02$", "net1's MAC in the guest")
+        expect_output(j, r"^root 32768 scratch 0 ro 1$", "the rootfs and the empty placeholder")
+        expect_output(j, r"^scratch-now 6144 NEWDRIVE$", "the swapped drive's size and data")
+        log = j.output.split("--- log\n", 1)[-1].split("--- metrics", 1)[0]
+        expect(re.search(r"^ember: debug \[src/[a-z0-9_/]+\.c:\d+\]: ", log, re.M),
+               f"the log at Debug with level and origin: {log[:500]!r}")
+        metrics = [json.loads(line) for line in j.output.split("--- metrics\n", 1)[-1].splitlines()
+                   if line.startswith("{")]
+        expect(metrics, "no metrics lines from the FIFO")
+        for m in metrics:
+            check_firecracker_metrics(m)
+        expect(metrics[0]["block_scratch"]["update_count"] == 1 and
+               metrics[0]["patch_api_requests"]["drive_count"] == 1,
+               f"the drive's PATCH in the metrics: {metrics[0].get('block_scratch')}")
+    return job("fc-docs", script, timeout=240), check
+
+
+KATA_GUEST = r'''
+echo "disks $(ls /sys/block | grep -c ^vd)"
+echo kata-ready
+i=0; while [ $i -lt 900 ] && [ "$(cat /sys/block/vde/size)" = 0 ]; do i=$((i+1)); usleep 100000; done
+echo "vde $(cat /sys/block/vde/size) $(dd if=/dev/vde bs=512 count=1 2>/dev/null | head -c 9)"
+sleep 600
+'''
+
+
+@guest_test("Kata Containers' launch: FIFOs opened for reading first, a config file with 8 "
+            "empty placeholder drives and a NIC with empty rate limiters, one placeholder "
+            "swapped by PATCH /drives and seen by the guest, metrics decoded as Kata decodes "
+            "them", batch="fc")
+def fc_kata():
+    # Kata's kernel parameters (fc.go) minus acpi=off: ember's guest kernel
+    # finds its devices through ACPI.
+    params = ("console=ttyS0 pci=off reboot=k panic=1 iommu=off net.ifnames=0 "
+              f"random.trust_cpu=on ember_dhcp=0 ember_cmd={b64(KATA_GUEST)}")
+    drives = ",\n".join(
+        '{"drive_id": "drive_%d", "is_read_only": false, "is_root_device": false, '
+        '"path_on_host": "$DATA/drive_%d"}' % (i, i) for i in range(8))
+    config = '''{
+	"boot-source": {"kernel_image_path": "$GUEST/vmlinuz", "initrd_path": "$GUEST/initramfs.cpio",
+	                "boot_args": "%s"},
+	"drives": [{"drive_id": "rootfs", "is_read_only": true, "is_root_device": false,
+	            "path_on_host": "$DATA/rootfs"},
+%s],
+	"logger": {"level": "Error", "log_path": "$DATA/logs.fifo"},
+	"machine-config": {"mem_size_mib": 256, "smt": false, "vcpu_count": ${EMBER_VCPUS:-2}},
+	"metrics": {"metrics_path": "$DATA/metrics.fifo"},
+	"network-interfaces": [{"guest_mac": "02:42:ac:11:00:02", "host_dev_name": "tap_kata",
+	                        "iface_id": "eth0", "rx_rate_limiter": {}, "tx_rate_limiter": {}}]
+}''' % (params, drives)
+    script = API_HELPERS + (
+        "dd if=/dev/zero of=rootfs bs=1M count=4 2>/dev/null\n"
+        "for i in 0 1 2 3 4 5 6 7; do : > drive_$i; done  # Kata's createDiskPool\n"
+        "dd if=/dev/zero of=container.img bs=1M count=5 2>/dev/null\n"
+        "printf CONTAINER | dd of=container.img conv=notrunc 2>/dev/null\n"
+        "mkfifo logs.fifo metrics.fifo\n"
+        "cat logs.fifo > logs.out & cat metrics.fifo > metrics.out &\n"
+        f"cat > fcConfig.json <<EOF\n{config}\nEOF\n"
+        "ln -sf \"$EMBER\" firecracker\n"
+        "./firecracker --version | head -1 | sed 's/^/version-line /'\n"
+        "./firecracker --api-sock api.sock --config-file fcConfig.json < /dev/null > out.txt 2>&1 &"
+        " pid=$!\n"
+        "wait_socket\n"
+        "wait_for kata-ready out.txt\n" +
+        put("patch-drive", "PATCH", "/drives/drive_3",
+            '{"drive_id": "drive_3", "path_on_host": "$DATA/container.img"}') +
+        "wait_for '^vde ' out.txt\n" +
+        put("flush", "PUT", "/actions", '{"action_type": "FlushMetrics"}') +
+        "kill $pid; wait $pid; echo \"ember rc=$?\"\n"
+        "wait  # the FIFOs' readers end when ember closes them\n"
+        "cat out.txt; echo '--- metrics'; cat metrics.out\n")
+
+    def check(j):
+        expect_output(j, r"^ember rc=143$", "ember ended by SIGTERM")
+        m = re.search(r"^version-line (.*)$", j.output, re.M)
+        expect(m, "no --version output")
+        parse_version_as_kata(m.group(1))
+        expect_output(j, r"^patch-drive  \[204\]$", "the PATCH of the placeholder")
+        expect_output(j, r"^disks 9$", "the rootfs and the 8 placeholders in the guest")
+        expect_output(j, r"^vde 10240 CONTAINER$", "the swapped placeholder's size and data")
+        metrics = [json.loads(line) for line in j.output.split("--- metrics\n", 1)[-1].splitlines()
+                   if line.startswith("{")]
+        expect(metrics, "no metrics lines")
+        for m in metrics:  # Kata's json.Unmarshal into FirecrackerMetrics
+            check_firecracker_metrics(m)
+        expect(metrics[-1]["block_drive_3"]["update_count"] == 1,
+               f"drive_3's swap: {metrics[-1].get('block_drive_3')}")
+    return job("fc-kata", script, timeout=240), check
+
+
+BOOT_TIMER_GUEST = r'''
+devmem 0xc0000000 8 123
+echo "siblings $(cat /sys/devices/system/cpu/cpu0/topology/thread_siblings_list)"
+echo "serial-out-line"
+'''
+
+
+@guest_test("firecracker: --boot-timer reports the guest's boot time when it writes the magic; "
+            "smt: true gives two threads per core; PUT /serial sends the console to a file",
+            batch="fc", engine=True)
+def fc_boot_timer_smt_serial():
+    boot_args = f"{DEFAULT_CMDLINE} ember_cmd={b64(BOOT_TIMER_GUEST)}"
+    script = API_HELPERS + (
+        "ln -sf \"$EMBER\" firecracker\n"
+        "./firecracker --api-sock api.sock --boot-timer < /dev/null > out.txt 2>&1 & pid=$!\n"
+        "wait_socket\n" +
+        put("boot", "PUT", "/boot-source", '''{"kernel_image_path": "$GUEST/vmlinuz",
+         "initrd_path": "$GUEST/initramfs.cpio", "boot_args": "%s"}''' % boot_args) +
+        put("machine", "PUT", "/machine-config",
+            '{"vcpu_count": ${EMBER_VCPUS:-2}, "mem_size_mib": 256, "smt": true}') +
+        put("serial", "PUT", "/serial", '{"serial_out_path": "$DATA/serial.out"}') +
+        put("start", "PUT", "/actions", '{"action_type": "InstanceStart"}') +
+        'wait $pid; echo "ember rc=$?"\n'
+        "echo '--- stdout'; cat out.txt; echo '--- serial'; cat serial.out\n")
+
+    def check(j):
+        expect_ember_rc(j, 0)
+        for step in ("boot", "machine", "serial", "start"):
+            expect_output(j, rf"^{step}  \[204\]$", f"204 for {step}")
+        stdout = j.output.split("--- stdout\n", 1)[-1].split("--- serial", 1)[0]
+        serial = j.output.split("--- serial\n", 1)[-1]
+        m = re.search(r"Guest-boot-time = +(\d+) us (\d+) ms, +(\d+) CPU us (\d+) CPU ms", stdout)
+        expect(m and int(m.group(1)) > 0 and int(m.group(1)) // 1000 == int(m.group(2)),
+               f"no boot time reported: {stdout[-600:]!r}")
+        expect("serial-out-line" in serial and "ember-guest: init started" in serial,
+               f"the guest's console in serial.out: {serial[-400:]!r}")
+        expect("serial-out-line" not in stdout, "the console went to stdout too")
+        siblings = re.search(r"^siblings (\S+)", serial, re.M)
+        expect(siblings and siblings.group(1) == ("0" if on_engine() else "0-1"),
+               f"cpu0's thread siblings: {siblings.group(1) if siblings else None}")
+    return job("fc-boot-timer", script, timeout=180), check
+
+
+CONFIG_JSON_GUEST = r'''
+echo "cpus $(grep -c ^processor /proc/cpuinfo) mem $(awk '/^MemTotal/ {print int($2/1024)}' /proc/meminfo)"
+echo "root $(cat /sys/block/vda/size)"
+'''
+
+
+@guest_test("firecracker: tests/framework/vm_config.json as --config-file --no-api boots "
+            "(2 vCPUs, 1024 MiB, an ELF vmlinux, a root drive)", batch="fc")
+def fc_vm_config_boot():
+    cfg = vm_config_json("$GUEST/vmlinux", "$DATA/rootfs.ext4", "$GUEST/initramfs.cpio")
+    cfg["boot-source"]["boot_args"] += f" ember_cmd={b64(CONFIG_JSON_GUEST)}"
+    script = (
+        "dd if=/dev/zero of=rootfs.ext4 bs=1M count=8 2>/dev/null\n"
+        f"cat > vm_config.json <<EOF\n{json.dumps(cfg, indent=2)}\nEOF\n"
+        '"$EMBER" --config-file vm_config.json --no-api < /dev/null; echo "ember rc=$?"\n')
+
+    def check(j):
+        expect_ember_rc(j, 0)
+        m = re.search(r"^cpus (\d+) mem (\d+)$", j.output, re.M)
+        expect(m and m.group(1) == "2" and 900 < int(m.group(2)) <= 1024,
+               f"the guest's CPUs and memory: {m.group(0) if m else None}")
+        expect_output(j, r"^root 16384$", "the root drive")
+    return job("fc-vm-config", script, timeout=120), check
+
+
+TICK_GUEST = r'''
+i=0
+while [ $i -lt 600 ]; do echo "tick $i $(cut -d' ' -f1 /proc/uptime)"; i=$((i+1)); usleep 200000; done
+'''
+
+
+@guest_test("firecracker: snapshot load's clock_realtime advances the guest's clock by the time "
+            "the snapshot waited (without it, the clock continues); create's version; "
+            "--describe-snapshot of the state file", batch="fc")
+def fc_clock_realtime():
+    boot_args = f"{DEFAULT_CMDLINE} ember_cmd={b64(TICK_GUEST)}"
+    load = '''{"snapshot_path": "$DATA/vm.state",
+     "mem_backend": {"backend_type": "File", "backend_path": "$DATA/vm.mem"},
+     "track_dirty_pages": true, "resume_vm": true, "clock_realtime": %s}'''
+    script = API_HELPERS + (
+        '"$EMBER" --api-sock api.sock < /dev/null > out1.txt 2>&1 & pid=$!\n'
+        "wait_socket\n" +
+        put("boot", "PUT", "/boot-source", '''{"kernel_image_path": "$GUEST/vmlinuz",
+         "initrd_path": "$GUEST/initramfs.cpio", "boot_args": "%s"}''' % boot_args) +
+        put("start", "PUT", "/actions", '{"action_type": "InstanceStart"}') +
+        "wait_for '^tick 10 ' out1.txt\n" +
+        put("pause", "PATCH", "/vm", '{"state": "Paused"}') +
+        put("create", "PUT", "/snapshot/create", '''{"snapshot_type": "Full",
+         "snapshot_path": "$DATA/vm.state", "mem_file_path": "$DATA/vm.mem",
+         "version": "%s"}''' % "1.16.1") +
+        "kill -9 $pid; wait $pid 2>/dev/null\n"
+        "ln -sf \"$EMBER\" firecracker\n"
+        "./firecracker --describe-snapshot vm.state | sed 's/^/describe /'\n"
+        "sleep 6\n"
+        "for mode in true false; do\n"
+        "  rm -f api.sock\n"
+        '  "$EMBER" --api-sock api.sock < /dev/null > out-$mode.txt 2>&1 & pid=$!\n'
+        "  wait_socket\n"
+        f"  cat > load.json <<EOF\n{load % '$mode'}\nEOF\n"
+        "  api -X PUT http://x/snapshot/load -d @load.json | sed \"s/^/load-$mode /\"\n"
+        "  wait_for '^tick 20 ' out-$mode.txt\n"
+        "  kill $pid; wait $pid\n"
+        "done\n"
+        "echo '--- before'; grep '^tick' out1.txt | tail -1\n"
+        "echo '--- true'; grep '^tick' out-true.txt | head -1\n"
+        "echo '--- false'; grep '^tick' out-false.txt | head -1\n")
+
+    def check(j):
+        for step in ("boot", "start", "pause", "create"):
+            expect_output(j, rf"^{step}  \[204\]$", f"204 for {step}")
+        expect_output(j, r"^load-true  \[204\]$", "the load with clock_realtime")
+        expect_output(j, r"^load-false  \[204\]$", "the load without it")
+        expect_output(j, r"^describe v1\.0\.0$", "--describe-snapshot")
+        ticks = {}
+        for part in ("before", "true", "false"):
+            m = re.search(rf"^--- {part}\ntick (\d+) ([\d.]+)$", j.output, re.M)
+            expect(m, f"no tick {part}")
+            ticks[part] = float(m.group(2))
+        jump_true = ticks["true"] - ticks["before"]
+        jump_false = ticks["false"] - ticks["before"]
+        expect(jump_true >= 6.0, f"clock_realtime: the guest's clock moved {jump_true:.2f} s "
+                                 f"across a snapshot that waited over 6 s")
+        expect(-0.5 < jump_false < 2.0, f"without clock_realtime the clock must continue where it "
+                                        f"stopped; it moved {jump_false:.2f} s")
+    return job("fc-clock-realtime", script, timeout=240), check
