@@ -48,7 +48,7 @@ def in_netns(body):
 
 
 @guest_test("user networking: DHCP, a page from the host's loopback, a port forward",
-            batch="net", engine=True)
+            batch="net", engine=True, mmio=True)
 def user_mode():
     port, fwd = 18080, 12222
     guest = (
@@ -85,7 +85,7 @@ def initrd_with_tcpperf(ctx):
     return out
 
 
-@guest_test("TAP in a network namespace: DHCP, ping both ways, TCP both ways", batch="net")
+@guest_test("TAP in a network namespace: DHCP, ping both ways, TCP both ways", batch="net", mmio=True)
 def tap_netns(ctx):
     guest = (
         "ping -c 2 -W 2 192.168.77.1 | grep -c 'bytes from'\n"
@@ -122,7 +122,7 @@ def tap_netns(ctx):
                 files={"initrd.cpio": initrd_with_tcpperf(ctx)}), check)
 
 
-@guest_test("TAP created by ember (CAP_NET_ADMIN), and two NICs at once", batch="net")
+@guest_test("TAP created by ember (CAP_NET_ADMIN), and two NICs at once", batch="net", mmio=True)
 def tap_created_and_two_nics():
     guest = (
         "ifconfig eth1 192.168.88.2 netmask 255.255.255.0 up\n"

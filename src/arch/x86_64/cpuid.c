@@ -12,10 +12,12 @@
 #define LEAF_EXT_FEATURES 0x80000001
 #define LEAF_EXT_SIZES 0x80000008
 #define LEAF_EXT_APIC_ID 0x8000001e
+#define LEAF_EXT_CACHE 0x8000001d
 
 #define FEAT1_ECX_HYPERVISOR (1u << 31)
 #define FEAT1_EDX_HTT (1u << 28)
 #define EXT1_ECX_CMP_LEGACY (1u << 1)
+#define EXT1_ECX_TOPOEXT (1u << 22)
 
 #define TOPO_LEVEL_SMT 1u
 #define TOPO_LEVEL_CORE 2u
@@ -62,6 +64,7 @@ struct topo {
     unsigned nr;      /* logical processors (vCPUs) */
     unsigned threads; /* per core: 1 or 2 */
     unsigned cores;   /* per package */
+    bool ext_apic;    /* AMD leaf 0x8000001e is there to describe them */
 };
 
 static void patch_features(struct x86_cpuid_entry *e, unsigned index, const struct topo *t)
@@ -109,7 +112,19 @@ static void patch_amd(struct x86_cpuid_entry *e, unsigned index, const struct to
             e->ecx |= EXT1_ECX_CMP_LEGACY;
         else
             e->ecx &= ~EXT1_ECX_CMP_LEGACY;
+        /* Linux reads threads per core from leaf 0x8000001e only with the
+         * topology extensions (Firecracker sets them too). */
+        if (t->ext_apic)
+            e->ecx |= EXT1_ECX_TOPOEXT;
         break;
+    case LEAF_EXT_CACHE: {
+        /* L1 and L2 belong to a core, L3 to all. */
+        unsigned level = (e->eax >> 5) & 7;
+        unsigned sharing = level >= 3 ? t->nr - 1 : t->threads - 1;
+        if (level)
+            e->eax = (e->eax & ~(0xfffu << 14)) | (sharing << 14);
+        break;
+    }
     case LEAF_EXT_SIZES:
         e->ecx = (e->ecx & ~0xf0ffu) | (bits_for(t->nr) << 12) | (t->nr - 1);
         break;
@@ -139,7 +154,9 @@ int cpuid_for_vcpu(const struct x86_cpuid_entry *supported, size_t count,
     if (cc->threads_per_core != 1 && cc->threads_per_core != 2)
         return err_set(-EINVAL, "%u threads per core (1 or 2)", cc->threads_per_core);
     struct topo t = {nr_vcpus, cc->threads_per_core,
-                     (nr_vcpus + cc->threads_per_core - 1) / cc->threads_per_core};
+                     (nr_vcpus + cc->threads_per_core - 1) / cc->threads_per_core, false};
+    for (size_t i = 0; i < count; i++)
+        t.ext_apic |= supported[i].function == LEAF_EXT_APIC_ID;
     enum cpu_vendor vendor = cpuid_vendor(supported, count);
     bool topology_leaves[2] = {false, false};
     size_t n = 0;

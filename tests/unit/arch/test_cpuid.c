@@ -136,6 +136,7 @@ static void test_smt_topology(void **state)
     assert_int_equal(ext->ebx & 0xff, 1);             /* compute unit (core) 1 */
     assert_int_equal((ext->ebx >> 8) & 0xff, 1);      /* 2 threads per unit */
     assert_int_equal(leaf(out, m, 0x80000008, 0)->ecx & 0xff, 3);
+    assert_true(leaf(out, m, 0x80000001, 0)->ecx & (1u << 22)); /* TOPOEXT */
     /* One vCPU with SMT on: a core with a single thread present. */
     assert_int_equal(cpuid_for_vcpu(s, n, 0, &(struct cpuid_config){1, 2}, out, 32, &m), 0);
     assert_int_equal((leaf(out, m, 0x8000001e, 0)->ebx >> 8) & 0xff, 1);
