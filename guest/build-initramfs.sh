@@ -27,7 +27,7 @@ echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 echo "root:x:0:" > "$root/etc/group"
 
 # Load order satisfies each module's depends= (checked below).
-order="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+order="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio
 virtio_blk failover net_failover virtio_net virtio_console virtio-rng
 vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
 fuse virtiofs pvpanic pvpanic-mmio"

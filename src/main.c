@@ -1,17 +1,20 @@
 /* ember: parse the command line, set up the VMM (and its control API), run
  * the VM, and turn how it ended into an exit status. Errors are reported
  * here, once. */
+#include <json-c/json.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
 #include "api/client.h"
 #include "cli/options.h"
+#include "snapshot/format.h"
 #include "util/log.h"
 #include "vmm/exit_codes.h"
 #include "vmm/vmm.h"
@@ -96,13 +99,74 @@ static int prepare_process(void)
     return vcpu_signals_init();
 }
 
-static int serve_api(struct api *api, const struct cli_request *req)
+static uint64_t clock_us(clockid_t clock)
 {
-    if (!req->api_sock)
-        return 0;
-    int ret = api_listen(api, req->api_sock, req->max_body);
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Firecracker's process start-up metrics, from the times its jailer passes
+ * (--start-time-us on CLOCK_MONOTONIC, --start-time-cpu-us of this process,
+ * --parent-cpu-time-us of the jailer). */
+static void report_startup_time(struct vmm *vmm, const struct cli_request *req)
+{
+    if (req->has_start_time_us)
+        metrics_store(&vmm->metrics, "api_server", "process_startup_time_us",
+                      clock_us(CLOCK_MONOTONIC) - req->start_time_us);
+    if (req->has_start_time_cpu_us)
+        metrics_store(&vmm->metrics, "api_server", "process_startup_time_cpu_us",
+                      clock_us(CLOCK_PROCESS_CPUTIME_ID) - req->start_time_cpu_us +
+                          req->parent_cpu_time_us);
+}
+
+/* Firecracker's command-line logger and metrics, applied as its API would
+ * apply them (so GET /vm/config shows them), and what the API's VM inherits
+ * from the command line (--boot-timer, --enable-pci, --transport). */
+static int apply_firecracker_options(struct vmm *vmm, struct api *api,
+                                     const struct cli_request *req)
+{
+    api->res.boot_timer = req->boot_timer;
+    api->res.transport = req->vm.transport;
+    int ret = 0;
+    if (req->logger.set) {
+        struct json_object *body = json_object_new_object();
+        if (req->logger.path)
+            json_object_object_add(body, "log_path", json_object_new_string(req->logger.path));
+        if (req->logger.level)
+            json_object_object_add(body, "level", json_object_new_string(req->logger.level));
+        if (req->logger.module)
+            json_object_object_add(body, "module", json_object_new_string(req->logger.module));
+        json_object_object_add(body, "show_level",
+                               json_object_new_boolean(req->logger.show_level));
+        json_object_object_add(body, "show_log_origin",
+                               json_object_new_boolean(req->logger.show_origin));
+        ret = api_set_logger(&api->res, body);
+        json_object_put(body);
+        if (ret)
+            return err_prefix(ret, "--log-path/--level/--module");
+    }
+    if (req->metrics_path) {
+        char *copy = strdup(req->metrics_path);
+        ret = copy ? vmm_set_metrics_path(vmm, copy) : err_set(-ENOMEM, "out of memory");
+        if (ret) {
+            free(copy);
+            return err_prefix(ret, "--metrics-path");
+        }
+        api->res.metrics_path = copy;
+    }
+    return 0;
+}
+
+static int serve_api(struct vmm *vmm, struct api *api, const struct cli_request *req)
+{
+    int ret = apply_firecracker_options(vmm, api, req);
+    if (ret || !req->api_sock)
+        return ret;
+    ret = api_listen(api, req->api_sock, req->max_body);
     if (!ret)
         log_info("control API on %s", req->api_sock);
+    report_startup_time(vmm, req);
     return ret;
 }
 
@@ -123,7 +187,7 @@ static int run_vmm(struct cli_request *req, bring_up_fn bring_up)
     int code;
     enum vmm_fault fault = VMM_FAULT_RUNTIME;
     if (vmm_init(&vmm, req->id, req->vm.skip_host_check, req->vm.accel) ||
-        (fault = VMM_FAULT_SETUP, serve_api(&api, req)) ||
+        (fault = VMM_FAULT_SETUP, serve_api(&vmm, &api, req)) ||
         bring_up(&vmm, &api, req, &fault)) {
         log_error("%s", err_msg());
         code = vmm_exit_code_for_fault(fault);
@@ -177,6 +241,20 @@ static int cmd_run(struct cli_request *req)
     return run_vmm(req, boot_from_options);
 }
 
+/* Under Firecracker's name, the first line is Firecracker's ("Firecracker
+ * vX.Y.Z", the API level ember implements), which launchers such as Kata
+ * Containers parse; the next says what is really running. As "ember", the
+ * first line is ember's own version. */
+static void print_version(const struct cli_request *req)
+{
+    if (req->as_firecracker)
+        printf("Firecracker v%s\n\nember %s, a VMM implementing Firecracker's API %s\n",
+               API_FIRECRACKER_VERSION, EMBER_VERSION, API_FIRECRACKER_VERSION);
+    else
+        printf("ember %s\nFirecracker API %s (run as 'firecracker' for a drop-in)\n",
+               EMBER_VERSION, API_FIRECRACKER_VERSION);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN); /* a peer that goes away is an error, not a death */
@@ -191,8 +269,20 @@ int main(int argc, char **argv)
         cli_print_usage(stdout);
         return EMBER_EXIT_OK;
     case CLI_VERSION:
-        printf("ember %s\n", EMBER_VERSION);
+        print_version(&req);
         return EMBER_EXIT_OK;
+    case CLI_SNAPSHOT_VERSION:
+        printf("v%u.0.0\n", SNAP_FORMAT_VERSION);
+        return EMBER_EXIT_OK;
+    case CLI_DESCRIBE_SNAPSHOT: {
+        uint32_t version;
+        if (snap_file_version(req.snapshot_path, &version)) {
+            log_error("%s", err_msg());
+            return EMBER_EXIT_SETUP_ERROR;
+        }
+        printf("v%u.0.0\n", version);
+        return EMBER_EXIT_OK;
+    }
     case CLI_SERVE:
         return run_vmm(&req, boot_from_api);
     case CLI_RESTORE:

@@ -204,6 +204,23 @@ def run_guest_tests(tests, ctx, results, log_dir):
         host.close()
 
 
+def mmio_variants(tests, ctx, results):
+    """The guest tests marked mmio=True, prepared afresh with pci=off on the
+    guest's command line (their virtio devices are then virtio-mmio), named
+    '... [virtio-mmio]', in batches of their own."""
+    chosen = []
+    for t in tests:
+        m = copy.copy(t)
+        m.name = t.name + " [virtio-mmio]"
+        m.batch = t.batch + "-mmio"
+        chosen.append(m)
+    os.environ["EMBER_TEST_MMIO"] = "1"
+    try:
+        return prepare_guest_tests(chosen, ctx, results)
+    finally:
+        del os.environ["EMBER_TEST_MMIO"]
+
+
 def run_engine_tests(tests, ctx, results):
     """The guest tests marked engine=True once more, directly on this host
     with --accel soft: prepared afresh, named '... [engine]'."""
@@ -242,6 +259,8 @@ def main():
                     help="skip the guest tests on ember's CPU engine")
     ap.add_argument("--engine-only", action="store_true",
                     help="of the guest tests, run only those on ember's CPU engine")
+    ap.add_argument("--no-mmio", action="store_true",
+                    help="skip the second run of the device tests on virtio-mmio (pci=off)")
     ap.add_argument("--engine-all", action="store_true",
                     help="run every guest test on ember's CPU engine, not only the subset "
                          "marked for CI")
@@ -266,6 +285,8 @@ def main():
             guests = [t for t in tests if t.kind == "guest"]
             if not args.engine_only:
                 guest = prepare_guest_tests(guests, ctx, results)
+                if not args.no_mmio:
+                    guest += mmio_variants([t for t in guests if t.mmio], ctx, results)
                 log_dir = args.log_dir or os.path.join(args.build, "test-logs")
                 run_guest_tests(guest, ctx, results, log_dir)
             if not args.no_engine:

@@ -118,9 +118,10 @@ struct accel_ops {
     int (*irqfd)(struct accel_vm *vm, int fd, uint32_t gsi, bool assign);
     /* Without ACCEL_CAP_IRQFD: deliver an MSI message now (any thread). */
     int (*msi_inject)(struct accel_vm *vm, uint64_t address, uint32_t data);
-    /* Guest writes of 'len' bytes to MMIO 'address' signal 'fd' instead of
-     * exiting to ember. */
-    int (*ioeventfd)(struct accel_vm *vm, int fd, uint64_t address, unsigned len, bool assign);
+    /* Guest writes of 'len' bytes to MMIO 'address' (of the value
+     * *datamatch only, if given) signal 'fd' instead of exiting to ember. */
+    int (*ioeventfd)(struct accel_vm *vm, int fd, uint64_t address, unsigned len,
+                     const uint64_t *datamatch, bool assign);
     /* The guest's clock in ns (kvm-clock), saved at pause and restored at
      * resume so that guest time does not advance while the VM is paused. */
     int (*get_clock)(struct accel_vm *vm, uint64_t *ns);

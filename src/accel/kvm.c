@@ -255,13 +255,15 @@ static int kvm_irqfd(struct accel_vm *vm, int fd, uint32_t gsi, bool assign)
 }
 
 static int kvm_ioeventfd(struct accel_vm *vm, int fd, uint64_t address, unsigned len,
-                         bool assign)
+                         const uint64_t *datamatch, bool assign)
 {
     struct kvm_ioeventfd ev = {
+        .datamatch = datamatch ? *datamatch : 0,
         .addr = address,
         .len = len,
         .fd = fd,
-        .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+        .flags = (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN) |
+                 (datamatch ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0),
     };
     return kvm_ioctl_err(vm->vm_fd, KVM_IOEVENTFD, &ev, "IOEVENTFD");
 }

@@ -140,7 +140,7 @@ static int soft_msi_inject(struct accel_vm *avm, uint64_t address, uint32_t data
 }
 
 static int soft_ioeventfd(struct accel_vm *avm, int fd, uint64_t address, unsigned len,
-                          bool assign)
+                          const uint64_t *datamatch, bool assign)
 {
     struct soft_vm *vm = to_vm(avm);
     int ret = 0;
@@ -148,7 +148,8 @@ static int soft_ioeventfd(struct accel_vm *avm, int fd, uint64_t address, unsign
     if (assign && vm->nr_ioeventfds == SOFT_MAX_IOEVENTFDS)
         ret = err_set(-ENOSPC, "more than %d ioeventfds", SOFT_MAX_IOEVENTFDS);
     else if (assign)
-        vm->ioeventfds[vm->nr_ioeventfds++] = (struct soft_ioeventfd){address, len, fd};
+        vm->ioeventfds[vm->nr_ioeventfds++] = (struct soft_ioeventfd){
+            address, len, fd, datamatch != NULL, datamatch ? *datamatch : 0};
     for (unsigned i = 0; !assign && i < vm->nr_ioeventfds; i++) {
         if (vm->ioeventfds[i].fd == fd && vm->ioeventfds[i].addr == address) {
             vm->ioeventfds[i] = vm->ioeventfds[--vm->nr_ioeventfds];
@@ -161,12 +162,15 @@ static int soft_ioeventfd(struct accel_vm *avm, int fd, uint64_t address, unsign
 
 /* A guest write an ioeventfd catches signals it instead of reaching a
  * device, as KVM does: the device processes it on the event loop. */
-static bool soft_ioeventfd_hit(struct soft_vm *vm, uint64_t gpa, unsigned len)
+static bool soft_ioeventfd_hit(struct soft_vm *vm, uint64_t gpa, const void *data, unsigned len)
 {
     int fd = -1;
+    uint64_t value = 0;
+    memcpy(&value, data, MIN(len, sizeof(value))); /* little-endian, as the guest wrote it */
     pthread_rwlock_rdlock(&vm->ioeventfd_lock);
     for (unsigned i = 0; i < vm->nr_ioeventfds; i++) {
-        if (vm->ioeventfds[i].addr == gpa && vm->ioeventfds[i].len == len) {
+        const struct soft_ioeventfd *e = &vm->ioeventfds[i];
+        if (e->addr == gpa && e->len == len && (!e->match || e->data == value)) {
             fd = vm->ioeventfds[i].fd;
             break;
         }
@@ -227,7 +231,7 @@ static bool soft_mmio(void *ctx, uint64_t gpa, void *data, unsigned len, bool is
     struct soft_vm *vm = v->vm;
     if (soft_irq_mmio(v, gpa, data, len, is_write))
         return true;
-    if (is_write && soft_ioeventfd_hit(vm, gpa, len))
+    if (is_write && soft_ioeventfd_hit(vm, gpa, data, len))
         return true;
     return vm->io.mmio(vm->io.ctx, gpa, data, len, is_write);
 }

@@ -52,6 +52,8 @@ struct soft_ioeventfd {
     uint64_t addr;
     unsigned len;
     int fd;
+    bool match;      /* only writes of 'data' */
+    uint64_t data;
 };
 
 struct soft_vm {

@@ -1,8 +1,10 @@
 #include "api/api.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/json_fields.h"
 #include "api/snapshot_requests.h"
@@ -12,9 +14,6 @@
 #ifndef EMBER_VERSION
 #define EMBER_VERSION "unknown"
 #endif
-/* The Firecracker API version whose resources ember implements; clients
- * that check GET /version see it. */
-#define API_FIRECRACKER_VERSION "1.7.0"
 
 /* When a request may be made. */
 enum phase { ANY_TIME, PRE_BOOT, RUNTIME };
@@ -29,9 +28,28 @@ struct route {
     const char *path;     /* a trailing "/{id}" matches one path segment */
     enum phase phase;
     route_fn fn;
+    /* Firecracker's metrics name for it ("drive": put_api_requests.drive_count
+     * and drive_fails), or NULL. */
+    const char *metric;
 };
 
 /* --- handlers ------------------------------------------------------------ */
+
+static uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Firecracker's latencies_us.NAME: how long a request took (as the API
+ * sees it; the vmm_NAME values are the VMM's own part). Passes 'ret' on. */
+static int latency(struct api *api, const char *name, uint64_t t0, int ret)
+{
+    if (!ret)
+        metrics_store(&api->vmm->metrics, "latencies_us", name, monotonic_us() - t0);
+    return ret;
+}
 
 static int get_info(struct api *api, const char *id, struct json_object *body,
                     struct json_object **out)
@@ -135,9 +153,15 @@ static int put_nic(struct api *api, const char *id, struct json_object *body,
 static int patch_nic(struct api *api, const char *id, struct json_object *body,
                      struct json_object **out)
 {
-    (void)api, (void)id, (void)body, (void)out;
-    return err_set(-EINVAL, "network interface: rate limiting (the only runtime update) is "
-                            "not supported by ember yet");
+    (void)out;
+    return api_patch_nic(&api->res, id, body);
+}
+
+static int put_serial(struct api *api, const char *id, struct json_object *body,
+                      struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_set_serial(&api->res, body);
 }
 
 static int put_entropy(struct api *api, const char *id, struct json_object *body,
@@ -154,10 +178,8 @@ static int put_logger(struct api *api, const char *id, struct json_object *body,
     return api_set_logger(&api->res, body);
 }
 
-static int put_metrics(struct api *api, const char *id, struct json_object *body,
-                       struct json_object **out)
+int api_put_metrics(struct api *api, struct json_object *body)
 {
-    (void)id, (void)out;
     const char *path;
     int ret = api_check_metrics(body, &path);
     char *copy = ret ? NULL : strdup(path);
@@ -169,9 +191,18 @@ static int put_metrics(struct api *api, const char *id, struct json_object *body
         free(copy);
         return ret;
     }
+    metrics_set_extras(&api->vmm->metrics, jf_bool(body, "emit_id", false) ? api->vmm->id : NULL,
+                       jf_get(body, "properties"));
     free(api->res.metrics_path);
     api->res.metrics_path = copy;
     return 0;
+}
+
+static int put_metrics(struct api *api, const char *id, struct json_object *body,
+                       struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_put_metrics(api, body);
 }
 
 static int not_supported(struct api *api, const char *id, struct json_object *body,
@@ -193,9 +224,12 @@ static int put_snapshot_create(struct api *api, const char *id, struct json_obje
 {
     (void)id, (void)out;
     struct snapshot_create_req req;
+    uint64_t t0 = monotonic_us();
     int ret = api_parse_snapshot_create(body, &req);
     if (!ret)
-        ret = vmm_snapshot(api->vmm, req.type, req.state_path, req.mem_path);
+        ret = latency(api, req.type == SNAPSHOT_DIFF ? "diff_create_snapshot"
+                                                     : "full_create_snapshot", t0,
+                      vmm_snapshot(api->vmm, req.type, req.state_path, req.mem_path));
     if (!ret)
         log_info("snapshot (%s) written to %s and %s",
                  req.type == SNAPSHOT_DIFF ? "Diff" : "Full", req.state_path, req.mem_path);
@@ -211,14 +245,18 @@ static int put_snapshot_load(struct api *api, const char *id, struct json_object
                                 "configured already");
     struct snapshot_load_req req;
     int ret = api_parse_snapshot_load(body, &req);
+    if (!ret) /* PUT /serial before the load: not part of the snapshot */
+        req.overrides.serial_out_path = api->res.serial_out_path;
     if (!ret && api->res.machine_set) { /* the client said what machine it expects */
         req.overrides.expect_vcpus = api->res.vcpus;
         req.overrides.expect_mem = (uint64_t)api->res.mem_mib << 20;
         req.overrides.track_dirty_pages |= api->res.track_dirty_pages;
     }
     enum vmm_fault fault;
-    if (!ret && (ret = vmm_restore(api->vmm, req.state_path, req.mem_path, &req.overrides,
-                                   req.resume, &fault)))
+    uint64_t t0 = monotonic_us();
+    if (!ret && (ret = latency(api, "load_snapshot", t0,
+                               vmm_restore(api->vmm, req.state_path, req.mem_path,
+                                           &req.overrides, req.resume, &fault))))
         err_prefix(ret, "cannot load the snapshot");
     if (!ret) /* GET /vm/config and PATCH /drives see the restored machine */
         ret = api_adopt_config(api, &api->vmm->cfg);
@@ -268,44 +306,54 @@ static int patch_vm(struct api *api, const char *id, struct json_object *body,
     if (ret)
         return ret;
     const char *state = jf_string(body, "state", "");
+    uint64_t t0 = monotonic_us();
     if (!strcmp(state, "Paused"))
-        return vmm_pause(api->vmm);
+        return latency(api, "pause_vm", t0, vmm_pause(api->vmm));
     if (!strcmp(state, "Resumed"))
-        return vmm_resume(api->vmm);
+        return latency(api, "resume_vm", t0, vmm_resume(api->vmm));
     return err_set(-EINVAL, "vm: state must be \"Paused\" or \"Resumed\", got '%s'", state);
 }
 
 /* --- routing ------------------------------------------------------------- */
 
 static const struct route routes[] = {
-    {"GET", "/", ANY_TIME, get_info},
-    {"GET", "/version", ANY_TIME, get_version},
-    {"GET", "/machine-config", ANY_TIME, get_machine_config},
-    {"GET", "/vm/config", ANY_TIME, get_vm_config},
-    {"PUT", "/boot-source", PRE_BOOT, put_boot_source},
-    {"PUT", "/machine-config", PRE_BOOT, put_machine_config},
-    {"PATCH", "/machine-config", PRE_BOOT, patch_machine_config},
-    {"PUT", "/drives/{id}", PRE_BOOT, put_drive},
-    {"PATCH", "/drives/{id}", RUNTIME, patch_drive},
-    {"PUT", "/network-interfaces/{id}", PRE_BOOT, put_nic},
-    {"PATCH", "/network-interfaces/{id}", RUNTIME, patch_nic},
-    {"PUT", "/entropy", PRE_BOOT, put_entropy},
-    {"PUT", "/vsock", PRE_BOOT, put_vsock},
-    {"PUT", "/logger", PRE_BOOT, put_logger},
-    {"PUT", "/metrics", PRE_BOOT, put_metrics},
-    {"PUT", "/actions", ANY_TIME, put_actions},
-    {"PATCH", "/vm", RUNTIME, patch_vm},
+    {"GET", "/", ANY_TIME, get_info, "instance_info"},
+    {"GET", "/version", ANY_TIME, get_version, "vmm_version"},
+    {"GET", "/machine-config", ANY_TIME, get_machine_config, "machine_cfg"},
+    {"GET", "/vm/config", ANY_TIME, get_vm_config, NULL},
+    {"PUT", "/boot-source", PRE_BOOT, put_boot_source, "boot_source"},
+    {"PUT", "/machine-config", PRE_BOOT, put_machine_config, "machine_cfg"},
+    {"PATCH", "/machine-config", PRE_BOOT, patch_machine_config, "machine_cfg"},
+    {"PUT", "/drives/{id}", PRE_BOOT, put_drive, "drive"},
+    {"PATCH", "/drives/{id}", RUNTIME, patch_drive, "drive"},
+    {"PUT", "/network-interfaces/{id}", PRE_BOOT, put_nic, "network"},
+    {"PATCH", "/network-interfaces/{id}", RUNTIME, patch_nic, "network"},
+    {"PUT", "/entropy", PRE_BOOT, put_entropy, NULL},
+    {"PUT", "/serial", PRE_BOOT, put_serial, "serial"},
+    {"PUT", "/vsock", PRE_BOOT, put_vsock, "vsock"},
+    {"PUT", "/logger", PRE_BOOT, put_logger, "logger"},
+    {"PUT", "/metrics", PRE_BOOT, put_metrics, "metrics"},
+    {"PUT", "/actions", ANY_TIME, put_actions, "actions"},
+    {"PATCH", "/vm", RUNTIME, patch_vm, NULL},
     /* Firecracker resources ember does not have yet: a clear refusal. */
-    {"PUT", "/balloon", ANY_TIME, not_supported},
-    {"PATCH", "/balloon", ANY_TIME, not_supported},
-    {"GET", "/balloon", ANY_TIME, not_supported},
-    {"PUT", "/mmds", ANY_TIME, not_supported},
-    {"PATCH", "/mmds", ANY_TIME, not_supported},
-    {"GET", "/mmds", ANY_TIME, not_supported},
-    {"PUT", "/mmds/config", ANY_TIME, not_supported},
-    {"PUT", "/cpu-config", ANY_TIME, not_supported},
-    {"PUT", "/snapshot/create", RUNTIME, put_snapshot_create},
-    {"PUT", "/snapshot/load", PRE_BOOT, put_snapshot_load},
+    {"PUT", "/balloon", ANY_TIME, not_supported, NULL},
+    {"PATCH", "/balloon", ANY_TIME, not_supported, NULL},
+    {"GET", "/balloon", ANY_TIME, not_supported, NULL},
+    {"PUT", "/mmds", ANY_TIME, not_supported, "mmds"},
+    {"PATCH", "/mmds", ANY_TIME, not_supported, "mmds"},
+    {"GET", "/mmds", ANY_TIME, not_supported, "mmds"},
+    {"PUT", "/mmds/config", ANY_TIME, not_supported, "mmds"},
+    {"PUT", "/cpu-config", ANY_TIME, not_supported, "cpu_cfg"},
+    {"PUT", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
+    {"PATCH", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
+    {"GET", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
+    {"PATCH", "/balloon/statistics", ANY_TIME, not_supported, NULL},
+    {"GET", "/balloon/statistics", ANY_TIME, not_supported, NULL},
+    {"PATCH", "/balloon/hinting/start", ANY_TIME, not_supported, NULL},
+    {"GET", "/balloon/hinting/status", ANY_TIME, not_supported, NULL},
+    {"PATCH", "/balloon/hinting/stop", ANY_TIME, not_supported, NULL},
+    {"PUT", "/snapshot/create", RUNTIME, put_snapshot_create, NULL},
+    {"PUT", "/snapshot/load", PRE_BOOT, put_snapshot_load, NULL},
 };
 
 /* Does 'path' match 'pattern'? A "{id}" segment is copied to id[] (left
@@ -360,6 +408,24 @@ static int check_phase(const struct api *api, const struct route *r, const char 
     return 0;
 }
 
+/* Firecracker's request counters: get_api_requests.NAME_count, and
+ * put/patch_api_requests.NAME_count and NAME_fails. */
+static void count_request(struct api *api, const struct route *r, bool failed)
+{
+    if (!r->metric)
+        return;
+    char group[32], name[48];
+    for (size_t i = 0; r->method[i] && i < 8; i++)
+        group[i] = (char)tolower((unsigned char)r->method[i]), group[i + 1] = '\0';
+    snprintf(group + strlen(group), sizeof(group) - strlen(group), "_api_requests");
+    snprintf(name, sizeof(name), "%s_count", r->metric);
+    metrics_add(&api->vmm->metrics, group, name, 1);
+    if (failed && strcmp(r->method, "GET")) {
+        snprintf(name, sizeof(name), "%s_fails", r->metric);
+        metrics_add(&api->vmm->metrics, group, name, 1);
+    }
+}
+
 void api_handle(void *ctx, const struct http_request *req, struct http_response *resp)
 {
     struct api *api = ctx;
@@ -389,6 +455,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     if (!ret)
         ret = r->fn(api, id[0] ? id : NULL, body, &out);
     json_object_put(body);
+    count_request(api, r, ret != 0);
     if (ret) {
         log_info("API %s %s: %s", req->method, req->path, err_msg());
         respond_fault(resp, 400, err_msg());

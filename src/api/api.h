@@ -9,6 +9,7 @@
 
 #include "api/http_server.h"
 #include "api/resources.h"
+#include "api/version.h"
 #include "vmm/vmm.h"
 
 struct api {
@@ -32,6 +33,9 @@ int api_adopt_config(struct api *api, const struct vm_config *cfg) EMBER_MUST_CH
  * *fault says what kind of problem it was (VMM_FAULT_SETUP for the file). */
 int api_boot_from_file(struct api *api, const char *path, enum vmm_fault *fault)
     EMBER_MUST_CHECK;
+
+/* PUT /metrics (also the config file's "metrics"). */
+int api_put_metrics(struct api *api, struct json_object *body) EMBER_MUST_CHECK;
 
 /* One request, as the HTTP server delivers it (exposed for unit tests). */
 void api_handle(void *ctx, const struct http_request *req, struct http_response *resp);

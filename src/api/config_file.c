@@ -82,6 +82,8 @@ static int apply_config(struct api *api, struct json_object *cfg)
         {"balloon", JF_OBJECT, false, true},
         {"mmds-config", JF_OBJECT, false, true},
         {"cpu-config", JF_OBJECT, false, true},
+        {"pmem", JF_ARRAY, false, true},
+        {"memory-hotplug", JF_OBJECT, false, true},
     };
     int ret = jf_check(cfg, fields, ARRAY_SIZE(fields), "the configuration");
     if (!ret)
@@ -90,18 +92,17 @@ static int apply_config(struct api *api, struct json_object *cfg)
         ret = refuse(cfg, "mmds-config", "the metadata service");
     if (!ret)
         ret = refuse(cfg, "cpu-config", "custom CPU templates");
+    if (!ret)
+        ret = refuse(cfg, "memory-hotplug", "memory hot-plugging (virtio-mem)");
+    struct json_object *pmem = jf_get(cfg, "pmem");
+    if (!ret && pmem && json_object_array_length(pmem))
+        ret = err_set(-EINVAL, "pmem: virtio-pmem is not supported by ember yet");
     struct json_object *v;
     /* The logger first, so that what follows is logged where it says. */
     if (!ret && (v = jf_get(cfg, "logger")))
         ret = api_set_logger(&api->res, v);
-    if (!ret && (v = jf_get(cfg, "metrics"))) {
-        const char *path;
-        ret = api_check_metrics(v, &path);
-        if (!ret && !(api->res.metrics_path = strdup(path)))
-            ret = err_set(-ENOMEM, "out of memory");
-        if (!ret)
-            ret = vmm_set_metrics_path(api->vmm, api->res.metrics_path);
-    }
+    if (!ret && (v = jf_get(cfg, "metrics")))
+        ret = api_put_metrics(api, v);
     if (!ret && (v = jf_get(cfg, "machine-config")))
         ret = api_set_machine_config(&api->res, v, false);
     if (!ret)
@@ -151,6 +152,12 @@ static int adopt_disks(struct api_resources *r, const struct vm_config *cfg)
         ad->id = strdup(d->id && api_id_valid(d->id) ? d->id : id);
         ad->path = strdup(d->path);
         ad->read_only = d->read_only;
+        /* What the options' disk is in Firecracker's terms: flushes reach
+         * the image unless it was a Firecracker drive with cache_type Unsafe. */
+        snprintf(ad->cache_type, sizeof(ad->cache_type), "%s",
+                 d->no_flush ? "Unsafe" : "Writeback");
+        snprintf(ad->io_engine, sizeof(ad->io_engine), "Async");
+        ad->rate_limit = d->rate_limit;
         ad->vm_disk = i;
         if (!ad->id || !ad->path)
             return err_set(-ENOMEM, "out of memory");
@@ -187,6 +194,8 @@ int api_adopt_config(struct api *api, const struct vm_config *cfg)
     r->initrd = cfg->initrd_path ? strdup(cfg->initrd_path) : NULL;
     r->boot_args = cfg->cmdline ? strdup(cfg->cmdline) : NULL;
     r->vcpus = cfg->nr_vcpus;
+    r->smt = cfg->smt;
+    r->track_dirty_pages = cfg->track_dirty_pages;
     r->mem_mib = (unsigned)(cfg->mem_size >> 20);
     r->entropy = cfg->rng;
     r->accel = cfg->accel;

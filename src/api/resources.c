@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
 #include "util/json_fields.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -52,6 +53,7 @@ void api_resources_free(struct api_resources *r)
     vsock_free(&r->vsock);
     json_object_put(r->logger);
     free(r->metrics_path);
+    free(r->serial_out_path);
     free(r->cmdline);
     memset(r, 0, sizeof(*r));
 }
@@ -93,6 +95,65 @@ static int check_host_file(const char *what, const char *path, bool need_write)
     if (access(path, need_write ? R_OK | W_OK : R_OK) < 0)
         return err_errno(-errno, "%s %s", what, path);
     return 0;
+}
+
+int api_parse_bucket(struct json_object *body, const char *what, struct bucket_config *out)
+{
+    static const struct jf_field fields[] = {
+        {"size", JF_UINT, true, false},
+        {"refill_time", JF_UINT, true, false},
+        {"one_time_burst", JF_UINT, false, true},
+    };
+    memset(out, 0, sizeof(*out));
+    if (!body)
+        return 0;
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), what);
+    if (ret)
+        return ret;
+    out->size = jf_uint(body, "size", 0);
+    out->refill_time_ms = jf_uint(body, "refill_time", 0);
+    out->one_time_burst = jf_uint(body, "one_time_burst", 0);
+    /* Tokens per ms are computed in 64 bits: keep the products in range. */
+    if (out->refill_time_ms > (1ull << 32) || out->size > (1ull << 50) ||
+        out->one_time_burst > (1ull << 50))
+        return err_set(-EINVAL, "%s: size, one_time_burst or refill_time is too large", what);
+    return 0;
+}
+
+int api_parse_rate_limiter(struct json_object *body, const char *what,
+                           struct rate_limit_config *out)
+{
+    static const struct jf_field fields[] = {
+        {"bandwidth", JF_OBJECT, false, true},
+        {"ops", JF_OBJECT, false, true},
+    };
+    memset(out, 0, sizeof(*out));
+    if (!body)
+        return 0;
+    char name[96];
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), what);
+    if (!ret) {
+        snprintf(name, sizeof(name), "%s: bandwidth", what);
+        ret = api_parse_bucket(jf_get(body, "bandwidth"), name, &out->bandwidth);
+    }
+    if (!ret) {
+        snprintf(name, sizeof(name), "%s: ops", what);
+        ret = api_parse_bucket(jf_get(body, "ops"), name, &out->ops);
+    }
+    return ret;
+}
+
+/* Until rate limiting exists: an empty limiter ({} or zero-sized buckets,
+ * as Kata sends) limits nothing and is accepted; a real one is refused. */
+static int refuse_rate_limiter(struct json_object *body, const char *what, const char *field)
+{
+    struct rate_limit_config rl;
+    char name[96];
+    snprintf(name, sizeof(name), "%s: %s", what, field);
+    int ret = api_parse_rate_limiter(jf_get(body, field), name, &rl);
+    if (!ret && rate_limit_active(&rl))
+        ret = err_set(-EINVAL, "%s: rate limiting is not supported by ember yet", name);
+    return ret;
 }
 
 /* Fields Firecracker defines for features ember does not have yet: null is
@@ -167,15 +228,22 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
     if (mib < (CONFIG_MIN_MEM >> 20) || mib > (CONFIG_MAX_MEM >> 20))
         return err_set(-EINVAL, "machine-config: mem_size_mib must be from %llu to %llu, got %llu",
                        CONFIG_MIN_MEM >> 20, CONFIG_MAX_MEM >> 20, (unsigned long long)mib);
-    if (jf_bool(body, "smt", false))
-        return err_set(-EINVAL, "machine-config: smt is not supported: each vCPU is a core "
-                                "of its own");
+    /* PUT replaces the whole configuration (absent fields take their
+     * defaults), PATCH only what it names — as Firecracker does. */
+    bool smt = jf_bool(body, "smt", patch ? r->smt : false);
+    if (smt && vcpus > 1 && vcpus % 2)
+        return err_set(-EINVAL, "machine-config: with smt the vcpu_count must be 1 or even "
+                                "(two threads per core), got %llu", (unsigned long long)vcpus);
     if (strcmp(tmpl, "None"))
         return err_set(-EINVAL, "machine-config: cpu_template '%s' is not supported (only "
                                 "\"None\")", tmpl);
-    if (strcmp(huge, "None"))
-        return err_set(-EINVAL, "machine-config: huge_pages '%s' is not supported (only "
-                                "\"None\"; guest memory uses transparent huge pages)", huge);
+    if (strcmp(huge, "None") && strcmp(huge, "Transparent"))
+        return err_set(-EINVAL, "machine-config: huge_pages '%s' is not supported (\"None\" or "
+                                "\"Transparent\": guest memory always asks for transparent huge "
+                                "pages; hugetlbfs is not used)", huge);
+    if (!patch || jf_get(body, "huge_pages"))
+        snprintf(r->huge_pages, sizeof(r->huge_pages), "%s", huge);
+    r->smt = smt;
     r->vcpus = (unsigned)vcpus;
     r->mem_mib = (unsigned)mib;
     r->track_dirty_pages = jf_bool(body, "track_dirty_pages", r->track_dirty_pages);
@@ -228,7 +296,7 @@ static int check_drive_fields(struct api_resources *r, const char *path_id,
     if (!ret)
         ret = check_body_id("drive", "drive_id", path_id, *id = jf_string(body, "drive_id", ""));
     if (!ret)
-        ret = refuse_unsupported(body, "drive", "rate_limiter", "rate limiting");
+        ret = refuse_rate_limiter(body, "drive", "rate_limiter");
     if (!ret)
         ret = refuse_unsupported(body, "drive", "socket", "vhost-user-blk");
     if (ret)
@@ -281,6 +349,12 @@ int api_set_drive(struct api_resources *r, const char *path_id, struct json_obje
         .root = jf_bool(body, "is_root_device", false),
         .read_only = jf_bool(body, "is_read_only", false),
     };
+    snprintf(nd.cache_type, sizeof(nd.cache_type), "%s",
+             jf_string(body, "cache_type", "Unsafe"));
+    snprintf(nd.io_engine, sizeof(nd.io_engine), "%s", jf_string(body, "io_engine", "Sync"));
+    if (api_parse_rate_limiter(jf_get(body, "rate_limiter"), "drive: rate_limiter",
+                               &nd.rate_limit))
+        oom = true; /* checked already: cannot fail */
     if (oom) {
         drive_free(&nd);
         return err_set(-ENOMEM, "out of memory");
@@ -307,7 +381,7 @@ int api_check_drive_patch(struct api_resources *r, const char *path_id,
     if (!ret)
         ret = check_body_id("drive", "drive_id", path_id, id);
     if (!ret)
-        ret = refuse_unsupported(body, "drive", "rate_limiter", "rate limiting");
+        ret = refuse_rate_limiter(body, "drive", "rate_limiter");
     if (ret)
         return ret;
     struct api_drive *d = find_drive(r, id);
@@ -350,9 +424,9 @@ int api_set_nic(struct api_resources *r, const char *path_id, struct json_object
     if (!ret)
         ret = check_body_id("network interface", "iface_id", path_id, id);
     if (!ret)
-        ret = refuse_unsupported(body, "network interface", "rx_rate_limiter", "rate limiting");
+        ret = refuse_rate_limiter(body, "network interface", "rx_rate_limiter");
     if (!ret)
-        ret = refuse_unsupported(body, "network interface", "tx_rate_limiter", "rate limiting");
+        ret = refuse_rate_limiter(body, "network interface", "tx_rate_limiter");
     if (ret)
         return ret;
     const char *dev = jf_string(body, "host_dev_name", "");
@@ -364,6 +438,9 @@ int api_set_nic(struct api_resources *r, const char *path_id, struct json_object
     if (mac && (ret = parse_mac(mac, nn.mac)))
         return ret;
     nn.has_mac = mac != NULL;
+    if (api_parse_rate_limiter(jf_get(body, "rx_rate_limiter"), "rx", &nn.rx_limit) ||
+        api_parse_rate_limiter(jf_get(body, "tx_rate_limiter"), "tx", &nn.tx_limit))
+        return -EINVAL; /* checked already */
     struct api_nic *n = NULL;
     for (unsigned i = 0; i < r->nr_nics; i++) {
         if (!strcmp(r->nics[i].id, id))
@@ -393,14 +470,42 @@ int api_set_nic(struct api_resources *r, const char *path_id, struct json_object
     return 0;
 }
 
+int api_patch_nic(struct api_resources *r, const char *path_id, struct json_object *body)
+{
+    static const struct jf_field fields[] = {
+        {"iface_id", JF_STRING, true, false},
+        {"rx_rate_limiter", JF_OBJECT, false, true},
+        {"tx_rate_limiter", JF_OBJECT, false, true},
+    };
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "network interface");
+    const char *id = jf_string(body, "iface_id", "");
+    if (!ret)
+        ret = check_body_id("network interface", "iface_id", path_id, id);
+    if (!ret)
+        ret = refuse_rate_limiter(body, "network interface", "rx_rate_limiter");
+    if (!ret)
+        ret = refuse_rate_limiter(body, "network interface", "tx_rate_limiter");
+    if (ret)
+        return ret;
+    for (unsigned i = 0; i < r->nr_nics; i++)
+        if (!strcmp(r->nics[i].id, id))
+            return 0; /* limiters that limit nothing: nothing changes */
+    return err_set(-EINVAL, "network interface: no interface '%s'", id);
+}
+
 int api_set_entropy(struct api_resources *r, struct json_object *body)
 {
     static const struct jf_field fields[] = {{"rate_limiter", JF_OBJECT, false, true}};
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "entropy");
     if (!ret)
-        ret = refuse_unsupported(body, "entropy", "rate_limiter", "rate limiting");
+        ret = refuse_rate_limiter(body, "entropy", "rate_limiter");
+    struct rate_limit_config rl;
     if (!ret)
+        ret = api_parse_rate_limiter(jf_get(body, "rate_limiter"), "entropy: rate_limiter", &rl);
+    if (!ret) {
+        r->entropy_limit = rl;
         r->entropy = r->configured = true;
+    }
     return ret;
 }
 
@@ -484,8 +589,6 @@ int api_set_logger(struct api_resources *r, struct json_object *body)
         {"module", JF_STRING, false, true},
     };
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "logger");
-    if (!ret)
-        ret = refuse_unsupported(body, "logger", "module", "filtering by module");
     enum log_level level;
     bool off;
     if (!ret)
@@ -494,30 +597,72 @@ int api_set_logger(struct api_resources *r, struct json_object *body)
         return ret;
     const char *path = jf_string(body, "log_path", NULL);
     int fd = 2;
-    /* Non-blocking: a FIFO without a reader is an error now (ENXIO), and a
-     * full one drops lines instead of stalling the VMM. */
-    if (path && (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC,
-                           0600)) < 0)
-        return err_errno(-errno, "logger: cannot open %s", path);
-    log_configure(fd, level, off, jf_bool(body, "show_level", false),
-                  jf_bool(body, "show_log_origin", false));
+    /* As Firecracker opens it: a FIFO without a reader yet works. */
+    if (path && (fd = open_sink(path)) < 0)
+        return err_errno(fd, "logger: cannot open %s", path);
+    const struct log_config cfg = {
+        .fd = fd,
+        .level = level,
+        .off = off,
+        .show_level = jf_bool(body, "show_level", false),
+        .show_origin = jf_bool(body, "show_log_origin", false),
+        .module = jf_string(body, "module", NULL),
+    };
+    log_configure(&cfg);
     json_object_put(r->logger);
     r->logger = json_object_get(body);
     return 0;
 }
 
+int api_set_serial(struct api_resources *r, struct json_object *body)
+{
+    static const struct jf_field fields[] = {
+        {"serial_out_path", JF_STRING, false, true},
+        {"rate_limiter", JF_OBJECT, false, true},
+    };
+    int ret = jf_check(body, fields, ARRAY_SIZE(fields), "serial");
+    struct bucket_config limit;
+    if (!ret)
+        ret = api_parse_bucket(jf_get(body, "rate_limiter"), "serial: rate_limiter", &limit);
+    if (!ret && bucket_config_active(&limit))
+        ret = err_set(-EINVAL, "serial: rate limiting is not supported by ember yet");
+    const char *path = jf_string(body, "serial_out_path", NULL);
+    if (!ret && path && !*path)
+        ret = err_set(-EINVAL, "serial: serial_out_path is empty");
+    if (ret)
+        return ret;
+    char *copy = NULL;
+    if (path && !(copy = strdup(path)))
+        return err_set(-ENOMEM, "out of memory");
+    free(r->serial_out_path);
+    r->serial_out_path = copy;
+    r->serial_limit = limit;
+    return 0;
+}
+
 int api_check_metrics(struct json_object *body, const char **path)
 {
-    static const struct jf_field fields[] = {{"metrics_path", JF_STRING, true, false}};
+    static const struct jf_field fields[] = {
+        {"metrics_path", JF_STRING, true, false},
+        {"emit_id", JF_BOOL, false, true},
+        {"properties", JF_OBJECT, false, true},
+    };
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "metrics");
     *path = jf_string(body, "metrics_path", "");
     if (!ret && !**path)
         ret = err_set(-EINVAL, "metrics: metrics_path is empty");
+    struct json_object *props = jf_get(body, "properties");
+    if (!ret && props) {
+        json_object_object_foreach(props, key, value) {
+            if (!json_object_is_type(value, json_type_string))
+                return err_set(-EINVAL, "metrics: properties: '%s' must be a string", key);
+        }
+    }
     return ret;
 }
 
-/* Firecracker's guests are told pci=off because its devices are virtio-mmio;
- * ember's are PCI, so that word would hide every disk and NIC. */
+/* boot_args plus the root device. (A pci=off there gives the VM virtio-mmio
+ * devices, as Firecracker's guests expect: config.h, transport_resolve.) */
 static char *build_cmdline(const struct api_resources *r)
 {
     const char *args = r->boot_args ? r->boot_args : CONFIG_DEFAULT_CMDLINE;
@@ -525,21 +670,7 @@ static char *build_cmdline(const struct api_resources *r)
     char *out = malloc(cap);
     if (!out)
         return NULL;
-    size_t n = 0;
-    const char *p = args;
-    while (*p) {
-        size_t skip = strspn(p, " ");
-        p += skip;
-        size_t len = strcspn(p, " ");
-        if (!len)
-            break;
-        if (len == 7 && !strncmp(p, "pci=off", 7))
-            log_warn("boot_args: dropped 'pci=off' (ember's virtio devices are PCI devices)");
-        else
-            n += (size_t)snprintf(out + n, cap - n, "%s%.*s", n ? " " : "", (int)len, p);
-        p += len;
-    }
-    out[n] = '\0';
+    size_t n = (size_t)snprintf(out, cap, "%s", args);
     for (unsigned i = 0; i < r->nr_drives; i++) {
         const struct api_drive *d = &r->drives[i];
         if (!d->root)
@@ -564,7 +695,9 @@ static void add_disks(struct api_resources *r, struct vm_config *cfg)
                 continue;
             d->vm_disk = cfg->nr_disks;
             cfg->disks[cfg->nr_disks++] = (struct disk_config){
-                .path = d->path, .id = d->id, .read_only = d->read_only};
+                .path = d->path, .id = d->id, .read_only = d->read_only,
+                .no_flush = strcmp(d->cache_type, "Writeback") != 0,
+                .rate_limit = d->rate_limit};
         }
 }
 
@@ -588,8 +721,12 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->mem_size = (uint64_t)r->mem_mib << 20;
     cfg->rng = r->entropy;
     cfg->track_dirty_pages = r->track_dirty_pages;
+    cfg->smt = r->smt;
     cfg->accel = r->accel;
     cfg->vsock = (struct vsock_config){r->vsock.uds_path, r->vsock.id, r->vsock.cid};
+    cfg->boot_timer = r->boot_timer;
+    cfg->transport = r->transport;
+    cfg->serial_out_path = r->serial_out_path;
     add_disks(r, cfg);
     for (unsigned i = 0; i < r->nr_nics; i++) {
         struct nic_config *n = &cfg->nics[cfg->nr_nics++];
@@ -608,9 +745,10 @@ struct json_object *api_machine_config_json(const struct api_resources *r)
     struct json_object *o = json_object_new_object();
     json_object_object_add(o, "vcpu_count", json_object_new_int(r->vcpus));
     json_object_object_add(o, "mem_size_mib", json_object_new_int(r->mem_mib));
-    json_object_object_add(o, "smt", json_object_new_boolean(false));
+    json_object_object_add(o, "smt", json_object_new_boolean(r->smt));
     json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(r->track_dirty_pages));
-    json_object_object_add(o, "huge_pages", json_object_new_string("None"));
+    json_object_object_add(o, "huge_pages",
+                           json_object_new_string(r->huge_pages[0] ? r->huge_pages : "None"));
     json_object_object_add(o, "accel", json_object_new_string(accel_kind_name(r->accel)));
     return o;
 }
@@ -618,6 +756,30 @@ struct json_object *api_machine_config_json(const struct api_resources *r)
 static void add_string_or_null(struct json_object *o, const char *key, const char *value)
 {
     json_object_object_add(o, key, value ? json_object_new_string(value) : NULL);
+}
+
+static struct json_object *bucket_json(const struct bucket_config *b)
+{
+    if (!b->size && !b->refill_time_ms && !b->one_time_burst)
+        return NULL;
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "size", json_object_new_uint64(b->size));
+    if (b->one_time_burst)
+        json_object_object_add(o, "one_time_burst", json_object_new_uint64(b->one_time_burst));
+    json_object_object_add(o, "refill_time", json_object_new_uint64(b->refill_time_ms));
+    return o;
+}
+
+/* null when it limits nothing, as Firecracker reports an absent limiter. */
+static struct json_object *rate_limiter_json(const struct rate_limit_config *r)
+{
+    struct json_object *bw = bucket_json(&r->bandwidth), *ops = bucket_json(&r->ops);
+    if (!bw && !ops)
+        return NULL;
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "bandwidth", bw);
+    json_object_object_add(o, "ops", ops);
+    return o;
 }
 
 static struct json_object *drives_json(const struct api_resources *r)
@@ -631,8 +793,9 @@ static struct json_object *drives_json(const struct api_resources *r)
         json_object_object_add(o, "is_root_device", json_object_new_boolean(d->root));
         json_object_object_add(o, "is_read_only", json_object_new_boolean(d->read_only));
         add_string_or_null(o, "partuuid", d->partuuid);
-        json_object_object_add(o, "cache_type", json_object_new_string("Unsafe"));
-        json_object_object_add(o, "io_engine", json_object_new_string("Async"));
+        json_object_object_add(o, "cache_type", json_object_new_string(d->cache_type));
+        json_object_object_add(o, "io_engine", json_object_new_string(d->io_engine));
+        json_object_object_add(o, "rate_limiter", rate_limiter_json(&d->rate_limit));
         json_object_array_add(list, o);
     }
     return list;
@@ -652,6 +815,8 @@ static struct json_object *nics_json(const struct api_resources *r)
                      n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
             json_object_object_add(o, "guest_mac", json_object_new_string(mac));
         }
+        json_object_object_add(o, "rx_rate_limiter", rate_limiter_json(&n->rx_limit));
+        json_object_object_add(o, "tx_rate_limiter", rate_limiter_json(&n->tx_limit));
         json_object_array_add(list, o);
     }
     return list;
@@ -671,7 +836,12 @@ struct json_object *api_vm_config_json(const struct api_resources *r)
     json_object_object_add(o, "machine-config", api_machine_config_json(r));
     json_object_object_add(o, "drives", drives_json(r));
     json_object_object_add(o, "network-interfaces", nics_json(r));
-    json_object_object_add(o, "entropy", r->entropy ? json_object_new_object() : NULL);
+    struct json_object *entropy = NULL;
+    if (r->entropy) {
+        entropy = json_object_new_object();
+        json_object_object_add(entropy, "rate_limiter", rate_limiter_json(&r->entropy_limit));
+    }
+    json_object_object_add(o, "entropy", entropy);
     json_object_object_add(o, "logger", json_object_get(r->logger));
     struct json_object *metrics = NULL;
     if (r->metrics_path) {
@@ -690,5 +860,8 @@ struct json_object *api_vm_config_json(const struct api_resources *r)
     json_object_object_add(o, "vsock", vsock);
     json_object_object_add(o, "balloon", NULL);
     json_object_object_add(o, "mmds-config", NULL);
+    json_object_object_add(o, "cpu-config", NULL);
+    json_object_object_add(o, "pmem", json_object_new_array());
+    json_object_object_add(o, "memory-hotplug", NULL);
     return o;
 }

@@ -21,6 +21,9 @@ struct api_drive {
     char *partuuid;
     bool root;
     bool read_only;
+    char cache_type[12]; /* as sent: Unsafe (the default) or Writeback */
+    char io_engine[8];   /* as sent: Sync (the default) or Async */
+    struct rate_limit_config rate_limit;
     unsigned vm_disk; /* its index among the VM's disks, once started */
 };
 
@@ -29,6 +32,7 @@ struct api_nic {
     char *host_dev;
     uint8_t mac[6];
     bool has_mac;
+    struct rate_limit_config rx_limit, tx_limit;
 };
 
 struct api_vsock {
@@ -45,6 +49,8 @@ struct api_resources {
     unsigned vcpus;
     unsigned mem_mib;
     bool track_dirty_pages;
+    bool smt;
+    char huge_pages[16]; /* as sent ("None", "Transparent"); empty: None */
     enum accel_kind accel;
     struct api_drive drives[CONFIG_MAX_DISKS];
     unsigned nr_drives;
@@ -52,6 +58,12 @@ struct api_resources {
     unsigned nr_nics;
     bool entropy;
     struct api_vsock vsock; /* uds_path NULL: none */
+    struct rate_limit_config entropy_limit;
+    char *serial_out_path; /* PUT /serial */
+    struct bucket_config serial_limit;
+    /* From the command line: Firecracker's --boot-timer, --enable-pci. */
+    bool boot_timer;
+    enum virtio_transport transport;
     /* Logger and metrics as last set, for GET /vm/config. */
     struct json_object *logger;
     char *metrics_path;
@@ -76,6 +88,8 @@ int api_set_entropy(struct api_resources *r, struct json_object *body) EMBER_MUS
 int api_set_vsock(struct api_resources *r, struct json_object *body) EMBER_MUST_CHECK;
 /* Logger: opens the path and switches ember's log to it. */
 int api_set_logger(struct api_resources *r, struct json_object *body) EMBER_MUST_CHECK;
+/* PUT /serial: serial_out_path (COM1's output to a file or FIFO). */
+int api_set_serial(struct api_resources *r, struct json_object *body) EMBER_MUST_CHECK;
 /* Metrics: validates the body; *path is the metrics_path to open. */
 int api_check_metrics(struct json_object *body, const char **path) EMBER_MUST_CHECK;
 
@@ -84,12 +98,24 @@ int api_check_drive_patch(struct api_resources *r, const char *path_id,
                           struct json_object *body, unsigned *index, const char **path)
     EMBER_MUST_CHECK;
 
+/* PATCH /network-interfaces/{id} at run time: its rate limiters. */
+int api_patch_nic(struct api_resources *r, const char *path_id, struct json_object *body)
+    EMBER_MUST_CHECK;
+
 /* Ready to start? Fills 'cfg' with pointers into 'r' (kept alive by it). */
 int api_build_config(struct api_resources *r, struct vm_config *cfg) EMBER_MUST_CHECK;
 
 /* GET bodies (new references). */
 struct json_object *api_machine_config_json(const struct api_resources *r);
 struct json_object *api_vm_config_json(const struct api_resources *r);
+
+/* A RateLimiter body ({"bandwidth": TokenBucket, "ops": TokenBucket}, each
+ * {"size", "refill_time", "one_time_burst"}); null or {} limit nothing. */
+int api_parse_rate_limiter(struct json_object *body, const char *what,
+                           struct rate_limit_config *out) EMBER_MUST_CHECK;
+/* One TokenBucket (PUT /serial's rate_limiter is a bare bucket). */
+int api_parse_bucket(struct json_object *body, const char *what, struct bucket_config *out)
+    EMBER_MUST_CHECK;
 
 /* Ids in paths and bodies: 1-64 of [A-Za-z0-9_]. */
 bool api_id_valid(const char *id);

@@ -1,6 +1,10 @@
 #include "api/snapshot_requests.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "api/version.h"
+#include "snapshot/format.h"
 
 #include "util/json_fields.h"
 #include "util/util.h"
@@ -20,9 +24,18 @@ int api_parse_snapshot_create(struct json_object *body, struct snapshot_create_r
     if (strcmp(type, "Full") && strcmp(type, "Diff"))
         return err_set(-EINVAL, "snapshot/create: snapshot_type must be \"Full\" or \"Diff\", "
                                 "got '%s'", type);
-    if (jf_get(body, "version"))
-        return err_set(-EINVAL, "snapshot/create: 'version' (an older Firecracker's format "
-                                "target) is not supported; ember writes its own format");
+    /* Older Firecrackers' 'version': the release that must be able to load
+     * the snapshot. ember writes one format, the one it loads itself. */
+    const char *version = jf_string(body, "version", NULL);
+    char own[16];
+    snprintf(own, sizeof(own), "%u.0.0", SNAP_FORMAT_VERSION);
+    if (version && *version == 'v')
+        version++;
+    if (version && strcmp(version, API_FIRECRACKER_VERSION) && strcmp(version, own))
+        return err_set(-EINVAL, "snapshot/create: version '%s': ember writes its snapshot "
+                                "format v%s, for itself (Firecracker API %s), and cannot "
+                                "target another release", jf_string(body, "version", ""), own,
+                       API_FIRECRACKER_VERSION);
     out->type = strcmp(type, "Diff") ? SNAPSHOT_FULL : SNAPSHOT_DIFF;
     out->state_path = jf_string(body, "snapshot_path", "");
     out->mem_path = jf_string(body, "mem_file_path", "");
@@ -89,10 +102,13 @@ int api_parse_snapshot_load(struct json_object *body, struct snapshot_load_req *
         {"mem_backend", JF_OBJECT, false, true},
         {"mem_file_path", JF_STRING, false, true},
         {"enable_diff_snapshots", JF_BOOL, false, true},
+        {"track_dirty_pages", JF_BOOL, false, true},
         {"resume_vm", JF_BOOL, false, true},
         {"network_overrides", JF_ARRAY, false, true},
-        {"drive_overrides", JF_ARRAY, false, true},
+        {"drive_overrides", JF_ARRAY, false, true}, /* ember's */
         {"vsock_override", JF_OBJECT, false, true},
+        {"clock_realtime", JF_BOOL, false, true},
+        {"huge_pages", JF_STRING, false, true},
     };
     memset(out, 0, sizeof(*out));
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "snapshot/load");
@@ -116,10 +132,19 @@ int api_parse_snapshot_load(struct json_object *body, struct snapshot_load_req *
                                    "longer than %d bytes", path, VSOCK_UDS_PATH_LIMIT - 1);
         out->overrides.vsock_uds = path;
     }
+    /* Guest memory always asks for transparent huge pages (and what the
+     * snapshot had is what ember would reuse); hugetlbfs is not used. */
+    const char *huge = jf_string(body, "huge_pages", "Snapshot");
+    if (!ret && strcmp(huge, "Snapshot") && strcmp(huge, "None") && strcmp(huge, "Transparent"))
+        ret = err_set(-EINVAL, "snapshot/load: huge_pages '%s' is not supported (Snapshot, "
+                               "None or Transparent; hugetlbfs is not used)", huge);
     if (ret)
         return ret;
     out->state_path = jf_string(body, "snapshot_path", "");
     out->resume = jf_bool(body, "resume_vm", false);
-    out->overrides.track_dirty_pages = jf_bool(body, "enable_diff_snapshots", false);
+    /* enable_diff_snapshots is the older name of track_dirty_pages. */
+    out->overrides.track_dirty_pages = jf_bool(body, "enable_diff_snapshots", false) ||
+                                       jf_bool(body, "track_dirty_pages", false);
+    out->overrides.clock_realtime = jf_bool(body, "clock_realtime", false);
     return 0;
 }

@@ -33,6 +33,26 @@ enum {
     OPT_TRACK_DIRTY,
     OPT_ACCEL,
     OPT_VSOCK,
+    OPT_BOOT_TIMER,
+    OPT_LOG_PATH,
+    OPT_LEVEL,
+    OPT_MODULE,
+    OPT_SHOW_LEVEL,
+    OPT_SHOW_ORIGIN,
+    OPT_METRICS_PATH,
+    OPT_START_TIME_US,
+    OPT_START_TIME_CPU_US,
+    OPT_PARENT_CPU_TIME_US,
+    OPT_DESCRIBE_SNAPSHOT,
+    OPT_SNAPSHOT_VERSION,
+    OPT_ENABLE_PCI,
+    OPT_METADATA,
+    OPT_MMDS_SIZE_LIMIT,
+    OPT_SECCOMP_FILTER,
+    OPT_NO_SECCOMP,
+    OPT_VERSION,
+    OPT_TRANSPORT,
+    OPT_CLOCK_REALTIME,
 };
 
 static const struct option run_options[] = {
@@ -49,6 +69,8 @@ static const struct option run_options[] = {
     {"net", required_argument, NULL, OPT_NET},
     {"vsock", required_argument, NULL, OPT_VSOCK},
     {"no-rng", no_argument, NULL, OPT_NO_RNG},
+    {"transport", required_argument, NULL, OPT_TRANSPORT},
+    {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"id", required_argument, NULL, OPT_ID},
     {"verbose", no_argument, NULL, 'v'},
@@ -64,6 +86,7 @@ static const struct option restore_options[] = {
     {"vsock", required_argument, NULL, OPT_VSOCK},
     {"paused", no_argument, NULL, OPT_PAUSED},
     {"track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY},
+    {"clock-realtime", no_argument, NULL, OPT_CLOCK_REALTIME},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"id", required_argument, NULL, OPT_ID},
     {"accel", required_argument, NULL, OPT_ACCEL},
@@ -91,12 +114,33 @@ static const struct option snapshot_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* Firecracker's own command line (its arguments, those its jailer appends,
+ * and ember's --accel, --transport, --skip-host-check, -v). */
 static const struct option serve_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"id", required_argument, NULL, OPT_ID},
     {"config-file", required_argument, NULL, OPT_CONFIG_FILE},
     {"no-api", no_argument, NULL, OPT_NO_API},
     {"http-api-max-payload-size", required_argument, NULL, OPT_MAX_PAYLOAD},
+    {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
+    {"log-path", required_argument, NULL, OPT_LOG_PATH},
+    {"level", required_argument, NULL, OPT_LEVEL},
+    {"module", required_argument, NULL, OPT_MODULE},
+    {"show-level", no_argument, NULL, OPT_SHOW_LEVEL},
+    {"show-log-origin", no_argument, NULL, OPT_SHOW_ORIGIN},
+    {"metrics-path", required_argument, NULL, OPT_METRICS_PATH},
+    {"start-time-us", required_argument, NULL, OPT_START_TIME_US},
+    {"start-time-cpu-us", required_argument, NULL, OPT_START_TIME_CPU_US},
+    {"parent-cpu-time-us", required_argument, NULL, OPT_PARENT_CPU_TIME_US},
+    {"describe-snapshot", required_argument, NULL, OPT_DESCRIBE_SNAPSHOT},
+    {"snapshot-version", no_argument, NULL, OPT_SNAPSHOT_VERSION},
+    {"enable-pci", no_argument, NULL, OPT_ENABLE_PCI},
+    {"metadata", required_argument, NULL, OPT_METADATA},
+    {"mmds-size-limit", required_argument, NULL, OPT_MMDS_SIZE_LIMIT},
+    {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
+    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"accel", required_argument, NULL, OPT_ACCEL},
     {"skip-host-check", no_argument, NULL, OPT_SKIP_HOST_CHECK},
     {"verbose", no_argument, NULL, 'v'},
@@ -373,6 +417,13 @@ static int parse_accel(const char *arg, struct vm_config *vm)
     return 0;
 }
 
+static int parse_transport(const char *arg, struct vm_config *vm)
+{
+    if (!transport_parse(arg, &vm->transport))
+        return err_set(-EINVAL, "--transport: expected mmio, pci or auto, got '%s'", arg);
+    return 0;
+}
+
 static int parse_id(const char *arg, struct cli_request *req)
 {
     size_t n = strlen(arg);
@@ -412,6 +463,8 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_RNG: vm->rng = true; return 0;
     case OPT_DISK: return parse_disk(arg, vm);
     case OPT_CONSOLE: return parse_console(arg, vm);
+    case OPT_TRANSPORT: return parse_transport(arg, vm);
+    case OPT_BOOT_TIMER: vm->boot_timer = true; return 0;
     case OPT_NET: return parse_net(arg, vm);
     case OPT_VSOCK: return parse_vsock(arg, vm);
     case OPT_NO_RNG: vm->rng = false; return 0;
@@ -445,6 +498,78 @@ static int parse_run(int argc, char **argv, struct cli_request *req)
     return 0;
 }
 
+static int parse_u64(const char *opt, const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-')
+        return err_set(-EINVAL, "%s: expected a non-negative integer, got '%s'", opt, text);
+    *out = n;
+    return 0;
+}
+
+/* Firecracker's options that name features ember does not have yet. */
+static int refuse_unsupported_option(int opt)
+{
+    switch (opt) {
+    case OPT_METADATA:
+        return err_set(-EINVAL, "--metadata: the metadata service (MMDS) is not supported by "
+                                "ember yet; its contents would not reach the guest");
+    case OPT_SECCOMP_FILTER:
+        return err_set(-EINVAL, "--seccomp-filter: ember installs no seccomp filters yet, and "
+                                "will not run as if it had installed this one (--no-seccomp "
+                                "is accepted)");
+    default:
+        return 0;
+    }
+}
+
+static int parse_serve_option(int opt, char *arg, struct cli_request *req)
+{
+    uint64_t ignored;
+    switch (opt) {
+    case OPT_API_SOCK: req->api_sock = arg; return 0;
+    case OPT_ID: return parse_id(arg, req);
+    case OPT_CONFIG_FILE: req->config_file = arg; return 0;
+    case OPT_NO_API: req->no_api = true; return 0;
+    case OPT_MAX_PAYLOAD: return parse_payload_size(arg, &req->max_body);
+    case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; return 0;
+    case OPT_ACCEL: return parse_accel(arg, &req->vm);
+    case OPT_TRANSPORT: return parse_transport(arg, &req->vm);
+    case OPT_ENABLE_PCI: req->vm.transport = TRANSPORT_PCI; return 0;
+    case OPT_BOOT_TIMER: req->boot_timer = req->vm.boot_timer = true; return 0;
+    case OPT_LOG_PATH: req->logger.set = true; req->logger.path = arg; return 0;
+    case OPT_LEVEL: req->logger.set = true; req->logger.level = arg; return 0;
+    case OPT_MODULE: req->logger.set = true; req->logger.module = arg; return 0;
+    case OPT_SHOW_LEVEL: req->logger.set = req->logger.show_level = true; return 0;
+    case OPT_SHOW_ORIGIN: req->logger.set = req->logger.show_origin = true; return 0;
+    case OPT_METRICS_PATH: req->metrics_path = arg; return 0;
+    case OPT_START_TIME_US:
+        req->has_start_time_us = true;
+        return parse_u64("--start-time-us", arg, &req->start_time_us);
+    case OPT_START_TIME_CPU_US:
+        req->has_start_time_cpu_us = true;
+        return parse_u64("--start-time-cpu-us", arg, &req->start_time_cpu_us);
+    case OPT_PARENT_CPU_TIME_US:
+        return parse_u64("--parent-cpu-time-us", arg, &req->parent_cpu_time_us);
+    case OPT_MMDS_SIZE_LIMIT: /* no MMDS yet: nothing it could limit */
+        return parse_u64("--mmds-size-limit", arg, &ignored);
+    case OPT_NO_SECCOMP: return 0; /* ember installs none (yet) */
+    case OPT_METADATA:
+    case OPT_SECCOMP_FILTER: return refuse_unsupported_option(opt);
+    case OPT_DESCRIBE_SNAPSHOT:
+        req->command = CLI_DESCRIBE_SNAPSHOT;
+        req->snapshot_path = arg;
+        return 0;
+    case OPT_SNAPSHOT_VERSION: req->command = CLI_SNAPSHOT_VERSION; return 0;
+    case OPT_VERSION: req->command = CLI_VERSION; return 0;
+    case 'v': req->verbosity++; return 0;
+    case 'h': req->command = CLI_HELP; return 0;
+    default: return err_set(-EINVAL, "unknown option");
+    }
+}
+
 static int parse_serve(int argc, char **argv, struct cli_request *req)
 {
     req->command = CLI_SERVE;
@@ -458,21 +583,12 @@ static int parse_serve(int argc, char **argv, struct cli_request *req)
             return err_set(-EINVAL, "unknown option '%s'", argv[optind - 1]);
         if (opt == ':')
             return err_set(-EINVAL, "option '%s' needs a value", argv[optind - 1]);
-        int ret = 0;
-        switch (opt) {
-        case OPT_API_SOCK: req->api_sock = optarg; break;
-        case OPT_ID: ret = parse_id(optarg, req); break;
-        case OPT_CONFIG_FILE: req->config_file = optarg; break;
-        case OPT_NO_API: req->no_api = true; break;
-        case OPT_MAX_PAYLOAD: ret = parse_payload_size(optarg, &req->max_body); break;
-        case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; break;
-        case OPT_ACCEL: ret = parse_accel(optarg, &req->vm); break;
-        case 'v': req->verbosity++; break;
-        case 'h': req->command = CLI_HELP; return 0;
-        }
+        int ret = parse_serve_option(opt, optarg, req);
         if (ret)
             return ret;
     }
+    if (req->command != CLI_SERVE) /* --help, --version, --snapshot-version ... */
+        return 0;
     if (optind < argc)
         return err_set(-EINVAL, "unexpected argument '%s'", argv[optind]);
     if (req->no_api && req->api_sock)
@@ -480,7 +596,7 @@ static int parse_serve(int argc, char **argv, struct cli_request *req)
     if (req->no_api && !req->config_file)
         return err_set(-EINVAL, "--no-api needs --config-file (nothing could start the VM)");
     if (!req->no_api && !req->api_sock)
-        return err_set(-EINVAL, "give --api-sock PATH, or --config-file FILE with --no-api");
+        req->api_sock = CLI_DEFAULT_API_SOCK; /* as Firecracker */
     return 0;
 }
 
@@ -511,6 +627,7 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_DIFF: req->diff = true; return 0;
     case OPT_KEEP_PAUSED: req->keep_paused = true; return 0;
     case OPT_TRACK_DIRTY: o->track_dirty_pages = true; return 0;
+    case OPT_CLOCK_REALTIME: o->clock_realtime = true; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_ID: return parse_id(arg, req);
     case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; return 0;
@@ -558,11 +675,25 @@ static int parse_snapshot_command(int argc, char **argv, struct cli_request *req
     return 0;
 }
 
+/* A drop-in install runs ember as "firecracker" (or a release's
+ * "firecracker-v1.x.y-x86_64"). */
+static bool invoked_as_firecracker(const char *argv0)
+{
+    if (!argv0)
+        return false;
+    const char *base = strrchr(argv0, '/');
+    base = base ? base + 1 : argv0;
+    return !strncmp(base, "firecracker", 11);
+}
+
 int cli_parse(int argc, char **argv, struct cli_request *req)
 {
     memset(req, 0, sizeof(*req));
     vm_config_defaults(&req->vm);
     req->max_body = 51200;
+    req->as_firecracker = argc > 0 && invoked_as_firecracker(argv[0]);
+    if (argc < 2 && req->as_firecracker)
+        return parse_serve(argc, argv, req); /* serves CLI_DEFAULT_API_SOCK */
     if (argc < 2)
         return err_set(-EINVAL, "no command given");
     const char *cmd = argv[1];

@@ -12,7 +12,19 @@
 
 /* CLI_RUN: 'ember run' boots a VM from options. CLI_SERVE: Firecracker's
  * command line (--api-sock, --config-file, --no-api). */
-enum cli_command { CLI_RUN, CLI_SERVE, CLI_RESTORE, CLI_SNAPSHOT, CLI_MERGE, CLI_HELP, CLI_VERSION };
+enum cli_command { CLI_RUN, CLI_SERVE, CLI_RESTORE, CLI_SNAPSHOT, CLI_MERGE, CLI_HELP, CLI_VERSION,
+                   CLI_SNAPSHOT_VERSION, CLI_DESCRIBE_SNAPSHOT };
+
+/* Where Firecracker serves its API when --api-sock is not given. */
+#define CLI_DEFAULT_API_SOCK "/run/firecracker.socket"
+
+/* The logger as Firecracker's command line sets it (--log-path, --level,
+ * --module, --show-level, --show-log-origin). */
+struct cli_logger {
+    bool set;
+    const char *path, *level, *module;
+    bool show_level, show_origin;
+};
 
 struct cli_request {
     enum cli_command command;
@@ -23,6 +35,15 @@ struct cli_request {
     const char *config_file;
     bool no_api;
     size_t max_body;
+    /* Invoked under Firecracker's name (argv[0] "firecracker..."): --version
+     * answers as Firecracker does, and no arguments serve the default socket. */
+    bool as_firecracker;
+    /* Firecracker's command line (jailer and launcher arguments). */
+    bool boot_timer;
+    struct cli_logger logger;
+    const char *metrics_path;
+    bool has_start_time_us, has_start_time_cpu_us;
+    uint64_t start_time_us, start_time_cpu_us, parent_cpu_time_us;
     /* restore and merge-memory */
     const char *snapshot_path, *mem_path, *base_mem_path;
     struct vm_overrides overrides;
@@ -30,7 +51,8 @@ struct cli_request {
     bool diff, keep_paused; /* snapshot */
 };
 
-/* 0, or -EINVAL with err_msg() naming the option and what is wrong. */
+/* 0, or -EINVAL with err_msg() naming the option and what is wrong.
+ * argv[0]'s base name decides as_firecracker. */
 int cli_parse(int argc, char **argv, struct cli_request *req) EMBER_MUST_CHECK;
 void cli_print_usage(FILE *out);
 

@@ -47,3 +47,46 @@ void config_generate_mac(const struct nic_config *n, unsigned index, uint8_t mac
     mac[1] = 0xe6;
     le32_store(mac + 2, h);
 }
+
+const char *transport_name(enum virtio_transport t)
+{
+    switch (t) {
+    case TRANSPORT_PCI: return "pci";
+    case TRANSPORT_MMIO: return "mmio";
+    case TRANSPORT_AUTO:
+    default: return "auto";
+    }
+}
+
+bool transport_parse(const char *name, enum virtio_transport *out)
+{
+    static const enum virtio_transport all[] = {TRANSPORT_AUTO, TRANSPORT_PCI, TRANSPORT_MMIO};
+    for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
+        if (!strcmp(name, transport_name(all[i]))) {
+            *out = all[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Is 'word' one of the space-separated words of 'line'? */
+static bool has_word(const char *line, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = line; p && *p;) {
+        p += strspn(p, " ");
+        size_t len = strcspn(p, " ");
+        if (len == n && !strncmp(p, word, n))
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+enum virtio_transport transport_resolve(enum virtio_transport want, const char *cmdline)
+{
+    if (want != TRANSPORT_AUTO)
+        return want;
+    return cmdline && has_word(cmdline, "pci=off") ? TRANSPORT_MMIO : TRANSPORT_PCI;
+}

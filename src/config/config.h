@@ -15,11 +15,37 @@
 
 #define CONFIG_MAX_DISKS 16
 
+/* Firecracker's token bucket: 'size' tokens (bytes or operations), refilled
+ * completely every 'refill_time_ms', plus a 'one_time_burst' spent first. A
+ * bucket with size or refill time 0 limits nothing. */
+struct bucket_config {
+    uint64_t size;
+    uint64_t one_time_burst;
+    uint64_t refill_time_ms;
+};
+
+/* A device's rate limiter: bytes and operations, each its own bucket. */
+struct rate_limit_config {
+    struct bucket_config bandwidth, ops;
+};
+
+static inline bool bucket_config_active(const struct bucket_config *b)
+{
+    return b->size && b->refill_time_ms;
+}
+
+static inline bool rate_limit_active(const struct rate_limit_config *r)
+{
+    return bucket_config_active(&r->bandwidth) || bucket_config_active(&r->ops);
+}
+
 struct disk_config {
     const char *path;
     const char *id;     /* serial reported by GET_ID; default: the file name */
     bool read_only;
     bool cache_none;    /* O_DIRECT: bypass the host's page cache */
+    bool no_flush;      /* Firecracker's cache_type Unsafe: no VIRTIO_BLK_F_FLUSH offered */
+    struct rate_limit_config rate_limit;
 };
 
 enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
@@ -27,6 +53,11 @@ enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
 /* The CPU backend: hardware-assisted KVM, ember's own x86-64 engine, or
  * whichever this host can run (KVM where the host check passes). */
 enum accel_kind { ACCEL_AUTO, ACCEL_KVM, ACCEL_SOFT };
+
+/* How virtio devices reach the guest: PCI functions, or virtio-mmio
+ * (version 2) devices announced on the kernel command line and in the DSDT,
+ * as Firecracker's. AUTO: MMIO when the command line says pci=off. */
+enum virtio_transport { TRANSPORT_AUTO, TRANSPORT_PCI, TRANSPORT_MMIO };
 
 #define CONFIG_MAX_NICS 8
 #define CONFIG_MAX_HOSTFWD 16
@@ -69,6 +100,10 @@ struct vm_config {
     unsigned nr_nics;
     bool track_dirty_pages; /* for Diff snapshots */
     struct vsock_config vsock;
+    bool smt;               /* two threads per core (vCPUs 2k, 2k+1), as Firecracker's smt */
+    enum virtio_transport transport;
+    bool boot_timer;        /* Firecracker's --boot-timer device */
+    const char *serial_out_path; /* COM1's output there instead of stdout */
 };
 
 /* New paths for a restored VM's disks and TAP devices, by id (the API's
@@ -81,11 +116,19 @@ struct vm_overrides {
     unsigned nr_disks, nr_nics;
     bool track_dirty_pages; /* turn tracking on (Diff snapshots of the restored VM) */
     const char *vsock_uds;  /* if not NULL: the vsock device's new uds_path */
+    bool clock_realtime;    /* advance the guest's clock by the time since the snapshot */
+    const char *serial_out_path; /* COM1's output (not kept in snapshots) */
     unsigned expect_vcpus;  /* if not 0: the snapshot must have this many vCPUs */
     uint64_t expect_mem;    /* if not 0: ... and this much memory */
 };
 
 void vm_config_defaults(struct vm_config *cfg);
+/* "pci", "mmio" (and "auto") and back; parse returns false for anything else. */
+const char *transport_name(enum virtio_transport t);
+bool transport_parse(const char *name, enum virtio_transport *out);
+/* The transport a VM with this command line gets: 'want', or for AUTO,
+ * MMIO when the command line has the word pci=off. */
+enum virtio_transport transport_resolve(enum virtio_transport want, const char *cmdline);
 /* "auto", "kvm", "soft" and back; parse returns false for anything else. */
 const char *accel_kind_name(enum accel_kind kind);
 bool accel_kind_parse(const char *name, enum accel_kind *out);

@@ -1,5 +1,6 @@
 #include "devices/board.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,23 @@ int board_describe(struct board *b, const struct acpi_device *desc)
     if (b->nr_acpi == ACPI_MAX_DEVICES)
         return err_set(-ENOSPC, "more than %d devices in the DSDT", ACPI_MAX_DEVICES);
     b->acpi[b->nr_acpi++] = *desc;
+    return 0;
+}
+
+int board_cmdline_append(struct board *b, const char *fmt, ...)
+{
+    char word[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(word, sizeof(word), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(word) ||
+        b->cmdline_len + 1 + (size_t)n >= sizeof(b->cmdline))
+        return err_set(-ENOSPC, "the devices' kernel command line is longer than %d bytes",
+                       BOARD_CMDLINE_MAX - 1);
+    b->cmdline_len += (size_t)snprintf(b->cmdline + b->cmdline_len,
+                                       sizeof(b->cmdline) - b->cmdline_len, "%s%s",
+                                       b->cmdline_len ? " " : "", word);
     return 0;
 }
 
@@ -128,5 +146,8 @@ void board_destroy(struct board *b)
             d->ops->destroy(d->dev);
     }
     b->nr_acpi = 0;
+    b->cmdline_len = 0;
+    b->cmdline[0] = '\0';
+    b->nr_mmio = 0;
     b->console_input = NULL;
 }

@@ -25,6 +25,7 @@
 #include "util/evloop.h"
 
 #define BOARD_MAX_DEVICES 48
+#define BOARD_CMDLINE_MAX 2048
 #define DEVICE_MAX_COUNTERS 16
 
 /* A named running total a device reports for metrics. */
@@ -110,12 +111,17 @@ struct board {
     const struct board_host_ops *host;
     void *host_ctx;
     struct chardev_host console; /* guest console output */
+    struct chardev_host serial_out; /* COM1's own host end, if not the console */
 
     /* Filled in by setup. */
     board_input_fn console_input;
     void *console_input_dev;
     struct acpi_device acpi[ACPI_MAX_DEVICES];
     unsigned nr_acpi;
+    /* Words devices add to the kernel command line (virtio-mmio's). */
+    char cmdline[BOARD_CMDLINE_MAX];
+    size_t cmdline_len;
+    unsigned nr_mmio; /* virtio-mmio devices placed so far */
     struct device devices[BOARD_MAX_DEVICES];
     unsigned nr_devices;
 };
@@ -132,6 +138,9 @@ struct device *board_add(struct board *b, const struct device_ops *ops, void *de
                          const char *name);
 /* Describe a device to the guest's firmware tables (ACPI DSDT). */
 int board_describe(struct board *b, const struct acpi_device *desc) EMBER_MUST_CHECK;
+/* Add a word to the kernel command line (a space goes before it). */
+int board_cmdline_append(struct board *b, const char *fmt, ...) EMBER_PRINTF(2, 3)
+    EMBER_MUST_CHECK;
 /* The device that receives the host's console input. */
 void board_take_console(struct board *b, board_input_fn input, void *dev);
 

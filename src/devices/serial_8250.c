@@ -351,8 +351,8 @@ static size_t serial_counters(void *dev, struct device_counter *out)
 {
     struct serial *s = dev;
     pthread_mutex_lock(&s->lock);
-    out[0] = (struct device_counter){"bytes_out", s->bytes_out};
-    out[1] = (struct device_counter){"bytes_in", s->bytes_in};
+    out[0] = (struct device_counter){"write_count", s->bytes_out};
+    out[1] = (struct device_counter){"read_count", s->bytes_in};
     pthread_mutex_unlock(&s->lock);
     return 2;
 }
@@ -374,7 +374,7 @@ int serial_board_setup(struct board *b)
     struct serial *s = calloc(1, sizeof(*s));
     if (!s)
         return err_set(-ENOMEM, "out of memory");
-    serial_init(s, board_irq(b, IRQ_COM1), &b->console);
+    serial_init(s, board_irq(b, IRQ_COM1), b->serial_out.ops ? &b->serial_out : &b->console);
     struct device *d = board_add(b, &serial_device_ops, s, "serial");
     if (!d)
         return -ENOSPC;

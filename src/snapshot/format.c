@@ -233,3 +233,20 @@ void snap_reader_close(struct snap_reader *r)
     free(r->sections);
     memset(r, 0, sizeof(*r));
 }
+
+int snap_file_version(const char *path, uint32_t *version)
+{
+    uint8_t h[12];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_errno(-errno, "snapshot %s", path);
+    ssize_t n = read(fd, h, sizeof(h));
+    int saved = errno;
+    close(fd);
+    if (n < 0)
+        return err_errno(-saved, "snapshot %s", path);
+    if (n < (ssize_t)sizeof(h) || memcmp(h, SNAP_MAGIC, 8))
+        return err_set(-EINVAL, "snapshot %s: not an ember snapshot state file", path);
+    *version = le32_load(h + 8);
+    return 0;
+}

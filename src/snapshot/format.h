@@ -66,5 +66,8 @@ const struct snap_section *snap_find(const struct snap_reader *r, const char *na
                                      uint32_t instance);
 unsigned snap_count(const struct snap_reader *r, const char *name);
 void snap_reader_close(struct snap_reader *r);
+/* The format version a state file says it has (its magic checked, not its
+ * contents): what Firecracker's --describe-snapshot prints. */
+int snap_file_version(const char *path, uint32_t *version) EMBER_MUST_CHECK;
 
 #endif

@@ -10,6 +10,7 @@ static void save_disk(const struct disk_config *d, struct rec r)
     rec_put_str(r, "id", d->id);
     rec_put_bool(r, "read_only", d->read_only);
     rec_put_bool(r, "cache_none", d->cache_none);
+    rec_put_bool(r, "no_flush", d->no_flush);
 }
 
 static void save_nic(const struct nic_config *n, struct rec r)
@@ -37,6 +38,8 @@ void machine_save(const struct vm_config *cfg, struct rec r)
     rec_put_bool(r, "rng", cfg->rng);
     rec_put_str(r, "console", cfg->console == CONSOLE_VIRTIO ? "virtio" : "serial");
     rec_put_bool(r, "track_dirty_pages", cfg->track_dirty_pages);
+    rec_put_bool(r, "smt", cfg->smt);
+    rec_put_str(r, "transport", transport_name(cfg->transport));
     rec_put_str(r, "accel", accel_kind_name(cfg->accel));
     rec_put_u64(r, "nr_disks", cfg->nr_disks);
     for (unsigned i = 0; i < cfg->nr_disks; i++)
@@ -57,6 +60,8 @@ static int load_disk(struct rec r, struct disk_config *d)
         ret = rec_get_bool(r, "read_only", &d->read_only);
     if (!ret)
         ret = rec_get_bool(r, "cache_none", &d->cache_none);
+    if (!ret && rec_has(r, "no_flush"))
+        ret = rec_get_bool(r, "no_flush", &d->no_flush);
     return ret;
 }
 
@@ -114,6 +119,13 @@ int machine_load(struct rec r, struct vm_config *cfg)
         ret = rec_get_bool(r, "rng", &cfg->rng);
     if (!ret)
         ret = rec_get_bool(r, "track_dirty_pages", &cfg->track_dirty_pages);
+    if (!ret && rec_has(r, "smt")) /* snapshots from before it: one thread per core */
+        ret = rec_get_bool(r, "smt", &cfg->smt);
+    /* Snapshots from before virtio-mmio: PCI. */
+    const char *transport = rec_has(r, "transport") ? rec_get_str_or_null(r, "transport") : "pci";
+    if (!ret && (!transport || !transport_parse(transport, &cfg->transport) ||
+                 cfg->transport == TRANSPORT_AUTO))
+        ret = err_set(-EINVAL, "'transport' must be pci or mmio");
     if (!ret && (!console || (strcmp(console, "serial") && strcmp(console, "virtio"))))
         ret = err_set(-EINVAL, "'console' must be serial or virtio");
     if (!ret)

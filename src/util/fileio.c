@@ -21,6 +21,12 @@ int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+int open_sink(const char *path)
+{
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+    return fd < 0 ? -errno : fd;
+}
+
 int pwrite_all(int fd, const void *data, size_t len, uint64_t offset)
 {
     const uint8_t *p = data;

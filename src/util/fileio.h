@@ -13,6 +13,12 @@
 int write_all(int fd, const void *data, size_t len) EMBER_MUST_CHECK;
 int pwrite_all(int fd, const void *data, size_t len, uint64_t offset) EMBER_MUST_CHECK;
 
+/* A log or metrics sink as Firecracker opens it: created if missing, and
+ * opened read-write and non-blocking, so that a FIFO nobody reads yet opens
+ * at once (its lines wait in the pipe for the reader) and a full one drops a
+ * line instead of stalling the VMM. Returns the fd or -errno. */
+int open_sink(const char *path);
+
 struct atomic_file {
     int fd;
     char tmp[4096];

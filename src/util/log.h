@@ -17,9 +17,27 @@ enum log_level log_get_level(void);
 void log_msg_at(enum log_level level, const char *file, int line, const char *fmt, ...)
     EMBER_PRINTF(4, 5);
 #define log_msg(level, ...) log_msg_at(level, __FILE__, __LINE__, __VA_ARGS__)
-/* Where and what to log (the control API's logger): 'fd' replaces stderr
- * (the previous non-stderr fd is closed); 'off' silences everything. */
-void log_configure(int fd, enum log_level level, bool off, bool with_level, bool with_origin);
+/* Labelled 'level' but written whatever the level filter says (unless the
+ * log is off): a report the user asked for, such as --boot-timer's. */
+void log_forced_at(enum log_level level, const char *file, int line, const char *fmt, ...)
+    EMBER_PRINTF(4, 5);
+#define log_forced(level, ...) log_forced_at(level, __FILE__, __LINE__, __VA_ARGS__)
+/* Where and what to log (the control API's logger, Firecracker's --log-path
+ * and friends): 'fd' replaces stderr (the previous non-stderr fd is closed);
+ * 'off' silences everything; 'module', if set, keeps only messages from the
+ * source files under src/MODULE ("api", "virtio/blk", or Rust-style
+ * "virtio::blk"), copied here. */
+struct log_config {
+    int fd;
+    enum log_level level;
+    bool off;
+    bool show_level;
+    bool show_origin;
+    const char *module;
+};
+void log_configure(const struct log_config *cfg);
+/* Lines that could not be written whole (a full FIFO, a failing file). */
+uint64_t log_missed_count(void);
 
 /* Per call-site budget: at most 'burst' messages per 5 s window. */
 struct log_ratelimit {

@@ -1,5 +1,6 @@
-/* How a virtio device joins the board: through a transport (PCI today; the
- * choice is made here, never by the device). */
+/* How a virtio device joins the board: through a transport, PCI or MMIO as
+ * the VM's configuration says (the choice is made here, never by the
+ * device). */
 #ifndef EMBER_VIRTIO_ATTACH_H
 #define EMBER_VIRTIO_ATTACH_H
 

@@ -308,8 +308,9 @@ static void blk_on_completion(void *ctx, uint32_t events)
 static uint64_t blk_features(struct virtio_dev *vdev)
 {
     struct virtio_blk *blk = vdev->model;
-    uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
-                 (1ull << VIRTIO_BLK_F_FLUSH);
+    uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE);
+    if (!blk->no_flush)
+        f |= 1ull << VIRTIO_BLK_F_FLUSH;
     if (blk->file.read_only)
         f |= 1ull << VIRTIO_BLK_F_RO;
     else if (blk->file.can_punch)
@@ -357,7 +358,8 @@ static size_t blk_counters(struct virtio_dev *vdev, struct device_counter *out)
         {"read_count", st->reads},       {"write_count", st->writes},
         {"read_bytes", st->bytes_read},  {"write_bytes", st->bytes_written},
         {"flush_count", st->flushes},    {"discard_count", st->discards},
-        {"io_errors", st->errors},
+        {"execute_fails", st->errors}, /* Firecracker's names */
+        {"update_count", st->updates},
     };
     memcpy(out, c, sizeof(c));
     return ARRAY_SIZE(c);
@@ -421,6 +423,7 @@ int virtio_blk_replace_file(struct virtio_blk *blk, const struct blockfile *file
     struct blockfile old = blk->file;
     blk->file = *file;
     blk->capacity = file->size / VIRTIO_BLK_SECTOR;
+    blk->stats.updates++;
     if (virtio_dev_queue_running(&blk->vdev, 0))
         process(blk);
     if (blk->vdev.status & VIRTIO_STATUS_DRIVER_OK)
@@ -453,6 +456,7 @@ int virtio_blk_board_setup(struct board *b)
         }
         b->backends.disk_taken[i] = true; /* the device closes it from now on */
         int ret = virtio_blk_init(blk, b->mem, &b->backends.disks[i], id, b->loop);
+        blk->no_flush = d->no_flush;
         if (ret) {
             virtio_blk_destroy(blk);
             free(blk);

@@ -66,7 +66,7 @@ struct blk_request {
 };
 
 struct virtio_blk_stats {
-    uint64_t reads, writes, flushes, discards, bytes_read, bytes_written, errors;
+    uint64_t reads, writes, flushes, discards, bytes_read, bytes_written, errors, updates;
 };
 
 struct virtio_blk {
@@ -76,6 +76,7 @@ struct virtio_blk {
     char id[VIRTIO_BLK_ID_BYTES];
     uint64_t capacity;       /* 512-byte sectors */
     uint32_t blk_size;
+    bool no_flush;           /* VIRTIO_BLK_F_FLUSH not offered (cache_type Unsafe) */
     uint64_t generation;
     struct blk_request reqs[VIRTIO_BLK_QUEUE_SIZE];
     struct virtio_blk_stats stats;

@@ -261,7 +261,7 @@ static size_t net_counters(struct virtio_dev *vdev, struct device_counter *out)
     const struct device_counter c[] = {
         {"rx_packets_count", st->rx_packets}, {"rx_bytes_count", st->rx_bytes},
         {"rx_dropped", st->rx_dropped},       {"tx_packets_count", st->tx_packets},
-        {"tx_bytes_count", st->tx_bytes},     {"tx_errors", st->tx_errors},
+        {"tx_bytes_count", st->tx_bytes},     {"tx_fails", st->tx_errors},
     };
     memcpy(out, c, sizeof(c));
     return ARRAY_SIZE(c);

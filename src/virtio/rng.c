@@ -34,7 +34,7 @@ static void rng_queue_notify(struct virtio_dev *vdev, unsigned qi)
 
 static size_t rng_counters(struct virtio_dev *vdev, struct device_counter *out)
 {
-    out[0] = (struct device_counter){"bytes", ((struct virtio_rng *)vdev->model)->bytes_served};
+    out[0] = (struct device_counter){"entropy_bytes", ((struct virtio_rng *)vdev->model)->bytes_served};
     return 1;
 }
 

@@ -347,7 +347,7 @@ static void bind_notifications(struct virtio_pci *vp, bool bind)
             continue;
         uint64_t addr = vp->bar_addr + BAR_NOTIFY + (uint64_t)q * NOTIFY_MULTIPLIER;
         /* The driver writes the 16-bit queue index to its notify address. */
-        if (p->ioeventfd(p->ioeventfd_ctx, vp->notify_fd[q], addr, 2, bind) == 0)
+        if (p->ioeventfd(p->ioeventfd_ctx, vp->notify_fd[q], addr, 2, NULL, bind) == 0)
             vp->notify_bound[q] = bind;
         else
             log_warn("%s: queue %u notifications fall back to vCPU exits: %s", vp->name, q,

@@ -147,6 +147,14 @@ void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status)
         return;
     }
     uint8_t old = vdev->status;
+    /* A driver never clears a bit without a reset; refuse one that tries
+     * (as Firecracker's transports do). NEEDS_RESET is the device's. */
+    uint8_t kept = old & (uint8_t)~VIRTIO_STATUS_NEEDS_RESET;
+    if ((status & kept) != kept) {
+        log_guest("%s: status %#x would clear bits of %#x without a reset: ignored",
+                  vdev->ops->name, status, old);
+        return;
+    }
     uint8_t added = status & (uint8_t)~old;
     if ((added & VIRTIO_STATUS_FEATURES_OK) && !features_acceptable(vdev))
         status &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;

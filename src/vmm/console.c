@@ -87,6 +87,33 @@ static void console_input_ready(void *ctx)
     eventfd_signal(con->wake_fd);
 }
 
+static void file_out_write(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct console_file_out *o = ctx;
+    while (len) {
+        ssize_t w = write(o->fd, buf, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            o->dropped += len; /* a full FIFO (EAGAIN) or a failing file */
+            return;
+        }
+        buf += w;
+        len -= (size_t)w;
+    }
+}
+
+static void file_out_input_ready(void *ctx)
+{
+    struct console_file_out *o = ctx;
+    console_input_ready(o->con);
+}
+
+const struct chardev_host_ops console_file_out_ops = {
+    .write = file_out_write,
+    .input_ready = file_out_input_ready,
+};
+
 const struct chardev_host_ops console_chardev_ops = {
     .write = console_write,
     .input_ready = console_input_ready,

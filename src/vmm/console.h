@@ -39,6 +39,16 @@ struct console {
  * stdout, "input possible again" wakes the console. */
 extern const struct chardev_host_ops console_chardev_ops;
 
+/* A device's output to a file or FIFO instead of stdout (Firecracker's PUT
+ * /serial serial_out_path), its input still from the console. Writes never
+ * block: what a full FIFO cannot take is dropped and counted. */
+struct console_file_out {
+    int fd;
+    struct console *con;
+    uint64_t dropped;
+};
+extern const struct chardev_host_ops console_file_out_ops;
+
 int console_init(struct console *con, int in_fd, int out_fd) EMBER_MUST_CHECK;
 /* Start feeding input through 'receive' from the loop; 'quit' runs on
  * Ctrl-A x. */

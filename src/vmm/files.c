@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -65,10 +66,24 @@ static int open_vsock(const struct vm_config *cfg, struct vm_files *f)
     return cfg->vsock.uds_path ? vsock_uds_open(cfg->vsock.uds_path, &f->vsock) : 0;
 }
 
+/* PUT /serial's serial_out_path: created if needed, never blocking. */
+static int open_serial_out(const struct vm_config *cfg, struct vm_files *f)
+{
+    if (!cfg->serial_out_path)
+        return 0;
+    /* Like the logger's sink: a FIFO nobody reads yet opens too. */
+    int fd = open_sink(cfg->serial_out_path);
+    if (fd < 0)
+        return err_errno(fd, "serial output %s", cfg->serial_out_path);
+    f->serial_out_fd = fd;
+    return 0;
+}
+
 int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
                           struct vm_files *f)
 {
     memset(f, 0, sizeof(*f));
+    f->serial_out_fd = -1;
     f->mem_fd = open(mem_path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     int ret = f->mem_fd < 0 ? err_errno(-errno, "memory file %s", mem_path) : 0;
@@ -86,6 +101,8 @@ int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
         ret = open_nets(cfg, f);
     if (!ret)
         ret = open_vsock(cfg, f);
+    if (!ret)
+        ret = open_serial_out(cfg, f);
     if (ret)
         vm_files_close(f);
     return ret;
@@ -94,8 +111,10 @@ int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
 int vm_files_open_boot(const struct vm_config *cfg, struct vm_files *f)
 {
     memset(f, 0, sizeof(*f));
-    f->mem_fd = -1;
-    int ret = map_file(cfg->kernel_path, "kernel", &f->kernel_map, &f->kernel_map_size);
+    f->mem_fd = f->serial_out_fd = -1;
+    int ret = open_serial_out(cfg, f);
+    if (!ret)
+        ret = map_file(cfg->kernel_path, "kernel", &f->kernel_map, &f->kernel_map_size);
     if (!ret && cfg->initrd_path)
         ret = map_file(cfg->initrd_path, "initrd", &f->initrd_map, &f->initrd_map_size);
     if (!ret)
@@ -150,7 +169,9 @@ void vm_files_close(struct vm_files *f)
         munmap(f->initrd_map, f->initrd_map_size);
     if (f->mem_fd >= 0)
         close(f->mem_fd);
+    if (f->serial_out_fd >= 0)
+        close(f->serial_out_fd);
     memset(f, 0, sizeof(*f));
-    f->mem_fd = -1;
+    f->mem_fd = f->serial_out_fd = -1;
 }
 

@@ -26,6 +26,7 @@ struct vm_files {
     unsigned nr_nets;
     struct vsock_uds *vsock; /* vsock's listening socket; NULL once handed over */
     int mem_fd; /* restoring: the snapshot's memory file; -1 when booting */
+    int serial_out_fd; /* cfg->serial_out_path, or -1 */
 };
 
 /* For a boot: the kernel, initrd, disks and network backends. */

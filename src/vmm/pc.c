@@ -1,6 +1,7 @@
 #include "vmm/pc.h"
 
 #include "devices/acpi_pm.h"
+#include "devices/boot_timer.h"
 #include "devices/i8042.h"
 #include "devices/pci_host.h"
 #include "devices/post.h"
@@ -29,6 +30,7 @@ static const struct pc_device {
     {"rtc", rtc_cmos_board_setup},
     {"pvpanic", pvpanic_board_setup},
     {"acpi-pm", acpi_pm_board_setup},
+    {"boot-timer", boot_timer_board_setup},
     {"virtio-blk", virtio_blk_board_setup},
     {"virtio-net", virtio_net_board_setup},
     {"virtio-rng", virtio_rng_board_setup},

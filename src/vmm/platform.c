@@ -121,8 +121,35 @@ const struct msi_ops platform_msi_ops = {
     .release = msi_release,
 };
 
-int platform_ioeventfd(void *ctx, int fd, uint64_t address, unsigned len, bool assign)
+int platform_ioeventfd(void *ctx, int fd, uint64_t address, unsigned len,
+                       const uint64_t *datamatch, bool assign)
 {
     struct platform *p = ctx;
-    return p->accel->ioeventfd(p->avm, fd, address, len, assign);
+    return p->accel->ioeventfd(p->avm, fd, address, len, datamatch, assign);
+}
+
+int platform_irqfd(void *ctx, uint32_t gsi, int *fd)
+{
+    struct platform *p = ctx;
+    if (!use_irqfd(p))
+        return -ENOTSUP;
+    int efd = eventfd_create();
+    if (efd < 0)
+        return efd;
+    int ret = p->accel->irqfd(p->avm, efd, gsi, true);
+    if (ret) {
+        close(efd);
+        return err_prefix(ret, "irqfd for GSI %u", gsi);
+    }
+    *fd = efd;
+    return 0;
+}
+
+void platform_irqfd_release(void *ctx, uint32_t gsi, int fd)
+{
+    struct platform *p = ctx;
+    if (fd < 0)
+        return;
+    p->accel->irqfd(p->avm, fd, gsi, false);
+    close(fd);
 }

@@ -32,6 +32,10 @@ extern const struct msi_ops platform_msi_ops;
 
 void platform_init(struct platform *p, const struct accel_ops *accel, struct accel_vm *avm);
 void platform_destroy(struct platform *p);
-int platform_ioeventfd(void *ctx, int fd, uint64_t address, unsigned len, bool assign);
+int platform_ioeventfd(void *ctx, int fd, uint64_t address, unsigned len,
+                       const uint64_t *datamatch, bool assign);
+/* pci_platform.irqfd: an eventfd bound to an interrupt line (KVM). */
+int platform_irqfd(void *ctx, uint32_t gsi, int *fd);
+void platform_irqfd_release(void *ctx, uint32_t gsi, int fd);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arch/x86_64/layout.h"
@@ -177,6 +178,10 @@ int snapshot_create(struct vm *vm, enum snapshot_type type, const char *state_pa
     machine_save(vm->cfg, machine);
     rec_put_str(memory, "type", type == SNAPSHOT_DIFF ? SNAP_TYPE_DIFF : SNAP_TYPE_FULL);
     rec_put_u64(memory, "size", vm->mem.total_size);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    rec_put_u64(memory, "realtime_ns", (uint64_t)now.tv_sec * 1000000000ull +
+                                           (uint64_t)now.tv_nsec);
     board_save(&vm->board, devices);
     int ret = save_cpus(vm, &w);
     if (!ret)
@@ -219,6 +224,8 @@ static int check_memory(struct snapshot *s, struct rec memory)
                       (unsigned long long)size, (unsigned long long)s->cfg.mem_size);
     if (!ret)
         s->type = strcmp(type, SNAP_TYPE_DIFF) ? SNAPSHOT_FULL : SNAPSHOT_DIFF;
+    if (!ret && rec_has(memory, "realtime_ns")) /* older snapshots lack it */
+        ret = rec_get_u64(memory, "realtime_ns", UINT64_MAX, &s->realtime_ns);
     return ret ? err_prefix(ret, "section 'memory'") : 0;
 }
 
@@ -255,6 +262,27 @@ int snapshot_open(struct snapshot *s, const char *state_path)
     return 0;
 }
 
+/* clock_realtime: the guest's clock moves on by the wall-clock time the
+ * snapshot waited (its TSCs do not), as after a host suspend. */
+static int advance_clock(const struct snapshot *s, struct vm *vm)
+{
+    if (!s->realtime_ns)
+        return err_set(-EINVAL, "clock_realtime: the snapshot does not record when it was "
+                                "taken (made by an older ember)");
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+    uint64_t clock_ns;
+    int ret = vm->accel->get_clock(vm->avm, &clock_ns);
+    if (!ret && now_ns > s->realtime_ns)
+        ret = vm->accel->set_clock(vm->avm, clock_ns + (now_ns - s->realtime_ns));
+    if (!ret)
+        log_info("clock_realtime: the guest's clock advanced by %llu ms",
+                 (unsigned long long)((now_ns > s->realtime_ns ? now_ns - s->realtime_ns : 0) /
+                                      1000000));
+    return ret ? err_prefix(ret, "clock_realtime") : 0;
+}
+
 int snapshot_apply(struct snapshot *s, struct vm *vm)
 {
     int ret = 0;
@@ -265,6 +293,8 @@ int snapshot_apply(struct snapshot *s, struct vm *vm)
     const struct snap_section *sec = snap_find(&s->reader, "vm", 0);
     if (!ret) /* after the vCPUs: the clock is computed from their TSCs */
         ret = vm->accel->vm_restore(vm->avm, sec->data, (size_t)sec->size);
+    if (!ret && s->clock_realtime)
+        ret = advance_clock(s, vm);
     if (!ret)
         ret = board_load(&vm->board, s->devices);
     return ret ? err_prefix(ret, "snapshot %s", s->reader.path) : 0;

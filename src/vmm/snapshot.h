@@ -26,6 +26,10 @@ struct snapshot {
     struct rec devices;
     enum snapshot_type type;
     struct vm_config cfg; /* strings point into 'config' */
+    uint64_t realtime_ns;  /* CLOCK_REALTIME when it was taken (0: not recorded) */
+    /* Set before snapshot_apply: advance the guest's clock (kvm-clock) by the
+     * wall-clock time since the snapshot, as Firecracker's clock_realtime. */
+    bool clock_realtime;
 };
 
 /* Read and check a state file: the container, the configuration and that

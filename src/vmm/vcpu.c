@@ -85,7 +85,8 @@ int vcpu_create(const struct vcpu_env *env, unsigned index, struct vcpu *vcpu,
     if (!mine)
         return err_set(-ENOMEM, "out of memory");
     size_t n = 0;
-    ret = cpuid_for_vcpu(cpuid, nr_cpuid, index, env->nr_vcpus, mine, CPUID_MAX_ENTRIES, &n);
+    const struct cpuid_config cc = {env->nr_vcpus, env->threads_per_core ? env->threads_per_core : 1};
+    ret = cpuid_for_vcpu(cpuid, nr_cpuid, index, &cc, mine, CPUID_MAX_ENTRIES, &n);
     if (!ret)
         ret = accel->vcpu_set_cpuid(vcpu->accel_vcpu, mine, n);
     free(mine);
@@ -149,11 +150,17 @@ static bool vcpu_dispatch(struct vcpu *vcpu, const struct accel_exit *exit)
 {
     switch (exit->kind) {
     case ACCEL_EXIT_IO:
-        vcpu->exits_io++;
+        if (exit->io.is_write)
+            vcpu->exits_io_out++;
+        else
+            vcpu->exits_io_in++;
         vcpu_handle_io(vcpu, exit);
         return true;
     case ACCEL_EXIT_MMIO:
-        vcpu->exits_mmio++;
+        if (exit->mmio.is_write)
+            vcpu->exits_mmio_write++;
+        else
+            vcpu->exits_mmio_read++;
         vcpu_handle_mmio(vcpu, exit);
         return true;
     case ACCEL_EXIT_INTERRUPTED:

@@ -34,6 +34,7 @@ struct vcpu_env {
     struct accel_vm *avm;
     struct bus *pio, *mmio;
     unsigned nr_vcpus;
+    unsigned threads_per_core; /* 2 with SMT */
     /* The vCPU ended (from its thread); 'detail' says why. */
     void (*ended)(void *ctx, enum vcpu_end why, const char *detail);
     void *ctx;
@@ -49,7 +50,7 @@ struct vcpu {
     enum vcpu_state state;
     _Atomic int request; /* enum vcpu_request */
     /* Exit counters for metrics (written by the vCPU thread only). */
-    _Atomic uint64_t exits_io, exits_mmio, exits_other;
+    _Atomic uint64_t exits_io_in, exits_io_out, exits_mmio_read, exits_mmio_write, exits_other;
 };
 
 /* 'cpuid' is the backend's supported list, adjusted here for this vCPU. */

@@ -63,16 +63,24 @@ static const struct irq_sink_ops vm_irq_sink_ops = {
 static void vm_io_pio(void *ctx, uint16_t port, void *data, unsigned len, bool is_write)
 {
     struct vm *vm = ctx;
-    if (is_write)
+    if (is_write) {
+        vm->engine_io_out++;
         bus_write(&vm->pio, port, data, len);
-    else
+    } else {
+        vm->engine_io_in++;
         bus_read(&vm->pio, port, data, len);
+    }
 }
 
 static bool vm_io_mmio(void *ctx, uint64_t gpa, void *data, unsigned len, bool is_write)
 {
     struct vm *vm = ctx;
-    return is_write ? bus_write(&vm->mmio, gpa, data, len) : bus_read(&vm->mmio, gpa, data, len);
+    if (is_write) {
+        vm->engine_mmio_write++;
+        return bus_write(&vm->mmio, gpa, data, len);
+    }
+    vm->engine_mmio_read++;
+    return bus_read(&vm->mmio, gpa, data, len);
 }
 
 static void vm_memory_written(void *ctx, uint64_t gpa, uint64_t len)
@@ -169,6 +177,9 @@ static int vm_setup_board(struct vm *vm)
         .msi_ctx = &vm->platform,
         .ioeventfd = platform_ioeventfd,
         .ioeventfd_ctx = &vm->platform,
+        .irqfd = platform_irqfd,
+        .irqfd_release = platform_irqfd_release,
+        .irqfd_ctx = &vm->platform,
     };
     vm->board = (struct board){
         .cfg = vm->cfg,
@@ -184,6 +195,10 @@ static int vm_setup_board(struct vm *vm)
         .host_ctx = vm,
         .console = {&console_chardev_ops, vm->console},
     };
+    if (vm->files->serial_out_fd >= 0) {
+        vm->serial_out = (struct console_file_out){vm->files->serial_out_fd, vm->console, 0};
+        vm->board.serial_out = (struct chardev_host){&console_file_out_ops, &vm->serial_out};
+    }
     return pc_board_setup(&vm->board);
 }
 
@@ -192,7 +207,8 @@ static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
 {
     vm->vcpu_env = (struct vcpu_env){
         .accel = vm->accel, .avm = vm->avm, .pio = &vm->pio, .mmio = &vm->mmio,
-        .nr_vcpus = vm->nr_vcpus, .ended = vm_on_vcpu_end, .ctx = vm};
+        .nr_vcpus = vm->nr_vcpus, .threads_per_core = vm->cfg->smt ? 2 : 1,
+        .ended = vm_on_vcpu_end, .ctx = vm};
     vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
     struct x86_cpuid_entry *cpuid = calloc(CPUID_MAX_ENTRIES, sizeof(*cpuid));
     size_t nr_cpuid = 0;
@@ -211,6 +227,21 @@ static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
 
 /* A fresh boot: firmware tables and the kernel in memory, the boot vCPU at
  * the kernel's entry. */
+/* The kernel command line as configured, then what the devices announce
+ * there (virtio-mmio's). */
+static int vm_build_cmdline(struct vm *vm)
+{
+    if (!vm->board.cmdline_len)
+        return 0;
+    const char *base = vm->files->boot.cmdline ? vm->files->boot.cmdline : "";
+    size_t len = strlen(base) + 1 + vm->board.cmdline_len + 1;
+    if (!(vm->cmdline = malloc(len)))
+        return err_set(-ENOMEM, "out of memory");
+    snprintf(vm->cmdline, len, "%s%s%s", base, *base ? " " : "", vm->board.cmdline);
+    log_debug("kernel command line: %s", vm->cmdline);
+    return boot_set_cmdline(&vm->files->boot, &vm->files->layout, vm->cmdline);
+}
+
 static int vm_load_guest(struct vm *vm)
 {
     struct acpi_config acpi = {.nr_vcpus = vm->cfg->nr_vcpus, .ioapic_id = 0,
@@ -220,6 +251,8 @@ static int vm_load_guest(struct vm *vm)
                    : err_set(-EFAULT, "no guest memory for ACPI tables");
     struct x86_regs regs;
     struct x86_sregs sregs;
+    if (!ret)
+        ret = vm_build_cmdline(vm);
     if (!ret)
         ret = boot_load(&vm->files->boot, &vm->files->layout, &vm->mem, &regs, &sregs);
     return ret ? ret : vm_setup_vcpus(vm, &regs, &sregs);
@@ -406,7 +439,8 @@ void vm_dump_state(struct vm *vm)
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         struct vcpu *v = &vm->vcpus[i];
         log_warn("vCPU %u: exits I/O %llu, MMIO %llu, other %llu, %s", i,
-                 (unsigned long long)v->exits_io, (unsigned long long)v->exits_mmio,
+                 (unsigned long long)(v->exits_io_in + v->exits_io_out),
+                 (unsigned long long)(v->exits_mmio_read + v->exits_mmio_write),
                  (unsigned long long)v->exits_other, vcpu_state_name(vcpu_get_state(v)));
         log_backend_counters(vm, i, LOG_WARN);
     }
@@ -436,6 +470,8 @@ void vm_destroy(struct vm *vm)
     }
     free(vm->paused_tsc);
     vm->paused_tsc = NULL;
+    free(vm->cmdline);
+    vm->cmdline = NULL;
     bus_destroy(&vm->pio);
     bus_destroy(&vm->mmio);
     pthread_mutex_destroy(&vm->stop_lock);

@@ -54,14 +54,19 @@ struct vm {
     struct irq_sink irq_sink;
     struct evloop *loop;       /* the process's, shared with the API */
     struct console *console;   /* ember's stdin/stdout */
+    struct console_file_out serial_out; /* COM1's output file (PUT /serial) */
     struct platform platform;
     struct pci_platform pci_platform;
     struct board board;
     struct vm_files *files;
+    char *cmdline;             /* the configuration's, with the devices' words */
 
     struct vcpu_env vcpu_env;
     struct vcpu *vcpus;
     unsigned nr_vcpus;
+    /* Device accesses by a backend that runs the guest itself (the CPU
+     * engine has no exits; metrics count these as its exits). */
+    _Atomic uint64_t engine_io_in, engine_io_out, engine_mmio_read, engine_mmio_write;
 
     enum vm_state state;
     /* While PAUSED: the guest's clocks as they stopped (kvm-clock and each

@@ -13,6 +13,7 @@
 
 #include "accel/hostcheck.h"
 #include "devices/i8042.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "virtio/blk.h"
 #include "vmm/exit_codes.h"
@@ -23,6 +24,14 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Firecracker's latencies_us.vmm_NAME: the VMM's own part of a request. */
+static int vmm_latency(struct vmm *vmm, const char *name, uint64_t t0_ns, int ret)
+{
+    if (!ret)
+        metrics_store(&vmm->metrics, "latencies_us", name, (now_ns() - t0_ns) / 1000);
+    return ret;
 }
 
 enum vmm_state vmm_state(const struct vmm *vmm)
@@ -158,6 +167,8 @@ int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check, enum accel_k
     vmm->start_ns = now_ns();
     vmm->skip_host_check = skip_host_check;
     vmm->accel = accel;
+    metrics_init(&vmm->metrics);
+    metrics_declare_api(&vmm->metrics);
     snprintf(vmm->id, sizeof(vmm->id), "%s", id ? id : "anonymous-instance");
     int ret = evloop_init(&vmm->loop);
     if (!ret)
@@ -206,6 +217,7 @@ void vmm_destroy(struct vmm *vmm)
         close(vmm->metrics_fd);
     if (vmm->signal_fd >= 0)
         close(vmm->signal_fd);
+    metrics_destroy(&vmm->metrics);
     evloop_destroy(&vmm->loop);
 }
 
@@ -261,6 +273,12 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
 {
     bool restoring = mem_path != NULL;
     *fault = VMM_FAULT_SETUP;
+    /* pci=off (Firecracker's guests) means virtio-mmio, unless chosen. */
+    bool chosen = vmm->cfg.transport != TRANSPORT_AUTO;
+    vmm->cfg.transport = transport_resolve(vmm->cfg.transport, vmm->cfg.cmdline);
+    log_info("virtio devices: %s%s", transport_name(vmm->cfg.transport) ,
+             vmm->cfg.transport == TRANSPORT_MMIO && !chosen
+                 ? " (the command line says pci=off)" : "");
     int ret = vmm_choose_accel(vmm, restoring);
     if (!ret)
         ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, &vmm->files)
@@ -300,7 +318,10 @@ int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_pat
 {
     if (vmm_state(vmm) != VMM_PAUSED)
         return err_set(-EINVAL, "the VM must be paused to take a snapshot");
-    return snapshot_create(vmm->vm, type, state_path, mem_path);
+    uint64_t t0 = now_ns();
+    return vmm_latency(vmm, type == SNAPSHOT_DIFF ? "vmm_diff_create_snapshot"
+                                                  : "vmm_full_create_snapshot", t0,
+                       snapshot_create(vmm->vm, type, state_path, mem_path));
 }
 
 static bool override_matches(const char *want, const char *id, const char *prefix, unsigned i)
@@ -324,6 +345,9 @@ static int apply_overrides(struct vmm *vmm, const struct vm_overrides *o)
                        (unsigned long long)(o->expect_mem >> 20));
     if (o && o->track_dirty_pages)
         cfg->track_dirty_pages = true;
+    vmm->snapshot.clock_realtime = o && o->clock_realtime;
+    if (o && o->serial_out_path && !(cfg->serial_out_path = keep_copy(vmm, o->serial_out_path)))
+        return err_set(-ENOMEM, "out of memory");
     for (unsigned k = 0; o && k < o->nr_disks; k++) {
         unsigned i = 0;
         while (i < cfg->nr_disks && !override_matches(o->disks[k].id, cfg->disks[i].id, "vd", i))
@@ -361,6 +385,7 @@ int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
     *fault = VMM_FAULT_SETUP;
     if (vmm->vm)
         return err_set(-EBUSY, "a VM is already running");
+    uint64_t t0 = now_ns();
     int ret = snapshot_open(&vmm->snapshot, state_path);
     if (ret)
         return ret;
@@ -375,21 +400,23 @@ int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
         vmm_discard_vm(vmm);
         memset(&vmm->cfg, 0, sizeof(vmm->cfg)); /* it pointed into the snapshot */
     }
-    return ret;
+    return vmm_latency(vmm, "vmm_load_snapshot", t0, ret);
 }
 
 int vmm_pause(struct vmm *vmm)
 {
     if (!vmm->vm)
         return err_set(-EINVAL, "the VM is not running");
-    return vm_pause(vmm->vm);
+    uint64_t t0 = now_ns();
+    return vmm_latency(vmm, "vmm_pause_vm", t0, vm_pause(vmm->vm));
 }
 
 int vmm_resume(struct vmm *vmm)
 {
     if (!vmm->vm)
         return err_set(-EINVAL, "the VM is not running");
-    return vm_resume(vmm->vm);
+    uint64_t t0 = now_ns();
+    return vmm_latency(vmm, "vmm_resume_vm", t0, vm_resume(vmm->vm));
 }
 
 int vmm_send_ctrl_alt_del(struct vmm *vmm)
@@ -424,11 +451,11 @@ int vmm_replace_disk(struct vmm *vmm, unsigned index, const char *path)
 
 int vmm_set_metrics_path(struct vmm *vmm, const char *path)
 {
-    /* Non-blocking, so a FIFO without a reader fails here (ENXIO) instead
-     * of hanging the VMM, and a full FIFO drops a line instead of stalling. */
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+    /* As Firecracker opens it: a FIFO nobody reads yet opens at once, and a
+     * full one drops a line instead of stalling the VMM. */
+    int fd = open_sink(path);
     if (fd < 0)
-        return err_errno(-errno, "cannot open metrics file %s", path);
+        return err_errno(fd, "cannot open metrics file %s", path);
     int timer = vmm->metrics_timer_fd;
     if (timer < 0) {
         timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -456,18 +483,16 @@ int vmm_flush_metrics(struct vmm *vmm)
 {
     if (vmm->metrics_fd < 0)
         return err_set(-EINVAL, "no metrics path is set (PUT /metrics)");
-    vmm->metrics_flushes++;
     const struct metrics_vmm info = {
         .id = vmm->id,
         .state = vmm_state_name(vmm_state(vmm)),
         .uptime_ns = now_ns() - vmm->start_ns,
-        .flushes = vmm->metrics_flushes,
         .api_requests = vmm->api_stats.requests,
         .api_bad_requests = vmm->api_stats.bad_requests,
         .api_connections = vmm->api_stats.connections,
         .api_connections_refused = vmm->api_stats.connections_refused,
     };
-    return metrics_write(vmm->metrics_fd, &info, vmm->vm);
+    return metrics_write(&vmm->metrics, vmm->metrics_fd, &info, vmm->vm);
 }
 
 int vmm_run(struct vmm *vmm)

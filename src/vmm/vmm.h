@@ -12,6 +12,7 @@
 #include "util/evloop.h"
 #include "vmm/console.h"
 #include "vmm/files.h"
+#include "vmm/metrics.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
@@ -47,12 +48,12 @@ struct vmm {
     struct snapshot snapshot;      /* restored from (if open): its strings back cfg */
     /* New disk paths and TAP names given at restore, copied: the caller's
      * request does not outlive the call. */
-    char *override_copies[CONFIG_MAX_DISKS + CONFIG_MAX_NICS + 1]; /* + vsock */
+    char *override_copies[CONFIG_MAX_DISKS + CONFIG_MAX_NICS + 2]; /* + vsock, serial_out_path */
     unsigned nr_override_copies;
 
     int metrics_fd;                /* -1 until a metrics path is set */
     int metrics_timer_fd;
-    uint64_t metrics_flushes;
+    struct metrics metrics;        /* counters kept outside devices; what was reported */
     struct vmm_api_stats api_stats;
 };
 

@@ -37,6 +37,7 @@ class Test:
     fn: object
     batch: str = "default"
     engine: bool = False  # a guest test that also runs on ember's CPU engine
+    mmio: bool = False    # ... and again with its devices on virtio-mmio (pci=off)
     jobs: list = field(default_factory=list)
     check: object = None
 
@@ -51,14 +52,31 @@ def host_test(name):
     return wrap
 
 
-def guest_test(name, batch="default", engine=False):
+def guest_test(name, batch="default", engine=False, mmio=False):
     """The function returns (job or [jobs], check(jobs...)). With engine=True
     the test also runs with --accel soft directly on this host (timeouts
-    scaled), in the subset that keeps the whole suite within CI's time."""
+    scaled), in the subset that keeps the whole suite within CI's time. With
+    mmio=True it runs once more with pci=off on the guest's command line, so
+    that its virtio devices are virtio-mmio ('... [virtio-mmio]')."""
     def wrap(fn):
-        REGISTRY.append(Test(name, "guest", fn, batch=batch, engine=engine))
+        REGISTRY.append(Test(name, "guest", fn, batch=batch, engine=engine, mmio=mmio))
         return fn
     return wrap
+
+
+def on_mmio():
+    """True while guest tests are prepared for their virtio-mmio run."""
+    return os.environ.get("EMBER_TEST_MMIO") == "1"
+
+
+def mmio_words():
+    """' pci=off' in the virtio-mmio run, for command lines built by hand."""
+    return " pci=off" if on_mmio() else ""
+
+
+def default_cmdline():
+    """The guest's base command line: with pci=off in the virtio-mmio run."""
+    return DEFAULT_CMDLINE + (" pci=off" if on_mmio() else "")
 
 
 # --- the backend a guest test runs on -------------------------------------------
@@ -76,9 +94,11 @@ def test_vcpus():
 
 # --- building guest jobs ------------------------------------------------------
 
-def guest_cmdline(guest_cmd=None, base=DEFAULT_CMDLINE):
+def guest_cmdline(guest_cmd=None, base=None):
     """A kernel command line that makes the default guest's init run
     'guest_cmd' (then power off)."""
+    if base is None:
+        base = default_cmdline()
     if guest_cmd is None:
         return base
     encoded = base64.b64encode(guest_cmd.encode()).decode()

@@ -225,29 +225,57 @@ def api_configure(ctx):
     with_servers(ctx, check)
 
 
-@host_test("api: the logger writes leveled lines to a FIFO, and refuses one without a reader")
+@host_test("api: logger and metrics FIFOs that nobody reads yet open (as Firecracker opens "
+           "them), their lines wait for the reader; the logger's module filter")
 def api_logger_fifo(ctx):
-    fifo = os.path.join(ctx.tmp, "log.fifo")
-    os.mkfifo(fifo)
-
     def check(srv):
-        st, resp = srv.req("PUT", "/logger", {"log_path": fifo, "level": "Info"})
-        expect(st == 400 and re.search(r"logger: cannot open .*log\.fifo: No such device",
-                                       resp["fault_message"]),
-               f"a FIFO without a reader: {st} {resp}")
-        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        n = Server.count
+        log_fifo = os.path.join(ctx.tmp, f"log-{n}.fifo")
+        metrics_fifo = os.path.join(ctx.tmp, f"metrics-{n}.fifo")
+        os.mkfifo(log_fifo)
+        os.mkfifo(metrics_fifo)
+        # Created before anyone reads them, as firecracker-go-sdk and Kata do.
+        st, resp = srv.req("PUT", "/logger", {"log_path": log_fifo, "level": "Info",
+                                              "show_level": True, "show_log_origin": True})
+        expect(st == 204, f"PUT /logger on a FIFO without a reader: {st} {resp}")
+        st, resp = srv.req("PUT", "/metrics", {"metrics_path": metrics_fifo})
+        expect(st == 204, f"PUT /metrics on a FIFO without a reader: {st} {resp}")
+        srv.req("PUT", "/machine-config", {"vcpu_count": 0, "mem_size_mib": 128})
+        st, resp = srv.req("PUT", "/actions", {"action_type": "FlushMetrics"})
+        expect(st == 204, f"FlushMetrics into the FIFO: {st} {resp}")
+        # The readers come later: what was written waits in the pipes.
+        log_r = os.open(log_fifo, os.O_RDONLY | os.O_NONBLOCK)
+        met_r = os.open(metrics_fifo, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            st, resp = srv.req("PUT", "/logger", {"log_path": fifo, "level": "Info",
-                                                  "show_level": True, "show_log_origin": True})
-            expect(st == 204, f"PUT /logger with a reader: {st} {resp}")
+            text = os.read(log_r, 65536).decode()
+            expect(re.search(r"^ember: info \[src/api/api\.c:\d+\]: API PUT /machine-config: "
+                             r"machine-config: vcpu_count must be", text, re.M),
+                   f"the log FIFO got: {text!r}")
+            lines = os.read(met_r, 1 << 20).decode().splitlines()
+            expect(len(lines) == 1 and "put_api_requests" in json.loads(lines[0]),
+                   f"the metrics FIFO got: {lines!r}")
+            # module: only messages from src/MODULE ("api::resources" = src/api/resources.c).
+            st, resp = srv.req("PUT", "/logger", {"log_path": log_fifo, "level": "Debug",
+                                                  "module": "vmm"})
+            expect(st == 204, f"PUT /logger with a module: {st} {resp}")
             srv.req("PUT", "/machine-config", {"vcpu_count": 0, "mem_size_mib": 128})
-            time.sleep(0.2)
-            text = os.read(reader, 65536).decode()
+            srv.req("PUT", "/actions", {"action_type": "FlushMetrics"})
+            time.sleep(0.1)
+            try:
+                text = os.read(log_r, 65536).decode()
+            except BlockingIOError:
+                text = ""
+            expect("vcpu_count must be" not in text,
+                   f"a message from src/api passed the 'vmm' module filter: {text!r}")
+            st, resp = srv.req("PUT", "/logger", {"log_path": log_fifo, "level": "Info",
+                                                  "module": "api::api"})
+            srv.req("PUT", "/machine-config", {"vcpu_count": 0, "mem_size_mib": 128})
+            time.sleep(0.1)
+            text = os.read(log_r, 65536).decode()
+            expect("vcpu_count must be" in text, f"module api::api let nothing through: {text!r}")
         finally:
-            os.close(reader)
-        expect(re.search(r"^ember: info \[src/api/api\.c:\d+\]: API PUT /machine-config: "
-                         r"machine-config: vcpu_count must be", text, re.M),
-               f"the FIFO got: {text!r}")
+            os.close(log_r)
+            os.close(met_r)
     with_servers(ctx, check)
 
 
@@ -289,7 +317,10 @@ def malformed_table(ctx):
          r"missing required field 'mem_size_mib'"),
         ("PUT", "/machine-config", '{"vcpu_count": 1, "mem_size_mib": 8}', 400,
          r"mem_size_mib must be from 16"),
-        ("PATCH", "/machine-config", '{"smt": true}', 400, r"smt is not supported"),
+        ("PUT", "/machine-config", '{"vcpu_count": 3, "mem_size_mib": 128, "smt": true}', 400,
+         r"with smt the vcpu_count must be 1 or even"),
+        ("PATCH", "/machine-config", '{"huge_pages": "2M"}', 400,
+         r"huge_pages '2M' is not supported"),
         ("PATCH", "/machine-config", '{"cpu_template": "T2"}', 400,
          r"cpu_template 'T2' is not supported"),
         ("PUT", "/drives/rootfs", '{"drive_id": "other", "path_on_host": "%s", '
@@ -335,7 +366,7 @@ def malformed_table(ctx):
         ("PATCH", "/drives/data", '{"drive_id": "data", "path_on_host": "%s"}' % disk, 400,
          r"only allowed once the microVM is running"),
         ("PUT", "/logger", '{"level": "Loud"}', 400, r"level must be one of"),
-        ("PUT", "/logger", '{"module": "x"}', 400, r"filtering by module is not supported"),
+        ("PUT", "/logger", '{"module": 7}', 400, r"'module' must be a string"),
         ("PUT", "/metrics", '{"metrics_path": "/nonexistent/dir/m.json"}', 400,
          r"cannot open metrics file /nonexistent/dir/m.json: No such file"),
         ("PUT", "/metrics", '{}', 400, r"missing required field 'metrics_path'"),
@@ -585,6 +616,22 @@ done
 '''
 
 
+# Kata Containers decodes each metrics group into a struct of uint64 fields.
+def check_firecracker_metrics(m):
+    """A metrics line as Firecracker writes it: utc_timestamp_ms, then groups of
+    counters (objects of unsigned integers), per-device groups included."""
+    expect(isinstance(m.get("utc_timestamp_ms"), int), f"utc_timestamp_ms: {m}")
+    for key, value in m.items():
+        if key in ("utc_timestamp_ms", "ember", "id", "properties"):
+            continue
+        expect(isinstance(value, dict) and
+               all(isinstance(v, int) and v >= 0 for v in value.values()),
+               f"metrics group {key} is not an object of unsigned integers: {value!r}")
+    for key in ("vcpu", "put_api_requests", "get_api_requests", "patch_api_requests",
+                "latencies_us", "logger"):
+        expect(key in m, f"metrics line without {key}: {sorted(m)}")
+
+
 def b64(text):
     return base64.b64encode(text.encode()).decode()
 
@@ -662,18 +709,33 @@ def api_lifecycle():
                    if line.startswith("{")]
         expect(metrics, "no metrics lines")
         m = metrics[0]
-        if on_engine():  # no exits: the engine's own counters instead
-            expect(len(m["vcpu"]) == 1 and m["vcpu"][0]["instructions"] > 0 and
-                   m["vcpu"][0]["pio"] + m["vcpu"][0]["mmio"] > 0,
-                   f"the engine's vCPU counters: {m['vcpu']}")
+        check_firecracker_metrics(m)
+        vcpu_total = sum(m["vcpu"][k] for k in ("exit_io_in", "exit_io_out", "exit_mmio_read",
+                                                  "exit_mmio_write"))
+        expect(vcpu_total > 0, f"vcpu exits (device accesses on the engine): {m['vcpu']}")
+        if on_engine():  # the engine's own counters, per vCPU
+            expect(len(m["ember"]["vcpus"]) == 1 and m["ember"]["vcpus"][0]["instructions"] > 0,
+                   f"the engine's vCPU counters: {m['ember']['vcpus']}")
         else:
-            expect(len(m["vcpu"]) == 2 and
-                   sum(v["exits_io"] + v["exits_mmio"] for v in m["vcpu"]) > 0,
-                   f"vCPU exit counts: {m['vcpu']}")
-        expect(m["block_scratch"]["read_count"] > 0 and m["block_scratch"]["read_bytes"] > 0,
-               f"block metrics: {m.get('block_scratch')}")
-        expect(m["uart"]["bytes_out"] > 0 and m["api_server"]["requests"] >= 8,
-               f"uart/api metrics: {m['uart']} {m['api_server']}")
+            expect(len(m["ember"]["vcpus"]) == 2, f"per-vCPU totals: {m['ember']['vcpus']}")
+        expect(m["block_scratch"]["read_count"] > 0 and m["block_scratch"]["read_bytes"] > 0 and
+               m["block"]["read_count"] == m["block_scratch"]["read_count"],
+               f"block metrics: {m.get('block_scratch')} aggregate {m.get('block')}")
+        expect(m["uart"]["write_count"] > 0 and m["ember"]["api_requests"] >= 8,
+               f"uart/api metrics: {m['uart']} {m['ember']}")
+        expect(m["put_api_requests"]["drive_count"] == 1 and
+               m["put_api_requests"]["boot_source_count"] == 2 and
+               m["put_api_requests"]["boot_source_fails"] == 1 and
+               m["patch_api_requests"]["drive_count"] == 1 and
+               m["get_api_requests"]["instance_info_count"] >= 4 and
+               m["latencies_us"]["pause_vm"] > 0 and m["latencies_us"]["vmm_resume_vm"] > 0,
+               f"API request counters: {m['put_api_requests']} {m['patch_api_requests']} "
+               f"{m['get_api_requests']} {m['latencies_us']}")
+        # Counters report what happened since the previous line, as Firecracker's.
+        last = metrics[-1]
+        expect(len(metrics) >= 2 and last["put_api_requests"]["drive_count"] == 0 and
+               last["put_api_requests"]["actions_count"] == 1,
+               f"the last line (at exit) repeats earlier counts: {last['put_api_requests']}")
     return job("api-lifecycle", script, timeout=240), check
 
 
@@ -713,12 +775,15 @@ def config_file_boot():
         expect_output(j, r"^hwrng-bytes 64$", "bytes from /dev/hwrng")
         log = j.output.split("--- log\n", 1)[-1].split("--- metrics", 1)[0]
         expect(re.search(r"^ember: info: kernel: bzImage", log, re.M) and
-               re.search(r"^ember: warning: boot_args: dropped 'pci=off'", log, re.M),
+               re.search(r"^ember: info: virtio devices: mmio \(the command line says "
+                         r"pci=off\)", log, re.M),
                f"the log file (level Info, show_level) has: {log[:600]!r}")
         metrics = [json.loads(line) for line in j.output.split("--- metrics\n", 1)[-1].splitlines()
                    if line.startswith("{")]
+        for m in metrics:
+            check_firecracker_metrics(m)
         expect(metrics and metrics[-1]["block_data"]["read_count"] > 0 and
-               metrics[-1]["entropy"]["bytes"] >= 64,
+               metrics[-1]["entropy"]["entropy_bytes"] >= 64,
                f"the final metrics line: {metrics[-1] if metrics else None}")
     return job("config-file", script, timeout=120), check
 

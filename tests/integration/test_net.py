@@ -55,7 +55,7 @@ def in_netns(body):
 
 
 @guest_test("user networking: DHCP, a page from the host's loopback, a port forward",
-            batch="net", engine=True)
+            batch="net", engine=True, mmio=True)
 def user_mode():
     # Free ports of this host: on the engine the test runs here directly,
     # next to whatever else uses ports.
@@ -94,7 +94,7 @@ def initrd_with_tcpperf(ctx):
     return out
 
 
-@guest_test("TAP in a network namespace: DHCP, ping both ways, TCP both ways", batch="net")
+@guest_test("TAP in a network namespace: DHCP, ping both ways, TCP both ways", batch="net", mmio=True)
 def tap_netns(ctx):
     guest = (
         "ping -c 2 -W 2 192.168.77.1 | grep -c 'bytes from'\n"
@@ -131,7 +131,7 @@ def tap_netns(ctx):
                 files={"initrd.cpio": initrd_with_tcpperf(ctx)}), check)
 
 
-@guest_test("TAP created by ember (CAP_NET_ADMIN), and two NICs at once", batch="net")
+@guest_test("TAP created by ember (CAP_NET_ADMIN), and two NICs at once", batch="net", mmio=True)
 def tap_created_and_two_nics():
     guest = (
         "ifconfig eth1 192.168.88.2 netmask 255.255.255.0 up\n"

@@ -9,7 +9,7 @@ import os
 import re
 import subprocess
 
-from framework import DEFAULT_CMDLINE, expect, expect_output, guest_test, job, test_vcpus
+from framework import DEFAULT_CMDLINE, default_cmdline, expect, expect_output, guest_test, job, test_vcpus
 
 # The guest counts to TARGET, appending each number to /mnt/log (synced),
 # printing "count N UPTIME"; at the end it prints the log's checksum.
@@ -56,7 +56,7 @@ def ext4_image(ctx, name="fs.img"):
 
 def boot_vm(sock, extra_machine=""):
     """Shell: start ember with an API and boot the counter guest."""
-    boot_args = f"{DEFAULT_CMDLINE} ember_cmd={b64(COUNTER)}"
+    boot_args = f"{default_cmdline()} ember_cmd={b64(COUNTER)}"
     return (
         f'SOCK={sock}\n'
         '"$EMBER" --api-sock $SOCK < /dev/null > vm.txt 2>&1 & vm=$!\n'
@@ -101,7 +101,7 @@ def section(output, name):
 
 
 @guest_test("snapshot mid-work, kill -9, restore: the count and the file go on; two clones "
-            "at once; corrupt snapshots refused", batch="snapshot", engine=True)
+            "at once; corrupt snapshots refused", batch="snapshot", engine=True, mmio=True)
 def snapshot_restore(ctx):
     script = HELPERS + boot_vm("$DATA/api.sock") + (
         "wait_for '^count 15 ' vm.txt\n"

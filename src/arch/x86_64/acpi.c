@@ -154,7 +154,11 @@ static void dsdt_device(struct aml_buf *b, const struct acpi_device *d)
     aml_init(&res);
     for (unsigned i = 0; i < d->nr_io && i < ACPI_MAX_IO; i++)
         aml_res_io(&res, d->io[i].base, d->io[i].len);
-    if (d->irq >= 0)
+    for (unsigned i = 0; i < d->nr_mem && i < ACPI_MAX_MEM; i++)
+        aml_res_mem32_fixed(&res, d->mem[i].base, d->mem[i].len);
+    if (d->irq >= 0 && d->irq_gsi)
+        aml_res_interrupt(&res, (uint32_t)d->irq);
+    else if (d->irq >= 0)
         aml_res_irq(&res, (unsigned)d->irq);
     aml_res_end(&res);
     aml_name(b, "_CRS");

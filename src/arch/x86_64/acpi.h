@@ -12,8 +12,9 @@
 
 #define ACPI_S5_SLP_TYP 5 /* the value the guest writes to PM1_CNT.SLP_TYP for S5 */
 
-#define ACPI_MAX_DEVICES 16
+#define ACPI_MAX_DEVICES 64
 #define ACPI_MAX_IO 4
+#define ACPI_MAX_MEM 2
 
 /* A device the DSDT describes under \_SB: its name, hardware ID, I/O
  * ranges and interrupt. */
@@ -27,7 +28,12 @@ struct acpi_device {
         uint8_t len;
     } io[ACPI_MAX_IO];
     unsigned nr_io;
+    struct {
+        uint32_t base, len;
+    } mem[ACPI_MAX_MEM];  /* Memory32Fixed ranges */
+    unsigned nr_mem;
     int irq;            /* -1: none */
+    bool irq_gsi;       /* an Extended Interrupt descriptor (any GSI, edge) for irq */
 };
 
 struct acpi_config {

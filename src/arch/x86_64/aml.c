@@ -243,6 +243,24 @@ void aml_res_irq(struct aml_buf *b, unsigned irq)
     aml_bytes(b, d, sizeof(d));
 }
 
+/* Memory32Fixed: a device's own registers, read-write. */
+void aml_res_mem32_fixed(struct aml_buf *b, uint32_t base, uint32_t len)
+{
+    uint8_t d[12] = {0x86, 9, 0, 0x01 /* read-write */};
+    le32_store(d + 4, base);
+    le32_store(d + 8, len);
+    aml_bytes(b, d, sizeof(d));
+}
+
+/* Extended Interrupt: one GSI the device consumes, edge-triggered, active
+ * high, exclusive (what Firecracker describes for virtio-mmio). */
+void aml_res_interrupt(struct aml_buf *b, uint32_t gsi)
+{
+    uint8_t d[9] = {0x89, 6, 0, 0x03 /* consumer, edge */, 1 /* one interrupt */};
+    le32_store(d + 5, gsi);
+    aml_bytes(b, d, sizeof(d));
+}
+
 /* Word address space descriptor: a bridge's window that it produces. */
 static void aml_res_word(struct aml_buf *b, uint8_t type, uint8_t type_flags,
                          uint16_t min, uint16_t max)

@@ -39,6 +39,8 @@ void aml_end(struct aml_buf *b, size_t mark);
 /* Resource template helpers (append descriptors inside a buffer). */
 void aml_res_io(struct aml_buf *b, uint16_t base, uint8_t len);
 void aml_res_irq(struct aml_buf *b, unsigned irq);
+void aml_res_mem32_fixed(struct aml_buf *b, uint32_t base, uint32_t len);
+void aml_res_interrupt(struct aml_buf *b, uint32_t gsi);
 void aml_res_bus_numbers(struct aml_buf *b, uint16_t min, uint16_t max);
 void aml_res_io_window(struct aml_buf *b, uint16_t min, uint16_t max);
 void aml_res_mem32_window(struct aml_buf *b, uint32_t min, uint32_t max);

@@ -59,6 +59,17 @@ static int boot_place_initrd(const struct boot_config *cfg, struct boot_layout *
     return 0;
 }
 
+static int check_cmdline(struct boot_layout *l, const char *cmdline)
+{
+    size_t len = strlen(cmdline ? cmdline : "");
+    size_t max = MIN(l->kernel.cmdline_max, (size_t)LAYOUT_CMDLINE_MAX - 1);
+    if (len > max)
+        return err_set(-E2BIG, "command line is %zu bytes, the kernel accepts at most %zu",
+                       len, max);
+    l->cmdline_len = len;
+    return 0;
+}
+
 int boot_prepare(const struct boot_config *cfg, struct boot_layout *l)
 {
     memset(l, 0, sizeof(*l));
@@ -79,13 +90,16 @@ int boot_prepare(const struct boot_config *cfg, struct boot_layout *l)
                        "%llu MiB; use a larger --mem", cfg->kernel.path,
                        (unsigned long long)((l->kernel.mem_end + MiB(1) - 1) >> 20),
                        (unsigned long long)(cfg->ram_size >> 20));
-    const char *cmdline = cfg->cmdline ? cfg->cmdline : "";
-    l->cmdline_len = strlen(cmdline);
-    size_t max = MIN(l->kernel.cmdline_max, (size_t)LAYOUT_CMDLINE_MAX - 1);
-    if (l->cmdline_len > max)
-        return err_set(-E2BIG, "command line is %zu bytes, the kernel accepts at most %zu",
-                       l->cmdline_len, max);
-    return boot_place_initrd(cfg, l);
+    ret = check_cmdline(l, cfg->cmdline);
+    return ret ? ret : boot_place_initrd(cfg, l);
+}
+
+int boot_set_cmdline(struct boot_config *cfg, struct boot_layout *l, const char *cmdline)
+{
+    int ret = check_cmdline(l, cmdline);
+    if (!ret)
+        cfg->cmdline = cmdline;
+    return ret;
 }
 
 static void zp_put_e820(uint8_t *zp, const struct e820_map *map)

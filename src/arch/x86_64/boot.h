@@ -29,6 +29,10 @@ struct boot_layout {
 };
 
 int boot_prepare(const struct boot_config *cfg, struct boot_layout *layout) EMBER_MUST_CHECK;
+/* Another command line for a prepared boot (devices add their words once
+ * the board exists); checked against the kernel's limit. */
+int boot_set_cmdline(struct boot_config *cfg, struct boot_layout *layout, const char *cmdline)
+    EMBER_MUST_CHECK;
 /* Copy everything into guest memory (which must be zeroed) and fill in the
  * boot vCPU's registers. */
 int boot_load(const struct boot_config *cfg, const struct boot_layout *layout,

@@ -12,10 +12,12 @@
 #define LEAF_EXT_FEATURES 0x80000001
 #define LEAF_EXT_SIZES 0x80000008
 #define LEAF_EXT_APIC_ID 0x8000001e
+#define LEAF_EXT_CACHE 0x8000001d
 
 #define FEAT1_ECX_HYPERVISOR (1u << 31)
 #define FEAT1_EDX_HTT (1u << 28)
 #define EXT1_ECX_CMP_LEGACY (1u << 1)
+#define EXT1_ECX_TOPOEXT (1u << 22)
 
 #define TOPO_LEVEL_SMT 1u
 #define TOPO_LEVEL_CORE 2u
@@ -57,57 +59,79 @@ enum cpu_vendor cpuid_vendor(const struct x86_cpuid_entry *entries, size_t count
     return CPU_VENDOR_OTHER;
 }
 
-static void patch_features(struct x86_cpuid_entry *e, unsigned index, unsigned nr)
+/* The machine as the leaves see it. */
+struct topo {
+    unsigned nr;      /* logical processors (vCPUs) */
+    unsigned threads; /* per core: 1 or 2 */
+    unsigned cores;   /* per package */
+    bool ext_apic;    /* AMD leaf 0x8000001e is there to describe them */
+};
+
+static void patch_features(struct x86_cpuid_entry *e, unsigned index, const struct topo *t)
 {
-    unsigned logical = 1u << bits_for(nr);
+    unsigned logical = 1u << bits_for(t->nr);
     e->ebx = (e->ebx & 0x0000ffffu) | (index << 24) | ((logical & 0xff) << 16);
     e->ecx |= FEAT1_ECX_HYPERVISOR;
-    if (nr > 1)
+    if (t->nr > 1)
         e->edx |= FEAT1_EDX_HTT;
     else
         e->edx &= ~FEAT1_EDX_HTT;
 }
 
-static void patch_intel_cache(struct x86_cpuid_entry *e, unsigned nr)
+static void patch_intel_cache(struct x86_cpuid_entry *e, const struct topo *t)
 {
     unsigned level = (e->eax >> 5) & 7;
-    unsigned sharing = level >= 3 ? nr - 1 : 0;
-    e->eax = (e->eax & 0x3fffu) | ((nr - 1) << 26) | (sharing << 14);
+    /* L1 and L2 belong to a core (its threads share them), L3 to all. */
+    unsigned sharing = level >= 3 ? t->nr - 1 : t->threads - 1;
+    e->eax = (e->eax & 0x3fffu) | ((t->cores - 1) << 26) | (sharing << 14);
 }
 
 static void topology_leaf(struct x86_cpuid_entry *e, uint32_t function, uint32_t sub,
-                          unsigned index, unsigned nr)
+                          unsigned index, const struct topo *t)
 {
     *e = (struct x86_cpuid_entry){.function = function, .index = sub,
                                   .flags = X86_CPUID_FLAG_INDEXED, .edx = index};
     if (sub == 0) {
-        e->eax = 0; /* one thread per core: no SMT bits in the APIC ID */
-        e->ebx = 1;
+        e->eax = bits_for(t->threads); /* APIC ID bits of the thread */
+        e->ebx = t->threads;
         e->ecx = (TOPO_LEVEL_SMT << 8) | sub;
     } else if (sub == 1) {
-        e->eax = bits_for(nr);
-        e->ebx = nr;
+        e->eax = bits_for(t->threads) + bits_for(t->cores);
+        e->ebx = t->nr;
         e->ecx = (TOPO_LEVEL_CORE << 8) | sub;
     } else {
         e->ecx = sub;
     }
 }
 
-static void patch_amd(struct x86_cpuid_entry *e, unsigned index, unsigned nr)
+static void patch_amd(struct x86_cpuid_entry *e, unsigned index, const struct topo *t)
 {
     switch (e->function) {
     case LEAF_EXT_FEATURES:
-        if (nr > 1)
+        if (t->nr > 1)
             e->ecx |= EXT1_ECX_CMP_LEGACY;
         else
             e->ecx &= ~EXT1_ECX_CMP_LEGACY;
+        /* Linux reads threads per core from leaf 0x8000001e only with the
+         * topology extensions (Firecracker sets them too). */
+        if (t->ext_apic)
+            e->ecx |= EXT1_ECX_TOPOEXT;
         break;
+    case LEAF_EXT_CACHE: {
+        /* L1 and L2 belong to a core, L3 to all. */
+        unsigned level = (e->eax >> 5) & 7;
+        unsigned sharing = level >= 3 ? t->nr - 1 : t->threads - 1;
+        if (level)
+            e->eax = (e->eax & ~(0xfffu << 14)) | (sharing << 14);
+        break;
+    }
     case LEAF_EXT_SIZES:
-        e->ecx = (e->ecx & ~0xf0ffu) | (bits_for(nr) << 12) | (nr - 1);
+        e->ecx = (e->ecx & ~0xf0ffu) | (bits_for(t->nr) << 12) | (t->nr - 1);
         break;
     case LEAF_EXT_APIC_ID:
         e->eax = index;
-        e->ebx = index & 0xff; /* compute unit = core, one thread each */
+        /* Compute unit = core, with its threads per compute unit - 1. */
+        e->ebx = ((index >> bits_for(t->threads)) & 0xff) | ((t->threads - 1) << 8);
         e->ecx = 0;
         break;
     default:
@@ -121,11 +145,18 @@ static bool is_topology_leaf(uint32_t function)
 }
 
 int cpuid_for_vcpu(const struct x86_cpuid_entry *supported, size_t count,
-                   unsigned index, unsigned nr_vcpus, struct x86_cpuid_entry *out,
+                   unsigned index, const struct cpuid_config *cc, struct x86_cpuid_entry *out,
                    size_t max, size_t *out_count)
 {
+    unsigned nr_vcpus = cc->nr_vcpus;
     if (nr_vcpus == 0 || index >= nr_vcpus || nr_vcpus > 255)
         return err_set(-EINVAL, "bad vCPU %u of %u", index, nr_vcpus);
+    if (cc->threads_per_core != 1 && cc->threads_per_core != 2)
+        return err_set(-EINVAL, "%u threads per core (1 or 2)", cc->threads_per_core);
+    struct topo t = {nr_vcpus, cc->threads_per_core,
+                     (nr_vcpus + cc->threads_per_core - 1) / cc->threads_per_core, false};
+    for (size_t i = 0; i < count; i++)
+        t.ext_apic |= supported[i].function == LEAF_EXT_APIC_ID;
     enum cpu_vendor vendor = cpuid_vendor(supported, count);
     bool topology_leaves[2] = {false, false};
     size_t n = 0;
@@ -140,11 +171,11 @@ int cpuid_for_vcpu(const struct x86_cpuid_entry *supported, size_t count,
         struct x86_cpuid_entry *e = &out[n++];
         *e = *in;
         if (e->function == LEAF_FEATURES)
-            patch_features(e, index, nr_vcpus);
+            patch_features(e, index, &t);
         else if (e->function == LEAF_CACHE_INTEL && vendor == CPU_VENDOR_INTEL)
-            patch_intel_cache(e, nr_vcpus);
+            patch_intel_cache(e, &t);
         else if (vendor == CPU_VENDOR_AMD)
-            patch_amd(e, index, nr_vcpus);
+            patch_amd(e, index, &t);
     }
     for (unsigned v = 0; v < 2; v++) {
         if (!topology_leaves[v])
@@ -152,8 +183,7 @@ int cpuid_for_vcpu(const struct x86_cpuid_entry *supported, size_t count,
         for (uint32_t sub = 0; sub < 3; sub++) {
             if (n == max)
                 return err_set(-E2BIG, "too many CPUID leaves");
-            topology_leaf(&out[n++], v ? LEAF_TOPOLOGY_V2 : LEAF_TOPOLOGY, sub, index,
-                          nr_vcpus);
+            topology_leaf(&out[n++], v ? LEAF_TOPOLOGY_V2 : LEAF_TOPOLOGY, sub, index, &t);
         }
     }
     *out_count = n;

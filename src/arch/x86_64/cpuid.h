@@ -1,6 +1,6 @@
 /* The CPU model a vCPU sees: the backend's supported CPUID leaves, with the
- * hypervisor bit, and a topology of N cores in one socket whose APIC IDs are
- * the vCPU indexes. */
+ * hypervisor bit, and a topology of N cores (or N/2 cores of two threads)
+ * in one socket whose APIC IDs are the vCPU indexes. */
 #ifndef EMBER_ARCH_X86_64_CPUID_H
 #define EMBER_ARCH_X86_64_CPUID_H
 
@@ -15,9 +15,17 @@ enum cpu_vendor { CPU_VENDOR_OTHER, CPU_VENDOR_INTEL, CPU_VENDOR_AMD };
 
 enum cpu_vendor cpuid_vendor(const struct x86_cpuid_entry *entries, size_t count);
 
-/* Fill 'out' (capacity 'max') with the leaves for vCPU 'index' of 'nr_vcpus'. */
+/* The machine the leaves describe. */
+struct cpuid_config {
+    unsigned nr_vcpus;
+    /* 1, or 2 with SMT: vCPUs 2k and 2k+1 are the threads of core k (APIC
+     * ID bit 0 is the thread), as Firecracker's smt: true. */
+    unsigned threads_per_core;
+};
+
+/* Fill 'out' (capacity 'max') with the leaves for vCPU 'index'. */
 int cpuid_for_vcpu(const struct x86_cpuid_entry *supported, size_t count,
-                   unsigned index, unsigned nr_vcpus, struct x86_cpuid_entry *out,
+                   unsigned index, const struct cpuid_config *cc, struct x86_cpuid_entry *out,
                    size_t max, size_t *out_count) EMBER_MUST_CHECK;
 
 /* Look up a leaf (tests and callers that patch a table). */

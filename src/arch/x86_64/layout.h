@@ -22,9 +22,15 @@
 #define LAYOUT_HIGH_RAM 0x100000ull   /* 1 MiB */
 #define LAYOUT_KERNEL_32BIT_LOAD 0x100000ull
 
-/* The 32-bit PCI hole: RAM above it moves to 4 GiB. */
+/* The 32-bit hole: RAM above it moves to 4 GiB. Its first 16 MiB hold
+ * platform MMIO devices as Firecracker places them (the boot timer at its
+ * start, then virtio-mmio devices 4 KiB apart); PCI BARs take the rest. */
 #define LAYOUT_PCI_HOLE_START 0xc0000000ull
-#define LAYOUT_PCI_MMIO_START 0xc0000000ull
+#define LAYOUT_BOOT_TIMER 0xc0000000ull      /* Firecracker's BOOT_DEVICE_MEM_START */
+#define LAYOUT_VIRTIO_MMIO 0xc0001000ull     /* first virtio-mmio device */
+#define LAYOUT_VIRTIO_MMIO_SIZE 0x1000ull    /* each device's window */
+#define LAYOUT_VIRTIO_MMIO_END 0xc1000000ull
+#define LAYOUT_PCI_MMIO_START 0xc1000000ull
 #define LAYOUT_PCI_MMIO_END 0xfebfffffull /* last byte for 32-bit BARs */
 #define LAYOUT_IOAPIC 0xfec00000ull
 #define LAYOUT_LAPIC 0xfee00000ull

@@ -17,10 +17,19 @@ struct pci_platform {
     struct evloop *loop;
     const struct msi_ops *msi;
     void *msi_ctx;
-    /* Bind an eventfd to guest writes at an MMIO address (false to unbind);
-     * NULL when the CPU backend has none (writes then arrive on the bus). */
-    int (*ioeventfd)(void *ctx, int fd, uint64_t address, unsigned len, bool assign);
+    /* Bind an eventfd to guest writes at an MMIO address (false to unbind),
+     * of any value or (datamatch non-NULL) only of *datamatch; NULL when the
+     * CPU backend has none (writes then arrive on the bus). */
+    int (*ioeventfd)(void *ctx, int fd, uint64_t address, unsigned len,
+                     const uint64_t *datamatch, bool assign);
     void *ioeventfd_ctx;
+    /* An interrupt line any thread raises with one write: an eventfd bound
+     * to 'gsi' (a KVM irqfd; each write is an edge). -ENOTSUP when the
+     * backend has none: the device then pulses the line through its
+     * irq_line. NULL: none either. */
+    int (*irqfd)(void *ctx, uint32_t gsi, int *fd);
+    void (*irqfd_release)(void *ctx, uint32_t gsi, int fd);
+    void *irqfd_ctx;
 };
 
 #endif

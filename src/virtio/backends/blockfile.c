@@ -38,13 +38,12 @@ static int open_image(struct blockfile *bf, const char *path, bool read_only, bo
         return err_errno(-errno, "disk %s", path);
     if (!S_ISREG(st.st_mode))
         return err_set(-EINVAL, "disk %s: not a regular file", path);
-    if (st.st_size < 512)
-        return err_set(-EINVAL, "disk %s: image is %s (a disk needs at least one 512-byte "
-                                "sector)", path, st.st_size ? "too small" : "empty");
+    /* An empty image is a disk of capacity 0, as in Firecracker: a
+     * placeholder that PATCH /drives swaps for a real image later. */
     if (flock(bf->fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
         return err_set(-EBUSY, "disk %s: in use by another process (locked)", path);
     bf->size = (uint64_t)st.st_size & ~511ull;
-    if (bf->size != (uint64_t)st.st_size)
+    if (bf->size != (uint64_t)st.st_size && st.st_size >= 512)
         log_warn("disk %s: size is not a multiple of 512; the last %llu bytes are not "
                  "visible to the guest", path,
                  (unsigned long long)((uint64_t)st.st_size - bf->size));

@@ -41,6 +41,9 @@ static const struct acpi_device devices[] = {
      .irq = 1},
     {.name = "PEVT", .hid = "QEMU0001", .hid_is_string = true, .uid = -1,
      .io = {{0x505, 1}}, .nr_io = 1, .irq = -1},
+    /* A virtio-mmio device as ember (and Firecracker) describes it. */
+    {.name = "VR05", .hid = "LNRO0005", .hid_is_string = true, .uid = 5,
+     .mem = {{0xc0002000, 0x1000}}, .nr_mem = 1, .irq = 17, .irq_gsi = true},
 };
 
 static void build(unsigned cpus)
@@ -249,7 +252,7 @@ static void test_dsdt_disassembles(void **state)
     const uint8_t *dsdt = table_at(le64_load(fadt + 140));
     char dir[] = "/tmp/ember-acpi-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    char path[256], cmd[512];
+    char path[256], cmd[1024];
     snprintf(path, sizeof(path), "%s/dsdt.dat", dir);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
@@ -258,6 +261,11 @@ static void test_dsdt_disassembles(void **state)
     snprintf(cmd, sizeof(cmd),
              "cd %s && iasl -d dsdt.dat >log 2>&1 && grep -q 'PNP0A03' dsdt.dsl && "
              "grep -q 'QEMU0001' dsdt.dsl && grep -q '_S5_' dsdt.dsl && "
+             "grep -q 'LNRO0005' dsdt.dsl && "
+             "grep -q 'Memory32Fixed (ReadWrite,' dsdt.dsl && "
+             "grep -q '0xC0002000,         // Address Base' dsdt.dsl && "
+             "grep -q 'Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )' dsdt.dsl && "
+             "grep -q '0x00000011,' dsdt.dsl && "
              "! grep -qi 'error' log", dir);
     int rc = system(cmd);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

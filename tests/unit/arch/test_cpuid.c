@@ -56,7 +56,7 @@ static void test_leaf1_per_vcpu(void **state)
     struct x86_cpuid_entry s[16], out[32];
     size_t n = supported(s, "GenuineIntel"), m;
     for (unsigned i = 0; i < 3; i++) {
-        assert_int_equal(cpuid_for_vcpu(s, n, i, 3, out, 32, &m), 0);
+        assert_int_equal(cpuid_for_vcpu(s, n, i, &(struct cpuid_config){3, 1}, out, 32, &m), 0);
         struct x86_cpuid_entry *l1 = leaf(out, m, 1, 0);
         assert_int_equal(l1->ebx >> 24, i);              /* initial APIC ID */
         assert_int_equal((l1->ebx >> 16) & 0xff, 4);     /* rounded up */
@@ -64,7 +64,7 @@ static void test_leaf1_per_vcpu(void **state)
         assert_true(l1->ecx & (1u << 31));               /* hypervisor */
         assert_true(l1->edx & (1u << 28));               /* HTT */
     }
-    assert_int_equal(cpuid_for_vcpu(s, n, 0, 1, out, 32, &m), 0);
+    assert_int_equal(cpuid_for_vcpu(s, n, 0, &(struct cpuid_config){1, 1}, out, 32, &m), 0);
     assert_false(leaf(out, m, 1, 0)->edx & (1u << 28));
 }
 
@@ -73,7 +73,7 @@ static void test_extended_topology(void **state)
     (void)state;
     struct x86_cpuid_entry s[16], out[32];
     size_t n = supported(s, "GenuineIntel"), m;
-    assert_int_equal(cpuid_for_vcpu(s, n, 2, 3, out, 32, &m), 0);
+    assert_int_equal(cpuid_for_vcpu(s, n, 2, &(struct cpuid_config){3, 1}, out, 32, &m), 0);
     struct x86_cpuid_entry *smt = leaf(out, m, 0xb, 0);
     struct x86_cpuid_entry *core = leaf(out, m, 0xb, 1);
     struct x86_cpuid_entry *end = leaf(out, m, 0xb, 2);
@@ -100,7 +100,7 @@ static void test_amd_topology(void **state)
     (void)state;
     struct x86_cpuid_entry s[16], out[32];
     size_t n = supported(s, "AuthenticAMD"), m;
-    assert_int_equal(cpuid_for_vcpu(s, n, 1, 2, out, 32, &m), 0);
+    assert_int_equal(cpuid_for_vcpu(s, n, 1, &(struct cpuid_config){2, 1}, out, 32, &m), 0);
     struct x86_cpuid_entry *sizes = leaf(out, m, 0x80000008, 0);
     assert_int_equal(sizes->ecx & 0xff, 1);          /* NC: 2 cores */
     assert_int_equal((sizes->ecx >> 12) & 0xf, 1);   /* APIC ID bits */
@@ -110,15 +110,49 @@ static void test_amd_topology(void **state)
     assert_int_equal(leaf(out, m, 4, 0)->eax, 0x121);
 }
 
+/* smt: true (two threads per core): vCPUs 2k and 2k+1 are core k's threads. */
+static void test_smt_topology(void **state)
+{
+    (void)state;
+    struct x86_cpuid_entry s[16], out[32];
+    const struct cpuid_config smt4 = {4, 2};
+    size_t n = supported(s, "GenuineIntel"), m;
+    assert_int_equal(cpuid_for_vcpu(s, n, 3, &smt4, out, 32, &m), 0);
+    struct x86_cpuid_entry *thread = leaf(out, m, 0xb, 0), *core = leaf(out, m, 0xb, 1);
+    assert_int_equal(thread->eax, 1);                 /* APIC ID bit 0: the thread */
+    assert_int_equal(thread->ebx, 2);                 /* threads per core */
+    assert_int_equal(core->eax, 2);                   /* 1 thread bit + 1 core bit */
+    assert_int_equal(core->ebx, 4);
+    assert_int_equal(thread->edx, 3);
+    struct x86_cpuid_entry *l1 = leaf(out, m, 4, 0), *l2 = leaf(out, m, 4, 1);
+    assert_int_equal(l1->eax >> 26, 1);               /* 2 cores per package */
+    assert_int_equal((l1->eax >> 14) & 0xfff, 1);     /* L1 shared by the 2 threads */
+    assert_int_equal((l2->eax >> 14) & 0xfff, 3);     /* level 3 (0x163): all 4 */
+    assert_true(leaf(out, m, 1, 0)->edx & (1u << 28));
+    n = supported(s, "AuthenticAMD");
+    assert_int_equal(cpuid_for_vcpu(s, n, 3, &smt4, out, 32, &m), 0);
+    struct x86_cpuid_entry *ext = leaf(out, m, 0x8000001e, 0);
+    assert_int_equal(ext->eax, 3);                    /* extended APIC ID */
+    assert_int_equal(ext->ebx & 0xff, 1);             /* compute unit (core) 1 */
+    assert_int_equal((ext->ebx >> 8) & 0xff, 1);      /* 2 threads per unit */
+    assert_int_equal(leaf(out, m, 0x80000008, 0)->ecx & 0xff, 3);
+    assert_true(leaf(out, m, 0x80000001, 0)->ecx & (1u << 22)); /* TOPOEXT */
+    /* One vCPU with SMT on: a core with a single thread present. */
+    assert_int_equal(cpuid_for_vcpu(s, n, 0, &(struct cpuid_config){1, 2}, out, 32, &m), 0);
+    assert_int_equal((leaf(out, m, 0x8000001e, 0)->ebx >> 8) & 0xff, 1);
+    assert_int_equal(cpuid_for_vcpu(s, n, 0, &(struct cpuid_config){2, 3}, out, 32, &m),
+                     -EINVAL);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
     struct x86_cpuid_entry s[16], out[32];
     size_t n = supported(s, "GenuineIntel"), m;
-    assert_int_equal(cpuid_for_vcpu(s, n, 3, 3, out, 32, &m), -EINVAL);
-    assert_int_equal(cpuid_for_vcpu(s, n, 0, 0, out, 32, &m), -EINVAL);
-    assert_int_equal(cpuid_for_vcpu(s, n, 0, 256, out, 32, &m), -EINVAL);
-    assert_int_equal(cpuid_for_vcpu(s, n, 0, 2, out, 4, &m), -E2BIG);
+    assert_int_equal(cpuid_for_vcpu(s, n, 3, &(struct cpuid_config){3, 1}, out, 32, &m), -EINVAL);
+    assert_int_equal(cpuid_for_vcpu(s, n, 0, &(struct cpuid_config){0, 1}, out, 32, &m), -EINVAL);
+    assert_int_equal(cpuid_for_vcpu(s, n, 0, &(struct cpuid_config){256, 1}, out, 32, &m), -EINVAL);
+    assert_int_equal(cpuid_for_vcpu(s, n, 0, &(struct cpuid_config){2, 1}, out, 4, &m), -E2BIG);
 }
 
 static void test_boot_msrs(void **state)
@@ -144,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_leaf1_per_vcpu),
         cmocka_unit_test(test_extended_topology),
         cmocka_unit_test(test_amd_topology),
+        cmocka_unit_test(test_smt_topology),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_boot_msrs),
     };

@@ -82,6 +82,60 @@ static void test_commands(void **state)
     assert_string_equal(req.api_sock, "s");
 }
 
+/* What Firecracker's launchers pass: its jailer's arguments, the logger and
+ * metrics flags, --boot-timer, --enable-pci, the snapshot-format queries,
+ * and the default socket when --api-sock is absent. */
+static void test_firecracker_command_line(void **state)
+{
+    (void)state;
+    struct cli_request req;
+    assert_int_equal(parse(&req, "firecracker --id vm-1 --start-time-us 123 "
+                                 "--start-time-cpu-us 45 --parent-cpu-time-us 6 "
+                                 "--config-file c.json"), 0);
+    assert_int_equal(req.command, CLI_SERVE);
+    assert_true(req.as_firecracker);
+    assert_string_equal(req.api_sock, CLI_DEFAULT_API_SOCK);
+    assert_true(req.has_start_time_us && req.start_time_us == 123);
+    assert_true(req.has_start_time_cpu_us && req.start_time_cpu_us == 45);
+    assert_true(req.parent_cpu_time_us == 6);
+    assert_int_equal(parse(&req, "/usr/bin/firecracker"), 0);
+    assert_int_equal(req.command, CLI_SERVE);
+    assert_string_equal(req.api_sock, CLI_DEFAULT_API_SOCK);
+    assert_int_equal(parse(&req, "ember --id x"), 0);
+    assert_string_equal(req.api_sock, CLI_DEFAULT_API_SOCK);
+    assert_false(req.as_firecracker);
+    assert_int_equal(parse(&req, "ember --api-sock s --boot-timer --log-path l.fifo --level Debug "
+                                 "--module api --show-level --show-log-origin "
+                                 "--metrics-path m.fifo --enable-pci --no-seccomp "
+                                 "--mmds-size-limit 4096"), 0);
+    assert_true(req.boot_timer && req.vm.boot_timer);
+    assert_true(req.logger.set && req.logger.show_level && req.logger.show_origin);
+    assert_string_equal(req.logger.path, "l.fifo");
+    assert_string_equal(req.logger.level, "Debug");
+    assert_string_equal(req.logger.module, "api");
+    assert_string_equal(req.metrics_path, "m.fifo");
+    assert_int_equal(req.vm.transport, TRANSPORT_PCI);
+    assert_int_equal(parse(&req, "ember --api-sock s --transport mmio"), 0);
+    assert_int_equal(req.vm.transport, TRANSPORT_MMIO);
+    assert_int_equal(parse(&req, "ember run --transport mmio"), 0);
+    assert_int_equal(req.vm.transport, TRANSPORT_MMIO);
+    assert_int_equal(parse(&req, "firecracker --describe-snapshot vm.state"), 0);
+    assert_int_equal(req.command, CLI_DESCRIBE_SNAPSHOT);
+    assert_string_equal(req.snapshot_path, "vm.state");
+    assert_int_equal(parse(&req, "firecracker --snapshot-version"), 0);
+    assert_int_equal(req.command, CLI_SNAPSHOT_VERSION);
+    assert_int_equal(parse(&req, "firecracker-v1.16.1-x86_64 --version"), 0);
+    assert_int_equal(req.command, CLI_VERSION);
+    assert_true(req.as_firecracker);
+    assert_int_equal(parse(&req, "ember --version"), 0);
+    assert_false(req.as_firecracker);
+    /* pci=off picks virtio-mmio unless a transport was chosen. */
+    assert_int_equal(transport_resolve(TRANSPORT_AUTO, "console=ttyS0 pci=off"), TRANSPORT_MMIO);
+    assert_int_equal(transport_resolve(TRANSPORT_AUTO, "console=ttyS0 xpci=off"), TRANSPORT_PCI);
+    assert_int_equal(transport_resolve(TRANSPORT_PCI, "pci=off"), TRANSPORT_PCI);
+    assert_int_equal(transport_resolve(TRANSPORT_AUTO, NULL), TRANSPORT_PCI);
+}
+
 static void test_snapshot_commands(void **state)
 {
     (void)state;
@@ -128,7 +182,14 @@ static void test_errors(void **state)
         {"ember run --kernel", "needs a value"},
         {"ember run extra", "unexpected argument 'extra'"},
         {"ember --no-api", "--no-api needs --config-file"},
-        {"ember --id x", "give --api-sock PATH, or --config-file FILE with --no-api"},
+        {"ember --api-sock s --metadata m.json", "--metadata: the metadata service (MMDS)"},
+        {"ember --api-sock s --seccomp-filter f.bpf", "ember installs no seccomp filters yet"},
+        {"ember --api-sock s --start-time-us -5", "--start-time-us: expected a non-negative"},
+        {"ember --api-sock s --start-time-cpu-us x", "--start-time-cpu-us: expected"},
+        {"ember --api-sock s --parent-cpu-time-us 1.5", "--parent-cpu-time-us: expected"},
+        {"ember --api-sock s --mmds-size-limit big", "--mmds-size-limit: expected"},
+        {"ember --api-sock s --transport usb", "--transport: expected mmio, pci or auto"},
+        {"ember run --transport", "needs a value"},
         {"ember --api-sock s --no-api --config-file c", "exclude each other"},
         {"ember --api-sock s --id a/b", "--id: expected 1-64 letters"},
         {"ember --api-sock s --http-api-max-payload-size 10", "from 1024 to 16777216"},
@@ -166,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_run_defaults),
         cmocka_unit_test(test_run_all_options),
         cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_firecracker_command_line),
         cmocka_unit_test(test_snapshot_commands),
         cmocka_unit_test(test_errors),
     };

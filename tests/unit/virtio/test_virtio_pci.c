@@ -42,11 +42,13 @@ static void fp_fire(void *ctx, int h)
 
 static const struct msi_ops fp_msi = {fp_alloc, fp_set, fp_fire, NULL};
 
-static int fp_ioeventfd(void *ctx, int fd, uint64_t addr, unsigned len, bool assign)
+static int fp_ioeventfd(void *ctx, int fd, uint64_t addr, unsigned len, const uint64_t *datamatch,
+                        bool assign)
 {
     struct fake_platform *p = ctx;
     (void)fd;
     assert_int_equal(len, 2);
+    assert_null(datamatch); /* any value written to a queue's own address */
     if (assign) {
         p->binds++;
         p->bound_addr = addr;
@@ -78,7 +80,8 @@ static int setup(void **state)
     bus_init(&x->mmio, "mmio");
     assert_int_equal(evloop_init(&x->loop), 0);
     pci_bus_init(&x->pci);
-    x->plat = (struct pci_platform){&x->mmio, &x->loop, &fp_msi, &x->fp, fp_ioeventfd, &x->fp};
+    x->plat = (struct pci_platform){&x->mmio, &x->loop, &fp_msi, &x->fp, fp_ioeventfd, &x->fp,
+                                   NULL, NULL, NULL};
     virtio_rng_init(&x->rng, &x->f.gm);
     assert_int_equal(virtio_pci_init(&x->vp, &x->rng.vdev, &x->pci, SLOT, BAR_ADDR,
                                      (struct irq_line){&x->sink, INTX_GSI}, &x->plat), 0);
