@@ -156,7 +156,7 @@ static void test_build_config(void **state)
 
     assert_int_equal(api_build_config(&r, &cfg), 0);
     assert_string_equal(cfg.kernel_path, kernel);
-    assert_string_equal(cfg.cmdline, "console=ttyS0 reboot=k root=/dev/vda rw");
+    assert_string_equal(cfg.cmdline, "console=ttyS0  pci=off reboot=k root=/dev/vda rw");
     assert_int_equal(cfg.nr_vcpus, 1);
     assert_true(cfg.mem_size == (uint64_t)API_DEFAULT_MEM_MIB << 20);
     assert_false(cfg.rng);

@@ -192,6 +192,7 @@ static void test_machine_round_trip_and_limits(void **state)
     cfg.nics[0].nr_hostfwd = 1;
     cfg.nics[0].hostfwd[0] = "tcp::8080-:80";
     cfg.accel = ACCEL_SOFT;
+    cfg.transport = TRANSPORT_MMIO; /* resolved before a VM is saved */
     struct rec r = rec_new();
     machine_save(&cfg, r);
     size_t len;
@@ -201,6 +202,7 @@ static void test_machine_round_trip_and_limits(void **state)
     assert_int_equal(got.nr_vcpus, 2);
     assert_int_equal(got.mem_size, 256ull << 20);
     assert_int_equal(got.accel, ACCEL_SOFT);
+    assert_int_equal(got.transport, TRANSPORT_MMIO);
     /* The backend: "auto" is no backend; files from before it was saved are KVM's. */
     rec_put_str(back, "accel", "auto");
     assert_int_equal(machine_load(back, &got), -EINVAL);
