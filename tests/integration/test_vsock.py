@@ -76,7 +76,7 @@ def files(ctx):
     return {"initrd.cpio": initrd_with_vsockperf(ctx)}
 
 
-@guest_test("vsock: 16 MiB host -> guest and guest -> host, checksums match", batch="vsock")
+@guest_test("vsock: 16 MiB host -> guest and guest -> host, checksums match", batch="vsock", mmio=True)
 def stream_both_ways(ctx):
     guest = ("vsockperf recv vsock:0:5000\n"
              "vsockperf send vsock:2:5001 16 --seed 7\n")
@@ -211,7 +211,7 @@ def restored_half(path):
 
 
 @guest_test("vsock: snapshot with a live connection, restore (CLI and API, new socket): the "
-            "guest sees the reset, new connections work", batch="vsock")
+            "guest sees the reset, new connections work", batch="vsock", mmio=True)
 def snapshot_reset(ctx):
     script = HELPERS + (
         "SOCK=$DATA/api.sock\n"
