@@ -154,6 +154,24 @@ int vm_files_open_boot(const struct vm_config *cfg, struct vm_files *f)
     return 0;
 }
 
+static void unmap_images(struct vm_files *f)
+{
+    if (f->kernel_map)
+        munmap(f->kernel_map, f->kernel_map_size);
+    if (f->initrd_map)
+        munmap(f->initrd_map, f->initrd_map_size);
+    f->kernel_map = f->initrd_map = NULL;
+    f->kernel_map_size = f->initrd_map_size = 0;
+}
+
+void vm_files_release_images(struct vm_files *f)
+{
+    unmap_images(f);
+    /* The layout points into the files too: nothing may read it now. */
+    f->boot.kernel.data = f->boot.initrd.data = NULL;
+    memset(&f->layout.kernel, 0, sizeof(f->layout.kernel));
+}
+
 void vm_files_close(struct vm_files *f)
 {
     vsock_uds_destroy(f->vsock);
@@ -163,10 +181,7 @@ void vm_files_close(struct vm_files *f)
     for (unsigned i = 0; i < f->nr_disks; i++)
         if (!f->disk_taken[i])
             blockfile_close(&f->disks[i]);
-    if (f->kernel_map)
-        munmap(f->kernel_map, f->kernel_map_size);
-    if (f->initrd_map)
-        munmap(f->initrd_map, f->initrd_map_size);
+    unmap_images(f);
     if (f->mem_fd >= 0)
         close(f->mem_fd);
     if (f->serial_out_fd >= 0)

@@ -35,6 +35,9 @@ int vm_files_open_boot(const struct vm_config *cfg, struct vm_files *files) EMBE
  * must hold exactly cfg->mem_size bytes); no kernel. */
 int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
                           struct vm_files *files) EMBER_MUST_CHECK;
+/* Once the kernel and initrd are in guest memory: unmap them, so their pages
+ * do not stay resident in ember (they were ~17 MiB of its own memory). */
+void vm_files_release_images(struct vm_files *files);
 /* Close what no device took over (idempotent). */
 void vm_files_close(struct vm_files *files);
 

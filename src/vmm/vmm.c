@@ -293,6 +293,7 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
     if ((ret = vm_create(vmm->vm, &vmm->cfg, &vmm->files, &vmm->loop, &vmm->console,
                          vmm_on_vm_stop, vmm)))
         return err_prefix(ret, "cannot create the VM");
+    vm_files_release_images(&vmm->files);
     if (restoring && (ret = snapshot_apply(&vmm->snapshot, vmm->vm))) {
         *fault = VMM_FAULT_SETUP; /* the state file does not fit */
         return ret;
