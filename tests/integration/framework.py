@@ -159,3 +159,19 @@ def run_host(args, stdin=None, timeout=30, env=None):
     p = subprocess.run(args, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=timeout, env=env)
     return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+def total_metrics(lines):
+    """Firecracker's metrics lines added up: counters summed, latencies (the
+    latencies_us group: the last request's time, not a count) the largest."""
+    total = {}
+    for line in lines:
+        for group, values in line.items():
+            if not isinstance(values, dict) or group in ("ember", "properties"):
+                continue
+            into = total.setdefault(group, {})
+            for key, v in values.items():
+                if isinstance(v, int):
+                    into[key] = max(into.get(key, 0), v) if group == "latencies_us" \
+                        else into.get(key, 0) + v
+    return total

@@ -223,7 +223,7 @@ def bar_move():
     j = job("bar-move", ember_run(guest_cmd=(
         f"head -1 {dev}/resource | cut -c1-18\n"
         "echo 0000:00:01.0 > /sys/bus/pci/drivers/virtio-pci/unbind\n"
-        f"printf '\\000\\000\\200\\300' | dd of={dev}/config bs=4 seek=4 count=1 conv=notrunc "
+        f"printf '\\000\\000\\200\\301' | dd of={dev}/config bs=4 seek=4 count=1 conv=notrunc "
         "2>/dev/null\n"
         f"echo 1 > {dev}/remove; echo 1 > /sys/bus/pci/rescan; sleep 1\n"
         f"head -1 {dev}/resource | cut -c1-18\n"
@@ -233,7 +233,7 @@ def bar_move():
         expect_ember_rc(j, 0)
         bars = re.findall(r"^(0x[0-9a-f]{16})$", j.output, re.M)
         expect(len(bars) == 2, f"BAR addresses: {bars}")
-        expect(bars[0] == "0x00000000c0010000", f"ember placed the BAR at {bars[0]}")
+        expect(bars[0] == "0x00000000c1010000", f"ember placed the BAR at {bars[0]}")
         expect(bars[1] != bars[0], "the guest did not move the BAR")
         expect_output(j, r"^16$", "the device answering at its new address")
     return j, check
