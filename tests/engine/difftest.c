@@ -647,14 +647,19 @@ regs:
 }
 
 /* A flag producer (the CMP/TEST/INC/DEC forms the engine fuses with a
- * following Jcc, and SUB/AND/XOR/ADD) followed by a Jcc whose target and
- * fall-through both land on int3 fill: the pair the engine runs as one
- * fused handler, compared as a whole (RIP says whether it branched). */
+ * following Jcc, and every ADD/OR/AND/SUB/XOR form: reg-reg both ways,
+ * AL/rAX-immediate, and 80/81/83 with a random /reg) followed by a Jcc
+ * whose target and fall-through both land on int3 fill: the pair the
+ * engine runs as one fused handler, compared as a whole (RIP says whether
+ * it branched). */
 static int gen_pair(struct tcase *t)
 {
-    static const uint8_t ops[] = {0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x84, 0x85, 0xa8, 0xa9,
-                                  0x80, 0x81, 0x83, 0x83, 0xf6, 0xf7, 0xfe, 0xff, 0xff, 0x29,
-                                  0x21, 0x31, 0x01, 0x2b};
+    static const uint8_t ops[] = {
+        0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x84, 0x85, 0xa8, 0xa9, 0x80, 0x81, 0x83, 0x83,
+        0xf6, 0xf7, 0xfe, 0xff, 0xff,
+        0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, /* add or */
+        0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, /* and sub */
+        0x30, 0x31, 0x32, 0x33, 0x34, 0x35};                                   /* xor */
     if (gen_int(t, ops[rn(sizeof(ops))]))
         return -1;
     unsigned cc = rn(16), n = t->len;
