@@ -77,6 +77,9 @@ enum {
     CC_SHL,       /* cc_a = operand, cc_b = count (1..size-1) */
     CC_SHR,
     CC_SAR,
+    CC_CFOF,      /* the flags of cc2_* with CF and OF replaced by cc_res's:
+                     rotates, and multiplies where this host leaves
+                     SF/ZF/AF/PF unchanged (mulshift.c) */
 };
 
 /* Control registers and EFER */
@@ -163,7 +166,7 @@ enum { MMU_SUP, MMU_USER, MMU_NOFAST, MMU_MODES };
 
 /* --- blocks ------------------------------------------------------------------- */
 #define BLOCK_MAX_INSNS 64
-#define JC_SIZE 4096
+#define JC_SIZE 16384      /* 128 KiB of pointers per vCPU */
 
 struct block {
     uint64_t va, pa;      /* start */
@@ -208,6 +211,8 @@ struct cpu {
     const struct insn *blk_first;
     uint64_t cc_res, cc_a, cc_b;
     uint32_t cc_op, cc_aux;
+    uint64_t cc2_res, cc2_a, cc2_b; /* the state CC_CFOF builds on (never CC_CFOF) */
+    uint32_t cc2_op, cc2_aux;
     uint64_t rflags;            /* non-arithmetic bits; bit 1 set */
     uint64_t rip;
     uint64_t icount;
@@ -271,6 +276,8 @@ struct cpu {
     struct tlbe vtlb[MMU_MODES][VTLB_SIZE];
     struct tlbx vtlbx[MMU_MODES][VTLB_SIZE];
     unsigned vnext[MMU_MODES];
+    uint8_t tlb_used;            /* bit per mode: its table or victims may hold
+                                    entries (a flush skips the other tables) */
     uint64_t large_lo, large_hi; /* VA range covered by large-page entries */
 
     /* block cache */
@@ -453,6 +460,8 @@ static inline uint32_t cc_cf(const struct cpu *c)
         return c->cc_res < c->cc_a;
     if (kind == CC_LOGIC)
         return 0;
+    if (kind == CC_CFOF)
+        return (uint32_t)c->cc_res & F_CF;
     return cc_flags(c) & F_CF;
 }
 
@@ -468,6 +477,26 @@ static inline void cc_set_eager(struct cpu *c, uint32_t f)
 {
     c->cc_op = CC_EAGER;
     c->cc_aux = f & F_ARITH;
+}
+
+/* Replace CF and OF ('bits': F_CF/F_OF only), keep the other arithmetic
+ * flags, without computing them now: the current lazy state moves to cc2
+ * (a CC_CFOF state already has its base there). */
+static inline void cc_set_cfof(struct cpu *c, uint32_t bits)
+{
+    if (c->cc_op == CC_EAGER) {
+        c->cc_aux = (c->cc_aux & ~(F_CF | F_OF)) | bits;
+        return;
+    }
+    if (c->cc_op >> 2 != CC_CFOF) {
+        c->cc2_op = c->cc_op;
+        c->cc2_res = c->cc_res;
+        c->cc2_a = c->cc_a;
+        c->cc2_b = c->cc_b;
+        c->cc2_aux = c->cc_aux;
+        c->cc_op = CC_CFOF << 2;
+    }
+    c->cc_res = bits;
 }
 
 static inline bool cc_cond(const struct cpu *c, unsigned cond)
