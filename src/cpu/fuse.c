@@ -1,7 +1,7 @@
 /* Fused compare-and-branch: a CMP or TEST (register, immediate or memory
  * operands), a DEC/INC of a register, or a register ADD/OR/AND/SUB/XOR
- * (register or immediate source) directly followed by a Jcc (the block's last two records) runs as one handler on
- * the first record. It leaves exactly the state the two instructions leave
+ * (register or immediate source) directly followed by a Jcc (anywhere in
+ * a block) runs as one handler on the first record. It leaves exactly the state the two instructions leave
  * one after the other: the lazy flags are stored as the first one stores
  * them, the condition is evaluated on the operands at hand, and the branch
  * is taken from the Jcc's own record (target, fault address, chain slots),
@@ -82,16 +82,12 @@ static inline bool fcond(const struct cpu *c, unsigned kind, unsigned lg, unsign
 #define FUSED_BRANCH(taken)                                                              \
     do {                                                                                 \
         const struct insn *j = i + 1;                                                    \
-        struct block *n_;                                                                \
         if (taken) {                                                                     \
             if (unlikely(!canonical(j->imm)))                                            \
                 raise_gp0(c, j);                                                         \
-            n_ = chain_next(c, j, j->imm, 0);                                            \
-        } else {                                                                         \
-            n_ = chain_next(c, j, next_rip(c, j), 1);                                    \
+            JCC_TAKEN(j);                                                                \
         }                                                                                \
-        if (n_)                                                                          \
-            return n_->insns[0].fn(c, n_->insns);                                        \
+        JCC_NOT_TAKEN(j);                                                                \
     } while (0)
 
 #define FUSE_CMP(name, lg, cond, A, B)                                                   \
@@ -244,24 +240,25 @@ static insn_fn plain_of(unsigned form, unsigned lg)
     }
 }
 
+/* Fuse every producer + Jcc pair of a block (a block goes on past a Jcc). */
 void fuse_block(struct insn *recs, unsigned n)
 {
-    if (n < 2)
-        return;
-    struct insn *a = &recs[n - 2], *j = &recs[n - 1];
-    int cond = -1;
-    for (unsigned k = 0; k < 16; k++)
-        if (j->fn == h_jcc[k])
-            cond = (int)k;
-    if (cond < 0)
-        return;
-    for (unsigned form = 0; form < FZ_FORMS; form++)
-        for (unsigned lg = 0; lg < 4; lg++)
-            if (a->fn == plain_of(form, lg)) {
-                a->fn = h_fused[form][lg][cond];
-                a->mf |= MF_FUSED;
-                return;
-            }
+    for (unsigned x = 1; x < n; x++) {
+        struct insn *a = &recs[x - 1], *j = &recs[x];
+        int cond = -1;
+        for (unsigned k = 0; k < 16; k++)
+            if (j->fn == h_jcc[k])
+                cond = (int)k;
+        if (cond < 0 || (a->mf & MF_FUSED))
+            continue;
+        for (unsigned form = 0; form < FZ_FORMS && !(a->mf & MF_FUSED); form++)
+            for (unsigned lg = 0; lg < 4; lg++)
+                if (a->fn == plain_of(form, lg)) {
+                    a->fn = h_fused[form][lg][cond];
+                    a->mf |= MF_FUSED;
+                    break;
+                }
+    }
 }
 
 insn_fn fuse_plain(const struct insn *rec)
