@@ -89,7 +89,7 @@ static void tlb_mark_code(struct cpu *c, uint64_t ppage, bool on)
         return;
     }
     for (unsigned m = 0; m < MMU_MODES; m++)
-        for (unsigned k = 0; k < TLB_SIZE; k++) {
+        for (unsigned k = 0; k < TLB_SIZE && (c->tlb_used & (1u << m)); k++) {
             struct tlbe *e = &c->tlbs[m][k];
             if (c->tlbxs[m][k].pa != ppage || e->tag_w == TLB_INVALID || (e->tag_w & TLBF_MMIO))
                 continue;
@@ -318,6 +318,10 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
                     (unsigned long long)pa);
     struct code_page *cp = phys_code_page(c, pa);
     uint64_t ppage = pa & ~0xfffull, p2page = ~0ull;
+    /* the pages' maps before the speculative marks below: with the new
+     * block's range they are the maps to leave (a map always covers its
+     * page's blocks) */
+    uint32_t map_before = atomic_load(&cp->map), map2_before = 0;
     b->va = va;
     b->pa = pa;
     b->pa2 = ~0ull;
@@ -347,6 +351,8 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
                 if (h2) {
                     cp2 = phys_code_page(c, p2);
                     p2page = p2 & ~0xfffull;
+                    if (cp2 != cp)
+                        map2_before = atomic_load(&cp2->map);
                     mark_code(c, cp2, p2page, 0, 15 - avail);
                     memcpy(buf + avail, h2, 15 - avail);
                     avail = 15;
@@ -413,10 +419,22 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
     page_add_block(c, cp, ppage, b, 0);
     if (b->pa2 != ~0ull && cp2)
         page_add_block(c, cp2, b->pa2, b, 1);
-    /* drop the speculative marks beyond what the block holds */
-    page_recompute(c, cp, ppage);
-    if (cp2)
-        page_recompute(c, cp2, p2page);
+    /* drop the speculative marks beyond what the block holds (without
+     * walking the page's blocks: the map before this build plus the block) */
+    unsigned lo = 0, hi = 0;
+    block_range(b, ppage, &lo, &hi);
+    atomic_store(&cp->map, map_before | chunk_mask(lo, hi));
+    if (cp2 == cp) {
+        page_recompute(c, cp, ppage); /* both halves on one page (an alias) */
+    } else if (cp2) {
+        lo = hi = 0;
+        if (b->pa2 != ~0ull)
+            block_range(b, p2page, &lo, &hi);
+        uint32_t m2 = map2_before | chunk_mask(lo, hi);
+        atomic_store(&cp2->map, m2);
+        if (!m2)
+            tlb_mark_code(c, p2page, false);
+    }
     c->stats.blocks_built++;
     return b;
 }

@@ -414,7 +414,9 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
     case OP_JCC:
         rec->aux = d->op & 15;
         rec->imm = branch_target(d, va);
+        rec->link = NULL;
         fn = h_jcc[d->op & 15];
+        end = false; /* the block goes on with the fall-through path */
         break;
     case OP_JMP:
         rec->imm = branch_target(d, va);

@@ -216,6 +216,7 @@ struct cpu *cpu_create(const struct cpu_config *cfg)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     c->clock_base_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    c->tlb_used = (1u << MMU_MODES) - 1; /* the zeroed tables are not empty yet */
     tlb_flush_all(c, true);
     reset_state(c);
     c->stats.tlb_flushes = 0;

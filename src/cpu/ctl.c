@@ -122,10 +122,9 @@ static inline void check_target(struct cpu *c, const struct insn *i, uint64_t t)
     {                                                                                    \
         if (cc_cond(c, cond)) {                                                          \
             check_target(c, i, i->imm);                                                  \
-            CHAIN(i->imm, 0);                                                            \
-        } else {                                                                         \
-            CHAIN(next_rip(c, i), 1);                                                    \
+            JCC_TAKEN(i);                                                                \
         }                                                                                \
+        JCC_NOT_TAKEN(i);                                                                \
     }
 JCC_DEF(0) JCC_DEF(1) JCC_DEF(2) JCC_DEF(3) JCC_DEF(4) JCC_DEF(5) JCC_DEF(6) JCC_DEF(7)
 JCC_DEF(8) JCC_DEF(9) JCC_DEF(10) JCC_DEF(11) JCC_DEF(12) JCC_DEF(13) JCC_DEF(14) JCC_DEF(15)

@@ -16,14 +16,13 @@ static inline uint32_t zsp(uint64_t r, unsigned lg)
     return f;
 }
 
-uint32_t cc_compute(const struct cpu *c)
+static uint32_t compute(uint32_t op, uint64_t r, uint64_t a, uint64_t b, uint32_t aux)
 {
-    unsigned kind = c->cc_op >> 2, lg = c->cc_op & 3, top = (8u << lg) - 1;
-    uint64_t r = c->cc_res, a = c->cc_a, b = c->cc_b;
+    unsigned kind = op >> 2, lg = op & 3, top = (8u << lg) - 1;
     uint32_t f;
     switch (kind) {
     case CC_EAGER:
-        return c->cc_aux;
+        return aux;
     case CC_ADD:
         f = zsp(r, lg) | ((a ^ b ^ r) & F_AF);
         f |= r < a ? F_CF : 0;
@@ -31,7 +30,7 @@ uint32_t cc_compute(const struct cpu *c)
         return f;
     case CC_ADC:
         f = zsp(r, lg) | ((a ^ b ^ r) & F_AF);
-        f |= (c->cc_aux ? r <= a : r < a) ? F_CF : 0;
+        f |= (aux ? r <= a : r < a) ? F_CF : 0;
         f |= (((a ^ r) & (b ^ r)) >> top) & 1 ? F_OF : 0;
         return f;
     case CC_SUB:
@@ -41,17 +40,17 @@ uint32_t cc_compute(const struct cpu *c)
         return f;
     case CC_SBB:
         f = zsp(r, lg) | ((a ^ b ^ r) & F_AF);
-        f |= (c->cc_aux ? a <= b : a < b) ? F_CF : 0;
+        f |= (aux ? a <= b : a < b) ? F_CF : 0;
         f |= (((a ^ b) & (a ^ r)) >> top) & 1 ? F_OF : 0;
         return f;
     case CC_LOGIC:
         return zsp(r, lg);
     case CC_INC:
-        f = zsp(r, lg) | ((a ^ 1 ^ r) & F_AF) | (c->cc_aux & F_CF);
+        f = zsp(r, lg) | ((a ^ 1 ^ r) & F_AF) | (aux & F_CF);
         f |= r == (1ull << top) ? F_OF : 0;
         return f;
     case CC_DEC:
-        f = zsp(r, lg) | ((a ^ 1 ^ r) & F_AF) | (c->cc_aux & F_CF);
+        f = zsp(r, lg) | ((a ^ 1 ^ r) & F_AF) | (aux & F_CF);
         f |= r == (1ull << top) - 1 ? F_OF : 0;
         return f;
     /* Shifts by 1..size-1; OF for counts above 1 and AF (always set) are
@@ -68,6 +67,14 @@ uint32_t cc_compute(const struct cpu *c)
     default:
         return 0;
     }
+}
+
+uint32_t cc_compute(const struct cpu *c)
+{
+    if (c->cc_op >> 2 == CC_CFOF)
+        return (compute(c->cc2_op, c->cc2_res, c->cc2_a, c->cc2_b, c->cc2_aux) &
+                ~(F_CF | F_OF)) | (uint32_t)c->cc_res;
+    return compute(c->cc_op, c->cc_res, c->cc_a, c->cc_b, c->cc_aux);
 }
 
 bool cc_cond_slow(const struct cpu *c, unsigned cond)

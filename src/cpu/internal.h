@@ -24,7 +24,11 @@ typedef void (*insn_fn)(struct cpu *c, const struct insn *i);
 struct insn {
     insn_fn fn;
     uint64_t imm;    /* immediate (sign-extended), branch target, or aux data */
-    int64_t disp;    /* displacement; absolute address when RIP-relative */
+    union {
+        int64_t disp;       /* displacement; absolute address when RIP-relative */
+        struct block *link; /* Jcc: the block its taken branch last entered in
+                               the same page (a chain slot of its own) */
+    };
     uint16_t off;    /* offset of the first byte from the block's start VA */
     uint8_t len;     /* instruction length */
     uint8_t reg;     /* ModRM.reg operand: register index, or byte offset into
@@ -77,6 +81,9 @@ enum {
     CC_SHL,       /* cc_a = operand, cc_b = count (1..size-1) */
     CC_SHR,
     CC_SAR,
+    CC_CFOF,      /* the flags of cc2_* with CF and OF replaced by cc_res's:
+                     rotates, and multiplies where this host leaves
+                     SF/ZF/AF/PF unchanged (mulshift.c) */
 };
 
 /* Control registers and EFER */
@@ -163,7 +170,7 @@ enum { MMU_SUP, MMU_USER, MMU_NOFAST, MMU_MODES };
 
 /* --- blocks ------------------------------------------------------------------- */
 #define BLOCK_MAX_INSNS 64
-#define JC_SIZE 4096
+#define JC_SIZE 16384      /* 128 KiB of pointers per vCPU */
 
 struct block {
     uint64_t va, pa;      /* start */
@@ -176,8 +183,9 @@ struct block {
                              straddles two pages (only the run loop enters it) */
     struct block *hnext;  /* hash chain */
     struct block *pnext[2]; /* per-page lists (page of va, page of pa2) */
-    struct block *chain[2]; /* direct successors in the same page: [0] branch
-                               taken / jump / fall-through end, [1] Jcc not taken */
+    struct block *chain[2]; /* direct successors in the same page: [0] jump /
+                               fall-through end, [1] the last Jcc not taken
+                               (a taken Jcc: its record's link) */
     struct insn insns[];
 };
 
@@ -208,6 +216,8 @@ struct cpu {
     const struct insn *blk_first;
     uint64_t cc_res, cc_a, cc_b;
     uint32_t cc_op, cc_aux;
+    uint64_t cc2_res, cc2_a, cc2_b; /* the state CC_CFOF builds on (never CC_CFOF) */
+    uint32_t cc2_op, cc2_aux;
     uint64_t rflags;            /* non-arithmetic bits; bit 1 set */
     uint64_t rip;
     uint64_t icount;
@@ -271,6 +281,8 @@ struct cpu {
     struct tlbe vtlb[MMU_MODES][VTLB_SIZE];
     struct tlbx vtlbx[MMU_MODES][VTLB_SIZE];
     unsigned vnext[MMU_MODES];
+    uint8_t tlb_used;            /* bit per mode: its table or victims may hold
+                                    entries (a flush skips the other tables) */
     uint64_t large_lo, large_hi; /* VA range covered by large-page entries */
 
     /* block cache */
@@ -359,18 +371,19 @@ static inline bool chain_ok(struct cpu *c)
 }
 
 /* The block at 't' if it can be entered without the run loop: through the
- * direct-successor slot 'slot' (0/1; -1 none) of the executing block when
- * the target is in the same page, otherwise through the jump cache, valid
- * only if the current mode's TLB maps 't' executable to the very host page
- * the block was built from. Retires 'i' first. */
+ * direct-successor slot 'slot' (a chain[] entry of the executing block or a
+ * Jcc record's link; NULL none) when the target is in the same page,
+ * otherwise through the jump cache, valid only if the current mode's TLB
+ * maps 't' executable to the very host page the block was built from.
+ * Retires 'i' first. */
 static inline __attribute__((always_inline)) struct block *
-chain_next(struct cpu *c, const struct insn *i, uint64_t t, int slot)
+chain_next_slot(struct cpu *c, const struct insn *i, uint64_t t, struct block **slot)
 {
     retire_to(c, i, t);
     struct block *b = c->cur_block, *n;
     if (unlikely(!chain_ok(c)))
         return NULL;
-    if (slot >= 0 && (n = b->chain[slot]) && n->va == t && n->valid)
+    if (slot && (n = *slot) && n->va == t && n->valid)
         goto enter;
     struct tlbe *e = tlb_entry(c, t);
     if (unlikely(e->tag_x != (t & ~TLBF_MASK)))
@@ -378,8 +391,8 @@ chain_next(struct cpu *c, const struct insn *i, uint64_t t, int slot)
     n = c->jc[jc_index(t)];
     if (unlikely(!n || n->va != t || n->hptr != t + e->addend || !n->valid))
         goto miss;
-    if (slot >= 0 && !((t ^ b->va) & ~0xfffull))
-        b->chain[slot] = n;
+    if (slot && !((t ^ b->va) & ~0xfffull))
+        *slot = n;
 enter:
     c->stats.chained++;
     c->cur_block = n;
@@ -389,10 +402,38 @@ enter:
         c->rflags &= ~(uint64_t)F_RF;
     return n;
 miss:
-    if (slot >= 0 && !((t ^ b->va) & ~0xfffull))
-        c->link_slot = &b->chain[slot];
+    if (slot && !((t ^ b->va) & ~0xfffull))
+        c->link_slot = slot;
     return NULL;
 }
+
+/* The same through the executing block's chain[slot] (0/1; -1 none). */
+static inline __attribute__((always_inline)) struct block *
+chain_next(struct cpu *c, const struct insn *i, uint64_t t, int slot)
+{
+    return chain_next_slot(c, i, t, slot >= 0 ? &c->cur_block->chain[slot] : NULL);
+}
+
+/* A Jcc's two ways out. Blocks go on past a Jcc: not taken, the next record
+ * runs straight away unless the Jcc ends the block (its next record is the
+ * end record); taken, the branch chains through the Jcc record's own link. */
+HANDLER(h_end);
+#define JCC_TAKEN(j)                                                                       \
+    do {                                                                                   \
+        struct block *n_ = chain_next_slot(c, (j), (j)->imm, &((struct insn *)(j))->link); \
+        if (n_)                                                                            \
+            return n_->insns[0].fn(c, n_->insns);                                          \
+        return;                                                                            \
+    } while (0)
+#define JCC_NOT_TAKEN(j)                                                                   \
+    do {                                                                                   \
+        if ((j)[1].fn != h_end)                                                            \
+            return (j)[1].fn(c, (j) + 1);                                                  \
+        struct block *n_ = chain_next(c, (j), next_rip(c, (j)), 1);                        \
+        if (n_)                                                                            \
+            return n_->insns[0].fn(c, n_->insns);                                          \
+        return;                                                                            \
+    } while (0)
 
 /* End a handler with a transfer to 't': 'JUMP(t, slot); return;' */
 #define JUMP(target, slot)                                                                   do {                                                                                         struct block *n_ = chain_next(c, i, (target), (slot));                                   if (n_)                                                                                      return n_->insns[0].fn(c, n_->insns);                                            } while (0)
@@ -453,6 +494,8 @@ static inline uint32_t cc_cf(const struct cpu *c)
         return c->cc_res < c->cc_a;
     if (kind == CC_LOGIC)
         return 0;
+    if (kind == CC_CFOF)
+        return (uint32_t)c->cc_res & F_CF;
     return cc_flags(c) & F_CF;
 }
 
@@ -468,6 +511,26 @@ static inline void cc_set_eager(struct cpu *c, uint32_t f)
 {
     c->cc_op = CC_EAGER;
     c->cc_aux = f & F_ARITH;
+}
+
+/* Replace CF and OF ('bits': F_CF/F_OF only), keep the other arithmetic
+ * flags, without computing them now: the current lazy state moves to cc2
+ * (a CC_CFOF state already has its base there). */
+static inline void cc_set_cfof(struct cpu *c, uint32_t bits)
+{
+    if (c->cc_op == CC_EAGER) {
+        c->cc_aux = (c->cc_aux & ~(F_CF | F_OF)) | bits;
+        return;
+    }
+    if (c->cc_op >> 2 != CC_CFOF) {
+        c->cc2_op = c->cc_op;
+        c->cc2_res = c->cc_res;
+        c->cc2_a = c->cc_a;
+        c->cc2_b = c->cc_b;
+        c->cc2_aux = c->cc_aux;
+        c->cc_op = CC_CFOF << 2;
+    }
+    c->cc_res = bits;
 }
 
 static inline bool cc_cond(const struct cpu *c, unsigned cond)

@@ -84,13 +84,27 @@ static void tlbe_clear(struct tlbe *e)
 
 void tlb_flush_all(struct cpu *c, bool include_global)
 {
+    /* a CR3 write flushes every table: skip the ones nothing was installed
+     * in since they were last emptied (the user tables during kernel work,
+     * the no-fast-path table nearly always) */
     for (unsigned m = 0; m < MMU_MODES; m++) {
-        for (unsigned k = 0; k < TLB_SIZE; k++)
+        if (!(c->tlb_used & (1u << m)))
+            continue;
+        bool left = false;
+        for (unsigned k = 0; k < TLB_SIZE; k++) {
             if (include_global || !c->tlbxs[m][k].global)
                 tlbe_clear(&c->tlbs[m][k]);
-        for (unsigned k = 0; k < VTLB_SIZE; k++)
+            else
+                left |= c->tlbs[m][k].tag_r != TLB_INVALID;
+        }
+        for (unsigned k = 0; k < VTLB_SIZE; k++) {
             if (include_global || !c->vtlbx[m][k].global)
                 tlbe_clear(&c->vtlb[m][k]);
+            else
+                left |= c->vtlb[m][k].tag_r != TLB_INVALID;
+        }
+        if (!left)
+            c->tlb_used &= (uint8_t)~(1u << m);
     }
     if (include_global) {
         c->large_lo = ~0ull;
@@ -281,6 +295,7 @@ static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const st
     struct tlbe *e = &c->tlbs[m][k];
     struct tlbx *ex = &c->tlbxs[m][k];
     uint64_t page = va & ~0xfffull;
+    c->tlb_used |= (uint8_t)(1u << m);
     if (e->tag_r != TLB_INVALID && (e->tag_r & ~TLBF_MASK) != page) {
         /* keep the displaced translation in the victim set */
         unsigned j = c->vnext[m]++ % VTLB_SIZE;

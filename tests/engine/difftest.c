@@ -84,7 +84,7 @@ static void fill_code(uint8_t *code, const uint8_t *insn, unsigned len)
 }
 
 struct tcase {
-    uint8_t insn[24]; /* one instruction, or a pair (gen_pair) */
+    uint8_t insn[40]; /* one instruction, or a pair (gen_pair): up to 15 + 2 * 6 + 6 */
     uint8_t len;
     uint8_t klass;
     uint64_t r[16];
@@ -647,17 +647,66 @@ regs:
 }
 
 /* A flag producer (the CMP/TEST/INC/DEC forms the engine fuses with a
- * following Jcc, and SUB/AND/XOR/ADD) followed by a Jcc whose target and
- * fall-through both land on int3 fill: the pair the engine runs as one
- * fused handler, compared as a whole (RIP says whether it branched). */
+ * following Jcc, and every ADD/OR/AND/SUB/XOR form: reg-reg both ways,
+ * AL/rAX-immediate, and 80/81/83 with a random /reg) followed by a Jcc
+ * whose target and fall-through both land on int3 fill: the pair the
+ * engine runs as one fused handler, compared as a whole (RIP says whether
+ * it branched). */
 static int gen_pair(struct tcase *t)
 {
-    static const uint8_t ops[] = {0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x84, 0x85, 0xa8, 0xa9,
-                                  0x80, 0x81, 0x83, 0x83, 0xf6, 0xf7, 0xfe, 0xff, 0xff, 0x29,
-                                  0x21, 0x31, 0x01, 0x2b};
+    static const uint8_t ops[] = {
+        0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x84, 0x85, 0xa8, 0xa9, 0x80, 0x81, 0x83, 0x83,
+        0xf6, 0xf7, 0xfe, 0xff, 0xff,
+        0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, /* add or */
+        0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, /* and sub */
+        0x30, 0x31, 0x32, 0x33, 0x34, 0x35};                                   /* xor */
     if (gen_int(t, ops[rn(sizeof(ops))]))
         return -1;
     unsigned cc = rn(16), n = t->len;
+    /* One time in three, one or two register rotates or multiplies between
+     * the producer and the Jcc: they change only CF and OF here and keep the
+     * producer's other flags lazy underneath (CC_CFOF), which the Jcc (or a
+     * fault's RFLAGS) then reads. */
+    for (unsigned k = rn(3) == 0 ? 1 + rn(2) : 0; k; k--) {
+        unsigned r = rn(8), r2 = rn(8);
+        switch (rn(8)) {
+        case 0: /* rol/ror r64, 1 */
+            t->insn[n++] = 0x48; t->insn[n++] = 0xd1; t->insn[n++] = (uint8_t)(0xc0 | rn(2) << 3 | r);
+            break;
+        case 1: /* rol/ror r32/r16/r8, imm8 */
+            if (rn(2))
+                t->insn[n++] = 0x66;
+            t->insn[n++] = rn(2) ? 0xc1 : 0xc0;
+            t->insn[n++] = (uint8_t)(0xc0 | rn(2) << 3 | r);
+            t->insn[n++] = (uint8_t)rnd();
+            break;
+        case 2: /* rol/ror r64, cl */
+            t->insn[n++] = 0x48; t->insn[n++] = 0xd3; t->insn[n++] = (uint8_t)(0xc0 | rn(2) << 3 | r);
+            break;
+        case 3: /* imul r64, r64 */
+            t->insn[n++] = 0x48; t->insn[n++] = 0x0f; t->insn[n++] = 0xaf;
+            t->insn[n++] = (uint8_t)(0xc0 | r << 3 | r2);
+            break;
+        case 4: /* imul r32/r16, r, imm8 */
+            if (rn(2))
+                t->insn[n++] = 0x66;
+            t->insn[n++] = 0x6b; t->insn[n++] = (uint8_t)(0xc0 | r << 3 | r2);
+            t->insn[n++] = (uint8_t)rnd();
+            break;
+        case 5: /* mul/imul r64 */
+            t->insn[n++] = 0x48; t->insn[n++] = 0xf7; t->insn[n++] = (uint8_t)(0xe0 | rn(2) << 3 | r);
+            break;
+        case 6: /* mul/imul r8, r32 */
+            t->insn[n++] = rn(2) ? 0xf6 : 0xf7;
+            t->insn[n++] = (uint8_t)(0xe0 | rn(2) << 3 | r);
+            break;
+        default: /* imul r32, r32, imm32 */
+            t->insn[n++] = 0x69; t->insn[n++] = (uint8_t)(0xc0 | r << 3 | r2);
+            for (int b = 0; b < 4; b++)
+                t->insn[n++] = (uint8_t)rnd();
+            break;
+        }
+    }
     bool near = rn(4) == 0;
     unsigned jlen = near ? 6 : 2;
     /* target: just past the pair (forward into the fill) or back before it */
