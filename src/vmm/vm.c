@@ -421,6 +421,8 @@ enum vm_stop_reason vm_halt(struct vm *vm)
             vcpu_request_stop(&vm->vcpus[i]);
         for (unsigned i = 0; i < vm->nr_vcpus; i++)
             vcpu_join(&vm->vcpus[i]);
+        if (vm->console) /* the guest's last words before ember's */
+            console_flush(vm->console);
         console_restore_terminal();
         for (unsigned i = 0; i < vm->nr_vcpus; i++)
             log_backend_counters(vm, i, LOG_INFO);
