@@ -163,7 +163,7 @@ static int serve_api(struct vmm *vmm, struct api *api, const struct cli_request 
     int ret = apply_firecracker_options(vmm, api, req);
     if (ret || !req->api_sock)
         return ret;
-    ret = api_listen(api, req->api_sock, req->max_body);
+    ret = api_listen(api, req->api_sock, req->api_sock_mode, req->max_body);
     if (!ret)
         log_info("control API on %s", req->api_sock);
     report_startup_time(vmm, req);

@@ -50,6 +50,7 @@ enum {
     OPT_MMDS_SIZE_LIMIT,
     OPT_SECCOMP_FILTER,
     OPT_NO_SECCOMP,
+    OPT_API_SOCK_MODE,
     OPT_VERSION,
     OPT_TRANSPORT,
     OPT_CLOCK_REALTIME,
@@ -72,6 +73,7 @@ static const struct option run_options[] = {
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
     {"id", required_argument, NULL, OPT_ID},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -88,6 +90,7 @@ static const struct option restore_options[] = {
     {"track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY},
     {"clock-realtime", no_argument, NULL, OPT_CLOCK_REALTIME},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
     {"id", required_argument, NULL, OPT_ID},
     {"accel", required_argument, NULL, OPT_ACCEL},
     {"skip-host-check", no_argument, NULL, OPT_SKIP_HOST_CHECK},
@@ -118,6 +121,7 @@ static const struct option snapshot_options[] = {
  * and ember's --accel, --transport, --skip-host-check, -v). */
 static const struct option serve_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
     {"id", required_argument, NULL, OPT_ID},
     {"config-file", required_argument, NULL, OPT_CONFIG_FILE},
     {"no-api", no_argument, NULL, OPT_NO_API},
@@ -168,6 +172,8 @@ void cli_print_usage(FILE *out)
           "\n"
           "Control API options:\n"
           "  --api-sock PATH     serve the API on this Unix socket (also with 'run')\n"
+          "  --api-sock-mode MODE\n"
+          "                      the socket file's mode, octal (default 0600: its owner only)\n"
           "  --id ID             the instance id GET / reports (1-64 of [A-Za-z0-9_-])\n"
           "  --config-file FILE  configure from FILE and start the VM\n"
           "  --no-api            no API socket (needs --config-file)\n"
@@ -449,6 +455,21 @@ static int parse_payload_size(const char *text, size_t *out)
     return 0;
 }
 
+/* An octal file mode for the API socket, e.g. 600 or 0660. */
+static int parse_sock_mode(const char *text, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long m = strtoul(text, &end, 8);
+    if (errno || end == text || *end || text[0] == '-' || m > 0777)
+        return err_set(-EINVAL, "--api-sock-mode: expected an octal mode such as 0600, got '%s'",
+                       text);
+    if (!(m & 0600))
+        return err_set(-EINVAL, "--api-sock-mode %s: the owner could not use the socket", text);
+    *out = (unsigned)m;
+    return 0;
+}
+
 static int parse_run_option(int opt, char *arg, struct cli_request *req)
 {
     struct vm_config *vm = &req->vm;
@@ -469,6 +490,7 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_VSOCK: return parse_vsock(arg, vm);
     case OPT_NO_RNG: vm->rng = false; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
+    case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_ID: return parse_id(arg, req);
     case 'v': req->verbosity++; return 0;
     case 'h': req->command = CLI_HELP; return 0;
@@ -530,6 +552,7 @@ static int parse_serve_option(int opt, char *arg, struct cli_request *req)
     uint64_t ignored;
     switch (opt) {
     case OPT_API_SOCK: req->api_sock = arg; return 0;
+    case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_ID: return parse_id(arg, req);
     case OPT_CONFIG_FILE: req->config_file = arg; return 0;
     case OPT_NO_API: req->no_api = true; return 0;
@@ -629,6 +652,7 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_TRACK_DIRTY: o->track_dirty_pages = true; return 0;
     case OPT_CLOCK_REALTIME: o->clock_realtime = true; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
+    case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_ID: return parse_id(arg, req);
     case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; return 0;
     case OPT_ACCEL: return parse_accel(arg, &req->vm);
@@ -691,6 +715,7 @@ int cli_parse(int argc, char **argv, struct cli_request *req)
     memset(req, 0, sizeof(*req));
     vm_config_defaults(&req->vm);
     req->max_body = 51200;
+    req->api_sock_mode = CLI_DEFAULT_API_SOCK_MODE;
     req->as_firecracker = argc > 0 && invoked_as_firecracker(argv[0]);
     if (argc < 2 && req->as_firecracker)
         return parse_serve(argc, argv, req); /* serves CLI_DEFAULT_API_SOCK */
