@@ -19,7 +19,7 @@ ifneq ($(filter -O1 -O2 -O3 -Os -Og,$(CFLAGS)),)
 HARDEN_CFLAGS += -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2
 endif
 HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now
-LDLIBS := -lslirp -luring -ljson-c -lhttp_parser -lz -lpthread
+LDLIBS := -lslirp -luring -ljson-c -lhttp_parser -lz -lseccomp -lpthread
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -174,7 +174,8 @@ $(BUILD)/fuzz/fuzz_vsock: tests/fuzz/fuzz_vsock.c $(FUZZ_VSOCK_SRCS)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
 	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lpthread
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
+		-lpthread
 
 fuzz: $(BUILD)/fuzz/fuzz_vsock
 

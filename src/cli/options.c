@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/seccomp.h"
 #include "util/util.h"
 
 enum {
@@ -51,6 +52,7 @@ enum {
     OPT_SECCOMP_FILTER,
     OPT_NO_SECCOMP,
     OPT_API_SOCK_MODE,
+    OPT_SECCOMP_SELFTEST,
     OPT_VERSION,
     OPT_TRANSPORT,
     OPT_CLOCK_REALTIME,
@@ -74,6 +76,8 @@ static const struct option run_options[] = {
     {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
+    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"id", required_argument, NULL, OPT_ID},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -91,6 +95,8 @@ static const struct option restore_options[] = {
     {"clock-realtime", no_argument, NULL, OPT_CLOCK_REALTIME},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
+    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"id", required_argument, NULL, OPT_ID},
     {"accel", required_argument, NULL, OPT_ACCEL},
     {"skip-host-check", no_argument, NULL, OPT_SKIP_HOST_CHECK},
@@ -143,6 +149,7 @@ static const struct option serve_options[] = {
     {"mmds-size-limit", required_argument, NULL, OPT_MMDS_SIZE_LIMIT},
     {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"version", no_argument, NULL, OPT_VERSION},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"accel", required_argument, NULL, OPT_ACCEL},
@@ -174,6 +181,8 @@ void cli_print_usage(FILE *out)
           "  --api-sock PATH     serve the API on this Unix socket (also with 'run')\n"
           "  --api-sock-mode MODE\n"
           "                      the socket file's mode, octal (default 0600: its owner only)\n"
+          "  --no-seccomp        run without the per-thread system call filters (any command\n"
+          "                      that runs a VM; a forbidden call otherwise exits 148)\n"
           "  --id ID             the instance id GET / reports (1-64 of [A-Za-z0-9_-])\n"
           "  --config-file FILE  configure from FILE and start the VM\n"
           "  --no-api            no API socket (needs --config-file)\n"
@@ -455,6 +464,17 @@ static int parse_payload_size(const char *text, size_t *out)
     return 0;
 }
 
+/* Tests only: a thread kind of util/seccomp.h. */
+static int parse_seccomp_selftest(const char *arg, struct cli_request *req)
+{
+    for (int k = 0; k < SECCOMP_NR_THREADS; k++)
+        if (!strcmp(arg, seccomp_thread_name((enum seccomp_thread)k))) {
+            req->seccomp_selftest = arg;
+            return 0;
+        }
+    return err_set(-EINVAL, "--seccomp-selftest: unknown thread kind '%s'", arg);
+}
+
 /* An octal file mode for the API socket, e.g. 600 or 0660. */
 static int parse_sock_mode(const char *text, unsigned *out)
 {
@@ -491,6 +511,8 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_NO_RNG: vm->rng = false; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
+    case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_ID: return parse_id(arg, req);
     case 'v': req->verbosity++; return 0;
     case 'h': req->command = CLI_HELP; return 0;
@@ -539,9 +561,14 @@ static int refuse_unsupported_option(int opt)
         return err_set(-EINVAL, "--metadata: the metadata service (MMDS) is not supported by "
                                 "ember yet; its contents would not reach the guest");
     case OPT_SECCOMP_FILTER:
-        return err_set(-EINVAL, "--seccomp-filter: ember installs no seccomp filters yet, and "
-                                "will not run as if it had installed this one (--no-seccomp "
-                                "is accepted)");
+        /* A Firecracker filter file is BPF compiled (by seccompiler) for
+         * Firecracker's threads (vmm, api, vcpu) and the calls its Rust
+         * code makes; ember's threads and calls differ, so loading it would
+         * either kill ember or allow what ember's own lists forbid. */
+        return err_set(-EINVAL, "--seccomp-filter: ember installs its own per-thread filters "
+                                "(on by default); a Firecracker filter file is compiled for "
+                                "Firecracker's threads and calls, not ember's (--no-seccomp "
+                                "turns ember's filters off)");
     default:
         return 0;
     }
@@ -578,7 +605,8 @@ static int parse_serve_option(int opt, char *arg, struct cli_request *req)
         return parse_u64("--parent-cpu-time-us", arg, &req->parent_cpu_time_us);
     case OPT_MMDS_SIZE_LIMIT: /* no MMDS yet: nothing it could limit */
         return parse_u64("--mmds-size-limit", arg, &ignored);
-    case OPT_NO_SECCOMP: return 0; /* ember installs none (yet) */
+    case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_METADATA:
     case OPT_SECCOMP_FILTER: return refuse_unsupported_option(opt);
     case OPT_DESCRIBE_SNAPSHOT:
@@ -653,6 +681,8 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_CLOCK_REALTIME: o->clock_realtime = true; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
+    case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_ID: return parse_id(arg, req);
     case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; return 0;
     case OPT_ACCEL: return parse_accel(arg, &req->vm);

@@ -35,6 +35,10 @@ struct cli_request {
     int verbosity; /* -v per step above warnings */
     const char *api_sock;
     unsigned api_sock_mode; /* the socket file's permission bits */
+    bool no_seccomp;        /* --no-seccomp: no per-thread syscall filters */
+    /* Tests only (hidden): the thread kind that makes a forbidden call
+     * right after installing its filter. */
+    const char *seccomp_selftest;
     const char *id;
     const char *config_file;
     bool no_api;

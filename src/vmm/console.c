@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/seccomp.h"
 #include "util/util.h"
 
 /* One saved terminal state per process: the terminal is process-wide. */
@@ -104,6 +105,7 @@ static void *console_writer(void *arg)
     struct console *con = arg;
     struct console_out *o = &con->out;
     prctl(PR_SET_NAME, "ember-console");
+    seccomp_enter_or_exit(SECCOMP_CONSOLE);
     pthread_mutex_lock(&o->lock);
     for (;;) {
         while (!o->len && !o->stop)
