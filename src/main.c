@@ -16,6 +16,7 @@
 #include "cli/options.h"
 #include "snapshot/format.h"
 #include "util/log.h"
+#include "util/seccomp.h"
 #include "vmm/exit_codes.h"
 #include "vmm/vmm.h"
 
@@ -93,10 +94,11 @@ static void install_process_signals(void)
 }
 
 /* Process-wide setup shared by both ways of running. */
-static int prepare_process(void)
+static int prepare_process(const struct cli_request *req)
 {
     install_process_signals();
-    return vcpu_signals_init();
+    int ret = seccomp_setup(!req->no_seccomp, req->seccomp_selftest, console_restore_terminal);
+    return ret ? ret : vcpu_signals_init();
 }
 
 static uint64_t clock_us(clockid_t clock)
@@ -163,7 +165,7 @@ static int serve_api(struct vmm *vmm, struct api *api, const struct cli_request 
     int ret = apply_firecracker_options(vmm, api, req);
     if (ret || !req->api_sock)
         return ret;
-    ret = api_listen(api, req->api_sock, req->max_body);
+    ret = api_listen(api, req->api_sock, req->api_sock_mode, req->max_body);
     if (!ret)
         log_info("control API on %s", req->api_sock);
     report_startup_time(vmm, req);
@@ -177,7 +179,7 @@ typedef int (*bring_up_fn)(struct vmm *vmm, struct api *api, struct cli_request 
 
 static int run_vmm(struct cli_request *req, bring_up_fn bring_up)
 {
-    if (prepare_process()) {
+    if (prepare_process(req)) {
         log_error("%s", err_msg());
         return EMBER_EXIT_VMM_ERROR;
     }

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/seccomp.h"
+
 static void arm(void *ctx, uint64_t deadline_ns)
 {
     struct soft_timer *timer = ctx;
@@ -71,6 +73,7 @@ static uint64_t earliest(const struct soft_timers *t)
 static void *timer_thread(void *arg)
 {
     struct soft_timers *t = arg;
+    seccomp_enter_or_exit(SECCOMP_TIMER);
     pthread_mutex_lock(&t->lock);
     while (!t->stop) {
         uint64_t now = vclock_now_ns(t->clock);

@@ -495,7 +495,7 @@ void api_destroy(struct api *api)
     api_resources_free(&api->res);
 }
 
-int api_listen(struct api *api, const char *path, size_t max_body)
+int api_listen(struct api *api, const char *path, unsigned mode, size_t max_body)
 {
-    return http_server_create(path, max_body, &api->vmm->loop, api_handle, api, &api->server);
+    return http_server_create(path, (mode_t)mode, max_body, &api->vmm->loop, api_handle, api, &api->server);
 }

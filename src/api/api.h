@@ -24,7 +24,7 @@ void api_stop(struct api *api);
 /* Free the resources (after the VM that points into them is gone). */
 void api_destroy(struct api *api);
 /* Serve the API on a Unix socket at 'path'. */
-int api_listen(struct api *api, const char *path, size_t max_body) EMBER_MUST_CHECK;
+int api_listen(struct api *api, const char *path, unsigned mode, size_t max_body) EMBER_MUST_CHECK;
 /* A VM configured on the command line: show its configuration through the
  * API's resources (GET /vm/config, GET /machine-config). */
 int api_adopt_config(struct api *api, const struct vm_config *cfg) EMBER_MUST_CHECK;

@@ -593,10 +593,10 @@ static void srv_on_events(void *ctx, uint32_t events)
 /* --- the listening socket ------------------------------------------------ */
 
 /* A socket file left behind by a dead VMM is reused; a live one is not. */
-static int srv_listen(struct http_server *srv, const char *path)
+static int srv_listen(struct http_server *srv, const char *path, mode_t mode)
 {
     struct usock_listener l;
-    int ret = usock_listen(path, "API socket", 64, &l);
+    int ret = usock_listen(path, "API socket", 64, mode, &l);
     if (ret)
         return ret;
     srv->listen_fd = l.fd;
@@ -612,7 +612,7 @@ static int srv_watch(struct http_server *srv, int fd, void *tag)
     return 0;
 }
 
-int http_server_create(const char *path, size_t max_body, struct evloop *loop,
+int http_server_create(const char *path, mode_t mode, size_t max_body, struct evloop *loop,
                        http_handler_fn handler, void *ctx, struct http_server **out)
 {
     struct http_server *srv = calloc(1, sizeof(*srv));
@@ -623,7 +623,7 @@ int http_server_create(const char *path, size_t max_body, struct evloop *loop,
     srv->max_body = max_body;
     srv->handler = handler;
     srv->ctx = ctx;
-    int ret = srv_listen(srv, path);
+    int ret = srv_listen(srv, path, mode);
     if (!ret && (srv->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
         ret = err_errno(-errno, "epoll_create1 failed");
     if (!ret && (srv->timer_fd = timerfd_create(CLOCK_MONOTONIC,

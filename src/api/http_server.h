@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "util/err.h"
 #include "util/evloop.h"
@@ -43,9 +44,10 @@ struct http_stats {
 
 struct http_server;
 
-/* Listen on 'path' (a stale socket left by a dead process is replaced; a
- * live one or any other file is an error). */
-int http_server_create(const char *path, size_t max_body, struct evloop *loop,
+/* Listen on 'path', a socket file of permission bits 'mode' (a stale socket
+ * left by a dead process is replaced; a live one or any other file is an
+ * error). */
+int http_server_create(const char *path, mode_t mode, size_t max_body, struct evloop *loop,
                        http_handler_fn handler, void *ctx, struct http_server **out)
     EMBER_MUST_CHECK;
 /* Close every connection and remove the socket file. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/seccomp.h"
 #include "util/util.h"
 
 enum {
@@ -50,6 +51,8 @@ enum {
     OPT_MMDS_SIZE_LIMIT,
     OPT_SECCOMP_FILTER,
     OPT_NO_SECCOMP,
+    OPT_API_SOCK_MODE,
+    OPT_SECCOMP_SELFTEST,
     OPT_VERSION,
     OPT_TRANSPORT,
     OPT_CLOCK_REALTIME,
@@ -72,6 +75,9 @@ static const struct option run_options[] = {
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
+    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"id", required_argument, NULL, OPT_ID},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -88,6 +94,9 @@ static const struct option restore_options[] = {
     {"track-dirty-pages", no_argument, NULL, OPT_TRACK_DIRTY},
     {"clock-realtime", no_argument, NULL, OPT_CLOCK_REALTIME},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
+    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"id", required_argument, NULL, OPT_ID},
     {"accel", required_argument, NULL, OPT_ACCEL},
     {"skip-host-check", no_argument, NULL, OPT_SKIP_HOST_CHECK},
@@ -118,6 +127,7 @@ static const struct option snapshot_options[] = {
  * and ember's --accel, --transport, --skip-host-check, -v). */
 static const struct option serve_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
     {"id", required_argument, NULL, OPT_ID},
     {"config-file", required_argument, NULL, OPT_CONFIG_FILE},
     {"no-api", no_argument, NULL, OPT_NO_API},
@@ -139,6 +149,7 @@ static const struct option serve_options[] = {
     {"mmds-size-limit", required_argument, NULL, OPT_MMDS_SIZE_LIMIT},
     {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"version", no_argument, NULL, OPT_VERSION},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"accel", required_argument, NULL, OPT_ACCEL},
@@ -168,6 +179,10 @@ void cli_print_usage(FILE *out)
           "\n"
           "Control API options:\n"
           "  --api-sock PATH     serve the API on this Unix socket (also with 'run')\n"
+          "  --api-sock-mode MODE\n"
+          "                      the socket file's mode, octal (default 0600: its owner only)\n"
+          "  --no-seccomp        run without the per-thread system call filters (any command\n"
+          "                      that runs a VM; a forbidden call otherwise exits 148)\n"
           "  --id ID             the instance id GET / reports (1-64 of [A-Za-z0-9_-])\n"
           "  --config-file FILE  configure from FILE and start the VM\n"
           "  --no-api            no API socket (needs --config-file)\n"
@@ -449,6 +464,32 @@ static int parse_payload_size(const char *text, size_t *out)
     return 0;
 }
 
+/* Tests only: a thread kind of util/seccomp.h. */
+static int parse_seccomp_selftest(const char *arg, struct cli_request *req)
+{
+    for (int k = 0; k < SECCOMP_NR_THREADS; k++)
+        if (!strcmp(arg, seccomp_thread_name((enum seccomp_thread)k))) {
+            req->seccomp_selftest = arg;
+            return 0;
+        }
+    return err_set(-EINVAL, "--seccomp-selftest: unknown thread kind '%s'", arg);
+}
+
+/* An octal file mode for the API socket, e.g. 600 or 0660. */
+static int parse_sock_mode(const char *text, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long m = strtoul(text, &end, 8);
+    if (errno || end == text || *end || text[0] == '-' || m > 0777)
+        return err_set(-EINVAL, "--api-sock-mode: expected an octal mode such as 0600, got '%s'",
+                       text);
+    if (!(m & 0600))
+        return err_set(-EINVAL, "--api-sock-mode %s: the owner could not use the socket", text);
+    *out = (unsigned)m;
+    return 0;
+}
+
 static int parse_run_option(int opt, char *arg, struct cli_request *req)
 {
     struct vm_config *vm = &req->vm;
@@ -469,6 +510,9 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_VSOCK: return parse_vsock(arg, vm);
     case OPT_NO_RNG: vm->rng = false; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
+    case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
+    case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_ID: return parse_id(arg, req);
     case 'v': req->verbosity++; return 0;
     case 'h': req->command = CLI_HELP; return 0;
@@ -517,9 +561,14 @@ static int refuse_unsupported_option(int opt)
         return err_set(-EINVAL, "--metadata: the metadata service (MMDS) is not supported by "
                                 "ember yet; its contents would not reach the guest");
     case OPT_SECCOMP_FILTER:
-        return err_set(-EINVAL, "--seccomp-filter: ember installs no seccomp filters yet, and "
-                                "will not run as if it had installed this one (--no-seccomp "
-                                "is accepted)");
+        /* A Firecracker filter file is BPF compiled (by seccompiler) for
+         * Firecracker's threads (vmm, api, vcpu) and the calls its Rust
+         * code makes; ember's threads and calls differ, so loading it would
+         * either kill ember or allow what ember's own lists forbid. */
+        return err_set(-EINVAL, "--seccomp-filter: ember installs its own per-thread filters "
+                                "(on by default); a Firecracker filter file is compiled for "
+                                "Firecracker's threads and calls, not ember's (--no-seccomp "
+                                "turns ember's filters off)");
     default:
         return 0;
     }
@@ -530,6 +579,7 @@ static int parse_serve_option(int opt, char *arg, struct cli_request *req)
     uint64_t ignored;
     switch (opt) {
     case OPT_API_SOCK: req->api_sock = arg; return 0;
+    case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_ID: return parse_id(arg, req);
     case OPT_CONFIG_FILE: req->config_file = arg; return 0;
     case OPT_NO_API: req->no_api = true; return 0;
@@ -555,7 +605,8 @@ static int parse_serve_option(int opt, char *arg, struct cli_request *req)
         return parse_u64("--parent-cpu-time-us", arg, &req->parent_cpu_time_us);
     case OPT_MMDS_SIZE_LIMIT: /* no MMDS yet: nothing it could limit */
         return parse_u64("--mmds-size-limit", arg, &ignored);
-    case OPT_NO_SECCOMP: return 0; /* ember installs none (yet) */
+    case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_METADATA:
     case OPT_SECCOMP_FILTER: return refuse_unsupported_option(opt);
     case OPT_DESCRIBE_SNAPSHOT:
@@ -629,6 +680,9 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_TRACK_DIRTY: o->track_dirty_pages = true; return 0;
     case OPT_CLOCK_REALTIME: o->clock_realtime = true; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
+    case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
+    case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_ID: return parse_id(arg, req);
     case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; return 0;
     case OPT_ACCEL: return parse_accel(arg, &req->vm);
@@ -691,6 +745,7 @@ int cli_parse(int argc, char **argv, struct cli_request *req)
     memset(req, 0, sizeof(*req));
     vm_config_defaults(&req->vm);
     req->max_body = 51200;
+    req->api_sock_mode = CLI_DEFAULT_API_SOCK_MODE;
     req->as_firecracker = argc > 0 && invoked_as_firecracker(argv[0]);
     if (argc < 2 && req->as_firecracker)
         return parse_serve(argc, argv, req); /* serves CLI_DEFAULT_API_SOCK */

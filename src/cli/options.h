@@ -17,6 +17,9 @@ enum cli_command { CLI_RUN, CLI_SERVE, CLI_RESTORE, CLI_SNAPSHOT, CLI_MERGE, CLI
 
 /* Where Firecracker serves its API when --api-sock is not given. */
 #define CLI_DEFAULT_API_SOCK "/run/firecracker.socket"
+/* Whoever can connect to the API controls the VM: its owner only, unless
+ * --api-sock-mode says otherwise. */
+#define CLI_DEFAULT_API_SOCK_MODE 0600
 
 /* The logger as Firecracker's command line sets it (--log-path, --level,
  * --module, --show-level, --show-log-origin). */
@@ -31,6 +34,11 @@ struct cli_request {
     struct vm_config vm;
     int verbosity; /* -v per step above warnings */
     const char *api_sock;
+    unsigned api_sock_mode; /* the socket file's permission bits */
+    bool no_seccomp;        /* --no-seccomp: no per-thread syscall filters */
+    /* Tests only (hidden): the thread kind that makes a forbidden call
+     * right after installing its filter. */
+    const char *seccomp_selftest;
     const char *id;
     const char *config_file;
     bool no_api;

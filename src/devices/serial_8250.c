@@ -75,6 +75,7 @@ static void serial_update_irq(struct serial *s)
 static void serial_reset_regs(struct serial *s)
 {
     s->rx_head = s->rx_count = 0;
+    s->tx_count = 0;
     s->ier = s->lcr = s->mcr = s->scr = s->fcr = 0;
     s->dll = 12; /* 9600 baud */
     s->dlm = 0;
@@ -199,15 +200,64 @@ static uint8_t serial_read_reg(struct serial *s, unsigned reg)
     }
 }
 
+/* Hand held bytes to the host; the transmitter is empty again once they
+ * have all gone, else wait for the host to have room. */
+static void tx_flush(struct serial *s)
+{
+    if (s->tx_count) {
+        size_t n = chardev_write(&s->host, s->tx_fifo, s->tx_count);
+        memmove(s->tx_fifo, s->tx_fifo + n, s->tx_count - n);
+        s->tx_count -= (unsigned)n;
+    }
+    if (s->tx_count) {
+        if (!s->tx_waiting && chardev_wait_writable(&s->host, serial_host_writable, s))
+            s->tx_waiting = true;
+        else if (!s->tx_waiting)
+            s->tx_count = 0; /* a host that cannot call back: drop */
+    }
+    if (!s->tx_count && !(s->lsr & LSR_THRE)) {
+        s->lsr |= LSR_THRE | LSR_TEMT;
+        s->thre_pending = true;
+    }
+}
+
+void serial_host_writable(void *serial)
+{
+    struct serial *s = serial;
+    pthread_mutex_lock(&s->lock);
+    s->tx_waiting = false;
+    tx_flush(s);
+    serial_update_irq(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void serial_transmit(struct serial *s, uint8_t byte)
 {
-    if (s->mcr & MCR_LOOP)
-        rx_push(s, byte);
-    else
-        chardev_write(&s->host, &byte, 1);
     s->bytes_out++;
-    /* The byte leaves at once: the holding register is empty again. */
-    s->thre_pending = true;
+    if (s->mcr & MCR_LOOP) {
+        rx_push(s, byte);
+        s->thre_pending = true;
+        return;
+    }
+    if (s->tx_count) {
+        /* The host is still busy with earlier bytes: they wait in the
+         * transmit FIFO; a full one loses the byte, as the chip would. */
+        if (s->tx_count < SERIAL_FIFO_SIZE)
+            s->tx_fifo[s->tx_count++] = byte;
+        else
+            s->tx_dropped++;
+        return;
+    }
+    if (chardev_write(&s->host, &byte, 1) == 1) {
+        /* The byte leaves at once: the holding register is empty again. */
+        s->thre_pending = true;
+        return;
+    }
+    s->tx_fifo[0] = byte;
+    s->tx_count = 1;
+    s->lsr &= (uint8_t)~(LSR_THRE | LSR_TEMT);
+    s->thre_pending = false;
+    tx_flush(s);
 }
 
 static void serial_write_ier(struct serial *s, uint8_t value)
@@ -216,7 +266,7 @@ static void serial_write_ier(struct serial *s, uint8_t value)
     s->ier = value & IER_MASK;
     /* Enabling THRE interrupts while the transmitter is idle raises one at
      * once; Linux's start-up test depends on that. */
-    if (!(old & IER_THRI) && (s->ier & IER_THRI))
+    if (!(old & IER_THRI) && (s->ier & IER_THRI) && (s->lsr & LSR_THRE))
         s->thre_pending = true;
 }
 
@@ -298,12 +348,14 @@ void serial_save(struct serial *s, struct rec r)
     for (unsigned i = 0; i < s->rx_count; i++)
         fifo[i] = s->rx_fifo[(s->rx_head + i) % SERIAL_FIFO_SIZE];
     rec_put_bytes(r, "rx", fifo, s->rx_count);
+    rec_put_bytes(r, "tx", s->tx_fifo, s->tx_count);
     pthread_mutex_unlock(&s->lock);
 }
 
 int serial_load(struct serial *s, struct rec r)
 {
     uint8_t regs[11];
+    uint8_t tx[SERIAL_FIFO_SIZE];
     int ret = rec_get_bytes(r, "regs", regs, sizeof(regs));
     const char *rx = rec_get_str_or_null(r, "rx");
     size_t count = rx ? strlen(rx) / 2 : 0;
@@ -311,15 +363,32 @@ int serial_load(struct serial *s, struct rec r)
         ret = err_set(-EINVAL, "'rx' is missing or longer than the FIFO");
     if (!ret)
         ret = rec_get_bytes(r, "rx", s->rx_fifo, count);
+    /* Bytes the host had not taken (optional: older snapshots have none). */
+    const char *txs = rec_has(r, "tx") ? rec_get_str_or_null(r, "tx") : "";
+    size_t tx_count = txs ? strlen(txs) / 2 : 0;
+    if (!ret && (!txs || tx_count > SERIAL_FIFO_SIZE))
+        ret = err_set(-EINVAL, "'tx' is not a string of at most the FIFO's size");
+    if (!ret && tx_count)
+        ret = rec_get_bytes(r, "tx", tx, tx_count);
     if (ret)
         return err_prefix(ret, "serial");
     pthread_mutex_lock(&s->lock);
-    s->ier = regs[0], s->lcr = regs[1], s->mcr = regs[2], s->lsr = regs[3], s->msr = regs[4];
+    s->ier = regs[0] & IER_MASK, s->lcr = regs[1], s->mcr = regs[2] & MCR_MASK;
+    s->lsr = regs[3], s->msr = regs[4];
     s->scr = regs[5], s->fcr = regs[6], s->dll = regs[7], s->dlm = regs[8];
     s->thre_pending = regs[9] != 0;
     s->irq_level = false;
     s->rx_head = 0;
     s->rx_count = (unsigned)count;
+    /* The transmitter is empty unless bytes wait for this host. */
+    memcpy(s->tx_fifo, tx, tx_count);
+    s->tx_count = (unsigned)tx_count;
+    s->tx_waiting = false;
+    s->lsr |= LSR_THRE | LSR_TEMT;
+    if (s->tx_count) {
+        s->lsr &= (uint8_t)~(LSR_THRE | LSR_TEMT);
+        tx_flush(s);
+    }
     bool level = regs[10] != 0;
     pthread_mutex_unlock(&s->lock);
     if (level) { /* the line was up: raise it again in the new interrupt controller */

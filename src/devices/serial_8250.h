@@ -26,11 +26,17 @@ struct serial {
 
     uint8_t rx_fifo[SERIAL_FIFO_SIZE];
     unsigned rx_head, rx_count;
+    /* Bytes the host could not take yet: the transmitter stays busy (LSR
+     * THRE and TEMT clear) until the host has room and they have left. */
+    uint8_t tx_fifo[SERIAL_FIFO_SIZE];
+    unsigned tx_count;
+    bool tx_waiting;         /* a wait_writable call-back is registered */
     uint8_t ier, lcr, mcr, lsr, msr, scr, fcr;
     uint8_t dll, dlm;
     bool thre_pending;
     bool irq_level;
     uint64_t bytes_out, bytes_in; /* for metrics */
+    uint64_t tx_dropped;          /* written while the transmit FIFO was full */
 };
 
 extern const struct bus_ops serial_bus_ops;
@@ -40,7 +46,10 @@ void serial_destroy(struct serial *s);
 /* Offer input to the guest; returns how many bytes it took (0 while the guest
  * has receive interrupts off or its FIFO is full). */
 size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
-/* Snapshots: the registers and the receive FIFO. */
+/* The host can take output again (runs on the event loop): held bytes
+ * leave, and the transmitter reports empty once they have all gone. */
+void serial_host_writable(void *serial);
+/* Snapshots: the registers and both FIFOs. */
 void serial_save(struct serial *s, struct rec r);
 int serial_load(struct serial *s, struct rec r) EMBER_MUST_CHECK;
 

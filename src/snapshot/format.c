@@ -56,6 +56,9 @@ int snap_writer_finish(struct snap_writer *w, const char *path)
     snap_writer_add(w, "end", 0, NULL, 0);
     if (w->buf.failed)
         return err_set(-ENOMEM, "out of memory building the snapshot");
+    if (w->buf.len > SNAP_STATE_MAX)
+        return err_set(-EFBIG, "the state file would be %zu bytes, more than ember reads "
+                               "back (%llu MiB)", w->buf.len, SNAP_STATE_MAX >> 20);
     uint8_t *h = w->buf.data;
     memcpy(h, SNAP_MAGIC, 8);
     le32_store(h + 8, SNAP_FORMAT_VERSION);
@@ -179,8 +182,9 @@ int snap_reader_open(struct snap_reader *r, const char *path)
     if (!ret && !S_ISREG(st.st_mode))
         ret = err_set(-EINVAL, "snapshot %s: not a regular file", path);
     if (!ret && (uint64_t)st.st_size > SNAP_STATE_MAX)
-        ret = err_set(-EINVAL, "snapshot %s: %lld bytes is too large for a state file", path,
-                      (long long)st.st_size);
+        ret = err_set(-EFBIG, "snapshot %s: %lld bytes is too large for a state file "
+                              "(at most %llu MiB); refused before reading it",
+                      path, (long long)st.st_size, SNAP_STATE_MAX >> 20);
     uint8_t *data = NULL;
     size_t size = (size_t)st.st_size;
     if (!ret && !(data = malloc(size ? size : 1)))

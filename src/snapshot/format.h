@@ -27,7 +27,13 @@
 #define SNAP_SECTION_HEADER_SIZE 32
 #define SNAP_NAME_MAX 15
 #define SNAP_MAX_SECTIONS 1024
-#define SNAP_STATE_MAX (64ull << 20) /* far above any real state file */
+/* A state file is refused before it is read if it is larger: its JSON
+ * records are then parsed into objects several times their size, so this
+ * bounds ember's memory on a hostile file (with the value and depth limits of
+ * rec_parse). The largest part of a real one is a Diff snapshot's dirty
+ * bitmap (hex: 1 byte per 16 KiB of guest memory, so about 15 MiB for a
+ * 240 GiB guest); the writer refuses to write what the reader would refuse. */
+#define SNAP_STATE_MAX (16ull << 20)
 
 struct snap_section {
     char name[SNAP_NAME_MAX + 1];

@@ -23,9 +23,53 @@ const char *rec_text(struct rec r, size_t *len)
         r.obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
 }
 
+/* Count values and nesting without building anything: every value but the
+ * first follows a ',' or ':' or opens with '[' or '{' — close enough to
+ * bound json-c's work (strings are skipped, escapes included). */
+static int check_shape(const char *p, size_t len)
+{
+    size_t values = 1;
+    unsigned depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        switch (c) {
+        case '"': in_string = true; break;
+        case '[':
+        case '{':
+            if (++depth > REC_MAX_DEPTH)
+                return err_set(-EINVAL, "nested deeper than %u levels", REC_MAX_DEPTH);
+            values++;
+            break;
+        case ']':
+        case '}':
+            if (depth)
+                depth--;
+            break;
+        case ',':
+        case ':': values++; break;
+        default: break;
+        }
+        if (values > REC_MAX_VALUES)
+            return err_set(-EINVAL, "more than %u values", REC_MAX_VALUES);
+    }
+    return 0;
+}
+
 int rec_parse(const void *text, size_t len, struct rec *out)
 {
-    int ret = jf_parse(text, len, &out->obj);
+    out->obj = NULL;
+    int ret = check_shape(text, len);
+    if (ret)
+        return ret;
+    ret = jf_parse(text, len, &out->obj);
     if (!ret && !json_object_is_type(out->obj, json_type_object)) {
         json_object_put(out->obj);
         out->obj = NULL;

@@ -23,6 +23,13 @@ struct rec rec_new(void);
 void rec_free(struct rec r);
 /* Serialized text (owned by the record) / parse one (a new record). */
 const char *rec_text(struct rec r, size_t *len);
+/* Text with more values or deeper nesting than these is refused by a scan
+ * before json-c builds any object: each value costs json-c tens of bytes, so
+ * a state file of small values ("[0,0,0,...") would otherwise cost ember
+ * dozens of times its size. A real record holds a few thousand values (a
+ * vsock device with all its connections: about 20 000) and nests 5 deep. */
+#define REC_MAX_VALUES (1u << 18)
+#define REC_MAX_DEPTH 16
 int rec_parse(const void *text, size_t len, struct rec *out) EMBER_MUST_CHECK;
 
 void rec_put_u64(struct rec r, const char *key, uint64_t v);

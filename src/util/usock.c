@@ -44,7 +44,24 @@ static int clear_stale_socket(const char *path, const char *what, const struct s
     return 0;
 }
 
-int usock_listen(const char *path, const char *what, int backlog, struct usock_listener *out)
+/* bind() creates the file with 0777 less the umask: with the umask set to
+ * the complement of 'mode' it never exists with more than 'mode' allows, so
+ * nobody can connect in a window before a chmod. The umask is process-wide;
+ * listening sockets are created while ember's other threads create no files.
+ * The chmod after it covers bits the umask cannot grant (default ACLs). */
+static int bind_with_mode(int fd, const struct sockaddr_un *addr, const char *path, mode_t mode)
+{
+    mode_t old = mode ? umask(~mode & 0777) : 0;
+    int ret = bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) < 0 ? -errno : 0;
+    if (mode)
+        umask(old);
+    if (!ret && mode && chmod(path, mode) < 0)
+        ret = -errno;
+    return ret;
+}
+
+int usock_listen(const char *path, const char *what, int backlog, mode_t mode,
+                 struct usock_listener *out)
 {
     struct sockaddr_un addr;
     out->fd = -1;
@@ -58,8 +75,9 @@ int usock_listen(const char *path, const char *what, int backlog, struct usock_l
     if (fd < 0)
         return err_errno(-errno, "socket failed");
     struct stat st;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-        ret = err_errno(-errno, "%s %s: bind failed", what, path);
+    int b = bind_with_mode(fd, &addr, path, mode);
+    if (b)
+        ret = err_errno(b, "%s %s: bind failed", what, path);
     else if (listen(fd, backlog) < 0 || stat(path, &st) < 0)
         ret = err_errno(-errno, "%s %s: listen failed", what, path);
     if (ret) {

@@ -18,9 +18,11 @@ struct usock_listener {
 
 /* Bind and listen on 'path'. A socket file nobody serves on is replaced;
  * a live one (-EADDRINUSE), another file (-EEXIST) or a path too long for
- * sun_path (-ENAMETOOLONG) is refused. Messages start with 'what'. */
-int usock_listen(const char *path, const char *what, int backlog, struct usock_listener *out)
-    EMBER_MUST_CHECK;
+ * sun_path (-ENAMETOOLONG) is refused. Messages start with 'what'. 'mode'
+ * (permission bits) is the socket file's mode from its creation on, or 0 for
+ * what the umask gives. */
+int usock_listen(const char *path, const char *what, int backlog, mode_t mode,
+                 struct usock_listener *out) EMBER_MUST_CHECK;
 /* Close the socket and remove its file if the path still names it. */
 void usock_close(struct usock_listener *l, const char *path);
 

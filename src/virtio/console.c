@@ -27,30 +27,74 @@ static void console_config_read(struct virtio_dev *vdev, uint32_t offset, void *
         memcpy(data, cfg + offset, MIN(len, sizeof(cfg) - offset));
 }
 
+static void console_host_writable(void *arg);
+
+/* Send what the host takes of a chain, from where the last round stopped.
+ * The chain is used once all of it has gone; until then it stays in the
+ * ring (RETRY) while the host is full — the guest's writer waits, nothing
+ * blocks — or while this round's budget is spent (the queue is kicked to
+ * continue after the loop's other work). */
 static enum virtio_chain_result console_send(struct virtio_dev *vdev, struct virtq *q,
                                             const struct virtq_chain *chain, uint32_t *written)
 {
     struct virtio_console *vc = vdev->model;
     uint8_t buf[CONSOLE_TX_CHUNK];
-    for (uint64_t off = 0; off < chain->readable_bytes;) {
-        size_t n = virtq_chain_read(q, chain, off, buf, sizeof(buf));
+    while (vc->tx_off < chain->readable_bytes) {
+        if (vc->tx_budget == 0 && virtio_dev_kick(vdev, CONSOLE_TX))
+            return VIRTIO_CHAIN_RETRY;
+        size_t want = vc->tx_budget ? MIN(sizeof(buf), vc->tx_budget) : sizeof(buf);
+        size_t n = virtq_chain_read(q, chain, vc->tx_off, buf, want);
         if (n == 0)
             break;
-        chardev_write(&vc->host, buf, n);
-        vc->bytes_out += n;
-        off += n;
+        size_t took = chardev_write(&vc->host, buf, n);
+        vc->tx_off += took;
+        vc->bytes_out += took;
+        vc->tx_budget -= (uint32_t)MIN(took, vc->tx_budget);
+        if (took < n) {
+            if (vc->tx_waiting)
+                return VIRTIO_CHAIN_RETRY;
+            if (chardev_wait_writable(&vc->host, console_host_writable, vc)) {
+                vc->tx_waiting = true;
+                return VIRTIO_CHAIN_RETRY;
+            }
+            break; /* a host that cannot call back: the rest is dropped */
+        }
     }
+    vc->tx_off = 0;
     *written = 0;
     return VIRTIO_CHAIN_USED;
+}
+
+static void console_transmit(struct virtio_console *vc)
+{
+    vc->tx_budget = VIRTIO_CONSOLE_TX_BUDGET;
+    virtio_dev_drain_queue(&vc->vdev, CONSOLE_TX, console_send);
+}
+
+/* The host has room again (on the event loop). */
+static void console_host_writable(void *arg)
+{
+    struct virtio_console *vc = arg;
+    pthread_mutex_lock(&vc->vdev.lock);
+    vc->tx_waiting = false;
+    if (virtio_dev_queue_running(&vc->vdev, CONSOLE_TX))
+        console_transmit(vc);
+    pthread_mutex_unlock(&vc->vdev.lock);
 }
 
 static void console_queue_notify(struct virtio_dev *vdev, unsigned q)
 {
     struct virtio_console *vc = vdev->model;
     if (q == CONSOLE_TX)
-        virtio_dev_drain_queue(vdev, CONSOLE_TX, console_send);
+        console_transmit(vc);
     else
         chardev_input_ready(&vc->host);
+}
+
+static void console_reset(struct virtio_dev *vdev)
+{
+    struct virtio_console *vc = vdev->model;
+    vc->tx_off = 0; /* a call-back still due finds the queue stopped */
 }
 
 static int console_activate(struct virtio_dev *vdev)
@@ -85,6 +129,7 @@ static const struct virtio_device_ops console_ops = {
     .config_read = console_config_read,
     .activate = console_activate,
     .queue_notify = console_queue_notify,
+    .reset = console_reset,
     .counters = console_counters,
     .destroy = console_destroy,
 };
@@ -94,6 +139,9 @@ void virtio_console_init(struct virtio_console *vc, const struct guest_mem *gm,
 {
     vc->host = *host;
     vc->bytes_in = vc->bytes_out = 0;
+    vc->tx_off = 0;
+    vc->tx_budget = 0;
+    vc->tx_waiting = false;
     virtio_dev_init(&vc->vdev, &console_ops, vc, gm);
 }
 

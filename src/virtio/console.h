@@ -8,10 +8,17 @@
 
 #include "virtio/virtio.h"
 
+/* Bytes one notification (or one call-back from the host) may send before
+ * the queue yields to the rest of the event loop. */
+#define VIRTIO_CONSOLE_TX_BUDGET (64u << 10)
+
 struct virtio_console {
     struct virtio_dev vdev;
     struct chardev_host host; /* input_ready: the guest queued receive buffers */
     uint64_t bytes_in, bytes_out;
+    uint64_t tx_off;    /* bytes of the first available chain already sent */
+    uint32_t tx_budget; /* left in this round */
+    bool tx_waiting;    /* the host is full; it calls back when it has room */
 };
 
 void virtio_console_init(struct virtio_console *vc, const struct guest_mem *gm,

@@ -35,9 +35,19 @@ static void vm_notify_config(struct virtio_dev *vdev)
     vm_interrupt(vdev->transport_ctx, VMMIO_INT_CONFIG);
 }
 
+/* As on PCI: the queue's notification eventfd is the loop's to-do list for
+ * it, so a device over its budget continues after the loop's other events. */
+static void vm_kick(struct virtio_dev *vdev, unsigned q)
+{
+    struct virtio_mmio *vm = vdev->transport_ctx;
+    if (q < VIRTIO_MAX_QUEUES && vm->notify_fd[q] >= 0)
+        eventfd_signal(vm->notify_fd[q]);
+}
+
 static const struct virtio_transport_ops vm_transport_ops = {
     .notify_queue = vm_notify_queue,
     .notify_config = vm_notify_config,
+    .kick = vm_kick,
 };
 
 /* --- registers -------------------------------------------------------------- */

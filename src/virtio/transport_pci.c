@@ -97,9 +97,19 @@ static void vp_notify_config(struct virtio_dev *vdev)
     vp_signal(vp, vp->config_vector, ISR_CONFIG);
 }
 
+/* The queue's notification eventfd is the loop's to-do list for it: the
+ * loop runs the queue again after the events already waiting. */
+static void vp_kick(struct virtio_dev *vdev, unsigned q)
+{
+    struct virtio_pci *vp = vdev->transport_ctx;
+    if (q < VIRTIO_MAX_QUEUES && vp->notify_fd[q] >= 0)
+        eventfd_signal(vp->notify_fd[q]);
+}
+
 static const struct virtio_transport_ops vp_transport_ops = {
     .notify_queue = vp_notify_queue,
     .notify_config = vp_notify_config,
+    .kick = vp_kick,
 };
 
 /* --- common configuration ---------------------------------------------------- */

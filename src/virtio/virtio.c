@@ -58,27 +58,38 @@ void virtio_dev_notify(struct virtio_dev *vdev, unsigned q)
         vdev->transport->notify_queue(vdev, q);
 }
 
+bool virtio_dev_kick(struct virtio_dev *vdev, unsigned q)
+{
+    if (!vdev->transport || !vdev->transport->kick)
+        return false;
+    vdev->transport->kick(vdev, q);
+    return true;
+}
+
 unsigned virtio_dev_drain_queue(struct virtio_dev *vdev, unsigned qi, virtio_chain_fn fn)
 {
     struct virtq *q = &vdev->queues[qi];
     static _Thread_local struct virtq_chain chain;
-    unsigned taken = 0;
+    unsigned taken = 0, budget = VIRTIO_DRAIN_BUDGET(q->size);
     int got = 0;
-    bool retry = false;
+    bool stop = false;
     do {
-        while (!retry && (got = virtq_pop(q, &chain)) == 1) {
+        while (!stop && (got = virtq_pop(q, &chain)) == 1) {
             uint32_t written = 0;
             enum virtio_chain_result r = fn(vdev, q, &chain, &written);
             if (r == VIRTIO_CHAIN_RETRY) {
                 virtq_unpop(q); /* the device resumes when it can */
-                retry = true;
+                stop = true;
                 break;
             }
             taken++;
             if (r == VIRTIO_CHAIN_USED && virtq_push(q, chain.head, written))
                 break;
+            /* Enough for one notification: the rest waits its turn. */
+            if (taken >= budget && virtio_dev_kick(vdev, qi))
+                stop = true;
         }
-    } while (!retry && got == 0 && virtq_rearm(q));
+    } while (!stop && got == 0 && virtq_rearm(q));
     if (got < 0 || q->broken)
         virtio_dev_queue_broken(vdev, qi);
     else

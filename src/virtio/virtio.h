@@ -69,6 +69,11 @@ struct virtio_device_ops {
 struct virtio_transport_ops {
     void (*notify_queue)(struct virtio_dev *vdev, unsigned q);
     void (*notify_config)(struct virtio_dev *vdev);
+    /* Have queue_notify(q) called again soon on the event loop, after the
+     * events already waiting there: a device that used up its budget for
+     * one notification continues later without holding up the loop. May
+     * be NULL (then budgets do not apply). */
+    void (*kick)(struct virtio_dev *vdev, unsigned q);
 };
 
 struct virtio_dev {
@@ -118,8 +123,15 @@ typedef enum virtio_chain_result (*virtio_chain_fn)(struct virtio_dev *vdev, str
  * to 'fn' until none is left (asking the guest to notify again, and looking
  * once more) or 'fn' says retry; then interrupt the driver if it wants to
  * hear of what was used, or mark the device broken if the ring was bad.
+ * One call takes at most VIRTIO_DRAIN_BUDGET(size) chains — a guest that
+ * keeps adding chains as fast as they are used cannot hold the loop — and
+ * then kicks the queue to continue later.
  * Lock held; returns how many chains 'fn' used or held. */
+#define VIRTIO_DRAIN_BUDGET(size) (2u * (size))
 unsigned virtio_dev_drain_queue(struct virtio_dev *vdev, unsigned qi, virtio_chain_fn fn);
+/* Ask the transport to run queue_notify(q) again later (see kick above);
+ * false if it cannot, and the device must finish now. */
+bool virtio_dev_kick(struct virtio_dev *vdev, unsigned q);
 
 /* Driver-facing state machine, used by transports (lock held). */
 void virtio_dev_reset(struct virtio_dev *vdev);

@@ -5,6 +5,7 @@
 #ifndef EMBER_VMM_CONSOLE_H
 #define EMBER_VMM_CONSOLE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,7 +18,34 @@ typedef size_t (*console_receive_fn)(void *ctx, const uint8_t *buf, size_t len);
 
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A */
 
+/* Output: devices append to a bounded buffer (never blocking, whatever
+ * stdout is: a terminal, a pipe nobody reads, a file); a writer thread
+ * empties it into out_fd with plain blocking writes. When it is full,
+ * devices are told to wait, and called back on the loop once it has room. */
+#define CONSOLE_OUT_BUF (64u << 10)
+#define CONSOLE_OUT_WAITERS 4
+
+struct console_waiter {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+struct console_out {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;   /* data to write, or stop */
+    pthread_cond_t idle;   /* the buffer emptied (console_flush) */
+    pthread_t thread;
+    bool started, stop, failed, writing, abandoned;
+    uint8_t *buf;          /* CONSOLE_OUT_BUF bytes, a ring */
+    size_t head, len;
+    int wake_fd;           /* room again: run the waiters on the loop */
+    struct console_waiter waiters[CONSOLE_OUT_WAITERS];
+    unsigned nr_waiters;
+    uint64_t dropped;      /* output lost to a failed stdout */
+};
+
 struct console {
+    bool initialized;
     int in_fd;
     int out_fd;
     bool in_is_tty;
@@ -33,6 +61,7 @@ struct console {
     void *quit_ctx;
     uint8_t pending[4096];
     size_t pending_off, pending_len;
+    struct console_out out;
 };
 
 /* The host end of the guest's console device (ctx: the console): output to
@@ -55,9 +84,13 @@ int console_init(struct console *con, int in_fd, int out_fd) EMBER_MUST_CHECK;
 int console_attach(struct console *con, struct evloop *loop, console_receive_fn receive,
                    void *receive_ctx, void (*quit)(void *ctx), void *quit_ctx)
     EMBER_MUST_CHECK;
-/* Stop feeding input (the VM is gone); the console can be attached again. */
+/* Stop feeding input (the VM is gone) and forget devices waiting to write;
+ * the console can be attached again. */
 void console_detach(struct console *con);
+/* Write out what the buffer holds (blocking), stop the writer thread. */
 void console_destroy(struct console *con);
+/* Wait until the writer has written everything buffered so far. */
+void console_flush(struct console *con);
 
 /* Terminal state: raw mode on, and restore (idempotent, async-signal-safe). */
 int console_enter_raw_mode(struct console *con);

@@ -8,6 +8,7 @@
 
 #include "arch/x86_64/cpuid.h"
 #include "util/log.h"
+#include "util/seccomp.h"
 #include "util/util.h"
 
 static void kick_handler(int sig)
@@ -210,14 +211,18 @@ static void *vcpu_thread(void *arg)
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
     struct accel_exit exit;
-    while (vcpu_follow_request(vcpu)) {
-        if (accel->vcpu_run(vcpu->accel_vcpu, &exit)) {
-            vcpu_end(vcpu, VCPU_END_ERROR, "%s", err_msg());
-            break;
+    /* The filter is in place before the guest's first instruction. */
+    if (seccomp_enter(SECCOMP_VCPU))
+        vcpu_end(vcpu, VCPU_END_ERROR, "vCPU %u: %s", vcpu->index, err_msg());
+    else
+        while (vcpu_follow_request(vcpu)) {
+            if (accel->vcpu_run(vcpu->accel_vcpu, &exit)) {
+                vcpu_end(vcpu, VCPU_END_ERROR, "%s", err_msg());
+                break;
+            }
+            if (!vcpu_dispatch(vcpu, &exit))
+                break;
         }
-        if (!vcpu_dispatch(vcpu, &exit))
-            break;
-    }
     pthread_mutex_lock(&vcpu->mbox_lock);
     set_state(vcpu, VCPU_EXITED);
     pthread_mutex_unlock(&vcpu->mbox_lock);

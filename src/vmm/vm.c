@@ -12,6 +12,7 @@
 #include "arch/x86_64/cpuid.h"
 #include "arch/x86_64/layout.h"
 #include "util/log.h"
+#include "util/seccomp.h"
 #include "util/util.h"
 #include "vmm/pc.h"
 
@@ -368,6 +369,10 @@ int vm_start(struct vm *vm, bool paused)
                              vm->board.console_input_dev, vm_on_user_quit, vm);
     if (!ret)
         ret = console_enter_raw_mode(vm->console);
+    /* The loop's filter before any vCPU runs (they inherit it, and add
+     * their own). */
+    if (!ret)
+        ret = seccomp_enter(SECCOMP_MAIN);
     for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++)
         ret = vcpu_start(&vm->vcpus[i]);
     if (!ret)
@@ -421,6 +426,8 @@ enum vm_stop_reason vm_halt(struct vm *vm)
             vcpu_request_stop(&vm->vcpus[i]);
         for (unsigned i = 0; i < vm->nr_vcpus; i++)
             vcpu_join(&vm->vcpus[i]);
+        if (vm->console) /* the guest's last words before ember's */
+            console_flush(vm->console);
         console_restore_terminal();
         for (unsigned i = 0; i < vm->nr_vcpus; i++)
             log_backend_counters(vm, i, LOG_INFO);

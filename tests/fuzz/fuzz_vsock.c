@@ -78,7 +78,8 @@ static void publish(struct ring *r, uint16_t head)
 
 static void t_queue(struct virtio_dev *v, unsigned q) { (void)v; (void)q; }
 static void t_config(struct virtio_dev *v) { (void)v; }
-static const struct virtio_transport_ops t_ops = {t_queue, t_config};
+static const struct virtio_transport_ops t_ops = {
+    .notify_queue = t_queue, .notify_config = t_config};
 
 static void setup_once(void)
 {

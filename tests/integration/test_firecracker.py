@@ -424,7 +424,7 @@ def fc_refused_options(ctx):
     expect_setup_error(ctx, ["--api-sock", os.path.join(ctx.tmp, "a.sock"), "--metadata", meta],
                        r"--metadata: the metadata service \(MMDS\) is not supported by ember yet")
     expect_setup_error(ctx, ["--api-sock", os.path.join(ctx.tmp, "a.sock"), "--seccomp-filter",
-                             meta], r"--seccomp-filter: ember installs no seccomp filters yet")
+                             meta], r"--seccomp-filter: ember installs its own per-thread filters")
     expect_setup_error(ctx, ["--api-sock", os.path.join(ctx.tmp, "a.sock"), "--level", "Loud"],
                        r"level must be one of Error, Warning, Info, Debug, Trace, Off")
 

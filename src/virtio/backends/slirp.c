@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/seccomp.h"
 #include "util/util.h"
 #include "util/evloop.h"
 
@@ -219,6 +220,7 @@ static void run_timers(struct slirp_backend *s)
 static void *slirp_thread(void *arg)
 {
     struct slirp_backend *s = arg;
+    seccomp_enter_or_exit(SECCOMP_SLIRP); /* before the guest's first packet */
     while (!s->stop) {
         pthread_mutex_lock(&s->lock);
         s->npfds = 0;

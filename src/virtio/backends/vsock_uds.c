@@ -84,7 +84,7 @@ int vsock_uds_open(const char *path, struct vsock_uds **out)
         u->pending[i].fd = -1;
     /* "<path>_<port>" must fit too: a guest connecting to a port whose
      * path does not fit is refused, as one with no listener. */
-    int ret = usock_listen(path, "vsock socket", 128, &u->listener);
+    int ret = usock_listen(path, "vsock socket", 128, 0, &u->listener);
     if (!ret)
         snprintf(u->path, sizeof(u->path), "%s", path);
     if (!ret && (u->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)

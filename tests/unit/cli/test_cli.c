@@ -183,7 +183,7 @@ static void test_errors(void **state)
         {"ember run extra", "unexpected argument 'extra'"},
         {"ember --no-api", "--no-api needs --config-file"},
         {"ember --api-sock s --metadata m.json", "--metadata: the metadata service (MMDS)"},
-        {"ember --api-sock s --seccomp-filter f.bpf", "ember installs no seccomp filters yet"},
+        {"ember --api-sock s --seccomp-filter f.bpf", "a Firecracker filter file is compiled for"},
         {"ember --api-sock s --start-time-us -5", "--start-time-us: expected a non-negative"},
         {"ember --api-sock s --start-time-cpu-us x", "--start-time-cpu-us: expected"},
         {"ember --api-sock s --parent-cpu-time-us 1.5", "--parent-cpu-time-us: expected"},

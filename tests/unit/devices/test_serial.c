@@ -18,14 +18,38 @@
 struct host {
     uint8_t tx[256];
     size_t ntx;
+    size_t room;        /* bytes the host takes before it is full */
     unsigned rx_ready_calls;
+    void (*waiter)(void *arg);
+    void *waiter_arg;
+    unsigned waits;
 };
 
-static void host_tx(void *ctx, const uint8_t *buf, size_t len)
+static size_t host_tx(void *ctx, const uint8_t *buf, size_t len)
 {
     struct host *h = ctx;
-    for (size_t i = 0; i < len && h->ntx < sizeof(h->tx); i++)
+    size_t i;
+    for (i = 0; i < len && h->ntx < sizeof(h->tx) && h->room; i++, h->room--)
         h->tx[h->ntx++] = buf[i];
+    return i;
+}
+
+static void host_wait(void *ctx, void (*fn)(void *arg), void *arg)
+{
+    struct host *h = ctx;
+    h->waiter = fn;
+    h->waiter_arg = arg;
+    h->waits++;
+}
+
+/* The host has room for 'n' more bytes and calls back the device that waited. */
+static void host_drain(struct host *h, size_t n)
+{
+    h->room += n;
+    void (*fn)(void *) = h->waiter;
+    h->waiter = NULL;
+    if (fn)
+        fn(h->waiter_arg);
 }
 
 static void host_rx_ready(void *ctx)
@@ -33,7 +57,8 @@ static void host_rx_ready(void *ctx)
     ((struct host *)ctx)->rx_ready_calls++;
 }
 
-static const struct chardev_host_ops host_ops = {.write = host_tx, .input_ready = host_rx_ready};
+static const struct chardev_host_ops host_ops = {
+    .write = host_tx, .input_ready = host_rx_ready, .wait_writable = host_wait};
 
 struct fixture {
     struct serial s;
@@ -46,6 +71,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     f->sink = fake_irq_sink(&f->irq);
+    f->host.room = SIZE_MAX;
     const struct chardev_host host = {&host_ops, &f->host};
     serial_init(&f->s, (struct irq_line){&f->sink, 4}, &host);
     *state = f;
@@ -199,6 +225,84 @@ static void test_loopback_data(void **state)
     assert_int_equal(rd(f, RBR), 0x42);
 }
 
+/* A host that cannot take output (a slow reader on stdout): the transmitter
+ * stays busy — LSR without THRE/TEMT, no THRE interrupt — the bytes wait in
+ * the transmit FIFO and leave in order once the host has room; past the
+ * FIFO's 16 bytes they are lost, as on the chip. Nothing blocks. */
+static void test_transmit_backpressure(void **state)
+{
+    struct fixture *f = *state;
+    wr(f, FCR, 0x01);
+    wr(f, IER, 0x02);
+    (void)rd(f, IIR); /* acknowledge the THRE interrupt enabling gave */
+    f->host.room = 2;
+    for (int i = 0; i < 2; i++)
+        wr(f, THR, (uint8_t)('a' + i));
+    assert_int_equal(f->host.ntx, 2);
+    assert_int_equal(rd(f, LSR) & 0x60, 0x60);
+    (void)rd(f, IIR);
+    /* Full: the next bytes are held, the transmitter reports busy. */
+    for (int i = 2; i < 2 + 16 + 3; i++)
+        wr(f, THR, (uint8_t)('a' + i));
+    assert_int_equal(f->host.ntx, 2);
+    assert_int_equal(rd(f, LSR) & 0x60, 0);
+    assert_false(f->irq.level[4]);
+    assert_int_equal(rd(f, IIR) & 0x0f, 0x01);
+    assert_int_equal(f->host.waits, 1); /* asked once to be called back */
+    assert_non_null(f->host.waiter);
+    assert_int_equal(f->s.tx_dropped, 3); /* 19 written, 16 held in the FIFO */
+    /* Some room: part of the FIFO leaves, the transmitter is still busy. */
+    host_drain(&f->host, 5);
+    assert_int_equal(f->host.ntx, 7);
+    assert_int_equal(rd(f, LSR) & 0x60, 0);
+    assert_non_null(f->host.waiter);
+    /* Room for all: the rest leaves in order and THRE interrupts. */
+    host_drain(&f->host, 100);
+    assert_int_equal(f->host.ntx, 2 + 16);
+    for (int i = 0; i < 2 + 16; i++)
+        assert_int_equal(f->host.tx[i], 'a' + i);
+    assert_int_equal(rd(f, LSR) & 0x60, 0x60);
+    assert_true(f->irq.level[4]);
+    assert_int_equal(rd(f, IIR) & 0x0f, 0x02);
+    assert_null(f->host.waiter);
+}
+
+/* Held bytes survive a snapshot; a restored UART whose saved LSR says busy
+ * but holds nothing reports an idle transmitter (it would wait for ever). */
+static void test_transmit_backpressure_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    f->host.room = 0;
+    wr(f, THR, 'x');
+    wr(f, THR, 'y');
+    assert_int_equal(rd(f, LSR) & 0x60, 0);
+    struct rec r = rec_new();
+    serial_save(&f->s, r);
+    struct fixture *g = calloc(1, sizeof(*g));
+    g->sink = fake_irq_sink(&g->irq);
+    g->host.room = SIZE_MAX;
+    const struct chardev_host host = {&host_ops, &g->host};
+    serial_init(&g->s, (struct irq_line){&g->sink, 4}, &host);
+    assert_int_equal(serial_load(&g->s, r), 0);
+    assert_int_equal(g->host.ntx, 2);
+    assert_memory_equal(g->host.tx, "xy", 2);
+    assert_int_equal(rd(g, LSR) & 0x60, 0x60);
+    rec_free(r);
+    /* Busy in the saved registers, nothing held: idle after the load. */
+    r = rec_new();
+    serial_save(&f->s, r);
+    rec_put_bytes(r, "tx", "", 0);
+    assert_int_equal(serial_load(&g->s, r), 0);
+    assert_int_equal(rd(g, LSR) & 0x60, 0x60);
+    /* More than a FIFO of held bytes is refused. */
+    uint8_t big[17] = {0};
+    rec_put_bytes(r, "tx", big, sizeof(big));
+    assert_int_not_equal(serial_load(&g->s, r), 0);
+    rec_free(r);
+    serial_destroy(&g->s);
+    free(g);
+}
+
 static void test_access_outside_registers(void **state)
 {
     struct fixture *f = *state;
@@ -219,6 +323,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_input_waits_for_open_port, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receive_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loopback_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transmit_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transmit_backpressure_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_outside_registers, setup, teardown),
     };
     return cmocka_run_group_tests_name("serial_8250", tests, NULL, NULL);

@@ -4,6 +4,7 @@
 #include "unit.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -241,6 +242,87 @@ static void test_machine_round_trip_and_limits(void **state)
     rec_free(r);
 }
 
+/* Peak resident memory so far, in KiB. */
+static long peak_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* Issue 20: a 60 MB state file drove ember to 2.1 GiB before it was
+ * refused. It is refused now by its size, before a byte is read. */
+static void test_state_file_size_limit(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *good = sample_file(&size); /* a valid start, then 60 MB */
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, good, size), (ssize_t)size);
+    free(good);
+    assert_int_equal(ftruncate(fd, 60 << 20), 0);
+    close(fd);
+    long before = peak_kib();
+    struct snap_reader r;
+    assert_int_equal(snap_reader_open(&r, path), -EFBIG);
+    assert_non_null(strstr(err_msg(), "too large for a state file"));
+    assert_non_null(strstr(err_msg(), "refused before reading it"));
+    assert_true(peak_kib() - before < 8 << 10);
+    /* The largest file the reader takes is the largest the writer writes. */
+    struct snap_writer w;
+    snap_writer_init(&w);
+    uint8_t *big = calloc(1, SNAP_STATE_MAX);
+    snap_writer_add(&w, "big", 0, big, SNAP_STATE_MAX);
+    assert_int_equal(snap_writer_finish(&w, path), -EFBIG);
+    assert_non_null(strstr(err_msg(), "more than ember reads back"));
+    snap_writer_free(&w);
+    free(big);
+}
+
+/* Text that json-c would turn into far more memory than its size, or nest
+ * deep, is refused by a scan before json-c sees it; brackets, quotes and
+ * escapes inside strings do not count. */
+static void test_record_shape_limits(void **state)
+{
+    (void)state;
+    struct rec out;
+    /* 8 MiB of "0," inside an object: 4 M values. */
+    size_t len = 8u << 20;
+    char *text = malloc(len + 16);
+    strcpy(text, "{\"a\":[");
+    size_t at = strlen(text);
+    while (at < len) {
+        text[at++] = '0';
+        text[at++] = ',';
+    }
+    strcpy(text + at, "0]}");
+    long before = peak_kib();
+    assert_int_equal(rec_parse(text, strlen(text), &out), -EINVAL);
+    assert_non_null(strstr(err_msg(), "more than 262144 values"));
+    assert_null(out.obj);
+    assert_true(peak_kib() - before < 8 << 10);
+    free(text);
+    /* Depth: 16 levels parse, 17 do not. */
+    char deep[128] = "{";
+    for (int i = 1; i < 16; i++)
+        strcat(deep, "\"a\":{");
+    for (int i = 0; i < 16; i++)
+        strcat(deep, "}");
+    assert_int_equal(rec_parse(deep, strlen(deep), &out), 0);
+    rec_free(out);
+    strcpy(deep, "{");
+    for (int i = 1; i < 17; i++)
+        strcat(deep, "\"a\":{");
+    for (int i = 0; i < 17; i++)
+        strcat(deep, "}");
+    assert_int_equal(rec_parse(deep, strlen(deep), &out), -EINVAL);
+    assert_non_null(strstr(err_msg(), "nested deeper than 16 levels"));
+    const char *strings = "{\"s\": \"[[[[[[[[[[[[[[[[[[{{{{\\\"{{{{{{,,,,:::\", \"t\": [1, 2]}";
+    assert_int_equal(rec_parse(strings, strlen(strings), &out), 0);
+    rec_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +331,8 @@ int main(void)
         cmocka_unit_test(test_container_version_and_trailing),
         cmocka_unit_test(test_record_checks),
         cmocka_unit_test(test_machine_round_trip_and_limits),
+        cmocka_unit_test(test_state_file_size_limit),
+        cmocka_unit_test(test_record_shape_limits),
     };
     return cmocka_run_group_tests_name("snapshot", tests, setup_dir, teardown_dir);
 }

@@ -242,7 +242,8 @@ static void ft_config(struct virtio_dev *vdev)
     ((struct fake_transport *)vdev->transport_ctx)->config_irqs++;
 }
 
-static const struct virtio_transport_ops ft_ops = {ft_queue, ft_config};
+static const struct virtio_transport_ops ft_ops = {
+    .notify_queue = ft_queue, .notify_config = ft_config};
 
 struct disk_fixture {
     struct vq_fake f;
