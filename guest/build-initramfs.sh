@@ -28,7 +28,7 @@ echo "root:x:0:" > "$root/etc/group"
 
 # Load order satisfies each module's depends= (checked below).
 order="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio
-virtio_blk failover net_failover virtio_net virtio_console virtio-rng
+virtio_blk failover net_failover virtio_net virtio_console virtio-rng virtio_balloon
 vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
 fuse virtiofs pvpanic pvpanic-mmio"
 : > "$root/lib/modules/load-order"

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "util/json_fields.h"
+#include "api/balloon_requests.h"
 #include "api/snapshot_requests.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -219,6 +220,41 @@ static int put_vsock(struct api *api, const char *id, struct json_object *body,
     return api_set_vsock(&api->res, body);
 }
 
+static int put_balloon(struct api *api, const char *id, struct json_object *body,
+                       struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_put_balloon(&api->res, body);
+}
+
+static int patch_balloon(struct api *api, const char *id, struct json_object *body,
+                         struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_patch_balloon(&api->res, api->vmm, body);
+}
+
+static int get_balloon(struct api *api, const char *id, struct json_object *body,
+                       struct json_object **out)
+{
+    (void)id, (void)body;
+    return api_get_balloon(&api->res, out);
+}
+
+static int get_balloon_stats(struct api *api, const char *id, struct json_object *body,
+                             struct json_object **out)
+{
+    (void)id, (void)body;
+    return api_get_balloon_stats(&api->res, api->vmm, out);
+}
+
+static int patch_balloon_stats(struct api *api, const char *id, struct json_object *body,
+                               struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_patch_balloon_stats(&api->res, api->vmm, body);
+}
+
 static int put_snapshot_create(struct api *api, const char *id, struct json_object *body,
                                struct json_object **out)
 {
@@ -336,9 +372,9 @@ static const struct route routes[] = {
     {"PUT", "/actions", ANY_TIME, put_actions, "actions"},
     {"PATCH", "/vm", RUNTIME, patch_vm, NULL},
     /* Firecracker resources ember does not have yet: a clear refusal. */
-    {"PUT", "/balloon", ANY_TIME, not_supported, NULL},
-    {"PATCH", "/balloon", ANY_TIME, not_supported, NULL},
-    {"GET", "/balloon", ANY_TIME, not_supported, NULL},
+    {"PUT", "/balloon", PRE_BOOT, put_balloon, "balloon"},
+    {"PATCH", "/balloon", ANY_TIME, patch_balloon, "balloon"},
+    {"GET", "/balloon", ANY_TIME, get_balloon, "balloon"},
     {"PUT", "/mmds", ANY_TIME, not_supported, "mmds"},
     {"PATCH", "/mmds", ANY_TIME, not_supported, "mmds"},
     {"GET", "/mmds", ANY_TIME, not_supported, "mmds"},
@@ -347,8 +383,8 @@ static const struct route routes[] = {
     {"PUT", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
     {"PATCH", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
     {"GET", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
-    {"PATCH", "/balloon/statistics", ANY_TIME, not_supported, NULL},
-    {"GET", "/balloon/statistics", ANY_TIME, not_supported, NULL},
+    {"PATCH", "/balloon/statistics", ANY_TIME, patch_balloon_stats, "balloon"},
+    {"GET", "/balloon/statistics", ANY_TIME, get_balloon_stats, "balloon"},
     {"PATCH", "/balloon/hinting/start", ANY_TIME, not_supported, NULL},
     {"GET", "/balloon/hinting/status", ANY_TIME, not_supported, NULL},
     {"PATCH", "/balloon/hinting/stop", ANY_TIME, not_supported, NULL},

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "api/balloon_requests.h"
 #include "util/json_fields.h"
 #include "util/util.h"
 
@@ -87,8 +88,6 @@ static int apply_config(struct api *api, struct json_object *cfg)
     };
     int ret = jf_check(cfg, fields, ARRAY_SIZE(fields), "the configuration");
     if (!ret)
-        ret = refuse(cfg, "balloon", "the balloon device");
-    if (!ret)
         ret = refuse(cfg, "mmds-config", "the metadata service");
     if (!ret)
         ret = refuse(cfg, "cpu-config", "custom CPU templates");
@@ -116,6 +115,8 @@ static int apply_config(struct api *api, struct json_object *cfg)
         ret = api_set_entropy(&api->res, v);
     if (!ret && (v = jf_get(cfg, "vsock")))
         ret = api_set_vsock(&api->res, v);
+    if (!ret && (v = jf_get(cfg, "balloon")))
+        ret = api_put_balloon(&api->res, v);
     return ret;
 }
 
@@ -199,6 +200,7 @@ int api_adopt_config(struct api *api, const struct vm_config *cfg)
     r->mem_mib = (unsigned)(cfg->mem_size >> 20);
     r->entropy = cfg->rng;
     r->accel = cfg->accel;
+    r->balloon = cfg->balloon;
     if ((cfg->kernel_path && !r->kernel) || (cfg->initrd_path && !r->initrd) ||
         (cfg->cmdline && !r->boot_args))
         return err_set(-ENOMEM, "out of memory");

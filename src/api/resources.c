@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/balloon_json.h"
 #include "util/fileio.h"
 #include "util/json_fields.h"
 #include "util/log.h"
@@ -724,6 +725,7 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->smt = r->smt;
     cfg->accel = r->accel;
     cfg->vsock = (struct vsock_config){r->vsock.uds_path, r->vsock.id, r->vsock.cid};
+    cfg->balloon = r->balloon;
     cfg->boot_timer = r->boot_timer;
     cfg->transport = r->transport;
     cfg->serial_out_path = r->serial_out_path;
@@ -858,7 +860,8 @@ struct json_object *api_vm_config_json(const struct api_resources *r)
         json_object_object_add(vsock, "uds_path", json_object_new_string(r->vsock.uds_path));
     }
     json_object_object_add(o, "vsock", vsock);
-    json_object_object_add(o, "balloon", NULL);
+    json_object_object_add(o, "balloon",
+                           r->balloon.enabled ? api_balloon_json(&r->balloon) : NULL);
     json_object_object_add(o, "mmds-config", NULL);
     json_object_object_add(o, "cpu-config", NULL);
     json_object_object_add(o, "pmem", json_object_new_array());

@@ -58,6 +58,7 @@ struct api_resources {
     unsigned nr_nics;
     bool entropy;
     struct api_vsock vsock; /* uds_path NULL: none */
+    struct balloon_config balloon; /* enabled false: none */
     struct rate_limit_config entropy_limit;
     char *serial_out_path; /* PUT /serial */
     struct bucket_config serial_limit;

@@ -34,6 +34,7 @@ enum {
     OPT_TRACK_DIRTY,
     OPT_ACCEL,
     OPT_VSOCK,
+    OPT_BALLOON,
     OPT_BOOT_TIMER,
     OPT_LOG_PATH,
     OPT_LEVEL,
@@ -71,6 +72,7 @@ static const struct option run_options[] = {
     {"console", required_argument, NULL, OPT_CONSOLE},
     {"net", required_argument, NULL, OPT_NET},
     {"vsock", required_argument, NULL, OPT_VSOCK},
+    {"balloon", required_argument, NULL, OPT_BALLOON},
     {"no-rng", no_argument, NULL, OPT_NO_RNG},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
@@ -216,6 +218,9 @@ void cli_print_usage(FILE *out)
           "                      host side: host programs connect to PATH and send\n"
           "                      \"CONNECT <port>\\n\"; the guest's connections to CID 2\n"
           "                      port P go to PATH_P\n"
+          "  --balloon amount=MIB[,deflate_on_oom=on][,stats=SECONDS][,reporting=on]\n"
+          "                      virtio-balloon with that target (PATCH /balloon changes it);\n"
+          "                      reporting=on: memory the guest frees goes back to the host\n"
           "  --rng, --no-rng     virtio-rng fed from the host's getrandom() (default on)\n"
           "  --console serial|virtio\n"
           "                      where stdin goes: COM1 (default) or virtio-console (hvc0)\n"
@@ -508,6 +513,10 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_BOOT_TIMER: vm->boot_timer = true; return 0;
     case OPT_NET: return parse_net(arg, vm);
     case OPT_VSOCK: return parse_vsock(arg, vm);
+    case OPT_BALLOON:
+        if (vm->balloon.enabled)
+            return err_set(-EINVAL, "--balloon: given twice (a VM has one balloon)");
+        return balloon_config_parse(arg, &vm->balloon);
     case OPT_NO_RNG: vm->rng = false; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/err.h"
+
 #define CONFIG_DEFAULT_MEM (256ull << 20)
 #define CONFIG_DEFAULT_CPUS 1
 #define CONFIG_MAX_CPUS 255
@@ -73,6 +75,16 @@ struct nic_config {
     uint8_t mac[6];     /* given with mac=, or generated from the backend */
 };
 
+/* virtio-balloon (Firecracker's balloon). */
+struct balloon_config {
+    bool enabled;
+    uint32_t amount_mib;       /* the target: memory the guest should give back */
+    bool deflate_on_oom;       /* the guest may take pages back under memory pressure */
+    uint32_t stats_interval_s; /* 0: no statistics queue */
+    bool free_page_reporting;  /* the guest reports the pages it frees; ember discards them */
+};
+#define BALLOON_MAX_STATS_INTERVAL 65535 /* seconds (Firecracker's limit) */
+
 /* virtio-vsock with Firecracker's Unix-socket host side. */
 #define CONFIG_VSOCK_MIN_CID 3          /* 0-2 are the hypervisor's and the host's */
 #define CONFIG_VSOCK_MAX_CID 0xfffffffeu /* 0xffffffff is VMADDR_CID_ANY */
@@ -100,6 +112,7 @@ struct vm_config {
     unsigned nr_nics;
     bool track_dirty_pages; /* for Diff snapshots */
     struct vsock_config vsock;
+    struct balloon_config balloon;
     bool smt;               /* two threads per core (vCPUs 2k, 2k+1), as Firecracker's smt */
     enum virtio_transport transport;
     bool boot_timer;        /* Firecracker's --boot-timer device */
@@ -132,6 +145,10 @@ enum virtio_transport transport_resolve(enum virtio_transport want, const char *
 /* "auto", "kvm", "soft" and back; parse returns false for anything else. */
 const char *accel_kind_name(enum accel_kind kind);
 bool accel_kind_parse(const char *name, enum accel_kind *out);
+/* --balloon's value (modified in place, as getsubopt does). */
+int balloon_config_parse(char *spec, struct balloon_config *out) EMBER_MUST_CHECK;
+/* The balloon fits in the guest's memory. */
+int balloon_config_check(const struct balloon_config *b, uint64_t mem_size) EMBER_MUST_CHECK;
 /* A stable, locally administered unicast MAC from the backend and position:
  * the same configuration gives the guest the same address every time. */
 void config_generate_mac(const struct nic_config *n, unsigned index, uint8_t mac[6]);

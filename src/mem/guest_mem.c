@@ -163,6 +163,21 @@ void *gm_ptr_for_write(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
     return p;
 }
 
+int gm_discard(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+    if (!len || ((gpa | len) & (GM_PAGE_SIZE - 1)))
+        return -EINVAL;
+    void *p = gm_ptr(gm, gpa, len);
+    if (!p)
+        return -EFAULT;
+    /* Private memory: the pages go back to the host, and read as zeros (or
+     * as the snapshot file's pages, for a restored guest) when touched again. */
+    if (madvise(p, len, MADV_DONTNEED) < 0)
+        return -errno;
+    written(gm, gpa, len);
+    return 0;
+}
+
 void gm_note_written(const struct guest_mem *gm, const void *hva, uint64_t len)
 {
     const uint8_t *p = hva;

@@ -66,6 +66,11 @@ void *gm_ptr_for_write(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
  * what the device wrote. */
 void gm_note_written(const struct guest_mem *gm, const void *hva, uint64_t len);
 
+/* Give the page-aligned range [gpa, gpa+len) back to the host (a balloon's
+ * pages, pages the guest reported free): 0, -EINVAL if not page-aligned or
+ * empty, -EFAULT if not wholly in one region of guest RAM. */
+int gm_discard(const struct guest_mem *gm, uint64_t gpa, uint64_t len) EMBER_MUST_CHECK;
+
 /* Host pointer for [gpa, gpa+len), or NULL if any byte of it is outside guest
  * RAM or the range spans two regions. len 0 is treated as len 1. */
 void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);

@@ -30,6 +30,14 @@ static void save_vsock(const struct vsock_config *v, struct rec r)
     rec_put_str(r, "id", v->id);
 }
 
+static void save_balloon(const struct balloon_config *b, struct rec r)
+{
+    rec_put_u64(r, "amount_mib", b->amount_mib);
+    rec_put_bool(r, "deflate_on_oom", b->deflate_on_oom);
+    rec_put_u64(r, "stats_interval_s", b->stats_interval_s);
+    rec_put_bool(r, "free_page_reporting", b->free_page_reporting);
+}
+
 void machine_save(const struct vm_config *cfg, struct rec r)
 {
     rec_put_u64(r, "vcpus", cfg->nr_vcpus);
@@ -49,6 +57,8 @@ void machine_save(const struct vm_config *cfg, struct rec r)
         save_nic(&cfg->nics[i], rec_put_item(r, "nics"));
     if (cfg->vsock.uds_path)
         save_vsock(&cfg->vsock, rec_put_child(r, "vsock"));
+    if (cfg->balloon.enabled)
+        save_balloon(&cfg->balloon, rec_put_child(r, "balloon"));
 }
 
 static int load_disk(struct rec r, struct disk_config *d)
@@ -100,6 +110,19 @@ static int load_vsock(struct rec r, struct vsock_config *v)
         ret = err_set(-EINVAL, "'cid' %u is reserved (the guest's is %u or more)", v->cid,
                       CONFIG_VSOCK_MIN_CID);
     return ret ? err_prefix(ret, "vsock") : 0;
+}
+
+static int load_balloon(struct rec r, struct balloon_config *b)
+{
+    b->enabled = true;
+    int ret = rec_get_u32(r, "amount_mib", UINT32_MAX, &b->amount_mib);
+    if (!ret)
+        ret = rec_get_bool(r, "deflate_on_oom", &b->deflate_on_oom);
+    if (!ret)
+        ret = rec_get_u32(r, "stats_interval_s", BALLOON_MAX_STATS_INTERVAL, &b->stats_interval_s);
+    if (!ret)
+        ret = rec_get_bool(r, "free_page_reporting", &b->free_page_reporting);
+    return ret ? err_prefix(ret, "balloon") : 0;
 }
 
 int machine_load(struct rec r, struct vm_config *cfg)
@@ -158,6 +181,9 @@ int machine_load(struct rec r, struct vm_config *cfg)
     struct rec vsock;
     if (!ret && rec_has(r, "vsock") && !(ret = rec_get_child(r, "vsock", &vsock)))
         ret = load_vsock(vsock, &cfg->vsock);
+    struct rec balloon;
+    if (!ret && rec_has(r, "balloon") && !(ret = rec_get_child(r, "balloon", &balloon)))
+        ret = load_balloon(balloon, &cfg->balloon);
     cfg->nr_disks = (unsigned)disks;
     cfg->nr_nics = (unsigned)nics;
     return ret ? err_prefix(ret, "machine configuration") : 0;

@@ -9,6 +9,7 @@
 #include "devices/rtc_cmos.h"
 #include "devices/serial_8250.h"
 #include "util/util.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/net.h"
@@ -36,6 +37,7 @@ static const struct pc_device {
     {"virtio-rng", virtio_rng_board_setup},
     {"virtio-console", virtio_console_board_setup},
     {"virtio-vsock", virtio_vsock_board_setup},
+    {"virtio-balloon", virtio_balloon_board_setup},
 };
 
 int pc_board_setup(struct board *b)

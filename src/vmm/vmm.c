@@ -15,6 +15,7 @@
 #include "devices/i8042.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "vmm/exit_codes.h"
 #include "vmm/metrics.h"
@@ -279,7 +280,9 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
     log_info("virtio devices: %s%s", transport_name(vmm->cfg.transport) ,
              vmm->cfg.transport == TRANSPORT_MMIO && !chosen
                  ? " (the command line says pci=off)" : "");
-    int ret = vmm_choose_accel(vmm, restoring);
+    int ret = balloon_config_check(&vmm->cfg.balloon, vmm->cfg.mem_size);
+    if (!ret)
+        ret = vmm_choose_accel(vmm, restoring);
     if (!ret)
         ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, &vmm->files)
                         : vm_files_open_boot(&vmm->cfg, &vmm->files);
@@ -448,6 +451,11 @@ int vmm_replace_disk(struct vmm *vmm, unsigned index, const char *path)
     }
     d->path = path;
     return 0;
+}
+
+struct virtio_balloon *vmm_balloon(struct vmm *vmm)
+{
+    return vmm->vm ? virtio_balloon_on_board(&vmm->vm->board) : NULL;
 }
 
 int vmm_set_metrics_path(struct vmm *vmm, const char *path)

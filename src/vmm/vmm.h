@@ -61,6 +61,10 @@ int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check, enum accel_k
     EMBER_MUST_CHECK;
 void vmm_destroy(struct vmm *vmm);
 
+/* The VM's balloon device, or NULL (none, or no VM). */
+struct virtio_balloon;
+struct virtio_balloon *vmm_balloon(struct vmm *vmm);
+
 /* Open the files, check the host, build and start the VM. On failure
  * nothing is left behind, *fault says what kind of problem it was, and the
  * VMM can be configured and started again. 'cfg' is copied; the strings it

@@ -1,0 +1,112 @@
+"""virtio-balloon in a real guest: free page reporting gives memory the guest
+freed back to the host (ember's resident memory falls), the balloon inflates
+and deflates through Firecracker's API (the guest's MemTotal follows), its
+statistics, the configuration shown back, and requests that must be refused;
+and the balloon's errors on the command line."""
+import re
+import subprocess
+
+from framework import expect, expect_output, guest_cmdline, guest_test, host_test, job
+
+API_HELPERS = r'''
+BB=busybox
+wait_for() { i=0; until grep -q "$1" "$2" 2>/dev/null; do
+    i=$((i+1)); [ $i -gt 1800 ] && { echo "timed out waiting for $1"; return 1; }
+    $BB usleep 100000; done; }
+api() { curl -s -S --max-time 20 --unix-socket api.sock -w ' [%{http_code}]\n' "$@"; }
+rss() { grep VmRSS /proc/$pid/status | tr -s ' ' | cut -d' ' -f2; }
+'''
+
+# The guest fills 96 MiB of a tmpfs, frees it, then prints its MemTotal every
+# second for up to 15 minutes (the host stops ember before).
+GUEST = r'''
+echo "driver $(ls /sys/bus/virtio/drivers/virtio_balloon/ | grep -c virtio)"
+mkdir -p /fill && mount -t tmpfs -o size=200m tmpfs /fill
+dd if=/dev/zero of=/fill/a bs=1M count=96 2>/dev/null; echo filled; sleep 3
+rm /fill/a; echo freed
+i=0; while [ $i -lt 900 ]; do sleep 1; echo "mem $i $(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2)"; i=$((i+1)); done
+'''
+
+
+@guest_test("virtio-balloon: free page reporting gives freed memory back, the balloon inflates "
+            "and deflates through the API, statistics, refused requests", batch="balloon",
+            engine=True, mmio=True)
+def balloon_api():
+    cmdline = guest_cmdline(GUEST)
+    script = API_HELPERS + (
+        f'"$EMBER" run --mem 256 --balloon amount=0,stats=1,reporting=on --api-sock api.sock '
+        f"--cmdline '{cmdline}' < /dev/null > out.txt 2>&1 & pid=$!\n"
+        "wait_for '^filled' out.txt\n"
+        'echo "rss-filled $(rss)"\n'
+        "wait_for '^freed' out.txt\n"
+        # Reporting waits ~2 s and works in 2 MiB blocks: give it time.
+        "i=0; while [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done\n"
+        'echo "rss-freed $(rss)"\n'
+        "api http://x/balloon | sed 's/^/get-balloon /'\n"
+        "api http://x/balloon/statistics | sed 's/^/stats-0 /'\n"
+        "api -X PUT http://x/balloon -d '{\"amount_mib\": 1, \"deflate_on_oom\": false}' "
+        "| sed 's/^/late-put /'\n"
+        "api -X PATCH http://x/balloon/statistics -d '{\"stats_polling_interval_s\": 0}' "
+        "| sed 's/^/stats-off /'\n"
+        "api -X PATCH http://x/balloon -d '{\"amount_mib\": 1000}' | sed 's/^/too-big /'\n"
+        "api -X PATCH http://x/balloon -d '{\"amount_mib\": 64}' | sed 's/^/inflate /'\n"
+        "i=0; until api http://x/balloon/statistics | grep -q '\"actual_mib\":64[,}]'; do\n"
+        "  i=$((i+1)); [ $i -gt 600 ] && break; $BB usleep 200000; done\n"
+        "sleep 3\n"
+        "api http://x/balloon/statistics | sed 's/^/stats-64 /'\n"
+        "api -X PATCH http://x/balloon -d '{\"amount_mib\": 0}' | sed 's/^/deflate /'\n"
+        "i=0; until api http://x/balloon/statistics | grep -q '\"actual_mib\":0[,}]'; do\n"
+        "  i=$((i+1)); [ $i -gt 600 ] && break; $BB usleep 200000; done\n"
+        "sleep 3\n"
+        "api http://x/balloon/statistics | sed 's/^/stats-back /'\n"
+        "api http://x/vm/config | grep -o '\"balloon\":{[^}]*}' | sed 's/^/vm-config /'\n"
+        "api -X PUT http://x/actions -d '{\"action_type\": \"FlushMetrics\"}' >/dev/null\n"
+        "kill $pid; wait $pid; echo \"ember rc=$?\"\n"
+        "cat out.txt\n")
+
+    def check(j):
+        expect_output(j, r"^driver 1$", "the guest's virtio_balloon driver bound the device")
+        filled = re.search(r"^rss-filled (\d+)$", j.output, re.M)
+        freed = re.search(r"^rss-freed (\d+)$", j.output, re.M)
+        expect(filled and freed, "ember's resident memory was not measured")
+        drop = (int(filled.group(1)) - int(freed.group(1))) // 1024
+        expect(drop >= 48, f"free page reporting gave back only {drop} MiB of the 96 MiB the "
+                           f"guest freed (ember's RSS {filled.group(1)} -> {freed.group(1)} KiB)")
+        expect_output(j, r'^get-balloon \{"amount_mib":0,"deflate_on_oom":false,'
+                         r'"stats_polling_interval_s":1,.*"free_page_reporting":true\} \[200\]$',
+                      "GET /balloon")
+        expect_output(j, r'^stats-0 \{"target_pages":0,.*"total_memory":\d+.*\} \[200\]$',
+                      "statistics from the guest")
+        expect_output(j, r"^late-put .*only allowed before the microVM starts.* \[400\]$")
+        expect_output(j, r"^stats-off .*cannot be turned off.* \[400\]$")
+        expect_output(j, r"^too-big .*more than the guest's 256 MiB.* \[400\]$")
+        expect_output(j, r"^inflate  \[204\]$")
+        expect_output(j, r'^stats-64 \{"target_pages":16384,"actual_pages":16384,"target_mib":64,'
+                         r'"actual_mib":64,', "the balloon reached 64 MiB")
+        expect_output(j, r'^stats-back \{"target_pages":0,"actual_pages":0,',
+                      "the balloon deflated")
+        mem = [int(m) for m in re.findall(r"^mem \d+ (\d+)$", j.output, re.M)]
+        expect(mem and max(mem) - min(mem) >= 60 * 1024,
+               f"the guest's MemTotal did not follow the balloon: {sorted(set(mem))}")
+        expect(mem and mem[-1] == max(mem), f"MemTotal did not come back: {mem[-5:]}")
+        expect_output(j, r'^vm-config "balloon":\{"amount_mib":0,', "GET /vm/config's balloon")
+    return job("balloon-api", script, timeout=240), check
+
+
+@host_test("virtio-balloon: bad --balloon options and a balloon larger than memory are refused")
+def balloon_cli_errors(ctx):
+    cases = [
+        ("--balloon deflate_on_oom=on", "amount=MIB is required"),
+        ("--balloon amount=-1", "amount must be a number"),
+        ("--balloon amount=8,stats=70000", "stats must be a number from 0 to 65535"),
+        ("--balloon amount=8,reporting=maybe", "reporting must be on or off"),
+        ("--balloon amount=8,color=red", "unknown setting 'color"),
+        ("--balloon amount=8 --balloon amount=9", "given twice"),
+        ("--mem 128 --balloon amount=129", "more than the guest's memory"),
+    ]
+    for args, message in cases:
+        r = subprocess.run(f"{ctx.ember} run --accel soft --kernel {ctx.guest_dir}/vmlinuz "
+                           f"--initrd {ctx.guest_dir}/initramfs.cpio {args}",
+                           shell=True, capture_output=True, text=True, timeout=60)
+        expect(r.returncode == 2 and message in r.stderr,
+               f"'{args}': exit {r.returncode}, expected 2 with '{message}': {r.stderr[-300:]}")
