@@ -12,6 +12,7 @@
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/net.h"
+#include "virtio/pmem.h"
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
 
@@ -36,6 +37,7 @@ static const struct pc_device {
     {"virtio-rng", virtio_rng_board_setup},
     {"virtio-console", virtio_console_board_setup},
     {"virtio-vsock", virtio_vsock_board_setup},
+    {"virtio-pmem", virtio_pmem_board_setup},
 };
 
 int pc_board_setup(struct board *b)
