@@ -119,6 +119,17 @@ static int put_drive(struct api *api, const char *id, struct json_object *body,
     return api_set_drive(&api->res, id, body);
 }
 
+/* The limiter a device now has, in the debug log (what PATCH changed). */
+static void log_limit(const char *what, const char *id, const struct rate_limit_config *c)
+{
+    log_debug("%s '%s': bandwidth %llu B per %llu ms (burst %llu), ops %llu per %llu ms "
+              "(burst %llu)", what, id, (unsigned long long)c->bandwidth.size,
+              (unsigned long long)c->bandwidth.refill_time_ms,
+              (unsigned long long)c->bandwidth.one_time_burst,
+              (unsigned long long)c->ops.size, (unsigned long long)c->ops.refill_time_ms,
+              (unsigned long long)c->ops.one_time_burst);
+}
+
 static int patch_drive(struct api *api, const char *id, struct json_object *body,
                        struct json_object **out)
 {
@@ -135,6 +146,7 @@ static int patch_drive(struct api *api, const char *id, struct json_object *body
             return err_prefix(ret, "drive '%s'", d->id);
         rate_limit_config_merge(&d->rate_limit, &limit);
         log_info("drive '%s': rate limiter updated", d->id);
+        log_limit("drive", d->id, &d->rate_limit);
     }
     if (!path)
         return 0;
@@ -174,6 +186,9 @@ static int patch_nic(struct api *api, const char *id, struct json_object *body,
         return err_prefix(ret, "network interface '%s'", n->id);
     rate_limit_config_merge(&n->rx_limit, &rx);
     rate_limit_config_merge(&n->tx_limit, &tx);
+    log_info("network interface '%s': rate limiters updated", n->id);
+    log_limit("rx of", n->id, &n->rx_limit);
+    log_limit("tx of", n->id, &n->tx_limit);
     return 0;
 }
 
