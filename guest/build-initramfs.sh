@@ -1,7 +1,8 @@
 #!/bin/sh
 # Build the default guest's initramfs (uncompressed newc cpio) from the files
-# fetch-debs.sh unpacked: busybox-static, the kernel's virtio and pvpanic
-# modules in an order that satisfies their depends=, and guest/init.
+# fetch-debs.sh unpacked: busybox-static, the kernel's virtio, pvpanic and
+# virtio-pmem (nvdimm) modules in an order that satisfies their depends=,
+# and guest/init.
 # Usage: guest/build-initramfs.sh DEBDIR OUT.cpio
 set -eu
 src=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +31,8 @@ echo "root:x:0:" > "$root/etc/group"
 order="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio
 virtio_blk failover net_failover virtio_net virtio_console virtio-rng virtio_balloon
 vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
-fuse virtiofs pvpanic pvpanic-mmio"
+fuse virtiofs pvpanic pvpanic-mmio
+libnvdimm nd_btt nd_pmem nd_virtio virtio_pmem"
 : > "$root/lib/modules/load-order"
 for m in $order; do
     f=$(find "$mods" -name "$m.ko" | head -1)

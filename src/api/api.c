@@ -120,15 +120,37 @@ static int put_drive(struct api *api, const char *id, struct json_object *body,
     return api_set_drive(&api->res, id, body);
 }
 
+/* The limiter a device now has, in the debug log (what PATCH changed). */
+static void log_limit(const char *what, const char *id, const struct rate_limit_config *c)
+{
+    log_debug("%s '%s': bandwidth %llu B per %llu ms (burst %llu), ops %llu per %llu ms "
+              "(burst %llu)", what, id, (unsigned long long)c->bandwidth.size,
+              (unsigned long long)c->bandwidth.refill_time_ms,
+              (unsigned long long)c->bandwidth.one_time_burst,
+              (unsigned long long)c->ops.size, (unsigned long long)c->ops.refill_time_ms,
+              (unsigned long long)c->ops.one_time_burst);
+}
+
 static int patch_drive(struct api *api, const char *id, struct json_object *body,
                        struct json_object **out)
 {
     (void)out;
     unsigned index;
     const char *path;
-    int ret = api_check_drive_patch(&api->res, id, body, &index, &path);
-    if (ret || !path)
+    struct rate_limit_config limit;
+    int ret = api_check_drive_patch(&api->res, id, body, &index, &path, &limit);
+    if (ret)
         return ret;
+    struct api_drive *d = &api->res.drives[index];
+    if (limit.bandwidth_set || limit.ops_set) {
+        if ((ret = vmm_set_disk_rate_limit(api->vmm, d->vm_disk, &limit)))
+            return err_prefix(ret, "drive '%s'", d->id);
+        rate_limit_config_merge(&d->rate_limit, &limit);
+        log_info("drive '%s': rate limiter updated", d->id);
+        log_limit("drive", d->id, &d->rate_limit);
+    }
+    if (!path)
+        return 0;
     char *copy = strdup(path);
     if (!copy)
         return err_set(-ENOMEM, "out of memory");
@@ -155,7 +177,20 @@ static int patch_nic(struct api *api, const char *id, struct json_object *body,
                      struct json_object **out)
 {
     (void)out;
-    return api_patch_nic(&api->res, id, body);
+    unsigned index;
+    struct rate_limit_config rx, tx;
+    int ret = api_check_nic_patch(&api->res, id, body, &index, &rx, &tx);
+    if (ret)
+        return ret;
+    struct api_nic *n = &api->res.nics[index];
+    if ((ret = vmm_set_nic_rate_limits(api->vmm, index, &rx, &tx)))
+        return err_prefix(ret, "network interface '%s'", n->id);
+    rate_limit_config_merge(&n->rx_limit, &rx);
+    rate_limit_config_merge(&n->tx_limit, &tx);
+    log_info("network interface '%s': rate limiters updated", n->id);
+    log_limit("rx of", n->id, &n->rx_limit);
+    log_limit("tx of", n->id, &n->tx_limit);
+    return 0;
 }
 
 static int put_serial(struct api *api, const char *id, struct json_object *body,
@@ -163,6 +198,13 @@ static int put_serial(struct api *api, const char *id, struct json_object *body,
 {
     (void)id, (void)out;
     return api_set_serial(&api->res, body);
+}
+
+static int put_pmem(struct api *api, const char *id, struct json_object *body,
+                    struct json_object **out)
+{
+    (void)out;
+    return api_set_pmem(&api->res, id, body);
 }
 
 static int put_entropy(struct api *api, const char *id, struct json_object *body,
@@ -366,6 +408,7 @@ static const struct route routes[] = {
     {"PATCH", "/network-interfaces/{id}", RUNTIME, patch_nic, "network"},
     {"PUT", "/entropy", PRE_BOOT, put_entropy, NULL},
     {"PUT", "/serial", PRE_BOOT, put_serial, "serial"},
+    {"PUT", "/pmem/{id}", PRE_BOOT, put_pmem, "pmem"},
     {"PUT", "/vsock", PRE_BOOT, put_vsock, "vsock"},
     {"PUT", "/logger", PRE_BOOT, put_logger, "logger"},
     {"PUT", "/metrics", PRE_BOOT, put_metrics, "metrics"},

@@ -50,6 +50,11 @@ static int apply_nic(struct api *api, const char *id, struct json_object *item)
     return api_set_nic(&api->res, id, item);
 }
 
+static int apply_pmem(struct api *api, const char *id, struct json_object *item)
+{
+    return api_set_pmem(&api->res, id, item);
+}
+
 static int apply_list(struct api *api, struct json_object *list, const char *key,
                       apply_one_fn fn)
 {
@@ -93,9 +98,6 @@ static int apply_config(struct api *api, struct json_object *cfg)
         ret = refuse(cfg, "cpu-config", "custom CPU templates");
     if (!ret)
         ret = refuse(cfg, "memory-hotplug", "memory hot-plugging (virtio-mem)");
-    struct json_object *pmem = jf_get(cfg, "pmem");
-    if (!ret && pmem && json_object_array_length(pmem))
-        ret = err_set(-EINVAL, "pmem: virtio-pmem is not supported by ember yet");
     struct json_object *v;
     /* The logger first, so that what follows is logged where it says. */
     if (!ret && (v = jf_get(cfg, "logger")))
@@ -111,6 +113,8 @@ static int apply_config(struct api *api, struct json_object *cfg)
     if (!ret)
         ret = apply_list(api, jf_get(cfg, "network-interfaces"), "network-interfaces",
                          apply_nic);
+    if (!ret)
+        ret = apply_list(api, jf_get(cfg, "pmem"), "pmem", apply_pmem);
     if (!ret && (v = jf_get(cfg, "entropy")))
         ret = api_set_entropy(&api->res, v);
     if (!ret && (v = jf_get(cfg, "vsock")))

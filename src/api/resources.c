@@ -52,6 +52,7 @@ void api_resources_free(struct api_resources *r)
     for (unsigned i = 0; i < r->nr_nics; i++)
         nic_free(&r->nics[i]);
     vsock_free(&r->vsock);
+    api_pmem_free(r);
     json_object_put(r->logger);
     free(r->metrics_path);
     free(r->serial_out_path);
@@ -84,7 +85,7 @@ static char *dup_or_null(const char *s, bool *failed)
 
 /* A host file the VM will open later: fail now, with the path, if it is
  * missing, unreadable or not a regular file. */
-static int check_host_file(const char *what, const char *path, bool need_write)
+int api_check_host_file(const char *what, const char *path, bool need_write)
 {
     if (!*path)
         return err_set(-EINVAL, "%s: the path is empty", what);
@@ -136,25 +137,23 @@ int api_parse_rate_limiter(struct json_object *body, const char *what,
     if (!ret) {
         snprintf(name, sizeof(name), "%s: bandwidth", what);
         ret = api_parse_bucket(jf_get(body, "bandwidth"), name, &out->bandwidth);
+        out->bandwidth_set = jf_get(body, "bandwidth") != NULL;
     }
     if (!ret) {
         snprintf(name, sizeof(name), "%s: ops", what);
         ret = api_parse_bucket(jf_get(body, "ops"), name, &out->ops);
+        out->ops_set = jf_get(body, "ops") != NULL;
     }
     return ret;
 }
 
-/* Until rate limiting exists: an empty limiter ({} or zero-sized buckets,
- * as Kata sends) limits nothing and is accepted; a real one is refused. */
-static int refuse_rate_limiter(struct json_object *body, const char *what, const char *field)
+/* Check a rate limiter field (a clear 400 before anything changes). */
+static int check_rate_limiter(struct json_object *body, const char *what, const char *field)
 {
     struct rate_limit_config rl;
     char name[96];
     snprintf(name, sizeof(name), "%s: %s", what, field);
-    int ret = api_parse_rate_limiter(jf_get(body, field), name, &rl);
-    if (!ret && rate_limit_active(&rl))
-        ret = err_set(-EINVAL, "%s: rate limiting is not supported by ember yet", name);
-    return ret;
+    return api_parse_rate_limiter(jf_get(body, field), name, &rl);
 }
 
 /* Fields Firecracker defines for features ember does not have yet: null is
@@ -178,9 +177,9 @@ int api_set_boot_source(struct api_resources *r, struct json_object *body)
     const char *kernel = jf_string(body, "kernel_image_path", NULL);
     const char *initrd = jf_string(body, "initrd_path", NULL);
     if (!ret)
-        ret = check_host_file("kernel image", kernel, false);
+        ret = api_check_host_file("kernel image", kernel, false);
     if (!ret && initrd)
-        ret = check_host_file("initrd", initrd, false);
+        ret = api_check_host_file("initrd", initrd, false);
     if (ret)
         return ret;
     bool oom = false;
@@ -254,8 +253,8 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
 }
 
 /* The body's id must match the path's, as Firecracker requires. */
-static int check_body_id(const char *what, const char *field, const char *path_id,
-                         const char *body_id)
+int api_check_body_id(const char *what, const char *field, const char *path_id,
+                      const char *body_id)
 {
     if (!api_id_valid(body_id))
         return err_set(-EINVAL, "%s: %s '%s' is invalid (1-%d letters, digits or '_')", what,
@@ -295,9 +294,9 @@ static int check_drive_fields(struct api_resources *r, const char *path_id,
     };
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "drive");
     if (!ret)
-        ret = check_body_id("drive", "drive_id", path_id, *id = jf_string(body, "drive_id", ""));
+        ret = api_check_body_id("drive", "drive_id", path_id, *id = jf_string(body, "drive_id", ""));
     if (!ret)
-        ret = refuse_rate_limiter(body, "drive", "rate_limiter");
+        ret = check_rate_limiter(body, "drive", "rate_limiter");
     if (!ret)
         ret = refuse_unsupported(body, "drive", "socket", "vhost-user-blk");
     if (ret)
@@ -322,7 +321,11 @@ static int check_drive_fields(struct api_resources *r, const char *path_id,
         if (r->drives[i].root && strcmp(r->drives[i].id, *id))
             return err_set(-EINVAL, "drive: '%s' is already the root device; there can be one",
                            r->drives[i].id);
-    return check_host_file("drive", path, !jf_bool(body, "is_read_only", false));
+    for (unsigned i = 0; root && i < r->nr_pmem; i++)
+        if (r->pmem[i].root)
+            return err_set(-EINVAL, "drive: pmem '%s' is already the root device; there can "
+                                    "be one", r->pmem[i].id);
+    return api_check_host_file("drive", path, !jf_bool(body, "is_read_only", false));
 }
 
 static struct api_drive *find_drive(struct api_resources *r, const char *id)
@@ -370,7 +373,8 @@ int api_set_drive(struct api_resources *r, const char *path_id, struct json_obje
 }
 
 int api_check_drive_patch(struct api_resources *r, const char *path_id,
-                          struct json_object *body, unsigned *index, const char **path)
+                          struct json_object *body, unsigned *index, const char **path,
+                          struct rate_limit_config *limit)
 {
     static const struct jf_field fields[] = {
         {"drive_id", JF_STRING, true, false},
@@ -380,9 +384,9 @@ int api_check_drive_patch(struct api_resources *r, const char *path_id,
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "drive");
     const char *id = jf_string(body, "drive_id", "");
     if (!ret)
-        ret = check_body_id("drive", "drive_id", path_id, id);
+        ret = api_check_body_id("drive", "drive_id", path_id, id);
     if (!ret)
-        ret = refuse_rate_limiter(body, "drive", "rate_limiter");
+        ret = api_parse_rate_limiter(jf_get(body, "rate_limiter"), "drive: rate_limiter", limit);
     if (ret)
         return ret;
     struct api_drive *d = find_drive(r, id);
@@ -391,7 +395,7 @@ int api_check_drive_patch(struct api_resources *r, const char *path_id,
     *index = (unsigned)(d - r->drives);
     *path = jf_string(body, "path_on_host", NULL);
     if (*path)
-        return check_host_file("drive", *path, !d->read_only);
+        return api_check_host_file("drive", *path, !d->read_only);
     return 0;
 }
 
@@ -423,11 +427,11 @@ int api_set_nic(struct api_resources *r, const char *path_id, struct json_object
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "network interface");
     const char *id = jf_string(body, "iface_id", "");
     if (!ret)
-        ret = check_body_id("network interface", "iface_id", path_id, id);
+        ret = api_check_body_id("network interface", "iface_id", path_id, id);
     if (!ret)
-        ret = refuse_rate_limiter(body, "network interface", "rx_rate_limiter");
+        ret = check_rate_limiter(body, "network interface", "rx_rate_limiter");
     if (!ret)
-        ret = refuse_rate_limiter(body, "network interface", "tx_rate_limiter");
+        ret = check_rate_limiter(body, "network interface", "tx_rate_limiter");
     if (ret)
         return ret;
     const char *dev = jf_string(body, "host_dev_name", "");
@@ -471,7 +475,9 @@ int api_set_nic(struct api_resources *r, const char *path_id, struct json_object
     return 0;
 }
 
-int api_patch_nic(struct api_resources *r, const char *path_id, struct json_object *body)
+int api_check_nic_patch(struct api_resources *r, const char *path_id, struct json_object *body,
+                        unsigned *index, struct rate_limit_config *rx,
+                        struct rate_limit_config *tx)
 {
     static const struct jf_field fields[] = {
         {"iface_id", JF_STRING, true, false},
@@ -481,16 +487,21 @@ int api_patch_nic(struct api_resources *r, const char *path_id, struct json_obje
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "network interface");
     const char *id = jf_string(body, "iface_id", "");
     if (!ret)
-        ret = check_body_id("network interface", "iface_id", path_id, id);
+        ret = api_check_body_id("network interface", "iface_id", path_id, id);
     if (!ret)
-        ret = refuse_rate_limiter(body, "network interface", "rx_rate_limiter");
+        ret = api_parse_rate_limiter(jf_get(body, "rx_rate_limiter"),
+                                     "network interface: rx_rate_limiter", rx);
     if (!ret)
-        ret = refuse_rate_limiter(body, "network interface", "tx_rate_limiter");
+        ret = api_parse_rate_limiter(jf_get(body, "tx_rate_limiter"),
+                                     "network interface: tx_rate_limiter", tx);
     if (ret)
         return ret;
-    for (unsigned i = 0; i < r->nr_nics; i++)
-        if (!strcmp(r->nics[i].id, id))
-            return 0; /* limiters that limit nothing: nothing changes */
+    for (unsigned i = 0; i < r->nr_nics; i++) {
+        if (!strcmp(r->nics[i].id, id)) {
+            *index = i; /* the VM's NICs are the API's, in order */
+            return 0;
+        }
+    }
     return err_set(-EINVAL, "network interface: no interface '%s'", id);
 }
 
@@ -499,7 +510,7 @@ int api_set_entropy(struct api_resources *r, struct json_object *body)
     static const struct jf_field fields[] = {{"rate_limiter", JF_OBJECT, false, true}};
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "entropy");
     if (!ret)
-        ret = refuse_rate_limiter(body, "entropy", "rate_limiter");
+        ret = check_rate_limiter(body, "entropy", "rate_limiter");
     struct rate_limit_config rl;
     if (!ret)
         ret = api_parse_rate_limiter(jf_get(body, "rate_limiter"), "entropy: rate_limiter", &rl);
@@ -682,6 +693,10 @@ static char *build_cmdline(const struct api_resources *r)
         else
             snprintf(out + n, cap - n, " root=/dev/vda %s", d->read_only ? "ro" : "rw");
     }
+    n = strlen(out);
+    for (unsigned i = 0; i < r->nr_pmem; i++) /* the root pmem becomes pmem0 */
+        if (r->pmem[i].root)
+            snprintf(out + n, cap - n, " root=/dev/pmem0 %s", r->pmem[i].read_only ? "ro" : "rw");
     return out;
 }
 
@@ -721,6 +736,7 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->nr_vcpus = r->vcpus;
     cfg->mem_size = (uint64_t)r->mem_mib << 20;
     cfg->rng = r->entropy;
+    cfg->rng_limit = r->entropy_limit;
     cfg->track_dirty_pages = r->track_dirty_pages;
     cfg->smt = r->smt;
     cfg->accel = r->accel;
@@ -730,10 +746,12 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->transport = r->transport;
     cfg->serial_out_path = r->serial_out_path;
     add_disks(r, cfg);
+    api_pmem_config(r, cfg);
     for (unsigned i = 0; i < r->nr_nics; i++) {
         struct nic_config *n = &cfg->nics[cfg->nr_nics++];
         *n = (struct nic_config){.kind = NIC_TAP, .tap_name = r->nics[i].host_dev,
-                                 .id = r->nics[i].id};
+                                 .id = r->nics[i].id, .rx_limit = r->nics[i].rx_limit,
+                                 .tx_limit = r->nics[i].tx_limit};
         if (r->nics[i].has_mac)
             memcpy(n->mac, r->nics[i].mac, 6);
         else
@@ -864,7 +882,7 @@ struct json_object *api_vm_config_json(const struct api_resources *r)
                            r->balloon.enabled ? api_balloon_json(&r->balloon) : NULL);
     json_object_object_add(o, "mmds-config", NULL);
     json_object_object_add(o, "cpu-config", NULL);
-    json_object_object_add(o, "pmem", json_object_new_array());
+    json_object_object_add(o, "pmem", api_pmem_json(r));
     json_object_object_add(o, "memory-hotplug", NULL);
     return o;
 }

@@ -35,6 +35,12 @@ struct api_nic {
     struct rate_limit_config rx_limit, tx_limit;
 };
 
+struct api_pmem {
+    char *id;
+    char *path;
+    bool root, read_only;
+};
+
 struct api_vsock {
     char *id;       /* vsock_id (Firecracker keeps it for compatibility) */
     char *uds_path;
@@ -56,6 +62,8 @@ struct api_resources {
     unsigned nr_drives;
     struct api_nic nics[CONFIG_MAX_NICS];
     unsigned nr_nics;
+    struct api_pmem pmem[CONFIG_MAX_PMEM];
+    unsigned nr_pmem;
     bool entropy;
     struct api_vsock vsock; /* uds_path NULL: none */
     struct balloon_config balloon; /* enabled false: none */
@@ -94,14 +102,17 @@ int api_set_serial(struct api_resources *r, struct json_object *body) EMBER_MUST
 /* Metrics: validates the body; *path is the metrics_path to open. */
 int api_check_metrics(struct json_object *body, const char **path) EMBER_MUST_CHECK;
 
-/* PATCH /drives/{id} after start: the drive and its new path. */
+/* PATCH /drives/{id} after start: the drive, its new path (or NULL) and
+ * its rate limiter update (the buckets it names). */
 int api_check_drive_patch(struct api_resources *r, const char *path_id,
-                          struct json_object *body, unsigned *index, const char **path)
-    EMBER_MUST_CHECK;
+                          struct json_object *body, unsigned *index, const char **path,
+                          struct rate_limit_config *limit) EMBER_MUST_CHECK;
 
-/* PATCH /network-interfaces/{id} at run time: its rate limiters. */
-int api_patch_nic(struct api_resources *r, const char *path_id, struct json_object *body)
-    EMBER_MUST_CHECK;
+/* PATCH /network-interfaces/{id} at run time: the interface's index and
+ * its rate limiter updates. */
+int api_check_nic_patch(struct api_resources *r, const char *path_id, struct json_object *body,
+                        unsigned *index, struct rate_limit_config *rx,
+                        struct rate_limit_config *tx) EMBER_MUST_CHECK;
 
 /* Ready to start? Fills 'cfg' with pointers into 'r' (kept alive by it). */
 int api_build_config(struct api_resources *r, struct vm_config *cfg) EMBER_MUST_CHECK;
@@ -117,6 +128,20 @@ int api_parse_rate_limiter(struct json_object *body, const char *what,
 /* One TokenBucket (PUT /serial's rate_limiter is a bare bucket). */
 int api_parse_bucket(struct json_object *body, const char *what, struct bucket_config *out)
     EMBER_MUST_CHECK;
+
+/* PUT /pmem/{id} (and the config file's "pmem" items). */
+int api_set_pmem(struct api_resources *r, const char *path_id, struct json_object *body)
+    EMBER_MUST_CHECK;
+void api_pmem_free(struct api_resources *r);
+/* The VM's pmem devices, the root one first (it becomes /dev/pmem0). */
+void api_pmem_config(const struct api_resources *r, struct vm_config *cfg);
+struct json_object *api_pmem_json(const struct api_resources *r);
+
+/* Shared by the resource files: a host file the VMM can open as asked, and
+ * an id in a body that must be valid and match the path's. */
+int api_check_host_file(const char *what, const char *path, bool need_write) EMBER_MUST_CHECK;
+int api_check_body_id(const char *what, const char *field, const char *path_id,
+                      const char *body_id) EMBER_MUST_CHECK;
 
 /* Ids in paths and bodies: 1-64 of [A-Za-z0-9_]. */
 bool api_id_valid(const char *id);

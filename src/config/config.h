@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "util/err.h"
+#include "util/rate_limiter.h"
 
 #define CONFIG_DEFAULT_MEM (256ull << 20)
 #define CONFIG_DEFAULT_CPUS 1
@@ -17,30 +18,6 @@
 
 #define CONFIG_MAX_DISKS 16
 
-/* Firecracker's token bucket: 'size' tokens (bytes or operations), refilled
- * completely every 'refill_time_ms', plus a 'one_time_burst' spent first. A
- * bucket with size or refill time 0 limits nothing. */
-struct bucket_config {
-    uint64_t size;
-    uint64_t one_time_burst;
-    uint64_t refill_time_ms;
-};
-
-/* A device's rate limiter: bytes and operations, each its own bucket. */
-struct rate_limit_config {
-    struct bucket_config bandwidth, ops;
-};
-
-static inline bool bucket_config_active(const struct bucket_config *b)
-{
-    return b->size && b->refill_time_ms;
-}
-
-static inline bool rate_limit_active(const struct rate_limit_config *r)
-{
-    return bucket_config_active(&r->bandwidth) || bucket_config_active(&r->ops);
-}
-
 struct disk_config {
     const char *path;
     const char *id;     /* serial reported by GET_ID; default: the file name */
@@ -48,6 +25,14 @@ struct disk_config {
     bool cache_none;    /* O_DIRECT: bypass the host's page cache */
     bool no_flush;      /* Firecracker's cache_type Unsafe: no VIRTIO_BLK_F_FLUSH offered */
     struct rate_limit_config rate_limit;
+};
+
+/* virtio-pmem: a host file in guest physical memory above the RAM. */
+#define CONFIG_MAX_PMEM 4
+struct pmem_config {
+    const char *path;
+    const char *id;     /* the API's id (names its metrics) */
+    bool read_only;     /* mapped private: the file never changes */
 };
 
 enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
@@ -73,6 +58,7 @@ struct nic_config {
     const char *hostfwd[CONFIG_MAX_HOSTFWD];
     unsigned nr_hostfwd;
     uint8_t mac[6];     /* given with mac=, or generated from the backend */
+    struct rate_limit_config rx_limit, tx_limit; /* Firecracker's rx/tx_rate_limiter */
 };
 
 /* virtio-balloon (Firecracker's balloon). */
@@ -107,9 +93,12 @@ struct vm_config {
     struct disk_config disks[CONFIG_MAX_DISKS];
     unsigned nr_disks;
     bool rng;
+    struct rate_limit_config rng_limit; /* the entropy device's rate_limiter */
     enum console_kind console;
     struct nic_config nics[CONFIG_MAX_NICS];
     unsigned nr_nics;
+    struct pmem_config pmem[CONFIG_MAX_PMEM];
+    unsigned nr_pmem;
     bool track_dirty_pages; /* for Diff snapshots */
     struct vsock_config vsock;
     struct balloon_config balloon;

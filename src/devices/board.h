@@ -89,11 +89,19 @@ typedef size_t (*board_input_fn)(void *dev, const uint8_t *buf, size_t len);
 struct blockfile;
 struct net_backend;
 struct vsock_uds;
+/* A virtio-pmem device's file, mapped into guest memory at 'gpa'. */
+struct pmem_backing {
+    int fd;
+    uint64_t file_size;
+    uint64_t gpa, size;  /* the region: the file rounded up to 2 MiB */
+};
+
 struct board_backends {
     struct blockfile *disks; /* cfg->nr_disks of them */
     bool *disk_taken;
     struct net_backend **nets; /* cfg->nr_nics of them */
     struct vsock_uds **vsock;  /* the vsock host side, if cfg->vsock has one */
+    struct pmem_backing *pmem; /* cfg->nr_pmem of them, mapped already */
 };
 
 /* Services for PCI functions: MSI delivery and ioeventfds (bus/pci/msix.h). */

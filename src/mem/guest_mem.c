@@ -7,7 +7,7 @@
 
 #include "util/util.h"
 
-static int gm_insert(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hva)
+static int gm_insert(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hva, bool ram)
 {
     if (gm->nr_regions >= GM_MAX_REGIONS)
         return err_set(-ENOSPC, "too many guest memory regions");
@@ -19,14 +19,49 @@ static int gm_insert(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hv
         if (gpa < r->gpa + r->size && r->gpa < gpa + size)
             return err_set(-EINVAL, "overlapping guest memory regions");
     }
+    if (ram && gm->nr_ram != gm->nr_regions)
+        return err_set(-EINVAL, "guest RAM regions must come before device memory");
     gm->regions[gm->nr_regions++] = (struct gm_region){gpa, size, hva, NULL};
-    gm->total_size += size;
+    if (ram) {
+        gm->nr_ram++;
+        gm->total_size += size;
+    }
     return 0;
 }
 
 int gm_add_region(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hva)
 {
-    return gm_insert(gm, gpa, size, hva);
+    return gm_insert(gm, gpa, size, hva, true);
+}
+
+int gm_map_file_region(struct guest_mem *gm, uint64_t gpa, int fd, uint64_t size,
+                       bool read_only, uint64_t *mapped_size)
+{
+    uint64_t total = align_up(size ? size : 1, MiB(2));
+    if (total < size)
+        return err_set(-EINVAL, "device memory of %llu bytes is too large",
+                       (unsigned long long)size);
+    /* Reserve the whole region as zeroes, then put the file over its start. */
+    uint8_t *hva = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (hva == MAP_FAILED)
+        return err_errno(-errno, "cannot reserve %llu MiB for device memory",
+                         (unsigned long long)(total >> 20));
+    uint64_t file_part = align_up(size, GM_PAGE_SIZE);
+    if (file_part &&
+        mmap(hva, file_part, PROT_READ | PROT_WRITE,
+             (read_only ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED, fd, 0) == MAP_FAILED) {
+        int ret = err_errno(-errno, "cannot map the device memory file");
+        munmap(hva, total);
+        return ret;
+    }
+    int ret = gm_insert(gm, gpa, total, hva, false);
+    if (ret) {
+        munmap(hva, total);
+        return ret;
+    }
+    *mapped_size = total;
+    return 0;
 }
 
 /* Guest RAM is 2 MiB-aligned in the host's address space, like its guest
@@ -55,7 +90,7 @@ static int gm_map_one(struct guest_mem *gm, uint64_t gpa, uint64_t size)
     if (hva == MAP_FAILED)
         return err_errno(-errno, "cannot map %llu MiB of guest memory",
                          (unsigned long long)(size >> 20));
-    int ret = gm_insert(gm, gpa, size, hva);
+    int ret = gm_insert(gm, gpa, size, hva, true);
     if (ret)
         munmap(hva, size);
     return ret;
@@ -85,7 +120,7 @@ int gm_create_file(struct guest_mem *gm, int fd, uint64_t ram_size, uint64_t hol
         void *hva = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
                          fd, (off_t)offset);
         int ret = hva == MAP_FAILED ? err_errno(-errno, "cannot map the memory file") : 0;
-        if (!ret && (ret = gm_insert(gm, starts[i], sizes[i], hva)))
+        if (!ret && (ret = gm_insert(gm, starts[i], sizes[i], hva, true)))
             munmap(hva, sizes[i]);
         if (ret) {
             gm_destroy(gm);
@@ -113,7 +148,7 @@ static size_t dirty_words(uint64_t size)
 
 int gm_track_dirty(struct guest_mem *gm)
 {
-    for (unsigned i = 0; i < gm->nr_regions; i++) {
+    for (unsigned i = 0; i < gm->nr_ram; i++) {
         struct gm_region *r = &gm->regions[i];
         if (!r->dirty && !(r->dirty = calloc(dirty_words(r->size), sizeof(uint64_t))))
             return err_set(-ENOMEM, "out of memory for dirty-page tracking");

@@ -13,7 +13,7 @@
 
 #include "util/err.h"
 
-#define GM_MAX_REGIONS 4
+#define GM_MAX_REGIONS 8 /* RAM (1-2), then device memory (pmem) */
 
 #define GM_PAGE_SIZE 4096ull
 
@@ -29,7 +29,8 @@ struct gm_region {
 struct guest_mem {
     struct gm_region regions[GM_MAX_REGIONS];
     unsigned nr_regions;
-    uint64_t total_size;  /* sum of region sizes */
+    unsigned nr_ram;      /* regions[0..nr_ram) are RAM; the rest device memory */
+    uint64_t total_size;  /* sum of the RAM regions' sizes */
     bool owns_mappings;   /* unmapped by gm_destroy */
     bool track_dirty;     /* gm_track_dirty was called: device writes are marked */
     /* Told of every write ember makes for the guest (device DMA), after the
@@ -51,6 +52,13 @@ int gm_add_region(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hva)
  * writes never reach the file. The file must be at least ram_size long. */
 int gm_create_file(struct guest_mem *gm, int fd, uint64_t ram_size, uint64_t hole_start)
     EMBER_MUST_CHECK;
+/* Device memory after the RAM (virtio-pmem): 'fd' shared (or, read-only,
+ * private: the guest's writes never reach the file) at 'gpa', 'size' bytes
+ * rounded up to 2 MiB, the part past the file's end anonymous zeroes (so
+ * no access can fault past EOF). Not RAM: no dirty tracking, not in
+ * snapshots' memory files. *mapped_size: the region's size. */
+int gm_map_file_region(struct guest_mem *gm, uint64_t gpa, int fd, uint64_t size,
+                       bool read_only, uint64_t *mapped_size) EMBER_MUST_CHECK;
 void gm_destroy(struct guest_mem *gm);
 
 /* Dirty tracking of device writes (for Diff snapshots): on from now on. */

@@ -249,6 +249,23 @@ static bool discard_enabled(const struct virtio_blk *blk, uint32_t type)
     return virtio_dev_has_feature(&blk->vdev, bit);
 }
 
+/* Pay the rate limiter for a request: one operation, and its bytes for
+ * reads and writes. False: not now (the limiter's timer resumes the queue). */
+static bool pay(struct virtio_blk *blk, const struct blk_parsed *p)
+{
+    if (!rate_limiter_active(&blk->limiter) || p->status >= 0)
+        return true; /* requests completed at once cost nothing */
+    bool rw = p->type == VIRTIO_BLK_T_IN || p->type == VIRTIO_BLK_T_OUT;
+    uint64_t bytes = rw ? p->data_len : 0;
+    if (bytes && !rate_limiter_consume(&blk->limiter, bytes, RATE_BYTES))
+        return false;
+    if (rate_limiter_consume(&blk->limiter, 1, RATE_OPS))
+        return true;
+    if (bytes) /* refused by the other bucket: the bytes were not used */
+        rate_limiter_replenish(&blk->limiter, bytes, RATE_BYTES);
+    return false;
+}
+
 /* Start one request; the chain comes back at once or when its I/O ends. */
 static enum virtio_chain_result start_request(struct virtio_dev *vdev, struct virtq *q,
                                               const struct virtq_chain *chain, uint32_t *written)
@@ -267,6 +284,10 @@ static enum virtio_chain_result start_request(struct virtio_dev *vdev, struct vi
         r->in_use = false;
         blk->stats.errors++;
         return VIRTIO_CHAIN_USED;
+    }
+    if (!pay(blk, &p)) {
+        r->in_use = false;
+        return VIRTIO_CHAIN_RETRY; /* the chain stays in the ring */
     }
     r->blk = blk;
     r->generation = blk->generation;
@@ -292,6 +313,25 @@ static void blk_queue_notify(struct virtio_dev *vdev, unsigned q)
 {
     (void)q;
     process(vdev->model);
+}
+
+/* The rate limiter's timer: tokens have refilled, look at the queue again. */
+static void blk_unthrottled(void *ctx)
+{
+    struct virtio_blk *blk = ctx;
+    pthread_mutex_lock(&blk->vdev.lock);
+    rate_limiter_timer_done(&blk->limiter);
+    if (virtio_dev_queue_running(&blk->vdev, 0))
+        process(blk);
+    pthread_mutex_unlock(&blk->vdev.lock);
+}
+
+int virtio_blk_set_rate_limit(struct virtio_blk *blk, const struct rate_limit_config *cfg)
+{
+    pthread_mutex_lock(&blk->vdev.lock);
+    int ret = rate_limiter_update(&blk->limiter, cfg);
+    pthread_mutex_unlock(&blk->vdev.lock);
+    return ret;
 }
 
 static void blk_on_completion(void *ctx, uint32_t events)
@@ -353,13 +393,16 @@ static void blk_pause(struct virtio_dev *vdev, bool paused)
 
 static size_t blk_counters(struct virtio_dev *vdev, struct device_counter *out)
 {
-    const struct virtio_blk_stats *st = &((struct virtio_blk *)vdev->model)->stats;
+    const struct virtio_blk *blk = vdev->model;
+    const struct virtio_blk_stats *st = &blk->stats;
     const struct device_counter c[] = {
         {"read_count", st->reads},       {"write_count", st->writes},
         {"read_bytes", st->bytes_read},  {"write_bytes", st->bytes_written},
         {"flush_count", st->flushes},    {"discard_count", st->discards},
         {"execute_fails", st->errors}, /* Firecracker's names */
         {"update_count", st->updates},
+        {"rate_limiter_throttled_events", blk->limiter.throttled},
+        {"rate_limiter_event_count", blk->limiter.events},
     };
     memcpy(out, c, sizeof(c));
     return ARRAY_SIZE(c);
@@ -398,7 +441,9 @@ int virtio_blk_init(struct virtio_blk *blk, const struct guest_mem *gm,
     /* GET_ID: up to 20 bytes, not NUL-terminated when all are used. */
     memcpy(blk->id, id, strnlen(id, sizeof(blk->id)));
     virtio_dev_init(&blk->vdev, &blk_ops, blk, gm);
-    return evloop_add(loop, blk->file.event_fd, EPOLLIN, blk_on_completion, blk);
+    static const struct rate_limit_config unlimited;
+    int ret = rate_limiter_init(&blk->limiter, &unlimited, loop, blk_unthrottled, blk);
+    return ret ? ret : evloop_add(loop, blk->file.event_fd, EPOLLIN, blk_on_completion, blk);
 }
 
 int virtio_blk_replace_file(struct virtio_blk *blk, const struct blockfile *file)
@@ -435,6 +480,7 @@ int virtio_blk_replace_file(struct virtio_blk *blk, const struct blockfile *file
 
 void virtio_blk_destroy(struct virtio_blk *blk)
 {
+    rate_limiter_destroy(&blk->limiter);
     evloop_remove(blk->loop, blk->file.event_fd);
     blockfile_close(&blk->file);
     virtio_dev_destroy(&blk->vdev);
@@ -457,6 +503,8 @@ int virtio_blk_board_setup(struct board *b)
         b->backends.disk_taken[i] = true; /* the device closes it from now on */
         int ret = virtio_blk_init(blk, b->mem, &b->backends.disks[i], id, b->loop);
         blk->no_flush = d->no_flush;
+        if (!ret)
+            ret = virtio_blk_set_rate_limit(blk, &d->rate_limit);
         if (ret) {
             virtio_blk_destroy(blk);
             free(blk);

@@ -10,6 +10,7 @@
 
 #include "virtio/backends/blockfile.h"
 #include "util/evloop.h"
+#include "util/rate_limiter.h"
 #include "virtio/virtio.h"
 
 #define VIRTIO_BLK_T_IN 0
@@ -80,6 +81,7 @@ struct virtio_blk {
     uint64_t generation;
     struct blk_request reqs[VIRTIO_BLK_QUEUE_SIZE];
     struct virtio_blk_stats stats;
+    struct rate_limiter limiter; /* Firecracker's rate_limiter: requests wait, never fail */
 };
 
 /* Takes over an opened image; registers its completions with 'loop'. */
@@ -91,6 +93,11 @@ void virtio_blk_destroy(struct virtio_blk *blk);
  * finish on the old one, which is then closed, and the driver is told about
  * the new capacity. */
 int virtio_blk_replace_file(struct virtio_blk *blk, const struct blockfile *file)
+    EMBER_MUST_CHECK;
+
+/* Set (at setup) or change (PATCH /drives, VM running) the disk's rate
+ * limiter; takes the device's lock. */
+int virtio_blk_set_rate_limit(struct virtio_blk *blk, const struct rate_limit_config *cfg)
     EMBER_MUST_CHECK;
 
 /* One disk per configured drive, vda first, each taking over its opened

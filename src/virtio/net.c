@@ -23,6 +23,7 @@ static void update_interest(struct virtio_net *vn)
 {
     bool running = virtio_dev_queue_running(&vn->vdev, NET_RX);
     uint32_t events = 0;
+    /* A frame waiting (for room or for the rx limiter) stops reading. */
     if (running && !vn->frame_pending)
         events |= EPOLLIN;
     if (vn->tx_waiting)
@@ -31,6 +32,28 @@ static void update_interest(struct virtio_net *vn)
     if (events != vn->poll_events && vn->loop &&
         evloop_modify(vn->loop, vn->be->poll_fd, events) == 0)
         vn->poll_events = events;
+}
+
+/* --- rate limits ---------------------------------------------------------- */
+
+/* One frame's cost: an operation and its bytes (without the virtio-net
+ * header, as the byte counters). False: throttled, nothing taken. */
+static bool pay(struct rate_limiter *rl, uint64_t bytes)
+{
+    if (!rate_limiter_active(rl))
+        return true;
+    if (!rate_limiter_consume(rl, bytes, RATE_BYTES))
+        return false;
+    if (rate_limiter_consume(rl, 1, RATE_OPS))
+        return true;
+    rate_limiter_replenish(rl, bytes, RATE_BYTES);
+    return false;
+}
+
+static void refund(struct rate_limiter *rl, uint64_t bytes)
+{
+    rate_limiter_replenish(rl, bytes, RATE_BYTES);
+    rate_limiter_replenish(rl, 1, RATE_OPS);
 }
 
 /* --- receive ------------------------------------------------------------- */
@@ -102,7 +125,12 @@ static void receive(struct virtio_net *vn)
             }
             vn->frame_len = (size_t)n;
             vn->frame_pending = true;
+            vn->frame_paid = false;
         }
+        /* Paid once: a frame that waits for room is not charged again. */
+        if (!vn->frame_paid && !pay(&vn->rx_limiter, vn->frame_len - NET_HDR_SIZE))
+            break; /* the limiter's timer calls receive() again */
+        vn->frame_paid = true;
         uint16_t tried = virtq_available(q);
         int r = deliver(vn);
         if (r == 0) {
@@ -113,7 +141,7 @@ static void receive(struct virtio_net *vn)
                 continue;
             break;
         }
-        vn->frame_pending = false;
+        vn->frame_pending = vn->frame_paid = false;
         if (q->broken)
             break;
         if (r > 0)
@@ -141,8 +169,12 @@ static enum virtio_chain_result send_frame(struct virtio_dev *vdev, struct virtq
         ok = p != NULL;
         iov[n++] = (struct iovec){p, chain->bufs[i].len};
     }
+    uint64_t bytes = chain->readable_bytes - NET_HDR_SIZE;
+    if (ok && !pay(&vn->tx_limiter, bytes))
+        return VIRTIO_CHAIN_RETRY; /* the limiter's timer resumes the queue */
     int ret = ok ? vn->be->ops->send(vn->be, iov, n) : -EINVAL;
     if (ret == -EAGAIN) {
+        refund(&vn->tx_limiter, bytes); /* paid again when it is sent */
         vn->tx_waiting = true; /* resumed when the backend is writable */
         return VIRTIO_CHAIN_RETRY;
     }
@@ -178,6 +210,39 @@ void virtio_net_backend_ready(struct virtio_net *vn, uint32_t events)
     }
     update_interest(vn);
     pthread_mutex_unlock(&vdev->lock);
+}
+
+static void rx_unthrottled(void *ctx)
+{
+    struct virtio_net *vn = ctx;
+    pthread_mutex_lock(&vn->vdev.lock);
+    rate_limiter_timer_done(&vn->rx_limiter);
+    if (virtio_dev_queue_running(&vn->vdev, NET_RX))
+        receive(vn);
+    update_interest(vn);
+    pthread_mutex_unlock(&vn->vdev.lock);
+}
+
+static void tx_unthrottled(void *ctx)
+{
+    struct virtio_net *vn = ctx;
+    pthread_mutex_lock(&vn->vdev.lock);
+    rate_limiter_timer_done(&vn->tx_limiter);
+    if (virtio_dev_queue_running(&vn->vdev, NET_TX))
+        transmit(vn);
+    update_interest(vn);
+    pthread_mutex_unlock(&vn->vdev.lock);
+}
+
+int virtio_net_set_rate_limits(struct virtio_net *vn, const struct rate_limit_config *rx,
+                               const struct rate_limit_config *tx)
+{
+    pthread_mutex_lock(&vn->vdev.lock);
+    int ret = rate_limiter_update(&vn->rx_limiter, rx);
+    if (!ret)
+        ret = rate_limiter_update(&vn->tx_limiter, tx);
+    pthread_mutex_unlock(&vn->vdev.lock);
+    return ret;
 }
 
 static void on_backend(void *ctx, uint32_t events)
@@ -242,7 +307,7 @@ static int net_activate(struct virtio_dev *vdev)
 static void net_reset(struct virtio_dev *vdev)
 {
     struct virtio_net *vn = vdev->model;
-    vn->frame_pending = false;
+    vn->frame_pending = vn->frame_paid = false;
     vn->tx_waiting = false;
     vn->be->ops->set_offloads(vn->be, 0);
     vdev->status = 0; /* so update_interest sees the device stopped */
@@ -257,11 +322,17 @@ static void net_pause(struct virtio_dev *vdev, bool paused)
 
 static size_t net_counters(struct virtio_dev *vdev, struct device_counter *out)
 {
-    const struct virtio_net_stats *st = &((struct virtio_net *)vdev->model)->stats;
+    const struct virtio_net *vn = vdev->model;
+    const struct virtio_net_stats *st = &vn->stats;
     const struct device_counter c[] = {
         {"rx_packets_count", st->rx_packets}, {"rx_bytes_count", st->rx_bytes},
         {"rx_dropped", st->rx_dropped},       {"tx_packets_count", st->tx_packets},
         {"tx_bytes_count", st->tx_bytes},     {"tx_fails", st->tx_errors},
+        /* Firecracker's names, its 'event' placement included. */
+        {"rx_rate_limiter_throttled", vn->rx_limiter.throttled},
+        {"rx_event_rate_limiter_count", vn->rx_limiter.events},
+        {"tx_rate_limiter_throttled", vn->tx_limiter.throttled},
+        {"tx_rate_limiter_event_count", vn->tx_limiter.events},
     };
     memcpy(out, c, sizeof(c));
     return ARRAY_SIZE(c);
@@ -297,7 +368,11 @@ int virtio_net_init(struct virtio_net *vn, const struct guest_mem *gm, struct ne
     vn->loop = loop;
     memcpy(vn->mac, mac, 6);
     virtio_dev_init(&vn->vdev, &net_ops, vn, gm);
-    return loop ? evloop_add(loop, be->poll_fd, 0, on_backend, vn) : 0;
+    static const struct rate_limit_config unlimited;
+    int ret = rate_limiter_init(&vn->rx_limiter, &unlimited, loop, rx_unthrottled, vn);
+    if (!ret)
+        ret = rate_limiter_init(&vn->tx_limiter, &unlimited, loop, tx_unthrottled, vn);
+    return ret || !loop ? ret : evloop_add(loop, be->poll_fd, 0, on_backend, vn);
 }
 
 void virtio_net_destroy(struct virtio_net *vn)
@@ -319,6 +394,8 @@ void virtio_net_destroy(struct virtio_net *vn)
                  vn->frame_len,
                  virtio_dev_has_feature(&vn->vdev, VIRTIO_NET_F_MRG_RXBUF) ? "yes" : "no",
                  (vn->wanted_events & EPOLLIN) ? "yes" : "no");
+    rate_limiter_destroy(&vn->rx_limiter);
+    rate_limiter_destroy(&vn->tx_limiter);
     if (vn->loop)
         evloop_remove(vn->loop, vn->be->poll_fd);
     vn->be->ops->destroy(vn->be);
@@ -337,7 +414,10 @@ int virtio_net_board_setup(struct board *b)
             be->ops->destroy(be);
             return err_set(-ENOMEM, "out of memory");
         }
-        int ret = virtio_net_init(vn, b->mem, be, b->cfg->nics[i].mac, b->loop);
+        const struct nic_config *nc = &b->cfg->nics[i];
+        int ret = virtio_net_init(vn, b->mem, be, nc->mac, b->loop);
+        if (!ret)
+            ret = virtio_net_set_rate_limits(vn, &nc->rx_limit, &nc->tx_limit);
         if (ret) {
             virtio_net_destroy(vn);
             free(vn);
@@ -352,4 +432,9 @@ int virtio_net_board_setup(struct board *b)
             return err_prefix(ret, "network interface %u", i);
     }
     return 0;
+}
+
+struct virtio_net *virtio_net_on_board(const struct board *b, unsigned index)
+{
+    return virtio_find(b, &net_ops, index);
 }

@@ -8,6 +8,7 @@
 
 #include "virtio/backends/net_backend.h"
 #include "util/evloop.h"
+#include "util/rate_limiter.h"
 #include "virtio/virtio.h"
 
 #define VIRTIO_NET_F_CSUM 0
@@ -39,7 +40,11 @@ struct virtio_net {
     bool tx_waiting;        /* the backend is full: resume when writable */
     bool frame_pending;     /* frame[] holds a frame the guest had no room for */
     size_t frame_len;
+    bool frame_paid;        /* the pending frame's tokens are taken already */
     struct virtio_net_stats stats;
+    /* Firecracker's rx_rate_limiter and tx_rate_limiter: a throttled
+     * direction stops reading its side until the limiter's timer. */
+    struct rate_limiter rx_limiter, tx_limiter;
     uint8_t frame[NET_MAX_FRAME];
 };
 
@@ -47,6 +52,10 @@ struct virtio_net {
 int virtio_net_init(struct virtio_net *vn, const struct guest_mem *gm, struct net_backend *be,
                     const uint8_t mac[6], struct evloop *loop) EMBER_MUST_CHECK;
 void virtio_net_destroy(struct virtio_net *vn);
+/* Set (at setup) or change (PATCH /network-interfaces, VM running) the
+ * limiters; an update names the buckets it changes. Takes the lock. */
+int virtio_net_set_rate_limits(struct virtio_net *vn, const struct rate_limit_config *rx,
+                               const struct rate_limit_config *tx) EMBER_MUST_CHECK;
 /* Backend events (exposed for unit tests, which drive the device without a
  * loop): receive what is waiting / resume blocked transmission. */
 void virtio_net_backend_ready(struct virtio_net *vn, uint32_t events);
@@ -54,5 +63,7 @@ void virtio_net_backend_ready(struct virtio_net *vn, uint32_t events);
 /* One NIC per configured interface, each taking over its opened backend
  * (b->backends). */
 int virtio_net_board_setup(struct board *b) EMBER_MUST_CHECK;
+/* The board's index-th NIC, or NULL. */
+struct virtio_net *virtio_net_on_board(const struct board *b, unsigned index);
 
 #endif

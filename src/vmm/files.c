@@ -79,6 +79,26 @@ static int open_serial_out(const struct vm_config *cfg, struct vm_files *f)
     return 0;
 }
 
+static int open_pmem(const struct vm_config *cfg, struct vm_files *f)
+{
+    for (unsigned i = 0; i < cfg->nr_pmem; i++) {
+        const struct pmem_config *p = &cfg->pmem[i];
+        int fd = open(p->path, (p->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+            int ret = err_errno(-errno, "pmem %s", p->path);
+            if (fd >= 0)
+                close(fd);
+            return ret;
+        }
+        f->pmem[f->nr_pmem++] = (struct pmem_backing){.fd = fd,
+                                                      .file_size = (uint64_t)st.st_size};
+        if (!S_ISREG(st.st_mode) || st.st_size == 0)
+            return err_set(-EINVAL, "pmem %s: not a regular file with data", p->path);
+    }
+    return 0;
+}
+
 int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
                           struct vm_files *f)
 {
@@ -123,6 +143,8 @@ int vm_files_open_boot(const struct vm_config *cfg, struct vm_files *f)
         ret = open_nets(cfg, f);
     if (!ret)
         ret = open_vsock(cfg, f);
+    if (!ret)
+        ret = open_pmem(cfg, f);
     if (ret) {
         vm_files_close(f);
         return ret;
@@ -182,6 +204,8 @@ void vm_files_close(struct vm_files *f)
         if (!f->disk_taken[i])
             blockfile_close(&f->disks[i]);
     unmap_images(f);
+    for (unsigned i = 0; i < f->nr_pmem; i++)
+        close(f->pmem[i].fd);
     if (f->mem_fd >= 0)
         close(f->mem_fd);
     if (f->serial_out_fd >= 0)

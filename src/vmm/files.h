@@ -10,6 +10,7 @@
 
 #include "arch/x86_64/boot.h"
 #include "config/config.h"
+#include "devices/board.h"
 #include "virtio/backends/blockfile.h"
 #include "virtio/backends/net_backend.h"
 #include "virtio/backends/vsock_uds.h"
@@ -27,6 +28,8 @@ struct vm_files {
     struct vsock_uds *vsock; /* vsock's listening socket; NULL once handed over */
     int mem_fd; /* restoring: the snapshot's memory file; -1 when booting */
     int serial_out_fd; /* cfg->serial_out_path, or -1 */
+    struct pmem_backing pmem[CONFIG_MAX_PMEM]; /* fd opened; gpa and size once mapped */
+    unsigned nr_pmem;
 };
 
 /* For a boot: the kernel, initrd, disks and network backends. */

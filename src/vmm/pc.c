@@ -13,6 +13,7 @@
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/net.h"
+#include "virtio/pmem.h"
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
 
@@ -38,6 +39,7 @@ static const struct pc_device {
     {"virtio-console", virtio_console_board_setup},
     {"virtio-vsock", virtio_vsock_board_setup},
     {"virtio-balloon", virtio_balloon_board_setup},
+    {"virtio-pmem", virtio_pmem_board_setup},
 };
 
 int pc_board_setup(struct board *b)

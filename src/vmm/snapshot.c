@@ -116,7 +116,7 @@ static int write_memory(struct vm *vm, enum snapshot_type type, const char *path
     if (ret)
         return err_prefix(ret, "memory file");
     uint64_t off = 0;
-    for (unsigned i = 0; !ret && i < vm->mem.nr_regions; i++) {
+    for (unsigned i = 0; !ret && i < vm->mem.nr_ram; i++) {
         const struct gm_region *r = &vm->mem.regions[i];
         uint64_t *dirty = NULL;
         if (vm->cfg->track_dirty_pages && (ret = take_dirty(vm, i, &dirty)))

@@ -148,6 +148,24 @@ static size_t vm_irq_routes(struct accel_irq_route *routes)
     return n;
 }
 
+/* virtio-pmem files after the RAM (and above 4 GiB), each 1 GiB-aligned
+ * so that the guest can map them with large pages. */
+static int vm_map_pmem(struct vm *vm)
+{
+    const struct gm_region *last = &vm->mem.regions[vm->mem.nr_regions - 1];
+    uint64_t gpa = align_up(MAX(last->gpa + last->size, LAYOUT_4GIB), GiB(1));
+    for (unsigned i = 0; i < vm->files->nr_pmem; i++) {
+        struct pmem_backing *p = &vm->files->pmem[i];
+        int ret = gm_map_file_region(&vm->mem, gpa, p->fd, p->file_size,
+                                     vm->cfg->pmem[i].read_only, &p->size);
+        if (ret)
+            return err_prefix(ret, "pmem %s", vm->cfg->pmem[i].path);
+        p->gpa = gpa;
+        gpa = align_up(gpa + p->size, GiB(1));
+    }
+    return 0;
+}
+
 static int vm_setup_memory(struct vm *vm)
 {
     int ret = vm->files->mem_fd >= 0
@@ -160,10 +178,12 @@ static int vm_setup_memory(struct vm *vm)
     }
     if (!ret && vm->cfg->track_dirty_pages)
         ret = gm_track_dirty(&vm->mem);
+    if (!ret)
+        ret = vm_map_pmem(vm);
     for (unsigned i = 0; !ret && i < vm->mem.nr_regions; i++) {
         const struct gm_region *r = &vm->mem.regions[i];
         ret = vm->accel->map_memory(vm->avm, i, r->gpa, r->size, r->hva,
-                                    vm->cfg->track_dirty_pages);
+                                    vm->cfg->track_dirty_pages && i < vm->mem.nr_ram);
     }
     return ret;
 }
@@ -191,7 +211,8 @@ static int vm_setup_board(struct vm *vm)
         .irq = &vm->irq_sink,
         .loop = vm->loop,
         .pci_platform = &vm->pci_platform,
-        .backends = {vm->files->disks, vm->files->disk_taken, vm->files->nets, &vm->files->vsock},
+        .backends = {vm->files->disks, vm->files->disk_taken, vm->files->nets, &vm->files->vsock,
+                     vm->files->pmem},
         .host = &vm_board_host_ops,
         .host_ctx = vm,
         .console = {&console_chardev_ops, vm->console},

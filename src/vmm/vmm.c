@@ -17,6 +17,7 @@
 #include "util/log.h"
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 #include "vmm/exit_codes.h"
 #include "vmm/metrics.h"
 
@@ -322,6 +323,9 @@ int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_pat
 {
     if (vmm_state(vmm) != VMM_PAUSED)
         return err_set(-EINVAL, "the VM must be paused to take a snapshot");
+    if (vmm->cfg.nr_pmem)
+        return err_set(-EOPNOTSUPP, "snapshots of a VM with virtio-pmem are not supported "
+                                    "by ember yet");
     uint64_t t0 = now_ns();
     return vmm_latency(vmm, type == SNAPSHOT_DIFF ? "vmm_diff_create_snapshot"
                                                   : "vmm_full_create_snapshot", t0,
@@ -456,6 +460,36 @@ int vmm_replace_disk(struct vmm *vmm, unsigned index, const char *path)
 struct virtio_balloon *vmm_balloon(struct vmm *vmm)
 {
     return vmm->vm ? virtio_balloon_on_board(&vmm->vm->board) : NULL;
+}
+
+int vmm_set_disk_rate_limit(struct vmm *vmm, unsigned index,
+                            const struct rate_limit_config *update)
+{
+    if (!vmm->vm)
+        return err_set(-EINVAL, "the VM is not running");
+    struct virtio_blk *blk = virtio_blk_on_board(&vmm->vm->board, index);
+    if (!blk)
+        return err_set(-EINVAL, "no disk %u", index);
+    int ret = virtio_blk_set_rate_limit(blk, update);
+    if (!ret) /* a restart from this configuration keeps it */
+        rate_limit_config_merge(&vmm->cfg.disks[index].rate_limit, update);
+    return ret;
+}
+
+int vmm_set_nic_rate_limits(struct vmm *vmm, unsigned index, const struct rate_limit_config *rx,
+                            const struct rate_limit_config *tx)
+{
+    if (!vmm->vm)
+        return err_set(-EINVAL, "the VM is not running");
+    struct virtio_net *vn = virtio_net_on_board(&vmm->vm->board, index);
+    if (!vn)
+        return err_set(-EINVAL, "no network interface %u", index);
+    int ret = virtio_net_set_rate_limits(vn, rx, tx);
+    if (!ret) {
+        rate_limit_config_merge(&vmm->cfg.nics[index].rx_limit, rx);
+        rate_limit_config_merge(&vmm->cfg.nics[index].tx_limit, tx);
+    }
+    return ret;
 }
 
 int vmm_set_metrics_path(struct vmm *vmm, const char *path)

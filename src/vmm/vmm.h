@@ -78,6 +78,12 @@ int vmm_send_ctrl_alt_del(struct vmm *vmm) EMBER_MUST_CHECK;
  * guest is told the new capacity. */
 int vmm_replace_disk(struct vmm *vmm, unsigned index, const char *path) EMBER_MUST_CHECK;
 
+/* Change a running VM's rate limiters (the buckets the updates name). */
+int vmm_set_disk_rate_limit(struct vmm *vmm, unsigned index,
+                            const struct rate_limit_config *update) EMBER_MUST_CHECK;
+int vmm_set_nic_rate_limits(struct vmm *vmm, unsigned index, const struct rate_limit_config *rx,
+                            const struct rate_limit_config *tx) EMBER_MUST_CHECK;
+
 /* A paused VM to a state file and a memory file. */
 int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_path,
                  const char *mem_path) EMBER_MUST_CHECK;

@@ -24,8 +24,8 @@ from framework import (DEFAULT_CMDLINE, expect, expect_ember_rc, expect_output, 
 from test_api import (API_HELPERS, SIGTERM_RC, Server, b64, check_firecracker_metrics, embers,
                       http_request, image, initrd, kernel, with_servers)
 
-# Rate limiters are accepted once ember has them; until then refused by name.
-RATE_LIMITS = False
+# Rate limiters: accepted (and applied) as Firecracker's.
+RATE_LIMITS = True
 RATE_LIMITED = (204, None) if RATE_LIMITS else (400, r"rate limiting is not supported by ember yet")
 
 # Firecracker's docs, transcribed (paths made real). Each entry: the doc it

@@ -24,7 +24,7 @@ struct ring {
 static unsigned irqs, config_irqs;
 static void t_queue(struct virtio_dev *v, unsigned q) { (void)v; (void)q; irqs++; }
 static void t_config(struct virtio_dev *v) { (void)v; config_irqs++; }
-static const struct virtio_transport_ops t_ops = {t_queue, t_config};
+static const struct virtio_transport_ops t_ops = {.notify_queue = t_queue, .notify_config = t_config};
 
 struct fixture {
     struct guest_mem gm;

@@ -83,7 +83,7 @@ static void make(struct fixture *x, bool with_irqfd)
     assert_int_equal(evloop_init(&x->loop), 0);
     x->plat = (struct pci_platform){&x->mmio, &x->loop, NULL, NULL, fp_ioeventfd, &x->fp,
                                    fp_irqfd, fp_irqfd_release, &x->fp};
-    virtio_rng_init(&x->rng, &x->f.gm);
+    assert_int_equal(virtio_rng_init(&x->rng, &x->f.gm, NULL, NULL), 0);
     assert_int_equal(virtio_mmio_init(&x->vm, &x->rng.vdev, &x->mmio, BASE,
                                       (struct irq_line){&x->sink, GSI}, &x->plat), 0);
 }
@@ -311,7 +311,7 @@ static void test_snapshot_round_trip(void **state)
     y->sink = fake_irq_sink(&y->irq);
     bus_init(&y->mmio, "mmio");
     assert_int_equal(evloop_init(&y->loop), 0);
-    virtio_rng_init(&y->rng, &y->f.gm);
+    assert_int_equal(virtio_rng_init(&y->rng, &y->f.gm, NULL, NULL), 0);
     assert_int_equal(virtio_mmio_init(&y->vm, &y->rng.vdev, &y->mmio, BASE + 0x1000,
                                       (struct irq_line){&y->sink, GSI}, NULL), 0);
     assert_int_equal(virtio_mmio_load(&y->vm, r), -EINVAL);

@@ -82,7 +82,7 @@ static int setup(void **state)
     pci_bus_init(&x->pci);
     x->plat = (struct pci_platform){&x->mmio, &x->loop, &fp_msi, &x->fp, fp_ioeventfd, &x->fp,
                                    NULL, NULL, NULL};
-    virtio_rng_init(&x->rng, &x->f.gm);
+    assert_int_equal(virtio_rng_init(&x->rng, &x->f.gm, NULL, NULL), 0);
     assert_int_equal(virtio_pci_init(&x->vp, &x->rng.vdev, &x->pci, SLOT, BAR_ADDR,
                                      (struct irq_line){&x->sink, INTX_GSI}, &x->plat), 0);
     *state = x;
