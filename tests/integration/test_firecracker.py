@@ -619,6 +619,7 @@ def fc_kata():
 BOOT_TIMER_GUEST = r'''
 devmem 0xc0000000 8 123
 echo "siblings $(cat /sys/devices/system/cpu/cpu0/topology/thread_siblings_list)"
+echo "cpu$(grep -m1 vendor_id /proc/cpuinfo | cut -d: -f2) topoext $(grep -m1 ^flags /proc/cpuinfo | grep -c -w topoext)"
 echo "serial-out-line"
 '''
 
@@ -654,8 +655,19 @@ def fc_boot_timer_smt_serial():
                f"the guest's console in serial.out: {serial[-400:]!r}")
         expect("serial-out-line" not in stdout, "the console went to stdout too")
         siblings = re.search(r"^siblings (\S+)", serial, re.M)
-        expect(siblings and siblings.group(1) == ("0" if on_engine() else "0-1"),
-               f"cpu0's thread siblings: {siblings.group(1) if siblings else None}")
+        cpu = re.search(r"^cpu ?(\S+) topoext (\d)", serial, re.M)
+        want = "0" if on_engine() else "0-1"
+        # An AMD guest learns of threads only from the topology extensions
+        # (leaf 0x8000001e), which ember offers when the host's KVM has the
+        # leaf; a host without it (the nested harness's TCG L1) cannot show
+        # SMT to the guest. Said loudly, and the rest still checked.
+        if not on_engine() and cpu and cpu.group(1) == "AuthenticAMD" and cpu.group(2) == "0":
+            print("      NOTE: smt: this host's KVM offers no AMD topology leaf 0x8000001e: "
+                  "the guest cannot see two threads per core; expecting one", flush=True)
+            want = "0"
+        expect(siblings and siblings.group(1) == want,
+               f"cpu0's thread siblings: {siblings.group(1) if siblings else None} "
+               f"(expected {want}; {cpu.group(0) if cpu else 'no cpu line'})")
     return job("fc-boot-timer", script, timeout=180), check
 
 
