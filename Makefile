@@ -187,7 +187,18 @@ $(BUILD)/fuzz/fuzz_snapshot: tests/fuzz/fuzz_snapshot.c $(FUZZ_SNAPSHOT_SRCS)
 		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ \
 		-ljson-c -lz -lseccomp -lpthread
 
-FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot
+# virtio-balloon: page numbers, reported ranges and statistics from a guest.
+FUZZ_BALLOON_SRCS := src/virtio/balloon.c src/virtio/virtio.c src/virtio/virtq.c \
+	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
+
+$(BUILD)/fuzz/fuzz_balloon: tests/fuzz/fuzz_balloon.c $(FUZZ_BALLOON_SRCS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
+		-lpthread
+
+FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60
