@@ -15,6 +15,7 @@
 #include "devices/i8042.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/util.h"
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
@@ -182,6 +183,9 @@ int vmm_init(struct vmm *vmm, const char *id, bool skip_host_check, enum accel_k
 
 static const char *keep_copy(struct vmm *vmm, const char *s)
 {
+    /* Sized for every override a request can carry; never past the array. */
+    if (vmm->nr_override_copies == ARRAY_SIZE(vmm->override_copies))
+        return NULL;
     char *copy = strdup(s);
     if (copy)
         vmm->override_copies[vmm->nr_override_copies++] = copy;
