@@ -198,7 +198,20 @@ $(BUILD)/fuzz/fuzz_balloon: tests/fuzz/fuzz_balloon.c $(FUZZ_BALLOON_SRCS)
 		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
 		-lpthread
 
-FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon
+# The control API's request bodies (and a config file's items): the resource
+# model's setters, the balloon, snapshot and rate-limiter parsers.
+FUZZ_API_JSON_SRCS := src/api/resources.c src/api/pmem.c src/api/balloon_json.c \
+	src/api/snapshot_requests.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
+
+$(BUILD)/fuzz/fuzz_api_json: tests/fuzz/fuzz_api_json.c $(FUZZ_API_JSON_SRCS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
+		-lpthread
+
+FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
+	$(BUILD)/fuzz/fuzz_api_json
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60

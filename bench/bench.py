@@ -697,11 +697,35 @@ class SoftSuite:
             cmd = (f"qemu-system-x86_64 -M microvm,rtc=on -accel tcg -cpu {self.QEMU_CPU} "
                    f"-m {a.mem} -smp 1 -nodefaults -no-user-config -display none "
                    f"-serial stdio -no-reboot -kernel {KERNEL} -initrd {initrd}{disk} "
-                   f"-append '{cl}'")
+                   f"-append '{cl}{self.qemu_tsc_words()}'")
         stamps = [INIT_LINE] + sorted({p for w in self.WORK for p in w[1:]} if work else [])
         setup = f"truncate -s {self.BLK_MIB * 2}M disk.img\n" if work else ""
         return (setup + "runwatch " + " ".join(f"--stamp '{p}'" for p in stamps) +
                 f" -- sh -c {shlex.quote(cmd)} < /dev/null")
+
+    @staticmethod
+    def host_tsc_khz():
+        """The host's TSC rate, which TCG's guest TSC runs at, from
+        /proc/cpuinfo when the kernel knows it (constant_tsc, tsc_known_freq)."""
+        try:
+            with open("/proc/cpuinfo") as f:
+                info = f.read()
+        except OSError:
+            return None
+        flags = re.search(r"^flags\s*:(.*)$", info, re.M)
+        mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", info, re.M)
+        if not (flags and mhz and "constant_tsc" in flags.group(1).split()):
+            return None
+        return int(float(mhz.group(1)) * 1000)
+
+    def qemu_tsc_words(self):
+        """QEMU's microvm guest has no kvm-clock under TCG and calibrates its
+        TSC against the PIT, which fails on a loaded host ('Unable to
+        calibrate against PIT') and leaves the guest spinning. The host's
+        TSC rate on its command line skips that; it can only make QEMU
+        faster (ember's guest reads its rate from kvm-clock)."""
+        khz = self.host_tsc_khz()
+        return f" tsc_early_khz={khz}" if khz else ""
 
     def record(self, vmm, variant, output):
         def stamp(p):
@@ -738,7 +762,9 @@ class SoftSuite:
         load = os.getloadavg()
         return (f"{self.args.mem} MiB, 1 vCPU, directly on this host: `ember run --accel soft` "
                 f"against `qemu-system-x86_64 -M microvm,rtc=on -accel tcg -cpu "
-                f"{self.QEMU_CPU}`; 'notests' adds cryptomgr.notests to both command lines. "
+                f"{self.QEMU_CPU}`; 'notests' adds cryptomgr.notests to both command lines; "
+                f"QEMU's also gets{self.qemu_tsc_words() or ' no'} tsc_early_khz (the host's "
+                "TSC rate: without it its guest's PIT calibration fails under load). "
                 "MIPS = the instructions ember's engine retired during the boot (median over "
                 "its runs) / each VMM's time to power-off. 'work': booted with "
                 f"cryptomgr.notests, times between the guest's console lines for busybox gzip "

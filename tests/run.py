@@ -8,6 +8,7 @@ import copy
 import glob
 import importlib
 import inspect
+import json
 import os
 import re
 import shutil
@@ -248,6 +249,47 @@ def run_engine_tests(tests, ctx, results):
         host.close()
 
 
+class EngineBeside:
+    """The engine's guest tests in a second process, beside the nested ones:
+    the engine runs on this host's other core while L1 runs the nested
+    batches. Its lines are printed, and its results counted, when the nested
+    tests are done."""
+
+    def __init__(self, args):
+        self.dir = tempfile.mkdtemp(prefix="ember-engine-")
+        self.results_path = os.path.join(self.dir, "results.json")
+        self.log_path = os.path.join(self.dir, "log")
+        cmd = [sys.executable, os.path.abspath(__file__), "--build", args.build,
+               "--integration-only", "--engine-child", self.results_path]
+        if args.filter:
+            cmd += ["-k", args.filter]
+        if args.engine_all:
+            cmd.append("--engine-all")
+        print("      [the engine's guest tests run beside the nested ones; their lines "
+              "follow them]", flush=True)
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+
+    def finish(self, results):
+        rc = self.proc.wait()
+        self.log.close()
+        with open(self.log_path) as f:
+            for line in f:
+                if not line.startswith(("ember tests:", "guest tests ran")):
+                    print(line, end="", flush=True)
+        try:
+            with open(self.results_path) as f:
+                got = json.load(f)
+            results.passed += got["passed"]
+            results.failed += got["failed"]
+            results.skipped += [tuple(s) for s in got["skipped"]]
+        except (OSError, ValueError, KeyError):
+            results.fail("engine guest tests", f"the engine's test process ended with {rc} "
+                         "and left no results")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -264,6 +306,10 @@ def main():
     ap.add_argument("--engine-all", action="store_true",
                     help="run every guest test on ember's CPU engine, not only the subset "
                          "marked for CI")
+    ap.add_argument("--serial", action="store_true",
+                    help="run the engine's guest tests after the nested ones instead of "
+                         "beside them in a second process")
+    ap.add_argument("--engine-child", metavar="RESULTS_JSON", help=argparse.SUPPRESS)
     args = ap.parse_args()
     results = Results()
     start = time.monotonic()
@@ -273,27 +319,38 @@ def main():
     print(f"ember tests: guest tests run {mode}; those marked for the engine run again "
           "directly with --accel soft", flush=True)
 
+    tests = [t for t in load_tests() if not args.filter or re.search(args.filter, t.name)]
+    guests = [t for t in tests if t.kind == "guest"]
+    engine_tests = [t for t in guests if t.engine or args.engine_all]
+    beside = None
+    if not (args.unit_only or args.engine_only or args.engine_child or args.no_engine or
+            args.serial or hw) and engine_tests:
+        beside = EngineBeside(args)
     if not args.integration_only:
         run_unit(args.build, results, args.filter)
     if not args.unit_only:
         ctx = Context(args.build, hw)
-        tests = [t for t in load_tests()
-                 if not args.filter or re.search(args.filter, t.name)]
-        run_host_tests([t for t in tests if t.kind == "host"], ctx, results)
+        if not args.engine_child:
+            run_host_tests([t for t in tests if t.kind == "host"], ctx, results)
         ctx.prep_dir = tempfile.mkdtemp(prefix="ember-prep-")
         try:
-            guests = [t for t in tests if t.kind == "guest"]
-            if not args.engine_only:
+            if not (args.engine_only or args.engine_child):
                 guest = prepare_guest_tests(guests, ctx, results)
                 if not args.no_mmio:
                     guest += mmio_variants([t for t in guests if t.mmio], ctx, results)
                 log_dir = args.log_dir or os.path.join(args.build, "test-logs")
                 run_guest_tests(guest, ctx, results, log_dir)
-            if not args.no_engine:
-                run_engine_tests([t for t in guests if t.engine or args.engine_all], ctx,
-                                 results)
+            if beside:
+                beside.finish(results)
+            elif not args.no_engine:
+                run_engine_tests(engine_tests, ctx, results)
         finally:
             shutil.rmtree(ctx.prep_dir, ignore_errors=True)
+    if args.engine_child:
+        with open(args.engine_child, "w") as f:
+            json.dump({"passed": results.passed, "failed": results.failed,
+                       "skipped": results.skipped}, f)
+        return 0
 
     print(f"\nguest tests ran {mode}; {time.monotonic() - start:.0f}s in all")
     if results.skipped:

@@ -11,6 +11,7 @@ import re
 import select
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -347,20 +348,32 @@ class DirectHost:
             env = dict(os.environ, EMBER=self.ember, GUEST=os.path.join(self.build, "guest"),
                        DATA=data)
             t0 = time.monotonic()
+            # A session of its own, so that a job that times out takes every
+            # process it started (a VMM under runwatch, say) down with it.
+            p = subprocess.Popen(["sh", "-c", job.script], cwd=data, env=env,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
             try:
-                p = subprocess.run(["sh", "-c", job.script], cwd=data, env=env,
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT,
-                                   timeout=job.timeout * self.timeout_scale)
+                out, _ = p.communicate(timeout=job.timeout * self.timeout_scale)
                 job.rc = p.returncode
-                job.output = p.stdout.decode("utf-8", "replace")
-            except subprocess.TimeoutExpired as e:
+            except subprocess.TimeoutExpired:
+                _kill_group(p.pid)
+                out, _ = p.communicate()
                 job.rc = 137
-                job.output = (e.stdout or b"").decode("utf-8", "replace")
+            finally:
+                _kill_group(p.pid)  # what the job left running in the background
+            job.output = out.decode("utf-8", "replace")
             job.seconds = time.monotonic() - t0
             job.output = job.output.replace("\r", "")
             shutil.rmtree(data, ignore_errors=True)
         return "", time.monotonic() - start
+
+
+def _kill_group(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 SOFT_WRAPPER = """#!/bin/sh

@@ -131,7 +131,7 @@ def tap_netns(ctx):
                 files={"initrd.cpio": initrd_with_tcpperf(ctx)}), check)
 
 
-@guest_test("TAP created by ember (CAP_NET_ADMIN), and two NICs at once", batch="net", mmio=True)
+@guest_test("TAP created by ember (CAP_NET_ADMIN), and two NICs at once", batch="net")
 def tap_created_and_two_nics():
     guest = (
         "ifconfig eth1 192.168.88.2 netmask 255.255.255.0 up\n"
