@@ -210,7 +210,19 @@ $(BUILD)/fuzz/fuzz_api_json: tests/fuzz/fuzz_api_json.c $(FUZZ_API_JSON_SRCS)
 		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
 		-lpthread
 
-FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
+# virtio-blk on an image file: descriptor tables, request headers, sectors.
+FUZZ_VIRTIO_BLK_SRCS := src/virtio/blk.c src/virtio/backends/blockfile.c src/virtio/virtio.c \
+	src/virtio/virtq.c src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) \
+	$(wildcard src/util/*.c)
+
+$(BUILD)/fuzz/fuzz_virtio_blk: tests/fuzz/fuzz_virtio_blk.c $(FUZZ_VIRTIO_BLK_SRCS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
+		-luring -lpthread
+
+FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_virtio_blk $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
 	$(BUILD)/fuzz/fuzz_api_json
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
