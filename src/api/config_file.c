@@ -201,6 +201,8 @@ int api_adopt_config(struct api *api, const struct vm_config *cfg)
     r->vcpus = cfg->nr_vcpus;
     r->smt = cfg->smt;
     r->track_dirty_pages = cfg->track_dirty_pages;
+    r->pages = cfg->pages;
+    r->ksm = cfg->ksm;
     r->mem_mib = (unsigned)(cfg->mem_size >> 20);
     r->entropy = cfg->rng;
     r->accel = cfg->accel;

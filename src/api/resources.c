@@ -205,6 +205,7 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
         {"cpu_template", JF_STRING, false, true},
         {"huge_pages", JF_STRING, false, true},
         {"accel", JF_STRING, false, true}, /* ember's: kvm, soft or auto */
+        {"ksm", JF_BOOL, false, true},     /* ember's: guest RAM offered to KSM */
     };
     struct jf_field checked[ARRAY_SIZE(fields)];
     memcpy(checked, fields, sizeof(fields));
@@ -237,16 +238,20 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
     if (strcmp(tmpl, "None"))
         return err_set(-EINVAL, "machine-config: cpu_template '%s' is not supported (only "
                                 "\"None\")", tmpl);
-    if (strcmp(huge, "None") && strcmp(huge, "Transparent"))
-        return err_set(-EINVAL, "machine-config: huge_pages '%s' is not supported (\"None\" or "
-                                "\"Transparent\": guest memory always asks for transparent huge "
-                                "pages; hugetlbfs is not used)", huge);
-    if (!patch || jf_get(body, "huge_pages"))
-        snprintf(r->huge_pages, sizeof(r->huge_pages), "%s", huge);
+    enum guest_pages pages;
+    if (!api_huge_pages_parse(huge, &pages))
+        return err_set(-EINVAL, "machine-config: huge_pages must be \"None\" (4 KiB pages), "
+                                "\"2M\" (hugetlbfs) or \"Transparent\" (ember's: transparent "
+                                "huge pages asked for), got '%s'", huge);
+    if (jf_get(body, "huge_pages"))
+        r->pages = pages;
+    else if (!patch)
+        r->pages = GUEST_PAGES_THP; /* ember's default when not named */
     r->smt = smt;
     r->vcpus = (unsigned)vcpus;
     r->mem_mib = (unsigned)mib;
     r->track_dirty_pages = jf_bool(body, "track_dirty_pages", r->track_dirty_pages);
+    r->ksm = jf_bool(body, "ksm", patch ? r->ksm : false);
     r->accel = accel;
     r->machine_set = true;
     return 0;
@@ -738,6 +743,8 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->rng = r->entropy;
     cfg->rng_limit = r->entropy_limit;
     cfg->track_dirty_pages = r->track_dirty_pages;
+    cfg->pages = r->pages;
+    cfg->ksm = r->ksm;
     cfg->smt = r->smt;
     cfg->accel = r->accel;
     cfg->vsock = (struct vsock_config){r->vsock.uds_path, r->vsock.id, r->vsock.cid};
@@ -760,6 +767,33 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     return 0;
 }
 
+/* machine-config's huge_pages: Firecracker's "None" (4 KiB pages) and
+ * "2M" (hugetlbfs), and ember's "Transparent" (its default). */
+static const struct {
+    const char *name;
+    enum guest_pages pages;
+} huge_pages_names[] = {{"None", GUEST_PAGES_SMALL}, {"2M", GUEST_PAGES_HUGETLB},
+                        {"Transparent", GUEST_PAGES_THP}};
+
+bool api_huge_pages_parse(const char *name, enum guest_pages *out)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(huge_pages_names); i++) {
+        if (!strcmp(name, huge_pages_names[i].name)) {
+            *out = huge_pages_names[i].pages;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *api_huge_pages_name(enum guest_pages pages)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(huge_pages_names); i++)
+        if (huge_pages_names[i].pages == pages)
+            return huge_pages_names[i].name;
+    return "?";
+}
+
 struct json_object *api_machine_config_json(const struct api_resources *r)
 {
     struct json_object *o = json_object_new_object();
@@ -767,8 +801,8 @@ struct json_object *api_machine_config_json(const struct api_resources *r)
     json_object_object_add(o, "mem_size_mib", json_object_new_int(r->mem_mib));
     json_object_object_add(o, "smt", json_object_new_boolean(r->smt));
     json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(r->track_dirty_pages));
-    json_object_object_add(o, "huge_pages",
-                           json_object_new_string(r->huge_pages[0] ? r->huge_pages : "None"));
+    json_object_object_add(o, "huge_pages", json_object_new_string(api_huge_pages_name(r->pages)));
+    json_object_object_add(o, "ksm", json_object_new_boolean(r->ksm));
     json_object_object_add(o, "accel", json_object_new_string(accel_kind_name(r->accel)));
     return o;
 }

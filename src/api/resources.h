@@ -56,7 +56,8 @@ struct api_resources {
     unsigned mem_mib;
     bool track_dirty_pages;
     bool smt;
-    char huge_pages[16]; /* as sent ("None", "Transparent"); empty: None */
+    enum guest_pages pages; /* huge_pages: "None", "2M", "Transparent" (the default) */
+    bool ksm;
     enum accel_kind accel;
     struct api_drive drives[CONFIG_MAX_DISKS];
     unsigned nr_drives;
@@ -116,6 +117,10 @@ int api_check_nic_patch(struct api_resources *r, const char *path_id, struct jso
 
 /* Ready to start? Fills 'cfg' with pointers into 'r' (kept alive by it). */
 int api_build_config(struct api_resources *r, struct vm_config *cfg) EMBER_MUST_CHECK;
+
+/* machine-config's huge_pages names and back. */
+bool api_huge_pages_parse(const char *name, enum guest_pages *out);
+const char *api_huge_pages_name(enum guest_pages pages);
 
 /* GET bodies (new references). */
 struct json_object *api_machine_config_json(const struct api_resources *r);

@@ -32,6 +32,8 @@ enum {
     OPT_DIFF,
     OPT_KEEP_PAUSED,
     OPT_TRACK_DIRTY,
+    OPT_HUGE_PAGES,
+    OPT_KSM,
     OPT_ACCEL,
     OPT_VSOCK,
     OPT_BALLOON,
@@ -73,6 +75,8 @@ static const struct option run_options[] = {
     {"net", required_argument, NULL, OPT_NET},
     {"vsock", required_argument, NULL, OPT_VSOCK},
     {"balloon", required_argument, NULL, OPT_BALLOON},
+    {"huge-pages", required_argument, NULL, OPT_HUGE_PAGES},
+    {"ksm", no_argument, NULL, OPT_KSM},
     {"no-rng", no_argument, NULL, OPT_NO_RNG},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
@@ -221,6 +225,10 @@ void cli_print_usage(FILE *out)
           "  --balloon amount=MIB[,deflate_on_oom=on][,stats=SECONDS][,reporting=on]\n"
           "                      virtio-balloon with that target (PATCH /balloon changes it);\n"
           "                      reporting=on: memory the guest frees goes back to the host\n"
+          "  --huge-pages thp|none|2M\n"
+          "                      guest RAM: transparent huge pages asked for (default), 4 KiB\n"
+          "                      pages only, or 2 MiB pages from the host's hugetlbfs pool\n"
+          "  --ksm               offer guest RAM to the host's same-page merging (KSM)\n"
           "  --rng, --no-rng     virtio-rng fed from the host's getrandom() (default on)\n"
           "  --console serial|virtio\n"
           "                      where stdin goes: COM1 (default) or virtio-console (hvc0)\n"
@@ -517,6 +525,11 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
         if (vm->balloon.enabled)
             return err_set(-EINVAL, "--balloon: given twice (a VM has one balloon)");
         return balloon_config_parse(arg, &vm->balloon);
+    case OPT_HUGE_PAGES:
+        if (!guest_pages_parse(arg, &vm->pages))
+            return err_set(-EINVAL, "--huge-pages: '%s' is not thp, none or 2M", arg);
+        return 0;
+    case OPT_KSM: vm->ksm = true; return 0;
     case OPT_NO_RNG: vm->rng = false; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);

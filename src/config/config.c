@@ -70,6 +70,29 @@ bool transport_parse(const char *name, enum virtio_transport *out)
     return false;
 }
 
+const char *guest_pages_name(enum guest_pages pages)
+{
+    switch (pages) {
+    case GUEST_PAGES_THP: return "thp";
+    case GUEST_PAGES_SMALL: return "none";
+    case GUEST_PAGES_HUGETLB: return "2M";
+    }
+    return "?";
+}
+
+bool guest_pages_parse(const char *name, enum guest_pages *out)
+{
+    static const enum guest_pages all[] = {GUEST_PAGES_THP, GUEST_PAGES_SMALL,
+                                           GUEST_PAGES_HUGETLB};
+    for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
+        if (!strcmp(name, guest_pages_name(all[i]))) {
+            *out = all[i];
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Is 'word' one of the space-separated words of 'line'? */
 static bool has_word(const char *line, const char *word)
 {

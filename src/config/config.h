@@ -51,6 +51,10 @@ enum virtio_transport { TRANSPORT_AUTO, TRANSPORT_PCI, TRANSPORT_MMIO };
 
 enum nic_kind { NIC_TAP, NIC_USER };
 
+/* What backs anonymous guest RAM: 4 KiB pages with transparent huge pages
+ * asked for (the default), 4 KiB pages only, or 2 MiB hugetlbfs pages. */
+enum guest_pages { GUEST_PAGES_THP, GUEST_PAGES_SMALL, GUEST_PAGES_HUGETLB };
+
 struct nic_config {
     enum nic_kind kind;
     const char *id;     /* the control API's iface_id (names its metrics) */
@@ -100,6 +104,8 @@ struct vm_config {
     struct pmem_config pmem[CONFIG_MAX_PMEM];
     unsigned nr_pmem;
     bool track_dirty_pages; /* for Diff snapshots */
+    enum guest_pages pages; /* --huge-pages, machine-config huge_pages */
+    bool ksm;               /* guest RAM offered to KSM (--ksm) */
     struct vsock_config vsock;
     struct balloon_config balloon;
     bool smt;               /* two threads per core (vCPUs 2k, 2k+1), as Firecracker's smt */
@@ -131,6 +137,9 @@ bool transport_parse(const char *name, enum virtio_transport *out);
 /* The transport a VM with this command line gets: 'want', or for AUTO,
  * MMIO when the command line has the word pci=off. */
 enum virtio_transport transport_resolve(enum virtio_transport want, const char *cmdline);
+/* "thp", "none", "2M" and back; parse returns false for anything else. */
+const char *guest_pages_name(enum guest_pages pages);
+bool guest_pages_parse(const char *name, enum guest_pages *out);
 /* "auto", "kvm", "soft" and back; parse returns false for anything else. */
 const char *accel_kind_name(enum accel_kind kind);
 bool accel_kind_parse(const char *name, enum accel_kind *out);

@@ -7,6 +7,10 @@
 
 #include "util/util.h"
 
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
+#endif
+
 static int gm_insert(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hva, bool ram)
 {
     if (gm->nr_regions >= GM_MAX_REGIONS)
@@ -65,8 +69,8 @@ int gm_map_file_region(struct guest_mem *gm, uint64_t gpa, int fd, uint64_t size
 }
 
 /* Guest RAM is 2 MiB-aligned in the host's address space, like its guest
- * addresses, and asks for transparent huge pages: only then can KVM map it
- * with 2 MiB pages, which saves a nested-paging fault per 4 KiB touched. */
+ * addresses: only then can KVM map it with 2 MiB pages (transparent or
+ * hugetlbfs), which saves a nested-paging fault per 4 KiB touched. */
 static void *map_aligned(uint64_t size)
 {
     const uint64_t align = MiB(2);
@@ -80,13 +84,39 @@ static void *map_aligned(uint64_t size)
     uint8_t *end = hva + size, *raw_end = raw + size + align;
     if (raw_end > end)
         munmap(end, (size_t)(raw_end - end));
-    madvise(hva, size, MADV_HUGEPAGE); /* advice only: fine if refused */
     return hva;
 }
 
-static int gm_map_one(struct guest_mem *gm, uint64_t gpa, uint64_t size)
+static void *map_ram(uint64_t size, const struct gm_anon_options *opt)
 {
-    void *hva = map_aligned(size);
+    void *hva;
+    if (opt->pages == GUEST_PAGES_HUGETLB) {
+        /* Reserved up front (no MAP_NORESERVE): a pool too small for the
+         * guest fails here, with a message, not as a SIGBUS later. */
+        hva = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+        if (hva == MAP_FAILED)
+            return hva;
+    } else {
+        hva = map_aligned(size);
+        if (hva == MAP_FAILED)
+            return hva;
+        /* Advice only: a host without THP refuses it, and that is fine. */
+        madvise(hva, size, opt->pages == GUEST_PAGES_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    }
+    if (opt->mergeable)
+        madvise(hva, size, MADV_MERGEABLE); /* a host without KSM refuses it */
+    return hva;
+}
+
+static int gm_map_one(struct guest_mem *gm, uint64_t gpa, uint64_t size,
+                      const struct gm_anon_options *opt)
+{
+    void *hva = map_ram(size, opt);
+    if (hva == MAP_FAILED && opt->pages == GUEST_PAGES_HUGETLB)
+        return err_errno(-errno, "cannot get %llu MiB of 2 MiB huge pages for guest memory "
+                         "(the host's pool: /proc/sys/vm/nr_hugepages, HugePages_Free in "
+                         "/proc/meminfo)", (unsigned long long)(size >> 20));
     if (hva == MAP_FAILED)
         return err_errno(-errno, "cannot map %llu MiB of guest memory",
                          (unsigned long long)(size >> 20));
@@ -98,12 +128,22 @@ static int gm_map_one(struct guest_mem *gm, uint64_t gpa, uint64_t size)
 
 int gm_create_anon(struct guest_mem *gm, uint64_t ram_size, uint64_t hole_start)
 {
+    const struct gm_anon_options thp = {GUEST_PAGES_THP, false};
+    return gm_create_anon_with(gm, ram_size, hole_start, &thp);
+}
+
+int gm_create_anon_with(struct guest_mem *gm, uint64_t ram_size, uint64_t hole_start,
+                        const struct gm_anon_options *opt)
+{
     memset(gm, 0, sizeof(*gm));
     gm->owns_mappings = true;
+    gm->hugetlb = opt->pages == GUEST_PAGES_HUGETLB;
+    if (gm->hugetlb && (ram_size | hole_start) & (MiB(2) - 1))
+        return err_set(-EINVAL, "guest memory of 2 MiB huge pages must be a multiple of 2 MiB");
     uint64_t low = MIN(ram_size, hole_start);
-    int ret = gm_map_one(gm, 0, low);
+    int ret = gm_map_one(gm, 0, low, opt);
     if (!ret && ram_size > low)
-        ret = gm_map_one(gm, GiB(4), ram_size - low);
+        ret = gm_map_one(gm, GiB(4), ram_size - low, opt);
     if (ret)
         gm_destroy(gm);
     return ret;
@@ -200,7 +240,8 @@ void *gm_ptr_for_write(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 
 int gm_discard(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 {
-    if (!len || ((gpa | len) & (GM_PAGE_SIZE - 1)))
+    uint64_t page = gm->hugetlb ? MiB(2) : GM_PAGE_SIZE;
+    if (!len || ((gpa | len) & (page - 1)))
         return -EINVAL;
     void *p = gm_ptr(gm, gpa, len);
     if (!p)

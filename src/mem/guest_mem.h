@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/config.h"
 #include "util/err.h"
 
 #define GM_MAX_REGIONS 8 /* RAM (1-2), then device memory (pmem) */
@@ -32,6 +33,7 @@ struct guest_mem {
     unsigned nr_ram;      /* regions[0..nr_ram) are RAM; the rest device memory */
     uint64_t total_size;  /* sum of the RAM regions' sizes */
     bool owns_mappings;   /* unmapped by gm_destroy */
+    bool hugetlb;         /* RAM of 2 MiB hugetlbfs pages: discarded only whole */
     bool track_dirty;     /* gm_track_dirty was called: device writes are marked */
     /* Told of every write ember makes for the guest (device DMA), after the
      * bytes are in place: a CPU backend that decodes guest code drops what
@@ -40,10 +42,18 @@ struct guest_mem {
     void *write_hook_ctx;
 };
 
+struct gm_anon_options {
+    enum guest_pages pages;
+    bool mergeable;   /* offered to KSM (MADV_MERGEABLE) */
+};
+
 /* Map anonymous memory for a guest of 'ram_size' bytes, laid out around the
- * 32-bit PCI hole [hole_start, 4 GiB). */
+ * 32-bit PCI hole [hole_start, 4 GiB), with transparent huge pages. */
 int gm_create_anon(struct guest_mem *gm, uint64_t ram_size, uint64_t hole_start)
     EMBER_MUST_CHECK;
+/* The same, backed as 'opt' says. */
+int gm_create_anon_with(struct guest_mem *gm, uint64_t ram_size, uint64_t hole_start,
+                        const struct gm_anon_options *opt) EMBER_MUST_CHECK;
 /* Describe caller-owned memory (used by unit tests with heap buffers). */
 int gm_add_region(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hva)
     EMBER_MUST_CHECK;

@@ -171,7 +171,8 @@ static int vm_setup_memory(struct vm *vm)
     int ret = vm->files->mem_fd >= 0
                   ? gm_create_file(&vm->mem, vm->files->mem_fd, vm->cfg->mem_size,
                                    LAYOUT_PCI_HOLE_START)
-                  : gm_create_anon(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START);
+                  : gm_create_anon_with(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START,
+                                        &(struct gm_anon_options){vm->cfg->pages, vm->cfg->ksm});
     if (!ret && vm->accel->memory_written) {
         vm->mem.write_hook = vm_memory_written;
         vm->mem.write_hook_ctx = vm;

@@ -286,6 +286,11 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
              vmm->cfg.transport == TRANSPORT_MMIO && !chosen
                  ? " (the command line says pci=off)" : "");
     int ret = balloon_config_check(&vmm->cfg.balloon, vmm->cfg.mem_size);
+    /* The balloon gives back 4 KiB pages (and free page reporting the
+     * guest's free blocks): neither can return part of a hugetlbfs page. */
+    if (!ret && vmm->cfg.balloon.enabled && vmm->cfg.pages == GUEST_PAGES_HUGETLB)
+        ret = err_set(-EINVAL, "the balloon cannot give back 2 MiB huge pages: use "
+                      "--huge-pages thp (or none) with a balloon");
     if (!ret)
         ret = vmm_choose_accel(vmm, restoring);
     if (!ret)
@@ -299,8 +304,14 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
     if (!(vmm->vm = calloc(1, sizeof(*vmm->vm))))
         return err_set(-ENOMEM, "out of memory");
     if ((ret = vm_create(vmm->vm, &vmm->cfg, &vmm->files, &vmm->loop, &vmm->console,
-                         vmm_on_vm_stop, vmm)))
+                         vmm_on_vm_stop, vmm))) {
+        /* A host that cannot give the guest its memory (or the hugetlbfs
+         * pool asked for) is told at setup: a smaller --mem or more memory
+         * is the answer, not a report of a failing VM. */
+        if (ret == -ENOMEM)
+            *fault = VMM_FAULT_SETUP;
         return err_prefix(ret, "cannot create the VM");
+    }
     vm_files_release_images(&vmm->files);
     if (restoring && (ret = snapshot_apply(&vmm->snapshot, vmm->vm))) {
         *fault = VMM_FAULT_SETUP; /* the state file does not fit */

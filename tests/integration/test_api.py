@@ -321,8 +321,8 @@ def malformed_table(ctx):
          r"mem_size_mib must be from 16"),
         ("PUT", "/machine-config", '{"vcpu_count": 3, "mem_size_mib": 128, "smt": true}', 400,
          r"with smt the vcpu_count must be 1 or even"),
-        ("PATCH", "/machine-config", '{"huge_pages": "2M"}', 400,
-         r"huge_pages '2M' is not supported"),
+        ("PATCH", "/machine-config", '{"huge_pages": "1G"}', 400,
+         r"huge_pages must be \"None\" \(4 KiB pages\), \"2M\""),
         ("PATCH", "/machine-config", '{"cpu_template": "T2"}', 400,
          r"cpu_template 'T2' is not supported"),
         ("PUT", "/drives/rootfs", '{"drive_id": "other", "path_on_host": "%s", '

@@ -93,7 +93,8 @@ def balloon_api():
     return job("balloon-api", script, timeout=240), check
 
 
-@host_test("virtio-balloon: bad --balloon options and a balloon larger than memory are refused")
+@host_test("virtio-balloon: bad --balloon options, a balloon larger than memory or on 2 MiB huge "
+           "pages, and bad --huge-pages values are refused")
 def balloon_cli_errors(ctx):
     cases = [
         ("--balloon deflate_on_oom=on", "amount=MIB is required"),
@@ -103,6 +104,8 @@ def balloon_cli_errors(ctx):
         ("--balloon amount=8,color=red", "unknown setting 'color"),
         ("--balloon amount=8 --balloon amount=9", "given twice"),
         ("--mem 128 --balloon amount=129", "more than the guest's memory"),
+        ("--huge-pages 2M --balloon amount=8", "cannot give back 2 MiB huge pages"),
+        ("--huge-pages 4K", "'4K' is not thp, none or 2M"),
     ]
     for args, message in cases:
         r = subprocess.run(f"{ctx.ember} run --accel soft --kernel {ctx.guest_dir}/vmlinuz "

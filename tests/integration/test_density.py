@@ -1,0 +1,110 @@
+"""Many VMs on one host (issue 17): twenty default guests started at once
+from one supervising shell, each doing a little work, all exiting cleanly;
+nothing left behind in the supervisor (file descriptors, ember processes); and an ember that cannot get memory for its guest says so and
+exits with the setup error instead of crashing."""
+import re
+
+from framework import expect, expect_output, guest_cmdline, guest_test, job
+
+VMS = 20
+# In the nested harness every guest instruction goes through L1's TCG and
+# L1 has 3 GiB: twenty nested guests at once took over 10 minutes there.
+NESTED_VMS = 8
+MEM = "96M"  # the default guest's kernel needs 68 MiB
+
+# Each guest sums a file it makes and prints its own marker; the marker
+# comes from its command line so that no guest's output can stand in for
+# another's.
+GUEST_WORK = ("seq 1 20000 > /tmp/d; echo \"vm-$(cat /proc/cmdline | sed -n "
+              "'s/.*vm_tag=\\([0-9]*\\).*/\\1/p') sum $(md5sum < /tmp/d | cut -c1-8)\"")
+
+
+def supervisor_script():
+    cmdline = guest_cmdline(GUEST_WORK) + " cryptomgr.notests"
+    return f"""
+BB=busybox
+VMS={VMS}; [ -n "$EMBER_NESTED" ] && VMS={NESTED_VMS}
+echo "vms: $VMS${{EMBER_NESTED:+ (nested)}}"
+fds_before=$(ls /proc/$$/fd | wc -l)
+for n in $(seq 1 $VMS); do
+    "$EMBER" run --mem {MEM} --cpus 1 --cmdline '{cmdline} vm_tag='$n \\
+        < /dev/null > out.$n 2> err.$n &
+    echo $! > pid.$n
+done
+for n in $(seq 1 $VMS); do
+    wait $(cat pid.$n); echo "vm $n rc=$?"
+done
+for n in $(seq 1 $VMS); do
+    grep -a -o "^vm-$n sum [0-9a-f]*" out.$n || echo "vm $n: no work line"
+done
+alive=0; for n in $(seq 1 $VMS); do kill -0 $(cat pid.$n) 2>/dev/null && alive=$((alive+1)); done
+echo "left running: $alive"
+echo "supervisor fds: before $fds_before after $(ls /proc/$$/fd | wc -l)"
+# Not enough address space for the guest's RAM: a setup error, said once.
+( ulimit -v 400000; "$EMBER" run --mem 1G --cmdline '{cmdline}' < /dev/null > oom.out 2>&1;
+  echo "no-memory rc=$?" )
+cat oom.out | head -5
+"""
+
+
+@guest_test(f"many VMs: {VMS} default guests at once ({NESTED_VMS} in the nested harness) from one "
+            "supervising shell, each works and exits 0, nothing left behind; an ember without "
+            "memory for its guest exits with the setup error", batch="density", engine=True)
+def many_vms_at_once():
+    def check(j):
+        nested = re.search(r"^vms: (\d+) \(nested\)$", j.output, re.M)
+        vms = NESTED_VMS if nested else VMS
+        expect_output(j, rf"^vms: {vms}( \(nested\))?$", f"{vms} VMs started")
+        for n in range(1, vms + 1):
+            expect_output(j, rf"^vm {n} rc=0$", f"VM {n} exited 0")
+        sums = re.findall(r"^vm-(\d+) sum ([0-9a-f]{8})$", j.output, re.M)
+        expect(sorted(int(n) for n, _ in sums) == list(range(1, vms + 1)),
+               f"each VM printed its own work line ({len(sums)} of {vms})")
+        expect(len({s for _, s in sums}) == 1, "every VM computed the same checksum")
+        expect_output(j, r"^left running: 0$", "no ember left running")
+        m = re.search(r"^supervisor fds: before (\d+) after (\d+)$", j.output, re.M)
+        expect(m and m.group(1) == m.group(2), "the supervisor's file descriptors are as before")
+        expect_output(j, r"^no-memory rc=2$", "setup error (2) when guest RAM cannot be mapped")
+        expect_output(j, r"cannot map \d+ MiB of guest memory", "the reason, said")
+    return job("many-vms", supervisor_script(), timeout=400), check
+
+
+HUGE_SCRIPT = r"""
+# Pages neither in use nor reserved (ember reserves the whole guest at start).
+avail() { awk '/^HugePages_Free/ {f=$2} /^HugePages_Rsvd/ {r=$2} END {print f-r}' /proc/meminfo; }
+echo 200 > /proc/sys/vm/nr_hugepages
+before=$(avail)
+"$EMBER" run --mem 256M --huge-pages 2M --cmdline '%(cmd)s' < /dev/null > out.2m 2>&1 &
+pid=$!
+i=0; until grep -q "guest-up" out.2m; do i=$((i+1)); [ $i -gt 600 ] && break; busybox usleep 100000; done
+echo "free while running: $(avail) of $before"
+wait $pid; echo "2M rc=$?"
+echo "free after: $(avail)"
+"$EMBER" run --mem 256M --huge-pages none --cmdline '%(cmd)s' < /dev/null > out.none 2>&1; echo "none rc=$?"
+grep -c guest-up out.2m out.none
+echo 0 > /proc/sys/vm/nr_hugepages
+"$EMBER" run --mem 256M --huge-pages 2M --cmdline '%(cmd)s' < /dev/null > out.nopool 2>&1; echo "no-pool rc=$?"
+head -3 out.nopool
+"""
+
+
+@guest_test("guest RAM backing: --huge-pages 2M takes the guest's RAM from the host's hugetlbfs "
+            "pool (and gives it back at exit), none boots on 4 KiB pages, an empty pool is a "
+            "setup error", batch="density")
+def huge_pages_backing():
+    cmd = guest_cmdline("echo guest-up; sleep 3")
+    script = HUGE_SCRIPT % {"cmd": cmd}
+
+    def check(j):
+        expect_output(j, r"^2M rc=0$", "the guest on 2 MiB pages ran and powered off")
+        m = re.search(r"^free while running: (\d+) of (\d+)$", j.output, re.M)
+        expect(m and int(m.group(2)) - int(m.group(1)) >= 128,
+               f"256 MiB of the pool in use while it ran ({m and m.groups()})")
+        m2 = re.search(r"^free after: (\d+)$", j.output, re.M)
+        expect(m and m2 and m2.group(1) == m.group(2), "the pool whole again after exit")
+        expect_output(j, r"^none rc=0$", "the guest on 4 KiB pages ran and powered off")
+        expect_output(j, r"^out.2m:1$", "the 2M guest's line")
+        expect_output(j, r"^out.none:1$", "the 4 KiB guest's line")
+        expect_output(j, r"^no-pool rc=2$", "an empty pool: setup error")
+        expect_output(j, r"cannot get 256 MiB of 2 MiB huge pages", "the reason, said")
+    return job("huge-pages", script, timeout=300), check
