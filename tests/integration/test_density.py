@@ -8,8 +8,9 @@ from framework import expect, expect_output, guest_cmdline, guest_test, job
 
 VMS = 20
 # In the nested harness every guest instruction goes through L1's TCG and
-# L1 has 3 GiB: twenty nested guests at once took over 10 minutes there.
-NESTED_VMS = 8
+# L1 has 3 GiB: twenty nested guests at once took over 10 minutes there,
+# eight 5 minutes on a loaded host.
+NESTED_VMS = 4
 MEM = "96M"  # the default guest's kernel needs 68 MiB
 
 # Each guest sums a file it makes and prints its own marker; the marker
@@ -80,8 +81,7 @@ i=0; until grep -q "guest-up" out.2m; do i=$((i+1)); [ $i -gt 600 ] && break; bu
 echo "free while running: $(avail) of $before"
 wait $pid; echo "2M rc=$?"
 echo "free after: $(avail)"
-"$EMBER" run --mem 256M --huge-pages none --cmdline '%(cmd)s' < /dev/null > out.none 2>&1; echo "none rc=$?"
-grep -c guest-up out.2m out.none
+grep -c guest-up out.2m
 echo 0 > /proc/sys/vm/nr_hugepages
 "$EMBER" run --mem 256M --huge-pages 2M --cmdline '%(cmd)s' < /dev/null > out.nopool 2>&1; echo "no-pool rc=$?"
 head -3 out.nopool
@@ -89,8 +89,7 @@ head -3 out.nopool
 
 
 @guest_test("guest RAM backing: --huge-pages 2M takes the guest's RAM from the host's hugetlbfs "
-            "pool (and gives it back at exit), none boots on 4 KiB pages, an empty pool is a "
-            "setup error", batch="density")
+            "pool (and gives it back at exit), an empty pool is a setup error", batch="density")
 def huge_pages_backing():
     cmd = guest_cmdline("echo guest-up; sleep 3")
     script = HUGE_SCRIPT % {"cmd": cmd}
@@ -102,9 +101,7 @@ def huge_pages_backing():
                f"256 MiB of the pool in use while it ran ({m and m.groups()})")
         m2 = re.search(r"^free after: (\d+)$", j.output, re.M)
         expect(m and m2 and m2.group(1) == m.group(2), "the pool whole again after exit")
-        expect_output(j, r"^none rc=0$", "the guest on 4 KiB pages ran and powered off")
-        expect_output(j, r"^out.2m:1$", "the 2M guest's line")
-        expect_output(j, r"^out.none:1$", "the 4 KiB guest's line")
+        expect_output(j, r"^1$", "the 2M guest's line")
         expect_output(j, r"^no-pool rc=2$", "an empty pool: setup error")
         expect_output(j, r"cannot get 256 MiB of 2 MiB huge pages", "the reason, said")
     return job("huge-pages", script, timeout=300), check
