@@ -35,6 +35,7 @@ enum {
     OPT_ACCEL,
     OPT_VSOCK,
     OPT_BALLOON,
+    OPT_SHARE,
     OPT_BOOT_TIMER,
     OPT_LOG_PATH,
     OPT_LEVEL,
@@ -73,6 +74,7 @@ static const struct option run_options[] = {
     {"net", required_argument, NULL, OPT_NET},
     {"vsock", required_argument, NULL, OPT_VSOCK},
     {"balloon", required_argument, NULL, OPT_BALLOON},
+    {"share", required_argument, NULL, OPT_SHARE},
     {"no-rng", no_argument, NULL, OPT_NO_RNG},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
@@ -221,6 +223,10 @@ void cli_print_usage(FILE *out)
           "  --balloon amount=MIB[,deflate_on_oom=on][,stats=SECONDS][,reporting=on]\n"
           "                      virtio-balloon with that target (PATCH /balloon changes it);\n"
           "                      reporting=on: memory the guest frees goes back to the host\n"
+          "  --share DIR,tag=TAG[,ro][,cache=auto|always|never]\n"
+          "                      share a host directory (virtio-fs; the guest runs\n"
+          "                      'mount -t virtiofs TAG /mnt'); ro: every change refused;\n"
+          "                      repeatable\n"
           "  --rng, --no-rng     virtio-rng fed from the host's getrandom() (default on)\n"
           "  --console serial|virtio\n"
           "                      where stdin goes: COM1 (default) or virtio-console (hvc0)\n"
@@ -495,6 +501,19 @@ static int parse_sock_mode(const char *text, unsigned *out)
     return 0;
 }
 
+static int parse_share(char *arg, struct vm_config *vm)
+{
+    if (vm->nr_shares == CONFIG_MAX_SHARES)
+        return err_set(-EINVAL, "--share: at most %d shared directories", CONFIG_MAX_SHARES);
+    struct fs_config *c = &vm->shares[vm->nr_shares];
+    int ret = fs_config_parse(arg, c);
+    if (!ret)
+        ret = fs_config_check(c, vm->shares, vm->nr_shares);
+    if (!ret)
+        vm->nr_shares++;
+    return ret;
+}
+
 static int parse_run_option(int opt, char *arg, struct cli_request *req)
 {
     struct vm_config *vm = &req->vm;
@@ -517,6 +536,7 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
         if (vm->balloon.enabled)
             return err_set(-EINVAL, "--balloon: given twice (a VM has one balloon)");
         return balloon_config_parse(arg, &vm->balloon);
+    case OPT_SHARE: return parse_share(arg, vm);
     case OPT_NO_RNG: vm->rng = false; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
