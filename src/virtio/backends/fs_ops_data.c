@@ -360,6 +360,7 @@ static bool xattr_name_ok(const char *name)
 /* A readable descriptor of the node for the f*xattr calls. */
 static int xattr_fd(struct fs_req *r, bool *not_file)
 {
+    *not_file = false;
     struct fs_node *n = fs_node_get(&r->s->t, r->h.nodeid);
     if (!n)
         return -ESTALE;
