@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/seccomp.h"
 #include "util/util.h"
@@ -509,6 +510,11 @@ static int parse_share(char *arg, struct vm_config *vm)
     int ret = fs_config_parse(arg, c);
     if (!ret)
         ret = fs_config_check(c, vm->shares, vm->nr_shares);
+    struct stat st;
+    if (!ret && stat(c->path, &st) < 0)
+        ret = err_errno(-errno, "--share: shared directory %s", c->path);
+    if (!ret && !S_ISDIR(st.st_mode))
+        ret = err_set(-ENOTDIR, "--share: %s: Not a directory", c->path);
     if (!ret)
         vm->nr_shares++;
     return ret;

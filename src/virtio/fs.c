@@ -88,7 +88,8 @@ static void fs_queue_notify(struct virtio_dev *vdev, unsigned q)
 static void complete(struct virtio_fs *fs, struct virtio_fs_job *job, size_t written)
 {
     struct virtq *q = &fs->vdev.queues[job->queue];
-    if (virtio_dev_live(&fs->vdev)) {
+    /* Stopping: the transport may be gone already (the board tears down). */
+    if (!fs->stopping && virtio_dev_live(&fs->vdev)) {
         if (virtq_push(q, job->head, (uint32_t)written))
             virtio_dev_queue_broken(&fs->vdev, job->queue);
         else
@@ -97,7 +98,7 @@ static void complete(struct virtio_fs *fs, struct virtio_fs_job *job, size_t wri
     job->busy = false;
     if (--fs->in_flight == 0)
         pthread_cond_broadcast(&fs->idle);
-    for (unsigned qi = 0; qi < FS_NUM_QUEUES; qi++)
+    for (unsigned qi = 0; !fs->stopping && qi < FS_NUM_QUEUES; qi++)
         if (fs->starved[qi] && virtio_dev_queue_running(&fs->vdev, qi))
             fs_queue_notify(&fs->vdev, qi);
 }
@@ -290,7 +291,7 @@ int virtio_fs_board_setup(struct board *b)
             return err_set(-ENOMEM, "out of memory");
         if ((ret = virtio_fs_init(fs, b->mem, c, &limits))) {
             free(fs);
-            return err_prefix(ret, "share %s", c->path);
+            return ret; /* the message names the directory */
         }
         char metrics[80];
         snprintf(metrics, sizeof(metrics), "fs_%s", fs->id);

@@ -4,7 +4,9 @@ checked from the host, and its escape attempts (host symlinks pointing out
 of the share, '..' chains, /proc/self/fd paths, hard links to outside files,
 renames across the boundary) leave everything outside the share as it was.
 A second, read-only share refuses every change."""
-from framework import (default_cmdline, expect, expect_ember_rc, expect_no_output,
+import subprocess
+
+from framework import (default_cmdline, expect, expect_ember_rc, expect_no_output, host_test,
                        expect_output, guest_test, job)
 from test_api import b64
 
@@ -116,3 +118,25 @@ def virtiofs_share():
                     r"^host: outside hard link exists$", r"seccomp"]:
             expect_no_output(j, bad)
     return job("virtiofs", script, timeout=240), check
+
+
+@host_test("virtio-fs: bad --share options, a missing or non-directory share are refused")
+def virtiofs_cli_errors(ctx):
+    cases = [
+        ("--share /tmp", "the tag must be 1 to 36 bytes"),
+        ("--share /tmp,tag=", "the tag must be 1 to 36 bytes"),
+        (f"--share /tmp,tag={'t' * 37}", "the tag must be 1 to 36 bytes"),
+        ("--share /tmp,tag=a --share /tmp,tag=a", "tag 'a' is already used"),
+        ("--share /tmp,tag=a,ro=yes", "'ro' takes no value"),
+        ("--share /tmp,tag=a,cache=maybe", "cache must be auto, always or never"),
+        ("--share /tmp,tag=a,color=red", "unknown setting 'color=red'"),
+        ("--share ,tag=a", "a shared directory needs a path"),
+        ("--share /nonexistent/dir,tag=a", "shared directory /nonexistent/dir: No such file"),
+        (f"--share {ctx.guest_dir}/vmlinuz,tag=a", "Not a directory"),
+    ]
+    for args, message in cases:
+        r = subprocess.run(f"{ctx.ember} run --accel soft --kernel {ctx.guest_dir}/vmlinuz "
+                           f"--initrd {ctx.guest_dir}/initramfs.cpio {args} < /dev/null",
+                           shell=True, capture_output=True, text=True, timeout=60)
+        expect(r.returncode == 2 and message in r.stderr,
+               f"'{args}': exit {r.returncode}, expected 2 with '{message}': {r.stderr[-300:]}")
