@@ -19,11 +19,11 @@
 #define FS_DIR_BUF_MAX 65536u
 
 /* The open flags a guest may pass on: access mode, appending, and the
- * synchronous-write ones; never O_CREAT, O_NOFOLLOW games or O_PATH. */
+ * synchronous-write ones; never O_CREAT, O_NOFOLLOW games, O_PATH, O_DIRECT
+ * (the guest's page cache decides) or O_NOATIME (EPERM for non-owners). */
 static int guest_open_flags(uint32_t flags)
 {
-    return (int)(flags & (O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC | O_DSYNC | O_NONBLOCK |
-                          O_NOATIME));
+    return (int)(flags & (O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC | O_DSYNC | O_NONBLOCK));
 }
 
 static bool open_writes(int flags)
