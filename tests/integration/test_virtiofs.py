@@ -140,3 +140,34 @@ def virtiofs_cli_errors(ctx):
                            shell=True, capture_output=True, text=True, timeout=60)
         expect(r.returncode == 2 and message in r.stderr,
                f"'{args}': exit {r.returncode}, expected 2 with '{message}': {r.stderr[-300:]}")
+
+
+@guest_test("ember run --rootfs: a busybox tree as the guest's root, a command's output and exit "
+            "status; with ,ro the guest's changes stay in its RAM overlay", batch="virtiofs",
+            engine=True)
+def rootfs_busybox():
+    script = (
+        # The default guest's busybox is static: it runs chrooted in the tree.
+        "mkdir -p tree/etc tree/proc tree/sys tree/dev tree/tmp\n"
+        '(cd tree && cpio -id bin/busybox < "$GUEST/initramfs.cpio" 2>/dev/null)\n'
+        "for a in sh cat echo ls; do ln -s busybox tree/bin/$a; done\n"
+        "echo tree-file > tree/etc/marker\n"
+        f'"$EMBER" run --cmdline \'{default_cmdline()}\' --rootfs tree -- '
+        "sh -c 'echo \"in-root $(cat /etc/marker)\"; echo made > /etc/new; exit 7' "
+        '< /dev/null; echo "ember rc=$?"\n'
+        'echo "host-new $(cat tree/etc/new)"\n'
+        f'"$EMBER" run --cmdline \'{default_cmdline()}\' --rootfs tree,ro -- '
+        "sh -c 'echo ro > /etc/ro-new && echo \"overlay $(cat /etc/ro-new) $(cat /etc/new)\"; "
+        "exit 3' < /dev/null; echo \"ember rc2=$?\"\n"
+        '[ -e tree/etc/ro-new ] || echo "host tree untouched"\n'
+        'ls -d /tmp/ember-rootfs-* 2>/dev/null | sed "s/^/left behind /"\n')
+
+    def check(j):
+        expect_ember_rc(j, 7)
+        expect_output(j, r"^in-root tree-file$", "the command ran in the tree")
+        expect_output(j, r"^host-new made$", "the guest's write in the host tree")
+        expect_output(j, r"^overlay ro made$", "the read-only root with a RAM overlay")
+        expect_output(j, r"^ember rc2=3$", "the second command's exit status")
+        expect_output(j, r"^host tree untouched$", "nothing written through the overlay")
+        expect_no_output(j, r"^left behind", "the private share removed")
+    return job("rootfs", script, timeout=240), check
