@@ -314,6 +314,13 @@ static int op_ok(struct fs_req *r)
     return fs_reply(r, NULL, 0, NULL, 0);
 }
 
+/* INTERRUPT: every request runs to its end; nothing to answer. */
+static int op_none(struct fs_req *r)
+{
+    (void)r;
+    return 0;
+}
+
 /* --- dispatch ----------------------------------------------------------------------- */
 
 static const struct fs_op {
@@ -351,7 +358,7 @@ static const struct fs_op {
     [FUSE_FSYNCDIR] = {fs_op_fsync, false, false},
     [FUSE_ACCESS] = {fs_op_access, false, false},
     [FUSE_CREATE] = {fs_op_create, true, false},
-    [FUSE_INTERRUPT] = {op_ok, false, true},
+    [FUSE_INTERRUPT] = {op_none, false, true},
     [FUSE_DESTROY] = {op_ok, false, false},
     [FUSE_BATCH_FORGET] = {op_batch_forget, false, true},
     [FUSE_FALLOCATE] = {fs_op_fallocate, true, false},
