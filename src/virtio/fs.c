@@ -39,7 +39,8 @@ static bool chain_to_job(const struct virtq *q, const struct virtq_chain *c,
         if (!b->len)
             continue;
         bool writable = i >= c->nr_readable;
-        void *p = writable ? gm_ptr_for_write(q->gm, b->gpa, b->len) : gm_ptr(q->gm, b->gpa, b->len);
+        void *p = writable ? gm_ptr_for_write(q->gm, b->gpa, b->len)
+                           : gm_ptr(q->gm, b->gpa, b->len);
         if (!p)
             return false;
         job->iov[job->in_cnt + job->out_cnt] = (struct iovec){p, b->len};

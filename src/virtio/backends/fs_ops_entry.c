@@ -42,7 +42,9 @@ static int stat_node(const struct fs_node *n, struct stat *st)
 static int reply_attr(struct fs_req *r, const struct stat *st)
 {
     struct fuse_attr_out out = {0};
-    out.attr_valid = r->s->cache == FS_CACHE_MODE_NEVER ? 0 : r->s->cache == FS_CACHE_MODE_ALWAYS ? 86400 : 1;
+    out.attr_valid = r->s->cache == FS_CACHE_MODE_NEVER    ? 0
+                     : r->s->cache == FS_CACHE_MODE_ALWAYS ? 86400
+                                                           : 1;
     fs_fill_attr(&out.attr, st);
     return fs_reply(r, &out, sizeof(out), NULL, 0);
 }
