@@ -210,6 +210,16 @@ $(BUILD)/fuzz/fuzz_api_json: tests/fuzz/fuzz_api_json.c $(FUZZ_API_JSON_SRCS)
 		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
 		-lpthread
 
+# virtio-fs: FUSE requests from a guest against a temporary directory.
+FUZZ_VIRTIOFS_SRCS := $(wildcard src/virtio/backends/fs_*.c) $(wildcard src/util/*.c)
+
+$(BUILD)/fuzz/fuzz_virtiofs: tests/fuzz/fuzz_virtiofs.c $(FUZZ_VIRTIOFS_SRCS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
+		-lpthread
+
 # virtio-blk on an image file: descriptor tables, request headers, sectors.
 FUZZ_VIRTIO_BLK_SRCS := src/virtio/blk.c src/virtio/backends/blockfile.c src/virtio/virtio.c \
 	src/virtio/virtq.c src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) \
@@ -223,7 +233,7 @@ $(BUILD)/fuzz/fuzz_virtio_blk: tests/fuzz/fuzz_virtio_blk.c $(FUZZ_VIRTIO_BLK_SR
 		-luring -lpthread
 
 FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_virtio_blk $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
-	$(BUILD)/fuzz/fuzz_api_json
+	$(BUILD)/fuzz/fuzz_api_json $(BUILD)/fuzz/fuzz_virtiofs
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60

@@ -31,7 +31,7 @@ echo "root:x:0:" > "$root/etc/group"
 order="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio
 virtio_blk failover net_failover virtio_net virtio_console virtio-rng virtio_balloon
 vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
-fuse virtiofs pvpanic pvpanic-mmio
+fuse virtiofs overlay pvpanic pvpanic-mmio
 libnvdimm nd_btt nd_pmem nd_virtio virtio_pmem"
 : > "$root/lib/modules/load-order"
 for m in $order; do

@@ -17,6 +17,7 @@
 #include "snapshot/format.h"
 #include "util/log.h"
 #include "util/seccomp.h"
+#include "cli/rootfs.h"
 #include "vmm/exit_codes.h"
 #include "vmm/vmm.h"
 
@@ -238,9 +239,15 @@ static int cmd_run(struct cli_request *req)
         log_error("%s", err_msg());
         return EMBER_EXIT_SETUP_ERROR;
     }
+    struct rootfs_run rootfs = {0};
+    if (req->rootfs && rootfs_prepare(req, &rootfs)) {
+        log_error("%s", err_msg());
+        return EMBER_EXIT_SETUP_ERROR;
+    }
     if (!cfg->cmdline)
         cfg->cmdline = CONFIG_DEFAULT_CMDLINE;
-    return run_vmm(req, boot_from_options);
+    int code = run_vmm(req, boot_from_options);
+    return req->rootfs ? rootfs_finish(&rootfs, code) : code;
 }
 
 /* Under Firecracker's name, the first line is Firecracker's ("Firecracker

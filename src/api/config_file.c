@@ -55,6 +55,11 @@ static int apply_pmem(struct api *api, const char *id, struct json_object *item)
     return api_set_pmem(&api->res, id, item);
 }
 
+static int apply_fs(struct api *api, const char *id, struct json_object *item)
+{
+    return api_set_fs(&api->res, id, item);
+}
+
 static int apply_list(struct api *api, struct json_object *list, const char *key,
                       apply_one_fn fn)
 {
@@ -89,6 +94,7 @@ static int apply_config(struct api *api, struct json_object *cfg)
         {"mmds-config", JF_OBJECT, false, true},
         {"cpu-config", JF_OBJECT, false, true},
         {"pmem", JF_ARRAY, false, true},
+        {"fs", JF_ARRAY, false, true},
         {"memory-hotplug", JF_OBJECT, false, true},
     };
     int ret = jf_check(cfg, fields, ARRAY_SIZE(fields), "the configuration");
@@ -115,6 +121,8 @@ static int apply_config(struct api *api, struct json_object *cfg)
                          apply_nic);
     if (!ret)
         ret = apply_list(api, jf_get(cfg, "pmem"), "pmem", apply_pmem);
+    if (!ret)
+        ret = apply_list(api, jf_get(cfg, "fs"), "fs", apply_fs);
     if (!ret && (v = jf_get(cfg, "entropy")))
         ret = api_set_entropy(&api->res, v);
     if (!ret && (v = jf_get(cfg, "vsock")))

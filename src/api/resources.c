@@ -53,6 +53,7 @@ void api_resources_free(struct api_resources *r)
         nic_free(&r->nics[i]);
     vsock_free(&r->vsock);
     api_pmem_free(r);
+    api_fs_free(r);
     json_object_put(r->logger);
     free(r->metrics_path);
     free(r->serial_out_path);
@@ -754,6 +755,7 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->serial_out_path = r->serial_out_path;
     add_disks(r, cfg);
     api_pmem_config(r, cfg);
+    api_fs_config(r, cfg);
     for (unsigned i = 0; i < r->nr_nics; i++) {
         struct nic_config *n = &cfg->nics[cfg->nr_nics++];
         *n = (struct nic_config){.kind = NIC_TAP, .tap_name = r->nics[i].host_dev,
@@ -917,6 +919,7 @@ struct json_object *api_vm_config_json(const struct api_resources *r)
     json_object_object_add(o, "mmds-config", NULL);
     json_object_object_add(o, "cpu-config", NULL);
     json_object_object_add(o, "pmem", api_pmem_json(r));
+    json_object_object_add(o, "fs", api_fs_json(r));
     json_object_object_add(o, "memory-hotplug", NULL);
     return o;
 }

@@ -41,6 +41,12 @@ struct api_pmem {
     bool root, read_only;
 };
 
+struct api_fs {
+    char *id, *dir, *tag;
+    bool read_only;
+    enum fs_cache_mode cache;
+};
+
 struct api_vsock {
     char *id;       /* vsock_id (Firecracker keeps it for compatibility) */
     char *uds_path;
@@ -65,6 +71,8 @@ struct api_resources {
     unsigned nr_nics;
     struct api_pmem pmem[CONFIG_MAX_PMEM];
     unsigned nr_pmem;
+    struct api_fs fs[CONFIG_MAX_SHARES];
+    unsigned nr_fs;
     bool entropy;
     struct api_vsock vsock; /* uds_path NULL: none */
     struct balloon_config balloon; /* enabled false: none */
@@ -141,6 +149,13 @@ void api_pmem_free(struct api_resources *r);
 /* The VM's pmem devices, the root one first (it becomes /dev/pmem0). */
 void api_pmem_config(const struct api_resources *r, struct vm_config *cfg);
 struct json_object *api_pmem_json(const struct api_resources *r);
+
+/* PUT /fs/{id} (and the config file's "fs" items): an ember extension. */
+int api_set_fs(struct api_resources *r, const char *path_id, struct json_object *body)
+    EMBER_MUST_CHECK;
+void api_fs_free(struct api_resources *r);
+void api_fs_config(const struct api_resources *r, struct vm_config *cfg);
+struct json_object *api_fs_json(const struct api_resources *r);
 
 /* Shared by the resource files: a host file the VMM can open as asked, and
  * an id in a body that must be valid and match the path's. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/seccomp.h"
 #include "util/util.h"
@@ -37,6 +38,8 @@ enum {
     OPT_ACCEL,
     OPT_VSOCK,
     OPT_BALLOON,
+    OPT_SHARE,
+    OPT_ROOTFS,
     OPT_BOOT_TIMER,
     OPT_LOG_PATH,
     OPT_LEVEL,
@@ -77,6 +80,8 @@ static const struct option run_options[] = {
     {"balloon", required_argument, NULL, OPT_BALLOON},
     {"huge-pages", required_argument, NULL, OPT_HUGE_PAGES},
     {"ksm", no_argument, NULL, OPT_KSM},
+    {"share", required_argument, NULL, OPT_SHARE},
+    {"rootfs", required_argument, NULL, OPT_ROOTFS},
     {"no-rng", no_argument, NULL, OPT_NO_RNG},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
@@ -229,6 +234,15 @@ void cli_print_usage(FILE *out)
           "                      guest RAM: transparent huge pages asked for (default), 4 KiB\n"
           "                      pages only, or 2 MiB pages from the host's hugetlbfs pool\n"
           "  --ksm               offer guest RAM to the host's same-page merging (KSM)\n"
+          "  --share DIR,tag=TAG[,ro][,cache=auto|always|never]\n"
+          "                      share a host directory (virtio-fs; the guest runs\n"
+          "                      'mount -t virtiofs TAG /mnt'); ro: every change refused;\n"
+          "                      repeatable\n"
+          "  --rootfs DIR[,ro] [-- COMMAND ARGS...]\n"
+          "                      boot the default kernel with DIR as the guest's root\n"
+          "                      (virtio-fs) and run COMMAND there (default: a login\n"
+          "                      shell); ember exits with its status. ro: the guest's\n"
+          "                      changes go to a RAM overlay, DIR stays as it was\n"
           "  --rng, --no-rng     virtio-rng fed from the host's getrandom() (default on)\n"
           "  --console serial|virtio\n"
           "                      where stdin goes: COM1 (default) or virtio-console (hvc0)\n"
@@ -503,6 +517,45 @@ static int parse_sock_mode(const char *text, unsigned *out)
     return 0;
 }
 
+static int parse_share(char *arg, struct vm_config *vm)
+{
+    if (vm->nr_shares == CONFIG_MAX_SHARES)
+        return err_set(-EINVAL, "--share: at most %d shared directories", CONFIG_MAX_SHARES);
+    struct fs_config *c = &vm->shares[vm->nr_shares];
+    int ret = fs_config_parse(arg, c);
+    if (!ret)
+        ret = fs_config_check(c, vm->shares, vm->nr_shares);
+    struct stat st;
+    if (!ret && stat(c->path, &st) < 0)
+        ret = err_errno(-errno, "--share: shared directory %s", c->path);
+    if (!ret && !S_ISDIR(st.st_mode))
+        ret = err_set(-ENOTDIR, "--share: %s: Not a directory", c->path);
+    if (!ret)
+        vm->nr_shares++;
+    return ret;
+}
+
+/* --rootfs DIR[,ro] */
+static int parse_rootfs(char *arg, struct cli_request *req)
+{
+    if (req->rootfs)
+        return err_set(-EINVAL, "--rootfs: given twice");
+    char *comma = strchr(arg, ',');
+    if (comma) {
+        if (strcmp(comma, ",ro"))
+            return err_set(-EINVAL, "--rootfs: expected DIR or DIR,ro, got '%s'", arg);
+        *comma = 0;
+        req->rootfs_ro = true;
+    }
+    struct stat st;
+    if (stat(arg, &st) < 0)
+        return err_errno(-errno, "--rootfs: %s", arg);
+    if (!S_ISDIR(st.st_mode))
+        return err_set(-ENOTDIR, "--rootfs: %s: Not a directory", arg);
+    req->rootfs = arg;
+    return 0;
+}
+
 static int parse_run_option(int opt, char *arg, struct cli_request *req)
 {
     struct vm_config *vm = &req->vm;
@@ -530,6 +583,8 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
             return err_set(-EINVAL, "--huge-pages: '%s' is not thp, none or 2M", arg);
         return 0;
     case OPT_KSM: vm->ksm = true; return 0;
+    case OPT_SHARE: return parse_share(arg, vm);
+    case OPT_ROOTFS: return parse_rootfs(arg, req);
     case OPT_NO_RNG: vm->rng = false; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
@@ -559,8 +614,15 @@ static int parse_run(int argc, char **argv, struct cli_request *req)
         if (ret)
             return ret;
     }
+    /* With --rootfs, what follows "--" is the guest's command. */
+    if (req->rootfs && optind < argc && !strcmp(argv[optind - 1], "--")) {
+        req->rootfs_argv = argv + optind;
+        req->rootfs_argc = argc - optind;
+        return 0;
+    }
     if (optind < argc)
-        return err_set(-EINVAL, "run: unexpected argument '%s'", argv[optind]);
+        return err_set(-EINVAL, "run: unexpected argument '%s'%s", argv[optind],
+                       req->rootfs ? " (the guest's command goes after '--')" : "");
     return 0;
 }
 

@@ -57,6 +57,11 @@ struct cli_request {
     struct vm_overrides overrides;
     bool paused;
     bool diff, keep_paused; /* snapshot */
+    /* run --rootfs DIR[,ro] [-- COMMAND ARGS...] */
+    const char *rootfs;
+    bool rootfs_ro;
+    char **rootfs_argv; /* NULL: a login shell */
+    int rootfs_argc;
 };
 
 /* 0, or -EINVAL with err_msg() naming the option and what is wrong.

@@ -35,6 +35,18 @@ struct pmem_config {
     bool read_only;     /* mapped private: the file never changes */
 };
 
+/* virtio-fs: a host directory shared with the guest (mount -t virtiofs TAG). */
+#define CONFIG_MAX_SHARES 8
+#define CONFIG_FS_TAG_MAX 36 /* the device's tag field, not NUL-terminated when full */
+enum fs_cache_mode { FS_CACHE_MODE_AUTO, FS_CACHE_MODE_ALWAYS, FS_CACHE_MODE_NEVER };
+struct fs_config {
+    const char *path;
+    const char *tag;
+    const char *id;     /* the API's id (names its metrics); the tag otherwise */
+    bool read_only;     /* every change refused with EROFS */
+    enum fs_cache_mode cache;
+};
+
 enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
 
 /* The CPU backend: hardware-assisted KVM, ember's own x86-64 engine, or
@@ -103,6 +115,8 @@ struct vm_config {
     unsigned nr_nics;
     struct pmem_config pmem[CONFIG_MAX_PMEM];
     unsigned nr_pmem;
+    struct fs_config shares[CONFIG_MAX_SHARES];
+    unsigned nr_shares;
     bool track_dirty_pages; /* for Diff snapshots */
     enum guest_pages pages; /* --huge-pages, machine-config huge_pages */
     bool ksm;               /* guest RAM offered to KSM (--ksm) */
@@ -145,6 +159,13 @@ const char *accel_kind_name(enum accel_kind kind);
 bool accel_kind_parse(const char *name, enum accel_kind *out);
 /* --balloon's value (modified in place, as getsubopt does). */
 int balloon_config_parse(char *spec, struct balloon_config *out) EMBER_MUST_CHECK;
+/* --share's value, DIR,tag=T[,ro][,cache=auto|always|never] (modified in
+ * place, as getsubopt does). */
+int fs_config_parse(char *spec, struct fs_config *out) EMBER_MUST_CHECK;
+/* A share's fields are sound (a tag of 1..36 bytes, a path) and its tag is
+ * not one of 'others'. */
+int fs_config_check(const struct fs_config *c, const struct fs_config *others, unsigned nr)
+    EMBER_MUST_CHECK;
 /* The balloon fits in the guest's memory. */
 int balloon_config_check(const struct balloon_config *b, uint64_t mem_size) EMBER_MUST_CHECK;
 /* A stable, locally administered unicast MAC from the backend and position:

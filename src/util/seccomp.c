@@ -75,6 +75,17 @@ static const char *const main_calls[] = {
     "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
 };
 
+/* A virtio-fs worker: the FUSE server's file operations, on descriptors
+ * beneath the share (openat2 with RESOLVE_BENEATH; reopening its own O_PATH
+ * descriptors through /proc/self/fd). Not socket, connect, execve, clone. */
+static const char *const fs_calls[] = {
+    "openat", "openat2", "mkdirat", "mknodat", "symlinkat", "linkat", "unlinkat", "renameat", "renameat2",
+    "readlinkat", "fchownat", "fchown", "fchmodat", "fchmodat2", "fchmod", "utimensat", "ftruncate",
+    "fallocate", "fsync", "fdatasync", "getdents64", "fstatfs", "statx", "pread64", "pwrite64",
+    "preadv", "pwritev", "preadv2", "pwritev2", "copy_file_range", "fgetxattr", "fsetxattr",
+    "flistxattr", "fremovexattr", "fcntl",
+};
+
 struct thread_kind {
     const char *name;
     const char *const *calls;
@@ -89,6 +100,7 @@ static const struct thread_kind kinds[SECCOMP_NR_THREADS] = {
     [SECCOMP_CONSOLE] = {"console", NULL, 0, false},
     [SECCOMP_SLIRP] = {"slirp", slirp_calls, ARRAY_SIZE(slirp_calls), true},
     [SECCOMP_TIMER] = {"timer", NULL, 0, false},
+    [SECCOMP_FS] = {"fs", fs_calls, ARRAY_SIZE(fs_calls), false},
 };
 
 /* --- state ----------------------------------------------------------------- */

@@ -26,6 +26,7 @@ enum seccomp_thread {
     SECCOMP_CONSOLE, /* writes the guest's console output to stdout */
     SECCOMP_SLIRP,   /* libslirp's user-mode network stack */
     SECCOMP_TIMER,   /* the soft backend's timer (PIT, local APIC timers) */
+    SECCOMP_FS,      /* a virtio-fs worker: file operations beneath a shared directory */
     SECCOMP_NR_THREADS,
 };
 

@@ -12,6 +12,7 @@
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
+#include "virtio/fs.h"
 #include "virtio/net.h"
 #include "virtio/pmem.h"
 #include "virtio/rng.h"
@@ -40,6 +41,7 @@ static const struct pc_device {
     {"virtio-vsock", virtio_vsock_board_setup},
     {"virtio-balloon", virtio_balloon_board_setup},
     {"virtio-pmem", virtio_pmem_board_setup},
+    {"virtio-fs", virtio_fs_board_setup},
 };
 
 int pc_board_setup(struct board *b)

@@ -341,6 +341,11 @@ int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_pat
     if (vmm->cfg.nr_pmem)
         return err_set(-EOPNOTSUPP, "snapshots of a VM with virtio-pmem are not supported "
                                     "by ember yet");
+    /* The guest's nodes and open files are host descriptors, which a
+     * snapshot cannot carry: refused rather than restored half-broken. */
+    if (vmm->cfg.nr_shares)
+        return err_set(-EOPNOTSUPP, "snapshots of a VM with a shared directory (virtio-fs) "
+                                    "are not supported by ember yet");
     uint64_t t0 = now_ns();
     return vmm_latency(vmm, type == SNAPSHOT_DIFF ? "vmm_diff_create_snapshot"
                                                   : "vmm_full_create_snapshot", t0,

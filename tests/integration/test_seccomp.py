@@ -16,7 +16,7 @@ import time
 from framework import expect, host_test, run_host
 
 SECCOMP_EXIT = 148
-KINDS = ("main", "vcpu", "console", "slirp", "timer")
+KINDS = ("main", "vcpu", "console", "slirp", "timer", "fs")
 
 
 def cmdline(script):
@@ -154,10 +154,12 @@ def seccomp_filters_everywhere(ctx):
 
 
 @host_test("seccomp: a forbidden system call in each kind of thread (main, vcpu, console, "
-           "slirp, timer) stops ember with status 148 and a line naming the thread and the call")
+           "slirp, timer, fs) stops ember with status 148 and a line naming the thread and the "
+           "call")
 def seccomp_forbidden_call(ctx):
     for kind in KINDS:
-        rc, out = run_host([ctx.ember, "run", "--accel", "soft", "--net", "user",
+        share = ["--share", f"{ctx.tmp},tag=t"] if kind == "fs" else []  # fs workers
+        rc, out = run_host([ctx.ember, "run", "--accel", "soft", "--net", "user", *share,
                             "--seccomp-selftest", kind, "--cmdline",
                             cmdline("echo should-not-run")], timeout=120)
         line = (f"ember: seccomp: the {kind} thread made a forbidden system call: "
