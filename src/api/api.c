@@ -8,6 +8,7 @@
 
 #include "util/json_fields.h"
 #include "api/balloon_requests.h"
+#include "api/mmds_requests.h"
 #include "api/snapshot_requests.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -392,6 +393,35 @@ static int patch_vm(struct api *api, const char *id, struct json_object *body,
     return err_set(-EINVAL, "vm: state must be \"Paused\" or \"Resumed\", got '%s'", state);
 }
 
+static int put_mmds(struct api *api, const char *id, struct json_object *body,
+                    struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_mmds_put(&api->res.mmds, body);
+}
+
+static int patch_mmds(struct api *api, const char *id, struct json_object *body,
+                      struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_mmds_patch(&api->res.mmds, body);
+}
+
+static int get_mmds(struct api *api, const char *id, struct json_object *body,
+                    struct json_object **out)
+{
+    (void)id, (void)body;
+    *out = api_mmds_get(&api->res.mmds);
+    return 0;
+}
+
+static int put_mmds_config(struct api *api, const char *id, struct json_object *body,
+                           struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_put_mmds_config(&api->res, body);
+}
+
 /* --- routing ------------------------------------------------------------- */
 
 static const struct route routes[] = {
@@ -418,10 +448,10 @@ static const struct route routes[] = {
     {"PUT", "/balloon", PRE_BOOT, put_balloon, "balloon"},
     {"PATCH", "/balloon", ANY_TIME, patch_balloon, "balloon"},
     {"GET", "/balloon", ANY_TIME, get_balloon, "balloon"},
-    {"PUT", "/mmds", ANY_TIME, not_supported, "mmds"},
-    {"PATCH", "/mmds", ANY_TIME, not_supported, "mmds"},
-    {"GET", "/mmds", ANY_TIME, not_supported, "mmds"},
-    {"PUT", "/mmds/config", ANY_TIME, not_supported, "mmds"},
+    {"PUT", "/mmds", ANY_TIME, put_mmds, "mmds"},
+    {"PATCH", "/mmds", ANY_TIME, patch_mmds, "mmds"},
+    {"GET", "/mmds", ANY_TIME, get_mmds, "mmds"},
+    {"PUT", "/mmds/config", PRE_BOOT, put_mmds_config, "mmds"},
     {"PUT", "/cpu-config", ANY_TIME, not_supported, "cpu_cfg"},
     {"PUT", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
     {"PATCH", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
@@ -537,7 +567,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     count_request(api, r, ret != 0);
     if (ret) {
         log_info("API %s %s: %s", req->method, req->path, err_msg());
-        respond_fault(resp, 400, err_msg());
+        respond_fault(resp, ret == -EFBIG ? 413 : 400, err_msg());
     } else if (out) {
         resp->status = 200;
         resp->body = strdup(json_object_to_json_string_ext(
