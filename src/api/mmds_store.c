@@ -19,6 +19,7 @@ void mmds_store_free(struct mmds_store *s)
 {
     json_object_put(s->data);
     s->data = NULL;
+    s->initialized = false;
 }
 
 static int cmp_keys(const void *a, const void *b)
@@ -26,35 +27,52 @@ static int cmp_keys(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* A deep copy with every object's keys in byte order. */
-static struct json_object *sorted_copy(struct json_object *v)
+/* A deep copy of 'v' (NULL is JSON's null) with every object's keys in byte
+ * order into *out; -ENOMEM. */
+static int sorted_copy(struct json_object *v, struct json_object **out)
 {
+    *out = NULL;
     if (json_object_is_type(v, json_type_array)) {
         size_t n = json_object_array_length(v);
-        struct json_object *a = json_object_new_array_ext((int)n);
-        for (size_t i = 0; a && i < n; i++)
-            json_object_array_add(a, sorted_copy(json_object_array_get_idx(v, i)));
-        return a;
+        struct json_object *a = json_object_new_array_ext((int)n), *item;
+        for (size_t i = 0; a && i < n; i++) {
+            if (sorted_copy(json_object_array_get_idx(v, i), &item)) {
+                json_object_put(a);
+                return -ENOMEM;
+            }
+            json_object_array_add(a, item);
+        }
+        *out = a;
+        return a ? 0 : -ENOMEM;
     }
-    if (!json_object_is_type(v, json_type_object))
-        return json_object_get(v); /* scalars are never changed in place */
+    if (!json_object_is_type(v, json_type_object)) {
+        *out = json_object_get(v); /* scalars are never changed in place */
+        return 0;
+    }
     size_t n = (size_t)json_object_object_length(v), i = 0;
     const char **keys = malloc(MAX(n, 1) * sizeof(*keys));
-    struct json_object *o = json_object_new_object();
+    struct json_object *o = json_object_new_object(), *child;
     if (!keys || !o) {
         free(keys);
         json_object_put(o);
-        return NULL;
+        return -ENOMEM;
     }
     json_object_object_foreach(v, key, val) {
         (void)val;
         keys[i++] = key;
     }
     qsort(keys, n, sizeof(*keys), cmp_keys);
-    for (i = 0; i < n; i++)
-        json_object_object_add(o, keys[i], sorted_copy(json_object_object_get(v, keys[i])));
+    for (i = 0; i < n; i++) {
+        if (sorted_copy(json_object_object_get(v, keys[i]), &child)) {
+            free(keys);
+            json_object_put(o);
+            return -ENOMEM;
+        }
+        json_object_object_add(o, keys[i], child);
+    }
     free(keys);
-    return o;
+    *out = o;
+    return 0;
 }
 
 static size_t json_size(struct json_object *v)
@@ -67,69 +85,72 @@ static size_t json_size(struct json_object *v)
 /* Take 'v' (a new reference) as the data if it fits. */
 static int store_if_fits(struct mmds_store *s, struct json_object *v)
 {
-    if (!v)
-        return err_set(-ENOMEM, "out of memory");
     if (json_size(v) > s->limit) {
         json_object_put(v);
         return err_set(-EFBIG, "The MMDS patch request doesn't fit.");
     }
     json_object_put(s->data);
     s->data = v;
+    s->initialized = true;
     return 0;
 }
 
 int mmds_store_put(struct mmds_store *s, struct json_object *value)
 {
-    return store_if_fits(s, sorted_copy(value));
+    struct json_object *copy;
+    if (sorted_copy(value, &copy))
+        return err_set(-ENOMEM, "out of memory");
+    return store_if_fits(s, copy);
 }
 
-/* RFC 7386: 'target' (a reference the function takes) merged with 'patch';
- * returns the result (a new reference). */
-static struct json_object *merge_patch(struct json_object *target, struct json_object *patch)
+/* RFC 7386: 'target' (a reference the function takes; NULL is null)
+ * merged with 'patch' into *out (a new reference); -ENOMEM. */
+static int merge_patch(struct json_object *target, struct json_object *patch,
+                       struct json_object **out)
 {
     if (!json_object_is_type(patch, json_type_object)) {
         json_object_put(target);
-        return sorted_copy(patch);
+        return sorted_copy(patch, out);
     }
     if (!json_object_is_type(target, json_type_object)) {
         json_object_put(target);
-        target = json_object_new_object();
-        if (!target)
-            return NULL;
+        if (!(target = json_object_new_object()))
+            return -ENOMEM;
     }
     json_object_object_foreach(patch, key, val) {
         if (!val) { /* null removes */
             json_object_object_del(target, key);
             continue;
         }
-        struct json_object *old = json_object_object_get(target, key);
-        struct json_object *merged = merge_patch(json_object_get(old), val);
-        if (!merged) {
+        struct json_object *old = json_object_object_get(target, key), *merged;
+        if (merge_patch(json_object_get(old), val, &merged)) {
             json_object_put(target);
-            return NULL;
+            return -ENOMEM;
         }
         json_object_object_add(target, key, merged);
     }
-    return target;
+    *out = target;
+    return 0;
 }
 
 int mmds_store_patch(struct mmds_store *s, struct json_object *patch)
 {
-    if (!s->data)
+    if (!s->initialized)
         return err_set(-ENOENT, "The MMDS data store is not initialized.");
-    struct json_object *copy = NULL;
-    if (json_object_deep_copy(s->data, &copy, NULL))
+    struct json_object *copy = NULL, *merged, *sorted;
+    if (s->data && json_object_deep_copy(s->data, &copy, NULL))
         return err_set(-ENOMEM, "out of memory");
-    struct json_object *merged = merge_patch(copy, patch);
+    if (merge_patch(copy, patch, &merged))
+        return err_set(-ENOMEM, "out of memory");
     /* New keys went in at the end: sort again. */
-    struct json_object *sorted = merged ? sorted_copy(merged) : NULL;
+    int ret = sorted_copy(merged, &sorted);
     json_object_put(merged);
-    return store_if_fits(s, sorted);
+    return ret ? err_set(-ENOMEM, "out of memory") : store_if_fits(s, sorted);
 }
 
 struct json_object *mmds_store_get(const struct mmds_store *s)
 {
-    return s->data ? json_object_get(s->data) : json_object_new_object();
+    return s->initialized ? json_object_get(s->data) : json_object_new_object();
 }
 
 /* --- reading paths -------------------------------------------------------- */

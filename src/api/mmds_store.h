@@ -29,7 +29,8 @@ struct mmds_token {
 };
 
 struct mmds_store {
-    struct json_object *data; /* NULL until the first PUT */
+    bool initialized;         /* a PUT was made */
+    struct json_object *data; /* NULL: JSON's null (the data before a PUT) */
     size_t limit;             /* bytes of its compact JSON text */
     enum mmds_version version;
     bool imds_compat;         /* IMDS text whatever the Accept header says */
