@@ -221,6 +221,8 @@ static int boot_from_options(struct vmm *vmm, struct api *api, struct cli_reques
 static int restore_snapshot(struct vmm *vmm, struct api *api, struct cli_request *req,
                             enum vmm_fault *fault)
 {
+    req->overrides.start_mmds = api_mmds_start_restored;
+    req->overrides.mmds_ctx = &api->res.mmds;
     int ret = vmm_restore(vmm, req->snapshot_path, req->mem_path, &req->overrides,
                           !req->paused, fault);
     if (!ret)

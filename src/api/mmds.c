@@ -301,7 +301,9 @@ static int start_for(struct api_mmds *m, struct vm_config *cfg)
         any |= cfg->nics[i].mmds;
     if (!any)
         return 0;
-    cfg->mmds.ipv4 = m->ipv4;
+    cfg->mmds.ipv4 = m->ipv4; /* kept in a snapshot */
+    cfg->mmds.v2 = m->store.version == MMDS_V2;
+    cfg->mmds.imds_compat = m->store.imds_compat;
     if (m->thread_started) { /* a start that failed before: the service runs */
         snprintf(cfg->mmds.sock_path, sizeof(cfg->mmds.sock_path), "%s", m->sock_path);
         return 0;
@@ -326,6 +328,32 @@ int api_mmds_start(struct api_mmds *m, struct vm_config *cfg)
                             id_listed(cfg->nics[i].id, (const char *const *)m->ifaces,
                                       m->nr_ifaces);
     return start_for(m, cfg);
+}
+
+int api_mmds_start_restored(void *ctx, struct vm_config *cfg)
+{
+    struct api_mmds *m = ctx;
+    m->configured = true;
+    m->ipv4 = cfg->mmds.ipv4;
+    pthread_mutex_lock(&m->lock);
+    m->store.version = cfg->mmds.v2 ? MMDS_V2 : MMDS_V1;
+    m->store.imds_compat = cfg->mmds.imds_compat;
+    pthread_mutex_unlock(&m->lock);
+    for (unsigned i = 0; i < m->nr_ifaces; i++)
+        free(m->ifaces[i]);
+    m->nr_ifaces = 0;
+    for (unsigned i = 0; i < cfg->nr_nics; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "eth%u", i);
+        if (cfg->nics[i].mmds && !(m->ifaces[m->nr_ifaces++] =
+                                       strdup(cfg->nics[i].id ? cfg->nics[i].id : id)))
+            return err_set(-ENOMEM, "out of memory");
+    }
+    int ret = start_for(m, cfg);
+    if (!ret)
+        log_info("metadata service restored: its store is empty until the host puts data "
+                 "(a snapshot does not keep it, as Firecracker's)");
+    return ret;
 }
 
 int api_mmds_start_from_options(struct api_mmds *m, struct vm_config *cfg)

@@ -63,6 +63,9 @@ struct json_object *api_mmds_config_json(const struct api_mmds *m);
 /* At start from the API: mark the configured NICs of 'cfg' (they carry
  * their ids) and start the service if any serves it. */
 int api_mmds_start(struct api_mmds *m, struct vm_config *cfg) EMBER_MUST_CHECK;
+/* A restore's vm_overrides.start_mmds (ctx: the api_mmds): the snapshot's
+ * address, version and interfaces; the store starts empty. */
+int api_mmds_start_restored(void *ctx, struct vm_config *cfg) EMBER_MUST_CHECK;
 /* At start from ember's options (--net ...,mmds and --mmds). */
 int api_mmds_start_from_options(struct api_mmds *m, struct vm_config *cfg) EMBER_MUST_CHECK;
 

@@ -138,6 +138,10 @@ struct vm_overrides {
     bool clock_realtime;    /* advance the guest's clock by the time since the snapshot */
     const char *serial_out_path; /* COM1's output (not kept in snapshots) */
     unsigned expect_vcpus;  /* if not 0: the snapshot must have this many vCPUs */
+    /* The restored machine's NICs serve the metadata service: start it
+     * (its store starts empty, as Firecracker's) and set cfg->mmds. */
+    int (*start_mmds)(void *ctx, struct vm_config *cfg);
+    void *mmds_ctx;
     uint64_t expect_mem;    /* if not 0: ... and this much memory */
 };
 

@@ -5,9 +5,10 @@ user-mode NIC and a TAP NIC, V1 and V2 (session tokens), after a PATCH from
 the host; a NIC not listed does not reach it (its frames go to the TAP)."""
 import json
 import os
+import shlex
 
 from framework import (ember_run, expect, expect_ember_rc, expect_no_output, expect_output,
-                       guest_test, host_test, job)
+                       guest_cmdline, guest_test, host_test, job)
 from test_api import API_HELPERS, with_servers
 from test_net import HELPERS, background, in_netns
 
@@ -203,3 +204,42 @@ def mmds_tap():
         expect_output(j, r"^via-eth1 host-side$", "the host through the NIC not listed")
         expect_no_output(j, r"^via-eth0 host-side", "a frame leaked to the TAP")
     return job("mmds-tap", in_netns(HELPERS + body), timeout=150), check
+
+
+GUEST_POLL = r'''
+i=0
+while [ $i -lt 400 ]; do
+    echo "fetch $i $(wget -q -O - http://169.254.169.254/k 2>&1 | head -n 1)"
+    i=$((i+1)); usleep 300000
+done
+'''
+
+
+@guest_test("mmds across a snapshot: the restored VM's NIC still reaches the service at its "
+            "address and version, but the store starts empty (as Firecracker's) until the "
+            "host puts data", batch="mmds", engine=True)
+def mmds_snapshot():
+    cmdline = shlex.quote(guest_cmdline(GUEST_POLL))
+    script = API_HELPERS + (
+        "echo '{\"k\": \"before\"}' > md.json\n"
+        '"$EMBER" run --api-sock api.sock --net user,mmds --mmds data="$DATA/md.json" '
+        f"--cmdline {cmdline} > out.txt 2>&1 & pid=$!\n"
+        "wait_for '^fetch [0-9]* before' out.txt\n"
+        '"$EMBER" snapshot --api-sock api.sock --snapshot vm.state --mem vm.mem --keep-paused '
+        '> snap.txt 2>&1; echo "snapshot rc=$?"; cat snap.txt\n'
+        "kill $pid; wait $pid; rm -f api.sock\n"
+        '"$EMBER" restore -v --snapshot vm.state --mem vm.mem --api-sock api.sock > out2.txt 2>&1 &\n'
+        "wait_for 'fetch [0-9]* wget: server returned error: HTTP/1.1 404' out2.txt\n"
+        "api -X PUT http://x/mmds -d '{\"k\": \"after\"}' | sed 's/^/host-put /'\n"
+        "wait_for '^fetch [0-9]* after' out2.txt\n"
+        "api -X PUT http://x/actions -d '{\"action_type\": \"SendCtrlAltDel\"}' >/dev/null\n"
+        "wait; echo '--- restored'; cat out2.txt\n")
+
+    def check(j):
+        expect_output(j, r"^snapshot rc=0$", "the snapshot")
+        expect_output(j, r"metadata service restored: its store is empty", "the restore says so")
+        expect_output(j, r"^fetch \d+ wget: server returned error: HTTP/1.1 404",
+                      "the restored guest reaches the service, which is empty")
+        expect_output(j, r"^host-put  \[204\]$", "the host's PUT after the restore")
+        expect_output(j, r"^fetch \d+ after$", "the guest sees the new data")
+    return job("mmds-snapshot", script, timeout=240), check
