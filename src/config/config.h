@@ -157,6 +157,8 @@ const char *accel_kind_name(enum accel_kind kind);
 bool accel_kind_parse(const char *name, enum accel_kind *out);
 /* --balloon's value (modified in place, as getsubopt does). */
 int balloon_config_parse(char *spec, struct balloon_config *out) EMBER_MUST_CHECK;
+/* --mmds's value (modified in place, as getsubopt does). */
+int mmds_config_parse(char *spec, struct mmds_config *out) EMBER_MUST_CHECK;
 /* The balloon fits in the guest's memory. */
 int balloon_config_check(const struct balloon_config *b, uint64_t mem_size) EMBER_MUST_CHECK;
 /* A stable, locally administered unicast MAC from the backend and position:
