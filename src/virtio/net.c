@@ -168,6 +168,8 @@ static void receive(struct virtio_net *vn)
 static bool divert_to_mmds(struct virtio_net *vn, const struct iovec *iov, int n)
 {
     struct net_backend *mmds = vn->be->mmds;
+    if (!mmds)
+        return false;
     uint8_t head[NET_HDR_SIZE + 14 + 28];
     size_t len = 0, got = 0;
     for (int i = 0; i < n; i++) {
@@ -176,7 +178,7 @@ static bool divert_to_mmds(struct virtio_net *vn, const struct iovec *iov, int n
         got += take;
         len += iov[i].iov_len;
     }
-    if (!mmds || !net_mmds_wants(mmds->mmds_ip, head, got))
+    if (!net_mmds_wants(mmds->mmds_ip, head, got))
         return false;
     if (!vn->mmds_tx && !(vn->mmds_tx = malloc(NET_MAX_FRAME)))
         return true; /* dropped: the guest retransmits */
