@@ -126,11 +126,17 @@ req GET /latest/user-data 'X-metadata-token: bad\r\n' | sed -n '1p;$p' | tr '\r\
 T1=$(req PUT /latest/api/token 'X-aws-ec2-metadata-token-ttl-seconds: 1\r\n' | tail -n 1)
 sleep 2
 req GET /n "X-aws-ec2-metadata-token: $T1\r\n" | head -1 | sed 's/^/expired /'
+# A flood: 100 idle connections, 60 unfinished requests, 2 MB of junk.
+i=0; while [ $i -lt 100 ]; do (sleep 20 | nc $M 80 >/dev/null 2>&1 &); i=$((i+1)); done
+i=0; while [ $i -lt 60 ]; do (printf 'GET /x HTTP/1.1\r\nX: ' | nc $M 80 >/dev/null 2>&1 &); i=$((i+1)); done
+head -c 2000000 /dev/zero | nc $M 80 | head -1 | sed 's/^/junk /'
+echo "after-flood $(wget -q -O - --header "X-metadata-token: $T" http://$M/latest/user-data)"
 '''
 
 
 @guest_test("mmds over user-mode networking: wget from the guest, V1 (IMDS listing, JSON, a "
-            "PATCH from the host seen at once, Firecracker's errors) and V2 (session tokens)",
+            "PATCH from the host seen at once, Firecracker's errors) and V2 (session tokens), "
+            "and a guest flooding the service",
             batch="mmds", engine=True)
 def mmds_user():
     script = API_HELPERS + (
@@ -166,6 +172,8 @@ def mmds_user():
         expect_output(j, r"^user-data #cloud-config$", "V2 with the token")
         expect_output(j, r"^bad-token HTTP/1.1 401 .*MMDS token not valid\.", "a bad token")
         expect_output(j, r"^expired HTTP/1.1 401", "an expired token")
+        expect_output(j, r"^junk HTTP/1.1 400", "2 MB of junk: 400")
+        expect_output(j, r"^after-flood #cloud-config$", "the service answering after a flood")
     return job("mmds-user", script, timeout=240), check
 
 
