@@ -158,6 +158,12 @@ static int apply_firecracker_options(struct vmm *vmm, struct api *api,
         }
         api->res.metrics_path = copy;
     }
+    /* Firecracker's default store limit is the API's payload limit. */
+    api_mmds_set_limit(&api->res.mmds, req->has_mmds_size_limit ? req->mmds_size_limit
+                                       : req->max_body ? req->max_body
+                                                       : HTTP_DEFAULT_MAX_BODY);
+    if (req->metadata_path && (ret = api_mmds_put_file(&api->res.mmds, req->metadata_path)))
+        return err_prefix(ret, "--metadata");
     return 0;
 }
 
@@ -206,7 +212,9 @@ static int run_vmm(struct cli_request *req, bring_up_fn bring_up)
 static int boot_from_options(struct vmm *vmm, struct api *api, struct cli_request *req,
                              enum vmm_fault *fault)
 {
-    int ret = vmm_start(vmm, &req->vm, fault);
+    int ret = api_mmds_start_from_options(&api->res.mmds, &req->vm);
+    if (!ret)
+        ret = vmm_start(vmm, &req->vm, fault);
     return ret ? ret : api_adopt_config(api, &vmm->cfg);
 }
 
@@ -214,6 +222,8 @@ static int boot_from_options(struct vmm *vmm, struct api *api, struct cli_reques
 static int restore_snapshot(struct vmm *vmm, struct api *api, struct cli_request *req,
                             enum vmm_fault *fault)
 {
+    req->overrides.start_mmds = api_mmds_start_restored;
+    req->overrides.mmds_ctx = &api->res.mmds;
     int ret = vmm_restore(vmm, req->snapshot_path, req->mem_path, &req->overrides,
                           !req->paused, fault);
     if (!ret)

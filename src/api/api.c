@@ -8,6 +8,7 @@
 
 #include "util/json_fields.h"
 #include "api/balloon_requests.h"
+#include "api/mmds_requests.h"
 #include "api/snapshot_requests.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -332,6 +333,8 @@ static int put_snapshot_load(struct api *api, const char *id, struct json_object
     int ret = api_parse_snapshot_load(body, &req);
     if (!ret) /* PUT /serial before the load: not part of the snapshot */
         req.overrides.serial_out_path = api->res.serial_out_path;
+    req.overrides.start_mmds = api_mmds_start_restored;
+    req.overrides.mmds_ctx = &api->res.mmds;
     if (!ret && api->res.machine_set) { /* the client said what machine it expects */
         req.overrides.expect_vcpus = api->res.vcpus;
         req.overrides.expect_mem = (uint64_t)api->res.mem_mib << 20;
@@ -399,6 +402,35 @@ static int patch_vm(struct api *api, const char *id, struct json_object *body,
     return err_set(-EINVAL, "vm: state must be \"Paused\" or \"Resumed\", got '%s'", state);
 }
 
+static int put_mmds(struct api *api, const char *id, struct json_object *body,
+                    struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_mmds_put(&api->res.mmds, body);
+}
+
+static int patch_mmds(struct api *api, const char *id, struct json_object *body,
+                      struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_mmds_patch(&api->res.mmds, body);
+}
+
+static int get_mmds(struct api *api, const char *id, struct json_object *body,
+                    struct json_object **out)
+{
+    (void)id, (void)body;
+    *out = api_mmds_get(&api->res.mmds);
+    return 0;
+}
+
+static int put_mmds_config(struct api *api, const char *id, struct json_object *body,
+                           struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_put_mmds_config(&api->res, body);
+}
+
 /* --- routing ------------------------------------------------------------- */
 
 static const struct route routes[] = {
@@ -426,10 +458,10 @@ static const struct route routes[] = {
     {"PUT", "/balloon", PRE_BOOT, put_balloon, "balloon"},
     {"PATCH", "/balloon", ANY_TIME, patch_balloon, "balloon"},
     {"GET", "/balloon", ANY_TIME, get_balloon, "balloon"},
-    {"PUT", "/mmds", ANY_TIME, not_supported, "mmds"},
-    {"PATCH", "/mmds", ANY_TIME, not_supported, "mmds"},
-    {"GET", "/mmds", ANY_TIME, not_supported, "mmds"},
-    {"PUT", "/mmds/config", ANY_TIME, not_supported, "mmds"},
+    {"PUT", "/mmds", ANY_TIME, put_mmds, "mmds"},
+    {"PATCH", "/mmds", ANY_TIME, patch_mmds, "mmds"},
+    {"GET", "/mmds", ANY_TIME, get_mmds, "mmds"},
+    {"PUT", "/mmds/config", PRE_BOOT, put_mmds_config, "mmds"},
     {"PUT", "/cpu-config", ANY_TIME, not_supported, "cpu_cfg"},
     {"PUT", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
     {"PATCH", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
@@ -545,7 +577,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     count_request(api, r, ret != 0);
     if (ret) {
         log_info("API %s %s: %s", req->method, req->path, err_msg());
-        respond_fault(resp, 400, err_msg());
+        respond_fault(resp, ret == -EFBIG ? 413 : 400, err_msg());
     } else if (out) {
         resp->status = 200;
         resp->body = strdup(json_object_to_json_string_ext(

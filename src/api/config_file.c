@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "api/balloon_requests.h"
+#include "api/mmds_requests.h"
 #include "util/json_fields.h"
 #include "util/util.h"
 
@@ -99,8 +100,6 @@ static int apply_config(struct api *api, struct json_object *cfg)
     };
     int ret = jf_check(cfg, fields, ARRAY_SIZE(fields), "the configuration");
     if (!ret)
-        ret = refuse(cfg, "mmds-config", "the metadata service");
-    if (!ret)
         ret = refuse(cfg, "cpu-config", "custom CPU templates");
     if (!ret)
         ret = refuse(cfg, "memory-hotplug", "memory hot-plugging (virtio-mem)");
@@ -129,6 +128,8 @@ static int apply_config(struct api *api, struct json_object *cfg)
         ret = api_set_vsock(&api->res, v);
     if (!ret && (v = jf_get(cfg, "balloon")))
         ret = api_put_balloon(&api->res, v);
+    if (!ret && (v = jf_get(cfg, "mmds-config")))
+        ret = api_put_mmds_config(&api->res, v); /* after the interfaces it names */
     return ret;
 }
 

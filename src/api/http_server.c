@@ -43,6 +43,12 @@ struct conn {
     char hname[16];
     size_t hname_len;
     bool hname_done;
+    /* Headers kept for the handler: NUL-terminated names and values in hbuf. */
+    char hbuf[HTTP_MAX_HEADER_BYTES + 2 * HTTP_MAX_KEPT_HEADERS + 2];
+    size_t hbuf_len;
+    size_t hoff[HTTP_MAX_KEPT_HEADERS][2]; /* offsets of name and value */
+    unsigned nr_kept;
+    bool keeping; /* the current header is being kept */
     bool header_is_expect;
     bool expect_continue;
     int fail_status;
@@ -69,6 +75,7 @@ struct http_server {
     bool timer_armed;
     bool listen_paused; /* out of file descriptors: retried on the tick */
     struct http_stats stats;
+    const char *name;
 };
 
 static uint64_t now_ms(void)
@@ -95,10 +102,13 @@ static const char *reason_phrase(int status)
     case 200: return "OK";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     default: return "Unknown";
     }
 }
@@ -122,15 +132,17 @@ static bool out_append(struct conn *c, const char *data, size_t len)
     return true;
 }
 
-static void conn_respond(struct conn *c, int status, const char *body)
+static void conn_respond_typed(struct conn *c, int status, const char *body,
+                               const char *content_type, const char *extra)
 {
-    char head[256];
+    char head[512];
     size_t blen = body ? strlen(body) : 0;
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: ember\r\n", status,
-                     reason_phrase(status));
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: ember\r\n%s", status,
+                     reason_phrase(status), extra ? extra : "");
     if (body)
         n += snprintf(head + n, sizeof(head) - (size_t)n,
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
+                      "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                      content_type ? content_type : "application/json", blen);
     else if (status != 204 && status != 100)
         n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: 0\r\n");
     if (c->close_after_write && status != 100)
@@ -139,6 +151,11 @@ static void conn_respond(struct conn *c, int status, const char *body)
     if (!out_append(c, head, (size_t)n) || (body && !out_append(c, body, blen)))
         c->dead = true; /* out of memory: drop the client rather than the VMM */
     c->write_deadline = now_ms() + HTTP_WRITE_TIMEOUT_MS;
+}
+
+static void conn_respond(struct conn *c, int status, const char *body)
+{
+    conn_respond_typed(c, status, body, NULL, NULL);
 }
 
 static void conn_respond_fault(struct conn *c, int status, const char *msg)
@@ -170,6 +187,9 @@ static int on_message_begin(http_parser *p)
     c->header_bytes = 0;
     c->hname_len = 0;
     c->hname_done = false;
+    c->hbuf_len = 0;
+    c->nr_kept = 0;
+    c->keeping = false;
     c->expect_continue = false;
     c->request_deadline = now_ms() + HTTP_REQUEST_TIMEOUT_MS;
     return 0;
@@ -195,13 +215,73 @@ static int count_header_bytes(struct conn *c, size_t len)
     return 0;
 }
 
+/* Kept headers: each name and value is NUL-terminated in hbuf; one that
+ * does not fit (header_bytes bounds the total anyway) is not kept. */
+static void keep_drop(struct conn *c)
+{
+    if (!c->keeping)
+        return;
+    c->keeping = false;
+    c->nr_kept--;
+    c->hbuf_len = c->hoff[c->nr_kept][0];
+}
+
+static void keep_bytes(struct conn *c, const char *at, size_t len)
+{
+    if (!c->keeping)
+        return;
+    if (c->hbuf_len + len + 1 > sizeof(c->hbuf)) {
+        keep_drop(c);
+        return;
+    }
+    memcpy(c->hbuf + c->hbuf_len, at, len);
+    c->hbuf_len += len;
+    c->hbuf[c->hbuf_len] = '\0';
+}
+
+/* A new string (0: a name, 1: its value) starts past the last one's NUL. */
+static void keep_start(struct conn *c, int which)
+{
+    if (which == 0) {
+        c->keeping = c->nr_kept < HTTP_MAX_KEPT_HEADERS;
+        if (!c->keeping)
+            return;
+        c->nr_kept++;
+        c->hoff[c->nr_kept - 1][0] = c->hbuf_len;
+    }
+    if (!c->keeping)
+        return;
+    if (which == 1 && c->hbuf_len + 1 >= sizeof(c->hbuf)) {
+        keep_drop(c);
+        return;
+    }
+    if (which == 1)
+        c->hbuf_len++; /* past the name's NUL */
+    c->hoff[c->nr_kept - 1][which] = c->hbuf_len;
+    if (c->hbuf_len < sizeof(c->hbuf))
+        c->hbuf[c->hbuf_len] = '\0';
+}
+
+static void keep_end(struct conn *c)
+{
+    if (c->keeping && c->hbuf_len + 1 < sizeof(c->hbuf))
+        c->hbuf_len++; /* past the value's NUL */
+    else
+        keep_drop(c);
+    c->keeping = false;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
-    if (c->hname_done) { /* a value came in between: a new header starts */
+    if (c->hname_done || c->hname_len == 0) { /* a new header starts */
+        if (c->hname_done)
+            keep_end(c);
         c->hname_len = 0;
         c->hname_done = false;
+        keep_start(c, 0);
     }
+    keep_bytes(c, at, len);
     size_t room = sizeof(c->hname) - 1 - c->hname_len;
     memcpy(c->hname + c->hname_len, at, MIN(len, room));
     c->hname_len += MIN(len, room);
@@ -215,7 +295,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     if (!c->hname_done) {
         c->hname_done = true;
         c->header_is_expect = !strcasecmp(c->hname, "expect");
+        keep_start(c, 1);
     }
+    keep_bytes(c, at, len);
     if (c->header_is_expect && len >= 12 && !strncasecmp(at, "100-continue", 12))
         c->expect_continue = true;
     return count_header_bytes(c, len);
@@ -224,6 +306,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 static int on_headers_complete(http_parser *p)
 {
     struct conn *c = p->data;
+    if (c->hname_done)
+        keep_end(c);
+    else if (c->keeping) /* a name without a value */
+        keep_drop(c);
     size_t max = c->srv->max_body;
     /* content_length is ULLONG_MAX when the header is absent. */
     if (p->content_length != ULLONG_MAX && p->content_length > max)
@@ -288,17 +374,22 @@ static void conn_dispatch(struct conn *c)
         path[u.field_data[UF_PATH].len] = '\0';
         if (c->body)
             c->body[c->body_len] = '\0';
+        struct http_header headers[HTTP_MAX_KEPT_HEADERS];
+        for (unsigned i = 0; i < c->nr_kept; i++)
+            headers[i] = (struct http_header){c->hbuf + c->hoff[i][0], c->hbuf + c->hoff[i][1]};
         struct http_request req = {
             .method = http_method_str((enum http_method)c->parser.method),
             .path = path,
             .body = c->body ? c->body : "",
             .body_len = c->body_len,
+            .headers = headers,
+            .nr_headers = c->nr_kept,
         };
-        struct http_response resp = {500, NULL};
+        struct http_response resp = {.status = 500};
         srv->handler(srv->ctx, &req, &resp);
         if (resp.status >= 400)
             srv->stats.bad_requests++;
-        conn_respond(c, resp.status, resp.body);
+        conn_respond_typed(c, resp.status, resp.body, resp.content_type, resp.extra_headers);
         free(resp.body);
     }
     c->started = false;
@@ -308,6 +399,14 @@ static void conn_dispatch(struct conn *c)
         c->body = NULL;
         c->body_cap = 0;
     }
+}
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+    for (unsigned i = 0; i < req->nr_headers; i++)
+        if (!strcasecmp(req->headers[i].name, name))
+            return req->headers[i].value;
+    return NULL;
 }
 
 static void conn_parse_error(struct conn *c)
@@ -496,7 +595,7 @@ static void accept_one(struct http_server *srv, int fd)
 {
     if (!make_room(srv)) {
         srv->stats.connections_refused++;
-        log_guest("control API: %d connections are busy; refusing another",
+        log_guest("%s: %d connections are busy; refusing another", srv->name,
                   HTTP_MAX_CONNECTIONS);
         close(fd);
         return;
@@ -543,10 +642,11 @@ static void on_listen(struct http_server *srv)
             /* Out of descriptors: the pending connection stays queued and
              * the socket readable, so stop watching it until the next tick
              * instead of spinning. */
-            log_guest("control API: accept failed: %s; retrying in a second", strerror(errno));
+            log_guest("%s: accept failed: %s; retrying in a second", srv->name,
+                      strerror(errno));
             watch_listener(srv, false);
         } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            log_guest("control API: accept failed: %s", strerror(errno));
+            log_guest("%s: accept failed: %s", srv->name, strerror(errno));
         }
         return;
     }
@@ -562,10 +662,10 @@ static void on_tick(struct http_server *srv)
     uint64_t now = now_ms();
     for (struct conn *c = srv->conns; c; c = c->next) {
         if (c->started && c->request_deadline && now > c->request_deadline) {
-            log_debug("control API: dropping a client that left a request unfinished");
+            log_debug("%s: dropping a client that left a request unfinished", srv->name);
             conn_kill(c);
         } else if (out_pending(c) && now > c->write_deadline) {
-            log_debug("control API: dropping a client that does not read its responses");
+            log_debug("%s: dropping a client that does not read its responses", srv->name);
             conn_kill(c);
         }
     }
@@ -623,13 +723,14 @@ int http_server_create(const char *path, mode_t mode, size_t max_body, struct ev
     srv->max_body = max_body;
     srv->handler = handler;
     srv->ctx = ctx;
-    int ret = srv_listen(srv, path, mode);
+    srv->name = "control API";
+    int ret = path ? srv_listen(srv, path, mode) : 0;
     if (!ret && (srv->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
         ret = err_errno(-errno, "epoll_create1 failed");
     if (!ret && (srv->timer_fd = timerfd_create(CLOCK_MONOTONIC,
                                                 TFD_NONBLOCK | TFD_CLOEXEC)) < 0)
         ret = err_errno(-errno, "timerfd_create failed");
-    if (!ret)
+    if (!ret && path)
         ret = srv_watch(srv, srv->listen_fd, &srv->listen_tag);
     if (!ret)
         ret = srv_watch(srv, srv->timer_fd, &srv->timer_tag);
@@ -661,6 +762,17 @@ void http_server_destroy(struct http_server *srv)
     if (srv->path[0])
         unlink(srv->path);
     free(srv);
+}
+
+void http_server_set_name(struct http_server *srv, const char *name)
+{
+    srv->name = name;
+}
+
+void http_server_adopt(struct http_server *srv, int fd)
+{
+    accept_one(srv, fd);
+    arm_timer(srv, srv->nr_conns > 0);
 }
 
 const struct http_stats *http_server_stats(const struct http_server *srv)

@@ -18,6 +18,7 @@ void api_resources_init(struct api_resources *r)
     memset(r, 0, sizeof(*r));
     r->vcpus = 1;
     r->mem_mib = API_DEFAULT_MEM_MIB;
+    api_mmds_init(&r->mmds);
 }
 
 static void drive_free(struct api_drive *d)
@@ -56,6 +57,7 @@ void api_resources_free(struct api_resources *r)
     api_fs_free(r);
     json_object_put(r->logger);
     free(r->metrics_path);
+    api_mmds_free(&r->mmds);
     free(r->serial_out_path);
     free(r->cmdline);
     memset(r, 0, sizeof(*r));
@@ -766,7 +768,7 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
         else
             config_generate_mac(n, i, n->mac);
     }
-    return 0;
+    return api_mmds_start(&r->mmds, cfg);
 }
 
 /* machine-config's huge_pages: Firecracker's "None" (4 KiB pages) and
@@ -916,7 +918,7 @@ struct json_object *api_vm_config_json(const struct api_resources *r)
     json_object_object_add(o, "vsock", vsock);
     json_object_object_add(o, "balloon",
                            r->balloon.enabled ? api_balloon_json(&r->balloon) : NULL);
-    json_object_object_add(o, "mmds-config", NULL);
+    json_object_object_add(o, "mmds-config", api_mmds_config_json(&r->mmds));
     json_object_object_add(o, "cpu-config", NULL);
     json_object_object_add(o, "pmem", api_pmem_json(r));
     json_object_object_add(o, "fs", api_fs_json(r));

@@ -11,6 +11,7 @@
 
 #include "util/err.h"
 #include "config/config.h"
+#include "api/mmds.h"
 
 #define API_ID_MAX 64
 #define API_DEFAULT_MEM_MIB 128 /* Firecracker's default */
@@ -86,6 +87,7 @@ struct api_resources {
     struct json_object *logger;
     char *metrics_path;
     char *cmdline; /* built at start: boot_args plus the root device */
+    struct api_mmds mmds; /* the metadata service */
 };
 
 void api_resources_init(struct api_resources *r);
@@ -123,7 +125,8 @@ int api_check_nic_patch(struct api_resources *r, const char *path_id, struct jso
                         unsigned *index, struct rate_limit_config *rx,
                         struct rate_limit_config *tx) EMBER_MUST_CHECK;
 
-/* Ready to start? Fills 'cfg' with pointers into 'r' (kept alive by it). */
+/* Ready to start? Fills 'cfg' with pointers into 'r' (kept alive by it),
+ * and starts the metadata service if an interface serves it. */
 int api_build_config(struct api_resources *r, struct vm_config *cfg) EMBER_MUST_CHECK;
 
 /* machine-config's huge_pages names and back. */

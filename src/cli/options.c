@@ -40,6 +40,7 @@ enum {
     OPT_BALLOON,
     OPT_SHARE,
     OPT_ROOTFS,
+    OPT_MMDS,
     OPT_BOOT_TIMER,
     OPT_LOG_PATH,
     OPT_LEVEL,
@@ -82,6 +83,7 @@ static const struct option run_options[] = {
     {"ksm", no_argument, NULL, OPT_KSM},
     {"share", required_argument, NULL, OPT_SHARE},
     {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"mmds", required_argument, NULL, OPT_MMDS},
     {"no-rng", no_argument, NULL, OPT_NO_RNG},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
@@ -220,8 +222,12 @@ void cli_print_usage(FILE *out)
           "  --disk path=FILE[,ro][,id=NAME][,cache=none]\n"
           "                      a raw image as virtio-blk (repeatable: vda, vdb, ...)\n"
           "  --net tap=NAME[,mac=M] | user[,hostfwd=tcp::HOSTPORT-:GUESTPORT]...[,mac=M]\n"
-          "                      virtio-net on a TAP device or user-mode networking\n"
-          "                      (libslirp: NAT, DHCP, DNS; no privileges); repeatable\n"
+          "        [,mmds]       virtio-net on a TAP device or user-mode networking\n"
+          "                      (libslirp: NAT, DHCP, DNS; no privileges); repeatable;\n"
+          "                      mmds: the guest reaches the metadata service through it\n"
+          "  --mmds [version=V1|V2][,address=IP][,data=FILE][,limit=BYTES][,imds_compat]\n"
+          "                      the metadata service (Firecracker's MMDS) at IP (default\n"
+          "                      169.254.169.254), its store filled from FILE (JSON)\n"
           "  --vsock cid=N,uds=PATH\n"
           "                      virtio-vsock for guest CID N (3 or more) with Firecracker's\n"
           "                      host side: host programs connect to PATH and send\n"
@@ -343,8 +349,8 @@ static int parse_net(char *arg, struct vm_config *vm)
         return err_set(-EINVAL, "--net: at most %d interfaces", CONFIG_MAX_NICS);
     struct nic_config n = {0};
     bool have_kind = false, have_mac = false;
-    enum { KEY_TAP, KEY_USER, KEY_HOSTFWD, KEY_MAC };
-    char *const keys[] = {"tap", "user", "hostfwd", "mac", NULL};
+    enum { KEY_TAP, KEY_USER, KEY_HOSTFWD, KEY_MAC, KEY_MMDS };
+    char *const keys[] = {"tap", "user", "hostfwd", "mac", "mmds", NULL};
     char *value;
     while (*arg) {
         char *item = arg;
@@ -370,9 +376,14 @@ static int parse_net(char *arg, struct vm_config *vm)
                 return -EINVAL;
             have_mac = true;
             break;
+        case KEY_MMDS:
+            if (value)
+                return err_set(-EINVAL, "--net: mmds takes no value");
+            n.mmds = true;
+            break;
         default:
             return err_set(-EINVAL, "--net: unknown backend or setting '%s' (expected tap=NAME "
-                                    "or user, then mac=, hostfwd=)", item);
+                                    "or user, then mac=, hostfwd=, mmds)", item);
         }
     }
     if (!have_kind)
@@ -574,6 +585,7 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_BOOT_TIMER: vm->boot_timer = true; return 0;
     case OPT_NET: return parse_net(arg, vm);
     case OPT_VSOCK: return parse_vsock(arg, vm);
+    case OPT_MMDS: return mmds_config_parse(arg, &vm->mmds);
     case OPT_BALLOON:
         if (vm->balloon.enabled)
             return err_set(-EINVAL, "--balloon: given twice (a VM has one balloon)");
@@ -641,9 +653,6 @@ static int parse_u64(const char *opt, const char *text, uint64_t *out)
 static int refuse_unsupported_option(int opt)
 {
     switch (opt) {
-    case OPT_METADATA:
-        return err_set(-EINVAL, "--metadata: the metadata service (MMDS) is not supported by "
-                                "ember yet; its contents would not reach the guest");
     case OPT_SECCOMP_FILTER:
         /* A Firecracker filter file is BPF compiled (by seccompiler) for
          * Firecracker's threads (vmm, api, vcpu) and the calls its Rust
@@ -660,7 +669,6 @@ static int refuse_unsupported_option(int opt)
 
 static int parse_serve_option(int opt, char *arg, struct cli_request *req)
 {
-    uint64_t ignored;
     switch (opt) {
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
@@ -687,11 +695,12 @@ static int parse_serve_option(int opt, char *arg, struct cli_request *req)
         return parse_u64("--start-time-cpu-us", arg, &req->start_time_cpu_us);
     case OPT_PARENT_CPU_TIME_US:
         return parse_u64("--parent-cpu-time-us", arg, &req->parent_cpu_time_us);
-    case OPT_MMDS_SIZE_LIMIT: /* no MMDS yet: nothing it could limit */
-        return parse_u64("--mmds-size-limit", arg, &ignored);
+    case OPT_MMDS_SIZE_LIMIT:
+        req->has_mmds_size_limit = true;
+        return parse_u64("--mmds-size-limit", arg, &req->mmds_size_limit);
+    case OPT_METADATA: req->metadata_path = arg; return 0;
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
     case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
-    case OPT_METADATA:
     case OPT_SECCOMP_FILTER: return refuse_unsupported_option(opt);
     case OPT_DESCRIBE_SNAPSHOT:
         req->command = CLI_DESCRIBE_SNAPSHOT;

@@ -50,6 +50,9 @@ struct cli_request {
     bool boot_timer;
     struct cli_logger logger;
     const char *metrics_path;
+    const char *metadata_path; /* --metadata: the MMDS store's first contents */
+    bool has_mmds_size_limit;
+    uint64_t mmds_size_limit;
     bool has_start_time_us, has_start_time_cpu_us;
     uint64_t start_time_us, start_time_cpu_us, parent_cpu_time_us;
     /* restore and merge-memory */

@@ -75,6 +75,22 @@ struct nic_config {
     unsigned nr_hostfwd;
     uint8_t mac[6];     /* given with mac=, or generated from the backend */
     struct rate_limit_config rx_limit, tx_limit; /* Firecracker's rx/tx_rate_limiter */
+    bool mmds;          /* the guest reaches the metadata service through it */
+};
+
+/* The metadata service (Firecracker's MMDS): where the guest finds it and,
+ * from the command line, how the store starts. */
+#define MMDS_DEFAULT_IPV4 0xa9fea9feu /* 169.254.169.254 (host byte order) */
+#define MMDS_SOCK_PATH_MAX 108
+struct mmds_config {
+    uint32_t ipv4;          /* network byte order; 0: the default */
+    bool v2;                /* session tokens required */
+    bool imds_compat;       /* IMDS text whatever the guest's Accept header */
+    const char *data_path;  /* --mmds data=FILE: the store's first contents */
+    uint64_t size_limit;    /* bytes; 0: the default */
+    bool given;             /* --mmds was on the command line */
+    /* Set when the service starts: its HTTP server's Unix socket. */
+    char sock_path[MMDS_SOCK_PATH_MAX];
 };
 
 /* virtio-balloon (Firecracker's balloon). */
@@ -126,6 +142,7 @@ struct vm_config {
     enum virtio_transport transport;
     bool boot_timer;        /* Firecracker's --boot-timer device */
     const char *serial_out_path; /* COM1's output there instead of stdout */
+    struct mmds_config mmds;
 };
 
 /* New paths for a restored VM's disks and TAP devices, by id (the API's
@@ -141,6 +158,10 @@ struct vm_overrides {
     bool clock_realtime;    /* advance the guest's clock by the time since the snapshot */
     const char *serial_out_path; /* COM1's output (not kept in snapshots) */
     unsigned expect_vcpus;  /* if not 0: the snapshot must have this many vCPUs */
+    /* The restored machine's NICs serve the metadata service: start it
+     * (its store starts empty, as Firecracker's) and set cfg->mmds. */
+    int (*start_mmds)(void *ctx, struct vm_config *cfg);
+    void *mmds_ctx;
     uint64_t expect_mem;    /* if not 0: ... and this much memory */
 };
 
@@ -166,6 +187,8 @@ int fs_config_parse(char *spec, struct fs_config *out) EMBER_MUST_CHECK;
  * not one of 'others'. */
 int fs_config_check(const struct fs_config *c, const struct fs_config *others, unsigned nr)
     EMBER_MUST_CHECK;
+/* --mmds's value (modified in place, as getsubopt does). */
+int mmds_config_parse(char *spec, struct mmds_config *out) EMBER_MUST_CHECK;
 /* The balloon fits in the guest's memory. */
 int balloon_config_check(const struct balloon_config *b, uint64_t mem_size) EMBER_MUST_CHECK;
 /* A stable, locally administered unicast MAC from the backend and position:

@@ -1,5 +1,7 @@
 #include "snapshot/machine.h"
 
+#include <arpa/inet.h>
+
 #include <string.h>
 
 #include "util/util.h"
@@ -21,6 +23,16 @@ static void save_nic(const struct nic_config *n, struct rec r)
     rec_put_bytes(r, "mac", n->mac, 6);
     for (unsigned i = 0; i < n->nr_hostfwd; i++)
         rec_put_str(rec_put_item(r, "hostfwd"), "rule", n->hostfwd[i]);
+    if (n->mmds)
+        rec_put_bool(r, "mmds", true);
+}
+
+/* The metadata service's address and version (its store is not kept). */
+static void save_mmds(const struct mmds_config *m, struct rec r)
+{
+    rec_put_u64(r, "ipv4", m->ipv4);
+    rec_put_bool(r, "v2", m->v2);
+    rec_put_bool(r, "imds_compat", m->imds_compat);
 }
 
 static void save_vsock(const struct vsock_config *v, struct rec r)
@@ -59,6 +71,11 @@ void machine_save(const struct vm_config *cfg, struct rec r)
         save_vsock(&cfg->vsock, rec_put_child(r, "vsock"));
     if (cfg->balloon.enabled)
         save_balloon(&cfg->balloon, rec_put_child(r, "balloon"));
+    bool mmds = false;
+    for (unsigned i = 0; i < cfg->nr_nics; i++)
+        mmds |= cfg->nics[i].mmds;
+    if (mmds)
+        save_mmds(&cfg->mmds, rec_put_child(r, "mmds"));
 }
 
 static int load_disk(struct rec r, struct disk_config *d)
@@ -96,7 +113,23 @@ static int load_nic(struct rec r, struct nic_config *n)
             ret = err_set(-EINVAL, "hostfwd[%zu] has no rule", i);
     }
     n->nr_hostfwd = (unsigned)count;
+    if (!ret && rec_has(r, "mmds"))
+        ret = rec_get_bool(r, "mmds", &n->mmds);
     return ret;
+}
+
+static int load_mmds(struct rec r, struct mmds_config *m)
+{
+    uint64_t ip = 0;
+    int ret = rec_get_u64(r, "ipv4", UINT32_MAX, &ip);
+    m->ipv4 = (uint32_t)ip;
+    if (!ret)
+        ret = rec_get_bool(r, "v2", &m->v2);
+    if (!ret)
+        ret = rec_get_bool(r, "imds_compat", &m->imds_compat);
+    if (!ret && (ntohl(m->ipv4) >> 16) != 0xa9fe)
+        ret = err_set(-EINVAL, "the address is not link-local");
+    return ret ? err_prefix(ret, "mmds") : 0;
 }
 
 static int load_vsock(struct rec r, struct vsock_config *v)
@@ -184,6 +217,12 @@ int machine_load(struct rec r, struct vm_config *cfg)
     struct rec balloon;
     if (!ret && rec_has(r, "balloon") && !(ret = rec_get_child(r, "balloon", &balloon)))
         ret = load_balloon(balloon, &cfg->balloon);
+    bool mmds = false;
+    for (unsigned i = 0; !ret && i < nics; i++)
+        mmds |= cfg->nics[i].mmds;
+    struct rec m;
+    if (!ret && mmds && !(ret = rec_get_child(r, "mmds", &m)))
+        ret = load_mmds(m, &cfg->mmds);
     cfg->nr_disks = (unsigned)disks;
     cfg->nr_nics = (unsigned)nics;
     return ret ? err_prefix(ret, "machine configuration") : 0;

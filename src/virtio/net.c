@@ -32,6 +32,11 @@ static void update_interest(struct virtio_net *vn)
     if (events != vn->poll_events && vn->loop &&
         evloop_modify(vn->loop, vn->be->poll_fd, events) == 0)
         vn->poll_events = events;
+    /* The service's frames come in only while the backend's do. */
+    uint32_t mmds = events & EPOLLIN;
+    if (vn->be->mmds && mmds != vn->mmds_events && vn->loop &&
+        evloop_modify(vn->loop, vn->be->mmds->poll_fd, mmds) == 0)
+        vn->mmds_events = mmds;
 }
 
 /* --- rate limits ---------------------------------------------------------- */
@@ -112,7 +117,10 @@ static void receive(struct virtio_net *vn)
     unsigned delivered = 0;
     while (delivered < RX_BURST) {
         if (!vn->frame_pending) {
-            ssize_t n = vn->be->ops->recv(vn->be, vn->frame, sizeof(vn->frame));
+            struct net_backend *mmds = vn->be->mmds;
+            ssize_t n = mmds ? mmds->ops->recv(mmds, vn->frame, sizeof(vn->frame)) : 0;
+            if (n == 0)
+                n = vn->be->ops->recv(vn->be, vn->frame, sizeof(vn->frame));
             if (n == 0)
                 break;
             if (n < NET_HDR_SIZE) {
@@ -155,6 +163,52 @@ static void receive(struct virtio_net *vn)
 
 /* --- transmit ------------------------------------------------------------ */
 
+/* A frame for the metadata service goes to its stack, never to the
+ * backend (a TAP would hand it to the host's network). True when taken. */
+static bool divert_to_mmds(struct virtio_net *vn, const struct iovec *iov, int n)
+{
+    struct net_backend *mmds = vn->be->mmds;
+    if (!mmds)
+        return false;
+    uint8_t head[NET_HDR_SIZE + 14 + 28];
+    size_t len = 0, got = 0;
+    for (int i = 0; i < n; i++) {
+        size_t take = MIN(iov[i].iov_len, sizeof(head) - got);
+        memcpy(head + got, iov[i].iov_base, take);
+        got += take;
+        len += iov[i].iov_len;
+    }
+    if (!net_mmds_wants(mmds->mmds_ip, head, got))
+        return false;
+    if (!vn->mmds_tx && !(vn->mmds_tx = malloc(NET_MAX_FRAME)))
+        return true; /* dropped: the guest retransmits */
+    size_t off = 0;
+    for (int i = 0; i < n; i++) { /* the whole frame, copied once from the guest */
+        memcpy(vn->mmds_tx + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    if (net_mmds_complete_frame(vn->mmds_tx, len)) {
+        if (!vn->mmds_dropped++)
+            log_guest("%s: a frame for the metadata service with offloads it cannot take "
+                      "(GSO) or a bad header: dropped", vn->be->desc);
+        return true;
+    }
+    /* Tell the stack where the guest is before its first packet, so that it
+     * answers at once instead of asking by ARP from an address the guest
+     * may not know. */
+    uint8_t arp[NET_MMDS_ARP_FRAME];
+    if (len >= NET_HDR_SIZE + 14 + 20 &&
+        net_mmds_gratuitous_arp(vn->mmds_tx, len, arp) &&
+        memcmp(vn->mmds_peer, arp + NET_HDR_SIZE + 14 + 8, sizeof(vn->mmds_peer))) {
+        memcpy(vn->mmds_peer, arp + NET_HDR_SIZE + 14 + 8, sizeof(vn->mmds_peer));
+        struct iovec a = {arp, sizeof(arp)};
+        (void)mmds->ops->send(mmds, &a, 1);
+    }
+    struct iovec whole = {vn->mmds_tx, len};
+    (void)mmds->ops->send(mmds, &whole, 1); /* slirp takes every frame */
+    return true;
+}
+
 static enum virtio_chain_result send_frame(struct virtio_dev *vdev, struct virtq *q,
                                           const struct virtq_chain *chain, uint32_t *written)
 {
@@ -172,7 +226,7 @@ static enum virtio_chain_result send_frame(struct virtio_dev *vdev, struct virtq
     uint64_t bytes = chain->readable_bytes - NET_HDR_SIZE;
     if (ok && !pay(&vn->tx_limiter, bytes))
         return VIRTIO_CHAIN_RETRY; /* the limiter's timer resumes the queue */
-    int ret = ok ? vn->be->ops->send(vn->be, iov, n) : -EINVAL;
+    int ret = !ok ? -EINVAL : divert_to_mmds(vn, iov, n) ? 0 : vn->be->ops->send(vn->be, iov, n);
     if (ret == -EAGAIN) {
         refund(&vn->tx_limiter, bytes); /* paid again when it is sent */
         vn->tx_waiting = true; /* resumed when the backend is writable */
@@ -372,7 +426,12 @@ int virtio_net_init(struct virtio_net *vn, const struct guest_mem *gm, struct ne
     int ret = rate_limiter_init(&vn->rx_limiter, &unlimited, loop, rx_unthrottled, vn);
     if (!ret)
         ret = rate_limiter_init(&vn->tx_limiter, &unlimited, loop, tx_unthrottled, vn);
-    return ret || !loop ? ret : evloop_add(loop, be->poll_fd, 0, on_backend, vn);
+    if (ret || !loop)
+        return ret;
+    ret = evloop_add(loop, be->poll_fd, 0, on_backend, vn);
+    if (!ret && be->mmds && (ret = evloop_add(loop, be->mmds->poll_fd, 0, on_backend, vn)))
+        evloop_remove(loop, be->poll_fd);
+    return ret;
 }
 
 void virtio_net_destroy(struct virtio_net *vn)
@@ -398,7 +457,10 @@ void virtio_net_destroy(struct virtio_net *vn)
     rate_limiter_destroy(&vn->tx_limiter);
     if (vn->loop)
         evloop_remove(vn->loop, vn->be->poll_fd);
-    vn->be->ops->destroy(vn->be);
+    if (vn->loop && vn->be->mmds)
+        evloop_remove(vn->loop, vn->be->mmds->poll_fd);
+    free(vn->mmds_tx);
+    net_backend_destroy(vn->be);
     virtio_dev_destroy(&vn->vdev);
 }
 
@@ -411,7 +473,7 @@ int virtio_net_board_setup(struct board *b)
         b->backends.nets[i] = NULL; /* the device owns it from now on */
         struct virtio_net *vn = calloc(1, sizeof(*vn));
         if (!vn) {
-            be->ops->destroy(be);
+            net_backend_destroy(be);
             return err_set(-ENOMEM, "out of memory");
         }
         const struct nic_config *nc = &b->cfg->nics[i];

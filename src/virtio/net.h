@@ -45,6 +45,12 @@ struct virtio_net {
     /* Firecracker's rx_rate_limiter and tx_rate_limiter: a throttled
      * direction stops reading its side until the limiter's timer. */
     struct rate_limiter rx_limiter, tx_limiter;
+    /* The metadata service (be->mmds): its interest registered, the frame
+     * being diverted to it, and the guest (MAC, IPv4) it was last told of. */
+    uint32_t mmds_events;
+    uint8_t *mmds_tx;
+    uint8_t mmds_peer[10];
+    uint64_t mmds_dropped;
     uint8_t frame[NET_MAX_FRAME];
 };
 

@@ -57,6 +57,9 @@ static int open_nets(const struct vm_config *cfg, struct vm_files *f)
         if (ret)
             return ret;
         f->nr_nets = i + 1;
+        if (n->mmds && (ret = net_mmds_open(cfg->mmds.ipv4, cfg->mmds.sock_path,
+                                            &f->nets[i]->mmds)))
+            return err_prefix(ret, "network interface %u", i);
     }
     return 0;
 }
@@ -199,7 +202,7 @@ void vm_files_close(struct vm_files *f)
     vsock_uds_destroy(f->vsock);
     for (unsigned i = 0; i < f->nr_nets; i++)
         if (f->nets[i])
-            f->nets[i]->ops->destroy(f->nets[i]);
+            net_backend_destroy(f->nets[i]);
     for (unsigned i = 0; i < f->nr_disks; i++)
         if (!f->disk_taken[i])
             blockfile_close(&f->disks[i]);

@@ -398,6 +398,15 @@ static int apply_overrides(struct vmm *vmm, const struct vm_overrides *o)
         if (!(cfg->nics[i].tap_name = keep_copy(vmm, o->nics[k].value)))
             return err_set(-ENOMEM, "out of memory");
     }
+    bool mmds = false;
+    for (unsigned i = 0; i < cfg->nr_nics; i++)
+        mmds |= cfg->nics[i].mmds;
+    if (mmds && (!o || !o->start_mmds))
+        return err_set(-EINVAL, "the snapshot's network interfaces serve the metadata service, "
+                                "which this restore cannot start");
+    int ret = mmds ? o->start_mmds(o->mmds_ctx, cfg) : 0;
+    if (ret)
+        return ret;
     if (o && o->vsock_uds) {
         if (!cfg->vsock.uds_path)
             return err_set(-EINVAL, "the snapshot has no vsock device to give a new socket");

@@ -415,14 +415,12 @@ def fc_jailer_launch(ctx):
 
 
 @host_test("firecracker: options of features ember lacks are refused with the reason "
-           "(--metadata: MMDS, --seccomp-filter); an API socket must be usable")
+           "(--seccomp-filter); an API socket must be usable")
 def fc_refused_options(ctx):
     from test_cli import expect_setup_error
     meta = os.path.join(ctx.tmp, "metadata.json")
     with open(meta, "w") as f:
         f.write('{"latest": {}}')
-    expect_setup_error(ctx, ["--api-sock", os.path.join(ctx.tmp, "a.sock"), "--metadata", meta],
-                       r"--metadata: the metadata service \(MMDS\) is not supported by ember yet")
     expect_setup_error(ctx, ["--api-sock", os.path.join(ctx.tmp, "a.sock"), "--seccomp-filter",
                              meta], r"--seccomp-filter: ember installs its own per-thread filters")
     expect_setup_error(ctx, ["--api-sock", os.path.join(ctx.tmp, "a.sock"), "--level", "Loud"],

@@ -39,7 +39,14 @@ struct net_backend {
     bool can_block_tx; /* send may return -EAGAIN */
     char desc[48];
     uint64_t dropped_rx; /* frames the backend dropped on the way to the guest */
+    /* The metadata service on this NIC: frames for mmds_ip (IPv4 and ARP)
+     * go to this backend instead, and its frames reach the guest too. */
+    struct net_backend *mmds;
+    uint32_t mmds_ip; /* network byte order */
 };
+
+/* Destroy a backend and its metadata-service side backend. */
+void net_backend_destroy(struct net_backend *be);
 
 /* --net tap=NAME: open (or, with CAP_NET_ADMIN, create) a TAP device. */
 int net_tap_open(const char *name, struct net_backend **out) EMBER_MUST_CHECK;
@@ -49,5 +56,26 @@ int net_tap_open(const char *name, struct net_backend **out) EMBER_MUST_CHECK;
 #define NET_MAX_HOSTFWD 16
 int net_slirp_open(const char *const *hostfwd, unsigned nr_hostfwd, struct net_backend **out)
     EMBER_MUST_CHECK;
+
+/* The metadata service's private user-mode stack for one NIC: it answers
+ * ARP for 'ip' (network byte order) and terminates the guest's TCP
+ * connections to ip:80, each becoming a connection to the Unix socket
+ * 'sock_path' (the MMDS HTTP server); nothing else reaches the host. */
+int net_mmds_open(uint32_t ip, const char *sock_path, struct net_backend **out)
+    EMBER_MUST_CHECK;
+
+/* A guest's frame (header first) for the service at 'ip': ARP asking for
+ * it (or answering its stack), or IPv4 to it. */
+bool net_mmds_wants(uint32_t ip, const uint8_t *frame, size_t len);
+/* The stack's own address beside 'ip' (the sender of its ARP requests). */
+uint32_t net_mmds_stack_addr(uint32_t ip);
+/* Finish a diverted frame in place: its partial checksum computed and its
+ * header cleared. -EMSGSIZE for a GSO frame, -EINVAL for a bad header. */
+int net_mmds_complete_frame(uint8_t *frame, size_t len) EMBER_MUST_CHECK;
+/* A gratuitous ARP from an IPv4 frame's sender (header first, into 'out'
+ * of NET_MMDS_ARP_FRAME bytes), so the stack knows where to answer
+ * without asking first; 0 if 'frame' is not IPv4. */
+#define NET_MMDS_ARP_FRAME (NET_HDR_SIZE + 14 + 28)
+size_t net_mmds_gratuitous_arp(const uint8_t *frame, size_t len, uint8_t *out);
 
 #endif

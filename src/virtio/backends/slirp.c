@@ -289,6 +289,16 @@ static int slirp_set_offloads(struct net_backend *be, unsigned flags)
     return 0; /* none are offered */
 }
 
+void net_backend_destroy(struct net_backend *be)
+{
+    if (!be)
+        return;
+    if (be->mmds)
+        be->mmds->ops->destroy(be->mmds);
+    be->mmds = NULL;
+    be->ops->destroy(be);
+}
+
 static void slirp_destroy(struct net_backend *be)
 {
     struct slirp_backend *s = (struct slirp_backend *)be;
@@ -349,7 +359,24 @@ static int add_hostfwd(struct slirp_backend *s, const char *rule)
     return 0;
 }
 
-int net_slirp_open(const char *const *hostfwd, unsigned nr_hostfwd, struct net_backend **out)
+static int start_thread(struct slirp_backend *s)
+{
+    /* The thread starts with every signal blocked: signals are for the
+     * event loop (signalfd) and vCPU kicks only. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(&s->thread, NULL, slirp_thread, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e)
+        return err_errno(-e, "%s: cannot start its thread", s->be.desc);
+    s->thread_started = true;
+    return 0;
+}
+
+/* A stack on 'cfg' (not yet running: rules may be added before the thread). */
+static int slirp_backend_new(const SlirpConfig *cfg, const char *desc,
+                             struct slirp_backend **out)
 {
     struct slirp_backend *s = calloc(1, sizeof(*s));
     if (!s)
@@ -357,10 +384,22 @@ int net_slirp_open(const char *const *hostfwd, unsigned nr_hostfwd, struct net_b
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->q_lock, NULL);
     s->be = (struct net_backend){.ops = &slirp_ops, .poll_fd = -1};
-    snprintf(s->be.desc, sizeof(s->be.desc), "user network");
+    snprintf(s->be.desc, sizeof(s->be.desc), "%s", desc);
     s->wake_fd = eventfd_create();
     s->be.poll_fd = eventfd_create();
     int ret = s->wake_fd < 0 ? s->wake_fd : s->be.poll_fd < 0 ? s->be.poll_fd : 0;
+    if (!ret && !(s->slirp = slirp_new(cfg, &slirp_callbacks, s)))
+        ret = err_set(-ENOMEM, "%s: libslirp failed to start", desc);
+    if (ret) {
+        slirp_destroy(&s->be);
+        return ret;
+    }
+    *out = s;
+    return 0;
+}
+
+int net_slirp_open(const char *const *hostfwd, unsigned nr_hostfwd, struct net_backend **out)
+{
     SlirpConfig cfg = {.version = 4, .in_enabled = true};
     inet_pton(AF_INET, "10.0.2.0", &cfg.vnetwork);
     inet_pton(AF_INET, "255.255.255.0", &cfg.vnetmask);
@@ -368,27 +407,57 @@ int net_slirp_open(const char *const *hostfwd, unsigned nr_hostfwd, struct net_b
     inet_pton(AF_INET, "10.0.2.15", &cfg.vdhcp_start);
     inet_pton(AF_INET, "10.0.2.3", &cfg.vnameserver);
     cfg.vhostname = "ember";
-    if (!ret && !(s->slirp = slirp_new(&cfg, &slirp_callbacks, s)))
-        ret = err_set(-ENOMEM, "user network: libslirp failed to start");
+    struct slirp_backend *s;
+    int ret = slirp_backend_new(&cfg, "user network", &s);
+    if (ret)
+        return ret;
     for (unsigned i = 0; !ret && i < nr_hostfwd; i++)
         ret = add_hostfwd(s, hostfwd[i]);
-    if (!ret) {
-        /* The thread starts with every signal blocked: signals are for the
-         * event loop (signalfd) and vCPU kicks only. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        int e = pthread_create(&s->thread, NULL, slirp_thread, s);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (e)
-            ret = err_errno(-e, "user network: cannot start its thread");
-        else
-            s->thread_started = true;
-    }
+    if (!ret)
+        ret = start_thread(s);
     if (ret) {
         slirp_destroy(&s->be);
         return ret;
     }
+    *out = &s->be;
+    return 0;
+}
+
+/* The metadata service's stack. libslirp answers ARP, and forwards a TCP
+ * connection to a guestfwd rule, only for addresses inside its virtual
+ * network (arp_input, tcp_input), and learns the guest's MAC from ARP only
+ * for senders inside it: a network of 0.0.0.0/0 takes in whatever address
+ * the guest has on its TAP or user network. 'restricted' keeps everything
+ * else inside (no NAT to the host), with no DHCP and no IPv6. The stack's
+ * own address (vhost, the source of ARP requests it sends when it has not
+ * learned the guest's MAC yet) is ip's neighbour .1 (or .2): never ip
+ * itself, which the guestfwd rule must own. */
+int net_mmds_open(uint32_t ip, const char *sock_path, struct net_backend **out)
+{
+    SlirpConfig cfg = {.version = 4, .restricted = 1, .in_enabled = true,
+                       .disable_dhcp = true};
+    uint32_t host = ntohl(ip);
+    uint32_t dns = (host & ~0xffu) | ((host & 0xff) == 3 ? 4 : 3);
+    cfg.vnetwork.s_addr = 0;
+    cfg.vnetmask.s_addr = 0;
+    cfg.vhost.s_addr = net_mmds_stack_addr(ip);
+    cfg.vnameserver.s_addr = htonl(dns);
+    cfg.vdhcp_start.s_addr = htonl(dns + 1);
+    cfg.vhostname = "ember-mmds";
+    struct slirp_backend *s;
+    int ret = slirp_backend_new(&cfg, "metadata service", &s);
+    if (ret)
+        return ret;
+    struct in_addr addr = {.s_addr = ip};
+    if (slirp_add_unix(s->slirp, sock_path, &addr, 80) < 0)
+        ret = err_set(-EINVAL, "metadata service: libslirp refused to forward port 80");
+    if (!ret)
+        ret = start_thread(s);
+    if (ret) {
+        slirp_destroy(&s->be);
+        return ret;
+    }
+    s->be.mmds_ip = ip;
     *out = &s->be;
     return 0;
 }

@@ -244,8 +244,8 @@ static void test_machine_config(void **state)
 static void handle(struct api *api, const char *method, const char *path, const char *body,
                    int status, const char *needle)
 {
-    struct http_request req = {method, path, body, strlen(body)};
-    struct http_response resp = {0, NULL};
+    struct http_request req = {.method = method, .path = path, .body = body, .body_len = strlen(body)};
+    struct http_response resp = {.status = 0};
     api_handle(api, &req, &resp);
     if (resp.status != status || (needle && (!resp.body || !strstr(resp.body, needle))))
         fail_msg("%s %s: got %d %s, expected %d with '%s'", method, path, resp.status,
