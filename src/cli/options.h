@@ -9,6 +9,7 @@
 
 #include "util/err.h"
 #include "config/config.h"
+#include "config/cpu_template.h"
 
 /* CLI_RUN: 'ember run' boots a VM from options. CLI_SERVE: Firecracker's
  * command line (--api-sock, --config-file, --no-api). */
@@ -57,6 +58,7 @@ struct cli_request {
     struct vm_overrides overrides;
     bool paused;
     bool diff, keep_paused; /* snapshot */
+    struct cpu_template cpu_template; /* --cpu-template's, vm.cpu_template points here */
 };
 
 /* 0, or -EINVAL with err_msg() naming the option and what is wrong.

@@ -9,6 +9,8 @@
 #include "util/err.h"
 #include "util/rate_limiter.h"
 
+struct cpu_template;
+
 #define CONFIG_DEFAULT_MEM (256ull << 20)
 #define CONFIG_DEFAULT_CPUS 1
 #define CONFIG_MAX_CPUS 255
@@ -106,6 +108,8 @@ struct vm_config {
     enum virtio_transport transport;
     bool boot_timer;        /* Firecracker's --boot-timer device */
     const char *serial_out_path; /* COM1's output there instead of stdout */
+    /* Firecracker's CPU template (static or custom); NULL: none. */
+    const struct cpu_template *cpu_template;
 };
 
 /* New paths for a restored VM's disks and TAP devices, by id (the API's
