@@ -198,7 +198,19 @@ $(BUILD)/fuzz/fuzz_balloon: tests/fuzz/fuzz_balloon.c $(FUZZ_BALLOON_SRCS)
 		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
 		-lpthread
 
-FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon
+# Custom CPU templates: the /cpu-config body, its strings, the application.
+FUZZ_CPU_CONFIG_SRCS := src/arch/x86_64/cpu_template.c src/arch/x86_64/cpuid.c \
+	$(wildcard src/config/*.c) $(wildcard src/util/*.c)
+
+$(BUILD)/fuzz/fuzz_cpu_config: tests/fuzz/fuzz_cpu_config.c $(FUZZ_CPU_CONFIG_SRCS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
+		-lpthread
+
+FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
+	$(BUILD)/fuzz/fuzz_cpu_config
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60
