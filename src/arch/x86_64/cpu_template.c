@@ -137,8 +137,8 @@ int cpu_template_static(enum cpu_template_kind kind, struct cpu_template *out)
         out->cpuid[out->nr_cpuid++] = (struct cpuid_modifier){
             s->rows[i].leaf, s->rows[i].subleaf, s->rows[i].reg, s->rows[i].mask,
             s->rows[i].set};
-    memcpy(out->msr, s->msrs, s->nr_msrs * sizeof(*s->msrs));
-    out->nr_msr = (unsigned)s->nr_msrs;
+    for (size_t i = 0; i < s->nr_msrs; i++)
+        out->msr[out->nr_msr++] = s->msrs[i];
     return 0;
 }
 
