@@ -126,6 +126,9 @@ struct accel_ops {
      * resume so that guest time does not advance while the VM is paused. */
     int (*get_clock)(struct accel_vm *vm, uint64_t *ns);
     int (*set_clock)(struct accel_vm *vm, uint64_t ns);
+    /* KVM's KVM_CHECK_EXTENSION: 1 if the capability is there (NULL for a
+     * backend that is not KVM). */
+    int (*has_capability)(struct accel_vm *vm, uint32_t cap);
     /* CPUID leaves the backend can offer, before ember adjusts them. */
     int (*supported_cpuid)(struct accel_vm *vm, struct x86_cpuid_entry *entries,
                            size_t max, size_t *count);

@@ -292,6 +292,11 @@ static int kvm_set_clock(struct accel_vm *vm, uint64_t ns)
     return kvm_ioctl_err(vm->vm_fd, KVM_SET_CLOCK, &data, "SET_CLOCK");
 }
 
+static int kvm_has_capability(struct accel_vm *vm, uint32_t cap)
+{
+    return ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, (unsigned long)cap) > 0;
+}
+
 static int kvm_supported_cpuid(struct accel_vm *vm, struct x86_cpuid_entry *entries,
                                size_t max, size_t *count)
 {
@@ -641,6 +646,7 @@ const struct accel_ops accel_kvm_ops = {
     .ioeventfd = kvm_ioeventfd,
     .get_clock = kvm_get_clock,
     .set_clock = kvm_set_clock,
+    .has_capability = kvm_has_capability,
     .supported_cpuid = kvm_supported_cpuid,
     .vcpu_create = kvm_vcpu_create,
     .vcpu_destroy = kvm_vcpu_destroy,

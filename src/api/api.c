@@ -222,6 +222,13 @@ static int put_entropy(struct api *api, const char *id, struct json_object *body
     return api_set_entropy(&api->res, body);
 }
 
+static int put_cpu_config(struct api *api, const char *id, struct json_object *body,
+                          struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_set_cpu_config(&api->res, body);
+}
+
 static int put_logger(struct api *api, const char *id, struct json_object *body,
                       struct json_object **out)
 {
@@ -462,7 +469,7 @@ static const struct route routes[] = {
     {"PATCH", "/mmds", ANY_TIME, patch_mmds, "mmds"},
     {"GET", "/mmds", ANY_TIME, get_mmds, "mmds"},
     {"PUT", "/mmds/config", PRE_BOOT, put_mmds_config, "mmds"},
-    {"PUT", "/cpu-config", ANY_TIME, not_supported, "cpu_cfg"},
+    {"PUT", "/cpu-config", PRE_BOOT, put_cpu_config, "cpu_cfg"},
     {"PUT", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
     {"PATCH", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
     {"GET", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},

@@ -80,9 +80,29 @@ static int refuse(struct json_object *cfg, const char *key, const char *what)
     return 0;
 }
 
+/* "cpu-config": the custom template itself, or the path of a file that
+ * holds it (both as Firecracker takes them). */
+static int apply_cpu_config(struct api *api, struct json_object *v)
+{
+    if (!json_object_is_type(v, json_type_string))
+        return api_set_cpu_config(&api->res, v);
+    const char *path = json_object_get_string(v);
+    char *text = NULL;
+    size_t len = 0;
+    struct json_object *tpl = NULL;
+    int ret = read_file(path, &text, &len);
+    if (!ret)
+        ret = jf_parse(text, len, &tpl);
+    free(text);
+    if (!ret)
+        ret = api_set_cpu_config(&api->res, tpl);
+    json_object_put(tpl);
+    return ret ? err_prefix(ret, "cpu-config file %s", path) : 0;
+}
+
 static int apply_config(struct api *api, struct json_object *cfg)
 {
-    static const struct jf_field fields[] = {
+    struct jf_field fields[] = {
         {"boot-source", JF_OBJECT, true, false},
         {"machine-config", JF_OBJECT, false, true},
         {"drives", JF_ARRAY, false, true},
@@ -98,12 +118,14 @@ static int apply_config(struct api *api, struct json_object *cfg)
         {"fs", JF_ARRAY, false, true},
         {"memory-hotplug", JF_OBJECT, false, true},
     };
+    struct json_object *v = jf_get(cfg, "cpu-config");
+    for (size_t i = 0; v && json_object_is_type(v, json_type_string) && i < ARRAY_SIZE(fields);
+         i++)
+        if (!strcmp(fields[i].name, "cpu-config"))
+            fields[i].type = JF_STRING; /* a path */
     int ret = jf_check(cfg, fields, ARRAY_SIZE(fields), "the configuration");
     if (!ret)
-        ret = refuse(cfg, "cpu-config", "custom CPU templates");
-    if (!ret)
         ret = refuse(cfg, "memory-hotplug", "memory hot-plugging (virtio-mem)");
-    struct json_object *v;
     /* The logger first, so that what follows is logged where it says. */
     if (!ret && (v = jf_get(cfg, "logger")))
         ret = api_set_logger(&api->res, v);
@@ -111,6 +133,8 @@ static int apply_config(struct api *api, struct json_object *cfg)
         ret = api_put_metrics(api, v);
     if (!ret && (v = jf_get(cfg, "machine-config")))
         ret = api_set_machine_config(&api->res, v, false);
+    if (!ret && (v = jf_get(cfg, "cpu-config")))
+        ret = apply_cpu_config(api, v);
     if (!ret)
         ret = api_set_boot_source(&api->res, jf_get(cfg, "boot-source"));
     if (!ret)
@@ -209,6 +233,11 @@ int api_adopt_config(struct api *api, const struct vm_config *cfg)
     r->boot_args = cfg->cmdline ? strdup(cfg->cmdline) : NULL;
     r->vcpus = cfg->nr_vcpus;
     r->smt = cfg->smt;
+    if (cfg->cpu_template) {
+        if (!(r->cpu_template = malloc(sizeof(*r->cpu_template))))
+            return err_set(-ENOMEM, "out of memory");
+        *r->cpu_template = *cfg->cpu_template;
+    }
     r->track_dirty_pages = cfg->track_dirty_pages;
     r->pages = cfg->pages;
     r->ksm = cfg->ksm;

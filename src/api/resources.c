@@ -60,6 +60,7 @@ void api_resources_free(struct api_resources *r)
     api_mmds_free(&r->mmds);
     free(r->serial_out_path);
     free(r->cmdline);
+    free(r->cpu_template);
     memset(r, 0, sizeof(*r));
 }
 
@@ -219,7 +220,7 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
         return ret;
     uint64_t vcpus = jf_uint(body, "vcpu_count", r->vcpus);
     uint64_t mib = jf_uint(body, "mem_size_mib", r->mem_mib);
-    const char *tmpl = jf_string(body, "cpu_template", "None");
+    const char *tmpl = jf_string(body, "cpu_template", NULL);
     const char *huge = jf_string(body, "huge_pages", "None");
     enum accel_kind accel = r->accel;
     const char *accel_name = jf_string(body, "accel", NULL);
@@ -238,18 +239,25 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
     if (smt && vcpus > 1 && vcpus % 2)
         return err_set(-EINVAL, "machine-config: with smt the vcpu_count must be 1 or even "
                                 "(two threads per core), got %llu", (unsigned long long)vcpus);
-    if (strcmp(tmpl, "None"))
-        return err_set(-EINVAL, "machine-config: cpu_template '%s' is not supported (only "
-                                "\"None\")", tmpl);
+    struct cpu_template *template = NULL;
+    ret = tmpl ? api_static_cpu_template(tmpl, &template) : 0;
+    if (ret)
+        return ret;
     enum guest_pages pages;
-    if (!api_huge_pages_parse(huge, &pages))
+    if (!api_huge_pages_parse(huge, &pages)) {
+        free(template);
         return err_set(-EINVAL, "machine-config: huge_pages must be \"None\" (4 KiB pages), "
                                 "\"2M\" (hugetlbfs) or \"Transparent\" (ember's: transparent "
                                 "huge pages asked for), got '%s'", huge);
+    }
     if (jf_get(body, "huge_pages"))
         r->pages = pages;
     else if (!patch)
         r->pages = GUEST_PAGES_THP; /* ember's default when not named */
+    if (tmpl) { /* absent: the template stays, as in Firecracker */
+        free(r->cpu_template);
+        r->cpu_template = template;
+    }
     r->smt = smt;
     r->vcpus = (unsigned)vcpus;
     r->mem_mib = (unsigned)mib;
@@ -749,6 +757,7 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->pages = r->pages;
     cfg->ksm = r->ksm;
     cfg->smt = r->smt;
+    cfg->cpu_template = r->cpu_template;
     cfg->accel = r->accel;
     cfg->vsock = (struct vsock_config){r->vsock.uds_path, r->vsock.id, r->vsock.cid};
     cfg->balloon = r->balloon;
@@ -804,6 +813,9 @@ struct json_object *api_machine_config_json(const struct api_resources *r)
     json_object_object_add(o, "vcpu_count", json_object_new_int(r->vcpus));
     json_object_object_add(o, "mem_size_mib", json_object_new_int(r->mem_mib));
     json_object_object_add(o, "smt", json_object_new_boolean(r->smt));
+    if (r->cpu_template && r->cpu_template->kind != CPU_TEMPLATE_CUSTOM)
+        json_object_object_add(o, "cpu_template",
+                               json_object_new_string(cpu_template_name(r->cpu_template->kind)));
     json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(r->track_dirty_pages));
     json_object_object_add(o, "huge_pages", json_object_new_string(api_huge_pages_name(r->pages)));
     json_object_object_add(o, "ksm", json_object_new_boolean(r->ksm));

@@ -12,6 +12,7 @@
 #include "util/err.h"
 #include "config/config.h"
 #include "api/mmds.h"
+#include "config/cpu_template.h"
 
 #define API_ID_MAX 64
 #define API_DEFAULT_MEM_MIB 128 /* Firecracker's default */
@@ -65,6 +66,9 @@ struct api_resources {
     bool smt;
     enum guest_pages pages; /* huge_pages: "None", "2M", "Transparent" (the default) */
     bool ksm;
+    /* machine-config's cpu_template or PUT /cpu-config, the last one set
+     * (as in Firecracker); NULL: none. */
+    struct cpu_template *cpu_template;
     enum accel_kind accel;
     struct api_drive drives[CONFIG_MAX_DISKS];
     unsigned nr_drives;
@@ -98,6 +102,10 @@ void api_resources_free(struct api_resources *r);
 int api_set_boot_source(struct api_resources *r, struct json_object *body) EMBER_MUST_CHECK;
 int api_set_machine_config(struct api_resources *r, struct json_object *body, bool patch)
     EMBER_MUST_CHECK;
+/* PUT /cpu-config: a custom CPU template (Firecracker's JSON). */
+int api_set_cpu_config(struct api_resources *r, struct json_object *body) EMBER_MUST_CHECK;
+/* A static template by name into *out (NULL for "None"). */
+int api_static_cpu_template(const char *name, struct cpu_template **out) EMBER_MUST_CHECK;
 /* 'path_id' is the {id} of /drives/{id} (NULL from a config file). */
 int api_set_drive(struct api_resources *r, const char *path_id, struct json_object *body)
     EMBER_MUST_CHECK;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "arch/x86_64/cpu_template.h"
 #include "util/seccomp.h"
 #include "util/util.h"
 
@@ -63,6 +64,8 @@ enum {
     OPT_VERSION,
     OPT_TRANSPORT,
     OPT_CLOCK_REALTIME,
+    OPT_SMT,
+    OPT_CPU_TEMPLATE,
 };
 
 static const struct option run_options[] = {
@@ -70,6 +73,8 @@ static const struct option run_options[] = {
     {"initrd", required_argument, NULL, OPT_INITRD},
     {"cmdline", required_argument, NULL, OPT_CMDLINE},
     {"cpus", required_argument, NULL, OPT_CPUS},
+    {"smt", no_argument, NULL, OPT_SMT},
+    {"cpu-template", required_argument, NULL, OPT_CPU_TEMPLATE},
     {"mem", required_argument, NULL, OPT_MEM},
     {"accel", required_argument, NULL, OPT_ACCEL},
     {"skip-host-check", no_argument, NULL, OPT_SKIP_HOST_CHECK},
@@ -218,6 +223,9 @@ void cli_print_usage(FILE *out)
           "  --cmdline STR       kernel command line\n"
           "                      (default: \"" CONFIG_DEFAULT_CMDLINE "\")\n"
           "  --cpus N            number of vCPUs, 1-255 (default 1)\n"
+          "  --smt               two threads per core (vCPUs 2k and 2k+1); N must be 1 or even\n"
+          "  --cpu-template NAME Firecracker's static CPU template: None, C3, T2, T2S, T2CL\n"
+          "                      (Intel hosts), T2A (AMD hosts and the soft engine)\n"
           "  --mem SIZE          guest memory, e.g. 256M or 2G (default 256M)\n"
           "  --disk path=FILE[,ro][,id=NAME][,cache=none]\n"
           "                      a raw image as virtio-blk (repeatable: vda, vdb, ...)\n"
@@ -452,6 +460,21 @@ static int parse_vsock_override(char *arg, struct vm_overrides *o)
     return parse_vsock_path(arg + 4, &o->vsock_uds);
 }
 
+static int parse_cpu_template(const char *arg, struct cli_request *req)
+{
+    enum cpu_template_kind kind;
+    if (!cpu_template_parse_name(arg, &kind))
+        return err_set(-EINVAL, "--cpu-template: expected None, C3, T2, T2S, T2CL or T2A, "
+                                "got '%s'", arg);
+    req->vm.cpu_template = NULL;
+    if (kind == CPU_TEMPLATE_NONE)
+        return 0;
+    int ret = cpu_template_static(kind, &req->cpu_template);
+    if (!ret)
+        req->vm.cpu_template = &req->cpu_template;
+    return ret;
+}
+
 static int parse_console(const char *arg, struct vm_config *vm)
 {
     if (!strcmp(arg, "serial"))
@@ -575,6 +598,8 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_INITRD: vm->initrd_path = arg; return 0;
     case OPT_CMDLINE: vm->cmdline = arg; return 0;
     case OPT_CPUS: return parse_cpus(arg, &vm->nr_vcpus);
+    case OPT_SMT: vm->smt = true; return 0;
+    case OPT_CPU_TEMPLATE: return parse_cpu_template(arg, req);
     case OPT_MEM: return parse_mem(arg, &vm->mem_size);
     case OPT_SKIP_HOST_CHECK: vm->skip_host_check = true; return 0;
     case OPT_ACCEL: return parse_accel(arg, vm);
@@ -626,6 +651,9 @@ static int parse_run(int argc, char **argv, struct cli_request *req)
         if (ret)
             return ret;
     }
+    if (req->vm.smt && req->vm.nr_vcpus > 1 && req->vm.nr_vcpus % 2)
+        return err_set(-EINVAL, "--smt: the vCPU count must be 1 or even (two threads per "
+                                "core), got %u", req->vm.nr_vcpus);
     /* With --rootfs, what follows "--" is the guest's command. */
     if (req->rootfs && optind < argc && !strcmp(argv[optind - 1], "--")) {
         req->rootfs_argv = argv + optind;

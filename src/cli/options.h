@@ -9,6 +9,7 @@
 
 #include "util/err.h"
 #include "config/config.h"
+#include "config/cpu_template.h"
 
 /* CLI_RUN: 'ember run' boots a VM from options. CLI_SERVE: Firecracker's
  * command line (--api-sock, --config-file, --no-api). */
@@ -65,6 +66,7 @@ struct cli_request {
     bool rootfs_ro;
     char **rootfs_argv; /* NULL: a login shell */
     int rootfs_argc;
+    struct cpu_template cpu_template; /* --cpu-template's, vm.cpu_template points here */
 };
 
 /* 0, or -EINVAL with err_msg() naming the option and what is wrong.

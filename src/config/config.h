@@ -9,6 +9,8 @@
 #include "util/err.h"
 #include "util/rate_limiter.h"
 
+struct cpu_template;
+
 #define CONFIG_DEFAULT_MEM (256ull << 20)
 #define CONFIG_DEFAULT_CPUS 1
 #define CONFIG_MAX_CPUS 255
@@ -143,6 +145,8 @@ struct vm_config {
     bool boot_timer;        /* Firecracker's --boot-timer device */
     const char *serial_out_path; /* COM1's output there instead of stdout */
     struct mmds_config mmds;
+    /* Firecracker's CPU template (static or custom); NULL: none. */
+    const struct cpu_template *cpu_template;
 };
 
 /* New paths for a restored VM's disks and TAP devices, by id (the API's

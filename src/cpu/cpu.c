@@ -133,11 +133,14 @@ int cpu_set_cpuid(struct cpu *c, const struct x86_cpuid_entry *entries, unsigned
         for (unsigned s = 0; s < ns; s++) {
             if (sup[s].function != t[k].function)
                 continue;
+            /* The VMM's: x2apic, tsc-deadline, apic (its interrupt
+             * controller), and the bits that only describe the topology it
+             * lays out: htt, cmp_legacy, topoext. */
             if (t[k].function == 1) {
-                t[k].ecx &= F1_ECX | (1u << 21) | (1u << 24); /* x2apic, tsc-deadline: VMM's */
-                t[k].edx &= F1_EDX | (1u << 9);               /* apic: VMM's */
+                t[k].ecx &= F1_ECX | (1u << 21) | (1u << 24);
+                t[k].edx &= F1_EDX | (1u << 9) | (1u << 28);
             } else if (t[k].function == 0x80000001) {
-                t[k].ecx &= E1_ECX;
+                t[k].ecx &= E1_ECX | (1u << 1) | (1u << 22);
                 t[k].edx &= E1_EDX | (1u << 9);
             }
         }

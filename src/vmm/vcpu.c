@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/x86_64/cpu_template.h"
 #include "arch/x86_64/cpuid.h"
 #include "util/log.h"
 #include "util/seccomp.h"
@@ -68,6 +69,25 @@ enum vcpu_state vcpu_get_state(struct vcpu *vcpu)
     return state;
 }
 
+/* Each MSR a template names, read from the backend (the value it starts
+ * with, or the boot value set just before) and written back modified. */
+static int vcpu_template_msrs(struct vcpu *vcpu, const struct cpu_template *t)
+{
+    const struct accel_ops *accel = vcpu->env->accel;
+    for (unsigned i = 0; i < t->nr_msr; i++) {
+        struct x86_msr msr = {.index = t->msr[i].addr};
+        int ret = accel->vcpu_get_msrs(vcpu->accel_vcpu, &msr, 1);
+        if (ret)
+            return err_prefix(ret, "cpu template: MSR %#x cannot be read", msr.index);
+        msr.value = cpu_template_apply_msr(t, msr.index, msr.value);
+        ret = accel->vcpu_set_msrs(vcpu->accel_vcpu, &msr, 1);
+        if (ret)
+            return err_prefix(ret, "cpu template: MSR %#x cannot be set to %#llx", msr.index,
+                              (unsigned long long)msr.value);
+    }
+    return 0;
+}
+
 int vcpu_create(const struct vcpu_env *env, unsigned index, struct vcpu *vcpu,
                 const struct x86_cpuid_entry *cpuid, size_t nr_cpuid)
 {
@@ -96,6 +116,8 @@ int vcpu_create(const struct vcpu_env *env, unsigned index, struct vcpu *vcpu,
     struct x86_msr msrs[32];
     size_t nr_msrs = cpu_boot_msrs(msrs, ARRAY_SIZE(msrs));
     ret = accel->vcpu_set_msrs(vcpu->accel_vcpu, msrs, nr_msrs);
+    if (!ret && env->cpu_template)
+        ret = vcpu_template_msrs(vcpu, env->cpu_template);
     return ret ? err_prefix(ret, "vCPU %u", index) : 0;
 }
 

@@ -21,6 +21,7 @@
 
 #include "accel/accel.h"
 #include "bus/bus.h"
+#include "config/cpu_template.h"
 
 enum vcpu_state { VCPU_CREATED, VCPU_RUNNING, VCPU_PAUSED, VCPU_EXITED };
 enum vcpu_request { VCPU_REQ_RUN, VCPU_REQ_PAUSE, VCPU_REQ_STOP };
@@ -35,6 +36,9 @@ struct vcpu_env {
     struct bus *pio, *mmio;
     unsigned nr_vcpus;
     unsigned threads_per_core; /* 2 with SMT */
+    /* MSR modifiers applied to each vCPU (its CPUID ones are already in the
+     * leaves vcpu_create takes); NULL: none. */
+    const struct cpu_template *cpu_template;
     /* The vCPU ended (from its thread); 'detail' says why. */
     void (*ended)(void *ctx, enum vcpu_end why, const char *detail);
     void *ctx;

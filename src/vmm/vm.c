@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "arch/x86_64/acpi.h"
+#include "arch/x86_64/cpu_template.h"
 #include "arch/x86_64/cpuid.h"
 #include "arch/x86_64/layout.h"
 #include "util/log.h"
@@ -225,19 +226,57 @@ static int vm_setup_board(struct vm *vm)
     return pc_board_setup(&vm->board);
 }
 
+/* The template's KVM capabilities: the ones it adds must be there (ember's
+ * own required ones stay required: it cannot run without them). */
+static int vm_check_template_caps(struct vm *vm, const struct cpu_template *t)
+{
+    for (unsigned i = 0; i < t->nr_caps; i++) {
+        const struct kvm_cap_change *c = &t->caps[i];
+        if (c->drop) {
+            log_debug("cpu template: KVM capability %u dropped from the checks (ember's own "
+                      "checks stay)", c->cap);
+        } else if (!vm->accel->has_capability) {
+            log_warn("cpu template: KVM capability %u not checked: the %s backend is not KVM",
+                     c->cap, vm->accel->name);
+        } else if (!vm->accel->has_capability(vm->avm, c->cap)) {
+            return err_set(-ENOTSUP, "cpu template: this host's KVM lacks capability %u",
+                           c->cap);
+        }
+    }
+    return 0;
+}
+
+/* Refused when it does not fit the vCPUs' vendor, as Firecracker refuses
+ * it; then applied to the leaves every vCPU starts from. */
+static int vm_apply_cpu_template(struct vm *vm, struct x86_cpuid_entry *cpuid, size_t n)
+{
+    const struct cpu_template *t = vm->cfg->cpu_template;
+    int ret = cpu_template_check_vendor(t, cpuid_vendor(cpuid, n));
+    if (!ret)
+        ret = vm_check_template_caps(vm, t);
+    if (!ret)
+        ret = cpu_template_apply_cpuid(t, cpuid, n);
+    if (ret)
+        return err_prefix(ret, "the %s backend", vm->accel->name);
+    log_info("CPU template %s applied", cpu_template_name(t->kind));
+    return 0;
+}
+
 static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
                           const struct x86_sregs *sregs)
 {
     vm->vcpu_env = (struct vcpu_env){
         .accel = vm->accel, .avm = vm->avm, .pio = &vm->pio, .mmio = &vm->mmio,
         .nr_vcpus = vm->nr_vcpus, .threads_per_core = vm->cfg->smt ? 2 : 1,
-        .ended = vm_on_vcpu_end, .ctx = vm};
+        .cpu_template = vm->cfg->cpu_template, .ended = vm_on_vcpu_end, .ctx = vm};
     vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
     struct x86_cpuid_entry *cpuid = calloc(CPUID_MAX_ENTRIES, sizeof(*cpuid));
     size_t nr_cpuid = 0;
     int ret = (vm->vcpus && cpuid) ? 0 : err_set(-ENOMEM, "out of memory");
     if (!ret)
         ret = vm->accel->supported_cpuid(vm->avm, cpuid, CPUID_MAX_ENTRIES, &nr_cpuid);
+    if (!ret && vm->cfg->cpu_template)
+        ret = vm_apply_cpu_template(vm, cpuid, nr_cpuid);
     for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++)
         ret = vcpu_create(&vm->vcpu_env, i, &vm->vcpus[i], cpuid, nr_cpuid);
     free(cpuid);
@@ -430,8 +469,8 @@ int vm_resume(struct vm *vm)
 static void log_backend_counters(struct vm *vm, unsigned i, enum log_level level)
 {
     struct accel_counter c[ACCEL_MAX_COUNTERS];
-    size_t n = vm->accel->vcpu_counters ? vm->accel->vcpu_counters(vm->vcpus[i].accel_vcpu, c)
-                                        : 0;
+    struct accel_vcpu *v = vm->vcpus[i].accel_vcpu; /* NULL: setup failed before it */
+    size_t n = v && vm->accel->vcpu_counters ? vm->accel->vcpu_counters(v, c) : 0;
     char line[512];
     int len = 0;
     for (size_t k = 0; k < n && len >= 0 && (size_t)len < sizeof(line); k++)

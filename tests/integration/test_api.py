@@ -323,8 +323,25 @@ def malformed_table(ctx):
          r"with smt the vcpu_count must be 1 or even"),
         ("PATCH", "/machine-config", '{"huge_pages": "1G"}', 400,
          r"huge_pages must be \"None\" \(4 KiB pages\), \"2M\""),
-        ("PATCH", "/machine-config", '{"cpu_template": "T2"}', 400,
-         r"cpu_template 'T2' is not supported"),
+        ("PATCH", "/machine-config", '{"cpu_template": "T3"}', 400,
+         r"cpu_template 'T3' is not one of \"None\", \"C3\", \"T2\""),
+        ("PATCH", "/machine-config", '{"cpu_template": "V1N1"}', 400,
+         r"cpu_template 'V1N1' is not one of"),
+        ("PATCH", "/machine-config", '{"cpu_template": 2}', 400,
+         r"'cpu_template' must be a string"),
+        ("PUT", "/cpu-config", '[]', 400, r"cpu-config: expected a JSON object"),
+        ("PUT", "/cpu-config", '{"vcpu_features": [{"index": 0, "bitmap": "0b1"}]}', 400,
+         r"vcpu_features applies to aarch64 only"),
+        ("PUT", "/cpu-config", '{"cpuid_modifiers": [{"leaf": "1", "subleaf": "0x0", '
+         '"flags": 0, "modifiers": []}]}', 400,
+         r"cpuid_modifiers\[0\]: leaf: '1' is not a number with a 0x"),
+        ("PUT", "/cpu-config", '{"cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0", '
+         '"flags": 0, "modifiers": [{"register": "eax", "bitmap": "0b12"}]}]}', 400,
+         r"modifiers\[0\]: bitmap '0b12': '2' is not 0, 1, x or _"),
+        ("PUT", "/cpu-config", '{"msr_modifiers": [{"addr": "0x10a", "bitmap": "0b%s"}]}'
+         % ("1" * 65), 400, r"has more than 64 bits"),
+        ("PUT", "/cpu-config", '{"kvm_capabilities": [56]}', 400,
+         r"kvm_capabilities\[0\]: must be a string"),
         ("PUT", "/drives/rootfs", '{"drive_id": "other", "path_on_host": "%s", '
          '"is_root_device": false}' % disk, 400, r"'other' in the body does not match 'rootfs'"),
         ("PUT", "/drives/bad-id", '{}', 400, r"invalid id in /drives/bad-id"),

@@ -9,6 +9,7 @@
 #define LEAF_CACHE_INTEL 0x4
 #define LEAF_TOPOLOGY 0xb
 #define LEAF_TOPOLOGY_V2 0x1f
+#define LEAF_EXT_VENDOR 0x80000000
 #define LEAF_EXT_FEATURES 0x80000001
 #define LEAF_EXT_SIZES 0x80000008
 #define LEAF_EXT_APIC_ID 0x8000001e
@@ -144,6 +145,46 @@ static bool is_topology_leaf(uint32_t function)
     return function == LEAF_TOPOLOGY || function == LEAF_TOPOLOGY_V2;
 }
 
+static int append_leaf(struct x86_cpuid_entry *out, size_t max, size_t *n,
+                       struct x86_cpuid_entry **e)
+{
+    if (*n == max)
+        return err_set(-E2BIG, "too many CPUID leaves");
+    *e = &out[(*n)++];
+    **e = (struct x86_cpuid_entry){0};
+    return 0;
+}
+
+/* Leaves that describe two threads per core where the backend has none:
+ * the topology leaf 0xb (Linux derives its core IDs from it) and, on AMD,
+ * leaf 0x8000001e (threads per compute unit), with the highest standard and
+ * extended leaf numbers raised to include them. */
+static int add_smt_leaves(struct x86_cpuid_entry *out, size_t max, size_t *n, unsigned index,
+                          const struct topo *t, bool have_topology, bool add_ext_apic)
+{
+    struct x86_cpuid_entry *e = NULL;
+    for (uint32_t sub = 0; !have_topology && sub < 3; sub++) {
+        int ret = append_leaf(out, max, n, &e);
+        if (ret)
+            return ret;
+        topology_leaf(e, LEAF_TOPOLOGY, sub, index, t);
+    }
+    if (add_ext_apic) {
+        int ret = append_leaf(out, max, n, &e);
+        if (ret)
+            return ret;
+        e->function = LEAF_EXT_APIC_ID;
+        patch_amd(e, index, t);
+    }
+    struct x86_cpuid_entry *top = cpuid_find(out, *n, LEAF_VENDOR, 0);
+    if (top && top->eax < LEAF_TOPOLOGY)
+        top->eax = LEAF_TOPOLOGY;
+    top = cpuid_find(out, *n, LEAF_EXT_VENDOR, 0);
+    if (add_ext_apic && top && top->eax < LEAF_EXT_APIC_ID)
+        top->eax = LEAF_EXT_APIC_ID;
+    return 0;
+}
+
 int cpuid_for_vcpu(const struct x86_cpuid_entry *supported, size_t count,
                    unsigned index, const struct cpuid_config *cc, struct x86_cpuid_entry *out,
                    size_t max, size_t *out_count)
@@ -153,11 +194,17 @@ int cpuid_for_vcpu(const struct x86_cpuid_entry *supported, size_t count,
         return err_set(-EINVAL, "bad vCPU %u of %u", index, nr_vcpus);
     if (cc->threads_per_core != 1 && cc->threads_per_core != 2)
         return err_set(-EINVAL, "%u threads per core (1 or 2)", cc->threads_per_core);
-    struct topo t = {nr_vcpus, cc->threads_per_core,
-                     (nr_vcpus + cc->threads_per_core - 1) / cc->threads_per_core, false};
-    for (size_t i = 0; i < count; i++)
-        t.ext_apic |= supported[i].function == LEAF_EXT_APIC_ID;
+    /* One vCPU is one thread of one core, smt or not. */
+    unsigned threads = nr_vcpus > 1 ? cc->threads_per_core : 1;
+    struct topo t = {nr_vcpus, threads, (nr_vcpus + threads - 1) / threads, false};
     enum cpu_vendor vendor = cpuid_vendor(supported, count);
+    bool host_ext_apic = false;
+    for (size_t i = 0; i < count; i++)
+        host_ext_apic |= supported[i].function == LEAF_EXT_APIC_ID;
+    /* An AMD guest learns of threads only from leaf 0x8000001e: made up
+     * where the host's KVM (or the engine) has none. */
+    bool add_ext_apic = vendor == CPU_VENDOR_AMD && t.threads == 2 && !host_ext_apic;
+    t.ext_apic = host_ext_apic || add_ext_apic;
     bool topology_leaves[2] = {false, false};
     size_t n = 0;
     for (size_t i = 0; i < count; i++) {
@@ -185,6 +232,11 @@ int cpuid_for_vcpu(const struct x86_cpuid_entry *supported, size_t count,
                 return err_set(-E2BIG, "too many CPUID leaves");
             topology_leaf(&out[n++], v ? LEAF_TOPOLOGY_V2 : LEAF_TOPOLOGY, sub, index, &t);
         }
+    }
+    if (t.threads == 2) {
+        int ret = add_smt_leaves(out, max, &n, index, &t, topology_leaves[0], add_ext_apic);
+        if (ret)
+            return ret;
     }
     *out_count = n;
     return 0;

@@ -1,6 +1,8 @@
 /* The CPU model a vCPU sees: the backend's supported CPUID leaves, with the
  * hypervisor bit, and a topology of N cores (or N/2 cores of two threads)
- * in one socket whose APIC IDs are the vCPU indexes. */
+ * in one socket whose APIC IDs are the vCPU indexes. With two threads per
+ * core, the topology leaf 0xb and (AMD) leaf 0x8000001e are made up when
+ * the backend has none, so that the guest can see the threads. */
 #ifndef EMBER_ARCH_X86_64_CPUID_H
 #define EMBER_ARCH_X86_64_CPUID_H
 

@@ -137,11 +137,58 @@ static void test_smt_topology(void **state)
     assert_int_equal((ext->ebx >> 8) & 0xff, 1);      /* 2 threads per unit */
     assert_int_equal(leaf(out, m, 0x80000008, 0)->ecx & 0xff, 3);
     assert_true(leaf(out, m, 0x80000001, 0)->ecx & (1u << 22)); /* TOPOEXT */
-    /* One vCPU with SMT on: a core with a single thread present. */
+    /* One vCPU with SMT on is one thread of one core (as in Firecracker). */
     assert_int_equal(cpuid_for_vcpu(s, n, 0, &(struct cpuid_config){1, 2}, out, 32, &m), 0);
-    assert_int_equal((leaf(out, m, 0x8000001e, 0)->ebx >> 8) & 0xff, 1);
+    assert_int_equal((leaf(out, m, 0x8000001e, 0)->ebx >> 8) & 0xff, 0);
+    assert_int_equal(leaf(out, m, 0xb, 0)->ebx, 1);
     assert_int_equal(cpuid_for_vcpu(s, n, 0, &(struct cpuid_config){2, 3}, out, 32, &m),
                      -EINVAL);
+}
+
+/* An AMD host whose KVM has neither leaf 0xb nor 0x8000001e (QEMU TCG's
+ * -cpu max, or the engine): with smt both are made up, TOPOEXT is set and
+ * the highest leaves are raised to reach them. */
+static void test_smt_without_topology_leaves(void **state)
+{
+    (void)state;
+    struct x86_cpuid_entry s[16], out[32];
+    size_t n = 0, m;
+    vendor(&s[n], "AuthenticAMD");
+    s[n++].eax = 7;
+    s[n++] = (struct x86_cpuid_entry){.function = 1, .ebx = 0x00000800, .edx = 0x178bfbff};
+    s[n++] = (struct x86_cpuid_entry){.function = 0x80000000, .eax = 0x80000008};
+    s[n++] = (struct x86_cpuid_entry){.function = 0x80000001};
+    s[n++] = (struct x86_cpuid_entry){.function = 0x80000008, .ecx = 0};
+    for (unsigned i = 0; i < 4; i++) {
+        assert_int_equal(cpuid_for_vcpu(s, n, i, &(struct cpuid_config){4, 2}, out, 32, &m), 0);
+        struct x86_cpuid_entry *ext = leaf(out, m, 0x8000001e, 0);
+        assert_int_equal(ext->eax, i);                      /* extended APIC ID */
+        assert_int_equal(ext->ebx & 0xff, i / 2);           /* core */
+        assert_int_equal((ext->ebx >> 8) & 0xff, 1);        /* 2 threads per core */
+        assert_true(leaf(out, m, 0x80000001, 0)->ecx & (1u << 22)); /* TOPOEXT */
+        assert_true(leaf(out, m, 0x80000001, 0)->ecx & (1u << 1));  /* CmpLegacy */
+        assert_int_equal(leaf(out, m, 0x80000000, 0)->eax, 0x8000001e);
+        assert_int_equal(leaf(out, m, 0, 0)->eax, 0xb);
+        assert_int_equal(leaf(out, m, 0x80000008, 0)->ecx & 0xff, 3); /* NC: 4 threads */
+        struct x86_cpuid_entry *thread = leaf(out, m, 0xb, 0), *core = leaf(out, m, 0xb, 1);
+        assert_int_equal(thread->ebx, 2);
+        assert_int_equal(thread->eax, 1);
+        assert_int_equal(core->ebx, 4);
+        assert_int_equal(core->eax, 2);
+        assert_int_equal(thread->edx, i);
+        struct x86_cpuid_entry *l1 = leaf(out, m, 1, 0);
+        assert_int_equal(l1->ebx >> 24, i);
+        assert_int_equal((l1->ebx >> 16) & 0xff, 4);
+        assert_true(l1->edx & (1u << 28));                  /* HTT */
+    }
+    /* Without smt nothing is made up. */
+    assert_int_equal(cpuid_for_vcpu(s, n, 0, &(struct cpuid_config){4, 1}, out, 32, &m), 0);
+    assert_null(cpuid_find(out, m, 0x8000001e, 0));
+    assert_null(cpuid_find(out, m, 0xb, 0));
+    assert_int_equal(leaf(out, m, 0x80000000, 0)->eax, 0x80000008);
+    assert_false(leaf(out, m, 0x80000001, 0)->ecx & (1u << 22));
+    /* No room for the made-up leaves. */
+    assert_int_equal(cpuid_for_vcpu(s, n, 0, &(struct cpuid_config){4, 2}, out, 7, &m), -E2BIG);
 }
 
 static void test_bad_arguments(void **state)
@@ -179,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_extended_topology),
         cmocka_unit_test(test_amd_topology),
         cmocka_unit_test(test_smt_topology),
+        cmocka_unit_test(test_smt_without_topology_leaves),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_boot_msrs),
     };

@@ -53,6 +53,25 @@ static void test_run_all_options(void **state)
     assert_int_equal(req.vm.vsock.cid, 4294967294u);
 }
 
+static void test_smt_and_cpu_template(void **state)
+{
+    (void)state;
+    static struct cli_request req;
+    assert_int_equal(parse(&req, "ember run --cpus 4 --smt --cpu-template T2A"), 0);
+    assert_true(req.vm.smt);
+    assert_ptr_equal(req.vm.cpu_template, &req.cpu_template);
+    assert_int_equal(req.cpu_template.kind, CPU_TEMPLATE_T2A);
+    assert_true(req.cpu_template.nr_cpuid > 0);
+    assert_int_equal(parse(&req, "ember run --cpu-template T2 --cpu-template None"), 0);
+    assert_null(req.vm.cpu_template);
+    assert_int_equal(parse(&req, "ember run --smt"), 0); /* one vCPU: one thread */
+    assert_int_equal(parse(&req, "ember run --cpus 3 --smt"), -EINVAL);
+    assert_non_null(strstr(err_msg(), "--smt: the vCPU count must be 1 or even"));
+    assert_int_equal(parse(&req, "ember run --cpu-template t2"), -EINVAL);
+    assert_non_null(strstr(err_msg(), "--cpu-template: expected None, C3, T2"));
+    assert_int_equal(parse(&req, "ember run --cpu-template Custom"), -EINVAL);
+}
+
 static void test_commands(void **state)
 {
     (void)state;
@@ -231,6 +250,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_defaults),
         cmocka_unit_test(test_run_all_options),
+        cmocka_unit_test(test_smt_and_cpu_template),
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_firecracker_command_line),
         cmocka_unit_test(test_snapshot_commands),
