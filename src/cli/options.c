@@ -57,9 +57,13 @@ enum {
     OPT_VERSION,
     OPT_TRANSPORT,
     OPT_CLOCK_REALTIME,
+    OPT_GDB,
+    OPT_GDB_WAIT,
 };
 
 static const struct option run_options[] = {
+    {"gdb", required_argument, NULL, OPT_GDB},
+    {"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
     {"kernel", required_argument, NULL, OPT_KERNEL},
     {"initrd", required_argument, NULL, OPT_INITRD},
     {"cmdline", required_argument, NULL, OPT_CMDLINE},
@@ -225,6 +229,11 @@ void cli_print_usage(FILE *out)
           "  --console serial|virtio\n"
           "                      where stdin goes: COM1 (default) or virtio-console (hvc0)\n"
           "  --skip-host-check   run even where /dev/kvm is not hardware KVM\n"
+          "  --gdb tcp:HOST:PORT|unix:PATH\n"
+          "                      a GDB remote stub there (gdb: target remote ADDRESS);\n"
+          "                      use a loopback HOST: whoever connects controls the guest\n"
+          "  --gdb-wait          with --gdb: hold the vCPUs before their first instruction\n"
+          "                      until the debugger continues\n"
           "  -v, --verbose       more log output (repeat for debug)\n"
           "\n"
           "Console: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n"
@@ -500,6 +509,8 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     struct vm_config *vm = &req->vm;
     switch (opt) {
     case OPT_KERNEL: vm->kernel_path = arg; return 0;
+    case OPT_GDB: vm->gdb_address = arg; return 0;
+    case OPT_GDB_WAIT: vm->gdb_wait = true; return 0;
     case OPT_INITRD: vm->initrd_path = arg; return 0;
     case OPT_CMDLINE: vm->cmdline = arg; return 0;
     case OPT_CPUS: return parse_cpus(arg, &vm->nr_vcpus);
@@ -548,6 +559,8 @@ static int parse_run(int argc, char **argv, struct cli_request *req)
     }
     if (optind < argc)
         return err_set(-EINVAL, "run: unexpected argument '%s'", argv[optind]);
+    if (req->vm.gdb_wait && !req->vm.gdb_address)
+        return err_set(-EINVAL, "--gdb-wait: needs --gdb");
     return 0;
 }
 

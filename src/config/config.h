@@ -106,6 +106,8 @@ struct vm_config {
     enum virtio_transport transport;
     bool boot_timer;        /* Firecracker's --boot-timer device */
     const char *serial_out_path; /* COM1's output there instead of stdout */
+    const char *gdb_address;     /* --gdb tcp:HOST:PORT or unix:PATH (NULL: no stub) */
+    bool gdb_wait;               /* hold the vCPUs until the debugger continues */
 };
 
 /* New paths for a restored VM's disks and TAP devices, by id (the API's

@@ -12,6 +12,7 @@
 #include "util/evloop.h"
 #include "vmm/console.h"
 #include "vmm/files.h"
+#include "vmm/gdb.h"
 #include "vmm/metrics.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -43,6 +44,7 @@ struct vmm {
     struct vm_config cfg;          /* the running VM's; strings owned by the caller */
     struct vm_files files;
     struct vm *vm;                 /* NULL until started */
+    struct vm_gdb *gdb;            /* the GDB stub (--gdb), NULL if none */
     int exit_code;                 /* -1 until vmm_exit ends the loop */
 
     struct snapshot snapshot;      /* restored from (if open): its strings back cfg */
