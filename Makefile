@@ -198,7 +198,18 @@ $(BUILD)/fuzz/fuzz_balloon: tests/fuzz/fuzz_balloon.c $(FUZZ_BALLOON_SRCS)
 		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
 		-lpthread
 
-FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon
+# A GDB client: the packet receiver and the stub's protocol handlers.
+FUZZ_GDB_SRCS := $(wildcard src/debug/*.c) src/arch/x86_64/gdb_regs.c $(wildcard src/util/*.c)
+
+$(BUILD)/fuzz/fuzz_gdb_packet: tests/fuzz/fuzz_gdb_packet.c $(FUZZ_GDB_SRCS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
+		-lpthread
+
+FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
+	$(BUILD)/fuzz/fuzz_gdb_packet
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60
