@@ -92,6 +92,8 @@ static const struct option run_options[] = {
 
 static const struct option restore_options[] = {
     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"gdb", required_argument, NULL, OPT_GDB},
+    {"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
     {"mem", required_argument, NULL, OPT_MEM_FILE},
     {"disk", required_argument, NULL, OPT_DISK},
     {"net", required_argument, NULL, OPT_NET},
@@ -701,6 +703,8 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_KEEP_PAUSED: req->keep_paused = true; return 0;
     case OPT_TRACK_DIRTY: o->track_dirty_pages = true; return 0;
     case OPT_CLOCK_REALTIME: o->clock_realtime = true; return 0;
+    case OPT_GDB: o->gdb_address = arg; return 0;
+    case OPT_GDB_WAIT: o->gdb_wait = true; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;

@@ -122,6 +122,8 @@ struct vm_overrides {
     const char *vsock_uds;  /* if not NULL: the vsock device's new uds_path */
     bool clock_realtime;    /* advance the guest's clock by the time since the snapshot */
     const char *serial_out_path; /* COM1's output (not kept in snapshots) */
+    const char *gdb_address; /* a GDB stub for the restored VM (--gdb) */
+    bool gdb_wait;
     unsigned expect_vcpus;  /* if not 0: the snapshot must have this many vCPUs */
     uint64_t expect_mem;    /* if not 0: ... and this much memory */
 };

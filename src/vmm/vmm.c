@@ -374,6 +374,10 @@ static int apply_overrides(struct vmm *vmm, const struct vm_overrides *o)
     vmm->snapshot.clock_realtime = o && o->clock_realtime;
     if (o && o->serial_out_path && !(cfg->serial_out_path = keep_copy(vmm, o->serial_out_path)))
         return err_set(-ENOMEM, "out of memory");
+    if (o && o->gdb_address && !(cfg->gdb_address = keep_copy(vmm, o->gdb_address)))
+        return err_set(-ENOMEM, "out of memory");
+    if (o)
+        cfg->gdb_wait = o->gdb_wait;
     for (unsigned k = 0; o && k < o->nr_disks; k++) {
         unsigned i = 0;
         while (i < cfg->nr_disks && !override_matches(o->disks[k].id, cfg->disks[i].id, "vd", i))

@@ -50,7 +50,7 @@ struct vmm {
     struct snapshot snapshot;      /* restored from (if open): its strings back cfg */
     /* New disk paths and TAP names given at restore, copied: the caller's
      * request does not outlive the call. */
-    char *override_copies[CONFIG_MAX_DISKS + CONFIG_MAX_NICS + 2]; /* + vsock, serial_out_path */
+    char *override_copies[CONFIG_MAX_DISKS + CONFIG_MAX_NICS + 3]; /* + vsock, serial_out_path, gdb */
     unsigned nr_override_copies;
 
     int metrics_fd;                /* -1 until a metrics path is set */
