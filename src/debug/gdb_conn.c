@@ -166,8 +166,10 @@ static void on_accept(void *ctx, uint32_t events)
     s->c_cpu = -1;
     log_info("gdb: a debugger connected");
     if (!s->stopped_once) {
-        s->running = true;
-        interrupt(s);
+        /* the stop reply waits for the client's '?' */
+        s->running = false;
+        s->target.ops->stop(s->target.ctx);
+        gdbstub_stopped(s, s->g_cpu, GDB_STOP_INTERRUPT, NULL);
     }
 }
 
