@@ -30,7 +30,7 @@ set pagination off
 set confirm off
 target remote $SOCK
 info threads
-break *0x$U
+$BREAK *0x$U
 continue
 printf "RIP-CHECK %lx\n", \$pc
 printf "CS-CHECK %x\n", \$cs
@@ -79,6 +79,12 @@ i=0; until grep -q 'SYM.*init_uts_ns' vm.txt; do
     i=$((i+1)); [ $i -gt 1200 ] && break; sleep 0.1; done
 sym() {{ tr -d '\\r' < vm.txt | awk -v s="$1" '$1 == "SYM" && $4 == s {{ print $2 }}'; }}
 U=$(sym __x64_sys_newuname) B=$(sym linux_banner) J=$(sym jiffies_64) N=$(sym init_uts_ns)
+# In the nested harness the L1 runs on QEMU's TCG, whose SVM does not
+# intercept INT3 for KVM (it checks the INTn intercept, not the #BP one):
+# the guest would get gdb's INT3. There the first breakpoint is a hardware
+# one; software breakpoints run on the engine and on hardware KVM.
+BREAK=break; [ "$EMBER_NESTED" = 1 ] && BREAK=hbreak
+echo "BREAK=$BREAK"
 cat > s.gdb <<EOF
 {GDB_SCRIPT}
 EOF
@@ -110,6 +116,10 @@ def test_gdb_session():
     j = job("gdb-session", gdb_job(), timeout=600)
 
     def check(j):
+        if re.search(r"^BREAK=hbreak$", j.output, re.M):
+            print("      NOTE: software breakpoints NOT checked with KVM in the nested harness: "
+                  "QEMU TCG's SVM does not intercept INT3 for the L1 KVM (checked on the "
+                  "engine, and with hardware KVM); the breakpoint here is a hardware one")
         expect_output(j, r"^ember rc=0$", "ember ending with status 0")
         expect_output(j, r"^gdb rc=0$", "gdb -batch ending without an error")
         m = re.search(r"^U=([0-9a-f]+) B=([0-9a-f]+) J=([0-9a-f]+) N=([0-9a-f]+)$", j.output, re.M)
