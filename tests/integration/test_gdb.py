@@ -147,7 +147,7 @@ def test_gdb_session():
         else:
             print("      note: the CPU engine has no data watchpoints: not checked there")
         expect_output(j, r"Thread 1 \(vCPU 0\)", "vCPU 0 as thread 1")
-        expect_output(j, r"^Program received signal SIGINT", "Ctrl-C stopping the guest")
+        expect_output(j, r"received signal SIGINT, Interrupt", "Ctrl-C stopping the guest")
         expect_output(j, r"^INTERRUPT-CHECK [0-9a-f]+$", "Ctrl-C stopping the guest")
         expect_output(j, r"^REATTACH-CHECK [0-9a-f]+$", "a second attach")
         expect_output(j, r'"Xmber-guest"', "the host name written by virtual address")
