@@ -100,7 +100,12 @@ timeout -s KILL 300 gdb -batch -nx -x s.gdb > gdb.txt 2>&1 &
 gdbpid=$!
 i=0; until grep -q BEFORE-INTERRUPT gdb.txt || ! kill -0 $gdbpid 2>/dev/null; do
     i=$((i+1)); [ $i -gt 1500 ] && break; sleep 0.2; done
-sleep 3; kill -INT $gdbpid 2>/dev/null
+# to gdb itself: coreutils' timeout would pass SIGINT on to the whole
+# group as well, and a second Ctrl-C makes gdb give up on the target
+sleep 3
+for d in /proc/[0-9]*; do
+    [ "$(awk '{{ print $4 }}' $d/stat 2>/dev/null)" = "$gdbpid" ] && kill -INT $(basename $d)
+done
 wait $gdbpid; echo "gdb rc=$?"
 # a failed session leaves the guest waiting: do not wait for the timeout
 i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 150 ]; do i=$((i+1)); sleep 0.2; done
