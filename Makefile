@@ -210,6 +210,16 @@ $(BUILD)/fuzz/fuzz_api_json: tests/fuzz/fuzz_api_json.c $(FUZZ_API_JSON_SRCS)
 		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
 		-lpthread
 
+# A GDB client: the packet receiver and the stub's protocol handlers.
+FUZZ_GDB_SRCS := $(wildcard src/debug/*.c) src/arch/x86_64/gdb_regs.c $(wildcard src/util/*.c)
+
+$(BUILD)/fuzz/fuzz_gdb_packet: tests/fuzz/fuzz_gdb_packet.c $(FUZZ_GDB_SRCS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
+		-lpthread
+
 # Custom CPU templates: the /cpu-config body, its strings, the application.
 FUZZ_CPU_CONFIG_SRCS := src/arch/x86_64/cpu_template.c src/arch/x86_64/cpuid.c \
 	$(wildcard src/config/*.c) $(wildcard src/util/*.c)
@@ -256,7 +266,7 @@ $(BUILD)/fuzz/fuzz_virtio_blk: tests/fuzz/fuzz_virtio_blk.c $(FUZZ_VIRTIO_BLK_SR
 
 FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_virtio_blk $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
 	$(BUILD)/fuzz/fuzz_api_json $(BUILD)/fuzz/fuzz_virtiofs \
-	$(BUILD)/fuzz/fuzz_mmds $(BUILD)/fuzz/fuzz_cpu_config
+	$(BUILD)/fuzz/fuzz_mmds $(BUILD)/fuzz/fuzz_cpu_config $(BUILD)/fuzz/fuzz_gdb_packet
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60

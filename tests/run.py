@@ -185,6 +185,9 @@ def run_guest_tests(tests, ctx, results, log_dir):
             programs[f"/sbin/{tool}"] = shutil.which(tool) or f"/sbin/{tool}"
         # curl drives the control API the way its users do.
         programs["/usr/bin/curl"] = shutil.which("curl") or "/usr/bin/curl"
+        # gdb drives the GDB stub beside ember (Debian's gdb-minimal: no
+        # Python, so its libraries are all it needs).
+        programs["/usr/bin/gdb"] = shutil.which("gdb") or "/usr/bin/gdb"
         extra = L1Files(programs=programs)
         host = NestedHost(ctx.build, extra=extra, log_dir=log_dir)
     try:

@@ -36,6 +36,7 @@ enum accel_exit_kind {
     ACCEL_EXIT_SHUTDOWN,    /* triple fault */
     ACCEL_EXIT_HALT,        /* HLT with no in-kernel interrupt controller */
     ACCEL_EXIT_ERROR,       /* the backend cannot continue; 'detail' says why */
+    ACCEL_EXIT_DEBUG,       /* a debugger's stop (vcpu_set_debug): see 'debug' */
 };
 
 struct accel_exit {
@@ -54,6 +55,11 @@ struct accel_exit {
             uint8_t len;
             bool is_write;
         } mmio;
+        struct {
+            uint8_t vector; /* 3: an INT3 at pc; 1: a step or a debug register hit (dr6) */
+            uint64_t pc;    /* linear address (rip: the guest is in long mode) */
+            uint64_t dr6;   /* B0-B3 (which debug register), BS (a single step) */
+        } debug;
     };
     char detail[160];
 };
@@ -73,8 +79,24 @@ struct accel_vm_params {
     struct accel_io io;
 };
 
+/* A debugger's control of a vCPU (vcpu_set_debug). */
+#define ACCEL_DEBUG_SINGLESTEP 1u /* stop after one instruction */
+#define ACCEL_DEBUG_SW_BP 2u      /* an INT3 stops the vCPU instead of reaching the guest */
+#define ACCEL_DEBUG_HW_BP 4u      /* dr[] and dr7 are the debugger's breakpoints */
+#define ACCEL_DEBUG_INJECT_BP 8u  /* the INT3 the vCPU stopped at is the guest's own:
+                                     deliver it to the guest (once) */
+#define ACCEL_DR7_ENABLE(n) (2ull << ((n) * 2))            /* G0..G3 */
+#define ACCEL_DR7_RW(n, rw) ((uint64_t)(rw) << (16 + (n) * 4)) /* 0 exec, 1 write, 3 access */
+#define ACCEL_DR7_LEN(n, len) ((uint64_t)(len) << (18 + (n) * 4)) /* 0:1 1:2 3:4 2:8 bytes */
+struct accel_debug {
+    unsigned flags; /* ACCEL_DEBUG_* (0: no debugging) */
+    uint64_t dr[4];
+    uint64_t dr7;
+};
+
 /* Capabilities (accel_ops.caps). */
 #define ACCEL_CAP_IRQFD 1u /* MSIs through GSI routes and irqfds; else msi_inject */
+#define ACCEL_CAP_WATCHPOINTS 2u /* the debug registers can watch data, not only code */
 
 /* A named running total a backend reports (state dump, metrics). */
 struct accel_counter {
@@ -145,6 +167,14 @@ struct accel_ops {
     int (*vcpu_set_regs)(struct accel_vcpu *vcpu, const struct x86_regs *regs);
     int (*vcpu_get_sregs)(struct accel_vcpu *vcpu, struct x86_sregs *sregs);
     int (*vcpu_set_sregs)(struct accel_vcpu *vcpu, const struct x86_sregs *sregs);
+    /* The x87/SSE state as a 64-bit FXSAVE image. */
+    int (*vcpu_get_fpu)(struct accel_vcpu *vcpu, uint8_t fxsave[512]);
+    int (*vcpu_set_fpu)(struct accel_vcpu *vcpu, const uint8_t fxsave[512]);
+    /* A debugger's breakpoints and stepping for this vCPU, from the next
+     * vcpu_run on (the vCPU is not running); ACCEL_EXIT_DEBUG reports the
+     * stops. Leaves the guest's own debug registers alone where the backend
+     * can (the engine); with KVM the debugger's take their place while set. */
+    int (*vcpu_set_debug)(struct accel_vcpu *vcpu, const struct accel_debug *dbg);
     /* Run until an exit that ember must handle. On return from an I/O or MMIO
      * exit, read data must be written into exit->io.data / mmio.data before
      * the next vcpu_run. */

@@ -615,6 +615,9 @@ static int kvm_vcpu_run(struct accel_vcpu *vcpu, struct accel_exit *exit)
     case KVM_EXIT_HLT:
         exit->kind = ACCEL_EXIT_HALT;
         break;
+    case KVM_EXIT_DEBUG:
+        kvm_debug_exit(run, exit);
+        break;
     default:
         exit->kind = ACCEL_EXIT_ERROR;
         kvm_describe_exit(exit, run);
@@ -634,7 +637,7 @@ static void kvm_vcpu_kick(struct accel_vcpu *vcpu, pthread_t thread)
 
 const struct accel_ops accel_kvm_ops = {
     .name = "kvm",
-    .caps = ACCEL_CAP_IRQFD,
+    .caps = ACCEL_CAP_IRQFD | ACCEL_CAP_WATCHPOINTS,
     .vm_create = kvm_vm_create,
     .vm_destroy = kvm_vm_destroy,
     .map_memory = kvm_map_memory,
@@ -657,6 +660,9 @@ const struct accel_ops accel_kvm_ops = {
     .vcpu_set_regs = kvm_vcpu_set_regs,
     .vcpu_get_sregs = kvm_vcpu_get_sregs,
     .vcpu_set_sregs = kvm_vcpu_set_sregs,
+    .vcpu_get_fpu = kvm_vcpu_get_fpu,
+    .vcpu_set_fpu = kvm_vcpu_set_fpu,
+    .vcpu_set_debug = kvm_vcpu_set_debug,
     .vcpu_run = kvm_vcpu_run,
     .vcpu_kick = kvm_vcpu_kick,
     .vcpu_save = kvm_vcpu_save,

@@ -1,5 +1,6 @@
 /* Internals shared by the KVM backend's files (kvm.c: VM and vCPU life and
- * running; kvm_state.c: saving and restoring state for snapshots). */
+ * running; kvm_state.c: saving and restoring state for snapshots; kvm_debug.c:
+ * guest debugging). */
 #ifndef EMBER_ACCEL_KVM_INTERNAL_H
 #define EMBER_ACCEL_KVM_INTERNAL_H
 
@@ -35,6 +36,12 @@ struct accel_vcpu {
 
 int kvm_ioctl_err(int fd, unsigned long req, void *arg, const char *what);
 
+
+/* kvm_debug.c */
+int kvm_vcpu_get_fpu(struct accel_vcpu *vcpu, uint8_t fxsave[512]);
+int kvm_vcpu_set_fpu(struct accel_vcpu *vcpu, const uint8_t fxsave[512]);
+int kvm_vcpu_set_debug(struct accel_vcpu *vcpu, const struct accel_debug *dbg);
+void kvm_debug_exit(const struct kvm_run *run, struct accel_exit *exit);
 
 int kvm_vcpu_save(struct accel_vcpu *vcpu, struct buf *out);
 int kvm_vcpu_restore(struct accel_vcpu *vcpu, const void *data, size_t len);

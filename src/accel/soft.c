@@ -421,6 +421,12 @@ static int soft_vcpu_run(struct accel_vcpu *vcpu, struct accel_exit *exit)
         case CPU_EXIT_SHUTDOWN:
             exit->kind = ACCEL_EXIT_SHUTDOWN;
             return 0;
+        case CPU_EXIT_DEBUG:
+            exit->kind = ACCEL_EXIT_DEBUG;
+            exit->debug.vector = ce.vector;
+            exit->debug.pc = ce.rip;
+            exit->debug.dr6 = ce.dr6;
+            return 0;
         case CPU_EXIT_ERROR:
         default:
             exit->kind = ACCEL_EXIT_ERROR;
@@ -428,6 +434,42 @@ static int soft_vcpu_run(struct accel_vcpu *vcpu, struct accel_exit *exit)
             return 0;
         }
     }
+}
+
+/* The engine stops at instruction breakpoints itself; it cannot watch
+ * data (ACCEL_CAP_WATCHPOINTS is not set). */
+static int soft_vcpu_set_debug(struct accel_vcpu *vcpu, const struct accel_debug *dbg)
+{
+    struct cpu_debug cd = {0};
+    if (dbg->flags & ACCEL_DEBUG_SINGLESTEP)
+        cd.flags |= CPU_DEBUG_STEP;
+    if (dbg->flags & ACCEL_DEBUG_SW_BP)
+        cd.flags |= CPU_DEBUG_SW_BP;
+    cd.pass_int3 = (dbg->flags & ACCEL_DEBUG_INJECT_BP) != 0;
+    for (unsigned n = 0; (dbg->flags & ACCEL_DEBUG_HW_BP) && n < 4; n++) {
+        if (!(dbg->dr7 & (ACCEL_DR7_ENABLE(n) | ACCEL_DR7_ENABLE(n) >> 1)))
+            continue;
+        if ((dbg->dr7 >> (16 + n * 4)) & 3)
+            return err_set(-EOPNOTSUPP, "the CPU engine has no data watchpoints");
+        cd.enabled[n] = true;
+        cd.addr[n] = dbg->dr[n];
+        cd.flags |= CPU_DEBUG_HW_BP;
+    }
+    cpu_set_debug(to_vcpu(vcpu)->cpu, &cd);
+    return 0;
+}
+
+static int soft_vcpu_get_fpu(struct accel_vcpu *vcpu, uint8_t fxsave[512])
+{
+    cpu_get_fxsave(to_vcpu(vcpu)->cpu, fxsave);
+    return 0;
+}
+
+static int soft_vcpu_set_fpu(struct accel_vcpu *vcpu, const uint8_t fxsave[512])
+{
+    if (cpu_set_fxsave(to_vcpu(vcpu)->cpu, fxsave))
+        return err_set(-EINVAL, "the x87/SSE state is invalid (MXCSR)");
+    return 0;
 }
 
 static void soft_vcpu_kick(struct accel_vcpu *vcpu, pthread_t thread)
@@ -486,6 +528,9 @@ const struct accel_ops accel_soft_ops = {
     .vcpu_set_regs = soft_vcpu_set_regs,
     .vcpu_get_sregs = soft_vcpu_get_sregs,
     .vcpu_set_sregs = soft_vcpu_set_sregs,
+    .vcpu_get_fpu = soft_vcpu_get_fpu,
+    .vcpu_set_fpu = soft_vcpu_set_fpu,
+    .vcpu_set_debug = soft_vcpu_set_debug,
     .vcpu_run = soft_vcpu_run,
     .vcpu_kick = soft_vcpu_kick,
     .vcpu_counters = soft_vcpu_counters,

@@ -66,9 +66,13 @@ enum {
     OPT_CLOCK_REALTIME,
     OPT_SMT,
     OPT_CPU_TEMPLATE,
+    OPT_GDB,
+    OPT_GDB_WAIT,
 };
 
 static const struct option run_options[] = {
+    {"gdb", required_argument, NULL, OPT_GDB},
+    {"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
     {"kernel", required_argument, NULL, OPT_KERNEL},
     {"initrd", required_argument, NULL, OPT_INITRD},
     {"cmdline", required_argument, NULL, OPT_CMDLINE},
@@ -104,6 +108,8 @@ static const struct option run_options[] = {
 
 static const struct option restore_options[] = {
     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"gdb", required_argument, NULL, OPT_GDB},
+    {"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
     {"mem", required_argument, NULL, OPT_MEM_FILE},
     {"disk", required_argument, NULL, OPT_DISK},
     {"net", required_argument, NULL, OPT_NET},
@@ -261,6 +267,11 @@ void cli_print_usage(FILE *out)
           "  --console serial|virtio\n"
           "                      where stdin goes: COM1 (default) or virtio-console (hvc0)\n"
           "  --skip-host-check   run even where /dev/kvm is not hardware KVM\n"
+          "  --gdb tcp:HOST:PORT|unix:PATH\n"
+          "                      a GDB remote stub there (gdb: target remote ADDRESS);\n"
+          "                      use a loopback HOST: whoever connects controls the guest\n"
+          "  --gdb-wait          with --gdb: hold the vCPUs before their first instruction\n"
+          "                      until the debugger continues\n"
           "  -v, --verbose       more log output (repeat for debug)\n"
           "\n"
           "Console: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n"
@@ -595,6 +606,8 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     struct vm_config *vm = &req->vm;
     switch (opt) {
     case OPT_KERNEL: vm->kernel_path = arg; return 0;
+    case OPT_GDB: vm->gdb_address = arg; return 0;
+    case OPT_GDB_WAIT: vm->gdb_wait = true; return 0;
     case OPT_INITRD: vm->initrd_path = arg; return 0;
     case OPT_CMDLINE: vm->cmdline = arg; return 0;
     case OPT_CPUS: return parse_cpus(arg, &vm->nr_vcpus);
@@ -654,6 +667,8 @@ static int parse_run(int argc, char **argv, struct cli_request *req)
     if (req->vm.smt && req->vm.nr_vcpus > 1 && req->vm.nr_vcpus % 2)
         return err_set(-EINVAL, "--smt: the vCPU count must be 1 or even (two threads per "
                                 "core), got %u", req->vm.nr_vcpus);
+    if (req->vm.gdb_wait && !req->vm.gdb_address)
+        return err_set(-EINVAL, "--gdb-wait: needs --gdb");
     /* With --rootfs, what follows "--" is the guest's command. */
     if (req->rootfs && optind < argc && !strcmp(argv[optind - 1], "--")) {
         req->rootfs_argv = argv + optind;
@@ -800,6 +815,8 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_KEEP_PAUSED: req->keep_paused = true; return 0;
     case OPT_TRACK_DIRTY: o->track_dirty_pages = true; return 0;
     case OPT_CLOCK_REALTIME: o->clock_realtime = true; return 0;
+    case OPT_GDB: o->gdb_address = arg; return 0;
+    case OPT_GDB_WAIT: o->gdb_wait = true; return 0;
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;

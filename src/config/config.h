@@ -147,6 +147,8 @@ struct vm_config {
     struct mmds_config mmds;
     /* Firecracker's CPU template (static or custom); NULL: none. */
     const struct cpu_template *cpu_template;
+    const char *gdb_address;     /* --gdb tcp:HOST:PORT or unix:PATH (NULL: no stub) */
+    bool gdb_wait;               /* hold the vCPUs until the debugger continues */
 };
 
 /* New paths for a restored VM's disks and TAP devices, by id (the API's
@@ -161,6 +163,8 @@ struct vm_overrides {
     const char *vsock_uds;  /* if not NULL: the vsock device's new uds_path */
     bool clock_realtime;    /* advance the guest's clock by the time since the snapshot */
     const char *serial_out_path; /* COM1's output (not kept in snapshots) */
+    const char *gdb_address; /* a GDB stub for the restored VM (--gdb) */
+    bool gdb_wait;
     unsigned expect_vcpus;  /* if not 0: the snapshot must have this many vCPUs */
     /* The restored machine's NICs serve the metadata service: start it
      * (its store starts empty, as Firecracker's) and set cfg->mmds. */

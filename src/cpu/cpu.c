@@ -357,6 +357,42 @@ static void single_step(struct cpu *c)
     raise_trap(c, NULL, EXC_DB, 0);
 }
 
+void cpu_set_debug(struct cpu *c, const struct cpu_debug *dbg)
+{
+    c->dbg = *dbg;
+    c->dbg_stepped = false;
+    c->dbg_resumed = true;
+}
+
+static int debug_stop(struct cpu_exit *ex, uint64_t rip, uint64_t dr6)
+{
+    ex->reason = CPU_EXIT_DEBUG;
+    ex->rip = rip;
+    ex->vector = EXC_DB;
+    ex->dr6 = dr6;
+    return CPU_EXIT_DEBUG;
+}
+
+/* Under a debugger's step or instruction breakpoints: one instruction,
+ * checked before it runs. Returns an exit reason or 0. */
+static int debug_exec(struct cpu *c, struct cpu_exit *ex)
+{
+    if (c->dbg_stepped) {
+        c->dbg_stepped = false;
+        return debug_stop(ex, c->rip, 0x4000); /* BS */
+    }
+    if ((c->dbg.flags & CPU_DEBUG_HW_BP) && !c->dbg_resumed)
+        for (unsigned n = 0; n < 4; n++)
+            if (c->dbg.enabled[n] && c->dbg.addr[n] == c->rip)
+                return debug_stop(ex, c->rip, 1ull << n);
+    c->dbg_resumed = false;
+    if (c->dbg.flags & CPU_DEBUG_STEP)
+        c->dbg_stepped = true;
+    exec_one(c);
+    c->rflags &= ~(uint64_t)F_RF;
+    return 0;
+}
+
 int cpu_run(struct cpu *c, struct cpu_exit *ex)
 {
     memset(ex, 0, sizeof(*ex));
@@ -369,6 +405,12 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
             int r = c->stop;
             c->stop = 0;
             c->delivering = -1;
+            if (r == CPU_EXIT_DEBUG) {
+                c->dbg_stepped = false;
+                ex->reason = r;
+                ex->rip = c->rip;
+                return r;
+            }
             fill_error(c, ex);
             return r;
         }
@@ -400,6 +442,13 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
             block_flush_all(c);
             hx_flush(c);
         }
+        if (unlikely(c->dbg.flags & (CPU_DEBUG_STEP | CPU_DEBUG_HW_BP))) {
+            int r = debug_exec(c, ex);
+            if (r)
+                return r;
+            continue;
+        }
+        c->dbg_resumed = false;
         if (unlikely(c->rflags & F_TF)) {
             single_step(c);
             continue;

@@ -27,7 +27,8 @@
  * Not implemented (the engine stops with CPU_EXIT_ERROR rather than run it
  * wrongly): compatibility mode (a transfer to a CS with L=0), far transfers
  * through call gates/TSS, leaving long mode. Debug registers are stored but
- * breakpoints do not fire; single-step (RFLAGS.TF) works.
+ * the guest's breakpoints do not fire; single-step (RFLAGS.TF) works. A
+ * debugger's breakpoints and steps do (cpu_set_debug).
  */
 #ifndef EMBER_CPU_CPU_H
 #define EMBER_CPU_CPU_H
@@ -99,6 +100,10 @@ enum cpu_exit_reason {
     CPU_EXIT_SHUTDOWN,        /* triple fault */
     CPU_EXIT_ERROR,           /* internal engine error: 'detail' says what */
     CPU_EXIT_EXCEPTION,       /* only with CPU_CFG_EXIT_ON_EXCEPTION */
+    CPU_EXIT_DEBUG,           /* a debugger's stop (cpu_set_debug): 'vector' 3
+                                 at an INT3 (rip points at it), 1 after a step
+                                 (dr6 BS) or before an instruction breakpoint
+                                 (dr6 bit n for address n) */
 };
 
 struct cpu_exit {
@@ -110,6 +115,7 @@ struct cpu_exit {
     bool has_error_code;
     uint32_t error_code;
     uint64_t cr2;             /* #PF only */
+    uint64_t dr6;             /* CPU_EXIT_DEBUG */
     /* CPU_EXIT_ERROR: instruction bytes at rip (as far as readable) */
     uint8_t insn[15];
     unsigned insn_len;
@@ -163,6 +169,23 @@ struct cpu_debugregs {
 };
 void cpu_get_debugregs(struct cpu *cpu, struct cpu_debugregs *dr);
 void cpu_set_debugregs(struct cpu *cpu, const struct cpu_debugregs *dr);
+
+/* A debugger's control of the vCPU (a GDB stub), separate from the
+ * guest's own debug registers. Breakpoints and steps bypass the block
+ * cache's chaining: while CPU_DEBUG_STEP or an instruction breakpoint is
+ * set the engine runs one instruction at a time. */
+#define CPU_DEBUG_STEP 1u  /* stop after one instruction */
+#define CPU_DEBUG_SW_BP 2u /* INT3 stops instead of reaching the guest */
+#define CPU_DEBUG_HW_BP 4u /* stop before executing addr[n] where enabled[n] */
+struct cpu_debug {
+    unsigned flags;
+    uint64_t addr[4];
+    bool enabled[4];
+    bool pass_int3; /* the next INT3 reaches the guest (it was the guest's own) */
+};
+/* Takes effect at the next cpu_run; the first instruction it runs is not
+ * checked against the breakpoints (it is where the vCPU stopped). */
+void cpu_set_debug(struct cpu *cpu, const struct cpu_debug *dbg);
 
 struct cpu_events_state {
     bool halted;

@@ -49,6 +49,18 @@ void raise_trap(struct cpu *c, const struct insn *i, int vec, int soft)
     unwind(c);
 }
 
+void raise_debug_stop(struct cpu *c, const struct insn *i, uint8_t vector, uint64_t dr6)
+{
+    if (i) {
+        c->rip = insn_rip(c, i);
+        c->icount += (uint64_t)(i - c->blk_first);
+    }
+    c->exit->vector = vector;
+    c->exit->dr6 = dr6;
+    c->stop = CPU_EXIT_DEBUG;
+    unwind(c);
+}
+
 void raise_gp0(struct cpu *c, const struct insn *i)
 {
     raise_exc(c, i, EXC_GP, 0);

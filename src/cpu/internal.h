@@ -263,6 +263,11 @@ struct cpu {
 
     uint64_t insn_limit;        /* absolute icount at which to stop; 0 none */
 
+    /* a debugger's requests (cpu_set_debug) */
+    struct cpu_debug dbg;
+    bool dbg_stepped;           /* the step's instruction has run: stop */
+    bool dbg_resumed;           /* no breakpoint check at the first instruction */
+
     /* config */
     const struct guest_mem *mem;
     struct cpu_ops ops;
@@ -588,6 +593,8 @@ NORETURN void raise_trap(struct cpu *c, const struct insn *i, int vec, int soft)
 NORETURN void raise_error(struct cpu *c, const struct insn *i, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 NORETURN void raise_gp0(struct cpu *c, const struct insn *i);
+/* Stop cpu_run with CPU_EXIT_DEBUG before instruction 'i' executes. */
+NORETURN void raise_debug_stop(struct cpu *c, const struct insn *i, uint8_t vector, uint64_t dr6);
 NORETURN void raise_ud(struct cpu *c, const struct insn *i);
 /* Deliver the exception in c->exc_*; handles #DF and shutdown. Returns 0 or
  * an exit reason. */

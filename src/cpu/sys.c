@@ -386,7 +386,15 @@ static HANDLER(sti)
     retire_to(c, i, next_rip(c, i));
 }
 
-static HANDLER(int3) { raise_trap(c, i, EXC_BP, 2); }
+static HANDLER(int3)
+{
+    /* a debugger's breakpoint stops the vCPU; the guest's own INT3 (passed
+     * on once when the debugger says it is not one of its) reaches the guest */
+    if (unlikely(c->dbg.flags & CPU_DEBUG_SW_BP) && !c->dbg.pass_int3)
+        raise_debug_stop(c, i, EXC_BP, 0);
+    c->dbg.pass_int3 = false;
+    raise_trap(c, i, EXC_BP, 2);
+}
 static HANDLER(int_n) { raise_trap(c, i, (int)i->imm, 1); }
 static HANDLER(int1) { raise_trap(c, i, EXC_DB, 3); }
 static HANDLER(ud) { raise_ud(c, i); }

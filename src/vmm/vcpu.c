@@ -168,6 +168,20 @@ static void vcpu_report_triple_fault(struct vcpu *vcpu)
         vcpu_end(vcpu, VCPU_END_TRIPLE_FAULT, "vCPU %u triple-faulted", vcpu->index);
 }
 
+static void set_request(struct vcpu *vcpu, enum vcpu_request req);
+
+/* A debugger's stop: report it, then park before running the guest again
+ * (the debugger's side resumes the vCPU). */
+static void vcpu_debug_stop(struct vcpu *vcpu, const struct accel_exit *exit)
+{
+    if (!vcpu->env->debug_stop)
+        return;
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    set_request(vcpu, VCPU_REQ_PAUSE);
+    pthread_mutex_unlock(&vcpu->mbox_lock);
+    vcpu->env->debug_stop(vcpu->env->ctx, vcpu->index, exit);
+}
+
 /* Returns false when the loop must end. */
 static bool vcpu_dispatch(struct vcpu *vcpu, const struct accel_exit *exit)
 {
@@ -188,6 +202,10 @@ static bool vcpu_dispatch(struct vcpu *vcpu, const struct accel_exit *exit)
         return true;
     case ACCEL_EXIT_INTERRUPTED:
         vcpu->exits_other++;
+        return true;
+    case ACCEL_EXIT_DEBUG:
+        vcpu->exits_other++;
+        vcpu_debug_stop(vcpu, exit);
         return true;
     case ACCEL_EXIT_SHUTDOWN:
         vcpu_report_triple_fault(vcpu);

@@ -42,6 +42,9 @@ struct vcpu_env {
     /* The vCPU ended (from its thread); 'detail' says why. */
     void (*ended)(void *ctx, enum vcpu_end why, const char *detail);
     void *ctx;
+    /* A debugger's stop (ACCEL_EXIT_DEBUG), from the vCPU's thread, which
+     * then parks itself until resumed (NULL: no debugger, never happens). */
+    void (*debug_stop)(void *ctx, unsigned index, const struct accel_exit *exit);
 };
 
 struct vcpu {

@@ -114,6 +114,13 @@ static void vm_on_vcpu_end(void *ctx, enum vcpu_end why, const char *detail)
                     "%s", detail);
 }
 
+static void vm_on_debug_stop(void *ctx, unsigned index, const struct accel_exit *exit)
+{
+    struct vm *vm = ctx;
+    if (vm->debug_stop)
+        vm->debug_stop(vm->debug_ctx, index, exit);
+}
+
 static void vm_on_stop(void *ctx, uint32_t events)
 {
     struct vm *vm = ctx;
@@ -268,7 +275,8 @@ static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
     vm->vcpu_env = (struct vcpu_env){
         .accel = vm->accel, .avm = vm->avm, .pio = &vm->pio, .mmio = &vm->mmio,
         .nr_vcpus = vm->nr_vcpus, .threads_per_core = vm->cfg->smt ? 2 : 1,
-        .cpu_template = vm->cfg->cpu_template, .ended = vm_on_vcpu_end, .ctx = vm};
+        .cpu_template = vm->cfg->cpu_template, .ended = vm_on_vcpu_end, .ctx = vm,
+        .debug_stop = vm_on_debug_stop};
     vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
     struct x86_cpuid_entry *cpuid = calloc(CPUID_MAX_ENTRIES, sizeof(*cpuid));
     size_t nr_cpuid = 0;
@@ -453,7 +461,7 @@ int vm_pause(struct vm *vm)
     return ret;
 }
 
-int vm_resume(struct vm *vm)
+int vm_debug_resume(struct vm *vm, int only)
 {
     if (vm->state == VM_RUNNING)
         return 0;
@@ -461,9 +469,20 @@ int vm_resume(struct vm *vm)
         return err_set(-EINVAL, "the VM is %s, not paused", vm_state_name(vm->state));
     if (vm_restore_clocks(vm))
         log_error("cannot restore the guest's clocks (its time jumps ahead): %s", err_msg());
-    vm_unpark(vm);
+    if (only < 0) {
+        vm_unpark(vm);
+    } else {
+        board_pause(&vm->board, false);
+        if ((unsigned)only < vm->nr_vcpus)
+            vcpu_resume(&vm->vcpus[only]);
+    }
     vm->state = VM_RUNNING;
     return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+    return vm_debug_resume(vm, -1);
 }
 
 static void log_backend_counters(struct vm *vm, unsigned i, enum log_level level)

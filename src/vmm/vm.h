@@ -81,6 +81,9 @@ struct vm {
     int stop_fd; /* wakes the event loop when the VM must stop */
     void (*on_stop)(void *ctx); /* runs in the loop's thread */
     void *on_stop_ctx;
+    /* A debugger's stops (vmm/gdb.c), from the vCPU threads. */
+    void (*debug_stop)(void *ctx, unsigned index, const struct accel_exit *exit);
+    void *debug_ctx;
 };
 
 /* Build the VM (memory, board, vCPUs) without running it: from the boot
@@ -96,6 +99,10 @@ int vm_start(struct vm *vm, bool paused) EMBER_MUST_CHECK;
  * stop device work, and freeze the guest's clocks; resume undoes it. */
 int vm_pause(struct vm *vm) EMBER_MUST_CHECK;
 int vm_resume(struct vm *vm) EMBER_MUST_CHECK;
+/* A debugger lets the guest run again after vm_pause: like vm_resume, but
+ * with 'only' >= 0 just that vCPU runs (a single step), the others stay
+ * parked. */
+int vm_debug_resume(struct vm *vm, int only) EMBER_MUST_CHECK;
 /* -> HALTED: stop and join the vCPU threads; returns why the VM stopped. */
 enum vm_stop_reason vm_halt(struct vm *vm);
 void vm_destroy(struct vm *vm);

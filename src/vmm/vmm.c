@@ -110,7 +110,9 @@ static void vmm_on_vm_stop(void *ctx)
     enum vm_stop_reason reason = vm_halt(vmm->vm);
     if (vmm->metrics_fd >= 0 && vmm_flush_metrics(vmm))
         log_warn("%s", err_msg());
-    vmm_exit(vmm, exit_code_for(vmm->vm, reason));
+    int code = exit_code_for(vmm->vm, reason);
+    vm_gdb_vm_ended(vmm->gdb, code);
+    vmm_exit(vmm, code);
 }
 
 static void vmm_on_signal(void *ctx, uint32_t events)
@@ -203,6 +205,8 @@ static void free_override_copies(struct vmm *vmm)
  * came from: the VMM is back to having no VM. */
 static void vmm_discard_vm(struct vmm *vmm)
 {
+    vm_gdb_destroy(vmm->gdb);
+    vmm->gdb = NULL;
     if (vmm->vm) {
         vm_destroy(vmm->vm);
         free(vmm->vm);
@@ -317,6 +321,13 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
         *fault = VMM_FAULT_SETUP; /* the state file does not fit */
         return ret;
     }
+    if (vmm->cfg.gdb_address) {
+        *fault = VMM_FAULT_SETUP; /* an address that cannot be served */
+        if ((ret = vm_gdb_create(vmm->vm, vmm->cfg.gdb_address, vmm->cfg.gdb_wait, &vmm->gdb)))
+            return ret;
+        *fault = VMM_FAULT_RUNTIME;
+        paused = paused || vmm->cfg.gdb_wait;
+    }
     ret = vm_start(vmm->vm, paused);
     return ret ? err_prefix(ret, "cannot start the VM") : 0;
 }
@@ -347,9 +358,12 @@ int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_pat
         return err_set(-EOPNOTSUPP, "snapshots of a VM with a shared directory (virtio-fs) "
                                     "are not supported by ember yet");
     uint64_t t0 = now_ns();
+    /* a snapshot never holds a debugger's breakpoint */
+    vm_gdb_lift_breakpoints(vmm->gdb, true);
+    int ret = snapshot_create(vmm->vm, type, state_path, mem_path);
+    vm_gdb_lift_breakpoints(vmm->gdb, false);
     return vmm_latency(vmm, type == SNAPSHOT_DIFF ? "vmm_diff_create_snapshot"
-                                                  : "vmm_full_create_snapshot", t0,
-                       snapshot_create(vmm->vm, type, state_path, mem_path));
+                                                  : "vmm_full_create_snapshot", t0, ret);
 }
 
 static bool override_matches(const char *want, const char *id, const char *prefix, unsigned i)
@@ -376,6 +390,10 @@ static int apply_overrides(struct vmm *vmm, const struct vm_overrides *o)
     vmm->snapshot.clock_realtime = o && o->clock_realtime;
     if (o && o->serial_out_path && !(cfg->serial_out_path = keep_copy(vmm, o->serial_out_path)))
         return err_set(-ENOMEM, "out of memory");
+    if (o && o->gdb_address && !(cfg->gdb_address = keep_copy(vmm, o->gdb_address)))
+        return err_set(-ENOMEM, "out of memory");
+    if (o)
+        cfg->gdb_wait = o->gdb_wait;
     for (unsigned k = 0; o && k < o->nr_disks; k++) {
         unsigned i = 0;
         while (i < cfg->nr_disks && !override_matches(o->disks[k].id, cfg->disks[i].id, "vd", i))

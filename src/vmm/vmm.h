@@ -12,6 +12,7 @@
 #include "util/evloop.h"
 #include "vmm/console.h"
 #include "vmm/files.h"
+#include "vmm/gdb.h"
 #include "vmm/metrics.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -43,12 +44,13 @@ struct vmm {
     struct vm_config cfg;          /* the running VM's; strings owned by the caller */
     struct vm_files files;
     struct vm *vm;                 /* NULL until started */
+    struct vm_gdb *gdb;            /* the GDB stub (--gdb), NULL if none */
     int exit_code;                 /* -1 until vmm_exit ends the loop */
 
     struct snapshot snapshot;      /* restored from (if open): its strings back cfg */
     /* New disk paths and TAP names given at restore, copied: the caller's
      * request does not outlive the call. */
-    char *override_copies[CONFIG_MAX_DISKS + CONFIG_MAX_NICS + 2]; /* + vsock, serial_out_path */
+    char *override_copies[CONFIG_MAX_DISKS + CONFIG_MAX_NICS + 3]; /* + vsock, serial_out_path, gdb */
     unsigned nr_override_copies;
 
     int metrics_fd;                /* -1 until a metrics path is set */
