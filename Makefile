@@ -200,15 +200,18 @@ $(BUILD)/fuzz/fuzz_balloon: tests/fuzz/fuzz_balloon.c $(FUZZ_BALLOON_SRCS)
 
 # The control API's request bodies (and a config file's items): the resource
 # model's setters, the balloon, snapshot and rate-limiter parsers.
-FUZZ_API_JSON_SRCS := src/api/resources.c src/api/pmem.c src/api/balloon_json.c \
-	src/api/snapshot_requests.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
+FUZZ_API_JSON_SRCS := src/api/resources.c src/api/resources_json.c src/api/pmem.c \
+	src/api/balloon_json.c src/api/fs.c src/api/mmds.c src/api/cpu_config.c \
+	src/api/snapshot_requests.c src/api/http_server.c src/api/mmds_http.c src/api/mmds_store.c \
+	src/arch/x86_64/cpu_template.c src/arch/x86_64/cpuid.c $(wildcard src/config/*.c) \
+	$(wildcard src/util/*.c)
 
 $(BUILD)/fuzz/fuzz_api_json: tests/fuzz/fuzz_api_json.c $(FUZZ_API_JSON_SRCS)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
 	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
 		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-lpthread
+		-lhttp_parser -lpthread
 
 # A GDB client: the packet receiver and the stub's protocol handlers.
 FUZZ_GDB_SRCS := $(wildcard src/debug/*.c) src/arch/x86_64/gdb_regs.c $(wildcard src/util/*.c)
