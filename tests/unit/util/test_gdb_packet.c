@@ -152,7 +152,9 @@ static void test_oversized_refused(void **state)
     uint8_t sum = 0;
     for (size_t i = 1; i < sizeof(big) - 3; i++)
         sum = (uint8_t)(sum + 'a');
-    snprintf(big + sizeof(big) - 3, 4, "#%02x", sum);
+    char tail[4]; /* "#xx" and its NUL, which must not land past 'big' */
+    snprintf(tail, sizeof(tail), "#%02x", sum);
+    memcpy(big + sizeof(big) - 3, tail, 3);
     assert_int_equal(feed(&rx, big, sizeof(big)), GDB_RX_BAD);
     /* a short packet that expands past the limit */
     char bomb[512] = "$";
