@@ -246,9 +246,9 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
     enum guest_pages pages;
     if (!api_huge_pages_parse(huge, &pages)) {
         free(template);
-        return err_set(-EINVAL, "machine-config: huge_pages must be \"None\" (4 KiB pages), "
-                                "\"2M\" (hugetlbfs) or \"Transparent\" (ember's: transparent "
-                                "huge pages asked for), got '%s'", huge);
+        return err_set(-EINVAL, "machine-config: huge_pages must be \"None\" (transparent huge "
+                                "pages asked for), \"2M\" (hugetlbfs), or ember's \"Small\" "
+                                "(4 KiB pages only), got '%s'", huge);
     }
     if (jf_get(body, "huge_pages"))
         r->pages = pages;

@@ -322,7 +322,7 @@ def malformed_table(ctx):
         ("PUT", "/machine-config", '{"vcpu_count": 3, "mem_size_mib": 128, "smt": true}', 400,
          r"with smt the vcpu_count must be 1 or even"),
         ("PATCH", "/machine-config", '{"huge_pages": "1G"}', 400,
-         r"huge_pages must be \"None\" \(4 KiB pages\), \"2M\""),
+         r"huge_pages must be \"None\" \(transparent huge pages asked for\), \"2M\""),
         ("PATCH", "/machine-config", '{"cpu_template": "T3"}', 400,
          r"cpu_template 'T3' is not one of \"None\", \"C3\", \"T2\""),
         ("PATCH", "/machine-config", '{"cpu_template": "V1N1"}', 400,
