@@ -103,8 +103,12 @@ i=0; until grep -q BEFORE-INTERRUPT gdb.txt || ! kill -0 $gdbpid 2>/dev/null; do
 # to gdb itself: coreutils' timeout would pass SIGINT on to the whole
 # group as well, and a second Ctrl-C makes gdb give up on the target
 sleep 3
+# (busybox's timeout, in L1, execs the program itself and waits in a child:
+# gdb is then $gdbpid, not its child)
 for d in /proc/[0-9]*; do
-    [ "$(awk '{{ print $4 }}' $d/stat 2>/dev/null)" = "$gdbpid" ] && kill -INT $(basename $d)
+    [ "$(cat $d/comm 2>/dev/null)" = gdb ] || continue
+    {{ [ "${{d#/proc/}}" = "$gdbpid" ] ||
+      [ "$(awk '{{ print $4 }}' $d/stat 2>/dev/null)" = "$gdbpid" ]; }} && kill -INT ${{d#/proc/}}
 done
 wait $gdbpid; echo "gdb rc=$?"
 # a failed session leaves the guest waiting: do not wait for the timeout
