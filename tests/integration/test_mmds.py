@@ -114,13 +114,13 @@ req GET /nothing '' | sed -n '1p;$p' | tr '\r\n' '  ' | sed 's/^/missing /'; ech
 req DELETE /n '' | head -1 | sed 's/^/delete /'
 '''
 
+# The token T outlives the flood (TTL 3600): in the nested harness the flood
+# took over a minute and a 60 s token expired before the last request.
 GUEST_V2 = GUEST_FNS + r'''
 req GET /latest/user-data '' | sed -n '1p;$p' | tr '\r\n' '  ' | sed 's/^/no-token /'; echo
 req PUT /latest/api/token 'X-metadata-token-ttl-seconds: 0\r\n' | sed -n '1p;$p' | tr '\r\n' '  ' | sed 's/^/ttl-0 /'; echo
 req PUT /latest/api/token 'X-metadata-token-ttl-seconds: soon\r\n' | sed -n '$p' | sed 's/^/ttl-soon /'
 req PUT /latest/api/token '' | head -1 | sed 's/^/no-ttl /'
-# (a TTL that outlives the flood below: in the nested harness 160 nc
-# processes in the guest took over a minute and a 60 s token expired)
 T=$(req PUT /latest/api/token 'X-metadata-token-ttl-seconds: 3600\r\n' | tail -n 1)
 echo "token-length ${#T}"
 echo "user-data $(wget -q -O - --header "X-metadata-token: $T" http://$M/latest/user-data)"
