@@ -5,16 +5,8 @@
 #include <sys/ioctl.h>
 
 #include "accel/kvm_internal.h"
+#include "arch/x86_64/fxsave.h"
 
-#define FX_FCW 0
-#define FX_FSW 2
-#define FX_FTW 4
-#define FX_FOP 6
-#define FX_FIP 8
-#define FX_FDP 16
-#define FX_MXCSR 24
-#define FX_ST0 32
-#define FX_XMM0 160
 
 int kvm_vcpu_get_fpu(struct accel_vcpu *vcpu, uint8_t fx[512])
 {

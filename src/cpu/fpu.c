@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "arch/x86_64/fxsave.h"
 #include "cpu/internal.h"
 #include "cpu/handlers.h"
 
@@ -28,14 +29,6 @@
 #define HX_STUB_MAX 128 /* code bytes per variant (full ~62, light ~115) */
 #define HX_STUB_BYTES (sizeof(struct hx_stub) + 2 * (HX_STUB_MAX + 16))
 
-#define FX_FCW 0
-#define FX_FSW 2
-#define FX_FTW 4
-#define FX_FOP 6
-#define FX_FIP 8
-#define FX_FDP 16
-#define FX_MXCSR 24
-#define FX_MXCSR_MASK 28
 #define MXCSR_MASK 0x2ffffu /* as the host: DAZ and AMD's misaligned-SSE mode (MM) */
 
 /* stub flags */

@@ -1,4 +1,5 @@
 #include "arch/x86_64/gdb_regs.h"
+#include "arch/x86_64/fxsave.h"
 
 #include <string.h>
 
@@ -18,16 +19,6 @@ enum {
     R_END = 65,
 };
 
-/* FXSAVE (64-bit format) offsets. */
-#define FX_FCW 0
-#define FX_FSW 2
-#define FX_FTW 4
-#define FX_FOP 6
-#define FX_FIP 8
-#define FX_FDP 16
-#define FX_MXCSR 24
-#define FX_ST0 32
-#define FX_XMM0 160
 
 static const char target_xml[] =
     "<?xml version=\"1.0\"?>\n"
