@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """ember's test runner: unit tests (cmocka, normal and sanitizer builds), then
-integration tests — host tests directly, guest tests directly on a host with
-hardware KVM or in the nested harness otherwise. Last line: 'N passed, N failed'.
-A run that executed no test fails."""
+integration tests — host tests directly, guest tests on the backend each is
+about (framework.guest_test): with KVM directly on a host with hardware KVM,
+in the nested harness otherwise; on ember's CPU engine directly. On a host
+without hardware KVM the engine's tests run in a second process beside the
+nested ones. Last line: 'N passed, N failed'. A run that executed no test
+fails."""
 import argparse
 import copy
 import glob
@@ -208,15 +211,15 @@ def run_guest_tests(tests, ctx, results, log_dir):
         host.close()
 
 
-def mmio_variants(tests, ctx, results):
-    """The guest tests marked mmio=True, prepared afresh with pci=off on the
-    guest's command line (their virtio devices are then virtio-mmio), named
+def mmio_variants(tests, ctx, results, batch_suffix="-mmio"):
+    """The given tests prepared afresh with pci=off on the guest's command
+    line (their virtio devices are then virtio-mmio), named
     '... [virtio-mmio]', in batches of their own."""
     chosen = []
     for t in tests:
         m = copy.copy(t)
         m.name = t.name + " [virtio-mmio]"
-        m.batch = t.batch + "-mmio"
+        m.batch = t.batch + batch_suffix
         chosen.append(m)
     os.environ["EMBER_TEST_MMIO"] = "1"
     try:
@@ -225,23 +228,36 @@ def mmio_variants(tests, ctx, results):
         del os.environ["EMBER_TEST_MMIO"]
 
 
-def run_engine_tests(tests, ctx, results):
-    """The guest tests marked engine=True once more, directly on this host
-    with --accel soft: prepared afresh, named '... [engine]'."""
-    chosen = []
-    for t in tests:
-        e = copy.copy(t)
-        e.name = t.name + " [engine]"
-        chosen.append(e)
-    ready = prepare_guest_tests(chosen, ctx, results)
-    if not ready:
-        return
-    host = SoftHost(ctx.build, ENGINE_TIMEOUT_SCALE)
-    os.environ["RUNWATCH"] = ctx.runwatch
-    tools = os.path.join(ctx.build, "tools")
-    if tools not in os.environ["PATH"].split(":"):
-        os.environ["PATH"] = tools + ":" + os.environ["PATH"]
+def split_by_backend(guests, hw, engine_all):
+    """(with KVM, its virtio-mmio runs), (on the engine, its virtio-mmio runs)
+    as framework.guest_test describes; with --engine-all every test that
+    is not about KVM itself runs on the engine as well."""
+    if hw:
+        kvm = list(guests)
+        engine = [t for t in guests if t.backend == "both" or
+                  (engine_all and t.backend != "kvm")]
+        return (kvm, [t for t in kvm if t.mmio]), (engine, [])
+    kvm = [t for t in guests if t.backend in ("kvm", "both")]
+    engine = [t for t in guests if t.backend in ("any", "both") or
+              (engine_all and t.backend == "kvm")]
+    kvm_mmio = [t for t in kvm if t.mmio and (t.backend == "kvm" or t.mmio == "both")]
+    engine_mmio = [t for t in engine if t.mmio and t.backend != "kvm"]
+    return (kvm, kvm_mmio), (engine, engine_mmio)
+
+
+def run_engine_tests(tests, mmio, ctx, results):
+    """The given guest tests (and 'mmio' once more on virtio-mmio) directly on
+    this host with --accel soft, named '... [engine]'."""
+    host = SoftHost(ctx.build, ENGINE_TIMEOUT_SCALE)  # EMBER_SOFT=1 while preparing, too
     try:
+        ready = prepare_guest_tests([copy.copy(t) for t in tests], ctx, results)
+        ready += mmio_variants(mmio, ctx, results)
+        for t in ready:
+            t.name += " [engine]"
+        os.environ["RUNWATCH"] = ctx.runwatch
+        tools = os.path.join(ctx.build, "tools")
+        if tools not in os.environ["PATH"].split(":"):
+            os.environ["PATH"] = tools + ":" + os.environ["PATH"]
         for t in ready:
             t0 = time.monotonic()
             host.run(t.jobs, label="engine")
@@ -268,6 +284,8 @@ class EngineBeside:
             cmd += ["-k", args.filter]
         if args.engine_all:
             cmd.append("--engine-all")
+        if args.no_mmio:
+            cmd.append("--no-mmio")
         print("      [the engine's guest tests run beside the nested ones; their lines "
               "follow them]", flush=True)
         self.log = open(self.log_path, "w")
@@ -279,7 +297,7 @@ class EngineBeside:
         self.log.close()
         with open(self.log_path) as f:
             for line in f:
-                if not line.startswith(("ember tests:", "guest tests ran")):
+                if not line.startswith(("ember tests:", "guest tests about KVM ran")):
                     print(line, end="", flush=True)
         try:
             with open(self.results_path) as f:
@@ -301,14 +319,14 @@ def main():
     ap.add_argument("--integration-only", action="store_true")
     ap.add_argument("--log-dir", default=None, help="keep L1 console logs here")
     ap.add_argument("--no-engine", action="store_true",
-                    help="skip the guest tests on ember's CPU engine")
+                    help="skip the guest tests on ember's CPU engine (reported as skipped)")
     ap.add_argument("--engine-only", action="store_true",
                     help="of the guest tests, run only those on ember's CPU engine")
     ap.add_argument("--no-mmio", action="store_true",
                     help="skip the second run of the device tests on virtio-mmio (pci=off)")
     ap.add_argument("--engine-all", action="store_true",
-                    help="run every guest test on ember's CPU engine, not only the subset "
-                         "marked for CI")
+                    help="run every guest test on ember's CPU engine as well, those about "
+                         "KVM too (they fail there where they need several vCPUs or KVM)")
     ap.add_argument("--serial", action="store_true",
                     help="run the engine's guest tests after the nested ones instead of "
                          "beside them in a second process")
@@ -317,17 +335,22 @@ def main():
     results = Results()
     start = time.monotonic()
     hw, why = host_has_hw_kvm()
-    mode = "direct (hardware KVM on this host)" if hw else \
-        f"nested harness ({why}; L1 = qemu-system-x86_64 -accel tcg -cpu max with kvm-amd)"
-    print(f"ember tests: guest tests run {mode}; those marked for the engine run again "
-          "directly with --accel soft", flush=True)
+    mode = "with KVM directly (hardware KVM on this host)" if hw else \
+        (f"with KVM in the nested harness ({why}; L1 = qemu-system-x86_64 -accel tcg "
+         "-cpu max with kvm-amd)")
+    print(f"ember tests: guest tests about KVM run {mode}; on ember's CPU engine directly "
+          f"with --accel soft: {'the smoke set' if hw else 'the rest'} "
+          "(tests/integration/framework.py: guest_test)", flush=True)
 
     tests = [t for t in load_tests() if not args.filter or re.search(args.filter, t.name)]
     guests = [t for t in tests if t.kind == "guest"]
-    engine_tests = [t for t in guests if t.engine or args.engine_all]
+    (on_kvm, kvm_mmio), (on_engine, engine_mmio) = split_by_backend(guests, hw, args.engine_all)
+    if args.no_mmio:
+        kvm_mmio, engine_mmio = [], []
+    run_kvm = not (args.unit_only or args.engine_only or args.engine_child)
+    run_engine = not (args.unit_only or args.no_engine) and bool(on_engine)
     beside = None
-    if not (args.unit_only or args.engine_only or args.engine_child or args.no_engine or
-            args.serial or hw) and engine_tests:
+    if run_kvm and run_engine and on_kvm and not (args.serial or hw):
         beside = EngineBeside(args)
     if not args.integration_only:
         run_unit(args.build, results, args.filter)
@@ -337,16 +360,20 @@ def main():
             run_host_tests([t for t in tests if t.kind == "host"], ctx, results)
         ctx.prep_dir = tempfile.mkdtemp(prefix="ember-prep-")
         try:
-            if not (args.engine_only or args.engine_child):
-                guest = prepare_guest_tests(guests, ctx, results)
-                if not args.no_mmio:
-                    guest += mmio_variants([t for t in guests if t.mmio], ctx, results)
+            if run_kvm:
+                guest = prepare_guest_tests(on_kvm, ctx, results)
+                guest += mmio_variants(kvm_mmio, ctx, results)
                 log_dir = args.log_dir or os.path.join(args.build, "test-logs")
                 run_guest_tests(guest, ctx, results, log_dir)
             if beside:
                 beside.finish(results)
-            elif not args.no_engine:
-                run_engine_tests(engine_tests, ctx, results)
+            elif run_engine:
+                run_engine_tests(on_engine, engine_mmio, ctx, results)
+            elif args.no_engine and not hw:
+                for t in on_engine:
+                    if t.backend == "any":
+                        results.skip(t.name, "--no-engine: on this host (no hardware KVM) "
+                                             "it runs on ember's CPU engine only")
         finally:
             shutil.rmtree(ctx.prep_dir, ignore_errors=True)
     if args.engine_child:
@@ -355,7 +382,7 @@ def main():
                        "skipped": results.skipped}, f)
         return 0
 
-    print(f"\nguest tests ran {mode}; {time.monotonic() - start:.0f}s in all")
+    print(f"\nguest tests about KVM ran {mode}; {time.monotonic() - start:.0f}s in all")
     if results.skipped:
         print(f"SKIPPED {len(results.skipped)} test(s) — not counted as passed:")
         for name, why in results.skipped:

@@ -52,13 +52,19 @@ static int soft_get_clock(struct accel_vm *avm, uint64_t *ns)
     return 0;
 }
 
-/* The guest clock continues from 'ns' (a resume or a restore). */
+/* The guest clock continues from 'ns' (a resume, or a restore's
+ * clock_realtime). The vCPUs' TSCs move by as much as the clock: the guest
+ * keeps time with the TSC when it is invariant (as the engine's is), and
+ * kvm-clock and the TSC must not drift apart. */
 static int soft_set_clock(struct accel_vm *avm, uint64_t ns)
 {
     struct soft_vm *vm = to_vm(avm);
+    uint64_t shift = ns - soft_clock_ns(vm); /* modulo 2^64: back or forward */
     atomic_store(&vm->clock_offset, soft_host_ns() - ns);
-    for (unsigned i = 0; i < vm->nr_created; i++)
+    for (unsigned i = 0; i < vm->nr_created; i++) {
+        atomic_fetch_sub(&vm->vcpus[i]->tsc_base_ns, shift);
         soft_pvclock_update(vm->vcpus[i]);
+    }
     soft_timers_poke(&vm->timers);
     return 0;
 }
@@ -103,16 +109,17 @@ static int soft_map_memory(struct accel_vm *avm, uint32_t slot, uint64_t gpa, ui
     return 0; /* the engine reads the regions from params->mem */
 }
 
-/* The engine does not track the pages the guest writes yet: every page
- * counts as written, so a Diff snapshot holds all of memory (correct, not
- * small). */
+/* The engine marks the pages it writes in guest memory's own dirty bitmap
+ * (which snapshot.c takes after this): here each vCPU only forgets its
+ * writable TLB entries, so that its next write to a page marks it again.
+ * The VM is paused; the flush happens before the next block. */
 static int soft_get_dirty_log(struct accel_vm *avm, uint32_t slot, uint64_t size,
                               uint64_t *bitmap)
 {
-    (void)avm, (void)slot;
-    uint64_t pages = size / GM_PAGE_SIZE;
-    for (uint64_t p = 0; p < pages; p++)
-        bitmap[p / 64] |= 1ull << (p % 64);
+    (void)slot, (void)size, (void)bitmap;
+    struct soft_vm *vm = to_vm(avm);
+    for (unsigned i = 0; i < vm->nr_created; i++)
+        cpu_signal(vm->vcpus[i]->cpu, CPU_EVENT_TLB_FLUSH);
     return 0;
 }
 

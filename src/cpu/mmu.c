@@ -177,6 +177,7 @@ static bool pte_set(struct cpu *c, uint64_t pa, uint64_t old, uint64_t bits)
     uint64_t exp = old;
     bool ok = atomic_compare_exchange_strong(p, &exp, old | bits);
     if (ok) {
+        gm_mark_dirty(c->mem, pa, 8); /* A/D updates count as the CPU's writes */
         struct code_page *cp = phys_code_page(c, pa);
         if (cp && atomic_load_explicit(&cp->map, memory_order_relaxed))
             smc_write(c, NULL, pa, 8);
@@ -288,8 +289,13 @@ static void tlb_note_alias(struct cpu *c, struct code_page *cp, uint64_t pa, uin
     cp->nalias = (uint8_t)n;
 }
 
-/* Fill the TLB entry for 'va' in mode table 'm' from a successful walk. */
-static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const struct xlate *x)
+/* Fill the TLB entry for 'va' in mode table 'm' from a successful walk for
+ * an access of 'kind'. While the VMM tracks dirty pages, an entry may write
+ * RAM only if it was filled by a write, which marks the page: the fast
+ * store path then never skips the mark, and a TLB flush (when the VMM takes
+ * the marks) starts the next round. */
+static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const struct xlate *x,
+                                unsigned kind)
 {
     unsigned k = TLB_INDEX(va);
     struct tlbe *e = &c->tlbs[m][k];
@@ -313,8 +319,15 @@ static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const st
             tlb_note_alias(c, cp, x->pa, (uint16_t)(m << 12 | k));
         }
     }
+    bool may_write = x->w;
+    if (host && may_write && c->mem->track_dirty) {
+        if (kind == ACC_W)
+            gm_mark_dirty(c->mem, x->pa, 4096);
+        else
+            may_write = false;
+    }
     e->tag_r = page | flags;
-    e->tag_w = x->w ? (page | wflags) : TLB_INVALID;
+    e->tag_w = may_write ? (page | wflags) : TLB_INVALID;
     e->tag_x = x->x ? (page | flags) : TLB_INVALID;
     e->addend = host ? (uintptr_t)host - page : 0;
     ex->pa = x->pa;
@@ -402,7 +415,7 @@ static struct tlbe *translate(struct cpu *c, const struct insn *i, uint64_t va, 
     uint32_t ec = walk(c, va, kind, m != MMU_SUP, &x);
     if (ec)
         page_fault(c, i, va, ec);
-    return tlb_install(c, m, va, &x);
+    return tlb_install(c, m, va, &x, kind);
 }
 
 static inline uint64_t entry_pa(struct cpu *c, const struct tlbe *e, uint64_t va)
@@ -568,7 +581,7 @@ int64_t mmu_translate_exec(struct cpu *c, uint64_t va, uint64_t *pa)
         uint32_t ec = walk(c, va, ACC_X, m != MMU_SUP, &x);
         if (ec)
             return (int64_t)(ec & ~WALK_FAULT) | (1ll << 31);
-        e = tlb_install(c, m, va, &x);
+        e = tlb_install(c, m, va, &x, ACC_X);
     }
     *pa = entry_pa(c, e, va);
     return 0;

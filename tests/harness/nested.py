@@ -345,7 +345,10 @@ class DirectHost:
             data = tempfile.mkdtemp(prefix="ember-data-")
             for name, src in job.files.items():
                 shutil.copyfile(src, _place(data, name))
-            env = dict(os.environ, EMBER=self.ember, GUEST=os.path.join(self.build, "guest"),
+            guest = os.path.join(self.build, "guest")
+            # EMBER_GUEST_DIR: the sanitizer build (build/asan/ember) finds
+            # the default guest too
+            env = dict(os.environ, EMBER=self.ember, GUEST=guest, EMBER_GUEST_DIR=guest,
                        DATA=data)
             t0 = time.monotonic()
             # A session of its own, so that a job that times out takes every
@@ -376,12 +379,13 @@ def _kill_group(pgid):
         pass
 
 
-SOFT_WRAPPER = """#!/bin/sh
-# {real} with --accel soft: the guest runs on ember's own CPU engine.
+SOFT_WRAPPER = """#!/bin/bash
+# {real} with --accel soft: the guest runs on ember's own CPU engine. The
+# name it was called by goes on (a link named 'firecracker' behaves as one).
 case "$1" in
-run|restore) cmd=$1; shift; exec {real} "$cmd" --accel soft "$@" ;;
-snapshot|merge-memory|--help|--version) exec {real} "$@" ;;
-*) exec {real} --accel soft "$@" ;;
+run|restore) cmd=$1; shift; exec -a "$0" {real} "$cmd" --accel soft "$@" ;;
+snapshot|merge-memory|--help|--version) exec -a "$0" {real} "$@" ;;
+*) exec -a "$0" {real} --accel soft "$@" ;;
 esac
 """
 

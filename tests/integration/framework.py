@@ -2,9 +2,11 @@
 
 Two kinds of tests:
   host_test   runs on this machine directly (CLI, file validation, host check);
-  guest_test  needs KVM: it returns Job(s) — shell scripts that run ember —
-              and a check. Guest jobs run in the nested harness's L1 hosts when
-              this machine lacks hardware KVM, or directly when it has it.
+  guest_test  boots guests: it returns Job(s) — shell scripts that run ember —
+              and a check. Where a guest job runs depends on its backend
+              (see guest_test): with KVM, directly on a host that has
+              hardware KVM or in the nested harness's L1 hosts otherwise; on
+              ember's CPU engine, directly on this host.
 A check raises TestFailure (via the expect_* helpers) to fail.
 """
 import base64
@@ -36,8 +38,8 @@ class Test:
     kind: str  # "host" or "guest"
     fn: object
     batch: str = "default"
-    engine: bool = False  # a guest test that also runs on ember's CPU engine
-    mmio: bool = False    # ... and again with its devices on virtio-mmio (pci=off)
+    backend: str = "any"  # "any", "kvm" or "both": see guest_test
+    mmio: object = False  # False, True or "both": see guest_test
     jobs: list = field(default_factory=list)
     check: object = None
 
@@ -52,14 +54,29 @@ def host_test(name):
     return wrap
 
 
-def guest_test(name, batch="default", engine=False, mmio=False):
-    """The function returns (job or [jobs], check(jobs...)). With engine=True
-    the test also runs with --accel soft directly on this host (timeouts
-    scaled), in the subset that keeps the whole suite within CI's time. With
-    mmio=True it runs once more with pci=off on the guest's command line, so
-    that its virtio devices are virtio-mmio ('... [virtio-mmio]')."""
+BACKENDS = ("any", "kvm", "both")
+
+
+def guest_test(name, batch="default", backend="any", mmio=False):
+    """The function returns (job or [jobs], check(jobs...)).
+
+    backend says what the test is about:
+      "any"   the devices, the API, the VMM: it runs once, on the backend
+              ember picks on this host (--accel auto): KVM where the host
+              has hardware KVM, ember's CPU engine otherwise;
+      "kvm"   the KVM backend itself (several vCPUs, KVM's CPUID, the oracle
+              against KVM): with KVM, in the nested harness if need be;
+      "both"  the smoke set that keeps each backend's path to the devices
+              checked: with KVM (nested if need be) and on the engine.
+    mmio=True runs the test once more with pci=off on the guest's command
+    line, so that its virtio devices are virtio-mmio ('... [virtio-mmio]'),
+    on the backend its "any" run uses; mmio="both" does that on each backend
+    the test runs on."""
+    if backend not in BACKENDS:
+        raise ValueError(f"{name}: backend {backend!r} is not one of {BACKENDS}")
+
     def wrap(fn):
-        REGISTRY.append(Test(name, "guest", fn, batch=batch, engine=engine, mmio=mmio))
+        REGISTRY.append(Test(name, "guest", fn, batch=batch, backend=backend, mmio=mmio))
         return fn
     return wrap
 

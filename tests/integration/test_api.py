@@ -689,7 +689,7 @@ def b64(text):
 
 
 @guest_test("api lifecycle with curl: configure, start, pause (guest clock stops), resume, "
-            "swap a disk, metrics, Ctrl-Alt-Del", batch="api", engine=True)
+            "swap a disk, metrics, Ctrl-Alt-Del", batch="api")
 def api_lifecycle():
     boot_args = f"{DEFAULT_CMDLINE} pci=off ember_cmd={b64(TICKER)}"
     script = API_HELPERS + (
@@ -807,7 +807,7 @@ head -c 64 /dev/hwrng | wc -c | sed 's/^/hwrng-bytes /'
 
 
 @guest_test("config file: the VM boots at once without an API (drive, entropy, logger, metrics)",
-            batch="api", engine=True)
+            batch="api")
 def config_file_boot():
     boot_args = f"{DEFAULT_CMDLINE} pci=off ember_cmd={b64(CONFIG_GUEST)}"
     config = (
@@ -848,7 +848,7 @@ def config_file_boot():
 
 
 @guest_test("ember run --api-sock: the API shows and controls a VM started from options",
-            batch="api", engine=True)
+            batch="api")
 def run_with_api():
     guest = ("echo guest-up; i=0; while [ $i -lt 600 ] && "
              "[ \"$(cat /sys/block/vda/size)\" != 4096 ]; do i=$((i+1)); usleep 100000; done\n"

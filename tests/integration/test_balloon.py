@@ -29,8 +29,7 @@ i=0; while [ $i -lt 900 ]; do sleep 1; echo "mem $i $(grep MemTotal /proc/meminf
 
 
 @guest_test("virtio-balloon: free page reporting gives freed memory back, the balloon inflates "
-            "and deflates through the API, statistics, refused requests", batch="balloon",
-            engine=True, mmio=True)
+            "and deflates through the API, statistics, refused requests", batch="balloon", mmio=True)
 def balloon_api():
     cmdline = guest_cmdline(GUEST)
     script = API_HELPERS + (

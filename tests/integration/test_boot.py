@@ -16,7 +16,7 @@ def e820_usable_bytes(output):
     return total
 
 
-@guest_test("default guest boots to its shell; console input works", engine=True)
+@guest_test("default guest boots to its shell; console input works", backend="both")
 def default_guest():
     # No --kernel, no --cmdline: the project's default guest and command line.
     j = job("default-guest", ember_run(cmdline=False, stdin="echo sum=$((40+2))\npoweroff -f\n"))
@@ -30,7 +30,7 @@ def default_guest():
     return j, check
 
 
-@guest_test("--cpus 2: the guest brings up both CPUs with distinct APIC IDs")
+@guest_test("--cpus 2: the guest brings up both CPUs with distinct APIC IDs", backend="kvm")
 def cpus_two():
     j = job("cpus-2", ember_run("--cpus 2", guest_cmd=(
         "cat /sys/devices/system/cpu/online; grep apicid /proc/cpuinfo")))
@@ -44,7 +44,7 @@ def cpus_two():
     return j, check
 
 
-@guest_test("--cpus 3: a topology that is not a power of two")
+@guest_test("--cpus 3: a topology that is not a power of two", backend="kvm")
 def cpus_three():
     j = job("cpus-3", ember_run("--cpus 3", guest_cmd="cat /sys/devices/system/cpu/online"))
 
@@ -80,12 +80,12 @@ def mem_512():
     return memory_test("mem-512M", "512M", 512 << 20, False)
 
 
-@guest_test("--mem 4G: RAM is split around the 32-bit PCI hole")
+@guest_test("--mem 4G: RAM is split around the 32-bit PCI hole", backend="both")
 def mem_4g():
     return memory_test("mem-4G", "4G", 4 << 30, True)
 
 
-@guest_test("guest power-off and reboot exit 0", engine=True)
+@guest_test("guest power-off and reboot exit 0")
 def poweroff_reboot():
     jobs = [job("poweroff", ember_run(guest_cmd="poweroff -f")),
             job("reboot", ember_run(guest_cmd="reboot -f"))]
@@ -98,7 +98,7 @@ def poweroff_reboot():
     return jobs, check
 
 
-@guest_test("guest panic exits 3 whatever its panic= setting", engine=True)
+@guest_test("guest panic exits 3 whatever its panic= setting")
 def panic():
     crash = "echo c > /proc/sysrq-trigger"
     jobs = [job("panic", ember_run(guest_cmd=crash)),
@@ -113,7 +113,7 @@ def panic():
     return jobs, check
 
 
-@guest_test("a triple fault exits 4", engine=True)
+@guest_test("a triple fault exits 4")
 def triple_fault():
     # reboot=t makes Linux reboot by triple-faulting on purpose.
     j = job("triple-fault", ember_run(cmdline=guest_cmdline(
@@ -125,7 +125,7 @@ def triple_fault():
     return j, check
 
 
-@guest_test("platform: kvm-clock, RTC time, i8042, ACPI tables, PCI host bridge, pvpanic", engine=True)
+@guest_test("platform: kvm-clock, RTC time, i8042, ACPI tables, PCI host bridge, pvpanic", backend="both")
 def platform():
     j = job("platform", ember_run("< /dev/null", guest_cmd=(
         "cat /sys/devices/system/clocksource/clocksource0/current_clocksource\n"
@@ -162,9 +162,9 @@ def platform():
     return j, check
 
 
-@guest_test("the sanitizer build boots the guest cleanly", batch="terminal")
+@guest_test("the sanitizer build boots the guest cleanly", batch="terminal", backend="both")
 def asan_boot():
-    j = job("asan-boot", ember_run("--cpus 2", guest_cmd="dmesg | tail -3; echo asan-guest-ok")
+    j = job("asan-boot", ember_run("--cpus ${EMBER_VCPUS:-2}", guest_cmd="dmesg | tail -3; echo asan-guest-ok")
             .replace('"$EMBER"', '"$EMBER_ASAN"'), timeout=120)
 
     def check(j):
@@ -232,7 +232,7 @@ def pvh_note_type_offset(vmlinux):
 
 
 @guest_test("ELF vmlinux: PVH entry, and the 64-bit entry when the note is absent",
-            batch="elf", engine=True)
+            batch="elf", backend="both")
 def elf_kernels(ctx):
     vmlinux = f"{ctx.guest_dir}/vmlinux"
     off = pvh_note_type_offset(vmlinux)

@@ -78,7 +78,7 @@ def cpuinfo(text):
 @guest_test("cpu templates: the host vendor's static template (T2A on AMD, T2 on Intel) hides "
             "its flags and sets family 6 model 63 in the guest's /proc/cpuinfo; a custom "
             "cpu-config (a file path in the config file) hides popcnt and nothing else; the "
-            "other vendor's template is refused with the reason", batch="fc", engine=True)
+            "other vendor's template is refused with the reason", batch="fc", backend="both")
 def cpu_templates_guest():
     script = (
         "set +e\n" +

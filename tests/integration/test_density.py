@@ -50,7 +50,7 @@ cat oom.out | head -5
 
 @guest_test(f"many VMs: {VMS} default guests at once ({NESTED_VMS} in the nested harness) from one "
             "supervising shell, each works and exits 0, nothing left behind; an ember without "
-            "memory for its guest exits with the setup error", batch="density", engine=True)
+            "memory for its guest exits with the setup error", batch="density")
 def many_vms_at_once():
     def check(j):
         nested = re.search(r"^vms: (\d+) \(nested\)$", j.output, re.M)

@@ -42,7 +42,7 @@ def hostile_on_engine(ctx):
         expect_hostile_output(os.path.basename(binary), out, rc)
 
 
-@guest_test("engine oracle: the hostile guest prints the same under KVM", batch="elf")
+@guest_test("engine oracle: the hostile guest prints the same under KVM", batch="elf", backend="kvm")
 def hostile_on_kvm(ctx):
     j = job("hostile-kvm", '"$EMBER" run --accel kvm --kernel "$DATA/hostile64" --mem 64M; '
                            'echo "ember rc=$?"',

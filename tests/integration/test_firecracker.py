@@ -627,7 +627,7 @@ echo "serial-out-line"
 
 @guest_test("firecracker: --boot-timer reports the guest's boot time when it writes the magic; "
             "smt: true gives two threads per core; PUT /serial sends the console to a file",
-            batch="fc", engine=True)
+            batch="fc")
 def fc_boot_timer_smt_serial():
     boot_args = f"{DEFAULT_CMDLINE} ember_cmd={b64(BOOT_TIMER_GUEST)}"
     script = API_HELPERS + (
@@ -676,7 +676,7 @@ echo "root $(cat /sys/block/vda/size)"
 
 
 @guest_test("firecracker: tests/framework/vm_config.json as --config-file --no-api boots "
-            "(2 vCPUs, 1024 MiB, an ELF vmlinux, a root drive)", batch="fc")
+            "(2 vCPUs, 1024 MiB, an ELF vmlinux, a root drive)", batch="fc", backend="kvm")
 def fc_vm_config_boot():
     cfg = vm_config_json("$GUEST/vmlinux", "$DATA/rootfs.ext4", "$GUEST/initramfs.cpio")
     cfg["boot-source"]["boot_args"] += f" ember_cmd={b64(CONFIG_JSON_GUEST)}"

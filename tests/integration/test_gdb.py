@@ -112,7 +112,7 @@ for d in /proc/[0-9]*; do
 done
 wait $gdbpid; echo "gdb rc=$?"
 # a failed session leaves the guest waiting: do not wait for the timeout
-i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 150 ]; do i=$((i+1)); sleep 0.2; done
+i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 600 ]; do i=$((i+1)); sleep 0.2; done
 kill $pid 2>/dev/null
 wait $pid; echo "ember rc=$?"
 echo "U=$U B=$B J=$J N=$N"
@@ -121,7 +121,7 @@ echo "--- gdb"; cat gdb.txt; echo "--- vm"; cat vm.txt
 
 
 @guest_test("gdb: breakpoints, step, watchpoint, memory by virtual address, threads, "
-            "interrupt, detach/re-attach", batch="gdb", engine=True)
+            "interrupt, detach/re-attach", batch="gdb", backend="both")
 def test_gdb_session():
     j = job("gdb-session", gdb_job(), timeout=600)
 

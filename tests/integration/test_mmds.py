@@ -139,7 +139,7 @@ echo "after-flood $(wget -q -O - --header "X-metadata-token: $T" http://$M/lates
 @guest_test("mmds over user-mode networking: wget from the guest, V1 (IMDS listing, JSON, a "
             "PATCH from the host seen at once, Firecracker's errors) and V2 (session tokens), "
             "and a guest flooding the service",
-            batch="mmds", engine=True)
+            batch="mmds")
 def mmds_user():
     script = API_HELPERS + (
         f"cat > md.json <<'EOF'\n{json.dumps(METADATA)}\nEOF\n" +
@@ -227,7 +227,7 @@ done
 
 @guest_test("mmds across a snapshot: the restored VM's NIC still reaches the service at its "
             "address and version, but the store starts empty (as Firecracker's) until the "
-            "host puts data", batch="mmds", engine=True)
+            "host puts data", batch="mmds")
 def mmds_snapshot():
     cmdline = shlex.quote(guest_cmdline(GUEST_POLL))
     script = API_HELPERS + (

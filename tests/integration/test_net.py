@@ -55,7 +55,7 @@ def in_netns(body):
 
 
 @guest_test("user networking: DHCP, a page from the host's loopback, a port forward",
-            batch="net", engine=True, mmio=True)
+            batch="net", mmio=True)
 def user_mode():
     # Free ports of this host: on the engine the test runs here directly,
     # next to whatever else uses ports.
@@ -94,7 +94,7 @@ def initrd_with_tcpperf(ctx):
     return out
 
 
-@guest_test("TAP in a network namespace: DHCP, ping both ways, TCP both ways", batch="net", mmio=True)
+@guest_test("TAP in a network namespace: DHCP, ping both ways, TCP both ways", batch="net", mmio=True, backend="both")
 def tap_netns(ctx):
     guest = (
         "ping -c 2 -W 2 192.168.77.1 | grep -c 'bytes from'\n"

@@ -101,7 +101,7 @@ def section(output, name):
 
 
 @guest_test("snapshot mid-work, kill -9, restore: the count and the file go on; two clones "
-            "at once; corrupt snapshots refused", batch="snapshot", engine=True, mmio=True)
+            "at once; corrupt snapshots refused", batch="snapshot", mmio=True, backend="both")
 def snapshot_restore(ctx):
     script = HELPERS + boot_vm("$DATA/api.sock") + (
         "wait_for '^count 15 ' vm.txt\n"
@@ -210,7 +210,7 @@ def snapshot_restore(ctx):
 
 
 @guest_test("ember snapshot (CLI), then a Diff: only dirtied pages written, merged onto its "
-            "Full base, restored and the count goes on", batch="snapshot")
+            "Full base, restored and the count goes on", batch="snapshot", backend="both")
 def snapshot_diff(ctx):
     script = HELPERS + boot_vm("$DATA/api.sock", ', "track_dirty_pages": true') + (
         "wait_for '^count 8 ' vm.txt\n"

@@ -51,7 +51,7 @@ def three_disks():
 
 
 @guest_test("virtio-blk: ext4 made and written in the guest, read back on the host",
-            batch="virtio", engine=True, mmio=True)
+            batch="virtio", mmio="both", backend="both")
 def ext4_roundtrip(ctx):
     initrd = initrd_with_e2fsprogs(ctx)
     script = (
@@ -156,7 +156,7 @@ def cache_none(ctx):
     return job("cache-none", script), check
 
 
-@guest_test("virtio-rng: /dev/hwrng gives random bytes; --no-rng removes it", batch="virtio", engine=True, mmio=True)
+@guest_test("virtio-rng: /dev/hwrng gives random bytes; --no-rng removes it", batch="virtio", mmio=True)
 def hwrng():
     jobs = [
         job("rng", ember_run(guest_cmd=(
@@ -179,7 +179,7 @@ def hwrng():
     return jobs, check
 
 
-@guest_test("virtio-console: a shell on hvc0 with the host's stdin", batch="virtio", engine=True, mmio=True)
+@guest_test("virtio-console: a shell on hvc0 with the host's stdin", batch="virtio", mmio=True)
 def hvc_shell():
     # Typed once the shell is up: Linux's virtio_console drops data that
     # arrives before its console port is connected.
@@ -210,8 +210,7 @@ echo "flood done"
 
 
 @guest_test("virtio-console: a guest flooding hvc0 while nobody reads stdout does not stall "
-            "the event loop (API, pause, resume); all output arrives later", batch="virtio",
-            engine=True)
+            "the event loop (API, pause, resume); all output arrives later", batch="virtio")
 def hvc_flood_backpressure():
     cmdline = guest_cmdline(HVC_FLOOD, base="console=ttyS0 reboot=k panic=1 quiet")
     script = (

@@ -55,7 +55,7 @@ cd / && umount /mnt/s && echo "unmounted"
 @guest_test("virtio-fs: the guest mounts a shared directory, creates, renames, links, "
             "truncates and writes files seen from the host; escapes through host symlinks, "
             "'..', /proc/self/fd and hard links reach nothing outside; a read-only share "
-            "refuses every change", batch="virtiofs", engine=True, mmio=True)
+            "refuses every change", batch="virtiofs", mmio=True)
 def virtiofs_share():
     cmdline = f"{default_cmdline()} ember_cmd={b64(BOOT)}"
     script = (
@@ -145,8 +145,7 @@ def virtiofs_cli_errors(ctx):
 
 @guest_test("ember run --rootfs: a busybox tree as the guest's root, a command's output and exit "
             "status; with ,ro the guest's changes stay in its RAM overlay; a snapshot of a VM "
-            "with a share is refused", batch="virtiofs",
-            engine=True)
+            "with a share is refused", batch="virtiofs")
 def rootfs_busybox():
     script = (
         # The default guest's busybox is static: it runs chrooted in the tree.

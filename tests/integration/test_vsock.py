@@ -76,7 +76,7 @@ def files(ctx):
     return {"initrd.cpio": initrd_with_vsockperf(ctx)}
 
 
-@guest_test("vsock: 16 MiB host -> guest and guest -> host, checksums match", batch="vsock", mmio=True)
+@guest_test("vsock: 16 MiB host -> guest and guest -> host, checksums match", batch="vsock", mmio=True, backend="both")
 def stream_both_ways(ctx):
     guest = ("vsockperf recv vsock:0:5000\n"
              "vsockperf send vsock:2:5001 16 --seed 7\n")
