@@ -245,25 +245,47 @@ def split_by_backend(guests, hw, engine_all):
     return (kvm, kvm_mmio), (engine, engine_mmio)
 
 
-def run_engine_tests(tests, mmio, ctx, results):
-    """The given guest tests (and 'mmio' once more on virtio-mmio) directly on
-    this host with --accel soft, named '... [engine]'."""
-    host = SoftHost(ctx.build, ENGINE_TIMEOUT_SCALE)  # EMBER_SOFT=1 while preparing, too
+def claim(queue, index):
+    """With a queue directory shared by two runner processes: True for the
+    one that takes test 'index' first."""
+    if queue is None:
+        return True
     try:
-        ready = prepare_guest_tests([copy.copy(t) for t in tests], ctx, results)
-        ready += mmio_variants(mmio, ctx, results)
-        for t in ready:
-            t.name += " [engine]"
-        os.environ["RUNWATCH"] = ctx.runwatch
-        tools = os.path.join(ctx.build, "tools")
-        if tools not in os.environ["PATH"].split(":"):
-            os.environ["PATH"] = tools + ":" + os.environ["PATH"]
-        for t in ready:
-            t0 = time.monotonic()
-            host.run(t.jobs, label="engine")
-            print(f"      [engine: {len(t.jobs)} jobs in {time.monotonic() - t0:.1f}s]",
-                  flush=True)
-            check_guest_test(t, results)
+        os.close(os.open(os.path.join(queue, str(index)), os.O_CREAT | os.O_EXCL))
+        return True
+    except FileExistsError:
+        return False
+
+
+def run_engine_tests(tests, mmio, ctx, results, queue=None, reverse=False):
+    """The given guest tests (and 'mmio' once more on virtio-mmio) directly on
+    this host with --accel soft, named '... [engine]'. With a queue, each
+    test runs in whichever process claims it first (the nested runner joins
+    in from the end of the list once its own tests are done); a test is
+    prepared only by the process that runs it."""
+    host = SoftHost(ctx.build, ENGINE_TIMEOUT_SCALE)  # EMBER_SOFT=1 while preparing, too
+    os.environ["RUNWATCH"] = ctx.runwatch
+    tools = os.path.join(ctx.build, "tools")
+    if tools not in os.environ["PATH"].split(":"):
+        os.environ["PATH"] = tools + ":" + os.environ["PATH"]
+    todo = [(t, False) for t in tests] + [(t, True) for t in mmio]
+    order = range(len(todo) - 1, -1, -1) if reverse else range(len(todo))
+    try:
+        for index in order:
+            if not claim(queue, index):
+                if reverse:
+                    break  # met the other process: the rest is its
+                continue
+            t, on_mmio = todo[index]
+            ready = mmio_variants([t], ctx, results) if on_mmio else \
+                prepare_guest_tests([copy.copy(t)], ctx, results)
+            for r in ready:
+                r.name += " [engine]"
+                t0 = time.monotonic()
+                host.run(r.jobs, label="engine")
+                print(f"      [engine: {len(r.jobs)} jobs in {time.monotonic() - t0:.1f}s]",
+                      flush=True)
+                check_guest_test(r, results)
     finally:
         host.close()
 
@@ -271,15 +293,19 @@ def run_engine_tests(tests, mmio, ctx, results):
 class EngineBeside:
     """The engine's guest tests in a second process, beside the nested ones:
     the engine runs on this host's other core while L1 runs the nested
-    batches. Its lines are printed, and its results counted, when the nested
-    tests are done."""
+    batches. Once those are done, this process takes the engine's tests
+    from the end of the list (help, on the core L1 no longer needs). The
+    child's lines are printed, and its results counted, at the end."""
 
     def __init__(self, args):
         self.dir = tempfile.mkdtemp(prefix="ember-engine-")
         self.results_path = os.path.join(self.dir, "results.json")
         self.log_path = os.path.join(self.dir, "log")
+        self.queue = os.path.join(self.dir, "claims")
+        os.mkdir(self.queue)
         cmd = [sys.executable, os.path.abspath(__file__), "--build", args.build,
-               "--integration-only", "--engine-child", self.results_path]
+               "--integration-only", "--engine-child", self.results_path,
+               "--engine-queue", self.queue]
         if args.filter:
             cmd += ["-k", args.filter]
         if args.engine_all:
@@ -331,6 +357,7 @@ def main():
                     help="run the engine's guest tests after the nested ones instead of "
                          "beside them in a second process")
     ap.add_argument("--engine-child", metavar="RESULTS_JSON", help=argparse.SUPPRESS)
+    ap.add_argument("--engine-queue", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args()
     results = Results()
     start = time.monotonic()
@@ -366,9 +393,11 @@ def main():
                 log_dir = args.log_dir or os.path.join(args.build, "test-logs")
                 run_guest_tests(guest, ctx, results, log_dir)
             if beside:
+                run_engine_tests(on_engine, engine_mmio, ctx, results, beside.queue,
+                                 reverse=True)
                 beside.finish(results)
             elif run_engine:
-                run_engine_tests(on_engine, engine_mmio, ctx, results)
+                run_engine_tests(on_engine, engine_mmio, ctx, results, args.engine_queue)
             elif args.no_engine and not hw:
                 for t in on_engine:
                     if t.backend == "any":

@@ -339,6 +339,10 @@ class DirectHost:
     def close(self):
         pass
 
+    @staticmethod
+    def command(script):
+        return ["sh", "-c", script]
+
     def run(self, jobs, label="direct"):
         start = time.monotonic()
         for job in jobs:
@@ -353,7 +357,7 @@ class DirectHost:
             t0 = time.monotonic()
             # A session of its own, so that a job that times out takes every
             # process it started (a VMM under runwatch, say) down with it.
-            p = subprocess.Popen(["sh", "-c", job.script], cwd=data, env=env,
+            p = subprocess.Popen(self.command(job.script), cwd=data, env=env,
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, start_new_session=True)
             try:
@@ -405,6 +409,15 @@ class SoftHost(DirectHost):
                                               os.path.join(self.build, "asan", "ember"))
         os.environ["EMBER_SOFT"] = "1"
         os.environ["EMBER_VCPUS"] = "1"  # the engine runs one vCPU
+
+    @staticmethod
+    def command(script):
+        """As root, each job in a network namespace of its own (as each L1
+        is): two runner processes may run engine jobs at once, and their
+        TAP devices, namespaces and loopback ports must not meet."""
+        if os.geteuid() != 0:
+            return ["sh", "-c", script]
+        return ["unshare", "--net", "sh", "-c", "ip link set lo up || exit 97\n" + script]
 
     def _wrap(self, name, real):
         path = os.path.join(self.dir, name)

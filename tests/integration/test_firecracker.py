@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 
-from framework import (DEFAULT_CMDLINE, expect, expect_ember_rc, expect_output, guest_test, on_engine,
+from framework import (DEFAULT_CMDLINE, ember_rc, expect, expect_ember_rc, expect_output, guest_test, on_engine,
                        host_test, job, total_metrics)
 from test_api import (API_HELPERS, SIGTERM_RC, Server, b64, check_firecracker_metrics, embers,
                       http_request, image, initrd, kernel, with_servers)
@@ -599,7 +599,8 @@ def fc_kata():
         "cat out.txt; echo '--- metrics'; cat metrics.out\n")
 
     def check(j):
-        expect_output(j, r"^ember rc=143$", "ember ended by SIGTERM")
+        expect(ember_rc(j) == 143, f"fc-kata: ember rc={ember_rc(j)}, expected 143 (ended by "
+                                   "SIGTERM)")
         m = re.search(r"^version-line (.*)$", j.output, re.M)
         expect(m, "no --version output")
         parse_version_as_kata(m.group(1))
