@@ -61,6 +61,8 @@ void api_resources_free(struct api_resources *r)
     free(r->serial_out_path);
     free(r->cmdline);
     free(r->cpu_template);
+    free(r->gdb_socket_path);
+    free(r->gdb_address);
     memset(r, 0, sizeof(*r));
 }
 
@@ -199,6 +201,27 @@ int api_set_boot_source(struct api_resources *r, struct json_object *body)
     return 0;
 }
 
+/* gdb_socket_path: a path a Unix socket can be bound at (sun_path holds
+ * 107 bytes and the NUL). Absent: *path stays NULL. */
+static int gdb_socket_parse(struct json_object *body, char **path, char **address)
+{
+    const char *p = jf_string(body, "gdb_socket_path", NULL);
+    if (!p)
+        return 0;
+    if (!*p || strlen(p) > 107)
+        return err_set(-EINVAL, "machine-config: gdb_socket_path must be a path of 1 to 107 "
+                                "bytes, got %zu", strlen(p));
+    *path = strdup(p);
+    if (*path && asprintf(address, "unix:%s", p) < 0)
+        *address = NULL;
+    if (!*path || !*address) {
+        free(*path);
+        *path = NULL;
+        return err_set(-ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 int api_set_machine_config(struct api_resources *r, struct json_object *body, bool patch)
 {
     static const struct jf_field fields[] = {
@@ -210,6 +233,7 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
         {"huge_pages", JF_STRING, false, true},
         {"accel", JF_STRING, false, true}, /* ember's: kvm, soft or auto */
         {"ksm", JF_BOOL, false, true},     /* ember's: guest RAM offered to KSM */
+        {"gdb_socket_path", JF_STRING, false, true},
     };
     struct jf_field checked[ARRAY_SIZE(fields)];
     memcpy(checked, fields, sizeof(fields));
@@ -239,13 +263,18 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
     if (smt && vcpus > 1 && vcpus % 2)
         return err_set(-EINVAL, "machine-config: with smt the vcpu_count must be 1 or even "
                                 "(two threads per core), got %llu", (unsigned long long)vcpus);
+    char *gdb_path = NULL, *gdb_address = NULL;
+    if ((ret = gdb_socket_parse(body, &gdb_path, &gdb_address)))
+        return ret;
     struct cpu_template *template = NULL;
     ret = tmpl ? api_static_cpu_template(tmpl, &template) : 0;
-    if (ret)
+    if (ret) {
+        free(gdb_path), free(gdb_address);
         return ret;
+    }
     enum guest_pages pages;
     if (!api_huge_pages_parse(huge, &pages)) {
-        free(template);
+        free(template), free(gdb_path), free(gdb_address);
         return err_set(-EINVAL, "machine-config: huge_pages must be \"None\" (transparent huge "
                                 "pages asked for), \"2M\" (hugetlbfs), or ember's \"Small\" "
                                 "(4 KiB pages only), got '%s'", huge);
@@ -263,6 +292,10 @@ int api_set_machine_config(struct api_resources *r, struct json_object *body, bo
     r->mem_mib = (unsigned)mib;
     r->track_dirty_pages = jf_bool(body, "track_dirty_pages", r->track_dirty_pages);
     r->ksm = jf_bool(body, "ksm", patch ? r->ksm : false);
+    if (gdb_path || !patch) { /* PATCH without it keeps the stub */
+        free(r->gdb_socket_path), free(r->gdb_address);
+        r->gdb_socket_path = gdb_path, r->gdb_address = gdb_address;
+    }
     r->accel = accel;
     r->machine_set = true;
     return 0;
@@ -759,6 +792,8 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->smt = r->smt;
     cfg->cpu_template = r->cpu_template;
     cfg->accel = r->accel;
+    cfg->gdb_address = r->gdb_address;
+    cfg->gdb_wait = r->gdb_address != NULL; /* as Firecracker: gdb first, then the boot */
     cfg->vsock = (struct vsock_config){r->vsock.uds_path, r->vsock.id, r->vsock.cid};
     cfg->balloon = r->balloon;
     cfg->boot_timer = r->boot_timer;

@@ -70,6 +70,10 @@ struct api_resources {
      * (as in Firecracker); NULL: none. */
     struct cpu_template *cpu_template;
     enum accel_kind accel;
+    /* machine-config's gdb_socket_path (Firecracker's): a GDB stub on this
+     * Unix socket, the vCPUs held until gdb lets them go; NULL: none.
+     * gdb_address is the same as ember's --gdb takes it ("unix:PATH"). */
+    char *gdb_socket_path, *gdb_address;
     struct api_drive drives[CONFIG_MAX_DISKS];
     unsigned nr_drives;
     struct api_nic nics[CONFIG_MAX_NICS];

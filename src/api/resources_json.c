@@ -57,6 +57,8 @@ struct json_object *api_machine_config_json(const struct api_resources *r)
     json_object_object_add(o, "huge_pages", json_object_new_string(api_huge_pages_name(r->pages)));
     json_object_object_add(o, "ksm", json_object_new_boolean(r->ksm));
     json_object_object_add(o, "accel", json_object_new_string(accel_kind_name(r->accel)));
+    if (r->gdb_socket_path)
+        json_object_object_add(o, "gdb_socket_path", json_object_new_string(r->gdb_socket_path));
     return o;
 }
 

@@ -18,6 +18,7 @@ import re
 
 from framework import (DEFAULT_CMDLINE, expect, expect_output, guest_test, host_test, job,
                        on_engine, run_host)
+from test_api import API_HELPERS, b64
 
 GUEST = r'''
 grep -wE 'linux_banner|__x64_sys_newuname|jiffies_64|init_uts_ns' /proc/kallsyms | sed 's/^/SYM /'
@@ -173,3 +174,57 @@ def test_gdb_options(ctx):
                        (["--gdb-wait"], "needs --gdb")):
         rc, out = run_host([ctx.ember, "run", "--accel", "soft"] + args)
         expect(rc == 2 and want in out, f"{args}: exit {rc}, output {out!r}")
+
+
+API_GDB_SCRIPT = r'''
+set pagination off
+set confirm off
+target remote $SOCK
+printf "HELD-RIP %lx\n", \$pc
+continue
+'''
+
+
+@guest_test("gdb through the API: machine-config gdb_socket_path (Firecracker's) holds the "
+            "vCPUs at InstanceStart until gdb attaches and continues; GET shows the path; "
+            "PATCH without it keeps it", batch="gdb")
+def test_gdb_api():
+    cmdline = f"{DEFAULT_CMDLINE} ember_cmd={b64('echo API-GDB-GUEST-RAN')}"
+    script = API_HELPERS + f'''
+SOCK=$DATA/fc-gdb.sock
+"$EMBER" --api-sock api.sock < /dev/null > out.txt 2>&1 &
+pid=$!
+wait_socket
+api -X PUT http://x/boot-source -d '{{"kernel_image_path": "'$GUEST/vmlinuz'", "initrd_path": "'$GUEST/initramfs.cpio'", "boot_args": "{cmdline}"}}' | sed 's/^/boot /'
+api -X PUT http://x/machine-config -d '{{"vcpu_count": 1, "mem_size_mib": 256, "gdb_socket_path": "'$SOCK'"}}' | sed 's/^/machine /'
+api -X PATCH http://x/machine-config -d '{{"mem_size_mib": 200}}' | sed 's/^/patch /'
+api http://x/machine-config | sed 's/^/get /'
+api -X PATCH http://x/machine-config -d '{{"gdb_socket_path": ""}}' | sed 's/^/empty /'
+api -X PUT http://x/actions -d '{{"action_type": "InstanceStart"}}' | sed 's/^/start /'
+sleep 2
+echo "held: $(grep -c API-GDB-GUEST-RAN out.txt)"
+cat > s.gdb <<GDB
+{API_GDB_SCRIPT}
+GDB
+timeout -s KILL 300 gdb -batch -nx -x s.gdb > gdb.txt 2>&1; echo "gdb rc=$?"
+i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 600 ]; do i=$((i+1)); sleep 0.2; done
+kill $pid 2>/dev/null
+wait $pid; echo "ember rc=$?"
+echo "--- gdb"; cat gdb.txt; echo "--- vm"; cat out.txt
+'''
+    j = job("gdb-api", script, timeout=300)
+
+    def check(j):
+        expect_output(j, r"^machine +\[204\]$", "machine-config with gdb_socket_path accepted")
+        expect_output(j, r'^get .*"gdb_socket_path": ?"[^"]*fc-gdb\.sock"', "GET showing the "
+                      "path after a PATCH without it")
+        expect_output(j, r"^empty .*gdb_socket_path must be a path of 1 to 107 bytes.*\[400\]$",
+                      "an empty path refused")
+        expect_output(j, r"^start +\[204\]$", "InstanceStart answered at once")
+        expect_output(j, r"^held: 0$", "the guest held until gdb attaches")
+        expect_output(j, r"^HELD-RIP [0-9a-f]+$", "gdb attached to the held vCPU")
+        expect_output(j, r"^API-GDB-GUEST-RAN", "the guest running after gdb's continue")
+        expect_output(j, r"exited normally", "gdb seeing the guest power off")
+        expect_output(j, r"^gdb rc=0$", "gdb -batch ending without an error")
+        expect_output(j, r"^ember rc=0$", "ember ending with status 0")
+    return j, check
