@@ -92,8 +92,14 @@ void blockfile_close(struct blockfile *bf)
     bf->ring_ready = false;
     if (bf->event_fd >= 0)
         close(bf->event_fd);
-    if (bf->fd >= 0)
+    /* Unlock before closing: the kernel tears the ring down in the
+     * background, and a request it still holds keeps the open file (and a
+     * lock tied to it) alive for a moment — long enough for a restore or a
+     * drive swap reopening the same image to see it "in use". */
+    if (bf->fd >= 0) {
+        flock(bf->fd, LOCK_UN);
         close(bf->fd);
+    }
     bf->fd = bf->event_fd = -1;
 }
 
