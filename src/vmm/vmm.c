@@ -278,7 +278,7 @@ static int vmm_check_accel(struct vmm *vmm, bool restoring, enum vmm_fault *faul
 /* The one way a VM comes to life, booted or restored: open its files,
  * choose the backend, build it, give it a snapshot's state if there is one,
  * and start it. On failure nothing is left and *fault says what went wrong. */
-static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
+static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bool paused,
                         enum vmm_fault *fault)
 {
     bool restoring = mem_path != NULL;
@@ -298,7 +298,7 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
     if (!ret)
         ret = vmm_choose_accel(vmm, restoring);
     if (!ret)
-        ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, &vmm->files)
+        ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, mem_uffd, &vmm->files)
                         : vm_files_open_boot(&vmm->cfg, &vmm->files);
     if (!ret)
         ret = vmm_check_accel(vmm, restoring, fault);
@@ -338,7 +338,7 @@ int vmm_start(struct vmm *vmm, const struct vm_config *cfg, enum vmm_fault *faul
     if (vmm->vm)
         return err_set(-EBUSY, "the VM is already running");
     vmm->cfg = *cfg;
-    int ret = vmm_bring_up(vmm, NULL, false, fault);
+    int ret = vmm_bring_up(vmm, NULL, false, false, fault);
     if (ret)
         vmm_discard_vm(vmm);
     return ret;
@@ -434,7 +434,7 @@ static int apply_overrides(struct vmm *vmm, const struct vm_overrides *o)
     return 0;
 }
 
-int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
+int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path, bool mem_uffd,
                 const struct vm_overrides *overrides, bool resume, enum vmm_fault *fault)
 {
     *fault = VMM_FAULT_SETUP;
@@ -450,7 +450,7 @@ int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
                  "'ember merge-memory'", state_path);
     ret = apply_overrides(vmm, overrides);
     if (!ret)
-        ret = vmm_bring_up(vmm, mem_path, !resume, fault);
+        ret = vmm_bring_up(vmm, mem_path, mem_uffd, !resume, fault);
     if (ret) {
         vmm_discard_vm(vmm);
         memset(&vmm->cfg, 0, sizeof(vmm->cfg)); /* it pointed into the snapshot */
