@@ -181,7 +181,9 @@ static int vm_setup_uffd_memory(struct vm *vm)
     int ret = gm_create_anon_with(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START,
                                   &(struct gm_anon_options){vm->cfg->pages, vm->cfg->ksm});
     uint64_t page_size = vm->cfg->pages == GUEST_PAGES_HUGETLB ? MiB(2) : GM_PAGE_SIZE;
-    return ret ? ret : uffd_backend_start(&vm->uffd, vm->files->uffd_path, &vm->mem, page_size);
+    if (!ret && (ret = uffd_backend_start(&vm->uffd, vm->files->uffd_path, &vm->mem, page_size)))
+        vm->handler_refused = vm->uffd.uffd >= 0; /* the userfaultfd itself worked */
+    return ret;
 }
 
 static int vm_setup_memory(struct vm *vm)

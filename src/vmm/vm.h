@@ -50,6 +50,7 @@ struct vm {
     struct accel_vm *avm;
     struct guest_mem mem;
     struct uffd_backend uffd;  /* restoring through a page-fault handler */
+    bool handler_refused;      /* vm_create failed on the handler (not the host) */
     struct bus pio;
     struct bus mmio;
     struct pci_bus pci;

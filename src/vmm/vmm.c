@@ -311,8 +311,9 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bo
                          vmm_on_vm_stop, vmm))) {
         /* A host that cannot give the guest its memory (or the hugetlbfs
          * pool asked for) is told at setup: a smaller --mem or more memory
-         * is the answer, not a report of a failing VM. */
-        if (ret == -ENOMEM)
+         * is the answer, not a report of a failing VM. So is a page-fault
+         * handler that cannot be reached or refuses the handshake. */
+        if (ret == -ENOMEM || vmm->vm->handler_refused)
             *fault = VMM_FAULT_SETUP;
         return err_prefix(ret, "cannot create the VM");
     }
