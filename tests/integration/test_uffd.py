@@ -5,7 +5,7 @@ snapshotted mid-work and restored through the handler, from the CLI
 one handler; each continues the count exactly as the File backend does.
 Then the handler's failures: one that exits mid-run, one that serves a wrong
 page size (so every fault stays unserved), one that writes garbage on its
-socket, and no handler at all."""
+socket, and no handler at all; the watcher thread's own seccomp filter."""
 import os
 import re
 
@@ -71,8 +71,13 @@ def uffd_restore(ctx):
         + handler("g.sock", "g.txt", "--garbage")
         + 'cp disk.img disk5.img\n'
         + RESTORE.format(sock="g.sock", disk="disk5.img", out="g-vm.txt") +
-        '; echo "rc $?" >> g-vm.txt; kill $h; wait $h 2>/dev/null\n'
+        '; echo "rc $?" >> g-vm.txt\n'
         'echo "=== garbage"; cat g-vm.txt\n'
+        # The watcher thread has a seccomp filter of its own.
+        + RESTORE.format(sock="g.sock", disk="disk5.img", out="s-vm.txt").replace(
+            "restore", "restore --seccomp-selftest uffd") +
+        '; echo "rc $?" >> s-vm.txt; kill $h; wait $h 2>/dev/null\n'
+        'echo "=== seccomp"; cat s-vm.txt\n'
         # Nobody listening.
         + RESTORE.format(sock="none.sock", disk="disk5.img", out="n-vm.txt") +
         '; echo "rc $?" >> n-vm.txt\n'
@@ -124,6 +129,10 @@ def uffd_restore(ctx):
                f"garbage from the handler: the guest should have gone on:\n{not_counts(ga)}")
         expect("the protocol has no messages from the handler: ignored" in ga,
                "garbage from the handler: no warning")
+        sc = section(out, "seccomp")
+        expect(re.search(r"^rc 148$", sc, re.M) and "ember: seccomp: the uffd thread made a "
+               "forbidden system call: personality (135)" in sc,
+               f"--seccomp-selftest uffd: expected exit 148 and the line:\n{sc[-1500:]}")
         no = section(out, "none")
         expect(re.search(r"^rc 2$", no, re.M) and "cannot connect to the page-fault "
                "handler's socket" in no, f"no handler: expected exit 2 and a message:\n{no}")
