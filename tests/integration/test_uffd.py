@@ -2,7 +2,9 @@
 (tests/tools/uffd_handler): the counter guest of test_snapshot.py is
 snapshotted mid-work and restored through the handler, from the CLI
 (--mem-uffd) and the API (mem_backend Uffd), and as two clones at once from
-one handler; each continues the count exactly as the File backend does.
+one handler; each continues the count exactly as the File backend does,
+and the balloon inflated after the API's restore reaches the handler as
+UFFD_EVENT_REMOVE.
 Then the handler's failures: one that exits mid-run, one that serves a wrong
 page size (so every fault stays unserved), one that writes garbage on its
 socket, and no handler at all; the watcher thread's own seccomp filter."""
@@ -25,10 +27,16 @@ def handler(sock, log, extra=""):
 
 
 @guest_test("Uffd backend: restore through the example handler (CLI and API) goes on "
-            "like File; two clones from one handler; a handler that exits, serves a "
+            "like File; two clones from one handler; balloon pages removed; a handler that exits, serves a "
             "wrong page size or writes garbage; no handler", batch="snapshot")
 def uffd_restore(ctx):
-    script = HELPERS + 'chmod +x "$DATA/uffd_handler"\n' + boot_vm("$DATA/api.sock") + (
+    # A balloon in the snapshot: inflated after the API's restore, its pages
+    # reach the handler as UFFD_EVENT_REMOVE.
+    boot = boot_vm("$DATA/api.sock").replace(
+        "api -X PUT http://x/actions",
+        "api -X PUT http://x/balloon -d '{\"amount_mib\": 0, \"deflate_on_oom\": false}' "
+        "| sed 's/^/balloon /'\napi -X PUT http://x/actions")
+    script = HELPERS + 'chmod +x "$DATA/uffd_handler"\n' + boot + (
         "wait_for '^count 15 ' vm.txt\n"
         "api -X PATCH http://x/vm -d '{\"state\": \"Paused\"}' | sed 's/^/pause /'\n"
         "api -X PUT http://x/snapshot/create -d \"{\\\"snapshot_type\\\": \\\"Full\\\", "
@@ -53,6 +61,7 @@ def uffd_restore(ctx):
         "\\\"backend_path\\\": \\\"$DATA/h.sock\\\"}, \\\"resume_vm\\\": true, "
         "\\\"drive_overrides\\\": [{\\\"drive_id\\\": \\\"data\\\", "
         "\\\"path_on_host\\\": \\\"$DATA/disk4.img\\\"}]}\" | sed 's/^/api-load /'\n"
+        "api -X PATCH http://x/balloon -d '{\"amount_mib\": 32}' | sed 's/^/api-balloon /'\n"
         'wait $a; echo "rc $?" >> a.txt\n'
         'kill $h; wait $h 2>/dev/null\n'
         'for f in r1 c2 c3 a; do echo "=== $f"; cat $f.txt; done\n'
@@ -104,6 +113,9 @@ def uffd_restore(ctx):
                    f"{label}: the count skipped or repeated")
             check_log(text, label)
         expect(re.search(r"^api-load  \[204\]$", out, re.M), "204 for the Uffd snapshot/load")
+        expect(re.search(r"^balloon  \[204\]$", out, re.M) and
+               re.search(r"^api-balloon  \[204\]$", out, re.M), "204 for the balloon's PUT "
+               "before the snapshot and PATCH after the Uffd load")
         hs = section(out, "handler")
         # Firecracker's message, one per VM: four VMs came to the one handler.
         msgs = re.findall(r"^uffd_handler: vm (\d): 1 regions, 4096-byte pages: "
@@ -114,6 +126,12 @@ def uffd_restore(ctx):
             r"^uffd_handler: vm \d: (\d+) pages in the first second$", hs, re.M)]
         expect(len(firsts) == 4 and all(n > 0 for n in firsts),
                f"pages served in each VM's first second: {firsts}\n{hs}")
+        removed = dict(re.findall(r"^uffd_handler: vm (\d): gone after \d+ pages; (\d+) pages "
+                                  r"removed$", hs, re.M))
+        expect(len(removed) == 4 and int(removed.get("4", 0)) > 0 and
+               all(removed.get(k) == "0" for k in "123"),
+               f"the balloon's pages should reach the handler as UFFD_EVENT_REMOVE for the "
+               f"API's VM (vm 4) only: {removed}\n{hs}")
         ex = section(out, "exits")
         expect(re.search(r"^rc 1$", ex, re.M) and re.search(
             r"uffd: the page-fault handler at \S+x\.sock \(pid \d+\) exited; guest memory it "

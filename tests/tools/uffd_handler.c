@@ -17,7 +17,8 @@
  * A VMM that ends closes the connection: the handler forgets that VM.
  *
  * It prints "uffd_handler: vm N: P pages in the first second" one second
- * after each handshake, and a total when the VM goes. Test-only hostility:
+ * after each handshake, and when the VM goes the pages it served and the
+ * 4 KiB pages removed (by the balloon). Test-only hostility:
  * --exit-after PAGES exits (status 3) once it served that many pages in all;
  * --garbage writes bytes on each connection; --page-size serves pages of
  * another size than the VMM said (a wrong one makes every copy fail). */
@@ -52,7 +53,7 @@ struct vm {
     struct region regions[MAX_REGIONS];
     unsigned nr_regions;
     uint64_t page_size;
-    uint64_t served, served_first_second;
+    uint64_t served, served_first_second, removed;
     double start;
     bool reported;
     unsigned id;
@@ -143,7 +144,9 @@ out:
     return ret;
 }
 
-static void serve_fault(struct vm *vm, uint64_t addr)
+/* false: try again later (EAGAIN: the VMM's mappings are changing, as
+ * while a UFFD_EVENT_REMOVE waits to be read). */
+static bool serve_fault(struct vm *vm, uint64_t addr)
 {
     uint64_t page = page_size_override ? (uint64_t)page_size_override : vm->page_size;
     uint64_t start = addr & ~(page - 1);
@@ -155,11 +158,11 @@ static void serve_fault(struct vm *vm, uint64_t addr)
                                    .src = (uintptr_t)(memfile + r->offset + (start - r->base)),
                                    .len = page};
         if (ioctl(vm->uffd, UFFDIO_COPY, &copy) < 0 && errno != EEXIST) {
-            /* EAGAIN: the mapping changed under us; the fault comes again. */
-            if (errno != EAGAIN)
-                fprintf(stderr, "uffd_handler: vm %u: UFFDIO_COPY %#llx+%llu: %s\n", vm->id,
-                        (unsigned long long)start, (unsigned long long)page, strerror(errno));
-            return;
+            if (errno == EAGAIN)
+                return false;
+            fprintf(stderr, "uffd_handler: vm %u: UFFDIO_COPY %#llx+%llu: %s\n", vm->id,
+                    (unsigned long long)start, (unsigned long long)page, strerror(errno));
+            return true;
         }
         vm->served++;
         if (now() - vm->start < 1.0)
@@ -168,34 +171,55 @@ static void serve_fault(struct vm *vm, uint64_t addr)
             fprintf(stderr, "uffd_handler: exiting after %ld pages, as told\n", exit_after);
             exit(3);
         }
-        return;
+        return true;
     }
     fprintf(stderr, "uffd_handler: vm %u: fault at %#llx outside its regions\n", vm->id,
             (unsigned long long)addr);
+    return true;
 }
 
 static void forget_range(struct vm *vm, uint64_t start, uint64_t end)
 {
     struct uffdio_range range = {.start = start, .len = end - start};
+    vm->removed += (end - start) / 4096;
     if (ioctl(vm->uffd, UFFDIO_UNREGISTER, &range) < 0)
         fprintf(stderr, "uffd_handler: vm %u: UFFDIO_UNREGISTER: %s\n", vm->id,
                 strerror(errno));
 }
 
-/* Every event waiting on the VM's userfaultfd; false once the VMM is gone. */
+/* Every event waiting on the VM's userfaultfd; false once the VMM is gone.
+ * A fault whose copy must wait is kept and tried again once every event
+ * has been read: the faulting thread sleeps until its page comes, and the
+ * kernel will not say again that it waits. */
 static bool handle_events(struct vm *vm)
 {
+    uint64_t deferred[256];
+    unsigned nr_deferred = 0;
     for (;;) {
         struct uffd_msg msg;
         ssize_t n = read(vm->uffd, &msg, sizeof(msg));
-        if (n < 0 && errno == EAGAIN)
-            return true;
-        if (n != sizeof(msg))
+        if (n == sizeof(msg)) {
+            uint64_t addr = msg.arg.pagefault.address;
+            if (msg.event == UFFD_EVENT_PAGEFAULT && !serve_fault(vm, addr)) {
+                if (nr_deferred < sizeof(deferred) / sizeof(deferred[0]))
+                    deferred[nr_deferred++] = addr;
+                else
+                    fprintf(stderr, "uffd_handler: vm %u: too many faults to retry\n", vm->id);
+            } else if (msg.event == UFFD_EVENT_REMOVE) {
+                forget_range(vm, msg.arg.remove.start, msg.arg.remove.end);
+            }
+            continue;
+        }
+        if (n >= 0 || errno != EAGAIN)
             return false;
-        if (msg.event == UFFD_EVENT_PAGEFAULT)
-            serve_fault(vm, msg.arg.pagefault.address);
-        else if (msg.event == UFFD_EVENT_REMOVE)
-            forget_range(vm, msg.arg.remove.start, msg.arg.remove.end);
+        unsigned left = 0;
+        for (unsigned i = 0; i < nr_deferred; i++)
+            if (!serve_fault(vm, deferred[i]))
+                deferred[left++] = deferred[i];
+        nr_deferred = left;
+        if (!nr_deferred)
+            return true;
+        usleep(100); /* the event that holds the copies back is on its way */
     }
 }
 
@@ -296,8 +320,9 @@ int main(int argc, char **argv)
                 alive = false;
             if (alive)
                 continue;
-            printf("uffd_handler: vm %u: gone after %llu pages\n", vms[i].id,
-                   (unsigned long long)vms[i].served);
+            printf("uffd_handler: vm %u: gone after %llu pages; %llu pages removed\n",
+                   vms[i].id, (unsigned long long)vms[i].served,
+                   (unsigned long long)vms[i].removed);
             fflush(stdout);
             close(vms[i].uffd);
             close(vms[i].conn);
