@@ -182,8 +182,8 @@ static void __attribute__((noreturn)) handler_failed(const struct uffd_backend *
 /* Pages of guest RAM present now: the handler's progress. */
 static uint64_t resident_pages(const struct guest_mem *mem)
 {
-    enum { CHUNK = 65536 };
-    static unsigned char vec[CHUNK];
+    enum { CHUNK = 16384 };
+    unsigned char vec[CHUNK];
     uint64_t n = 0;
     for (unsigned i = 0; i < mem->nr_ram; i++) {
         const struct gm_region *r = &mem->regions[i];
@@ -231,31 +231,49 @@ static bool drain_socket(struct uffd_backend *u, bool *warned)
     return n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR));
 }
 
+/* The handler is gone once its connection closed and its process exited
+ * (or, a pid ember cannot see, once the connection closed): either alone
+ * is not enough, since a handler may close the socket and serve on, and
+ * the process that listened may hand the connection to another. */
+struct handler_signs {
+    bool sock_open, process_alive, warned;
+};
+
+static void check_liveness(struct uffd_backend *u, struct handler_signs *h,
+                           const struct pollfd *pid, const struct pollfd *sock)
+{
+    if (pid->revents)
+        h->process_alive = false;
+    if (sock->revents && !drain_socket(u, &h->warned))
+        h->sock_open = false;
+    if (!h->sock_open && !h->process_alive)
+        handler_failed(u, u->pidfd >= 0 ? "exited" : "closed its socket (its process is "
+                                                     "unknown to ember)");
+    if (pid->revents && h->sock_open)
+        log_info("uffd: the page-fault handler's process (pid %d) exited; its socket is "
+                 "still open, so another process serves it", (int)u->pid);
+    if (sock->revents && !h->sock_open)
+        log_info("uffd: the page-fault handler closed its socket; its process (pid %d) "
+                 "still runs", (int)u->pid);
+}
+
 static void *watch_handler(void *arg)
 {
     struct uffd_backend *u = arg;
     seccomp_enter_or_exit(SECCOMP_UFFD);
-    bool sock_open = true, warned = false;
-    uint64_t last_resident = resident_pages(u->mem), last_progress = rate_limiter_now_ns();
+    struct handler_signs h = {.sock_open = true, .process_alive = u->pidfd >= 0};
+    uint64_t last_resident = 0, last_progress = rate_limiter_now_ns();
     for (;;) {
         struct pollfd fds[3] = {{.fd = u->quit_fd, .events = POLLIN},
-                                {.fd = u->pidfd, .events = POLLIN},
-                                {.fd = sock_open ? u->sock : -1,
+                                {.fd = h.process_alive ? u->pidfd : -1, .events = POLLIN},
+                                {.fd = h.sock_open ? u->sock : -1,
                                  .events = POLLIN | POLLRDHUP}};
         int n = poll(fds, 3, 1000);
         if (n < 0 && errno != EINTR)
             handler_failed(u, "could not be watched (poll failed)");
         if (fds[0].revents)
             return NULL;
-        if (fds[1].revents)
-            handler_failed(u, "exited");
-        if (fds[2].revents && !drain_socket(u, &warned)) {
-            sock_open = false;
-            if (u->pidfd < 0)
-                handler_failed(u, "closed its socket (its process is unknown to ember)");
-            log_info("uffd: the page-fault handler closed its socket; ember watches its "
-                     "process (pid %d) instead", (int)u->pid);
-        }
+        check_liveness(u, &h, &fds[1], &fds[2]);
         /* A stall: faults waiting, and no page arriving. */
         bool waiting = faults_waiting(u);
         uint64_t resident = waiting ? resident_pages(u->mem) : 0;

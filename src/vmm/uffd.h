@@ -17,8 +17,9 @@
  * there, or unregister the range).
  *
  * ember's side of a handler that fails: a watcher thread (uffd_backend_start)
- * ends ember with a message when the handler process exits (SO_PEERCRED's
- * pid, watched through a pidfd; without a pid, when it closes the socket) or
+ * ends ember with a message when the handler is gone — its connection closed
+ * and its process (SO_PEERCRED's pid, watched through a pidfd) exited, or
+ * without a pid, its connection closed — or
  * when faults wait (read or not: the userfaultfd's fdinfo 'total') and no
  * page arrives for UFFD_STALL_SECONDS. A
  * thread waiting for a page that will never come cannot be woken without

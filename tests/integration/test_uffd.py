@@ -7,7 +7,8 @@ and the balloon inflated after the API's restore reaches the handler as
 UFFD_EVENT_REMOVE.
 Then the handler's failures: one that exits mid-run, one that serves a wrong
 page size (so every fault stays unserved), one that writes garbage on its
-socket, and no handler at all; the watcher thread's own seccomp filter."""
+socket, one that closes its socket and serves on (not a failure), and no
+handler at all; the watcher thread's own seccomp filter."""
 import os
 import re
 
@@ -80,10 +81,17 @@ def uffd_restore(ctx):
         + handler("g.sock", "g.txt", "--garbage")
         + 'cp disk.img disk5.img\n'
         + RESTORE.format(sock="g.sock", disk="disk5.img", out="g-vm.txt") +
-        '; echo "rc $?" >> g-vm.txt\n'
+        '; echo "rc $?" >> g-vm.txt; kill $h; wait $h 2>/dev/null\n'
         'echo "=== garbage"; cat g-vm.txt\n'
+        # A handler that closes the connection and serves on: not gone.
+        + handler("k.sock", "k.txt", "--close-socket") + 'cp disk.img disk5.img\n'
+        + RESTORE.format(sock="k.sock", disk="disk5.img", out="k-vm.txt").replace(
+            "restore", "restore -v") +
+        '; echo "rc $?" >> k-vm.txt; kill $h; wait $h 2>/dev/null\n'
+        'echo "=== closed"; grep -v "^\\[" k-vm.txt\n'
+        + handler("s.sock", "s.txt")
         # The watcher thread has a seccomp filter of its own.
-        + RESTORE.format(sock="g.sock", disk="disk5.img", out="s-vm.txt").replace(
+        + RESTORE.format(sock="s.sock", disk="disk5.img", out="s-vm.txt").replace(
             "restore", "restore --seccomp-selftest uffd") +
         '; echo "rc $?" >> s-vm.txt; kill $h; wait $h 2>/dev/null\n'
         'echo "=== seccomp"; cat s-vm.txt\n'
@@ -147,6 +155,11 @@ def uffd_restore(ctx):
                f"garbage from the handler: the guest should have gone on:\n{not_counts(ga)}")
         expect("the protocol has no messages from the handler: ignored" in ga,
                "garbage from the handler: no warning")
+        cl = section(out, "closed")
+        expect(re.search(r"^rc 0$", cl, re.M) and counts(cl) and counts(cl)[-1][0] == TARGET
+               and "the page-fault handler closed its socket; its process (pid" in cl,
+               f"a handler that closes its socket and serves on: the guest should have gone "
+               f"on, with an info line:\n{not_counts(cl)}")
         sc = section(out, "seccomp")
         expect(re.search(r"^rc 148$", sc, re.M) and "ember: seccomp: the uffd thread made a "
                "forbidden system call: personality (135)" in sc,

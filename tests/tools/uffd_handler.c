@@ -2,7 +2,8 @@
  * Uffd snapshot-memory backend, serving guest pages from a snapshot's memory
  * file. It is the reference for writing one, and ember's tests use it.
  *
- *   uffd_handler SOCKET MEMFILE [--exit-after PAGES] [--garbage] [--page-size BYTES]
+ *   uffd_handler SOCKET MEMFILE [--exit-after PAGES] [--garbage] [--close-socket]
+ *                [--page-size BYTES]
  *
  * It listens on the Unix stream socket SOCKET. Each VMM that connects (one
  * per restored VM: clones share one handler) sends one message: a JSON array
@@ -20,8 +21,10 @@
  * after each handshake, and when the VM goes the pages it served and the
  * 4 KiB pages removed (by the balloon). Test-only hostility:
  * --exit-after PAGES exits (status 3) once it served that many pages in all;
- * --garbage writes bytes on each connection; --page-size serves pages of
- * another size than the VMM said (a wrong one makes every copy fail). */
+ * --garbage writes bytes on each connection; --close-socket closes each
+ * connection after the handshake and serves on (Firecracker allows it);
+ * --page-size serves pages of another size than the VMM said (a wrong one
+ * makes every copy fail). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -62,7 +65,7 @@ struct vm {
 static const uint8_t *memfile;
 static uint64_t memfile_size;
 static long exit_after = -1, page_size_override;
-static bool garbage;
+static bool garbage, close_socket;
 static uint64_t served_total;
 
 static double now(void)
@@ -256,6 +259,10 @@ static bool accept_vm(int listener, struct vm *vm, unsigned id)
     fflush(stdout);
     if (garbage && write(vm->conn, "\x01garbage\xff{[", 11) < 0)
         perror("uffd_handler: garbage");
+    if (close_socket) { /* serves on through the userfaultfd alone */
+        close(vm->conn);
+        vm->conn = -1;
+    }
     return true;
 }
 
@@ -266,6 +273,8 @@ static int parse_args(int argc, char **argv)
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--garbage"))
             garbage = true;
+        else if (!strcmp(argv[i], "--close-socket"))
+            close_socket = true;
         else if (!strcmp(argv[i], "--exit-after") && i + 1 < argc)
             exit_after = atol(argv[++i]);
         else if (!strcmp(argv[i], "--page-size") && i + 1 < argc)
@@ -294,7 +303,7 @@ int main(int argc, char **argv)
 {
     if (parse_args(argc, argv) < 0) {
         fprintf(stderr, "usage: uffd_handler SOCKET MEMFILE [--exit-after PAGES] [--garbage] "
-                        "[--page-size BYTES]\n");
+                        "[--close-socket] [--page-size BYTES]\n");
         return 2;
     }
     int listener = map_memfile(argv[2]) < 0 ? -1 : listen_on(argv[1]);
@@ -325,7 +334,8 @@ int main(int argc, char **argv)
                    (unsigned long long)vms[i].removed);
             fflush(stdout);
             close(vms[i].uffd);
-            close(vms[i].conn);
+            if (vms[i].conn >= 0)
+                close(vms[i].conn);
             vms[i] = vms[--nr];
         }
         if (fds[0].revents && accept_vm(listener, &vms[nr], next_id))
