@@ -139,6 +139,9 @@ static int parse_regions(const char *text, struct vm *vm)
             goto out;
         if (r->offset > memfile_size || r->size > memfile_size - r->offset)
             goto out; /* the file is too short for this region */
+        uint64_t page = vm->page_size;
+        if (page < 4096 || (page & (page - 1)) || ((r->base | r->size | r->offset) & (page - 1)))
+            goto out; /* not whole pages of a size the kernel knows */
     }
     vm->nr_regions = (unsigned)n;
     ret = 0;
