@@ -141,6 +141,11 @@ $(BUILD)/tools/vsockperf: tests/tools/vsockperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
+# The example page-fault handler of the Uffd snapshot-memory backend.
+$(BUILD)/tools/uffd_handler: tests/tools/uffd_handler.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $< -ljson-c
+
 $(BUILD)/tools/kvmexit: tests/tools/kvmexit.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
@@ -161,7 +166,8 @@ $(BUILD)/tools/hostile64: tests/tools/hostile64.S
 		-o $@ $@.o
 
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
-	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf
+	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf \
+	$(BUILD)/tools/uffd_handler
 tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----

@@ -73,6 +73,7 @@ def l1_files(build):
         "/usr/bin/tcpperf": os.path.join(build, "tools", "tcpperf"),
         "/usr/bin/kvmexit": os.path.join(build, "tools", "kvmexit"),
         "/usr/bin/vsockperf": os.path.join(build, "tools", "vsockperf"),
+        "/usr/bin/uffd_handler": os.path.join(build, "tools", "uffd_handler"),
         "/usr/bin/curl": "/usr/bin/curl"})
 
 
@@ -511,12 +512,14 @@ class SnapshotSuite:
     """Restore to running: a guest printing a tick every 10 ms is saved and
     restored; the figure is from the restoring VMM's start to the guest's
     next tick. ember: 'ember snapshot' through the API of 'ember run', then
-    'ember restore' (memory mapped copy-on-write from the file); QEMU: a
+    'ember restore' (memory mapped copy-on-write from the file); ember-uffd:
+    the same snapshot restored with --mem-uffd through the example page-fault
+    handler (tests/tools/uffd_handler) serving the memory file; QEMU: a
     migration to a file (the state and the RAM in one stream) and
     '-incoming exec:cat FILE', which reads the whole stream before the guest
     runs."""
     name = "snapshot"
-    vmms = ["ember", "qemu-pc"]
+    vmms = ["ember", "ember-uffd", "qemu-pc"]
     variants = ["256 MiB", "2048 MiB"]
     TICKS = 6000  # long enough for QEMU to migrate a 2 GiB guest in the harness
     QMP_START = ('{"execute":"qmp_capabilities"}\\n{"execute":"migrate-set-capabilities",'
@@ -536,6 +539,10 @@ class SnapshotSuite:
                                     scale=1 / 1024),
                              Figure(f"state file alone, {v}", "KiB")]
             self.figures[-1].na = {"qemu-pc": "one stream holds state and memory"}
+            self.figures.append(Figure(f"pages faulted in, first second after restore, {v}",
+                                       "pages"))
+            self.figures[-1].na = {"ember": "the kernel maps the file; no handler counts",
+                                   "qemu-pc": "RAM is read whole before the guest runs"}
 
     def mem(self, variant):
         return int(variant.split()[0])
@@ -548,16 +555,26 @@ class SnapshotSuite:
         wait = ("i=0; until grep -q 'tick 20' vm.txt; do i=$((i+1)); [ $i -gt 600 ] && "
                 "{ echo 'bench: the source never ticked'; tail -20 vm.txt; exit 1; }; "
                 "busybox usleep 50000; done\n")
-        if vmm == "ember":
+        if vmm.startswith("ember"):
             run = ember_cmd(mem, 1, cl, extra="--api-sock api.sock")
+            uffd = vmm == "ember-uffd"
+            # The handler serves every restore; a second restore runs 2 s
+            # for its count of pages served in the first second.
+            handler = ("uffd_handler $PWD/h.sock s.mem > h.txt 2>&1 & h=$!\n"
+                       "until [ -S h.sock ]; do busybox usleep 10000; done\n") if uffd else ""
+            mem_opt = "--mem-uffd $PWD/h.sock" if uffd else "--mem s.mem"
+            after = ("timeout -s TERM 2 \"$EMBER\" restore --snapshot s.state "
+                     f"{mem_opt} < /dev/null > /dev/null 2>&1\n"
+                     "kill $h; wait $h; sed 's/^/bench: /' h.txt\n") if uffd else ""
             return (f"( {run} ) < /dev/null > vm.txt 2>&1 & vm=$!\n" + wait +
                     '"$EMBER" snapshot --api-sock api.sock --snapshot s.state --mem s.mem '
                     "--keep-paused || exit 1\n"
                     "kill -9 $vm; wait $vm\n"
                     'echo "bench: files $(du -k s.state s.mem | awk \'{t += $1} END {print t}\') '
                     '$(wc -c < s.state)"\n'
+                    + handler +
                     f"runwatch {self.RESTORED} -- \"$EMBER\" restore --snapshot s.state "
-                    "--mem s.mem < /dev/null\n")
+                    f"{mem_opt} < /dev/null\n" + after)
         src = qemu_cmd("pc", mem, 1, cl).replace("-serial stdio",
                                                  "-serial file:/proc/self/fd/1 -qmp stdio")
         dst = qemu_cmd("pc", mem, 1, cl, extra="-incoming 'exec:cat s.mig'")
@@ -587,8 +604,15 @@ class SnapshotSuite:
         by_title[f"restore → next console line, {variant}"].add(vmm, float(stamp.group(1)))
         by_title[f"peak RSS of the restored VMM, {variant}"].add(vmm, int(exited.group(3)))
         by_title[f"saved files on disk (allocated), {variant}"].add(vmm, int(files.group(1)))
-        if vmm == "ember":
+        if vmm.startswith("ember"):
             by_title[f"state file alone, {variant}"].add(vmm, int(files.group(2)) / 1024)
+        if vmm == "ember-uffd":
+            first = re.findall(r"^bench: uffd_handler: vm 2: (\d+) pages in the first second",
+                               output, re.M)
+            if not first:
+                return "the handler did not report the second restore's first second"
+            by_title[f"pages faulted in, first second after restore, {variant}"].add(
+                vmm, int(first[0]))
         return None
 
     def files(self, ctx):
@@ -600,7 +624,8 @@ class SnapshotSuite:
                 "guest's first line after the restore, which must continue the count. "
                 "Restore time: from the restoring process's start to "
                 "the guest's first tick after it (runwatch), which includes up to 10 ms of the "
-                "guest's interrupted sleep. Files: `du` of ember's state + memory file (the "
+                "guest's interrupted sleep. ember-uffd's RSS is ember's alone (the handler "
+                "holds the memory file's pages). Files: `du` of ember's state + memory file (the "
                 "memory file is sparse: zero and never-touched pages are holes) or of QEMU's "
                 "migration stream (zero pages are compressed to flags).")
 

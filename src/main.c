@@ -224,7 +224,7 @@ static int restore_snapshot(struct vmm *vmm, struct api *api, struct cli_request
 {
     req->overrides.start_mmds = api_mmds_start_restored;
     req->overrides.mmds_ctx = &api->res.mmds;
-    int ret = vmm_restore(vmm, req->snapshot_path, req->mem_path, &req->overrides,
+    int ret = vmm_restore(vmm, req->snapshot_path, req->mem_path, req->mem_uffd, &req->overrides,
                           !req->paused, fault);
     if (!ret)
         ret = api_adopt_config(api, &vmm->cfg);

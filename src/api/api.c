@@ -351,7 +351,7 @@ static int put_snapshot_load(struct api *api, const char *id, struct json_object
     uint64_t t0 = monotonic_us();
     if (!ret && (ret = latency(api, "load_snapshot", t0,
                                vmm_restore(api->vmm, req.state_path, req.mem_path,
-                                           &req.overrides, req.resume, &fault))))
+                                           req.mem_uffd, &req.overrides, req.resume, &fault))))
         err_prefix(ret, "cannot load the snapshot");
     if (!ret) /* GET /vm/config and PATCH /drives see the restored machine */
         ret = api_adopt_config(api, &api->vmm->cfg);

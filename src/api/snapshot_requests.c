@@ -46,7 +46,7 @@ int api_parse_snapshot_create(struct json_object *body, struct snapshot_create_r
     return 0;
 }
 
-static int parse_mem_backend(struct json_object *body, const char **path)
+static int parse_mem_backend(struct json_object *body, const char **path, bool *uffd)
 {
     struct json_object *backend = jf_get(body, "mem_backend");
     const char *legacy = jf_string(body, "mem_file_path", NULL);
@@ -66,10 +66,13 @@ static int parse_mem_backend(struct json_object *body, const char **path)
     if (ret)
         return ret;
     const char *type = jf_string(backend, "backend_type", "");
-    if (strcmp(type, "File"))
-        return err_set(-EINVAL, "snapshot/load: backend_type '%s' is not supported (only "
-                                "\"File\")", type);
+    if (strcmp(type, "File") && strcmp(type, "Uffd"))
+        return err_set(-EINVAL, "snapshot/load: backend_type '%s' is not supported (\"File\" "
+                                "or \"Uffd\")", type);
+    *uffd = !strcmp(type, "Uffd");
     *path = jf_string(backend, "backend_path", "");
+    if (!**path)
+        return err_set(-EINVAL, "snapshot/load: mem_backend: empty backend_path");
     return 0;
 }
 
@@ -113,7 +116,7 @@ int api_parse_snapshot_load(struct json_object *body, struct snapshot_load_req *
     memset(out, 0, sizeof(*out));
     int ret = jf_check(body, fields, ARRAY_SIZE(fields), "snapshot/load");
     if (!ret)
-        ret = parse_mem_backend(body, &out->mem_path);
+        ret = parse_mem_backend(body, &out->mem_path, &out->mem_uffd);
     if (!ret)
         ret = parse_overrides(jf_get(body, "network_overrides"), "network overrides",
                               "iface_id", "host_dev_name", CONFIG_MAX_NICS,

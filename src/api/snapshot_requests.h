@@ -15,7 +15,8 @@ struct snapshot_create_req {
 };
 
 struct snapshot_load_req {
-    const char *state_path, *mem_path;
+    const char *state_path, *mem_path; /* mem_path: the handler's socket with mem_uffd */
+    bool mem_uffd;
     bool resume;
     struct vm_overrides overrides;
 };

@@ -29,6 +29,7 @@ enum {
     OPT_MAX_PAYLOAD,
     OPT_SNAPSHOT,
     OPT_MEM_FILE,
+    OPT_MEM_UFFD,
     OPT_BASE,
     OPT_PAUSED,
     OPT_DIFF,
@@ -111,6 +112,7 @@ static const struct option restore_options[] = {
     {"gdb", required_argument, NULL, OPT_GDB},
     {"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
     {"mem", required_argument, NULL, OPT_MEM_FILE},
+    {"mem-uffd", required_argument, NULL, OPT_MEM_UFFD},
     {"disk", required_argument, NULL, OPT_DISK},
     {"net", required_argument, NULL, OPT_NET},
     {"vsock", required_argument, NULL, OPT_VSOCK},
@@ -707,7 +709,13 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     struct vm_overrides *o = &req->overrides;
     switch (opt) {
     case OPT_SNAPSHOT: req->snapshot_path = arg; return 0;
-    case OPT_MEM_FILE: req->mem_path = arg; return 0;
+    case OPT_MEM_FILE:
+    case OPT_MEM_UFFD:
+        if (req->mem_path)
+            return err_set(-EINVAL, "restore: give one of --mem and --mem-uffd, once");
+        req->mem_path = arg;
+        req->mem_uffd = opt == OPT_MEM_UFFD;
+        return 0;
     case OPT_BASE: req->base_mem_path = arg; return 0;
     case OPT_DISK: return parse_override("--disk", arg, o->disks, &o->nr_disks, CONFIG_MAX_DISKS);
     case OPT_NET: return parse_override("--net", arg, o->nics, &o->nr_nics, CONFIG_MAX_NICS);
@@ -761,7 +769,8 @@ static int parse_snapshot_command(int argc, char **argv, struct cli_request *req
     if (optind < argc)
         return err_set(-EINVAL, "%s: unexpected argument '%s'", name, argv[optind]);
     if (!req->snapshot_path || !req->mem_path)
-        return err_set(-EINVAL, "%s: --snapshot and --mem are required", name);
+        return err_set(-EINVAL, "%s: --snapshot and --mem%s are required", name,
+                       cmd == CLI_RESTORE ? " (or --mem-uffd)" : "");
     if (cmd == CLI_SNAPSHOT && !req->api_sock)
         return err_set(-EINVAL, "snapshot: --api-sock is required");
     if (cmd == CLI_MERGE && !req->base_mem_path)

@@ -58,6 +58,7 @@ struct cli_request {
     uint64_t start_time_us, start_time_cpu_us, parent_cpu_time_us;
     /* restore and merge-memory */
     const char *snapshot_path, *mem_path, *base_mem_path;
+    bool mem_uffd; /* restore: mem_path is a page-fault handler's socket */
     struct vm_overrides overrides;
     bool paused;
     bool diff, keep_paused; /* snapshot */

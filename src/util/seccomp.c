@@ -73,6 +73,9 @@ static const char *const main_calls[] = {
     "getgid", "getegid", "getcwd", "sysinfo", "clock_getres", "getrusage", "times",
     "rt_sigaction", "ioctl", "sendmsg", "recvmsg", "sendto", "recvfrom", "pread64",
     "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
+    /* a restore from a page-fault handler (Uffd): the userfaultfd, the
+     * handler's process, and the watcher's progress reads (filters stack) */
+    "userfaultfd", "pidfd_open", "mincore",
 };
 
 /* A virtio-fs worker: the FUSE server's file operations, on descriptors
@@ -85,6 +88,11 @@ static const char *const fs_calls[] = {
     "preadv", "pwritev", "preadv2", "pwritev2", "copy_file_range", "fgetxattr", "fsetxattr",
     "flistxattr", "fremovexattr", "fcntl",
 };
+
+/* The Uffd backend's watcher: polls the handler's pidfd and socket, reads
+ * and drops what the handler writes, counts resident guest pages, and on a
+ * dead handler restores the terminal (ioctl) before ending ember. */
+static const char *const uffd_calls[] = {"mincore", "ioctl"};
 
 struct thread_kind {
     const char *name;
@@ -101,6 +109,7 @@ static const struct thread_kind kinds[SECCOMP_NR_THREADS] = {
     [SECCOMP_SLIRP] = {"slirp", slirp_calls, ARRAY_SIZE(slirp_calls), true},
     [SECCOMP_TIMER] = {"timer", NULL, 0, false},
     [SECCOMP_FS] = {"fs", fs_calls, ARRAY_SIZE(fs_calls), false},
+    [SECCOMP_UFFD] = {"uffd", uffd_calls, ARRAY_SIZE(uffd_calls), false},
 };
 
 /* --- state ----------------------------------------------------------------- */

@@ -27,6 +27,7 @@ enum seccomp_thread {
     SECCOMP_SLIRP,   /* libslirp's user-mode network stack */
     SECCOMP_TIMER,   /* the soft backend's timer (PIT, local APIC timers) */
     SECCOMP_FS,      /* a virtio-fs worker: file operations beneath a shared directory */
+    SECCOMP_UFFD,    /* watches a Uffd restore's page-fault handler */
     SECCOMP_NR_THREADS,
 };
 

@@ -102,11 +102,9 @@ static int open_pmem(const struct vm_config *cfg, struct vm_files *f)
     return 0;
 }
 
-int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
-                          struct vm_files *f)
+static int open_memory_file(const struct vm_config *cfg, const char *mem_path,
+                            struct vm_files *f)
 {
-    memset(f, 0, sizeof(*f));
-    f->serial_out_fd = -1;
     f->mem_fd = open(mem_path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     int ret = f->mem_fd < 0 ? err_errno(-errno, "memory file %s", mem_path) : 0;
@@ -118,6 +116,22 @@ int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
         ret = err_set(-EINVAL, "memory file %s: %llu bytes, the snapshot's guest has %llu",
                       mem_path, (unsigned long long)st.st_size,
                       (unsigned long long)cfg->mem_size);
+    return ret;
+}
+
+int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path, bool uffd,
+                          struct vm_files *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->serial_out_fd = f->mem_fd = -1;
+    f->restoring = true;
+    int ret = 0;
+    if (uffd && !*mem_path)
+        ret = err_set(-EINVAL, "uffd: empty page-fault handler socket path");
+    else if (uffd)
+        f->uffd_path = mem_path;
+    else
+        ret = open_memory_file(cfg, mem_path, f);
     if (!ret)
         ret = open_disks(cfg, f);
     if (!ret)

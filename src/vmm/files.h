@@ -26,7 +26,9 @@ struct vm_files {
     struct net_backend *nets[CONFIG_MAX_NICS]; /* NULL once handed over */
     unsigned nr_nets;
     struct vsock_uds *vsock; /* vsock's listening socket; NULL once handed over */
-    int mem_fd; /* restoring: the snapshot's memory file; -1 when booting */
+    bool restoring; /* from a snapshot: memory through mem_fd or uffd_path */
+    int mem_fd; /* restoring: the snapshot's memory file; -1 when booting or Uffd */
+    const char *uffd_path; /* restoring: the page-fault handler's socket, or NULL */
     int serial_out_fd; /* cfg->serial_out_path, or -1 */
     struct pmem_backing pmem[CONFIG_MAX_PMEM]; /* fd opened; gpa and size once mapped */
     unsigned nr_pmem;
@@ -35,8 +37,10 @@ struct vm_files {
 /* For a boot: the kernel, initrd, disks and network backends. */
 int vm_files_open_boot(const struct vm_config *cfg, struct vm_files *files) EMBER_MUST_CHECK;
 /* For a restore: the disks and network backends, and the memory file (which
- * must hold exactly cfg->mem_size bytes); no kernel. */
-int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path,
+ * must hold exactly cfg->mem_size bytes); no kernel. With 'uffd', mem_path
+ * is a page-fault handler's socket instead (uffd.h), connected to once
+ * guest memory exists. */
+int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path, bool uffd,
                           struct vm_files *files) EMBER_MUST_CHECK;
 /* Once the kernel and initrd are in guest memory: unmap them, so their pages
  * do not stay resident in ember (they were ~17 MiB of its own memory). */

@@ -124,8 +124,10 @@ static int write_memory(struct vm *vm, enum snapshot_type type, const char *path
         if (type == SNAPSHOT_DIFF) /* the state file says which pages the diff holds */
             rec_put_bytes(rec_put_item(dirty_rec, "regions"), "dirty", dirty,
                           (size_t)((r->size / GM_PAGE_SIZE + 63) / 64) * 8);
+        /* A restored guest's missing pages are in its memory file or with
+         * its page-fault handler, not zero: only a booted one skips them. */
         int w = write_region(f.fd, r, off, type == SNAPSHOT_DIFF ? dirty : NULL,
-                             vm->files->mem_fd < 0);
+                             !vm->files->restoring);
         free(dirty);
         if (w)
             ret = err_errno(w, "cannot write memory file %s", path);

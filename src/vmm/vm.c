@@ -174,9 +174,22 @@ static int vm_map_pmem(struct vm *vm)
     return 0;
 }
 
+/* Guest RAM handed to a page-fault handler: anonymous, every page missing
+ * until the handler copies it in (2 MiB at a time on hugetlbfs pages). */
+static int vm_setup_uffd_memory(struct vm *vm)
+{
+    int ret = gm_create_anon_with(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START,
+                                  &(struct gm_anon_options){vm->cfg->pages, vm->cfg->ksm});
+    uint64_t page_size = vm->cfg->pages == GUEST_PAGES_HUGETLB ? MiB(2) : GM_PAGE_SIZE;
+    if (!ret && (ret = uffd_backend_start(&vm->uffd, vm->files->uffd_path, &vm->mem, page_size)))
+        vm->handler_refused = vm->uffd.uffd >= 0; /* the userfaultfd itself worked */
+    return ret;
+}
+
 static int vm_setup_memory(struct vm *vm)
 {
-    int ret = vm->files->mem_fd >= 0
+    int ret = vm->files->uffd_path ? vm_setup_uffd_memory(vm)
+              : vm->files->mem_fd >= 0
                   ? gm_create_file(&vm->mem, vm->files->mem_fd, vm->cfg->mem_size,
                                    LAYOUT_PCI_HOLE_START)
                   : gm_create_anon_with(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START,
@@ -333,6 +346,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files
               void *on_stop_ctx)
 {
     memset(vm, 0, sizeof(*vm));
+    uffd_backend_init(&vm->uffd);
     vm->cfg = cfg;
     vm->files = files;
     vm->loop = loop;
@@ -366,7 +380,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files
     if (ret)
         return ret;
     /* Restoring: memory and every part's state come from the snapshot. */
-    return files->mem_fd >= 0 ? vm_setup_vcpus(vm, NULL, NULL) : vm_load_guest(vm);
+    return files->restoring ? vm_setup_vcpus(vm, NULL, NULL) : vm_load_guest(vm);
 }
 
 /* --- running it ----------------------------------------------------------------- */
@@ -548,6 +562,7 @@ void vm_destroy(struct vm *vm)
         vm->accel->vm_destroy(vm->avm);
         vm->avm = NULL;
     }
+    uffd_backend_stop(&vm->uffd); /* watched the handler until nothing waits on it */
     gm_destroy(&vm->mem);
     console_detach(vm->console);
     if (vm->stop_fd >= 0) {

@@ -28,6 +28,7 @@
 #include "vmm/console.h"
 #include "vmm/files.h"
 #include "vmm/platform.h"
+#include "vmm/uffd.h"
 #include "vmm/vcpu.h"
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_HALTED };
@@ -48,6 +49,8 @@ struct vm {
     const struct accel_ops *accel;
     struct accel_vm *avm;
     struct guest_mem mem;
+    struct uffd_backend uffd;  /* restoring through a page-fault handler */
+    bool handler_refused;      /* vm_create failed on the handler (not the host) */
     struct bus pio;
     struct bus mmio;
     struct pci_bus pci;
@@ -87,7 +90,7 @@ struct vm {
 };
 
 /* Build the VM (memory, board, vCPUs) without running it: from the boot
- * files, or — when files->mem_fd is open — as the shell a snapshot's state
+ * files, or — when files->restoring — as the shell a snapshot's state
  * is loaded into. 'on_stop' is called from 'loop' once the VM must stop. */
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files,
               struct evloop *loop, struct console *console, void (*on_stop)(void *ctx),

@@ -278,7 +278,7 @@ static int vmm_check_accel(struct vmm *vmm, bool restoring, enum vmm_fault *faul
 /* The one way a VM comes to life, booted or restored: open its files,
  * choose the backend, build it, give it a snapshot's state if there is one,
  * and start it. On failure nothing is left and *fault says what went wrong. */
-static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
+static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bool paused,
                         enum vmm_fault *fault)
 {
     bool restoring = mem_path != NULL;
@@ -298,7 +298,7 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
     if (!ret)
         ret = vmm_choose_accel(vmm, restoring);
     if (!ret)
-        ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, &vmm->files)
+        ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, mem_uffd, &vmm->files)
                         : vm_files_open_boot(&vmm->cfg, &vmm->files);
     if (!ret)
         ret = vmm_check_accel(vmm, restoring, fault);
@@ -311,8 +311,9 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool paused,
                          vmm_on_vm_stop, vmm))) {
         /* A host that cannot give the guest its memory (or the hugetlbfs
          * pool asked for) is told at setup: a smaller --mem or more memory
-         * is the answer, not a report of a failing VM. */
-        if (ret == -ENOMEM)
+         * is the answer, not a report of a failing VM. So is a page-fault
+         * handler that cannot be reached or refuses the handshake. */
+        if (ret == -ENOMEM || vmm->vm->handler_refused)
             *fault = VMM_FAULT_SETUP;
         return err_prefix(ret, "cannot create the VM");
     }
@@ -338,7 +339,7 @@ int vmm_start(struct vmm *vmm, const struct vm_config *cfg, enum vmm_fault *faul
     if (vmm->vm)
         return err_set(-EBUSY, "the VM is already running");
     vmm->cfg = *cfg;
-    int ret = vmm_bring_up(vmm, NULL, false, fault);
+    int ret = vmm_bring_up(vmm, NULL, false, false, fault);
     if (ret)
         vmm_discard_vm(vmm);
     return ret;
@@ -434,7 +435,7 @@ static int apply_overrides(struct vmm *vmm, const struct vm_overrides *o)
     return 0;
 }
 
-int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
+int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path, bool mem_uffd,
                 const struct vm_overrides *overrides, bool resume, enum vmm_fault *fault)
 {
     *fault = VMM_FAULT_SETUP;
@@ -450,7 +451,7 @@ int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
                  "'ember merge-memory'", state_path);
     ret = apply_overrides(vmm, overrides);
     if (!ret)
-        ret = vmm_bring_up(vmm, mem_path, !resume, fault);
+        ret = vmm_bring_up(vmm, mem_path, mem_uffd, !resume, fault);
     if (ret) {
         vmm_discard_vm(vmm);
         memset(&vmm->cfg, 0, sizeof(vmm->cfg)); /* it pointed into the snapshot */

@@ -90,10 +90,11 @@ int vmm_set_nic_rate_limits(struct vmm *vmm, unsigned index, const struct rate_l
 int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_path,
                  const char *mem_path) EMBER_MUST_CHECK;
 
-/* Build the snapshot's machine, map its memory file, give back every
- * part's state, and run it (or leave it paused). Like vmm_start, a failure
- * leaves nothing behind. */
-int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path,
+/* Build the snapshot's machine, map its memory file (or, with 'mem_uffd',
+ * hand its memory to the page-fault handler listening on mem_path: uffd.h),
+ * give back every part's state, and run it (or leave it paused). Like
+ * vmm_start, a failure leaves nothing behind. */
+int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path, bool mem_uffd,
                 const struct vm_overrides *overrides, bool resume, enum vmm_fault *fault)
     EMBER_MUST_CHECK;
 

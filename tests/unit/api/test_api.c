@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "util/json_fields.h"
 #include "api/resources.h"
+#include "api/snapshot_requests.h"
 
 static struct json_object *parse_ok(const char *text)
 {
@@ -177,6 +178,42 @@ static int set_vsock(struct api_resources *r, const char *id, struct json_object
     return api_set_vsock(r, body);
 }
 
+/* mem_backend: File maps the file, Uffd names a page-fault handler's socket. */
+static void test_snapshot_load_backends(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        int ret;
+        bool uffd;
+        const char *message;
+    } cases[] = {
+        {"{\"snapshot_path\": \"s\", \"mem_backend\": {\"backend_type\": \"File\", "
+         "\"backend_path\": \"m\"}}", 0, false, NULL},
+        {"{\"snapshot_path\": \"s\", \"mem_backend\": {\"backend_type\": \"Uffd\", "
+         "\"backend_path\": \"/run/h.sock\"}}", 0, true, NULL},
+        {"{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\"}", 0, false, NULL},
+        {"{\"snapshot_path\": \"s\", \"mem_backend\": {\"backend_type\": \"Tape\", "
+         "\"backend_path\": \"m\"}}", -EINVAL, false, "'Tape' is not supported"},
+        {"{\"snapshot_path\": \"s\", \"mem_backend\": {\"backend_type\": \"Uffd\", "
+         "\"backend_path\": \"\"}}", -EINVAL, false, "empty backend_path"},
+        {"{\"snapshot_path\": \"s\", \"mem_backend\": {\"backend_type\": \"Uffd\"}}",
+         -EINVAL, false, "backend_path"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct json_object *body = parse_ok(cases[i].body);
+        struct snapshot_load_req req;
+        assert_int_equal(api_parse_snapshot_load(body, &req), cases[i].ret);
+        if (!cases[i].ret) {
+            assert_int_equal(req.mem_uffd, cases[i].uffd);
+            assert_string_equal(req.mem_path, cases[i].uffd ? "/run/h.sock" : "m");
+        } else {
+            assert_non_null(strstr(err_msg(), cases[i].message));
+        }
+        json_object_put(body);
+    }
+}
+
 static void test_vsock(void **state)
 {
     (void)state;
@@ -290,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_jf_parse),
         cmocka_unit_test(test_jf_check),
         cmocka_unit_test(test_build_config),
+        cmocka_unit_test(test_snapshot_load_backends),
         cmocka_unit_test(test_vsock),
         cmocka_unit_test(test_machine_config),
         cmocka_unit_test(test_router),

@@ -173,6 +173,10 @@ static void test_snapshot_commands(void **state)
     assert_null(req.overrides.vsock_uds);
     assert_int_equal(parse(&req, "ember restore --snapshot s --mem m --vsock uds=/tmp/n.sock"), 0);
     assert_string_equal(req.overrides.vsock_uds, "/tmp/n.sock");
+    assert_false(req.mem_uffd);
+    assert_int_equal(parse(&req, "ember restore --snapshot s --mem-uffd /run/h.sock"), 0);
+    assert_true(req.mem_uffd);
+    assert_string_equal(req.mem_path, "/run/h.sock");
     assert_int_equal(parse(&req, "ember snapshot --api-sock a --snapshot s --mem m --diff "
                                  "--keep-paused"), 0);
     assert_int_equal(req.command, CLI_SNAPSHOT);
@@ -219,8 +223,9 @@ static void test_errors(void **state)
         {"ember --api-sock s --http-api-max-payload-size 10", "from 1024 to 16777216"},
         {"ember --api-sock s --cpus 2", "unknown option '--cpus'"},
         {"ember --api-sock", "needs a value"},
-        {"ember restore --snapshot s", "--snapshot and --mem are required"},
+        {"ember restore --snapshot s", "--snapshot and --mem (or --mem-uffd) are required"},
         {"ember restore --snapshot s --mem m --disk d.img", "expected ID=VALUE"},
+        {"ember restore --snapshot s --mem m --mem-uffd h", "one of --mem and --mem-uffd"},
         {"ember restore --snapshot s --mem m --cpus 2", "unknown option '--cpus'"},
         {"ember snapshot --snapshot s --mem m", "--api-sock is required"},
         {"ember snapshot --api-sock a --snapshot s --mem m -v", "unknown option"},
