@@ -443,8 +443,8 @@ static int soft_vcpu_run(struct accel_vcpu *vcpu, struct accel_exit *exit)
     }
 }
 
-/* The engine stops at instruction breakpoints itself; it cannot watch
- * data (ACCEL_CAP_WATCHPOINTS is not set). */
+/* The engine stops at instruction breakpoints and data watchpoints itself
+ * (the debugger's DR7: R/W 0 execute, 1 write, 3 access; LEN 1, 2, 4, 8). */
 static int soft_vcpu_set_debug(struct accel_vcpu *vcpu, const struct accel_debug *dbg)
 {
     struct cpu_debug cd = {0};
@@ -456,10 +456,16 @@ static int soft_vcpu_set_debug(struct accel_vcpu *vcpu, const struct accel_debug
     for (unsigned n = 0; (dbg->flags & ACCEL_DEBUG_HW_BP) && n < 4; n++) {
         if (!(dbg->dr7 & (ACCEL_DR7_ENABLE(n) | ACCEL_DR7_ENABLE(n) >> 1)))
             continue;
-        if ((dbg->dr7 >> (16 + n * 4)) & 3)
-            return err_set(-EOPNOTSUPP, "the CPU engine has no data watchpoints");
+        unsigned rw = (dbg->dr7 >> (16 + n * 4)) & 3, len = (dbg->dr7 >> (18 + n * 4)) & 3;
+        if (rw == 2)
+            return err_set(-EOPNOTSUPP, "the CPU engine watches no I/O ports");
+        static const uint8_t bytes[4] = {1, 2, 8, 4};
+        cd.watch[n] = (uint8_t)rw;
+        cd.len[n] = rw ? bytes[len] : 1;
+        cd.addr[n] = dbg->dr[n] & ~(uint64_t)(cd.len[n] - 1); /* as the hardware aligns */
         cd.enabled[n] = true;
-        cd.addr[n] = dbg->dr[n];
+        if (!rw)
+            cd.addr[n] = dbg->dr[n];
         cd.flags |= CPU_DEBUG_HW_BP;
     }
     cpu_set_debug(to_vcpu(vcpu)->cpu, &cd);
@@ -513,7 +519,7 @@ static size_t soft_vcpu_counters(struct accel_vcpu *vcpu, struct accel_counter *
 
 const struct accel_ops accel_soft_ops = {
     .name = "soft",
-    .caps = 0,
+    .caps = ACCEL_CAP_WATCHPOINTS,
     .vm_create = soft_vm_create,
     .vm_destroy = soft_vm_destroy,
     .map_memory = soft_map_memory,

@@ -362,6 +362,9 @@ void cpu_set_debug(struct cpu *c, const struct cpu_debug *dbg)
     c->dbg = *dbg;
     c->dbg_stepped = false;
     c->dbg_resumed = true;
+    c->watch_hit = 0;
+    /* TLB entries of watched pages carry TLBF_WATCH: refill them all */
+    cpu_signal(c, CPU_EVENT_TLB_FLUSH);
 }
 
 static int debug_stop(struct cpu_exit *ex, uint64_t rip, uint64_t dr6)
@@ -383,13 +386,21 @@ static int debug_exec(struct cpu *c, struct cpu_exit *ex)
     }
     if ((c->dbg.flags & CPU_DEBUG_HW_BP) && !c->dbg_resumed)
         for (unsigned n = 0; n < 4; n++)
-            if (c->dbg.enabled[n] && c->dbg.addr[n] == c->rip)
+            if (c->dbg.enabled[n] && c->dbg.watch[n] == CPU_WATCH_EXEC &&
+                c->dbg.addr[n] == c->rip)
                 return debug_stop(ex, c->rip, 1ull << n);
     c->dbg_resumed = false;
     if (c->dbg.flags & CPU_DEBUG_STEP)
         c->dbg_stepped = true;
+    c->watch_hit = 0;
     exec_one(c);
     c->rflags &= ~(uint64_t)F_RF;
+    if (unlikely(c->watch_hit)) { /* a trap: RIP is the next instruction's */
+        uint64_t dr6 = c->watch_hit | (c->dbg_stepped ? 0x4000 : 0);
+        c->watch_hit = 0;
+        c->dbg_stepped = false;
+        return debug_stop(ex, c->rip, dr6);
+    }
     return 0;
 }
 

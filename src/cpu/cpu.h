@@ -172,15 +172,20 @@ void cpu_set_debugregs(struct cpu *cpu, const struct cpu_debugregs *dr);
 
 /* A debugger's control of the vCPU (a GDB stub), separate from the
  * guest's own debug registers. Breakpoints and steps bypass the block
- * cache's chaining: while CPU_DEBUG_STEP or an instruction breakpoint is
- * set the engine runs one instruction at a time. */
+ * cache's chaining: while CPU_DEBUG_STEP or a hardware breakpoint or
+ * watchpoint is set the engine runs one instruction at a time. */
 #define CPU_DEBUG_STEP 1u  /* stop after one instruction */
 #define CPU_DEBUG_SW_BP 2u /* INT3 stops instead of reaching the guest */
-#define CPU_DEBUG_HW_BP 4u /* stop before executing addr[n] where enabled[n] */
+#define CPU_DEBUG_HW_BP 4u /* the enabled[n] entries: see 'watch' */
+#define CPU_WATCH_EXEC 0u  /* stop before executing addr[n] */
+#define CPU_WATCH_WRITE 1u /* stop after an instruction that wrote [addr, addr+len) */
+#define CPU_WATCH_RW 3u    /* ... that read or wrote it */
 struct cpu_debug {
     unsigned flags;
     uint64_t addr[4];
     bool enabled[4];
+    uint8_t watch[4];  /* CPU_WATCH_* */
+    uint8_t len[4];    /* bytes watched (1, 2, 4, 8) */
     bool pass_int3; /* the next INT3 reaches the guest (it was the guest's own) */
 };
 /* Takes effect at the next cpu_run; the first instruction it runs is not

@@ -145,6 +145,7 @@ enum {
 /* Low bits of a tag force the slow path. */
 #define TLBF_MMIO 1ull
 #define TLBF_CODE 2ull   /* tag_w: the page holds decoded code */
+#define TLBF_WATCH 4ull  /* a debugger watches data in the page: slow paths check */
 #define TLBF_MASK 0xfffull
 
 struct tlbe {
@@ -266,6 +267,7 @@ struct cpu {
     /* a debugger's requests (cpu_set_debug) */
     struct cpu_debug dbg;
     bool dbg_stepped;           /* the step's instruction has run: stop */
+    uint8_t watch_hit;          /* DR6 B0-B3 of the watchpoints the instruction hit */
     bool dbg_resumed;           /* no breakpoint check at the first instruction */
 
     /* config */

@@ -289,6 +289,30 @@ static void tlb_note_alias(struct cpu *c, struct code_page *cp, uint64_t pa, uin
     cp->nalias = (uint8_t)n;
 }
 
+/* A debugger's data watchpoint covers some byte of the page at 'page'. */
+static bool page_watched(const struct cpu *c, uint64_t page)
+{
+    if (!(c->dbg.flags & CPU_DEBUG_HW_BP))
+        return false;
+    for (unsigned n = 0; n < 4; n++)
+        if (c->dbg.enabled[n] && c->dbg.watch[n] != CPU_WATCH_EXEC &&
+            c->dbg.addr[n] + c->dbg.len[n] > page && c->dbg.addr[n] < page + 4096)
+            return true;
+    return false;
+}
+
+/* In a slow path, for an access to [va, va+len) in a watched page: note the
+ * watchpoints it touches (the vCPU stops after the instruction, as the
+ * hardware's data breakpoints trap). */
+static void watch_check(struct cpu *c, uint64_t va, unsigned len, bool write)
+{
+    for (unsigned n = 0; n < 4; n++)
+        if (c->dbg.enabled[n] && (c->dbg.watch[n] == CPU_WATCH_RW ||
+                                  (write && c->dbg.watch[n] == CPU_WATCH_WRITE)) &&
+            c->dbg.addr[n] < va + len && va < c->dbg.addr[n] + c->dbg.len[n])
+            c->watch_hit |= (uint8_t)(1u << n);
+}
+
 /* Fill the TLB entry for 'va' in mode table 'm' from a successful walk for
  * an access of 'kind'. While the VMM tracks dirty pages, an entry may write
  * RAM only if it was filled by a write, which marks the page: the fast
@@ -309,7 +333,7 @@ static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const st
         c->vtlbx[m][j] = *ex;
     }
     uint8_t *host = phys_ram_ptr(c, x->pa, 4096);
-    uint64_t flags = host ? 0 : TLBF_MMIO;
+    uint64_t flags = (host ? 0 : TLBF_MMIO) | (page_watched(c, page) ? TLBF_WATCH : 0);
     uint64_t wflags = flags;
     if (host) {
         struct code_page *cp = phys_code_page(c, x->pa);
@@ -449,6 +473,8 @@ static void read_page(struct cpu *c, const struct insn *i, uint64_t va, void *bu
                       unsigned acc)
 {
     struct tlbe *e = translate(c, i, va, (acc & ~ACC_KIND) | ((acc & ACC_KIND) == ACC_X ? ACC_X : ACC_R));
+    if (unlikely(e->tag_r & TLBF_WATCH))
+        watch_check(c, va, len, false);
     if (!(e->tag_r & TLBF_MMIO)) {
         memcpy(buf, (void *)(va + e->addend), len);
         return;
@@ -460,6 +486,8 @@ static void write_page(struct cpu *c, const struct insn *i, uint64_t va, const v
                        unsigned len, unsigned acc)
 {
     struct tlbe *e = translate(c, i, va, (acc & ~ACC_KIND) | ACC_W);
+    if (unlikely(e->tag_w & TLBF_WATCH))
+        watch_check(c, va, len, true);
     if (e->tag_w & TLBF_MMIO) {
         mmio_access(c, entry_pa(c, e, va), (void *)buf, len, true);
         return;
@@ -523,6 +551,8 @@ uint64_t mem_read_slow(struct cpu *c, const struct insn *i, uint64_t va, unsigne
     uint64_t v = 0;
     if ((va & 0xfff) + size <= 4096) {
         struct tlbe *e = translate(c, i, va, acc);
+        if (unlikely(e->tag_r & TLBF_WATCH))
+            watch_check(c, va, size, false);
         if (!(e->tag_r & TLBF_MMIO)) {
             memcpy(&v, (void *)(va + e->addend), size);
             return v;
@@ -563,7 +593,7 @@ void *mem_host_ptr(struct cpu *c, const struct insn *i, uint64_t va, unsigned le
     if ((va & 0xfff) + len > 4096)
         return NULL;
     struct tlbe *e = translate(c, i, va, ACC_W | (acc & ~ACC_KIND));
-    if (e->tag_w & (TLBF_MMIO | TLBF_CODE))
+    if (e->tag_w & (TLBF_MMIO | TLBF_CODE | TLBF_WATCH))
         return NULL;
     return (void *)(va + e->addend);
 }

@@ -178,7 +178,11 @@ def asan_boot():
 def terminal_keys():
     ctrl_c = job("ctrl-c", (
         '"$RUNWATCH" --pty --timeout 80 '
-        "--when 'ember-guest: ready' --send 'sleep 50\\r' "
+        # Ctrl-C to the shell's line editor, which drops the typed line: no
+        # race with the command starting (the default guest's console shell
+        # has SIGINT ignored, inherited from init, so a running command
+        # would not stop)
+        "--when 'ember-guest: ready' --send 'sleep 50' "
         "--when 'sleep 50' --send '\\x03' "
         "--when '^C' --send 'echo al\"\"ive\\r' "
         "--when 'alive' --send 'poweroff -f\\r' "
