@@ -1,6 +1,7 @@
 /* ember: parse the command line, set up the VMM (and its control API), run
  * the VM, and turn how it ended into an exit status. Errors are reported
  * here, once. */
+#include <execinfo.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <signal.h>
@@ -66,9 +67,17 @@ static int find_default_guest(struct vm_config *cfg)
                    env ? env : "", env ? ", " : "", dirs[1], dirs[2]);
 }
 
+/* A crash says where it happened: the frames as binary+offset, for
+ * addr2line -e ember (backtrace() was called once at start-up, so it does
+ * not load libgcc here). */
 static void crash_handler(int sig)
 {
     console_restore_terminal();
+    static const char head[] = "\nember: fatal signal; backtrace (addr2line -e ember):\n";
+    if (write(STDERR_FILENO, head, sizeof(head) - 1) > 0) {
+        void *frames[32];
+        backtrace_symbols_fd(frames, backtrace(frames, 32), STDERR_FILENO);
+    }
     raise(sig); /* SA_RESETHAND: the default action now applies */
 }
 
@@ -78,6 +87,8 @@ static void install_process_signals(void)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = crash_handler;
     sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    void *warm[1];
+    backtrace(warm, 1);
     const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
     for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
         sigaction(fatal[i], &sa, NULL);

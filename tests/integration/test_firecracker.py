@@ -599,8 +599,10 @@ def fc_kata():
         "cat out.txt; echo '--- metrics'; cat metrics.out\n")
 
     def check(j):
+        crash = j.output[j.output.find("ember: fatal signal"):][:3000] \
+            if "ember: fatal signal" in j.output else ""
         expect(ember_rc(j) == 143, f"fc-kata: ember rc={ember_rc(j)}, expected 143 (ended by "
-                                   "SIGTERM)")
+                                   f"SIGTERM) {crash}")
         m = re.search(r"^version-line (.*)$", j.output, re.M)
         expect(m, "no --version output")
         parse_version_as_kata(m.group(1))

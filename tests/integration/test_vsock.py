@@ -84,6 +84,7 @@ def stream_both_ways(ctx):
         "vsockperf recv unix:$DATA/v.sock_5001 > host-recv.txt 2>&1 &\n" +
         background(run_vm(guest)) +
         "wait_file $DATA/v.sock\n"
+        "wait_for 'vsockperf: listening' vm.txt\n"
         "vsockperf send hybrid:$DATA/v.sock:5000 16 --seed 5 > host-send.txt 2>&1\n"
         "wait_for 'ember rc=' vm.txt\n"
         "echo '=== vm'; cat vm.txt; echo '=== host-send'; cat host-send.txt\n"
@@ -289,6 +290,7 @@ def config_and_api(ctx):
         "($T \"$EMBER\" --config-file vm.json --no-api < /dev/null > cf.txt 2>&1; "
         "echo \"ember rc=$?\" >> cf.txt) &\n"
         "wait_file $DATA/cf.sock\n"
+        "wait_for 'vsockperf: listening' cf.txt\n"
         "vsockperf send hybrid:$DATA/cf.sock:9001 2 --seed 12 > cf-send.txt 2>&1\n"
         "wait_for 'ember rc=' cf.txt\n"
         "echo '=== cf'; cat cf.txt cf-recv.txt cf-send.txt\n"
@@ -310,6 +312,7 @@ def config_and_api(ctx):
         "| sed 's/^/start /'\n"
         "api -X PUT http://x/vsock -d '{\"guest_cid\": 3, \"uds_path\": \"/tmp/late.sock\"}' "
         "| sed 's/^/late /'\n"
+        "wait_for 'vsockperf: listening' api.txt\n"
         "vsockperf send hybrid:$DATA/api-v.sock:9001 2 --seed 12 > api-send.txt 2>&1\n"
         "wait_for 'ember rc=' api.txt\n"
         "cat api.txt api-recv.txt api-send.txt\n")
