@@ -308,8 +308,9 @@ guest: $(GUEST)/vmlinuz $(GUEST)/vmlinux $(GUEST)/initramfs.cpio
 # directory holds the default initramfs too: EMBER_GUEST_DIR=$(GUEST_MIN)
 # (or tests/run.py --guest-kernel min) boots the same guest on this kernel.
 GUEST_MIN := $(BUILD)/guest-min
+# '+': the kernel's own make joins this one's jobserver (make -jN).
 $(GUEST_MIN)/vmlinuz: guest/kernel/microvm.config guest/kernel/build.sh
-	guest/kernel/build.sh $(BUILD)/kernel $(GUEST_MIN)
+	+guest/kernel/build.sh $(BUILD)/kernel $(GUEST_MIN)
 
 $(GUEST_MIN)/vmlinux: $(GUEST_MIN)/vmlinuz
 

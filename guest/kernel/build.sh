@@ -42,25 +42,34 @@ mkdir -p "$obj"
     > "$obj/merge.log" 2>&1 || { cat "$obj/merge.log" >&2; exit 1; }
 kmake olddefconfig
 # merge_config.sh only warns when a value did not stick (a dependency is
-# missing or a symbol is misspelt): here that is an error.
-
-grep -E '^(CONFIG_[A-Z0-9_]+)=' "$fragment" | while IFS= read -r line; do
+# missing, the option needs CONFIG_EXPERT, or a symbol is misspelt): here
+# that is an error.
+sed -n 's/^# \(CONFIG_[A-Z0-9_]*\) is not set$/\1=n/p; /^CONFIG_/p' "$fragment" |
+while IFS= read -r line; do
     sym=${line%%=*}
     val=${line#*=}
     if [ "$val" = n ]; then
-        grep -qx "$sym=y" "$obj/.config" && { echo "guest-kernel: $sym is set, wanted off" >&2; echo x; }
-    else
-        grep -qx "$sym=$val" "$obj/.config" || { echo "guest-kernel: $line did not stick" \
-            "($(grep "^$sym=\|^# $sym is not set" "$obj/.config" || echo absent))" >&2; echo x; }
+        if grep -q "^$sym=" "$obj/.config"; then
+            echo "guest-kernel: $sym is set, wanted off" >&2; echo x
+        fi
+    elif ! grep -qx "$sym=$val" "$obj/.config"; then
+        echo "guest-kernel: $line did not stick" \
+             "($(grep "^$sym=\|^# $sym is not set" "$obj/.config" || echo absent))" >&2
+        echo x
     fi
 done > "$obj/config-check"
 if [ -s "$obj/config-check" ]; then
     exit 1
 fi
 
-jobs=${JOBS:-$(nproc)}
+# Under make -jN (make guest-kernel) the kernel's make joins its jobserver;
+# run by hand, it uses every CPU (or JOBS).
+case " ${MAKEFLAGS:-} " in
+*jobserver*) parallel= ;;
+*) parallel=-j${JOBS:-$(nproc)} ;;
+esac
 start=$(date +%s)
-kmake -j"$jobs" bzImage
+kmake $parallel bzImage
 echo "guest-kernel: built in $(($(date +%s) - start)) s"
 cp "$obj/arch/x86/boot/bzImage" "$out/vmlinuz.tmp" && mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 cp "$obj/vmlinux" "$out/vmlinux.tmp" && mv "$out/vmlinux.tmp" "$out/vmlinux"

@@ -14,8 +14,8 @@ from test_net import free_port
 from test_vsock import initrd_with_vsockperf, sums
 
 # The drivers the guest must have bound without loading a module.
-DRIVERS = ("virtio_blk", "virtio_net", "virtio_console", "virtio_vsock", "virtiofs",
-           "virtio_rng", "virtio_balloon")
+DRIVERS = ("virtio_blk", "virtio_net", "virtio_console", "vmw_vsock_virtio_transport",
+           "virtiofs", "virtio_rng", "virtio_balloon", "virtio_pmem")
 
 GUEST = r'''
 echo "kernel $(uname -r) modules=$([ -e /proc/modules ] && echo yes || echo no)"
