@@ -54,12 +54,12 @@ def minimal_kernel_devices(ctx):
         "BB=busybox\n"
         "mkdir share && printf from-host > share/host.txt && printf page-from-host > page.txt\n"
         "printf DISK-HOST > d.img && truncate -s 16M d.img\n"
-        f'$BB httpd -p 127.0.0.1:{port} -h "$DATA"\n'
+        f'$BB httpd -f -p 127.0.0.1:{port} -h "$DATA" & httpd=$!\n'
         'vsockperf recv unix:$DATA/v.sock_5001 > host-recv.txt 2>&1 &\n'
         '"$EMBER" run --kernel "$DATA/vmlinuz" --initrd "$DATA/initrd.cpio" --disk path=d.img '
         "--net user --share share,tag=work --vsock cid=3,uds=$DATA/v.sock --console virtio "
         f"--cmdline '{cmdline}' < /dev/null; echo \"ember rc=$?\"\n"
-        "wait\n"
+        "kill $httpd; wait\n"
         'echo "host-disk $(dd if=d.img bs=512 skip=1 count=1 2>/dev/null | head -1)"\n'
         'echo "host-fs $(cat share/guest.txt)"\n'
         "cat host-recv.txt\n")
