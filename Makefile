@@ -42,13 +42,14 @@ define objs
 $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
-.PHONY: all asan guest unit unit-asan test run run-nested bench tools clean deps help check-layers fuzz
+.PHONY: all asan guest guest-kernel unit unit-asan test run run-nested bench tools clean deps help check-layers fuzz
 all: $(BUILD)/ember
 
 help:
 	@echo "make            build $(BUILD)/ember"
 	@echo "make deps       install build and test dependencies (apt-get, needs root)"
 	@echo "make guest      build the default guest (Debian kernel + busybox initramfs)"
+	@echo "make guest-kernel  build the minimal guest kernel into $(BUILD)/guest-min (guest/kernel)"
 	@echo "make run        boot the default guest (KVM if the host has it, else ember's engine)"
 	@echo "make run-nested boot it with KVM inside the nested harness's L1 host"
 	@echo "make test       run unit and integration tests"
@@ -306,6 +307,24 @@ $(GUEST)/initramfs.cpio: $(GUEST)/.fetched guest/init guest/udhcpc.script guest/
 	guest/build-initramfs.sh $(BUILD)/debs $@
 
 guest: $(GUEST)/vmlinuz $(GUEST)/vmlinux $(GUEST)/initramfs.cpio
+
+# --- the minimal guest kernel (guest/kernel, README "The minimal guest kernel")
+# Built from Debian's linux-source-6.1 with guest/kernel/microvm.config; the
+# source and object tree stay in $(BUILD)/kernel, so this is done once. The
+# directory holds the default initramfs too: EMBER_GUEST_DIR=$(GUEST_MIN)
+# (or tests/run.py --guest-kernel min) boots the same guest on this kernel.
+GUEST_MIN := $(BUILD)/guest-min
+# '+': the kernel's own make joins this one's jobserver (make -jN).
+$(GUEST_MIN)/vmlinuz: guest/kernel/microvm.config guest/kernel/build.sh
+	+guest/kernel/build.sh $(BUILD)/kernel $(GUEST_MIN)
+
+$(GUEST_MIN)/vmlinux: $(GUEST_MIN)/vmlinuz
+
+$(GUEST_MIN)/initramfs.cpio: $(GUEST)/initramfs.cpio
+	@mkdir -p $(GUEST_MIN)
+	cp $< $@
+
+guest-kernel: $(GUEST_MIN)/vmlinuz $(GUEST_MIN)/vmlinux $(GUEST_MIN)/initramfs.cpio
 
 # --- running and testing ----------------------------------------------------
 deps:

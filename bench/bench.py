@@ -33,6 +33,7 @@ INIT_LINE = "ember-guest: init started"
 QEMU_FILES = ["qboot.rom", "kvmvapic.bin", "linuxboot.bin", "linuxboot_dma.bin",
               "multiboot.bin", "multiboot_dma.bin", "pvh.bin"]
 KERNEL, INITRD = '"$GUEST/vmlinuz"', '"$GUEST/initramfs.cpio"'
+VMLINUX = '"$GUEST/vmlinux"'  # the same kernel as an ELF: the PVH entry
 
 
 def cmdline(guest_cmd):
@@ -48,16 +49,16 @@ def ember_binary(vmm):
     return shlex.quote(baseline_path) if vmm == BASELINE else '"$EMBER"'
 
 
-def ember_cmd(mem, cpus, cl, initrd=INITRD, extra="", vmm="ember"):
-    return (f'{ember_binary(vmm)} run --kernel {KERNEL} --initrd {initrd} --mem {mem}M '
+def ember_cmd(mem, cpus, cl, initrd=INITRD, extra="", vmm="ember", kernel=KERNEL):
+    return (f'{ember_binary(vmm)} run --kernel {kernel} --initrd {initrd} --mem {mem}M '
             f"--cpus {cpus} {extra} --cmdline '{cl}'")
 
 
-def qemu_cmd(machine, mem, cpus, cl, initrd=INITRD, extra=""):
+def qemu_cmd(machine, mem, cpus, cl, initrd=INITRD, extra="", kernel=KERNEL):
     return (f"qemu-system-x86_64 -M {machine} -accel kvm -cpu host -m {mem} -smp {cpus} "
             "-nodefaults -no-user-config -display none -serial stdio -no-reboot "
             "-L /usr/share/qemu -L /usr/share/seabios "
-            f"-kernel {KERNEL} -initrd {initrd} {extra} -append '{cl}'")
+            f"-kernel {kernel} -initrd {initrd} {extra} -append '{cl}'")
 
 
 def l1_files(build):
@@ -115,6 +116,8 @@ class BootSuite:
         self.args = args
         if args.baseline:
             self.vmms = ["ember", BASELINE] + self.vmms[1:]
+        if args.pvh:  # the kernel's ELF too, entered at its PVH note
+            self.vmms = self.vmms[:1] + ["ember-pvh"] + self.vmms[1:] + ["qemu-microvm-pvh"]
         self.figures = [Figure("VMM start → first init line", "ms"),
                         Figure("VMM start → guest power-off", "ms"),
                         Figure("peak RSS of the VMM", "MiB", scale=1 / 1024),
@@ -128,7 +131,10 @@ class BootSuite:
         cmd = {"ember": ember_cmd(a.mem, a.cpus, cl),
                "ember-mmio": ember_cmd(a.mem, a.cpus, cl + " pci=off"),
                BASELINE: ember_cmd(a.mem, a.cpus, cl, vmm=BASELINE),
+               "ember-pvh": ember_cmd(a.mem, a.cpus, cl, kernel=VMLINUX),
                "qemu-microvm": qemu_cmd("microvm,rtc=on", a.mem, a.cpus, cl),
+               "qemu-microvm-pvh": qemu_cmd("microvm,rtc=on", a.mem, a.cpus, cl,
+                                            kernel=VMLINUX),
                "qemu-pc": qemu_cmd("pc", a.mem, a.cpus, cl)}[vmm]
         return (f"runwatch --guest-mem {a.mem} --stamp '{INIT_LINE}' -- "
                 f"sh -c {shlex.quote(cmd)}")
@@ -147,8 +153,10 @@ class BootSuite:
         return None
 
     def note(self):
-        return (f"{self.args.mem} MiB, {self.args.cpus} vCPU; the guest powers off at once "
-                "(ember-mmio: the same with pci=off, so its virtio-rng is virtio-mmio). "
+        return (f"{self.args.mem} MiB, {self.args.cpus} vCPU, {guest_kernel_words()}; "
+                "the guest powers off at once "
+                "(ember-mmio: the same with pci=off, so its virtio-rng is virtio-mmio; "
+                "-pvh: the kernel's vmlinux, entered at its PVH note). "
                 "Peak RSS from wait4; the VMM's own memory sampled from /proc/PID/smaps every "
                 "250 ms as its resident set minus its guest-RAM mapping's. The boot-time "
                 "distributions are plotted in the PNG next to the report.")
@@ -805,6 +813,12 @@ class SoftSuite:
         return {"initrd.cpio": ctx["guest_initrd_ioperf"]}
 
 
+def guest_kernel_words():
+    d = os.environ.get("EMBER_TEST_GUEST_DIR", "")
+    return ("the project's minimal guest kernel (build/guest-min)" if d.endswith("guest-min")
+            else "Debian's cloud kernel")
+
+
 SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "vsock": VsockSuite,
           "api": ApiSuite, "snapshot": SnapshotSuite, "exit": ExitSuite, "soft": SoftSuite}
 
@@ -920,8 +934,19 @@ def main():
     ap.add_argument("--baseline", metavar="EMBER",
                     help="another ember binary (an earlier build) to run side by side in the "
                          "boot and exit suites, to see what a change costs")
+    ap.add_argument("--guest-kernel", choices=("debian", "min"), default="debian",
+                    help="the guest's kernel: Debian's cloud kernel (build/guest) or the "
+                         "project's minimal one (build/guest-min, 'make guest-kernel')")
+    ap.add_argument("--pvh", action="store_true",
+                    help="boot suite: also boot the kernel's vmlinux at its PVH entry "
+                         "(ember-pvh, qemu-microvm-pvh)")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
+    guest_dir = os.path.join(args.build, "guest" if args.guest_kernel == "debian" else
+                             "guest-min")
+    if not os.path.exists(os.path.join(guest_dir, "vmlinux")):
+        sys.exit(f"bench: {guest_dir} has no vmlinux (make guest / make guest-kernel)")
+    os.environ["EMBER_TEST_GUEST_DIR"] = guest_dir  # what the hosts give the jobs as $GUEST
     hw, why = host_has_hw_kvm()
     mode = "direct (hardware KVM)" if hw else f"nested harness ({why}), one run per fresh L1"
     print(f"bench: {mode}; {args.runs} runs per VMM", flush=True)
@@ -930,7 +955,7 @@ def main():
         {"/usr/bin/ioperf": os.path.join(args.build, "tools", "ioperf"),
          "/usr/bin/tcpperf": os.path.join(args.build, "tools", "tcpperf"),
          "/usr/bin/vsockperf": os.path.join(args.build, "tools", "vsockperf")},
-        os.path.join(args.build, "guest", "initramfs.cpio"),
+        os.path.join(guest_dir, "initramfs.cpio"),
         os.path.join(work, "initrd-tools.cpio"))
     ctx = {"guest_initrd_ioperf": initrd, "guest_initrd_tools": initrd}
     if hw:

@@ -34,6 +34,7 @@ vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
 fuse virtiofs overlay pvpanic pvpanic-mmio
 libnvdimm nd_btt nd_pmem nd_virtio virtio_pmem"
 : > "$root/lib/modules/load-order"
+echo "$kver" > "$root/lib/modules/kernel-version" # init loads them only into this kernel
 for m in $order; do
     f=$(find "$mods" -name "$m.ko" | head -1)
     if [ -z "$f" ]; then

@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.join(HERE, "integration"))
 sys.path.insert(0, os.path.join(HERE, "harness"))
 
 import framework  # noqa: E402
-from nested import DirectHost, L1Files, NestedHost, SoftHost, host_has_hw_kvm  # noqa: E402
+from nested import (DirectHost, L1Files, NestedHost, SoftHost, host_has_hw_kvm,  # noqa: E402
+                    test_guest_dir)
 
 JOBS_PER_L1 = 7
 # Guest tests on ember's CPU engine get this many times their timeouts.
@@ -93,7 +94,7 @@ class Context:
         self.build = os.path.abspath(build)
         self.ember = os.path.join(self.build, "ember")
         self.ember_asan = os.path.join(self.build, "asan", "ember")
-        self.guest_dir = os.path.join(self.build, "guest")
+        self.guest_dir = test_guest_dir(self.build)
         self.runwatch = os.path.join(self.build, "tools", "runwatch")
         self.hw_kvm = hw_kvm
         self.tmp = None        # a fresh directory per host test
@@ -337,6 +338,18 @@ class EngineBeside:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def use_guest_kernel(build, which):
+    """Point the guest tests (and the engine's child process) at the guest
+    directory of the chosen kernel; the minimal one must have been built."""
+    guest = os.path.join(os.path.abspath(build), "guest" if which == "debian" else "guest-min")
+    if not os.path.exists(os.path.join(guest, "vmlinuz")) or \
+            not os.path.exists(os.path.join(guest, "initramfs.cpio")):
+        sys.exit(f"--guest-kernel {which}: {guest} has no vmlinuz/initramfs.cpio "
+                 f"(run 'make {'guest' if which == 'debian' else 'guest-kernel'}')")
+    os.environ["EMBER_TEST_GUEST_DIR"] = guest
+    print(f"ember tests: the guest tests boot {guest}/vmlinuz by default", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -356,9 +369,15 @@ def main():
     ap.add_argument("--serial", action="store_true",
                     help="run the engine's guest tests after the nested ones instead of "
                          "beside them in a second process")
+    ap.add_argument("--guest-kernel", choices=("debian", "min"), default=None,
+                    help="the kernel the guest tests boot by default: Debian's cloud kernel "
+                         "(build/guest, the default) or the project's minimal one "
+                         "(build/guest-min, 'make guest-kernel'); sets EMBER_TEST_GUEST_DIR")
     ap.add_argument("--engine-child", metavar="RESULTS_JSON", help=argparse.SUPPRESS)
     ap.add_argument("--engine-queue", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.guest_kernel:
+        use_guest_kernel(args.build, args.guest_kernel)
     results = Results()
     start = time.monotonic()
     hw, why = host_has_hw_kvm()

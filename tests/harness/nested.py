@@ -105,6 +105,15 @@ def _write_cpio(root, out_path):
                        cwd=root, input=names, stdout=out, check=True)
 
 
+def test_guest_dir(build):
+    """Where the guest the tests boot by default (its vmlinuz, vmlinux and
+    initramfs.cpio) is: build/guest, Debian's cloud kernel, unless
+    EMBER_TEST_GUEST_DIR names another (tests/run.py --guest-kernel min:
+    build/guest-min, the project's minimal kernel). L1 itself always boots
+    Debian's kernel: it needs its KVM modules."""
+    return os.environ.get("EMBER_TEST_GUEST_DIR") or os.path.join(os.path.abspath(build), "guest")
+
+
 class NestedHost:
     """Builds L1's initramfs once; each run() boots a fresh L1."""
 
@@ -154,7 +163,7 @@ class NestedHost:
         for name, path in self._kvm_modules().items():
             shutil.copy(path, os.path.join(root, "lib", "modules", "l1", name + ".ko"))
         for f in ("vmlinuz", "vmlinux", "initramfs.cpio"):
-            src = os.path.join(self.build, "guest", f)
+            src = os.path.join(test_guest_dir(self.build), f)
             if os.path.exists(src):
                 shutil.copy(src, os.path.join(root, L1_GUEST.lstrip("/"), f))
         programs = {L1_EMBER: os.path.join(self.build, "ember")}
@@ -349,7 +358,7 @@ class DirectHost:
             data = tempfile.mkdtemp(prefix="ember-data-")
             for name, src in job.files.items():
                 shutil.copyfile(src, _place(data, name))
-            guest = os.path.join(self.build, "guest")
+            guest = test_guest_dir(self.build)
             # EMBER_GUEST_DIR: the sanitizer build (build/asan/ember) finds
             # the default guest too
             env = dict(os.environ, EMBER=self.ember, GUEST=guest, EMBER_GUEST_DIR=guest,
