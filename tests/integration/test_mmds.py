@@ -204,9 +204,9 @@ def mmds_tap():
         "$BB ip addr add 192.168.77.1/24 dev tap0\n"
         "$BB ip addr add 169.254.169.254/32 dev tap1\n"
         "$BB ip route add 192.168.78.0/24 dev tap1\n"
-        "$BB httpd -p 169.254.169.254:80 -h \"$DATA/www\"\n" +
+        "$BB httpd -f -p 169.254.169.254:80 -h \"$DATA/www\" & httpd=$!\n" +
         ember_run('--net tap=tap0,mmds --net tap=tap1 --mmds data="$DATA/md.json"',
-                  guest_cmd=GUEST_TAP) + "\n")
+                  guest_cmd=GUEST_TAP) + "\nkill $httpd\n")
 
     def check(j):
         expect_ember_rc(j, 0)

@@ -69,12 +69,15 @@ def user_mode():
     script = HELPERS + (
         "dd if=/dev/urandom of=page.bin bs=64k count=16 2>/dev/null\n"
         "md5sum page.bin | cut -c1-32 | sed 's/^/host-sum /'\n"
-        f"$BB httpd -p 127.0.0.1:{port} -h \"$DATA\"\n" +
+        # -f: in the foreground, so that it ends with the job (a daemon
+        # escapes the job's process group and outlives it)
+        f"$BB httpd -f -p 127.0.0.1:{port} -h \"$DATA\" & httpd=$!\n" +
         background(ember_run(f"--net user,hostfwd=tcp::{fwd}-:5000", guest_cmd=guest)) +
         "wait_for listening-now out.txt\n"
         f"for i in 1 2 3 4 5; do sleep 5 | $BB nc 127.0.0.1 {fwd} > fwd.txt && [ -s fwd.txt ] && break; "
         "$BB usleep 300000; done\n"
-        "wait_for 'ember rc=' out.txt; cat out.txt; echo \"forwarded: $(cat fwd.txt)\"")
+        "wait_for 'ember rc=' out.txt; kill $httpd\n"
+        "cat out.txt; echo \"forwarded: $(cat fwd.txt)\"")
 
     def check(j):
         expect_ember_rc(j, 0)
