@@ -84,6 +84,23 @@ def check_log(out, label, target=TARGET):
            f"{label}: the log on the disk is not 1..{target} (lines: {final.group(2)})")
 
 
+def expect_resumed(text, label, last):
+    """A restored VM's section: ember exited 0, the guest continued (no new
+    boot) from the count 'last' it had reached, to TARGET without a gap.
+    Returns its counts."""
+    expect(re.search(r"^rc 0$", text, re.M), f"{label}: ember did not exit 0:\n"
+                                              f"{not_counts(text)}")
+    expect("ember-guest: init started" not in text,
+           f"{label}: the guest booted again instead of continuing")
+    got = counts(text)
+    expect(got and last <= got[0][0] <= last + 1,
+           f"{label}: counting resumed at {got[0][0] if got else None}, the "
+           f"snapshot was taken after {last}")
+    expect([n for n, _ in got] == list(range(got[0][0], TARGET + 1)),
+           f"{label}: the count skipped or repeated")
+    return got
+
+
 def counts(out):
     return [(int(n), float(u)) for n, u in re.findall(r"^count (\d+) ([\d.]+)$", out, re.M)]
 
@@ -174,16 +191,7 @@ def snapshot_restore(ctx):
         expect(int(files.get("snap.mem", 0)) == 256 << 20, f"memory file size: {files}")
         for label in ("restore", "clone2", "clone3", "api"):
             text = section(out, label)
-            expect(re.search(r"^rc 0$", text, re.M), f"{label}: ember did not exit 0:\n"
-                                                      f"{not_counts(text)}")
-            expect("ember-guest: init started" not in text,
-                   f"{label}: the guest booted again instead of continuing")
-            got = counts(text)
-            expect(got and last <= got[0][0] <= last + 1,
-                   f"{label}: counting resumed at {got[0][0] if got else None}, the "
-                   f"snapshot was taken after {last}")
-            expect([n for n, _ in got] == list(range(got[0][0], TARGET + 1)),
-                   f"{label}: the count skipped or repeated")
+            got = expect_resumed(text, label, last)
             expect(got[0][1] >= before[-1][1],
                    f"{label}: the guest's uptime went backwards ({before[-1][1]} -> "
                    f"{got[0][1]})")

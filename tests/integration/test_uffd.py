@@ -13,7 +13,7 @@ import os
 import re
 
 from framework import expect, guest_test, job
-from test_snapshot import (HELPERS, TARGET, boot_vm, check_log, counts, ext4_image,
+from test_snapshot import (HELPERS, TARGET, boot_vm, check_log, counts, expect_resumed, ext4_image,
                            not_counts, section)
 
 RESTORE = ('$T "$EMBER" restore --snapshot snap.state --mem-uffd $DATA/{sock} '
@@ -109,16 +109,7 @@ def uffd_restore(ctx):
         last = before[-1][0]
         for label in ("r1", "c2", "c3", "a"):
             text = section(out, label)
-            expect(re.search(r"^rc 0$", text, re.M),
-                   f"{label}: ember did not exit 0:\n{not_counts(text)}")
-            expect("ember-guest: init started" not in text,
-                   f"{label}: the guest booted again instead of continuing")
-            got = counts(text)
-            expect(got and last <= got[0][0] <= last + 1,
-                   f"{label}: counting resumed at {got[0][0] if got else None}, the "
-                   f"snapshot was taken after {last}")
-            expect([n for n, _ in got] == list(range(got[0][0], TARGET + 1)),
-                   f"{label}: the count skipped or repeated")
+            expect_resumed(text, label, last)
             check_log(text, label)
         expect(re.search(r"^api-load  \[204\]$", out, re.M), "204 for the Uffd snapshot/load")
         expect(re.search(r"^balloon  \[204\]$", out, re.M) and
