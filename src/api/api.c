@@ -338,8 +338,10 @@ static int put_snapshot_load(struct api *api, const char *id, struct json_object
                                 "configured already");
     struct snapshot_load_req req;
     int ret = api_parse_snapshot_load(body, &req);
-    if (!ret) /* PUT /serial before the load: not part of the snapshot */
+    if (!ret) { /* PUT /serial before the load: not part of the snapshot */
         req.overrides.serial_out_path = api->res.serial_out_path;
+        req.overrides.serial_limit = api->res.serial_limit;
+    }
     req.overrides.start_mmds = api_mmds_start_restored;
     req.overrides.mmds_ctx = &api->res.mmds;
     if (!ret && api->res.machine_set) { /* the client said what machine it expects */

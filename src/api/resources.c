@@ -685,8 +685,6 @@ int api_set_serial(struct api_resources *r, struct json_object *body)
     struct bucket_config limit;
     if (!ret)
         ret = api_parse_bucket(jf_get(body, "rate_limiter"), "serial: rate_limiter", &limit);
-    if (!ret && bucket_config_active(&limit))
-        ret = err_set(-EINVAL, "serial: rate limiting is not supported by ember yet");
     const char *path = jf_string(body, "serial_out_path", NULL);
     if (!ret && path && !*path)
         ret = err_set(-EINVAL, "serial: serial_out_path is empty");
@@ -799,6 +797,7 @@ int api_build_config(struct api_resources *r, struct vm_config *cfg)
     cfg->boot_timer = r->boot_timer;
     cfg->transport = r->transport;
     cfg->serial_out_path = r->serial_out_path;
+    cfg->serial_limit = r->serial_limit;
     add_disks(r, cfg);
     api_pmem_config(r, cfg);
     api_fs_config(r, cfg);

@@ -144,6 +144,7 @@ struct vm_config {
     enum virtio_transport transport;
     bool boot_timer;        /* Firecracker's --boot-timer device */
     const char *serial_out_path; /* COM1's output there instead of stdout */
+    struct bucket_config serial_limit; /* PUT /serial's rate_limiter: excess dropped */
     struct mmds_config mmds;
     /* Firecracker's CPU template (static or custom); NULL: none. */
     const struct cpu_template *cpu_template;
@@ -163,6 +164,7 @@ struct vm_overrides {
     const char *vsock_uds;  /* if not NULL: the vsock device's new uds_path */
     bool clock_realtime;    /* advance the guest's clock by the time since the snapshot */
     const char *serial_out_path; /* COM1's output (not kept in snapshots) */
+    struct bucket_config serial_limit; /* ... and its rate limit (neither) */
     const char *gdb_address; /* a GDB stub for the restored VM (--gdb) */
     bool gdb_wait;
     unsigned expect_vcpus;  /* if not 0: the snapshot must have this many vCPUs */

@@ -94,6 +94,23 @@ void serial_init(struct serial *s, struct irq_line irq, const struct chardev_hos
     serial_reset_regs(s);
 }
 
+void serial_set_rate_limit(struct serial *s, const struct bucket_config *cfg,
+                           uint64_t (*clock)(void))
+{
+    s->clock = clock ? clock : rate_limiter_now_ns;
+    token_bucket_init(&s->out_limit, cfg, s->clock());
+}
+
+/* False: the byte is over the rate limit and dropped. */
+static bool serial_output_allowed(struct serial *s)
+{
+    uint64_t owed_ms;
+    if (!s->out_limit.active || token_bucket_reduce(&s->out_limit, 1, s->clock(), &owed_ms))
+        return true;
+    s->limit_dropped++;
+    return false;
+}
+
 void serial_destroy(struct serial *s)
 {
     pthread_mutex_destroy(&s->lock);
@@ -237,6 +254,10 @@ static void serial_transmit(struct serial *s, uint8_t byte)
     if (s->mcr & MCR_LOOP) {
         rx_push(s, byte);
         s->thre_pending = true;
+        return;
+    }
+    if (!serial_output_allowed(s)) {
+        s->thre_pending = true; /* gone, as if sent */
         return;
     }
     if (s->tx_count) {
@@ -422,8 +443,9 @@ static size_t serial_counters(void *dev, struct device_counter *out)
     pthread_mutex_lock(&s->lock);
     out[0] = (struct device_counter){"write_count", s->bytes_out};
     out[1] = (struct device_counter){"read_count", s->bytes_in};
+    out[2] = (struct device_counter){"rate_limiter_dropped_bytes", s->limit_dropped};
     pthread_mutex_unlock(&s->lock);
-    return 2;
+    return 3;
 }
 
 static const struct device_ops serial_device_ops = {
@@ -444,6 +466,7 @@ int serial_board_setup(struct board *b)
     if (!s)
         return err_set(-ENOMEM, "out of memory");
     serial_init(s, board_irq(b, IRQ_COM1), b->serial_out.ops ? &b->serial_out : &b->console);
+    serial_set_rate_limit(s, &b->cfg->serial_limit, NULL);
     struct device *d = board_add(b, &serial_device_ops, s, "serial");
     if (!d)
         return -ENOSPC;

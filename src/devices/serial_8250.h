@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/rate_limiter.h"
+
 #include "bus/bus.h"
 #include "devices/chardev.h"
 #include "devices/irq.h"
@@ -37,12 +39,21 @@ struct serial {
     bool irq_level;
     uint64_t bytes_out, bytes_in; /* for metrics */
     uint64_t tx_dropped;          /* written while the transmit FIFO was full */
+    /* Firecracker's serial rate_limiter: output beyond it is dropped, not
+     * held (a guest flooding its console must not slow itself down). */
+    struct token_bucket out_limit;
+    uint64_t (*clock)(void);      /* monotonic ns; unit tests fake it */
+    uint64_t limit_dropped;       /* metrics: rate_limiter_dropped_bytes */
 };
 
 extern const struct bus_ops serial_bus_ops;
 
 void serial_init(struct serial *s, struct irq_line irq, const struct chardev_host *host);
 void serial_destroy(struct serial *s);
+/* Limit output to the bucket (inactive: no limit); 'clock' NULL: the
+ * monotonic clock. */
+void serial_set_rate_limit(struct serial *s, const struct bucket_config *cfg,
+                           uint64_t (*clock)(void));
 /* Offer input to the guest; returns how many bytes it took (0 while the guest
  * has receive interrupts off or its FIFO is full). */
 size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);

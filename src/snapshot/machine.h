@@ -5,9 +5,12 @@
 
 #include "snapshot/record.h"
 #include "config/config.h"
+#include "config/cpu_template.h"
 
 void machine_save(const struct vm_config *cfg, struct rec r);
-/* Strings in 'cfg' point into 'r'. Every count and size is range-checked. */
-int machine_load(struct rec r, struct vm_config *cfg) EMBER_MUST_CHECK;
+/* Strings in 'cfg' point into 'r', its CPU template (if the machine had
+ * one) into 'template'. Every count and size is range-checked. */
+int machine_load(struct rec r, struct vm_config *cfg, struct cpu_template *template)
+    EMBER_MUST_CHECK;
 
 #endif

@@ -85,6 +85,31 @@ static void pmem_destroy(struct virtio_dev *vdev)
     free(pm);
 }
 
+/* Where the file sits and how big it is were told to the guest at boot: a
+ * restore must give it the same region (the same file size), or the guest
+ * would read past the file or miss part of it. */
+static void pmem_save(struct virtio_dev *vdev, struct rec r)
+{
+    struct virtio_pmem *pm = vdev->model;
+    rec_put_u64(r, "gpa", pm->gpa);
+    rec_put_u64(r, "size", pm->size);
+}
+
+static int pmem_load(struct virtio_dev *vdev, struct rec r)
+{
+    struct virtio_pmem *pm = vdev->model;
+    uint64_t gpa, size;
+    int ret = rec_get_u64(r, "gpa", UINT64_MAX, &gpa);
+    if (!ret)
+        ret = rec_get_u64(r, "size", UINT64_MAX, &size);
+    if (!ret && (gpa != pm->gpa || size != pm->size))
+        ret = err_set(-EINVAL, "the guest had a %llu-byte region at %#llx, the file now "
+                               "gives %llu bytes at %#llx (was the file resized?)",
+                      (unsigned long long)size, (unsigned long long)gpa,
+                      (unsigned long long)pm->size, (unsigned long long)pm->gpa);
+    return ret ? err_prefix(ret, "pmem %s", pm->id) : 0;
+}
+
 static const struct virtio_device_ops pmem_ops = {
     .name = "pmem",
     .device_id = VIRTIO_ID_PMEM,
@@ -95,6 +120,8 @@ static const struct virtio_device_ops pmem_ops = {
     .config_read = pmem_config_read,
     .queue_notify = pmem_queue_notify,
     .counters = pmem_counters,
+    .save = pmem_save,
+    .load = pmem_load,
     .destroy = pmem_destroy,
 };
 

@@ -140,6 +140,8 @@ int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path, boo
         ret = open_vsock(cfg, f);
     if (!ret)
         ret = open_serial_out(cfg, f);
+    if (!ret)
+        ret = open_pmem(cfg, f);
     if (ret)
         vm_files_close(f);
     return ret;

@@ -240,7 +240,7 @@ int snapshot_open(struct snapshot *s, const char *state_path)
         return ret;
     ret = parse_section(&s->reader, "machine", &s->config);
     if (!ret)
-        ret = machine_load(s->config, &s->cfg);
+        ret = machine_load(s->config, &s->cfg, &s->template);
     if (!ret)
         ret = parse_section(&s->reader, "memory", &memory);
     if (!ret)

@@ -9,6 +9,7 @@
 #include "snapshot/format.h"
 #include "snapshot/record.h"
 #include "config/config.h"
+#include "config/cpu_template.h"
 
 struct vm;
 
@@ -26,6 +27,7 @@ struct snapshot {
     struct rec devices;
     enum snapshot_type type;
     struct vm_config cfg; /* strings point into 'config' */
+    struct cpu_template template; /* cfg's, if it has one */
     uint64_t realtime_ns;  /* CLOCK_REALTIME when it was taken (0: not recorded) */
     /* Set before snapshot_apply: advance the guest's clock (kvm-clock) by the
      * wall-clock time since the snapshot, as Firecracker's clock_realtime. */

@@ -350,9 +350,6 @@ int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_pat
 {
     if (vmm_state(vmm) != VMM_PAUSED)
         return err_set(-EINVAL, "the VM must be paused to take a snapshot");
-    if (vmm->cfg.nr_pmem)
-        return err_set(-EOPNOTSUPP, "snapshots of a VM with virtio-pmem are not supported "
-                                    "by ember yet");
     /* The guest's nodes and open files are host descriptors, which a
      * snapshot cannot carry: refused rather than restored half-broken. */
     if (vmm->cfg.nr_shares)
@@ -391,6 +388,8 @@ static int apply_overrides(struct vmm *vmm, const struct vm_overrides *o)
     vmm->snapshot.clock_realtime = o && o->clock_realtime;
     if (o && o->serial_out_path && !(cfg->serial_out_path = keep_copy(vmm, o->serial_out_path)))
         return err_set(-ENOMEM, "out of memory");
+    if (o)
+        cfg->serial_limit = o->serial_limit;
     if (o && o->gdb_address && !(cfg->gdb_address = keep_copy(vmm, o->gdb_address)))
         return err_set(-ENOMEM, "out of memory");
     if (o)

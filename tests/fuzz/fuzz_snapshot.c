@@ -72,8 +72,9 @@ static void load(const uint8_t *data, size_t size, bool fix)
                 continue;
             if (!strcmp(s->name, "machine")) {
                 struct vm_config cfg;
+                struct cpu_template tmpl;
                 vm_config_defaults(&cfg);
-                (void)!machine_load(rec, &cfg); /* its strings point into 'rec' */
+                (void)!machine_load(rec, &cfg, &tmpl); /* its strings point into 'rec' */
             }
             rec_free(rec);
         }

@@ -303,6 +303,43 @@ static void test_transmit_backpressure_snapshot(void **state)
     free(g);
 }
 
+static uint64_t fake_now_ns;
+static uint64_t fake_clock(void)
+{
+    return fake_now_ns;
+}
+
+/* Firecracker's serial rate_limiter: bytes beyond the bucket are dropped
+ * and counted, never held (the transmitter stays ready), and the bucket
+ * refills with time. */
+static void test_output_rate_limit(void **state)
+{
+    struct fixture *f = *state;
+    fake_now_ns = 1000000000ull;
+    serial_set_rate_limit(&f->s, &(struct bucket_config){.size = 4, .refill_time_ms = 1000},
+                          fake_clock);
+    for (int i = 0; i < 10; i++) {
+        wr(f, THR, (uint8_t)('a' + i));
+        assert_true(rd(f, LSR) & 0x20); /* THRE: never busy for a dropped byte */
+    }
+    assert_int_equal(f->host.ntx, 4);
+    assert_memory_equal(f->host.tx, "abcd", 4);
+    assert_int_equal(f->s.limit_dropped, 6);
+    assert_int_equal(f->s.bytes_out, 10);
+    fake_now_ns += 500000000ull; /* half the refill time: two tokens */
+    for (int i = 0; i < 3; i++)
+        wr(f, THR, (uint8_t)('A' + i));
+    assert_int_equal(f->host.ntx, 6);
+    assert_memory_equal(f->host.tx + 4, "AB", 2);
+    assert_int_equal(f->s.limit_dropped, 7);
+    /* An inactive bucket (size 0) lifts the limit. */
+    serial_set_rate_limit(&f->s, &(struct bucket_config){0}, fake_clock);
+    for (int i = 0; i < 20; i++)
+        wr(f, THR, 'z');
+    assert_int_equal(f->host.ntx, 26);
+    assert_int_equal(f->s.limit_dropped, 7);
+}
+
 static void test_access_outside_registers(void **state)
 {
     struct fixture *f = *state;
@@ -325,6 +362,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loopback_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transmit_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transmit_backpressure_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_outside_registers, setup, teardown),
     };
     return cmocka_run_group_tests_name("serial_8250", tests, NULL, NULL);

@@ -199,17 +199,21 @@ static void test_machine_round_trip_and_limits(void **state)
     size_t len;
     struct rec back = parse_rec(rec_text(r, &len));
     struct vm_config got;
-    assert_int_equal(machine_load(back, &got), 0);
+    struct cpu_template tmpl;
+    assert_int_equal(machine_load(back, &got, &tmpl), 0);
     assert_int_equal(got.nr_vcpus, 2);
+    assert_null(got.cpu_template);
+    assert_int_equal(got.nr_pmem, 0);
+    assert_false(rate_limit_active(&got.disks[0].rate_limit));
     assert_int_equal(got.mem_size, 256ull << 20);
     assert_int_equal(got.accel, ACCEL_SOFT);
     assert_int_equal(got.transport, TRANSPORT_MMIO);
     /* The backend: "auto" is no backend; files from before it was saved are KVM's. */
     rec_put_str(back, "accel", "auto");
-    assert_int_equal(machine_load(back, &got), -EINVAL);
+    assert_int_equal(machine_load(back, &got, &tmpl), -EINVAL);
     assert_non_null(strstr(err_msg(), "'accel' must be kvm or soft"));
     json_object_object_del(back.obj, "accel");
-    assert_int_equal(machine_load(back, &got), 0);
+    assert_int_equal(machine_load(back, &got, &tmpl), 0);
     assert_int_equal(got.accel, ACCEL_KVM);
     assert_int_equal(got.nr_disks, 1);
     assert_string_equal(got.disks[0].path, "/data/disk.img");
@@ -235,10 +239,102 @@ static void test_machine_round_trip_and_limits(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct rec m = parse_rec(rec_text(r, &len));
         rec_put_u64(m, bad[i].key, bad[i].value);
-        assert_int_equal(machine_load(m, &got), -EINVAL);
+        assert_int_equal(machine_load(m, &got, &tmpl), -EINVAL);
         assert_non_null(strstr(err_msg(), bad[i].message));
         rec_free(m);
     }
+    rec_free(r);
+}
+
+/* Issue 15: what the API configured beyond the devices themselves — rate
+ * limiters (after PATCHes), pmem devices and the CPU template — comes back
+ * from a snapshot, and hostile values in them are refused. */
+static void test_machine_limits_pmem_template(void **state)
+{
+    (void)state;
+    struct vm_config cfg;
+    vm_config_defaults(&cfg);
+    cfg.nr_vcpus = 1;
+    cfg.mem_size = 128ull << 20;
+    cfg.nr_disks = 1;
+    cfg.disks[0].path = "/d.img";
+    cfg.disks[0].rate_limit.bandwidth = (struct bucket_config){16384, 4096, 1000};
+    cfg.nr_nics = 1;
+    cfg.nics[0].kind = NIC_USER;
+    cfg.nics[0].tx_limit.ops = (struct bucket_config){100, 0, 500};
+    cfg.rng = true;
+    cfg.rng_limit.bandwidth = (struct bucket_config){64, 0, 1000};
+    cfg.accel = ACCEL_KVM;
+    cfg.transport = TRANSPORT_PCI; /* both resolved before a VM is saved */
+    cfg.nr_pmem = 2;
+    cfg.pmem[0] = (struct pmem_config){"p0.img", "pm0", false};
+    cfg.pmem[1] = (struct pmem_config){"/p1.img", "pm1", true};
+    struct cpu_template t = {.kind = CPU_TEMPLATE_T2, .nr_cpuid = 1, .nr_msr = 1};
+    t.cpuid[0] = (struct cpuid_modifier){7, 0, CPUID_EBX, 0xffff0000u, 0x12340000u};
+    t.msr[0] = (struct msr_modifier){0x10a, ~0ull, 0x8};
+    cfg.cpu_template = &t;
+    struct rec r = rec_new();
+    machine_save(&cfg, r);
+    size_t len;
+    const char *text = rec_text(r, &len);
+    struct rec back = parse_rec(text);
+    struct vm_config got;
+    struct cpu_template tmpl;
+    if (machine_load(back, &got, &tmpl))
+        fail_msg("%s in %s", err_msg(), text);
+    assert_int_equal(got.disks[0].rate_limit.bandwidth.size, 16384);
+    assert_int_equal(got.disks[0].rate_limit.bandwidth.one_time_burst, 4096);
+    assert_int_equal(got.disks[0].rate_limit.bandwidth.refill_time_ms, 1000);
+    assert_false(bucket_config_active(&got.disks[0].rate_limit.ops));
+    assert_int_equal(got.nics[0].tx_limit.ops.size, 100);
+    assert_false(rate_limit_active(&got.nics[0].rx_limit));
+    assert_int_equal(got.rng_limit.bandwidth.size, 64);
+    assert_int_equal(got.nr_pmem, 2);
+    assert_string_equal(got.pmem[1].path, "/p1.img");
+    assert_string_equal(got.pmem[1].id, "pm1");
+    assert_true(got.pmem[1].read_only);
+    assert_ptr_equal(got.cpu_template, &tmpl);
+    assert_int_equal(tmpl.kind, CPU_TEMPLATE_T2);
+    assert_int_equal(tmpl.nr_cpuid, 1);
+    assert_int_equal(tmpl.cpuid[0].reg, CPUID_EBX);
+    assert_int_equal(tmpl.cpuid[0].value, 0x12340000u);
+    assert_int_equal(tmpl.msr[0].addr, 0x10a);
+    assert_int_equal(tmpl.msr[0].value, 0x8);
+    rec_free(back);
+
+    /* Hostile values in each new part. */
+    static const struct {
+        const char *find, *replace, *message;
+    } bad[] = {
+        {"\"refill_time_ms\":1000", "\"refill_time_ms\":99999999999999", "refill_time_ms"},
+        {"\"size\":16384", "\"size\":-1", "size"},
+        {"\"register\":1", "\"register\":4", "register"},
+        {"\"kind\":\"T2\"", "\"kind\":\"T9\"", "not a CPU template"},
+        {"\"p0.img\"", "\"\"", "pmem 0"},
+        {"\"pm1\",\"read_only\":true", "\"pm1\",\"read_only\":7", "read_only"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *at = strstr(text, bad[i].find);
+        if (!at)
+            fail_msg("case %zu: '%s' not in %s", i, bad[i].find, text);
+        char *edited = malloc(len + strlen(bad[i].replace) + 1);
+        size_t head = (size_t)(at - text);
+        memcpy(edited, text, head);
+        strcpy(edited + head, bad[i].replace);
+        strcat(edited, at + strlen(bad[i].find));
+        struct rec m = parse_rec(edited);
+        assert_int_equal(machine_load(m, &got, &tmpl), -EINVAL);
+        if (!strstr(err_msg(), bad[i].message))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err_msg(), bad[i].message);
+        rec_free(m);
+        free(edited);
+    }
+    /* More pmem devices than a machine can have. */
+    struct rec m = parse_rec(text);
+    for (unsigned i = 0; i < CONFIG_MAX_PMEM; i++)
+        rec_put_str(rec_put_item(m, "pmem"), "path", "/x");
+    assert_int_equal(machine_load(m, &got, &tmpl), -EINVAL);
+    rec_free(m);
     rec_free(r);
 }
 
@@ -331,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_container_version_and_trailing),
         cmocka_unit_test(test_record_checks),
         cmocka_unit_test(test_machine_round_trip_and_limits),
+        cmocka_unit_test(test_machine_limits_pmem_template),
         cmocka_unit_test(test_state_file_size_limit),
         cmocka_unit_test(test_record_shape_limits),
     };
