@@ -307,8 +307,14 @@ $(GUEST)/vmlinuz: $(GUEST)/.fetched
 $(GUEST)/vmlinux: $(GUEST)/vmlinuz guest/extract-vmlinux.sh
 	guest/extract-vmlinux.sh $< $@
 
-$(GUEST)/initramfs.cpio: $(GUEST)/.fetched guest/init guest/udhcpc.script guest/build-initramfs.sh
-	guest/build-initramfs.sh $(BUILD)/debs $@
+# Built for the guest (static): see guest/sigdfl.c.
+$(BUILD)/guest-tools/sigdfl: guest/sigdfl.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(GUEST)/initramfs.cpio: $(GUEST)/.fetched guest/init guest/udhcpc.script guest/build-initramfs.sh \
+		$(BUILD)/guest-tools/sigdfl
+	guest/build-initramfs.sh $(BUILD)/debs $@ $(BUILD)/guest-tools/sigdfl
 
 guest: $(GUEST)/vmlinuz $(GUEST)/vmlinux $(GUEST)/initramfs.cpio
 

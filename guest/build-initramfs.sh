@@ -2,12 +2,13 @@
 # Build the default guest's initramfs (uncompressed newc cpio) from the files
 # fetch-debs.sh unpacked: busybox-static, the kernel's virtio, pvpanic and
 # virtio-pmem (nvdimm) modules in an order that satisfies their depends=,
-# and guest/init.
-# Usage: guest/build-initramfs.sh DEBDIR OUT.cpio
+# and guest/init, with guest/sigdfl.c built (static) for the console shell.
+# Usage: guest/build-initramfs.sh DEBDIR OUT.cpio SIGDFL
 set -eu
 src=$(cd "$(dirname "$0")" && pwd)
 debs=${1:?usage: build-initramfs.sh DEBDIR OUT}
-out=${2:?usage: build-initramfs.sh DEBDIR OUT}
+out=${2:?usage: build-initramfs.sh DEBDIR OUT SIGDFL}
+sigdfl=${3:?usage: build-initramfs.sh DEBDIR OUT SIGDFL}
 kver=$(cat "$debs/kernel-version")
 mods="$debs/kernel/lib/modules/$kver/kernel"
 root=$(mktemp -d)
@@ -20,6 +21,7 @@ cp "$debs/busybox/bin/busybox" "$root/bin/busybox"
 for app in $("$root/bin/busybox" --list-full); do
     [ -e "$root/$app" ] || ln -s /bin/busybox "$root/$app"
 done
+cp "$sigdfl" "$root/bin/sigdfl"
 cp "$src/init" "$root/init"
 chmod 755 "$root/init"
 cp "$src/udhcpc.script" "$root/etc/udhcpc.script"

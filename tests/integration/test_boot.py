@@ -174,18 +174,22 @@ def asan_boot():
     return j, check
 
 
-@guest_test("terminal: raw mode passes Ctrl-C to the guest; Ctrl-A x quits", batch="terminal")
+@guest_test("terminal: raw mode passes Ctrl-C to the guest, where it stops a running command; "
+            "Ctrl-A x quits", batch="terminal")
 def terminal_keys():
     ctrl_c = job("ctrl-c", (
         '"$RUNWATCH" --pty --timeout 80 '
-        # Ctrl-C to the shell's line editor, which drops the typed line: no
-        # race with the command starting (the default guest's console shell
-        # has SIGINT ignored, inherited from init, so a running command
-        # would not stop)
+        # First to the shell's line editor, which drops the typed line...
         "--when 'ember-guest: ready' --send 'sleep 50' "
         "--when 'sleep 50' --send '\\x03' "
         "--when '^C' --send 'echo al\"\"ive\\r' "
-        "--when 'alive' --send 'poweroff -f\\r' "
+        # ...then to a running command, which it must stop (the console
+        # shell must not inherit init's ignored SIGINT: guest/sigdfl.c).
+        # The quotes keep the typed line's echo from matching.
+        "--when 'alive' --send 'echo sl\"\"eeping; sleep 50; echo not-inter\"\"rupted\\r' "
+        "--when 'sleeping' --send '\\x03' "
+        "--when 'sleeping' --send 'echo st\"\"opped\\r' "
+        "--when 'stopped' --send 'poweroff -f\\r' "
         '-- "$EMBER" run; echo "ember rc=$?"'))
     quit_ = job("ctrl-a-x", (
         '"$RUNWATCH" --pty --timeout 80 '
@@ -195,6 +199,8 @@ def terminal_keys():
     def check(c, q):
         expect_ember_rc(c, 0)
         expect_output(c, r"^alive", "the shell surviving Ctrl-C")
+        expect_output(c, r"^stopped", "the shell after Ctrl-C stopped its command")
+        expect_no_output(c, r"^not-interrupted", "a command Ctrl-C did not stop")
         expect_output(c, r"runwatch: terminal restored")
         expect_ember_rc(q, 0)
         expect_output(q, r"runwatch: terminal restored")
