@@ -172,3 +172,18 @@ def default_guest_lookup(ctx):
                         f"{ctx.tmp}/ember run"], env=env)
     expect(rc == SETUP_ERROR and "default guest is not built" in out,
            f"expected a missing-default-guest error, got {rc}: {out}")
+
+
+@host_test("runwatch (the tests' and bench's watcher): a pattern split between two full reads "
+           "of the output is still found")
+def runwatch_split_pattern(ctx):
+    import subprocess
+    path = os.path.join(ctx.tmp, "out.txt")
+    with open(path, "w") as f:  # the pattern straddles the first 4096-byte read
+        f.write("x" * 4090 + "MAGIC-LINE" + "y" * 5000 + "\nLATE-LINE\n")
+    r = subprocess.run([os.path.join(ctx.build, "tools", "runwatch"), "--stamp", "MAGIC-LINE",
+                        "--stamp", "LATE-LINE", "--", "cat", path],
+                       capture_output=True, text=True, timeout=30)
+    stamps = [ln for ln in r.stderr.splitlines() if ln.startswith("runwatch: stamp")]
+    expect(len(stamps) == 2 and "MAGIC-LINE" in stamps[0] and "LATE-LINE" in stamps[1],
+           f"stamps: {stamps}")

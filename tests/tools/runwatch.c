@@ -196,16 +196,20 @@ static void check_rules(int in_fd, pid_t child, double t0)
     }
 }
 
+/* The output so far, at least its last WINDOW bytes before 'buf': a
+ * pattern split between two reads is still found. (A full read used to
+ * replace the window, and a pattern it cut in two was never seen: the
+ * stamps missed the guest's init line in some fast engine boots.) */
 static void window_add(const char *buf, size_t n)
 {
-    if (n >= WINDOW) {
-        memcpy(window, buf + n - WINDOW, WINDOW);
-        window_len = WINDOW;
-        return;
+    if (n > WINDOW) {
+        fprintf(stderr, "runwatch: read of %zu bytes, more than the window\n", n);
+        exit(2);
     }
     if (window_len + n > sizeof(window)) {
-        memmove(window, window + window_len - WINDOW, WINDOW);
-        window_len = WINDOW;
+        size_t keep = sizeof(window) - n; /* at least WINDOW */
+        memmove(window, window + window_len - keep, keep);
+        window_len = keep;
     }
     memcpy(window + window_len, buf, n);
     window_len += n;
@@ -298,7 +302,7 @@ int main(int argc, char **argv)
         struct pollfd pfd = {.fd = out_fd, .events = POLLIN};
         int ready = poll(&pfd, 1, 100);
         if (ready > 0) {
-            char buf[4096];
+            char buf[WINDOW];
             ssize_t n = read(out_fd, buf, sizeof(buf));
             if (n > 0) {
                 fwrite(buf, 1, (size_t)n, stdout);
