@@ -149,7 +149,8 @@ int gm_create_anon_with(struct guest_mem *gm, uint64_t ram_size, uint64_t hole_s
     return ret;
 }
 
-int gm_create_file(struct guest_mem *gm, int fd, uint64_t ram_size, uint64_t hole_start)
+int gm_create_file(struct guest_mem *gm, int fd, uint64_t ram_size, uint64_t hole_start,
+                   bool mergeable)
 {
     memset(gm, 0, sizeof(*gm));
     gm->owns_mappings = true;
@@ -160,6 +161,8 @@ int gm_create_file(struct guest_mem *gm, int fd, uint64_t ram_size, uint64_t hol
         void *hva = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
                          fd, (off_t)offset);
         int ret = hva == MAP_FAILED ? err_errno(-errno, "cannot map the memory file") : 0;
+        if (!ret && mergeable)
+            madvise(hva, sizes[i], MADV_MERGEABLE); /* a host without KSM refuses it */
         if (!ret && (ret = gm_insert(gm, starts[i], sizes[i], hva, true)))
             munmap(hva, sizes[i]);
         if (ret) {

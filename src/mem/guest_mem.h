@@ -59,8 +59,11 @@ int gm_add_region(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *hva)
     EMBER_MUST_CHECK;
 /* The same layout, each region a private copy-on-write mapping of 'fd' at
  * consecutive offsets (region order): pages load lazily on first touch, and
- * writes never reach the file. The file must be at least ram_size long. */
-int gm_create_file(struct guest_mem *gm, int fd, uint64_t ram_size, uint64_t hole_start)
+ * writes never reach the file. The file must be at least ram_size long.
+ * 'mergeable': offered to KSM, which merges the pages the guest copied on
+ * write (the file's own pages are shared through the page cache already). */
+int gm_create_file(struct guest_mem *gm, int fd, uint64_t ram_size, uint64_t hole_start,
+                   bool mergeable)
     EMBER_MUST_CHECK;
 /* Device memory after the RAM (virtio-pmem): 'fd' shared (or, read-only,
  * private: the guest's writes never reach the file) at 'gpa', 'size' bytes

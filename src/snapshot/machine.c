@@ -147,6 +147,7 @@ void machine_save(const struct vm_config *cfg, struct rec r)
     rec_put_str(r, "console", cfg->console == CONSOLE_VIRTIO ? "virtio" : "serial");
     rec_put_bool(r, "track_dirty_pages", cfg->track_dirty_pages);
     rec_put_bool(r, "smt", cfg->smt);
+    rec_put_bool(r, "ksm", cfg->ksm);
     rec_put_str(r, "transport", transport_name(cfg->transport));
     rec_put_str(r, "accel", accel_kind_name(cfg->accel));
     rec_put_u64(r, "nr_disks", cfg->nr_disks);
@@ -356,6 +357,8 @@ int machine_load(struct rec r, struct vm_config *cfg, struct cpu_template *templ
         ret = rec_get_bool(r, "track_dirty_pages", &cfg->track_dirty_pages);
     if (!ret && rec_has(r, "smt")) /* snapshots from before it: one thread per core */
         ret = rec_get_bool(r, "smt", &cfg->smt);
+    if (!ret && rec_has(r, "ksm"))
+        ret = rec_get_bool(r, "ksm", &cfg->ksm);
     /* Snapshots from before virtio-mmio: PCI. */
     const char *transport = rec_has(r, "transport") ? rec_get_str_or_null(r, "transport") : "pci";
     if (!ret && (!transport || !transport_parse(transport, &cfg->transport) ||

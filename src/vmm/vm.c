@@ -191,7 +191,7 @@ static int vm_setup_memory(struct vm *vm)
     int ret = vm->files->uffd_path ? vm_setup_uffd_memory(vm)
               : vm->files->mem_fd >= 0
                   ? gm_create_file(&vm->mem, vm->files->mem_fd, vm->cfg->mem_size,
-                                   LAYOUT_PCI_HOLE_START)
+                                   LAYOUT_PCI_HOLE_START, vm->cfg->ksm)
                   : gm_create_anon_with(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START,
                                         &(struct gm_anon_options){vm->cfg->pages, vm->cfg->ksm});
     if (!ret && vm->accel->memory_written) {

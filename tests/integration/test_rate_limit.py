@@ -128,7 +128,7 @@ def chunk_times(text):
 
 @guest_test("snapshot keeps what the API configured: a drive's rate limiter still holds the "
             "restored guest to its rate within 10%, the pmem file and its contents, the custom "
-            "CPU template's CPUID", batch="rl-snap")
+            "CPU template's CPUID, KSM", batch="rl-snap")
 def snapshot_keeps_limits(ctx):
     initrd = os.path.join(ctx.prep_dir, "initrd-cpuid.cpio")
     if not os.path.exists(initrd):
@@ -144,19 +144,29 @@ def snapshot_keeps_limits(ctx):
         "kernel_image_path": "$GUEST/vmlinux", "initrd_path": "$DATA/initrd.cpio",
         "boot_args": "%s"}''' % boot_args) +
         put("cpu", "PUT", "/cpu-config", CUSTOM_TEMPLATE) +
+        put("machine", "PUT", "/machine-config",
+            '{"vcpu_count": 1, "mem_size_mib": 256, "ksm": true}') +
         put("data", "PUT", "/drives/data", '''{
         "drive_id": "data", "path_on_host": "$DATA/data.img", "is_root_device": false,
         "rate_limiter": %s}''' % bucket(SNAP_SIZE, SNAP_REFILL)) +
         put("pmem", "PUT", "/pmem/pm", '{"id": "pm", "path_on_host": "$DATA/pm.img"}') +
         put("start", "PUT", "/actions", '{"action_type": "InstanceStart"}') +
-        f"wait_for '^chunk {SNAP_AT} ' vm.txt\n" +
+        f"wait_for '^chunk {SNAP_AT} ' vm.txt\n"
+        # KSM: guest RAM is offered (VmFlags 'mg'), and after the restore too
+        'echo "booted-mergeable $(grep -c \'^VmFlags:.* mg\' /proc/$pid/smaps)"\n' +
         put("pause", "PATCH", "/vm", '{"state": "Paused"}') +
         put("create", "PUT", "/snapshot/create", '''{"snapshot_type": "Full",
         "snapshot_path": "$DATA/s.state", "mem_file_path": "$DATA/s.mem"}''') +
         "kill -9 $pid; wait $pid 2>/dev/null\n"
         'echo "=== before"; cat vm.txt\n'
-        'timeout -s KILL 120 "$EMBER" restore --snapshot s.state --mem s.mem < /dev/null '
-        '> r.txt 2>&1; echo "rc $?" >> r.txt\n'
+        '(timeout -s KILL 120 "$EMBER" restore --snapshot s.state --mem s.mem < /dev/null '
+        '> r.txt 2>&1; echo "rc $?" >> r.txt) & rpid=$!\n'
+        "wait_for '^chunk 20 ' r.txt\n"
+        "for p in $(pgrep -f -- '--snapshot s.state'); do "
+        "grep -q 's\\.mem$' /proc/$p/maps 2>/dev/null && rp=$p; done\n"
+        "awk '/^[0-9a-f]+-[0-9a-f]+ /{path=$6} /^VmFlags:/ && / mg/ {print \"mergeable\", path}' "
+        "/proc/$rp/smaps | sed 's/^/restored-/'\n"
+        "wait $rpid\n"
         'echo "=== after"; cat r.txt\n'
         'echo "host-pmem $(dd if=pm.img bs=1 skip=8192 count=13 2>/dev/null)"\n'
         "truncate -s 5M pm.img\n"
@@ -164,7 +174,7 @@ def snapshot_keeps_limits(ctx):
         '> g.txt 2>&1; echo "grown rc $? $(tail -1 g.txt)"\n')
 
     def check(j):
-        for step in ("boot", "cpu", "data", "pmem", "start", "pause", "create"):
+        for step in ("boot", "cpu", "machine", "data", "pmem", "start", "pause", "create"):
             expect_output(j, rf"^{step}  \[204\]$", f"204 for {step}")
         before_text = j.output.split("=== before", 1)[-1].split("=== after", 1)[0]
         after_text = j.output.split("=== after", 1)[-1]
@@ -187,6 +197,9 @@ def snapshot_keeps_limits(ctx):
         expect(abs(before - SNAP_RATE) <= SNAP_RATE / 10, f"{before:.0f} B/s, limit {SNAP_RATE}")
         expect(abs(after - SNAP_RATE) <= SNAP_RATE / 10,
                f"restored: {after:.0f} B/s, limit {SNAP_RATE} (the limiter was not kept?)")
+        expect_output(j, r"^booted-mergeable [1-9]", "guest RAM offered to KSM (ksm: true)")
+        expect_output(j, r"^restored-mergeable \S*/s\.mem$",
+                      "the restored guest's memory-file mapping offered to KSM")
         expect_output(j, r"^pmem-read BEFORE-SNAPSHOT$", "the restored guest reads its pmem write")
         expect_output(j, r"^host-pmem AFTER-RESTORE$", "the restored guest's pmem write in the file")
         expect_output(j, r"^grown rc 2 .*pmem pm: the guest had a 2097152-byte region",
