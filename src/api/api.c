@@ -312,6 +312,27 @@ static int patch_balloon_stats(struct api *api, const char *id, struct json_obje
     return api_patch_balloon_stats(&api->res, api->vmm, body);
 }
 
+static int start_hinting(struct api *api, const char *id, struct json_object *body,
+                         struct json_object **out)
+{
+    (void)id, (void)out;
+    return api_start_balloon_hinting(&api->res, api->vmm, body);
+}
+
+static int stop_hinting(struct api *api, const char *id, struct json_object *body,
+                        struct json_object **out)
+{
+    (void)id, (void)body, (void)out;
+    return api_stop_balloon_hinting(&api->res, api->vmm);
+}
+
+static int get_hinting(struct api *api, const char *id, struct json_object *body,
+                       struct json_object **out)
+{
+    (void)id, (void)body;
+    return api_get_balloon_hinting(&api->res, api->vmm, out);
+}
+
 static int put_snapshot_create(struct api *api, const char *id, struct json_object *body,
                                struct json_object **out)
 {
@@ -477,9 +498,9 @@ static const struct route routes[] = {
     {"GET", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
     {"PATCH", "/balloon/statistics", ANY_TIME, patch_balloon_stats, "balloon"},
     {"GET", "/balloon/statistics", ANY_TIME, get_balloon_stats, "balloon"},
-    {"PATCH", "/balloon/hinting/start", ANY_TIME, not_supported, NULL},
-    {"GET", "/balloon/hinting/status", ANY_TIME, not_supported, NULL},
-    {"PATCH", "/balloon/hinting/stop", ANY_TIME, not_supported, NULL},
+    {"PATCH", "/balloon/hinting/start", RUNTIME, start_hinting, "balloon"},
+    {"GET", "/balloon/hinting/status", RUNTIME, get_hinting, "balloon"},
+    {"PATCH", "/balloon/hinting/stop", RUNTIME, stop_hinting, "balloon"},
     {"PUT", "/snapshot/create", RUNTIME, put_snapshot_create, NULL},
     {"PUT", "/snapshot/load", PRE_BOOT, put_snapshot_load, NULL},
 };
@@ -577,6 +598,9 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     }
     struct json_object *body = NULL, *out = NULL;
     bool wants_body = strcmp(r->method, "GET") != 0;
+    /* Firecracker's hinting requests may come without a body. */
+    if ((r->fn == start_hinting || r->fn == stop_hinting) && req->body_len == 0)
+        wants_body = false;
     int ret = check_phase(api, r, req->path);
     if (!ret && wants_body)
         ret = jf_parse(req->body, req->body_len, &body);

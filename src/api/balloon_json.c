@@ -30,15 +30,13 @@ int api_parse_balloon(struct json_object *body, struct balloon_config *out)
     if (interval > BALLOON_MAX_STATS_INTERVAL)
         return err_set(-EINVAL, "balloon: stats_polling_interval_s must be at most %u",
                        BALLOON_MAX_STATS_INTERVAL);
-    if (jf_bool(body, "free_page_hinting", false))
-        return err_set(-EINVAL, "balloon: free_page_hinting is not supported by ember yet "
-                                "(free_page_reporting gives freed memory back continuously)");
     *out = (struct balloon_config){
         .enabled = true,
         .amount_mib = (uint32_t)amount,
         .deflate_on_oom = jf_bool(body, "deflate_on_oom", false),
         .stats_interval_s = (uint32_t)interval,
         .free_page_reporting = jf_bool(body, "free_page_reporting", false),
+        .free_page_hinting = jf_bool(body, "free_page_hinting", false),
     };
     return 0;
 }
@@ -50,9 +48,18 @@ struct json_object *api_balloon_json(const struct balloon_config *b)
     json_object_object_add(o, "deflate_on_oom", json_object_new_boolean(b->deflate_on_oom));
     json_object_object_add(o, "stats_polling_interval_s",
                            json_object_new_int64(b->stats_interval_s));
-    json_object_object_add(o, "free_page_hinting", json_object_new_boolean(false));
+    json_object_object_add(o, "free_page_hinting", json_object_new_boolean(b->free_page_hinting));
     json_object_object_add(o, "free_page_reporting",
                            json_object_new_boolean(b->free_page_reporting));
+    return o;
+}
+
+struct json_object *api_balloon_hinting_json(const struct balloon_hinting *h)
+{
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "host_cmd", json_object_new_int64(h->host_cmd));
+    if (h->has_guest_cmd) /* Firecracker's is absent until the driver sent one */
+        json_object_object_add(o, "guest_cmd", json_object_new_int64(h->guest_cmd));
     return o;
 }
 

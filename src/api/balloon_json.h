@@ -14,5 +14,7 @@ int api_parse_balloon(struct json_object *body, struct balloon_config *out) EMBE
 struct json_object *api_balloon_json(const struct balloon_config *b);
 /* GET /balloon/statistics. */
 struct json_object *api_balloon_stats_json(const struct balloon_stats *st);
+/* GET /balloon/hinting/status: {"host_cmd", "guest_cmd"}. */
+struct json_object *api_balloon_hinting_json(const struct balloon_hinting *h);
 
 #endif

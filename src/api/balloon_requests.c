@@ -93,3 +93,51 @@ int api_patch_balloon_stats(struct api_resources *res, struct vmm *vmm,
         res->balloon.stats_interval_s = (uint32_t)interval;
     return ret;
 }
+
+/* The hinting requests need the feature configured and a running device. */
+static int hinting_device(const struct api_resources *res, struct vmm *vmm,
+                          struct virtio_balloon **out)
+{
+    int ret = check_configured(res);
+    if (!ret && !res->balloon.free_page_hinting)
+        ret = err_set(-EINVAL, "balloon: free page hinting was not enabled when the device "
+                               "was configured (free_page_hinting)");
+    if (!ret && !(*out = running_balloon(vmm)))
+        ret = err_set(-EINVAL, "balloon: free page hinting needs a running microVM");
+    return ret;
+}
+
+int api_start_balloon_hinting(const struct api_resources *res, struct vmm *vmm,
+                              struct json_object *body)
+{
+    static const struct jf_field fields[] = {{"acknowledge_on_stop", JF_BOOL, false, true}};
+    struct virtio_balloon *dev = NULL;
+    int ret = body ? jf_check(body, fields, ARRAY_SIZE(fields), "balloon/hinting/start") : 0;
+    if (!ret)
+        ret = hinting_device(res, vmm, &dev);
+    if (!ret) /* Firecracker acknowledges unless told not to */
+        virtio_balloon_start_hinting(dev, body ? jf_bool(body, "acknowledge_on_stop", true) : true);
+    return ret;
+}
+
+int api_stop_balloon_hinting(const struct api_resources *res, struct vmm *vmm)
+{
+    struct virtio_balloon *dev = NULL;
+    int ret = hinting_device(res, vmm, &dev);
+    if (!ret)
+        virtio_balloon_stop_hinting(dev);
+    return ret;
+}
+
+int api_get_balloon_hinting(const struct api_resources *res, struct vmm *vmm,
+                            struct json_object **out)
+{
+    struct virtio_balloon *dev = NULL;
+    int ret = hinting_device(res, vmm, &dev);
+    if (ret)
+        return ret;
+    struct balloon_hinting h;
+    virtio_balloon_hinting_status(dev, &h);
+    *out = api_balloon_hinting_json(&h);
+    return 0;
+}

@@ -18,5 +18,11 @@ int api_get_balloon_stats(const struct api_resources *res, struct vmm *vmm,
                           struct json_object **out) EMBER_MUST_CHECK;
 int api_patch_balloon_stats(struct api_resources *res, struct vmm *vmm,
                             struct json_object *body) EMBER_MUST_CHECK;
+/* Free page hinting (PATCH /balloon/hinting/start and stop, GET .../status). */
+int api_start_balloon_hinting(const struct api_resources *res, struct vmm *vmm,
+                              struct json_object *body) EMBER_MUST_CHECK;
+int api_stop_balloon_hinting(const struct api_resources *res, struct vmm *vmm) EMBER_MUST_CHECK;
+int api_get_balloon_hinting(const struct api_resources *res, struct vmm *vmm,
+                            struct json_object **out) EMBER_MUST_CHECK;
 
 #endif

@@ -1,4 +1,5 @@
-/* --balloon amount=MIB[,deflate_on_oom=on|off][,stats=SECONDS][,reporting=on|off] */
+/* --balloon amount=MIB[,deflate_on_oom=on|off][,stats=SECONDS][,reporting=on|off]
+ *           [,hinting=on|off] */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,8 @@ int balloon_config_parse(char *spec, struct balloon_config *out)
 {
     struct balloon_config b = {.enabled = true};
     bool have_amount = false;
-    enum { KEY_AMOUNT, KEY_OOM, KEY_STATS, KEY_REPORTING };
-    char *const keys[] = {"amount", "deflate_on_oom", "stats", "reporting", NULL};
+    enum { KEY_AMOUNT, KEY_OOM, KEY_STATS, KEY_REPORTING, KEY_HINTING };
+    char *const keys[] = {"amount", "deflate_on_oom", "stats", "reporting", "hinting", NULL};
     char *value;
     while (*spec) {
         char *item = spec;
@@ -53,9 +54,10 @@ int balloon_config_parse(char *spec, struct balloon_config *out)
             b.stats_interval_s = (uint32_t)n;
             break;
         case KEY_REPORTING: ret = parse_switch("reporting", value, &b.free_page_reporting); break;
+        case KEY_HINTING: ret = parse_switch("hinting", value, &b.free_page_hinting); break;
         default:
             return err_set(-EINVAL, "--balloon: unknown setting '%s' (expected amount=, "
-                                    "deflate_on_oom=, stats=, reporting=)", item);
+                                    "deflate_on_oom=, stats=, reporting=, hinting=)", item);
         }
         if (ret)
             return ret;

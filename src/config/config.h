@@ -102,6 +102,7 @@ struct balloon_config {
     bool deflate_on_oom;       /* the guest may take pages back under memory pressure */
     uint32_t stats_interval_s; /* 0: no statistics queue */
     bool free_page_reporting;  /* the guest reports the pages it frees; ember discards them */
+    bool free_page_hinting;    /* on request, the guest hints its free pages; ember discards them */
 };
 #define BALLOON_MAX_STATS_INTERVAL 65535 /* seconds (Firecracker's limit) */
 

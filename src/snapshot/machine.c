@@ -103,6 +103,7 @@ static void save_balloon(const struct balloon_config *b, struct rec r)
     rec_put_bool(r, "deflate_on_oom", b->deflate_on_oom);
     rec_put_u64(r, "stats_interval_s", b->stats_interval_s);
     rec_put_bool(r, "free_page_reporting", b->free_page_reporting);
+    rec_put_bool(r, "free_page_hinting", b->free_page_hinting);
 }
 
 static void save_pmem(const struct pmem_config *p, struct rec r)
@@ -254,6 +255,8 @@ static int load_balloon(struct rec r, struct balloon_config *b)
         ret = rec_get_u32(r, "stats_interval_s", BALLOON_MAX_STATS_INTERVAL, &b->stats_interval_s);
     if (!ret)
         ret = rec_get_bool(r, "free_page_reporting", &b->free_page_reporting);
+    if (!ret && rec_has(r, "free_page_hinting")) /* older snapshots: none */
+        ret = rec_get_bool(r, "free_page_hinting", &b->free_page_hinting);
     return ret ? err_prefix(ret, "balloon") : 0;
 }
 

@@ -11,7 +11,7 @@
 #include "virtio/attach.h"
 
 #define BALLOON_QUEUE_SIZE 256
-#define BALLOON_NUM_QUEUES 4     /* inflate, deflate, statistics, reporting */
+#define BALLOON_NUM_QUEUES 5     /* inflate, deflate, statistics, hinting, reporting */
 #define BALLOON_MAX_PFNS 1024    /* per chain: bounds the work one request can cause */
 #define BALLOON_STATS_BYTES (BALLOON_NR_STATS * 10)
 #define BALLOON_CONFIG_SIZE 16   /* num_pages, actual, free_page_hint_cmd_id, poison_val */
@@ -21,6 +21,7 @@ static uint64_t balloon_features(struct virtio_dev *vdev)
     struct virtio_balloon *b = vdev->model;
     return (b->stats_interval_s ? 1ull << VIRTIO_BALLOON_F_STATS_VQ : 0) |
            (b->deflate_on_oom ? 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM : 0) |
+           (b->hinting_enabled ? 1ull << VIRTIO_BALLOON_F_FREE_PAGE_HINT : 0) |
            (b->reporting ? 1ull << VIRTIO_BALLOON_F_REPORTING : 0);
 }
 
@@ -34,6 +35,8 @@ static void assign_roles(struct virtio_balloon *b)
     b->roles[n++] = BQ_DEFLATE;
     if (virtio_dev_has_feature(&b->vdev, VIRTIO_BALLOON_F_STATS_VQ))
         b->roles[n++] = BQ_STATS;
+    if (virtio_dev_has_feature(&b->vdev, VIRTIO_BALLOON_F_FREE_PAGE_HINT))
+        b->roles[n++] = BQ_HINTING;
     if (virtio_dev_has_feature(&b->vdev, VIRTIO_BALLOON_F_REPORTING))
         b->roles[n++] = BQ_REPORTING;
 }
@@ -45,6 +48,7 @@ static void balloon_config_read(struct virtio_dev *vdev, uint32_t offset, void *
     uint8_t cfg[BALLOON_CONFIG_SIZE] = {0};
     le32_store(cfg, b->target_pages);
     le32_store(cfg + 4, b->actual_pages);
+    le32_store(cfg + 8, b->hinting.host_cmd);
     memset(data, 0, len);
     if (offset < sizeof(cfg))
         memcpy(data, cfg + offset, MIN((size_t)len, sizeof(cfg) - offset));
@@ -113,6 +117,24 @@ static enum virtio_chain_result deflate_chain(struct virtio_dev *vdev, struct vi
     return take_pfns(vdev, q, chain, false);
 }
 
+/* A range of free guest memory the driver named: the whole pages in it are
+ * discarded (a partial one may still hold the guest's data). Returns the
+ * bytes discarded. */
+static uint64_t discard_range(struct virtio_balloon *b, uint64_t gpa, uint64_t len)
+{
+    const uint64_t mask = BALLOON_PAGE_SIZE - 1;
+    if (gpa > UINT64_MAX - len - mask)
+        return 0; /* wraps: no guest RAM is there anyway */
+    uint64_t start = (gpa + mask) & ~mask, end = (gpa + len) & ~mask;
+    if (end <= start)
+        return 0;
+    if (gm_discard(b->vdev.gm, start, end - start)) {
+        b->discard_fails++;
+        return 0;
+    }
+    return end - start;
+}
+
 /* Each buffer of a report is a range of free guest memory. */
 static enum virtio_chain_result report_chain(struct virtio_dev *vdev, struct virtq *q,
                                              const struct virtq_chain *chain,
@@ -120,23 +142,48 @@ static enum virtio_chain_result report_chain(struct virtio_dev *vdev, struct vir
 {
     (void)q;
     struct virtio_balloon *b = vdev->model;
-    for (unsigned i = 0; i < chain->nr; i++) {
-        const uint64_t mask = BALLOON_PAGE_SIZE - 1;
-        uint64_t gpa = chain->bufs[i].gpa, len = chain->bufs[i].len;
-        if (gpa > UINT64_MAX - len - mask)
-            continue; /* wraps: no guest RAM is there anyway */
-        /* Whole pages only: a partial one may still hold the guest's data. */
-        uint64_t start = (gpa + mask) & ~mask, end = (gpa + len) & ~mask;
-        if (end <= start)
-            continue;
-        if (gm_discard(vdev->gm, start, end - start)) {
-            b->discard_fails++;
-            continue;
-        }
-        b->reported_bytes += end - start;
-    }
+    for (unsigned i = 0; i < chain->nr; i++)
+        b->reported_bytes += discard_range(b, chain->bufs[i].gpa, chain->bufs[i].len);
     b->reports++;
     *written = 0;
+    return VIRTIO_CHAIN_USED;
+}
+
+static void set_hint_cmd(struct virtio_balloon *b, uint32_t cmd)
+{
+    b->hinting.host_cmd = cmd;
+    if (virtio_dev_live(&b->vdev))
+        virtio_dev_notify_config(&b->vdev);
+}
+
+/* A chain is a command (readable, 4 bytes) or free blocks (writable). The
+ * blocks are discarded only while the run they belong to is the host's
+ * current one: once the host said DONE the guest may be using them again. */
+static enum virtio_chain_result hint_chain(struct virtio_dev *vdev, struct virtq *q,
+                                           const struct virtq_chain *chain, uint32_t *written)
+{
+    struct virtio_balloon *b = vdev->model;
+    struct balloon_hinting *h = &b->hinting;
+    *written = 0;
+    uint8_t raw[4];
+    if (chain->nr_readable) {
+        if (chain->readable_bytes != 4 || virtq_chain_read(q, chain, 0, raw, 4) != 4) {
+            log_guest("balloon: a %llu-byte hinting command ignored",
+                      (unsigned long long)chain->readable_bytes);
+            return VIRTIO_CHAIN_USED;
+        }
+        h->guest_cmd = le32_load(raw);
+        h->has_guest_cmd = true;
+        bool finished = h->guest_cmd == BALLOON_HINT_CMD_STOP ||
+                        h->guest_cmd == BALLOON_HINT_CMD_DONE;
+        if (finished && h->ack_on_stop && h->host_cmd >= 2)
+            set_hint_cmd(b, BALLOON_HINT_CMD_DONE);
+    }
+    bool current = h->host_cmd >= 2 && h->has_guest_cmd && h->guest_cmd == h->host_cmd;
+    for (unsigned i = chain->nr_readable; current && i < chain->nr; i++) {
+        h->hinted_bytes += discard_range(b, chain->bufs[i].gpa, chain->bufs[i].len);
+        h->hints++;
+    }
     return VIRTIO_CHAIN_USED;
 }
 
@@ -171,6 +218,7 @@ static void balloon_queue_notify(struct virtio_dev *vdev, unsigned qi)
         [BQ_INFLATE] = inflate_chain,
         [BQ_DEFLATE] = deflate_chain,
         [BQ_STATS] = stats_chain,
+        [BQ_HINTING] = hint_chain,
         [BQ_REPORTING] = report_chain,
     };
     enum balloon_queue_role role = qi < VIRTIO_MAX_QUEUES ? b->roles[qi] : BQ_NONE;
@@ -225,6 +273,7 @@ static void balloon_reset(struct virtio_dev *vdev)
     struct virtio_balloon *b = vdev->model;
     b->stats_held = false;
     b->actual_pages = 0;
+    b->hinting.has_guest_cmd = false;
     assign_roles(b);
 }
 
@@ -256,6 +305,8 @@ static size_t balloon_counters(struct virtio_dev *vdev, struct device_counter *o
     out[n++] = (struct device_counter){"stats_updates_count", b->stats_updates};
     out[n++] = (struct device_counter){"free_page_report_count", b->reports};
     out[n++] = (struct device_counter){"free_page_report_freed", b->reported_bytes};
+    out[n++] = (struct device_counter){"free_page_hint_count", b->hinting.hints};
+    out[n++] = (struct device_counter){"free_page_hint_freed", b->hinting.hinted_bytes};
     out[n++] = (struct device_counter){"discard_fails", b->discard_fails};
     return n;
 }
@@ -268,6 +319,28 @@ static void balloon_save(struct virtio_dev *vdev, struct rec r)
     rec_put_u64(r, "stats_interval_s", b->stats_interval_s);
     rec_put_bool(r, "stats_held", b->stats_held);
     rec_put_u64(r, "stats_head", b->stats_head);
+    if (!b->hinting_enabled)
+        return;
+    struct rec h = rec_put_child(r, "hinting");
+    rec_put_u64(h, "host_cmd", b->hinting.host_cmd);
+    rec_put_u64(h, "last_run", b->hinting.last_run);
+    rec_put_bool(h, "has_guest_cmd", b->hinting.has_guest_cmd);
+    rec_put_u64(h, "guest_cmd", b->hinting.guest_cmd);
+    rec_put_bool(h, "ack_on_stop", b->hinting.ack_on_stop);
+}
+
+static int load_hinting(struct rec r, struct balloon_hinting *h)
+{
+    int ret = rec_get_u32(r, "host_cmd", UINT32_MAX, &h->host_cmd);
+    if (!ret)
+        ret = rec_get_u32(r, "last_run", UINT32_MAX, &h->last_run);
+    if (!ret)
+        ret = rec_get_bool(r, "has_guest_cmd", &h->has_guest_cmd);
+    if (!ret)
+        ret = rec_get_u32(r, "guest_cmd", UINT32_MAX, &h->guest_cmd);
+    if (!ret)
+        ret = rec_get_bool(r, "ack_on_stop", &h->ack_on_stop);
+    return ret ? err_prefix(ret, "hinting") : 0;
 }
 
 static int balloon_load(struct virtio_dev *vdev, struct rec r)
@@ -287,6 +360,13 @@ static int balloon_load(struct virtio_dev *vdev, struct rec r)
     if (!ret && (interval != 0) != (b->stats_interval_s != 0))
         ret = err_set(-EINVAL, "balloon: statistics are %s in the snapshot but %s here",
                       interval ? "on" : "off", b->stats_interval_s ? "on" : "off");
+    struct balloon_hinting hinting = {0};
+    struct rec h;
+    if (!ret && rec_has(r, "hinting") != b->hinting_enabled)
+        ret = err_set(-EINVAL, "free page hinting is %s in the snapshot but %s here",
+                      b->hinting_enabled ? "off" : "on", b->hinting_enabled ? "on" : "off");
+    if (!ret && b->hinting_enabled && !(ret = rec_get_child(r, "hinting", &h)))
+        ret = load_hinting(h, &hinting);
     if (ret)
         return err_prefix(ret, "balloon");
     assign_roles(b);
@@ -297,6 +377,7 @@ static int balloon_load(struct virtio_dev *vdev, struct rec r)
     b->target_pages = (uint32_t)target, b->actual_pages = (uint32_t)actual;
     b->stats_interval_s = (uint32_t)interval;
     b->stats_held = held, b->stats_head = (uint16_t)head;
+    b->hinting = hinting;
     arm_timer(b);
     return 0;
 }
@@ -349,6 +430,7 @@ int virtio_balloon_init(struct virtio_balloon *b, const struct guest_mem *gm,
     b->target_pages = mib_to_pages(cfg->amount_mib);
     b->deflate_on_oom = cfg->deflate_on_oom;
     b->reporting = cfg->free_page_reporting;
+    b->hinting_enabled = cfg->free_page_hinting;
     b->stats_interval_s = cfg->stats_interval_s;
     b->loop = loop;
     b->stats_timer = -1;
@@ -409,6 +491,30 @@ void virtio_balloon_get_stats(struct virtio_balloon *b, struct balloon_stats *ou
     out->actual_pages = b->actual_pages;
     out->present = b->stats_present;
     memcpy(out->value, b->stats, sizeof(out->value));
+    pthread_mutex_unlock(&b->vdev.lock);
+}
+
+void virtio_balloon_start_hinting(struct virtio_balloon *b, bool ack_on_stop)
+{
+    pthread_mutex_lock(&b->vdev.lock);
+    struct balloon_hinting *h = &b->hinting;
+    h->last_run = h->last_run < 2 || h->last_run == UINT32_MAX ? 2 : h->last_run + 1;
+    h->ack_on_stop = ack_on_stop;
+    set_hint_cmd(b, h->last_run);
+    pthread_mutex_unlock(&b->vdev.lock);
+}
+
+void virtio_balloon_stop_hinting(struct virtio_balloon *b)
+{
+    pthread_mutex_lock(&b->vdev.lock);
+    set_hint_cmd(b, BALLOON_HINT_CMD_DONE);
+    pthread_mutex_unlock(&b->vdev.lock);
+}
+
+void virtio_balloon_hinting_status(struct virtio_balloon *b, struct balloon_hinting *out)
+{
+    pthread_mutex_lock(&b->vdev.lock);
+    *out = b->hinting;
     pthread_mutex_unlock(&b->vdev.lock);
 }
 

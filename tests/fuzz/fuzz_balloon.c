@@ -45,13 +45,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     uint8_t *mem = gm.regions[0].hva;
     memset(mem, 0, DATA + 0x10000);
-    struct balloon_config cfg = {true, 0, true, 1, true};
+    struct balloon_config cfg = {true, 0, true, 1, true, true};
     struct virtio_balloon b;
     if (virtio_balloon_init(&b, &gm, &cfg, NULL))
         abort();
     b.vdev.transport = &t_ops;
-    uint16_t avail[4] = {0};
-    for (unsigned i = 0; i < 4; i++) {
+    uint16_t avail[5] = {0};
+    for (unsigned i = 0; i < 5; i++) {
         struct virtq *q = &b.vdev.queues[i];
         *q = (struct virtq){.size = QSIZE, .desc_gpa = 0x1000 + 0x1000ull * i,
                             .avail_gpa = 0x10000 + 0x1000ull * i,
@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     virtio_dev_set_status(&b.vdev, 0x0f);
     for (size_t off = 0; off + STEP <= size; off += STEP) {
         const uint8_t *s = data + off;
-        unsigned qi = s[0] % 4;
+        unsigned qi = s[0] % 5; /* inflate, deflate, statistics, hinting, reporting */
         memcpy(mem + b.vdev.queues[qi].desc_gpa, s + 2, 16 * QSIZE);
         memcpy(mem + DATA, s + 2 + 16 * QSIZE, 256);
         uint64_t a = b.vdev.queues[qi].avail_gpa;
@@ -72,6 +72,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pthread_mutex_unlock(&b.vdev.lock);
         if (virtio_balloon_set_target(&b, s[1]) == 0)
             virtio_balloon_request_stats(&b);
+        if (s[0] & 0x80) /* a hinting run starts or ends between notifies */
+            (s[0] & 0x40) ? virtio_balloon_start_hinting(&b, s[0] & 0x20)
+                          : virtio_balloon_stop_hinting(&b);
         if (b.vdev.status & VIRTIO_STATUS_NEEDS_RESET)
             break;
     }

@@ -112,3 +112,69 @@ def balloon_cli_errors(ctx):
                            shell=True, capture_output=True, text=True, timeout=60)
         expect(r.returncode == 2 and message in r.stderr,
                f"'{args}': exit {r.returncode}, expected 2 with '{message}': {r.stderr[-300:]}")
+
+
+# The guest keeps 16 MiB of data, fills and frees 96 MiB, then waits while
+# the host runs a hinting round; afterwards its kept data must be intact and
+# new memory (the hinted pages, given back) must hold what is written.
+HINT_GUEST = r'''
+mkdir -p /fill && mount -t tmpfs -o size=220m tmpfs /fill
+dd if=/dev/urandom of=/fill/keep bs=1M count=16 2>/dev/null
+echo "keep $(md5sum < /fill/keep | cut -c1-32)"
+dd if=/dev/zero of=/fill/a bs=1M count=96 2>/dev/null; echo filled; sleep 2
+rm /fill/a; echo freed
+sleep 30
+echo "keep-after $(md5sum < /fill/keep | cut -c1-32)"
+echo "new-written $(head -c 67108864 /dev/urandom | tee /fill/b | md5sum | cut -c1-32)"
+echo "new-read $(md5sum < /fill/b | cut -c1-32)"
+echo after-hinting
+sleep 600
+'''
+
+
+@guest_test("virtio-balloon: free page hinting through Firecracker's /balloon/hinting requests "
+            "gives the guest's free memory back and the guest's data stays intact", batch="balloon")
+def balloon_hinting():
+    cmdline = guest_cmdline(HINT_GUEST)
+    script = API_HELPERS + (
+        f'"$EMBER" run --mem 256 --balloon amount=0,hinting=on --api-sock api.sock '
+        f"--cmdline '{cmdline}' < /dev/null > out.txt 2>&1 & pid=$!\n"
+        "wait_for '^freed' out.txt\n"
+        "sleep 3\n"
+        'echo "rss-before $(rss)"\n'
+        "api http://x/balloon/hinting/status | sed 's/^/status-idle /'\n"
+        "api -X PATCH http://x/balloon/hinting/start | sed 's/^/start /'\n"
+        # The driver sends the run's id, its free blocks, then STOP (0); ember
+        # acknowledges with DONE (1) and the guest takes its pages back.
+        "i=0; until api http://x/balloon/hinting/status | grep -q '\"guest_cmd\":0'; do\n"
+        "  i=$((i+1)); [ $i -gt 300 ] && break; $BB usleep 100000; done\n"
+        'echo "rss-hinted $(rss)"\n'
+        "api http://x/balloon/hinting/status | sed 's/^/status-done /'\n"
+        "api -X PATCH http://x/balloon/hinting/stop -d '{}' | sed 's/^/stop /'\n"
+        "api -X PATCH http://x/balloon/hinting/stop | sed 's/^/stop-nobody /'\n"
+        "api http://x/balloon | sed 's/^/get-balloon /'\n"
+        "wait_for '^after-hinting' out.txt\n"
+        "kill $pid; wait $pid; echo \"ember rc=$?\"\n"
+        "cat out.txt\n")
+
+    def check(j):
+        expect_output(j, r'^status-idle \{"host_cmd":0\} \[200\]$', "no run before the start")
+        expect_output(j, r"^start  \[204\]$", "204 for hinting/start")
+        expect_output(j, r'^status-done \{"host_cmd":1,"guest_cmd":0\} \[200\]$',
+                      "the driver's STOP acknowledged with DONE")
+        expect_output(j, r"^stop  \[204\]$", "204 for hinting/stop")
+        expect_output(j, r"^stop-nobody  \[204\]$", "204 for hinting/stop without a body")
+        expect_output(j, r'^get-balloon .*"free_page_hinting":true', "GET /balloon")
+        before = re.search(r"^rss-before (\d+)$", j.output, re.M)
+        hinted = re.search(r"^rss-hinted (\d+)$", j.output, re.M)
+        expect(before and hinted, "ember's resident memory was not measured")
+        drop = (int(before.group(1)) - int(hinted.group(1))) // 1024
+        print(f"hinting: ember's RSS {before.group(1)} -> {hinted.group(1)} KiB ({drop} MiB back)")
+        expect(drop >= 48, f"hinting gave back only {drop} MiB of the 96 MiB the guest freed")
+        keep = re.search(r"^keep ([0-9a-f]{32})$", j.output, re.M)
+        expect(keep and re.search(rf"^keep-after {keep.group(1)}$", j.output, re.M),
+               "the guest's kept data changed across the hinting run")
+        new = re.search(r"^new-written ([0-9a-f]{32})$", j.output, re.M)
+        expect(new and re.search(rf"^new-read {new.group(1)}$", j.output, re.M),
+               "memory the guest took back after the run does not hold what it wrote")
+    return job("balloon-hinting", script, timeout=240), check

@@ -6,6 +6,8 @@
 #include "fakes.h"
 
 #include "rec_copy.h"
+
+#include <json-c/json.h>
 #include "util/util.h"
 #include "virtio/balloon.h"
 
@@ -30,13 +32,14 @@ struct fixture {
     struct guest_mem gm;
     uint8_t *mem;
     struct virtio_balloon b;
-    struct ring rings[4];
+    struct ring rings[5];
 };
 
 static uint64_t all_features(void)
 {
     return (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BALLOON_F_STATS_VQ) |
-           (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM) | (1ull << VIRTIO_BALLOON_F_REPORTING);
+           (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM) | (1ull << VIRTIO_BALLOON_F_REPORTING) |
+           (1ull << VIRTIO_BALLOON_F_FREE_PAGE_HINT);
 }
 
 static struct fixture *setup_with(const struct balloon_config *cfg, uint64_t features)
@@ -47,7 +50,7 @@ static struct fixture *setup_with(const struct balloon_config *cfg, uint64_t fea
     assert_int_equal(virtio_balloon_init(&x->b, &x->gm, cfg, NULL), 0);
     struct virtio_dev *vdev = &x->b.vdev;
     vdev->transport = &t_ops;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         x->rings[i] = (struct ring){0x1000 + 0x3000ull * i, 0x2000 + 0x3000ull * i,
                                     0x3000 + 0x3000ull * i, 0};
         struct virtq *q = &vdev->queues[i];
@@ -66,7 +69,7 @@ static struct fixture *setup_with(const struct balloon_config *cfg, uint64_t fea
 
 static struct fixture *setup(void)
 {
-    struct balloon_config cfg = {true, 0, true, 5, true};
+    struct balloon_config cfg = {true, 0, true, 5, true, false};
     return setup_with(&cfg, all_features());
 }
 
@@ -125,7 +128,7 @@ static void put_pfns(struct fixture *x, uint64_t at, const uint32_t *pfns, unsig
 static void test_features_and_queue_numbering(void **state)
 {
     (void)state;
-    struct balloon_config none = {true, 0, false, 0, false};
+    struct balloon_config none = {true, 0, false, 0, false, false};
     struct fixture *x = setup_with(&none, all_features());
     assert_int_equal(x->b.vdev.ops->features(&x->b.vdev), 0);
     assert_int_equal(x->b.roles[2], BQ_NONE);
@@ -134,7 +137,7 @@ static void test_features_and_queue_numbering(void **state)
     assert_int_equal(used_idx(x, 2), 0);
     teardown_fixture(x);
 
-    struct balloon_config rep = {true, 0, false, 0, true};
+    struct balloon_config rep = {true, 0, false, 0, true, false};
     x = setup_with(&rep, all_features());
     assert_int_equal(x->b.roles[2], BQ_REPORTING); /* no statistics: reporting is queue 2 */
     teardown_fixture(x);
@@ -225,6 +228,92 @@ static void test_free_page_reporting(void **state)
     teardown_fixture(x);
 }
 
+static uint32_t config_cmd(struct fixture *x)
+{
+    uint8_t v[4];
+    x->b.vdev.ops->config_read(&x->b.vdev, 8, v, 4);
+    return le32_load(v);
+}
+
+/* The driver sends a command id: a readable 4-byte buffer. */
+static void send_cmd(struct fixture *x, unsigned qi, uint16_t i, uint32_t cmd)
+{
+    le32_store(x->mem + DATA + 64u * i, cmd);
+    desc(x, qi, i, DATA + 64u * i, 4, 0, 0);
+    publish(x, qi, i);
+}
+
+/* Free page hinting: blocks are discarded only while they belong to the
+ * host's current run; STOP from the driver ends it (DONE, with
+ * acknowledge_on_stop); commands of the wrong size are ignored. */
+static void test_free_page_hinting(void **state)
+{
+    (void)state;
+    struct balloon_config cfg = {true, 0, false, 0, false, true};
+    struct fixture *x = setup_with(&cfg, all_features());
+    const unsigned hq = 2; /* no statistics queue: hinting is the third */
+    assert_true(x->b.vdev.ops->features(&x->b.vdev) & (1ull << VIRTIO_BALLOON_F_FREE_PAGE_HINT));
+    assert_int_equal(x->b.roles[hq], BQ_HINTING);
+    assert_int_equal(config_cmd(x), BALLOON_HINT_CMD_STOP);
+    fill_pages(x, 2048, 16, 0xaa);
+    /* Before any run: a block is not discarded. */
+    send_cmd(x, hq, 0, 2);
+    desc(x, hq, 1, 2048 * PAGE, 2 * PAGE, WR, 0);
+    publish(x, hq, 1);
+    assert_true(page_is(x, 2048, 0xaa));
+    virtio_balloon_start_hinting(&x->b, true);
+    assert_int_equal(config_cmd(x), 2);
+    assert_int_equal(config_irqs, 1);
+    /* The run's id, then blocks: whole pages go. */
+    send_cmd(x, hq, 2, 2);
+    desc(x, hq, 3, 2048 * PAGE, 3 * PAGE + 0x800, WR, 0);
+    publish(x, hq, 3);
+    assert_true(page_is(x, 2048, 0) && page_is(x, 2050, 0) && page_is(x, 2051, 0xaa));
+    assert_int_equal(x->b.hinting.hinted_bytes, 3 * PAGE);
+    /* A stale run's id: its blocks are left alone. */
+    send_cmd(x, hq, 4, 7);
+    desc(x, hq, 5, 2052 * PAGE, PAGE, WR, 0);
+    publish(x, hq, 5);
+    assert_true(page_is(x, 2052, 0xaa));
+    /* A command of the wrong size is ignored. */
+    desc(x, hq, 6, DATA, 3, 0, 0);
+    publish(x, hq, 6);
+    struct balloon_hinting st;
+    virtio_balloon_hinting_status(&x->b, &st);
+    assert_true(st.has_guest_cmd);
+    assert_int_equal(st.guest_cmd, 7);
+    /* STOP from the driver: acknowledged with DONE. */
+    send_cmd(x, hq, 7, BALLOON_HINT_CMD_STOP);
+    assert_int_equal(config_cmd(x), BALLOON_HINT_CMD_DONE);
+    assert_int_equal(config_irqs, 2);
+    /* After DONE the guest uses its pages again: nothing is discarded. */
+    send_cmd(x, hq, 8, 2);
+    desc(x, hq, 9, 2053 * PAGE, PAGE, WR, 0);
+    publish(x, hq, 9);
+    assert_true(page_is(x, 2053, 0xaa));
+    assert_int_equal(used_idx(x, hq), 10);
+    /* The next run has a new id; stop says DONE without waiting. */
+    virtio_balloon_start_hinting(&x->b, false);
+    assert_int_equal(config_cmd(x), 3);
+    send_cmd(x, hq, 10, BALLOON_HINT_CMD_STOP);
+    assert_int_equal(config_cmd(x), 3); /* not acknowledged */
+    virtio_balloon_stop_hinting(&x->b);
+    assert_int_equal(config_cmd(x), BALLOON_HINT_CMD_DONE);
+    /* Snapshots: the run's state comes back; a snapshot without it is refused. */
+    struct virtio_dev *vdev = &x->b.vdev;
+    struct rec r = rec_new();
+    vdev->ops->save(vdev, r);
+    r = rec_copy(r);
+    x->b.hinting = (struct balloon_hinting){0};
+    assert_int_equal(vdev->ops->load(vdev, r), 0);
+    assert_int_equal(x->b.hinting.last_run, 3);
+    assert_int_equal(x->b.hinting.host_cmd, BALLOON_HINT_CMD_DONE);
+    json_object_object_del(r.obj, "hinting");
+    assert_int_equal(vdev->ops->load(vdev, r), -EINVAL);
+    rec_free(r);
+    teardown_fixture(x);
+}
+
 static void put_stat(struct fixture *x, uint64_t at, uint16_t tag, uint64_t value)
 {
     le16_store(x->mem + at, tag);
@@ -260,7 +349,7 @@ static void test_statistics_lent_and_returned(void **state)
 static void test_statistics_before_driver_ok(void **state)
 {
     (void)state;
-    struct balloon_config cfg = {true, 0, false, 5, false};
+    struct balloon_config cfg = {true, 0, false, 5, false, false};
     struct fixture *x = calloc(1, sizeof(*x));
     assert_int_equal(gm_create_anon(&x->gm, MEM_SIZE, 1ull << 32), 0);
     x->mem = x->gm.regions[0].hva;
@@ -353,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_inflate_discards_pages),
         cmocka_unit_test(test_inflate_bounded_per_chain),
         cmocka_unit_test(test_free_page_reporting),
+        cmocka_unit_test(test_free_page_hinting),
         cmocka_unit_test(test_statistics_lent_and_returned),
         cmocka_unit_test(test_statistics_before_driver_ok),
         cmocka_unit_test(test_target_and_actual),
