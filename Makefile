@@ -23,7 +23,9 @@ LDLIBS := -lslirp -luring -ljson-c -lhttp_parser -lz -lseccomp -lpthread
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | LC_ALL=C sort))
+# ember-jailer (src/jailer/ and its main) is a program of its own.
+JAILER_SRCS := $(shell find src/jailer -name '*.c' | LC_ALL=C sort) src/jailer_main.c
+LIB_SRCS := $(filter-out src/main.c $(JAILER_SRCS),$(shell find src -name '*.c' | LC_ALL=C sort))
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | LC_ALL=C sort)
 # The layers, lowest first (src/LAYERS); each is a folder of src/ and an archive.
 LAYERS := $(shell sed -e 's/\#.*//' src/LAYERS)
@@ -43,7 +45,7 @@ $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
 .PHONY: all asan guest guest-kernel unit unit-asan test run run-nested bench tools clean deps help check-layers fuzz
-all: $(BUILD)/ember
+all: $(BUILD)/ember $(BUILD)/ember-jailer
 
 help:
 	@echo "make            build $(BUILD)/ember"
@@ -77,6 +79,11 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/ember: $(call objs,$(BUILD),$(LIB_SRCS) src/main.c) $(BUILD)/.layers-ok
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $(HARDEN_LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
+
+# The jailer needs only util; it links nothing ember's libraries need.
+$(BUILD)/ember-jailer: $(call objs,$(BUILD),$(JAILER_SRCS)) $(BUILD)/lib/libutil.a $(BUILD)/.layers-ok
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(HARDEN_LDFLAGS) -o $@ $(filter %.o %.a,$^)
 
 # --- sanitizer build ------------------------------------------------------
 $(BUILD)/asan/obj/%.o: %.c
