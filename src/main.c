@@ -197,6 +197,10 @@ typedef int (*bring_up_fn)(struct vmm *vmm, struct api *api, struct cli_request 
 
 static int run_vmm(struct cli_request *req, bring_up_fn bring_up)
 {
+    if (req->seccomp_filter && seccomp_load_filter_file(req->seccomp_filter)) {
+        log_error("%s", err_msg());
+        return EMBER_EXIT_SETUP_ERROR;
+    }
     if (prepare_process(req)) {
         log_error("%s", err_msg());
         return EMBER_EXIT_VMM_ERROR;
