@@ -16,6 +16,7 @@
 #include "api/client.h"
 #include "cli/options.h"
 #include "snapshot/format.h"
+#include "util/landlock.h"
 #include "util/log.h"
 #include "util/seccomp.h"
 #include "cli/rootfs.h"
@@ -109,6 +110,12 @@ static void install_process_signals(void)
 static int prepare_process(const struct cli_request *req)
 {
     install_process_signals();
+    landlock_configure(!req->no_landlock);
+    /* The socket file is removed at the end; snapshots are often written
+     * beside it. */
+    int err = landlock_allow_dir_of(req->api_sock, LANDLOCK_FILES);
+    if (err)
+        return err;
     int ret = seccomp_setup(!req->no_seccomp, req->seccomp_selftest, console_restore_terminal);
     return ret ? ret : vcpu_signals_init();
 }

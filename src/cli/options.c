@@ -60,6 +60,7 @@ enum {
     OPT_MMDS_SIZE_LIMIT,
     OPT_SECCOMP_FILTER,
     OPT_NO_SECCOMP,
+    OPT_NO_LANDLOCK,
     OPT_API_SOCK_MODE,
     OPT_SECCOMP_SELFTEST,
     OPT_VERSION,
@@ -100,6 +101,7 @@ static const struct option run_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"no-landlock", no_argument, NULL, OPT_NO_LANDLOCK},
     {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
     {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"id", required_argument, NULL, OPT_ID},
@@ -123,6 +125,7 @@ static const struct option restore_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"no-landlock", no_argument, NULL, OPT_NO_LANDLOCK},
     {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
     {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"id", required_argument, NULL, OPT_ID},
@@ -177,6 +180,7 @@ static const struct option serve_options[] = {
     {"mmds-size-limit", required_argument, NULL, OPT_MMDS_SIZE_LIMIT},
     {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"no-landlock", no_argument, NULL, OPT_NO_LANDLOCK},
     {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"version", no_argument, NULL, OPT_VERSION},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
@@ -545,6 +549,7 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_NO_LANDLOCK: req->no_landlock = true; return 0;
     case OPT_SECCOMP_FILTER: req->seccomp_filter = arg; return 0;
     case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_ID: return parse_id(arg, req);
@@ -632,6 +637,7 @@ static int parse_serve_option(int opt, char *arg, struct cli_request *req)
         return parse_u64("--mmds-size-limit", arg, &req->mmds_size_limit);
     case OPT_METADATA: req->metadata_path = arg; return 0;
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_NO_LANDLOCK: req->no_landlock = true; return 0;
     case OPT_SECCOMP_FILTER: req->seccomp_filter = arg; return 0;
     case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_DESCRIBE_SNAPSHOT:
@@ -715,6 +721,7 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_NO_LANDLOCK: req->no_landlock = true; return 0;
     case OPT_SECCOMP_FILTER: req->seccomp_filter = arg; return 0;
     case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_ID: return parse_id(arg, req);

@@ -32,6 +32,8 @@ void cli_print_usage(FILE *out)
           "  --seccomp-filter FILE\n"
           "                      per-thread filters from FILE (seccompiler's JSON, keyed by\n"
           "                      ember's thread kinds) in place of ember's own lists\n"
+          "  --no-landlock       do not limit ember's file access to its configured files'\n"
+          "                      directories once the VM starts (Landlock)\n"
           "  --id ID             the instance id GET / reports (1-64 of [A-Za-z0-9_-])\n"
           "  --config-file FILE  configure from FILE and start the VM\n"
           "  --no-api            no API socket (needs --config-file)\n"
