@@ -166,10 +166,12 @@ static int own(const char *path, const struct jailer_args *a)
     return 0;
 }
 
-/* Inside the jail: its directories (its user's alone) and device nodes. */
+/* Inside the jail: its directories (its user's alone) and device nodes.
+ * /tmp is ember's addition to Firecracker's list: the metadata service's
+ * socket directory and --rootfs's control directory are made there. */
 static int populate_jail(const struct jail *j)
 {
-    static const char *const dirs[] = {"/", "/dev", "/dev/net", "/run"};
+    static const char *const dirs[] = {"/", "/dev", "/dev/net", "/run", "/tmp"};
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         int ret = mkdir_p(dirs[i], 0700);
         if (!ret && chmod(dirs[i], 0700) < 0)

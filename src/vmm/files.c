@@ -274,5 +274,8 @@ int vm_files_sandbox(const struct vm_config *cfg, const char *mem_path)
                                           "/dev/urandom", "/dev/null"};
     for (size_t i = 0; !ret && i < sizeof(devices) / sizeof(devices[0]); i++)
         ret = landlock_allow(devices[i], LANDLOCK_DEVICE);
+    /* Threads are named by the loop through their comm files. */
+    if (!ret)
+        ret = landlock_allow("/proc/self/task", LANDLOCK_READ | LANDLOCK_DEVICE);
     return ret ? ret : landlock_seal();
 }

@@ -94,6 +94,18 @@ def wait_path(path, proc, what, timeout=15):
     raise AssertionError(f"no {what} within {timeout}s")
 
 
+def get_root(sock, timeout=10):
+    """GET / once the socket listens (its file appears at bind, before listen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return http_request(sock, "GET", "/")
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def status_fields(pid):
     with open(f"/proc/{pid}/status") as f:
         text = f.read()
@@ -159,7 +171,7 @@ def jailer_runs_ember(ctx):
         pid = proc.pid  # no --daemonize, no --new-pid-ns: the jailer became ember
         with open(os.path.join(root, "ember.pid")) as f:
             expect(int(f.read()) == pid, "ember.pid is not ember's PID")
-        st, body = http_request(sock, "GET", "/")
+        st, body = get_root(sock)
         expect(st == 200 and body["id"] == vm_id, f"GET /: {st} {body}")
         requests = [
             ("PUT", "/boot-source", {"kernel_image_path": "vmlinuz",  # relative, as the SDK
@@ -267,7 +279,7 @@ def jailer_kata_style(ctx):
         sock = f"/proc/{pid}/root/run/firecracker.socket"
         deadline = time.monotonic() + 30
         while True:
-            st, body = http_request(sock, "GET", "/")
+            st, body = get_root(sock)
             if body and body.get("state") == "Running" or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
