@@ -281,7 +281,21 @@ $(BUILD)/fuzz/fuzz_virtio_blk: tests/fuzz/fuzz_virtio_blk.c $(FUZZ_VIRTIO_BLK_SR
 		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
 		-luring -lpthread
 
-FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_virtio_blk $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
+# The config file and the API's route layer: src/api/ built by clang with
+# the fuzzer's instrumentation, linked with the release build's archives of
+# the layers below it (the VMM is linked but never started).
+FUZZ_API_SRCS := $(wildcard src/api/*.c)
+FUZZ_BELOW_API = $(foreach l,$(shell tests/check-layers --below vmm),$(BUILD)/lib/lib$(l).a)
+
+$(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route: $(BUILD)/fuzz/%: tests/fuzz/%.c \
+		$(FUZZ_API_SRCS) $(FUZZ_BELOW_API)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) \
+		$(filter %.a,$^) $(LDLIBS)
+
+FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route $(BUILD)/fuzz/fuzz_virtio_blk $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
 	$(BUILD)/fuzz/fuzz_api_json $(BUILD)/fuzz/fuzz_virtiofs \
 	$(BUILD)/fuzz/fuzz_mmds $(BUILD)/fuzz/fuzz_cpu_config $(BUILD)/fuzz/fuzz_gdb_packet
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
