@@ -23,7 +23,9 @@ LDLIBS := -lslirp -luring -ljson-c -lhttp_parser -lz -lseccomp -lpthread
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | LC_ALL=C sort))
+# ember-jailer (src/jailer/ and its main) is a program of its own.
+JAILER_SRCS := $(shell find src/jailer -name '*.c' | LC_ALL=C sort) src/jailer_main.c
+LIB_SRCS := $(filter-out src/main.c $(JAILER_SRCS),$(shell find src -name '*.c' | LC_ALL=C sort))
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' | LC_ALL=C sort)
 # The layers, lowest first (src/LAYERS); each is a folder of src/ and an archive.
 LAYERS := $(shell sed -e 's/\#.*//' src/LAYERS)
@@ -43,7 +45,7 @@ $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
 .PHONY: all asan guest guest-kernel unit unit-asan test run run-nested bench tools clean deps help check-layers fuzz
-all: $(BUILD)/ember
+all: $(BUILD)/ember $(BUILD)/ember-jailer
 
 help:
 	@echo "make            build $(BUILD)/ember"
@@ -77,6 +79,11 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/ember: $(call objs,$(BUILD),$(LIB_SRCS) src/main.c) $(BUILD)/.layers-ok
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $(HARDEN_LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
+
+# The jailer needs only util; it links nothing ember's libraries need.
+$(BUILD)/ember-jailer: $(call objs,$(BUILD),$(JAILER_SRCS)) $(BUILD)/lib/libutil.a $(BUILD)/.layers-ok
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(HARDEN_LDFLAGS) -o $@ $(filter %.o %.a,$^)
 
 # --- sanitizer build ------------------------------------------------------
 $(BUILD)/asan/obj/%.o: %.c
@@ -278,7 +285,21 @@ $(BUILD)/fuzz/fuzz_virtio_blk: tests/fuzz/fuzz_virtio_blk.c $(FUZZ_VIRTIO_BLK_SR
 		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
 		-luring -lpthread
 
-FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_virtio_blk $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
+# The config file and the API's route layer: src/api/ built by clang with
+# the fuzzer's instrumentation, linked with the release build's archives of
+# the layers below it (the VMM is linked but never started).
+FUZZ_API_SRCS := $(wildcard src/api/*.c)
+FUZZ_BELOW_API = $(foreach l,$(shell tests/check-layers --below vmm),$(BUILD)/lib/lib$(l).a)
+
+$(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route: $(BUILD)/fuzz/%: tests/fuzz/%.c \
+		$(FUZZ_API_SRCS) $(FUZZ_BELOW_API)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) \
+		$(filter %.a,$^) $(LDLIBS)
+
+FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route $(BUILD)/fuzz/fuzz_virtio_blk $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
 	$(BUILD)/fuzz/fuzz_api_json $(BUILD)/fuzz/fuzz_virtiofs \
 	$(BUILD)/fuzz/fuzz_mmds $(BUILD)/fuzz/fuzz_cpu_config $(BUILD)/fuzz/fuzz_gdb_packet
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed

@@ -16,6 +16,7 @@
 #include "api/client.h"
 #include "cli/options.h"
 #include "snapshot/format.h"
+#include "util/landlock.h"
 #include "util/log.h"
 #include "util/seccomp.h"
 #include "cli/rootfs.h"
@@ -109,6 +110,18 @@ static void install_process_signals(void)
 static int prepare_process(const struct cli_request *req)
 {
     install_process_signals();
+#if defined(__SANITIZE_ADDRESS__)
+    /* LeakSanitizer reads /proc/self/maps and stops threads at exit: it
+     * cannot run under the restriction (as under seccomp's filters). */
+    landlock_configure(false);
+#else
+    landlock_configure(!req->no_landlock);
+#endif
+    /* The socket file is removed at the end; snapshots are often written
+     * beside it. */
+    int err = landlock_allow_dir_of(req->api_sock, LANDLOCK_FILES);
+    if (err)
+        return err;
     int ret = seccomp_setup(!req->no_seccomp, req->seccomp_selftest, console_restore_terminal);
     return ret ? ret : vcpu_signals_init();
 }
@@ -197,6 +210,10 @@ typedef int (*bring_up_fn)(struct vmm *vmm, struct api *api, struct cli_request 
 
 static int run_vmm(struct cli_request *req, bring_up_fn bring_up)
 {
+    if (req->seccomp_filter && seccomp_load_filter_file(req->seccomp_filter)) {
+        log_error("%s", err_msg());
+        return EMBER_EXIT_SETUP_ERROR;
+    }
     if (prepare_process(req)) {
         log_error("%s", err_msg());
         return EMBER_EXIT_VMM_ERROR;

@@ -33,6 +33,11 @@ int api_adopt_config(struct api *api, const struct vm_config *cfg) EMBER_MUST_CH
  * *fault says what kind of problem it was (VMM_FAULT_SETUP for the file). */
 int api_boot_from_file(struct api *api, const char *path, enum vmm_fault *fault)
     EMBER_MUST_CHECK;
+/* A config file's text applied to the API's resources and built into *cfg,
+ * without starting anything or opening the files its logger, metrics or
+ * cpu-config name (the fuzzer's entry). */
+int api_config_check_text(struct api *api, const char *text, size_t len, struct vm_config *cfg)
+    EMBER_MUST_CHECK;
 
 /* PUT /metrics (also the config file's "metrics"). */
 int api_put_metrics(struct api *api, struct json_object *body) EMBER_MUST_CHECK;

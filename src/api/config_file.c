@@ -100,7 +100,10 @@ static int apply_cpu_config(struct api *api, struct json_object *v)
     return ret ? err_prefix(ret, "cpu-config file %s", path) : 0;
 }
 
-static int apply_config(struct api *api, struct json_object *cfg)
+/* open_files false (the fuzzer): the items that name files to open or
+ * create (logger, metrics, a cpu-config file) are checked for their type
+ * only. */
+static int apply_config(struct api *api, struct json_object *cfg, bool open_files)
 {
     struct jf_field fields[] = {
         {"boot-source", JF_OBJECT, true, false},
@@ -127,13 +130,14 @@ static int apply_config(struct api *api, struct json_object *cfg)
     if (!ret)
         ret = refuse(cfg, "memory-hotplug", "memory hot-plugging (virtio-mem)");
     /* The logger first, so that what follows is logged where it says. */
-    if (!ret && (v = jf_get(cfg, "logger")))
+    if (!ret && open_files && (v = jf_get(cfg, "logger")))
         ret = api_set_logger(&api->res, v);
-    if (!ret && (v = jf_get(cfg, "metrics")))
+    if (!ret && open_files && (v = jf_get(cfg, "metrics")))
         ret = api_put_metrics(api, v);
     if (!ret && (v = jf_get(cfg, "machine-config")))
         ret = api_set_machine_config(&api->res, v, false);
-    if (!ret && (v = jf_get(cfg, "cpu-config")))
+    if (!ret && (v = jf_get(cfg, "cpu-config")) &&
+        (open_files || !json_object_is_type(v, json_type_string)))
         ret = apply_cpu_config(api, v);
     if (!ret)
         ret = api_set_boot_source(&api->res, jf_get(cfg, "boot-source"));
@@ -157,22 +161,32 @@ static int apply_config(struct api *api, struct json_object *cfg)
     return ret;
 }
 
+static int config_from_text(struct api *api, const char *text, size_t len, bool open_files,
+                            struct vm_config *vm_cfg)
+{
+    struct json_object *cfg = NULL;
+    int ret = jf_parse(text, len, &cfg);
+    if (!ret)
+        ret = apply_config(api, cfg, open_files);
+    json_object_put(cfg);
+    return ret ? ret : api_build_config(&api->res, vm_cfg);
+}
+
+int api_config_check_text(struct api *api, const char *text, size_t len, struct vm_config *cfg)
+{
+    return config_from_text(api, text, len, false, cfg);
+}
+
 int api_boot_from_file(struct api *api, const char *path, enum vmm_fault *fault)
 {
     *fault = VMM_FAULT_SETUP;
     char *text = NULL;
     size_t len = 0;
-    struct json_object *cfg = NULL;
+    struct vm_config vm_cfg;
     int ret = read_file(path, &text, &len);
     if (!ret)
-        ret = jf_parse(text, len, &cfg);
+        ret = config_from_text(api, text, len, true, &vm_cfg);
     free(text);
-    if (!ret)
-        ret = apply_config(api, cfg);
-    json_object_put(cfg);
-    struct vm_config vm_cfg;
-    if (!ret)
-        ret = api_build_config(&api->res, &vm_cfg);
     if (ret)
         return err_prefix(ret, "config file %s", path);
     return vmm_start(api->vmm, &vm_cfg, fault);

@@ -13,6 +13,7 @@
 #include "api/mmds_http.h"
 #include "util/json_fields.h"
 #include "util/log.h"
+#include "util/landlock.h"
 #include "util/seccomp.h"
 #include "util/util.h"
 
@@ -269,7 +270,12 @@ static int service_start(struct api_mmds *m)
         return err_errno(-e, "metadata service: cannot create its socket directory");
     }
     snprintf(m->sock_path, sizeof(m->sock_path), "%s/http.sock", m->dir);
-    int ret = evloop_init(&m->loop);
+    /* Both removed at the end, under Landlock. */
+    int ret = landlock_allow(m->dir, LANDLOCK_FILES);
+    if (!ret)
+        ret = landlock_allow_dir_of(m->dir, LANDLOCK_RMDIR);
+    if (!ret)
+        ret = evloop_init(&m->loop);
     m->loop_ready = !ret;
     if (!ret)
         ret = http_server_create(m->sock_path, 0600, MMDS_MAX_REQUEST_BODY, &m->loop,

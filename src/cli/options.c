@@ -60,6 +60,7 @@ enum {
     OPT_MMDS_SIZE_LIMIT,
     OPT_SECCOMP_FILTER,
     OPT_NO_SECCOMP,
+    OPT_NO_LANDLOCK,
     OPT_API_SOCK_MODE,
     OPT_SECCOMP_SELFTEST,
     OPT_VERSION,
@@ -100,6 +101,8 @@ static const struct option run_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"no-landlock", no_argument, NULL, OPT_NO_LANDLOCK},
+    {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
     {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"id", required_argument, NULL, OPT_ID},
     {"verbose", no_argument, NULL, 'v'},
@@ -122,6 +125,8 @@ static const struct option restore_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"no-landlock", no_argument, NULL, OPT_NO_LANDLOCK},
+    {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
     {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"id", required_argument, NULL, OPT_ID},
     {"accel", required_argument, NULL, OPT_ACCEL},
@@ -175,6 +180,7 @@ static const struct option serve_options[] = {
     {"mmds-size-limit", required_argument, NULL, OPT_MMDS_SIZE_LIMIT},
     {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+    {"no-landlock", no_argument, NULL, OPT_NO_LANDLOCK},
     {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"version", no_argument, NULL, OPT_VERSION},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
@@ -543,6 +549,8 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_NO_LANDLOCK: req->no_landlock = true; return 0;
+    case OPT_SECCOMP_FILTER: req->seccomp_filter = arg; return 0;
     case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_ID: return parse_id(arg, req);
     case 'v': req->verbosity++; return 0;
@@ -596,24 +604,6 @@ static int parse_u64(const char *opt, const char *text, uint64_t *out)
     return 0;
 }
 
-/* Firecracker's options that name features ember does not have yet. */
-static int refuse_unsupported_option(int opt)
-{
-    switch (opt) {
-    case OPT_SECCOMP_FILTER:
-        /* A Firecracker filter file is BPF compiled (by seccompiler) for
-         * Firecracker's threads (vmm, api, vcpu) and the calls its Rust
-         * code makes; ember's threads and calls differ, so loading it would
-         * either kill ember or allow what ember's own lists forbid. */
-        return err_set(-EINVAL, "--seccomp-filter: ember installs its own per-thread filters "
-                                "(on by default); a Firecracker filter file is compiled for "
-                                "Firecracker's threads and calls, not ember's (--no-seccomp "
-                                "turns ember's filters off)");
-    default:
-        return 0;
-    }
-}
-
 static int parse_serve_option(int opt, char *arg, struct cli_request *req)
 {
     switch (opt) {
@@ -647,8 +637,9 @@ static int parse_serve_option(int opt, char *arg, struct cli_request *req)
         return parse_u64("--mmds-size-limit", arg, &req->mmds_size_limit);
     case OPT_METADATA: req->metadata_path = arg; return 0;
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_NO_LANDLOCK: req->no_landlock = true; return 0;
+    case OPT_SECCOMP_FILTER: req->seccomp_filter = arg; return 0;
     case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
-    case OPT_SECCOMP_FILTER: return refuse_unsupported_option(opt);
     case OPT_DESCRIBE_SNAPSHOT:
         req->command = CLI_DESCRIBE_SNAPSHOT;
         req->snapshot_path = arg;
@@ -730,6 +721,8 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_API_SOCK: req->api_sock = arg; return 0;
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
+    case OPT_NO_LANDLOCK: req->no_landlock = true; return 0;
+    case OPT_SECCOMP_FILTER: req->seccomp_filter = arg; return 0;
     case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_ID: return parse_id(arg, req);
     case OPT_SKIP_HOST_CHECK: req->vm.skip_host_check = true; return 0;
@@ -789,6 +782,14 @@ static bool invoked_as_firecracker(const char *argv0)
     return !strncmp(base, "firecracker", 11);
 }
 
+/* As Firecracker: filters from a file, or none, not both. */
+static int check_seccomp_options(int ret, const struct cli_request *req)
+{
+    if (!ret && req->no_seccomp && req->seccomp_filter)
+        return err_set(-EINVAL, "--no-seccomp and --seccomp-filter exclude each other");
+    return ret;
+}
+
 int cli_parse(int argc, char **argv, struct cli_request *req)
 {
     memset(req, 0, sizeof(*req));
@@ -810,14 +811,15 @@ int cli_parse(int argc, char **argv, struct cli_request *req)
         return 0;
     }
     if (!strcmp(cmd, "run"))
-        return parse_run(argc - 1, argv + 1, req);
+        return check_seccomp_options(parse_run(argc - 1, argv + 1, req), req);
     if (!strcmp(cmd, "restore"))
-        return parse_snapshot_command(argc - 1, argv + 1, req, CLI_RESTORE);
+        return check_seccomp_options(parse_snapshot_command(argc - 1, argv + 1, req, CLI_RESTORE),
+                                     req);
     if (!strcmp(cmd, "snapshot"))
         return parse_snapshot_command(argc - 1, argv + 1, req, CLI_SNAPSHOT);
     if (!strcmp(cmd, "merge-memory"))
         return parse_snapshot_command(argc - 1, argv + 1, req, CLI_MERGE);
     if (cmd[0] == '-')
-        return parse_serve(argc, argv, req);
+        return check_seccomp_options(parse_serve(argc, argv, req), req);
     return err_set(-EINVAL, "unknown command '%s'", cmd);
 }

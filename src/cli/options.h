@@ -37,6 +37,8 @@ struct cli_request {
     const char *api_sock;
     unsigned api_sock_mode; /* the socket file's permission bits */
     bool no_seccomp;        /* --no-seccomp: no per-thread syscall filters */
+    const char *seccomp_filter; /* --seccomp-filter: the filters from a file */
+    bool no_landlock;       /* --no-landlock: no file-system restriction */
     /* Tests only (hidden): the thread kind that makes a forbidden call
      * right after installing its filter. */
     const char *seccomp_selftest;

@@ -1,5 +1,7 @@
 #include "cli/rootfs.h"
 
+#include "util/landlock.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +92,8 @@ int rootfs_prepare(struct cli_request *req, struct rootfs_run *rr)
         ret = add_share(cfg, req->rootfs, ROOTFS_TAG, req->rootfs_ro);
     if (!ret)
         ret = add_share(cfg, rr->ctl_dir, CTL_TAG, false);
+    if (!ret) /* removed at the end, under Landlock */
+        ret = landlock_allow_dir_of(rr->ctl_dir, LANDLOCK_RMDIR);
     if (ret) {
         remove_ctl(rr);
         return ret;

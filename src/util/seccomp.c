@@ -1,4 +1,5 @@
 #include "util/seccomp.h"
+#include "util/seccomp_rules.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -234,8 +235,76 @@ static struct scmp_arg_cmp arg_cmp(unsigned arg, enum scmp_compare op, scmp_datu
     return (struct scmp_arg_cmp){.arg = arg, .op = op, .datum_a = a, .datum_b = b};
 }
 
+/* The main thread installs every other thread's filter from beneath its
+ * own: it may set no_new_privs and load a program (both only narrow). */
+static int allow_filter_install(scmp_filter_ctx ctx, uint32_t action)
+{
+    static const int prctl_ops[] = {PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, PR_GET_SECCOMP};
+    int ret = 0;
+    for (size_t i = 0; !ret && i < ARRAY_SIZE(prctl_ops); i++)
+        ret = seccomp_rule_add(ctx, action, SCMP_SYS(prctl), 1,
+                               arg_cmp(0, SCMP_CMP_EQ, (scmp_datum_t)prctl_ops[i], 0));
+    if (!ret)
+        ret = seccomp_rule_add(ctx, action, SCMP_SYS(seccomp), 0);
+    return ret == -EEXIST ? 0 : ret; /* a file's own rule already allows it */
+}
+
+/* What the SIGSYS handler needs to report a trap and end ember, whatever a
+ * file's filter says: a write to stderr, exit_group. */
+static int allow_trap_report(scmp_filter_ctx ctx)
+{
+    int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
+                               arg_cmp(0, SCMP_CMP_EQ, STDERR_FILENO, 0));
+    if (!ret || ret == -EEXIST)
+        ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(exit_group), 0);
+    return ret == -EEXIST ? 0 : ret;
+}
+
+/* A filter from --seccomp-filter's file, as written, plus (unless its
+ * default allows everything) the trap report's calls and, for the main
+ * thread, the filter-install calls above. */
+static int build_custom(scmp_filter_ctx *out, enum seccomp_thread kind)
+{
+    const struct seccomp_custom *c = &seccomp_custom[kind];
+    scmp_filter_ctx ctx = seccomp_init(c->default_action);
+    if (!ctx)
+        return err_set(-ENOMEM, "seccomp: out of memory");
+    int ret = 0;
+    for (size_t i = 0; !ret && i < c->nr_rules; i++) {
+        const struct seccomp_rule *r = &c->rules[i];
+        ret = seccomp_rule_add_array(ctx, c->filter_action, r->nr, r->nr_args, r->args);
+        if (ret) {
+            char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, r->nr);
+            err_set(ret, "seccomp: --seccomp-filter's %s rule %zu (%s): %s",
+                    kinds[kind].name, i, name ? name : "?", strerror(-ret));
+            free(name);
+        }
+    }
+    if (!ret && c->default_action != SCMP_ACT_ALLOW && (ret = allow_trap_report(ctx)))
+        err_set(ret, "seccomp: cannot allow the trap report's calls: %s", strerror(-ret));
+    if (!ret && kind == SECCOMP_MAIN && c->default_action != SCMP_ACT_ALLOW &&
+        (ret = allow_filter_install(ctx, SCMP_ACT_ALLOW)))
+        err_set(ret, "seccomp: cannot allow the filter-install calls: %s", strerror(-ret));
+    if (ret)
+        seccomp_release(ctx);
+    else
+        *out = ctx;
+    return ret;
+}
+
 static int build_and_load(enum seccomp_thread kind)
 {
+    if (seccomp_custom[kind].set) {
+        scmp_filter_ctx ctx = NULL;
+        int ret = build_custom(&ctx, kind);
+        if (ret)
+            return ret;
+        if ((ret = seccomp_load(ctx)) < 0)
+            err_set(ret, "seccomp: cannot install the %s thread's filter from "
+                         "--seccomp-filter: %s", kinds[kind].name, strerror(-ret));
+        seccomp_release(ctx);
+        return ret;
+    }
     const struct thread_kind *k = &kinds[kind];
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
     if (!ctx)
@@ -250,16 +319,8 @@ static int build_and_load(enum seccomp_thread kind)
     /* A thread the main thread starts installs its own filter under the
      * main one: libseccomp sets no_new_privs, then loads the program. Both
      * calls only ever narrow what a thread may do. */
-    if (!ret && kind == SECCOMP_MAIN) {
-        static const int prctl_ops[] = {PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, PR_GET_SECCOMP};
-        for (size_t i = 0; !ret && i < ARRAY_SIZE(prctl_ops); i++)
-            if ((ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                                        arg_cmp(0, SCMP_CMP_EQ, (scmp_datum_t)prctl_ops[i],
-                                                0))) < 0)
-                err_set(ret, "seccomp: cannot allow prctl: %s", strerror(-ret));
-        if (!ret && (ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 0)) < 0)
-            err_set(ret, "seccomp: cannot allow seccomp: %s", strerror(-ret));
-    }
+    if (!ret && kind == SECCOMP_MAIN && (ret = allow_filter_install(ctx, SCMP_ACT_ALLOW)))
+        err_set(ret, "seccomp: cannot allow the filter-install calls: %s", strerror(-ret));
     if (!ret && k->read_only_open &&
         (ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
                                 arg_cmp(2, SCMP_CMP_MASKED_EQ, O_ACCMODE, O_RDONLY))) < 0)

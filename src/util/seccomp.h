@@ -13,6 +13,7 @@
 #define EMBER_UTIL_SECCOMP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "util/err.h"
 
@@ -45,6 +46,14 @@ int seccomp_enter(enum seccomp_thread kind) EMBER_MUST_CHECK;
  * logs and ends ember (status 1) rather than run unfiltered. */
 void seccomp_enter_or_exit(enum seccomp_thread kind);
 bool seccomp_enabled(void);
+/* --seccomp-filter FILE: filters for the thread kinds the file names, in
+ * place of ember's own lists (the format is in README "Defence in depth").
+ * Before the first seccomp_enter; -EINVAL with the place and the fault for
+ * a malformed file. */
+int seccomp_load_filter_file(const char *path) EMBER_MUST_CHECK;
+/* The same from text (tests, fuzzing); replaces what was loaded before. */
+int seccomp_parse_filters(const char *text, size_t len) EMBER_MUST_CHECK;
+void seccomp_clear_filters(void);
 /* "vcpu", "main" ...; NULL for a bad index. */
 const char *seccomp_thread_name(enum seccomp_thread kind);
 

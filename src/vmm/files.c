@@ -1,5 +1,7 @@
 #include "vmm/files.h"
 
+#include "util/landlock.h"
+
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -233,3 +235,49 @@ void vm_files_close(struct vm_files *f)
     f->mem_fd = f->serial_out_fd = -1;
 }
 
+
+/* The GDB stub's "unix:PATH" address names a socket ember creates. */
+static const char *gdb_socket_path(const char *address)
+{
+    return address && !strncmp(address, "unix:", 5) ? address + 5 : NULL;
+}
+
+int vm_files_sandbox(const struct vm_config *cfg, const char *mem_path)
+{
+    /* Drives may be swapped (PATCH /drives) for files beside them, and
+     * snapshots written there: their directories, not just the files. */
+    int ret = 0;
+    for (unsigned i = 0; !ret && i < cfg->nr_disks; i++)
+        ret = landlock_allow_dir_of(cfg->disks[i].path, LANDLOCK_FILES);
+    for (unsigned i = 0; !ret && i < cfg->nr_pmem; i++)
+        ret = landlock_allow_dir_of(cfg->pmem[i].path, LANDLOCK_FILES);
+    for (unsigned i = 0; !ret && i < cfg->nr_shares; i++)
+        ret = landlock_allow(cfg->shares[i].path, LANDLOCK_TREE);
+    if (!ret)
+        ret = landlock_allow_dir_of(cfg->vsock.uds_path, LANDLOCK_FILES);
+    if (!ret)
+        ret = landlock_allow_dir_of(gdb_socket_path(cfg->gdb_address), LANDLOCK_FILES);
+    if (!ret)
+        ret = landlock_allow_dir_of(cfg->serial_out_path, LANDLOCK_FILES);
+    if (!ret)
+        ret = landlock_allow_dir_of(mem_path, LANDLOCK_FILES);
+    /* Read again at run time: the kernel files only by a reboot's reload
+     * (never, today), libslirp's DNS settings, the Uffd watcher's and the
+     * Diff snapshot's views of ember's own memory. */
+    static const char *const read_only[] = {"/etc/resolv.conf", "/proc/self/fdinfo",
+                                            "/proc/self/pagemap"};
+    for (size_t i = 0; !ret && i < sizeof(read_only) / sizeof(read_only[0]); i++)
+        ret = landlock_allow(read_only[i], LANDLOCK_READ);
+    if (!ret)
+        ret = landlock_allow(cfg->kernel_path, LANDLOCK_READ);
+    if (!ret)
+        ret = landlock_allow(cfg->initrd_path, LANDLOCK_READ);
+    static const char *const devices[] = {"/dev/kvm", "/dev/net/tun", "/dev/userfaultfd",
+                                          "/dev/urandom", "/dev/null"};
+    for (size_t i = 0; !ret && i < sizeof(devices) / sizeof(devices[0]); i++)
+        ret = landlock_allow(devices[i], LANDLOCK_DEVICE);
+    /* Threads are named by the loop through their comm files. */
+    if (!ret)
+        ret = landlock_allow("/proc/self/task", LANDLOCK_READ | LANDLOCK_DEVICE);
+    return ret ? ret : landlock_seal();
+}

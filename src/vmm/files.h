@@ -45,6 +45,14 @@ int vm_files_open_restore(const struct vm_config *cfg, const char *mem_path, boo
 /* Once the kernel and initrd are in guest memory: unmap them, so their pages
  * do not stay resident in ember (they were ~17 MiB of its own memory). */
 void vm_files_release_images(struct vm_files *files);
+/* Once the files are open and before the VM's threads start: limit
+ * ember's file access (util/landlock.h) to what the running VM may still
+ * need — read-write beneath the directories of its disks and pmem files,
+ * the vsock and GDB sockets, the serial output and the snapshot it came
+ * from (mem_path; NULL when booting), everything beneath shared
+ * directories, its device nodes, /etc/resolv.conf for user networking —
+ * plus what the layers above added (the API socket's directory...). */
+int vm_files_sandbox(const struct vm_config *cfg, const char *mem_path) EMBER_MUST_CHECK;
 /* Close what no device took over (idempotent). */
 void vm_files_close(struct vm_files *files);
 

@@ -14,6 +14,7 @@
 #include "accel/hostcheck.h"
 #include "devices/i8042.h"
 #include "util/fileio.h"
+#include "util/landlock.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "virtio/balloon.h"
@@ -302,6 +303,8 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bo
                         : vm_files_open_boot(&vmm->cfg, &vmm->files);
     if (!ret)
         ret = vmm_check_accel(vmm, restoring, fault);
+    if (!ret)
+        ret = vm_files_sandbox(&vmm->cfg, mem_path);
     if (ret)
         return ret;
     *fault = VMM_FAULT_RUNTIME;
@@ -358,7 +361,7 @@ int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_pat
     uint64_t t0 = now_ns();
     /* a snapshot never holds a debugger's breakpoint */
     vm_gdb_lift_breakpoints(vmm->gdb, true);
-    int ret = snapshot_create(vmm->vm, type, state_path, mem_path);
+    int ret = landlock_explain(snapshot_create(vmm->vm, type, state_path, mem_path));
     vm_gdb_lift_breakpoints(vmm->gdb, false);
     return vmm_latency(vmm, type == SNAPSHOT_DIFF ? "vmm_diff_create_snapshot"
                                                   : "vmm_full_create_snapshot", t0, ret);
@@ -449,6 +452,8 @@ int vmm_restore(struct vmm *vmm, const char *state_path, const char *mem_path, b
         log_warn("%s is a Diff snapshot: its memory file must be the full one rebuilt with "
                  "'ember merge-memory'", state_path);
     ret = apply_overrides(vmm, overrides);
+    if (!ret) /* snapshots are often written beside the one restored */
+        ret = landlock_allow_dir_of(state_path, LANDLOCK_FILES);
     if (!ret)
         ret = vmm_bring_up(vmm, mem_path, mem_uffd, !resume, fault);
     if (ret) {
@@ -494,7 +499,7 @@ int vmm_replace_disk(struct vmm *vmm, unsigned index, const char *path)
     struct blockfile bf;
     int ret = blockfile_open(&bf, path, d->read_only, d->cache_none);
     if (ret)
-        return ret;
+        return landlock_explain(ret);
     ret = virtio_blk_replace_file(blk, &bf);
     if (ret) {
         blockfile_close(&bf);

@@ -417,15 +417,19 @@ def fc_jailer_launch(ctx):
         os.unlink(link)
 
 
-@host_test("firecracker: options of features ember lacks are refused with the reason "
-           "(--seccomp-filter); an API socket must be usable")
+@host_test("firecracker: a Firecracker seccomp file (its vmm/api/vcpu threads) or any other "
+           "JSON is refused by --seccomp-filter with the reason; an API socket must be usable")
 def fc_refused_options(ctx):
     from test_cli import expect_setup_error
     meta = os.path.join(ctx.tmp, "metadata.json")
     with open(meta, "w") as f:
         f.write('{"latest": {}}')
     expect_setup_error(ctx, ["--api-sock", os.path.join(ctx.tmp, "a.sock"), "--seccomp-filter",
-                             meta], r"--seccomp-filter: ember installs its own per-thread filters")
+                             meta], r'--seccomp-filter .*: "latest" is not one of ember\'s thread kinds')
+    with open(meta, "w") as f:
+        f.write('{"vmm": {"default_action": "trap", "filter_action": "allow", "filter": []}}')
+    expect_setup_error(ctx, ["--api-sock", os.path.join(ctx.tmp, "a.sock"), "--seccomp-filter",
+                             meta], r"Firecracker's vmm and api threads are ember's main")
     expect_setup_error(ctx, ["--api-sock", os.path.join(ctx.tmp, "a.sock"), "--level", "Loud"],
                        r"level must be one of Error, Warning, Info, Debug, Trace, Off")
 

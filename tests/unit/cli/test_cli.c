@@ -117,6 +117,13 @@ static void test_firecracker_command_line(void **state)
     assert_true(req.has_start_time_us && req.start_time_us == 123);
     assert_true(req.has_start_time_cpu_us && req.start_time_cpu_us == 45);
     assert_true(req.parent_cpu_time_us == 6);
+    assert_null(req.seccomp_filter);
+    assert_int_equal(parse(&req, "firecracker --seccomp-filter /f.json"), 0);
+    assert_string_equal(req.seccomp_filter, "/f.json");
+    assert_int_equal(parse(&req, "ember run --seccomp-filter f.json"), 0);
+    assert_string_equal(req.seccomp_filter, "f.json");
+    assert_int_equal(parse(&req, "ember restore --snapshot s --mem m --seccomp-filter g"), 0);
+    assert_string_equal(req.seccomp_filter, "g");
     assert_int_equal(parse(&req, "/usr/bin/firecracker"), 0);
     assert_int_equal(req.command, CLI_SERVE);
     assert_string_equal(req.api_sock, CLI_DEFAULT_API_SOCK);
@@ -211,7 +218,9 @@ static void test_errors(void **state)
         {"ember run --mmds colour=red", "--mmds: unknown setting 'colour=red'"},
         {"ember run --mmds version=V1 --mmds version=V2", "--mmds: given twice"},
         {"ember run --net user,mmds=1", "--net: mmds takes no value"},
-        {"ember --api-sock s --seccomp-filter f.bpf", "a Firecracker filter file is compiled for"},
+        {"ember --api-sock s --seccomp-filter f.json --no-seccomp", "exclude each other"},
+        {"ember run --no-seccomp --seccomp-filter f.json", "exclude each other"},
+        {"ember run --seccomp-filter", "needs a value"},
         {"ember --api-sock s --start-time-us -5", "--start-time-us: expected a non-negative"},
         {"ember --api-sock s --start-time-cpu-us x", "--start-time-cpu-us: expected"},
         {"ember --api-sock s --parent-cpu-time-us 1.5", "--parent-cpu-time-us: expected"},
