@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/util.h"
@@ -50,6 +52,20 @@ static void save_balloon(const struct balloon_config *b, struct rec r)
     rec_put_bool(r, "free_page_reporting", b->free_page_reporting);
 }
 
+/* A shared directory: restored from the same path (the device checks it
+ * is the same directory). */
+static void save_share(const struct fs_config *c, struct rec r)
+{
+    /* Absolute: a restore may run elsewhere than the run did. */
+    char *abs = realpath(c->path, NULL);
+    rec_put_str(r, "path", abs ? abs : c->path);
+    free(abs);
+    rec_put_str(r, "tag", c->tag);
+    rec_put_str(r, "id", c->id);
+    rec_put_bool(r, "read_only", c->read_only);
+    rec_put_u64(r, "cache", c->cache);
+}
+
 void machine_save(const struct vm_config *cfg, struct rec r)
 {
     rec_put_u64(r, "vcpus", cfg->nr_vcpus);
@@ -67,6 +83,8 @@ void machine_save(const struct vm_config *cfg, struct rec r)
     rec_put_u64(r, "nr_nics", cfg->nr_nics);
     for (unsigned i = 0; i < cfg->nr_nics; i++)
         save_nic(&cfg->nics[i], rec_put_item(r, "nics"));
+    for (unsigned i = 0; i < cfg->nr_shares; i++)
+        save_share(&cfg->shares[i], rec_put_item(r, "shares"));
     if (cfg->vsock.uds_path)
         save_vsock(&cfg->vsock, rec_put_child(r, "vsock"));
     if (cfg->balloon.enabled)
@@ -158,6 +176,38 @@ static int load_balloon(struct rec r, struct balloon_config *b)
     return ret ? err_prefix(ret, "balloon") : 0;
 }
 
+static int load_share(struct rec r, struct fs_config *c, const struct fs_config *others,
+                      unsigned nr)
+{
+    c->path = rec_get_str_or_null(r, "path");
+    c->tag = rec_get_str_or_null(r, "tag");
+    c->id = rec_get_str_or_null(r, "id");
+    uint32_t cache = 0;
+    int ret = rec_get_bool(r, "read_only", &c->read_only);
+    if (!ret)
+        ret = rec_get_u32(r, "cache", FS_CACHE_MODE_NEVER, &cache);
+    c->cache = (enum fs_cache_mode)cache;
+    if (!ret)
+        ret = fs_config_check(c, others, nr);
+    return ret;
+}
+
+static int load_shares(struct rec r, struct vm_config *cfg)
+{
+    size_t n = 0;
+    int ret = rec_has(r, "shares") ? rec_get_count(r, "shares", CONFIG_MAX_SHARES, &n) : 0;
+    for (size_t i = 0; !ret && i < n; i++) {
+        struct rec item;
+        ret = rec_get_item(r, "shares", i, &item);
+        if (!ret)
+            ret = load_share(item, &cfg->shares[i], cfg->shares, (unsigned)i);
+        if (ret)
+            err_prefix(ret, "share %zu", i);
+    }
+    cfg->nr_shares = ret ? 0 : (unsigned)n;
+    return ret;
+}
+
 int machine_load(struct rec r, struct vm_config *cfg)
 {
     vm_config_defaults(cfg);
@@ -211,6 +261,8 @@ int machine_load(struct rec r, struct vm_config *cfg)
         if (ret)
             err_prefix(ret, "network interface %u", i);
     }
+    if (!ret)
+        ret = load_shares(r, cfg);
     struct rec vsock;
     if (!ret && rec_has(r, "vsock") && !(ret = rec_get_child(r, "vsock", &vsock)))
         ret = load_vsock(vsock, &cfg->vsock);
