@@ -138,6 +138,11 @@ $(BUILD)/tools/tcpperf: tests/tools/tcpperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
+# POSIX file-system semantics checked in the guest, on a virtio-fs share.
+$(BUILD)/tools/fsexercise: tests/tools/fsexercise.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
+
 $(BUILD)/tools/vsockperf: tests/tools/vsockperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
@@ -168,7 +173,7 @@ $(BUILD)/tools/hostile64: tests/tools/hostile64.S
 
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
 	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf \
-	$(BUILD)/tools/uffd_handler
+	$(BUILD)/tools/uffd_handler $(BUILD)/tools/fsexercise
 tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----

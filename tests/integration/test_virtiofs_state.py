@@ -1,11 +1,19 @@
 """virtio-fs beyond the basics: a guest that knows thousands of files (no
 FORGET) keeps ember's descriptors bounded (node descriptors closed least
-recently used first and reopened by name), and a VM with a share survives a
-snapshot, kill -9 and restore: its open file and the files it knew work on."""
+recently used first and reopened by name); a VM with a share survives a
+snapshot, kill -9 and restore: its open file and the files it knew work on;
+and tests/tools/fsexercise checks POSIX semantics from the guest on a
+read-write share and a read-only one."""
+import os
 import re
+import sys
 
 from framework import expect, expect_output, expect_no_output, guest_test, guest_cmdline, job
 from test_balloon import API_HELPERS
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "harness"))
+from overlay import build_initrd_with  # noqa: E402
 
 MANY = 3000
 GUEST_MANY = r'''
@@ -110,3 +118,50 @@ def virtiofs_snapshot():
         expect_output(j, r"^copy .*not the one snapshotted", "a copy of the directory refused")
         expect_no_output(j, r"^copy rc=0$", "a restore on a copy ran")
     return job("fssnap", script, timeout=400), check
+
+
+FSX_CHECKS = ["create-write-read", "rename", "links", "unlinked-open-file", "append", "truncate",
+              "fallocate", "seek-data-hole", "xattrs", "mkdir-rmdir", "readdir-many",
+              "permissions-times", "mmap-fsync-copy", "big-file"]
+FSX_GUEST = r'''
+mkdir -p /mnt/rw /mnt/ro
+mount -t virtiofs rw /mnt/rw && mount -t virtiofs ro /mnt/ro && echo mounted
+fsexercise -n 10000 -b 256 /mnt/rw; echo "rw rc=$?"
+fsexercise --ro /mnt/ro; echo "ro rc=$?"
+'''
+
+
+def initrd_with_fsexercise(ctx):
+    out = os.path.join(ctx.prep_dir, "initrd-fsexercise.cpio")
+    if not os.path.exists(out):
+        build_initrd_with({"/usr/bin/fsexercise": os.path.join(ctx.build, "tools", "fsexercise")},
+                          os.path.join(ctx.guest_dir, "initramfs.cpio"), out)
+    return out
+
+
+@guest_test("virtio-fs: fsexercise in the guest (create/rename/links/unlinked open file/"
+            "O_APPEND/truncate/fallocate/SEEK_DATA+HOLE/xattrs/ENOTEMPTY/10k entries/"
+            "permissions/mmap/fsync/copy_file_range/256 MiB checksum) on a read-write share; "
+            "EROFS for every change on a read-only one", batch="virtiofs", mmio=True)
+def virtiofs_fsexercise(ctx):
+    script = (
+        "mkdir -p rw ro/sub && echo kept > ro/keep.txt\n"
+        f'"$EMBER" run --initrd "$DATA/initrd.cpio" --share rw,tag=rw --share ro,tag=ro,ro '
+        f"--cmdline '{guest_cmdline(FSX_GUEST)}' < /dev/null > vm.txt 2>&1; "
+        'echo "ember rc=$?"\n'
+        "grep -E '^(ok|FAIL|fsexercise|big-file|mounted|rw rc|ro rc)' vm.txt\n"
+        'echo "host-rw-left $(ls -A rw | wc -l)"\n'
+        'echo "host-ro $(ls -A ro | tr "\\n" " ")$(cat ro/keep.txt)"\n')
+
+    def check(j):
+        expect_output(j, r"^mounted$", "both shares mounted")
+        for name in FSX_CHECKS + ["ro-reads", "ro-writes-erofs"]:
+            expect_output(j, rf"^ok {re.escape(name)}$", f"fsexercise's check {name}")
+        expect_no_output(j, r"^FAIL ", "a failed fsexercise check")
+        expect_output(j, r"^rw rc=0$", "fsexercise on the read-write share")
+        expect_output(j, r"^ro rc=0$", "fsexercise on the read-only share")
+        expect_output(j, r"^big-file 256 MiB checksum [0-9a-f]{16}$", "the 256 MiB file")
+        expect_output(j, r"^host-rw-left 0$", "fsexercise cleaned up after itself")
+        expect_output(j, r"^host-ro keep.txt sub kept$", "the read-only share unchanged")
+    return job("fsexercise", script, timeout=600,
+               files={"initrd.cpio": initrd_with_fsexercise(ctx)}), check
