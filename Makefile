@@ -143,6 +143,11 @@ $(BUILD)/tools/fsexercise: tests/tools/fsexercise.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
+# The fs bench suite's measurements in the guest.
+$(BUILD)/tools/fsperf: tests/tools/fsperf.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
+
 $(BUILD)/tools/vsockperf: tests/tools/vsockperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
@@ -173,7 +178,7 @@ $(BUILD)/tools/hostile64: tests/tools/hostile64.S
 
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
 	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf \
-	$(BUILD)/tools/uffd_handler $(BUILD)/tools/fsexercise
+	$(BUILD)/tools/uffd_handler $(BUILD)/tools/fsexercise $(BUILD)/tools/fsperf
 tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----
