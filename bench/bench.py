@@ -843,7 +843,7 @@ class FsSuite:
             setup, extra = "mkdir -p share\n", "--share share,tag=bench"
             guest = f"mount -t virtiofs bench /mnt && {work}"
         else:
-            setup = "truncate -s 1G disk.img && mkfs.ext4 -q -F disk.img\n"
+            setup = "truncate -s 1G disk.img && /usr/bin/mkfs.ext4 -q -F disk.img\n"
             extra = "--disk path=disk.img"
             guest = f"mount -t ext4 /dev/vda /mnt && {work}"
         return setup + ember_cmd(512, 1, cmdline(guest), '"$DATA/initrd.cpio"', extra)
