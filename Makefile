@@ -316,7 +316,11 @@ $(GUEST)/vmlinux: $(GUEST)/vmlinuz guest/extract-vmlinux.sh
 $(GUEST)/initramfs.cpio: $(GUEST)/.fetched guest/init guest/udhcpc.script guest/build-initramfs.sh
 	guest/build-initramfs.sh $(BUILD)/debs $@
 
-guest: $(GUEST)/vmlinuz $(GUEST)/vmlinux $(GUEST)/initramfs.cpio
+# A minimal Debian tree (libc6, dash, bash, coreutils) for the --rootfs test.
+$(GUEST)/debian-tree.tar: $(GUEST)/.fetched guest/debian-tree.sh
+	guest/debian-tree.sh $(BUILD)/debs $@
+
+guest: $(GUEST)/vmlinuz $(GUEST)/vmlinux $(GUEST)/initramfs.cpio $(GUEST)/debian-tree.tar
 
 # --- the minimal guest kernel (guest/kernel, README "The minimal guest kernel")
 # Built from Debian's linux-source-6.1 with guest/kernel/microvm.config; the

@@ -170,17 +170,11 @@ static void fs_reset(struct virtio_dev *vdev)
     fsrv_reset(fs->srv); /* the next driver starts with INIT and the root */
 }
 
+/* (On resume the transport looks at every queue once.) */
 static void fs_pause(struct virtio_dev *vdev, bool paused)
 {
-    if (paused) {
+    if (paused)
         wait_idle(vdev->model);
-        return;
-    }
-    /* Chains the guest queued while paused (or before a snapshot) may have
-     * had their notification already: look now. */
-    for (unsigned q = 0; q < FS_NUM_QUEUES; q++)
-        if (virtio_dev_queue_running(vdev, q))
-            fs_queue_notify(vdev, q);
 }
 
 static void fs_save(struct virtio_dev *vdev, struct rec r)

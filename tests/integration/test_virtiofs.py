@@ -4,10 +4,12 @@ checked from the host, and its escape attempts (host symlinks pointing out
 of the share, '..' chains, /proc/self/fd paths, hard links to outside files,
 renames across the boundary) leave everything outside the share as it was.
 A second, read-only share refuses every change."""
+import os
+import shlex
 import subprocess
 
-from framework import (default_cmdline, expect, expect_ember_rc, expect_no_output, host_test,
-                       expect_output, guest_test, job)
+from framework import (TestSkipped, default_cmdline, expect, expect_ember_rc, expect_no_output,
+                       host_test, expect_output, guest_test, job)
 from test_api import b64
 
 # Too long for the kernel's command line: the guest runs it from the
@@ -170,3 +172,30 @@ def rootfs_busybox():
         expect_output(j, r"^host tree untouched$", "nothing written through the overlay")
         expect_no_output(j, r"^left behind", "the private share removed")
     return job("rootfs", script, timeout=240), check
+
+
+@guest_test("ember run --rootfs on a Debian tree (libc6, dash, bash, coreutils unpacked from "
+            "Debian's packages): a dynamically linked bash runs from the share, its write "
+            "reaches the host, and its exit status is ember's", batch="virtiofs")
+def rootfs_debian(ctx):
+    tar = os.path.join(ctx.build, "guest", "debian-tree.tar")
+    if not os.path.exists(tar):
+        raise TestSkipped(f"{tar} is missing: 'make guest' builds it (guest/debian-tree.sh)")
+    command = ('echo "bash $BASH_VERSION"; echo "uid $(id -u) $(ls -d /usr/lib/x86_64-linux-gnu '
+               '/lib/x86_64-linux-gnu 2>/dev/null | head -1)"; '
+               'echo "sh-is $(readlink /bin/sh)"; echo debian > /root/made-in-guest; '
+               '/bin/sh -c "exit 42"')
+    script = (
+        "mkdir tree && tar -xf \"$DATA/debian-tree.tar\" -C tree\n"
+        f'"$EMBER" run --cmdline \'{default_cmdline()}\' --rootfs tree -- /bin/bash -c '
+        f"{shlex.quote(command)} < /dev/null; echo \"ember rc=$?\"\n"
+        'echo "host-made $(cat tree/root/made-in-guest)"\n')
+
+    def check(j):
+        expect_ember_rc(j, 42)
+        expect_output(j, r"^bash 5\.\d+", "Debian's bash ran (dynamically linked, from the share)")
+        expect_output(j, r"^uid 0 /(usr/)?lib/x86_64-linux-gnu$", "coreutils' id and ls")
+        expect_output(j, r"^sh-is dash$", "/bin/sh is dash")
+        expect_output(j, r"^host-made debian$", "the guest's write in the host's tree")
+    return job("rootfs-debian", script, timeout=240,
+               files={"debian-tree.tar": tar}), check
