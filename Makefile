@@ -149,6 +149,16 @@ $(BUILD)/tools/cpuid: tests/tools/cpuid.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
+# POSIX file-system semantics checked in the guest, on a virtio-fs share.
+$(BUILD)/tools/fsexercise: tests/tools/fsexercise.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+# The fs bench suite's measurements in the guest.
+$(BUILD)/tools/fsperf: tests/tools/fsperf.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
+
 $(BUILD)/tools/vsockperf: tests/tools/vsockperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
@@ -179,7 +189,7 @@ $(BUILD)/tools/hostile64: tests/tools/hostile64.S
 
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
 	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf \
-	$(BUILD)/tools/uffd_handler $(BUILD)/tools/cpuid
+	$(BUILD)/tools/uffd_handler $(BUILD)/tools/cpuid $(BUILD)/tools/fsexercise $(BUILD)/tools/fsperf
 tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----
@@ -337,7 +347,11 @@ $(GUEST)/initramfs.cpio: $(GUEST)/.fetched guest/init guest/udhcpc.script guest/
 		$(BUILD)/guest-tools/sigdfl
 	guest/build-initramfs.sh $(BUILD)/debs $@ $(BUILD)/guest-tools/sigdfl
 
-guest: $(GUEST)/vmlinuz $(GUEST)/vmlinux $(GUEST)/initramfs.cpio
+# A minimal Debian tree (libc6, dash, bash, coreutils) for the --rootfs test.
+$(GUEST)/debian-tree.tar: $(GUEST)/.fetched guest/debian-tree.sh
+	guest/debian-tree.sh $(BUILD)/debs $@
+
+guest: $(GUEST)/vmlinuz $(GUEST)/vmlinux $(GUEST)/initramfs.cpio $(GUEST)/debian-tree.tar
 
 # --- the minimal guest kernel (guest/kernel, README "The minimal guest kernel")
 # Built from Debian's linux-source-6.1 with guest/kernel/microvm.config; the

@@ -8,7 +8,8 @@ only when it cannot measure.
 Suites: boot (start -> first init line and -> power-off, peak RSS),
 blk (virtio-blk sequential MB/s and random-read IOPS, with L1's own figure),
 net (virtio-net TCP throughput each way, TAP and user mode), vsock (throughput
-and connect latency each way, next to QEMU's vhost-vsock), api (start ->
+and connect latency each way, next to QEMU's vhost-vsock), fs (a shared
+directory: virtio-fs next to virtio-blk with ext4), api (start ->
 control socket accepting; start request -> init), snapshot (restore -> the
 guest's next console line, restored RSS, file sizes)."""
 import argparse
@@ -75,6 +76,8 @@ def l1_files(build):
         "/usr/bin/kvmexit": os.path.join(build, "tools", "kvmexit"),
         "/usr/bin/vsockperf": os.path.join(build, "tools", "vsockperf"),
         "/usr/bin/uffd_handler": os.path.join(build, "tools", "uffd_handler"),
+        "/usr/bin/fsperf": os.path.join(build, "tools", "fsperf"),
+        "/usr/bin/mkfs.ext4": "/sbin/mke2fs",  # the fs suite's ext4 image
         "/usr/bin/curl": "/usr/bin/curl"})
 
 
@@ -813,13 +816,75 @@ class SoftSuite:
         return {"initrd.cpio": ctx["guest_initrd_ioperf"]}
 
 
+class FsSuite:
+    """A host directory in the guest: ember's virtio-fs (its in-process FUSE
+    server) next to ember's own virtio-blk with ext4 on an image in the same
+    place (L1's RAM), and L1 itself on that file system. QEMU's 9p would be
+    the natural peer, but Debian's cloud kernel is built without 9p
+    (CONFIG_NET_9P is not set), and QEMU's virtio-fs needs a virtiofsd that
+    Debian 12 does not ship."""
+    name = "fs"
+    vmms = ["ember", "ember-blk-ext4", "L1 host"]
+    MIB, FILES = 128, 10000
+    timeout = 600  # 30000 file operations through nested KVM
+
+    def __init__(self, args):
+        self.args = args
+        self.figures = [Figure("sequential write + fsync, 1 MiB blocks", "MB/s", True),
+                        Figure("sequential read, 1 MiB blocks (cold)", "MB/s", True),
+                        Figure("random read, 4 KiB blocks", "IOPS", True),
+                        Figure(f"metadata: create + stat + unlink of {self.FILES} files",
+                               "ops/s", True)]
+
+    def script(self, vmm):
+        work = f"fsperf /mnt {self.MIB} {self.FILES}"
+        if vmm == "L1 host":
+            return f"mkdir -p l1dir && /usr/bin/fsperf l1dir {self.MIB} {self.FILES}\n"
+        if vmm == "ember":
+            setup, extra = "mkdir -p share\n", "--share share,tag=bench"
+            guest = f"mount -t virtiofs bench /mnt && {work}"
+        else:
+            setup = "truncate -s 1G disk.img && /usr/bin/mkfs.ext4 -q -F disk.img\n"
+            extra = "--disk path=disk.img"
+            guest = f"mount -t ext4 /dev/vda /mnt && {work}"
+        return setup + ember_cmd(512, 1, cmdline(guest), '"$DATA/initrd.cpio"', extra)
+
+    def record(self, vmm, output):
+        found = [re.search(p, output) for p in (
+            r"fsperf: seqwrite ([\d.]+) MB/s", r"fsperf: seqread ([\d.]+) MB/s",
+            r"fsperf: randread ([\d.]+) IOPS direct=(\d)", r"fsperf: meta \d+ files ([\d.]+) ops/s")]
+        if not all(found):
+            return "fsperf did not report all four figures"
+        for fig, m in zip(self.figures, found):
+            fig.add(vmm, float(m.group(1)))
+        self.direct = getattr(self, "direct", {})
+        self.direct[vmm] = found[2].group(2) == "1"
+        return None
+
+    def files(self, ctx):
+        return {"initrd.cpio": ctx["guest_initrd_tools"]}
+
+    def note(self):
+        direct = getattr(self, "direct", {})
+        how = ", ".join(f"{v}: {'O_DIRECT' if d else 'buffered'}" for v, d in direct.items())
+        return (f"fsperf in the guest (512 MiB, 1 vCPU): {self.MIB} MiB written (fsync "
+                f"included) and read back after dropping the page cache, 3 s of random 4 KiB "
+                f"reads of it ({how or 'O_DIRECT where allowed'}), then {self.FILES} empty "
+                "files created, stat()ed and unlinked in one directory (ops/s over the three "
+                "passes). ember: `--share` (virtio-fs, cache=auto), the guest mounts it; "
+                "ember-blk-ext4: a 1 GiB sparse image made ext4 in L1, `--disk`; both in L1's "
+                "RAM; 'L1 host': fsperf on L1's own root (a RAM file system) for reference. "
+                "QEMU's 9p is not here: Debian's cloud guest kernel has no 9p "
+                "(CONFIG_NET_9P is not set).")
+
+
 def guest_kernel_words():
     d = os.environ.get("EMBER_TEST_GUEST_DIR", "")
     return ("the project's minimal guest kernel (build/guest-min)" if d.endswith("guest-min")
             else "Debian's cloud kernel")
 
 
-SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "vsock": VsockSuite,
+SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "vsock": VsockSuite, "fs": FsSuite,
           "api": ApiSuite, "snapshot": SnapshotSuite, "exit": ExitSuite, "soft": SoftSuite}
 
 
@@ -877,7 +942,8 @@ def run_suite(suite, host, ctx, runs):
 def run_case(suite, host, ctx, r, vmm, variant, failures, notes):
     name = f"{suite.name}-{vmm}-{variant or ''}-{r}".replace(" ", "_")
     args = (vmm, variant) if variant else (vmm,)
-    job = Job(name, suite.script(*args), timeout=240, files=suite.files(ctx))
+    job = Job(name, suite.script(*args), timeout=getattr(suite, "timeout", 240),
+              files=suite.files(ctx))
     host.run([job], label=f"bench-{name}")
     err = job.error or suite.record(*args, job.output)
     if "XSAVE consistency problem" in job.output:
@@ -954,7 +1020,8 @@ def main():
     initrd = build_initrd_with(
         {"/usr/bin/ioperf": os.path.join(args.build, "tools", "ioperf"),
          "/usr/bin/tcpperf": os.path.join(args.build, "tools", "tcpperf"),
-         "/usr/bin/vsockperf": os.path.join(args.build, "tools", "vsockperf")},
+         "/usr/bin/vsockperf": os.path.join(args.build, "tools", "vsockperf"),
+         "/usr/bin/fsperf": os.path.join(args.build, "tools", "fsperf")},
         os.path.join(guest_dir, "initramfs.cpio"),
         os.path.join(work, "initrd-tools.cpio"))
     ctx = {"guest_initrd_ioperf": initrd, "guest_initrd_tools": initrd}

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config/cpu_template.h"
@@ -138,6 +140,20 @@ static void save_template(const struct cpu_template *t, struct rec r)
     }
 }
 
+/* A shared directory: restored from the same path (the device checks it
+ * is the same directory). */
+static void save_share(const struct fs_config *c, struct rec r)
+{
+    /* Absolute: a restore may run elsewhere than the run did. */
+    char *abs = realpath(c->path, NULL);
+    rec_put_str(r, "path", abs ? abs : c->path);
+    free(abs);
+    rec_put_str(r, "tag", c->tag);
+    rec_put_str(r, "id", c->id);
+    rec_put_bool(r, "read_only", c->read_only);
+    rec_put_u64(r, "cache", c->cache);
+}
+
 void machine_save(const struct vm_config *cfg, struct rec r)
 {
     rec_put_u64(r, "vcpus", cfg->nr_vcpus);
@@ -161,6 +177,8 @@ void machine_save(const struct vm_config *cfg, struct rec r)
         save_pmem(&cfg->pmem[i], rec_put_item(r, "pmem"));
     if (cfg->cpu_template)
         save_template(cfg->cpu_template, rec_put_child(r, "cpu_template"));
+    for (unsigned i = 0; i < cfg->nr_shares; i++)
+        save_share(&cfg->shares[i], rec_put_item(r, "shares"));
     if (cfg->vsock.uds_path)
         save_vsock(&cfg->vsock, rec_put_child(r, "vsock"));
     if (cfg->balloon.enabled)
@@ -339,6 +357,39 @@ static int load_template(struct rec r, struct cpu_template *t)
     return ret;
 }
 
+
+static int load_share(struct rec r, struct fs_config *c, const struct fs_config *others,
+                      unsigned nr)
+{
+    c->path = rec_get_str_or_null(r, "path");
+    c->tag = rec_get_str_or_null(r, "tag");
+    c->id = rec_get_str_or_null(r, "id");
+    uint32_t cache = 0;
+    int ret = rec_get_bool(r, "read_only", &c->read_only);
+    if (!ret)
+        ret = rec_get_u32(r, "cache", FS_CACHE_MODE_NEVER, &cache);
+    c->cache = (enum fs_cache_mode)cache;
+    if (!ret)
+        ret = fs_config_check(c, others, nr);
+    return ret;
+}
+
+static int load_shares(struct rec r, struct vm_config *cfg)
+{
+    size_t n = 0;
+    int ret = rec_has(r, "shares") ? rec_get_count(r, "shares", CONFIG_MAX_SHARES, &n) : 0;
+    for (size_t i = 0; !ret && i < n; i++) {
+        struct rec item;
+        ret = rec_get_item(r, "shares", i, &item);
+        if (!ret)
+            ret = load_share(item, &cfg->shares[i], cfg->shares, (unsigned)i);
+        if (ret)
+            err_prefix(ret, "share %zu", i);
+    }
+    cfg->nr_shares = ret ? 0 : (unsigned)n;
+    return ret;
+}
+
 int machine_load(struct rec r, struct vm_config *cfg, struct cpu_template *template)
 {
     vm_config_defaults(cfg);
@@ -405,6 +456,8 @@ int machine_load(struct rec r, struct vm_config *cfg, struct cpu_template *templ
         else
             err_prefix(ret, "cpu_template");
     }
+    if (!ret)
+        ret = load_shares(r, cfg);
     struct rec vsock;
     if (!ret && rec_has(r, "vsock") && !(ret = rec_get_child(r, "vsock", &vsock)))
         ret = load_vsock(vsock, &cfg->vsock);

@@ -170,10 +170,36 @@ static void fs_reset(struct virtio_dev *vdev)
     fsrv_reset(fs->srv); /* the next driver starts with INIT and the root */
 }
 
+/* (On resume the transport looks at every queue once.) */
 static void fs_pause(struct virtio_dev *vdev, bool paused)
 {
     if (paused)
         wait_idle(vdev->model);
+}
+
+static void fs_save(struct virtio_dev *vdev, struct rec r)
+{
+    struct virtio_fs *fs = vdev->model;
+    wait_idle(fs);
+    char tag[CONFIG_FS_TAG_MAX + 1] = {0};
+    memcpy(tag, fs->tag, sizeof(fs->tag));
+    rec_put_str(r, "tag", tag);
+    fsrv_save(fs->srv, rec_put_child(r, "server"));
+}
+
+static int fs_load(struct virtio_dev *vdev, struct rec r)
+{
+    struct virtio_fs *fs = vdev->model;
+    char tag[CONFIG_FS_TAG_MAX + 1];
+    struct rec server;
+    int ret = rec_get_str(r, "tag", tag, sizeof(tag));
+    if (!ret && strncmp(tag, fs->tag, sizeof(fs->tag)))
+        ret = err_set(-EINVAL, "the snapshot's share is tagged '%s'", tag);
+    if (!ret)
+        ret = rec_get_child(r, "server", &server);
+    if (!ret)
+        ret = fsrv_load(fs->srv, server);
+    return ret ? err_prefix(ret, "virtio-fs %s", fs->id) : 0;
 }
 
 static size_t fs_counters(struct virtio_dev *vdev, struct device_counter *out)
@@ -186,7 +212,10 @@ static size_t fs_counters(struct virtio_dev *vdev, struct device_counter *out)
         {"read_bytes", st.bytes_read},      {"write_bytes", st.bytes_written},
         {"refused_names", st.refused_escapes}, {"open_nodes", st.nodes},
         {"open_handles", st.handles},       {"bad_chains", fs->bad_chains},
+        {"node_fds", st.node_fds},          {"node_reopens", st.reopens},
+        {"node_closes", st.evictions},      {"stale_nodes", st.stale},
     };
+    _Static_assert(ARRAY_SIZE(c) <= DEVICE_MAX_COUNTERS, "too many counters");
     memcpy(out, c, sizeof(c));
     return ARRAY_SIZE(c);
 }
@@ -209,6 +238,8 @@ static const struct virtio_device_ops fs_ops = {
     .queue_notify = fs_queue_notify,
     .reset = fs_reset,
     .pause = fs_pause,
+    .save = fs_save,
+    .load = fs_load,
     .counters = fs_counters,
     .destroy = fs_destroy,
 };
@@ -258,7 +289,10 @@ void virtio_fs_destroy(struct virtio_fs *fs)
 /* --- on the board -------------------------------------------------------------------- */
 
 /* Each share may hold a share of the descriptors ember may open (raised to
- * the hard limit): three quarters for nodes, a quarter for open files. */
+ * the hard limit): three quarters for the nodes' O_PATH descriptors (the
+ * least recently used closed beyond), a quarter for open files. The nodes
+ * themselves (a name and an inode number each, not a descriptor) are
+ * bounded by memory alone. */
 static int share_limits(unsigned nr_shares, struct fsrv_limits *out)
 {
     struct rlimit rl;
@@ -274,7 +308,8 @@ static int share_limits(unsigned nr_shares, struct fsrv_limits *out)
     if (budget < 64)
         return err_set(-EMFILE, "virtio-fs: too few file descriptors (ulimit -n %llu) for %u "
                                 "shares", (unsigned long long)rl.rlim_cur, nr_shares);
-    out->max_nodes = (unsigned)MIN(budget * 3 / 4, (rlim_t)65536);
+    out->max_nodes = VIRTIO_FS_MAX_NODES;
+    out->max_open = (unsigned)MIN(budget * 3 / 4, (rlim_t)65536);
     out->max_handles = (unsigned)MIN(budget / 4, (rlim_t)4096);
     return 0;
 }

@@ -18,6 +18,9 @@
 #define VIRTIO_FS_QUEUE_SIZE 128
 #define VIRTIO_FS_WORKERS 2
 #define VIRTIO_FS_CONFIG_SIZE 40 /* tag[36], num_request_queues */
+/* Files a guest may know at once per share (ENFILE beyond; about 100 bytes
+ * of ember's memory each). */
+#define VIRTIO_FS_MAX_NODES (1u << 18)
 
 struct virtio_fs_job {
     bool busy;

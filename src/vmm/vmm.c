@@ -353,11 +353,6 @@ int vmm_snapshot(struct vmm *vmm, enum snapshot_type type, const char *state_pat
 {
     if (vmm_state(vmm) != VMM_PAUSED)
         return err_set(-EINVAL, "the VM must be paused to take a snapshot");
-    /* The guest's nodes and open files are host descriptors, which a
-     * snapshot cannot carry: refused rather than restored half-broken. */
-    if (vmm->cfg.nr_shares)
-        return err_set(-EOPNOTSUPP, "snapshots of a VM with a shared directory (virtio-fs) "
-                                    "are not supported by ember yet");
     uint64_t t0 = now_ns();
     /* a snapshot never holds a debugger's breakpoint */
     vm_gdb_lift_breakpoints(vmm->gdb, true);

@@ -43,7 +43,7 @@ static void setup(void)
         if (!mkdtemp(dir))
             abort();
         make_tree(dir);
-        struct fsrv_limits lim = {64, 16};
+        struct fsrv_limits lim = {64, 16, 4}; /* few descriptors: closed and reopened */
         if (fsrv_open(&servers[i], dir, i == 1, FS_CACHE_MODE_AUTO, &lim))
             abort();
     }

@@ -14,25 +14,42 @@
 /* --- nodes: what a FUSE nodeid names --------------------------------------
  * A nodeid is (generation << 32) | (slot + 1): the root is slot 0 at
  * generation 0, i.e. FUSE_ROOT_ID; a freed slot's next user gets a new
- * generation, so a stale nodeid from the guest finds nothing. */
+ * generation, so a stale nodeid from the guest finds nothing.
+ *
+ * A node keeps its parent and its name there, so that its O_PATH
+ * descriptor may be closed when too many are open (least recently used
+ * first) and reopened on the next use, one name at a time from the nearest
+ * open ancestor, beneath the share as every other open; the reopened file
+ * must be the same (device, inode, type), or the guest gets ESTALE. A
+ * parent stays in the table while a child names it. */
 struct fs_node {
-    int fd;            /* O_PATH|O_NOFOLLOW; -1: the slot is free */
+    int fd;            /* O_PATH|O_NOFOLLOW, or -1: closed (or the slot free) */
+    bool live;         /* the slot is in use */
     uint32_t gen;
     dev_t dev;
     ino_t ino;
+    uint64_t birth;    /* birth time (ns), 0 if the file system has none:
+                        * tells a reused inode number from the file */
     mode_t type;       /* S_IFMT bits */
     uint64_t nlookup;  /* the guest's references (LOOKUP counts, FORGET gives back) */
-    uint32_t refs;     /* requests using it right now */
+    uint32_t refs;     /* requests using it right now: its descriptor stays open */
+    uint32_t kids;     /* nodes whose parent this is */
+    int32_t parent;    /* slot; -1 for the root */
+    char *name;        /* its name in the parent (NULL for the root) */
     int32_t hash_next; /* slot, or -1 */
     int32_t free_next;
+    int32_t lru_prev, lru_next; /* among nodes with an open descriptor; -1 ends */
 };
 
 struct fs_handle {
-    int fd;            /* -1: free */
+    int fd;            /* -1: free (or, after a restore, not reopened: EIO) */
+    bool live;
     uint32_t gen;
     uint32_t refs;
     bool released;     /* RELEASE came: closed when the last user is done */
     bool dir;
+    int flags;         /* as opened (a restore opens it again so) */
+    uint64_t nodeid;   /* what it was opened from */
     int32_t free_next;
     pthread_mutex_t dir_lock; /* a directory's position (READDIR seeks) */
 };
@@ -41,31 +58,55 @@ struct fs_tables {
     pthread_mutex_t lock;
     struct fs_node *nodes;
     unsigned max_nodes, used_nodes;
+    unsigned max_open, open_fds; /* node descriptors held / allowed */
     int32_t free_nodes;
+    int32_t lru_head, lru_tail;  /* most / least recently used open node */
     int32_t *buckets; /* (dev, ino) -> first slot */
     unsigned nr_buckets; /* a power of two */
     struct fs_handle *handles;
     unsigned max_handles, used_handles;
     int32_t free_handles;
+    uint64_t reopens, evictions, stale; /* counters */
 };
 
-int fs_tables_init(struct fs_tables *t, unsigned max_nodes, unsigned max_handles, int root_fd,
+int fs_tables_init(struct fs_tables *t, const struct fsrv_limits *lim, int root_fd,
                    const struct stat *root) EMBER_MUST_CHECK;
 void fs_tables_destroy(struct fs_tables *t);
 /* Drop every node but the root and every handle (no request in progress). */
 void fs_tables_reset(struct fs_tables *t);
-/* The node 'nodeid' names, now in use (put it back), or NULL. */
+/* The node 'nodeid' names, in use with its descriptor open (put it back),
+ * or NULL: unknown, or no longer where it was (-ESTALE for the guest). */
 struct fs_node *fs_node_get(struct fs_tables *t, uint64_t nodeid);
 void fs_node_put(struct fs_tables *t, struct fs_node *n);
-/* The guest learns of the file 'fd' (O_PATH) is: the node already known for
- * its (dev, ino) gains a lookup and 'fd' is closed, or a new node takes
- * 'fd'. 0 and *nodeid, or -ENFILE (table full; 'fd' closed). */
-int fs_node_learn(struct fs_tables *t, int fd, const struct stat *st, uint64_t *nodeid);
+/* The guest learns of the file 'fd' (O_PATH), found as 'name' in 'dir':
+ * the node already known for its (dev, ino) gains a lookup (and takes that
+ * name), or a new node takes 'fd'. 0 and *nodeid, or -ENFILE (table full)
+ * or -ENOMEM; 'fd' is the table's in every case. */
+int fs_node_learn(struct fs_tables *t, struct fs_node *dir, const char *name, int fd,
+                  const struct stat *st, uint64_t birth, uint64_t *nodeid);
 /* FORGET: the guest drops 'count' lookups (unknown nodes are ignored). */
 void fs_node_forget(struct fs_tables *t, uint64_t nodeid, uint64_t count);
+/* The guest renamed 'old' in 'from' (the file dev/ino) to 'new' in 'to':
+ * its node follows, if it knew it by that name. */
+void fs_node_renamed(struct fs_tables *t, dev_t dev, ino_t ino, const struct fs_node *from,
+                     const char *old, const struct fs_node *to, const char *new);
+/* Restore: a node at 'slot' with descriptor closed (fs_state.c). */
+int fs_node_restore(struct fs_tables *t, uint32_t slot, uint32_t gen, int32_t parent,
+                    const char *name, ino_t ino, uint64_t birth, mode_t type, uint64_t nlookup)
+    EMBER_MUST_CHECK;
+/* Restore done: rebuild the free list and check that every parent is a
+ * directory that exists. */
+int fs_tables_restored(struct fs_tables *t) EMBER_MUST_CHECK;
 
-/* A new handle owning 'fd': 0 and *fh, or -EMFILE ('fd' closed). */
-int fs_handle_add(struct fs_tables *t, int fd, bool dir, uint64_t *fh);
+/* Close every handle (lock held; fs_tables_reset's). */
+void fs_handles_reset(struct fs_tables *t);
+/* A new handle owning 'fd' (opened with 'flags' from node 'nodeid'): 0 and
+ * *fh, or -EMFILE ('fd' closed). */
+int fs_handle_add(struct fs_tables *t, int fd, bool dir, uint64_t nodeid, int flags,
+                  uint64_t *fh);
+/* Restore: the handle 'fh' as it was, with 'fd' (-1: could not reopen). */
+int fs_handle_restore(struct fs_tables *t, uint64_t fh, int fd, bool dir, uint64_t nodeid,
+                      int flags) EMBER_MUST_CHECK;
 /* The open handle 'fh' (of a directory if 'dir'), in use; NULL if none. */
 struct fs_handle *fs_handle_get(struct fs_tables *t, uint64_t fh, bool dir);
 void fs_handle_put(struct fs_tables *t, struct fs_handle *h);
@@ -116,6 +157,9 @@ int fs_out_iov(struct fs_req *r, size_t offset, size_t len, struct iovec *iov, i
 int fs_in_iov(struct fs_req *r, size_t offset, size_t len, struct iovec *iov, int max);
 void fs_count(struct fsrv *s, uint64_t *field, uint64_t n);
 
+/* fstat of 'fd' itself (a link is not followed), and its birth time in ns
+ * (0 if the file system keeps none): 0 or a negative errno. */
+int fs_stat_fd(int fd, struct stat *st, uint64_t *birth);
 /* Open a name beneath 'dirfd' without following any link or leaving it. */
 int fs_open_beneath(int dirfd, const char *name, int flags, mode_t mode);
 /* Reopen node 'n' (a regular file or directory only) with 'flags'. */

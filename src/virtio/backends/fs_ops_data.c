@@ -65,7 +65,8 @@ int fs_op_create(struct fs_req *r)
         return err;
     }
     struct fuse_open_out o = {.open_flags = fopen_flags(r->s)};
-    if ((err = fs_handle_add(&r->s->t, fd, false, &o.fh)) == 0 &&
+    if ((err = fs_handle_add(&r->s->t, fd, false, e.nodeid, flags & ~(O_CREAT | O_EXCL | O_TRUNC),
+                             &o.fh)) == 0 &&
         (err = fs_reply(r, &e, sizeof(e), &o, sizeof(o))) != 0)
         fs_handle_release(&r->s->t, o.fh, false);
     if (err)
@@ -89,7 +90,7 @@ static int open_node(struct fs_req *r, bool dir)
     if (fd < 0)
         return fd;
     struct fuse_open_out o = {.open_flags = dir ? 0 : fopen_flags(r->s)};
-    int err = fs_handle_add(&r->s->t, fd, dir, &o.fh);
+    int err = fs_handle_add(&r->s->t, fd, dir, r->h.nodeid, flags & ~O_TRUNC, &o.fh);
     if (!err && (err = fs_reply(r, &o, sizeof(o), NULL, 0)))
         fs_handle_release(&r->s->t, o.fh, dir);
     return err;

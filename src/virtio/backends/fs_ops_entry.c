@@ -74,11 +74,21 @@ int fs_op_getattr(struct fs_req *r)
     const struct fuse_getattr_in *in = fs_arg(r, sizeof(*in));
     if (!in)
         return -EINVAL;
+    struct stat st;
+    int ret;
+    /* An open file answers for itself: its name may be gone (unlinked while
+     * open) and its node's descriptor closed. */
+    struct fs_handle *h = (in->getattr_flags & FUSE_GETATTR_FH)
+                              ? fs_handle_get(&r->s->t, in->fh, false) : NULL;
+    if (h) {
+        ret = fstat(h->fd, &st) < 0 ? -errno : 0;
+        fs_handle_put(&r->s->t, h);
+        return ret ? ret : reply_attr(r, &st);
+    }
     struct fs_node *n = fs_node_get(&r->s->t, r->h.nodeid);
     if (!n)
         return -ESTALE;
-    struct stat st;
-    int ret = stat_node(n, &st);
+    ret = stat_node(n, &st);
     fs_node_put(&r->s->t, n);
     return ret ? ret : reply_attr(r, &st);
 }
@@ -288,6 +298,23 @@ int fs_op_rmdir(struct fs_req *r)
     return remove_entry(r, AT_REMOVEDIR);
 }
 
+/* Rename, and let the nodes of the files moved follow their new names
+ * (a closed node is reopened by name). */
+static int rename_entry(struct fsrv *s, struct fs_node *from, const char *old,
+                        struct fs_node *to, const char *new, uint32_t flags)
+{
+    struct stat a, b;
+    bool have_a = fstatat(from->fd, old, &a, AT_SYMLINK_NOFOLLOW) == 0;
+    bool have_b = (flags & RENAME_EXCHANGE) && fstatat(to->fd, new, &b, AT_SYMLINK_NOFOLLOW) == 0;
+    if (renameat2(from->fd, old, to->fd, new, flags) < 0)
+        return -errno;
+    if (have_a)
+        fs_node_renamed(&s->t, a.st_dev, a.st_ino, from, old, to, new);
+    if (have_b)
+        fs_node_renamed(&s->t, b.st_dev, b.st_ino, to, new, from, old);
+    return 0;
+}
+
 static int do_rename(struct fs_req *r, uint64_t newdir_id, uint32_t flags)
 {
     int err;
@@ -306,7 +333,7 @@ static int do_rename(struct fs_req *r, uint64_t newdir_id, uint32_t flags)
     else if (from->type != S_IFDIR || to->type != S_IFDIR)
         err = -ENOTDIR;
     else
-        err = renameat2(from->fd, old, to->fd, new, flags) < 0 ? -errno : 0;
+        err = rename_entry(r->s, from, old, to, new, flags);
     fs_node_put(&r->s->t, from);
     fs_node_put(&r->s->t, to);
     return err ? err : fs_reply(r, NULL, 0, NULL, 0);

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -67,6 +69,31 @@ static int open_proc_self_fd(void)
     return fd < 0 ? -errno : (int)fd;
 }
 
+int fs_stat_fd(int fd, struct stat *st, uint64_t *birth)
+{
+    struct statx x;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME,
+              &x) < 0)
+        return -errno;
+    memset(st, 0, sizeof(*st));
+    st->st_dev = makedev(x.stx_dev_major, x.stx_dev_minor);
+    st->st_ino = x.stx_ino;
+    st->st_mode = x.stx_mode;
+    st->st_nlink = x.stx_nlink;
+    st->st_uid = x.stx_uid;
+    st->st_gid = x.stx_gid;
+    st->st_rdev = makedev(x.stx_rdev_major, x.stx_rdev_minor);
+    st->st_size = (off_t)x.stx_size;
+    st->st_blksize = x.stx_blksize;
+    st->st_blocks = (blkcnt_t)x.stx_blocks;
+    st->st_atim = (struct timespec){x.stx_atime.tv_sec, x.stx_atime.tv_nsec};
+    st->st_mtim = (struct timespec){x.stx_mtime.tv_sec, x.stx_mtime.tv_nsec};
+    st->st_ctim = (struct timespec){x.stx_ctime.tv_sec, x.stx_ctime.tv_nsec};
+    *birth = (x.stx_mask & STATX_BTIME)
+                 ? (uint64_t)x.stx_btime.tv_sec * 1000000000u + x.stx_btime.tv_nsec : 0;
+    return 0;
+}
+
 /* --- attributes and entries --------------------------------------------------- */
 
 void fs_fill_attr(struct fuse_attr *a, const struct stat *st)
@@ -119,13 +146,13 @@ int fs_lookup_name(struct fsrv *s, struct fs_node *dir, const char *name,
         return fd == -EXDEV ? -EACCES : fd;
     }
     struct stat st;
-    if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-        int err = -errno;
+    uint64_t birth, nodeid;
+    int ret = fs_stat_fd(fd, &st, &birth);
+    if (ret) {
         close(fd);
-        return err;
+        return ret;
     }
-    uint64_t nodeid;
-    int ret = fs_node_learn(&s->t, fd, &st, &nodeid);
+    ret = fs_node_learn(&s->t, dir, name, fd, &st, birth, &nodeid);
     if (!ret)
         fs_fill_entry(s, e, nodeid, &st);
     return ret;
@@ -446,7 +473,7 @@ int fsrv_open(struct fsrv **out, const char *dir, bool read_only, enum fs_cache_
     struct stat st;
     int ret = fstat(s->root_fd, &st) < 0 ? err_errno(-errno, "shared directory %s", dir) : 0;
     if (!ret)
-        ret = fs_tables_init(&s->t, limits->max_nodes, limits->max_handles, s->root_fd, &st);
+        ret = fs_tables_init(&s->t, limits, s->root_fd, &st);
     if (ret) {
         close(s->proc_fd);
         close(s->root_fd);
@@ -482,6 +509,10 @@ void fsrv_get_stats(struct fsrv *s, struct fsrv_stats *out)
     pthread_mutex_lock(&s->t.lock);
     out->nodes = s->t.used_nodes;
     out->handles = s->t.used_handles;
+    out->node_fds = s->t.open_fds;
+    out->reopens = s->t.reopens;
+    out->evictions = s->t.evictions;
+    out->stale = s->t.stale;
     pthread_mutex_unlock(&s->t.lock);
 }
 

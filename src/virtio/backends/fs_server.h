@@ -28,12 +28,15 @@
 #include <sys/uio.h>
 
 #include "config/config.h"
+#include "snapshot/record.h"
 #include "util/err.h"
 
 
 struct fsrv_limits {
-    unsigned max_nodes;   /* files the guest knows (O_PATH descriptors) */
+    unsigned max_nodes;   /* files the guest knows (a name and an inode each) */
     unsigned max_handles; /* files and directories the guest holds open */
+    unsigned max_open;    /* O_PATH descriptors kept for nodes, the least
+                           * recently used closed beyond (0: max_nodes) */
 };
 
 /* Largest READ/WRITE the server offers (FUSE max_write / max_pages). */
@@ -42,6 +45,7 @@ struct fsrv_limits {
 
 struct fsrv_stats {
     uint64_t requests, errors, bytes_read, bytes_written, refused_escapes, nodes, handles;
+    uint64_t node_fds, reopens, evictions, stale;
 };
 
 struct fsrv;
@@ -62,6 +66,12 @@ size_t fsrv_handle(struct fsrv *s, const struct iovec *in, int in_cnt, const str
                    int out_cnt);
 
 void fsrv_get_stats(struct fsrv *s, struct fsrv_stats *out);
+/* Snapshots (no request in progress): the nodes the guest knows and the
+ * files it holds open. A load needs the same directory (its inode); nodes
+ * come back closed, reopened by name on use; open files are reopened now
+ * (one gone since answers EBADF, with a warning). */
+void fsrv_save(struct fsrv *s, struct rec r);
+int fsrv_load(struct fsrv *s, struct rec r) EMBER_MUST_CHECK;
 /* The share's directory descriptor (the device checks a restore's). */
 int fsrv_root_fd(const struct fsrv *s);
 
