@@ -115,7 +115,11 @@ static int prepare_process(const struct cli_request *req)
      * cannot run under the restriction (as under seccomp's filters). */
     landlock_configure(false);
 #else
-    landlock_configure(!req->no_landlock);
+    /* With an API, requests may name files anywhere at run time (a drive
+     * swapped for a client's image, a snapshot in the client's directory),
+     * as Firecracker allows: the restriction is then the operator's choice. */
+    bool api_serves = req->api_sock && !req->no_api;
+    landlock_configure(!req->no_landlock && (req->landlock || !api_serves));
 #endif
     /* The socket file is removed at the end; snapshots are often written
      * beside it. */

@@ -61,6 +61,7 @@ enum {
     OPT_SECCOMP_FILTER,
     OPT_NO_SECCOMP,
     OPT_NO_LANDLOCK,
+    OPT_LANDLOCK,
     OPT_API_SOCK_MODE,
     OPT_SECCOMP_SELFTEST,
     OPT_VERSION,
@@ -102,6 +103,7 @@ static const struct option run_options[] = {
     {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
     {"no-landlock", no_argument, NULL, OPT_NO_LANDLOCK},
+    {"landlock", no_argument, NULL, OPT_LANDLOCK},
     {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
     {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"id", required_argument, NULL, OPT_ID},
@@ -126,6 +128,7 @@ static const struct option restore_options[] = {
     {"api-sock-mode", required_argument, NULL, OPT_API_SOCK_MODE},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
     {"no-landlock", no_argument, NULL, OPT_NO_LANDLOCK},
+    {"landlock", no_argument, NULL, OPT_LANDLOCK},
     {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
     {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"id", required_argument, NULL, OPT_ID},
@@ -181,6 +184,7 @@ static const struct option serve_options[] = {
     {"seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
     {"no-landlock", no_argument, NULL, OPT_NO_LANDLOCK},
+    {"landlock", no_argument, NULL, OPT_LANDLOCK},
     {"seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST}, /* tests only */
     {"version", no_argument, NULL, OPT_VERSION},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
@@ -550,6 +554,7 @@ static int parse_run_option(int opt, char *arg, struct cli_request *req)
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
     case OPT_NO_LANDLOCK: req->no_landlock = true; return 0;
+    case OPT_LANDLOCK: req->landlock = true; return 0;
     case OPT_SECCOMP_FILTER: req->seccomp_filter = arg; return 0;
     case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_ID: return parse_id(arg, req);
@@ -638,6 +643,7 @@ static int parse_serve_option(int opt, char *arg, struct cli_request *req)
     case OPT_METADATA: req->metadata_path = arg; return 0;
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
     case OPT_NO_LANDLOCK: req->no_landlock = true; return 0;
+    case OPT_LANDLOCK: req->landlock = true; return 0;
     case OPT_SECCOMP_FILTER: req->seccomp_filter = arg; return 0;
     case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_DESCRIBE_SNAPSHOT:
@@ -722,6 +728,7 @@ static int parse_restore_option(int opt, char *arg, struct cli_request *req)
     case OPT_API_SOCK_MODE: return parse_sock_mode(arg, &req->api_sock_mode);
     case OPT_NO_SECCOMP: req->no_seccomp = true; return 0;
     case OPT_NO_LANDLOCK: req->no_landlock = true; return 0;
+    case OPT_LANDLOCK: req->landlock = true; return 0;
     case OPT_SECCOMP_FILTER: req->seccomp_filter = arg; return 0;
     case OPT_SECCOMP_SELFTEST: return parse_seccomp_selftest(arg, req);
     case OPT_ID: return parse_id(arg, req);

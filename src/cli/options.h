@@ -39,6 +39,7 @@ struct cli_request {
     bool no_seccomp;        /* --no-seccomp: no per-thread syscall filters */
     const char *seccomp_filter; /* --seccomp-filter: the filters from a file */
     bool no_landlock;       /* --no-landlock: no file-system restriction */
+    bool landlock;          /* --landlock: the restriction with an API too */
     /* Tests only (hidden): the thread kind that makes a forbidden call
      * right after installing its filter. */
     const char *seccomp_selftest;
