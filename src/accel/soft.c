@@ -307,6 +307,10 @@ static int soft_vcpu_create(struct accel_vm *avm, unsigned index, struct accel_v
 static void soft_vcpu_destroy(struct accel_vcpu *vcpu)
 {
     struct soft_vcpu *v = to_vcpu(vcpu);
+    /* The timer thread fires into every vCPU's LAPIC and, through the PIT
+     * and IOAPIC, kicks every vCPU: it ends before the first one goes (a
+     * restore that fails after loading an armed LAPIC timer raced here). */
+    soft_timers_stop(&v->vm->timers);
     lapic_destroy(&v->lapic);
     cpu_destroy(v->cpu);
     pthread_cond_destroy(&v->halt_cond);

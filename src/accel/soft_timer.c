@@ -121,16 +121,21 @@ void soft_timers_poke(struct soft_timers *t)
     pthread_mutex_unlock(&t->lock);
 }
 
+void soft_timers_stop(struct soft_timers *t)
+{
+    if (!t->running)
+        return;
+    pthread_mutex_lock(&t->lock);
+    t->stop = true;
+    pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+    pthread_join(t->thread, NULL);
+    t->running = false;
+}
+
 void soft_timers_destroy(struct soft_timers *t)
 {
-    if (t->running) {
-        pthread_mutex_lock(&t->lock);
-        t->stop = true;
-        pthread_cond_signal(&t->cond);
-        pthread_mutex_unlock(&t->lock);
-        pthread_join(t->thread, NULL);
-        t->running = false;
-    }
+    soft_timers_stop(t);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->lock);
 }

@@ -47,6 +47,8 @@ int soft_timers_add(struct soft_timers *t, void (*expired)(void *dev, uint64_t n
 int soft_timers_start(struct soft_timers *t) EMBER_MUST_CHECK;
 /* The guest clock jumped (a resume, a restore): look at the deadlines again. */
 void soft_timers_poke(struct soft_timers *t);
+/* Ends the timer thread (waiting out a callback that runs); idempotent. */
+void soft_timers_stop(struct soft_timers *t);
 void soft_timers_destroy(struct soft_timers *t);
 
 #endif
