@@ -33,6 +33,9 @@ struct route {
     /* Firecracker's metrics name for it ("drive": put_api_requests.drive_count
      * and drive_fails), or NULL. */
     const char *metric;
+    /* A JSON body: always (PUT, PATCH), never (GET), or only if one came
+     * (Firecracker's hinting PATCHes). */
+    enum { BODY, NO_BODY, BODY_OPTIONAL } body;
 };
 
 /* --- handlers ------------------------------------------------------------ */
@@ -464,45 +467,46 @@ static int put_mmds_config(struct api *api, const char *id, struct json_object *
 /* --- routing ------------------------------------------------------------- */
 
 static const struct route routes[] = {
-    {"GET", "/", ANY_TIME, get_info, "instance_info"},
-    {"GET", "/version", ANY_TIME, get_version, "vmm_version"},
-    {"GET", "/machine-config", ANY_TIME, get_machine_config, "machine_cfg"},
-    {"GET", "/vm/config", ANY_TIME, get_vm_config, NULL},
-    {"PUT", "/boot-source", PRE_BOOT, put_boot_source, "boot_source"},
-    {"PUT", "/machine-config", PRE_BOOT, put_machine_config, "machine_cfg"},
-    {"PATCH", "/machine-config", PRE_BOOT, patch_machine_config, "machine_cfg"},
-    {"PUT", "/drives/{id}", PRE_BOOT, put_drive, "drive"},
-    {"PATCH", "/drives/{id}", RUNTIME, patch_drive, "drive"},
-    {"PUT", "/network-interfaces/{id}", PRE_BOOT, put_nic, "network"},
-    {"PATCH", "/network-interfaces/{id}", RUNTIME, patch_nic, "network"},
-    {"PUT", "/entropy", PRE_BOOT, put_entropy, NULL},
-    {"PUT", "/serial", PRE_BOOT, put_serial, "serial"},
-    {"PUT", "/pmem/{id}", PRE_BOOT, put_pmem, "pmem"},
-    {"PUT", "/fs/{id}", PRE_BOOT, put_fs, NULL}, /* ember extension: no Firecracker metric */
-    {"PUT", "/vsock", PRE_BOOT, put_vsock, "vsock"},
-    {"PUT", "/logger", PRE_BOOT, put_logger, "logger"},
-    {"PUT", "/metrics", PRE_BOOT, put_metrics, "metrics"},
-    {"PUT", "/actions", ANY_TIME, put_actions, "actions"},
-    {"PATCH", "/vm", RUNTIME, patch_vm, NULL},
+    {"GET", "/", ANY_TIME, get_info, "instance_info", NO_BODY},
+    {"GET", "/version", ANY_TIME, get_version, "vmm_version", NO_BODY},
+    {"GET", "/machine-config", ANY_TIME, get_machine_config, "machine_cfg", NO_BODY},
+    {"GET", "/vm/config", ANY_TIME, get_vm_config, NULL, NO_BODY},
+    {"PUT", "/boot-source", PRE_BOOT, put_boot_source, "boot_source", BODY},
+    {"PUT", "/machine-config", PRE_BOOT, put_machine_config, "machine_cfg", BODY},
+    {"PATCH", "/machine-config", PRE_BOOT, patch_machine_config, "machine_cfg", BODY},
+    {"PUT", "/drives/{id}", PRE_BOOT, put_drive, "drive", BODY},
+    {"PATCH", "/drives/{id}", RUNTIME, patch_drive, "drive", BODY},
+    {"PUT", "/network-interfaces/{id}", PRE_BOOT, put_nic, "network", BODY},
+    {"PATCH", "/network-interfaces/{id}", RUNTIME, patch_nic, "network", BODY},
+    {"PUT", "/entropy", PRE_BOOT, put_entropy, NULL, BODY},
+    {"PUT", "/serial", PRE_BOOT, put_serial, "serial", BODY},
+    {"PUT", "/pmem/{id}", PRE_BOOT, put_pmem, "pmem", BODY},
+    /* An ember extension: no Firecracker metric. */
+    {"PUT", "/fs/{id}", PRE_BOOT, put_fs, NULL, BODY},
+    {"PUT", "/vsock", PRE_BOOT, put_vsock, "vsock", BODY},
+    {"PUT", "/logger", PRE_BOOT, put_logger, "logger", BODY},
+    {"PUT", "/metrics", PRE_BOOT, put_metrics, "metrics", BODY},
+    {"PUT", "/actions", ANY_TIME, put_actions, "actions", BODY},
+    {"PATCH", "/vm", RUNTIME, patch_vm, NULL, BODY},
+    {"PUT", "/balloon", PRE_BOOT, put_balloon, "balloon", BODY},
+    {"PATCH", "/balloon", ANY_TIME, patch_balloon, "balloon", BODY},
+    {"GET", "/balloon", ANY_TIME, get_balloon, "balloon", NO_BODY},
+    {"PUT", "/mmds", ANY_TIME, put_mmds, "mmds", BODY},
+    {"PATCH", "/mmds", ANY_TIME, patch_mmds, "mmds", BODY},
+    {"GET", "/mmds", ANY_TIME, get_mmds, "mmds", NO_BODY},
+    {"PUT", "/mmds/config", PRE_BOOT, put_mmds_config, "mmds", BODY},
+    {"PUT", "/cpu-config", PRE_BOOT, put_cpu_config, "cpu_cfg", BODY},
     /* Firecracker resources ember does not have yet: a clear refusal. */
-    {"PUT", "/balloon", PRE_BOOT, put_balloon, "balloon"},
-    {"PATCH", "/balloon", ANY_TIME, patch_balloon, "balloon"},
-    {"GET", "/balloon", ANY_TIME, get_balloon, "balloon"},
-    {"PUT", "/mmds", ANY_TIME, put_mmds, "mmds"},
-    {"PATCH", "/mmds", ANY_TIME, patch_mmds, "mmds"},
-    {"GET", "/mmds", ANY_TIME, get_mmds, "mmds"},
-    {"PUT", "/mmds/config", PRE_BOOT, put_mmds_config, "mmds"},
-    {"PUT", "/cpu-config", PRE_BOOT, put_cpu_config, "cpu_cfg"},
-    {"PUT", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
-    {"PATCH", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
-    {"GET", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory"},
-    {"PATCH", "/balloon/statistics", ANY_TIME, patch_balloon_stats, "balloon"},
-    {"GET", "/balloon/statistics", ANY_TIME, get_balloon_stats, "balloon"},
-    {"PATCH", "/balloon/hinting/start", RUNTIME, start_hinting, "balloon"},
-    {"GET", "/balloon/hinting/status", RUNTIME, get_hinting, "balloon"},
-    {"PATCH", "/balloon/hinting/stop", RUNTIME, stop_hinting, "balloon"},
-    {"PUT", "/snapshot/create", RUNTIME, put_snapshot_create, NULL},
-    {"PUT", "/snapshot/load", PRE_BOOT, put_snapshot_load, NULL},
+    {"PUT", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory", BODY},
+    {"PATCH", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory", BODY},
+    {"GET", "/hotplug/memory", ANY_TIME, not_supported, "hotplug_memory", NO_BODY},
+    {"PATCH", "/balloon/statistics", ANY_TIME, patch_balloon_stats, "balloon", BODY},
+    {"GET", "/balloon/statistics", ANY_TIME, get_balloon_stats, "balloon", NO_BODY},
+    {"PATCH", "/balloon/hinting/start", RUNTIME, start_hinting, "balloon", BODY_OPTIONAL},
+    {"GET", "/balloon/hinting/status", RUNTIME, get_hinting, "balloon", NO_BODY},
+    {"PATCH", "/balloon/hinting/stop", RUNTIME, stop_hinting, "balloon", BODY_OPTIONAL},
+    {"PUT", "/snapshot/create", RUNTIME, put_snapshot_create, NULL, BODY},
+    {"PUT", "/snapshot/load", PRE_BOOT, put_snapshot_load, NULL, BODY},
 };
 
 /* Does 'path' match 'pattern'? A "{id}" segment is copied to id[] (left
@@ -597,10 +601,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         return;
     }
     struct json_object *body = NULL, *out = NULL;
-    bool wants_body = strcmp(r->method, "GET") != 0;
-    /* Firecracker's hinting requests may come without a body. */
-    if ((r->fn == start_hinting || r->fn == stop_hinting) && req->body_len == 0)
-        wants_body = false;
+    bool wants_body = r->body == BODY || (r->body == BODY_OPTIONAL && req->body_len);
     int ret = check_phase(api, r, req->path);
     if (!ret && wants_body)
         ret = jf_parse(req->body, req->body_len, &body);
