@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -23,23 +22,6 @@ static bool probe_punch(int fd, uint64_t size)
 {
     off_t beyond = (off_t)align_up(size, 4096) + 4096;
     return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, beyond, 4096) == 0;
-}
-
-/* A process killed a moment ago may still hold the lock: the kernel tears
- * its io_uring down in the background, and the requests it held keep the
- * file open until then (a restore right after a kill -9 met it). That is
- * waited out; a live owner is still refused. */
-#define LOCK_GRACE_MS 1000
-
-static bool lock_image(int fd, bool shared)
-{
-    for (unsigned waited = 0;; waited += 10) {
-        if (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0)
-            return true;
-        if (errno != EWOULDBLOCK || waited >= LOCK_GRACE_MS)
-            return false;
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-    }
 }
 
 static int open_image(struct blockfile *bf, const char *path, bool read_only, bool direct)
@@ -58,7 +40,7 @@ static int open_image(struct blockfile *bf, const char *path, bool read_only, bo
         return err_set(-EINVAL, "disk %s: not a regular file", path);
     /* An empty image is a disk of capacity 0, as in Firecracker: a
      * placeholder that PATCH /drives swaps for a real image later. */
-    if (!lock_image(bf->fd, read_only))
+    if (flock(bf->fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
         return err_set(-EBUSY, "disk %s: in use by another process (locked)", path);
     bf->size = (uint64_t)st.st_size & ~511ull;
     if (bf->size != (uint64_t)st.st_size && st.st_size >= 512)

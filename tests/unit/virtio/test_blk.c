@@ -3,10 +3,7 @@
 #include "vq_fake.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
-#include <sys/file.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "virtio/blk.h"
@@ -419,52 +416,6 @@ static void test_device_hostile_ring_needs_reset(void **state)
     disk_down(&d);
 }
 
-/* A child holds the image's lock for 'hold_ms', then exits (as a VMM that
- * was killed lets go of it once the kernel has closed its files). */
-static pid_t lock_holder(const char *path, unsigned hold_ms)
-{
-    int ready[2];
-    assert_int_equal(pipe(ready), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(path, O_RDWR);
-        if (fd < 0 || flock(fd, LOCK_EX) < 0)
-            _exit(1);
-        if (write(ready[1], "x", 1) != 1)
-            _exit(1);
-        usleep(hold_ms * 1000);
-        _exit(0);
-    }
-    char c;
-    close(ready[1]);
-    assert_int_equal(read(ready[0], &c, 1), 1);
-    close(ready[0]);
-    return pid;
-}
-
-static void test_lock_of_a_dying_owner_is_waited_out(void **state)
-{
-    (void)state;
-    char path[] = "/tmp/ember-lock-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, 1 << 20), 0);
-    close(fd);
-    struct blockfile bf;
-    pid_t pid = lock_holder(path, 200);
-    assert_int_equal(blockfile_open(&bf, path, false, false), 0); /* let go within the grace */
-    blockfile_close(&bf);
-    waitpid(pid, NULL, 0);
-    pid = lock_holder(path, 5000);
-    assert_int_equal(blockfile_open(&bf, path, false, false), -EBUSY); /* a live owner */
-    assert_non_null(strstr(err_msg(), "in use by another process"));
-    blockfile_close(&bf);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    unlink(path);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,7 +428,6 @@ int main(void)
         cmocka_unit_test(test_device_rejects_past_end_and_read_only),
         cmocka_unit_test(test_device_discard_and_zeroes),
         cmocka_unit_test(test_device_hostile_ring_needs_reset),
-        cmocka_unit_test(test_lock_of_a_dying_owner_is_waited_out),
     };
     return cmocka_run_group_tests_name("blk", tests, NULL, NULL);
 }
