@@ -171,6 +171,16 @@ def expect_no_output(j, pattern, what=None):
     expect(not m, f"{j.name}: unexpected {what or repr(pattern)}: {m.group(0) if m else ''}")
 
 
+def no_kvm_reason():
+    """What ember's host check names on this host without hardware KVM, as a
+    regex: a missing /dev/kvm first, else the PVM module."""
+    if not os.path.exists("/dev/kvm"):
+        return r"/dev/kvm does not exist"
+    if os.path.isdir("/sys/module/kvm_pvm"):
+        return r"PVM"
+    return r"VT-x or AMD-V"
+
+
 def run_host(args, stdin=None, timeout=30, env=None):
     """Run a command on this host; returns (rc, stdout+stderr)."""
     p = subprocess.run(args, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 
-from framework import (DEFAULT_CMDLINE, TestSkipped, on_engine, test_vcpus, expect, expect_ember_rc, expect_output,
+from framework import (DEFAULT_CMDLINE, TestSkipped, no_kvm_reason, on_engine, test_vcpus, expect, expect_ember_rc, expect_output,
                        guest_test, host_test, job, run_host, total_metrics)
 
 SIGTERM_RC = 128 + 15
@@ -485,14 +485,14 @@ def api_start_failure(ctx):
         # Still pre-boot: the boot source can be fixed.
         st, _ = srv.req("PUT", "/boot-source", {"kernel_image_path": kernel(ctx)})
         expect(st == 204, f"PUT /boot-source after a failed start: {st}")
-        if os.path.isdir("/sys/module/kvm_pvm"):
+        if not ctx.hw_kvm:
             srv.req("PUT", "/boot-source", {"kernel_image_path": kernel(ctx),
                                             "initrd_path": initrd(ctx)})
             srv.req("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 128,
                                                "accel": "kvm"})
             st, resp = srv.req("PUT", "/actions", {"action_type": "InstanceStart"})
-            expect(st == 400 and "PVM" in resp["fault_message"],
-                   f"start on a PVM host: {st} {resp}")
+            expect(st == 400 and re.search(no_kvm_reason(), resp["fault_message"]),
+                   f"--accel kvm started without hardware KVM: {st} {resp}")
     with_servers(ctx, check)
 
 
@@ -636,11 +636,12 @@ def config_file_errors(ctx):
         rc, out = run_host([binary, "--config-file", "/nonexistent/c.json", "--no-api"])
         expect(rc == 2 and "config file /nonexistent/c.json: No such file" in out,
                f"missing config file: {rc} {out}")
-    if os.path.isdir("/sys/module/kvm_pvm"):
+    if not ctx.hw_kvm:
         path = write_config(ctx, "good.json", {"boot-source": boot, "machine-config": {
             "vcpu_count": 1, "mem_size_mib": 128, "accel": "kvm"}})
         rc, out = run_host([embers(ctx)[0], "--config-file", path, "--no-api"])
-        expect(rc == 5 and "PVM" in out, f"a good config on a PVM host: exit {rc}: {out}")
+        expect(rc == 5 and re.search(no_kvm_reason(), out),
+               f"a good config, --accel kvm, no hardware KVM: exit {rc}: {out}")
 
 
 # --- guest tests --------------------------------------------------------------
