@@ -11,7 +11,9 @@ net (virtio-net TCP throughput each way, TAP and user mode), vsock (throughput
 and connect latency each way, next to QEMU's vhost-vsock), fs (a shared
 directory: virtio-fs next to virtio-blk with ext4), api (start ->
 control socket accepting; start request -> init), snapshot (restore -> the
-guest's next console line, restored RSS, file sizes)."""
+guest's next console line, restored RSS, file sizes), density (1, 10, 20 idle
+guests in one host: memory per VM, with free page reporting and KSM on and
+off)."""
 import argparse
 import base64
 import datetime
@@ -878,6 +880,192 @@ class FsSuite:
                 "(CONFIG_NET_9P is not set).")
 
 
+class DensitySuite:
+    """Idle default guests packed into one host: started one after another
+    (each once the one before it reached init), measured at N = 1, 10 and 20
+    after they settle — the processes' proportional set sizes (PSS: a page
+    shared by k processes counts 1/k to each, so their sum is the memory the
+    VMs cost the host), their guest-RAM mappings' resident pages, and what
+    remains (the VMM's own); then the same again after the host's KSM ran,
+    and KSM's merges undone before the next VMs start. Variants: without
+    and with free page reporting (ember's --balloon reporting=on; QEMU's
+    virtio-balloon-device,free-page-reporting=on). One L1 boot per VMM and
+    variant; heavy, so one run whatever --runs says."""
+    name = "density"
+    vmms = ["ember", "qemu-microvm"]
+    variants = ["plain", "reporting"]
+    CHECKPOINTS = (1, 10, 20)
+    SETTLE = 30  # s after the Nth VM's init line: reporting waits ~2 s, then works in 2 MiB blocks
+    KSM_SCANS, KSM_LIMIT = 2, 120  # KSM merges a page on its second scan; at most this many s
+    max_runs = 1
+    timeout = 3000
+    l1_mem_mb = 6144  # 20 guests of 256 MiB that keep what they touched, and L1 itself
+    GUEST = "echo idle; sleep 1000000"
+    KINDS = [("host memory per VM (PSS sum / N)", "pss"),
+             ("guest RAM resident per VM", "guest_rss"),
+             ("VMM's own per VM (RSS − guest RSS)", "own_rss"),
+             ("VMM's own per VM (PSS − guest PSS)", "own_pss"),
+             ("L1 MemAvailable drop / N", "avail"),
+             ("start → first init line of the Nth VM", "boot")]
+
+    def __init__(self, args):
+        self.args = args
+        self.checkpoints = tuple(n for n in self.CHECKPOINTS if n <= args.density_max)
+        if args.density_max not in self.checkpoints:
+            self.checkpoints += (args.density_max,)
+        self.figures, self.by_key = [], {}
+        for tag in [t for v in self.variants for t in (v, v + "+ksm")]:
+            for title, kind in self.KINDS:
+                if kind == "boot" and tag.endswith("+ksm"):
+                    continue  # KSM runs only between boots
+                for n in self.checkpoints:
+                    unit, scale = ("ms", 1.0) if kind == "boot" else ("MiB", 1 / 1024)
+                    fig = Figure(f"{title}, N={n}, {tag}", unit, scale=scale)
+                    self.figures.append(fig)
+                    self.by_key[(tag, kind, n)] = fig
+        self.notes = {}
+
+    def vm_cmd(self, vmm, variant):
+        a, cl = self.args, cmdline(self.GUEST)
+        if vmm == "ember":  # --ksm only marks guest RAM mergeable; ksmd decides
+            extra = ("--balloon amount=0,reporting=on " if variant == "reporting" else "")
+            return ember_cmd(a.mem, a.cpus, cl, extra=extra + "--ksm")
+        extra = ("-device virtio-balloon-device,free-page-reporting=on"
+                 if variant == "reporting" else "")
+        return qemu_cmd("microvm,rtc=on", a.mem, a.cpus, cl, extra=extra)
+
+    def script(self, vmm, variant):
+        guest_kib = self.args.mem * 1024
+        # One line per process: RSS, PSS, and those of its guest-RAM mapping
+        # (the one mapping of the guest's size, give or take alignment).
+        smaps = ("awk -v g=%d '/^Size:/ {s = $2} /^Rss:/ {r += $2; if (s >= g && s <= g + 8192) "
+                 "gr += $2} /^Pss:/ {p += $2; if (s >= g && s <= g + 8192) gp += $2} "
+                 "END {print r + 0, p + 0, gr + 0, gp + 0}' /proc/$p/smaps" % guest_kib)
+        # The first VMM's resident memory by mapping (pathname, or anon + size).
+        by_map = ("awk '/^[0-9a-f]+-[0-9a-f]+ / {n = $6; if (n == \"\") n = \"anon\"} "
+                  "/^Size:/ {s = $2} /^Rss:/ {r = $2} /^Pss:/ {if (r) print \"map\", n, s, r, $2}' "
+                  "/proc/$(head -1 pids)/smaps")
+        return f"""
+K=/sys/kernel/mm/ksm
+echo 2 > $K/run; echo 2000 > $K/pages_to_scan; echo 10 > $K/sleep_millisecs
+up() {{ awk '{{printf "%d", $1 * 1000}}' /proc/uptime; }}
+avail() {{ awk '/^MemAvailable/ {{print $2}}' /proc/meminfo; }}
+measure() {{
+    for p in $(cat pids); do {smaps}; done |
+        awk -v n=$1 -v t=$2 -v a0=$avail0 -v a=$(avail) '{{r += $1; p += $2; gr += $3; gp += $4}}
+            END {{print "mem", n, t, r, p, gr, gp, a0 - a}}'
+}}
+ksm_settle() {{
+    s0=$(cat $K/full_scans); echo 1 > $K/run; i=0
+    while [ $(( $(cat $K/full_scans) - s0 )) -lt {self.KSM_SCANS} ] && [ $i -lt {self.KSM_LIMIT} ]; do
+        sleep 1; i=$((i+1))
+    done
+    echo "ksm $1 $(cat $K/pages_sharing) $(cat $K/pages_shared) $(( $(cat $K/full_scans) - s0 )) $i"
+}}
+sync; echo 3 > /proc/sys/vm/drop_caches; sleep 2
+avail0=$(avail)
+: > pids
+for n in $(seq 1 {self.args.density_max}); do
+    t0=$(up)
+    {self.vm_cmd(vmm, variant)} < /dev/null > out.$n 2>&1 &
+    echo $! >> pids
+    i=0; until grep -q '{INIT_LINE}' out.$n; do
+        i=$((i+1)); [ $i -gt 6000 ] && break
+        kill -0 $! 2>/dev/null || break
+        busybox usleep 50000
+    done
+    grep -q '{INIT_LINE}' out.$n || {{ echo "vm $n did not reach init"; tail -5 out.$n; break; }}
+    echo "boot $n $(( $(up) - t0 ))"
+    case " {' '.join(map(str, self.checkpoints))} " in *" $n "*)
+        sleep {self.SETTLE}; measure $n {variant}
+        [ $n = 1 ] && {by_map}
+        ksm_settle $n; measure $n {variant}+ksm
+        echo 2 > $K/run;;  # unmerged again before more VMs start
+    esac
+done
+cat /proc/loadavg | sed 's/^/loadavg /'
+for p in $(cat pids); do kill $p 2>/dev/null; done
+for p in $(cat pids); do wait $p 2>/dev/null; done
+echo density-done
+"""
+
+    def record(self, vmm, variant, output):
+        boots = {int(n): float(ms) for n, ms in re.findall(r"^boot (\d+) (\d+)$", output, re.M)}
+        mems = re.findall(r"^mem (\d+) (\S+) (\d+) (\d+) (\d+) (\d+) (-?\d+)$", output, re.M)
+        failed = re.search(r"^vm (\d+) did not reach init", output, re.M)
+        if not mems:
+            return f"VM {failed.group(1)} did not reach init" if failed else "no measurement"
+        for m in mems:
+            n, tag = int(m[0]), m[1]
+            rss, pss, grss, gpss, avail = (int(x) for x in m[2:])
+            values = {"pss": pss / n, "guest_rss": grss / n, "own_rss": (rss - grss) / n,
+                      "own_pss": (pss - gpss) / n, "avail": avail / n, "boot": boots.get(n)}
+            for kind, v in values.items():
+                if (tag, kind, n) in self.by_key and v is not None:
+                    self.by_key[(tag, kind, n)].add(vmm, v)
+        for n, sharing, shared, scans, secs in re.findall(
+                r"^ksm (\d+) (\d+) (\d+) (\d+) (\d+)$", output, re.M):
+            self.notes.setdefault("ksm", []).append(
+                f"{vmm} {variant} N={n}: {int(sharing) * 4 / 1024:.0f} MiB of pages merged into "
+                f"{int(shared) * 4 / 1024:.0f} MiB ({scans} full scans in {secs} s)")
+        load = re.search(r"^loadavg ([\d.]+ [\d.]+ [\d.]+)", output, re.M)
+        if load:
+            self.notes.setdefault("load", []).append(f"{vmm} {variant}: {load.group(1)}")
+        maps = re.findall(r"^map (\S+) (\d+) (\d+) (\d+)$", output, re.M)
+        if maps:
+            self.maps = getattr(self, "maps", {})
+            self.maps[(vmm, variant)] = maps
+        reached = max(int(m[0]) for m in mems)
+        if reached < self.checkpoints[-1]:
+            return f"reached N={reached} only" + (
+                f" (VM {failed.group(1)} did not reach init)" if failed else "")
+        return None
+
+    def files(self, ctx):
+        return {}
+
+    def breakdown(self):
+        """The first VMM's own resident memory by mapping, at N=1."""
+        lines = []
+        for (vmm, variant), maps in sorted(getattr(self, "maps", {}).items()):
+            total = {}
+            for name, size, rss, pss in maps:
+                if self.args.mem * 1024 <= int(size) <= self.args.mem * 1024 + 8192:
+                    continue  # guest RAM
+                key = os.path.basename(name) if name != "anon" else "anonymous"
+                r, p = total.get(key, (0, 0))
+                total[key] = (r + int(rss), p + int(pss))
+            top = sorted(total.items(), key=lambda kv: -kv[1][0])
+            lines.append(f"- {vmm} {variant}, N=1, own RSS by mapping (KiB, RSS/PSS): " +
+                         ", ".join(f"{k} {r}/{p}" for k, (r, p) in top if r))
+        return "\n".join(lines)
+
+    def note(self):
+        a = self.args
+        ksm = "; ".join(self.notes.get("ksm", []))
+        load = "; ".join(self.notes.get("load", []))
+        return (f"Idle default guests ({a.mem} MiB, {a.cpus} vCPU, {guest_kernel_words()}, "
+                "the guest's command `sleep`), started one after another in one L1 host "
+                f"({self.l1_mem_mb} MiB, 2 vCPUs): each VMM starts once the one before it "
+                f"printed its first init line; at N = {', '.join(map(str, self.checkpoints))} "
+                f"the VMs settle {self.SETTLE} s, then every VMM's /proc/PID/smaps is summed; "
+                f"then L1's KSM runs (2000 pages per 10 ms) until {self.KSM_SCANS} more full "
+                f"scans (at most {self.KSM_LIMIT} s) and they are summed again ('+ksm'); KSM "
+                "is then stopped and its merges undone before more VMs start. ember runs "
+                "with `--ksm` (guest RAM offered to KSM), QEMU marks guest RAM mergeable by "
+                "default. Host memory per VM: the sum of the processes' PSS over N (shared "
+                "library text, and pages KSM merged, divided among the processes that map "
+                "them). Guest RAM resident: the guest-RAM mapping's RSS. The VMM's own: the "
+                "rest (RSS-based as in the boot suite, and PSS-based). L1 MemAvailable drop: "
+                "L1's MemAvailable before the first VM minus now, over N (includes the host "
+                "kernel's per-VM cost: page tables, KVM's structures, and KSM's). 'reporting': "
+                "ember `--balloon amount=0,reporting=on`, QEMU `-device "
+                "virtio-balloon-device,free-page-reporting=on`. One run (one L1 boot per VMM "
+                "and variant). " + (f"KSM: {ksm}. " if ksm else "") +
+                (f"L1 load average at the end: {load}." if load else "") +
+                ("\n\n" + self.breakdown() if getattr(self, "maps", None) else ""))
+
+
 def guest_kernel_words():
     d = os.environ.get("EMBER_TEST_GUEST_DIR", "")
     return ("the project's minimal guest kernel (build/guest-min)" if d.endswith("guest-min")
@@ -885,7 +1073,8 @@ def guest_kernel_words():
 
 
 SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "vsock": VsockSuite, "fs": FsSuite,
-          "api": ApiSuite, "snapshot": SnapshotSuite, "exit": ExitSuite, "soft": SoftSuite}
+          "api": ApiSuite, "snapshot": SnapshotSuite, "exit": ExitSuite, "soft": SoftSuite,
+          "density": DensitySuite}
 
 
 # --- running and reporting ---------------------------------------------------
@@ -932,6 +1121,7 @@ def run_suite(suite, host, ctx, runs):
     if hasattr(suite, "local"):
         suite.local(runs)
     variants = getattr(suite, "variants", [None])
+    runs = min(runs, getattr(suite, "max_runs", runs))
     for r in range(runs):
         for variant in variants:
             for vmm in suite.vmms:  # alternate within each round
@@ -1006,6 +1196,8 @@ def main():
     ap.add_argument("--pvh", action="store_true",
                     help="boot suite: also boot the kernel's vmlinux at its PVH entry "
                          "(ember-pvh, qemu-microvm-pvh)")
+    ap.add_argument("--density-max", type=int, default=20,
+                    help="density suite: how many VMs at most (checkpoints 1, 10, 20 up to it)")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     guest_dir = os.path.join(args.build, "guest" if args.guest_kernel == "debian" else
@@ -1040,11 +1232,15 @@ def main():
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = os.path.join(HERE, "results")
     os.makedirs(results, exist_ok=True)
-    direct = None
+    direct, others = None, []
     try:
         for name in args.suites.split(","):
             suite = SUITES[name](args)
             where = host
+            if getattr(suite, "l1_mem_mb", None) and not hw:  # an L1 of its size
+                where = NestedHost(args.build, extra=l1_files(args.build), smp=2,
+                                   mem_mb=suite.l1_mem_mb)
+                others.append(where)
             if getattr(suite, "direct", False) and not hw:
                 if direct is None:
                     direct = DirectHost(args.build)
@@ -1060,6 +1256,8 @@ def main():
                                  else "\nPlot: n/a (gnuplot missing or failed)\n")
     finally:
         host.close()
+        for h in others:
+            h.close()
         subprocess.run(["rm", "-rf", work])
     ember_bin = os.path.join(args.build, "ember")
     stripped = os.path.join(tempfile.gettempdir(), "ember-stripped")
