@@ -115,13 +115,11 @@ static void forms_init(void)
                 }
 }
 
-static const struct jform *form_of(const struct insn *rec)
+static const struct jform *form_lookup(const struct insn *rec, insn_fn fn)
 {
-    if (rec->mf & MF_FUSED)
-        return NULL;
-    unsigned h = form_hash(rec->fn);
+    unsigned h = form_hash(fn);
     while (forms[h].fn) {
-        if (forms[h].fn == rec->fn)
+        if (forms[h].fn == fn)
             break;
         h = (h + 1) & ((1u << FORM_BITS) - 1);
     }
@@ -139,6 +137,45 @@ static const struct jform *form_of(const struct insn *rec)
         break;
     }
     return f;
+}
+
+static const struct jform *form_of(const struct insn *rec)
+{
+    if (rec->mf & MF_FUSED)
+        return NULL;
+    return form_lookup(rec, rec->fn);
+}
+
+/* A compare-and-branch pair fuse.c fused at 'rec' whose first half the
+ * translator knows: that half's form, and the Jcc's condition in *cond. */
+static const struct jform *fused_form(const struct insn *rec, unsigned *cond)
+{
+    if (!(rec->mf & MF_FUSED))
+        return NULL;
+    unsigned k = 0;
+    while (k < 16 && rec[1].fn != h_jcc[k])
+        k++;
+    if (k == 16)
+        return NULL;
+    const struct jform *f = form_lookup(rec, fuse_plain(rec));
+    if (!f || f->kind < K_ALU_RR || f->kind > K_TEST_MI)
+        return NULL;
+    *cond = k;
+    return f;
+}
+
+/* Host flags equal to the guest's after emit_alu (rax = a, rcx = b,
+ * rdx = the result): the same operation at the operand's size, so a host
+ * Jcc with the guest's condition code decides as the guest's would. */
+static void emit_host_flags(struct emit *e, unsigned op, unsigned lg)
+{
+    unsigned byte = lg == 0 ? 1 : 0; /* byte forms: the opcode below */
+    if (op == 5 || op == 7)
+        op_rr(e, lg, 0x39 - byte, RCX, RAX); /* cmp a, b */
+    else if (op == 0)
+        op_rr(e, lg, 0x01 - byte, RCX, RAX); /* add a, b */
+    else
+        op_rr(e, lg, 0x85 - byte, RDX, RDX); /* test r, r: logic flags */
 }
 
 /* --- emitting ---------------------------------------------------------------- */
@@ -453,32 +490,58 @@ void jit_block(struct cpu *c, struct block *b)
         return;
     struct emit e = {c->jit_rw + c->jit_used, c->jit_rw + c->jit_size, c->jit_rx - c->jit_rw};
     uint8_t *entry[BLOCK_MAX_INSNS] = {0};
-    struct { uint8_t *at; unsigned j; } stubs[BLOCK_MAX_INSNS];
+    /* out-of-line exits: a TLB miss to the record's interpreter handler, a
+     * taken branch to the Jcc record's handler (which chains) */
+    struct { uint8_t *at; unsigned j; bool miss; } stubs[2 * BLOCK_MAX_INSNS];
     unsigned n = b->ninsn, nstub = 0, ntr = 0;
     for (unsigned j = 0; j < n;) {
+        unsigned cond = 0;
         const struct jform *f = form_of(&b->insns[j]);
-        if (!f) {
+        const struct jform *ff = f ? NULL : fused_form(&b->insns[j], &cond);
+        if (!f && !ff) {
             j++;
             continue;
         }
-        do { /* a run of known records */
+        for (;;) { /* a run of known records */
             uint8_t *miss = NULL;
             entry[j] = e.p;
-            emit_insn(&e, &b->insns[j], f, &miss);
+            emit_insn(&e, &b->insns[j], f ? f : ff, &miss);
             if (miss) {
                 stubs[nstub].at = miss;
+                stubs[nstub].miss = true;
                 stubs[nstub++].j = j;
             }
             ntr++;
+            if (ff && j + 2 >= n) { /* the block's last Jcc: its handler chains */
+                j++;
+                break;
+            }
+            if (ff) { /* not taken: on in host code; taken: the Jcc's handler */
+                emit_host_flags(&e, ff->op, ff->lg);
+                stubs[nstub].at = jcc32(&e, cond);
+                stubs[nstub].miss = false;
+                stubs[nstub++].j = j + 1;
+                j++;
+            }
             j++;
-        } while (j < n && (f = form_of(&b->insns[j])));
+            if (j >= n)
+                break;
+            f = form_of(&b->insns[j]);
+            ff = f ? NULL : fused_form(&b->insns[j], &cond);
+            if (!f && !ff)
+                break;
+        }
         emit_goto_record(&e, &b->insns[j]);
     }
     if (!ntr)
         return;
-    for (unsigned k = 0; k < nstub; k++) { /* miss: the interpreter's handler */
+    for (unsigned k = 0; k < nstub; k++) {
         const struct insn *rec = &b->insns[stubs[k].j];
         patch32(stubs[k].at, e.p);
+        if (!stubs[k].miss) {
+            emit_goto_record(&e, rec);
+            continue;
+        }
         mov_imm(&e, RSI, (uint64_t)(uintptr_t)rec);
         mov_imm(&e, RAX, (uint64_t)(uintptr_t)rec->fn);
         e8(&e, 0xff); /* jmp rax */
