@@ -64,10 +64,16 @@ def run_unit(build, results, pattern):
     if not binaries:
         results.fail("unit tests", f"no unit test binaries under {build}")
         return
-    for binary in binaries:
-        flavour = "asan" if "/asan/" in binary else "engine" if "/engine/" in binary else "unit"
+    # the engine's tests run twice: interpreter only, and with the translator
+    runs = [(b, None) for b in binaries if "/engine/" not in b]
+    runs += [(b, jit) for b in binaries if "/engine/" in b for jit in ("off", "on")]
+    for binary, jit in runs:
+        flavour = "asan" if "/asan/" in binary else "unit" if not jit else \
+            "engine" if jit == "off" else "engine-jit"
         suite = os.path.basename(binary)
         env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
+        if jit:
+            env["EMBER_JIT"] = jit
         p = subprocess.run([binary], capture_output=True, text=True, env=env, timeout=300)
         cases = re.findall(r"^(ok|not ok) \d+ (?:- )?(.*)$", p.stdout, re.M)
         if not cases:

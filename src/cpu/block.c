@@ -228,6 +228,7 @@ void block_flush_all(struct cpu *c)
             if (c->vtlb[m][k].tag_w != TLB_INVALID)
                 c->vtlb[m][k].tag_w &= ~TLBF_CODE;
     }
+    jit_reset(c);
     c->stats.cache_flushes++;
 }
 
@@ -309,7 +310,7 @@ static void mark_code(struct cpu *c, struct code_page *cp, uint64_t ppage, unsig
 
 static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
 {
-    if (c->arena_used + BLOCK_BYTES > c->arena_size)
+    if (c->arena_used + BLOCK_BYTES > c->arena_size || jit_full(c))
         block_flush_all(c);
     struct block *b = (struct block *)(c->arena + c->arena_used);
     uint8_t *page = phys_ram_ptr(c, pa & ~0xfffull, 4096);
@@ -435,6 +436,7 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
         if (!m2)
             tlb_mark_code(c, p2page, false);
     }
+    jit_block(c, b);
     c->stats.blocks_built++;
     return b;
 }

@@ -205,7 +205,7 @@ struct cpu *cpu_create(const struct cpu_config *cfg)
         if (!r->pages)
             goto fail;
     }
-    if (block_cache_init(c) || hx_init(c))
+    if (block_cache_init(c) || hx_init(c) || jit_init(c))
         goto fail;
     struct x86_cpuid_entry t[32];
     unsigned n = default_cpuid(t, 32);
@@ -237,6 +237,7 @@ void cpu_destroy(struct cpu *c)
         free(c->ram[k].pages);
     block_cache_free(c);
     hx_free(c);
+    jit_free(c);
     free(c->cpuid);
     munmap(c, sizeof(*c));
 }
@@ -335,6 +336,8 @@ static void exec_one(struct cpu *c)
     } one;
     one.hdr = *b;
     one.recs[0] = b->insns[0];
+    if (b->fn0)
+        one.recs[0].fn = b->fn0;
     if (one.recs[0].mf & MF_FUSED)
         one.recs[0].fn = fuse_plain(&one.recs[0]);
     memset(&one.recs[1], 0, sizeof(one.recs[1]));

@@ -78,6 +78,9 @@ struct cpu_ops {
 #define CPU_CFG_TRACE_INT 2u         /* debug hook gets a line per exception/
                                         interrupt, like qemu -d int ("v=0e e=0002
                                         cpl=0 IP=... CR2=..."), plus the GPRs */
+#define CPU_CFG_JIT 4u               /* translate blocks to host code (jit.c) ... */
+#define CPU_CFG_NO_JIT 8u            /* ... or not; neither: EMBER_JIT=on|off, else
+                                        the engine's default */
 
 struct cpu_config {
     const struct guest_mem *mem; /* RAM; anything else is MMIO */
@@ -224,6 +227,7 @@ struct cpu_stats {
     uint64_t hostexec;           /* x87/SSE instructions run on host stubs */
     uint64_t dispatches;         /* blocks entered from the run loop (a lookup) */
     uint64_t chained;            /* blocks entered straight from their predecessor */
+    uint64_t jit_insns;          /* records the translator turned into host code */
 };
 void cpu_get_stats(struct cpu *cpu, struct cpu_stats *stats);
 

@@ -187,6 +187,8 @@ struct block {
     struct block *chain[2]; /* direct successors in the same page: [0] jump /
                                fall-through end, [1] the last Jcc not taken
                                (a taken Jcc: its record's link) */
+    insn_fn fn0;          /* the interpreter's handler of insns[0] when the
+                             translator replaced it (a lone step runs that) */
     struct insn insns[];
 };
 
@@ -310,6 +312,10 @@ struct cpu {
     size_t hx_size, hx_used;
     struct hx_stub **hx_hash;
     unsigned hx_mask;
+
+    /* translator (jit.c): one memfd mapped read-write and read-execute */
+    uint8_t *jit_rw, *jit_rx;
+    size_t jit_size, jit_used;
 
     struct cpu_stats stats;
     uint64_t clock_base_ns;
@@ -756,6 +762,16 @@ void smc_write(struct cpu *c, const struct insn *i, uint64_t pa, unsigned len);
 void smc_process_dma(struct cpu *c);
 int block_cache_init(struct cpu *c);
 void block_cache_free(struct cpu *c);
+
+/* --- translator (jit.c) ------------------------------------------------------- */
+/* Whether a vCPU translates when neither CPU_CFG_JIT nor CPU_CFG_NO_JIT
+ * nor EMBER_JIT=on|off says. */
+#define JIT_DEFAULT false
+int jit_init(struct cpu *c);
+void jit_free(struct cpu *c);
+bool jit_full(const struct cpu *c);
+void jit_block(struct cpu *c, struct block *b); /* after the block is built */
+void jit_reset(struct cpu *c);                  /* with the block cache */
 
 /* --- fused compare-and-branch (fuse.c) ----------------------------------------- */
 void fuse_block(struct insn *recs, unsigned n);

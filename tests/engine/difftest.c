@@ -1005,6 +1005,15 @@ int main(int argc, char **argv)
         if (per_trap[v])
             printf(" %d:%" PRIu64, v, per_trap[v]);
     printf("\n");
+    /* with EMBER_JIT=on (tests/run.py's second run) the cases must have run
+     * as the translator's host code, or this run proves nothing about it */
+    struct cpu_stats st;
+    cpu_get_stats(e.h.cpu, &st);
+    const char *jit = getenv("EMBER_JIT");
+    bool jit_on = jit && (!strcmp(jit, "on") || !strcmp(jit, "1"));
+    printf("difftest: %" PRIu64 " records translated to host code\n", st.jit_insns);
+    if (jit_on && !st.jit_insns)
+        errors++;
     if (noise)
         printf("difftest: rflags bits that vary natively: %#" PRIx64 "\n", noise_bits);
     if (host_int_n_reports)

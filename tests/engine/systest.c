@@ -244,6 +244,13 @@ static void test_hlt_and_interrupts(void **state)
     h_free(&g.h);
 }
 
+/* EMBER_JIT=on: tests/run.py runs this binary with the translator too */
+static bool jit_requested(void)
+{
+    const char *v = getenv("EMBER_JIT");
+    return v && (!strcmp(v, "on") || !strcmp(v, "1"));
+}
+
 static void test_self_modifying_code(void **state)
 {
     (void)state;
@@ -264,6 +271,24 @@ static void test_self_modifying_code(void **state)
     struct cpu_stats st;
     cpu_get_stats(g.h.cpu, &st);
     assert_true(st.blocks_invalidated >= 4);
+    if (jit_requested()) /* the stores and the code they change ran as host code */
+        assert_true(st.jit_insns > 0);
+    h_free(&g.h);
+}
+
+static void test_translated_runs(void **state)
+{
+    (void)state;
+    static struct sysguest g;
+    guest_setup(&g, "sys_jit");
+    struct cpu_exit ex;
+    expect_pass(&g, run(&g, &ex), &ex);
+    struct cpu_stats st;
+    cpu_get_stats(g.h.cpu, &st);
+    if (jit_requested())
+        assert_true(st.jit_insns > 50);
+    else
+        assert_int_equal(st.jit_insns, 0);
     h_free(&g.h);
 }
 
@@ -388,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_rep_fault_resume),
         cmocka_unit_test(test_hlt_and_interrupts),
         cmocka_unit_test(test_self_modifying_code),
+        cmocka_unit_test(test_translated_runs),
         cmocka_unit_test(test_ud_and_exception_rip),
         cmocka_unit_test(test_descriptors_msrs_io),
         cmocka_unit_test(test_fpu_system_rules),

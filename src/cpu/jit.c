@@ -1,0 +1,562 @@
+/* The translator: when a block is built, each run of records whose
+ * instruction it knows (moves, ADD/OR/AND/SUB/XOR/CMP/TEST, LEA, MOVZX/
+ * MOVSX, PUSH/POP of a 64-bit register) becomes host code, and those
+ * records' handlers point into it. Everything else keeps its interpreter
+ * handler, so a block mixes both freely: host code is entered like any
+ * handler (rdi = the vCPU, rsi = the record) and leaves a run by jumping
+ * to the next record's handler. Guest state stays where the interpreter
+ * keeps it (registers in c->r[], the lazy-flag fields exactly as the
+ * handlers set them), so exceptions, interrupts at block ends and flag
+ * materialisation are unchanged. Memory operands probe the soft TLB
+ * inline; a miss (or MMIO, a code page, a watched page, a page-crossing
+ * access) jumps to the record's interpreter handler, which redoes the
+ * instruction from the start with its slow paths — nothing guest-visible
+ * happened before the probe — and goes on with the next record's handler.
+ *
+ * Code lives in a per-vCPU arena mapped twice from one memfd: written
+ * through a read-write view, run through a read-execute view (no page is
+ * writable and executable at once, and no mprotect per block). It is
+ * reset together with the block cache; invalidated blocks' code is simply
+ * never entered again, as their records are not. */
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cpu/internal.h"
+#include "cpu/handlers.h"
+#include "cpu/jit_internal.h"
+
+#define JIT_ARENA (64u << 20)
+#define JIT_INSN_MAX 256 /* bytes of host code one record can take, stub included */
+#define JIT_BLOCK_MAX ((BLOCK_MAX_INSNS + 1) * JIT_INSN_MAX)
+
+_Static_assert(sizeof(struct tlbe) == 32, "TLB entry size is baked into the probe");
+_Static_assert(offsetof(struct cpu, r) == 0, "guest registers at the vCPU's start");
+
+/* --- which handlers the translator knows -------------------------------------- */
+enum {
+    K_NONE, K_MOV_RR, K_MOV_RM, K_MOV_MR, K_MOV_RI, K_MOV_MI, K_ALU_RR, K_ALU_RI, K_ALU_RM,
+    K_CMP_MR, K_CMP_MI, K_TEST_RR, K_TEST_RI, K_TEST_MR, K_TEST_MI, K_LEA, K_PUSH, K_POP,
+    K_EXT_R, K_EXT_M,
+};
+
+struct jform {
+    insn_fn fn;
+    uint8_t kind, op, lg, slg, sx;
+};
+
+#define FORM_BITS 11
+static struct jform forms[1u << FORM_BITS];
+static pthread_once_t forms_once = PTHREAD_ONCE_INIT;
+
+static unsigned form_hash(insn_fn fn)
+{
+    uint64_t v = (uint64_t)(uintptr_t)fn;
+    return (unsigned)((v * 0x9e3779b97f4a7c15ull) >> (64 - FORM_BITS));
+}
+
+static void form_add1(insn_fn fn, struct jform f)
+{
+    if (!fn)
+        return;
+    f.fn = fn;
+    unsigned h = form_hash(fn);
+    while (forms[h].fn && forms[h].fn != fn)
+        h = (h + 1) & ((1u << FORM_BITS) - 1);
+    forms[h] = f;
+}
+
+/* A handler and, for memory forms, its base+displacement fast variant. */
+static void form_add(insn_fn fn, unsigned kind, unsigned op, unsigned lg)
+{
+    struct jform f = {.kind = (uint8_t)kind, .op = (uint8_t)op, .lg = (uint8_t)lg};
+    form_add1(fn, f);
+    if (fn)
+        form_add1(fast_mem_variant(fn), f);
+}
+
+static void forms_init(void)
+{
+    static const unsigned alu_ops[] = {0, 1, 4, 5, 6, 7}; /* no ADC/SBB */
+    for (unsigned lg = 0; lg < 4; lg++) {
+        form_add(h_mov[0][lg], K_MOV_RR, 0, lg);
+        form_add(h_mov[1][lg], K_MOV_RM, 0, lg);
+        form_add(h_mov[2][lg], K_MOV_MR, 0, lg);
+        form_add(h_mov[3][lg], K_MOV_RI, 0, lg);
+        form_add(h_mov[4][lg], K_MOV_MI, 0, lg);
+        for (unsigned k = 0; k < sizeof(alu_ops) / sizeof(alu_ops[0]); k++) {
+            unsigned op = alu_ops[k];
+            form_add(h_alu[ALU_RR][op][lg], K_ALU_RR, op, lg);
+            form_add(h_alu[ALU_RI][op][lg], K_ALU_RI, op, lg);
+            form_add(h_alu[ALU_RM][op][lg], K_ALU_RM, op, lg);
+        }
+        form_add(h_alu[ALU_MR][7][lg], K_CMP_MR, 7, lg);
+        form_add(h_alu[ALU_MI][7][lg], K_CMP_MI, 7, lg);
+        form_add(h_test[0][lg], K_TEST_RR, 4, lg);
+        form_add(h_test[1][lg], K_TEST_MR, 4, lg);
+        form_add(h_test[2][lg], K_TEST_RI, 4, lg);
+        form_add(h_test[3][lg], K_TEST_MI, 4, lg);
+        form_add(h_lea[lg], K_LEA, 0, lg);
+    }
+    form_add(h_push_r[3], K_PUSH, 0, 3);
+    form_add(h_pop_r[3], K_POP, 0, 3);
+    for (unsigned sx = 0; sx < 2; sx++)
+        for (unsigned m = 0; m < 2; m++)
+            for (unsigned s = 0; s < 3; s++)
+                for (unsigned d = 1; d < 4; d++) {
+                    struct jform f = {.kind = m ? K_EXT_M : K_EXT_R, .lg = (uint8_t)d,
+                                      .slg = (uint8_t)s, .sx = (uint8_t)sx};
+                    insn_fn fn = h_ext[sx][m][s][d];
+                    form_add1(fn, f);
+                    if (fn && m)
+                        form_add1(fast_mem_variant(fn), f);
+                }
+}
+
+static const struct jform *form_lookup(const struct insn *rec, insn_fn fn)
+{
+    unsigned h = form_hash(fn);
+    while (forms[h].fn) {
+        if (forms[h].fn == fn)
+            break;
+        h = (h + 1) & ((1u << FORM_BITS) - 1);
+    }
+    const struct jform *f = &forms[h];
+    if (!f->fn)
+        return NULL;
+    switch (f->kind) {
+    case K_ALU_RI: case K_CMP_MI: case K_TEST_RI: case K_TEST_MI: case K_MOV_RI: case K_MOV_MI:
+        /* the builder masks immediates to the operand size; the code
+         * below relies on it */
+        if (rec->imm & ~sz_mask(f->lg))
+            return NULL;
+        break;
+    default:
+        break;
+    }
+    return f;
+}
+
+static const struct jform *form_of(const struct insn *rec)
+{
+    if (rec->mf & MF_FUSED)
+        return NULL;
+    return form_lookup(rec, rec->fn);
+}
+
+/* A compare-and-branch pair fuse.c fused at 'rec' whose first half the
+ * translator knows: that half's form, and the Jcc's condition in *cond. */
+static const struct jform *fused_form(const struct insn *rec, unsigned *cond)
+{
+    if (!(rec->mf & MF_FUSED))
+        return NULL;
+    unsigned k = 0;
+    while (k < 16 && rec[1].fn != h_jcc[k])
+        k++;
+    if (k == 16)
+        return NULL;
+    const struct jform *f = form_lookup(rec, fuse_plain(rec));
+    if (!f || f->kind < K_ALU_RR || f->kind > K_TEST_MI)
+        return NULL;
+    *cond = k;
+    return f;
+}
+
+/* Host flags equal to the guest's after emit_alu (rax = a, rcx = b,
+ * rdx = the result): the same operation at the operand's size, so a host
+ * Jcc with the guest's condition code decides as the guest's would. */
+static void emit_host_flags(struct emit *e, unsigned op, unsigned lg)
+{
+    unsigned byte = lg == 0 ? 1 : 0; /* byte forms: the opcode below */
+    if (op == 5 || op == 7)
+        op_rr(e, lg, 0x39 - byte, RCX, RAX); /* cmp a, b */
+    else if (op == 0)
+        op_rr(e, lg, 0x01 - byte, RCX, RAX); /* add a, b */
+    else
+        op_rr(e, lg, 0x85 - byte, RDX, RDX); /* test r, r: logic flags */
+}
+
+/* --- emitting ---------------------------------------------------------------- */
+#define CPU_OFF(field) ((int32_t)offsetof(struct cpu, field))
+
+/* Host register 'h' = guest register operand 'g' of size lg, zero-extended
+ * (g is a byte offset into r[] for byte operands, as in the records). */
+static void rd_greg(struct emit *e, unsigned h, unsigned g, unsigned lg)
+{
+    static const unsigned opc[4] = {0x0fb6, 0x0fb7, 0x8b, 0x8b};
+    op_rm(e, lg == 3 ? 3 : 2, opc[lg], h, RDI, (int32_t)(lg == 0 ? g : g * 8));
+}
+
+/* Guest register operand 'g' = host register 'h' (zero-extended already
+ * when lg is 2: a 32-bit write clears the upper half). */
+static void wr_greg(struct emit *e, unsigned g, unsigned h, unsigned lg)
+{
+    if (lg == 0)
+        op_rm(e, 0, 0x88, h, RDI, (int32_t)g);
+    else
+        op_rm(e, lg == 1 ? 1 : 3, 0x89, h, RDI, (int32_t)(g * 8));
+}
+
+/* rax = the record's effective address, as ea() computes it. */
+static void emit_ea(struct emit *e, const struct insn *rec)
+{
+    bool disp_done = false;
+    if (rec->base != NOREG) {
+        op_rm(e, 3, 0x8b, RAX, RDI, rec->base * 8);
+    } else {
+        mov_imm(e, RAX, (uint64_t)rec->disp);
+        disp_done = true;
+    }
+    if (rec->index != NOREG) {
+        op_rm(e, 3, 0x8b, RCX, RDI, rec->index * 8);
+        if (rec->mf & MF_SCALE)
+            shift_ri(e, 4, RCX, rec->mf & MF_SCALE);
+        op_rr(e, 3, 0x01, RCX, RAX);
+    }
+    if (!disp_done && rec->disp) {
+        if (fits_s32((uint64_t)rec->disp)) {
+            alu_ri(e, 3, 0, RAX, (int32_t)rec->disp);
+        } else {
+            mov_imm(e, RCX, (uint64_t)rec->disp);
+            op_rr(e, 3, 0x01, RCX, RAX);
+        }
+    }
+    if (rec->mf & MF_ADDR32)
+        op_rr(e, 2, 0x89, RAX, RAX);
+    int seg = insn_seg(rec);
+    if (seg == SEG_FS || seg == SEG_GS) /* the other bases are 0 in 64-bit mode */
+        op_rm(e, 3, 0x03, RAX, RDI, CPU_OFF(segbase) + seg * 8);
+}
+
+/* The TLB hit test for an access of 2^lg bytes at rax (ld##bits/st##bits):
+ * rax becomes the host address. Clobbers rcx, rdx. Returns the jump to
+ * patch towards the miss stub. */
+static uint8_t *emit_probe(struct emit *e, unsigned lg, bool write)
+{
+    op_rr(e, 3, 0x89, RAX, RCX);
+    shift_ri(e, 5, RCX, 12);
+    op_rr(e, 3, 0x89, RAX, RDX);
+    shift_ri(e, 5, RDX, 22);
+    op_rr(e, 2, 0x31, RDX, RCX);
+    alu_ri(e, 2, 4, RCX, TLB_SIZE - 1);
+    shift_ri(e, 4, RCX, 5);
+    op_rm(e, 3, 0x03, RCX, RDI, CPU_OFF(tlb));
+    op_rm(e, 3, 0x8d, RDX, RAX, (int32_t)((1u << lg) - 1));
+    alu_ri(e, 3, 4, RDX, (int32_t)~TLBF_MASK);
+    op_rm(e, 3, 0x3b, RDX, RCX,
+          write ? (int32_t)offsetof(struct tlbe, tag_w) : (int32_t)offsetof(struct tlbe, tag_r));
+    uint8_t *miss = jcc32(e, 0x5); /* jne */
+    op_rm(e, 3, 0x03, RAX, RCX, (int32_t)offsetof(struct tlbe, addend));
+    return miss;
+}
+
+/* Host register 'h' = the 2^lg bytes at [rax], zero-extended. */
+static void emit_load(struct emit *e, unsigned h, unsigned lg)
+{
+    static const unsigned opc[4] = {0x0fb6, 0x0fb7, 0x8b, 0x8b};
+    op_rm(e, lg == 3 ? 3 : 2, opc[lg], h, RAX, 0);
+}
+
+static void emit_store(struct emit *e, unsigned h, unsigned lg)
+{
+    static const unsigned sz[4] = {0, 1, 2, 3};
+    op_rm(e, sz[lg], lg == 0 ? 0x88 : 0x89, h, RAX, 0);
+}
+
+/* ADD/OR/AND/SUB/XOR/CMP (op as in the opcode map; 4 for TEST) on
+ * a = rax, b = rcx (zero-extended): the result, lazy flags as alu_op()
+ * leaves them, and the destination unless 'dest' < 0. */
+static void emit_alu(struct emit *e, unsigned op, unsigned lg, int dest)
+{
+    static const unsigned opc[8] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31, 0x29};
+    bool arith = op == 0 || op == 5 || op == 7;
+    op_rr(e, 3, 0x89, RAX, RDX);
+    op_rr(e, 3, opc[op], RCX, RDX);
+    if (arith && lg == 2)
+        op_rr(e, 2, 0x89, RDX, RDX);
+    else if (arith && lg == 1)
+        op_rr(e, 2, 0x0fb7, RDX, RDX);
+    else if (arith && lg == 0)
+        op_rr(e, 2, 0x0fb6, RDX, RDX);
+    if (dest >= 0)
+        wr_greg(e, (unsigned)dest, RDX, lg);
+    unsigned kind = op == 0 ? CC_ADD : arith ? CC_SUB : CC_LOGIC;
+    op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
+    e32(e, kind << 2 | lg);
+    op_rm(e, 3, 0x89, RDX, RDI, CPU_OFF(cc_res));
+    if (arith) {
+        op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(cc_a));
+        op_rm(e, 3, 0x89, RCX, RDI, CPU_OFF(cc_b));
+    } else {
+        op_rm(e, 3, 0xc7, 0, RDI, CPU_OFF(cc_a));
+        e32(e, 0);
+        op_rm(e, 3, 0xc7, 0, RDI, CPU_OFF(cc_b));
+        e32(e, 0);
+    }
+}
+
+/* Sign-extend host register 'h' from 2^slg bytes to 64 bits. */
+static void emit_sext(struct emit *e, unsigned h, unsigned slg)
+{
+    static const unsigned opc[3] = {0x0fbe, 0x0fbf, 0x63};
+    op_rr(e, 3, opc[slg], h, h);
+}
+
+static void emit_push_pop(struct emit *e, const struct insn *rec, bool push, uint8_t **miss)
+{
+    if (push)
+        op_rm(e, 3, 0x8b, R8, RDI, rec->reg * 8); /* the old value (push rsp) */
+    op_rm(e, 3, 0x8b, RAX, RDI, 4 * 8);
+    if (push)
+        alu_ri(e, 3, 5, RAX, 8);
+    op_rr(e, 3, 0x89, RAX, R9);
+    *miss = emit_probe(e, 3, push);
+    if (push) {
+        emit_store(e, R8, 3);
+        op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
+    } else {
+        op_rm(e, 3, 0x8b, R8, RAX, 0);
+        alu_ri(e, 3, 0, R9, 8);
+        op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
+        op_rm(e, 3, 0x89, R8, RDI, rec->reg * 8); /* pop rsp: the loaded value wins */
+    }
+}
+
+/* A memory operand's probe and load into 'h'. */
+static void emit_mem_load(struct emit *e, const struct insn *rec, unsigned h, unsigned lg,
+                          uint8_t **miss)
+{
+    emit_ea(e, rec);
+    *miss = emit_probe(e, lg, false);
+    emit_load(e, h, lg);
+}
+
+/* Host code for one record; *miss gets the jump to the miss stub, if any. */
+static void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
+                      uint8_t **miss)
+{
+    unsigned lg = f->lg;
+    switch (f->kind) {
+    case K_MOV_RR:
+        rd_greg(e, RAX, rec->base, lg);
+        wr_greg(e, rec->reg, RAX, lg);
+        break;
+    case K_MOV_RI:
+        mov_imm(e, RAX, rec->imm);
+        wr_greg(e, rec->reg, RAX, lg);
+        break;
+    case K_MOV_RM:
+        emit_mem_load(e, rec, RCX, lg, miss);
+        wr_greg(e, rec->reg, RCX, lg);
+        break;
+    case K_MOV_MR:
+    case K_MOV_MI:
+        emit_ea(e, rec);
+        *miss = emit_probe(e, lg, true);
+        if (f->kind == K_MOV_MR)
+            rd_greg(e, RCX, rec->reg, lg);
+        else
+            mov_imm(e, RCX, rec->imm);
+        emit_store(e, RCX, lg);
+        break;
+    case K_ALU_RR:
+    case K_TEST_RR:
+        rd_greg(e, RAX, rec->reg, lg);
+        rd_greg(e, RCX, rec->base, lg);
+        emit_alu(e, f->op, lg, f->op == 7 || f->kind == K_TEST_RR ? -1 : rec->reg);
+        break;
+    case K_ALU_RI:
+    case K_TEST_RI:
+        rd_greg(e, RAX, rec->reg, lg);
+        mov_imm(e, RCX, rec->imm);
+        emit_alu(e, f->op, lg, f->op == 7 || f->kind == K_TEST_RI ? -1 : rec->reg);
+        break;
+    case K_ALU_RM:
+        emit_mem_load(e, rec, RCX, lg, miss);
+        rd_greg(e, RAX, rec->reg, lg);
+        emit_alu(e, f->op, lg, f->op == 7 ? -1 : rec->reg);
+        break;
+    case K_CMP_MR:
+    case K_TEST_MR:
+    case K_CMP_MI:
+    case K_TEST_MI:
+        emit_mem_load(e, rec, RAX, lg, miss);
+        if (f->kind == K_CMP_MR || f->kind == K_TEST_MR)
+            rd_greg(e, RCX, rec->reg, lg);
+        else
+            mov_imm(e, RCX, rec->imm);
+        emit_alu(e, f->op, lg, -1);
+        break;
+    case K_LEA:
+        emit_ea(e, rec);
+        if (lg == 2)
+            op_rr(e, 2, 0x89, RAX, RAX);
+        wr_greg(e, rec->reg, RAX, lg);
+        break;
+    case K_PUSH:
+    case K_POP:
+        emit_push_pop(e, rec, f->kind == K_PUSH, miss);
+        break;
+    case K_EXT_R:
+    case K_EXT_M:
+        if (f->kind == K_EXT_M)
+            emit_mem_load(e, rec, RCX, f->slg, miss);
+        else
+            rd_greg(e, RCX, rec->base, f->slg);
+        if (f->sx)
+            emit_sext(e, RCX, f->slg);
+        if (lg == 2)
+            op_rr(e, 2, 0x89, RCX, RCX);
+        wr_greg(e, rec->reg, RCX, lg);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Leave host code for record 'rec': its handler (host code, an
+ * interpreter handler, or h_exit_stale after a store into this block). */
+static void emit_goto_record(struct emit *e, const struct insn *rec)
+{
+    mov_imm(e, RSI, (uint64_t)(uintptr_t)rec);
+    e8(e, 0xff); /* jmp [rsi] */
+    e8(e, 0x26);
+}
+
+/* --- the arena and the block pass ----------------------------------------------- */
+static bool jit_wanted(const struct cpu *c)
+{
+    if (c->flags & CPU_CFG_JIT)
+        return true;
+    if (c->flags & CPU_CFG_NO_JIT)
+        return false;
+    const char *v = getenv("EMBER_JIT");
+    if (v && (!strcmp(v, "1") || !strcmp(v, "on")))
+        return true;
+    if (v && (!strcmp(v, "0") || !strcmp(v, "off")))
+        return false;
+    return JIT_DEFAULT;
+}
+
+int jit_init(struct cpu *c)
+{
+    c->jit_rw = c->jit_rx = NULL;
+    if (!jit_wanted(c))
+        return 0;
+    pthread_once(&forms_once, forms_init);
+    int fd = memfd_create("ember-jit", MFD_CLOEXEC);
+    if (fd < 0)
+        return 0; /* no translator: the interpreter alone */
+    void *rw = MAP_FAILED, *rx = MAP_FAILED;
+    if (ftruncate(fd, JIT_ARENA) == 0) {
+        rw = mmap(NULL, JIT_ARENA, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+        rx = mmap(NULL, JIT_ARENA, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    }
+    close(fd);
+    if (rw == MAP_FAILED || rx == MAP_FAILED) {
+        if (rw != MAP_FAILED)
+            munmap(rw, JIT_ARENA);
+        if (rx != MAP_FAILED)
+            munmap(rx, JIT_ARENA);
+        return 0;
+    }
+    c->jit_rw = rw;
+    c->jit_rx = rx;
+    c->jit_size = JIT_ARENA;
+    c->jit_used = 0;
+    return 0;
+}
+
+void jit_free(struct cpu *c)
+{
+    if (c->jit_rw) {
+        munmap(c->jit_rw, c->jit_size);
+        munmap(c->jit_rx, c->jit_size);
+    }
+    c->jit_rw = c->jit_rx = NULL;
+}
+
+bool jit_full(const struct cpu *c)
+{
+    return c->jit_rw && c->jit_used + JIT_BLOCK_MAX > c->jit_size;
+}
+
+void jit_block(struct cpu *c, struct block *b)
+{
+    b->fn0 = NULL;
+    if (!c->jit_rw || jit_full(c))
+        return;
+    struct emit e = {c->jit_rw + c->jit_used, c->jit_rw + c->jit_size, c->jit_rx - c->jit_rw};
+    uint8_t *entry[BLOCK_MAX_INSNS] = {0};
+    /* out-of-line exits: a TLB miss to the record's interpreter handler, a
+     * taken branch to the Jcc record's handler (which chains) */
+    struct { uint8_t *at; unsigned j; bool miss; } stubs[2 * BLOCK_MAX_INSNS];
+    unsigned n = b->ninsn, nstub = 0, ntr = 0;
+    for (unsigned j = 0; j < n;) {
+        unsigned cond = 0;
+        const struct jform *f = form_of(&b->insns[j]);
+        const struct jform *ff = f ? NULL : fused_form(&b->insns[j], &cond);
+        if (!f && !ff) {
+            j++;
+            continue;
+        }
+        for (;;) { /* a run of known records */
+            uint8_t *miss = NULL;
+            entry[j] = e.p;
+            emit_insn(&e, &b->insns[j], f ? f : ff, &miss);
+            if (miss) {
+                stubs[nstub].at = miss;
+                stubs[nstub].miss = true;
+                stubs[nstub++].j = j;
+            }
+            ntr++;
+            if (ff && j + 2 >= n) { /* the block's last Jcc: its handler chains */
+                j++;
+                break;
+            }
+            if (ff) { /* not taken: on in host code; taken: the Jcc's handler */
+                emit_host_flags(&e, ff->op, ff->lg);
+                stubs[nstub].at = jcc32(&e, cond);
+                stubs[nstub].miss = false;
+                stubs[nstub++].j = j + 1;
+                j++;
+            }
+            j++;
+            if (j >= n)
+                break;
+            f = form_of(&b->insns[j]);
+            ff = f ? NULL : fused_form(&b->insns[j], &cond);
+            if (!f && !ff)
+                break;
+        }
+        emit_goto_record(&e, &b->insns[j]);
+    }
+    if (!ntr)
+        return;
+    for (unsigned k = 0; k < nstub; k++) {
+        const struct insn *rec = &b->insns[stubs[k].j];
+        patch32(stubs[k].at, e.p);
+        if (!stubs[k].miss) {
+            emit_goto_record(&e, rec);
+            continue;
+        }
+        mov_imm(&e, RSI, (uint64_t)(uintptr_t)rec);
+        mov_imm(&e, RAX, (uint64_t)(uintptr_t)rec->fn);
+        e8(&e, 0xff); /* jmp rax */
+        e8(&e, 0xe0);
+    }
+    if (entry[0])
+        b->fn0 = b->insns[0].fn;
+    for (unsigned j = 0; j < n; j++)
+        if (entry[j])
+            b->insns[j].fn = (insn_fn)(uintptr_t)(entry[j] + e.delta);
+    c->jit_used = ((size_t)(e.p - c->jit_rw) + 15) & ~(size_t)15;
+    c->stats.jit_insns += ntr;
+}
+
+void jit_reset(struct cpu *c)
+{
+    c->jit_used = 0;
+}

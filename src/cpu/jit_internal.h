@@ -1,0 +1,125 @@
+/* A minimal x86-64 instruction encoder for the translator (jit.c): only the
+ * forms it emits. Host registers are numbered as in ModRM (rax 0 .. r15 15);
+ * memory operands are always [base + disp32]. */
+#ifndef EMBER_CPU_JIT_INTERNAL_H
+#define EMBER_CPU_JIT_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
+
+struct emit {
+    uint8_t *p;     /* next byte, in the writable view */
+    uint8_t *end;
+    intptr_t delta; /* executable view - writable view */
+};
+
+static inline void e8(struct emit *e, unsigned v)
+{
+    *e->p++ = (uint8_t)v;
+}
+
+static inline void e32(struct emit *e, uint32_t v)
+{
+    memcpy(e->p, &v, 4);
+    e->p += 4;
+}
+
+static inline void e64(struct emit *e, uint64_t v)
+{
+    memcpy(e->p, &v, 8);
+    e->p += 8;
+}
+
+/* Prefixes for operand size 'sz' (0 byte, 1 word, 2 dword, 3 qword). A byte
+ * operand in spl..dil needs a REX to mean that register and not ah..bh. */
+static inline void prefix(struct emit *e, unsigned sz, unsigned reg, unsigned rm, bool rm_is_reg)
+{
+    if (sz == 1)
+        e8(e, 0x66);
+    unsigned rex = 0x40 | (sz == 3 ? 8 : 0) | ((reg >> 3) & 1) << 2 | ((rm >> 3) & 1);
+    bool byte_hi = sz == 0 && ((reg >= 4 && reg < 8) || (rm_is_reg && rm >= 4 && rm < 8));
+    if (rex != 0x40 || byte_hi)
+        e8(e, rex);
+}
+
+static inline void opcode(struct emit *e, unsigned opc)
+{
+    if (opc > 0xff)
+        e8(e, opc >> 8); /* 0x0Fxx */
+    e8(e, opc & 0xff);
+}
+
+/* op reg, rm (register-direct) */
+static inline void op_rr(struct emit *e, unsigned sz, unsigned opc, unsigned reg, unsigned rm)
+{
+    prefix(e, sz, reg, rm, true);
+    opcode(e, opc);
+    e8(e, 0xc0 | (reg & 7) << 3 | (rm & 7));
+}
+
+/* op reg, [base + disp32] */
+static inline void op_rm(struct emit *e, unsigned sz, unsigned opc, unsigned reg, unsigned base,
+                         int32_t disp)
+{
+    prefix(e, sz, reg, base, false);
+    opcode(e, opc);
+    e8(e, 0x80 | (reg & 7) << 3 | (base & 7));
+    if ((base & 7) == RSP)
+        e8(e, 0x24);
+    e32(e, (uint32_t)disp);
+}
+
+/* Group-2 shift (C1 /ext ib) of a 64-bit register */
+static inline void shift_ri(struct emit *e, unsigned ext, unsigned reg, unsigned count)
+{
+    op_rr(e, 3, 0xc1, ext, reg);
+    e8(e, count);
+}
+
+/* Group-1 ALU (81 /ext id) with a sign-extended imm32 */
+static inline void alu_ri(struct emit *e, unsigned sz, unsigned ext, unsigned reg, int32_t imm)
+{
+    op_rr(e, sz, 0x81, ext, reg);
+    e32(e, (uint32_t)imm);
+}
+
+static inline bool fits_s32(uint64_t v)
+{
+    return (uint64_t)(int64_t)(int32_t)v == v;
+}
+
+static inline void mov_imm(struct emit *e, unsigned reg, uint64_t v)
+{
+    if (v <= 0xffffffffu) { /* B8+r id: zero-extends */
+        if (reg >= 8)
+            e8(e, 0x41);
+        e8(e, 0xb8 + (reg & 7));
+        e32(e, (uint32_t)v);
+    } else if (fits_s32(v)) {
+        op_rr(e, 3, 0xc7, 0, reg); /* C7 /0 id: sign-extends */
+        e32(e, (uint32_t)v);
+    } else {
+        e8(e, 0x48 | ((reg >> 3) & 1));
+        e8(e, 0xb8 + (reg & 7));
+        e64(e, v);
+    }
+}
+
+/* jcc rel32 with a displacement to patch; returns where it goes */
+static inline uint8_t *jcc32(struct emit *e, unsigned cc)
+{
+    e8(e, 0x0f);
+    e8(e, 0x80 | cc);
+    e32(e, 0);
+    return e->p - 4;
+}
+
+static inline void patch32(uint8_t *at, const uint8_t *target)
+{
+    int32_t rel = (int32_t)(target - (at + 4));
+    memcpy(at, &rel, 4);
+}
+
+#endif
