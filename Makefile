@@ -67,7 +67,7 @@ check-layers:
 $(BUILD)/.layers-ok: src/LAYERS tests/check-layers $(shell find src tests/unit -name '*.[ch]')
 	@mkdir -p $(dir $@)
 	$(call say,LAYERS,src/LAYERS)
-	$(Q)tests/check-layers
+	$(Q)$(PYTHON) tests/check-layers
 	@touch $@
 
 # --- ember ---------------------------------------------------------------
@@ -110,7 +110,10 @@ $(foreach l,$(LAYERS),$(eval $(call layer_archive,$(BUILD),$(l))))
 $(foreach l,$(LAYERS),$(eval $(call layer_archive,$(BUILD)/asan,$(l))))
 
 # The archives for a test in layer $(2), highest layer first (link order).
-test_archives = $(foreach l,$(shell tests/check-layers --below $(2)),$(1)/lib/lib$(l).a)
+# The system's python3 directly: a version manager's shim (pyenv) costs over
+# a second per call, and this runs once per unit test as make reads rules.
+PYTHON := $(firstword $(wildcard /usr/bin/python3) python3)
+test_archives = $(foreach l,$(shell $(PYTHON) tests/check-layers --below $(2)),$(1)/lib/lib$(l).a)
 
 define unit_test
 $(BUILD)/unit/$(notdir $(basename $(1))): $(1) $(wildcard tests/unit/*.h) $(call test_archives,$(BUILD),$(2)) $(BUILD)/.layers-ok
@@ -299,7 +302,7 @@ $(BUILD)/fuzz/fuzz_virtio_blk: tests/fuzz/fuzz_virtio_blk.c $(FUZZ_VIRTIO_BLK_SR
 # the fuzzer's instrumentation, linked with the release build's archives of
 # the layers below it (the VMM is linked but never started).
 FUZZ_API_SRCS := $(wildcard src/api/*.c)
-FUZZ_BELOW_API = $(foreach l,$(shell tests/check-layers --below vmm),$(BUILD)/lib/lib$(l).a)
+FUZZ_BELOW_API = $(foreach l,$(shell $(PYTHON) tests/check-layers --below vmm),$(BUILD)/lib/lib$(l).a)
 
 $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route: $(BUILD)/fuzz/%: tests/fuzz/%.c \
 		$(FUZZ_API_SRCS) $(FUZZ_BELOW_API)
