@@ -57,6 +57,11 @@ struct conn {
     char *out;
     size_t out_len, out_off, out_cap;
     bool close_after_write;
+    /* Answered and shut for writing: input is read and dropped until the
+     * client closes or the deadline, so that a client still sending (a
+     * body refused halfway) reads the answer instead of a reset. */
+    bool lingering;
+    uint64_t linger_deadline;
 
     uint64_t request_deadline, write_deadline, last_active;
     uint32_t events;
@@ -475,15 +480,37 @@ static void conn_flush(struct conn *c)
         c->out_off += (size_t)n;
     }
     c->out_off = c->out_len = 0;
-    if (c->close_after_write)
-        conn_kill(c);
+    if (c->close_after_write && !c->lingering) {
+        c->lingering = shutdown(c->fd, SHUT_WR) == 0;
+        c->linger_deadline = now_ms() + 2000;
+        c->in_len = 0;
+        if (!c->lingering || c->peer_closed)
+            conn_kill(c);
+    }
+}
+
+/* Lingering: what the client still sends is dropped; its close ends it. */
+static void conn_drain(struct conn *c)
+{
+    char sink[4096];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            conn_kill(c);
+            return;
+        }
+    }
 }
 
 static void conn_update_interest(struct conn *c)
 {
     if (c->dead)
         return;
-    uint32_t ev = 0;
+    uint32_t ev = c->lingering ? EPOLLIN : 0;
     if (!c->peer_closed && !c->close_after_write && c->in_len < CONN_IN_BUF)
         ev |= EPOLLIN;
     if (out_pending(c))
@@ -517,6 +544,11 @@ static void conn_read(struct conn *c)
 
 static void conn_on_event(struct conn *c, uint32_t events)
 {
+    if (c->lingering) {
+        conn_drain(c);
+        conn_update_interest(c);
+        return;
+    }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
         conn_read(c);
     /* Each round answers at least one request; requests held back behind
@@ -661,7 +693,9 @@ static void on_tick(struct http_server *srv)
         watch_listener(srv, true);
     uint64_t now = now_ms();
     for (struct conn *c = srv->conns; c; c = c->next) {
-        if (c->started && c->request_deadline && now > c->request_deadline) {
+        if (c->lingering && now > c->linger_deadline) {
+            conn_kill(c);
+        } else if (c->started && c->request_deadline && now > c->request_deadline) {
             log_debug("%s: dropping a client that left a request unfinished", srv->name);
             conn_kill(c);
         } else if (out_pending(c) && now > c->write_deadline) {
