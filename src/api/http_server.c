@@ -460,6 +460,8 @@ static void conn_parse(struct conn *c)
 
 /* --- connections --------------------------------------------------------- */
 
+#define LINGER_MS 2000 /* the longest a lingering close waits for the client */
+
 static void conn_kill(struct conn *c)
 {
     c->dead = true;
@@ -482,27 +484,10 @@ static void conn_flush(struct conn *c)
     c->out_off = c->out_len = 0;
     if (c->close_after_write && !c->lingering) {
         c->lingering = shutdown(c->fd, SHUT_WR) == 0;
-        c->linger_deadline = now_ms() + 2000;
+        c->linger_deadline = now_ms() + LINGER_MS;
         c->in_len = 0;
         if (!c->lingering || c->peer_closed)
             conn_kill(c);
-    }
-}
-
-/* Lingering: what the client still sends is dropped; its close ends it. */
-static void conn_drain(struct conn *c)
-{
-    char sink[4096];
-    for (;;) {
-        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (n <= 0) {
-            conn_kill(c);
-            return;
-        }
     }
 }
 
@@ -540,6 +525,19 @@ static void conn_read(struct conn *c)
         c->in_len += (size_t)n;
         c->last_active = now_ms();
     }
+}
+
+/* Lingering: what the client still sends is read and dropped; its close
+ * (or an error) ends the connection. */
+static void conn_drain(struct conn *c)
+{
+    do {
+        c->in_len = 0;
+        conn_read(c);
+    } while (c->in_len == CONN_IN_BUF);
+    c->in_len = 0;
+    if (c->peer_closed)
+        conn_kill(c);
 }
 
 static void conn_on_event(struct conn *c, uint32_t events)
