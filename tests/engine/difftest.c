@@ -108,7 +108,8 @@ struct shm {
     struct tresult res[BATCH];
     uint64_t gdt_ar[16];    /* native LAR results per GDT index (~0: invalid) */
     uint32_t gdt_limit[16];
-    uint8_t fx_init[512];
+    uint8_t host_keeps_fop; /* FOP stored by every x87 instruction, not only on #MF */
+    uint8_t fx_init[512] __attribute__((aligned(16))); /* FXSAVE needs it */
 };
 
 static uint8_t data_template[DATA_SIZE], stack_template[4096], ro_template[4096];
@@ -156,8 +157,16 @@ static void on_tick(int sig)
 
 static void on_signal(int sig, siginfo_t *si, void *ucp)
 {
-    (void)sig;
     (void)si;
+    if (!native_in_test) {
+        /* the harness itself faulted (a case's FXRSTOR image the host
+         * refuses, say): jumping back would loop on a stale context */
+        static const char msg[] = "difftest: native child faulted outside a case\n";
+        if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+            _exit(4);
+        signal(sig, SIG_DFL);
+        _exit(4);
+    }
     asm volatile("pushfq; andq $~0x40000, (%%rsp); popfq" ::: "memory", "cc");
     ucontext_t *uc = ucp;
     greg_t *g = uc->uc_mcontext.gregs;
@@ -213,6 +222,18 @@ static void native_setup(void)
     setitimer(ITIMER_VIRTUAL, &it, NULL);
 }
 
+/* Intel CPUs without FOP compatibility mode (IA32_MISC_ENABLE bit 2 clear)
+ * store the last x87 opcode only when an unmasked exception is pending;
+ * AMD's and older Intel's store it for every x87 instruction, as the
+ * engine does. Both are the architecture's, so FOP is compared only where
+ * the host keeps it always. */
+static void native_probe_fop(struct shm *s)
+{
+    uint8_t fx[512] __attribute__((aligned(16)));
+    asm volatile("fninit; fld1; fstp %%st(0); fxsave %0" : "=m"(fx) : : "memory");
+    s->host_keeps_fop = fx[6] | fx[7] ? 1 : 0;
+}
+
 static void native_probe_gdt(struct shm *s)
 {
     for (unsigned k = 0; k < 16; k++) {
@@ -258,16 +279,23 @@ static void native_one(const struct tcase *t, struct tresult *res)
     memcpy(res->stack, (void *)STACK_VA, 4096);
 }
 
+/* a request to the native child for one case of the batch, not n cases */
+#define RERUN_ONE 0x80000000u
+
 static void child_loop(struct shm *s, int rfd, int wfd)
 {
     native_setup();
     native_probe_gdt(s);
+    native_probe_fop(s);
     for (;;) {
         uint32_t n;
         if (read(rfd, &n, 4) != 4)
             _exit(0);
-        for (uint32_t k = 0; k < n; k++)
-            native_one(&s->cases[k], &s->res[k]);
+        if (n & RERUN_ONE)
+            native_one(&s->cases[n & ~RERUN_ONE], &s->res[n & ~RERUN_ONE]);
+        else
+            for (uint32_t k = 0; k < n; k++)
+                native_one(&s->cases[k], &s->res[k]);
         if (write(wfd, &n, 4) != 4)
             _exit(0);
     }
@@ -316,7 +344,7 @@ static int native_run(struct native *nv, struct shm *s, uint32_t n)
 struct eng {
     struct harness h;
     struct x86_sregs sregs;
-    uint8_t fx_init[512];
+    uint8_t fx_init[512] __attribute__((aligned(16))); /* FXSAVE needs it */
 };
 
 static int eng_init(struct eng *e, const struct shm *s)
@@ -744,6 +772,103 @@ static void disasm(const struct tcase *t, char *out, size_t len)
 
 static uint64_t flag_mask = ~0ull;
 static uint64_t long_running, xm_packed, host_int_n_reports;
+static bool host_keeps_fop;
+
+/* The engine is an AMD CPU (its CPUID says AuthenticAMD) and matches AMD
+ * hosts exactly, flags the SDM leaves undefined included. On other hosts
+ * (Intel) two things are the vendor's, not the engine's, and are relaxed
+ * there, each counted and printed:
+ *   - flags an instruction leaves undefined (Zydis's table) are not compared;
+ *   - near branches with a 66 prefix: AMD honours the 16-bit operand size
+ *     (RIP truncated, 2-byte pushes), Intel ignores the prefix; LOOPE/LOOPNE
+ *     with a REP prefix (Zen takes its condition from the prefix); LSS with
+ *     REX.W (Intel loads a 64-bit offset, AMD a 32-bit one); and an earlier
+ *     instruction's undefined flag that a later one of the pair tests —
+ *     such cases are not compared at all;
+ *   - the flags a REP CMPS/SCAS leaves when a fault stops it part-way
+ *     (Intel keeps the flags from before the instruction). */
+static bool host_is_amd;
+static uint64_t vendor_flag_cases, vendor_cases;
+
+struct vendor_leeway {
+    uint64_t undefined_flags;
+    bool vendor_only; /* the outcome is the vendor's: not compared */
+    bool rep_compare; /* REP CMPS/SCAS */
+    bool faulting_call, x87_store, mmx;
+    bool invalid; /* Zydis cannot decode it (AMD's XOP space, say: 8F /1-7) */
+};
+
+static bool zo_is_memory(const ZydisDecodedInstruction *zi, const uint8_t *bytes)
+{
+    (void)bytes;
+    return zi->raw.modrm.mod != 3;
+}
+
+static bool has_prefix(const ZydisDecodedInstruction *zi, uint8_t a, uint8_t b)
+{
+    for (unsigned k = 0; k < zi->raw.prefix_count; k++)
+        if (zi->raw.prefixes[k].value == a || zi->raw.prefixes[k].value == b)
+            return true;
+    return false;
+}
+
+static struct vendor_leeway leeway_of(const struct tcase *t)
+{
+    struct vendor_leeway v = {0};
+    for (unsigned at = 0; at < t->len;) {
+        ZydisDecodedInstruction zi;
+        if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(&zdec, NULL, t->insn + at, t->len - at,
+                                                      &zi))) {
+            v.invalid = true;
+            break;
+        }
+        ZydisMnemonic m = zi.mnemonic;
+        if (zi.cpu_flags) {
+            if (zi.cpu_flags->tested & v.undefined_flags)
+                v.vendor_only = true;
+            v.undefined_flags |= zi.cpu_flags->undefined;
+        }
+        if ((zi.meta.branch_type == ZYDIS_BRANCH_TYPE_SHORT ||
+             zi.meta.branch_type == ZYDIS_BRANCH_TYPE_NEAR) &&
+            (zi.attributes & ZYDIS_ATTRIB_HAS_OPERANDSIZE))
+            v.vendor_only = true;
+        if ((m == ZYDIS_MNEMONIC_LOOPE || m == ZYDIS_MNEMONIC_LOOPNE) &&
+            has_prefix(&zi, 0xf2, 0xf3))
+            v.vendor_only = true;
+        if (m == ZYDIS_MNEMONIC_LSS && zi.operand_width == 64)
+            v.vendor_only = true;
+        if (m == ZYDIS_MNEMONIC_PAUSE && (zi.attributes & ZYDIS_ATTRIB_HAS_REX))
+            v.vendor_only = true; /* AMD exchanges with r8 */
+        if ((zi.attributes & ZYDIS_ATTRIB_HAS_ADDRESSSIZE) && has_prefix(&zi, 0xf2, 0xf3) &&
+            zi.meta.category == ZYDIS_CATEGORY_STRINGOP)
+            v.vendor_only = true; /* Intel writes ECX, zero-extended, even for no iteration */
+        if (m == ZYDIS_MNEMONIC_CALL)
+            v.faulting_call = true; /* Intel pushes before a #GP on the target */
+        if (m == ZYDIS_MNEMONIC_MOVSXD && zi.operand_width == 16)
+            v.vendor_only = true; /* Intel reads 2 bytes, AMD 4 */
+        if ((m == ZYDIS_MNEMONIC_FST || m == ZYDIS_MNEMONIC_FSTP || m == ZYDIS_MNEMONIC_FIST ||
+             m == ZYDIS_MNEMONIC_FISTP || m == ZYDIS_MNEMONIC_FISTTP ||
+             m == ZYDIS_MNEMONIC_FBSTP) && zo_is_memory(&zi, t->insn + at))
+            v.x87_store = true; /* #PF vs a pending x87 exception; partial stores */
+        if (zi.meta.isa_ext == ZYDIS_ISA_EXT_MMX)
+            v.mmx = true; /* the x87-to-MMX switch of a faulting instruction */
+        if ((m == ZYDIS_MNEMONIC_CMPSB || m == ZYDIS_MNEMONIC_CMPSW ||
+             m == ZYDIS_MNEMONIC_CMPSD || m == ZYDIS_MNEMONIC_CMPSQ ||
+             m == ZYDIS_MNEMONIC_SCASB || m == ZYDIS_MNEMONIC_SCASW ||
+             m == ZYDIS_MNEMONIC_SCASD || m == ZYDIS_MNEMONIC_SCASQ) &&
+            has_prefix(&zi, 0xf2, 0xf3))
+            v.rep_compare = true;
+        at += zi.length;
+    }
+    return v;
+}
+
+static bool host_is_amd_cpu(void)
+{
+    uint32_t a, b, c, d;
+    asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+    return b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163; /* AuthenticAMD */
+}
 
 /* INT n past its gate's DPL: the CPU raises #GP(vector*8+2) at the INT.
  * Some host kernels report it otherwise to the signal handler (seen on
@@ -781,6 +906,20 @@ static bool compare(const struct tcase *t, const struct tresult *nat, const stru
     }
     if (int_n_host_differs(t, nat, eng))
         return true;
+    uint64_t fmask = flag_mask;
+    bool vendor_only = false;
+    if (!host_is_amd) {
+        struct vendor_leeway v = leeway_of(t);
+        vendor_only = v.vendor_only || (v.faulting_call && nat->trapno == 13) ||
+                      v.x87_store || (v.mmx && nat->trapno >= 0 && nat->trapno != 3) ||
+                      (v.invalid && nat->trapno == 6 && eng->trapno == 13);
+        if (v.rep_compare && (nat->trapno == 13 || nat->trapno == 14))
+            v.undefined_flags |= 0x8d5;
+        if ((nat->rflags ^ eng->rflags) & flag_mask & v.undefined_flags) {
+            vendor_flag_cases++;
+            fmask &= ~v.undefined_flags;
+        }
+    }
     /* native trap numbers vs engine vectors; #BP from int3: RIP after it */
     if (nat->trapno != eng->trapno) {
         ok = false;
@@ -800,7 +939,7 @@ static bool compare(const struct tcase *t, const struct tresult *nat, const stru
     } else if (nat->rip != eng->rip) {
         ok = false;
         snprintf(why, sizeof(why), "rip");
-    } else if ((nat->rflags ^ eng->rflags) & flag_mask) {
+    } else if ((nat->rflags ^ eng->rflags) & fmask) {
         ok = false;
         snprintf(why, sizeof(why), "rflags: native %#" PRIx64 ", engine %#" PRIx64, nat->rflags,
                  eng->rflags);
@@ -827,6 +966,10 @@ static bool compare(const struct tcase *t, const struct tresult *nat, const stru
         uint8_t nfx[32], efx[32];
         memcpy(nfx, nat->fx, 32);
         memcpy(efx, eng->fx, 32);
+        if (!host_keeps_fop) {
+            memset(nfx + 6, 0, 2);
+            memset(efx + 6, 0, 2);
+        }
         if (nat->trapno == 19 && eng->trapno == 19) {
             nfx[24] &= 0xc0;
             efx[24] &= 0xc0;
@@ -837,6 +980,10 @@ static bool compare(const struct tcase *t, const struct tresult *nat, const stru
             ok = false;
             snprintf(why, sizeof(why), "FXSAVE image");
         }
+    }
+    if (!ok && vendor_only) {
+        vendor_cases++;
+        return true;
     }
     if (ok || !print)
         return ok;
@@ -886,6 +1033,33 @@ static bool compare(const struct tcase *t, const struct tresult *nat, const stru
     return false;
 }
 
+/* A mismatch is first checked against the host itself: the same case is
+ * run natively again. If the host's answer changes between runs and a rerun
+ * agrees with the engine, the first answer was the host's doing, not the
+ * CPU's (seen on 6.18 as a Firecracker guest: POPFQ's NT lost about once in
+ * a million cases). Such cases are counted and printed, not hidden. */
+static uint64_t host_varied;
+
+static bool native_rerun_agrees(struct native *nv, struct shm *s, uint32_t k,
+                                const struct tresult *eng)
+{
+    static struct tresult first;
+    first = s->res[k];
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (write(nv->to, &(uint32_t){k | RERUN_ONE}, 4) != 4 ||
+            read(nv->from, &(uint32_t){0}, 4) != 4)
+            return false;
+        const struct tcase *t = &s->cases[k];
+        if (!compare(t, &first, &s->res[k], false) && compare(t, &s->res[k], eng, false)) {
+            host_varied++;
+            return true;
+        }
+    }
+    s->res[k] = first;
+    return false;
+}
+
+
 /* x87/SSE generator lives with the fpu class */
 #include "fpugen.h"
 
@@ -928,6 +1102,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "difftest: cannot start the native child\n");
         return 1;
     }
+    host_is_amd = host_is_amd_cpu();
+    if (!host_is_amd)
+        printf("difftest: the host is not an AMD CPU like the engine: undefined flags and "
+               "vendor-specific outcomes not held to the host's\n");
+    host_keeps_fop = s->host_keeps_fop;
+    if (!host_keeps_fop)
+        printf("difftest: this host stores FOP only on x87 exceptions: FOP not compared\n");
     static struct eng e;
     if (eng_init(&e, s)) {
         fprintf(stderr, "difftest: cannot set up the engine\n");
@@ -980,7 +1161,9 @@ int main(int argc, char **argv)
             const struct tresult *nat = &s->res[k];
             if (nat->trapno >= 0 && nat->trapno < 32)
                 per_trap[nat->trapno]++;
-            if (!compare(&s->cases[k], nat, &eres, mismatches < 1 || verbose)) {
+            if (!compare(&s->cases[k], nat, &eres, false) &&
+                !native_rerun_agrees(&nv, s, k, &eres) &&
+                !compare(&s->cases[k], nat, &eres, mismatches < 1 || verbose)) {
                 mismatches++;
                 if (!keep_going) {
                     printf("difftest: first mismatch after %" PRIu64 " instructions (seed %"
@@ -1016,6 +1199,13 @@ int main(int argc, char **argv)
         errors++;
     if (noise)
         printf("difftest: rflags bits that vary natively: %#" PRIx64 "\n", noise_bits);
+    if (vendor_flag_cases || vendor_cases)
+        printf("difftest: vendor differences (host not AMD): %" PRIu64 " cases differed only in "
+               "undefined flags, %" PRIu64 " vendor-specific cases that differed\n",
+               vendor_flag_cases, vendor_cases);
+    if (host_varied)
+        printf("difftest: %" PRIu64 " cases where the host's own answer changed between runs "
+               "and a rerun agreed with the engine\n", host_varied);
     if (host_int_n_reports)
         printf("difftest: %" PRIu64 " INT n cases the host reported unlike the CPU "
                "(engine held to #GP(vector*8+2) instead)\n", host_int_n_reports);
