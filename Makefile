@@ -19,7 +19,7 @@ ifneq ($(filter -O1 -O2 -O3 -Os -Og,$(CFLAGS)),)
 HARDEN_CFLAGS += -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2
 endif
 HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now
-LDLIBS := -lslirp -luring -ljson-c -lhttp_parser -lz -lseccomp -lpthread
+LDLIBS := -luring -ljson-c -lhttp_parser -lz -lseccomp -lpthread
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

@@ -1,17 +1,22 @@
 #include "jailer/libs.h"
 
+#include <dlfcn.h>
 #include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/dlopen_libs.h"
 #include "util/fileio.h"
 
 static int read_at(int fd, void *buf, size_t len, off_t off)
@@ -169,6 +174,54 @@ static int list_libraries(const char *interp, const char *exec_path, char *out, 
     return 0;
 }
 
+static bool file_mentions(const char *path, const char *text)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    bool found = false;
+    if (fd >= 0 && !fstat(fd, &st) && st.st_size > 0) {
+        void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map != MAP_FAILED) {
+            found = memmem(map, (size_t)st.st_size, text, strlen(text) + 1) != NULL;
+            munmap(map, (size_t)st.st_size);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return found;
+}
+
+/* The libraries ember loads with dlopen() when a VM needs them (user
+ * networking's libslirp and GLib): the interpreter's listing cannot name
+ * them. Each one whose soname the program's file carries is resolved as
+ * the dynamic loader resolves it, and added with its own libraries. One
+ * that is not installed is left out: the program says so if it needs it. */
+static int add_dlopen_libraries(const char *interp, const char *exec_path,
+                                struct jail_libs *libs)
+{
+    static const char *const sonames[] = EMBER_DLOPEN_SONAMES;
+    static char listing[65536];
+    static struct jail_libs more;
+    for (size_t i = 0; i < sizeof(sonames) / sizeof(sonames[0]); i++) {
+        if (!file_mentions(exec_path, sonames[i]))
+            continue;
+        void *handle = dlopen(sonames[i], RTLD_LAZY | RTLD_LOCAL);
+        struct link_map *lm = NULL;
+        if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) || !lm || lm->l_name[0] != '/')
+            continue;
+        int ret = list_libraries(interp, lm->l_name, listing, sizeof(listing));
+        if (!ret)
+            ret = jail_parse_lib_list(listing, &more);
+        if (!ret)
+            ret = add_lib(libs, lm->l_name, strlen(lm->l_name));
+        for (unsigned k = 0; !ret && k < more.n; k++)
+            ret = add_lib(libs, more.paths[k], strlen(more.paths[k]));
+        if (ret)
+            return err_prefix(ret, "the libraries of %s", sonames[i]);
+    }
+    return 0;
+}
+
 int jail_copy_libraries(const char *exec_path, const char *root)
 {
     char interp[PATH_MAX];
@@ -180,7 +233,8 @@ int jail_copy_libraries(const char *exec_path, const char *root)
     if ((ret = list_libraries(interp, exec_path, listing, sizeof(listing))) ||
         (ret = jail_parse_lib_list(listing, &libs)))
         return err_prefix(ret, "the libraries of %s", exec_path);
-    if ((ret = add_lib(&libs, interp, strlen(interp))))
+    if ((ret = add_dlopen_libraries(interp, exec_path, &libs)) ||
+        (ret = add_lib(&libs, interp, strlen(interp))))
         return ret;
     for (unsigned i = 0; i < libs.n; i++) {
         char dst[PATH_MAX];

@@ -1,10 +1,12 @@
 /* The shared libraries a dynamically linked program needs, placed in its
- * jail. ember links Debian's shared libslirp and GLib (Debian ships no
- * static archives of them), so the jailer copies the program's interpreter
- * (its PT_INTERP) and every library the interpreter resolves for it (what
- * 'ldd' lists: 'INTERP --list PROGRAM', run with an empty environment) to
- * the same absolute paths under the jail's root, read-only and owned by
- * root. A static program needs none. */
+ * jail. ember links Debian's shared libraries (Debian ships no static
+ * archives of libslirp and GLib), so the jailer copies the program's
+ * interpreter (its PT_INTERP) and every library the interpreter resolves
+ * for it (what 'ldd' lists: 'INTERP --list PROGRAM', run with an empty
+ * environment), plus the libraries ember loads with dlopen() when a VM
+ * needs them (util/dlopen_libs.h) and theirs, to the same absolute paths
+ * under the jail's root, read-only and owned by root. A static program
+ * needs none. */
 #ifndef EMBER_JAILER_LIBS_H
 #define EMBER_JAILER_LIBS_H
 

@@ -206,6 +206,12 @@ def jailer_runs_ember(ctx):
                os.stat(os.path.join(root, "ember")).st_ino, "its /ember is not the jail's copy")
         expect(os.stat(os.path.join(root, "ember")).st_ino != os.stat(ctx.ember).st_ino,
                "the program was not copied")
+        # libslirp and GLib: not in ember's ELF needs (it loads them with
+        # dlopen() for user networking and MMDS), yet in the jail
+        jailed = [f for _, _, files in os.walk(root) for f in files]
+        expect(any(f.startswith("libslirp.so.0") for f in jailed) and
+               any(f.startswith("libglib-2.0.so") for f in jailed),
+               f"the libraries ember loads for user networking are not in the jail: {jailed}")
         for ns in ("mnt", "net"):
             expect(os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"),
                    f"the {ns} namespace is the test's")

@@ -4,12 +4,12 @@
  * on its own thread (poll() over the sockets slirp asks for, and its timers);
  * frames for the guest wait in a bounded queue that the device drains. */
 #include "virtio/backends/net_backend.h"
+#include "virtio/backends/slirp_lib.h"
 
 #include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <slirp/libslirp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +39,7 @@ struct frame {
 
 struct slirp_backend {
     struct net_backend be;
+    const struct slirp_lib *lib;
     Slirp *slirp;
     pthread_mutex_t lock; /* every call into libslirp */
     pthread_t thread;
@@ -226,14 +227,14 @@ static void *slirp_thread(void *arg)
         s->npfds = 0;
         cb_add_poll(s->wake_fd, SLIRP_POLL_IN, s);
         uint32_t timeout = 1000;
-        slirp_pollfds_fill(s->slirp, &timeout, cb_add_poll, s);
+        s->lib->pollfds_fill(s->slirp, &timeout, cb_add_poll, s);
         timeout = next_timer(s, timeout);
         pthread_mutex_unlock(&s->lock);
         int ret = poll(s->pfds, (nfds_t)s->npfds, (int)timeout);
         if (s->pfds[0].revents & POLLIN)
             eventfd_drain(s->wake_fd);
         pthread_mutex_lock(&s->lock);
-        slirp_pollfds_poll(s->slirp, ret < 0, cb_get_revents, s);
+        s->lib->pollfds_poll(s->slirp, ret < 0, cb_get_revents, s);
         run_timers(s);
         pthread_mutex_unlock(&s->lock);
     }
@@ -255,7 +256,7 @@ static int slirp_send(struct net_backend *be, const struct iovec *iov, int iovcn
     if (len <= NET_HDR_SIZE)
         return -EINVAL;
     pthread_mutex_lock(&s->lock);
-    slirp_input(s->slirp, s->tx_buf + NET_HDR_SIZE, (int)(len - NET_HDR_SIZE));
+    s->lib->input(s->slirp, s->tx_buf + NET_HDR_SIZE, (int)(len - NET_HDR_SIZE));
     pthread_mutex_unlock(&s->lock);
     eventfd_signal(s->wake_fd); /* slirp may have new sockets to poll */
     return 0;
@@ -308,7 +309,7 @@ static void slirp_destroy(struct net_backend *be)
         pthread_join(s->thread, NULL);
     }
     if (s->slirp)
-        slirp_cleanup(s->slirp);
+        s->lib->cleanup(s->slirp);
     while (s->timers)
         cb_timer_free(s->timers, s);
     while (s->q_count) {
@@ -353,7 +354,7 @@ static int add_hostfwd(struct slirp_backend *s, const char *rule)
     if ((*haddr && inet_pton(AF_INET, haddr, &host) != 1) ||
         (*gaddr && inet_pton(AF_INET, gaddr, &guest) != 1))
         return err_set(-EINVAL, "hostfwd '%s': bad address", rule);
-    if (slirp_add_hostfwd(s->slirp, udp, host, (int)hport, guest, (int)gport) < 0)
+    if (s->lib->add_hostfwd(s->slirp, udp, host, (int)hport, guest, (int)gport) < 0)
         return err_set(-EADDRINUSE, "hostfwd '%s': cannot listen on host port %u (in use?)",
                        rule, hport);
     return 0;
@@ -378,9 +379,13 @@ static int start_thread(struct slirp_backend *s)
 static int slirp_backend_new(const SlirpConfig *cfg, const char *desc,
                              struct slirp_backend **out)
 {
+    const struct slirp_lib *lib = slirp_lib_get();
+    if (!lib)
+        return -ENOENT;
     struct slirp_backend *s = calloc(1, sizeof(*s));
     if (!s)
         return err_set(-ENOMEM, "out of memory");
+    s->lib = lib;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->q_lock, NULL);
     s->be = (struct net_backend){.ops = &slirp_ops, .poll_fd = -1};
@@ -388,7 +393,7 @@ static int slirp_backend_new(const SlirpConfig *cfg, const char *desc,
     s->wake_fd = eventfd_create();
     s->be.poll_fd = eventfd_create();
     int ret = s->wake_fd < 0 ? s->wake_fd : s->be.poll_fd < 0 ? s->be.poll_fd : 0;
-    if (!ret && !(s->slirp = slirp_new(cfg, &slirp_callbacks, s)))
+    if (!ret && !(s->slirp = s->lib->new_stack(cfg, &slirp_callbacks, s)))
         ret = err_set(-ENOMEM, "%s: libslirp failed to start", desc);
     if (ret) {
         slirp_destroy(&s->be);
@@ -449,7 +454,7 @@ int net_mmds_open(uint32_t ip, const char *sock_path, struct net_backend **out)
     if (ret)
         return ret;
     struct in_addr addr = {.s_addr = ip};
-    if (slirp_add_unix(s->slirp, sock_path, &addr, 80) < 0)
+    if (s->lib->add_unix(s->slirp, sock_path, &addr, 80) < 0)
         ret = err_set(-EINVAL, "metadata service: libslirp refused to forward port 80");
     if (!ret)
         ret = start_thread(s);
