@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -313,6 +314,7 @@ static int native_start(struct native *nv, struct shm *s)
         return -1;
     nv->pid = fork();
     if (nv->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a killed run leaves no child spinning */
         close(a[1]);
         close(b[0]);
         child_loop(s, a[0], b[1]);
