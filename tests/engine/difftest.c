@@ -778,17 +778,10 @@ static bool host_keeps_fop;
 
 /* The engine is an AMD CPU (its CPUID says AuthenticAMD) and matches AMD
  * hosts exactly, flags the SDM leaves undefined included. On other hosts
- * (Intel) two things are the vendor's, not the engine's, and are relaxed
- * there, each counted and printed:
- *   - flags an instruction leaves undefined (Zydis's table) are not compared;
- *   - near branches with a 66 prefix: AMD honours the 16-bit operand size
- *     (RIP truncated, 2-byte pushes), Intel ignores the prefix; LOOPE/LOOPNE
- *     with a REP prefix (Zen takes its condition from the prefix); LSS with
- *     REX.W (Intel loads a 64-bit offset, AMD a 32-bit one); and an earlier
- *     instruction's undefined flag that a later one of the pair tests —
- *     such cases are not compared at all;
- *   - the flags a REP CMPS/SCAS leaves when a fault stops it part-way
- *     (Intel keeps the flags from before the instruction). */
+ * (Intel) what is the vendor's, not the architecture's, is relaxed, each
+ * case counted and printed: flags an instruction leaves undefined (Zydis's
+ * table) are not compared, and a case whose outcome depends on the vendor
+ * (leeway_of lists them) is excused when it differs. */
 static bool host_is_amd;
 static uint64_t vendor_flag_cases, vendor_cases;
 
@@ -800,18 +793,52 @@ struct vendor_leeway {
     bool invalid; /* Zydis cannot decode it (AMD's XOP space, say: 8F /1-7) */
 };
 
-static bool zo_is_memory(const ZydisDecodedInstruction *zi, const uint8_t *bytes)
-{
-    (void)bytes;
-    return zi->raw.modrm.mod != 3;
-}
-
 static bool has_prefix(const ZydisDecodedInstruction *zi, uint8_t a, uint8_t b)
 {
     for (unsigned k = 0; k < zi->raw.prefix_count; k++)
         if (zi->raw.prefixes[k].value == a || zi->raw.prefixes[k].value == b)
             return true;
     return false;
+}
+
+/* Instructions whose every outcome may be the vendor's. */
+static bool outcome_is_vendors(const ZydisDecodedInstruction *zi)
+{
+    ZydisMnemonic m = zi->mnemonic;
+    bool sized_branch = (zi->meta.branch_type == ZYDIS_BRANCH_TYPE_SHORT ||
+                         zi->meta.branch_type == ZYDIS_BRANCH_TYPE_NEAR) &&
+                        (zi->attributes & ZYDIS_ATTRIB_HAS_OPERANDSIZE);
+    bool rep = has_prefix(zi, 0xf2, 0xf3);
+    /* AMD: 16-bit RIP and pushes, Intel ignores the prefix; Zen takes
+     * LOOPcc's condition from a REP prefix; Intel's LSS loads a 64-bit
+     * offset with REX.W; AMD's PAUSE with REX.B is XCHG r8; Intel writes
+     * ECX (zero-extending RCX) for an a32 REP string even with no
+     * iteration; Intel's MOVSXD r16 reads 2 bytes, AMD's 4 */
+    return sized_branch || ((m == ZYDIS_MNEMONIC_LOOPE || m == ZYDIS_MNEMONIC_LOOPNE) && rep) ||
+           (m == ZYDIS_MNEMONIC_LSS && zi->operand_width == 64) ||
+           (m == ZYDIS_MNEMONIC_PAUSE && (zi->attributes & ZYDIS_ATTRIB_HAS_REX)) ||
+           ((zi->attributes & ZYDIS_ATTRIB_HAS_ADDRESSSIZE) && rep &&
+            zi->meta.category == ZYDIS_CATEGORY_STRINGOP) ||
+           (m == ZYDIS_MNEMONIC_MOVSXD && zi->operand_width == 16);
+}
+
+static bool is_rep_compare(const ZydisDecodedInstruction *zi)
+{
+    ZydisMnemonic m = zi->mnemonic;
+    return has_prefix(zi, 0xf2, 0xf3) &&
+           (m == ZYDIS_MNEMONIC_CMPSB || m == ZYDIS_MNEMONIC_CMPSW ||
+            m == ZYDIS_MNEMONIC_CMPSD || m == ZYDIS_MNEMONIC_CMPSQ ||
+            m == ZYDIS_MNEMONIC_SCASB || m == ZYDIS_MNEMONIC_SCASW ||
+            m == ZYDIS_MNEMONIC_SCASD || m == ZYDIS_MNEMONIC_SCASQ);
+}
+
+static bool is_x87_store(const ZydisDecodedInstruction *zi)
+{
+    ZydisMnemonic m = zi->mnemonic;
+    return zi->raw.modrm.mod != 3 &&
+           (m == ZYDIS_MNEMONIC_FST || m == ZYDIS_MNEMONIC_FSTP || m == ZYDIS_MNEMONIC_FIST ||
+            m == ZYDIS_MNEMONIC_FISTP || m == ZYDIS_MNEMONIC_FISTTP ||
+            m == ZYDIS_MNEMONIC_FBSTP);
 }
 
 static struct vendor_leeway leeway_of(const struct tcase *t)
@@ -824,42 +851,16 @@ static struct vendor_leeway leeway_of(const struct tcase *t)
             v.invalid = true;
             break;
         }
-        ZydisMnemonic m = zi.mnemonic;
         if (zi.cpu_flags) {
-            if (zi.cpu_flags->tested & v.undefined_flags)
-                v.vendor_only = true;
+            /* a pair whose second instruction tests what the first left undefined */
+            v.vendor_only |= (zi.cpu_flags->tested & v.undefined_flags) != 0;
             v.undefined_flags |= zi.cpu_flags->undefined;
         }
-        if ((zi.meta.branch_type == ZYDIS_BRANCH_TYPE_SHORT ||
-             zi.meta.branch_type == ZYDIS_BRANCH_TYPE_NEAR) &&
-            (zi.attributes & ZYDIS_ATTRIB_HAS_OPERANDSIZE))
-            v.vendor_only = true;
-        if ((m == ZYDIS_MNEMONIC_LOOPE || m == ZYDIS_MNEMONIC_LOOPNE) &&
-            has_prefix(&zi, 0xf2, 0xf3))
-            v.vendor_only = true;
-        if (m == ZYDIS_MNEMONIC_LSS && zi.operand_width == 64)
-            v.vendor_only = true;
-        if (m == ZYDIS_MNEMONIC_PAUSE && (zi.attributes & ZYDIS_ATTRIB_HAS_REX))
-            v.vendor_only = true; /* AMD exchanges with r8 */
-        if ((zi.attributes & ZYDIS_ATTRIB_HAS_ADDRESSSIZE) && has_prefix(&zi, 0xf2, 0xf3) &&
-            zi.meta.category == ZYDIS_CATEGORY_STRINGOP)
-            v.vendor_only = true; /* Intel writes ECX, zero-extended, even for no iteration */
-        if (m == ZYDIS_MNEMONIC_CALL)
-            v.faulting_call = true; /* Intel pushes before a #GP on the target */
-        if (m == ZYDIS_MNEMONIC_MOVSXD && zi.operand_width == 16)
-            v.vendor_only = true; /* Intel reads 2 bytes, AMD 4 */
-        if ((m == ZYDIS_MNEMONIC_FST || m == ZYDIS_MNEMONIC_FSTP || m == ZYDIS_MNEMONIC_FIST ||
-             m == ZYDIS_MNEMONIC_FISTP || m == ZYDIS_MNEMONIC_FISTTP ||
-             m == ZYDIS_MNEMONIC_FBSTP) && zo_is_memory(&zi, t->insn + at))
-            v.x87_store = true; /* #PF vs a pending x87 exception; partial stores */
-        if (zi.meta.isa_ext == ZYDIS_ISA_EXT_MMX)
-            v.mmx = true; /* the x87-to-MMX switch of a faulting instruction */
-        if ((m == ZYDIS_MNEMONIC_CMPSB || m == ZYDIS_MNEMONIC_CMPSW ||
-             m == ZYDIS_MNEMONIC_CMPSD || m == ZYDIS_MNEMONIC_CMPSQ ||
-             m == ZYDIS_MNEMONIC_SCASB || m == ZYDIS_MNEMONIC_SCASW ||
-             m == ZYDIS_MNEMONIC_SCASD || m == ZYDIS_MNEMONIC_SCASQ) &&
-            has_prefix(&zi, 0xf2, 0xf3))
-            v.rep_compare = true;
+        v.vendor_only |= outcome_is_vendors(&zi);
+        v.faulting_call |= zi.mnemonic == ZYDIS_MNEMONIC_CALL; /* Intel pushes, then #GP */
+        v.x87_store |= is_x87_store(&zi); /* #PF vs a pending x87 exception; partial stores */
+        v.mmx |= zi.meta.isa_ext == ZYDIS_ISA_EXT_MMX; /* the x87-to-MMX switch on a fault */
+        v.rep_compare |= is_rep_compare(&zi);
         at += zi.length;
     }
     return v;
