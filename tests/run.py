@@ -7,6 +7,7 @@ without hardware KVM the engine's tests run in a second process beside the
 nested ones. Last line: 'N passed, N failed'. A run that executed no test
 fails."""
 import argparse
+import contextlib
 import copy
 import glob
 import importlib
@@ -277,6 +278,7 @@ def run_engine_tests(tests, mmio, ctx, results, queue=None, reverse=False):
         os.environ["PATH"] = tools + ":" + os.environ["PATH"]
     todo = [(t, False) for t in tests] + [(t, True) for t in mmio]
     order = range(len(todo) - 1, -1, -1) if reverse else range(len(todo))
+    minimal = minimal_kernel_split(ctx)
     try:
         for index in order:
             if not claim(queue, index):
@@ -284,17 +286,46 @@ def run_engine_tests(tests, mmio, ctx, results, queue=None, reverse=False):
                     break  # met the other process: the rest is its
                 continue
             t, on_mmio = todo[index]
-            ready = mmio_variants([t], ctx, results) if on_mmio else \
-                prepare_guest_tests([copy.copy(t)], ctx, results)
-            for r in ready:
-                r.name += " [engine]"
-                t0 = time.monotonic()
-                host.run(r.jobs, label="engine")
-                print(f"      [engine: {len(r.jobs)} jobs in {time.monotonic() - t0:.1f}s]",
-                      flush=True)
-                check_guest_test(r, results)
+            on_minimal = minimal and t.backend == "any" and t.kernel == "any"
+            with guest_kernel_for(ctx, minimal if on_minimal else None):
+                ready = mmio_variants([t], ctx, results) if on_mmio else \
+                    prepare_guest_tests([copy.copy(t)], ctx, results)
+                for r in ready:
+                    r.name += " [engine, minimal kernel]" if on_minimal else " [engine]"
+                    t0 = time.monotonic()
+                    host.run(r.jobs, label="engine")
+                    print(f"      [engine: {len(r.jobs)} jobs in "
+                          f"{time.monotonic() - t0:.1f}s]", flush=True)
+                    check_guest_test(r, results)
     finally:
         host.close()
+
+
+def minimal_kernel_split(ctx):
+    """build/guest-min when the engine's "any" tests boot the project's
+    minimal kernel (framework.guest_test's kernel="any"): when it is built
+    and no --guest-kernel chose one kernel for every test; else None."""
+    if os.environ.get("EMBER_TEST_GUEST_DIR"):
+        return None
+    guest = os.path.join(ctx.build, "guest-min")
+    files = ("vmlinuz", "vmlinux", "initramfs.cpio")
+    return guest if all(os.path.exists(os.path.join(guest, f)) for f in files) else None
+
+
+@contextlib.contextmanager
+def guest_kernel_for(ctx, guest):
+    """While preparing and running one test: boot 'guest' (a directory
+    like build/guest) instead of the default, if given."""
+    if not guest:
+        yield
+        return
+    saved = ctx.guest_dir
+    os.environ["EMBER_TEST_GUEST_DIR"] = ctx.guest_dir = guest
+    try:
+        yield
+    finally:
+        del os.environ["EMBER_TEST_GUEST_DIR"]
+        ctx.guest_dir = saved
 
 
 class EngineBeside:
