@@ -821,17 +821,19 @@ class SoftSuite:
 class FsSuite:
     """A host directory in the guest: ember's virtio-fs (its in-process FUSE
     server) next to ember's own virtio-blk with ext4 on an image in the same
-    place (L1's RAM), and L1 itself on that file system. QEMU's 9p would be
-    the natural peer, but Debian's cloud kernel is built without 9p
-    (CONFIG_NET_9P is not set), and QEMU's virtio-fs needs a virtiofsd that
-    Debian 12 does not ship."""
+    place (L1's RAM), QEMU's 9p (`-virtfs`'s backend on virtio-mmio, with
+    the project's minimal kernel only: Debian's cloud kernel is built
+    without 9p), and L1 itself on that file system. QEMU's virtio-fs is not
+    a peer: it needs a virtiofsd that Debian 12 does not ship."""
     name = "fs"
-    vmms = ["ember", "ember-blk-ext4", "L1 host"]
+    vmms = ["ember", "ember-blk-ext4", "qemu-9p", "L1 host"]
     MIB, FILES = 128, 10000
     timeout = 600  # 30000 file operations through nested KVM
 
     def __init__(self, args):
         self.args = args
+        if args.guest_kernel != "min":
+            self.vmms = [v for v in self.vmms if v != "qemu-9p"]
         self.figures = [Figure("sequential write + fsync, 1 MiB blocks", "MB/s", True),
                         Figure("sequential read, 1 MiB blocks (cold)", "MB/s", True),
                         Figure("random read, 4 KiB blocks", "IOPS", True),
@@ -845,6 +847,15 @@ class FsSuite:
         if vmm == "ember":
             setup, extra = "mkdir -p share\n", "--share share,tag=bench"
             guest = f"mount -t virtiofs bench /mnt && {work}"
+        elif vmm == "qemu-9p":
+            # cache=loose: the guest's page cache in front of 9p, as
+            # virtio-fs's cache=auto; msize 512 KiB, 9p2000.L
+            guest = ("mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose "
+                     f"bench /mnt && {work}")
+            extra = ("-fsdev local,id=fs0,path=share,security_model=none "
+                     "-device virtio-9p-device,fsdev=fs0,mount_tag=bench")
+            return "mkdir -p share\n" + qemu_cmd("microvm,rtc=on", 512, 1, cmdline(guest),
+                                                 '"$DATA/initrd.cpio"', extra)
         else:
             setup = "truncate -s 1G disk.img && /usr/bin/mkfs.ext4 -q -F disk.img\n"
             extra = "--disk path=disk.img"
@@ -876,8 +887,11 @@ class FsSuite:
                 "passes). ember: `--share` (virtio-fs, cache=auto), the guest mounts it; "
                 "ember-blk-ext4: a 1 GiB sparse image made ext4 in L1, `--disk`; both in L1's "
                 "RAM; 'L1 host': fsperf on L1's own root (a RAM file system) for reference. "
-                "QEMU's 9p is not here: Debian's cloud guest kernel has no 9p "
-                "(CONFIG_NET_9P is not set).")
+                + ("qemu-9p: `-M microvm,rtc=on`, `-fsdev local,security_model=none` + "
+                   "`virtio-9p-device`, mounted `trans=virtio,version=9p2000.L,msize=524288,"
+                   "cache=loose`. " if "qemu-9p" in self.vmms else
+                   "QEMU's 9p is not here: Debian's cloud guest kernel has no 9p "
+                   "(CONFIG_NET_9P is not set); `--guest-kernel min` adds it."))
 
 
 class DensitySuite:

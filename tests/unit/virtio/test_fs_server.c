@@ -61,10 +61,10 @@ static void test_files(void **state)
     assert_int_equal(R.got, sizeof(struct fuse_out_header) + 5);
     assert_memory_equal(reply(), "world", 5);
 
-    req_begin(FUSE_FLUSH, node);
+    req_begin(FUSE_FLUSH, node); /* nothing to do: ENOSYS, so the guest sends no more */
     struct fuse_flush_in fl = {.fh = fh};
     req_add(&fl, sizeof(fl));
-    assert_int_equal(req_send(s), 0);
+    assert_int_equal(req_send(s), -ENOSYS);
     req_begin(FUSE_FSYNC, node);
     struct fuse_fsync_in fs = {.fh = fh, .fsync_flags = 1};
     req_add(&fs, sizeof(fs));
