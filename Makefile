@@ -277,7 +277,8 @@ $(BUILD)/fuzz/fuzz_mmds: tests/fuzz/fuzz_mmds.c $(FUZZ_MMDS_SRCS)
 		-lhttp_parser -lpthread
 
 # virtio-fs: FUSE requests from a guest against a temporary directory.
-FUZZ_VIRTIOFS_SRCS := $(wildcard src/virtio/backends/fs_*.c) $(wildcard src/util/*.c)
+FUZZ_VIRTIOFS_SRCS := $(wildcard src/virtio/backends/fs_*.c) src/snapshot/record.c \
+	$(wildcard src/util/*.c)
 
 $(BUILD)/fuzz/fuzz_virtiofs: tests/fuzz/fuzz_virtiofs.c $(FUZZ_VIRTIOFS_SRCS)
 	@mkdir -p $(dir $@)
