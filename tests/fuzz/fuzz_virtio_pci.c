@@ -210,7 +210,7 @@ static void report(struct virtio_dev *vdev)
     struct device_counter c[16];
     size_t n = virtio_dev_counters(vdev, c);
     fprintf(stderr, "%s: status %#x", vdev->ops->name, vdev->status);
-    for (size_t i = 0; i < n && i < 4; i++)
+    for (size_t i = 0; i < n; i++)
         fprintf(stderr, " %s=%llu", c[i].name, (unsigned long long)c[i].value);
     fprintf(stderr, "\n");
 }

@@ -136,7 +136,7 @@ def ring(desc_gpa, avail_gpa, descs, heads):
     return out + mem_wr(avail_gpa, avail)
 
 
-def pci_driver(t, slot, queues, status_ok=0x0f, msix=True):
+def pci_driver(t, slot, queues, status_ok=0x0f, msix=True, features=0):
     """The Linux driver's sequence on a virtio-pci function: BAR sizing,
     decoding on, MSI-X, features, queues, DRIVER_OK."""
     out = cfg_rd(slot, 0) + cfg_wr(slot, 0x10, 4, 0xffffffff) + cfg_rd(slot, 0x10)
@@ -149,7 +149,7 @@ def pci_driver(t, slot, queues, status_ok=0x0f, msix=True):
         out += cfg_wr(slot, 0x42, 2, 0x8000)
     out += mmio_wr(t, 0x14, 1, 1) + mmio_wr(t, 0x14, 1, 3) + mmio_wr(t, 0x00, 4, 1)
     out += mmio_rd(t, 0x04) + mmio_wr(t, 0x08, 4, 1) + mmio_wr(t, 0x0c, 4, 1)
-    out += mmio_wr(t, 0x08, 4, 0) + mmio_wr(t, 0x0c, 4, (1 << 28) | (1 << 29))
+    out += mmio_wr(t, 0x08, 4, 0) + mmio_wr(t, 0x0c, 4, (1 << 28) | (1 << 29) | features)
     out += mmio_wr(t, 0x14, 1, 0x0b) + mmio_rd(t, 0x14, 1)
     out += mmio_wr(t, 0x10, 2, 0 if msix else 0xffff)
     for q, (d, a, u) in enumerate(queues):
@@ -188,6 +188,15 @@ def seeds_virtio_pci():
     blk_read = mem_wr(0x14000, struct.pack("<IIQ", 0, 0, 2)) + ring(
         0xa000, 0xb000, [desc(0x14000, 16, NEXT, 1), desc(0x14100, 512, WRITE | NEXT, 2),
                          desc(0x14400, 1, WRITE)], [0, 0])
+    # Discard and write-zeroes, as negotiated: header, one segment, status.
+    blk_zero = (mem_wr(0xa000, desc(0x15000, 32, NEXT, 1) + desc(0x15100, 1, WRITE) +
+                       desc(0x16000, 32, NEXT, 3) + desc(0x16100, 1, WRITE)) +
+                mem_wr(0x15000, struct.pack("<IIQQII", 11, 0, 0, 4, 8, 0)) +
+                mem_wr(0x16000, struct.pack("<IIQQII", 13, 0, 0, 4, 8, 1)) +
+                mem_wr(0xb000, struct.pack("<HHHH", 0, 2, 0, 2)))
+    # A console write larger than one notification's budget: the queue is
+    # kicked and continues from the event loop.
+    con_big = ring(0x7000, 0x8000, [desc(0x20000, 0x30000)], [0])
     window = 0x90  # the PCI configuration access capability
     write("virtio_pci", {
         "rng": pci_driver(0, 1, rng_q) + rng_req + mmio_wr(0, 0x3000, 2, 0) +
@@ -200,6 +209,10 @@ def seeds_virtio_pci():
         "blk": pci_driver(2, 3, blk_q) + blk_req + mmio_wr(2, 0x3000, 2, 0) + loop() +
                mem_wr(0xb002, struct.pack("<H", 2)) + blk_read[:-16 * 1] +
                mmio_wr(2, 0x3000, 2, 0) + loop() + mmio_rd(2, 0x2000, 8),
+        "blk_discard_zeroes": pci_driver(2, 3, blk_q, features=(1 << 13) | (1 << 14)) +
+                              blk_zero + mmio_wr(2, 0x3000, 2, 0) + loop() + loop(),
+        "console_budget": pci_driver(1, 2, con_q) + con_big + mmio_wr(1, 0x3004, 2, 1) +
+                          loop(3, (255, 255), 15) + loop(3, (255, 255), 15),
         "mmio_rng": mmio_driver(3, rng_q) + rng_req + mmio_wr(3, 0x050, 4, 0) +
                     mmio_rd(3, 0x060) + mmio_wr(3, 0x064, 4, 1),
         "mmio_console": mmio_driver(4, con_q) + con_tx + mmio_wr(4, 0x050, 4, 1) +
