@@ -107,10 +107,21 @@ static void mb_destroy(struct net_backend *be)
 
 static const struct net_backend_ops mb_ops = {mb_send, mb_recv, mb_offloads, mb_destroy};
 
+/* A transport that remembers kicks (a device over its budget) and runs
+ * them when the input lets the event loop run. */
+static unsigned kicked;
 static void t_queue(struct virtio_dev *v, unsigned q) { (void)v, (void)q; }
 static void t_config(struct virtio_dev *v) { (void)v; }
+static void t_kick(struct virtio_dev *v, unsigned q)
+{
+    (void)v;
+    if (q >= 2)
+        abort(); /* a queue virtio-net does not have */
+    kicked |= 1u << q;
+}
 static const struct virtio_transport_ops t_ops = {.notify_queue = t_queue,
-                                                   .notify_config = t_config};
+                                                   .notify_config = t_config,
+                                                   .kick = t_kick};
 
 /* The rate limiters' clock: moves only when the input says time passes. */
 static uint64_t fake_now;
@@ -184,13 +195,36 @@ static void arrive(struct rig *r, const uint8_t *s, const uint8_t *data)
     virtio_net_backend_ready(r->vn, EPOLLIN);
 }
 
-static void time_passes(struct rig *r, uint8_t ms)
+static void notify(struct rig *r, unsigned qi);
+
+/* The event loop's turn: rate-limiter timers, kicked queues, and what a
+ * transport does besides (the VM pausing, the driver reading config). */
+static void time_passes(struct rig *r, const uint8_t *s)
 {
-    fake_now += (uint64_t)ms * 1000000;
+    struct virtio_dev *vdev = &r->vn->vdev;
+    fake_now += (uint64_t)s[1] * 1000000;
     struct rate_limiter *rls[2] = {&r->vn->rx_limiter, &r->vn->tx_limiter};
     for (unsigned i = 0; i < 2; i++)
         if (rls[i]->blocked) /* what the limiter's timer would do */
             rls[i]->unblocked(rls[i]->ctx);
+    for (unsigned q = 0; q < 2; q++)
+        if (kicked & (1u << q))
+            kicked &= ~(1u << q), notify(r, q);
+    if (s[2] & 0x80) { /* pause or resume, as the transports do */
+        pthread_mutex_lock(&vdev->lock);
+        vdev->paused = !vdev->paused;
+        vdev->ops->pause(vdev, vdev->paused);
+        pthread_mutex_unlock(&vdev->lock);
+        for (unsigned q = 0; !vdev->paused && q < 2; q++)
+            notify(r, q); /* what was notified meanwhile */
+    }
+    uint8_t cfg[8];
+    unsigned off = s[2] & 0x0f, len = 1u << (s[3] % 4);
+    if (off + len <= vdev->ops->config_size) { /* as the transports check */
+        pthread_mutex_lock(&vdev->lock);
+        vdev->ops->config_read(vdev, off, cfg, len);
+        pthread_mutex_unlock(&vdev->lock);
+    }
 }
 
 static void run_step(struct rig *r, const uint8_t *s)
@@ -212,7 +246,7 @@ static void run_step(struct rig *r, const uint8_t *s)
         r->main_be->send_ret = 0;
         virtio_net_backend_ready(r->vn, EPOLLOUT | (s[1] & 1 ? EPOLLIN : 0));
         break;
-    case 4: time_passes(r, s[1]); break;
+    case 4: time_passes(r, s); break;
     case 5: /* reset, then set up again with any status sequence */
         pthread_mutex_lock(&r->vn->vdev.lock);
         virtio_dev_set_status(&r->vn->vdev, 0);
@@ -294,6 +328,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct rig r = {.mem = gm.regions[0].hva};
     memset(r.mem, 0, RX_DATA + DATA_BYTES);
     fake_now = 0;
+    kicked = 0;
     r.vn = calloc(1, sizeof(*r.vn));
     if (!r.vn || setup_device(&r, &gm, data, &loop, poll_fd)) {
         fprintf(stderr, "setup: %s\n", err_msg());

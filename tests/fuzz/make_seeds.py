@@ -59,6 +59,14 @@ def net_step(op, a=0, b=0, c=0, tbl=b"", data=b""):
     return bytes([op, a, b, c]) + pad(tbl, 128) + pad(data, 128)
 
 
+def eth_arp(target_ip):
+    """A virtio-net header and an ARP request for target_ip."""
+    eth = bytes.fromhex("ffffffffffff020000000001") + b"\x08\x06"
+    arp = struct.pack(">HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, bytes.fromhex("020000000001"),
+                      bytes([10, 0, 0, 2]), bytes(6), bytes(target_ip))
+    return bytes(12) + eth + arp
+
+
 def seeds_virtio_net():
     frame = eth_ipv4([10, 0, 0, 1])
     tx = net_step(0, 0, 0, 0, table(desc(NET_TX_DATA, 12, NEXT, 1),
@@ -82,6 +90,11 @@ def seeds_virtio_net():
                         net_step(3) + tx,
         "limits": net_header(flags=0x31, lim=(4, 4, 1, 1)) + tx + tx + net_step(4, 5) + tx +
                   rx + arrive + arrive + net_step(4, 50) + net_step(6, 1, 0, 1) + tx,
+        "mmds_arp": net_header(flags=0x43) + net_step(0, 0, 0, 0, table(
+            desc(NET_TX_DATA, 54)), eth_arp([169, 254, 169, 254])) + net_step(0, 1, 0, 0, table(
+            desc(NET_TX_DATA, 54), desc(NET_TX_DATA, 54)), eth_arp([169, 254, 169, 1])),
+        "pause_config": net_header() + net_step(4, 0, 0x80, 2) + tx + net_step(4, 0, 0x80, 3) +
+                        net_step(4, 0, 0x06, 0),
         "reset_no_features_ok": net_header() + tx + net_step(5, 0, 0, 0x07) + tx +
                                 net_step(5, 0, 0, 0x0f) + tx,
     })
