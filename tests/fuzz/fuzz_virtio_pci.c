@@ -110,9 +110,14 @@ static void sink_set(void *ctx, uint32_t gsi, bool level)
 static const struct irq_sink_ops sink_ops = {.set_line = sink_set};
 static const struct irq_sink sink = {&sink_ops, NULL};
 
-/* The console's host: takes 'room' bytes, then asks to be called back. */
+/* The console's host: takes 'room' bytes, then asks to be called back. It
+ * counts what it took in this step: a device's work per notification (or
+ * per call-back, or per turn of the loop) is bounded, so a guest cannot
+ * hold the event loop (six such rounds at most in a step). */
+#define STEP_BYTES_MAX (6ull * VIRTIO_CONSOLE_TX_BUDGET)
 struct console_host {
     size_t room;
+    uint64_t step_bytes;
     void (*writable)(void *arg);
     void *arg;
 };
@@ -123,6 +128,7 @@ static size_t ch_write(void *ctx, const uint8_t *buf, size_t len)
     size_t n = MIN(MIN(len, h->room), sizeof(out));
     memcpy(out, buf, n); /* ASan checks the bytes the device hands over */
     h->room -= n;
+    h->step_bytes += n;
     return n;
 }
 static void ch_input_ready(void *ctx)
@@ -311,8 +317,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct machine m;
     memset(&m, 0, sizeof(m));
     build(&m, &gm, &loop);
-    for (size_t off = 0; off + STEP <= size; off += STEP)
+    for (size_t off = 0; off + STEP <= size; off += STEP) {
         run_step(&m, &gm, &loop, data + off);
+        for (unsigned i = 0; i < NR_MMIO; i++) {
+            if (m.host[i].step_bytes > STEP_BYTES_MAX)
+                abort(); /* a console sent without a budget */
+            m.host[i].step_bytes = 0;
+        }
+    }
     tear_down(&m);
     check_image_size();
     return 0;
