@@ -299,6 +299,46 @@ $(BUILD)/fuzz/fuzz_virtio_blk: tests/fuzz/fuzz_virtio_blk.c $(FUZZ_VIRTIO_BLK_SR
 		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
 		-luring -lpthread
 
+# virtio-net on an in-memory backend: transmit chains, receive buffers of
+# any layout, frames up to 64 KiB, the metadata service's diversion.
+FUZZ_VIRTIO_NET_SRCS := src/virtio/net.c src/virtio/backends/mmds_frames.c src/virtio/virtio.c \
+	src/virtio/virtq.c src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) \
+	$(wildcard src/util/*.c)
+
+$(BUILD)/fuzz/fuzz_virtio_net: tests/fuzz/fuzz_virtio_net.c $(FUZZ_VIRTIO_NET_SRCS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
+		-lpthread
+
+# The PCI bus, MSI-X and both virtio transports as a guest drives them, with
+# rng, console and blk (on an image file) behind them.
+FUZZ_VIRTIO_PCI_SRCS := src/virtio/transport_pci.c src/virtio/transport_mmio.c \
+	$(wildcard src/bus/pci/*.c) src/bus/bus.c src/virtio/rng.c src/virtio/console.c \
+	src/virtio/blk.c src/virtio/backends/blockfile.c src/virtio/virtio.c src/virtio/virtq.c \
+	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
+
+$(BUILD)/fuzz/fuzz_virtio_pci: tests/fuzz/fuzz_virtio_pci.c $(FUZZ_VIRTIO_PCI_SRCS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
+		-luring -lpthread
+
+# The kernel loaders: bzImage, ELF/PVH, initrd placement and the command
+# line, on arbitrary files into guest memories of a few sizes.
+FUZZ_LOADER_SRCS := src/arch/x86_64/boot.c src/arch/x86_64/bzimage.c \
+	src/arch/x86_64/elf_kernel.c src/arch/x86_64/cpu_boot.c src/arch/x86_64/e820.c \
+	src/mem/guest_mem.c $(wildcard src/util/*.c)
+
+$(BUILD)/fuzz/fuzz_loader: tests/fuzz/fuzz_loader.c $(FUZZ_LOADER_SRCS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
+		-lpthread
+
 # The config file and the API's route layer: src/api/ built by clang with
 # the fuzzer's instrumentation, linked with the release build's archives of
 # the layers below it (the VMM is linked but never started).
@@ -315,7 +355,9 @@ $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route: $(BUILD)/fuzz/%: te
 
 FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route $(BUILD)/fuzz/fuzz_virtio_blk $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
 	$(BUILD)/fuzz/fuzz_api_json $(BUILD)/fuzz/fuzz_virtiofs \
-	$(BUILD)/fuzz/fuzz_mmds $(BUILD)/fuzz/fuzz_cpu_config $(BUILD)/fuzz/fuzz_gdb_packet
+	$(BUILD)/fuzz/fuzz_mmds $(BUILD)/fuzz/fuzz_cpu_config $(BUILD)/fuzz/fuzz_gdb_packet \
+	$(BUILD)/fuzz/fuzz_virtio_net $(BUILD)/fuzz/fuzz_virtio_pci \
+	$(BUILD)/fuzz/fuzz_loader
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60
