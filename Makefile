@@ -44,7 +44,7 @@ define objs
 $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
-.PHONY: all asan guest guest-kernel unit unit-asan test run run-nested bench tools clean deps help check-layers fuzz
+.PHONY: all asan guest guest-kernel unit unit-asan test run run-nested bench tools clean deps help check-layers fuzz fuzz-targets
 all: $(BUILD)/ember $(BUILD)/ember-jailer
 
 help:
@@ -361,6 +361,9 @@ FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route $(BU
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60
+# 'make fuzz-targets' only builds them: the test suite runs each briefly on
+# its seeds (tests/integration/test_fuzz.py).
+fuzz-targets: $(FUZZ_TARGETS)
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \
 		n=$$(basename $$t); n=$${n#fuzz_}; mkdir -p $(BUILD)/fuzz/corpus-$$n; \
