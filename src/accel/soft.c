@@ -516,6 +516,7 @@ static size_t soft_vcpu_counters(struct accel_vcpu *vcpu, struct accel_counter *
         {"mmio", st.mmio},                   {"timer_interrupts", v->lapic.timer_interrupts},
         {"block_lookups", st.dispatches},    {"blocks_chained", st.chained},
         {"cache_flushes", st.cache_flushes}, {"host_exec", st.hostexec},
+        {"jit_insns", st.jit_insns},         {"jit_executed", st.jit_executed},
     };
     memcpy(out, c, sizeof(c));
     return ARRAY_SIZE(c);

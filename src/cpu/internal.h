@@ -316,6 +316,7 @@ struct cpu {
     /* translator (jit.c): one memfd mapped read-write and read-execute */
     uint8_t *jit_rw, *jit_rx;
     size_t jit_size, jit_used;
+    bool jit_count;             /* host code counts what it runs (stats.jit_executed) */
 
     struct cpu_stats stats;
     uint64_t clock_base_ns;

@@ -464,6 +464,8 @@ int jit_init(struct cpu *c)
     }
     c->jit_rw = rw;
     c->jit_rx = rx;
+    const char *count = getenv("EMBER_JIT_COUNT");
+    c->jit_count = count && !strcmp(count, "1");
     c->jit_size = JIT_ARENA;
     c->jit_used = 0;
     return 0;
@@ -505,6 +507,10 @@ void jit_block(struct cpu *c, struct block *b)
         for (;;) { /* a run of known records */
             uint8_t *miss = NULL;
             entry[j] = e.p;
+            if (c->jit_count) { /* add qword [rdi + jit_executed], 1 or 2 (fused) */
+                op_rm(&e, 3, 0x83, 0, RDI, CPU_OFF(stats.jit_executed));
+                e8(&e, ff ? 2 : 1);
+            }
             emit_insn(&e, &b->insns[j], f ? f : ff, &miss);
             if (miss) {
                 stubs[nstub].at = miss;
