@@ -774,6 +774,14 @@ bool jit_full(const struct cpu *c);
 void jit_block(struct cpu *c, struct block *b); /* after the block is built */
 void jit_reset(struct cpu *c);                  /* with the block cache */
 
+/* --- the host's undefined flags (mulshift.c) ----------------------------------- */
+/* ROL/ROR: the host instruction's CF/OF are what the C fast path sets. */
+bool host_rot_flags_modelled(void);
+/* IMUL: the host instruction sets all six arithmetic flags from its
+ * operands alone (CF = OF = overflow, SF/PF of the result, ZF = AF = 0),
+ * as the C fast path does. */
+bool host_imul_flags_from_result(void);
+
 /* --- fused compare-and-branch (fuse.c) ----------------------------------------- */
 void fuse_block(struct insn *recs, unsigned n);
 insn_fn fuse_plain(const struct insn *rec);

@@ -39,7 +39,7 @@ _Static_assert(offsetof(struct cpu, r) == 0, "guest registers at the vCPU's star
 enum {
     K_NONE, K_MOV_RR, K_MOV_RM, K_MOV_MR, K_MOV_RI, K_MOV_MI, K_ALU_RR, K_ALU_RI, K_ALU_RM,
     K_CMP_MR, K_CMP_MI, K_TEST_RR, K_TEST_RI, K_TEST_MR, K_TEST_MI, K_LEA, K_PUSH, K_POP,
-    K_EXT_R, K_EXT_M,
+    K_EXT_R, K_EXT_M, K_SHIFT_RI, K_IMUL_RR, K_IMUL_RI,
 };
 
 struct jform {
@@ -100,6 +100,12 @@ static void forms_init(void)
         form_add(h_test[3][lg], K_TEST_MI, 4, lg);
         form_add(h_lea[lg], K_LEA, 0, lg);
     }
+    for (unsigned lg = 0; lg < 4; lg++)
+        form_add1(h_shift[0][lg], (struct jform){.kind = K_SHIFT_RI, .lg = (uint8_t)lg});
+    for (unsigned lg = 1; lg < 4 && host_imul_flags_from_result(); lg++) {
+        form_add1(h_imul[0][lg], (struct jform){.kind = K_IMUL_RR, .lg = (uint8_t)lg});
+        form_add1(h_imul[2][lg], (struct jform){.kind = K_IMUL_RI, .lg = (uint8_t)lg});
+    }
     form_add(h_push_r[3], K_PUSH, 0, 3);
     form_add(h_pop_r[3], K_POP, 0, 3);
     for (unsigned sx = 0; sx < 2; sx++)
@@ -113,6 +119,19 @@ static void forms_init(void)
                     if (fn && m)
                         form_add1(fast_mem_variant(fn), f);
                 }
+}
+
+/* A shift or rotate by an immediate the C fast path would take: SHL/SHR/SAR
+ * by 1..size-1 (lazy flags), ROL/ROR by a nonzero count where the host's
+ * CF/OF are the modelled ones. Not RCL/RCR, not counts in CL. */
+static bool shift_translatable(const struct insn *rec, unsigned lg)
+{
+    unsigned op = rec->aux & 7, cnt = (unsigned)rec->imm & (lg == 3 ? 63 : 31);
+    if ((rec->aux & 8) || cnt == 0 || op == 2 || op == 3)
+        return false;
+    if (op < 2)
+        return host_rot_flags_modelled();
+    return cnt < (8u << lg);
 }
 
 static const struct jform *form_lookup(const struct insn *rec, insn_fn fn)
@@ -131,6 +150,10 @@ static const struct jform *form_lookup(const struct insn *rec, insn_fn fn)
         /* the builder masks immediates to the operand size; the code
          * below relies on it */
         if (rec->imm & ~sz_mask(f->lg))
+            return NULL;
+        break;
+    case K_SHIFT_RI:
+        if (!shift_translatable(rec, f->lg))
             return NULL;
         break;
     default:
@@ -297,6 +320,93 @@ static void emit_alu(struct emit *e, unsigned op, unsigned lg, int dest)
     }
 }
 
+/* rcx = the host's CF and OF (pushfq; pop rcx; and ecx, CF|OF) */
+static void emit_host_cfof(struct emit *e)
+{
+    e8(e, 0x9c);
+    e8(e, 0x59);
+    alu_ri(e, 2, 4, RCX, F_CF | F_OF);
+}
+
+/* cc_set_cfof(c, rcx): CF/OF replaced, the other flags kept lazy. */
+static void emit_set_cfof(struct emit *e)
+{
+    op_rm(e, 2, 0x8b, RAX, RDI, CPU_OFF(cc_op));
+    op_rr(e, 2, 0x85, RAX, RAX);
+    uint8_t *lazy = jcc32(e, 0x5);
+    op_rm(e, 2, 0x81, 4, RDI, CPU_OFF(cc_aux)); /* eager: and, or into cc_aux */
+    e32(e, ~(uint32_t)(F_CF | F_OF));
+    op_rm(e, 2, 0x09, RCX, RDI, CPU_OFF(cc_aux));
+    uint8_t *done = jmp32(e);
+    patch32(lazy, e->p);
+    op_rr(e, 2, 0xc1, 5, RAX); /* shr eax, 2: the kind */
+    e8(e, 2);
+    alu_ri(e, 2, 7, RAX, CC_CFOF);
+    uint8_t *set = jcc32(e, 0x4);
+    static const struct { int32_t from, to; unsigned sz; } save[] = {
+        {CPU_OFF(cc_op), CPU_OFF(cc2_op), 2},   {CPU_OFF(cc_aux), CPU_OFF(cc2_aux), 2},
+        {CPU_OFF(cc_res), CPU_OFF(cc2_res), 3}, {CPU_OFF(cc_a), CPU_OFF(cc2_a), 3},
+        {CPU_OFF(cc_b), CPU_OFF(cc2_b), 3},
+    };
+    for (unsigned k = 0; k < sizeof(save) / sizeof(save[0]); k++) {
+        op_rm(e, save[k].sz, 0x8b, RAX, RDI, save[k].from);
+        op_rm(e, save[k].sz, 0x89, RAX, RDI, save[k].to);
+    }
+    op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
+    e32(e, CC_CFOF << 2);
+    patch32(set, e->p);
+    op_rm(e, 3, 0x89, RCX, RDI, CPU_OFF(cc_res));
+    patch32(done, e->p);
+}
+
+/* SHL/SHR/SAR/ROL/ROR of a register by an immediate (shift_translatable):
+ * the result computed at the operand's size on a zero-extended copy, so it
+ * stays zero-extended; flags as fast_shift leaves them. */
+static void emit_shift(struct emit *e, const struct insn *rec, unsigned lg)
+{
+    static const uint8_t ext[8] = {0, 1, 2, 3, 4, 5, 4, 7};
+    unsigned op = rec->aux & 7, cnt = (unsigned)rec->imm & (lg == 3 ? 63 : 31);
+    rd_greg(e, RAX, rec->reg, lg);
+    op_rr(e, 3, 0x89, RAX, RDX);
+    op_rr(e, lg, lg == 0 ? 0xc0 : 0xc1, ext[op], RDX);
+    e8(e, cnt);
+    if (op < 2)
+        emit_host_cfof(e);
+    wr_greg(e, rec->reg, RDX, lg);
+    if (op < 2) {
+        emit_set_cfof(e);
+        return;
+    }
+    unsigned kind = op == 5 ? CC_SHR : op == 7 ? CC_SAR : CC_SHL;
+    op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
+    e32(e, kind << 2 | lg);
+    op_rm(e, 3, 0x89, RDX, RDI, CPU_OFF(cc_res));
+    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(cc_a));
+    op_rm(e, 3, 0xc7, 0, RDI, CPU_OFF(cc_b));
+    e32(e, cnt);
+}
+
+/* IMUL r, r / r, r, imm (host_imul_flags_from_result): the host's flags
+ * are the guest's, stored eagerly. */
+static void emit_imul(struct emit *e, const struct insn *rec, unsigned lg, bool imm)
+{
+    if (imm) {
+        rd_greg(e, RAX, rec->base, lg);
+        mov_imm(e, RCX, rec->imm);
+    } else {
+        rd_greg(e, RAX, rec->reg, lg);
+        rd_greg(e, RCX, rec->base, lg);
+    }
+    op_rr(e, lg, 0x0faf, RAX, RCX);
+    e8(e, 0x9c); /* pushfq; pop rdx */
+    e8(e, 0x5a);
+    alu_ri(e, 2, 4, RDX, F_ARITH);
+    wr_greg(e, rec->reg, RAX, lg);
+    op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
+    e32(e, CC_EAGER);
+    op_rm(e, 2, 0x89, RDX, RDI, CPU_OFF(cc_aux));
+}
+
 /* Sign-extend host register 'h' from 2^slg bytes to 64 bits. */
 static void emit_sext(struct emit *e, unsigned h, unsigned slg)
 {
@@ -410,6 +520,13 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
         if (lg == 2)
             op_rr(e, 2, 0x89, RCX, RCX);
         wr_greg(e, rec->reg, RCX, lg);
+        break;
+    case K_SHIFT_RI:
+        emit_shift(e, rec, lg);
+        break;
+    case K_IMUL_RR:
+    case K_IMUL_RI:
+        emit_imul(e, rec, lg, f->kind == K_IMUL_RI);
         break;
     default:
         break;

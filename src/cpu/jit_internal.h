@@ -116,6 +116,14 @@ static inline uint8_t *jcc32(struct emit *e, unsigned cc)
     return e->p - 4;
 }
 
+/* jmp rel32 with a displacement to patch */
+static inline uint8_t *jmp32(struct emit *e)
+{
+    e8(e, 0xe9);
+    e32(e, 0);
+    return e->p - 4;
+}
+
 static inline void patch32(uint8_t *at, const uint8_t *target)
 {
     int32_t rel = (int32_t)(target - (at + 4));

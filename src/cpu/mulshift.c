@@ -57,6 +57,16 @@ static NOINLINE uint64_t host_shift(struct cpu *c, unsigned op, unsigned lg, uin
     return v;
 }
 
+bool host_rot_flags_modelled(void)
+{
+    return host_rot_model != MODEL_HOST;
+}
+
+bool host_imul_flags_from_result(void)
+{
+    return host_mul_model == MODEL_INTEL;
+}
+
 /* SHL/SHR/SAR by 1..size-1 in C with lazy flags; everything else
  * (rotates, count 0, 8/16-bit counts beyond the size) on the host. */
 /* ROL/ROR by a nonzero (masked) count: the value rotated by the count
