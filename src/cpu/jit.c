@@ -602,6 +602,153 @@ bool jit_full(const struct cpu *c)
     return c->jit_rw && c->jit_used + JIT_BLOCK_MAX > c->jit_size;
 }
 
+/* --- leaving a block for the next one ---------------------------------------------
+ * A direct transfer to 't' by record 'idx' of block 'b', through the chain
+ * slot 'slot' (b->chain[] or a Jcc record's link): retire the instruction
+ * as retire_to() does, then, when no event is pending, the instruction
+ * limit is not reached and the slot holds the valid block for 't', enter
+ * that block's first record as chain_next_slot() does. Otherwise return
+ * to the run loop (cpu_run called the first handler; every handler and
+ * run since jumped), leaving it the slot to link, so that the next pass
+ * finds it filled. Only for targets in the block's own page: the run loop
+ * links no other (their blocks are found through the jump cache, which
+ * the interpreter's handlers keep doing). */
+static bool chainable(const struct block *b, uint64_t t)
+{
+    return canonical(t) && !((t ^ b->va) & ~0xfffull) && b->pa2 == ~0ull;
+}
+
+/* Called from host code when the slot did not hold the block (after the
+ * retire and the event and limit checks): the jump cache, as
+ * chain_next_slot() looks there, linking the slot on a hit; on a miss the
+ * run loop finds the block and links it. */
+static struct block *jit_chain_slow(struct cpu *c, struct block **slot)
+{
+    uint64_t t = c->rip;
+    struct tlbe *e = tlb_entry(c, t);
+    struct block *n = c->jc[jc_index(t)];
+    if (e->tag_x != (t & ~TLBF_MASK) || !n || n->va != t || n->hptr != t + e->addend ||
+        !n->valid) {
+        c->link_slot = slot;
+        return NULL;
+    }
+    *slot = n;
+    c->stats.chained++;
+    c->cur_block = n;
+    c->blk_va = t;
+    c->blk_first = n->insns;
+    c->rflags &= ~(uint64_t)F_RF;
+    return n;
+}
+
+static void emit_chain(struct emit *e, unsigned idx, uint64_t t, struct block **slot)
+{
+    mov_imm(e, RAX, t);
+    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(rip));
+    op_rm(e, 3, 0x81, 0, RDI, CPU_OFF(icount));
+    e32(e, idx + 1);
+    /* chain_ok(): an event stops chaining unless it is only an
+     * interrupt while IF = 0 */
+    op_rm(e, 2, 0x8b, RCX, RDI, CPU_OFF(events));
+    op_rr(e, 2, 0x85, RCX, RCX);
+    uint8_t *quiet = jcc32(e, 0x4);
+    op_rr(e, 2, 0xf7, 0, RCX); /* test ecx, ~INTERRUPT */
+    e32(e, ~(uint32_t)CPU_EVENT_INTERRUPT);
+    uint8_t *busy = jcc32(e, 0x5);
+    op_rm(e, 3, 0xf7, 0, RDI, CPU_OFF(rflags)); /* test qword [rflags], IF */
+    e32(e, F_IF);
+    uint8_t *busy_if = jcc32(e, 0x5);
+    patch32(quiet, e->p);
+    op_rm(e, 3, 0x8b, RCX, RDI, CPU_OFF(icount));
+    op_rm(e, 3, 0x3b, RCX, RDI, CPU_OFF(limit_at));
+    uint8_t *limit = jcc32(e, 0x3); /* jae */
+    mov_imm(e, RCX, (uint64_t)(uintptr_t)slot);
+    op_rm(e, 3, 0x8b, RDX, RCX, 0);
+    op_rr(e, 3, 0x85, RDX, RDX);
+    uint8_t *empty = jcc32(e, 0x4);
+    op_rm(e, 3, 0x39, RAX, RDX, (int32_t)offsetof(struct block, va));
+    uint8_t *other = jcc32(e, 0x5);
+    op_rm(e, 0, 0x80, 7, RDX, (int32_t)offsetof(struct block, valid));
+    e8(e, 0);
+    uint8_t *stale = jcc32(e, 0x4);
+    op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.chained));
+    e8(e, 1);
+    op_rm(e, 3, 0x89, RDX, RDI, CPU_OFF(cur_block));
+    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(blk_va));
+    op_rm(e, 3, 0x8d, RSI, RDX, (int32_t)offsetof(struct block, insns));
+    op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(blk_first));
+    op_rm(e, 3, 0x81, 4, RDI, CPU_OFF(rflags)); /* the instruction completed: RF = 0 */
+    e32(e, ~(uint32_t)F_RF);
+    e8(e, 0xff); /* jmp [rsi] */
+    e8(e, 0x26);
+    patch32(empty, e->p);
+    patch32(other, e->p);
+    patch32(stale, e->p);
+    op_rr(e, 3, 0x89, RCX, RSI);
+    e8(e, 0x57); /* push rdi: saved, and the stack aligned for the call */
+    mov_imm(e, RAX, (uint64_t)(uintptr_t)jit_chain_slow);
+    e8(e, 0xff); /* call rax */
+    e8(e, 0xd0);
+    e8(e, 0x5f); /* pop rdi */
+    op_rr(e, 3, 0x85, RAX, RAX);
+    uint8_t *none = jcc32(e, 0x4);
+    op_rm(e, 3, 0x8d, RSI, RAX, (int32_t)offsetof(struct block, insns));
+    e8(e, 0xff); /* jmp [rsi] */
+    e8(e, 0x26);
+    patch32(none, e->p);
+    patch32(busy, e->p);
+    patch32(busy_if, e->p);
+    patch32(limit, e->p);
+    e8(e, 0xc3); /* ret: to the run loop */
+}
+
+/* The transfers a run can end with in host code: a direct JMP or CALL
+ * within the page (a CALL's push probes the TLB first; a miss runs the
+ * interpreter's handler from the start). */
+static bool is_transfer(const struct block *b, const struct insn *rec)
+{
+    if (rec->mf & MF_FUSED)
+        return false;
+    return (rec->fn == h_jmp || rec->fn == h_call) && chainable(b, rec->imm);
+}
+
+static void emit_transfer(struct emit *e, struct block *b, unsigned idx, uint8_t **miss)
+{
+    const struct insn *rec = &b->insns[idx];
+    struct block **slot = &b->chain[0];
+    if (rec->fn == h_call) {
+        op_rm(e, 3, 0x8b, RAX, RDI, 4 * 8);
+        alu_ri(e, 3, 5, RAX, 8);
+        op_rr(e, 3, 0x89, RAX, R9);
+        *miss = emit_probe(e, 3, true);
+        mov_imm(e, RCX, b->va + rec->off + rec->len);
+        emit_store(e, RCX, 3);
+        op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
+    }
+    emit_chain(e, idx, rec->imm, slot);
+}
+
+/* A fused compare-and-branch ending the block (its Jcc at 'jidx'): the
+ * host flags decide; each way chains when it can, or else runs the Jcc's
+ * handler, which decides again from the lazy flags and chains as ever. */
+static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const struct jform *ff,
+                           unsigned cond)
+{
+    struct insn *jrec = &b->insns[jidx];
+    uint64_t taken = jrec->imm, fall = b->va + jrec->off + jrec->len;
+    emit_host_flags(e, ff->op, ff->lg);
+    uint8_t *to_taken = jcc32(e, cond);
+    if (chainable(b, fall))
+        emit_chain(e, jidx, fall, &b->chain[1]);
+    else
+        emit_goto_record(e, jrec);
+    patch32(to_taken, e->p);
+    if (chainable(b, taken))
+        emit_chain(e, jidx, taken, &jrec->link);
+    else
+        emit_goto_record(e, jrec);
+}
+
 void jit_block(struct cpu *c, struct block *b)
 {
     b->fn0 = NULL;
@@ -610,17 +757,20 @@ void jit_block(struct cpu *c, struct block *b)
     struct emit e = {c->jit_rw + c->jit_used, c->jit_rw + c->jit_size, c->jit_rx - c->jit_rw};
     uint8_t *entry[BLOCK_MAX_INSNS] = {0};
     /* out-of-line exits: a TLB miss to the record's interpreter handler, a
-     * taken branch to the Jcc record's handler (which chains) */
+     * taken branch in the middle of the block to the next block (or the
+     * Jcc record's handler) */
     struct { uint8_t *at; unsigned j; bool miss; } stubs[2 * BLOCK_MAX_INSNS];
     unsigned n = b->ninsn, nstub = 0, ntr = 0;
     for (unsigned j = 0; j < n;) {
         unsigned cond = 0;
         const struct jform *f = form_of(&b->insns[j]);
         const struct jform *ff = f ? NULL : fused_form(&b->insns[j], &cond);
-        if (!f && !ff) {
+        bool xfer = !f && !ff && is_transfer(b, &b->insns[j]);
+        if (!f && !ff && !xfer) {
             j++;
             continue;
         }
+        bool ended = false; /* the run left the block in host code */
         for (;;) { /* a run of known records */
             uint8_t *miss = NULL;
             entry[j] = e.p;
@@ -628,18 +778,28 @@ void jit_block(struct cpu *c, struct block *b)
                 op_rm(&e, 3, 0x83, 0, RDI, CPU_OFF(stats.jit_executed));
                 e8(&e, ff ? 2 : 1);
             }
-            emit_insn(&e, &b->insns[j], f ? f : ff, &miss);
+            if (xfer)
+                emit_transfer(&e, b, j, &miss);
+            else
+                emit_insn(&e, &b->insns[j], f ? f : ff, &miss);
             if (miss) {
                 stubs[nstub].at = miss;
                 stubs[nstub].miss = true;
                 stubs[nstub++].j = j;
             }
             ntr++;
-            if (ff && j + 2 >= n) { /* the block's last Jcc: its handler chains */
-                j++;
+            if (xfer) { /* the block's end, left in host code */
+                j = n;
+                ended = true;
                 break;
             }
-            if (ff) { /* not taken: on in host code; taken: the Jcc's handler */
+            if (ff && j + 2 >= n) { /* the block's last Jcc */
+                emit_fused_end(&e, b, j + 1, ff, cond);
+                j = n;
+                ended = true;
+                break;
+            }
+            if (ff) { /* not taken: on in host code; taken: out of line */
                 emit_host_flags(&e, ff->op, ff->lg);
                 stubs[nstub].at = jcc32(&e, cond);
                 stubs[nstub].miss = false;
@@ -651,18 +811,23 @@ void jit_block(struct cpu *c, struct block *b)
                 break;
             f = form_of(&b->insns[j]);
             ff = f ? NULL : fused_form(&b->insns[j], &cond);
-            if (!f && !ff)
+            xfer = !f && !ff && is_transfer(b, &b->insns[j]);
+            if (!f && !ff && !xfer)
                 break;
         }
-        emit_goto_record(&e, &b->insns[j]);
+        if (!ended)
+            emit_goto_record(&e, &b->insns[j]);
     }
     if (!ntr)
         return;
     for (unsigned k = 0; k < nstub; k++) {
         const struct insn *rec = &b->insns[stubs[k].j];
         patch32(stubs[k].at, e.p);
-        if (!stubs[k].miss) {
-            emit_goto_record(&e, rec);
+        if (!stubs[k].miss) { /* a taken Jcc: as at the block's end */
+            if (chainable(b, rec->imm))
+                emit_chain(&e, stubs[k].j, rec->imm, &b->insns[stubs[k].j].link);
+            else
+                emit_goto_record(&e, rec);
             continue;
         }
         mov_imm(&e, RSI, (uint64_t)(uintptr_t)rec);
