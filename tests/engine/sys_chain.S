@@ -30,20 +30,25 @@ _start:
     jne 1b
     cmp $14950, %rax
     CHECK_EQ 1
-    /* 2: a linked block changed by a store: the first pass adds 1, the
-     * later ones 5 */
+    /* 2: a linked block changed by a store: the first two passes add 1;
+     * the second one's store (from another block) changes it while the
+     * branch back is linked to it; the third pass must add 5 */
     xor %ebx, %ebx
     mov $3, %ecx
     jmp 3f
-    .balign 64
+    .balign 256
 3:  mov $1, %eax
     add %eax, %ebx
     jmp 4f
-    .balign 64
-4:  movb $5, 3b + 1(%rip)
-    sub $1, %ecx
+    .balign 256
+4:  cmp $2, %ecx
+    jne 5f
+    movb $5, 3b + 1(%rip)
+    jmp 5f
+    .balign 256
+5:  sub $1, %ecx
     jne 3b
-    cmp $11, %ebx
+    cmp $7, %ebx
     CHECK_EQ 2
     /* 3: the same virtual page, other code: copy one routine to two
      * physical pages with different immediates, run it through WINDOW
@@ -93,11 +98,11 @@ _start:
     mov irq_rcx(%rip), %rax
     mov %rax, RES_VAL
     cmp $0, %rax                   /* taken inside the loop */
-    je 7f
+    je 12f
     cmp $2000000, %rax
-    jb 8f
-7:  FAIL 12
-8:
+    jb 13f
+12: FAIL 12
+13:
     /* 5: spin in chained blocks until another thread's interrupt */
     movq $0, irq_count(%rip)
     movl $1, RES_VAL + 8            /* the harness's thread waits for this */
