@@ -767,7 +767,7 @@ void block_cache_free(struct cpu *c);
 /* --- translator (jit.c) ------------------------------------------------------- */
 /* Whether a vCPU translates when neither CPU_CFG_JIT nor CPU_CFG_NO_JIT
  * nor EMBER_JIT=on|off says. */
-#define JIT_DEFAULT false
+#define JIT_DEFAULT true
 int jit_init(struct cpu *c);
 void jit_free(struct cpu *c);
 bool jit_full(const struct cpu *c);
