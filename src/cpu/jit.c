@@ -605,16 +605,20 @@ bool jit_full(const struct cpu *c)
 }
 
 /* --- leaving a block for the next one (emit_chain, jit_chain.c) -------------------
- * Only for targets in the block's own page: the run loop links no other
- * (their blocks are found through the jump cache, which the interpreter's
- * handlers keep doing). */
+ * Chain slots only for targets in the block's own page, as the interpreter
+ * links them; a target in another page is found through the jump cache. */
 static bool chainable(const struct block *b, uint64_t t)
 {
-    return canonical(t) && !((t ^ b->va) & ~0xfffull) && b->pa2 == ~0ull;
+    return canonical(t) && b->pa2 == ~0ull;
+}
+
+static struct block **in_page(const struct block *b, uint64_t t, struct block **slot)
+{
+    return (t ^ b->va) & ~0xfffull ? NULL : slot;
 }
 
 /* The transfers a run can end with in host code: a direct JMP or CALL
- * within the page (a CALL's push probes the TLB first; a miss runs the
+ * (a CALL's push probes the TLB first; a miss runs the
  * interpreter's handler from the start). */
 static bool is_transfer(const struct block *b, const struct insn *rec)
 {
@@ -636,7 +640,7 @@ static void emit_transfer(struct emit *e, struct block *b, unsigned idx, uint8_t
         emit_store(e, RCX, 3);
         op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
     }
-    emit_chain(e, idx, rec->imm, slot);
+    emit_chain(e, idx, rec->imm, in_page(b, rec->imm, slot));
 }
 
 /* A fused compare-and-branch ending the block (its Jcc at 'jidx'): the
@@ -650,12 +654,12 @@ static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const
     emit_host_flags(e, ff->op, ff->lg);
     uint8_t *to_taken = jcc32(e, cond);
     if (chainable(b, fall))
-        emit_chain(e, jidx, fall, &b->chain[1]);
+        emit_chain(e, jidx, fall, in_page(b, fall, &b->chain[1]));
     else
         emit_goto_record(e, jrec);
     patch32(to_taken, e->p);
     if (chainable(b, taken))
-        emit_chain(e, jidx, taken, &jrec->link);
+        emit_chain(e, jidx, taken, in_page(b, taken, &jrec->link));
     else
         emit_goto_record(e, jrec);
 }
@@ -736,7 +740,8 @@ void jit_block(struct cpu *c, struct block *b)
         patch32(stubs[k].at, e.p);
         if (!stubs[k].miss) { /* a taken Jcc: as at the block's end */
             if (chainable(b, rec->imm))
-                emit_chain(&e, stubs[k].j, rec->imm, &b->insns[stubs[k].j].link);
+                emit_chain(&e, stubs[k].j, rec->imm,
+                           in_page(b, rec->imm, &b->insns[stubs[k].j].link));
             else
                 emit_goto_record(&e, rec);
             continue;

@@ -7,8 +7,9 @@
 #include "cpu/internal.h"
 #include "cpu/jit_internal.h"
 
-/* Called from host code when the slot did not hold the block (after the
- * retire and the event and limit checks): the jump cache, as
+/* Called from host code when the slot did not hold the block, or with
+ * none (a target in another page), after the retire and the event and
+ * limit checks: the jump cache, as
  * chain_next_slot() looks there, linking the slot on a hit; on a miss the
  * run loop finds the block and links it. */
 static struct block *jit_chain_slow(struct cpu *c, struct block **slot)
@@ -21,7 +22,8 @@ static struct block *jit_chain_slow(struct cpu *c, struct block **slot)
         c->link_slot = slot;
         return NULL;
     }
-    *slot = n;
+    if (slot)
+        *slot = n;
     c->stats.chained++;
     c->cur_block = n;
     c->blk_va = t;
@@ -30,8 +32,38 @@ static struct block *jit_chain_slow(struct cpu *c, struct block **slot)
     return n;
 }
 
+/* Enter the block in 'slot' (rax = its address) if it is the valid one;
+ * else go on below with rsi = slot. */
+static void emit_follow_slot(struct emit *e, struct block **slot)
+{
+    mov_imm(e, RCX, (uint64_t)(uintptr_t)slot);
+    op_rm(e, 3, 0x8b, RDX, RCX, 0);
+    op_rr(e, 3, 0x85, RDX, RDX);
+    uint8_t *empty = jcc32(e, 0x4);
+    op_rm(e, 3, 0x39, RAX, RDX, (int32_t)offsetof(struct block, va));
+    uint8_t *other = jcc32(e, 0x5);
+    op_rm(e, 0, 0x80, 7, RDX, (int32_t)offsetof(struct block, valid));
+    e8(e, 0);
+    uint8_t *stale = jcc32(e, 0x4);
+    op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.chained));
+    e8(e, 1);
+    op_rm(e, 3, 0x89, RDX, RDI, CPU_OFF(cur_block));
+    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(blk_va));
+    op_rm(e, 3, 0x8d, RSI, RDX, (int32_t)offsetof(struct block, insns));
+    op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(blk_first));
+    op_rm(e, 3, 0x81, 4, RDI, CPU_OFF(rflags)); /* the instruction completed: RF = 0 */
+    e32(e, ~(uint32_t)F_RF);
+    e8(e, 0xff); /* jmp [rsi] */
+    e8(e, 0x26);
+    patch32(empty, e->p);
+    patch32(other, e->p);
+    patch32(stale, e->p);
+    op_rr(e, 3, 0x89, RCX, RSI);
+}
+
 /* A direct transfer to 't' by record 'idx' of block 'b', through the chain
- * slot 'slot' (b->chain[] or a Jcc record's link): retire the instruction
+ * slot 'slot' (b->chain[] or a Jcc record's link; NULL: 't' is in another
+ * page, the jump cache only): retire the instruction
  * as retire_to() does, then, when no event is pending, the instruction
  * limit is not reached and the slot holds the valid block for 't', enter
  * that block's first record as chain_next_slot() does. A slot without
@@ -59,29 +91,10 @@ void emit_chain(struct emit *e, unsigned idx, uint64_t t, struct block **slot)
     op_rm(e, 3, 0x8b, RCX, RDI, CPU_OFF(icount));
     op_rm(e, 3, 0x3b, RCX, RDI, CPU_OFF(limit_at));
     uint8_t *limit = jcc32(e, 0x3); /* jae */
-    mov_imm(e, RCX, (uint64_t)(uintptr_t)slot);
-    op_rm(e, 3, 0x8b, RDX, RCX, 0);
-    op_rr(e, 3, 0x85, RDX, RDX);
-    uint8_t *empty = jcc32(e, 0x4);
-    op_rm(e, 3, 0x39, RAX, RDX, (int32_t)offsetof(struct block, va));
-    uint8_t *other = jcc32(e, 0x5);
-    op_rm(e, 0, 0x80, 7, RDX, (int32_t)offsetof(struct block, valid));
-    e8(e, 0);
-    uint8_t *stale = jcc32(e, 0x4);
-    op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.chained));
-    e8(e, 1);
-    op_rm(e, 3, 0x89, RDX, RDI, CPU_OFF(cur_block));
-    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(blk_va));
-    op_rm(e, 3, 0x8d, RSI, RDX, (int32_t)offsetof(struct block, insns));
-    op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(blk_first));
-    op_rm(e, 3, 0x81, 4, RDI, CPU_OFF(rflags)); /* the instruction completed: RF = 0 */
-    e32(e, ~(uint32_t)F_RF);
-    e8(e, 0xff); /* jmp [rsi] */
-    e8(e, 0x26);
-    patch32(empty, e->p);
-    patch32(other, e->p);
-    patch32(stale, e->p);
-    op_rr(e, 3, 0x89, RCX, RSI);
+    if (slot)
+        emit_follow_slot(e, slot);
+    else
+        op_rr(e, 2, 0x31, RSI, RSI); /* no slot: the jump cache */
     e8(e, 0x57); /* push rdi: saved, and the stack aligned for the call */
     mov_imm(e, RAX, (uint64_t)(uintptr_t)jit_chain_slow);
     e8(e, 0xff); /* call rax */

@@ -7,7 +7,7 @@
  * harness stops the guest by an instruction limit inside the loop, then
  * signals vector 0x40): it must be taken inside the loop, not after;
  * and one signalled by another thread while a chained loop spins until
- * it arrives. */
+ * it arrives; direct CALL and JMP to another page and back. */
 #include "guest.inc"
 #define WINDOW 0x300000             /* the remapped virtual page */
 #define PAGE1  0x310000
@@ -120,6 +120,15 @@ _start:
 11: cli
     cmpq $1, irq_count(%rip)
     CHECK_EQ 13
+    /* 6: direct CALL and JMP to another page and back (the jump cache) */
+    xor %eax, %eax
+    mov $50, %ecx
+14: call far_add
+    jmp far_jmp
+15: sub $1, %ecx
+    jne 14b
+    cmp $150, %eax
+    CHECK_EQ 14
     PASS
 
 add_one:
@@ -143,6 +152,14 @@ routine_imm:
     jne 1b
     ret
 routine_end:
+
+    .balign 4096
+far_add:
+    add $1, %eax
+    ret
+far_jmp:
+    add $2, %eax
+    jmp 15b
 
     .balign 8
 irq_count: .quad 0
