@@ -316,6 +316,7 @@ struct cpu {
     /* translator (jit.c): one memfd mapped read-write and read-execute */
     uint8_t *jit_rw, *jit_rx;
     size_t jit_size, jit_used;
+    bool jit_count;             /* host code counts what it runs (stats.jit_executed) */
 
     struct cpu_stats stats;
     uint64_t clock_base_ns;
@@ -766,12 +767,20 @@ void block_cache_free(struct cpu *c);
 /* --- translator (jit.c) ------------------------------------------------------- */
 /* Whether a vCPU translates when neither CPU_CFG_JIT nor CPU_CFG_NO_JIT
  * nor EMBER_JIT=on|off says. */
-#define JIT_DEFAULT false
+#define JIT_DEFAULT true
 int jit_init(struct cpu *c);
 void jit_free(struct cpu *c);
 bool jit_full(const struct cpu *c);
 void jit_block(struct cpu *c, struct block *b); /* after the block is built */
 void jit_reset(struct cpu *c);                  /* with the block cache */
+
+/* --- the host's undefined flags (mulshift.c) ----------------------------------- */
+/* ROL/ROR: the host instruction's CF/OF are what the C fast path sets. */
+bool host_rot_flags_modelled(void);
+/* IMUL: the host instruction sets all six arithmetic flags from its
+ * operands alone (CF = OF = overflow, SF/PF of the result, ZF = AF = 0),
+ * as the C fast path does. */
+bool host_imul_flags_from_result(void);
 
 /* --- fused compare-and-branch (fuse.c) ----------------------------------------- */
 void fuse_block(struct insn *recs, unsigned n);

@@ -1,7 +1,10 @@
 /* The translator: when a block is built, each run of records whose
  * instruction it knows (moves, ADD/OR/AND/SUB/XOR/CMP/TEST, LEA, MOVZX/
- * MOVSX, PUSH/POP of a 64-bit register) becomes host code, and those
- * records' handlers point into it. Everything else keeps its interpreter
+ * MOVSX, PUSH/POP of a 64-bit register, shifts and rotates by an
+ * immediate, IMUL r,r(,imm), fused compare-and-branch pairs) becomes host
+ * code, and those records' handlers point into it; a run that ends the
+ * block with a direct transfer in the page goes on into the next block
+ * (jit_chain.c). Everything else keeps its interpreter
  * handler, so a block mixes both freely: host code is entered like any
  * handler (rdi = the vCPU, rsi = the record) and leaves a run by jumping
  * to the next record's handler. Guest state stays where the interpreter
@@ -39,7 +42,7 @@ _Static_assert(offsetof(struct cpu, r) == 0, "guest registers at the vCPU's star
 enum {
     K_NONE, K_MOV_RR, K_MOV_RM, K_MOV_MR, K_MOV_RI, K_MOV_MI, K_ALU_RR, K_ALU_RI, K_ALU_RM,
     K_CMP_MR, K_CMP_MI, K_TEST_RR, K_TEST_RI, K_TEST_MR, K_TEST_MI, K_LEA, K_PUSH, K_POP,
-    K_EXT_R, K_EXT_M,
+    K_EXT_R, K_EXT_M, K_SHIFT_RI, K_IMUL_RR, K_IMUL_RI,
 };
 
 struct jform {
@@ -100,6 +103,12 @@ static void forms_init(void)
         form_add(h_test[3][lg], K_TEST_MI, 4, lg);
         form_add(h_lea[lg], K_LEA, 0, lg);
     }
+    for (unsigned lg = 0; lg < 4; lg++)
+        form_add1(h_shift[0][lg], (struct jform){.kind = K_SHIFT_RI, .lg = (uint8_t)lg});
+    for (unsigned lg = 1; lg < 4 && host_imul_flags_from_result(); lg++) {
+        form_add1(h_imul[0][lg], (struct jform){.kind = K_IMUL_RR, .lg = (uint8_t)lg});
+        form_add1(h_imul[2][lg], (struct jform){.kind = K_IMUL_RI, .lg = (uint8_t)lg});
+    }
     form_add(h_push_r[3], K_PUSH, 0, 3);
     form_add(h_pop_r[3], K_POP, 0, 3);
     for (unsigned sx = 0; sx < 2; sx++)
@@ -113,6 +122,19 @@ static void forms_init(void)
                     if (fn && m)
                         form_add1(fast_mem_variant(fn), f);
                 }
+}
+
+/* A shift or rotate by an immediate the C fast path would take: SHL/SHR/SAR
+ * by 1..size-1 (lazy flags), ROL/ROR by a nonzero count where the host's
+ * CF/OF are the modelled ones. Not RCL/RCR, not counts in CL. */
+static bool shift_translatable(const struct insn *rec, unsigned lg)
+{
+    unsigned op = rec->aux & 7, cnt = (unsigned)rec->imm & (lg == 3 ? 63 : 31);
+    if ((rec->aux & 8) || cnt == 0 || op == 2 || op == 3)
+        return false;
+    if (op < 2)
+        return host_rot_flags_modelled();
+    return cnt < (8u << lg);
 }
 
 static const struct jform *form_lookup(const struct insn *rec, insn_fn fn)
@@ -131,6 +153,10 @@ static const struct jform *form_lookup(const struct insn *rec, insn_fn fn)
         /* the builder masks immediates to the operand size; the code
          * below relies on it */
         if (rec->imm & ~sz_mask(f->lg))
+            return NULL;
+        break;
+    case K_SHIFT_RI:
+        if (!shift_translatable(rec, f->lg))
             return NULL;
         break;
     default:
@@ -179,7 +205,6 @@ static void emit_host_flags(struct emit *e, unsigned op, unsigned lg)
 }
 
 /* --- emitting ---------------------------------------------------------------- */
-#define CPU_OFF(field) ((int32_t)offsetof(struct cpu, field))
 
 /* Host register 'h' = guest register operand 'g' of size lg, zero-extended
  * (g is a byte offset into r[] for byte operands, as in the records). */
@@ -297,6 +322,93 @@ static void emit_alu(struct emit *e, unsigned op, unsigned lg, int dest)
     }
 }
 
+/* rcx = the host's CF and OF (pushfq; pop rcx; and ecx, CF|OF) */
+static void emit_host_cfof(struct emit *e)
+{
+    e8(e, 0x9c);
+    e8(e, 0x59);
+    alu_ri(e, 2, 4, RCX, F_CF | F_OF);
+}
+
+/* cc_set_cfof(c, rcx): CF/OF replaced, the other flags kept lazy. */
+static void emit_set_cfof(struct emit *e)
+{
+    op_rm(e, 2, 0x8b, RAX, RDI, CPU_OFF(cc_op));
+    op_rr(e, 2, 0x85, RAX, RAX);
+    uint8_t *lazy = jcc32(e, 0x5);
+    op_rm(e, 2, 0x81, 4, RDI, CPU_OFF(cc_aux)); /* eager: and, or into cc_aux */
+    e32(e, ~(uint32_t)(F_CF | F_OF));
+    op_rm(e, 2, 0x09, RCX, RDI, CPU_OFF(cc_aux));
+    uint8_t *done = jmp32(e);
+    patch32(lazy, e->p);
+    op_rr(e, 2, 0xc1, 5, RAX); /* shr eax, 2: the kind */
+    e8(e, 2);
+    alu_ri(e, 2, 7, RAX, CC_CFOF);
+    uint8_t *set = jcc32(e, 0x4);
+    static const struct { int32_t from, to; unsigned sz; } save[] = {
+        {CPU_OFF(cc_op), CPU_OFF(cc2_op), 2},   {CPU_OFF(cc_aux), CPU_OFF(cc2_aux), 2},
+        {CPU_OFF(cc_res), CPU_OFF(cc2_res), 3}, {CPU_OFF(cc_a), CPU_OFF(cc2_a), 3},
+        {CPU_OFF(cc_b), CPU_OFF(cc2_b), 3},
+    };
+    for (unsigned k = 0; k < sizeof(save) / sizeof(save[0]); k++) {
+        op_rm(e, save[k].sz, 0x8b, RAX, RDI, save[k].from);
+        op_rm(e, save[k].sz, 0x89, RAX, RDI, save[k].to);
+    }
+    op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
+    e32(e, CC_CFOF << 2);
+    patch32(set, e->p);
+    op_rm(e, 3, 0x89, RCX, RDI, CPU_OFF(cc_res));
+    patch32(done, e->p);
+}
+
+/* SHL/SHR/SAR/ROL/ROR of a register by an immediate (shift_translatable):
+ * the result computed at the operand's size on a zero-extended copy, so it
+ * stays zero-extended; flags as fast_shift leaves them. */
+static void emit_shift(struct emit *e, const struct insn *rec, unsigned lg)
+{
+    static const uint8_t ext[8] = {0, 1, 2, 3, 4, 5, 4, 7};
+    unsigned op = rec->aux & 7, cnt = (unsigned)rec->imm & (lg == 3 ? 63 : 31);
+    rd_greg(e, RAX, rec->reg, lg);
+    op_rr(e, 3, 0x89, RAX, RDX);
+    op_rr(e, lg, lg == 0 ? 0xc0 : 0xc1, ext[op], RDX);
+    e8(e, cnt);
+    if (op < 2)
+        emit_host_cfof(e);
+    wr_greg(e, rec->reg, RDX, lg);
+    if (op < 2) {
+        emit_set_cfof(e);
+        return;
+    }
+    unsigned kind = op == 5 ? CC_SHR : op == 7 ? CC_SAR : CC_SHL;
+    op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
+    e32(e, kind << 2 | lg);
+    op_rm(e, 3, 0x89, RDX, RDI, CPU_OFF(cc_res));
+    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(cc_a));
+    op_rm(e, 3, 0xc7, 0, RDI, CPU_OFF(cc_b));
+    e32(e, cnt);
+}
+
+/* IMUL r, r / r, r, imm (host_imul_flags_from_result): the host's flags
+ * are the guest's, stored eagerly. */
+static void emit_imul(struct emit *e, const struct insn *rec, unsigned lg, bool imm)
+{
+    if (imm) {
+        rd_greg(e, RAX, rec->base, lg);
+        mov_imm(e, RCX, rec->imm);
+    } else {
+        rd_greg(e, RAX, rec->reg, lg);
+        rd_greg(e, RCX, rec->base, lg);
+    }
+    op_rr(e, lg, 0x0faf, RAX, RCX);
+    e8(e, 0x9c); /* pushfq; pop rdx */
+    e8(e, 0x5a);
+    alu_ri(e, 2, 4, RDX, F_ARITH);
+    wr_greg(e, rec->reg, RAX, lg);
+    op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
+    e32(e, CC_EAGER);
+    op_rm(e, 2, 0x89, RDX, RDI, CPU_OFF(cc_aux));
+}
+
 /* Sign-extend host register 'h' from 2^slg bytes to 64 bits. */
 static void emit_sext(struct emit *e, unsigned h, unsigned slg)
 {
@@ -411,6 +523,13 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
             op_rr(e, 2, 0x89, RCX, RCX);
         wr_greg(e, rec->reg, RCX, lg);
         break;
+    case K_SHIFT_RI:
+        emit_shift(e, rec, lg);
+        break;
+    case K_IMUL_RR:
+    case K_IMUL_RI:
+        emit_imul(e, rec, lg, f->kind == K_IMUL_RI);
+        break;
     default:
         break;
     }
@@ -464,6 +583,8 @@ int jit_init(struct cpu *c)
     }
     c->jit_rw = rw;
     c->jit_rx = rx;
+    const char *count = getenv("EMBER_JIT_COUNT");
+    c->jit_count = count && !strcmp(count, "1");
     c->jit_size = JIT_ARENA;
     c->jit_used = 0;
     return 0;
@@ -483,6 +604,66 @@ bool jit_full(const struct cpu *c)
     return c->jit_rw && c->jit_used + JIT_BLOCK_MAX > c->jit_size;
 }
 
+/* --- leaving a block for the next one (emit_chain, jit_chain.c) -------------------
+ * Chain slots only for targets in the block's own page, as the interpreter
+ * links them; a target in another page is found through the jump cache. */
+static bool chainable(const struct block *b, uint64_t t)
+{
+    return canonical(t) && b->pa2 == ~0ull;
+}
+
+static struct block **in_page(const struct block *b, uint64_t t, struct block **slot)
+{
+    return (t ^ b->va) & ~0xfffull ? NULL : slot;
+}
+
+/* The transfers a run can end with in host code: a direct JMP or CALL
+ * (a CALL's push probes the TLB first; a miss runs the
+ * interpreter's handler from the start). */
+static bool is_transfer(const struct block *b, const struct insn *rec)
+{
+    if (rec->mf & MF_FUSED)
+        return false;
+    return (rec->fn == h_jmp || rec->fn == h_call) && chainable(b, rec->imm);
+}
+
+static void emit_transfer(struct emit *e, struct block *b, unsigned idx, uint8_t **miss)
+{
+    const struct insn *rec = &b->insns[idx];
+    struct block **slot = &b->chain[0];
+    if (rec->fn == h_call) {
+        op_rm(e, 3, 0x8b, RAX, RDI, 4 * 8);
+        alu_ri(e, 3, 5, RAX, 8);
+        op_rr(e, 3, 0x89, RAX, R9);
+        *miss = emit_probe(e, 3, true);
+        mov_imm(e, RCX, b->va + rec->off + rec->len);
+        emit_store(e, RCX, 3);
+        op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
+    }
+    emit_chain(e, idx, rec->imm, in_page(b, rec->imm, slot));
+}
+
+/* A fused compare-and-branch ending the block (its Jcc at 'jidx'): the
+ * host flags decide; each way chains when it can, or else runs the Jcc's
+ * handler, which decides again from the lazy flags and chains as ever. */
+static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const struct jform *ff,
+                           unsigned cond)
+{
+    struct insn *jrec = &b->insns[jidx];
+    uint64_t taken = jrec->imm, fall = b->va + jrec->off + jrec->len;
+    emit_host_flags(e, ff->op, ff->lg);
+    uint8_t *to_taken = jcc32(e, cond);
+    if (chainable(b, fall))
+        emit_chain(e, jidx, fall, in_page(b, fall, &b->chain[1]));
+    else
+        emit_goto_record(e, jrec);
+    patch32(to_taken, e->p);
+    if (chainable(b, taken))
+        emit_chain(e, jidx, taken, in_page(b, taken, &jrec->link));
+    else
+        emit_goto_record(e, jrec);
+}
+
 void jit_block(struct cpu *c, struct block *b)
 {
     b->fn0 = NULL;
@@ -491,32 +672,49 @@ void jit_block(struct cpu *c, struct block *b)
     struct emit e = {c->jit_rw + c->jit_used, c->jit_rw + c->jit_size, c->jit_rx - c->jit_rw};
     uint8_t *entry[BLOCK_MAX_INSNS] = {0};
     /* out-of-line exits: a TLB miss to the record's interpreter handler, a
-     * taken branch to the Jcc record's handler (which chains) */
+     * taken branch in the middle of the block to the next block (or the
+     * Jcc record's handler) */
     struct { uint8_t *at; unsigned j; bool miss; } stubs[2 * BLOCK_MAX_INSNS];
     unsigned n = b->ninsn, nstub = 0, ntr = 0;
     for (unsigned j = 0; j < n;) {
         unsigned cond = 0;
         const struct jform *f = form_of(&b->insns[j]);
         const struct jform *ff = f ? NULL : fused_form(&b->insns[j], &cond);
-        if (!f && !ff) {
+        bool xfer = !f && !ff && is_transfer(b, &b->insns[j]);
+        if (!f && !ff && !xfer) {
             j++;
             continue;
         }
+        bool ended = false; /* the run left the block in host code */
         for (;;) { /* a run of known records */
             uint8_t *miss = NULL;
             entry[j] = e.p;
-            emit_insn(&e, &b->insns[j], f ? f : ff, &miss);
+            if (c->jit_count) { /* add qword [rdi + jit_executed], 1 or 2 (fused) */
+                op_rm(&e, 3, 0x83, 0, RDI, CPU_OFF(stats.jit_executed));
+                e8(&e, ff ? 2 : 1);
+            }
+            if (xfer)
+                emit_transfer(&e, b, j, &miss);
+            else
+                emit_insn(&e, &b->insns[j], f ? f : ff, &miss);
             if (miss) {
                 stubs[nstub].at = miss;
                 stubs[nstub].miss = true;
                 stubs[nstub++].j = j;
             }
             ntr++;
-            if (ff && j + 2 >= n) { /* the block's last Jcc: its handler chains */
-                j++;
+            if (xfer) { /* the block's end, left in host code */
+                j = n;
+                ended = true;
                 break;
             }
-            if (ff) { /* not taken: on in host code; taken: the Jcc's handler */
+            if (ff && j + 2 >= n) { /* the block's last Jcc */
+                emit_fused_end(&e, b, j + 1, ff, cond);
+                j = n;
+                ended = true;
+                break;
+            }
+            if (ff) { /* not taken: on in host code; taken: out of line */
                 emit_host_flags(&e, ff->op, ff->lg);
                 stubs[nstub].at = jcc32(&e, cond);
                 stubs[nstub].miss = false;
@@ -528,18 +726,24 @@ void jit_block(struct cpu *c, struct block *b)
                 break;
             f = form_of(&b->insns[j]);
             ff = f ? NULL : fused_form(&b->insns[j], &cond);
-            if (!f && !ff)
+            xfer = !f && !ff && is_transfer(b, &b->insns[j]);
+            if (!f && !ff && !xfer)
                 break;
         }
-        emit_goto_record(&e, &b->insns[j]);
+        if (!ended)
+            emit_goto_record(&e, &b->insns[j]);
     }
     if (!ntr)
         return;
     for (unsigned k = 0; k < nstub; k++) {
         const struct insn *rec = &b->insns[stubs[k].j];
         patch32(stubs[k].at, e.p);
-        if (!stubs[k].miss) {
-            emit_goto_record(&e, rec);
+        if (!stubs[k].miss) { /* a taken Jcc: as at the block's end */
+            if (chainable(b, rec->imm))
+                emit_chain(&e, stubs[k].j, rec->imm,
+                           in_page(b, rec->imm, &b->insns[stubs[k].j].link));
+            else
+                emit_goto_record(&e, rec);
             continue;
         }
         mov_imm(&e, RSI, (uint64_t)(uintptr_t)rec);

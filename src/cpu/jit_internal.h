@@ -4,6 +4,7 @@
 #ifndef EMBER_CPU_JIT_INTERNAL_H
 #define EMBER_CPU_JIT_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -116,10 +117,25 @@ static inline uint8_t *jcc32(struct emit *e, unsigned cc)
     return e->p - 4;
 }
 
+/* jmp rel32 with a displacement to patch */
+static inline uint8_t *jmp32(struct emit *e)
+{
+    e8(e, 0xe9);
+    e32(e, 0);
+    return e->p - 4;
+}
+
 static inline void patch32(uint8_t *at, const uint8_t *target)
 {
     int32_t rel = (int32_t)(target - (at + 4));
     memcpy(at, &rel, 4);
 }
+
+#define CPU_OFF(field) ((int32_t)offsetof(struct cpu, field))
+
+/* jit_chain.c: retire record 'idx' (a direct transfer to 't') and enter
+ * the block in chain slot 'slot' when chain_ok() allows and it is the
+ * valid block for 't'; else the jump cache, else back to the run loop. */
+void emit_chain(struct emit *e, unsigned idx, uint64_t t, struct block **slot);
 
 #endif

@@ -13,8 +13,18 @@
 #include "cpu/handlers.h"
 #include "cpu/alu_internal.h"
 
-static bool host_rot_cfof;  /* ROL/ROR: see fast_rot */
-static bool host_mul_cfof;  /* IMUL r,r/m(,imm), MUL/IMUL r/m: see fast_imul2, fast_mul1 */
+/* How this host sets the flags the SDM leaves undefined, as probed at
+ * start-up (probe_host): the C fast paths follow the first model that
+ * matches the host instruction on every probed case, so results stay
+ * bit-exact with the host either way. */
+enum host_model {
+    MODEL_HOST,   /* none matched: run the host instruction */
+    MODEL_AMD,    /* rotates: OF from the last step; multiplies: only CF/OF change */
+    MODEL_INTEL,  /* rotates: OF from the first step; multiplies: CF = OF =
+                     overflow, SF and PF from the (low) result, ZF = AF = 0 */
+};
+static enum host_model host_rot_model; /* ROL/ROR: see fast_rot */
+static enum host_model host_mul_model; /* IMUL r,r/m(,imm), MUL/IMUL r/m: fast_imul2, fast_mul1 */
 
 /* --- host-executed producers -------------------------------------------------------
  * 'v' is the full 64-bit destination register image, so partial-register
@@ -47,12 +57,23 @@ static NOINLINE uint64_t host_shift(struct cpu *c, unsigned op, unsigned lg, uin
     return v;
 }
 
+bool host_rot_flags_modelled(void)
+{
+    return host_rot_model != MODEL_HOST;
+}
+
+bool host_imul_flags_from_result(void)
+{
+    return host_mul_model == MODEL_INTEL;
+}
+
 /* SHL/SHR/SAR by 1..size-1 in C with lazy flags; everything else
  * (rotates, count 0, 8/16-bit counts beyond the size) on the host. */
 /* ROL/ROR by a nonzero (masked) count: the value rotated by the count
  * modulo the size; CF is the bit that went round last, OF = CF ^ MSB
  * (ROL) or MSB ^ MSB-1 (ROR). */
-static inline uint64_t fast_rot(struct cpu *c, bool right, unsigned lg, uint64_t a, unsigned cnt)
+static inline uint64_t fast_rot(struct cpu *c, enum host_model model, bool right, unsigned lg,
+                                uint64_t a, unsigned cnt)
 {
     unsigned bits = 8u << lg, top = bits - 1, e = cnt & top;
     uint64_t m = sz_mask(lg), r;
@@ -61,11 +82,17 @@ static inline uint64_t fast_rot(struct cpu *c, bool right, unsigned lg, uint64_t
     if (!right) {
         r = e ? ((a << e) | (a >> (bits - e))) & m : a;
         cf = r & 1;
-        of = ((r >> top) & 1) ^ cf;
+        if (model == MODEL_INTEL) /* as after the first one-bit step */
+            of = ((a >> top) ^ (a >> (top - 1))) & 1;
+        else
+            of = ((r >> top) & 1) ^ cf;
     } else {
         r = e ? ((a >> e) | (a << (bits - e))) & m : a;
         cf = (r >> top) & 1;
-        of = ((r >> top) ^ (r >> (top - 1))) & 1;
+        if (model == MODEL_INTEL)
+            of = ((a >> top) ^ a) & 1;
+        else
+            of = ((r >> top) ^ (r >> (top - 1))) & 1;
     }
     cc_set_cfof(c, cf | (of ? F_OF : 0));
     return r;
@@ -79,9 +106,9 @@ static inline bool fast_shift(struct cpu *c, unsigned op, unsigned lg, uint64_t 
     if (cnt == 0)
         return false;
     if (op < 2) {
-        if (!host_rot_cfof)
+        if (host_rot_model == MODEL_HOST)
             return false;
-        *r = fast_rot(c, op, lg, a, cnt);
+        *r = fast_rot(c, host_rot_model, op, lg, a, cnt);
         return true;
     }
     if (cnt >= bits || op < 4)
@@ -257,9 +284,24 @@ static NOINLINE void host_div1(struct cpu *c, const struct insn *i, bool sign, u
     cc_set_eager(c, (uint32_t)f);
 }
 
+/* The flags of a multiply whose low result is 'lo' (2^lg bytes). */
+static inline void mul_flags(struct cpu *c, enum host_model model, unsigned lg, uint64_t lo,
+                             bool wide)
+{
+    uint32_t cfof = wide ? F_CF | F_OF : 0;
+    if (model != MODEL_INTEL) {
+        cc_set_cfof(c, cfof);
+        return;
+    }
+    uint32_t sf = (lo >> ((8u << lg) - 1)) & 1 ? F_SF : 0;
+    uint32_t pf = __builtin_parity((uint8_t)lo) ? 0 : F_PF;
+    cc_set_eager(c, cfof | sf | pf);
+}
+
 /* MUL/IMUL r/m: rDX:rAX (AX for bytes) = rAX * s; CF = OF = the upper
  * half is more than the extension of the lower one. */
-static inline void fast_mul1(struct cpu *c, bool sign, unsigned lg, uint64_t s)
+static inline void fast_mul1(struct cpu *c, enum host_model model, bool sign, unsigned lg,
+                             uint64_t s)
 {
     uint64_t ax = c->r[0], lo, hi;
     bool wide;
@@ -288,11 +330,12 @@ static inline void fast_mul1(struct cpu *c, bool sign, unsigned lg, uint64_t s)
     case 1: set16(&c->r[0], lo); set16(&c->r[2], hi); break;
     default: c->r[0] = lo; c->r[2] = hi; break; /* 32-bit: zero-extended */
     }
-    cc_set_cfof(c, wide ? F_CF | F_OF : 0);
+    mul_flags(c, model, lg, lo, wide);
 }
 
 /* IMUL r, r/m (, imm): the product truncated; CF = OF = it did not fit. */
-static inline uint64_t fast_imul2(struct cpu *c, unsigned lg, uint64_t a, uint64_t b)
+static inline uint64_t fast_imul2(struct cpu *c, enum host_model model, unsigned lg, uint64_t a,
+                                  uint64_t b)
 {
     uint64_t r;
     bool ovf;
@@ -305,7 +348,7 @@ static inline uint64_t fast_imul2(struct cpu *c, unsigned lg, uint64_t a, uint64
         r = (uint64_t)p & sz_mask(lg);
         ovf = sext(r, lg) != p;
     }
-    cc_set_cfof(c, ovf ? F_CF | F_OF : 0);
+    mul_flags(c, model, lg, r, ovf);
     return r;
 }
 
@@ -314,8 +357,8 @@ static inline uint64_t fast_imul2(struct cpu *c, unsigned lg, uint64_t a, uint64
     static HANDLER(muldiv_r_##lg)                                                        \
     {                                                                                    \
         uint64_t s = getr(c, i->base, lg);                                               \
-        if (i->aux < 2 && host_mul_cfof)                                                 \
-            fast_mul1(c, i->aux, lg, s);                                                 \
+        if (i->aux < 2 && host_mul_model != MODEL_HOST)                                  \
+            fast_mul1(c, host_mul_model, i->aux, lg, s);                                 \
         else if (i->aux < 2)                                                             \
             host_mul1(c, i->aux, lg, s);                                                 \
         else                                                                             \
@@ -325,8 +368,8 @@ static inline uint64_t fast_imul2(struct cpu *c, unsigned lg, uint64_t a, uint64
     static HANDLER(muldiv_m_##lg)                                                        \
     {                                                                                    \
         uint64_t s = ldn(c, i, ea(c, i), lg);                                            \
-        if (i->aux < 2 && host_mul_cfof)                                                 \
-            fast_mul1(c, i->aux, lg, s);                                                 \
+        if (i->aux < 2 && host_mul_model != MODEL_HOST)                                  \
+            fast_mul1(c, host_mul_model, i->aux, lg, s);                                 \
         else if (i->aux < 2)                                                             \
             host_mul1(c, i->aux, lg, s);                                                 \
         else                                                                             \
@@ -358,8 +401,8 @@ static NOINLINE uint64_t host_imul2(struct cpu *c, unsigned lg, uint64_t v, uint
 static inline void imul_to(struct cpu *c, const struct insn *i, unsigned lg, uint64_t a,
                            uint64_t b)
 {
-    if (likely(host_mul_cfof))
-        setr(c, i->reg, fast_imul2(c, lg, a, b), lg);
+    if (likely(host_mul_model != MODEL_HOST))
+        setr(c, i->reg, fast_imul2(c, host_mul_model, lg, a, b), lg);
     else
         c->r[i->reg] = host_imul2(c, lg, (c->r[i->reg] & ~sz_mask(lg)) | (a & sz_mask(lg)), b);
 }
@@ -402,50 +445,63 @@ static bool same(const struct cpu *h, const struct cpu *f, uint64_t hv, uint64_t
     return hv == fv && (cc_flags(h) & F_ARITH) == (cc_flags(f) & F_ARITH);
 }
 
-__attribute__((constructor)) static void probe_host(void)
+/* Does 'model' give the host's values and flags on every probed case? */
+static bool model_matches(enum host_model model, bool rotates)
 {
     /* only the flag and register fields are touched (the rest stays in
      * untouched zero pages) */
     static struct cpu h, f;
     static const uint64_t vals[] = {0, 1, 0x7f, 0x80, 0xff, 0x8000, 0x7fffffff, 0x80000000,
                                     0xfedcba9876543210ull, 0x0123456789abcdefull, ~0ull,
-                                    0x8000000000000000ull};
-    static const uint8_t counts[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63};
-    static const uint32_t fin[] = {0, F_ARITH};
-    bool rot = true, mul = true;
+                                    0x8000000000000000ull, 0x4000000000000000ull, 0x40,
+                                    0x4000, 0x40000000};
+    /* none masked to 0 (the handlers never take the fast path there) */
+    static const uint8_t counts[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 24, 34, 5, 62};
+    static const uint32_t fin[] = {0, F_ARITH, F_ZF | F_AF, F_SF | F_PF | F_CF};
     unsigned nv = sizeof(vals) / sizeof(vals[0]);
-    for (unsigned k = 0; k < 2; k++)
+    for (unsigned k = 0; k < sizeof(fin) / sizeof(fin[0]); k++)
         for (unsigned lg = 0; lg < 4; lg++)
             for (unsigned x = 0; x < nv; x++)
                 for (unsigned y = 0; y < nv; y++) {
                     uint64_t a = vals[x], b = vals[y] ^ (uint64_t)x << 9;
-                    uint8_t cnt = counts[y % sizeof(counts)];
-                    for (unsigned op = 0; op < 2; op++) {
+                    uint8_t cnt = counts[(x + y) % sizeof(counts)];
+                    for (unsigned op = 0; rotates && op < 2; op++) {
                         cc_set_eager(&h, fin[k]);
                         cc_set_eager(&f, fin[k]);
                         uint64_t hv = host_shift(&h, op, lg, a, cnt) & sz_mask(lg);
-                        uint64_t fv = fast_rot(&f, op, lg, a, cnt);
+                        uint64_t fv = fast_rot(&f, model, op, lg, a, cnt);
                         if (!same(&h, &f, hv, fv))
-                            rot = false;
+                            return false;
                     }
-                    for (unsigned sign = 0; sign < 2; sign++) {
+                    for (unsigned sign = 0; !rotates && sign < 2; sign++) {
                         cc_set_eager(&h, fin[k]);
                         cc_set_eager(&f, fin[k]);
                         h.r[0] = f.r[0] = a;
                         h.r[2] = f.r[2] = b;
                         host_mul1(&h, sign, lg, b);
-                        fast_mul1(&f, sign, lg, b);
+                        fast_mul1(&f, model, sign, lg, b);
                         if (!same(&h, &f, h.r[0], f.r[0]) || h.r[2] != f.r[2])
-                            mul = false;
+                            return false;
                     }
-                    if (lg) {
+                    if (!rotates && lg) {
                         cc_set_eager(&h, fin[k]);
                         cc_set_eager(&f, fin[k]);
                         uint64_t hv = host_imul2(&h, lg, a, b) & sz_mask(lg);
-                        if (!same(&h, &f, hv, fast_imul2(&f, lg, a, b)))
-                            mul = false;
+                        if (!same(&h, &f, hv, fast_imul2(&f, model, lg, a, b)))
+                            return false;
                     }
                 }
-    host_rot_cfof = rot;
-    host_mul_cfof = mul;
+    return true;
+}
+
+__attribute__((constructor)) static void probe_host(void)
+{
+    static const enum host_model candidates[] = {MODEL_AMD, MODEL_INTEL};
+    host_rot_model = host_mul_model = MODEL_HOST;
+    for (unsigned k = 0; k < 2; k++) {
+        if (host_rot_model == MODEL_HOST && model_matches(candidates[k], true))
+            host_rot_model = candidates[k];
+        if (host_mul_model == MODEL_HOST && model_matches(candidates[k], false))
+            host_mul_model = candidates[k];
+    }
 }

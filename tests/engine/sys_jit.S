@@ -4,8 +4,11 @@
  * before it done, the ones after not), TLB misses inside a run, byte and
  * word registers (AH..BH), flags handed from host code to interpreted
  * instructions (ADC, SETcc, PUSHF), PUSH/POP of RSP, an FS-based load,
- * and a store into the same run two instructions ahead (self-modifying
- * code). The test runs with the translator off and on (tests/run.py). */
+ * a store into the same run two instructions ahead (self-modifying
+ * code), and shifts, rotates and IMUL by immediates in host code: their
+ * defined flags as interpreted SETcc/PUSHF/ADC see them, and a rotate
+ * keeping the other flags of the lazy, rotated or eager state before it.
+ * The test runs with the translator off and on (tests/run.py). */
 #include "guest.inc"
     .code64
     .globl _start
@@ -121,6 +124,100 @@ _start:
 7:  mov $1, %eax
     cmp $9, %eax
     CHECK_EQ 60
+    /* 8: shifts by immediates */
+    mov $0x0fffffff, %eax
+    shl $4, %eax                  /* 0xfffffff0, CF = bit 28 = 0 */
+    setc %cl
+    mov $0x80, %dl
+    sar $3, %dl                   /* 0xf0, CF = 0, SF = 1 */
+    sets %ch
+    mov $0x8001, %si
+    shr $1, %si                   /* 0x4000, CF = 1, OF = old MSB = 1 */
+    pushf
+    pop %rbx
+    and $0x801, %ebx
+    cmp $0x801, %ebx
+    CHECK_EQ 70
+    cmp $0xfffffff0, %eax
+    CHECK_EQ 71
+    cmp $0xf0, %dl
+    CHECK_EQ 72
+    cmp $0x0100, %cx
+    CHECK_EQ 73
+    cmp $0x4000, %si
+    CHECK_EQ 74
+    mov $0x123456789abcdef0, %rax
+    shr $60, %rax
+    mov $-64, %rdx
+    sar $62, %rdx
+    cmp $1, %rax
+    CHECK_EQ 75
+    cmp $-1, %rdx
+    CHECK_EQ 76
+    /* 9: rotates keep the flags before them (lazy, rotated, eager) */
+    mov $0x8000000000000000, %rbx
+    xor %ecx, %ecx
+    cmp %rcx, %rcx                /* ZF = 1 (lazy) */
+    rol $1, %rbx                  /* 1, CF = 1, OF = 0 ^ 1 */
+    setz %al
+    seto %ah
+    rol $3, %rbx                  /* 8: ZF still 1 (rotated state) */
+    setz %cl
+    setc %ch                      /* CF = bit 0 = 0 */
+    cmp $0x0101, %ax
+    CHECK_EQ 80
+    cmp $0x0001, %cx
+    CHECK_EQ 81
+    cmp $8, %rbx
+    CHECK_EQ 82
+    mov $0x1122334455667788, %rax
+    ror $8, %rax
+    setc %cl                      /* CF = MSB of the result = 1 */
+    mov $0x81, %dl
+    ror $4, %dl                   /* 0x18 */
+    mov $0x1234, %si
+    rol $4, %si                   /* 0x2341 */
+    mov $0x8811223344556677, %rbx
+    cmp %rbx, %rax
+    CHECK_EQ 83
+    cmp $1, %cl
+    CHECK_EQ 84
+    cmp $0x18, %dl
+    CHECK_EQ 85
+    cmp $0x2341, %si
+    CHECK_EQ 86
+    /* 10: IMUL r, r(, imm): CF = OF = overflow; then a rotate on that (eager) state */
+    mov $0x5555555555555556, %rbx
+    imul $3, %rbx, %rcx           /* 0x1_0000000000000002: overflows */
+    seto %al
+    setc %ah
+    mov $7, %edx
+    mov $-6, %esi
+    imul %esi, %edx               /* -42, fits */
+    setc %dh
+    mov $0x4000000000000000, %r8
+    imul $3, %rbx, %rcx
+    rol $1, %r8                   /* CF = 0, OF = 1 */
+    pushf
+    pop %r9
+    and $0x801, %r9d
+    cmp $0x800, %r9d
+    CHECK_EQ 90
+    cmp $0x0101, %ax
+    CHECK_EQ 91
+    cmp $2, %rcx
+    CHECK_EQ 92
+    cmp $-42 & 0xff, %dl
+    CHECK_EQ 93
+    cmp $0, %dh
+    CHECK_EQ 94
+    mov $300, %bx
+    imul $300, %bx, %ax           /* 90000 = 0x15f90 */
+    setc %cl
+    cmp $0x5f90, %ax
+    CHECK_EQ 95
+    cmp $1, %cl
+    CHECK_EQ 96
     PASS
 
 pf_handler:

@@ -245,10 +245,10 @@ static void test_hlt_and_interrupts(void **state)
 }
 
 /* EMBER_JIT=on: tests/run.py runs this binary with the translator too */
-static bool jit_requested(void)
+static bool jit_requested(void) /* as the engine decides: on unless EMBER_JIT=off|0 */
 {
     const char *v = getenv("EMBER_JIT");
-    return v && (!strcmp(v, "on") || !strcmp(v, "1"));
+    return !(v && (!strcmp(v, "off") || !strcmp(v, "0")));
 }
 
 static void test_self_modifying_code(void **state)
@@ -289,6 +289,56 @@ static void test_translated_runs(void **state)
         assert_true(st.jit_insns > 50);
     else
         assert_int_equal(st.jit_insns, 0);
+    h_free(&g.h);
+}
+
+/* Signals vector 0x40 once the guest says it spins (sys_chain part 5). */
+static void *signal_when_spinning(void *arg)
+{
+    struct sysguest *g = arg;
+    while (!__atomic_load_n((uint32_t *)(g->h.ram + RES_VAL + 8), __ATOMIC_ACQUIRE))
+        usleep(100);
+    usleep(1000);
+    __atomic_store_n(&g->pending, 0x40, __ATOMIC_RELEASE);
+    cpu_signal(g->h.cpu, CPU_EVENT_INTERRUPT);
+    return NULL;
+}
+
+/* sys_chain: chained loops, a linked block changed by a store or by a
+ * remap, and an interrupt signalled while a chained loop runs (after an
+ * instruction limit stopped the guest inside it). */
+static void test_chained_blocks(void **state)
+{
+    (void)state;
+    static struct sysguest g;
+    guest_setup(&g, "sys_chain");
+    struct cpu_exit ex;
+    struct cpu_stats st;
+    /* run into the interrupt loop (part 4: 3 instructions per round) */
+    cpu_set_insn_limit(g.h.cpu, 1000000);
+    int reason = cpu_run(g.h.cpu, &ex);
+    if (reason != CPU_EXIT_INTERRUPTED)
+        expect_pass(&g, reason, &ex); /* shows the failing check */
+    assert_int_equal(reason, CPU_EXIT_INTERRUPTED);
+    cpu_get_stats(g.h.cpu, &st);
+    assert_true(st.insns >= 1000000 && st.insns < 1000000 + 64);
+    assert_int_equal(rd32(&g, RESULT), 0);
+    g.pending = 0x40;
+    cpu_signal(g.h.cpu, CPU_EVENT_INTERRUPT);
+    pthread_t t;
+    pthread_create(&t, NULL, signal_when_spinning, &g);
+    /* part 5 spins until the thread's interrupt: resume after each limit
+     * (50 M instructions), up to 200 times */
+    for (unsigned k = 0; k < 200 && (reason = run(&g, &ex)) == CPU_EXIT_INTERRUPTED; k++)
+        ;
+    pthread_join(t, NULL);
+    expect_pass(&g, reason, &ex);
+    cpu_get_stats(g.h.cpu, &st);
+    assert_int_equal(st.interrupts, 2);
+    assert_true(st.blocks_invalidated >= 1);
+    assert_true(st.chained > 1000000);
+    if (jit_requested())
+        assert_true(st.jit_insns > 20);
     h_free(&g.h);
 }
 
@@ -414,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_hlt_and_interrupts),
         cmocka_unit_test(test_self_modifying_code),
         cmocka_unit_test(test_translated_runs),
+        cmocka_unit_test(test_chained_blocks),
         cmocka_unit_test(test_ud_and_exception_rip),
         cmocka_unit_test(test_descriptors_msrs_io),
         cmocka_unit_test(test_fpu_system_rules),

@@ -1,0 +1,114 @@
+/* Leaving a translated block for the next one in host code (jit.c emits
+ * it at block ends): the checks chain_next_slot() makes in the
+ * interpreter, with the same slots, so that the interpreter and host code
+ * link and follow each other's chains. */
+#include <stddef.h>
+
+#include "cpu/internal.h"
+#include "cpu/jit_internal.h"
+
+/* Called from host code when the slot did not hold the block, or with
+ * none (a target in another page), after the retire and the event and
+ * limit checks: the jump cache, as
+ * chain_next_slot() looks there, linking the slot on a hit; on a miss the
+ * run loop finds the block and links it. */
+static struct block *jit_chain_slow(struct cpu *c, struct block **slot)
+{
+    uint64_t t = c->rip;
+    struct tlbe *e = tlb_entry(c, t);
+    struct block *n = c->jc[jc_index(t)];
+    if (e->tag_x != (t & ~TLBF_MASK) || !n || n->va != t || n->hptr != t + e->addend ||
+        !n->valid) {
+        c->link_slot = slot;
+        return NULL;
+    }
+    if (slot)
+        *slot = n;
+    c->stats.chained++;
+    c->cur_block = n;
+    c->blk_va = t;
+    c->blk_first = n->insns;
+    c->rflags &= ~(uint64_t)F_RF;
+    return n;
+}
+
+/* Enter the block in 'slot' (rax = its address) if it is the valid one;
+ * else go on below with rsi = slot. */
+static void emit_follow_slot(struct emit *e, struct block **slot)
+{
+    mov_imm(e, RCX, (uint64_t)(uintptr_t)slot);
+    op_rm(e, 3, 0x8b, RDX, RCX, 0);
+    op_rr(e, 3, 0x85, RDX, RDX);
+    uint8_t *empty = jcc32(e, 0x4);
+    op_rm(e, 3, 0x39, RAX, RDX, (int32_t)offsetof(struct block, va));
+    uint8_t *other = jcc32(e, 0x5);
+    op_rm(e, 0, 0x80, 7, RDX, (int32_t)offsetof(struct block, valid));
+    e8(e, 0);
+    uint8_t *stale = jcc32(e, 0x4);
+    op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.chained));
+    e8(e, 1);
+    op_rm(e, 3, 0x89, RDX, RDI, CPU_OFF(cur_block));
+    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(blk_va));
+    op_rm(e, 3, 0x8d, RSI, RDX, (int32_t)offsetof(struct block, insns));
+    op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(blk_first));
+    op_rm(e, 3, 0x81, 4, RDI, CPU_OFF(rflags)); /* the instruction completed: RF = 0 */
+    e32(e, ~(uint32_t)F_RF);
+    e8(e, 0xff); /* jmp [rsi] */
+    e8(e, 0x26);
+    patch32(empty, e->p);
+    patch32(other, e->p);
+    patch32(stale, e->p);
+    op_rr(e, 3, 0x89, RCX, RSI);
+}
+
+/* A direct transfer to 't' by record 'idx' of block 'b', through the chain
+ * slot 'slot' (b->chain[] or a Jcc record's link; NULL: 't' is in another
+ * page, the jump cache only): retire the instruction
+ * as retire_to() does, then, when no event is pending, the instruction
+ * limit is not reached and the slot holds the valid block for 't', enter
+ * that block's first record as chain_next_slot() does. A slot without
+ * it: the jump cache (jit_chain_slow). Otherwise return to the run loop
+ * (cpu_run called the first handler; every handler and run since
+ * jumped), which takes events and links the slot it is left. */
+void emit_chain(struct emit *e, unsigned idx, uint64_t t, struct block **slot)
+{
+    mov_imm(e, RAX, t);
+    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(rip));
+    op_rm(e, 3, 0x81, 0, RDI, CPU_OFF(icount));
+    e32(e, idx + 1);
+    /* chain_ok(): an event stops chaining unless it is only an
+     * interrupt while IF = 0 */
+    op_rm(e, 2, 0x8b, RCX, RDI, CPU_OFF(events));
+    op_rr(e, 2, 0x85, RCX, RCX);
+    uint8_t *quiet = jcc32(e, 0x4);
+    op_rr(e, 2, 0xf7, 0, RCX); /* test ecx, ~INTERRUPT */
+    e32(e, ~(uint32_t)CPU_EVENT_INTERRUPT);
+    uint8_t *busy = jcc32(e, 0x5);
+    op_rm(e, 3, 0xf7, 0, RDI, CPU_OFF(rflags)); /* test qword [rflags], IF */
+    e32(e, F_IF);
+    uint8_t *busy_if = jcc32(e, 0x5);
+    patch32(quiet, e->p);
+    op_rm(e, 3, 0x8b, RCX, RDI, CPU_OFF(icount));
+    op_rm(e, 3, 0x3b, RCX, RDI, CPU_OFF(limit_at));
+    uint8_t *limit = jcc32(e, 0x3); /* jae */
+    if (slot)
+        emit_follow_slot(e, slot);
+    else
+        op_rr(e, 2, 0x31, RSI, RSI); /* no slot: the jump cache */
+    e8(e, 0x57); /* push rdi: saved, and the stack aligned for the call */
+    mov_imm(e, RAX, (uint64_t)(uintptr_t)jit_chain_slow);
+    e8(e, 0xff); /* call rax */
+    e8(e, 0xd0);
+    e8(e, 0x5f); /* pop rdi */
+    op_rr(e, 3, 0x85, RAX, RAX);
+    uint8_t *none = jcc32(e, 0x4);
+    op_rm(e, 3, 0x8d, RSI, RAX, (int32_t)offsetof(struct block, insns));
+    e8(e, 0xff); /* jmp [rsi] */
+    e8(e, 0x26);
+    patch32(none, e->p);
+    patch32(busy, e->p);
+    patch32(busy_if, e->p);
+    patch32(limit, e->p);
+    e8(e, 0xc3); /* ret: to the run loop */
+}
+
