@@ -197,37 +197,32 @@ tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----
 # The target and the sources it exercises are built together by clang.
+FUZZ_CC = clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+	-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
+# $(call fuzz_target,NAME,SOURCES,LIBRARIES): build/fuzz/fuzz_NAME from
+# tests/fuzz/fuzz_NAME.c and the sources it exercises.
+define fuzz_target
+$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(2)
+	@mkdir -p $$(dir $$@)
+	$$(call say,FUZZ,$$@)
+	$$(Q)$$(FUZZ_CC) -o $$@ $$^ $(3)
+endef
 FUZZ_VSOCK_SRCS := src/virtio/vsock.c src/virtio/vsock_conn.c src/virtio/backends/vsock_uds.c \
 	src/virtio/virtio.c src/virtio/virtq.c src/mem/guest_mem.c src/snapshot/record.c \
 	$(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_vsock: tests/fuzz/fuzz_vsock.c $(FUZZ_VSOCK_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-lpthread
+$(eval $(call fuzz_target,vsock,$(FUZZ_VSOCK_SRCS),-ljson-c -lseccomp -lpthread))
 
 # The snapshot loader: container, records, machine configuration.
 FUZZ_SNAPSHOT_SRCS := $(wildcard src/snapshot/*.c) $(wildcard src/config/*.c) $(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_snapshot: tests/fuzz/fuzz_snapshot.c $(FUZZ_SNAPSHOT_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ \
-		-ljson-c -lz -lseccomp -lpthread
+$(eval $(call fuzz_target,snapshot,$(FUZZ_SNAPSHOT_SRCS),-ljson-c -lz -lseccomp -lpthread))
 
 # virtio-balloon: page numbers, reported ranges and statistics from a guest.
 FUZZ_BALLOON_SRCS := src/virtio/balloon.c src/virtio/virtio.c src/virtio/virtq.c \
 	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_balloon: tests/fuzz/fuzz_balloon.c $(FUZZ_BALLOON_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-lpthread
+$(eval $(call fuzz_target,balloon,$(FUZZ_BALLOON_SRCS),-ljson-c -lseccomp -lpthread))
 
 # The control API's request bodies (and a config file's items): the resource
 # model's setters, the balloon, snapshot and rate-limiter parsers.
@@ -237,67 +232,37 @@ FUZZ_API_JSON_SRCS := src/api/resources.c src/api/resources_json.c src/api/pmem.
 	src/arch/x86_64/cpu_template.c src/arch/x86_64/cpuid.c $(wildcard src/config/*.c) \
 	$(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_api_json: tests/fuzz/fuzz_api_json.c $(FUZZ_API_JSON_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-lhttp_parser -lpthread
+$(eval $(call fuzz_target,api_json,$(FUZZ_API_JSON_SRCS),-ljson-c -lseccomp -lhttp_parser -lpthread))
 
 # A GDB client: the packet receiver and the stub's protocol handlers.
 FUZZ_GDB_SRCS := $(wildcard src/debug/*.c) src/arch/x86_64/gdb_regs.c $(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_gdb_packet: tests/fuzz/fuzz_gdb_packet.c $(FUZZ_GDB_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-lpthread
+$(eval $(call fuzz_target,gdb_packet,$(FUZZ_GDB_SRCS),-ljson-c -lseccomp -lpthread))
 
 # Custom CPU templates: the /cpu-config body, its strings, the application.
 FUZZ_CPU_CONFIG_SRCS := src/arch/x86_64/cpu_template.c src/arch/x86_64/cpuid.c \
 	$(wildcard src/config/*.c) $(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_cpu_config: tests/fuzz/fuzz_cpu_config.c $(FUZZ_CPU_CONFIG_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-lpthread
+$(eval $(call fuzz_target,cpu_config,$(FUZZ_CPU_CONFIG_SRCS),-ljson-c -lseccomp -lpthread))
 
 # The metadata service: a guest's HTTP on one connection, and its frames.
 FUZZ_MMDS_SRCS := src/api/http_server.c src/api/mmds_http.c src/api/mmds_store.c \
 	src/virtio/backends/mmds_frames.c $(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_mmds: tests/fuzz/fuzz_mmds.c $(FUZZ_MMDS_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-lhttp_parser -lpthread
+$(eval $(call fuzz_target,mmds,$(FUZZ_MMDS_SRCS),-ljson-c -lseccomp -lhttp_parser -lpthread))
 
 # virtio-fs: FUSE requests from a guest against a temporary directory.
 FUZZ_VIRTIOFS_SRCS := $(wildcard src/virtio/backends/fs_*.c) src/snapshot/record.c \
 	$(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_virtiofs: tests/fuzz/fuzz_virtiofs.c $(FUZZ_VIRTIOFS_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-lpthread
+$(eval $(call fuzz_target,virtiofs,$(FUZZ_VIRTIOFS_SRCS),-ljson-c -lseccomp -lpthread))
 
 # virtio-blk on an image file: descriptor tables, request headers, sectors.
 FUZZ_VIRTIO_BLK_SRCS := src/virtio/blk.c src/virtio/backends/blockfile.c src/virtio/virtio.c \
 	src/virtio/virtq.c src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) \
 	$(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_virtio_blk: tests/fuzz/fuzz_virtio_blk.c $(FUZZ_VIRTIO_BLK_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-luring -lpthread
+$(eval $(call fuzz_target,virtio_blk,$(FUZZ_VIRTIO_BLK_SRCS),-ljson-c -lseccomp -luring -lpthread))
 
 # virtio-net on an in-memory backend: transmit chains, receive buffers of
 # any layout, frames up to 64 KiB, the metadata service's diversion.
@@ -305,12 +270,7 @@ FUZZ_VIRTIO_NET_SRCS := src/virtio/net.c src/virtio/backends/mmds_frames.c src/v
 	src/virtio/virtq.c src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) \
 	$(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_virtio_net: tests/fuzz/fuzz_virtio_net.c $(FUZZ_VIRTIO_NET_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-lpthread
+$(eval $(call fuzz_target,virtio_net,$(FUZZ_VIRTIO_NET_SRCS),-ljson-c -lseccomp -lpthread))
 
 # The PCI bus, MSI-X and both virtio transports as a guest drives them, with
 # rng, console and blk (on an image file) behind them.
@@ -319,12 +279,7 @@ FUZZ_VIRTIO_PCI_SRCS := src/virtio/transport_pci.c src/virtio/transport_mmio.c \
 	src/virtio/blk.c src/virtio/backends/blockfile.c src/virtio/virtio.c src/virtio/virtq.c \
 	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_virtio_pci: tests/fuzz/fuzz_virtio_pci.c $(FUZZ_VIRTIO_PCI_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-luring -lpthread
+$(eval $(call fuzz_target,virtio_pci,$(FUZZ_VIRTIO_PCI_SRCS),-ljson-c -lseccomp -luring -lpthread))
 
 # The kernel loaders: bzImage, ELF/PVH, initrd placement and the command
 # line, on arbitrary files into guest memories of a few sizes.
@@ -332,12 +287,7 @@ FUZZ_LOADER_SRCS := src/arch/x86_64/boot.c src/arch/x86_64/bzimage.c \
 	src/arch/x86_64/elf_kernel.c src/arch/x86_64/cpu_boot.c src/arch/x86_64/e820.c \
 	src/mem/guest_mem.c $(wildcard src/util/*.c)
 
-$(BUILD)/fuzz/fuzz_loader: tests/fuzz/fuzz_loader.c $(FUZZ_LOADER_SRCS)
-	@mkdir -p $(dir $@)
-	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -ljson-c -lseccomp \
-		-lpthread
+$(eval $(call fuzz_target,loader,$(FUZZ_LOADER_SRCS),-ljson-c -lseccomp -lpthread))
 
 # The config file and the API's route layer: src/api/ built by clang with
 # the fuzzer's instrumentation, linked with the release build's archives of
@@ -349,9 +299,7 @@ $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route: $(BUILD)/fuzz/%: te
 		$(FUZZ_API_SRCS) $(FUZZ_BELOW_API)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
-	$(Q)clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-		-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) \
-		$(filter %.a,$^) $(LDLIBS)
+	$(Q)$(FUZZ_CC) -o $@ $(filter %.c,$^) $(filter %.a,$^) $(LDLIBS)
 
 FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route $(BUILD)/fuzz/fuzz_virtio_blk $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_snapshot $(BUILD)/fuzz/fuzz_balloon \
 	$(BUILD)/fuzz/fuzz_api_json $(BUILD)/fuzz/fuzz_virtiofs \

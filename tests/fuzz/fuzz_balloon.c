@@ -16,18 +16,7 @@
 #define STEP (2 + 16 * QSIZE + 256)
 
 /* The board side is not under test (the target links the device alone). */
-void *virtio_find(const struct board *b, const struct virtio_device_ops *ops, unsigned n);
-int virtio_attach(struct board *b, struct virtio_dev *vdev, const char *metrics);
-void *virtio_find(const struct board *b, const struct virtio_device_ops *ops, unsigned n)
-{
-    (void)b, (void)ops, (void)n;
-    return NULL;
-}
-int virtio_attach(struct board *b, struct virtio_dev *vdev, const char *metrics)
-{
-    (void)b, (void)vdev, (void)metrics;
-    abort();
-}
+#include "board_stubs.h"
 
 static void t_queue(struct virtio_dev *v, unsigned q) { (void)v, (void)q; }
 static void t_config(struct virtio_dev *v) { (void)v; }

@@ -34,19 +34,8 @@
 #define MMDS_IP 0xfea9fea9u /* 169.254.169.254 in network byte order */
 
 /* The board side and the real backends are not under test. */
-void *virtio_find(const struct board *b, const struct virtio_device_ops *ops, unsigned n);
-int virtio_attach(struct board *b, struct virtio_dev *vdev, const char *metrics);
+#include "board_stubs.h"
 void net_backend_destroy(struct net_backend *be);
-void *virtio_find(const struct board *b, const struct virtio_device_ops *ops, unsigned n)
-{
-    (void)b, (void)ops, (void)n;
-    return NULL;
-}
-int virtio_attach(struct board *b, struct virtio_dev *vdev, const char *metrics)
-{
-    (void)b, (void)vdev, (void)metrics;
-    abort();
-}
 void net_backend_destroy(struct net_backend *be)
 {
     (void)be; /* the fuzzer's backends are static */

@@ -40,18 +40,7 @@
 #define BAR_BASE 0xc1000000ull /* slot n's BAR at BAR_BASE + n * 64 KiB */
 
 /* The board side is not under test (the target links the devices alone). */
-void *virtio_find(const struct board *b, const struct virtio_device_ops *ops, unsigned n);
-int virtio_attach(struct board *b, struct virtio_dev *vdev, const char *metrics);
-void *virtio_find(const struct board *b, const struct virtio_device_ops *ops, unsigned n)
-{
-    (void)b, (void)ops, (void)n;
-    return NULL;
-}
-int virtio_attach(struct board *b, struct virtio_dev *vdev, const char *metrics)
-{
-    (void)b, (void)vdev, (void)metrics;
-    abort();
-}
+#include "board_stubs.h"
 struct irq_line board_irq(const struct board *b, uint32_t gsi)
 {
     (void)b, (void)gsi;
