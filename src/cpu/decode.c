@@ -479,7 +479,7 @@ opcode:;
          * would have is longer than 15 bytes (measured: maps 8, 9, 0Ah
          * with imm8, none, imm32) */
         unsigned m = b[p] & 0x1f, q = p + 2;
-        if (m > 10 || q + 2 > max)
+        if (m > 10 || q + 2 > max || d->rex) /* measured: REX before it, #UD first */
             return DEC_UD;
         uint8_t modrm = b[q + 1];
         unsigned mod = modrm >> 6, rm = modrm & 7, n = q + 2;

@@ -781,6 +781,9 @@ bool host_rot_flags_modelled(void);
  * operands alone (CF = OF = overflow, SF/PF of the result, ZF = AF = 0),
  * as the C fast path does. */
 bool host_imul_flags_from_result(void);
+/* IMUL: the host instruction's CF/OF are the fast path's and it leaves the
+ * other four as they were (AMD), so CF/OF are merged as after a rotate. */
+bool host_imul_keeps_other_flags(void);
 
 /* --- fused compare-and-branch (fuse.c) ----------------------------------------- */
 void fuse_block(struct insn *recs, unsigned n);

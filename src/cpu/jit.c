@@ -105,7 +105,8 @@ static void forms_init(void)
     }
     for (unsigned lg = 0; lg < 4; lg++)
         form_add1(h_shift[0][lg], (struct jform){.kind = K_SHIFT_RI, .lg = (uint8_t)lg});
-    for (unsigned lg = 1; lg < 4 && host_imul_flags_from_result(); lg++) {
+    bool imul = host_imul_flags_from_result() || host_imul_keeps_other_flags();
+    for (unsigned lg = 1; lg < 4 && imul; lg++) {
         form_add1(h_imul[0][lg], (struct jform){.kind = K_IMUL_RR, .lg = (uint8_t)lg});
         form_add1(h_imul[2][lg], (struct jform){.kind = K_IMUL_RI, .lg = (uint8_t)lg});
     }
@@ -292,8 +293,9 @@ static void emit_store(struct emit *e, unsigned h, unsigned lg)
 
 /* ADD/OR/AND/SUB/XOR/CMP (op as in the opcode map; 4 for TEST) on
  * a = rax, b = rcx (zero-extended): the result, lazy flags as alu_op()
- * leaves them, and the destination unless 'dest' < 0. */
-static void emit_alu(struct emit *e, unsigned op, unsigned lg, int dest)
+ * leaves them unless the block overwrites them unread ('dead',
+ * flags_dead_after), and the destination unless 'dest' < 0. */
+static void emit_alu(struct emit *e, unsigned op, unsigned lg, int dest, bool dead)
 {
     static const unsigned opc[8] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31, 0x29};
     bool arith = op == 0 || op == 5 || op == 7;
@@ -307,6 +309,8 @@ static void emit_alu(struct emit *e, unsigned op, unsigned lg, int dest)
         op_rr(e, 2, 0x0fb6, RDX, RDX);
     if (dest >= 0)
         wr_greg(e, (unsigned)dest, RDX, lg);
+    if (dead)
+        return;
     unsigned kind = op == 0 ? CC_ADD : arith ? CC_SUB : CC_LOGIC;
     op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
     e32(e, kind << 2 | lg);
@@ -364,7 +368,7 @@ static void emit_set_cfof(struct emit *e)
 /* SHL/SHR/SAR/ROL/ROR of a register by an immediate (shift_translatable):
  * the result computed at the operand's size on a zero-extended copy, so it
  * stays zero-extended; flags as fast_shift leaves them. */
-static void emit_shift(struct emit *e, const struct insn *rec, unsigned lg)
+static void emit_shift(struct emit *e, const struct insn *rec, unsigned lg, bool dead)
 {
     static const uint8_t ext[8] = {0, 1, 2, 3, 4, 5, 4, 7};
     unsigned op = rec->aux & 7, cnt = (unsigned)rec->imm & (lg == 3 ? 63 : 31);
@@ -372,9 +376,11 @@ static void emit_shift(struct emit *e, const struct insn *rec, unsigned lg)
     op_rr(e, 3, 0x89, RAX, RDX);
     op_rr(e, lg, lg == 0 ? 0xc0 : 0xc1, ext[op], RDX);
     e8(e, cnt);
-    if (op < 2)
+    if (op < 2 && !dead)
         emit_host_cfof(e);
     wr_greg(e, rec->reg, RDX, lg);
+    if (dead)
+        return;
     if (op < 2) {
         emit_set_cfof(e);
         return;
@@ -388,9 +394,10 @@ static void emit_shift(struct emit *e, const struct insn *rec, unsigned lg)
     e32(e, cnt);
 }
 
-/* IMUL r, r / r, r, imm (host_imul_flags_from_result): the host's flags
- * are the guest's, stored eagerly. */
-static void emit_imul(struct emit *e, const struct insn *rec, unsigned lg, bool imm)
+/* IMUL r, r / r, r, imm: with host_imul_flags_from_result the host's
+ * flags are the guest's, stored eagerly; with host_imul_keeps_other_flags
+ * its CF/OF are merged into the guest's, as a rotate's. */
+static void emit_imul(struct emit *e, const struct insn *rec, unsigned lg, bool imm, bool dead)
 {
     if (imm) {
         rd_greg(e, RAX, rec->base, lg);
@@ -400,6 +407,14 @@ static void emit_imul(struct emit *e, const struct insn *rec, unsigned lg, bool 
         rd_greg(e, RCX, rec->base, lg);
     }
     op_rr(e, lg, 0x0faf, RAX, RCX);
+    if (dead || !host_imul_flags_from_result()) {
+        if (!dead)
+            emit_host_cfof(e);
+        wr_greg(e, rec->reg, RAX, lg);
+        if (!dead)
+            emit_set_cfof(e);
+        return;
+    }
     e8(e, 0x9c); /* pushfq; pop rdx */
     e8(e, 0x5a);
     alu_ri(e, 2, 4, RDX, F_ARITH);
@@ -447,7 +462,7 @@ static void emit_mem_load(struct emit *e, const struct insn *rec, unsigned h, un
 
 /* Host code for one record; *miss gets the jump to the miss stub, if any. */
 static void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
-                      uint8_t **miss)
+                      bool dead, uint8_t **miss)
 {
     unsigned lg = f->lg;
     switch (f->kind) {
@@ -477,18 +492,20 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
     case K_TEST_RR:
         rd_greg(e, RAX, rec->reg, lg);
         rd_greg(e, RCX, rec->base, lg);
-        emit_alu(e, f->op, lg, f->op == 7 || f->kind == K_TEST_RR ? -1 : rec->reg);
+        emit_alu(e, f->op, lg, f->op == 7 || f->kind == K_TEST_RR ? -1 : rec->reg,
+                 dead);
         break;
     case K_ALU_RI:
     case K_TEST_RI:
         rd_greg(e, RAX, rec->reg, lg);
         mov_imm(e, RCX, rec->imm);
-        emit_alu(e, f->op, lg, f->op == 7 || f->kind == K_TEST_RI ? -1 : rec->reg);
+        emit_alu(e, f->op, lg, f->op == 7 || f->kind == K_TEST_RI ? -1 : rec->reg,
+                 dead);
         break;
     case K_ALU_RM:
         emit_mem_load(e, rec, RCX, lg, miss);
         rd_greg(e, RAX, rec->reg, lg);
-        emit_alu(e, f->op, lg, f->op == 7 ? -1 : rec->reg);
+        emit_alu(e, f->op, lg, f->op == 7 ? -1 : rec->reg, dead);
         break;
     case K_CMP_MR:
     case K_TEST_MR:
@@ -499,7 +516,7 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
             rd_greg(e, RCX, rec->reg, lg);
         else
             mov_imm(e, RCX, rec->imm);
-        emit_alu(e, f->op, lg, -1);
+        emit_alu(e, f->op, lg, -1, dead);
         break;
     case K_LEA:
         emit_ea(e, rec);
@@ -524,14 +541,62 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
         wr_greg(e, rec->reg, RCX, lg);
         break;
     case K_SHIFT_RI:
-        emit_shift(e, rec, lg);
+        emit_shift(e, rec, lg, dead);
         break;
     case K_IMUL_RR:
     case K_IMUL_RI:
-        emit_imul(e, rec, lg, f->kind == K_IMUL_RI);
+        emit_imul(e, rec, lg, f->kind == K_IMUL_RI, dead);
         break;
     default:
         break;
+    }
+}
+
+/* How a record treats the guest's flags, for flags_dead_after. */
+enum flag_use { FLAGS_READ, FLAGS_KILL, FLAGS_PASS };
+
+/* KILL: writes every arithmetic flag and cannot fault first; PASS: reads
+ * none and cannot fault (a rotate merges its CF/OF into the flags before
+ * it, which are as dead as its own); READ: anything else, including every
+ * memory access (a fault must see the flags exact) and every record the
+ * interpreter runs. */
+static enum flag_use flag_use(const struct insn *rec)
+{
+    unsigned cond;
+    const struct jform *f = form_of(rec);
+    if (!f) {
+        f = fused_form(rec, &cond);
+        bool reg = f && (f->kind == K_ALU_RR || f->kind == K_ALU_RI || f->kind == K_TEST_RR ||
+                         f->kind == K_TEST_RI);
+        return reg ? FLAGS_KILL : FLAGS_READ;
+    }
+    switch (f->kind) {
+    case K_ALU_RR: case K_ALU_RI: case K_TEST_RR: case K_TEST_RI:
+        return FLAGS_KILL;
+    case K_IMUL_RR: case K_IMUL_RI:
+        return host_imul_flags_from_result() ? FLAGS_KILL : FLAGS_PASS;
+    case K_SHIFT_RI:
+        return (rec->aux & 7) < 2 ? FLAGS_PASS : FLAGS_KILL;
+    case K_MOV_RR: case K_MOV_RI: case K_LEA: case K_EXT_R:
+        return FLAGS_PASS;
+    default:
+        return FLAGS_READ;
+    }
+}
+
+/* dead[j]: record j's flags are overwritten in this block before anything
+ * can read them or the block can be left (interrupts and the instruction
+ * limit act only at block ends), so its host code need not store them. */
+static void flags_dead_after(const struct block *b, bool *dead)
+{
+    bool live = true; /* the next block, or a handler, may read them */
+    for (unsigned j = b->ninsn; j-- > 0;) {
+        dead[j] = !live;
+        enum flag_use u = flag_use(&b->insns[j]);
+        if (u == FLAGS_KILL)
+            live = false;
+        else if (u == FLAGS_READ)
+            live = true;
     }
 }
 
@@ -624,13 +689,39 @@ static bool is_transfer(const struct block *b, const struct insn *rec)
 {
     if (rec->mf & MF_FUSED)
         return false;
+    if (rec->fn == h_ret) /* to wherever the stack says: the jump cache */
+        return true;
     return (rec->fn == h_jmp || rec->fn == h_call) && chainable(b, rec->imm);
 }
 
-static void emit_transfer(struct emit *e, struct block *b, unsigned idx, uint8_t **miss)
+/* RET (imm16): as the interpreter's handler, the target loaded through the
+ * TLB probe and checked canonical before RSP moves, so a miss or a #GP
+ * runs that handler from the start. */
+static void emit_ret(struct emit *e, const struct insn *rec, unsigned idx, uint8_t **miss,
+                     uint8_t **bad_target)
+{
+    op_rm(e, 3, 0x8b, RAX, RDI, 4 * 8);
+    op_rr(e, 3, 0x89, RAX, R9);
+    *miss = emit_probe(e, 3, false);
+    op_rm(e, 3, 0x8b, RAX, RAX, 0);
+    mov_imm(e, RCX, 1ull << 47); /* canonical: bits 63..47 all equal */
+    op_rr(e, 3, 0x01, RAX, RCX);
+    shift_ri(e, 5, RCX, 48);
+    *bad_target = jcc32(e, 0x5);
+    alu_ri(e, 3, 0, R9, (int32_t)(8 + rec->imm));
+    op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
+    emit_chain_rax(e, idx, NULL);
+}
+
+static void emit_transfer(struct emit *e, struct block *b, unsigned idx, uint8_t **miss,
+                          uint8_t **miss2)
 {
     const struct insn *rec = &b->insns[idx];
     struct block **slot = &b->chain[0];
+    if (rec->fn == h_ret) {
+        emit_ret(e, rec, idx, miss, miss2);
+        return;
+    }
     if (rec->fn == h_call) {
         op_rm(e, 3, 0x8b, RAX, RDI, 4 * 8);
         alu_ri(e, 3, 5, RAX, 8);
@@ -674,8 +765,10 @@ void jit_block(struct cpu *c, struct block *b)
     /* out-of-line exits: a TLB miss to the record's interpreter handler, a
      * taken branch in the middle of the block to the next block (or the
      * Jcc record's handler) */
-    struct { uint8_t *at; unsigned j; bool miss; } stubs[2 * BLOCK_MAX_INSNS];
+    struct { uint8_t *at; unsigned j; bool miss; } stubs[2 * BLOCK_MAX_INSNS + 1];
     unsigned n = b->ninsn, nstub = 0, ntr = 0;
+    bool dead[BLOCK_MAX_INSNS];
+    flags_dead_after(b, dead);
     for (unsigned j = 0; j < n;) {
         unsigned cond = 0;
         const struct jform *f = form_of(&b->insns[j]);
@@ -687,18 +780,23 @@ void jit_block(struct cpu *c, struct block *b)
         }
         bool ended = false; /* the run left the block in host code */
         for (;;) { /* a run of known records */
-            uint8_t *miss = NULL;
+            uint8_t *miss = NULL, *miss2 = NULL;
             entry[j] = e.p;
             if (c->jit_count) { /* add qword [rdi + jit_executed], 1 or 2 (fused) */
                 op_rm(&e, 3, 0x83, 0, RDI, CPU_OFF(stats.jit_executed));
                 e8(&e, ff ? 2 : 1);
             }
             if (xfer)
-                emit_transfer(&e, b, j, &miss);
+                emit_transfer(&e, b, j, &miss, &miss2);
             else
-                emit_insn(&e, &b->insns[j], f ? f : ff, &miss);
+                emit_insn(&e, &b->insns[j], f ? f : ff, f && dead[j], &miss);
             if (miss) {
                 stubs[nstub].at = miss;
+                stubs[nstub].miss = true;
+                stubs[nstub++].j = j;
+            }
+            if (miss2) { /* a RET's non-canonical target: its handler raises #GP */
+                stubs[nstub].at = miss2;
                 stubs[nstub].miss = true;
                 stubs[nstub++].j = j;
             }

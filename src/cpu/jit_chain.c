@@ -7,9 +7,8 @@
 #include "cpu/internal.h"
 #include "cpu/jit_internal.h"
 
-/* Called from host code when the slot did not hold the block, or with
- * none (a target in another page), after the retire and the event and
- * limit checks: the jump cache, as
+/* Called from host code when the slot did not hold the block, after the
+ * retire and the event and limit checks: the jump cache, as
  * chain_next_slot() looks there, linking the slot on a hit; on a miss the
  * run loop finds the block and links it. */
 static struct block *jit_chain_slow(struct cpu *c, struct block **slot)
@@ -32,6 +31,64 @@ static struct block *jit_chain_slow(struct cpu *c, struct block **slot)
     return n;
 }
 
+/* Enter block rdx at guest address rax, as chain_next_slot()'s 'enter'. */
+static void emit_enter(struct emit *e)
+{
+    op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.chained));
+    e8(e, 1);
+    op_rm(e, 3, 0x89, RDX, RDI, CPU_OFF(cur_block));
+    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(blk_va));
+    op_rm(e, 3, 0x8d, RSI, RDX, (int32_t)offsetof(struct block, insns));
+    op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(blk_first));
+    op_rm(e, 3, 0x81, 4, RDI, CPU_OFF(rflags)); /* the instruction completed: RF = 0 */
+    e32(e, ~(uint32_t)F_RF);
+    e8(e, 0xff); /* jmp [rsi] */
+    e8(e, 0x26);
+}
+
+/* Enter the block the jump cache holds for guest address rax when the
+ * current TLB maps rax executable to the host page it was built from (as
+ * chain_next_slot() checks); else go on below. Clobbers rcx, rdx, rsi, r8. */
+static void emit_follow_jump_cache(struct emit *e)
+{
+    op_rr(e, 3, 0x89, RAX, RCX); /* rcx = &c->tlb[TLB_INDEX(rax)] */
+    shift_ri(e, 5, RCX, 12);
+    op_rr(e, 3, 0x89, RAX, RDX);
+    shift_ri(e, 5, RDX, 22);
+    op_rr(e, 2, 0x31, RDX, RCX);
+    alu_ri(e, 2, 4, RCX, TLB_SIZE - 1);
+    shift_ri(e, 4, RCX, 5);
+    op_rm(e, 3, 0x03, RCX, RDI, CPU_OFF(tlb));
+    op_rr(e, 3, 0x89, RAX, RDX);
+    alu_ri(e, 3, 4, RDX, (int32_t)~TLBF_MASK);
+    op_rm(e, 3, 0x3b, RDX, RCX, (int32_t)offsetof(struct tlbe, tag_x));
+    uint8_t *not_x = jcc32(e, 0x5);
+    op_rm(e, 3, 0x8b, R8, RCX, (int32_t)offsetof(struct tlbe, addend));
+    op_rr(e, 3, 0x01, RAX, R8); /* r8 = the host address of rax */
+    op_rr(e, 3, 0x89, RAX, RCX); /* rcx = &c->jc[jc_index(rax)] */
+    shift_ri(e, 5, RCX, 12);
+    op_rr(e, 3, 0x31, RAX, RCX);
+    alu_ri(e, 2, 4, RCX, JC_SIZE - 1);
+    shift_ri(e, 4, RCX, 3);
+    op_rr(e, 3, 0x01, RDI, RCX);
+    op_rm(e, 3, 0x8b, RDX, RCX, CPU_OFF(jc));
+    op_rr(e, 3, 0x85, RDX, RDX);
+    uint8_t *empty = jcc32(e, 0x4);
+    op_rm(e, 3, 0x39, RAX, RDX, (int32_t)offsetof(struct block, va));
+    uint8_t *other = jcc32(e, 0x5);
+    op_rm(e, 3, 0x39, R8, RDX, (int32_t)offsetof(struct block, hptr));
+    uint8_t *moved = jcc32(e, 0x5);
+    op_rm(e, 0, 0x80, 7, RDX, (int32_t)offsetof(struct block, valid));
+    e8(e, 0);
+    uint8_t *stale = jcc32(e, 0x4);
+    emit_enter(e);
+    patch32(not_x, e->p);
+    patch32(empty, e->p);
+    patch32(other, e->p);
+    patch32(moved, e->p);
+    patch32(stale, e->p);
+}
+
 /* Enter the block in 'slot' (rax = its address) if it is the valid one;
  * else go on below with rsi = slot. */
 static void emit_follow_slot(struct emit *e, struct block **slot)
@@ -45,16 +102,7 @@ static void emit_follow_slot(struct emit *e, struct block **slot)
     op_rm(e, 0, 0x80, 7, RDX, (int32_t)offsetof(struct block, valid));
     e8(e, 0);
     uint8_t *stale = jcc32(e, 0x4);
-    op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.chained));
-    e8(e, 1);
-    op_rm(e, 3, 0x89, RDX, RDI, CPU_OFF(cur_block));
-    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(blk_va));
-    op_rm(e, 3, 0x8d, RSI, RDX, (int32_t)offsetof(struct block, insns));
-    op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(blk_first));
-    op_rm(e, 3, 0x81, 4, RDI, CPU_OFF(rflags)); /* the instruction completed: RF = 0 */
-    e32(e, ~(uint32_t)F_RF);
-    e8(e, 0xff); /* jmp [rsi] */
-    e8(e, 0x26);
+    emit_enter(e);
     patch32(empty, e->p);
     patch32(other, e->p);
     patch32(stale, e->p);
@@ -73,6 +121,13 @@ static void emit_follow_slot(struct emit *e, struct block **slot)
 void emit_chain(struct emit *e, unsigned idx, uint64_t t, struct block **slot)
 {
     mov_imm(e, RAX, t);
+    emit_chain_rax(e, idx, slot);
+}
+
+/* The same for the target in rax: a slot, or with none the jump cache in
+ * host code, then (with a slot) jit_chain_slow. */
+void emit_chain_rax(struct emit *e, unsigned idx, struct block **slot)
+{
     op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(rip));
     op_rm(e, 3, 0x81, 0, RDI, CPU_OFF(icount));
     e32(e, idx + 1);
@@ -91,10 +146,19 @@ void emit_chain(struct emit *e, unsigned idx, uint64_t t, struct block **slot)
     op_rm(e, 3, 0x8b, RCX, RDI, CPU_OFF(icount));
     op_rm(e, 3, 0x3b, RCX, RDI, CPU_OFF(limit_at));
     uint8_t *limit = jcc32(e, 0x3); /* jae */
-    if (slot)
-        emit_follow_slot(e, slot);
-    else
-        op_rr(e, 2, 0x31, RSI, RSI); /* no slot: the jump cache */
+    if (!slot) { /* the jump cache; a miss leaves it to the run loop */
+        emit_follow_jump_cache(e);
+        op_rm(e, 3, 0xc7, 0, RDI, CPU_OFF(link_slot));
+        e32(e, 0);
+        uint8_t *out = jmp32(e);
+        patch32(busy, e->p);
+        patch32(busy_if, e->p);
+        patch32(limit, e->p);
+        patch32(out, e->p);
+        e8(e, 0xc3); /* ret: to the run loop */
+        return;
+    }
+    emit_follow_slot(e, slot);
     e8(e, 0x57); /* push rdi: saved, and the stack aligned for the call */
     mov_imm(e, RAX, (uint64_t)(uintptr_t)jit_chain_slow);
     e8(e, 0xff); /* call rax */

@@ -137,5 +137,6 @@ static inline void patch32(uint8_t *at, const uint8_t *target)
  * the block in chain slot 'slot' when chain_ok() allows and it is the
  * valid block for 't'; else the jump cache, else back to the run loop. */
 void emit_chain(struct emit *e, unsigned idx, uint64_t t, struct block **slot);
+void emit_chain_rax(struct emit *e, unsigned idx, struct block **slot);
 
 #endif

@@ -67,6 +67,11 @@ bool host_imul_flags_from_result(void)
     return host_mul_model == MODEL_INTEL;
 }
 
+bool host_imul_keeps_other_flags(void)
+{
+    return host_mul_model == MODEL_AMD;
+}
+
 /* SHL/SHR/SAR by 1..size-1 in C with lazy flags; everything else
  * (rotates, count 0, 8/16-bit counts beyond the size) on the host. */
 /* ROL/ROR by a nonzero (masked) count: the value rotated by the count
