@@ -42,7 +42,7 @@ _Static_assert(offsetof(struct cpu, r) == 0, "guest registers at the vCPU's star
 enum {
     K_NONE, K_MOV_RR, K_MOV_RM, K_MOV_MR, K_MOV_RI, K_MOV_MI, K_ALU_RR, K_ALU_RI, K_ALU_RM,
     K_CMP_MR, K_CMP_MI, K_TEST_RR, K_TEST_RI, K_TEST_MR, K_TEST_MI, K_LEA, K_PUSH, K_POP,
-    K_EXT_R, K_EXT_M, K_SHIFT_RI, K_IMUL_RR, K_IMUL_RI,
+    K_EXT_R, K_EXT_M, K_SHIFT_RI, K_IMUL_RR, K_IMUL_RI, K_SETCC, K_CMOV,
 };
 
 struct jform {
@@ -110,6 +110,9 @@ static void forms_init(void)
         form_add1(h_imul[0][lg], (struct jform){.kind = K_IMUL_RR, .lg = (uint8_t)lg});
         form_add1(h_imul[2][lg], (struct jform){.kind = K_IMUL_RI, .lg = (uint8_t)lg});
     }
+    form_add1(h_setcc[0], (struct jform){.kind = K_SETCC});
+    for (unsigned lg = 1; lg < 4; lg++)
+        form_add1(h_cmov[0][lg], (struct jform){.kind = K_CMOV, .lg = (uint8_t)lg});
     form_add(h_push_r[3], K_PUSH, 0, 3);
     form_add(h_pop_r[3], K_POP, 0, 3);
     for (unsigned sx = 0; sx < 2; sx++)
@@ -460,12 +463,65 @@ static void emit_mem_load(struct emit *e, const struct insn *rec, unsigned h, un
     emit_load(e, h, lg);
 }
 
+/* Host flags equal to the guest's lazy ones when the last record to write
+ * them in this run has form 'w' (flags_writer): its operands and result
+ * are where emit_alu stored them. Clobbers rax, rcx, rdx. */
+static void emit_host_flags_from(struct emit *e, const struct jform *w)
+{
+    op_rm(e, 3, 0x8b, RAX, RDI, CPU_OFF(cc_a));
+    op_rm(e, 3, 0x8b, RCX, RDI, CPU_OFF(cc_b));
+    op_rm(e, 3, 0x8b, RDX, RDI, CPU_OFF(cc_res));
+    emit_host_flags(e, w->op, w->lg);
+}
+
+/* SETcc r8 / CMOVcc r, r with the condition decided by the host's flags. */
+static void emit_cond_reader(struct emit *e, const struct insn *rec, const struct jform *f,
+                             const struct jform *w)
+{
+    unsigned cc = rec->aux & 15;
+    if (f->kind == K_SETCC) {
+        emit_host_flags_from(e, w);
+        op_rr(e, 0, 0x0f90 | cc, 0, RAX);
+        wr_greg(e, rec->base, RAX, 0);
+        return;
+    }
+    rd_greg(e, R8, rec->reg, f->lg);
+    rd_greg(e, R9, rec->base, f->lg);
+    emit_host_flags_from(e, w);
+    op_rr(e, 3, 0x0f40 | cc, R8, R9);
+    wr_greg(e, rec->reg, R8, f->lg);
+}
+
+/* The form whose lazy flags a condition reader after record 'rec' (form
+ * 'f', NULL for an interpreted one) sees, given 'w' before it: ALU, CMP
+ * and TEST forms leave kinds emit_host_flags recomputes; records that
+ * write no flags keep 'w'; anything else leaves them unknown. */
+static const struct jform *flags_writer(const struct jform *f, const struct jform *w)
+{
+    if (!f)
+        return NULL;
+    switch (f->kind) {
+    case K_ALU_RR: case K_ALU_RI: case K_ALU_RM: case K_CMP_MR: case K_CMP_MI:
+    case K_TEST_RR: case K_TEST_RI: case K_TEST_MR: case K_TEST_MI:
+        return f;
+    case K_MOV_RR: case K_MOV_RM: case K_MOV_MR: case K_MOV_RI: case K_MOV_MI: case K_LEA:
+    case K_PUSH: case K_POP: case K_EXT_R: case K_EXT_M: case K_SETCC: case K_CMOV:
+        return w;
+    default:
+        return NULL;
+    }
+}
+
 /* Host code for one record; *miss gets the jump to the miss stub, if any. */
 static void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
-                      bool dead, uint8_t **miss)
+                      bool dead, const struct jform *w, uint8_t **miss)
 {
     unsigned lg = f->lg;
     switch (f->kind) {
+    case K_SETCC:
+    case K_CMOV:
+        emit_cond_reader(e, rec, f, w);
+        break;
     case K_MOV_RR:
         rd_greg(e, RAX, rec->base, lg);
         wr_greg(e, rec->reg, RAX, lg);
@@ -755,6 +811,13 @@ static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const
         emit_goto_record(e, jrec);
 }
 
+/* 'f', unless it reads the flags and the run has not said which kind they
+ * are (w: flags_writer) */
+static const struct jform *usable(const struct jform *f, const struct jform *w)
+{
+    return f && (f->kind == K_SETCC || f->kind == K_CMOV) && !w ? NULL : f;
+}
+
 void jit_block(struct cpu *c, struct block *b)
 {
     b->fn0 = NULL;
@@ -771,7 +834,8 @@ void jit_block(struct cpu *c, struct block *b)
     flags_dead_after(b, dead);
     for (unsigned j = 0; j < n;) {
         unsigned cond = 0;
-        const struct jform *f = form_of(&b->insns[j]);
+        const struct jform *w = NULL; /* flags_writer, for condition readers */
+        const struct jform *f = usable(form_of(&b->insns[j]), w);
         const struct jform *ff = f ? NULL : fused_form(&b->insns[j], &cond);
         bool xfer = !f && !ff && is_transfer(b, &b->insns[j]);
         if (!f && !ff && !xfer) {
@@ -789,7 +853,8 @@ void jit_block(struct cpu *c, struct block *b)
             if (xfer)
                 emit_transfer(&e, b, j, &miss, &miss2);
             else
-                emit_insn(&e, &b->insns[j], f ? f : ff, f && dead[j], &miss);
+                emit_insn(&e, &b->insns[j], f ? f : ff, f && dead[j], w, &miss);
+            w = xfer ? NULL : flags_writer(f ? f : ff, w);
             if (miss) {
                 stubs[nstub].at = miss;
                 stubs[nstub].miss = true;
@@ -822,7 +887,7 @@ void jit_block(struct cpu *c, struct block *b)
             j++;
             if (j >= n)
                 break;
-            f = form_of(&b->insns[j]);
+            f = usable(form_of(&b->insns[j]), w);
             ff = f ? NULL : fused_form(&b->insns[j], &cond);
             xfer = !f && !ff && is_transfer(b, &b->insns[j]);
             if (!f && !ff && !xfer)

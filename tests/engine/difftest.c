@@ -695,13 +695,33 @@ static int gen_pair(struct tcase *t)
     if (gen_int(t, ops[rn(sizeof(ops))]))
         return -1;
     unsigned cc = rn(16), n = t->len;
-    /* One time in three, one or two register rotates or multiplies between
-     * the producer and the Jcc: they change only CF and OF here and keep the
-     * producer's other flags lazy underneath (CC_CFOF), which the Jcc (or a
-     * fault's RFLAGS) then reads. */
+    /* One time in three, one or two register instructions between the
+     * producer and the Jcc: rotates and multiplies change only CF and OF
+     * here and keep the producer's other flags lazy underneath (CC_CFOF),
+     * which the Jcc (or a fault's RFLAGS) then reads; SETcc and CMOVcc read
+     * them (the translator decides them from the producer's kind); a MOV
+     * keeps them; a second ALU producer overwrites them unread. */
     for (unsigned k = rn(3) == 0 ? 1 + rn(2) : 0; k; k--) {
         unsigned r = rn(8), r2 = rn(8);
-        switch (rn(8)) {
+        switch (rn(12)) {
+        case 8: /* setcc r8 (spl..dil with REX, else ah..bh) */
+            if (rn(2))
+                t->insn[n++] = 0x40;
+            t->insn[n++] = 0x0f; t->insn[n++] = (uint8_t)(0x90 | rn(16));
+            t->insn[n++] = (uint8_t)(0xc0 | r);
+            break;
+        case 9: /* cmovcc r64/r32/r16, r */
+            t->insn[n++] = rn(3) == 0 ? 0x66 : rn(2) ? 0x48 : 0x40;
+            t->insn[n++] = 0x0f; t->insn[n++] = (uint8_t)(0x40 | rn(16));
+            t->insn[n++] = (uint8_t)(0xc0 | r << 3 | r2);
+            break;
+        case 10: /* mov r64, r64 */
+            t->insn[n++] = 0x48; t->insn[n++] = 0x89; t->insn[n++] = (uint8_t)(0xc0 | r << 3 | r2);
+            break;
+        case 11: /* add/or/and/sub/xor/cmp r32, r32 */
+            t->insn[n++] = (uint8_t)((uint8_t[]){0x01, 0x09, 0x21, 0x29, 0x31, 0x39}[rn(6)]);
+            t->insn[n++] = (uint8_t)(0xc0 | r << 3 | r2);
+            break;
         case 0: /* rol/ror r64, 1 */
             t->insn[n++] = 0x48; t->insn[n++] = 0xd1; t->insn[n++] = (uint8_t)(0xc0 | rn(2) << 3 | r);
             break;

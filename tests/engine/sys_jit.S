@@ -218,11 +218,61 @@ _start:
     CHECK_EQ 95
     cmp $1, %cl
     CHECK_EQ 96
+    /* 11: flags a later record overwrites are not stored, except where a
+     * fault in between must see them: the #PF's RFLAGS are the SUB's */
+    lea 9f(%rip), %rax
+    mov %rax, resume(%rip)
+    mov $0x800010, %rsi
+    mov $5, %ecx
+    sub $6, %ecx                  /* CF = SF = 1, ZF = 0 */
+8:  mov (%rsi), %rdx              /* not mapped */
+    xor %ecx, %ecx                /* ZF = 1: not reached */
+9:  mov pf_rflags(%rip), %rax
+    and $0xc1, %eax               /* SF ZF CF */
+    cmp $0x81, %eax
+    CHECK_EQ 100
+    /* 12: SETcc and CMOVcc after the flags' producer, MOVs in between; a
+     * producer whose flags a second one overwrites */
+    mov $3, %eax
+    mov $9, %ebx
+    cmp %ebx, %eax                /* 3 < 9: CF = 1, SF = 1 */
+    mov %rax, %rdx
+    mov $77, %ecx
+    setb %r8b
+    setl %r9b
+    setg %r10b
+    cmovb %rcx, %rdx              /* 77 */
+    cmovae %rbx, %rax             /* stays 3 */
+    add %ebx, %ebx                /* overwritten unread */
+    and $0, %ebx                  /* ZF = 1 */
+    sete %r11b
+    cmp $1, %r8b
+    jne 7f
+    cmp $1, %r9b                  /* SF != OF */
+    jne 7f
+    cmp $0, %r10b
+    jne 7f
+    cmp $77, %rdx
+    jne 7f
+    cmp $3, %rax
+    jne 7f
+    cmp $1, %r11b
+7:  CHECK_EQ 101
+    /* 13: RET through the jump cache, a near and a far (another page) target */
+    call 5f
+    mov $1, %eax
+    call far_ret
+    add $1, %eax
+    cmp $2, %eax
+    CHECK_EQ 102
     PASS
+5:  ret
 
 pf_handler:
     mov %cr2, %rax
     mov %rax, pf_cr2(%rip)
+    mov 24(%rsp), %rax
+    mov %rax, pf_rflags(%rip)
     mov 8(%rsp), %rax
     mov %rax, pf_rip(%rip)
     mov resume(%rip), %rax
@@ -234,3 +284,7 @@ pf_handler:
 resume: .quad 0
 pf_rip: .quad 0
 pf_cr2: .quad 0
+pf_rflags: .quad 0
+    .balign 4096
+far_ret:
+    ret
