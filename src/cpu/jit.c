@@ -82,7 +82,7 @@ static void form_add(insn_fn fn, unsigned kind, unsigned op, unsigned lg)
 
 static void forms_init(void)
 {
-    static const unsigned alu_ops[] = {0, 1, 4, 5, 6, 7}; /* no ADC/SBB */
+    static const unsigned alu_ops[] = {0, 1, 2, 3, 4, 5, 6, 7};
     for (unsigned lg = 0; lg < 4; lg++) {
         form_add(h_mov[0][lg], K_MOV_RR, 0, lg);
         form_add(h_mov[1][lg], K_MOV_RM, 0, lg);
@@ -463,6 +463,14 @@ static void emit_mem_load(struct emit *e, const struct insn *rec, unsigned h, un
     emit_load(e, h, lg);
 }
 
+/* ADC or SBB: reads CF, so it runs in host code only after a known
+ * producer (usable) */
+static bool is_carry_op(const struct jform *f)
+{
+    return (f->kind == K_ALU_RR || f->kind == K_ALU_RI || f->kind == K_ALU_RM) &&
+           (f->op == 2 || f->op == 3);
+}
+
 /* Host flags equal to the guest's lazy ones when the last record to write
  * them in this run has form 'w' (flags_writer): its operands and result
  * are where emit_alu stored them. Clobbers rax, rcx, rdx. */
@@ -471,7 +479,46 @@ static void emit_host_flags_from(struct emit *e, const struct jform *w)
     op_rm(e, 3, 0x8b, RAX, RDI, CPU_OFF(cc_a));
     op_rm(e, 3, 0x8b, RCX, RDI, CPU_OFF(cc_b));
     op_rm(e, 3, 0x8b, RDX, RDI, CPU_OFF(cc_res));
+    if (is_carry_op(w)) { /* the same ADC/SBB again, on its carry in */
+        op_rm(e, 2, 0x8b, RDX, RDI, CPU_OFF(cc_aux));
+        op_rr(e, 2, 0x0fba, 4, RDX); /* bt edx, 0 */
+        e8(e, 0);
+        op_rr(e, w->lg, (w->op == 2 ? 0x11 : 0x19) - (w->lg == 0), RCX, RAX);
+        return;
+    }
     emit_host_flags(e, w->op, w->lg);
+}
+
+/* ADC/SBB r, r/imm/m (is_carry_op) with the carry in from the host's
+ * flags (w: the run's last producer), lazy flags as alu_op() leaves them
+ * (CC_ADC/CC_SBB, the carry in in cc_aux). */
+static void emit_carry_op(struct emit *e, const struct insn *rec, const struct jform *f,
+                          const struct jform *w, bool dead, uint8_t **miss)
+{
+    unsigned lg = f->lg;
+    if (f->kind == K_ALU_RM)
+        emit_mem_load(e, rec, R9, lg, miss);
+    else if (f->kind == K_ALU_RI)
+        mov_imm(e, R9, rec->imm);
+    else
+        rd_greg(e, R9, rec->base, lg);
+    rd_greg(e, R8, rec->reg, lg);
+    op_rr(e, 3, 0x89, R8, R11); /* the first operand, for cc_a */
+    emit_host_flags_from(e, w);
+    op_rr(e, 0, 0x0f92, 0, R10); /* setc r10b: the carry in */
+    op_rr(e, lg, (f->op == 2 ? 0x11 : 0x19) - (lg == 0), R9, R8);
+    if (lg < 2)
+        op_rr(e, 2, lg ? 0x0fb7 : 0x0fb6, R8, R8);
+    wr_greg(e, rec->reg, R8, lg);
+    if (dead)
+        return;
+    op_rr(e, 2, 0x0fb6, R10, R10);
+    op_rm(e, 2, 0x89, R10, RDI, CPU_OFF(cc_aux));
+    op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
+    e32(e, (f->op == 2 ? CC_ADC : CC_SBB) << 2 | lg);
+    op_rm(e, 3, 0x89, R8, RDI, CPU_OFF(cc_res));
+    op_rm(e, 3, 0x89, R11, RDI, CPU_OFF(cc_a));
+    op_rm(e, 3, 0x89, R9, RDI, CPU_OFF(cc_b));
 }
 
 /* SETcc r8 / CMOVcc r, r with the condition decided by the host's flags. */
@@ -512,6 +559,23 @@ static const struct jform *flags_writer(const struct jform *f, const struct jfor
     }
 }
 
+/* ADD/OR/AND/SUB/XOR/CMP/TEST of a register with a register, an immediate
+ * or (ALU_RM) memory. */
+static void emit_alu_form(struct emit *e, const struct insn *rec, const struct jform *f,
+                          bool dead, uint8_t **miss)
+{
+    unsigned lg = f->lg;
+    bool no_dest = f->op == 7 || f->kind == K_TEST_RR || f->kind == K_TEST_RI;
+    if (f->kind == K_ALU_RM)
+        emit_mem_load(e, rec, RCX, lg, miss);
+    rd_greg(e, RAX, rec->reg, lg);
+    if (f->kind == K_ALU_RR || f->kind == K_TEST_RR)
+        rd_greg(e, RCX, rec->base, lg);
+    else if (f->kind != K_ALU_RM)
+        mov_imm(e, RCX, rec->imm);
+    emit_alu(e, f->op, lg, no_dest ? -1 : rec->reg, dead);
+}
+
 /* Host code for one record; *miss gets the jump to the miss stub, if any. */
 static void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
                       bool dead, const struct jform *w, uint8_t **miss)
@@ -521,6 +585,15 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
     case K_SETCC:
     case K_CMOV:
         emit_cond_reader(e, rec, f, w);
+        break;
+    case K_ALU_RR:
+    case K_ALU_RI:
+    case K_ALU_RM:
+        if (is_carry_op(f)) {
+            emit_carry_op(e, rec, f, w, dead, miss);
+            break;
+        }
+        emit_alu_form(e, rec, f, dead, miss);
         break;
     case K_MOV_RR:
         rd_greg(e, RAX, rec->base, lg);
@@ -544,24 +617,9 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
             mov_imm(e, RCX, rec->imm);
         emit_store(e, RCX, lg);
         break;
-    case K_ALU_RR:
     case K_TEST_RR:
-        rd_greg(e, RAX, rec->reg, lg);
-        rd_greg(e, RCX, rec->base, lg);
-        emit_alu(e, f->op, lg, f->op == 7 || f->kind == K_TEST_RR ? -1 : rec->reg,
-                 dead);
-        break;
-    case K_ALU_RI:
     case K_TEST_RI:
-        rd_greg(e, RAX, rec->reg, lg);
-        mov_imm(e, RCX, rec->imm);
-        emit_alu(e, f->op, lg, f->op == 7 || f->kind == K_TEST_RI ? -1 : rec->reg,
-                 dead);
-        break;
-    case K_ALU_RM:
-        emit_mem_load(e, rec, RCX, lg, miss);
-        rd_greg(e, RAX, rec->reg, lg);
-        emit_alu(e, f->op, lg, f->op == 7 ? -1 : rec->reg, dead);
+        emit_alu_form(e, rec, f, dead, miss);
         break;
     case K_CMP_MR:
     case K_TEST_MR:
@@ -626,6 +684,8 @@ static enum flag_use flag_use(const struct insn *rec)
                          f->kind == K_TEST_RI);
         return reg ? FLAGS_KILL : FLAGS_READ;
     }
+    if (is_carry_op(f))
+        return FLAGS_READ;
     switch (f->kind) {
     case K_ALU_RR: case K_ALU_RI: case K_TEST_RR: case K_TEST_RI:
         return FLAGS_KILL;
@@ -815,7 +875,8 @@ static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const
  * are (w: flags_writer) */
 static const struct jform *usable(const struct jform *f, const struct jform *w)
 {
-    return f && (f->kind == K_SETCC || f->kind == K_CMOV) && !w ? NULL : f;
+    bool reads = f && (f->kind == K_SETCC || f->kind == K_CMOV || is_carry_op(f));
+    return reads && !w ? NULL : f;
 }
 
 void jit_block(struct cpu *c, struct block *b)

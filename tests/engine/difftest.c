@@ -699,8 +699,9 @@ static int gen_pair(struct tcase *t)
      * producer and the Jcc: rotates and multiplies change only CF and OF
      * here and keep the producer's other flags lazy underneath (CC_CFOF),
      * which the Jcc (or a fault's RFLAGS) then reads; SETcc and CMOVcc read
-     * them (the translator decides them from the producer's kind); a MOV
-     * keeps them; a second ALU producer overwrites them unread. */
+     * them (the translator decides them from the producer's kind), and so
+     * do ADC and SBB; a MOV keeps them; a second ALU producer overwrites
+     * them unread. */
     for (unsigned k = rn(3) == 0 ? 1 + rn(2) : 0; k; k--) {
         unsigned r = rn(8), r2 = rn(8);
         switch (rn(12)) {
@@ -718,8 +719,11 @@ static int gen_pair(struct tcase *t)
         case 10: /* mov r64, r64 */
             t->insn[n++] = 0x48; t->insn[n++] = 0x89; t->insn[n++] = (uint8_t)(0xc0 | r << 3 | r2);
             break;
-        case 11: /* add/or/and/sub/xor/cmp r32, r32 */
-            t->insn[n++] = (uint8_t)((uint8_t[]){0x01, 0x09, 0x21, 0x29, 0x31, 0x39}[rn(6)]);
+        case 11: /* add/or/adc/sbb/and/sub/xor/cmp r8/r16/r32/r64, r */
+            if (rn(2))
+                t->insn[n++] = rn(3) == 0 ? 0x66 : 0x48;
+            t->insn[n++] = (uint8_t)((uint8_t[]){0x01, 0x09, 0x11, 0x19, 0x21, 0x29, 0x31, 0x39,
+                                                 0x10, 0x1a, 0x13, 0x18}[rn(12)]);
             t->insn[n++] = (uint8_t)(0xc0 | r << 3 | r2);
             break;
         case 0: /* rol/ror r64, 1 */
