@@ -21,7 +21,6 @@
  * writable and executable at once, and no mprotect per block). It is
  * reset together with the block cache; invalidated blocks' code is simply
  * never entered again, as their records are not. */
-#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -37,162 +36,6 @@
 
 _Static_assert(sizeof(struct tlbe) == 32, "TLB entry size is baked into the probe");
 _Static_assert(offsetof(struct cpu, r) == 0, "guest registers at the vCPU's start");
-
-/* --- which handlers the translator knows -------------------------------------- */
-enum {
-    K_NONE, K_MOV_RR, K_MOV_RM, K_MOV_MR, K_MOV_RI, K_MOV_MI, K_ALU_RR, K_ALU_RI, K_ALU_RM,
-    K_CMP_MR, K_CMP_MI, K_TEST_RR, K_TEST_RI, K_TEST_MR, K_TEST_MI, K_LEA, K_PUSH, K_POP,
-    K_EXT_R, K_EXT_M, K_SHIFT_RI, K_IMUL_RR, K_IMUL_RI, K_SETCC, K_CMOV,
-};
-
-struct jform {
-    insn_fn fn;
-    uint8_t kind, op, lg, slg, sx;
-};
-
-#define FORM_BITS 11
-static struct jform forms[1u << FORM_BITS];
-static pthread_once_t forms_once = PTHREAD_ONCE_INIT;
-
-static unsigned form_hash(insn_fn fn)
-{
-    uint64_t v = (uint64_t)(uintptr_t)fn;
-    return (unsigned)((v * 0x9e3779b97f4a7c15ull) >> (64 - FORM_BITS));
-}
-
-static void form_add1(insn_fn fn, struct jform f)
-{
-    if (!fn)
-        return;
-    f.fn = fn;
-    unsigned h = form_hash(fn);
-    while (forms[h].fn && forms[h].fn != fn)
-        h = (h + 1) & ((1u << FORM_BITS) - 1);
-    forms[h] = f;
-}
-
-/* A handler and, for memory forms, its base+displacement fast variant. */
-static void form_add(insn_fn fn, unsigned kind, unsigned op, unsigned lg)
-{
-    struct jform f = {.kind = (uint8_t)kind, .op = (uint8_t)op, .lg = (uint8_t)lg};
-    form_add1(fn, f);
-    if (fn)
-        form_add1(fast_mem_variant(fn), f);
-}
-
-static void forms_init(void)
-{
-    static const unsigned alu_ops[] = {0, 1, 2, 3, 4, 5, 6, 7};
-    for (unsigned lg = 0; lg < 4; lg++) {
-        form_add(h_mov[0][lg], K_MOV_RR, 0, lg);
-        form_add(h_mov[1][lg], K_MOV_RM, 0, lg);
-        form_add(h_mov[2][lg], K_MOV_MR, 0, lg);
-        form_add(h_mov[3][lg], K_MOV_RI, 0, lg);
-        form_add(h_mov[4][lg], K_MOV_MI, 0, lg);
-        for (unsigned k = 0; k < sizeof(alu_ops) / sizeof(alu_ops[0]); k++) {
-            unsigned op = alu_ops[k];
-            form_add(h_alu[ALU_RR][op][lg], K_ALU_RR, op, lg);
-            form_add(h_alu[ALU_RI][op][lg], K_ALU_RI, op, lg);
-            form_add(h_alu[ALU_RM][op][lg], K_ALU_RM, op, lg);
-        }
-        form_add(h_alu[ALU_MR][7][lg], K_CMP_MR, 7, lg);
-        form_add(h_alu[ALU_MI][7][lg], K_CMP_MI, 7, lg);
-        form_add(h_test[0][lg], K_TEST_RR, 4, lg);
-        form_add(h_test[1][lg], K_TEST_MR, 4, lg);
-        form_add(h_test[2][lg], K_TEST_RI, 4, lg);
-        form_add(h_test[3][lg], K_TEST_MI, 4, lg);
-        form_add(h_lea[lg], K_LEA, 0, lg);
-    }
-    for (unsigned lg = 0; lg < 4; lg++)
-        form_add1(h_shift[0][lg], (struct jform){.kind = K_SHIFT_RI, .lg = (uint8_t)lg});
-    bool imul = host_imul_flags_from_result() || host_imul_keeps_other_flags();
-    for (unsigned lg = 1; lg < 4 && imul; lg++) {
-        form_add1(h_imul[0][lg], (struct jform){.kind = K_IMUL_RR, .lg = (uint8_t)lg});
-        form_add1(h_imul[2][lg], (struct jform){.kind = K_IMUL_RI, .lg = (uint8_t)lg});
-    }
-    form_add1(h_setcc[0], (struct jform){.kind = K_SETCC});
-    for (unsigned lg = 1; lg < 4; lg++)
-        form_add1(h_cmov[0][lg], (struct jform){.kind = K_CMOV, .lg = (uint8_t)lg});
-    form_add(h_push_r[3], K_PUSH, 0, 3);
-    form_add(h_pop_r[3], K_POP, 0, 3);
-    for (unsigned sx = 0; sx < 2; sx++)
-        for (unsigned m = 0; m < 2; m++)
-            for (unsigned s = 0; s < 3; s++)
-                for (unsigned d = 1; d < 4; d++) {
-                    struct jform f = {.kind = m ? K_EXT_M : K_EXT_R, .lg = (uint8_t)d,
-                                      .slg = (uint8_t)s, .sx = (uint8_t)sx};
-                    insn_fn fn = h_ext[sx][m][s][d];
-                    form_add1(fn, f);
-                    if (fn && m)
-                        form_add1(fast_mem_variant(fn), f);
-                }
-}
-
-/* A shift or rotate by an immediate the C fast path would take: SHL/SHR/SAR
- * by 1..size-1 (lazy flags), ROL/ROR by a nonzero count where the host's
- * CF/OF are the modelled ones. Not RCL/RCR, not counts in CL. */
-static bool shift_translatable(const struct insn *rec, unsigned lg)
-{
-    unsigned op = rec->aux & 7, cnt = (unsigned)rec->imm & (lg == 3 ? 63 : 31);
-    if ((rec->aux & 8) || cnt == 0 || op == 2 || op == 3)
-        return false;
-    if (op < 2)
-        return host_rot_flags_modelled();
-    return cnt < (8u << lg);
-}
-
-static const struct jform *form_lookup(const struct insn *rec, insn_fn fn)
-{
-    unsigned h = form_hash(fn);
-    while (forms[h].fn) {
-        if (forms[h].fn == fn)
-            break;
-        h = (h + 1) & ((1u << FORM_BITS) - 1);
-    }
-    const struct jform *f = &forms[h];
-    if (!f->fn)
-        return NULL;
-    switch (f->kind) {
-    case K_ALU_RI: case K_CMP_MI: case K_TEST_RI: case K_TEST_MI: case K_MOV_RI: case K_MOV_MI:
-        /* the builder masks immediates to the operand size; the code
-         * below relies on it */
-        if (rec->imm & ~sz_mask(f->lg))
-            return NULL;
-        break;
-    case K_SHIFT_RI:
-        if (!shift_translatable(rec, f->lg))
-            return NULL;
-        break;
-    default:
-        break;
-    }
-    return f;
-}
-
-static const struct jform *form_of(const struct insn *rec)
-{
-    if (rec->mf & MF_FUSED)
-        return NULL;
-    return form_lookup(rec, rec->fn);
-}
-
-/* A compare-and-branch pair fuse.c fused at 'rec' whose first half the
- * translator knows: that half's form, and the Jcc's condition in *cond. */
-static const struct jform *fused_form(const struct insn *rec, unsigned *cond)
-{
-    if (!(rec->mf & MF_FUSED))
-        return NULL;
-    unsigned k = 0;
-    while (k < 16 && rec[1].fn != h_jcc[k])
-        k++;
-    if (k == 16)
-        return NULL;
-    const struct jform *f = form_lookup(rec, fuse_plain(rec));
-    if (!f || f->kind < K_ALU_RR || f->kind > K_TEST_MI)
-        return NULL;
-    *cond = k;
-    return f;
-}
 
 /* Host flags equal to the guest's after emit_alu (rax = a, rcx = b,
  * rdx = the result): the same operation at the operand's size, so a host
@@ -463,14 +306,6 @@ static void emit_mem_load(struct emit *e, const struct insn *rec, unsigned h, un
     emit_load(e, h, lg);
 }
 
-/* ADC or SBB: reads CF, so it runs in host code only after a known
- * producer (usable) */
-static bool is_carry_op(const struct jform *f)
-{
-    return (f->kind == K_ALU_RR || f->kind == K_ALU_RI || f->kind == K_ALU_RM) &&
-           (f->op == 2 || f->op == 3);
-}
-
 /* Host flags equal to the guest's lazy ones when the last record to write
  * them in this run has form 'w' (flags_writer): its operands and result
  * are where emit_alu stored them. Clobbers rax, rcx, rdx. */
@@ -537,26 +372,6 @@ static void emit_cond_reader(struct emit *e, const struct insn *rec, const struc
     emit_host_flags_from(e, w);
     op_rr(e, 3, 0x0f40 | cc, R8, R9);
     wr_greg(e, rec->reg, R8, f->lg);
-}
-
-/* The form whose lazy flags a condition reader after record 'rec' (form
- * 'f', NULL for an interpreted one) sees, given 'w' before it: ALU, CMP
- * and TEST forms leave kinds emit_host_flags recomputes; records that
- * write no flags keep 'w'; anything else leaves them unknown. */
-static const struct jform *flags_writer(const struct jform *f, const struct jform *w)
-{
-    if (!f)
-        return NULL;
-    switch (f->kind) {
-    case K_ALU_RR: case K_ALU_RI: case K_ALU_RM: case K_CMP_MR: case K_CMP_MI:
-    case K_TEST_RR: case K_TEST_RI: case K_TEST_MR: case K_TEST_MI:
-        return f;
-    case K_MOV_RR: case K_MOV_RM: case K_MOV_MR: case K_MOV_RI: case K_MOV_MI: case K_LEA:
-    case K_PUSH: case K_POP: case K_EXT_R: case K_EXT_M: case K_SETCC: case K_CMOV:
-        return w;
-    default:
-        return NULL;
-    }
 }
 
 /* ADD/OR/AND/SUB/XOR/CMP/TEST of a register with a register, an immediate
@@ -666,56 +481,6 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
     }
 }
 
-/* How a record treats the guest's flags, for flags_dead_after. */
-enum flag_use { FLAGS_READ, FLAGS_KILL, FLAGS_PASS };
-
-/* KILL: writes every arithmetic flag and cannot fault first; PASS: reads
- * none and cannot fault (a rotate merges its CF/OF into the flags before
- * it, which are as dead as its own); READ: anything else, including every
- * memory access (a fault must see the flags exact) and every record the
- * interpreter runs. */
-static enum flag_use flag_use(const struct insn *rec)
-{
-    unsigned cond;
-    const struct jform *f = form_of(rec);
-    if (!f) {
-        f = fused_form(rec, &cond);
-        bool reg = f && (f->kind == K_ALU_RR || f->kind == K_ALU_RI || f->kind == K_TEST_RR ||
-                         f->kind == K_TEST_RI);
-        return reg ? FLAGS_KILL : FLAGS_READ;
-    }
-    if (is_carry_op(f))
-        return FLAGS_READ;
-    switch (f->kind) {
-    case K_ALU_RR: case K_ALU_RI: case K_TEST_RR: case K_TEST_RI:
-        return FLAGS_KILL;
-    case K_IMUL_RR: case K_IMUL_RI:
-        return host_imul_flags_from_result() ? FLAGS_KILL : FLAGS_PASS;
-    case K_SHIFT_RI:
-        return (rec->aux & 7) < 2 ? FLAGS_PASS : FLAGS_KILL;
-    case K_MOV_RR: case K_MOV_RI: case K_LEA: case K_EXT_R:
-        return FLAGS_PASS;
-    default:
-        return FLAGS_READ;
-    }
-}
-
-/* dead[j]: record j's flags are overwritten in this block before anything
- * can read them or the block can be left (interrupts and the instruction
- * limit act only at block ends), so its host code need not store them. */
-static void flags_dead_after(const struct block *b, bool *dead)
-{
-    bool live = true; /* the next block, or a handler, may read them */
-    for (unsigned j = b->ninsn; j-- > 0;) {
-        dead[j] = !live;
-        enum flag_use u = flag_use(&b->insns[j]);
-        if (u == FLAGS_KILL)
-            live = false;
-        else if (u == FLAGS_READ)
-            live = true;
-    }
-}
-
 /* Leave host code for record 'rec': its handler (host code, an
  * interpreter handler, or h_exit_stale after a store into this block). */
 static void emit_goto_record(struct emit *e, const struct insn *rec)
@@ -745,7 +510,7 @@ int jit_init(struct cpu *c)
     c->jit_rw = c->jit_rx = NULL;
     if (!jit_wanted(c))
         return 0;
-    pthread_once(&forms_once, forms_init);
+    jit_forms_init();
     int fd = memfd_create("ember-jit", MFD_CLOEXEC);
     if (fd < 0)
         return 0; /* no translator: the interpreter alone */
@@ -869,14 +634,6 @@ static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const
         emit_chain(e, jidx, taken, in_page(b, taken, &jrec->link));
     else
         emit_goto_record(e, jrec);
-}
-
-/* 'f', unless it reads the flags and the run has not said which kind they
- * are (w: flags_writer) */
-static const struct jform *usable(const struct jform *f, const struct jform *w)
-{
-    bool reads = f && (f->kind == K_SETCC || f->kind == K_CMOV || is_carry_op(f));
-    return reads && !w ? NULL : f;
 }
 
 void jit_block(struct cpu *c, struct block *b)

@@ -1,9 +1,11 @@
-/* A minimal x86-64 instruction encoder for the translator (jit.c): only the
- * forms it emits. Host registers are numbered as in ModRM (rax 0 .. r15 15);
- * memory operands are always [base + disp32]. */
+/* The translator's shared parts: a minimal x86-64 instruction encoder
+ * (only the forms jit.c emits), and the instruction forms it knows
+ * (jit_forms.c). Host registers are numbered as in ModRM (rax 0 .. r15 15);
+ * memory operands are always [base + disp32]. Needs cpu/internal.h first. */
 #ifndef EMBER_CPU_JIT_INTERNAL_H
 #define EMBER_CPU_JIT_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -138,5 +140,27 @@ static inline void patch32(uint8_t *at, const uint8_t *target)
  * valid block for 't'; else the jump cache, else back to the run loop. */
 void emit_chain(struct emit *e, unsigned idx, uint64_t t, struct block **slot);
 void emit_chain_rax(struct emit *e, unsigned idx, struct block **slot);
+
+/* --- instruction forms (jit_forms.c) -------------------------------------------- */
+enum {
+    K_NONE, K_MOV_RR, K_MOV_RM, K_MOV_MR, K_MOV_RI, K_MOV_MI, K_ALU_RR, K_ALU_RI, K_ALU_RM,
+    K_CMP_MR, K_CMP_MI, K_TEST_RR, K_TEST_RI, K_TEST_MR, K_TEST_MI, K_LEA, K_PUSH, K_POP,
+    K_EXT_R, K_EXT_M, K_SHIFT_RI, K_IMUL_RR, K_IMUL_RI, K_SETCC, K_CMOV,
+};
+
+struct jform {
+    insn_fn fn;
+    uint8_t kind, op, lg, slg, sx;
+};
+
+void jit_forms_init(void);
+/* The form of record 'rec' (NULL: not translated; a fused pair's: NULL) */
+const struct jform *form_of(const struct insn *rec);
+/* A fused compare-and-branch's first half, its Jcc's condition in *cond */
+const struct jform *fused_form(const struct insn *rec, unsigned *cond);
+bool is_carry_op(const struct jform *f);
+const struct jform *flags_writer(const struct jform *f, const struct jform *w);
+const struct jform *usable(const struct jform *f, const struct jform *w);
+void flags_dead_after(const struct block *b, bool *dead);
 
 #endif
