@@ -314,6 +314,13 @@ static void emit_host_flags_from(struct emit *e, const struct jform *w)
     op_rm(e, 3, 0x8b, RAX, RDI, CPU_OFF(cc_a));
     op_rm(e, 3, 0x8b, RCX, RDI, CPU_OFF(cc_b));
     op_rm(e, 3, 0x8b, RDX, RDI, CPU_OFF(cc_res));
+    if (w->kind == K_INCDEC) { /* the same INC/DEC again, CF = the CF it kept */
+        op_rm(e, 2, 0x8b, RDX, RDI, CPU_OFF(cc_aux));
+        op_rr(e, 2, 0x0fba, 4, RDX); /* bt edx, 0 */
+        e8(e, 0);
+        op_rr(e, w->lg, w->lg ? 0xff : 0xfe, w->op, RAX);
+        return;
+    }
     if (is_carry_op(w)) { /* the same ADC/SBB again, on its carry in */
         op_rm(e, 2, 0x8b, RDX, RDI, CPU_OFF(cc_aux));
         op_rr(e, 2, 0x0fba, 4, RDX); /* bt edx, 0 */
@@ -354,6 +361,57 @@ static void emit_carry_op(struct emit *e, const struct insn *rec, const struct j
     op_rm(e, 3, 0x89, R8, RDI, CPU_OFF(cc_res));
     op_rm(e, 3, 0x89, R11, RDI, CPU_OFF(cc_a));
     op_rm(e, 3, 0x89, R9, RDI, CPU_OFF(cc_b));
+}
+
+/* Host flags for a fused pair's Jcc after its first half 'ff' ran. */
+static void emit_branch_flags(struct emit *e, const struct jform *ff)
+{
+    if (ff->kind == K_INCDEC)
+        emit_host_flags_from(e, ff);
+    else
+        emit_host_flags(e, ff->op, ff->lg);
+}
+
+/* The guest's CF, for an INC/DEC after no producer the run knows. */
+static uint32_t guest_cf(struct cpu *c)
+{
+    return cc_cf(c);
+}
+
+/* INC/DEC of a register: CF kept in cc_aux (from the run's last producer
+ * 'w' through the host's flags, else from guest_cf), lazy flags as
+ * incdec() leaves them; with 'dead' flags just the register. */
+static void emit_incdec(struct emit *e, const struct insn *rec, const struct jform *f,
+                        const struct jform *w, bool dead)
+{
+    unsigned lg = f->lg;
+    if (!dead && w) {
+        emit_host_flags_from(e, w);
+        op_rr(e, 0, 0x0f92, 0, R10); /* setc r10b */
+        op_rr(e, 2, 0x0fb6, R10, R10);
+    } else if (!dead) {
+        e8(e, 0x57); /* push rdi: saved, and the stack aligned for the call */
+        mov_imm(e, RAX, (uint64_t)(uintptr_t)guest_cf);
+        e8(e, 0xff); /* call rax */
+        e8(e, 0xd0);
+        e8(e, 0x5f); /* pop rdi */
+        op_rr(e, 2, 0x89, RAX, R10);
+    }
+    rd_greg(e, R8, rec->reg, lg);
+    op_rr(e, 3, 0x89, R8, R11);
+    op_rr(e, lg, lg ? 0xff : 0xfe, f->op, R8); /* inc/dec at the operand's size */
+    if (lg < 2)
+        op_rr(e, 2, lg ? 0x0fb7 : 0x0fb6, R8, R8);
+    wr_greg(e, rec->reg, R8, lg);
+    if (dead)
+        return;
+    op_rm(e, 2, 0x89, R10, RDI, CPU_OFF(cc_aux));
+    op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
+    e32(e, (f->op ? CC_DEC : CC_INC) << 2 | lg);
+    op_rm(e, 3, 0x89, R8, RDI, CPU_OFF(cc_res));
+    op_rm(e, 3, 0x89, R11, RDI, CPU_OFF(cc_a));
+    op_rm(e, 3, 0xc7, 0, RDI, CPU_OFF(cc_b));
+    e32(e, 1);
 }
 
 /* SETcc r8 / CMOVcc r, r with the condition decided by the host's flags. */
@@ -400,6 +458,9 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
     case K_SETCC:
     case K_CMOV:
         emit_cond_reader(e, rec, f, w);
+        break;
+    case K_INCDEC:
+        emit_incdec(e, rec, f, w, dead);
         break;
     case K_ALU_RR:
     case K_ALU_RI:
@@ -623,7 +684,7 @@ static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const
 {
     struct insn *jrec = &b->insns[jidx];
     uint64_t taken = jrec->imm, fall = b->va + jrec->off + jrec->len;
-    emit_host_flags(e, ff->op, ff->lg);
+    emit_branch_flags(e, ff);
     uint8_t *to_taken = jcc32(e, cond);
     if (chainable(b, fall))
         emit_chain(e, jidx, fall, in_page(b, fall, &b->chain[1]));
@@ -696,7 +757,7 @@ void jit_block(struct cpu *c, struct block *b)
                 break;
             }
             if (ff) { /* not taken: on in host code; taken: out of line */
-                emit_host_flags(&e, ff->op, ff->lg);
+                emit_branch_flags(&e, ff);
                 stubs[nstub].at = jcc32(&e, cond);
                 stubs[nstub].miss = false;
                 stubs[nstub++].j = j + 1;

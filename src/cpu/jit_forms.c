@@ -70,6 +70,10 @@ static void forms_fill(void)
         form_add1(h_imul[0][lg], (struct jform){.kind = K_IMUL_RR, .lg = (uint8_t)lg});
         form_add1(h_imul[2][lg], (struct jform){.kind = K_IMUL_RI, .lg = (uint8_t)lg});
     }
+    for (unsigned op = 0; op < 2; op++) /* INC, DEC of a register */
+        for (unsigned lg = 0; lg < 4; lg++)
+            form_add1(h_unop[0][op][lg],
+                      (struct jform){.kind = K_INCDEC, .op = (uint8_t)op, .lg = (uint8_t)lg});
     form_add1(h_setcc[0], (struct jform){.kind = K_SETCC});
     for (unsigned lg = 1; lg < 4; lg++)
         form_add1(h_cmov[0][lg], (struct jform){.kind = K_CMOV, .lg = (uint8_t)lg});
@@ -148,7 +152,7 @@ const struct jform *fused_form(const struct insn *rec, unsigned *cond)
     if (k == 16)
         return NULL;
     const struct jform *f = form_lookup(rec, fuse_plain(rec));
-    if (!f || f->kind < K_ALU_RR || f->kind > K_TEST_MI)
+    if (!f || ((f->kind < K_ALU_RR || f->kind > K_TEST_MI) && f->kind != K_INCDEC))
         return NULL;
     *cond = k;
     return f;
@@ -178,7 +182,7 @@ const struct jform *flags_writer(const struct jform *f, const struct jform *w)
         return NULL;
     switch (f->kind) {
     case K_ALU_RR: case K_ALU_RI: case K_ALU_RM: case K_CMP_MR: case K_CMP_MI:
-    case K_TEST_RR: case K_TEST_RI: case K_TEST_MR: case K_TEST_MI:
+    case K_TEST_RR: case K_TEST_RI: case K_TEST_MR: case K_TEST_MI: case K_INCDEC:
         return f;
     case K_MOV_RR: case K_MOV_RM: case K_MOV_MR: case K_MOV_RI: case K_MOV_MI: case K_LEA:
     case K_PUSH: case K_POP: case K_EXT_R: case K_EXT_M: case K_SETCC: case K_CMOV:
@@ -216,6 +220,7 @@ static enum flag_use flag_use(const struct insn *rec)
     case K_SHIFT_RI:
         return (rec->aux & 7) < 2 ? FLAGS_PASS : FLAGS_KILL;
     case K_MOV_RR: case K_MOV_RI: case K_LEA: case K_EXT_R:
+    case K_INCDEC: /* keeps CF, as a rotate keeps the others */
         return FLAGS_PASS;
     default:
         return FLAGS_READ;

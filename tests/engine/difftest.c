@@ -700,11 +700,17 @@ static int gen_pair(struct tcase *t)
      * here and keep the producer's other flags lazy underneath (CC_CFOF),
      * which the Jcc (or a fault's RFLAGS) then reads; SETcc and CMOVcc read
      * them (the translator decides them from the producer's kind), and so
-     * do ADC and SBB; a MOV keeps them; a second ALU producer overwrites
-     * them unread. */
+     * do ADC and SBB; INC/DEC keep its CF; a MOV keeps them; a second ALU
+     * producer overwrites them unread. */
     for (unsigned k = rn(3) == 0 ? 1 + rn(2) : 0; k; k--) {
         unsigned r = rn(8), r2 = rn(8);
-        switch (rn(12)) {
+        switch (rn(13)) {
+        case 12: /* inc/dec r8/r16/r32/r64: CF kept from the producer */
+            if (rn(2))
+                t->insn[n++] = rn(3) == 0 ? 0x66 : 0x48;
+            t->insn[n++] = rn(4) == 0 ? 0xfe : 0xff;
+            t->insn[n++] = (uint8_t)(0xc0 | rn(2) << 3 | r);
+            break;
         case 8: /* setcc r8 (spl..dil with REX, else ah..bh) */
             if (rn(2))
                 t->insn[n++] = 0x40;
