@@ -462,6 +462,8 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
     case K_INCDEC:
         emit_incdec(e, rec, f, w, dead);
         break;
+    case K_NOP: /* (its record still gets an entry: a run may be joined there) */
+        break;
     case K_ALU_RR:
     case K_ALU_RI:
     case K_ALU_RM:

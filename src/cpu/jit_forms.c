@@ -74,6 +74,7 @@ static void forms_fill(void)
         for (unsigned lg = 0; lg < 4; lg++)
             form_add1(h_unop[0][op][lg],
                       (struct jform){.kind = K_INCDEC, .op = (uint8_t)op, .lg = (uint8_t)lg});
+    form_add1(h_nop, (struct jform){.kind = K_NOP});
     form_add1(h_setcc[0], (struct jform){.kind = K_SETCC});
     for (unsigned lg = 1; lg < 4; lg++)
         form_add1(h_cmov[0][lg], (struct jform){.kind = K_CMOV, .lg = (uint8_t)lg});
@@ -185,7 +186,7 @@ const struct jform *flags_writer(const struct jform *f, const struct jform *w)
     case K_TEST_RR: case K_TEST_RI: case K_TEST_MR: case K_TEST_MI: case K_INCDEC:
         return f;
     case K_MOV_RR: case K_MOV_RM: case K_MOV_MR: case K_MOV_RI: case K_MOV_MI: case K_LEA:
-    case K_PUSH: case K_POP: case K_EXT_R: case K_EXT_M: case K_SETCC: case K_CMOV:
+    case K_PUSH: case K_POP: case K_EXT_R: case K_EXT_M: case K_SETCC: case K_CMOV: case K_NOP:
         return w;
     default:
         return NULL;
@@ -221,6 +222,7 @@ static enum flag_use flag_use(const struct insn *rec)
         return (rec->aux & 7) < 2 ? FLAGS_PASS : FLAGS_KILL;
     case K_MOV_RR: case K_MOV_RI: case K_LEA: case K_EXT_R:
     case K_INCDEC: /* keeps CF, as a rotate keeps the others */
+    case K_NOP:
         return FLAGS_PASS;
     default:
         return FLAGS_READ;
