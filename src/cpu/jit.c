@@ -449,6 +449,25 @@ static void emit_alu_form(struct emit *e, const struct insn *rec, const struct j
     emit_alu(e, f->op, lg, no_dest ? -1 : rec->reg, dead);
 }
 
+/* ADD/OR/AND/SUB/XOR [mem], reg/imm: the write probe first (as rmw_ptr:
+ * a page writable from here), then load, operate and store through the
+ * host address, so a miss leaves everything to the interpreter's handler. */
+static void emit_alu_rmw(struct emit *e, const struct insn *rec, const struct jform *f,
+                         bool dead, uint8_t **miss)
+{
+    unsigned lg = f->lg;
+    emit_ea(e, rec);
+    *miss = emit_probe(e, lg, true);
+    op_rr(e, 3, 0x89, RAX, R8);
+    emit_load(e, RAX, lg);
+    if (f->kind == K_ALU_MR)
+        rd_greg(e, RCX, rec->reg, lg);
+    else
+        mov_imm(e, RCX, rec->imm);
+    emit_alu(e, f->op, lg, -1, dead);
+    op_rm(e, lg, lg == 0 ? 0x88 : 0x89, RDX, R8, 0);
+}
+
 /* Host code for one record; *miss gets the jump to the miss stub, if any. */
 static void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
                       bool dead, const struct jform *w, uint8_t **miss)
@@ -461,6 +480,10 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
         break;
     case K_INCDEC:
         emit_incdec(e, rec, f, w, dead);
+        break;
+    case K_ALU_MR:
+    case K_ALU_MI:
+        emit_alu_rmw(e, rec, f, dead, miss);
         break;
     case K_NOP: /* (its record still gets an entry: a run may be joined there) */
         break;

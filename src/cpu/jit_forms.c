@@ -55,6 +55,11 @@ static void forms_fill(void)
             form_add(h_alu[ALU_RI][op][lg], K_ALU_RI, op, lg);
             form_add(h_alu[ALU_RM][op][lg], K_ALU_RM, op, lg);
         }
+        for (unsigned op = 0; op < 7; op++) /* not ADC/SBB: they read CF */
+            if (op != 2 && op != 3) {
+                form_add(h_alu[ALU_MR][op][lg], K_ALU_MR, op, lg);
+                form_add(h_alu[ALU_MI][op][lg], K_ALU_MI, op, lg);
+            }
         form_add(h_alu[ALU_MR][7][lg], K_CMP_MR, 7, lg);
         form_add(h_alu[ALU_MI][7][lg], K_CMP_MI, 7, lg);
         form_add(h_test[0][lg], K_TEST_RR, 4, lg);
@@ -119,6 +124,7 @@ static const struct jform *form_lookup(const struct insn *rec, insn_fn fn)
         return NULL;
     switch (f->kind) {
     case K_ALU_RI: case K_CMP_MI: case K_TEST_RI: case K_TEST_MI: case K_MOV_RI: case K_MOV_MI:
+    case K_ALU_MI:
         /* the builder masks immediates to the operand size; the code
          * below relies on it */
         if (rec->imm & ~sz_mask(f->lg))
@@ -184,6 +190,7 @@ const struct jform *flags_writer(const struct jform *f, const struct jform *w)
     switch (f->kind) {
     case K_ALU_RR: case K_ALU_RI: case K_ALU_RM: case K_CMP_MR: case K_CMP_MI:
     case K_TEST_RR: case K_TEST_RI: case K_TEST_MR: case K_TEST_MI: case K_INCDEC:
+    case K_ALU_MR: case K_ALU_MI:
         return f;
     case K_MOV_RR: case K_MOV_RM: case K_MOV_MR: case K_MOV_RI: case K_MOV_MI: case K_LEA:
     case K_PUSH: case K_POP: case K_EXT_R: case K_EXT_M: case K_SETCC: case K_CMOV: case K_NOP:
