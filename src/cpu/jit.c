@@ -40,7 +40,7 @@ _Static_assert(offsetof(struct cpu, r) == 0, "guest registers at the vCPU's star
 /* Host flags equal to the guest's after emit_alu (rax = a, rcx = b,
  * rdx = the result): the same operation at the operand's size, so a host
  * Jcc with the guest's condition code decides as the guest's would. */
-static void emit_host_flags(struct emit *e, unsigned op, unsigned lg)
+void emit_host_flags(struct emit *e, unsigned op, unsigned lg)
 {
     unsigned byte = lg == 0 ? 1 : 0; /* byte forms: the opcode below */
     if (op == 5 || op == 7)
@@ -55,7 +55,7 @@ static void emit_host_flags(struct emit *e, unsigned op, unsigned lg)
 
 /* Host register 'h' = guest register operand 'g' of size lg, zero-extended
  * (g is a byte offset into r[] for byte operands, as in the records). */
-static void rd_greg(struct emit *e, unsigned h, unsigned g, unsigned lg)
+void rd_greg(struct emit *e, unsigned h, unsigned g, unsigned lg)
 {
     static const unsigned opc[4] = {0x0fb6, 0x0fb7, 0x8b, 0x8b};
     op_rm(e, lg == 3 ? 3 : 2, opc[lg], h, RDI, (int32_t)(lg == 0 ? g : g * 8));
@@ -63,7 +63,7 @@ static void rd_greg(struct emit *e, unsigned h, unsigned g, unsigned lg)
 
 /* Guest register operand 'g' = host register 'h' (zero-extended already
  * when lg is 2: a 32-bit write clears the upper half). */
-static void wr_greg(struct emit *e, unsigned g, unsigned h, unsigned lg)
+void wr_greg(struct emit *e, unsigned g, unsigned h, unsigned lg)
 {
     if (lg == 0)
         op_rm(e, 0, 0x88, h, RDI, (int32_t)g);
@@ -298,138 +298,12 @@ static void emit_push_pop(struct emit *e, const struct insn *rec, bool push, uin
 }
 
 /* A memory operand's probe and load into 'h'. */
-static void emit_mem_load(struct emit *e, const struct insn *rec, unsigned h, unsigned lg,
+void emit_mem_load(struct emit *e, const struct insn *rec, unsigned h, unsigned lg,
                           uint8_t **miss)
 {
     emit_ea(e, rec);
     *miss = emit_probe(e, lg, false);
     emit_load(e, h, lg);
-}
-
-/* Host flags equal to the guest's lazy ones when the last record to write
- * them in this run has form 'w' (flags_writer): its operands and result
- * are where emit_alu stored them. Clobbers rax, rcx, rdx. */
-static void emit_host_flags_from(struct emit *e, const struct jform *w)
-{
-    op_rm(e, 3, 0x8b, RAX, RDI, CPU_OFF(cc_a));
-    op_rm(e, 3, 0x8b, RCX, RDI, CPU_OFF(cc_b));
-    op_rm(e, 3, 0x8b, RDX, RDI, CPU_OFF(cc_res));
-    if (w->kind == K_INCDEC) { /* the same INC/DEC again, CF = the CF it kept */
-        op_rm(e, 2, 0x8b, RDX, RDI, CPU_OFF(cc_aux));
-        op_rr(e, 2, 0x0fba, 4, RDX); /* bt edx, 0 */
-        e8(e, 0);
-        op_rr(e, w->lg, w->lg ? 0xff : 0xfe, w->op, RAX);
-        return;
-    }
-    if (is_carry_op(w)) { /* the same ADC/SBB again, on its carry in */
-        op_rm(e, 2, 0x8b, RDX, RDI, CPU_OFF(cc_aux));
-        op_rr(e, 2, 0x0fba, 4, RDX); /* bt edx, 0 */
-        e8(e, 0);
-        op_rr(e, w->lg, (w->op == 2 ? 0x11 : 0x19) - (w->lg == 0), RCX, RAX);
-        return;
-    }
-    emit_host_flags(e, w->op, w->lg);
-}
-
-/* ADC/SBB r, r/imm/m (is_carry_op) with the carry in from the host's
- * flags (w: the run's last producer), lazy flags as alu_op() leaves them
- * (CC_ADC/CC_SBB, the carry in in cc_aux). */
-static void emit_carry_op(struct emit *e, const struct insn *rec, const struct jform *f,
-                          const struct jform *w, bool dead, uint8_t **miss)
-{
-    unsigned lg = f->lg;
-    if (f->kind == K_ALU_RM)
-        emit_mem_load(e, rec, R9, lg, miss);
-    else if (f->kind == K_ALU_RI)
-        mov_imm(e, R9, rec->imm);
-    else
-        rd_greg(e, R9, rec->base, lg);
-    rd_greg(e, R8, rec->reg, lg);
-    op_rr(e, 3, 0x89, R8, R11); /* the first operand, for cc_a */
-    emit_host_flags_from(e, w);
-    op_rr(e, 0, 0x0f92, 0, R10); /* setc r10b: the carry in */
-    op_rr(e, lg, (f->op == 2 ? 0x11 : 0x19) - (lg == 0), R9, R8);
-    if (lg < 2)
-        op_rr(e, 2, lg ? 0x0fb7 : 0x0fb6, R8, R8);
-    wr_greg(e, rec->reg, R8, lg);
-    if (dead)
-        return;
-    op_rr(e, 2, 0x0fb6, R10, R10);
-    op_rm(e, 2, 0x89, R10, RDI, CPU_OFF(cc_aux));
-    op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
-    e32(e, (f->op == 2 ? CC_ADC : CC_SBB) << 2 | lg);
-    op_rm(e, 3, 0x89, R8, RDI, CPU_OFF(cc_res));
-    op_rm(e, 3, 0x89, R11, RDI, CPU_OFF(cc_a));
-    op_rm(e, 3, 0x89, R9, RDI, CPU_OFF(cc_b));
-}
-
-/* Host flags for a fused pair's Jcc after its first half 'ff' ran. */
-static void emit_branch_flags(struct emit *e, const struct jform *ff)
-{
-    if (ff->kind == K_INCDEC)
-        emit_host_flags_from(e, ff);
-    else
-        emit_host_flags(e, ff->op, ff->lg);
-}
-
-/* The guest's CF, for an INC/DEC after no producer the run knows. */
-static uint32_t guest_cf(struct cpu *c)
-{
-    return cc_cf(c);
-}
-
-/* INC/DEC of a register: CF kept in cc_aux (from the run's last producer
- * 'w' through the host's flags, else from guest_cf), lazy flags as
- * incdec() leaves them; with 'dead' flags just the register. */
-static void emit_incdec(struct emit *e, const struct insn *rec, const struct jform *f,
-                        const struct jform *w, bool dead)
-{
-    unsigned lg = f->lg;
-    if (!dead && w) {
-        emit_host_flags_from(e, w);
-        op_rr(e, 0, 0x0f92, 0, R10); /* setc r10b */
-        op_rr(e, 2, 0x0fb6, R10, R10);
-    } else if (!dead) {
-        e8(e, 0x57); /* push rdi: saved, and the stack aligned for the call */
-        mov_imm(e, RAX, (uint64_t)(uintptr_t)guest_cf);
-        e8(e, 0xff); /* call rax */
-        e8(e, 0xd0);
-        e8(e, 0x5f); /* pop rdi */
-        op_rr(e, 2, 0x89, RAX, R10);
-    }
-    rd_greg(e, R8, rec->reg, lg);
-    op_rr(e, 3, 0x89, R8, R11);
-    op_rr(e, lg, lg ? 0xff : 0xfe, f->op, R8); /* inc/dec at the operand's size */
-    if (lg < 2)
-        op_rr(e, 2, lg ? 0x0fb7 : 0x0fb6, R8, R8);
-    wr_greg(e, rec->reg, R8, lg);
-    if (dead)
-        return;
-    op_rm(e, 2, 0x89, R10, RDI, CPU_OFF(cc_aux));
-    op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
-    e32(e, (f->op ? CC_DEC : CC_INC) << 2 | lg);
-    op_rm(e, 3, 0x89, R8, RDI, CPU_OFF(cc_res));
-    op_rm(e, 3, 0x89, R11, RDI, CPU_OFF(cc_a));
-    op_rm(e, 3, 0xc7, 0, RDI, CPU_OFF(cc_b));
-    e32(e, 1);
-}
-
-/* SETcc r8 / CMOVcc r, r with the condition decided by the host's flags. */
-static void emit_cond_reader(struct emit *e, const struct insn *rec, const struct jform *f,
-                             const struct jform *w)
-{
-    unsigned cc = rec->aux & 15;
-    if (f->kind == K_SETCC) {
-        emit_host_flags_from(e, w);
-        op_rr(e, 0, 0x0f90 | cc, 0, RAX);
-        wr_greg(e, rec->base, RAX, 0);
-        return;
-    }
-    rd_greg(e, R8, rec->reg, f->lg);
-    rd_greg(e, R9, rec->base, f->lg);
-    emit_host_flags_from(e, w);
-    op_rr(e, 3, 0x0f40 | cc, R8, R9);
-    wr_greg(e, rec->reg, R8, f->lg);
 }
 
 /* ADD/OR/AND/SUB/XOR/CMP/TEST of a register with a register, an immediate

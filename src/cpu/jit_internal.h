@@ -164,4 +164,18 @@ const struct jform *flags_writer(const struct jform *f, const struct jform *w);
 const struct jform *usable(const struct jform *f, const struct jform *w);
 void flags_dead_after(const struct block *b, bool *dead);
 
+/* --- shared emitters (jit.c) and flag consumers (jit_flags.c) -------------------- */
+void emit_host_flags(struct emit *e, unsigned op, unsigned lg);
+void rd_greg(struct emit *e, unsigned h, unsigned g, unsigned lg);
+void wr_greg(struct emit *e, unsigned g, unsigned h, unsigned lg);
+void emit_mem_load(struct emit *e, const struct insn *rec, unsigned h, unsigned lg,
+                   uint8_t **miss);
+void emit_carry_op(struct emit *e, const struct insn *rec, const struct jform *f,
+                   const struct jform *w, bool dead, uint8_t **miss);
+void emit_branch_flags(struct emit *e, const struct jform *ff);
+void emit_incdec(struct emit *e, const struct insn *rec, const struct jform *f,
+                 const struct jform *w, bool dead);
+void emit_cond_reader(struct emit *e, const struct insn *rec, const struct jform *f,
+                      const struct jform *w);
+
 #endif
