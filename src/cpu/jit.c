@@ -526,53 +526,105 @@ static struct block **in_page(const struct block *b, uint64_t t, struct block **
 /* The transfers a run can end with in host code: a direct JMP or CALL
  * (a CALL's push probes the TLB first; a miss runs the
  * interpreter's handler from the start). */
+static bool is_indirect(const struct insn *rec)
+{
+    return (rec->fn == h_jmp_r || rec->fn == h_jmp_m || rec->fn == h_call_r ||
+            rec->fn == h_call_m) && !rec->aux; /* aux: a 16-bit target */
+}
+
 static bool is_transfer(const struct block *b, const struct insn *rec)
 {
     if (rec->mf & MF_FUSED)
         return false;
-    if (rec->fn == h_ret) /* to wherever the stack says: the jump cache */
+    if (rec->fn == h_ret || is_indirect(rec)) /* to a run-time target: the jump cache */
         return true;
     return (rec->fn == h_jmp || rec->fn == h_call) && chainable(b, rec->imm);
+}
+
+/* Jump out unless register 'r' holds a canonical address (bits 63..47 all
+ * equal); returns the jump to patch. Clobbers rcx. */
+static uint8_t *emit_canonical_check(struct emit *e, unsigned r)
+{
+    mov_imm(e, RCX, 1ull << 47);
+    op_rr(e, 3, 0x01, r, RCX);
+    shift_ri(e, 5, RCX, 48);
+    return jcc32(e, 0x5);
+}
+
+/* CALL's push: rsp - 8 probed for writing (rax = its host address, r9 =
+ * the new rsp); *miss gets the probe's jump. Nothing is written yet. */
+static void emit_push_probe(struct emit *e, uint8_t **miss)
+{
+    op_rm(e, 3, 0x8b, RAX, RDI, 4 * 8);
+    alu_ri(e, 3, 5, RAX, 8);
+    op_rr(e, 3, 0x89, RAX, R9);
+    *miss = emit_probe(e, 3, true);
+}
+
+/* ... then the return address written there and RSP moved. */
+static void emit_push_return(struct emit *e, const struct block *b, const struct insn *rec)
+{
+    mov_imm(e, RCX, b->va + rec->off + rec->len);
+    emit_store(e, RCX, 3);
+    op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
 }
 
 /* RET (imm16): as the interpreter's handler, the target loaded through the
  * TLB probe and checked canonical before RSP moves, so a miss or a #GP
  * runs that handler from the start. */
-static void emit_ret(struct emit *e, const struct insn *rec, unsigned idx, uint8_t **miss,
-                     uint8_t **bad_target)
+static void emit_ret(struct emit *e, const struct insn *rec, unsigned idx, uint8_t **miss)
 {
     op_rm(e, 3, 0x8b, RAX, RDI, 4 * 8);
     op_rr(e, 3, 0x89, RAX, R9);
-    *miss = emit_probe(e, 3, false);
+    miss[0] = emit_probe(e, 3, false);
     op_rm(e, 3, 0x8b, RAX, RAX, 0);
-    mov_imm(e, RCX, 1ull << 47); /* canonical: bits 63..47 all equal */
-    op_rr(e, 3, 0x01, RAX, RCX);
-    shift_ri(e, 5, RCX, 48);
-    *bad_target = jcc32(e, 0x5);
+    miss[1] = emit_canonical_check(e, RAX);
     alu_ri(e, 3, 0, R9, (int32_t)(8 + rec->imm));
     op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
     emit_chain_rax(e, idx, NULL);
 }
 
-static void emit_transfer(struct emit *e, struct block *b, unsigned idx, uint8_t **miss,
-                          uint8_t **miss2)
+/* JMP/CALL r/m64: the target (a load probes the TLB), for a CALL the
+ * push's probe, then the canonical check — each failing to the handler,
+ * which redoes it all with the interpreter's order of faults — and only
+ * then RSP and the return address change. */
+static void emit_indirect(struct emit *e, const struct block *b, unsigned idx, uint8_t **miss)
 {
     const struct insn *rec = &b->insns[idx];
-    struct block **slot = &b->chain[0];
+    bool call = rec->fn == h_call_r || rec->fn == h_call_m;
+    if (rec->fn == h_jmp_r || rec->fn == h_call_r) {
+        op_rm(e, 3, 0x8b, R10, RDI, rec->base * 8);
+    } else {
+        emit_ea(e, rec);
+        miss[0] = emit_probe(e, 3, false);
+        op_rm(e, 3, 0x8b, R10, RAX, 0);
+    }
+    if (call)
+        emit_push_probe(e, &miss[1]);
+    miss[2] = emit_canonical_check(e, R10);
+    if (call)
+        emit_push_return(e, b, rec);
+    op_rr(e, 3, 0x89, R10, RAX);
+    emit_chain_rax(e, idx, NULL);
+}
+
+/* A transfer ending the block; miss[0..2] get the jumps to its handler. */
+static void emit_transfer(struct emit *e, struct block *b, unsigned idx, uint8_t **miss)
+{
+    const struct insn *rec = &b->insns[idx];
     if (rec->fn == h_ret) {
-        emit_ret(e, rec, idx, miss, miss2);
+        emit_ret(e, rec, idx, miss);
+        return;
+    }
+    if (is_indirect(rec)) {
+        emit_indirect(e, b, idx, miss);
         return;
     }
     if (rec->fn == h_call) {
-        op_rm(e, 3, 0x8b, RAX, RDI, 4 * 8);
-        alu_ri(e, 3, 5, RAX, 8);
-        op_rr(e, 3, 0x89, RAX, R9);
-        *miss = emit_probe(e, 3, true);
-        mov_imm(e, RCX, b->va + rec->off + rec->len);
-        emit_store(e, RCX, 3);
-        op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
+        emit_push_probe(e, &miss[0]);
+        emit_push_return(e, b, rec);
     }
-    emit_chain(e, idx, rec->imm, in_page(b, rec->imm, slot));
+    emit_chain(e, idx, rec->imm, in_page(b, rec->imm, &b->chain[0]));
 }
 
 /* A fused compare-and-branch ending the block (its Jcc at 'jidx'): the
@@ -606,7 +658,7 @@ void jit_block(struct cpu *c, struct block *b)
     /* out-of-line exits: a TLB miss to the record's interpreter handler, a
      * taken branch in the middle of the block to the next block (or the
      * Jcc record's handler) */
-    struct { uint8_t *at; unsigned j; bool miss; } stubs[2 * BLOCK_MAX_INSNS + 1];
+    struct { uint8_t *at; unsigned j; bool miss; } stubs[2 * BLOCK_MAX_INSNS + 2];
     unsigned n = b->ninsn, nstub = 0, ntr = 0;
     bool dead[BLOCK_MAX_INSNS];
     flags_dead_after(b, dead);
@@ -622,27 +674,23 @@ void jit_block(struct cpu *c, struct block *b)
         }
         bool ended = false; /* the run left the block in host code */
         for (;;) { /* a run of known records */
-            uint8_t *miss = NULL, *miss2 = NULL;
+            uint8_t *miss[3] = {NULL, NULL, NULL};
             entry[j] = e.p;
             if (c->jit_count) { /* add qword [rdi + jit_executed], 1 or 2 (fused) */
                 op_rm(&e, 3, 0x83, 0, RDI, CPU_OFF(stats.jit_executed));
                 e8(&e, ff ? 2 : 1);
             }
             if (xfer)
-                emit_transfer(&e, b, j, &miss, &miss2);
+                emit_transfer(&e, b, j, miss);
             else
-                emit_insn(&e, &b->insns[j], f ? f : ff, f && dead[j], w, &miss);
+                emit_insn(&e, &b->insns[j], f ? f : ff, f && dead[j], w, &miss[0]);
             w = xfer ? NULL : flags_writer(f ? f : ff, w);
-            if (miss) {
-                stubs[nstub].at = miss;
-                stubs[nstub].miss = true;
-                stubs[nstub++].j = j;
-            }
-            if (miss2) { /* a RET's non-canonical target: its handler raises #GP */
-                stubs[nstub].at = miss2;
-                stubs[nstub].miss = true;
-                stubs[nstub++].j = j;
-            }
+            for (unsigned k = 0; k < 3; k++)
+                if (miss[k]) {
+                    stubs[nstub].at = miss[k];
+                    stubs[nstub].miss = true;
+                    stubs[nstub++].j = j;
+                }
             ntr++;
             if (xfer) { /* the block's end, left in host code */
                 j = n;

@@ -265,6 +265,21 @@ _start:
     add $1, %eax
     cmp $2, %eax
     CHECK_EQ 102
+    /* 14: CALL and JMP through a register and through memory */
+    lea far_ret(%rip), %rbx
+    call *%rbx
+    mov %rbx, jmp_slot(%rip)
+    call *jmp_slot(%rip)
+    lea 4f(%rip), %rcx
+    mov %rcx, jmp_slot(%rip)
+    mov $5, %eax
+    jmp *jmp_slot(%rip)
+    mov $6, %eax                  /* skipped */
+4:  lea 3f(%rip), %rdx
+    jmp *%rdx
+    mov $7, %eax                  /* skipped */
+3:  cmp $5, %eax
+    CHECK_EQ 103
     PASS
 5:  ret
 
@@ -285,6 +300,7 @@ resume: .quad 0
 pf_rip: .quad 0
 pf_cr2: .quad 0
 pf_rflags: .quad 0
+jmp_slot: .quad 0
     .balign 4096
 far_ret:
     ret
