@@ -361,6 +361,16 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
         break;
     case K_NOP: /* (its record still gets an entry: a run may be joined there) */
         break;
+    case K_NOT: /* at 32 bits on the dword, which zero-extends */
+        rd_greg(e, RAX, rec->reg, lg);
+        op_rr(e, lg == 2 ? 2 : 3, 0xf7, 2, RAX);
+        wr_greg(e, rec->reg, RAX, lg);
+        break;
+    case K_NEG: /* 0 - a, flags as a SUB's */
+        op_rr(e, 2, 0x31, RAX, RAX);
+        rd_greg(e, RCX, rec->reg, lg);
+        emit_alu(e, 5, lg, rec->reg, dead);
+        break;
     case K_ALU_RR:
     case K_ALU_RI:
     case K_ALU_RM:

@@ -75,6 +75,10 @@ static void forms_fill(void)
         form_add1(h_imul[0][lg], (struct jform){.kind = K_IMUL_RR, .lg = (uint8_t)lg});
         form_add1(h_imul[2][lg], (struct jform){.kind = K_IMUL_RI, .lg = (uint8_t)lg});
     }
+    for (unsigned lg = 0; lg < 4; lg++) { /* NEG's lazy flags are a SUB's from 0 */
+        form_add1(h_unop[0][2][lg], (struct jform){.kind = K_NOT, .lg = (uint8_t)lg});
+        form_add1(h_unop[0][3][lg], (struct jform){.kind = K_NEG, .op = 5, .lg = (uint8_t)lg});
+    }
     for (unsigned op = 0; op < 2; op++) /* INC, DEC of a register */
         for (unsigned lg = 0; lg < 4; lg++)
             form_add1(h_unop[0][op][lg],
@@ -190,10 +194,11 @@ const struct jform *flags_writer(const struct jform *f, const struct jform *w)
     switch (f->kind) {
     case K_ALU_RR: case K_ALU_RI: case K_ALU_RM: case K_CMP_MR: case K_CMP_MI:
     case K_TEST_RR: case K_TEST_RI: case K_TEST_MR: case K_TEST_MI: case K_INCDEC:
-    case K_ALU_MR: case K_ALU_MI:
+    case K_ALU_MR: case K_ALU_MI: case K_NEG:
         return f;
     case K_MOV_RR: case K_MOV_RM: case K_MOV_MR: case K_MOV_RI: case K_MOV_MI: case K_LEA:
     case K_PUSH: case K_POP: case K_EXT_R: case K_EXT_M: case K_SETCC: case K_CMOV: case K_NOP:
+    case K_NOT:
         return w;
     default:
         return NULL;
@@ -221,7 +226,7 @@ static enum flag_use flag_use(const struct insn *rec)
     if (is_carry_op(f))
         return FLAGS_READ;
     switch (f->kind) {
-    case K_ALU_RR: case K_ALU_RI: case K_TEST_RR: case K_TEST_RI:
+    case K_ALU_RR: case K_ALU_RI: case K_TEST_RR: case K_TEST_RI: case K_NEG:
         return FLAGS_KILL;
     case K_IMUL_RR: case K_IMUL_RI:
         return host_imul_flags_from_result() ? FLAGS_KILL : FLAGS_PASS;
@@ -229,7 +234,7 @@ static enum flag_use flag_use(const struct insn *rec)
         return (rec->aux & 7) < 2 ? FLAGS_PASS : FLAGS_KILL;
     case K_MOV_RR: case K_MOV_RI: case K_LEA: case K_EXT_R:
     case K_INCDEC: /* keeps CF, as a rotate keeps the others */
-    case K_NOP:
+    case K_NOP: case K_NOT:
         return FLAGS_PASS;
     default:
         return FLAGS_READ;

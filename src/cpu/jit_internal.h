@@ -147,6 +147,7 @@ enum {
     K_CMP_MR, K_CMP_MI, K_TEST_RR, K_TEST_RI, K_TEST_MR, K_TEST_MI, K_LEA, K_PUSH, K_POP,
     K_EXT_R, K_EXT_M, K_SHIFT_RI, K_IMUL_RR, K_IMUL_RI, K_SETCC, K_CMOV, K_INCDEC, K_NOP,
     K_ALU_MR, K_ALU_MI, /* ADD/OR/AND/SUB/XOR into memory (read-modify-write) */
+    K_NOT, K_NEG,       /* of a register */
 };
 
 struct jform {
