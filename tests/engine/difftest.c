@@ -951,6 +951,27 @@ static bool int1_host_differs(const struct tcase *t, const struct tresult *nat,
     return true;
 }
 
+/* FXSAVE/FXRSTOR fault on a page they do not cross: which of their 512
+ * bytes CR2 names is the CPU's (this EPYC reports the last byte, the
+ * engine the first, as other CPUs do); both inside the page, counted. */
+static uint64_t fx_cr2_cases;
+
+static bool fxsave_cr2_within(const struct tcase *t, const struct tresult *nat,
+                              const struct tresult *eng)
+{
+    ZydisDecodedInstruction zi;
+    if (eng->trapno != 14 || (nat->cr2 ^ eng->cr2) >> 12 ||
+        ZYAN_FAILED(ZydisDecoderDecodeInstruction(&zdec, NULL, t->insn, t->len, &zi)) ||
+        (zi.mnemonic != ZYDIS_MNEMONIC_FXSAVE && zi.mnemonic != ZYDIS_MNEMONIC_FXSAVE64 &&
+         zi.mnemonic != ZYDIS_MNEMONIC_FXRSTOR && zi.mnemonic != ZYDIS_MNEMONIC_FXRSTOR64))
+        return false;
+    uint64_t lo = nat->cr2 < eng->cr2 ? nat->cr2 : eng->cr2;
+    if ((nat->cr2 > eng->cr2 ? nat->cr2 : eng->cr2) - lo >= 512)
+        return false;
+    fx_cr2_cases++;
+    return true;
+}
+
 /* Returns true if the results agree. */
 static bool compare(const struct tcase *t, const struct tresult *nat, const struct tresult *eng,
                     bool print)
@@ -991,7 +1012,7 @@ static bool compare(const struct tcase *t, const struct tresult *nat, const stru
         ok = false;
         snprintf(why, sizeof(why), "error code: native %#" PRIx64 ", engine %#" PRIx64, nat->err,
                  eng->err);
-    } else if (nat->trapno == 14 && nat->cr2 != eng->cr2) {
+    } else if (nat->trapno == 14 && nat->cr2 != eng->cr2 && !fxsave_cr2_within(t, nat, eng)) {
         ok = false;
         snprintf(why, sizeof(why), "cr2: native %#" PRIx64 ", engine %#" PRIx64, nat->cr2,
                  eng->cr2);
@@ -1268,6 +1289,9 @@ int main(int argc, char **argv)
     if (host_int_n_reports)
         printf("difftest: %" PRIu64 " INT n cases the host reported unlike the CPU "
                "(engine held to #GP(vector*8+2) instead)\n", host_int_n_reports);
+    if (fx_cr2_cases)
+        printf("difftest: %" PRIu64 " FXSAVE/FXRSTOR #PF cases with CR2 at another byte of the "
+               "same page (the CPU's choice)\n", fx_cr2_cases);
     if (host_int1_reports)
         printf("difftest: %" PRIu64 " INT1 cases where this host reported RIP at the F1 "
                "(engine held to the SDM's trap, RIP past it)\n", host_int1_reports);
