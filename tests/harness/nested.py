@@ -82,6 +82,22 @@ def _libs_of(binary):
     return libs
 
 
+def _dlopen_libs():
+    """The libraries ember loads with dlopen (src/util/dlopen_libs.h names
+    them), resolved as the loader would, with their own: ldd cannot see
+    them, and without them L1's ember has no user networking."""
+    header = os.path.join(os.path.dirname(os.path.dirname(HERE)), "src", "util", "dlopen_libs.h")
+    with open(header) as f:
+        sonames = set(re.findall(r'"(lib[^"]+\.so[^"]*)"', f.read()))
+    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    libs = []
+    for soname in sorted(sonames):
+        m = re.search(rf"^\s*{re.escape(soname)} \(libc6,x86-64[^)]*\) => (\S+)$", cache, re.M)
+        if m:
+            libs += [m.group(1)] + _libs_of(m.group(1))
+    return libs
+
+
 def _place(root, path):
     """Where 'path' goes under 'root', with whatever was there removed first.
     A busybox applet link there points at an absolute path (/bin/busybox):
@@ -170,7 +186,7 @@ class NestedHost:
         programs.update(extra.programs)
         for dst, src in programs.items():
             self._add_file(root, dst, src)
-            for lib in _libs_of(src):
+            for lib in _libs_of(src) + (_dlopen_libs() if dst == L1_EMBER else []):
                 self._add_file(root, lib, lib)
         for dst, src in extra.files.items():
             self._add_file(root, dst, src)
