@@ -272,6 +272,13 @@ FUZZ_VIRTIO_NET_SRCS := src/virtio/net.c src/virtio/backends/mmds_frames.c src/v
 
 $(eval $(call fuzz_target,virtio_net,$(FUZZ_VIRTIO_NET_SRCS),-ljson-c -lseccomp -lpthread))
 
+# virtio-pmem: flush requests and the device configuration, on a tmpfs file
+# or a descriptor whose fsync fails.
+FUZZ_VIRTIO_PMEM_SRCS := src/virtio/pmem.c src/virtio/virtio.c src/virtio/virtq.c \
+	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
+
+$(eval $(call fuzz_target,virtio_pmem,$(FUZZ_VIRTIO_PMEM_SRCS),-ljson-c -lseccomp -lpthread))
+
 # The PCI bus, MSI-X and both virtio transports as a guest drives them, with
 # rng, console and blk (on an image file) behind them.
 FUZZ_VIRTIO_PCI_SRCS := src/virtio/transport_pci.c src/virtio/transport_mmio.c \
@@ -305,7 +312,7 @@ FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route $(BU
 	$(BUILD)/fuzz/fuzz_api_json $(BUILD)/fuzz/fuzz_virtiofs \
 	$(BUILD)/fuzz/fuzz_mmds $(BUILD)/fuzz/fuzz_cpu_config $(BUILD)/fuzz/fuzz_gdb_packet \
 	$(BUILD)/fuzz/fuzz_virtio_net $(BUILD)/fuzz/fuzz_virtio_pci \
-	$(BUILD)/fuzz/fuzz_loader
+	$(BUILD)/fuzz/fuzz_loader $(BUILD)/fuzz/fuzz_virtio_pmem
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60
