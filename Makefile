@@ -200,12 +200,13 @@ tools: $(TOOLS)
 FUZZ_CC = clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
 	-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 # $(call fuzz_target,NAME,SOURCES,LIBRARIES): build/fuzz/fuzz_NAME from
-# tests/fuzz/fuzz_NAME.c and the sources it exercises.
+# tests/fuzz/fuzz_NAME.c and the sources it exercises (headers among them
+# are dependencies only).
 define fuzz_target
 $(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(2)
 	@mkdir -p $$(dir $$@)
 	$$(call say,FUZZ,$$@)
-	$$(Q)$$(FUZZ_CC) -o $$@ $$^ $(3)
+	$$(Q)$$(FUZZ_CC) -o $$@ $$(filter-out %.h,$$^) $(3)
 endef
 FUZZ_VSOCK_SRCS := src/virtio/vsock.c src/virtio/vsock_conn.c src/virtio/backends/vsock_uds.c \
 	src/virtio/virtio.c src/virtio/virtq.c src/mem/guest_mem.c src/snapshot/record.c \
@@ -279,6 +280,14 @@ FUZZ_VIRTIO_PMEM_SRCS := src/virtio/pmem.c src/virtio/virtio.c src/virtio/virtq.
 
 $(eval $(call fuzz_target,virtio_pmem,$(FUZZ_VIRTIO_PMEM_SRCS),-ljson-c -lseccomp -lpthread))
 
+# The legacy port devices (i8042, 8250, CMOS RTC, pvpanic, ACPI PM, 8254 PIT)
+# through the port bus, with snapshot round trips (tests/fuzz/legacy_machine.h).
+FUZZ_LEGACY_SRCS := src/devices/i8042.c src/devices/serial_8250.c src/devices/rtc_cmos.c \
+	src/devices/pvpanic.c src/devices/acpi_pm.c src/devices/i8254.c src/bus/bus.c \
+	src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
+
+$(eval $(call fuzz_target,legacy_ports,$(FUZZ_LEGACY_SRCS) tests/fuzz/legacy_machine.h,-ljson-c -lseccomp -lpthread))
+
 # The PCI bus, MSI-X and both virtio transports as a guest drives them, with
 # rng, console and blk (on an image file) behind them.
 FUZZ_VIRTIO_PCI_SRCS := src/virtio/transport_pci.c src/virtio/transport_mmio.c \
@@ -312,7 +321,7 @@ FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route $(BU
 	$(BUILD)/fuzz/fuzz_api_json $(BUILD)/fuzz/fuzz_virtiofs \
 	$(BUILD)/fuzz/fuzz_mmds $(BUILD)/fuzz/fuzz_cpu_config $(BUILD)/fuzz/fuzz_gdb_packet \
 	$(BUILD)/fuzz/fuzz_virtio_net $(BUILD)/fuzz/fuzz_virtio_pci \
-	$(BUILD)/fuzz/fuzz_loader $(BUILD)/fuzz/fuzz_virtio_pmem
+	$(BUILD)/fuzz/fuzz_loader $(BUILD)/fuzz/fuzz_virtio_pmem $(BUILD)/fuzz/fuzz_legacy_ports
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60
