@@ -288,6 +288,16 @@ FUZZ_LEGACY_SRCS := src/devices/i8042.c src/devices/serial_8250.c src/devices/rt
 
 $(eval $(call fuzz_target,legacy_ports,$(FUZZ_LEGACY_SRCS) tests/fuzz/legacy_machine.h,-ljson-c -lseccomp -lpthread))
 
+# Every device's snapshot load fed its own saved state with hostile edits:
+# the legacy devices, virtio-pci (configuration space, MSI-X, transport,
+# queues, a balloon or pmem model) and virtio-mmio.
+FUZZ_DEVICE_STATE_SRCS := $(filter-out tests/fuzz/legacy_machine.h,$(FUZZ_LEGACY_SRCS)) \
+	src/virtio/transport_pci.c src/virtio/transport_mmio.c $(wildcard src/bus/pci/*.c) \
+	src/virtio/balloon.c src/virtio/pmem.c src/virtio/virtio.c src/virtio/virtq.c \
+	src/mem/guest_mem.c tests/fuzz/legacy_machine.h tests/fuzz/board_stubs.h
+
+$(eval $(call fuzz_target,device_state,$(FUZZ_DEVICE_STATE_SRCS),-ljson-c -lseccomp -lpthread))
+
 # The PCI bus, MSI-X and both virtio transports as a guest drives them, with
 # rng, console and blk (on an image file) behind them.
 FUZZ_VIRTIO_PCI_SRCS := src/virtio/transport_pci.c src/virtio/transport_mmio.c \
@@ -321,7 +331,8 @@ FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route $(BU
 	$(BUILD)/fuzz/fuzz_api_json $(BUILD)/fuzz/fuzz_virtiofs \
 	$(BUILD)/fuzz/fuzz_mmds $(BUILD)/fuzz/fuzz_cpu_config $(BUILD)/fuzz/fuzz_gdb_packet \
 	$(BUILD)/fuzz/fuzz_virtio_net $(BUILD)/fuzz/fuzz_virtio_pci \
-	$(BUILD)/fuzz/fuzz_loader $(BUILD)/fuzz/fuzz_virtio_pmem $(BUILD)/fuzz/fuzz_legacy_ports
+	$(BUILD)/fuzz/fuzz_loader $(BUILD)/fuzz/fuzz_virtio_pmem $(BUILD)/fuzz/fuzz_legacy_ports \
+	$(BUILD)/fuzz/fuzz_device_state
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Seed inputs for the libFuzzer targets whose inputs are binary layouts
-(fuzz_virtio_net, fuzz_virtio_pci, fuzz_loader, fuzz_virtio_pmem): a few small, valid
+(fuzz_virtio_net, fuzz_virtio_pci, fuzz_loader, fuzz_virtio_pmem,
+fuzz_device_state): a few small, valid
 inputs each, written into tests/fuzz/corpus/NAME. The layouts are the ones
 the targets' comments describe; run again after changing one.
 
-    tests/fuzz/make_seeds.py [virtio_net|virtio_pci|loader|virtio_pmem]...
+    tests/fuzz/make_seeds.py [virtio_net|virtio_pci|loader|virtio_pmem|device_state]...
 """
 import os
 import struct
@@ -360,8 +361,29 @@ def seeds_virtio_pmem():
     })
 
 
+# --- fuzz_device_state ---------------------------------------------------------
+STATE_DEVICES = ["i8042", "serial", "rtc", "acpi_pm", "pit", "pci_balloon", "pci_pmem",
+                 "mmio_balloon"]
+
+
+def state_edit(slot, kind, *value):
+    """Replace the value at 'slot' (the record's members in walk order)."""
+    return struct.pack(">HB", slot, 1) + bytes([kind, *value])
+
+
+def seeds_device_state():
+    files = {}
+    for k, name in enumerate(STATE_DEVICES):
+        # one harmless edit (the first member, a small number), then guest
+        # accesses: port/register reads and writes
+        files[name + "_reloaded"] = bytes([k, 0]) + state_edit(0, 0, 1) + bytes(range(1, 61))
+        # a boundary value into the fifth member
+        files[name + "_boundary"] = bytes([k, 0]) + state_edit(4, 1, 15) + bytes(16)
+    write("device_state", files)
+
+
 TARGETS = {"loader": seeds_loader, "virtio_net": seeds_virtio_net, "virtio_pci": seeds_virtio_pci,
-           "virtio_pmem": seeds_virtio_pmem}
+           "virtio_pmem": seeds_virtio_pmem, "device_state": seeds_device_state}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
