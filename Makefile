@@ -197,8 +197,10 @@ tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----
 # The target and the sources it exercises are built together by clang.
+# Undefined behaviour stops a target as a crash does (UBSan only prints and
+# goes on by default, and a campaign would report it nowhere).
 FUZZ_CC = clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-	-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
+	-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 # $(call fuzz_target,NAME,SOURCES,LIBRARIES): build/fuzz/fuzz_NAME from
 # tests/fuzz/fuzz_NAME.c and the sources it exercises (headers among them
 # are dependencies only).
