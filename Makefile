@@ -196,16 +196,16 @@ TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
 tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----
-# The target and the sources it exercises are built together by clang.
-# Undefined behaviour stops a target as a crash does (UBSan only prints and
-# goes on by default, and a campaign would report it nowhere).
+# The target and the sources it exercises are built together by clang, with
+# tests/fuzz/ubsan_options.c: undefined behaviour stops a target as a crash
+# does.
 FUZZ_CC = clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-	-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+	-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 # $(call fuzz_target,NAME,SOURCES,LIBRARIES): build/fuzz/fuzz_NAME from
 # tests/fuzz/fuzz_NAME.c and the sources it exercises (headers among them
 # are dependencies only).
 define fuzz_target
-$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(2)
+$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c tests/fuzz/ubsan_options.c $(2)
 	@mkdir -p $$(dir $$@)
 	$$(call say,FUZZ,$$@)
 	$$(Q)$$(FUZZ_CC) -o $$@ $$(filter-out %.h,$$^) $(3)
@@ -324,7 +324,7 @@ FUZZ_API_SRCS := $(wildcard src/api/*.c)
 FUZZ_BELOW_API = $(foreach l,$(shell $(PYTHON) tests/check-layers --below vmm),$(BUILD)/lib/lib$(l).a)
 
 $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route: $(BUILD)/fuzz/%: tests/fuzz/%.c \
-		$(FUZZ_API_SRCS) $(FUZZ_BELOW_API)
+		tests/fuzz/ubsan_options.c $(FUZZ_API_SRCS) $(FUZZ_BELOW_API)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
 	$(Q)$(FUZZ_CC) -o $@ $(filter %.c,$^) $(filter %.a,$^) $(LDLIBS)
