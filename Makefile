@@ -196,16 +196,19 @@ TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
 tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----
-# The target and the sources it exercises are built together by clang.
+# The target and the sources it exercises are built together by clang, with
+# tests/fuzz/ubsan_options.c: undefined behaviour stops a target as a crash
+# does.
 FUZZ_CC = clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
 	-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 # $(call fuzz_target,NAME,SOURCES,LIBRARIES): build/fuzz/fuzz_NAME from
-# tests/fuzz/fuzz_NAME.c and the sources it exercises.
+# tests/fuzz/fuzz_NAME.c and the sources it exercises (headers among them
+# are dependencies only).
 define fuzz_target
-$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(2)
+$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c tests/fuzz/ubsan_options.c $(2)
 	@mkdir -p $$(dir $$@)
 	$$(call say,FUZZ,$$@)
-	$$(Q)$$(FUZZ_CC) -o $$@ $$^ $(3)
+	$$(Q)$$(FUZZ_CC) -o $$@ $$(filter-out %.h,$$^) $(3)
 endef
 FUZZ_VSOCK_SRCS := src/virtio/vsock.c src/virtio/vsock_conn.c src/virtio/backends/vsock_uds.c \
 	src/virtio/virtio.c src/virtio/virtq.c src/mem/guest_mem.c src/snapshot/record.c \
@@ -272,6 +275,31 @@ FUZZ_VIRTIO_NET_SRCS := src/virtio/net.c src/virtio/backends/mmds_frames.c src/v
 
 $(eval $(call fuzz_target,virtio_net,$(FUZZ_VIRTIO_NET_SRCS),-ljson-c -lseccomp -lpthread))
 
+# virtio-pmem: flush requests and the device configuration, on a tmpfs file
+# or a descriptor whose fsync fails.
+FUZZ_VIRTIO_PMEM_SRCS := src/virtio/pmem.c src/virtio/virtio.c src/virtio/virtq.c \
+	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
+
+$(eval $(call fuzz_target,virtio_pmem,$(FUZZ_VIRTIO_PMEM_SRCS),-ljson-c -lseccomp -lpthread))
+
+# The legacy port devices (i8042, 8250, CMOS RTC, pvpanic, ACPI PM, 8254 PIT)
+# through the port bus, with snapshot round trips (tests/fuzz/legacy_machine.h).
+FUZZ_LEGACY_SRCS := src/devices/i8042.c src/devices/serial_8250.c src/devices/rtc_cmos.c \
+	src/devices/pvpanic.c src/devices/acpi_pm.c src/devices/i8254.c src/bus/bus.c \
+	src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
+
+$(eval $(call fuzz_target,legacy_ports,$(FUZZ_LEGACY_SRCS) tests/fuzz/legacy_machine.h,-ljson-c -lseccomp -lpthread))
+
+# Every device's snapshot load fed its own saved state with hostile edits:
+# the legacy devices, virtio-pci (configuration space, MSI-X, transport,
+# queues, a balloon or pmem model) and virtio-mmio.
+FUZZ_DEVICE_STATE_SRCS := $(filter-out tests/fuzz/legacy_machine.h,$(FUZZ_LEGACY_SRCS)) \
+	src/virtio/transport_pci.c src/virtio/transport_mmio.c $(wildcard src/bus/pci/*.c) \
+	src/virtio/balloon.c src/virtio/pmem.c src/virtio/virtio.c src/virtio/virtq.c \
+	src/mem/guest_mem.c tests/fuzz/legacy_machine.h tests/fuzz/board_stubs.h
+
+$(eval $(call fuzz_target,device_state,$(FUZZ_DEVICE_STATE_SRCS),-ljson-c -lseccomp -lpthread))
+
 # The PCI bus, MSI-X and both virtio transports as a guest drives them, with
 # rng, console and blk (on an image file) behind them.
 FUZZ_VIRTIO_PCI_SRCS := src/virtio/transport_pci.c src/virtio/transport_mmio.c \
@@ -296,7 +324,7 @@ FUZZ_API_SRCS := $(wildcard src/api/*.c)
 FUZZ_BELOW_API = $(foreach l,$(shell $(PYTHON) tests/check-layers --below vmm),$(BUILD)/lib/lib$(l).a)
 
 $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route: $(BUILD)/fuzz/%: tests/fuzz/%.c \
-		$(FUZZ_API_SRCS) $(FUZZ_BELOW_API)
+		tests/fuzz/ubsan_options.c $(FUZZ_API_SRCS) $(FUZZ_BELOW_API)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
 	$(Q)$(FUZZ_CC) -o $@ $(filter %.c,$^) $(filter %.a,$^) $(LDLIBS)
@@ -305,7 +333,8 @@ FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route $(BU
 	$(BUILD)/fuzz/fuzz_api_json $(BUILD)/fuzz/fuzz_virtiofs \
 	$(BUILD)/fuzz/fuzz_mmds $(BUILD)/fuzz/fuzz_cpu_config $(BUILD)/fuzz/fuzz_gdb_packet \
 	$(BUILD)/fuzz/fuzz_virtio_net $(BUILD)/fuzz/fuzz_virtio_pci \
-	$(BUILD)/fuzz/fuzz_loader
+	$(BUILD)/fuzz/fuzz_loader $(BUILD)/fuzz/fuzz_virtio_pmem $(BUILD)/fuzz/fuzz_legacy_ports \
+	$(BUILD)/fuzz/fuzz_device_state
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60

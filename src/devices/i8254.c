@@ -318,9 +318,14 @@ static void control_word(struct pit *p, uint8_t v, uint64_t k)
     c->mode = c->mode_bits > 5 ? (uint8_t)(c->mode_bits - 4) : c->mode_bits;
     c->rw = (uint8_t)rw;
     c->bcd = v & 1;
-    c->write_msb_next = c->read_msb_next = false;
+    /* The latched count goes, and with it the half of it read so far. */
+    c->write_msb_next = c->read_msb_next = c->latch_msb_next = false;
     c->count_latched = c->status_latched = false;
     c->has_count = c->loaded = c->pending = c->running = false;
+    /* No count is loaded until the next one is written: a count loaded in
+     * binary (up to 65536) must not stay behind in a BCD channel, where a
+     * snapshot's load rightly refuses it above 10000. */
+    c->n = 0;
     c->null_count = true;
     c->hold %= modulus(c);
 }

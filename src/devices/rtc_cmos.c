@@ -206,6 +206,12 @@ int rtc_cmos_load(struct rtc_cmos *rtc, struct rec r)
         ret = rec_get_bytes(r, "ram", rtc->ram, sizeof(rtc->ram));
     if (!ret)
         ret = rec_get_u64(r, "offset_sec", UINT64_MAX, &offset);
+    /* The guest's clock is the host's plus this: a guest can move it to
+     * any year its registers hold (0 to 25599), never near the ends of
+     * time_t, where the sum overflows and gmtime_r leaves the date unset. */
+    if (!ret && ((int64_t)offset > RTC_MAX_OFFSET_SEC || (int64_t)offset < -RTC_MAX_OFFSET_SEC))
+        ret = err_set(-EINVAL, "'offset_sec' %lld is beyond the %lld seconds a guest can set",
+                      (long long)(int64_t)offset, (long long)RTC_MAX_OFFSET_SEC);
     if (ret)
         return err_prefix(ret, "rtc");
     rtc->index = index;

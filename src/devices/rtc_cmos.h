@@ -14,6 +14,9 @@
 struct board;
 
 #define RTC_CMOS_SIZE 128
+/* Guest time minus host time, either way: more than the 25 600 years a
+ * guest can set through its registers. */
+#define RTC_MAX_OFFSET_SEC (1ll << 40)
 
 struct rtc_cmos {
     pthread_mutex_t lock;

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Seed inputs for the libFuzzer targets whose inputs are binary layouts
-(fuzz_virtio_net, fuzz_virtio_pci, fuzz_loader): a few small, valid
+(fuzz_virtio_net, fuzz_virtio_pci, fuzz_loader, fuzz_virtio_pmem,
+fuzz_device_state): a few small, valid
 inputs each, written into tests/fuzz/corpus/NAME. The layouts are the ones
 the targets' comments describe; run again after changing one.
 
-    tests/fuzz/make_seeds.py [virtio_net|virtio_pci|loader]...
+    tests/fuzz/make_seeds.py [virtio_net|virtio_pci|loader|virtio_pmem|device_state]...
 """
 import os
 import struct
@@ -323,7 +324,66 @@ def seeds_loader():
     })
 
 
-TARGETS = {"loader": seeds_loader, "virtio_net": seeds_virtio_net, "virtio_pci": seeds_virtio_pci}
+# --- fuzz_virtio_pmem ---------------------------------------------------------
+PMEM_DATA = 0x10000
+F_PMEM_RO, F_PMEM_FSYNC_FAILS, F_PMEM_INDIRECT, F_PMEM_EVENT_IDX = 1, 2, 4, 8
+
+
+def pmem_step(head, tbl, data=b"", second=None, cfg_off=0, cfg_size=3, used_event=None):
+    b1 = 0 if second is None else 1 | (second << 1)
+    if used_event is not None:
+        b1 |= 0x80
+    return (bytes([head, b1, (used_event or 0) if used_event is not None else cfg_size,
+                   cfg_off]) + table(*tbl) + pad(data, 64))
+
+
+def pmem_flush(head=0):
+    """A FLUSH request: 4 readable bytes, then 4 writable for the answer."""
+    return [desc(PMEM_DATA, 4, NEXT, 1), desc(PMEM_DATA + 32, 4, WRITE)]
+
+
+def seeds_virtio_pmem():
+    flush = struct.pack("<I", 0)
+    write("virtio_pmem", {
+        "flush": bytes([0]) + pmem_step(0, pmem_flush(), flush, cfg_off=8),
+        "flush_read_only": bytes([F_PMEM_RO]) + pmem_step(0, pmem_flush(), flush),
+        "flush_fsync_fails": bytes([F_PMEM_FSYNC_FAILS | F_PMEM_EVENT_IDX]) +
+        pmem_step(0, pmem_flush(), flush, used_event=0) + pmem_step(0, pmem_flush(), flush),
+        "unknown_request": bytes([0]) + pmem_step(0, pmem_flush(), struct.pack("<I", 7)),
+        "no_room_to_answer": bytes([0]) + pmem_step(0, [desc(PMEM_DATA, 4)], flush),
+        "indirect": bytes([F_PMEM_INDIRECT]) + pmem_step(
+            0, [desc(PMEM_DATA + 32, 32, INDIRECT)],
+            pad(flush, 32) + desc(PMEM_DATA, 4, NEXT, 1) + desc(PMEM_DATA + 8, 4, WRITE),
+            second=0),
+        "split_request": bytes([0]) + pmem_step(
+            0, [desc(PMEM_DATA, 1, NEXT, 1), desc(PMEM_DATA + 1, 3, NEXT, 2),
+                desc(PMEM_DATA + 32, 2, WRITE | NEXT, 3), desc(PMEM_DATA + 34, 2, WRITE)], flush),
+    })
+
+
+# --- fuzz_device_state ---------------------------------------------------------
+STATE_DEVICES = ["i8042", "serial", "rtc", "acpi_pm", "pit", "pci_balloon", "pci_pmem",
+                 "mmio_balloon"]
+
+
+def state_edit(slot, kind, *value):
+    """Replace the value at 'slot' (the record's members in walk order)."""
+    return struct.pack(">HB", slot, 1) + bytes([kind, *value])
+
+
+def seeds_device_state():
+    files = {}
+    for k, name in enumerate(STATE_DEVICES):
+        # one harmless edit (the first member, a small number), then guest
+        # accesses: port/register reads and writes
+        files[name + "_reloaded"] = bytes([k, 0]) + state_edit(0, 0, 1) + bytes(range(1, 61))
+        # a boundary value into the fifth member
+        files[name + "_boundary"] = bytes([k, 0]) + state_edit(4, 1, 15) + bytes(16)
+    write("device_state", files)
+
+
+TARGETS = {"loader": seeds_loader, "virtio_net": seeds_virtio_net, "virtio_pci": seeds_virtio_pci,
+           "virtio_pmem": seeds_virtio_pmem, "device_state": seeds_device_state}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:

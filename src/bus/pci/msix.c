@@ -70,17 +70,6 @@ void msix_destroy(struct msix *m)
             m->ops->release(m->ops_ctx, m->handles[v]);
 }
 
-void msix_reset(struct msix *m)
-{
-    m->dev->config[m->cap + 3] &= (uint8_t)~((MSIX_CTRL_ENABLE | MSIX_CTRL_FUNCTION_MASK) >> 8);
-    m->enabled = m->function_masked = false;
-    m->pending = 0;
-    for (unsigned v = 0; v < m->nr_vectors; v++) {
-        m->table[v] = (struct msix_entry){.ctrl = MSIX_VECTOR_MASKED};
-        msix_program(m, v);
-    }
-}
-
 bool msix_is_enabled(const struct msix *m)
 {
     return m->enabled;

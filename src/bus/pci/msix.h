@@ -57,8 +57,6 @@ bool msix_is_enabled(const struct msix *m);
 /* Deliver 'vector' now, or mark it pending while it is masked. Returns false
  * if the vector does not exist. */
 bool msix_notify(struct msix *m, unsigned vector);
-/* Back to power-on state (disabled, all vectors masked, nothing pending). */
-void msix_reset(struct msix *m);
 /* Snapshots: the vector table, pending bits and control state; loading
  * reprograms every message. */
 void msix_save(const struct msix *m, struct rec r);

@@ -4,6 +4,7 @@
  * one-shot 0x38, shutdown 0x30) and clocksource (latch command), on a fake
  * clock. */
 #include "irqchip_fakes.h"
+#include "rec_copy.h"
 
 #include "devices/i8254.h"
 
@@ -620,6 +621,45 @@ static void test_save_load_roundtrip(void **state)
     free(g);
 }
 
+/* Found by fuzz_legacy_ports: a channel counting a binary count above
+ * 10000, then switched to BCD by a control word, was saved with its old
+ * count, which the load refuses in BCD: the guest made its own snapshot
+ * impossible to restore. */
+static void test_bcd_after_binary_count_restores(void **state)
+{
+    struct fixture *f = *state;
+    out8(f, 0x43, 0xb0); /* channel 2, LSB then MSB, mode 0, binary */
+    out8(f, 0x42, 0xbc);
+    out8(f, 0x42, 0xa7); /* 42940 */
+    out8(f, 0x61, 0x01); /* gate 2 high: it counts */
+    f->clock.ns += 1000000;
+    out8(f, 0x43, 0xb1); /* the same channel in BCD, no count yet */
+    struct rec r = rec_new();
+    pit_save(&f->pit, r);
+    r = rec_copy(r);
+    assert_int_equal(pit_load(&f->pit, r), 0);
+    rec_free(r);
+}
+
+/* Also found by fuzz_legacy_ports: a control word dropped a latched count
+ * half read (LSB then MSB) but kept its "MSB next" flag, which the load
+ * refuses in any other access mode. */
+static void test_control_word_after_half_read_latch_restores(void **state)
+{
+    struct fixture *f = *state;
+    out8(f, 0x43, 0x30); /* channel 0, LSB then MSB, mode 0 */
+    out8(f, 0x40, 0x34);
+    out8(f, 0x40, 0x12);
+    out8(f, 0x43, 0x00); /* latch channel 0 */
+    (void)in8(f, 0x40);  /* its LSB only */
+    out8(f, 0x43, 0x10); /* channel 0, LSB only */
+    struct rec r = rec_new();
+    pit_save(&f->pit, r);
+    r = rec_copy(r);
+    assert_int_equal(pit_load(&f->pit, r), 0);
+    rec_free(r);
+}
+
 static void test_load_rejects_bad_values(void **state)
 {
     struct fixture *f = *state;
@@ -683,6 +723,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bcd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_irq_min_gap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bcd_after_binary_count_restores, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_word_after_half_read_latch_restores, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_save_load_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_rejects_bad_values, setup, teardown),
     };

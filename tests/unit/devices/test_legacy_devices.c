@@ -6,6 +6,7 @@
 #include "devices/i8042.h"
 #include "devices/pvpanic.h"
 #include "devices/rtc_cmos.h"
+#include "util/util.h"
 
 /* --- i8042 ------------------------------------------------------------------ */
 
@@ -270,6 +271,36 @@ static void test_rtc_load_checks_index(void **state)
     rtc_cmos_destroy(&rtc);
 }
 
+/* Found by fuzz_device_state: a snapshot's offset near the end of time_t
+ * made the next read of a time register overflow (signed) and hand
+ * gmtime_r a time it cannot convert. Offsets a guest can set still load. */
+static void test_rtc_load_checks_offset(void **state)
+{
+    (void)state;
+    struct rtc_cmos rtc;
+    rtc_cmos_init(&rtc, fake_now);
+    rtc_set(&rtc, 0x0b, 0x06); /* binary, 24h */
+    rtc_set(&rtc, 0x32, 255);  /* century 255: year 25526 */
+    const uint64_t offsets[] = {(uint64_t)rtc.offset_sec, (uint64_t)INT64_MAX,
+                                (uint64_t)INT64_MIN, (uint64_t)(RTC_MAX_OFFSET_SEC + 1)};
+    for (unsigned i = 0; i < ARRAY_SIZE(offsets); i++) {
+        struct rec r = rec_new();
+        rtc_cmos_save(&rtc, r);
+        rec_put_u64(r, "offset_sec", offsets[i]);
+        struct rec back = rec_copy(r);
+        int ret = rtc_cmos_load(&rtc, back);
+        rec_free(back);
+        if (i == 0) {
+            assert_int_equal(ret, 0);
+        } else {
+            assert_int_equal(ret, -EINVAL);
+            assert_non_null(strstr(err_msg(), "'offset_sec'"));
+        }
+    }
+    assert_int_equal(rtc_get(&rtc, 0x32), 255);
+    rtc_cmos_destroy(&rtc);
+}
+
 static void test_acpi_pm(void **state)
 {
     (void)state;
@@ -340,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_rtc_binary_and_12h),
         cmocka_unit_test(test_rtc_guest_sets_time),
         cmocka_unit_test(test_rtc_load_checks_index),
+        cmocka_unit_test(test_rtc_load_checks_offset),
         cmocka_unit_test(test_acpi_pm),
         cmocka_unit_test(test_pvpanic),
     };

@@ -295,6 +295,32 @@ static void test_msix_masking(void **state)
     assert_int_equal(x->fp.fired[0], 3);
 }
 
+/* A virtio reset (status 0) is the device's, not a PCI function reset: the
+ * MSI-X capability and table belong to the function (the PCI core
+ * programmed them and Linux does not do it again after a virtio reset), so
+ * they stay; only the virtio vectors chosen through the common
+ * configuration go. ember has no PCI function reset (no FLR, no power
+ * management capability, no bridge; a guest reboot ends the process). */
+static void test_virtio_reset_keeps_msix(void **state)
+{
+    struct fixture *x = *state;
+    unsigned msix = find_cap(x, 0);
+    cfg_wr(x, msix + 2, 2, 0x8000);
+    bar_wr(x, 0x4000, 4, 0xfee00000);
+    bar_wr(x, 0x4008, 4, 0x41);
+    bar_wr(x, 0x400c, 4, 0);
+    negotiate(x, 1ull << VIRTIO_F_VERSION_1);
+    bar_wr(x, 0x16, 2, 0);
+    bar_wr(x, 0x1a, 2, 0);                       /* queue 0 -> vector 0 */
+    bar_wr(x, 0x14, 1, 0);                       /* virtio reset */
+    assert_int_equal(cfg_rd(x, msix + 2, 2) & 0xc000, 0x8000); /* still on, unmasked */
+    assert_int_equal(bar_rd(x, 0x4000, 4), 0xfee00000);
+    assert_int_equal(bar_rd(x, 0x4008, 4), 0x41);
+    assert_int_equal(bar_rd(x, 0x400c, 4), 0);
+    assert_true(x->fp.enabled[0]);
+    assert_int_equal(bar_rd(x, 0x1a, 2), MSIX_NO_VECTOR); /* the driver chooses again */
+}
+
 static void test_bar_moves(void **state)
 {
     struct fixture *x = *state;
@@ -344,6 +370,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_intx_and_bad_rings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_driver_ok_without_features_ok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msix_masking, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_virtio_reset_keeps_msix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bar_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pci_cfg_window, setup, teardown),
     };
