@@ -107,14 +107,7 @@ static void emit_ea(struct emit *e, const struct insn *rec)
  * patch towards the miss stub. */
 static uint8_t *emit_probe(struct emit *e, unsigned lg, bool write)
 {
-    op_rr(e, 3, 0x89, RAX, RCX);
-    shift_ri(e, 5, RCX, 12);
-    op_rr(e, 3, 0x89, RAX, RDX);
-    shift_ri(e, 5, RDX, 22);
-    op_rr(e, 2, 0x31, RDX, RCX);
-    alu_ri(e, 2, 4, RCX, TLB_SIZE - 1);
-    shift_ri(e, 4, RCX, 5);
-    op_rm(e, 3, 0x03, RCX, RDI, CPU_OFF(tlb));
+    emit_tlb_entry(e);
     op_rm(e, 3, 0x8d, RDX, RAX, (int32_t)((1u << lg) - 1));
     alu_ri(e, 3, 4, RDX, (int32_t)~TLBF_MASK);
     op_rm(e, 3, 0x3b, RDX, RCX,

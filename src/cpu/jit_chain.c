@@ -51,14 +51,7 @@ static void emit_enter(struct emit *e)
  * chain_next_slot() checks); else go on below. Clobbers rcx, rdx, rsi, r8. */
 static void emit_follow_jump_cache(struct emit *e)
 {
-    op_rr(e, 3, 0x89, RAX, RCX); /* rcx = &c->tlb[TLB_INDEX(rax)] */
-    shift_ri(e, 5, RCX, 12);
-    op_rr(e, 3, 0x89, RAX, RDX);
-    shift_ri(e, 5, RDX, 22);
-    op_rr(e, 2, 0x31, RDX, RCX);
-    alu_ri(e, 2, 4, RCX, TLB_SIZE - 1);
-    shift_ri(e, 4, RCX, 5);
-    op_rm(e, 3, 0x03, RCX, RDI, CPU_OFF(tlb));
+    emit_tlb_entry(e);
     op_rr(e, 3, 0x89, RAX, RDX);
     alu_ri(e, 3, 4, RDX, (int32_t)~TLBF_MASK);
     op_rm(e, 3, 0x3b, RDX, RCX, (int32_t)offsetof(struct tlbe, tag_x));
@@ -159,11 +152,7 @@ void emit_chain_rax(struct emit *e, unsigned idx, struct block **slot)
         return;
     }
     emit_follow_slot(e, slot);
-    e8(e, 0x57); /* push rdi: saved, and the stack aligned for the call */
-    mov_imm(e, RAX, (uint64_t)(uintptr_t)jit_chain_slow);
-    e8(e, 0xff); /* call rax */
-    e8(e, 0xd0);
-    e8(e, 0x5f); /* pop rdi */
+    emit_call_c(e, (const void *)jit_chain_slow);
     op_rr(e, 3, 0x85, RAX, RAX);
     uint8_t *none = jcc32(e, 0x4);
     op_rm(e, 3, 0x8d, RSI, RAX, (int32_t)offsetof(struct block, insns));

@@ -91,11 +91,7 @@ void emit_incdec(struct emit *e, const struct insn *rec, const struct jform *f,
         op_rr(e, 0, 0x0f92, 0, R10); /* setc r10b */
         op_rr(e, 2, 0x0fb6, R10, R10);
     } else if (!dead) {
-        e8(e, 0x57); /* push rdi: saved, and the stack aligned for the call */
-        mov_imm(e, RAX, (uint64_t)(uintptr_t)guest_cf);
-        e8(e, 0xff); /* call rax */
-        e8(e, 0xd0);
-        e8(e, 0x5f); /* pop rdi */
+        emit_call_c(e, (const void *)guest_cf);
         op_rr(e, 2, 0x89, RAX, R10);
     }
     rd_greg(e, R8, rec->reg, lg);

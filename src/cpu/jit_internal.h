@@ -135,6 +135,31 @@ static inline void patch32(uint8_t *at, const uint8_t *target)
 
 #define CPU_OFF(field) ((int32_t)offsetof(struct cpu, field))
 
+/* rcx = &c->tlb[TLB_INDEX(rax)] (the current mode's entry for rax).
+ * Clobbers rdx. */
+static inline void emit_tlb_entry(struct emit *e)
+{
+    op_rr(e, 3, 0x89, RAX, RCX);
+    shift_ri(e, 5, RCX, 12);
+    op_rr(e, 3, 0x89, RAX, RDX);
+    shift_ri(e, 5, RDX, 22);
+    op_rr(e, 2, 0x31, RDX, RCX);
+    alu_ri(e, 2, 4, RCX, TLB_SIZE - 1);
+    shift_ri(e, 4, RCX, 5);
+    op_rm(e, 3, 0x03, RCX, RDI, CPU_OFF(tlb));
+}
+
+/* Call C function 'fn'(c) from host code: rdi kept, rax its result. At a
+ * handler's entry rsp is 8 mod 16, so the push aligns the call. */
+static inline void emit_call_c(struct emit *e, const void *fn)
+{
+    e8(e, 0x57); /* push rdi */
+    mov_imm(e, RAX, (uint64_t)(uintptr_t)fn);
+    e8(e, 0xff); /* call rax */
+    e8(e, 0xd0);
+    e8(e, 0x5f); /* pop rdi */
+}
+
 /* jit_chain.c: retire record 'idx' (a direct transfer to 't') and enter
  * the block in chain slot 'slot' when chain_ok() allows and it is the
  * valid block for 't'; else the jump cache, else back to the run loop. */
