@@ -223,7 +223,8 @@ $(eval $(call fuzz_target,snapshot,$(FUZZ_SNAPSHOT_SRCS),-ljson-c -lz -lseccomp 
 
 # virtio-balloon: page numbers, reported ranges and statistics from a guest.
 FUZZ_BALLOON_SRCS := src/virtio/balloon.c src/virtio/virtio.c src/virtio/virtq.c \
-	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
+	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c) \
+	tests/fuzz/fake_msi.h
 
 $(eval $(call fuzz_target,balloon,$(FUZZ_BALLOON_SRCS),-ljson-c -lseccomp -lpthread))
 
@@ -278,7 +279,8 @@ $(eval $(call fuzz_target,virtio_net,$(FUZZ_VIRTIO_NET_SRCS),-ljson-c -lseccomp 
 # virtio-pmem: flush requests and the device configuration, on a tmpfs file
 # or a descriptor whose fsync fails.
 FUZZ_VIRTIO_PMEM_SRCS := src/virtio/pmem.c src/virtio/virtio.c src/virtio/virtq.c \
-	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
+	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c) \
+	tests/fuzz/fake_msi.h
 
 $(eval $(call fuzz_target,virtio_pmem,$(FUZZ_VIRTIO_PMEM_SRCS),-ljson-c -lseccomp -lpthread))
 
@@ -296,7 +298,7 @@ $(eval $(call fuzz_target,legacy_ports,$(FUZZ_LEGACY_SRCS) tests/fuzz/legacy_mac
 FUZZ_DEVICE_STATE_SRCS := $(filter-out tests/fuzz/legacy_machine.h,$(FUZZ_LEGACY_SRCS)) \
 	src/virtio/transport_pci.c src/virtio/transport_mmio.c $(wildcard src/bus/pci/*.c) \
 	src/virtio/balloon.c src/virtio/pmem.c src/virtio/virtio.c src/virtio/virtq.c \
-	src/mem/guest_mem.c tests/fuzz/legacy_machine.h tests/fuzz/board_stubs.h
+	src/mem/guest_mem.c tests/fuzz/legacy_machine.h tests/fuzz/board_stubs.h tests/fuzz/fake_msi.h
 
 $(eval $(call fuzz_target,device_state,$(FUZZ_DEVICE_STATE_SRCS),-ljson-c -lseccomp -lpthread))
 
@@ -305,7 +307,8 @@ $(eval $(call fuzz_target,device_state,$(FUZZ_DEVICE_STATE_SRCS),-ljson-c -lsecc
 FUZZ_VIRTIO_PCI_SRCS := src/virtio/transport_pci.c src/virtio/transport_mmio.c \
 	$(wildcard src/bus/pci/*.c) src/bus/bus.c src/virtio/rng.c src/virtio/console.c \
 	src/virtio/blk.c src/virtio/backends/blockfile.c src/virtio/virtio.c src/virtio/virtq.c \
-	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c)
+	src/mem/guest_mem.c src/snapshot/record.c $(wildcard src/config/*.c) $(wildcard src/util/*.c) \
+	tests/fuzz/fake_msi.h
 
 $(eval $(call fuzz_target,virtio_pci,$(FUZZ_VIRTIO_PCI_SRCS),-ljson-c -lseccomp -luring -lpthread))
 

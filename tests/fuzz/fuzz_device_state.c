@@ -170,27 +170,7 @@ static struct rec reparse(struct rec r)
 
 /* --- the virtio side ----------------------------------------------------------- */
 
-static unsigned msi_handles;
-static int fp_alloc(void *ctx, int *h)
-{
-    (void)ctx;
-    *h = (int)msi_handles++;
-    return 0;
-}
-static int fp_set(void *ctx, int h, uint64_t addr, uint32_t data, bool enabled)
-{
-    (void)ctx, (void)addr, (void)data, (void)enabled;
-    if (h < 0 || (unsigned)h >= msi_handles)
-        abort(); /* a vector the transport never allocated */
-    return 0;
-}
-static void fp_fire(void *ctx, int h)
-{
-    (void)ctx;
-    if (h < 0 || (unsigned)h >= msi_handles)
-        abort();
-}
-static const struct msi_ops fp_msi = {fp_alloc, fp_set, fp_fire, NULL};
+#include "fake_msi.h"
 
 struct virtio_side {
     struct guest_mem gm;

@@ -70,27 +70,7 @@ void board_take_console(struct board *b, board_input_fn input, void *dev)
 
 /* --- a platform that records instead of delivering ---------------------- */
 
-static unsigned msi_handles;
-static int fp_alloc(void *ctx, int *h)
-{
-    (void)ctx;
-    *h = (int)msi_handles++;
-    return 0;
-}
-static int fp_set(void *ctx, int h, uint64_t addr, uint32_t data, bool enabled)
-{
-    (void)ctx, (void)addr, (void)data, (void)enabled;
-    if (h < 0 || (unsigned)h >= msi_handles)
-        abort(); /* a vector the transport never allocated */
-    return 0;
-}
-static void fp_fire(void *ctx, int h)
-{
-    (void)ctx;
-    if (h < 0 || (unsigned)h >= msi_handles)
-        abort();
-}
-static const struct msi_ops fp_msi = {fp_alloc, fp_set, fp_fire, NULL};
+#include "fake_msi.h"
 
 static void sink_set(void *ctx, uint32_t gsi, bool level)
 {
