@@ -1,20 +1,19 @@
-/* The translator: when a block is built, each run of records whose
- * instruction it knows (moves, ADD/OR/AND/SUB/XOR/CMP/TEST, LEA, MOVZX/
- * MOVSX, PUSH/POP of a 64-bit register, shifts and rotates by an
- * immediate, IMUL r,r(,imm), fused compare-and-branch pairs) becomes host
- * code, and those records' handlers point into it; a run that ends the
- * block with a direct transfer in the page goes on into the next block
- * (jit_chain.c). Everything else keeps its interpreter
- * handler, so a block mixes both freely: host code is entered like any
- * handler (rdi = the vCPU, rsi = the record) and leaves a run by jumping
- * to the next record's handler. Guest state stays where the interpreter
- * keeps it (registers in c->r[], the lazy-flag fields exactly as the
- * handlers set them), so exceptions, interrupts at block ends and flag
- * materialisation are unchanged. Memory operands probe the soft TLB
- * inline; a miss (or MMIO, a code page, a watched page, a page-crossing
- * access) jumps to the record's interpreter handler, which redoes the
- * instruction from the start with its slow paths — nothing guest-visible
- * happened before the probe — and goes on with the next record's handler.
+/* The translator's emitters: host code for one record of each form it
+ * knows (moves, ADD/OR/AND/SUB/XOR/CMP/TEST, LEA, MOVZX/MOVSX, PUSH/POP of
+ * a 64-bit register, shifts and rotates by an immediate, IMUL r,r(,imm),
+ * read-modify-write ALU forms), and the code arena. The block pass that
+ * strings records into runs, and the transfers that end them, are in
+ * jit_run.c. Host code is entered like any handler (rdi = the vCPU, rsi =
+ * the record) and leaves a run by jumping to the next record's handler.
+ * Guest state outside a run is where the interpreter keeps it (registers in
+ * c->r[], the lazy-flag fields exactly as the handlers set them), so
+ * exceptions, interrupts at block ends and flag materialisation are
+ * unchanged; inside a run some registers live in host registers
+ * (struct regcache). Memory operands probe the soft TLB inline; a miss (or
+ * MMIO, a code page, a watched page, a page-crossing access) jumps to the
+ * record's interpreter handler, which redoes the instruction from the
+ * start with its slow paths — nothing guest-visible happened before the
+ * probe — and goes on with the next record's handler.
  *
  * Code lives in a per-vCPU arena mapped twice from one memfd: written
  * through a read-write view, run through a read-execute view (no page is
@@ -31,8 +30,6 @@
 #include "cpu/jit_internal.h"
 
 #define JIT_ARENA (64u << 20)
-#define JIT_INSN_MAX 256 /* bytes of host code one record can take, stub included */
-#define JIT_BLOCK_MAX ((BLOCK_MAX_INSNS + 1) * JIT_INSN_MAX)
 
 _Static_assert(sizeof(struct tlbe) == 32, "TLB entry size is baked into the probe");
 _Static_assert(offsetof(struct cpu, r) == 0, "guest registers at the vCPU's start");
@@ -53,36 +50,81 @@ void emit_host_flags(struct emit *e, unsigned op, unsigned lg)
 
 /* --- emitting ---------------------------------------------------------------- */
 
-/* Host register 'h' = guest register operand 'g' of size lg, zero-extended
- * (g is a byte offset into r[] for byte operands, as in the records). */
+/* The guest register a register operand 'g' of size lg names (g is a byte
+ * offset into r[] for byte operands, as in the records), noting its use in
+ * the dry pass; -1 when it stays in memory. */
+static int cached_host(struct emit *e, unsigned g, unsigned lg)
+{
+    struct regcache *rc = e->rc;
+    if (!rc)
+        return -1;
+    unsigned r = lg == 0 ? g >> 3 : g;
+    if (rc->counting) {
+        rc->uses[r]++;
+        if (lg == 0 && (g & 7))
+            rc->high |= (uint16_t)(1u << r);
+        return -1;
+    }
+    return rc->host[r];
+}
+
+/* Host register 'h' = guest register operand 'g' of size lg, zero-extended. */
 void rd_greg(struct emit *e, unsigned h, unsigned g, unsigned lg)
 {
     static const unsigned opc[4] = {0x0fb6, 0x0fb7, 0x8b, 0x8b};
-    op_rm(e, lg == 3 ? 3 : 2, opc[lg], h, RDI, (int32_t)(lg == 0 ? g : g * 8));
+    int c = cached_host(e, g, lg);
+    if (c < 0)
+        op_rm(e, lg == 3 ? 3 : 2, opc[lg], h, RDI, (int32_t)(lg == 0 ? g : g * 8));
+    else if (lg >= 2)
+        op_rr(e, lg, 0x89, (unsigned)c, h);
+    else
+        op_rr(e, 2, opc[lg], h, (unsigned)c); /* movzx from r8b..r11w: REX.B set */
 }
 
 /* Guest register operand 'g' = host register 'h' (zero-extended already
  * when lg is 2: a 32-bit write clears the upper half). */
 void wr_greg(struct emit *e, unsigned g, unsigned h, unsigned lg)
 {
-    if (lg == 0)
+    int c = cached_host(e, g, lg);
+    if (c >= 0) {
+        op_rr(e, lg, lg == 0 ? 0x88 : 0x89, h, (unsigned)c);
+        e->rc->dirty |= (uint16_t)(1u << (lg == 0 ? g >> 3 : g));
+    } else if (lg == 0) {
         op_rm(e, 0, 0x88, h, RDI, (int32_t)g);
-    else
+    } else {
         op_rm(e, lg == 1 ? 1 : 3, 0x89, h, RDI, (int32_t)(g * 8));
+    }
+}
+
+/* The cached registers loaded from c->r[] (a run's entry) */
+void emit_cache_load(struct emit *e, const struct regcache *rc)
+{
+    for (unsigned r = 0; rc && r < 16; r++)
+        if (rc->host[r] >= 0)
+            op_rm(e, 3, 0x8b, (unsigned)rc->host[r], RDI, (int32_t)(r * 8));
+}
+
+/* ... and the changed ones stored back (before any exit from the run);
+ * plain moves, so the host flags survive. */
+void emit_cache_store(struct emit *e, const struct regcache *rc, uint16_t dirty)
+{
+    for (unsigned r = 0; rc && r < 16; r++)
+        if (rc->host[r] >= 0 && (dirty >> r & 1))
+            op_rm(e, 3, 0x89, (unsigned)rc->host[r], RDI, (int32_t)(r * 8));
 }
 
 /* rax = the record's effective address, as ea() computes it. */
-static void emit_ea(struct emit *e, const struct insn *rec)
+void emit_ea(struct emit *e, const struct insn *rec)
 {
     bool disp_done = false;
     if (rec->base != NOREG) {
-        op_rm(e, 3, 0x8b, RAX, RDI, rec->base * 8);
+        rd_greg(e, RAX, rec->base, 3);
     } else {
         mov_imm(e, RAX, (uint64_t)rec->disp);
         disp_done = true;
     }
     if (rec->index != NOREG) {
-        op_rm(e, 3, 0x8b, RCX, RDI, rec->index * 8);
+        rd_greg(e, RCX, rec->index, 3);
         if (rec->mf & MF_SCALE)
             shift_ri(e, 4, RCX, rec->mf & MF_SCALE);
         op_rr(e, 3, 0x01, RCX, RAX);
@@ -105,7 +147,7 @@ static void emit_ea(struct emit *e, const struct insn *rec)
 /* The TLB hit test for an access of 2^lg bytes at rax (ld##bits/st##bits):
  * rax becomes the host address. Clobbers rcx, rdx. Returns the jump to
  * patch towards the miss stub. */
-static uint8_t *emit_probe(struct emit *e, unsigned lg, bool write)
+uint8_t *emit_probe(struct emit *e, unsigned lg, bool write)
 {
     emit_tlb_entry(e);
     op_rm(e, 3, 0x8d, RDX, RAX, (int32_t)((1u << lg) - 1));
@@ -124,7 +166,7 @@ static void emit_load(struct emit *e, unsigned h, unsigned lg)
     op_rm(e, lg == 3 ? 3 : 2, opc[lg], h, RAX, 0);
 }
 
-static void emit_store(struct emit *e, unsigned h, unsigned lg)
+void emit_store(struct emit *e, unsigned h, unsigned lg)
 {
     static const unsigned sz[4] = {0, 1, 2, 3};
     op_rm(e, sz[lg], lg == 0 ? 0x88 : 0x89, h, RAX, 0);
@@ -270,24 +312,26 @@ static void emit_sext(struct emit *e, unsigned h, unsigned slg)
     op_rr(e, 3, opc[slg], h, h);
 }
 
+/* PUSH/POP r64: RSP moves only after the probe hit, so a miss leaves
+ * everything to the handler; PUSH RSP stores the old value, POP RSP keeps
+ * the loaded one. */
 static void emit_push_pop(struct emit *e, const struct insn *rec, bool push, uint8_t **miss)
 {
-    if (push)
-        op_rm(e, 3, 0x8b, R8, RDI, rec->reg * 8); /* the old value (push rsp) */
-    op_rm(e, 3, 0x8b, RAX, RDI, 4 * 8);
+    rd_greg(e, RAX, RSP, 3);
     if (push)
         alu_ri(e, 3, 5, RAX, 8);
-    op_rr(e, 3, 0x89, RAX, R9);
     *miss = emit_probe(e, 3, push);
-    if (push) {
-        emit_store(e, R8, 3);
-        op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
-    } else {
-        op_rm(e, 3, 0x8b, R8, RAX, 0);
-        alu_ri(e, 3, 0, R9, 8);
-        op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
-        op_rm(e, 3, 0x89, R8, RDI, rec->reg * 8); /* pop rsp: the loaded value wins */
-    }
+    if (push)
+        rd_greg(e, RCX, rec->reg, 3);
+    else
+        op_rm(e, 3, 0x8b, RCX, RAX, 0);
+    if (push)
+        emit_store(e, RCX, 3);
+    rd_greg(e, RDX, RSP, 3);
+    alu_ri(e, 3, push ? 5 : 0, RDX, 8);
+    wr_greg(e, RSP, RDX, 3);
+    if (!push)
+        wr_greg(e, rec->reg, RCX, 3);
 }
 
 /* A memory operand's probe and load into 'h'. */
@@ -325,18 +369,18 @@ static void emit_alu_rmw(struct emit *e, const struct insn *rec, const struct jf
     unsigned lg = f->lg;
     emit_ea(e, rec);
     *miss = emit_probe(e, lg, true);
-    op_rr(e, 3, 0x89, RAX, R8);
+    op_rr(e, 3, 0x89, RAX, RSI);
     emit_load(e, RAX, lg);
     if (f->kind == K_ALU_MR)
         rd_greg(e, RCX, rec->reg, lg);
     else
         mov_imm(e, RCX, rec->imm);
     emit_alu(e, f->op, lg, -1, dead);
-    op_rm(e, lg, lg == 0 ? 0x88 : 0x89, RDX, R8, 0);
+    op_rm(e, lg, lg == 0 ? 0x88 : 0x89, RDX, RSI, 0);
 }
 
 /* Host code for one record; *miss gets the jump to the miss stub, if any. */
-static void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
+void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
                       bool dead, const struct jform *w, uint8_t **miss)
 {
     unsigned lg = f->lg;
@@ -444,15 +488,6 @@ static void emit_insn(struct emit *e, const struct insn *rec, const struct jform
     }
 }
 
-/* Leave host code for record 'rec': its handler (host code, an
- * interpreter handler, or h_exit_stale after a store into this block). */
-static void emit_goto_record(struct emit *e, const struct insn *rec)
-{
-    mov_imm(e, RSI, (uint64_t)(uintptr_t)rec);
-    e8(e, 0xff); /* jmp [rsi] */
-    e8(e, 0x26);
-}
-
 /* --- the arena and the block pass ----------------------------------------------- */
 static bool jit_wanted(const struct cpu *c)
 {
@@ -511,245 +546,6 @@ void jit_free(struct cpu *c)
 bool jit_full(const struct cpu *c)
 {
     return c->jit_rw && c->jit_used + JIT_BLOCK_MAX > c->jit_size;
-}
-
-/* --- leaving a block for the next one (emit_chain, jit_chain.c) -------------------
- * Chain slots only for targets in the block's own page, as the interpreter
- * links them; a target in another page is found through the jump cache. */
-static bool chainable(const struct block *b, uint64_t t)
-{
-    return canonical(t) && b->pa2 == ~0ull;
-}
-
-static struct block **in_page(const struct block *b, uint64_t t, struct block **slot)
-{
-    return (t ^ b->va) & ~0xfffull ? NULL : slot;
-}
-
-/* The transfers a run can end with in host code: a direct JMP or CALL
- * (a CALL's push probes the TLB first; a miss runs the
- * interpreter's handler from the start). */
-static bool is_indirect(const struct insn *rec)
-{
-    return (rec->fn == h_jmp_r || rec->fn == h_jmp_m || rec->fn == h_call_r ||
-            rec->fn == h_call_m) && !rec->aux; /* aux: a 16-bit target */
-}
-
-static bool is_transfer(const struct block *b, const struct insn *rec)
-{
-    if (rec->mf & MF_FUSED)
-        return false;
-    if (rec->fn == h_ret || is_indirect(rec)) /* to a run-time target: the jump cache */
-        return true;
-    return (rec->fn == h_jmp || rec->fn == h_call) && chainable(b, rec->imm);
-}
-
-/* Jump out unless register 'r' holds a canonical address (bits 63..47 all
- * equal); returns the jump to patch. Clobbers rcx. */
-static uint8_t *emit_canonical_check(struct emit *e, unsigned r)
-{
-    mov_imm(e, RCX, 1ull << 47);
-    op_rr(e, 3, 0x01, r, RCX);
-    shift_ri(e, 5, RCX, 48);
-    return jcc32(e, 0x5);
-}
-
-/* CALL's push: rsp - 8 probed for writing (rax = its host address, r9 =
- * the new rsp); *miss gets the probe's jump. Nothing is written yet. */
-static void emit_push_probe(struct emit *e, uint8_t **miss)
-{
-    op_rm(e, 3, 0x8b, RAX, RDI, 4 * 8);
-    alu_ri(e, 3, 5, RAX, 8);
-    op_rr(e, 3, 0x89, RAX, R9);
-    *miss = emit_probe(e, 3, true);
-}
-
-/* ... then the return address written there and RSP moved. */
-static void emit_push_return(struct emit *e, const struct block *b, const struct insn *rec)
-{
-    mov_imm(e, RCX, b->va + rec->off + rec->len);
-    emit_store(e, RCX, 3);
-    op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
-}
-
-/* RET (imm16): as the interpreter's handler, the target loaded through the
- * TLB probe and checked canonical before RSP moves, so a miss or a #GP
- * runs that handler from the start. */
-static void emit_ret(struct emit *e, const struct insn *rec, unsigned idx, uint8_t **miss)
-{
-    op_rm(e, 3, 0x8b, RAX, RDI, 4 * 8);
-    op_rr(e, 3, 0x89, RAX, R9);
-    miss[0] = emit_probe(e, 3, false);
-    op_rm(e, 3, 0x8b, RAX, RAX, 0);
-    miss[1] = emit_canonical_check(e, RAX);
-    alu_ri(e, 3, 0, R9, (int32_t)(8 + rec->imm));
-    op_rm(e, 3, 0x89, R9, RDI, 4 * 8);
-    emit_chain_rax(e, idx, NULL);
-}
-
-/* JMP/CALL r/m64: the target (a load probes the TLB), for a CALL the
- * push's probe, then the canonical check — each failing to the handler,
- * which redoes it all with the interpreter's order of faults — and only
- * then RSP and the return address change. */
-static void emit_indirect(struct emit *e, const struct block *b, unsigned idx, uint8_t **miss)
-{
-    const struct insn *rec = &b->insns[idx];
-    bool call = rec->fn == h_call_r || rec->fn == h_call_m;
-    if (rec->fn == h_jmp_r || rec->fn == h_call_r) {
-        op_rm(e, 3, 0x8b, R10, RDI, rec->base * 8);
-    } else {
-        emit_ea(e, rec);
-        miss[0] = emit_probe(e, 3, false);
-        op_rm(e, 3, 0x8b, R10, RAX, 0);
-    }
-    if (call)
-        emit_push_probe(e, &miss[1]);
-    miss[2] = emit_canonical_check(e, R10);
-    if (call)
-        emit_push_return(e, b, rec);
-    op_rr(e, 3, 0x89, R10, RAX);
-    emit_chain_rax(e, idx, NULL);
-}
-
-/* A transfer ending the block; miss[0..2] get the jumps to its handler. */
-static void emit_transfer(struct emit *e, struct block *b, unsigned idx, uint8_t **miss)
-{
-    const struct insn *rec = &b->insns[idx];
-    if (rec->fn == h_ret) {
-        emit_ret(e, rec, idx, miss);
-        return;
-    }
-    if (is_indirect(rec)) {
-        emit_indirect(e, b, idx, miss);
-        return;
-    }
-    if (rec->fn == h_call) {
-        emit_push_probe(e, &miss[0]);
-        emit_push_return(e, b, rec);
-    }
-    emit_chain(e, idx, rec->imm, in_page(b, rec->imm, &b->chain[0]));
-}
-
-/* A fused compare-and-branch ending the block (its Jcc at 'jidx'): the
- * host flags decide; each way chains when it can, or else runs the Jcc's
- * handler, which decides again from the lazy flags and chains as ever. */
-static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const struct jform *ff,
-                           unsigned cond)
-{
-    struct insn *jrec = &b->insns[jidx];
-    uint64_t taken = jrec->imm, fall = b->va + jrec->off + jrec->len;
-    emit_branch_flags(e, ff);
-    uint8_t *to_taken = jcc32(e, cond);
-    if (chainable(b, fall))
-        emit_chain(e, jidx, fall, in_page(b, fall, &b->chain[1]));
-    else
-        emit_goto_record(e, jrec);
-    patch32(to_taken, e->p);
-    if (chainable(b, taken))
-        emit_chain(e, jidx, taken, in_page(b, taken, &jrec->link));
-    else
-        emit_goto_record(e, jrec);
-}
-
-void jit_block(struct cpu *c, struct block *b)
-{
-    b->fn0 = NULL;
-    if (!c->jit_rw || jit_full(c))
-        return;
-    struct emit e = {c->jit_rw + c->jit_used, c->jit_rw + c->jit_size, c->jit_rx - c->jit_rw};
-    uint8_t *entry[BLOCK_MAX_INSNS] = {0};
-    /* out-of-line exits: a TLB miss to the record's interpreter handler, a
-     * taken branch in the middle of the block to the next block (or the
-     * Jcc record's handler) */
-    struct { uint8_t *at; unsigned j; bool miss; } stubs[2 * BLOCK_MAX_INSNS + 2];
-    unsigned n = b->ninsn, nstub = 0, ntr = 0;
-    bool dead[BLOCK_MAX_INSNS];
-    flags_dead_after(b, dead);
-    for (unsigned j = 0; j < n;) {
-        unsigned cond = 0;
-        const struct jform *w = NULL; /* flags_writer, for condition readers */
-        const struct jform *f = usable(form_of(&b->insns[j]), w);
-        const struct jform *ff = f ? NULL : fused_form(&b->insns[j], &cond);
-        bool xfer = !f && !ff && is_transfer(b, &b->insns[j]);
-        if (!f && !ff && !xfer) {
-            j++;
-            continue;
-        }
-        bool ended = false; /* the run left the block in host code */
-        for (;;) { /* a run of known records */
-            uint8_t *miss[3] = {NULL, NULL, NULL};
-            entry[j] = e.p;
-            if (c->jit_count) { /* add qword [rdi + jit_executed], 1 or 2 (fused) */
-                op_rm(&e, 3, 0x83, 0, RDI, CPU_OFF(stats.jit_executed));
-                e8(&e, ff ? 2 : 1);
-            }
-            if (xfer)
-                emit_transfer(&e, b, j, miss);
-            else
-                emit_insn(&e, &b->insns[j], f ? f : ff, f && dead[j], w, &miss[0]);
-            w = xfer ? NULL : flags_writer(f ? f : ff, w);
-            for (unsigned k = 0; k < 3; k++)
-                if (miss[k]) {
-                    stubs[nstub].at = miss[k];
-                    stubs[nstub].miss = true;
-                    stubs[nstub++].j = j;
-                }
-            ntr++;
-            if (xfer) { /* the block's end, left in host code */
-                j = n;
-                ended = true;
-                break;
-            }
-            if (ff && j + 2 >= n) { /* the block's last Jcc */
-                emit_fused_end(&e, b, j + 1, ff, cond);
-                j = n;
-                ended = true;
-                break;
-            }
-            if (ff) { /* not taken: on in host code; taken: out of line */
-                emit_branch_flags(&e, ff);
-                stubs[nstub].at = jcc32(&e, cond);
-                stubs[nstub].miss = false;
-                stubs[nstub++].j = j + 1;
-                j++;
-            }
-            j++;
-            if (j >= n)
-                break;
-            f = usable(form_of(&b->insns[j]), w);
-            ff = f ? NULL : fused_form(&b->insns[j], &cond);
-            xfer = !f && !ff && is_transfer(b, &b->insns[j]);
-            if (!f && !ff && !xfer)
-                break;
-        }
-        if (!ended)
-            emit_goto_record(&e, &b->insns[j]);
-    }
-    if (!ntr)
-        return;
-    for (unsigned k = 0; k < nstub; k++) {
-        const struct insn *rec = &b->insns[stubs[k].j];
-        patch32(stubs[k].at, e.p);
-        if (!stubs[k].miss) { /* a taken Jcc: as at the block's end */
-            if (chainable(b, rec->imm))
-                emit_chain(&e, stubs[k].j, rec->imm,
-                           in_page(b, rec->imm, &b->insns[stubs[k].j].link));
-            else
-                emit_goto_record(&e, rec);
-            continue;
-        }
-        mov_imm(&e, RSI, (uint64_t)(uintptr_t)rec);
-        mov_imm(&e, RAX, (uint64_t)(uintptr_t)rec->fn);
-        e8(&e, 0xff); /* jmp rax */
-        e8(&e, 0xe0);
-    }
-    if (entry[0])
-        b->fn0 = b->insns[0].fn;
-    for (unsigned j = 0; j < n; j++)
-        if (entry[j])
-            b->insns[j].fn = (insn_fn)(uintptr_t)(entry[j] + e.delta);
-    c->jit_used = ((size_t)(e.p - c->jit_rw) + 15) & ~(size_t)15;
-    c->stats.jit_insns += ntr;
 }
 
 void jit_reset(struct cpu *c)

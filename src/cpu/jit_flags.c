@@ -34,34 +34,37 @@ static void emit_host_flags_from(struct emit *e, const struct jform *w)
 
 /* ADC/SBB r, r/imm/m (is_carry_op) with the carry in from the host's
  * flags (w: the run's last producer), lazy flags as alu_op() leaves them
- * (CC_ADC/CC_SBB, the carry in in cc_aux). */
+ * (CC_ADC/CC_SBB, the carry in in cc_aux). Between the carry's setc and
+ * the ADC only moves run, which keep the host's flags. */
 void emit_carry_op(struct emit *e, const struct insn *rec, const struct jform *f,
-                          const struct jform *w, bool dead, uint8_t **miss)
+                   const struct jform *w, bool dead, uint8_t **miss)
 {
     unsigned lg = f->lg;
-    if (f->kind == K_ALU_RM)
-        emit_mem_load(e, rec, R9, lg, miss);
-    else if (f->kind == K_ALU_RI)
-        mov_imm(e, R9, rec->imm);
-    else
-        rd_greg(e, R9, rec->base, lg);
-    rd_greg(e, R8, rec->reg, lg);
-    op_rr(e, 3, 0x89, R8, R11); /* the first operand, for cc_a */
+    if (f->kind == K_ALU_RM) {
+        emit_mem_load(e, rec, RCX, lg, miss);
+        op_rr(e, 3, 0x89, RCX, RSI);
+    } else if (f->kind == K_ALU_RI) {
+        mov_imm(e, RSI, rec->imm);
+    } else {
+        rd_greg(e, RSI, rec->base, lg);
+    }
     emit_host_flags_from(e, w);
-    op_rr(e, 0, 0x0f92, 0, R10); /* setc r10b: the carry in */
-    op_rr(e, lg, (f->op == 2 ? 0x11 : 0x19) - (lg == 0), R9, R8);
+    op_rr(e, 0, 0x0f92, 0, RCX); /* setc cl: the carry in */
+    rd_greg(e, RAX, rec->reg, lg);
+    op_rr(e, 3, 0x89, RAX, RDX); /* the first operand, for cc_a */
+    op_rr(e, lg, (f->op == 2 ? 0x11 : 0x19) - (lg == 0), RSI, RAX);
     if (lg < 2)
-        op_rr(e, 2, lg ? 0x0fb7 : 0x0fb6, R8, R8);
-    wr_greg(e, rec->reg, R8, lg);
+        op_rr(e, 2, lg ? 0x0fb7 : 0x0fb6, RAX, RAX);
+    wr_greg(e, rec->reg, RAX, lg);
     if (dead)
         return;
-    op_rr(e, 2, 0x0fb6, R10, R10);
-    op_rm(e, 2, 0x89, R10, RDI, CPU_OFF(cc_aux));
+    op_rr(e, 2, 0x0fb6, RCX, RCX);
+    op_rm(e, 2, 0x89, RCX, RDI, CPU_OFF(cc_aux));
     op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
     e32(e, (f->op == 2 ? CC_ADC : CC_SBB) << 2 | lg);
-    op_rm(e, 3, 0x89, R8, RDI, CPU_OFF(cc_res));
-    op_rm(e, 3, 0x89, R11, RDI, CPU_OFF(cc_a));
-    op_rm(e, 3, 0x89, R9, RDI, CPU_OFF(cc_b));
+    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(cc_res));
+    op_rm(e, 3, 0x89, RDX, RDI, CPU_OFF(cc_a));
+    op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(cc_b));
 }
 
 /* Host flags for a fused pair's Jcc after its first half 'ff' ran. */
@@ -83,48 +86,48 @@ static uint32_t guest_cf(struct cpu *c)
  * 'w' through the host's flags, else from guest_cf), lazy flags as
  * incdec() leaves them; with 'dead' flags just the register. */
 void emit_incdec(struct emit *e, const struct insn *rec, const struct jform *f,
-                        const struct jform *w, bool dead)
+                 const struct jform *w, bool dead)
 {
     unsigned lg = f->lg;
     if (!dead && w) {
         emit_host_flags_from(e, w);
-        op_rr(e, 0, 0x0f92, 0, R10); /* setc r10b */
-        op_rr(e, 2, 0x0fb6, R10, R10);
+        op_rr(e, 0, 0x0f92, 0, RCX); /* setc cl */
+        op_rr(e, 2, 0x0fb6, RCX, RCX);
     } else if (!dead) {
-        emit_call_c(e, (const void *)guest_cf);
-        op_rr(e, 2, 0x89, RAX, R10);
+        emit_call_c_keeping_cache(e, (const void *)guest_cf);
+        op_rr(e, 2, 0x89, RAX, RCX);
     }
-    rd_greg(e, R8, rec->reg, lg);
-    op_rr(e, 3, 0x89, R8, R11);
-    op_rr(e, lg, lg ? 0xff : 0xfe, f->op, R8); /* inc/dec at the operand's size */
+    rd_greg(e, RAX, rec->reg, lg);
+    op_rr(e, 3, 0x89, RAX, RDX);
+    op_rr(e, lg, lg ? 0xff : 0xfe, f->op, RAX); /* inc/dec at the operand's size */
     if (lg < 2)
-        op_rr(e, 2, lg ? 0x0fb7 : 0x0fb6, R8, R8);
-    wr_greg(e, rec->reg, R8, lg);
+        op_rr(e, 2, lg ? 0x0fb7 : 0x0fb6, RAX, RAX);
+    wr_greg(e, rec->reg, RAX, lg);
     if (dead)
         return;
-    op_rm(e, 2, 0x89, R10, RDI, CPU_OFF(cc_aux));
+    op_rm(e, 2, 0x89, RCX, RDI, CPU_OFF(cc_aux));
     op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
     e32(e, (f->op ? CC_DEC : CC_INC) << 2 | lg);
-    op_rm(e, 3, 0x89, R8, RDI, CPU_OFF(cc_res));
-    op_rm(e, 3, 0x89, R11, RDI, CPU_OFF(cc_a));
+    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(cc_res));
+    op_rm(e, 3, 0x89, RDX, RDI, CPU_OFF(cc_a));
     op_rm(e, 3, 0xc7, 0, RDI, CPU_OFF(cc_b));
     e32(e, 1);
 }
 
-/* SETcc r8 / CMOVcc r, r with the condition decided by the host's flags. */
+/* SETcc r8 / CMOVcc r, r with the condition decided by the host's flags
+ * (the operands read after, by moves, which keep them). */
 void emit_cond_reader(struct emit *e, const struct insn *rec, const struct jform *f,
-                             const struct jform *w)
+                      const struct jform *w)
 {
     unsigned cc = rec->aux & 15;
+    emit_host_flags_from(e, w);
     if (f->kind == K_SETCC) {
-        emit_host_flags_from(e, w);
         op_rr(e, 0, 0x0f90 | cc, 0, RAX);
         wr_greg(e, rec->base, RAX, 0);
         return;
     }
-    rd_greg(e, R8, rec->reg, f->lg);
-    rd_greg(e, R9, rec->base, f->lg);
-    emit_host_flags_from(e, w);
-    op_rr(e, 3, 0x0f40 | cc, R8, R9);
-    wr_greg(e, rec->reg, R8, f->lg);
+    rd_greg(e, RAX, rec->reg, f->lg);
+    rd_greg(e, RCX, rec->base, f->lg);
+    op_rr(e, 3, 0x0f40 | cc, RAX, RCX);
+    wr_greg(e, rec->reg, RAX, f->lg);
 }

@@ -12,10 +12,25 @@
 
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
 
+/* Guest registers a run of host code keeps in host registers (r8..r11,
+ * free across a run: nothing but exits leaves host code, and every exit
+ * stores the changed ones back first). A dry pass over the run counts
+ * each register's uses; the real pass caches the most used. */
+#define RC_FIRST R8
+#define RC_SLOTS 4
+struct regcache {
+    int8_t host[16];  /* guest register -> host register, or -1: in c->r[] */
+    uint16_t dirty;   /* guest registers changed since the run loaded them */
+    bool counting;    /* the dry pass: count, do not cache */
+    uint16_t high;    /* registers used as AH..BH (never cached) */
+    uint16_t uses[16];
+};
+
 struct emit {
     uint8_t *p;     /* next byte, in the writable view */
     uint8_t *end;
     intptr_t delta; /* executable view - writable view */
+    struct regcache *rc; /* NULL: every guest register in memory */
 };
 
 static inline void e8(struct emit *e, unsigned v)
@@ -160,6 +175,21 @@ static inline void emit_call_c(struct emit *e, const void *fn)
     e8(e, 0x5f); /* pop rdi */
 }
 
+/* The same in the middle of a run: the cached registers r8..r11 kept
+ * (five pushes keep the call aligned). */
+static inline void emit_call_c_keeping_cache(struct emit *e, const void *fn)
+{
+    for (unsigned r = R8; r <= R11; r++) {
+        e8(e, 0x41);
+        e8(e, 0x50 + (r & 7)); /* push r8..r11 */
+    }
+    emit_call_c(e, fn);
+    for (unsigned r = R11 + 1; r-- > R8;) {
+        e8(e, 0x41);
+        e8(e, 0x58 + (r & 7)); /* pop r11..r8 */
+    }
+}
+
 /* jit_chain.c: retire record 'idx' (a direct transfer to 't') and enter
  * the block in chain slot 'slot' when chain_ok() allows and it is the
  * valid block for 't'; else the jump cache, else back to the run loop. */
@@ -191,6 +221,15 @@ const struct jform *usable(const struct jform *f, const struct jform *w);
 void flags_dead_after(const struct block *b, bool *dead);
 
 /* --- shared emitters (jit.c) and flag consumers (jit_flags.c) -------------------- */
+#define JIT_INSN_MAX 512 /* bytes of host code one record can take, its exits included */
+#define JIT_BLOCK_MAX ((BLOCK_MAX_INSNS + 1) * JIT_INSN_MAX)
+void emit_ea(struct emit *e, const struct insn *rec);
+uint8_t *emit_probe(struct emit *e, unsigned lg, bool write);
+void emit_store(struct emit *e, unsigned h, unsigned lg);
+void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f, bool dead,
+               const struct jform *w, uint8_t **miss);
+void emit_cache_load(struct emit *e, const struct regcache *rc);
+void emit_cache_store(struct emit *e, const struct regcache *rc, uint16_t dirty);
 void emit_host_flags(struct emit *e, unsigned op, unsigned lg);
 void rd_greg(struct emit *e, unsigned h, unsigned g, unsigned lg);
 void wr_greg(struct emit *e, unsigned g, unsigned h, unsigned lg);

@@ -280,6 +280,87 @@ _start:
     mov $7, %eax                  /* skipped */
 3:  cmp $5, %eax
     CHECK_EQ 103
+    /* 15: registers a run keeps in host registers (each used three times
+     * or more): a TLB miss in the middle (the handler runs the record, the
+     * next record is entered from outside and reloads them), a #PF with
+     * four of them changed (RSP among them: the exception frame goes where
+     * the guest's RSP is), byte and word writes into them, AH beside them,
+     * and INC after no producer the run knows (a call into C) */
+    mov $SCRATCH + 0x5000, %rdi   /* not yet in the TLB */
+    mov $3, %eax
+    mov $4, %ebx
+    add %eax, %ebx
+    add %ebx, %eax
+    mov %eax, (%rdi)              /* miss: 10 stored */
+    add %ebx, %eax
+    add (%rdi), %eax              /* 10 + 7 + 10 */
+    cmp $27, %eax
+    CHECK_EQ 104
+    lea 9f(%rip), %rax
+    mov %rax, resume(%rip)
+    mov %rsp, %rbp
+    mov $1, %ecx                  /* (the #PF handler clobbers RAX) */
+    mov $2, %ebx
+    mov $0x800020, %rsi
+    add %ecx, %ecx
+    add %ebx, %ebx
+    push %rcx
+    push %rbx
+    add %ecx, %ebx
+    add %ebx, %ecx
+8:  mov (%rsi), %rdx              /* not mapped: #PF, the frame below the pushes */
+    add $100, %ecx
+9:  cmp $8, %ecx                  /* the ADD after the fault not done */
+    CHECK_EQ 105
+    cmp $6, %ebx
+    CHECK_EQ 106
+    pop %rcx
+    pop %rdx
+    cmp %rbp, %rsp
+    CHECK_EQ 107
+    cmp $4, %rcx
+    jne 7f
+    cmp $2, %rdx
+7:  CHECK_EQ 108
+    mov $0x1122334455667788, %rax
+    mov $0xaabb, %ecx
+    add %rax, %rax                /* 0x22446688aaccef10 */
+    mov %cl, %al                  /* 0x22446688aaccefbb: a byte write */
+    mov %cx, %dx
+    mov %ax, %dx
+    add %rax, %rax
+    mov %ah, %bl                  /* AH read: RAX stays in memory */
+    movabs $0x4488cd115599df76, %r8
+    cmp %r8, %rax
+    jne 7f
+    cmp $0xdf, %bl
+    jne 7f
+    cmp $0xefbb, %dx
+7:  CHECK_EQ 109
+    stc
+    mov $5, %r8
+    lea (%r8,%r8), %r8
+    lea (%r8,%r8), %r8
+    inc %ecx                      /* CF kept: from the STC, through C */
+    adc $0, %r8
+    cmp $21, %r8
+    CHECK_EQ 110
+    xor %eax, %eax                /* a loop ending in a fused DEC/JNZ */
+    mov $10, %ecx
+    jmp 1f
+    .balign 64
+1:  add %ecx, %eax
+    add %ecx, %eax
+    add $1, %eax
+    dec %ecx
+    jnz 1b
+    cmp $120, %eax                /* 2 * 55 + 10 */
+    CHECK_EQ 111
+    xor %eax, %eax                /* the same with the JNZ ending a block */
+    mov $10, %ecx
+    call loop_at_page_end
+    cmp $120, %eax
+    CHECK_EQ 112
     PASS
 5:  ret
 
@@ -303,4 +384,13 @@ pf_rflags: .quad 0
 jmp_slot: .quad 0
     .balign 4096
 far_ret:
+    ret
+    .balign 4096
+    .skip 4096 - 11               /* the loop below: 11 bytes */
+loop_at_page_end:
+    add %ecx, %eax
+    add %ecx, %eax
+    add $1, %eax
+    dec %ecx
+    jnz loop_at_page_end
     ret

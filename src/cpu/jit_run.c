@@ -1,0 +1,395 @@
+/* The translator's block pass: each run of records whose instruction it
+ * knows (jit_forms.c) becomes host code, and those records' handlers point
+ * into it; a run ending the block with a transfer goes on into the next
+ * block in host code (jit_chain.c). Everything else keeps its interpreter
+ * handler, so a block mixes both freely.
+ *
+ * Within a run the guest registers it uses most live in host registers
+ * (struct regcache): loaded where the run is entered, stored back where it
+ * is left — at its end, on a TLB miss (before the record's handler redoes
+ * the instruction from the start), at a taken branch and before a
+ * transfer — so outside host code c->r[] is always the guest's state.
+ * Every record of a run can be entered from outside (after the handler
+ * of the record before it): such an entry loads the cached registers and
+ * joins the run's code there. */
+#include <stddef.h>
+
+#include "cpu/internal.h"
+#include "cpu/handlers.h"
+#include "cpu/jit_internal.h"
+
+/* Leave the run: the cached registers it changed stored back. */
+static void emit_leave_run(struct emit *e)
+{
+    if (e->rc)
+        emit_cache_store(e, e->rc, e->rc->dirty);
+}
+
+/* Leave host code for record 'rec': its handler (host code, an
+ * interpreter handler, or h_exit_stale after a store into this block). */
+static void emit_goto_record(struct emit *e, const struct insn *rec)
+{
+    mov_imm(e, RSI, (uint64_t)(uintptr_t)rec);
+    e8(e, 0xff); /* jmp [rsi] */
+    e8(e, 0x26);
+}
+
+/* --- leaving a block for the next one (emit_chain, jit_chain.c) -------------------
+ * Chain slots only for targets in the block's own page, as the interpreter
+ * links them; a target in another page is found through the jump cache. */
+static bool chainable(const struct block *b, uint64_t t)
+{
+    return canonical(t) && b->pa2 == ~0ull;
+}
+
+static struct block **in_page(const struct block *b, uint64_t t, struct block **slot)
+{
+    return (t ^ b->va) & ~0xfffull ? NULL : slot;
+}
+
+/* The transfers a run can end with in host code: a direct JMP or CALL
+ * (a CALL's push probes the TLB first; a miss runs the
+ * interpreter's handler from the start). */
+static bool is_indirect(const struct insn *rec)
+{
+    return (rec->fn == h_jmp_r || rec->fn == h_jmp_m || rec->fn == h_call_r ||
+            rec->fn == h_call_m) && !rec->aux; /* aux: a 16-bit target */
+}
+
+static bool is_transfer(const struct block *b, const struct insn *rec)
+{
+    if (rec->mf & MF_FUSED)
+        return false;
+    if (rec->fn == h_ret || is_indirect(rec)) /* to a run-time target: the jump cache */
+        return true;
+    return (rec->fn == h_jmp || rec->fn == h_call) && chainable(b, rec->imm);
+}
+
+/* Jump out unless register 'r' holds a canonical address (bits 63..47 all
+ * equal); returns the jump to patch. Clobbers rcx. */
+static uint8_t *emit_canonical_check(struct emit *e, unsigned r)
+{
+    mov_imm(e, RCX, 1ull << 47);
+    op_rr(e, 3, 0x01, r, RCX);
+    shift_ri(e, 5, RCX, 48);
+    return jcc32(e, 0x5);
+}
+
+/* CALL's push: rsp - 8 probed for writing (rax = its host address);
+ * *miss gets the probe's jump. Nothing is written yet. */
+static void emit_push_probe(struct emit *e, uint8_t **miss)
+{
+    rd_greg(e, RAX, RSP, 3);
+    alu_ri(e, 3, 5, RAX, 8);
+    *miss = emit_probe(e, 3, true);
+}
+
+/* ... then the return address written there and RSP moved. */
+static void emit_push_return(struct emit *e, const struct block *b, const struct insn *rec)
+{
+    mov_imm(e, RCX, b->va + rec->off + rec->len);
+    emit_store(e, RCX, 3);
+    rd_greg(e, RDX, RSP, 3);
+    alu_ri(e, 3, 5, RDX, 8);
+    wr_greg(e, RSP, RDX, 3);
+}
+
+/* RET (imm16): as the interpreter's handler, the target loaded through the
+ * TLB probe and checked canonical before RSP moves, so a miss or a #GP
+ * runs that handler from the start. */
+static void emit_ret(struct emit *e, const struct insn *rec, unsigned idx, uint8_t **miss)
+{
+    rd_greg(e, RAX, RSP, 3);
+    miss[0] = emit_probe(e, 3, false);
+    op_rm(e, 3, 0x8b, RAX, RAX, 0);
+    miss[1] = emit_canonical_check(e, RAX);
+    rd_greg(e, RDX, RSP, 3);
+    alu_ri(e, 3, 0, RDX, (int32_t)(8 + rec->imm));
+    wr_greg(e, RSP, RDX, 3);
+    emit_leave_run(e);
+    emit_chain_rax(e, idx, NULL);
+}
+
+/* JMP/CALL r/m64: the target (a load probes the TLB), for a CALL the
+ * push's probe, then the canonical check — each failing to the handler,
+ * which redoes it all with the interpreter's order of faults — and only
+ * then RSP and the return address change. */
+static void emit_indirect(struct emit *e, const struct block *b, unsigned idx, uint8_t **miss)
+{
+    const struct insn *rec = &b->insns[idx];
+    bool call = rec->fn == h_call_r || rec->fn == h_call_m;
+    if (rec->fn == h_jmp_r || rec->fn == h_call_r) {
+        rd_greg(e, RSI, rec->base, 3);
+    } else {
+        emit_ea(e, rec);
+        miss[0] = emit_probe(e, 3, false);
+        op_rm(e, 3, 0x8b, RSI, RAX, 0);
+    }
+    if (call)
+        emit_push_probe(e, &miss[1]);
+    miss[2] = emit_canonical_check(e, RSI);
+    if (call)
+        emit_push_return(e, b, rec);
+    op_rr(e, 3, 0x89, RSI, RAX);
+    emit_leave_run(e);
+    emit_chain_rax(e, idx, NULL);
+}
+
+/* A transfer ending the block; miss[0..2] get the jumps to its handler. */
+static void emit_transfer(struct emit *e, struct block *b, unsigned idx, uint8_t **miss)
+{
+    const struct insn *rec = &b->insns[idx];
+    if (rec->fn == h_ret) {
+        emit_ret(e, rec, idx, miss);
+        return;
+    }
+    if (is_indirect(rec)) {
+        emit_indirect(e, b, idx, miss);
+        return;
+    }
+    if (rec->fn == h_call) {
+        emit_push_probe(e, &miss[0]);
+        emit_push_return(e, b, rec);
+    }
+    emit_leave_run(e);
+    emit_chain(e, idx, rec->imm, in_page(b, rec->imm, &b->chain[0]));
+}
+
+/* A fused compare-and-branch ending the block (its Jcc at 'jidx'): the
+ * host flags decide; each way chains when it can, or else runs the Jcc's
+ * handler, which decides again from the lazy flags and chains as ever. */
+static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const struct jform *ff,
+                           unsigned cond)
+{
+    struct insn *jrec = &b->insns[jidx];
+    uint64_t taken = jrec->imm, fall = b->va + jrec->off + jrec->len;
+    emit_leave_run(e);
+    emit_branch_flags(e, ff);
+    uint8_t *to_taken = jcc32(e, cond);
+    if (chainable(b, fall))
+        emit_chain(e, jidx, fall, in_page(b, fall, &b->chain[1]));
+    else
+        emit_goto_record(e, jrec);
+    patch32(to_taken, e->p);
+    if (chainable(b, taken))
+        emit_chain(e, jidx, taken, in_page(b, taken, &jrec->link));
+    else
+        emit_goto_record(e, jrec);
+}
+
+/* An exit from the middle of a run, emitted after it: a TLB miss to the
+ * record's handler or a taken branch to the next block; 'dirty' is what
+ * the run had changed by then. */
+struct run_exit {
+    uint8_t *at;
+    unsigned j;
+    uint16_t dirty;
+    bool miss;
+};
+
+struct pass {
+    struct cpu *c;
+    struct block *b;
+    struct emit e;
+    uint8_t *limit; /* a run stops when less than JIT_INSN_MAX is left */
+    uint8_t *entry[BLOCK_MAX_INSNS];
+    uint8_t *inline_at[BLOCK_MAX_INSNS];
+    bool dead[BLOCK_MAX_INSNS];
+    struct run_exit exits[2 * BLOCK_MAX_INSNS + 2];
+    unsigned nexit, ntr;
+    bool overflow;
+};
+
+/* The record's form, a fused pair's first half (cond: its Jcc's), or a
+ * transfer: what a run can take next. */
+struct step {
+    const struct jform *f, *ff;
+    unsigned cond;
+    bool xfer;
+};
+
+static bool next_step(const struct block *b, unsigned j, const struct jform *w, struct step *s)
+{
+    s->cond = 0;
+    s->f = usable(form_of(&b->insns[j]), w);
+    s->ff = s->f ? NULL : fused_form(&b->insns[j], &s->cond);
+    s->xfer = !s->f && !s->ff && is_transfer(b, &b->insns[j]);
+    return s->f || s->ff || s->xfer;
+}
+
+static void add_exit(struct pass *ps, uint8_t *at, unsigned j, bool miss)
+{
+    struct run_exit *x = &ps->exits[ps->nexit++];
+    x->at = at;
+    x->j = j;
+    x->miss = miss;
+    x->dirty = ps->e.rc ? ps->e.rc->dirty : 0;
+}
+
+/* The records of one run from 'j' in host code; returns the index after it. */
+static unsigned emit_run_body(struct pass *ps, unsigned j, struct step s)
+{
+    struct block *b = ps->b;
+    struct emit *e = &ps->e;
+    unsigned n = b->ninsn;
+    const struct jform *w = NULL; /* flags_writer, for condition readers */
+    for (;;) {
+        uint8_t *miss[3] = {NULL, NULL, NULL};
+        uint16_t dirty_before = e->rc ? e->rc->dirty : 0;
+        ps->inline_at[j] = e->p;
+        if (ps->c->jit_count) { /* add qword [rdi + jit_executed], 1 or 2 (fused) */
+            op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.jit_executed));
+            e8(e, s.ff ? 2 : 1);
+        }
+        if (s.xfer)
+            emit_transfer(e, b, j, miss);
+        else
+            emit_insn(e, &b->insns[j], s.f ? s.f : s.ff, s.f && ps->dead[j], w, &miss[0]);
+        w = s.xfer ? NULL : flags_writer(s.f ? s.f : s.ff, w);
+        for (unsigned k = 0; k < 3; k++)
+            if (miss[k]) {
+                add_exit(ps, miss[k], j, true);
+                ps->exits[ps->nexit - 1].dirty = dirty_before;
+            }
+        ps->ntr++;
+        if (s.xfer) /* the block's end, left in host code */
+            return n;
+        if (s.ff && j + 2 >= n) { /* the block's last Jcc */
+            emit_fused_end(e, b, j + 1, s.ff, s.cond);
+            return n;
+        }
+        if (s.ff) { /* not taken: on in host code; taken: out of line */
+            emit_branch_flags(e, s.ff);
+            add_exit(ps, jcc32(e, s.cond), j + 1, false);
+            j++;
+        }
+        j++;
+        if (e->p > ps->limit)
+            ps->overflow = true;
+        if (j >= n || ps->overflow || !next_step(b, j, w, &s))
+            break;
+    }
+    emit_leave_run(e);
+    emit_goto_record(e, &b->insns[j]);
+    return j;
+}
+
+/* The run's exits from its middle, then the entries into its middle. */
+static void emit_run_tail(struct pass *ps, unsigned first, unsigned end, unsigned nexit0)
+{
+    struct block *b = ps->b;
+    struct emit *e = &ps->e;
+    for (unsigned k = nexit0; k < ps->nexit; k++) {
+        const struct run_exit *x = &ps->exits[k];
+        const struct insn *rec = &b->insns[x->j];
+        patch32(x->at, e->p);
+        if (e->rc)
+            emit_cache_store(e, e->rc, x->dirty);
+        if (!x->miss) { /* a taken Jcc: as at the block's end */
+            if (chainable(b, rec->imm))
+                emit_chain(e, x->j, rec->imm, in_page(b, rec->imm, &b->insns[x->j].link));
+            else
+                emit_goto_record(e, rec);
+            continue;
+        }
+        mov_imm(e, RSI, (uint64_t)(uintptr_t)rec);
+        mov_imm(e, RAX, (uint64_t)(uintptr_t)rec->fn);
+        e8(e, 0xff); /* jmp rax */
+        e8(e, 0xe0);
+    }
+    ps->nexit = nexit0;
+    for (unsigned j = first + 1; j < end; j++) {
+        if (!ps->inline_at[j])
+            continue;
+        if (!e->rc) {
+            ps->entry[j] = ps->inline_at[j];
+            continue;
+        }
+        ps->entry[j] = e->p;
+        emit_cache_load(e, e->rc);
+        patch32(jmp32(e), ps->inline_at[j]);
+    }
+}
+
+/* The registers worth caching in a run, from the dry pass's counts: used
+ * at least three times (a load and a store are what caching costs), never
+ * as AH..BH, the most used first. */
+static void choose_cache(struct regcache *rc)
+{
+    uint16_t uses[16];
+    memcpy(uses, rc->uses, sizeof(uses));
+    memset(rc->host, -1, sizeof(rc->host));
+    for (unsigned slot = 0; slot < RC_SLOTS; slot++) {
+        unsigned best = 16;
+        for (unsigned r = 0; r < 16; r++)
+            if (!(rc->high >> r & 1) && uses[r] >= 3 && (best == 16 || uses[r] > uses[best]))
+                best = r;
+        if (best == 16)
+            break;
+        rc->host[best] = (int8_t)(RC_FIRST + slot);
+        uses[best] = 0;
+    }
+}
+
+/* One run: a dry pass counts the registers it uses (its code is thrown
+ * away), the real one keeps the most used in host registers. */
+static unsigned emit_run(struct pass *ps, unsigned j, struct step s)
+{
+    struct regcache rc = {.counting = true};
+    memset(rc.host, -1, sizeof(rc.host));
+    uint8_t *start = ps->e.p;
+    unsigned nexit0 = ps->nexit, ntr0 = ps->ntr;
+    ps->e.rc = &rc;
+    emit_run_body(ps, j, s);
+    ps->e.p = start;
+    ps->nexit = nexit0;
+    ps->ntr = ntr0;
+    ps->overflow = false;
+    choose_cache(&rc);
+    rc.counting = false;
+    bool any = false;
+    for (unsigned r = 0; r < 16; r++)
+        any |= rc.host[r] >= 0;
+    ps->e.rc = any ? &rc : NULL;
+    emit_cache_load(&ps->e, ps->e.rc);
+    unsigned end = emit_run_body(ps, j, s);
+    ps->entry[j] = start;
+    emit_run_tail(ps, j, end, nexit0);
+    ps->e.rc = NULL;
+    return end;
+}
+
+void jit_block(struct cpu *c, struct block *b)
+{
+    b->fn0 = NULL;
+    if (!c->jit_rw || jit_full(c))
+        return;
+    static _Thread_local struct pass ps;
+    memset(&ps, 0, sizeof(ps));
+    ps.c = c;
+    ps.b = b;
+    ps.e = (struct emit){c->jit_rw + c->jit_used, c->jit_rw + c->jit_size,
+                         c->jit_rx - c->jit_rw, NULL};
+    ps.limit = c->jit_rw + c->jit_used + JIT_BLOCK_MAX - JIT_INSN_MAX;
+    unsigned n = b->ninsn;
+    flags_dead_after(b, ps.dead);
+    for (unsigned j = 0; j < n;) {
+        struct step s;
+        if (ps.overflow)
+            return; /* (never with today's emitters: the block stays interpreted) */
+        if (!next_step(b, j, NULL, &s)) {
+            j++;
+            continue;
+        }
+        j = emit_run(&ps, j, s);
+    }
+    if (!ps.ntr || ps.overflow)
+        return;
+    if (ps.entry[0])
+        b->fn0 = b->insns[0].fn;
+    for (unsigned j = 0; j < n; j++)
+        if (ps.entry[j])
+            b->insns[j].fn = (insn_fn)(uintptr_t)(ps.entry[j] + ps.e.delta);
+    c->jit_used = ((size_t)(ps.e.p - c->jit_rw) + 15) & ~(size_t)15;
+    c->stats.jit_insns += ps.ntr;
+}
