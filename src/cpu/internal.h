@@ -317,6 +317,7 @@ struct cpu {
     uint8_t *jit_rw, *jit_rx;
     size_t jit_size, jit_used;
     bool jit_count;             /* host code counts what it runs (stats.jit_executed) */
+    uint64_t jit_callee_saved[5]; /* rbx, r12..r15 while a run caches guest registers there */
 
     struct cpu_stats stats;
     uint64_t clock_base_ns;

@@ -96,21 +96,35 @@ void wr_greg(struct emit *e, unsigned g, unsigned h, unsigned lg)
     }
 }
 
-/* The cached registers loaded from c->r[] (a run's entry) */
+/* The cached registers loaded from c->r[] (a run's entry), the
+ * callee-saved host registers among them saved first. */
 void emit_cache_load(struct emit *e, const struct regcache *rc)
 {
-    for (unsigned r = 0; rc && r < 16; r++)
-        if (rc->host[r] >= 0)
-            op_rm(e, 3, 0x8b, (unsigned)rc->host[r], RDI, (int32_t)(r * 8));
+    for (unsigned r = 0; rc && r < 16; r++) {
+        if (rc->host[r] < 0)
+            continue;
+        unsigned h = (unsigned)rc->host[r];
+        if (rc_callee_saved(h))
+            op_rm(e, 3, 0x89, h, RDI,
+                  CPU_OFF(jit_callee_saved) + (int32_t)(8 * rc_callee_index(h)));
+        op_rm(e, 3, 0x8b, h, RDI, (int32_t)(r * 8));
+    }
 }
 
-/* ... and the changed ones stored back (before any exit from the run);
- * plain moves, so the host flags survive. */
+/* ... and the changed ones stored back and the callee-saved restored
+ * (before any exit from the run); plain moves, so the host flags survive. */
 void emit_cache_store(struct emit *e, const struct regcache *rc, uint16_t dirty)
 {
-    for (unsigned r = 0; rc && r < 16; r++)
-        if (rc->host[r] >= 0 && (dirty >> r & 1))
-            op_rm(e, 3, 0x89, (unsigned)rc->host[r], RDI, (int32_t)(r * 8));
+    for (unsigned r = 0; rc && r < 16; r++) {
+        if (rc->host[r] < 0)
+            continue;
+        unsigned h = (unsigned)rc->host[r];
+        if (dirty >> r & 1)
+            op_rm(e, 3, 0x89, h, RDI, (int32_t)(r * 8));
+        if (rc_callee_saved(h))
+            op_rm(e, 3, 0x8b, h, RDI,
+                  CPU_OFF(jit_callee_saved) + (int32_t)(8 * rc_callee_index(h)));
+    }
 }
 
 /* rax = the record's effective address, as ea() computes it. */

@@ -12,12 +12,22 @@
 
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
 
-/* Guest registers a run of host code keeps in host registers (r8..r11,
- * free across a run: nothing but exits leaves host code, and every exit
- * stores the changed ones back first). A dry pass over the run counts
- * each register's uses; the real pass caches the most used. */
-#define RC_FIRST R8
-#define RC_SLOTS 4
+/* Guest registers a run of host code keeps in host registers: r8..r11
+ * first (free across a run: nothing but exits leaves host code, and every
+ * exit stores the changed ones back first), then rbx and r12..r15, which
+ * the run saves in the vCPU where it is entered and restores where it is
+ * left. A dry pass over the run counts each register's uses; the real
+ * pass caches the most used. */
+#define RC_SLOTS 9
+static const uint8_t rc_slot_host[RC_SLOTS] = {R8, R9, R10, R11, RBX, 12, 13, 14, 15};
+static inline bool rc_callee_saved(unsigned h)
+{
+    return h == RBX || h >= 12;
+}
+static inline unsigned rc_callee_index(unsigned h) /* in c->jit_callee_saved */
+{
+    return h == RBX ? 0 : h - 11;
+}
 struct regcache {
     int8_t host[16];  /* guest register -> host register, or -1: in c->r[] */
     uint16_t dirty;   /* guest registers changed since the run loaded them */

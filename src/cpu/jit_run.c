@@ -326,7 +326,7 @@ static void choose_cache(struct regcache *rc)
                 best = r;
         if (best == 16)
             break;
-        rc->host[best] = (int8_t)(RC_FIRST + slot);
+        rc->host[best] = (int8_t)rc_slot_host[slot];
         uses[best] = 0;
     }
 }
