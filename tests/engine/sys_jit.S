@@ -361,6 +361,55 @@ _start:
     call loop_at_page_end
     cmp $120, %eax
     CHECK_EQ 112
+    /* nine registers used three times each (the cache's callee-saved
+     * slots too), a TLB miss and a #PF among them */
+    lea 9f(%rip), %rax
+    mov %rax, resume(%rip)
+    mov $SCRATCH + 0x7000, %rdi   /* not yet in the TLB */
+    mov $0x800028, %rsi
+    mov $1, %ebx
+    mov $2, %ecx
+    mov $3, %edx
+    mov $4, %r8d
+    mov $5, %r9d
+    mov $6, %r10d
+    mov $7, %r11d
+    mov $8, %r12d
+    mov $9, %r13d
+    add %ebx, %ecx
+    add %ecx, %edx
+    add %edx, %r8d
+    add %r8d, %r9d
+    add %r9d, %r10d
+    add %r10d, %r11d
+    add %r11d, %r12d
+    add %r12d, %r13d              /* 1 3 6 10 15 21 28 36 45 */
+    mov %r13d, (%rdi)             /* a miss */
+    add %ebx, %ecx
+    add %ecx, %edx
+    add %edx, %r8d
+    add %r8d, %r9d
+    add %r9d, %r10d
+    add %r10d, %r11d
+    add %r11d, %r12d
+    add %r12d, %r13d              /* 1 4 10 20 35 56 84 120 165 */
+8:  mov (%rsi), %r14              /* not mapped */
+    add $1, %r13d
+9:  add %ebx, %ecx
+    add %ecx, %edx
+    add %edx, %r8d
+    add %r8d, %r9d
+    add %r9d, %r10d
+    add %r10d, %r11d
+    add %r11d, %r12d
+    add %r12d, %r13d              /* 1 5 15 35 70 126 210 330 495 */
+    add (%rdi), %r13d             /* + 45 */
+    cmp $540, %r13d
+    jne 7f
+    cmp $330, %r12d
+    jne 7f
+    cmp $70, %r9d
+7:  CHECK_EQ 113
     PASS
 5:  ret
 
