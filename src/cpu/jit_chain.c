@@ -165,3 +165,41 @@ void emit_chain_rax(struct emit *e, unsigned idx, struct block **slot)
     e8(e, 0xc3); /* ret: to the run loop */
 }
 
+
+/* A block whose run (from its first record) ends in a branch back to
+ * its own start: the checks emit_chain_rax makes (an event, the
+ * instruction limit) and the block still valid, then on at 'loop_at' — the
+ * run's code after its entry, with the cached registers still in host
+ * registers. When a check fails it goes on below, where the caller leaves
+ * the run for the run loop. */
+void emit_self_loop(struct emit *e, unsigned idx, const struct block *b, uint8_t *loop_at)
+{
+    op_rm(e, 3, 0x81, 0, RDI, CPU_OFF(icount));
+    e32(e, idx + 1);
+    op_rm(e, 2, 0x8b, RCX, RDI, CPU_OFF(events));
+    op_rr(e, 2, 0x85, RCX, RCX);
+    uint8_t *quiet = jcc32(e, 0x4);
+    op_rr(e, 2, 0xf7, 0, RCX); /* test ecx, ~INTERRUPT */
+    e32(e, ~(uint32_t)CPU_EVENT_INTERRUPT);
+    uint8_t *busy = jcc32(e, 0x5);
+    op_rm(e, 3, 0xf7, 0, RDI, CPU_OFF(rflags)); /* test qword [rflags], IF */
+    e32(e, F_IF);
+    uint8_t *busy_if = jcc32(e, 0x5);
+    patch32(quiet, e->p);
+    op_rm(e, 3, 0x8b, RCX, RDI, CPU_OFF(icount));
+    op_rm(e, 3, 0x3b, RCX, RDI, CPU_OFF(limit_at));
+    uint8_t *limit = jcc32(e, 0x3); /* jae */
+    mov_imm(e, RCX, (uint64_t)(uintptr_t)&b->valid);
+    op_rm(e, 0, 0x80, 7, RCX, 0); /* cmp byte [rcx], 0 */
+    e8(e, 0);
+    uint8_t *stale = jcc32(e, 0x4);
+    op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.chained));
+    e8(e, 1);
+    op_rm(e, 3, 0x81, 4, RDI, CPU_OFF(rflags)); /* the instruction completed: RF = 0 */
+    e32(e, ~(uint32_t)F_RF);
+    patch32(jmp32(e), loop_at);
+    patch32(busy, e->p);
+    patch32(busy_if, e->p);
+    patch32(limit, e->p);
+    patch32(stale, e->p);
+}

@@ -205,6 +205,7 @@ static inline void emit_call_c_keeping_cache(struct emit *e, const void *fn)
  * valid block for 't'; else the jump cache, else back to the run loop. */
 void emit_chain(struct emit *e, unsigned idx, uint64_t t, struct block **slot);
 void emit_chain_rax(struct emit *e, unsigned idx, struct block **slot);
+void emit_self_loop(struct emit *e, unsigned idx, const struct block *b, uint8_t *loop_at);
 
 /* --- instruction forms (jit_forms.c) -------------------------------------------- */
 enum {

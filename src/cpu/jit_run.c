@@ -157,20 +157,33 @@ static void emit_transfer(struct emit *e, struct block *b, unsigned idx, uint8_t
 
 /* A fused compare-and-branch ending the block (its Jcc at 'jidx'): the
  * host flags decide; each way chains when it can, or else runs the Jcc's
- * handler, which decides again from the lazy flags and chains as ever. */
+ * handler, which decides again from the lazy flags and chains as ever.
+ * With 'loop_at' (the block's run starts at its first record and the Jcc
+ * goes back there) the taken way stays in the run (emit_self_loop). */
 static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const struct jform *ff,
-                           unsigned cond)
+                           unsigned cond, uint8_t *loop_at)
 {
     struct insn *jrec = &b->insns[jidx];
     uint64_t taken = jrec->imm, fall = b->va + jrec->off + jrec->len;
-    emit_leave_run(e);
+    if (!loop_at)
+        emit_leave_run(e);
     emit_branch_flags(e, ff);
     uint8_t *to_taken = jcc32(e, cond);
+    if (loop_at) /* moves only: the flags survive for the Jcc above */
+        emit_leave_run(e);
     if (chainable(b, fall))
         emit_chain(e, jidx, fall, in_page(b, fall, &b->chain[1]));
     else
         emit_goto_record(e, jrec);
     patch32(to_taken, e->p);
+    if (loop_at) {
+        emit_self_loop(e, jidx, b, loop_at);
+        emit_leave_run(e);
+        mov_imm(e, RAX, taken);
+        op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(rip));
+        e8(e, 0xc3); /* ret: to the run loop */
+        return;
+    }
     if (chainable(b, taken))
         emit_chain(e, jidx, taken, in_page(b, taken, &jrec->link));
     else
@@ -198,6 +211,7 @@ struct pass {
     struct run_exit exits[2 * BLOCK_MAX_INSNS + 2];
     unsigned nexit, ntr;
     bool overflow;
+    bool self_loop; /* the run being emitted ends in a branch to its own start */
 };
 
 /* The record's form, a fused pair's first half (cond: its Jcc's), or a
@@ -231,7 +245,7 @@ static unsigned emit_run_body(struct pass *ps, unsigned j, struct step s)
 {
     struct block *b = ps->b;
     struct emit *e = &ps->e;
-    unsigned n = b->ninsn;
+    unsigned n = b->ninsn, first = j;
     const struct jform *w = NULL; /* flags_writer, for condition readers */
     for (;;) {
         uint8_t *miss[3] = {NULL, NULL, NULL};
@@ -255,7 +269,9 @@ static unsigned emit_run_body(struct pass *ps, unsigned j, struct step s)
         if (s.xfer) /* the block's end, left in host code */
             return n;
         if (s.ff && j + 2 >= n) { /* the block's last Jcc */
-            emit_fused_end(e, b, j + 1, s.ff, s.cond);
+            bool loop = first == 0 && b->insns[j + 1].imm == b->va && chainable(b, b->va);
+            ps->self_loop |= loop;
+            emit_fused_end(e, b, j + 1, s.ff, s.cond, loop ? ps->inline_at[0] : NULL);
             return n;
         }
         if (s.ff) { /* not taken: on in host code; taken: out of line */
@@ -337,6 +353,7 @@ static unsigned emit_run(struct pass *ps, unsigned j, struct step s)
 {
     struct regcache rc = {.counting = true};
     memset(rc.host, -1, sizeof(rc.host));
+    ps->self_loop = false;
     uint8_t *start = ps->e.p;
     unsigned nexit0 = ps->nexit, ntr0 = ps->ntr;
     ps->e.rc = &rc;
@@ -348,8 +365,14 @@ static unsigned emit_run(struct pass *ps, unsigned j, struct step s)
     choose_cache(&rc);
     rc.counting = false;
     bool any = false;
-    for (unsigned r = 0; r < 16; r++)
+    for (unsigned r = 0; r < 16; r++) {
         any |= rc.host[r] >= 0;
+        /* around a loop every exit may follow a change made in an earlier
+         * pass: each stores all the cached registers */
+        if (rc.host[r] >= 0 && ps->self_loop)
+            rc.dirty |= (uint16_t)(1u << r);
+    }
+    ps->self_loop = false;
     ps->e.rc = any ? &rc : NULL;
     emit_cache_load(&ps->e, ps->e.rc);
     unsigned end = emit_run_body(ps, j, s);

@@ -356,11 +356,15 @@ _start:
     jnz 1b
     cmp $120, %eax                /* 2 * 55 + 10 */
     CHECK_EQ 111
-    xor %eax, %eax                /* the same with the JNZ ending a block */
-    mov $10, %ecx
+    xor %eax, %eax                /* the same with the JNZ ending a block, */
+    mov $10, %ecx                 /* a TLB miss at the loop's start each time */
+    mov $SCRATCH + 0x20000, %rdi
+    lea loop_sum(%rip), %rsi      /* and a store each time, not to be repeated */
     call loop_at_page_end
     cmp $120, %eax
-    CHECK_EQ 112
+    jne 7f
+    cmpq $55, loop_sum(%rip)
+7:  CHECK_EQ 112
     /* nine registers used three times each (the cache's callee-saved
      * slots too), a TLB miss and a #PF among them */
     lea 9f(%rip), %rax
@@ -431,12 +435,16 @@ pf_rip: .quad 0
 pf_cr2: .quad 0
 pf_rflags: .quad 0
 jmp_slot: .quad 0
+loop_sum: .quad 0
     .balign 4096
 far_ret:
     ret
     .balign 4096
-    .skip 4096 - 11               /* the loop below: 11 bytes */
+    .skip 4096 - 23               /* the loop below: 23 bytes */
 loop_at_page_end:
+    mov (%rdi), %r14              /* a page not yet in the TLB */
+    add $4096, %rdi
+    add %ecx, (%rsi)
     add %ecx, %eax
     add %ecx, %eax
     add $1, %eax
