@@ -25,6 +25,17 @@ static void emit_leave_run(struct emit *e)
         emit_cache_store(e, e->rc, e->rc->dirty);
 }
 
+/* ... and return to the run loop, the next instruction at 't' (after
+ * emit_self_loop's checks failed: its instruction is retired). */
+static void emit_leave_to_run_loop(struct emit *e, uint16_t dirty, uint64_t t)
+{
+    if (e->rc)
+        emit_cache_store(e, e->rc, dirty);
+    mov_imm(e, RAX, t);
+    op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(rip));
+    e8(e, 0xc3); /* ret: to the run loop */
+}
+
 /* Leave host code for record 'rec': its handler (host code, an
  * interpreter handler, or h_exit_stale after a store into this block). */
 static void emit_goto_record(struct emit *e, const struct insn *rec)
@@ -178,10 +189,7 @@ static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const
     patch32(to_taken, e->p);
     if (loop_at) {
         emit_self_loop(e, jidx, b, loop_at);
-        emit_leave_run(e);
-        mov_imm(e, RAX, taken);
-        op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(rip));
-        e8(e, 0xc3); /* ret: to the run loop */
+        emit_leave_to_run_loop(e, e->rc ? e->rc->dirty : 0, taken);
         return;
     }
     if (chainable(b, taken))
@@ -198,6 +206,7 @@ struct run_exit {
     unsigned j;
     uint16_t dirty;
     bool miss;
+    bool loop; /* a taken Jcc back to the start of the block's run */
 };
 
 struct pass {
@@ -237,7 +246,15 @@ static void add_exit(struct pass *ps, uint8_t *at, unsigned j, bool miss)
     x->at = at;
     x->j = j;
     x->miss = miss;
+    x->loop = false;
     x->dirty = ps->e.rc ? ps->e.rc->dirty : 0;
+}
+
+/* Whether Jcc record 'jidx' of a run starting at record 'first' goes
+ * back to that start, the block's: then it can loop in host code. */
+static bool loops_back(const struct block *b, unsigned first, unsigned jidx)
+{
+    return first == 0 && b->insns[jidx].imm == b->va && chainable(b, b->va);
 }
 
 /* The records of one run from 'j' in host code; returns the index after it. */
@@ -269,7 +286,7 @@ static unsigned emit_run_body(struct pass *ps, unsigned j, struct step s)
         if (s.xfer) /* the block's end, left in host code */
             return n;
         if (s.ff && j + 2 >= n) { /* the block's last Jcc */
-            bool loop = first == 0 && b->insns[j + 1].imm == b->va && chainable(b, b->va);
+            bool loop = loops_back(b, first, j + 1);
             ps->self_loop |= loop;
             emit_fused_end(e, b, j + 1, s.ff, s.cond, loop ? ps->inline_at[0] : NULL);
             return n;
@@ -277,6 +294,8 @@ static unsigned emit_run_body(struct pass *ps, unsigned j, struct step s)
         if (s.ff) { /* not taken: on in host code; taken: out of line */
             emit_branch_flags(e, s.ff);
             add_exit(ps, jcc32(e, s.cond), j + 1, false);
+            ps->exits[ps->nexit - 1].loop = loops_back(b, first, j + 1);
+            ps->self_loop |= ps->exits[ps->nexit - 1].loop;
             j++;
         }
         j++;
@@ -299,6 +318,11 @@ static void emit_run_tail(struct pass *ps, unsigned first, unsigned end, unsigne
         const struct run_exit *x = &ps->exits[k];
         const struct insn *rec = &b->insns[x->j];
         patch32(x->at, e->p);
+        if (x->loop) { /* on in the run, or out to the run loop */
+            emit_self_loop(e, x->j, b, ps->inline_at[first]);
+            emit_leave_to_run_loop(e, x->dirty, rec->imm);
+            continue;
+        }
         if (e->rc)
             emit_cache_store(e, e->rc, x->dirty);
         if (!x->miss) { /* a taken Jcc: as at the block's end */

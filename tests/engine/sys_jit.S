@@ -345,17 +345,25 @@ _start:
     adc $0, %r8
     cmp $21, %r8
     CHECK_EQ 110
-    xor %eax, %eax                /* a loop ending in a fused DEC/JNZ */
-    mov $10, %ecx
+    xor %eax, %eax                /* a loop ending in a fused DEC/JNZ in */
+    mov $10, %ecx                 /* the middle of a block, a TLB miss and */
+    mov $SCRATCH + 0x40000, %rdi  /* a store each pass */
+    lea loop_sum(%rip), %rsi
     jmp 1f
     .balign 64
-1:  add %ecx, %eax
+1:  mov (%rdi), %r14
+    add $4096, %rdi
+    add %ecx, (%rsi)
+    add %ecx, %eax
     add %ecx, %eax
     add $1, %eax
     dec %ecx
     jnz 1b
     cmp $120, %eax                /* 2 * 55 + 10 */
-    CHECK_EQ 111
+    jne 7f
+    cmpq $55, loop_sum(%rip)
+7:  CHECK_EQ 111
+    movq $0, loop_sum(%rip)
     xor %eax, %eax                /* the same with the JNZ ending a block, */
     mov $10, %ecx                 /* a TLB miss at the loop's start each time */
     mov $SCRATCH + 0x20000, %rdi
