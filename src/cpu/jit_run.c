@@ -11,7 +11,10 @@
  * transfer — so outside host code c->r[] is always the guest's state.
  * Every record of a run can be entered from outside (after the handler
  * of the record before it): such an entry loads the cached registers and
- * joins the run's code there. */
+ * joins the run's code there. A branch back to the start of a run that
+ * starts the block loops in host code with the registers still cached
+ * (emit_self_loop); every exit of such a run stores all of them, as an
+ * earlier pass may have changed one a later pass has not yet. */
 #include <stddef.h>
 
 #include "cpu/internal.h"
@@ -180,7 +183,7 @@ static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const
         emit_leave_run(e);
     emit_branch_flags(e, ff);
     uint8_t *to_taken = jcc32(e, cond);
-    if (loop_at) /* moves only: the flags survive for the Jcc above */
+    if (loop_at) /* only the way out leaves the run */
         emit_leave_run(e);
     if (chainable(b, fall))
         emit_chain(e, jidx, fall, in_page(b, fall, &b->chain[1]));
