@@ -133,11 +133,12 @@ def test_guest_dir(build):
 class NestedHost:
     """Builds L1's initramfs once; each run() boots a fresh L1."""
 
-    def __init__(self, build_dir, extra=None, smp=2, mem_mb=3072, log_dir=None):
+    def __init__(self, build_dir, extra=None, smp=2, mem_mb=3072, log_dir=None, live_log=None):
         self.build = os.path.abspath(build_dir)
         self.smp = smp
         self.mem_mb = mem_mb
         self.log_dir = log_dir
+        self.live_log = live_log  # a path: L1's console appended as it arrives
         self.kernel = os.path.join(self.build, "guest", "vmlinuz")
         self.workdir = tempfile.mkdtemp(prefix="ember-l1-")
         self.base_cpio = os.path.join(self.workdir, "base.cpio")
@@ -261,7 +262,12 @@ class NestedHost:
                 with open(part, "rb") as f:
                     shutil.copyfileobj(f, out)
         start = time.monotonic()
-        console, failure = self._watch(self.qemu_command(initrd), jobs)
+        if self.live_log:
+            with open(self.live_log, "ab") as live:
+                live.write(f"\n=== L1 {label} ===\n".encode())
+                console, failure = self._watch(self.qemu_command(initrd), jobs, live)
+        else:
+            console, failure = self._watch(self.qemu_command(initrd), jobs)
         elapsed = time.monotonic() - start
         if self.log_dir:
             os.makedirs(self.log_dir, exist_ok=True)
@@ -273,8 +279,9 @@ class NestedHost:
         return console, elapsed
 
     @staticmethod
-    def _watch(cmd, jobs):
-        """Run QEMU, collecting its console. L1 must start its first job
+    def _watch(cmd, jobs, live=None):
+        """Run QEMU, collecting its console (and copying it to the file
+        'live' as it arrives, when given). L1 must start its first job
         within BOOT_LIMIT seconds, finish each job within its timeout plus
         JOB_MARGIN, and start the next within JOB_MARGIN; otherwise it is
         considered frozen and killed."""
@@ -289,6 +296,9 @@ class NestedHost:
             data = proc.stdout.read() if ready else None
             if data:
                 chunks.append(data)
+                if live:
+                    live.write(data)
+                    live.flush()
                 text += data.decode("utf-8", "replace")
                 now = (len(re.findall(r"@@BEGIN \d+ ", text)),
                        len(re.findall(r"@@END \d+ ", text)))
