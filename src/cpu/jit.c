@@ -127,9 +127,24 @@ void emit_cache_store(struct emit *e, const struct regcache *rc, uint16_t dirty)
     }
 }
 
-/* rax = the record's effective address, as ea() computes it. */
+static void emit_ea_tail(struct emit *e, const struct insn *rec);
+
+/* rax = the record's effective address, as ea() computes it: one LEA
+ * from the base's and index's host registers (cached, or loaded into rax
+ * and rcx) when the displacement fits. */
 void emit_ea(struct emit *e, const struct insn *rec)
 {
+    if (rec->base != NOREG && fits_s32((uint64_t)rec->disp)) {
+        int base = in_place(e, rec->base, 3), index = RSP; /* RSP: no index */
+        if (base < 0)
+            rd_greg(e, (unsigned)(base = RAX), rec->base, 3);
+        if (rec->index != NOREG && (index = in_place(e, rec->index, 3)) < 0)
+            rd_greg(e, (unsigned)(index = RCX), rec->index, 3);
+        lea_sib(e, RAX, (unsigned)base, (unsigned)index, rec->mf & MF_SCALE,
+                (int32_t)rec->disp);
+        emit_ea_tail(e, rec);
+        return;
+    }
     bool disp_done = false;
     if (rec->base != NOREG) {
         rd_greg(e, RAX, rec->base, 3);
@@ -151,6 +166,12 @@ void emit_ea(struct emit *e, const struct insn *rec)
             op_rr(e, 3, 0x01, RCX, RAX);
         }
     }
+    emit_ea_tail(e, rec);
+}
+
+/* The address size and the segment base applied to rax. */
+static void emit_ea_tail(struct emit *e, const struct insn *rec)
+{
     if (rec->mf & MF_ADDR32)
         op_rr(e, 2, 0x89, RAX, RAX);
     int seg = insn_seg(rec);
@@ -190,6 +211,8 @@ void emit_store(struct emit *e, unsigned h, unsigned lg)
  * a = rax, b = rcx (zero-extended): the result, lazy flags as alu_op()
  * leaves them unless the block overwrites them unread ('dead',
  * flags_dead_after), and the destination unless 'dest' < 0. */
+static void emit_alu_flags(struct emit *e, unsigned op, unsigned lg);
+
 static void emit_alu(struct emit *e, unsigned op, unsigned lg, int dest, bool dead)
 {
     static const unsigned opc[8] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31, 0x29};
@@ -204,8 +227,14 @@ static void emit_alu(struct emit *e, unsigned op, unsigned lg, int dest, bool de
         op_rr(e, 2, 0x0fb6, RDX, RDX);
     if (dest >= 0)
         wr_greg(e, (unsigned)dest, RDX, lg);
-    if (dead)
-        return;
+    if (!dead)
+        emit_alu_flags(e, op, lg);
+}
+
+/* The lazy flags of an ALU op from rax = a, rcx = b, rdx = the result. */
+static void emit_alu_flags(struct emit *e, unsigned op, unsigned lg)
+{
+    bool arith = op == 0 || op == 5 || op == 7;
     unsigned kind = op == 0 ? CC_ADD : arith ? CC_SUB : CC_LOGIC;
     op_rm(e, 2, 0xc7, 0, RDI, CPU_OFF(cc_op));
     e32(e, kind << 2 | lg);
@@ -267,6 +296,13 @@ static void emit_shift(struct emit *e, const struct insn *rec, unsigned lg, bool
 {
     static const uint8_t ext[8] = {0, 1, 2, 3, 4, 5, 4, 7};
     unsigned op = rec->aux & 7, cnt = (unsigned)rec->imm & (lg == 3 ? 63 : 31);
+    int dst = dead ? in_place(e, rec->reg, lg) : -1;
+    if (dst >= 0) {
+        op_rr(e, lg, 0xc1, ext[op], (unsigned)dst);
+        e8(e, cnt);
+        mark_dirty(e, rec->reg);
+        return;
+    }
     rd_greg(e, RAX, rec->reg, lg);
     op_rr(e, 3, 0x89, RAX, RDX);
     op_rr(e, lg, lg == 0 ? 0xc0 : 0xc1, ext[op], RDX);
@@ -357,6 +393,44 @@ void emit_mem_load(struct emit *e, const struct insn *rec, unsigned h, unsigned 
     emit_load(e, h, lg);
 }
 
+/* ADD/OR/AND/SUB/XOR into the cached register 'dst': the op itself on
+ * it; unless the flags are dead, rax/rcx/rdx = a, b and the result
+ * (emit_alu's convention, which a fused branch reads) and the lazy flags. */
+static void emit_alu_in_place(struct emit *e, const struct insn *rec, const struct jform *f,
+                              unsigned dst, bool dead, uint8_t **miss)
+{
+    static const unsigned opc[7] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31};
+    unsigned lg = f->lg, src = RCX;
+    bool imm = false;
+    if (f->kind == K_ALU_RM) {
+        emit_mem_load(e, rec, RCX, lg, miss);
+    } else if (f->kind == K_ALU_RR) {
+        int c = in_place(e, rec->base, lg);
+        if (c >= 0)
+            src = (unsigned)c;
+        else
+            rd_greg(e, RCX, rec->base, lg);
+    } else if (dead && (lg == 2 || fits_s32(rec->imm))) {
+        imm = true;
+    } else {
+        mov_imm(e, RCX, rec->imm);
+    }
+    if (!dead) {
+        op_rr(e, lg, 0x89, dst, RAX);
+        if (src != RCX)
+            op_rr(e, lg, 0x89, src, RCX);
+    }
+    if (imm)
+        alu_ri(e, lg, f->op, dst, (int32_t)rec->imm);
+    else
+        op_rr(e, lg, opc[f->op], src, dst);
+    mark_dirty(e, rec->reg);
+    if (dead)
+        return;
+    op_rr(e, lg, 0x89, dst, RDX);
+    emit_alu_flags(e, f->op, lg);
+}
+
 /* ADD/OR/AND/SUB/XOR/CMP/TEST of a register with a register, an immediate
  * or (ALU_RM) memory. */
 static void emit_alu_form(struct emit *e, const struct insn *rec, const struct jform *f,
@@ -364,6 +438,11 @@ static void emit_alu_form(struct emit *e, const struct insn *rec, const struct j
 {
     unsigned lg = f->lg;
     bool no_dest = f->op == 7 || f->kind == K_TEST_RR || f->kind == K_TEST_RI;
+    int dst = no_dest ? -1 : in_place(e, rec->reg, lg);
+    if (dst >= 0) {
+        emit_alu_in_place(e, rec, f, (unsigned)dst, dead, miss);
+        return;
+    }
     if (f->kind == K_ALU_RM)
         emit_mem_load(e, rec, RCX, lg, miss);
     rd_greg(e, RAX, rec->reg, lg);
@@ -398,6 +477,7 @@ void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
                       bool dead, const struct jform *w, uint8_t **miss)
 {
     unsigned lg = f->lg;
+    int h; /* the destination's host register, when in_place */
     switch (f->kind) {
     case K_SETCC:
     case K_CMOV:
@@ -413,6 +493,11 @@ void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
     case K_NOP: /* (its record still gets an entry: a run may be joined there) */
         break;
     case K_NOT: /* at 32 bits on the dword, which zero-extends */
+        if ((h = in_place(e, rec->reg, lg)) >= 0) {
+            op_rr(e, lg, 0xf7, 2, (unsigned)h);
+            mark_dirty(e, rec->reg);
+            break;
+        }
         rd_greg(e, RAX, rec->reg, lg);
         op_rr(e, lg == 2 ? 2 : 3, 0xf7, 2, RAX);
         wr_greg(e, rec->reg, RAX, lg);
@@ -431,7 +516,12 @@ void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
         }
         emit_alu_form(e, rec, f, dead, miss);
         break;
-    case K_MOV_RR:
+    case K_MOV_RR: /* into a cached register: rd_greg loads it directly */
+        if ((h = in_place(e, rec->reg, lg)) >= 0) {
+            rd_greg(e, (unsigned)h, rec->base, lg);
+            mark_dirty(e, rec->reg);
+            break;
+        }
         rd_greg(e, RAX, rec->base, lg);
         wr_greg(e, rec->reg, RAX, lg);
         break;
@@ -439,7 +529,12 @@ void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
         mov_imm(e, RAX, rec->imm);
         wr_greg(e, rec->reg, RAX, lg);
         break;
-    case K_MOV_RM:
+    case K_MOV_RM: /* (the address is computed before the load changes anything) */
+        if ((h = in_place(e, rec->reg, lg)) >= 0) {
+            emit_mem_load(e, rec, (unsigned)h, lg, miss);
+            mark_dirty(e, rec->reg);
+            break;
+        }
         emit_mem_load(e, rec, RCX, lg, miss);
         wr_greg(e, rec->reg, RCX, lg);
         break;

@@ -89,6 +89,12 @@ void emit_incdec(struct emit *e, const struct insn *rec, const struct jform *f,
                  const struct jform *w, bool dead)
 {
     unsigned lg = f->lg;
+    int h = dead ? in_place(e, rec->reg, lg) : -1;
+    if (h >= 0) {
+        op_rr(e, lg, 0xff, f->op, (unsigned)h);
+        mark_dirty(e, rec->reg);
+        return;
+    }
     if (!dead && w) {
         emit_host_flags_from(e, w);
         op_rr(e, 0, 0x0f92, 0, RCX); /* setc cl */

@@ -43,6 +43,22 @@ struct emit {
     struct regcache *rc; /* NULL: every guest register in memory */
 };
 
+/* The host register caching guest register 'g' when an operation on it
+ * at 2^lg bytes can work on that register in place: 32 or 64 bits (a
+ * 32-bit host op zero-extends as the guest's does), and not in the dry
+ * pass, whose uses then count as the copying forms' do. -1 otherwise. */
+static inline int in_place(struct emit *e, unsigned g, unsigned lg)
+{
+    if (lg < 2 || !e->rc || e->rc->counting)
+        return -1;
+    return e->rc->host[g];
+}
+
+static inline void mark_dirty(struct emit *e, unsigned g)
+{
+    e->rc->dirty |= (uint16_t)(1u << g);
+}
+
 static inline void e8(struct emit *e, unsigned v)
 {
     *e->p++ = (uint8_t)v;
@@ -96,6 +112,17 @@ static inline void op_rm(struct emit *e, unsigned sz, unsigned opc, unsigned reg
     e8(e, 0x80 | (reg & 7) << 3 | (base & 7));
     if ((base & 7) == RSP)
         e8(e, 0x24);
+    e32(e, (uint32_t)disp);
+}
+
+/* lea reg, [base + index * 2^scale + disp32] (64-bit; index RSP: none) */
+static inline void lea_sib(struct emit *e, unsigned reg, unsigned base, unsigned index,
+                           unsigned scale, int32_t disp)
+{
+    e8(e, 0x48 | ((reg >> 3) & 1) << 2 | ((index >> 3) & 1) << 1 | ((base >> 3) & 1));
+    e8(e, 0x8d);
+    e8(e, 0x84 | (reg & 7) << 3);
+    e8(e, scale << 6 | (index & 7) << 3 | (base & 7));
     e32(e, (uint32_t)disp);
 }
 

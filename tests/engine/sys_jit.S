@@ -422,6 +422,58 @@ _start:
     jne 7f
     cmp $70, %r9d
 7:  CHECK_EQ 113
+
+    /* cached registers changed in place: 32-bit moves, loads, NOT, shifts
+     * and ALU ops clear the upper half, 64-bit ones keep it; one ALU op's
+     * flags are read after it; addresses from cached base and index */
+    mov $0xffffffff00000001, %rbx
+    mov %rbx, %rcx
+    mov %ebx, %edx
+    mov %ebx, %r10d               /* 1 */
+    lea inplace_q - 8(%rip), %rsi
+    mov (%rsi,%r10,8), %r14       /* an index in r8..r15 */
+    mov inplace_q(%rip), %r8d
+    mov inplace_q(%rip), %r9
+    mov inplace_q(%rip), %r11d    /* 0x55555555 */
+    add %r10, %r11                /* 0x55555556 */
+    add %r11, %r10                /* 0x55555557 */
+    not %ecx                      /* 0xfffffffe */
+    not %r9                       /* 0x55555555aaaaaaaa */
+    add %ecx, %edx                /* 0xffffffff */
+    shl $4, %r8d                  /* 0x55555550 */
+    xor %r8d, %ebx                /* 0x55555551 */
+    sub %edx, %ecx                /* 0xffffffff */
+    or $0x10, %r9d                /* 0xaaaaaaba */
+    ror $8, %r9                   /* 0xba00000000aaaaaa */
+    add %rbx, %r9                 /* 0xba00000055fffffb */
+    add %ecx, %edx                /* 0xfffffffe, CF */
+    setc %sil
+    mov $0xffffffff, %eax
+    cmp %rax, %rcx
+    jne 7f
+    dec %eax
+    cmp %rax, %rdx
+    jne 7f
+    mov $0x55555551, %eax
+    cmp %rax, %rbx
+    jne 7f
+    mov $0x55555550, %eax
+    cmp %rax, %r8
+    jne 7f
+    cmp $1, %sil
+    jne 7f
+    mov $0x55555556, %eax
+    cmp %rax, %r11
+    jne 7f
+    inc %eax
+    cmp %rax, %r10
+    jne 7f
+    mov inplace_q(%rip), %rax
+    cmp %rax, %r14
+    jne 7f
+    mov $0xba00000055fffffb, %rax
+    cmp %rax, %r9
+7:  CHECK_EQ 114
     PASS
 5:  ret
 
@@ -444,6 +496,7 @@ pf_cr2: .quad 0
 pf_rflags: .quad 0
 jmp_slot: .quad 0
 loop_sum: .quad 0
+inplace_q: .quad 0xaaaaaaaa55555555
     .balign 4096
 far_ret:
     ret
