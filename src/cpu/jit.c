@@ -573,18 +573,24 @@ void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
     case K_POP:
         emit_push_pop(e, rec, f->kind == K_PUSH, miss);
         break;
-    case K_EXT_R:
-    case K_EXT_M:
+    case K_EXT_R: /* into a cached register directly */
+    case K_EXT_M: {
+        h = in_place(e, rec->reg, lg);
+        unsigned t = h >= 0 ? (unsigned)h : RCX;
         if (f->kind == K_EXT_M)
-            emit_mem_load(e, rec, RCX, f->slg, miss);
+            emit_mem_load(e, rec, t, f->slg, miss);
         else
-            rd_greg(e, RCX, rec->base, f->slg);
+            rd_greg(e, t, rec->base, f->slg);
         if (f->sx)
-            emit_sext(e, RCX, f->slg);
+            emit_sext(e, t, f->slg);
         if (lg == 2)
-            op_rr(e, 2, 0x89, RCX, RCX);
-        wr_greg(e, rec->reg, RCX, lg);
+            op_rr(e, 2, 0x89, t, t);
+        if (h >= 0)
+            mark_dirty(e, rec->reg);
+        else
+            wr_greg(e, rec->reg, RCX, lg);
         break;
+    }
     case K_SHIFT_RI:
         emit_shift(e, rec, lg, dead);
         break;

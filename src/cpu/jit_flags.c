@@ -67,12 +67,13 @@ void emit_carry_op(struct emit *e, const struct insn *rec, const struct jform *f
     op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(cc_b));
 }
 
-/* Host flags for a fused pair's Jcc after its first half 'ff' ran. */
+/* Host flags for a fused pair's Jcc after its first half 'ff' ran. An
+ * INC/DEC left them as the guest's already (emit_incdec: the host's CF is
+ * the kept one when its INC/DEC runs), and only moves, which keep them,
+ * come between. */
 void emit_branch_flags(struct emit *e, const struct jform *ff)
 {
-    if (ff->kind == K_INCDEC)
-        emit_host_flags_from(e, ff);
-    else
+    if (ff->kind != K_INCDEC)
         emit_host_flags(e, ff->op, ff->lg);
 }
 
@@ -84,7 +85,9 @@ static uint32_t guest_cf(struct cpu *c)
 
 /* INC/DEC of a register: CF kept in cc_aux (from the run's last producer
  * 'w' through the host's flags, else from guest_cf), lazy flags as
- * incdec() leaves them; with 'dead' flags just the register. */
+ * incdec() leaves them, and the host's flags as the guest's (the host's
+ * CF is the kept one when its INC/DEC runs; emit_branch_flags counts on
+ * it); with 'dead' flags just the register. */
 void emit_incdec(struct emit *e, const struct insn *rec, const struct jform *f,
                  const struct jform *w, bool dead)
 {
@@ -102,6 +105,8 @@ void emit_incdec(struct emit *e, const struct insn *rec, const struct jform *f,
     } else if (!dead) {
         emit_call_c_keeping_cache(e, (const void *)guest_cf);
         op_rr(e, 2, 0x89, RAX, RCX);
+        op_rr(e, 2, 0x0fba, 4, RCX); /* bt ecx, 0: the host's CF is the kept one */
+        e8(e, 0);
     }
     rd_greg(e, RAX, rec->reg, lg);
     op_rr(e, 3, 0x89, RAX, RDX);

@@ -474,6 +474,20 @@ _start:
     mov $0xba00000055fffffb, %rax
     cmp %rax, %r9
 7:  CHECK_EQ 114
+
+    /* MOVZX/MOVSX into cached registers, from memory and a register */
+    mov $-1, %r12
+    mov $-1, %r13
+    movsbl inplace_q + 4(%rip), %r12d /* 0xffffffaa, the upper half clear */
+    movzwl inplace_q(%rip), %r13d /* 0x5555 */
+    mov $0xffffffaa, %eax
+    cmp %rax, %r12
+    jne 7f
+    cmp $0x5555, %r13
+    jne 7f
+    movsbq %r12b, %r12            /* -0x56 */
+    cmp $-0x56, %r12
+7:  CHECK_EQ 115
     PASS
 5:  ret
 
