@@ -621,7 +621,10 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
         if (flags & HF_MWRITE)
             mem_probe_write(c, i, va, s->msize, ACC_W);
     }
-    uint64_t slots[4] = {0, 0, 0, (cc_flags(c) & F_ARITH) | 2};
+    /* the guest's flags only where the stub loads them (FCMOVcc): they are
+     * lazy, and the SSE moves libc's string functions are made of would
+     * compute them for nothing */
+    uint64_t slots[4] = {0, 0, 0, (flags & HF_FLAGSIN) ? (cc_flags(c) & F_ARITH) | 2 : 2};
     if (flags & (HF_GPR | HF_AXW))
         slots[0] = (flags & HF_AXW) ? c->r[0] : c->r[i->reg];
     if (flags & HF_IMPL) {
