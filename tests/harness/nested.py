@@ -12,6 +12,7 @@ import select
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +25,7 @@ L1_EMBER = "/usr/bin/ember"
 L1_FAILURE = "L1 host failed"
 BOOT_LIMIT = 60   # seconds for L1 to boot and start its first job
 JOB_MARGIN = 30   # seconds beyond a job's own timeout
+SILENT_DUMP = 120  # seconds of silence before L1's CPUs are dumped (jobs with silent_limit)
 L1_GUEST = "/usr/share/ember/guest"
 L1_DATA = "/data"
 
@@ -52,6 +54,9 @@ class Job:
     name: str
     script: str
     timeout: int = 90
+    # For a job that prints steadily: L1 is taken as frozen after this
+    # many seconds of a silent console (None: only the timeout counts).
+    silent_limit: int = None
     # Files the job needs in $DATA: {name in $DATA: host path}.
     files: dict = field(default_factory=dict)
     # Filled in after running:
@@ -142,6 +147,9 @@ class NestedHost:
         self.kernel = os.path.join(self.build, "guest", "vmlinuz")
         self.workdir = tempfile.mkdtemp(prefix="ember-l1-")
         self.base_cpio = os.path.join(self.workdir, "base.cpio")
+        # QEMU's monitor, for a look at L1's CPUs when its console falls
+        # silent (a wedged L1: see run())
+        self.monitor = os.path.join(self.workdir, "monitor.sock")
         self._build_base(extra or L1Files())
 
     def close(self):
@@ -232,7 +240,9 @@ class NestedHost:
             "-nodefaults", "-no-user-config", "-display", "none",
             "-serial", "stdio", "-no-reboot",
             "-kernel", self.kernel, "-initrd", initrd,
-            "-append", "console=ttyS0 reboot=t panic=-1 quiet loglevel=1 " + cmdline_extra,
+            "-monitor", f"unix:{self.monitor},server=on,wait=off",
+            # (nokaslr: a dump's RIPs are the kernel's link addresses)
+            "-append", "console=ttyS0 reboot=t panic=-1 quiet loglevel=1 nokaslr " + cmdline_extra,
         ]
 
     def run(self, jobs, label="l1"):
@@ -265,9 +275,11 @@ class NestedHost:
         if self.live_log:
             with open(self.live_log, "ab") as live:
                 live.write(f"\n=== L1 {label} ===\n".encode())
-                console, failure = self._watch(self.qemu_command(initrd), jobs, live)
+                console, failure = self._watch(self.qemu_command(initrd), jobs, live,
+                                               self._dump_cpus)
         else:
-            console, failure = self._watch(self.qemu_command(initrd), jobs)
+            console, failure = self._watch(self.qemu_command(initrd), jobs,
+                                           dump=self._dump_cpus)
         elapsed = time.monotonic() - start
         if self.log_dir:
             os.makedirs(self.log_dir, exist_ok=True)
@@ -278,8 +290,32 @@ class NestedHost:
         self._parse(console, jobs, failure)
         return console, elapsed
 
+    def _dump_cpus(self):
+        """L1's CPU registers from QEMU's monitor. (Debian ships the cloud
+        kernel's symbols only in its -dbg package, which is not among the
+        packages here: the RIPs, stable with nokaslr, are to be looked up
+        there.)"""
+        out = b""
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(5)
+                sock.connect(self.monitor)
+                sock.sendall(b"info registers -a\n")
+                end = time.monotonic() + 5
+                while time.monotonic() < end:
+                    try:
+                        data = sock.recv(65536)
+                    except socket.timeout:
+                        break
+                    if not data:
+                        break
+                    out += data
+        except OSError as e:
+            return f"(no monitor: {e})\n"
+        return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode("utf-8", "replace"))
+
     @staticmethod
-    def _watch(cmd, jobs, live=None):
+    def _watch(cmd, jobs, live=None, dump=None):
         """Run QEMU, collecting its console (and copying it to the file
         'live' as it arrives, when given). L1 must start its first job
         within BOOT_LIMIT seconds, finish each job within its timeout plus
@@ -291,6 +327,7 @@ class NestedHost:
         chunks, text, failure = [], "", None
         deadline = time.monotonic() + BOOT_LIMIT
         state = (0, 0)  # (jobs begun, jobs ended)
+        last_output, dumped = time.monotonic(), False
         while proc.poll() is None:
             ready, _, _ = select.select([proc.stdout], [], [], 0.5)
             data = proc.stdout.read() if ready else None
@@ -312,6 +349,22 @@ class NestedHost:
                     else:
                         limit = JOB_MARGIN
                     deadline = time.monotonic() + limit
+            begun, ended = state
+            running = jobs[begun - 1] if begun > ended else None
+            if data:
+                last_output = time.monotonic()
+            elif dump and running and running.silent_limit and not dumped and \
+                    time.monotonic() - last_output > SILENT_DUMP:
+                dumped = True
+                note = (f"\n@@L1 console silent for {SILENT_DUMP} s; its CPUs:\n"
+                        + dump()).encode()
+                chunks.append(note)
+                if live:
+                    live.write(note)
+                    live.flush()
+            if running and running.silent_limit and \
+                    time.monotonic() - last_output > running.silent_limit:
+                deadline = 0
             if time.monotonic() > deadline:
                 failure = f"{L1_FAILURE}: no progress on its console, killed"
                 proc.kill()
