@@ -618,8 +618,10 @@ static int channel_load(struct pit_channel *c, struct rec r, uint64_t *e, bool *
         return err_set(-EINVAL, "counting state without 'loaded'");
     if (c->running && gated_mode(c) && !c->gate)
         return err_set(-EINVAL, "'running' with the gate low");
-    if (c->pending && (!(c->mode == 2 || c->mode == 3) || !c->running || *pending_in == 0 ||
-                       *pending_in > c->n))
+    /* (a count written while counting stays pending while the gate holds
+     * the channel: the gate's rise reloads it) */
+    if (c->pending && (!(c->mode == 2 || c->mode == 3) || (!c->running && c->gate) ||
+                       *pending_in == 0 || *pending_in > c->n))
         return err_set(-EINVAL, "'pending' is inconsistent");
     if (*load_pending && *e)
         return err_set(-EINVAL, "'elapsed' before the load");

@@ -660,6 +660,32 @@ static void test_control_word_after_half_read_latch_restores(void **state)
     rec_free(r);
 }
 
+/* And by its campaign of 2026-12-03: in mode 2 a count written while
+ * counting waits for the reload; the gate falling then stopped the channel
+ * with that count still pending, a state the load refused ("'pending' is
+ * inconsistent"). It restores, and the gate's rise loads the new count. */
+static void test_pending_count_with_gate_low_restores(void **state)
+{
+    struct fixture *f = *state;
+    out8(f, 0x61, 0x01); /* gate 2 high */
+    out8(f, 0x43, 0xb4); /* channel 2, LSB then MSB, mode 2 */
+    out8(f, 0x42, 0x00);
+    out8(f, 0x42, 0x4c); /* 19456 */
+    f->clock.ns += 1000000;
+    out8(f, 0x42, 0x10);
+    out8(f, 0x42, 0x27); /* 10000: pending until the reload */
+    f->clock.ns += 1000000;
+    out8(f, 0x61, 0x00); /* the gate stops it, the count still pending */
+    struct rec r = rec_new();
+    pit_save(&f->pit, r);
+    r = rec_copy(r);
+    assert_int_equal(pit_load(&f->pit, r), 0);
+    rec_free(r);
+    out8(f, 0x61, 0x01); /* a rising gate reloads (at the next tick): the new count */
+    at_tick(f, ticks(f->clock.ns) + 1);
+    assert_int_equal(latched(f, 2), 10000);
+}
+
 static void test_load_rejects_bad_values(void **state)
 {
     struct fixture *f = *state;
@@ -725,6 +751,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bcd_after_binary_count_restores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_word_after_half_read_latch_restores, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pending_count_with_gate_low_restores, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_save_load_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_rejects_bad_values, setup, teardown),
