@@ -127,7 +127,15 @@ void emit_cache_store(struct emit *e, const struct regcache *rc, uint16_t dirty)
     }
 }
 
-static void emit_ea_tail(struct emit *e, const struct insn *rec);
+/* The address size and the segment base applied to rax. */
+static void emit_ea_tail(struct emit *e, const struct insn *rec)
+{
+    if (rec->mf & MF_ADDR32)
+        op_rr(e, 2, 0x89, RAX, RAX);
+    int seg = insn_seg(rec);
+    if (seg == SEG_FS || seg == SEG_GS) /* the other bases are 0 in 64-bit mode */
+        op_rm(e, 3, 0x03, RAX, RDI, CPU_OFF(segbase) + seg * 8);
+}
 
 /* rax = the record's effective address, as ea() computes it: one LEA
  * from the base's and index's host registers (cached, or loaded into rax
@@ -169,15 +177,6 @@ void emit_ea(struct emit *e, const struct insn *rec)
     emit_ea_tail(e, rec);
 }
 
-/* The address size and the segment base applied to rax. */
-static void emit_ea_tail(struct emit *e, const struct insn *rec)
-{
-    if (rec->mf & MF_ADDR32)
-        op_rr(e, 2, 0x89, RAX, RAX);
-    int seg = insn_seg(rec);
-    if (seg == SEG_FS || seg == SEG_GS) /* the other bases are 0 in 64-bit mode */
-        op_rm(e, 3, 0x03, RAX, RDI, CPU_OFF(segbase) + seg * 8);
-}
 
 /* The TLB hit test for an access of 2^lg bytes at rax (ld##bits/st##bits):
  * rax becomes the host address. Clobbers rcx, rdx. Returns the jump to
@@ -207,29 +206,8 @@ void emit_store(struct emit *e, unsigned h, unsigned lg)
     op_rm(e, sz[lg], lg == 0 ? 0x88 : 0x89, h, RAX, 0);
 }
 
-/* ADD/OR/AND/SUB/XOR/CMP (op as in the opcode map; 4 for TEST) on
- * a = rax, b = rcx (zero-extended): the result, lazy flags as alu_op()
- * leaves them unless the block overwrites them unread ('dead',
- * flags_dead_after), and the destination unless 'dest' < 0. */
-static void emit_alu_flags(struct emit *e, unsigned op, unsigned lg);
-
-static void emit_alu(struct emit *e, unsigned op, unsigned lg, int dest, bool dead)
-{
-    static const unsigned opc[8] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31, 0x29};
-    bool arith = op == 0 || op == 5 || op == 7;
-    op_rr(e, 3, 0x89, RAX, RDX);
-    op_rr(e, 3, opc[op], RCX, RDX);
-    if (arith && lg == 2)
-        op_rr(e, 2, 0x89, RDX, RDX);
-    else if (arith && lg == 1)
-        op_rr(e, 2, 0x0fb7, RDX, RDX);
-    else if (arith && lg == 0)
-        op_rr(e, 2, 0x0fb6, RDX, RDX);
-    if (dest >= 0)
-        wr_greg(e, (unsigned)dest, RDX, lg);
-    if (!dead)
-        emit_alu_flags(e, op, lg);
-}
+/* op r/m, r for ADD/OR/AND/SUB/XOR/CMP (the group-1 /op; CMP as SUB) */
+static const unsigned alu_opc[8] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31, 0x29};
 
 /* The lazy flags of an ALU op from rax = a, rcx = b, rdx = the result. */
 static void emit_alu_flags(struct emit *e, unsigned op, unsigned lg)
@@ -248,6 +226,28 @@ static void emit_alu_flags(struct emit *e, unsigned op, unsigned lg)
         op_rm(e, 3, 0xc7, 0, RDI, CPU_OFF(cc_b));
         e32(e, 0);
     }
+}
+
+/* ADD/OR/AND/SUB/XOR/CMP (op as in the opcode map; 4 for TEST) on
+ * a = rax, b = rcx (zero-extended): the result, lazy flags as alu_op()
+ * leaves them unless the block overwrites them unread ('dead',
+ * flags_dead_after), and the destination unless 'dest' < 0. */
+static void emit_alu(struct emit *e, unsigned op, unsigned lg, int dest, bool dead)
+{
+    const unsigned *opc = alu_opc;
+    bool arith = op == 0 || op == 5 || op == 7;
+    op_rr(e, 3, 0x89, RAX, RDX);
+    op_rr(e, 3, opc[op], RCX, RDX);
+    if (arith && lg == 2)
+        op_rr(e, 2, 0x89, RDX, RDX);
+    else if (arith && lg == 1)
+        op_rr(e, 2, 0x0fb7, RDX, RDX);
+    else if (arith && lg == 0)
+        op_rr(e, 2, 0x0fb6, RDX, RDX);
+    if (dest >= 0)
+        wr_greg(e, (unsigned)dest, RDX, lg);
+    if (!dead)
+        emit_alu_flags(e, op, lg);
 }
 
 /* rcx = the host's CF and OF (pushfq; pop rcx; and ecx, CF|OF) */
@@ -399,7 +399,7 @@ void emit_mem_load(struct emit *e, const struct insn *rec, unsigned h, unsigned 
 static void emit_alu_in_place(struct emit *e, const struct insn *rec, const struct jform *f,
                               unsigned dst, bool dead, uint8_t **miss)
 {
-    static const unsigned opc[7] = {0x01, 0x09, 0, 0, 0x21, 0x29, 0x31};
+    const unsigned *opc = alu_opc;
     unsigned lg = f->lg, src = RCX;
     bool imm = false;
     if (f->kind == K_ALU_RM) {
