@@ -19,8 +19,7 @@ sync
 
 @guest_test("virtio-pmem: two files from the config file's \"pmem\" above the guest's RAM, read "
             "through /dev/pmem0 and /dev/pmem1; a flushed write reaches the writable file, "
-            "never the read-only one", batch="virtio2", mmio=True,
-            kernel="debian")  # the minimal kernel makes no /dev/pmemN yet (README)
+            "never the read-only one", batch="virtio2", mmio=True)
 def pmem_files():
     cmdline = f"{default_cmdline()} ember_cmd={b64(PMEM_GUEST)}"
     script = (

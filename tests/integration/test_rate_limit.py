@@ -128,8 +128,7 @@ def chunk_times(text):
 
 @guest_test("snapshot keeps what the API configured: a drive's rate limiter still holds the "
             "restored guest to its rate within 10%, the pmem file and its contents, the custom "
-            "CPU template's CPUID, KSM", batch="rl-snap",
-            kernel="debian")  # /dev/pmem0: the minimal kernel makes none yet
+            "CPU template's CPUID, KSM", batch="rl-snap")
 def snapshot_keeps_limits(ctx):
     initrd = os.path.join(ctx.prep_dir, "initrd-cpuid.cpio")
     if not os.path.exists(initrd):
