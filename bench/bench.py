@@ -13,9 +13,9 @@ directory: virtio-fs next to virtio-blk with ext4), api (start ->
 control socket accepting; start request -> init), snapshot (restore -> the
 guest's next console line, restored RSS, file sizes), density (1, 10, 20 idle
 guests in one host: memory per VM, with free page reporting and KSM on and
-off)."""
+off), bootprof (where boot time goes: ember's start-up steps, exits by
+reason, the guest's own timeline; bootprof.py)."""
 import argparse
-import base64
 import datetime
 import os
 import re
@@ -31,18 +31,12 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 from nested import DirectHost, Job, L1Files, NestedHost, host_has_hw_kvm  # noqa: E402
 from overlay import build_initrd_with  # noqa: E402
+from bootprof import BootProfileSuite  # noqa: E402
+from common import (INIT_LINE, INITRD, KERNEL, VMLINUX, Figure, cmdline,  # noqa: E402
+                    guest_kernel_words, qemu_cmd)
 
-INIT_LINE = "ember-guest: init started"
 QEMU_FILES = ["qboot.rom", "kvmvapic.bin", "linuxboot.bin", "linuxboot_dma.bin",
               "multiboot.bin", "multiboot_dma.bin", "pvh.bin"]
-KERNEL, INITRD = '"$GUEST/vmlinuz"', '"$GUEST/initramfs.cpio"'
-VMLINUX = '"$GUEST/vmlinux"'  # the same kernel as an ELF: the PVH entry
-
-
-def cmdline(guest_cmd):
-    b64 = base64.b64encode(guest_cmd.encode()).decode()
-    return f"console=ttyS0 reboot=k panic=1 quiet ember_cmd={b64}"
-
 
 BASELINE = "ember-baseline"  # another build of ember (--baseline), run side by side
 baseline_path = "/usr/bin/ember-baseline"  # where it is where the VMMs run
@@ -55,13 +49,6 @@ def ember_binary(vmm):
 def ember_cmd(mem, cpus, cl, initrd=INITRD, extra="", vmm="ember", kernel=KERNEL):
     return (f'{ember_binary(vmm)} run --kernel {kernel} --initrd {initrd} --mem {mem}M '
             f"--cpus {cpus} {extra} --cmdline '{cl}'")
-
-
-def qemu_cmd(machine, mem, cpus, cl, initrd=INITRD, extra="", kernel=KERNEL):
-    return (f"qemu-system-x86_64 -M {machine} -accel kvm -cpu host -m {mem} -smp {cpus} "
-            "-nodefaults -no-user-config -display none -serial stdio -no-reboot "
-            "-L /usr/share/qemu -L /usr/share/seabios "
-            f"-kernel {kernel} -initrd {initrd} {extra} -append '{cl}'")
 
 
 def l1_files(build):
@@ -95,19 +82,6 @@ def vsock_modules(build):
             if n[:-3] in VsockSuite.L1_MODULES and n.endswith(".ko"):
                 found[f"/lib/modules/l1/{n}"] = os.path.join(root, n)
     return found
-
-
-class Figure:
-    """One row of the report: samples per VMM."""
-
-    def __init__(self, title, unit, higher_is_better=False, scale=1.0):
-        self.title, self.unit = title, unit
-        self.higher_is_better, self.scale = higher_is_better, scale
-        self.samples = {}
-        self.na = {}  # vmm -> why this figure does not exist for it
-
-    def add(self, vmm, value):
-        self.samples.setdefault(vmm, []).append(value * self.scale)
 
 
 # --- suites ----------------------------------------------------------------
@@ -1080,15 +1054,9 @@ echo density-done
                 ("\n\n" + self.breakdown() if getattr(self, "maps", None) else ""))
 
 
-def guest_kernel_words():
-    d = os.environ.get("EMBER_TEST_GUEST_DIR", "")
-    return ("the project's minimal guest kernel (build/guest-min)" if d.endswith("guest-min")
-            else "Debian's cloud kernel")
-
-
 SUITES = {"boot": BootSuite, "blk": BlkSuite, "net": NetSuite, "vsock": VsockSuite, "fs": FsSuite,
           "api": ApiSuite, "snapshot": SnapshotSuite, "exit": ExitSuite, "soft": SoftSuite,
-          "density": DensitySuite}
+          "density": DensitySuite, "bootprof": BootProfileSuite}
 
 
 # --- running and reporting ---------------------------------------------------

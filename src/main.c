@@ -19,6 +19,7 @@
 #include "util/landlock.h"
 #include "util/log.h"
 #include "util/seccomp.h"
+#include "util/timeline.h"
 #include "cli/rootfs.h"
 #include "vmm/exit_codes.h"
 #include "vmm/vmm.h"
@@ -222,6 +223,7 @@ static int run_vmm(struct cli_request *req, bring_up_fn bring_up)
         log_error("%s", err_msg());
         return EMBER_EXIT_VMM_ERROR;
     }
+    timeline_mark("seccomp");
     struct vmm vmm;
     struct api api;
     api_init(&api, &vmm);
@@ -308,6 +310,7 @@ static void print_version(const struct cli_request *req)
 
 int main(int argc, char **argv)
 {
+    timeline_mark("main");
     signal(SIGPIPE, SIG_IGN); /* a peer that goes away is an error, not a death */
     struct cli_request req;
     if (cli_parse(argc, argv, &req)) {

@@ -15,6 +15,7 @@
 
 #include "accel/kvm_internal.h"
 #include "arch/x86_64/layout.h"
+#include "util/timeline.h"
 #include "util/util.h"
 
 int kvm_ioctl_err(int fd, unsigned long req, void *arg, const char *what)
@@ -79,6 +80,7 @@ static int kvm_vm_create(const struct accel_vm_params *params, struct accel_vm *
         ret = err_errno(-errno, "KVM_CREATE_VM failed");
         goto fail;
     }
+    timeline_mark("KVM_CREATE_VM");
     ret = kvm_ioctl_err(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)(uintptr_t)LAYOUT_KVM_TSS,
                         "SET_TSS_ADDR");
     if (ret)
@@ -364,7 +366,13 @@ static void kvm_vcpu_destroy(struct accel_vcpu *vcpu)
         munmap(vcpu->run, (size_t)vcpu->vm->vcpu_mmap_size);
     if (vcpu->fd >= 0)
         close(vcpu->fd);
+    kvm_stats_close(vcpu->stats);
     free(vcpu);
+}
+
+static size_t kvm_vcpu_counters(struct accel_vcpu *vcpu, struct accel_counter *out)
+{
+    return kvm_stats_read(vcpu->stats, out);
 }
 
 static int kvm_vcpu_create(struct accel_vm *vm, unsigned index, struct accel_vcpu **out)
@@ -392,6 +400,7 @@ static int kvm_vcpu_create(struct accel_vm *vm, unsigned index, struct accel_vcp
         ret = kvm_vcpu_init_fpu(vcpu);
     if (ret)
         goto fail;
+    vcpu->stats = kvm_stats_open(vcpu->fd); /* opened before seccomp; read at the end */
     *out = vcpu;
     return 0;
 fail:
@@ -665,6 +674,7 @@ const struct accel_ops accel_kvm_ops = {
     .vcpu_set_debug = kvm_vcpu_set_debug,
     .vcpu_run = kvm_vcpu_run,
     .vcpu_kick = kvm_vcpu_kick,
+    .vcpu_counters = kvm_vcpu_counters,
     .vcpu_save = kvm_vcpu_save,
     .vcpu_restore = kvm_vcpu_restore,
     .vm_save = kvm_vm_save,

@@ -32,10 +32,16 @@ struct accel_vcpu {
     int fd;
     unsigned index;
     struct kvm_run *run;
+    struct kvm_vcpu_stats *stats; /* NULL: the kernel has no statistics file */
 };
 
 int kvm_ioctl_err(int fd, unsigned long req, void *arg, const char *what);
 
+
+/* kvm_stats.c */
+struct kvm_vcpu_stats *kvm_stats_open(int vcpu_fd);
+size_t kvm_stats_read(const struct kvm_vcpu_stats *stats, struct accel_counter *out);
+void kvm_stats_close(struct kvm_vcpu_stats *stats);
 
 /* kvm_debug.c */
 int kvm_vcpu_get_fpu(struct accel_vcpu *vcpu, uint8_t fxsave[512]);

@@ -10,6 +10,7 @@
 #include "arch/x86_64/cpuid.h"
 #include "util/log.h"
 #include "util/seccomp.h"
+#include "util/timeline.h"
 #include "util/util.h"
 
 static void kick_handler(int sig)
@@ -251,11 +252,16 @@ static void *vcpu_thread(void *arg)
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
     struct accel_exit exit;
+    bool entered = vcpu->index != 0; /* vCPU 0's first entry ends the start-up */
     /* The filter is in place before the guest's first instruction. */
     if (seccomp_enter(SECCOMP_VCPU))
         vcpu_end(vcpu, VCPU_END_ERROR, "vCPU %u: %s", vcpu->index, err_msg());
     else
         while (vcpu_follow_request(vcpu)) {
+            if (!entered) {
+                entered = true;
+                timeline_report("first guest entry");
+            }
             if (accel->vcpu_run(vcpu->accel_vcpu, &exit)) {
                 vcpu_end(vcpu, VCPU_END_ERROR, "%s", err_msg());
                 break;

@@ -14,6 +14,7 @@
 #include "arch/x86_64/layout.h"
 #include "util/log.h"
 #include "util/seccomp.h"
+#include "util/timeline.h"
 #include "util/util.h"
 #include "vmm/pc.h"
 
@@ -325,6 +326,15 @@ static int vm_build_cmdline(struct vm *vm)
     return boot_set_cmdline(&vm->files->boot, &vm->files->layout, vm->cmdline);
 }
 
+/* A set-up step's result, its end noted on the start-up timeline if it
+ * succeeded. */
+static int timed_step(int ret, const char *step)
+{
+    if (!ret)
+        timeline_mark(step);
+    return ret;
+}
+
 static int vm_load_guest(struct vm *vm)
 {
     struct acpi_config acpi = {.nr_vcpus = vm->cfg->nr_vcpus, .ioapic_id = 0,
@@ -334,11 +344,13 @@ static int vm_load_guest(struct vm *vm)
                    : err_set(-EFAULT, "no guest memory for ACPI tables");
     struct x86_regs regs;
     struct x86_sregs sregs;
+    ret = timed_step(ret, "ACPI");
     if (!ret)
         ret = vm_build_cmdline(vm);
     if (!ret)
-        ret = boot_load(&vm->files->boot, &vm->files->layout, &vm->mem, &regs, &sregs);
-    return ret ? ret : vm_setup_vcpus(vm, &regs, &sregs);
+        ret = timed_step(boot_load(&vm->files->boot, &vm->files->layout, &vm->mem, &regs, &sregs),
+                         "kernel and initrd");
+    return ret ? ret : timed_step(vm_setup_vcpus(vm, &regs, &sregs), "vCPUs");
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files,
@@ -368,15 +380,16 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files
     if (!ret) {
         struct accel_vm_params params = {.nr_vcpus = cfg->nr_vcpus, .mem = &vm->mem,
                                          .io = {vm_io_pio, vm_io_mmio, vm}};
-        ret = vm->accel->vm_create(&params, &vm->avm);
+        ret = timed_step(vm->accel->vm_create(&params, &vm->avm), "backend's VM");
     }
     if (!ret)
-        ret = vm_setup_memory(vm);
+        ret = timed_step(vm_setup_memory(vm), "guest memory");
     struct accel_irq_route routes[48];
     if (!ret)
-        ret = vm->accel->create_irqchip(vm->avm, routes, vm_irq_routes(routes));
+        ret = timed_step(vm->accel->create_irqchip(vm->avm, routes, vm_irq_routes(routes)),
+                         "interrupt controllers");
     if (!ret)
-        ret = vm_setup_board(vm);
+        ret = timed_step(vm_setup_board(vm), "devices");
     if (ret)
         return ret;
     /* Restoring: memory and every part's state come from the snapshot. */

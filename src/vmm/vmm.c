@@ -16,6 +16,7 @@
 #include "util/fileio.h"
 #include "util/landlock.h"
 #include "util/log.h"
+#include "util/timeline.h"
 #include "util/util.h"
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
@@ -301,12 +302,17 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bo
     if (!ret)
         ret = restoring ? vm_files_open_restore(&vmm->cfg, mem_path, mem_uffd, &vmm->files)
                         : vm_files_open_boot(&vmm->cfg, &vmm->files);
-    if (!ret)
+    if (!ret) {
+        timeline_mark("files");
         ret = vmm_check_accel(vmm, restoring, fault);
-    if (!ret)
+    }
+    if (!ret) {
+        timeline_mark("host check");
         ret = vm_files_sandbox(&vmm->cfg, mem_path);
+    }
     if (ret)
         return ret;
+    timeline_mark("Landlock");
     *fault = VMM_FAULT_RUNTIME;
     if (!(vmm->vm = calloc(1, sizeof(*vmm->vm))))
         return err_set(-ENOMEM, "out of memory");
@@ -321,6 +327,7 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bo
         return err_prefix(ret, "cannot create the VM");
     }
     vm_files_release_images(&vmm->files);
+    timeline_mark("images released");
     if (restoring && (ret = snapshot_apply(&vmm->snapshot, vmm->vm))) {
         *fault = VMM_FAULT_SETUP; /* the state file does not fit */
         return ret;
