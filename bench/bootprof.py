@@ -31,26 +31,39 @@ END { print "gprof initcalls " n " " sum / 1000 }'
 poweroff -f
 '''
 
-# Runs in L1 after the VMM exited: the trace, summed up.
-TRACE_SUMMARY = r'''awk -v bin="$BIN" '
+# Runs in L1 after the VMM exited: the trace, summed up. Exits count until
+# the guest's init line (runwatch's stamp of it, on CLOCK_MONOTONIC like the
+# trace), so what the guest prints after does not.
+TRACE_SUMMARY = r'''cut=$(awk 'match($0, /runwatch: t0 monotonic [0-9.]+/) {
+    t0 = substr($0, RSTART + 23, RLENGTH - 23) }
+match($0, /runwatch: stamp [0-9.]+ @INIT@/) {
+    s = substr($0, RSTART + 16); s = substr(s, 1, index(s, " ") - 1) }
+END { if (t0 && s) printf "%.3f", t0 + s }' vmm.txt)
+echo "prof cutoff ${cut:-none}"
+awk -v bin="$BIN" -v cut="${cut:-0}" '
 function ts() { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+:$/) return substr($i, 1, length($i) - 1) * 1000; return 0 }
 function reason() { for (i = 1; i < NF; i++) if ($i == "reason") return $(i + 1); return "?" }
 /entries-in-buffer/ { print "prof buffer " $0 }
 /sched_process_exec:/ { if (!ex && $0 ~ ("filename=[^ ]*/" bin " ")) ex = ts(); next }
 / kvm_entry:/ { if (ex && !first) first = ts(); next }
-/ kvm_exit:/ { n[reason()]++; total++; next }
-/ kvm_userspace_exit:/ { u[reason()]++; utotal++; next }
+/ kvm_exit:/ { if (ts() <= cut) { n[reason()]++; total++ }; next }
+/ kvm_userspace_exit:/ { if (ts() <= cut) { u[reason()]++; utotal++ }; next }
+/ kvm_pio:/ { if (ts() <= cut) for (i = 1; i < NF; i++) if ($i == "at") { p[$(i + 1)]++; break }; next }
+/ kvm_mmio:/ { if (ts() <= cut) for (i = 1; i < NF; i++) if ($i == "gpa") { g = $(i + 1); m[substr(g, 1, length(g) - 3) "000"]++; break }; next }
 END {
     printf "prof exec %.3f\nprof first-entry %.3f\nprof exits %d\nprof user-exits %d\n", ex, first, total, utotal
     for (r in n) print "prof exit " r " " n[r]
     for (r in u) print "prof user-exit " r " " u[r]
+    for (r in p) print "prof pio " r " " p[r]
+    for (r in m) print "prof mmio " r " " m[r]
 }' "$T/trace"
-'''
+'''.replace("@INIT@", INIT_LINE)
 
 TRACE_ON = r'''T=/sys/kernel/tracing
 mount -t tracefs nodev $T 2>/dev/null
 echo 16384 > $T/buffer_size_kb && echo mono > $T/trace_clock || { echo "no tracefs"; exit 1; }
-for e in kvm/kvm_entry kvm/kvm_exit kvm/kvm_userspace_exit sched/sched_process_exec; do
+for e in kvm/kvm_entry kvm/kvm_exit kvm/kvm_userspace_exit kvm/kvm_pio kvm/kvm_mmio \
+         sched/sched_process_exec; do
     echo 1 > $T/events/$e/enable || { echo "no trace event $e"; exit 1; }
 done
 echo > $T/trace; echo 1 > $T/tracing_on
@@ -58,18 +71,23 @@ echo > $T/trace; echo 1 > $T/tracing_on
 
 
 def parse_trace(text):
-    """The L1 trace summary: {'exec', 'first-entry'} in ms, 'exits' and
-    'user-exits' totals, and per-reason counts; None if the VMM's exec or its
-    first entry is missing."""
-    out = {"exit": {}, "user-exit": {}}
+    """The L1 trace summary: {'exec', 'first-entry', 'cutoff' (the init
+    line)} in ms, 'exits' and 'user-exits' totals until the cutoff, and
+    per-reason counts, 'pio' per port and 'mmio' per 4 KiB page (the
+    accesses KVM emulated, in the kernel or in user space); None if any of
+    the three times is missing or the trace lost events."""
+    out = {"exit": {}, "user-exit": {}, "pio": {}, "mmio": {}}
     for kind, a, b in re.findall(r"^prof (\S+) (\S+)(?: (\S+))?$", text, re.M):
-        if kind in ("exit", "user-exit") and b:
+        if kind in ("exit", "user-exit", "pio", "mmio") and b:
             out[kind][a] = int(b)
-        elif kind in ("exec", "first-entry"):
+        elif kind in ("exec", "first-entry", "cutoff") and a != "none":
             out[kind] = float(a)
         elif kind in ("exits", "user-exits"):
             out[kind] = int(a)
-    if not out.get("exec") or not out.get("first-entry"):
+    if not out.get("exec") or not out.get("first-entry") or not out.get("cutoff"):
+        return None
+    kept = re.search(r"^prof buffer # entries-in-buffer/entries-written: (\d+)/(\d+)", text, re.M)
+    if not kept or kept.group(1) != kept.group(2):  # the ring overflowed: counts short
         return None
     return out
 
@@ -106,6 +124,7 @@ class BootProfileSuite:
         self.runs = {}  # vmm -> runs recorded (to back-fill new exit reasons with 0)
         self.steps = {}  # ember vmm -> step -> [ms]
         self.initcalls = {}  # vmm -> initcall -> [ms]
+        self.accesses = {}  # vmm -> ("pio"|"mmio", where) -> total over its runs
         self.figures = [
             Figure("VMM start → first init line (traced)", "ms"),
             Figure("VMM exec → first guest entry", "ms"),
@@ -180,6 +199,10 @@ class BootProfileSuite:
                 self._reason_figure(kind, reason)
         for (kind, reason), fig in self.by_reason.items():
             fig.add(vmm, trace[kind].get(reason, 0))
+        counts = self.accesses.setdefault(vmm, {})
+        for kind in ("pio", "mmio"):
+            for where, n in trace[kind].items():
+                counts[(kind, where)] = counts.get((kind, where), 0) + n
         self.runs[vmm] = self.runs.get(vmm, 0) + 1
         return None
 
@@ -197,6 +220,12 @@ class BootProfileSuite:
         for vmm, steps in self.steps.items():
             lines.append(f"- {vmm}'s start-up, median ms per step (util/timeline.c): " +
                          ", ".join(f"{n} {statistics.median(v):.2f}" for n, v in steps.items()))
+        for vmm, counts in self.accesses.items():
+            runs = self.runs.get(vmm, 1)
+            top = sorted(counts.items(), key=lambda kv: -kv[1])[:10]
+            lines.append(f"- {vmm}: emulated accesses before the init line, mean per run (port, "
+                         "or MMIO page): " +
+                         ", ".join(f"{kind} {where} {n / runs:.0f}" for (kind, where), n in top))
         for vmm, calls in self.initcalls.items():
             runs = self.runs.get(vmm, 1)
             top = sorted(calls.items(), key=lambda kv: -sum(kv[1]) / runs)[:8]

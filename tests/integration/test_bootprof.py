@@ -45,11 +45,14 @@ SAMPLE_TRACE = """# tracer: nop
            <...>-200     [000] .....  100.000100: sched_process_exec: filename=/usr/bin/ember pid=200 old_pid=200
            ember-201     [001] .....  100.004100: kvm_entry: vcpu 0, rip 0x1000000
            ember-201     [001] d..1.  100.004200: kvm_exit: vcpu 0 reason io rip 0x1 info1 0x0000000003f80000 info2 0x0 intr_info 0x00000000 error_code 0x00000000
+           ember-201     [001] .....  100.004250: kvm_pio: pio_write at 0x3f8 size 1 count 1 val 0x41
            ember-201     [001] .....  100.004300: kvm_userspace_exit: reason KVM_EXIT_IO (2)
+           ember-201     [001] .....  100.004350: kvm_mmio: mmio write len 4 gpa 0xfee000b0 val 0x0
            ember-201     [001] .....  100.004400: kvm_entry: vcpu 0, rip 0x2
            ember-201     [001] d..1.  100.004500: kvm_exit: vcpu 0 reason npf rip 0x2 info1 0x0 info2 0x0 intr_info 0x00000000 error_code 0x00000000
            ember-201     [001] .....  100.004550: kvm_entry: vcpu 0, rip 0x3
            ember-201     [001] d..1.  100.004600: kvm_exit: vcpu 0 reason io rip 0x3 info1 0x0 info2 0x0 intr_info 0x00000000 error_code 0x00000000
+           ember-201     [001] .....  100.004650: kvm_pio: pio_write at 0x3f8 size 1 count 1 val 0x42
 """
 
 SAMPLE_DMESG = """[    0.000000] Linux version 6.1.0
@@ -73,21 +76,29 @@ def busybox_awk_path(tmp):
 
 
 @host_test("boot profile: L1's trace summed up by busybox awk (the VMM's exec, its first "
-           "entry, exits by reason) and the guest's dmesg (Run /init, initcalls) parse exactly")
+           "entry, exits by reason until the init line) and the guest's dmesg (Run /init, "
+           "initcalls) parse exactly")
 def bootprof_summaries(ctx):
     with open(os.path.join(ctx.tmp, "trace"), "w") as f:
         f.write(SAMPLE_TRACE)
+    with open(os.path.join(ctx.tmp, "vmm.txt"), "w") as f:  # the init line at 100004.55
+        f.write("runwatch: t0 monotonic 100000.000\n"
+                "ember-guest: init startedrunwatch: stamp 4.55 ember-guest: init started\n")
     env = dict(os.environ, PATH=busybox_awk_path(ctx.tmp), T=ctx.tmp, BIN="ember")
-    r = subprocess.run(["sh", "-c", bootprof.TRACE_SUMMARY], env=env, capture_output=True,
-                       text=True, timeout=30)
+    r = subprocess.run(["sh", "-c", bootprof.TRACE_SUMMARY], env=env, cwd=ctx.tmp,
+                       capture_output=True, text=True, timeout=30)
     trace = bootprof.parse_trace(r.stdout)
     expect(trace, f"no trace summary: {r.stdout} {r.stderr}")
     expect(abs(trace["exec"] - 100000.1) < 1e-6 and abs(trace["first-entry"] - 100004.1) < 1e-6,
            f"exec {trace['exec']} / first entry {trace['first-entry']}: not the VMM's")
-    expect(trace["exits"] == 3 and trace["exit"] == {"io": 2, "npf": 1},
+    expect(abs(trace["cutoff"] - 100004.55) < 1e-6, f"cutoff {trace['cutoff']}")
+    # the last io exit came after the init line
+    expect(trace["exits"] == 2 and trace["exit"] == {"io": 1, "npf": 1},
            f"exits {trace['exits']} {trace['exit']}")
     expect(trace["user-exits"] == 1 and trace["user-exit"] == {"KVM_EXIT_IO": 1},
            f"user exits {trace['user-exits']} {trace['user-exit']}")
+    expect(trace["pio"] == {"0x3f8": 1} and trace["mmio"] == {"0xfee00000": 1},
+           f"accesses: ports {trace['pio']}, MMIO pages {trace['mmio']}")
 
     guest_script = bootprof.GUEST_SUMMARY.replace("dmesg |", "cat dmesg.txt |").replace(
         "poweroff -f", "")

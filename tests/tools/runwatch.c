@@ -262,6 +262,8 @@ int main(int argc, char **argv)
         return 2;
     }
     double t0 = now_ms();
+    /* the stamps' zero on CLOCK_MONOTONIC, to line them up with a trace */
+    fprintf(stderr, "runwatch: t0 monotonic %.3f\n", t0);
     pid_t child = fork();
     if (child == 0) {
         if (use_pty) {
