@@ -46,12 +46,14 @@ function reason() { for (i = 1; i < NF; i++) if ($i == "reason") return $(i + 1)
 /entries-in-buffer/ { print "prof buffer " $0 }
 /sched_process_exec:/ { if (!ex && $0 ~ ("filename=[^ ]*/" bin " ")) ex = ts(); next }
 / kvm_entry:/ { if (ex && !first) first = ts(); next }
+/ kvm_msr: msr_write 4b564d01 / { if (ex && !clock) clock = ts() }
 / kvm_exit:/ { if (ts() <= cut) { n[reason()]++; total++ }; next }
 / kvm_userspace_exit:/ { if (ts() <= cut) { u[reason()]++; utotal++ }; next }
 / kvm_pio:/ { if (ts() <= cut) for (i = 1; i < NF; i++) if ($i == "at") { p[$(i + 1)]++; break }; next }
 / kvm_mmio:/ { if (ts() <= cut) for (i = 1; i < NF; i++) if ($i == "gpa") { g = $(i + 1); m[substr(g, 1, length(g) - 3) "000"]++; break }; next }
 END {
-    printf "prof exec %.3f\nprof first-entry %.3f\nprof exits %d\nprof user-exits %d\n", ex, first, total, utotal
+    printf "prof exec %.3f\nprof first-entry %.3f\nprof kvm-clock %.3f\n", ex, first, clock
+    printf "prof exits %d\nprof user-exits %d\n", total, utotal
     for (r in n) print "prof exit " r " " n[r]
     for (r in u) print "prof user-exit " r " " u[r]
     for (r in p) print "prof pio " r " " p[r]
@@ -62,7 +64,7 @@ END {
 TRACE_ON = r'''T=/sys/kernel/tracing
 mount -t tracefs nodev $T 2>/dev/null
 echo 16384 > $T/buffer_size_kb && echo mono > $T/trace_clock || { echo "no tracefs"; exit 1; }
-for e in kvm/kvm_entry kvm/kvm_exit kvm/kvm_userspace_exit kvm/kvm_pio kvm/kvm_mmio \
+for e in kvm/kvm_entry kvm/kvm_exit kvm/kvm_userspace_exit kvm/kvm_pio kvm/kvm_mmio kvm/kvm_msr \
          sched/sched_process_exec; do
     echo 1 > $T/events/$e/enable || { echo "no trace event $e"; exit 1; }
 done
@@ -71,8 +73,9 @@ echo > $T/trace; echo 1 > $T/tracing_on
 
 
 def parse_trace(text):
-    """The L1 trace summary: {'exec', 'first-entry', 'cutoff' (the init
-    line)} in ms, 'exits' and 'user-exits' totals until the cutoff, and
+    """The L1 trace summary: {'exec', 'first-entry', 'kvm-clock' (the
+    guest's first write of its kvm-clock MSR, where its printk clock starts),
+    'cutoff' (the init line)} in ms, 'exits' and 'user-exits' totals until the cutoff, and
     per-reason counts, 'pio' per port and 'mmio' per 4 KiB page (the
     accesses KVM emulated, in the kernel or in user space); None if any of
     the three times is missing or the trace lost events."""
@@ -80,11 +83,11 @@ def parse_trace(text):
     for kind, a, b in re.findall(r"^prof (\S+) (\S+)(?: (\S+))?$", text, re.M):
         if kind in ("exit", "user-exit", "pio", "mmio") and b:
             out[kind][a] = int(b)
-        elif kind in ("exec", "first-entry", "cutoff") and a != "none":
+        elif kind in ("exec", "first-entry", "kvm-clock", "cutoff") and a != "none":
             out[kind] = float(a)
         elif kind in ("exits", "user-exits"):
             out[kind] = int(a)
-    if not out.get("exec") or not out.get("first-entry") or not out.get("cutoff"):
+    if not all(out.get(k) for k in ("exec", "first-entry", "kvm-clock", "cutoff")):
         return None
     kept = re.search(r"^prof buffer # entries-in-buffer/entries-written: (\d+)/(\d+)", text, re.M)
     if not kept or kept.group(1) != kept.group(2):  # the ring overflowed: counts short
@@ -128,6 +131,8 @@ class BootProfileSuite:
         self.figures = [
             Figure("VMM start → first init line (traced)", "ms"),
             Figure("VMM exec → first guest entry", "ms"),
+            Figure("first guest entry → the guest sets up kvm-clock", "ms"),
+            Figure("kvm-clock → the init line", "ms"),
             Figure("ember: exec → main", "ms"),
             Figure("ember: KVM_CREATE_VM", "ms"),
             Figure("ember: main → first guest entry, without KVM_CREATE_VM", "ms"),
@@ -136,7 +141,7 @@ class BootProfileSuite:
             Figure("exits, all (L1's KVM)", ""),
             Figure("exits to the VMM (user space)", ""),
         ]
-        for fig in self.figures[2:5]:
+        for fig in self.figures[4:7]:
             fig.na = {v: self.EMBER_ONLY for v in self.vmms if not v.startswith("ember")}
         self.by_reason = {}  # ("exit"|"user-exit", reason) -> Figure
 
@@ -179,21 +184,23 @@ class BootProfileSuite:
         f = self.figures
         f[0].add(vmm, float(stamp.group(1)))
         f[1].add(vmm, trace["first-entry"] - trace["exec"])
+        f[2].add(vmm, trace["kvm-clock"] - trace["first-entry"])
+        f[3].add(vmm, trace["cutoff"] - trace["kvm-clock"])
         if timeline:
             main_ms, steps = timeline
             create = sum(ms for name, ms in steps if name == "KVM_CREATE_VM")
-            f[2].add(vmm, main_ms - trace["exec"])
-            f[3].add(vmm, create)
-            f[4].add(vmm, sum(ms for _, ms in steps) - create)
+            f[4].add(vmm, main_ms - trace["exec"])
+            f[5].add(vmm, create)
+            f[6].add(vmm, sum(ms for _, ms in steps) - create)
             for name, ms in steps:
                 self.steps.setdefault(vmm, {}).setdefault(name, []).append(ms)
         run_init, initcalls, slow = guest
-        f[5].add(vmm, run_init)
-        f[6].add(vmm, initcalls)
+        f[7].add(vmm, run_init)
+        f[8].add(vmm, initcalls)
         for name, ms in slow.items():
             self.initcalls.setdefault(vmm, {}).setdefault(name, []).append(ms)
-        f[7].add(vmm, trace.get("exits", 0))
-        f[8].add(vmm, trace.get("user-exits", 0))
+        f[9].add(vmm, trace.get("exits", 0))
+        f[10].add(vmm, trace.get("user-exits", 0))
         for kind in ("exit", "user-exit"):
             for reason in trace[kind]:
                 self._reason_figure(kind, reason)

@@ -39,7 +39,7 @@ def startup_timeline():
 
 SAMPLE_TRACE = """# tracer: nop
 #
-# entries-in-buffer/entries-written: 9/9   #P:2
+# entries-in-buffer/entries-written: 14/14   #P:2
 #
               sh-199     [000] .....   99.000000: sched_process_exec: filename=/bin/embers pid=199 old_pid=199
            <...>-200     [000] .....  100.000100: sched_process_exec: filename=/usr/bin/ember pid=200 old_pid=200
@@ -49,6 +49,8 @@ SAMPLE_TRACE = """# tracer: nop
            ember-201     [001] .....  100.004300: kvm_userspace_exit: reason KVM_EXIT_IO (2)
            ember-201     [001] .....  100.004350: kvm_mmio: mmio write len 4 gpa 0xfee000b0 val 0x0
            ember-201     [001] .....  100.004400: kvm_entry: vcpu 0, rip 0x2
+           ember-201     [001] .....  100.004450: kvm_msr: msr_write 4b564d01 = 0x7fe5001
+           ember-201     [001] .....  100.004460: kvm_msr: msr_write 4b564d01 = 0x7fe5001
            ember-201     [001] d..1.  100.004500: kvm_exit: vcpu 0 reason npf rip 0x2 info1 0x0 info2 0x0 intr_info 0x00000000 error_code 0x00000000
            ember-201     [001] .....  100.004550: kvm_entry: vcpu 0, rip 0x3
            ember-201     [001] d..1.  100.004600: kvm_exit: vcpu 0 reason io rip 0x3 info1 0x0 info2 0x0 intr_info 0x00000000 error_code 0x00000000
@@ -92,6 +94,7 @@ def bootprof_summaries(ctx):
     expect(abs(trace["exec"] - 100000.1) < 1e-6 and abs(trace["first-entry"] - 100004.1) < 1e-6,
            f"exec {trace['exec']} / first entry {trace['first-entry']}: not the VMM's")
     expect(abs(trace["cutoff"] - 100004.55) < 1e-6, f"cutoff {trace['cutoff']}")
+    expect(abs(trace["kvm-clock"] - 100004.45) < 1e-6, f"kvm-clock at {trace['kvm-clock']}")
     # the last io exit came after the init line
     expect(trace["exits"] == 2 and trace["exit"] == {"io": 1, "npf": 1},
            f"exits {trace['exits']} {trace['exit']}")
