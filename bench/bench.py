@@ -38,6 +38,10 @@ from common import (INIT_LINE, INITRD, KERNEL, VMLINUX, Figure, cmdline,  # noqa
 QEMU_FILES = ["qboot.rom", "kvmvapic.bin", "linuxboot.bin", "linuxboot_dma.bin",
               "multiboot.bin", "multiboot_dma.bin", "pvh.bin"]
 
+# Where a failed run's whole output is kept (bench/results/failed-DATE/).
+FAILED_OUTPUT_DIR = os.path.join(HERE, "results", "failed-" +
+                                 datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+
 BASELINE = "ember-baseline"  # another build of ember (--baseline), run side by side
 baseline_path = "/usr/bin/ember-baseline"  # where it is where the VMMs run
 
@@ -1123,8 +1127,12 @@ def run_case(suite, host, ctx, r, vmm, variant, failures, notes):
     label = f"{vmm} {variant}" if variant else vmm
     if err:
         failures.setdefault(vmm, []).append(f"{variant + ': ' if variant else ''}{err}")
-        print(f"  {suite.name} {label} run {r}: FAILED to measure: {err}\n"
-              + job.output[-1200:], flush=True)
+        kept = os.path.join(FAILED_OUTPUT_DIR, f"failed-{name}.txt")
+        os.makedirs(FAILED_OUTPUT_DIR, exist_ok=True)
+        with open(kept, "w") as f:  # the whole of it, for a failure worth a look
+            f.write(job.output)
+        print(f"  {suite.name} {label} run {r}: FAILED to measure: {err} (whole output in "
+              f"{os.path.relpath(kept, ROOT)})\n" + job.output[-1200:], flush=True)
     else:
         last = ", ".join(f"{f.title.split(',')[0]} {f.samples[vmm][-1]:.1f} {f.unit}"
                          for f in suite.figures

@@ -176,7 +176,10 @@ class BootProfileSuite:
         guest = parse_guest(output)
         stamp = re.search(r"runwatch: stamp ([\d.]+) " + re.escape(INIT_LINE), output)
         exited = re.search(r"runwatch: exited [\d.]+ status (\d+)", output)
-        if not trace or not guest or not stamp or not exited or exited.group(1) != "0":
+        if exited and exited.group(1) != "0":
+            return f"the VMM exited {exited.group(1)}" + (
+                " (ember: the guest triple-faulted)" if "triple-faulted" in output else "")
+        if not trace or not guest or not stamp or not exited:
             return "no clean traced run (trace, guest summary, init line or exit missing)"
         timeline = parse_timeline(output) if vmm.startswith("ember") else None
         if vmm.startswith("ember") and not timeline:
