@@ -157,7 +157,9 @@ class BootProfileSuite:
             cmd = qemu_cmd("microvm,rtc=on", a.mem, a.cpus, cl, kernel=kernel)
             binary = "BIN=qemu-system-x86_64"
         return (TRACE_ON + binary + "\n" +
-                f"runwatch --stamp '{INIT_LINE}' -- {cmd} > vmm.txt 2>&1\n"
+                # bounded below the job's limit: a hung guest still leaves its
+                # console and the trace's summary for a look
+                f"runwatch --timeout 150 --stamp '{INIT_LINE}' -- {cmd} > vmm.txt 2>&1\n"
                 "echo 0 > $T/tracing_on\ncat vmm.txt\n" + TRACE_SUMMARY)
 
     def _reason_figure(self, kind, reason):
