@@ -74,7 +74,7 @@ echo > $T/trace; echo 1 > $T/tracing_on
 
 def parse_trace(text):
     """The L1 trace summary: {'exec', 'first-entry', 'kvm-clock' (the
-    guest's first write of its kvm-clock MSR, where its printk clock starts),
+    guest's first write of its kvm-clock MSR, early in its setup_arch),
     'cutoff' (the init line)} in ms, 'exits' and 'user-exits' totals until the cutoff, and
     per-reason counts, 'pio' per port and 'mmio' per 4 KiB page (the
     accesses KVM emulated, in the kernel or in user space); None if any of
