@@ -3,8 +3,10 @@ ember and QEMU microvm side by side in the same L1 (or host).
 
 Each run boots the guest once with L1's KVM tracepoints on (trace clock
 CLOCK_MONOTONIC): the VMM's exec (sched_process_exec), its first guest
-entry (the first kvm_entry), every exit by reason (kvm_exit) and every exit
-to user space by reason (kvm_userspace_exit). ember runs with -v, so its own
+entry (the first kvm_entry), the guest's first kvm-clock MSR write (the end
+of its earliest boot), and up to the guest's init line every exit by reason
+(kvm_exit), every exit to user space by reason (kvm_userspace_exit) and the
+emulated accesses per port and MMIO page. ember runs with -v, so its own
 start-up timeline (util/timeline.c: each step's end, and main's monotonic
 time) and KVM's per-vCPU statistics come too. The guest boots with
 initcall_debug and, once init runs, prints its own timeline from dmesg:
