@@ -44,7 +44,7 @@ define objs
 $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
-.PHONY: all asan guest guest-kernel unit unit-asan test run run-nested bench tools clean deps help check-layers fuzz fuzz-targets
+.PHONY: all asan guest guest-kernel guest-distro unit unit-asan test run run-nested bench tools clean deps help check-layers fuzz fuzz-targets
 all: $(BUILD)/ember $(BUILD)/ember-jailer
 
 help:
@@ -52,6 +52,7 @@ help:
 	@echo "make deps       install build and test dependencies (apt-get, needs root)"
 	@echo "make guest      build the default guest (Debian kernel + busybox initramfs)"
 	@echo "make guest-kernel  build the minimal guest kernel into $(BUILD)/guest-min (guest/kernel)"
+	@echo "make guest-distro  build a full Debian 12 system on a disk image into $(BUILD)/distro (debootstrap)"
 	@echo "make run        boot the default guest (KVM if the host has it, else ember's engine)"
 	@echo "make run-nested boot it with KVM inside the nested harness's L1 host"
 	@echo "make test       run unit and integration tests"
@@ -381,6 +382,13 @@ $(GUEST)/debian-tree.tar: $(GUEST)/.fetched guest/debian-tree.sh
 	guest/debian-tree.sh $(BUILD)/debs $@
 
 guest: $(GUEST)/vmlinuz $(GUEST)/vmlinux $(GUEST)/initramfs.cpio $(GUEST)/debian-tree.tar
+
+# A full Debian 12 system on a disk image (debootstrap, systemd, its own
+# kernel and initrd) for the distribution boot test; built once.
+$(BUILD)/distro/rootfs.img: guest/debian-system.sh
+	guest/debian-system.sh $(BUILD)/distro
+
+guest-distro: $(BUILD)/distro/rootfs.img
 
 # --- the minimal guest kernel (guest/kernel, README "The minimal guest kernel")
 # Built from Debian's linux-source-6.1 with guest/kernel/microvm.config; the
