@@ -326,7 +326,7 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
     b->va = va;
     b->pa = pa;
     b->pa2 = ~0ull;
-    b->mode = 0;
+    b->mode = cpu_mode32(c);
     b->valid = true;
     unsigned off = 0, n = 0;
     struct code_page *cp2 = NULL;
@@ -363,7 +363,7 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
             bytes = buf;
         }
         struct dec d;
-        int r = decode(bytes, avail, &d);
+        int r = decode_mode(bytes, avail, &d, b->mode);
         struct insn *rec = &b->insns[n];
         if (r == DEC_SHORT) {
             if (n > 0)
@@ -387,7 +387,7 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
             ends = build_insn(c, &d, cur, rec, &ok);
         } else {
             memset(rec, 0, sizeof(*rec));
-            rec->fn = r == DEC_GP ? h_gp0_rec : h_ud;
+            rec->fn = r == DEC_GP ? h_gp0_rec : (r == DEC_NOIMPL || b->mode) ? h_noimpl32 : h_ud;
             rec->len = d.len ? d.len : 1;
             ends = true;
         }
@@ -436,7 +436,8 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
         if (!m2)
             tlb_mark_code(c, p2page, false);
     }
-    jit_block(c, b);
+    if (!b->mode)
+        jit_block(c, b); /* the translator knows 64-bit code only */
     c->stats.blocks_built++;
     return b;
 }
@@ -444,8 +445,15 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
 struct block *block_find(struct cpu *c)
 {
     uint64_t va = c->rip;
-    if (unlikely(!c->seg[SEG_CS].l))
-        raise_error(c, NULL, "compatibility mode (CS.L=0) is not implemented");
+    uint32_t mode = cpu_mode32(c);
+    if (unlikely(mode != c->exec_mode)) {
+        /* 64-bit <-> 32-bit code: the jump cache and the chains then only
+         * ever hold blocks of the mode they are entered in */
+        if (mode && !c->seg[SEG_CS].db)
+            raise_error(c, NULL, "16-bit code (CS.D=0) is not implemented");
+        memset(c->jc, 0, sizeof(c->jc));
+        c->exec_mode = mode;
+    }
     uint64_t pa;
     struct tlbe *e = tlb_entry(c, va);
     if (likely(e->tag_x == (va & ~TLBF_MASK))) {
@@ -462,9 +470,9 @@ struct block *block_find(struct cpu *c)
     }
     unsigned j = jc_index(va);
     struct block *b = c->jc[j];
-    if (!(b && b->valid && b->va == va && b->pa == pa)) {
+    if (!(b && b->valid && b->va == va && b->pa == pa && b->mode == mode)) {
         for (b = c->hash[hash_pa(pa)]; b; b = b->hnext)
-            if (b->pa == pa && b->va == va && b->valid)
+            if (b->pa == pa && b->va == va && b->valid && b->mode == mode)
                 break;
         if (!b)
             b = block_build(c, va, pa);

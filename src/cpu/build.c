@@ -50,6 +50,8 @@ static uint64_t branch_target(const struct dec *d, uint64_t va)
     uint64_t t = va + d->len + d->imm;
     if (d->lg == 1)
         t &= 0xffff;
+    else if (d->mode32)
+        t &= 0xffffffff;
     return t;
 }
 
@@ -497,6 +499,11 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
     case OP_IRET: case OP_RETF:
         rec->aux = lg;
         rec->imm = d->id == OP_RETF && (d->fl & D_IW) ? (d->imm & 0xffff) : 0;
+        fn = h_sys[d->id];
+        break;
+    case OP_JMPF_D: /* imm: the offset, aux unused; the selector in 'disp' */
+        rec->imm = d->imm;
+        rec->disp = (int64_t)d->imm2;
         fn = h_sys[d->id];
         break;
     case OP_JMPF: case OP_CALLF: case OP_LSEG:

@@ -25,6 +25,11 @@ HANDLER(h_ud)
     raise_ud(c, i);
 }
 
+HANDLER(h_noimpl32)
+{
+    raise_error(c, i, "32-bit code: an instruction the engine does not run there");
+}
+
 HANDLER(h_gp0_rec)
 {
     /* instruction longer than 15 bytes */

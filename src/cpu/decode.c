@@ -1,6 +1,7 @@
-/* x86-64 decoder: prefixes, REX, the one-byte, 0F, 0F38 and 0F3A maps.
- * 64-bit mode only for now (compatibility mode would add a second operand/
- * address-size default and the opcodes marked D_NO64). */
+/* x86-64 decoder: prefixes, REX, the one-byte, 0F, 0F38 and 0F3A maps, for
+ * 64-bit mode and for 32-bit code (compatibility mode and protected mode
+ * with a 32-bit code segment). 32-bit code is decoded for the subset the
+ * engine runs there (decode32_supported): the rest decodes as DEC_NOIMPL. */
 #include "cpu/internal.h"
 
 /* Tables set ranges first and refine single entries after. */
@@ -415,9 +416,71 @@ static int x87_mem_valid(uint8_t esc, unsigned reg)
     }
 }
 
+/* 32-bit code: what the engine runs there. Integer and control-register
+ * work with 32-bit addresses; nothing that uses the stack (its width
+ * follows SS there), moves IP to a run-time target, or reads a
+ * descriptor-table register (their 32-bit forms differ). Enough for the
+ * short stretches of 32-bit code a 64-bit kernel runs (Linux's AP
+ * trampoline); the rest stops the engine with an error, not a guess. */
+static bool decode32_supported(unsigned id)
+{
+    switch (id) {
+    case OP_ALU: case OP_ALU_I: case OP_MOV: case OP_MOV_RI: case OP_MOV_EI:
+    case OP_MOV_MOFFS: case OP_LEA: case OP_TEST: case OP_TEST_I: case OP_XCHG:
+    case OP_XCHG_AX: case OP_INC: case OP_DEC: case OP_NOT: case OP_NEG: case OP_SHIFT:
+    case OP_BT: case OP_BT_I: case OP_JCC: case OP_JMP: case OP_LOOP: case OP_JRCXZ:
+    case OP_CMOV: case OP_SETCC: case OP_MOVZX: case OP_MOVSX: case OP_MOV_SR:
+    case OP_MOV_RS: case OP_MOV_TO_CR: case OP_MOV_FROM_CR: case OP_RDMSR: case OP_WRMSR:
+    case OP_CPUID: case OP_JMPF: case OP_JMPF_D: case OP_NOP90: case OP_PAUSE:
+    case OP_CLD: case OP_STD: case OP_CLC: case OP_STC: case OP_CMC: case OP_CLI:
+    case OP_IN: case OP_OUT: case OP_CBW: case OP_CWD: case OP_IMUL2: case OP_IMUL3:
+    case OP_RDTSC: case OP_XADD: case OP_CMPXCHG: case OP_BSWAP: case OP_BSF: case OP_BSR:
+    case OP_MOVS: case OP_STOS: case OP_LODS: case OP_CMPS: case OP_SCAS: case OP_WBINVD:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int decode(const uint8_t *b, unsigned avail, struct dec *d)
 {
+    return decode_mode(b, avail, d, false);
+}
+
+/* JMP ptr16:32 (EA), which only 32-bit code has. */
+static int decode_jmpf_direct(const uint8_t *b, unsigned p, unsigned max, struct dec *d)
+{
+    if (d->p66 || p + 6 > max)
+        return p + 6 > 15 ? (d->len = 15, DEC_GP) : d->p66 ? DEC_NOIMPL : DEC_SHORT;
+    d->imm = le32_load(b + p);
+    d->imm2 = le16_load(b + p + 4);
+    d->pos_imm = (uint8_t)p;
+    d->imm_len = 6;
+    d->len = (uint8_t)(p + 6);
+    memcpy(d->bytes, b, d->len);
+    d->id = OP_JMPF_D;
+    d->fl = D_END;
+    d->lg = 2;
+    return d->lock ? DEC_UD : DEC_OK;
+}
+
+/* INC/DEC r16/32 (40-4F), REX prefixes in 64-bit mode. */
+static int decode_incdec_reg(const uint8_t *b, unsigned p, struct dec *d, uint8_t op)
+{
+    d->id = op < 0x48 ? OP_INC : OP_DEC;
+    d->mod = 3;
+    d->rm = op & 7;
+    d->lg = d->p66 ? 1 : 2;
+    d->len = (uint8_t)p;
+    memcpy(d->bytes, b, p);
+    d->fl = D_M;
+    return d->lock ? DEC_UD : DEC_OK;
+}
+
+int decode_mode(const uint8_t *b, unsigned avail, struct dec *d, bool mode32)
+{
     memset(d, 0, sizeof(*d));
+    d->mode32 = mode32;
     d->seg = SEG_NONE;
     d->base = d->index = NOREG;
     unsigned max = avail < 15 ? avail : 15;
@@ -445,7 +508,7 @@ int decode(const uint8_t *b, unsigned avail, struct dec *d)
         case 0xf0: d->lock = true; break;
         case 0xf2: case 0xf3: d->rep = x; break;
         default:
-            if ((x & 0xf0) == 0x40) {
+            if (!mode32 && (x & 0xf0) == 0x40) {
                 d->rex = x;
                 p++;
                 continue;
@@ -460,6 +523,15 @@ opcode:;
     NEED(1);
     uint8_t op = b[p++];
     d->map = 0;
+    if (mode32) {
+        if (d->p67)
+            return DEC_NOIMPL; /* 16-bit addressing */
+        d->p67 = true;         /* 32-bit addresses, as 0x67 gives 64-bit code */
+        if ((op & 0xf0) == 0x40)
+            return decode_incdec_reg(b, p, d, op);
+        if (op == 0xea)
+            return decode_jmpf_direct(b, p, max, d);
+    }
     if (op == 0x0f) {
         NEED(1);
         op = b[p++];
@@ -527,7 +599,7 @@ opcode:;
                     dsz = 4;
                 }
             } else if (d->rm == 5 && d->mod == 0) {
-                d->riprel = true;
+                d->riprel = !mode32; /* 32-bit code: an absolute disp32 */
                 dsz = 4;
             } else {
                 d->base = d->rm | ((d->rex & 1) << 3);
@@ -639,11 +711,11 @@ opcode:;
     if (fl & D_B)
         d->lg = 0;
     else if (fl & D_W64)
-        d->lg = 3;
+        d->lg = mode32 ? 2 : 3;
     else if (w)
         d->lg = 3;
     else if (fl & D_D64)
-        d->lg = d->p66 ? 1 : 3;
+        d->lg = d->p66 ? 1 : mode32 ? 2 : 3;
     else
         d->lg = d->p66 ? 1 : 2;
 
@@ -680,11 +752,13 @@ opcode:;
     d->id = (uint16_t)id;
     d->fl = fl;
 
+    if (mode32 && (!id || !decode32_supported(id)))
+        return DEC_NOIMPL;
     if (!id)
         return DEC_UD;
     if ((fl & D_NO64) || ((fl & D_MEM) && d->mod == 3) || ((fl & D_REG) && d->mod != 3))
         return DEC_UD;
-    if (d->lock && d->map == 1 && (op == 0x20 || op == 0x22) && (d->reg & 7) == 0)
+    if (!mode32 && d->lock && d->map == 1 && (op == 0x20 || op == 0x22) && (d->reg & 7) == 0)
         return DEC_OK; /* AMD AltMovCr8: LOCK MOV CR0 is MOV CR8 */
     if (d->lock && d->map == 1 && op == 0x00 && (d->reg & 7) == 5 && d->mod != 3)
         return DEC_OK; /* measured: LOCK VERW m16 executes on the host */
@@ -839,6 +913,7 @@ static const char *const op_names[] = {
     "emms",
     "maskmov",
     "x87_ctl",
+    "jmpf_d",
 };
 
 const char *op_name(unsigned id)

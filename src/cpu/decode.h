@@ -57,6 +57,7 @@ enum op_id {
     OP_CLFLUSH, OP_FENCE, OP_PAUSE, OP_MOVBE, OP_CRC32, OP_UD, OP_RSM_UD,
     OP_HX,        /* generic host-executed x87/MMX/SSE instruction */
     OP_EMMS, OP_MASKMOV, OP_X87_CTL,
+    OP_JMPF_D,    /* JMP ptr16:32 (32-bit code only) */
     OP_COUNT
 };
 
@@ -83,7 +84,7 @@ struct sse_ent {
 #define S_FLAGS 64u    /* writes RFLAGS (COMISS, PTEST, PCMPxSTRx) */
 #define S_GREG 128u    /* ModRM.reg is a general register that is written */
 
-enum { DEC_OK = 0, DEC_UD, DEC_GP, DEC_SHORT };
+enum { DEC_OK = 0, DEC_UD, DEC_GP, DEC_SHORT, DEC_NOIMPL /* 32-bit code the engine does not run */ };
 
 struct dec {
     uint8_t len;
@@ -98,6 +99,7 @@ struct dec {
     uint8_t lg;         /* operand size: log2 bytes */
     uint8_t base, index, scale;
     bool riprel, has_mem;
+    bool mode32;        /* decoded as 32-bit code */
     int64_t disp;
     uint64_t imm, imm2;
     uint8_t imm_len, pos_op, pos_modrm, pos_disp, pos_imm;
@@ -107,8 +109,12 @@ struct dec {
     uint8_t bytes[16];
 };
 
-/* Decode at most 'avail' bytes (<= 15 are looked at). */
+/* Decode at most 'avail' bytes (<= 15 are looked at) of 64-bit code. */
 int decode(const uint8_t *bytes, unsigned avail, struct dec *d);
+/* The same, of 32-bit code when 'mode32' (32-bit operands and addresses,
+ * 40-4F are INC/DEC, mod 0 r/m 5 is an absolute disp32, EA is a far jump;
+ * only the subset the engine runs there: the rest is DEC_NOIMPL). */
+int decode_mode(const uint8_t *bytes, unsigned avail, struct dec *d, bool mode32);
 
 /* Build the record for a decoded instruction at virtual address 'va'.
  * Returns true if the instruction ends the block. 'ok' is false if the

@@ -145,6 +145,9 @@ static bool deliver(struct cpu *c, int vec, int err, int soft, bool checks_only)
     if (soft)
         c->rip = c->exc_fault_rip;
     int idt_err = vec * 8 + 2 + ext;
+    if (!(c->efer & EFER_LMA))
+        raise_error(c, NULL, "exception or interrupt %d outside long mode (32-bit protected "
+                             "mode): not implemented", vec);
     if ((uint32_t)vec * 16 + 15 > c->idtr.limit)
         raise_exc(c, NULL, EXC_GP, idt_err);
     uint64_t g[2];

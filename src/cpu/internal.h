@@ -300,6 +300,7 @@ struct cpu {
     struct block **hash;
     unsigned hash_mask;
     struct block *jc[JC_SIZE];
+    uint32_t exec_mode;          /* cpu_mode32() of the blocks jc[] and chains hold */
 
     /* device writes from other threads */
     atomic_flag dma_lock;
@@ -354,6 +355,13 @@ static inline uint64_t insn_rip(const struct cpu *c, const struct insn *i)
 }
 
 /* End the block after this instruction retired, continuing at 'rip'. */
+/* 1 while the CPU runs 32-bit code: compatibility mode (EFER.LMA, CS.L=0),
+ * or protected mode outside long mode (where CS.L means nothing). */
+static inline uint32_t cpu_mode32(const struct cpu *c)
+{
+    return !(c->seg[SEG_CS].l && (c->efer & EFER_LMA));
+}
+
 static inline void retire_to(struct cpu *c, const struct insn *i, uint64_t rip)
 {
     c->rip = rip;
@@ -798,6 +806,7 @@ HANDLER(h_ud);
 HANDLER(h_end);
 HANDLER(h_exit_stale);
 HANDLER(h_gp0_rec);
+HANDLER(h_noimpl32);
 bool desc_fetch(struct cpu *c, uint16_t sel, uint64_t *d, bool wide);
 
 /* --- system (sys.c) -------------------------------------------------------------- */

@@ -198,6 +198,10 @@ static uint32_t walk(struct cpu *c, uint64_t va, unsigned kind, bool user, struc
     rsvd_hi = 0x000fffffffffffffull & ~((1ull << PHYS_BITS) - 1); /* bits PHYS_BITS..51 */
     uint32_t ecode = WALK_FAULT | (kind == ACC_W ? PFE_W : 0) | (user ? PFE_U : 0) |
                      (kind == ACC_X && nxe ? PFE_ID : 0);
+    if (!(c->cr0 & CR0_PG)) { /* paging off (32-bit code only): linear = physical */
+        *x = (struct xlate){.pa = va & 0xfffff000ull, .u = user, .w = true, .x = true};
+        return 0;
+    }
 restart:;
     uint64_t table = c->cr3 & PHYS_MASK;
     bool rw = true, us = true, nx = false;

@@ -1,4 +1,5 @@
-/* System instructions for 64-bit mode: segment loads with descriptor checks,
+/* System instructions for 64-bit mode (and the far jumps and CR0 writes that
+ * enter and leave 32-bit code, flat segments only): segment loads with descriptor checks,
  * far JMP/CALL/RET, IRETQ, SYSCALL/SYSRET, SWAPGS, MOV CR/DR, RDMSR/WRMSR,
  * descriptor-table instructions, I/O with IOPL and the TSS bitmap, CPUID,
  * RDTSC(P), HLT, CLI/STI, INT n. */
@@ -27,6 +28,11 @@ void seg_from_desc(struct x86_segment *s, uint16_t sel, uint64_t d)
         .db = (d >> 54) & 1,
         .g = g,
     };
+}
+
+static uint32_t seg_desc_base(uint64_t d)
+{
+    return (uint32_t)(((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000));
 }
 
 void seg_update_bases(struct cpu *c)
@@ -86,6 +92,9 @@ static void load_data_seg(struct cpu *c, const struct insn *i, int sr, uint16_t 
         if (!p)
             raise_exc(c, i, EXC_NP, sel & ~3);
     }
+    if (cpu_mode32(c) && sr != SEG_FS && sr != SEG_GS && seg_desc_base(d))
+        raise_error(c, i, "32-bit code loads a segment with base %#x (selector %#x): only "
+                          "flat segments are implemented", seg_desc_base(d), sel);
     set_accessed(c, sel, d);
     seg_from_desc(&c->seg[sr], sel, d | (1ull << 40));
     seg_update_bases(c);
@@ -130,9 +139,12 @@ static uint64_t far_target(struct cpu *c, const struct insn *i, uint16_t sel)
     }
     if (!p)
         raise_exc(c, i, EXC_NP, sel & ~3);
-    if (!((d >> 53) & 1))
-        raise_error(c, i, "transfer to compatibility mode (selector %#x) is not implemented",
-                    sel);
+    bool to64 = ((d >> 53) & 1) && (c->efer & EFER_LMA);
+    if (!to64 && !((d >> 54) & 1))
+        raise_error(c, i, "transfer to 16-bit code (selector %#x) is not implemented", sel);
+    if (!to64 && seg_desc_base(d))
+        raise_error(c, i, "32-bit code segment with base %#x (selector %#x): only flat "
+                          "segments are implemented", seg_desc_base(d), sel);
     return d;
 }
 
@@ -153,6 +165,15 @@ static HANDLER(jmpf)
         raise_gp0(c, i);
     load_cs(c, sel, d, c->cpl);
     retire_to(c, i, off);
+}
+
+/* JMP ptr16:32 (32-bit code): imm = offset, disp = selector */
+static HANDLER(jmpf_d)
+{
+    uint16_t sel = (uint16_t)i->disp;
+    uint64_t d = far_target(c, i, sel);
+    load_cs(c, sel, d, c->cpl);
+    retire_to(c, i, i->imm);
 }
 
 static HANDLER(callf)
@@ -556,9 +577,19 @@ int set_cr0(struct cpu *c, uint64_t v)
         return -1;
     if ((v & CR0_NW) && !(v & CR0_CD))
         return -1;
-    if (!(v & CR0_PG) && (c->efer & EFER_LMA))
-        return -2; /* leaving long mode: not implemented */
     uint64_t changed = c->cr0 ^ v;
+    if ((changed & CR0_PG) && !(v & CR0_PG) && (c->efer & EFER_LMA)) {
+        if (c->seg[SEG_CS].l)
+            return -1; /* only compatibility mode may leave long mode */
+        c->efer &= ~EFER_LMA;
+    }
+    if ((changed & CR0_PG) && (v & CR0_PG)) {
+        if (!(c->efer & EFER_LME))
+            return -2; /* legacy paging, not implemented */
+        if (!(c->cr4 & CR4_PAE))
+            return -1;
+        c->efer |= EFER_LMA;
+    }
     c->cr0 = v;
     if (changed & (CR0_PG | CR0_WP | CR0_PE))
         tlb_flush_all(c, true);
@@ -601,14 +632,14 @@ static HANDLER(mov_from_cr)
     case 8: v = c->cr8; break;
     default: raise_ud(c, i);
     }
-    c->r[i->base] = v;
+    c->r[i->base] = cpu_mode32(c) ? (uint32_t)v : v;
     NEXT;
 }
 
 static HANDLER(mov_to_cr)
 {
     need_cpl0(c, i);
-    uint64_t v = c->r[i->base];
+    uint64_t v = cpu_mode32(c) ? (uint32_t)c->r[i->base] : c->r[i->base];
     int r = 0;
     switch (i->aux) {
     case 0: r = set_cr0(c, v); break;
@@ -624,7 +655,7 @@ static HANDLER(mov_to_cr)
     default: raise_ud(c, i);
     }
     if (r == -2)
-        raise_error(c, i, "clearing CR0.PG (leaving long mode) is not implemented");
+        raise_error(c, i, "paging without EFER.LME (32-bit paging) is not implemented");
     if (r)
         raise_gp0(c, i);
     retire_to(c, i, next_rip(c, i));
@@ -1175,6 +1206,6 @@ const insn_fn h_sys[OP_COUNT] = {
     [OP_VERR] = lar_lsl, [OP_VERW] = lar_lsl, [OP_SYSCALL] = syscall, [OP_SYSRET] = sysret,
     [OP_RDMSR] = rdmsr, [OP_WRMSR] = wrmsr, [OP_CLFLUSH] = clflush, [OP_FENCE] = fence,
     [OP_PAUSE] = pause, [OP_NOPM] = nop, [OP_IRET] = iret, [OP_RETF] = retf,
-    [OP_JMPF] = jmpf, [OP_CALLF] = callf, [OP_MOV_RS] = mov_rs, [OP_PUSH_FSGS] = push_fsgs,
+    [OP_JMPF] = jmpf, [OP_JMPF_D] = jmpf_d, [OP_CALLF] = callf, [OP_MOV_RS] = mov_rs, [OP_PUSH_FSGS] = push_fsgs,
     [OP_POP_FSGS] = pop_fsgs, [OP_LSEG] = lseg,
 };

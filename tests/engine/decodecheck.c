@@ -98,6 +98,56 @@ static void hex(const uint8_t *b, unsigned n)
         printf("%02x ", b[k]);
 }
 
+/* 32-bit code (compatibility mode): what the engine decodes there must be
+ * what Zydis decodes, with the same length; what it does not run there is
+ * counted. Returns the number of disagreements. */
+static uint64_t check_mode32(uint64_t count, ZydisFormatter *fmt, struct cpu *cpu)
+{
+    ZydisDecoder z;
+    ZydisDecoderInit(&z, ZYDIS_MACHINE_MODE_LONG_COMPAT_32, ZYDIS_STACK_WIDTH_32);
+    uint64_t same = 0, noimpl = 0, both_invalid = 0, errors = 0;
+    for (uint64_t it = 0; it < count; it++) {
+        uint8_t b[16];
+        gen(b);
+        struct dec d;
+        int r = decode_mode(b, 15, &d, true);
+        ZydisDecodedInstruction zi;
+        ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
+        bool zok = ZYAN_SUCCESS(ZydisDecoderDecodeFull(&z, b, 15, &zi, zo));
+        if (r == DEC_NOIMPL) {
+            noimpl++;
+        } else if (r != DEC_OK) {
+            both_invalid += !zok;
+            noimpl += zok;
+        } else if (!zok || d.len != zi.length) {
+            if (errors++ < 20) {
+                char txt[128] = "(invalid)";
+                if (zok)
+                    ZydisFormatterFormatInstruction(fmt, &zi, zo, zi.operand_count_visible,
+                                                    txt, sizeof(txt), 0, NULL);
+                printf("32-BIT: engine %s len %u, zydis len %u: ", op_name(d.id), d.len,
+                       zok ? zi.length : 0);
+                hex(b, 15);
+                printf(" %s\n", txt);
+            }
+        } else {
+            struct insn rec;
+            bool ok;
+            build_insn(cpu, &d, 0x1000, &rec, &ok);
+            if (!ok && errors++ < 20) {
+                printf("32-BIT: no handler for %s: ", op_name(d.id));
+                hex(b, d.len);
+                printf("\n");
+            }
+            same += ok;
+        }
+    }
+    printf("decodecheck 32-bit: %" PRIu64 " strings: %" PRIu64 " agree (valid, same length), %"
+           PRIu64 " agree invalid, %" PRIu64 " not run in 32-bit code; ERRORS: %" PRIu64 "\n",
+           count, same, both_invalid, noimpl, errors);
+    return errors;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t count = 10000000, seed = 1;
@@ -191,6 +241,7 @@ int main(int argc, char **argv)
             }
         }
     }
+    uint64_t errors32 = check_mode32(count / 5, &fmt, cpu);
     qsort(unimpl, nunimpl, sizeof(unimpl[0]), cmp_tally);
     printf("Decoded by Zydis, #UD on the engine (not offered/implemented), by ISA set:\n");
     char last_isa[64] = "";
@@ -210,8 +261,9 @@ int main(int argc, char **argv)
            count, same, both_invalid, zyd_only, no_handler, host_exc, len_mismatch, eng_only);
     if (getenv("CMOCKA_MESSAGE_OUTPUT"))
         printf("1..1\n%s 1 - decodecheck: %" PRIu64 " random strings against Zydis, %" PRIu64
-               " errors\n", len_mismatch || eng_only ? "not ok" : "ok", count,
-               len_mismatch + eng_only);
+               " errors (32-bit code: %" PRIu64 ")\n",
+               len_mismatch || eng_only || errors32 ? "not ok" : "ok", count,
+               len_mismatch + eng_only, errors32);
     cpu_destroy(cpu);
-    return len_mismatch || eng_only ? 1 : 0;
+    return len_mismatch || eng_only || errors32 ? 1 : 0;
 }

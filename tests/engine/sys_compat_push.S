@@ -1,0 +1,17 @@
+/* 32-bit code the engine does not run (here PUSH, whose width follows SS)
+ * stops it with an error naming the instruction, never a guess. */
+#include "guest.inc"
+    .code64
+    .globl _start
+_start:
+    ljmpl *farptr(%rip)
+    FAIL 1
+    .code32
+c32:
+    nop
+    pushl %eax
+    .code64
+    FAIL 2
+    .data
+farptr: .long c32
+        .word KCS32
