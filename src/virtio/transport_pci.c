@@ -660,12 +660,15 @@ static int load_transport(struct virtio_pci *vp, struct rec r)
         ret = err_set(-EINVAL, "the device offered features %#llx, it now offers %#llx "
                                "(a disk or network backend with other capabilities?)",
                       (unsigned long long)features, (unsigned long long)vdev->device_features);
+    /* Before FEATURES_OK the driver may have written any bits (the device
+     * then refuses FEATURES_OK); after it, only the device's. */
     if (!ret)
-        ret = rec_get_u64(r, "driver_features", vdev->device_features, &vdev->driver_features);
-    if (!ret && (vdev->driver_features & ~vdev->device_features))
-        ret = err_set(-EINVAL, "driver features beyond the device's");
+        ret = rec_get_u64(r, "driver_features", UINT64_MAX, &vdev->driver_features);
     if (!ret)
         ret = rec_get_u8(r, "status", &vdev->status);
+    if (!ret && (vdev->status & VIRTIO_STATUS_FEATURES_OK) &&
+        (vdev->driver_features & ~vdev->device_features))
+        ret = err_set(-EINVAL, "driver features beyond the device's, accepted (FEATURES_OK)");
     if (!ret)
         ret = rec_get_u8(r, "config_generation", &vdev->config_generation);
     if (!ret)

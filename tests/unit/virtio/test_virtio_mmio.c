@@ -321,6 +321,41 @@ static void test_snapshot_round_trip(void **state)
     rec_free(r);
 }
 
+/* A driver may write features the device does not offer (it then refuses
+ * FEATURES_OK): the VM must still be restorable (found by fuzz_device_state,
+ * its reproducer is in the seed corpus). With FEATURES_OK such bits can
+ * only come from a crafted state, which is refused. */
+static void load_into_fresh(struct fixture *x, struct rec r, int want)
+{
+    struct fixture *y = calloc(1, sizeof(*y));
+    make(y, false);
+    memcpy(y->f.mem, x->f.mem, VQF_MEM_SIZE);
+    assert_int_equal(virtio_mmio_load(&y->vm, r), want);
+    if (!want)
+        assert_true(y->rng.vdev.driver_features == x->rng.vdev.driver_features);
+    unmake(y);
+    free(y);
+}
+
+static void test_unoffered_driver_features_restore(void **state)
+{
+    struct fixture *x = *state;
+    negotiate(x, (1ull << VIRTIO_F_VERSION_1) | (1ull << 50));
+    assert_false(rd(x, VMMIO_STATUS) & S_FOK);
+    struct rec r = rec_new();
+    virtio_mmio_save(&x->vm, r);
+    load_into_fresh(x, r, 0);
+    rec_free(r);
+    wr(x, VMMIO_STATUS, 0);
+    bring_up(x);
+    x->rng.vdev.driver_features |= 1ull << 50;
+    r = rec_new();
+    virtio_mmio_save(&x->vm, r);
+    load_into_fresh(x, r, -EINVAL);
+    assert_non_null(strstr(err_msg(), "driver features beyond the device's"));
+    rec_free(r);
+}
+
 /* --- hostile register sequences ---------------------------------------------- */
 
 static void h_driver_ok_without_features_ok(struct fixture *x)
@@ -493,6 +528,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_irqfd, setup_irqfd, teardown),
         cmocka_unit_test_setup_teardown(test_pause_holds_notifications, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unoffered_driver_features_restore, setup, teardown),
         cmocka_unit_test(test_hostile_sequences),
     };
     return cmocka_run_group_tests_name("virtio_mmio", tests, NULL, NULL);
