@@ -163,6 +163,11 @@ $(BUILD)/tools/fsperf: tests/tools/fsperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
+# What several CPUs must get right together, checked in the guest.
+$(BUILD)/tools/smpstress: tests/tools/smpstress.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
 $(BUILD)/tools/vsockperf: tests/tools/vsockperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
@@ -193,7 +198,8 @@ $(BUILD)/tools/hostile64: tests/tools/hostile64.S
 
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
 	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf \
-	$(BUILD)/tools/uffd_handler $(BUILD)/tools/cpuid $(BUILD)/tools/fsexercise $(BUILD)/tools/fsperf
+	$(BUILD)/tools/uffd_handler $(BUILD)/tools/cpuid $(BUILD)/tools/fsexercise $(BUILD)/tools/fsperf \
+	$(BUILD)/tools/smpstress
 tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----

@@ -97,6 +97,9 @@ struct accel_debug {
 /* Capabilities (accel_ops.caps). */
 #define ACCEL_CAP_IRQFD 1u /* MSIs through GSI routes and irqfds; else msi_inject */
 #define ACCEL_CAP_WATCHPOINTS 2u /* the debug registers can watch data, not only code */
+/* APs wait for the ACPI multiprocessor wakeup mailbox at LAYOUT_AP_MAILBOX
+ * (no INIT/SIPI): the MADT must list it when there are several vCPUs */
+#define ACCEL_CAP_MP_MAILBOX 4u
 
 /* A named running total a backend reports (state dump, metrics). */
 struct accel_counter {

@@ -3,7 +3,8 @@
  * this backend does itself: it runs the guest's instructions, gives device
  * accesses to ember's buses synchronously, supplies the PC's interrupt
  * controllers, PIT and clock (soft_irq.c), sleeps in HLT, and matches
- * ioeventfd addresses on the MMIO write path. */
+ * ioeventfd addresses on the MMIO write path. Several vCPUs take turns
+ * (soft_smp.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +75,7 @@ static int soft_set_clock(struct accel_vm *avm, uint64_t ns)
 static int soft_vm_create(const struct accel_vm_params *params, struct accel_vm **out)
 {
     if (params->nr_vcpus > SOFT_MAX_VCPUS)
-        return err_set(-EINVAL, "ember's CPU engine runs %d vCPU for now, not %u",
+        return err_set(-EINVAL, "ember's CPU engine runs at most %d vCPUs, not %u",
                        SOFT_MAX_VCPUS, params->nr_vcpus);
     struct soft_vm *vm = calloc(1, sizeof(*vm));
     if (!vm)
@@ -82,11 +83,13 @@ static int soft_vm_create(const struct accel_vm_params *params, struct accel_vm 
     vm->io = params->io;
     vm->mem = params->mem;
     vm->nr_vcpus = params->nr_vcpus;
+    soft_smp_vm_init(vm);
     atomic_init(&vm->clock_offset, soft_host_ns());
     pthread_rwlock_init(&vm->ioeventfd_lock, NULL);
     int ret = soft_irq_vm_init(vm);
     if (ret) {
         pthread_rwlock_destroy(&vm->ioeventfd_lock);
+        soft_smp_vm_destroy(vm);
         free(vm);
         return ret;
     }
@@ -99,6 +102,7 @@ static void soft_vm_destroy(struct accel_vm *avm)
     struct soft_vm *vm = to_vm(avm);
     soft_irq_vm_destroy(vm);
     pthread_rwlock_destroy(&vm->ioeventfd_lock);
+    soft_smp_vm_destroy(vm);
     free(vm);
 }
 
@@ -279,12 +283,17 @@ static int soft_vcpu_create(struct accel_vm *avm, unsigned index, struct accel_v
     v->vm = vm;
     v->index = index;
     atomic_init(&v->tsc_base_ns, soft_host_ns());
+    atomic_init(&v->started, index == 0); /* the APs wait for the mailbox */
     pthread_mutex_init(&v->halt_lock, NULL);
     pthread_cond_init(&v->halt_cond, NULL);
+    bool smp = vm->nr_vcpus > 1;
     const struct cpu_config cfg = {
         .mem = vm->mem,
         .ops = {.ctx = v, .pio = soft_pio, .mmio = soft_mmio, .msr = soft_msr,
-                .intr = soft_intr, .clock_ns = soft_engine_clock, .debug = soft_debug},
+                .intr = soft_intr, .clock_ns = soft_engine_clock, .debug = soft_debug,
+                .pause = smp ? soft_smp_pause : NULL,
+                .code_page = smp ? soft_smp_code_page : NULL,
+                .code_written = smp ? soft_smp_code_written : NULL},
         .vcpu_id = index,
     };
     v->cpu = cpu_create(&cfg);
@@ -421,8 +430,17 @@ static int soft_vcpu_run(struct accel_vcpu *vcpu, struct accel_exit *exit)
             exit->kind = ACCEL_EXIT_INTERRUPTED;
             return 0;
         }
+        if (!atomic_load(&v->started)) {
+            soft_ap_wait(v);
+            continue;
+        }
         struct cpu_exit ce;
-        switch (cpu_run(v->cpu, &ce)) {
+        soft_turn_take(v->vm);
+        if (v->vm->nr_vcpus > 1)
+            cpu_set_insn_limit(v->cpu, SOFT_TURN_INSNS);
+        int reason = cpu_run(v->cpu, &ce);
+        soft_turn_give(v->vm);
+        switch (reason) {
         case CPU_EXIT_HALT:
             if (soft_halt(v))
                 cpu_signal(v->cpu, CPU_EVENT_INTERRUPT);
@@ -525,7 +543,7 @@ static size_t soft_vcpu_counters(struct accel_vcpu *vcpu, struct accel_counter *
 
 const struct accel_ops accel_soft_ops = {
     .name = "soft",
-    .caps = ACCEL_CAP_WATCHPOINTS,
+    .caps = ACCEL_CAP_WATCHPOINTS | ACCEL_CAP_MP_MAILBOX,
     .vm_create = soft_vm_create,
     .vm_destroy = soft_vm_destroy,
     .map_memory = soft_map_memory,

@@ -19,7 +19,11 @@
 #include "irqchip/lapic.h"
 #include "irqchip/pic.h"
 
-#define SOFT_MAX_VCPUS 1   /* the engine runs one vCPU for now */
+#define SOFT_MAX_VCPUS 32
+/* Several vCPUs take turns on the engine (one inside cpu_run at a time);
+ * a turn ends at HLT, at an exit, at a spin-wait's PAUSE while another vCPU
+ * waits, or after this many instructions. */
+#define SOFT_TURN_INSNS 2000000
 #define SOFT_MAX_GSI 24
 #define SOFT_MAX_IOEVENTFDS 64
 
@@ -43,6 +47,8 @@ struct soft_vcpu {
     pthread_mutex_t halt_lock;
     pthread_cond_t halt_cond;
     atomic_bool kicked;
+    /* An AP waits for the wakeup mailbox (soft_smp.c) until this is set. */
+    atomic_bool started;
     /* kvm-clock: where the guest wants its time information (0: off). */
     uint64_t pvclock_gpa;
     uint32_t pvclock_version;
@@ -78,6 +84,13 @@ struct soft_vm {
     int gsi_pic[SOFT_MAX_GSI];    /* PIC input of each GSI, or -1 */
     int gsi_ioapic[SOFT_MAX_GSI]; /* IOAPIC pin of each GSI, or -1 */
 
+    /* Turns (soft_smp.c): a ticket lock, first come first served. */
+    pthread_mutex_t turn_lock;
+    pthread_cond_t turn_cond;
+    uint64_t turn_next, turn_serving;
+    _Atomic unsigned turn_waiting;  /* vCPUs queued for a turn */
+    _Atomic unsigned aps_waiting;   /* APs not yet woken through the mailbox */
+
     pthread_rwlock_t ioeventfd_lock;
     struct soft_ioeventfd ioeventfds[SOFT_MAX_IOEVENTFDS];
     unsigned nr_ioeventfds;
@@ -108,6 +121,21 @@ bool soft_irq_msr(struct soft_vcpu *v, uint32_t index, uint64_t *value, bool is_
 /* kvm-clock's time information for a vCPU, written again (the guest clock
  * moved, or a snapshot was restored). */
 void soft_pvclock_update(struct soft_vcpu *v);
+
+/* soft_smp.c: several vCPUs on the engine, taking turns; the APs start
+ * through the ACPI multiprocessor wakeup mailbox. */
+void soft_smp_vm_init(struct soft_vm *vm);
+void soft_smp_vm_destroy(struct soft_vm *vm);
+void soft_turn_take(struct soft_vm *vm);
+void soft_turn_give(struct soft_vm *vm);
+/* An AP not yet started: wait for its wakeup command and start, or for a
+ * kick (v->kicked, left for the caller). */
+void soft_ap_wait(struct soft_vcpu *v);
+/* The engine's hooks for vCPUs taking turns (cpu_ops.pause, code_page,
+ * code_written); ctx is the soft_vcpu. */
+bool soft_smp_pause(void *ctx);
+void soft_smp_code_page(void *ctx, uint64_t page, bool on);
+void soft_smp_code_written(void *ctx, uint64_t gpa, uint64_t len);
 
 /* soft_state.c: snapshots. */
 int soft_vcpu_save(struct accel_vcpu *vcpu, struct buf *out);

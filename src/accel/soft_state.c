@@ -72,6 +72,7 @@ int soft_vcpu_save(struct accel_vcpu *vcpu, struct buf *out)
         rec_put_u64(m, "index", idx[i]);
         rec_put_u64(m, "value", value);
     }
+    rec_put_bool(r, "started", atomic_load(&v->started));
     rec_put_u64(r, "tsc", soft_tsc(v));
     rec_put_u64(r, "clock_ns", soft_clock_ns(v->vm));
     rec_put_u64(r, "pvclock_gpa", v->pvclock_gpa);
@@ -119,8 +120,28 @@ static int restore_msrs(struct soft_vcpu *v, struct rec r)
     return ret;
 }
 
+/* An AP the guest has not woken yet: it waits for the mailbox again. */
+static int restore_waiting_ap(struct soft_vcpu *v, struct rec r)
+{
+    struct rec lapic;
+    int ret = v->index ? rec_get_child(r, "lapic", &lapic)
+                       : err_set(-EINVAL, "the boot vCPU is not started");
+    if (!ret)
+        ret = lapic_load(&v->lapic, lapic);
+    if (!ret && atomic_exchange(&v->started, false))
+        atomic_fetch_add(&v->vm->aps_waiting, 1);
+    return ret;
+}
+
 static int restore_vcpu(struct soft_vcpu *v, struct rec r)
 {
+    bool started = true; /* snapshots before SMP on the engine: one vCPU, started */
+    if (rec_has(r, "started") && rec_get_bool(r, "started", &started))
+        return err_set(-EINVAL, "'started' is not a boolean");
+    if (!started)
+        return restore_waiting_ap(v, r);
+    if (!atomic_exchange(&v->started, true))
+        atomic_fetch_sub(&v->vm->aps_waiting, 1);
     struct x86_regs regs;
     struct x86_sregs sregs;
     struct cpu_debugregs dr;

@@ -83,6 +83,8 @@ static void tlb_mark_one(struct cpu *c, unsigned m, unsigned k, uint64_t ppage, 
 static void tlb_mark_code(struct cpu *c, uint64_t ppage, bool on)
 {
     struct code_page *cp = phys_code_page(c, ppage);
+    if (!on && cp && cp->foreign)
+        return; /* writes there still concern another vCPU */
     if (cp && cp->nalias <= CP_ALIASES) {
         for (unsigned j = 0; j < cp->nalias; j++)
             tlb_mark_one(c, cp->alias[j] >> 12, cp->alias[j] & (TLB_SIZE - 1), ppage, on);
@@ -101,6 +103,26 @@ static void tlb_mark_code(struct cpu *c, uint64_t ppage, bool on)
     /* victim entries are re-derived when they are swapped back in */
 }
 
+/* The page gained its first decoded code, or lost its last. */
+static void code_page_edge(struct cpu *c, uint64_t ppage, bool on)
+{
+    tlb_mark_code(c, ppage, on);
+    if (c->ops.code_page)
+        c->ops.code_page(c->ops.ctx, ppage, on);
+}
+
+void cpu_foreign_code(struct cpu *c, uint64_t page, bool on)
+{
+    struct code_page *cp = phys_code_page(c, page);
+    if (!cp)
+        return;
+    bool mine = atomic_load_explicit(&cp->map, memory_order_relaxed) != 0;
+    if (on && cp->foreign++ == 0 && !mine)
+        tlb_mark_code(c, page, true);
+    if (!on && cp->foreign && --cp->foreign == 0 && !mine)
+        tlb_mark_code(c, page, false);
+}
+
 static void page_add_block(struct cpu *c, struct code_page *cp, uint64_t ppage, struct block *b,
                            int slot)
 {
@@ -110,7 +132,7 @@ static void page_add_block(struct cpu *c, struct code_page *cp, uint64_t ppage, 
     block_range(b, ppage, &lo, &hi);
     uint32_t old = atomic_fetch_or(&cp->map, chunk_mask(lo, hi));
     if (!old)
-        tlb_mark_code(c, ppage, true);
+        code_page_edge(c, ppage, true);
 }
 
 
@@ -170,9 +192,9 @@ static void page_recompute(struct cpu *c, struct code_page *cp, uint64_t ppage)
         if (block_range(b, ppage, &lo, &hi))
             map |= chunk_mask(lo, hi);
     }
-    atomic_store(&cp->map, map);
-    if (!map)
-        tlb_mark_code(c, ppage, false);
+    uint32_t old = atomic_exchange(&cp->map, map);
+    if (!map && old)
+        code_page_edge(c, ppage, false);
 }
 
 void smc_write(struct cpu *c, const struct insn *i, uint64_t pa, unsigned len)
@@ -181,6 +203,8 @@ void smc_write(struct cpu *c, const struct insn *i, uint64_t pa, unsigned len)
     struct code_page *cp = phys_code_page(c, pa);
     if (!cp || !len)
         return;
+    if (cp->foreign && c->ops.code_written)
+        c->ops.code_written(c->ops.ctx, pa, len);
     unsigned lo = (unsigned)(pa & 0xfff), hi = lo + len > 4096 ? 4096 : lo + len;
     uint32_t m = chunk_mask(lo, hi);
     if (!(atomic_load_explicit(&cp->map, memory_order_relaxed) & m))
@@ -216,9 +240,16 @@ void block_flush_all(struct cpu *c)
         for (size_t p = 0; p < pages; p++) {
             if (r->pages[p].blocks || atomic_load_explicit(&r->pages[p].map, memory_order_relaxed)) {
                 r->pages[p].blocks = NULL;
-                atomic_store(&r->pages[p].map, 0);
+                if (atomic_exchange(&r->pages[p].map, 0) && c->ops.code_page)
+                    c->ops.code_page(c->ops.ctx, r->gpa + ((uint64_t)p << 12), false);
             }
         }
+    }
+    if (c->ops.code_page) { /* other vCPUs' code keeps some pages marked */
+        tlb_flush_all(c, true);
+        jit_reset(c);
+        c->stats.cache_flushes++;
+        return;
     }
     for (unsigned m = 0; m < MMU_MODES; m++) {
         for (unsigned k = 0; k < TLB_SIZE; k++)
@@ -305,7 +336,7 @@ static void mark_code(struct cpu *c, struct code_page *cp, uint64_t ppage, unsig
     uint32_t old = atomic_fetch_or(&cp->map, chunk_mask(lo, hi));
     atomic_thread_fence(memory_order_seq_cst);
     if (!old)
-        tlb_mark_code(c, ppage, true);
+        code_page_edge(c, ppage, true);
 }
 
 static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
@@ -434,7 +465,7 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
         uint32_t m2 = map2_before | chunk_mask(lo, hi);
         atomic_store(&cp2->map, m2);
         if (!m2)
-            tlb_mark_code(c, p2page, false);
+            code_page_edge(c, p2page, false);
     }
     if (!b->mode)
         jit_block(c, b); /* the translator knows 64-bit code only */

@@ -2,7 +2,8 @@
  * itself, for hosts without hardware virtualization.
  *
  * Scope: 64-bit long mode as the Linux boot protocol leaves it (paging on,
- * CS.L=1), one vCPU per struct cpu. Guest code is decoded once into
+ * CS.L=1), and short stretches of flat 32-bit code; one vCPU per struct
+ * cpu (several take turns through the pause/code_page/code_written hooks). Guest code is decoded once into
  * predecoded records grouped in blocks keyed by guest-physical address;
  * handlers tail-call the next record; flags are lazy; each vCPU has a soft
  * TLB. x87/MMX/SSE instructions run on the host's own instructions with the
@@ -25,8 +26,9 @@
  * BMI. CPUID leaf 0x40000010 EAX gives the TSC frequency in kHz.
  *
  * Not implemented (the engine stops with CPU_EXIT_ERROR rather than run it
- * wrongly): compatibility mode (a transfer to a CS with L=0), far transfers
- * through call gates/TSS, leaving long mode. Debug registers are stored but
+ * wrongly): 32-bit code beyond its integer, control-register and far-jump
+ * subset (decode32_supported), segments with a base in it, exceptions
+ * outside long mode, real mode; far transfers through call gates/TSS. Debug registers are stored but
  * the guest's breakpoints do not fire; single-step (RFLAGS.TF) works. A
  * debugger's breakpoints and steps do (cpu_set_debug).
  */
@@ -68,6 +70,17 @@ struct cpu_ops {
     uint64_t (*clock_ns)(void *ctx);
     /* Optional: diagnostics (one line, no newline). */
     void (*debug)(void *ctx, const char *msg);
+    /* Optional, for vCPUs that take turns on the host (at most one inside
+     * cpu_run at a time): PAUSE ran; true ends cpu_run (CPU_EXIT_INTERRUPTED)
+     * so that another vCPU, the one a spin-wait waits for, can run. */
+    bool (*pause)(void *ctx);
+    /* Optional, ditto: a guest-physical page gained ('on') or lost this
+     * vCPU's decoded code; the VMM passes it to the other vCPUs with
+     * cpu_foreign_code(), and their writes to the page then reach ... */
+    void (*code_page)(void *ctx, uint64_t page, bool on);
+    /* ... this: the vCPU wrote [gpa, gpa+len) on a page holding another
+     * vCPU's decoded code (the VMM calls cpu_notify_write() on the others). */
+    void (*code_written)(void *ctx, uint64_t gpa, uint64_t len);
 };
 
 #define CPU_TSC_HZ 2000000000ull /* advertised in CPUID 0x40000010 too */
@@ -141,6 +154,11 @@ void cpu_signal(struct cpu *cpu, unsigned bits);
  * Cheap when the range holds no decoded code; otherwise the blocks there
  * are invalidated before the vCPU executes its next block. */
 void cpu_notify_write(struct cpu *cpu, uint64_t gpa, uint64_t len);
+
+/* Another vCPU's decoded code appeared on ('on') or left the guest-physical
+ * page 'page': this vCPU's writes there go through ops.code_written. Only
+ * while this vCPU is not inside cpu_run (vCPUs taking turns). */
+void cpu_foreign_code(struct cpu *cpu, uint64_t page, bool on);
 
 /* Stop cpu_run with CPU_EXIT_INTERRUPTED once 'count' more instructions
  * have retired (checked at block ends, so it may overshoot by < 64).

@@ -196,6 +196,7 @@ struct block {
 struct code_page {        /* per guest-physical RAM page */
     _Atomic uint32_t map; /* one bit per 128-byte chunk holding decoded code */
     uint8_t nalias;       /* TLB entries that may map this page; > CP_ALIASES: unknown */
+    uint8_t foreign;      /* other vCPUs with decoded code here (cpu_foreign_code) */
     uint16_t alias[CP_ALIASES]; /* mode << 12 | TLB index */
     struct block *blocks;
 };

@@ -179,7 +179,7 @@ static bool pte_set(struct cpu *c, uint64_t pa, uint64_t old, uint64_t bits)
     if (ok) {
         gm_mark_dirty(c->mem, pa, 8); /* A/D updates count as the CPU's writes */
         struct code_page *cp = phys_code_page(c, pa);
-        if (cp && atomic_load_explicit(&cp->map, memory_order_relaxed))
+        if (cp && (atomic_load_explicit(&cp->map, memory_order_relaxed) || cp->foreign))
             smc_write(c, NULL, pa, 8);
     }
     return ok;
@@ -342,7 +342,7 @@ static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const st
     if (host) {
         struct code_page *cp = phys_code_page(c, x->pa);
         if (cp) {
-            if (atomic_load_explicit(&cp->map, memory_order_relaxed))
+            if (atomic_load_explicit(&cp->map, memory_order_relaxed) || cp->foreign)
                 wflags |= TLBF_CODE;
             tlb_note_alias(c, cp, x->pa, (uint16_t)(m << 12 | k));
         }

@@ -1185,6 +1185,8 @@ static HANDLER(fence)
 static HANDLER(pause)
 {
     __builtin_ia32_pause();
+    if (c->ops.pause && c->ops.pause(c->ops.ctx))
+        atomic_fetch_or(&c->events, CPU_EVENT_KICK); /* a spin-wait: give way */
     NEXT;
 }
 

@@ -339,6 +339,8 @@ static int vm_load_guest(struct vm *vm)
 {
     struct acpi_config acpi = {.nr_vcpus = vm->cfg->nr_vcpus, .ioapic_id = 0,
                                .devices = vm->board.acpi, .nr_devices = vm->board.nr_acpi};
+    if ((vm->accel->caps & ACCEL_CAP_MP_MAILBOX) && vm->cfg->nr_vcpus > 1)
+        acpi.mp_wakeup_mailbox = LAYOUT_AP_MAILBOX;
     uint8_t *area = gm_ptr(&vm->mem, LAYOUT_ACPI, LAYOUT_ACPI_SIZE);
     int ret = area ? acpi_build(&acpi, area, LAYOUT_ACPI_SIZE, LAYOUT_ACPI)
                    : err_set(-EFAULT, "no guest memory for ACPI tables");

@@ -265,9 +265,6 @@ static int vmm_check_accel(struct vmm *vmm, bool restoring, enum vmm_fault *faul
         *fault = VMM_FAULT_HOST;
         return -ENODEV;
     }
-    if (cfg->accel == ACCEL_SOFT && cfg->nr_vcpus > 1)
-        return err_set(-EINVAL, "ember's CPU engine runs one vCPU for now; --cpus %u needs "
-                                "hardware KVM (--accel kvm)", cfg->nr_vcpus);
     if (cfg->accel == ACCEL_SOFT && !restoring &&
         vmm->files.layout.kernel.entry != ENTRY_LINUX64)
         return err_set(-EINVAL, "kernel %s: ember's CPU engine enters kernels at their 64-bit "

@@ -498,7 +498,8 @@ class SoftHost(DirectHost):
         os.environ["EMBER_ASAN"] = self._wrap("ember-asan",
                                               os.path.join(self.build, "asan", "ember"))
         os.environ["EMBER_SOFT"] = "1"
-        os.environ["EMBER_VCPUS"] = "1"  # the engine runs one vCPU
+        # vCPUs for the tests that want several (they take turns on the engine)
+        os.environ["EMBER_VCPUS"] = os.environ.get("EMBER_SOFT_VCPUS", "2")
 
     @staticmethod
     def command(script):

@@ -772,8 +772,8 @@ def api_lifecycle():
         expect(vcpu_total > 0, f"vcpu exits (device accesses on the engine): {m['vcpu']}")
         first = metrics[0]
         if on_engine():  # the engine's own counters, per vCPU
-            expect(len(first["ember"]["vcpus"]) == 1 and
-                   first["ember"]["vcpus"][0]["instructions"] > 0,
+            expect(len(first["ember"]["vcpus"]) == test_vcpus() and
+                   all(v["instructions"] > 0 for v in first["ember"]["vcpus"]),
                    f"the engine's vCPU counters: {first['ember']['vcpus']}")
         else:
             expect(len(first["ember"]["vcpus"]) == 2, f"per-vCPU totals: {first['ember']['vcpus']}")

@@ -13,8 +13,8 @@ from framework import TestSkipped, expect, expect_ember_rc, expect_no_output, ex
     guest_test, job
 
 
-@guest_test("a full Debian 12 system boots from its disk (its own kernel and initrd, systemd, "
-            "udev, networkd with DHCP over user-mode networking): systemd reports 'running' "
+@guest_test("a full Debian 12 system boots from its disk on 2 vCPUs (its own kernel and initrd, "
+            "systemd, udev, networkd with DHCP over user-mode networking): systemd reports 'running' "
             "with no failed unit, powers off, and the disk checks clean", kernel="debian")
 def debian_system(ctx):
     distro = os.path.join(ctx.build, "distro")
@@ -26,11 +26,12 @@ def debian_system(ctx):
     script = (
         # A copy: the boot writes to its root file system.
         f"cp --sparse=always {shlex.quote(image)} root.img\n"
-        f'"$EMBER" run --kernel {kernel} --initrd {initrd} --disk path=root.img --net user '
+        f'"$EMBER" run --cpus 2 --kernel {kernel} --initrd {initrd} --disk path=root.img --net user '
         "--mem 1G --cmdline 'console=ttyS0 root=/dev/vda rw panic=1' < /dev/null > vm.txt 2>&1\n"
         'echo "ember rc=$?"\n'
         "grep -a 'EMBER-' vm.txt | sed 's/^.*\\] sh\\[[0-9]*\\]: //'\n"
         "grep -a -c 'Reached target.*Multi-User System' vm.txt | sed 's/^/multi-user /'\n"
+        "grep -a -o 'Brought up 1 node, [0-9]* CPUs' vm.txt\n"
         "e2fsck -fn root.img > fsck.txt 2>&1; echo \"fsck rc=$?\"\n"
         "grep -a -i 'kernel panic\\|engine error\\|Call Trace' vm.txt | head -5 | "
         "sed 's/^/trouble /'\n")
@@ -47,4 +48,5 @@ def debian_system(ctx):
         expect_output(j, r"^fsck rc=0$", "the disk clean after the power-off")
         expect_no_output(j, r"^trouble .*", "a panic, an engine error or a kernel trace")
         expect("EMBER-CHECK uptime" in j.output, "the check unit did not finish")
+        expect_output(j, r"^Brought up 1 node, 2 CPUs$", "both vCPUs brought up")
     return job("debian-system", script, timeout=300), check

@@ -20,6 +20,7 @@
 #define MADT_IOAPIC 1
 #define MADT_SOURCE_OVERRIDE 2
 #define MADT_LAPIC_NMI 4
+#define MADT_MP_WAKEUP 0x10
 #define MPS_INTI_LEVEL_HIGH 0x000d /* level-triggered, active high */
 
 #define GAS_SYSTEM_IO 1
@@ -251,7 +252,8 @@ static int build_fadt(struct acpi_writer *w, uint64_t dsdt, uint64_t facs, uint6
 
 static int build_madt(struct acpi_writer *w, const struct acpi_config *cfg, uint64_t *gpa)
 {
-    size_t len = ACPI_HEADER_SIZE + 8 + cfg->nr_vcpus * 8 + 12 + 2 * 10 + 6;
+    size_t len = ACPI_HEADER_SIZE + 8 + cfg->nr_vcpus * 8 + 12 + 2 * 10 + 6 +
+                 (cfg->mp_wakeup_mailbox ? 16 : 0);
     uint8_t *t = acpi_alloc(w, len, 16, gpa);
     if (!t)
         return err_set(-ENOSPC, "ACPI tables do not fit");
@@ -290,6 +292,15 @@ static int build_madt(struct acpi_writer *w, const struct acpi_config *cfg, uint
     e[2] = 0xff; /* all processors */
     le16_store(e + 3, 0);
     e[5] = 1; /* LINT1 */
+    e += 6;
+    if (cfg->mp_wakeup_mailbox) {
+        /* ACPI 6.4 5.2.12.19: APs wait for the OS's wakeup command there */
+        e[0] = MADT_MP_WAKEUP;
+        e[1] = 16;
+        le16_store(e + 2, 0); /* mailbox version */
+        le32_store(e + 4, 0);
+        le64_store(e + 8, cfg->mp_wakeup_mailbox);
+    }
     acpi_finish(t, len);
     return 0;
 }

@@ -41,6 +41,9 @@ struct acpi_config {
     uint8_t ioapic_id;
     const struct acpi_device *devices; /* in the order the DSDT lists them */
     unsigned nr_devices;
+    /* Non-zero: the multiprocessor wakeup mailbox's address, listed in the
+     * MADT (the APs start through it instead of INIT/SIPI). */
+    uint64_t mp_wakeup_mailbox;
 };
 
 /* Build all tables into 'area' (guest-physical address 'area_gpa'); the RSDP

@@ -48,6 +48,13 @@ int boot_write_pvh_info(const struct boot_layout *layout, const struct guest_mem
  * page tables into guest memory. */
 int cpu_boot_long_mode(const struct guest_mem *gm, uint64_t entry, uint64_t rsi,
                        struct x86_regs *regs, struct x86_sregs *sregs) EMBER_MUST_CHECK;
+/* An AP woken through the ACPI multiprocessor wakeup mailbox, as the spec's
+ * firmware leaves it: 64-bit mode at 'vector', interrupts off, flat
+ * segments, paging on an identity map of the first 512 GiB (1 GiB pages,
+ * written at LAYOUT_AP_PML4/PDPT in the reserved BIOS area); no GDT or IDT
+ * (the OS's code loads its own first). */
+int cpu_boot_ap_long_mode(const struct guest_mem *gm, uint64_t vector, struct x86_regs *regs,
+                          struct x86_sregs *sregs) EMBER_MUST_CHECK;
 int cpu_boot_protected_mode(const struct guest_mem *gm, uint64_t entry, uint64_t rbx,
                             uint64_t rsi, struct x86_regs *regs, struct x86_sregs *sregs)
     EMBER_MUST_CHECK;

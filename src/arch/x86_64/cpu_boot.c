@@ -88,6 +88,30 @@ static int write_identity_page_tables(const struct guest_mem *gm)
     return ret ? err_set(-EFAULT, "boot page tables do not fit in guest memory") : 0;
 }
 
+int cpu_boot_ap_long_mode(const struct guest_mem *gm, uint64_t vector, struct x86_regs *regs,
+                          struct x86_sregs *sregs)
+{
+    int ret = gm_write_u64(gm, LAYOUT_AP_PML4, LAYOUT_AP_PDPT | PTE_PRESENT | PTE_WRITE);
+    for (uint64_t gib = 0; !ret && gib < 512; gib++)
+        ret = gm_write_u64(gm, LAYOUT_AP_PDPT + gib * 8,
+                           GiB(gib) | PTE_PRESENT | PTE_WRITE | PTE_LARGE);
+    if (ret)
+        return err_set(-EFAULT, "the APs' page tables do not fit in guest memory");
+    struct x86_segment data = segment_from(DESC_DATA, SEL_DATA, 0xfffff);
+    *sregs = (struct x86_sregs){
+        .cs = segment_from(DESC_CODE64, SEL_CODE64, 0xfffff),
+        .ds = data, .es = data, .fs = data, .gs = data, .ss = data,
+        .tr = segment_from(DESC_TSS, SEL_TSS, 0x67),
+        .ldt = (struct x86_segment){.type = 2, .present = true, .limit = 0xffff},
+        .cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_PG,
+        .cr3 = LAYOUT_AP_PML4,
+        .cr4 = CR4_PAE,
+        .efer = EFER_LME | EFER_LMA,
+    };
+    *regs = (struct x86_regs){.rip = vector, .rflags = 0x2};
+    return 0;
+}
+
 int cpu_boot_long_mode(const struct guest_mem *gm, uint64_t entry, uint64_t rsi,
                        struct x86_regs *regs, struct x86_sregs *sregs)
 {

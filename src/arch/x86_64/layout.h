@@ -18,7 +18,13 @@
 #define LAYOUT_EBDA 0x9fc00ull        /* RAM ends here in the low 640 KiB */
 #define LAYOUT_LOW_RAM_END 0xa0000ull /* start of the VGA hole */
 #define LAYOUT_ACPI 0xe0000ull        /* RSDP and tables, in the BIOS area */
-#define LAYOUT_ACPI_SIZE 0x20000ull
+#define LAYOUT_ACPI_SIZE 0x1d000ull
+/* The rest of the BIOS area (reserved in the e820 map): the multiprocessor
+ * wakeup mailbox, and the identity map (1 GiB pages, the first 512 GiB)
+ * the APs start with when they wake through it. */
+#define LAYOUT_AP_MAILBOX 0xfd000ull
+#define LAYOUT_AP_PML4 0xfe000ull
+#define LAYOUT_AP_PDPT 0xff000ull
 #define LAYOUT_HIGH_RAM 0x100000ull   /* 1 MiB */
 #define LAYOUT_KERNEL_32BIT_LOAD 0x100000ull
 

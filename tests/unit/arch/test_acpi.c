@@ -46,12 +46,17 @@ static const struct acpi_device devices[] = {
      .mem = {{0xc0002000, 0x1000}}, .nr_mem = 1, .irq = 17, .irq_gsi = true},
 };
 
-static void build(unsigned cpus)
+static void build_with(unsigned cpus, uint64_t mailbox)
 {
     memset(area, 0xcc, sizeof(area));
     struct acpi_config cfg = {.nr_vcpus = cpus, .devices = devices,
-                              .nr_devices = ARRAY_SIZE(devices)};
+                              .nr_devices = ARRAY_SIZE(devices), .mp_wakeup_mailbox = mailbox};
     assert_int_equal(acpi_build(&cfg, area, sizeof(area), AREA_GPA), 0);
+}
+
+static void build(unsigned cpus)
+{
+    build_with(cpus, 0);
 }
 
 static const uint8_t *find_in_xsdt(const char *sig)
@@ -109,8 +114,11 @@ static void test_fadt(void **state)
 static void test_madt(void **state)
 {
     (void)state;
-    for (unsigned cpus = 1; cpus <= 8; cpus += 7) {
-        build(cpus);
+    for (unsigned k = 0; k < 4; k++) {
+        unsigned cpus = k & 1 ? 8 : 1;
+        uint64_t mailbox = k & 2 ? LAYOUT_AP_MAILBOX : 0;
+        build_with(cpus, mailbox);
+        unsigned wakeups = 0;
         const uint8_t *madt = find_in_xsdt("APIC");
         uint32_t len = le32_load(madt + 4);
         assert_true(le32_load(madt + 36) == LAYOUT_LAPIC);
@@ -138,6 +146,12 @@ static void test_madt(void **state)
                 assert_int_equal(e[5], 1); /* LINT1 */
                 nmis++;
                 break;
+            case 0x10: /* multiprocessor wakeup: version 0, the mailbox */
+                assert_int_equal(e[1], 16);
+                assert_int_equal(le16_load(e + 2), 0);
+                assert_true(le64_load(e + 8) == mailbox);
+                wakeups++;
+                break;
             default:
                 fail_msg("unexpected MADT entry %u", e[0]);
             }
@@ -147,6 +161,7 @@ static void test_madt(void **state)
         assert_int_equal(ioapics, 1);
         assert_int_equal(overrides, 2);
         assert_int_equal(nmis, 1);
+        assert_int_equal(wakeups, mailbox ? 1 : 0);
     }
     struct acpi_config bad = {.nr_vcpus = 0};
     assert_int_equal(acpi_build(&bad, area, sizeof(area), AREA_GPA), -EINVAL);
