@@ -84,7 +84,8 @@ static int soft_vm_create(const struct accel_vm_params *params, struct accel_vm 
     vm->mem = params->mem;
     vm->nr_vcpus = params->nr_vcpus;
     soft_smp_vm_init(vm);
-    atomic_init(&vm->clock_offset, soft_host_ns());
+    vm->tsc_epoch_ns = soft_host_ns();
+    atomic_init(&vm->clock_offset, vm->tsc_epoch_ns);
     pthread_rwlock_init(&vm->ioeventfd_lock, NULL);
     int ret = soft_irq_vm_init(vm);
     if (ret) {
@@ -282,7 +283,7 @@ static int soft_vcpu_create(struct accel_vm *avm, unsigned index, struct accel_v
         return err_set(-ENOMEM, "out of memory");
     v->vm = vm;
     v->index = index;
-    atomic_init(&v->tsc_base_ns, soft_host_ns());
+    atomic_init(&v->tsc_base_ns, vm->tsc_epoch_ns);
     atomic_init(&v->started, index == 0); /* the APs wait for the mailbox */
     pthread_mutex_init(&v->halt_lock, NULL);
     pthread_cond_init(&v->halt_cond, NULL);

@@ -70,6 +70,9 @@ struct soft_vm {
     struct lapic *lapics[SOFT_MAX_VCPUS];
     unsigned nr_created;
 
+    /* Every vCPU's TSC starts from this host time: their TSCs agree, as
+     * Linux checks when it brings the APs up (a warp marks them unstable). */
+    uint64_t tsc_epoch_ns;
     /* The guest clock: host CLOCK_MONOTONIC ns minus clock_offset. */
     _Atomic uint64_t clock_offset;
     struct vclock clock;

@@ -9,7 +9,8 @@ vCPUs."""
 import os
 import re
 
-from framework import expect, expect_ember_rc, expect_output, guest_cmdline, guest_test, job
+from framework import (expect, expect_ember_rc, expect_output, guest_cmdline, guest_test, job,
+                       on_engine)
 from overlay import build_initrd_with
 
 CHECKS = ["atomics", "xmodify", "shootdown"]
@@ -28,6 +29,7 @@ def initrd_with_smpstress(ctx):
             "and each takes timer interrupts", backend="both")
 def smp_stress(ctx):
     guest = ('echo "cpus $(nproc)"; smpstress 50000; echo "stress rc=$?"; '
+             'echo "tsc-unstable $(dmesg | grep -c -i \'tsc.*unstable\')"; '
              "awk '/LOC:/ {n=0; for (i=2; i<=NF && $i ~ /^[0-9]+$/; i++) if ($i > 0) n++; "
              "print \"cpus-ticking \" n}' /proc/interrupts")
     script = ""
@@ -36,7 +38,7 @@ def smp_stress(ctx):
                    f'"$EMBER" run --cpus {n} --initrd "$DATA/initrd.cpio" '
                    f"--cmdline '{guest_cmdline(guest)}' < /dev/null > vm{n}.txt 2>&1; "
                    'echo "ember rc=$?"\n'
-                   f"grep -E '^(cpus|smpstress|stress rc|cpus-ticking)' vm{n}.txt\n")
+                   f"grep -E '^(cpus|smpstress|stress rc|cpus-ticking|tsc-unstable)' vm{n}.txt\n")
 
     def check(j):
         for n, text in re.findall(r"^=== (\d)\n(.*?)(?=^=== |\Z)", j.output, re.M | re.S):
@@ -47,6 +49,9 @@ def smp_stress(ctx):
             expect("stress rc=0\n" in text, f"{n} vCPUs: smpstress failed:\n{text}")
             expect(f"cpus-ticking {n}\n" in text,
                    f"{n} vCPUs: every CPU takes local timer interrupts:\n{text}")
+            if on_engine():  # one TSC for all vCPUs (under KVM, L1's TSC is not ember's)
+                expect("tsc-unstable 0\n" in text,
+                       f"{n} vCPUs: the guest found the vCPUs' TSCs apart:\n{text}")
         expect(len(re.findall(r"^=== ", j.output, re.M)) == 2, "both runs")
         expect_ember_rc(j, 0)
         expect_output(j, r"^smpstress: 3 CPUs$", "three CPUs in the second run")
