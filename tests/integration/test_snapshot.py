@@ -33,7 +33,8 @@ BB=busybox
 T="timeout -s KILL 90"
 
 wait_for() { i=0; until grep -q "$1" "$2" 2>/dev/null; do
-    i=$((i+1)); [ $i -gt 1200 ] && { echo "timed out waiting for $1 in $2"; return 1; }
+    i=$((i+1)); [ $i -gt 1200 ] && { echo "timed out waiting for $1 in $2; its end:";
+        tail -15 "$2" | sed 's/^/  > /'; return 1; }
     $BB usleep 100000; done; }
 api() { curl -s -S --max-time 60 --unix-socket "$SOCK" -w ' [%{http_code}]\n' "$@"; }
 wait_socket() { i=0; until api http://x/ >/dev/null 2>&1; do
@@ -92,7 +93,7 @@ def expect_resumed(text, label, last):
                                               f"{not_counts(text)}")
     expect("ember-guest: init started" not in text,
            f"{label}: the guest booted again instead of continuing")
-    got = counts(text)
+    got = counts(text, resumed=True)
     expect(got and last <= got[0][0] <= last + 1,
            f"{label}: counting resumed at {got[0][0] if got else None}, the "
            f"snapshot was taken after {last}")
@@ -101,8 +102,18 @@ def expect_resumed(text, label, last):
     return got
 
 
-def counts(out):
-    return [(int(n), float(u)) for n, u in re.findall(r"^count (\d+) ([\d.]+)$", out, re.M)]
+def counts(out, resumed=False):
+    """The 'count N UPTIME' lines. 'resumed': 'out' is a restored VM's, whose
+    first line may be the end of one the guest had begun before the snapshot
+    (the start went to the first VMM's output)."""
+    got = [(int(n), float(u)) for n, u in re.findall(r"^count (\d+) ([\d.]+)$", out, re.M)]
+    for line in out.splitlines() if resumed else []:
+        if line.startswith("count "):
+            break
+        m = re.fullmatch(r"(?:ount|unt|nt|t)? ?(\d+) ([\d.]+)", line)
+        if m:
+            return [(int(m.group(1)), float(m.group(2)))] + got
+    return got
 
 
 def not_counts(text):
@@ -272,7 +283,7 @@ def snapshot_diff(ctx):
         text = section(out, "restore")
         expect(re.search(r"^rc 0$", text, re.M), f"restore: ember did not exit 0:\n"
                                                   f"{not_counts(text)}")
-        got = counts(text)
+        got = counts(text, resumed=True)
         last = before[-1][0]
         expect(got and last <= got[0][0] <= last + 1,
                f"counting resumed at {got[0][0] if got else None}, the Diff was taken after "
