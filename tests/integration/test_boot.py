@@ -118,6 +118,7 @@ def triple_fault():
     # reboot=t makes Linux reboot by triple-faulting on purpose.
     j = job("triple-fault", ember_run(cmdline=guest_cmdline(
         "reboot -f", base="console=ttyS0 reboot=t panic=1 quiet")))
+    j.triple_fault_expected = True
 
     def check(j):
         expect_ember_rc(j, 4)

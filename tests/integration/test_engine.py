@@ -47,6 +47,7 @@ def hostile_on_kvm(ctx):
     j = job("hostile-kvm", '"$EMBER" run --accel kvm --kernel "$DATA/hostile64" --mem 64M; '
                            'echo "ember rc=$?"',
             files={"hostile64": os.path.join(ctx.build, "tools", "hostile64")})
+    j.triple_fault_expected = True
 
     def check(j):
         expect_ember_rc(j, 4)
