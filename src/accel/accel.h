@@ -101,6 +101,9 @@ struct accel_debug {
  * (no INIT/SIPI): the MADT must list it when there are several vCPUs */
 #define ACCEL_CAP_MP_MAILBOX 4u
 
+/* The most vCPUs ember's CPU engine runs (they take turns). */
+#define ACCEL_SOFT_MAX_VCPUS 32
+
 /* A named running total a backend reports (state dump, metrics). */
 struct accel_counter {
     const char *name;

@@ -19,7 +19,8 @@
 #include "irqchip/lapic.h"
 #include "irqchip/pic.h"
 
-#define SOFT_MAX_VCPUS 32
+#define SOFT_MAX_VCPUS ACCEL_SOFT_MAX_VCPUS
+_Static_assert(SOFT_MAX_TIMERS >= SOFT_MAX_VCPUS + 2, "a timer per local APIC, the PIT's, the IOAPIC's");
 /* Several vCPUs take turns on the engine (one inside cpu_run at a time);
  * a turn ends at HLT, at an exit, at a spin-wait's PAUSE while another vCPU
  * waits, or after this many instructions. */

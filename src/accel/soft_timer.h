@@ -13,7 +13,7 @@
 #include "devices/vclock.h"
 #include "util/err.h"
 
-#define SOFT_MAX_TIMERS 8
+#define SOFT_MAX_TIMERS 40
 
 struct soft_timers;
 

@@ -265,6 +265,9 @@ static int vmm_check_accel(struct vmm *vmm, bool restoring, enum vmm_fault *faul
         *fault = VMM_FAULT_HOST;
         return -ENODEV;
     }
+    if (cfg->accel == ACCEL_SOFT && cfg->nr_vcpus > ACCEL_SOFT_MAX_VCPUS)
+        return err_set(-EINVAL, "ember's CPU engine runs at most %d vCPUs; --cpus %u needs "
+                                "hardware KVM (--accel kvm)", ACCEL_SOFT_MAX_VCPUS, cfg->nr_vcpus);
     if (cfg->accel == ACCEL_SOFT && !restoring &&
         vmm->files.layout.kernel.entry != ENTRY_LINUX64)
         return err_set(-EINVAL, "kernel %s: ember's CPU engine enters kernels at their 64-bit "

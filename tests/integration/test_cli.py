@@ -67,6 +67,8 @@ def bad_values(ctx):
         expect_setup_error(ctx, ["run", "--mem", v], r"--mem: expected a size")
     expect_setup_error(ctx, ["run", "--mem", "8M"], r"--mem: 8M is outside")
     expect_setup_error(ctx, ["run", "--mem", "100000K"], r"not a whole number of MiB")
+    expect_setup_error(ctx, ["run", "--accel", "soft", "--cpus", "33", "--kernel", kernel(ctx)],
+                       r"CPU engine runs at most 32 vCPUs; --cpus 33 needs hardware KVM")
 
 
 @host_test("kernel: missing, directory, empty")
