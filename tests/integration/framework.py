@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "harness"))
 from nested import Job  # noqa: E402
+from overlay import build_initrd_with  # noqa: E402
 
 DEFAULT_CMDLINE = "console=ttyS0 reboot=k panic=1 quiet"
 
@@ -143,6 +144,15 @@ def ember_run(args="", guest_cmd=None, cmdline=None, stdin=None):
     if stdin is not None:
         line = f"printf %s {shlex.quote(stdin)} | {line}"
     return f'{line}; echo "ember rc=$?"'
+
+
+def initrd_with_tool(ctx, name):
+    """The guest's initramfs with build/tools/NAME as /usr/bin/NAME (built once)."""
+    out = os.path.join(ctx.prep_dir, f"initrd-{name}.cpio")
+    if not os.path.exists(out):
+        build_initrd_with({f"/usr/bin/{name}": os.path.join(ctx.build, "tools", name)},
+                          os.path.join(ctx.guest_dir, "initramfs.cpio"), out)
+    return out
 
 
 def job(name, script, timeout=90, files=None):

@@ -10,18 +10,9 @@ import os
 import re
 
 from framework import (expect, expect_ember_rc, expect_output, guest_cmdline, guest_test, job,
-                       on_engine)
-from overlay import build_initrd_with
+                       initrd_with_tool, on_engine)
 
 CHECKS = ["atomics", "xmodify", "shootdown"]
-
-
-def initrd_with_smpstress(ctx):
-    out = os.path.join(ctx.prep_dir, "initrd-smpstress.cpio")
-    if not os.path.exists(out):
-        build_initrd_with({"/usr/bin/smpstress": os.path.join(ctx.build, "tools", "smpstress")},
-                          os.path.join(ctx.guest_dir, "initramfs.cpio"), out)
-    return out
 
 
 @guest_test("SMP: smpstress on 2 and 3 vCPUs (exact atomics across CPUs, cross-modifying code "
@@ -56,4 +47,4 @@ def smp_stress(ctx):
         expect_ember_rc(j, 0)
         expect_output(j, r"^smpstress: 3 CPUs$", "three CPUs in the second run")
     return job("smp-stress", script, timeout=400,
-               files={"initrd.cpio": initrd_with_smpstress(ctx)}), check
+               files={"initrd.cpio": initrd_with_tool(ctx, "smpstress")}), check

@@ -6,14 +6,10 @@ and tests/tools/fsexercise checks POSIX semantics from the guest on a
 read-write share and a read-only one."""
 import os
 import re
-import sys
 
-from framework import expect, expect_output, expect_no_output, guest_test, guest_cmdline, job
+from framework import (expect, expect_output, expect_no_output, guest_test, guest_cmdline,
+                       initrd_with_tool, job)
 from test_balloon import API_HELPERS
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "harness"))
-from overlay import build_initrd_with  # noqa: E402
 
 MANY = 3000
 GUEST_MANY = r'''
@@ -131,14 +127,6 @@ fsexercise --ro /mnt/ro; echo "ro rc=$?"
 '''
 
 
-def initrd_with_fsexercise(ctx):
-    out = os.path.join(ctx.prep_dir, "initrd-fsexercise.cpio")
-    if not os.path.exists(out):
-        build_initrd_with({"/usr/bin/fsexercise": os.path.join(ctx.build, "tools", "fsexercise")},
-                          os.path.join(ctx.guest_dir, "initramfs.cpio"), out)
-    return out
-
-
 @guest_test("virtio-fs: fsexercise in the guest (create/rename/links/unlinked open file/"
             "O_APPEND/truncate/fallocate/SEEK_DATA+HOLE/xattrs/ENOTEMPTY/10k entries/"
             "permissions/mmap/fsync/copy_file_range/256 MiB checksum) on a read-write share; "
@@ -164,4 +152,4 @@ def virtiofs_fsexercise(ctx):
         expect_output(j, r"^host-rw-left 0$", "fsexercise cleaned up after itself")
         expect_output(j, r"^host-ro keep.txt sub kept$", "the read-only share unchanged")
     return job("fsexercise", script, timeout=600,
-               files={"initrd.cpio": initrd_with_fsexercise(ctx)}), check
+               files={"initrd.cpio": initrd_with_tool(ctx, "fsexercise")}), check
