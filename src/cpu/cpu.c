@@ -412,7 +412,7 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
     memset(ex, 0, sizeof(*ex));
     c->exit = ex;
     c->stop = 0;
-    if (__builtin_setjmp(c->jb)) {
+    if (ENGINE_SETJMP(c->jb)) {
         c->cur_block = NULL;
         c->link_slot = NULL;
         if (c->stop) {

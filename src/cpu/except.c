@@ -21,7 +21,7 @@ void debugf(struct cpu *c, const char *fmt, ...)
 
 NORETURN static void unwind(struct cpu *c)
 {
-    __builtin_longjmp(c->jb, 1);
+    ENGINE_LONGJMP(c->jb);
 }
 
 void raise_exc(struct cpu *c, const struct insn *i, int vec, int err)

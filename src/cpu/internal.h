@@ -10,6 +10,22 @@
 #include "cpu/cpu.h"
 #include "util/util.h"
 
+/* A fault inside a handler unwinds to cpu_run. gcc's __builtin_setjmp is
+ * the cheap way: gcc reloads every value cpu_run keeps from its frame at
+ * the landing. clang's keeps values in callee-saved registers across it,
+ * which the handlers in between changed (seen in the fuzzer's clang build):
+ * there libc's _setjmp, which restores them. */
+#ifdef __clang__
+#include <setjmp.h>
+typedef jmp_buf engine_jmp_buf;
+#define ENGINE_SETJMP(b) _setjmp(b)
+#define ENGINE_LONGJMP(b) _longjmp(b, 1)
+#else
+typedef void *engine_jmp_buf[5];
+#define ENGINE_SETJMP(b) __builtin_setjmp(b)
+#define ENGINE_LONGJMP(b) __builtin_longjmp(b, 1)
+#endif
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define NOINLINE __attribute__((noinline))
@@ -138,8 +154,12 @@ enum {
 #define TLB_BITS 10
 #define TLB_SIZE (1u << TLB_BITS)
 /* The index folds in higher address bits, so that streams a multiple of
- * 4 MiB apart (a decompressor's input and output) do not collide. */
-#define TLB_INDEX(va) ((unsigned)(((va) >> 12) ^ ((va) >> 22)) & (TLB_SIZE - 1))
+ * 4 MiB apart (a decompressor's input and output) do not collide. It adds
+ * them: the fast paths find an access that crosses into the next page by
+ * its last byte's page missing the first page's slot, which holds only if
+ * consecutive pages never share a slot, and with an XOR pages 0x7ffff and
+ * 0x80000 did (the fuzzer's host write beside guest RAM). */
+#define TLB_INDEX(va) ((unsigned)(((va) >> 12) + ((va) >> 22)) & (TLB_SIZE - 1))
 #define TLB_INVALID (~0ull)
 #define VTLB_SIZE 8
 /* Low bits of a tag force the slow path. */
@@ -262,7 +282,7 @@ struct cpu {
     uint64_t exc_fault_rip;     /* INT n & co: the instruction, for faults */
     int delivering;             /* vector being delivered or -1 */
     int stop;                   /* exit reason set inside a handler, 0 none */
-    intptr_t jb[5];             /* __builtin_setjmp buffer */
+    engine_jmp_buf jb;          /* cpu_run's, for unwinding a fault */
     struct cpu_exit *exit;
 
     uint64_t insn_limit;        /* absolute icount at which to stop; 0 none */

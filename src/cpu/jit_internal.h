@@ -195,7 +195,7 @@ static inline void emit_tlb_entry(struct emit *e)
     shift_ri(e, 5, RCX, 12);
     op_rr(e, 3, 0x89, RAX, RDX);
     shift_ri(e, 5, RDX, 22);
-    op_rr(e, 2, 0x31, RDX, RCX);
+    op_rr(e, 2, 0x01, RDX, RCX);
     alu_ri(e, 2, 4, RCX, TLB_SIZE - 1);
     shift_ri(e, 4, RCX, 5);
     op_rm(e, 3, 0x03, RCX, RDI, CPU_OFF(tlb));

@@ -190,6 +190,7 @@ static void run_simple(const char *name)
 }
 
 static void test_paging(void **state) { (void)state; run_simple("sys_paging"); }
+static void test_page_crossing_slot(void **state) { (void)state; run_simple("sys_tlbcross"); }
 static void test_rings_iret_syscall(void **state) { (void)state; run_simple("sys_ring"); }
 static void test_double_fault(void **state) { (void)state; run_simple("sys_df"); }
 static void test_rep_fault_resume(void **state) { (void)state; run_simple("sys_rep"); }
@@ -459,6 +460,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paging),
+        cmocka_unit_test(test_page_crossing_slot),
         cmocka_unit_test(test_rings_iret_syscall),
         cmocka_unit_test(test_double_fault),
         cmocka_unit_test(test_triple_fault),

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Seed inputs for the libFuzzer targets whose inputs are binary layouts
 (fuzz_virtio_net, fuzz_virtio_pci, fuzz_loader, fuzz_virtio_pmem,
-fuzz_device_state): a few small, valid
+fuzz_device_state, fuzz_engine): a few small, valid
 inputs each, written into tests/fuzz/corpus/NAME. The layouts are the ones
 the targets' comments describe; run again after changing one.
 
-    tests/fuzz/make_seeds.py [virtio_net|virtio_pci|loader|virtio_pmem|device_state]...
+    tests/fuzz/make_seeds.py [virtio_net|virtio_pci|loader|virtio_pmem|device_state|engine]...
 """
 import os
 import struct
@@ -382,8 +382,34 @@ def seeds_device_state():
     write("device_state", files)
 
 
+# fuzz_engine: mode byte, interrupt vector, 16 registers, code (its comment)
+ENGINE_CODE = {  # assembled by hand from AT&T snippets, as bytes
+    "loop": "b96400000001086bd107ffc975f7f4",  # add/imul/dec/jnz loop
+    "string": "fcb940000000f3a4fdb908000000f348ab66ada6f4",  # rep movsb, std; rep stosq
+    "call": "e801000000f45359488d642408ff2424",  # call, push/pop, jmp *(%rsp)
+    "system": "0fa20f31e460e6800f320f20d80f22d80f013bccf4",  # cpuid rdtsc in out rdmsr cr3
+    "smc": "488d0503000000c60090cc488707f0480fb11f0f05f4",  # a store into the next insn
+    "fpu": "d9ebd9e8dec1f30f6f00660ffec8f2480f2ad0f20f5eca0f0b",  # x87, SSE, ud2
+    "iret": "8cd050549c8cc850488d05030000005048cf48f7f1f4",  # iretq to itself, div
+    # found by the fuzzer: a 4-byte store at -1 after a store to page 0, whose
+    # TLB slot page 0xfffffffffffff shared, went to the host byte before RAM
+    "regress-tlb-wrap": "48c7c7ffffffffc7042500000000" "00000000abf4",
+}
+
+
+def seeds_engine():
+    files = {}
+    regs = b"".join(struct.pack("<Q", 0x180000 + 0x40 * k) for k in range(16))
+    for name, code in ENGINE_CODE.items():
+        for mode, tag in ((0x00, "k"), (0x04, "kjit"), (0x09, "user"), (0x94, "diff"),
+                          (0x2e, "intr32")):
+            files[f"{name}-{tag}"] = bytes([mode, 0x40]) + regs + bytes.fromhex(code)
+    write("engine", files)
+
+
 TARGETS = {"loader": seeds_loader, "virtio_net": seeds_virtio_net, "virtio_pci": seeds_virtio_pci,
-           "virtio_pmem": seeds_virtio_pmem, "device_state": seeds_device_state}
+           "virtio_pmem": seeds_virtio_pmem, "device_state": seeds_device_state,
+           "engine": seeds_engine}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:

@@ -1,0 +1,331 @@
+/* libFuzzer target: a hostile instruction stream on ember's CPU engine.
+ *
+ * The input is a guest: a mode byte, an interrupt vector, sixteen register
+ * values, then code. The code goes at 0x100000 (the rest of its 8 KiB is
+ * HLT) and again, repeated, over the data page at 0x180000 where memory
+ * operands land when the mode byte asks for registers pointing there. The
+ * guest runs at CPL0 or CPL3, in 64-bit or 32-bit (compatibility) code,
+ * with its exceptions delivered through an IDT whose every gate leads to
+ * the code at 0x100800 (from the input too) or returned to the harness,
+ * optionally with an interrupt pending, for at most 5000 instructions.
+ * Everything the guest can reach is its own: RAM (2 MiB, page tables, GDT,
+ * IDT and TSS included) is writable from the guest, and the page tables
+ * map 2-4 MiB, which is not RAM (MMIO).
+ *
+ * The engine must not crash, read or write outside the RAM it was given
+ * (guard pages on both sides catch what ASan cannot see from translated
+ * code) or trip a sanitizer. With mode bit 7 the guest runs twice, in the
+ * interpreter and translated, and both must end in the same state:
+ * registers, RIP, RFLAGS and RAM (unless the engine stopped with an
+ * internal error, which says what it lacks).
+ *
+ *   make fuzz-targets && build/fuzz/fuzz_engine tests/fuzz/corpus/engine */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "cpu/cpu.h"
+#include "mem/guest_mem.h"
+
+#define RAM_SIZE 0x200000ull
+#define PAGE 4096ull
+#define PML4 0x1000ull
+#define PDPT 0x2000ull
+#define PD 0x3000ull
+#define PT_RAM 0x4000ull  /* 0-2 MiB: RAM */
+#define PT_MMIO 0x5000ull /* 2-4 MiB: beyond RAM */
+#define GDT 0x9000ull
+#define TSS 0x9100ull
+#define IDT 0xa000ull
+#define USTACK 0x60000ull
+#define RSP0 0x80000ull
+#define PROLOGUE 0xff000ull
+#define CODE 0x100000ull
+#define CODE_SIZE 0x2000ull
+#define HANDLER (CODE + 0x800)
+#define DATA 0x180000ull
+#define MMIO_WINDOW 0x300000ull
+
+#define SEL_KCS 0x08
+#define SEL_KDS 0x10
+#define SEL_UDS 0x1b
+#define SEL_UCS 0x23
+#define SEL_TSS 0x28
+#define SEL_UCS32 0x43
+#define SEL_KCS32 0x38
+
+#define MODE_USER 0x01
+#define MODE_32BIT 0x02
+#define MODE_JIT 0x04
+#define MODE_DELIVER 0x08
+#define MODE_DATA_REGS 0x10
+#define MODE_INTERRUPT 0x20
+#define MODE_TSD_NOWP 0x40 /* CR4.TSD set, CR0.WP clear */
+#define MODE_DIFF 0x80
+
+#define HEADER (2 + 16 * 8)
+#define INSN_LIMIT 5000
+
+struct fuzz_guest {
+    uint8_t *map; /* RAM with a guard page on each side */
+    uint8_t *ram;
+    struct guest_mem gm;
+    uint8_t window[PAGE]; /* a device at MMIO_WINDOW */
+    uint64_t clock;
+    int vector;
+};
+
+static uint64_t desc(uint32_t base, uint32_t limit, uint16_t flags)
+{
+    return ((uint64_t)(base & 0xff000000u) << 32) | ((uint64_t)(flags & 0xf0ffu) << 40) |
+           ((uint64_t)(limit & 0xf0000u) << 32) | ((uint64_t)(base & 0xffffffu) << 16) |
+           (limit & 0xffffu);
+}
+
+static struct x86_segment seg(uint16_t sel, uint64_t d)
+{
+    uint32_t limit = (uint32_t)((d & 0xffff) | ((d >> 32) & 0xf0000));
+    bool g = (d >> 55) & 1;
+    return (struct x86_segment){
+        .base = ((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000),
+        .limit = g ? (limit << 12) | 0xfff : limit,
+        .selector = sel,
+        .type = (d >> 40) & 0xf,
+        .s = (d >> 44) & 1,
+        .dpl = (d >> 45) & 3,
+        .present = (d >> 47) & 1,
+        .l = (d >> 53) & 1,
+        .db = (d >> 54) & 1,
+        .g = g,
+    };
+}
+
+static void put64(uint8_t *ram, uint64_t gpa, uint64_t v)
+{
+    memcpy(ram + gpa, &v, 8);
+}
+
+static void build_tables(uint8_t *ram)
+{
+    put64(ram, PML4, PDPT | 7);
+    put64(ram, PDPT, PD | 7);
+    put64(ram, PD, PT_RAM | 7);
+    put64(ram, PD + 8, PT_MMIO | 7);
+    for (uint64_t k = 0; k < 1024; k++)
+        put64(ram, PT_RAM + 8 * k, k * PAGE | 7);
+    uint64_t gdt[8] = {
+        0,
+        desc(0, 0xfffff, 0xa09b), /* 0x08 kernel code 64 */
+        desc(0, 0xfffff, 0xc093), /* 0x10 kernel data */
+        desc(0, 0xfffff, 0xc0f3), /* 0x18 user data */
+        desc(0, 0xfffff, 0xa0fb), /* 0x20 user code 64 */
+        desc(TSS, 0x67, 0x008b),  /* 0x28 TSS (busy) */
+        0,                        /*      its upper half */
+        desc(0, 0xfffff, 0xc09b), /* 0x38 kernel code 32 */
+    };
+    memcpy(ram + GDT, gdt, sizeof(gdt));
+    put64(ram, GDT + 0x40, desc(0, 0xfffff, 0xc0fb)); /* 0x43 user code 32 */
+    put64(ram, TSS + 4, RSP0);
+    for (unsigned v = 0; v < 256; v++) {
+        uint64_t lo = (HANDLER & 0xffff) | ((uint64_t)SEL_KCS << 16) | (0xeull << 40) |
+                      (3ull << 45) | (1ull << 47) | ((HANDLER & 0xffff0000ull) << 32);
+        put64(ram, IDT + 16 * v, lo);
+        put64(ram, IDT + 16 * v + 8, HANDLER >> 32);
+    }
+}
+
+static void pio(void *ctx, uint16_t port, void *data, unsigned len, bool is_write)
+{
+    (void)ctx;
+    if (!is_write)
+        memset(data, (uint8_t)port, len);
+}
+
+static bool mmio(void *ctx, uint64_t gpa, void *data, unsigned len, bool is_write)
+{
+    struct fuzz_guest *g = ctx;
+    if (gpa < MMIO_WINDOW || gpa + len > MMIO_WINDOW + PAGE)
+        return false;
+    if (is_write)
+        memcpy(g->window + (gpa - MMIO_WINDOW), data, len);
+    else
+        memcpy(data, g->window + (gpa - MMIO_WINDOW), len);
+    return true;
+}
+
+static bool msr(void *ctx, uint32_t index, uint64_t *value, bool is_write)
+{
+    (void)ctx;
+    if (index != 0x1b) /* the APIC base reads as the default; nothing else */
+        return false;
+    if (!is_write)
+        *value = 0xfee00900ull;
+    return true;
+}
+
+static int intr(void *ctx)
+{
+    struct fuzz_guest *g = ctx;
+    int v = g->vector;
+    g->vector = -1;
+    return v;
+}
+
+static uint64_t clock_ns(void *ctx)
+{
+    struct fuzz_guest *g = ctx;
+    return g->clock += 1000; /* the same time line in every run */
+}
+
+static int guest_init(struct fuzz_guest *g)
+{
+    g->map = mmap(NULL, RAM_SIZE + 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (g->map == MAP_FAILED)
+        return -1;
+    g->ram = g->map + PAGE;
+    if (mprotect(g->ram, RAM_SIZE, PROT_READ | PROT_WRITE))
+        return -1;
+    return gm_add_region(&g->gm, 0, RAM_SIZE, g->ram);
+}
+
+/* RAM as the input describes it, from zero. */
+static void load_guest(struct fuzz_guest *g, const uint8_t *code, size_t n)
+{
+    memset(g->ram, 0, RAM_SIZE);
+    memset(g->window, 0xa5, sizeof(g->window));
+    build_tables(g->ram);
+    memset(g->ram + CODE, 0xf4, CODE_SIZE);
+    memcpy(g->ram + CODE, code, n < CODE_SIZE ? n : CODE_SIZE);
+    for (uint64_t off = 0; n && off < PAGE; off += n)
+        memcpy(g->ram + DATA + off, code, n < PAGE - off ? n : PAGE - off);
+}
+
+/* cpu_set_sregs takes 64-bit code only: a guest at CPL3 or in 32-bit code
+ * starts in a prologue at CPL0 that IRETQs there (five pushes of
+ * immediates, so the registers stay the input's). */
+static uint64_t write_prologue(uint8_t *ram, uint16_t cs, uint16_t ss, uint64_t rsp)
+{
+    uint32_t frame[5] = {ss, (uint32_t)rsp, 0x202, cs, (uint32_t)CODE};
+    uint8_t *p = ram + PROLOGUE;
+    for (unsigned k = 0; k < 5; k++) {
+        *p++ = 0x68; /* push imm32 */
+        memcpy(p, &frame[k], 4);
+        p += 4;
+    }
+    *p++ = 0x48; /* iretq */
+    *p = 0xcf;
+    return PROLOGUE;
+}
+
+static void set_state(struct cpu *cpu, uint8_t *ram, uint8_t mode, const uint8_t *regs_in)
+{
+    bool user = mode & MODE_USER, bits32 = mode & MODE_32BIT;
+    struct x86_sregs s = {0};
+    s.cs = seg(SEL_KCS, desc(0, 0xfffff, 0xa09b));
+    s.ss = s.ds = s.es = seg(SEL_KDS, desc(0, 0xfffff, 0xc093));
+    s.fs = s.gs = (struct x86_segment){.unusable = true};
+    s.tr = seg(SEL_TSS, desc(TSS, 0x67, 0x008b));
+    s.ldt = (struct x86_segment){.unusable = true};
+    s.gdt = (struct x86_dtable){GDT, 0x47};
+    s.idt = (struct x86_dtable){IDT, 4095};
+    s.cr0 = mode & MODE_TSD_NOWP ? 0x80000033 : 0x80010033;
+    s.cr3 = PML4;
+    s.cr4 = mode & MODE_TSD_NOWP ? 0x6a4 : 0x6a0;
+    s.efer = 0xd01;
+    if (cpu_set_sregs(cpu, &s)) {
+        fprintf(stderr, "the engine refused the harness's own state\n");
+        abort();
+    }
+    uint64_t gpr[16];
+    memcpy(gpr, regs_in, sizeof(gpr));
+    for (unsigned k = 0; k < 16 && (mode & MODE_DATA_REGS); k++)
+        gpr[k] = DATA + (gpr[k] & 0xfff);
+    struct x86_regs r = {0};
+    _Static_assert(offsetof(struct x86_regs, r15) == 15 * 8, "the GPRs come first, in order");
+    memcpy(&r, gpr, sizeof(gpr));
+    uint64_t rsp = user ? USTACK - (r.rsp & 0x7f8) : RSP0 - 0x1000 - (r.rsp & 0x7f8);
+    r.rflags = 0x202;
+    if (user || bits32) {
+        uint16_t cs = user ? (bits32 ? SEL_UCS32 : SEL_UCS) : SEL_KCS32;
+        r.rip = write_prologue(ram, cs, user ? SEL_UDS : SEL_KDS, rsp);
+        r.rsp = RSP0;
+    } else {
+        r.rip = CODE;
+        r.rsp = rsp;
+    }
+    cpu_set_regs(cpu, &r);
+}
+
+struct outcome {
+    int reason;
+    struct x86_regs regs;
+};
+
+static struct outcome run_guest(struct fuzz_guest *g, const uint8_t *in, size_t n, bool jit)
+{
+    uint8_t mode = in[0];
+    load_guest(g, in + HEADER, n - HEADER);
+    g->clock = 0;
+    g->vector = mode & MODE_INTERRUPT ? in[1] : -1;
+    struct cpu_config cfg = {
+        .mem = &g->gm,
+        .ops = {.ctx = g, .pio = pio, .mmio = mmio, .msr = msr, .intr = intr, .clock_ns = clock_ns},
+        .flags = (jit ? CPU_CFG_JIT : CPU_CFG_NO_JIT) |
+                 (mode & MODE_DELIVER ? 0 : CPU_CFG_EXIT_ON_EXCEPTION),
+    };
+    struct cpu *cpu = cpu_create(&cfg);
+    if (!cpu) {
+        fprintf(stderr, "cpu_create failed\n");
+        abort();
+    }
+    set_state(cpu, g->ram, mode, in + 2);
+    if (g->vector >= 0)
+        cpu_signal(cpu, CPU_EVENT_INTERRUPT);
+    cpu_set_insn_limit(cpu, INSN_LIMIT);
+    struct cpu_exit ex;
+    struct outcome o = {.reason = cpu_run(cpu, &ex)};
+    cpu_get_regs(cpu, &o.regs);
+    cpu_destroy(cpu);
+    return o;
+}
+
+/* The interpreter's end state and the translator's must agree. */
+static void compare(struct fuzz_guest *g, const uint8_t *in, size_t n)
+{
+    static uint8_t ram_interp[RAM_SIZE];
+    struct outcome a = run_guest(g, in, n, false);
+    memcpy(ram_interp, g->ram, RAM_SIZE);
+    struct outcome b = run_guest(g, in, n, true);
+    if (a.reason == CPU_EXIT_ERROR || b.reason == CPU_EXIT_ERROR)
+        return;
+    if (a.reason != b.reason || memcmp(&a.regs, &b.regs, sizeof(a.regs)) ||
+        memcmp(ram_interp, g->ram, RAM_SIZE)) {
+        fprintf(stderr, "interpreter and translator differ: exit %d/%d rip %#llx/%#llx\n",
+                a.reason, b.reason, (unsigned long long)a.regs.rip,
+                (unsigned long long)b.regs.rip);
+        for (uint64_t k = 0; k < RAM_SIZE; k++)
+            if (ram_interp[k] != g->ram[k]) {
+                fprintf(stderr, "first RAM difference at %#llx\n", (unsigned long long)k);
+                break;
+            }
+        abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct fuzz_guest g;
+    if (!g.map && guest_init(&g)) {
+        fprintf(stderr, "no memory for the guest\n");
+        abort();
+    }
+    if (size < HEADER + 1)
+        return 0;
+    if (data[0] & MODE_DIFF)
+        compare(&g, data, size);
+    else
+        run_guest(&g, data, size, data[0] & MODE_JIT);
+    return 0;
+}
