@@ -1,7 +1,7 @@
 /* libFuzzer target: a hostile instruction stream on ember's CPU engine.
  *
- * The input is a guest: a mode byte, an interrupt vector, sixteen register
- * values, then code. The code goes at 0x100000 (the rest of its 8 KiB is
+ * The input is a guest: a mode byte, an interrupt vector, a state byte,
+ * sixteen register values, 128 bytes of state, then code. The code goes at 0x100000 (the rest of its 8 KiB is
  * HLT) and again, repeated, over the data page at 0x180000 where memory
  * operands land when the mode byte asks for registers pointing there. The
  * guest runs at CPL0 or CPL3, in 64-bit or 32-bit (compatibility) code,
@@ -18,6 +18,13 @@
  * interpreter and translated, and both must end in the same state:
  * registers, RIP, RFLAGS and RAM (unless the engine stopped with an
  * internal error, which says what it lacks).
+ *
+ * With state byte bit 0 the 128 bytes of state go in as a crafted snapshot
+ * would put them, through the setters soft_state.c restores with: segment
+ * attributes and selectors, FS/GS bases, RFLAGS, debug registers, the
+ * engine's own MSRs, pending events, the FPU control words. A setter may
+ * refuse (the restore then fails with an error); whatever it takes, the
+ * engine must run without harm.
  *
  *   make fuzz-targets && build/fuzz/fuzz_engine tests/fuzz/corpus/engine */
 #include <stddef.h>
@@ -65,7 +72,8 @@
 #define MODE_TSD_NOWP 0x40 /* CR4.TSD set, CR0.WP clear */
 #define MODE_DIFF 0x80
 
-#define HEADER (2 + 16 * 8)
+#define STATE_BYTES 128
+#define HEADER (3 + 16 * 8 + STATE_BYTES)
 #define INSN_LIMIT 5000
 
 struct fuzz_guest {
@@ -258,6 +266,65 @@ static void set_state(struct cpu *cpu, uint8_t *ram, uint8_t mode, const uint8_t
     cpu_set_regs(cpu, &r);
 }
 
+/* The state bytes as a crafted snapshot: false when a setter refuses. */
+static bool apply_state(struct cpu *cpu, const uint8_t *st)
+{
+    struct x86_sregs s;
+    cpu_get_sregs(cpu, &s);
+    struct x86_segment *segs[6] = {&s.cs, &s.ss, &s.ds, &s.es, &s.fs, &s.gs};
+    for (unsigned k = 0; k < 6; k++, st += 4) {
+        uint16_t attr = (uint16_t)(st[0] | st[1] << 8);
+        struct x86_segment *g = segs[k];
+        g->type = attr & 15;
+        g->s = attr >> 4 & 1;
+        g->dpl = attr >> 5 & 3;
+        g->present = attr >> 7 & 1;
+        g->avl = attr >> 8 & 1;
+        g->l = attr >> 9 & 1;
+        g->db = attr >> 10 & 1;
+        g->g = attr >> 11 & 1;
+        g->unusable = attr >> 12 & 1;
+        g->selector = (uint16_t)(st[2] | st[3] << 8);
+    }
+    memcpy(&s.fs.base, st, 8);
+    memcpy(&s.gs.base, st + 8, 8);
+    st += 16;
+    if (cpu_set_sregs(cpu, &s))
+        return false;
+    struct x86_regs r;
+    cpu_get_regs(cpu, &r);
+    memcpy(&r.rflags, st, 8);
+    cpu_set_regs(cpu, &r);
+    st += 8;
+    struct cpu_debugregs dr = {0};
+    memcpy(dr.dr, st, 16); /* DR0, DR1 */
+    memcpy(&dr.dr6, st + 16, 8);
+    memcpy(&dr.dr7, st + 24, 8);
+    cpu_set_debugregs(cpu, &dr);
+    st += 32;
+    uint32_t idx[64];
+    size_t n = cpu_msr_list(idx, 64);
+    for (size_t k = 0; k < n && k < 5; k++) {
+        uint64_t v;
+        memcpy(&v, st + 8 * k, 8);
+        if (cpu_set_msr(cpu, idx[(st[40] + k) % n], v))
+            return false;
+    }
+    st += 41;
+    struct cpu_events_state ev = {
+        .halted = st[0] & 1, .nmi_pending = st[0] >> 1 & 1, .nmi_masked = st[0] >> 2 & 1,
+        .int_shadow = (uint8_t)(st[0] >> 3 & 3),
+    };
+    if (ev.int_shadow > 2) /* as soft_state.c refuses it */
+        return false;
+    cpu_set_events_state(cpu, &ev);
+    uint8_t fx[512];
+    cpu_get_fxsave(cpu, fx);
+    memcpy(fx, st + 1, 2);      /* FCW */
+    memcpy(fx + 24, st + 3, 4); /* MXCSR */
+    return cpu_set_fxsave(cpu, fx) == 0;
+}
+
 struct outcome {
     int reason;
     struct x86_regs regs;
@@ -280,7 +347,11 @@ static struct outcome run_guest(struct fuzz_guest *g, const uint8_t *in, size_t 
         fprintf(stderr, "cpu_create failed\n");
         abort();
     }
-    set_state(cpu, g->ram, mode, in + 2);
+    set_state(cpu, g->ram, mode, in + 3);
+    if ((in[2] & 1) && !apply_state(cpu, in + 3 + 16 * 8)) {
+        cpu_destroy(cpu);
+        return (struct outcome){.reason = CPU_EXIT_ERROR};
+    }
     if (g->vector >= 0)
         cpu_signal(cpu, CPU_EVENT_INTERRUPT);
     cpu_set_insn_limit(cpu, INSN_LIMIT);
@@ -298,6 +369,10 @@ static void compare(struct fuzz_guest *g, const uint8_t *in, size_t n)
     struct outcome a = run_guest(g, in, n, false);
     memcpy(ram_interp, g->ram, RAM_SIZE);
     struct outcome b = run_guest(g, in, n, true);
+    if (getenv("FUZZ_VERBOSE"))
+        fprintf(stderr, "mode %#x state %u: exits %d/%d at rip %#llx/%#llx\n", in[0], in[2] & 1,
+                a.reason, b.reason, (unsigned long long)a.regs.rip,
+                (unsigned long long)b.regs.rip);
     if (a.reason == CPU_EXIT_ERROR || b.reason == CPU_EXIT_ERROR)
         return;
     if (a.reason != b.reason || memcmp(&a.regs, &b.regs, sizeof(a.regs)) ||
@@ -323,9 +398,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < HEADER + 1)
         return 0;
-    if (data[0] & MODE_DIFF)
+    if (data[0] & MODE_DIFF) {
         compare(&g, data, size);
-    else
-        run_guest(&g, data, size, data[0] & MODE_JIT);
+        return 0;
+    }
+    struct outcome o = run_guest(&g, data, size, data[0] & MODE_JIT);
+    if (getenv("FUZZ_VERBOSE")) /* what a seed reached */
+        fprintf(stderr, "mode %#x state %u: exit %d at rip %#llx\n", data[0], data[2] & 1,
+                o.reason, (unsigned long long)o.regs.rip);
     return 0;
 }

@@ -397,13 +397,29 @@ ENGINE_CODE = {  # assembled by hand from AT&T snippets, as bytes
 }
 
 
+def engine_state():
+    """The state bytes of a kernel at CPL0 as a snapshot would hold it."""
+    segs = struct.pack("<HH", 0xa9b, 0x08) + struct.pack("<HH", 0xc93, 0x10) * 3 + \
+        struct.pack("<HH", 0x1c93, 0) * 2
+    bases = struct.pack("<QQ", 0x180000, 0xffff888000000000)
+    dr = struct.pack("<QQQQ", 0x100010, 0x180000, 0xffff0ff0, 0x400)
+    msrs = struct.pack("<QQQQQ", 0, 0, 0, 0, 0) + b"\0"
+    tail = bytes([0]) + struct.pack("<HI", 0x37f, 0x1f80)
+    st = segs + bases + struct.pack("<Q", 0x202) + dr + msrs + tail
+    assert len(st) == 128, len(st)
+    return st
+
+
 def seeds_engine():
     files = {}
     regs = b"".join(struct.pack("<Q", 0x180000 + 0x40 * k) for k in range(16))
     for name, code in ENGINE_CODE.items():
         for mode, tag in ((0x00, "k"), (0x04, "kjit"), (0x09, "user"), (0x94, "diff"),
                           (0x2e, "intr32")):
-            files[f"{name}-{tag}"] = bytes([mode, 0x40]) + regs + bytes.fromhex(code)
+            files[f"{name}-{tag}"] = bytes([mode, 0x40, 0]) + regs + bytes(128) + \
+                bytes.fromhex(code)
+        files[f"{name}-state"] = bytes([0x84, 0x40, 1]) + regs + engine_state() + \
+            bytes.fromhex(code)
     write("engine", files)
 
 
