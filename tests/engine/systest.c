@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "engine/harness.h"
+#include "cpu/internal.h" /* TLB_INDEX */
 
 #ifndef GUEST_DIR
 #define GUEST_DIR "build/engine/guests"
@@ -191,6 +192,27 @@ static void run_simple(const char *name)
 
 static void test_paging(void **state) { (void)state; run_simple("sys_paging"); }
 static void test_page_crossing_slot(void **state) { (void)state; run_simple("sys_tlbcross"); }
+
+/* What the fast paths' crossing check rests on: a page and the next one
+ * never share a soft-TLB slot. The index reads page-number bits 0-19 only,
+ * so every value of those is tried (under a few high patterns, the last
+ * one making the wrap from the last page to page 0). */
+static void test_tlb_index_separates_neighbours(void **state)
+{
+    (void)state;
+    static const uint64_t high[] = {0, 1ull << 30, 0x7fffull << 27, 0xfffffull << 32,
+                                     0xffffffffffffull << 4, 0xfffffffffffffull};
+    for (unsigned h = 0; h < sizeof(high) / sizeof(high[0]); h++)
+        for (uint64_t low = 0; low < 1ull << 20; low++) {
+            uint64_t page = (high[h] & ~((1ull << 20) - 1)) | low;
+            uint64_t va = page << 12, next = (page + 1) << 12;
+            if (TLB_INDEX(va) == TLB_INDEX(next)) {
+                print_message("pages %#llx and the next share slot %u\n",
+                              (unsigned long long)page, TLB_INDEX(va));
+                fail();
+            }
+        }
+}
 static void test_rings_iret_syscall(void **state) { (void)state; run_simple("sys_ring"); }
 static void test_double_fault(void **state) { (void)state; run_simple("sys_df"); }
 static void test_rep_fault_resume(void **state) { (void)state; run_simple("sys_rep"); }
@@ -461,6 +483,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paging),
         cmocka_unit_test(test_page_crossing_slot),
+        cmocka_unit_test(test_tlb_index_separates_neighbours),
         cmocka_unit_test(test_rings_iret_syscall),
         cmocka_unit_test(test_double_fault),
         cmocka_unit_test(test_triple_fault),

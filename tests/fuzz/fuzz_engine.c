@@ -250,6 +250,10 @@ static void set_state(struct cpu *cpu, uint8_t *ram, uint8_t mode, const uint8_t
     memcpy(gpr, regs_in, sizeof(gpr));
     for (unsigned k = 0; k < 16 && (mode & MODE_DATA_REGS); k++)
         gpr[k] = DATA + (gpr[k] & 0xfff);
+    /* A REP with a random count runs until it leaves the 4 MiB mapped (one
+     * instruction, ~10 ms): counts from the input stay small, code may
+     * still load any. */
+    gpr[1] &= 0x3ff;
     struct x86_regs r = {0};
     _Static_assert(offsetof(struct x86_regs, r15) == 15 * 8, "the GPRs come first, in order");
     memcpy(&r, gpr, sizeof(gpr));
