@@ -253,7 +253,7 @@ static void set_state(struct cpu *cpu, uint8_t *ram, uint8_t mode, const uint8_t
     /* A REP with a random count runs until it leaves the 4 MiB mapped (one
      * instruction, ~10 ms): counts from the input stay small, code may
      * still load any. */
-    gpr[1] &= 0x3ff;
+    gpr[2] &= 0x3ff; /* RCX */
     struct x86_regs r = {0};
     _Static_assert(offsetof(struct x86_regs, r15) == 15 * 8, "the GPRs come first, in order");
     memcpy(&r, gpr, sizeof(gpr));
@@ -362,6 +362,14 @@ static struct outcome run_guest(struct fuzz_guest *g, const uint8_t *in, size_t 
     struct cpu_exit ex;
     struct outcome o = {.reason = cpu_run(cpu, &ex)};
     cpu_get_regs(cpu, &o.regs);
+    if (getenv("FUZZ_VERBOSE")) {
+        struct cpu_stats st;
+        cpu_get_stats(cpu, &st);
+        fprintf(stderr, "%s: %llu instructions, %llu MMIO, %llu port accesses, %llu blocks\n",
+                jit ? "translated" : "interpreted", (unsigned long long)st.insns,
+                (unsigned long long)st.mmio, (unsigned long long)st.pio,
+                (unsigned long long)st.blocks_built);
+    }
     cpu_destroy(cpu);
     return o;
 }
