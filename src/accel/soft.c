@@ -271,6 +271,12 @@ static void soft_debug(void *ctx, const char *msg)
     log_debug("vCPU %u engine: %s", v->index, msg);
 }
 
+static void soft_warn(void *ctx, const char *msg)
+{
+    struct soft_vcpu *v = ctx;
+    log_warn("vCPU %u engine: %s", v->index, msg);
+}
+
 /* --- vCPUs ------------------------------------------------------------------------ */
 
 static int soft_vcpu_create(struct accel_vm *avm, unsigned index, struct accel_vcpu **out)
@@ -292,6 +298,7 @@ static int soft_vcpu_create(struct accel_vm *avm, unsigned index, struct accel_v
         .mem = vm->mem,
         .ops = {.ctx = v, .pio = soft_pio, .mmio = soft_mmio, .msr = soft_msr,
                 .intr = soft_intr, .clock_ns = soft_engine_clock, .debug = soft_debug,
+                .warn = soft_warn,
                 .pause = smp ? soft_smp_pause : NULL,
                 .code_page = smp ? soft_smp_code_page : NULL,
                 .code_written = smp ? soft_smp_code_written : NULL},

@@ -70,6 +70,9 @@ struct cpu_ops {
     uint64_t (*clock_ns)(void *ctx);
     /* Optional: diagnostics (one line, no newline). */
     void (*debug)(void *ctx, const char *msg);
+    /* Optional: something the guest got that real hardware would not have
+     * given it, for the operator (one line, no newline). */
+    void (*warn)(void *ctx, const char *msg);
     /* Optional, for vCPUs that take turns on the host (at most one inside
      * cpu_run at a time): PAUSE ran; true ends cpu_run (CPU_EXIT_INTERRUPTED)
      * so that another vCPU, the one a spin-wait waits for, can run. */

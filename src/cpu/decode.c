@@ -436,6 +436,7 @@ static bool decode32_supported(unsigned id)
     case OP_IN: case OP_OUT: case OP_CBW: case OP_CWD: case OP_IMUL2: case OP_IMUL3:
     case OP_RDTSC: case OP_XADD: case OP_CMPXCHG: case OP_BSWAP: case OP_BSF: case OP_BSR:
     case OP_MOVS: case OP_STOS: case OP_LODS: case OP_CMPS: case OP_SCAS: case OP_WBINVD:
+    case OP_INT: /* delivered in IA-32e mode as from 64-bit code */
         return true;
     default:
         return false;

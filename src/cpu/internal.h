@@ -322,6 +322,7 @@ struct cpu {
     unsigned hash_mask;
     struct block *jc[JC_SIZE];
     uint32_t exec_mode;          /* cpu_mode32() of the blocks jc[] and chains hold */
+    bool noimpl32_said;          /* h_noimpl32 logged its #UD at CPL3 */
 
     /* device writes from other threads */
     atomic_flag dma_lock;

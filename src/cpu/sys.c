@@ -282,8 +282,11 @@ static HANDLER(iret)
     if (!((d >> 47) & 1))
         raise_exc(c, i, EXC_NP, cs & ~3);
     bool to64 = (d >> 53) & 1;
-    if (!to64)
-        raise_error(c, i, "IRET to compatibility mode (CS %#x) is not implemented", cs);
+    if (!to64 && (!((d >> 54) & 1) || seg_desc_base(d)))
+        raise_error(c, i, "IRET to 16-bit or non-flat compatibility-mode code (CS %#x) is not "
+                          "implemented", cs);
+    if (!to64) /* flat 32-bit code (a 64-bit kernel's 32-bit process): EIP */
+        nrip &= 0xffffffffull;
     if (!canonical(nrip))
         raise_gp0(c, i);
     uint64_t sd = 0;

@@ -392,6 +392,7 @@ static void test_mmio(void **state)
 }
 
 static void test_compat_mode(void **state) { (void)state; run_simple("sys_compat"); }
+static void test_compat_user_process(void **state) { (void)state; run_simple("sys_compat_user"); }
 
 static void test_compat_mode_unsupported_is_an_error(void **state)
 {
@@ -497,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_fpu_system_rules),
         cmocka_unit_test(test_mmio),
         cmocka_unit_test(test_compat_mode),
+        cmocka_unit_test(test_compat_user_process),
         cmocka_unit_test(test_compat_mode_unsupported_is_an_error),
         cmocka_unit_test(test_kick_and_limit),
         cmocka_unit_test(test_state_roundtrip),
