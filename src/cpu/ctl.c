@@ -2,8 +2,6 @@
  * PUSHF/POPF, and the block-end records. Branch targets are absolute,
  * resolved when the block was built. Nothing is committed before the last
  * check that can fault, so every instruction restarts cleanly. */
-#include <stdio.h>
-
 #include "cpu/internal.h"
 #include "cpu/handlers.h"
 
@@ -27,27 +25,10 @@ HANDLER(h_ud)
     raise_ud(c, i);
 }
 
-/* An instruction of 32-bit code outside what the engine runs there. At
- * CPL0 that stops the VM with an error naming it. In a 32-bit user process
- * it raises #UD instead, so that a guest user running an i386 program
- * costs that process a SIGILL, not the whole VM (said once per vCPU). */
+/* An instruction of 32-bit code outside what the engine runs there. */
 HANDLER(h_noimpl32)
 {
-    if (c->cpl == 3) {
-        if (!c->noimpl32_said) {
-            c->noimpl32_said = true;
-            char msg[160];
-            snprintf(msg, sizeof(msg), "32-bit user code at %#llx: an instruction the engine "
-                     "does not run there; #UD raised (said once)",
-                     (unsigned long long)insn_rip(c, i));
-            if (c->ops.warn)
-                c->ops.warn(c->ops.ctx, msg);
-            else
-                debugf(c, "%s", msg);
-        }
-        raise_ud(c, i);
-    }
-    raise_error(c, i, "32-bit code: an instruction the engine does not run there");
+    raise_unsupported(c, i, "32-bit code: an instruction the engine does not run there");
 }
 
 HANDLER(h_gp0_rec)

@@ -86,6 +86,40 @@ void raise_error(struct cpu *c, const struct insn *i, const char *fmt, ...)
     unwind(c);
 }
 
+/* Once per vCPU: what the engine did not run for a guest user's program,
+ * and the exception it raised instead. */
+void warn_unsupported(struct cpu *c, const struct insn *i, const char *what, const char *instead)
+{
+    if (c->unsupported_said)
+        return;
+    c->unsupported_said = true;
+    char msg[320];
+    snprintf(msg, sizeof(msg), "user code at %#llx: %s; %s (said once)",
+             (unsigned long long)(i ? insn_rip(c, i) : c->rip), what, instead);
+    if (c->ops.warn)
+        c->ops.warn(c->ops.ctx, msg);
+    else
+        debugf(c, "%s", msg);
+}
+
+/* Something the engine does not run. In kernel code that stops the VM
+ * with an error naming it. In a guest user's program (CPL3) it raises #UD
+ * instead, so that the program gets SIGILL and the VM goes on — not what
+ * hardware would do, but no user can stop the VM with it. */
+void raise_unsupported(struct cpu *c, const struct insn *i, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (c->cpl == 3) {
+        warn_unsupported(c, i, what, "#UD raised");
+        raise_ud(c, i);
+    }
+    raise_error(c, i, "%s", what);
+}
+
 static bool contributory(int v)
 {
     return v == EXC_DE || v == EXC_TS || v == EXC_NP || v == EXC_SS || v == EXC_GP;

@@ -322,7 +322,7 @@ struct cpu {
     unsigned hash_mask;
     struct block *jc[JC_SIZE];
     uint32_t exec_mode;          /* cpu_mode32() of the blocks jc[] and chains hold */
-    bool noimpl32_said;          /* h_noimpl32 logged its #UD at CPL3 */
+    bool unsupported_said;       /* warn_unsupported() spoke */
 
     /* device writes from other threads */
     atomic_flag dma_lock;
@@ -632,6 +632,9 @@ NORETURN void raise_exc(struct cpu *c, const struct insn *i, int vec, int err);
 NORETURN void raise_trap(struct cpu *c, const struct insn *i, int vec, int soft);
 NORETURN void raise_error(struct cpu *c, const struct insn *i, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+NORETURN void raise_unsupported(struct cpu *c, const struct insn *i, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void warn_unsupported(struct cpu *c, const struct insn *i, const char *what, const char *instead);
 NORETURN void raise_gp0(struct cpu *c, const struct insn *i);
 /* Stop cpu_run with CPU_EXIT_DEBUG before instruction 'i' executes. */
 NORETURN void raise_debug_stop(struct cpu *c, const struct insn *i, uint8_t vector, uint64_t dr6);

@@ -93,8 +93,8 @@ static void load_data_seg(struct cpu *c, const struct insn *i, int sr, uint16_t 
             raise_exc(c, i, EXC_NP, sel & ~3);
     }
     if (cpu_mode32(c) && sr != SEG_FS && sr != SEG_GS && seg_desc_base(d))
-        raise_error(c, i, "32-bit code loads a segment with base %#x (selector %#x): only "
-                          "flat segments are implemented", seg_desc_base(d), sel);
+        raise_unsupported(c, i, "32-bit code loads a segment with base %#x (selector %#x): "
+                                "only flat segments are implemented", seg_desc_base(d), sel);
     set_accessed(c, sel, d);
     seg_from_desc(&c->seg[sr], sel, d | (1ull << 40));
     seg_update_bases(c);
@@ -127,8 +127,8 @@ static uint64_t far_target(struct cpu *c, const struct insn *i, uint16_t sel)
     unsigned type = (d >> 40) & 0xf, dpl = (d >> 45) & 3;
     bool s = (d >> 44) & 1, p = (d >> 47) & 1;
     if (!s)
-        raise_error(c, i, "far transfer through a system descriptor (call gate/TSS, "
-                          "selector %#x) is not implemented", sel);
+        raise_unsupported(c, i, "far transfer through a system descriptor (call gate/TSS, "
+                                "selector %#x) is not implemented", sel);
     if (!(type & 8))
         raise_exc(c, i, EXC_GP, sel & ~3);
     if (type & 4) {
@@ -141,10 +141,11 @@ static uint64_t far_target(struct cpu *c, const struct insn *i, uint16_t sel)
         raise_exc(c, i, EXC_NP, sel & ~3);
     bool to64 = ((d >> 53) & 1) && (c->efer & EFER_LMA);
     if (!to64 && !((d >> 54) & 1))
-        raise_error(c, i, "transfer to 16-bit code (selector %#x) is not implemented", sel);
+        raise_unsupported(c, i, "transfer to 16-bit code (selector %#x) is not implemented",
+                          sel);
     if (!to64 && seg_desc_base(d))
-        raise_error(c, i, "32-bit code segment with base %#x (selector %#x): only flat "
-                          "segments are implemented", seg_desc_base(d), sel);
+        raise_unsupported(c, i, "32-bit code segment with base %#x (selector %#x): only flat "
+                                "segments are implemented", seg_desc_base(d), sel);
     return d;
 }
 
@@ -216,8 +217,12 @@ static HANDLER(retf)
         raise_exc(c, i, EXC_GP, sel & ~3);
     if (!((d >> 47) & 1))
         raise_exc(c, i, EXC_NP, sel & ~3);
-    if (!((d >> 53) & 1))
-        raise_error(c, i, "RETF to compatibility mode (selector %#x) is not implemented", sel);
+    bool to64 = (d >> 53) & 1;
+    if (!to64 && (!((d >> 54) & 1) || seg_desc_base(d)))
+        raise_unsupported(c, i, "RETF to 16-bit or non-flat compatibility-mode code (selector "
+                                "%#x) is not implemented", sel);
+    if (!to64) /* flat 32-bit code: EIP */
+        off &= 0xffffffffull;
     if (!canonical(off))
         raise_gp0(c, i);
     uint64_t nsp = sp + 2 * n + i->imm;
@@ -282,9 +287,16 @@ static HANDLER(iret)
     if (!((d >> 47) & 1))
         raise_exc(c, i, EXC_NP, cs & ~3);
     bool to64 = (d >> 53) & 1;
-    if (!to64 && (!((d >> 54) & 1) || seg_desc_base(d)))
-        raise_error(c, i, "IRET to 16-bit or non-flat compatibility-mode code (CS %#x) is not "
-                          "implemented", cs);
+    if (!to64 && (!((d >> 54) & 1) || seg_desc_base(d))) {
+        /* the kernel returning to a user's 16-bit or based code segment
+         * (an LDT entry): the IRET faults, which Linux turns into a
+         * SIGSEGV for that process */
+        if (rpl != 3)
+            raise_error(c, i, "IRET to 16-bit or non-flat compatibility-mode code (CS %#x) is "
+                              "not implemented", cs);
+        warn_unsupported(c, i, "IRET to 16-bit or non-flat user code", "#GP raised");
+        raise_exc(c, i, EXC_GP, cs & ~3);
+    }
     if (!to64) /* flat 32-bit code (a 64-bit kernel's 32-bit process): EIP */
         nrip &= 0xffffffffull;
     if (!canonical(nrip))

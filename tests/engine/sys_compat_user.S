@@ -2,10 +2,13 @@
  * it: IRETQ into flat 32-bit code at CPL3, INT 0x80 from there to a 64-bit
  * handler (which sees the compatibility-mode CS in its frame) and IRETQ
  * back; then an instruction the engine does not run in 32-bit code (PUSH)
- * raises #UD at CPL3 instead of stopping the VM. */
+ * raises #UD at CPL3 instead of stopping the VM. Then a 64-bit user
+ * program's LRETQ into the same 32-bit code segment, and its far jump to a
+ * 16-bit code segment, which the engine does not run: #UD again. */
 #include "guest.inc"
 #define GDT2  0xb000
 #define UCS32 0x43
+#define UCS16 0x4b
     .code64
     .globl _start
 _start:
@@ -17,6 +20,8 @@ _start:
     rep movsq
     movabs $0x00cffb000000ffff, %rax
     mov %rax, GDT2 + 0x40
+    movabs $0x0000fb000000ffff, %rax        /* 16-bit user code (D = 0) */
+    mov %rax, GDT2 + 0x48
     lgdt gdtr2(%rip)
     pushq $UDS
     pushq $USTACK
@@ -31,15 +36,20 @@ int80_handler:
     mov %eax, RES_VAL                       /* the process's EAX */
     mov 16(%rsp), %rax                      /* its CS */
     mov %rax, RES_VAL + 8
-    mov 8(%rsp), %rax                       /* its EIP: after the INT */
+    cmpl $5, (%rsp)                         /* the first call: its EIP is after the INT */
+    jne 1f
+    mov 8(%rsp), %rax
     lea after_int(%rip), %rcx
     cmp %rcx, %rax
     CHECK_EQ 1
-    pop %rax
+1:  pop %rax
     add $1, %eax                            /* a system call's result */
     iretq
 
 ud_handler:
+    incq ud_count(%rip)
+    cmpq $2, ud_count(%rip)
+    je second_ud
     cmpq $UCS32, 8(%rsp)
     CHECK_EQ 2
     lea push_at(%rip), %rcx
@@ -53,10 +63,32 @@ ud_handler:
     CHECK_EQ 6
     cmp $0x1234, %edx                       /* and went on there */
     CHECK_EQ 7
+    lea user64(%rip), %rax                  /* now a 64-bit user program */
+    mov %rax, (%rsp)
+    movq $UCS, 8(%rsp)
+    iretq
+
+second_ud:                                  /* its far jump to 16-bit code */
+    cmpq $UCS32, 8(%rsp)
+    CHECK_EQ 8
+    lea jmp16_at(%rip), %rcx
+    cmp %rcx, (%rsp)
+    CHECK_EQ 9
+    cmpl $0x77, RES_VAL                     /* the INT 0x80 after its LRETQ */
+    CHECK_EQ 10
     PASS
 
+ud_count:
+    .quad 0
+
+user64:
+    pushq $UCS32
+    lea user32b(%rip), %rax
+    pushq %rax
+    lretq
+
 gdtr2:
-    .word 0x47
+    .word 0x4f
     .quad GDT2
 
     .code32
@@ -68,3 +100,8 @@ after_int:
 push_at:
     push %eax
     hlt
+user32b:
+    mov $0x77, %eax
+    int $0x80
+jmp16_at:
+    ljmp $UCS16, $0
