@@ -385,32 +385,33 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         break;
     }
     /* --- stack and branches --- */
+    /* (lg 2 is 32-bit code's default: its stack, stack32.c) */
     case OP_PUSH_R:
         rec->reg = (uint8_t)(low3 | ((d->rex & 1) << 3));
-        fn = h_push_r[lg];
+        fn = lg == 2 ? h_push_r32 : h_push_r[lg];
         break;
     case OP_POP_R:
         rec->reg = (uint8_t)(low3 | ((d->rex & 1) << 3));
-        fn = h_pop_r[lg];
+        fn = lg == 2 ? h_pop_r32 : h_pop_r[lg];
         break;
     case OP_PUSH_I:
         rec->imm = d->imm & sz_mask(lg);
-        fn = h_push_i[lg];
+        fn = lg == 2 ? h_push_i32 : h_push_i[lg];
         break;
     case OP_PUSH_E:
         if (!mem) {
             rec->reg = d->rm;
-            fn = h_push_r[lg];
+            fn = lg == 2 ? h_push_r32 : h_push_r[lg];
         } else {
-            fn = h_push_m[lg];
+            fn = lg == 2 ? h_push_m32 : h_push_m[lg];
         }
         break;
     case OP_POP_E:
         if (!mem) {
             rec->reg = d->rm;
-            fn = h_pop_r[lg];
+            fn = lg == 2 ? h_pop_r32 : h_pop_r[lg];
         } else {
-            fn = h_pop_m[lg];
+            fn = lg == 2 ? h_pop_m32 : h_pop_m[lg];
         }
         break;
     case OP_JCC:
@@ -426,15 +427,18 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         break;
     case OP_CALL:
         rec->imm = branch_target(d, va);
-        fn = lg == 1 ? h_call16 : h_call;
+        fn = lg == 1 ? h_call16 : lg == 2 ? h_call32 : h_call;
         break;
     case OP_RET: case OP_RET_I:
         rec->imm = d->id == OP_RET_I ? (d->imm & 0xffff) : 0;
-        fn = lg == 1 ? h_ret16 : h_ret;
+        fn = lg == 1 ? h_ret16 : lg == 2 ? h_ret32 : h_ret;
         break;
     case OP_JMP_E: case OP_CALL_E:
         rec->aux = lg == 1;
-        if (d->id == OP_JMP_E)
+        if (lg == 2)
+            fn = d->id == OP_JMP_E ? (mem ? h_jmp_m32 : h_jmp_r32)
+                                   : (mem ? h_call_m32 : h_call_r32);
+        else if (d->id == OP_JMP_E)
             fn = mem ? h_jmp_m : h_jmp_r;
         else
             fn = mem ? h_call_m : h_call_r;
@@ -458,7 +462,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         break;
     case OP_LEAVE:
         rec->aux = lg == 1;
-        fn = h_leave;
+        fn = lg == 2 ? h_leave32 : h_leave;
         break;
     case OP_PUSHF:
         rec->aux = lg == 1;

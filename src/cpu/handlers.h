@@ -43,6 +43,10 @@ extern const insn_fn h_jmp, h_call, h_ret, h_ret_i, h_jmp_r, h_jmp_m, h_call_r,
     h_call_m, h_loop[3], h_jrcxz, h_enter, h_leave, h_pushf, h_popf;
 extern const insn_fn h_jmp16, h_call16, h_ret16;
 
+/* stack32.c: the stack in 32-bit code */
+extern const insn_fn h_push_r32, h_push_i32, h_push_m32, h_pop_r32, h_pop_m32, h_call32,
+    h_ret32, h_jmp_r32, h_jmp_m32, h_call_r32, h_call_m32, h_leave32;
+
 /* str.c: [op][lg]; op: movs cmps stos lods scas ins outs, [rep] */
 extern const insn_fn h_str[7][4][3]; /* [op][lg][0 plain, 1 rep/repe, 2 repne] */
 

@@ -1,7 +1,8 @@
 /* A 32-bit user process under a 64-bit kernel, as far as the engine runs
  * it: IRETQ into flat 32-bit code at CPL3, INT 0x80 from there to a 64-bit
  * handler (which sees the compatibility-mode CS in its frame) and IRETQ
- * back; then an instruction the engine does not run in 32-bit code (PUSH)
+ * back; PUSH/POP, CALL/RET and LEAVE on the 32-bit stack (4-byte slots);
+ * then an instruction the engine does not run in 32-bit code (x87's FLD1)
  * raises #UD at CPL3 instead of stopping the VM. Then a 64-bit user
  * program's LRETQ into the same 32-bit code segment, and its far jump to a
  * 16-bit code segment, which the engine does not run: #UD again. */
@@ -52,9 +53,22 @@ ud_handler:
     je second_ud
     cmpq $UCS32, 8(%rsp)
     CHECK_EQ 2
-    lea push_at(%rip), %rcx
+    lea fpu_at(%rip), %rcx
     cmp %rcx, (%rsp)
     CHECK_EQ 3
+    cmp $0x5678, %ebx                       /* popped back */
+    CHECK_EQ 11
+    cmp $0x5678, %edi                       /* read through the frame */
+    CHECK_EQ 12
+    cmp $USTACK, %esi                       /* ESP where it started */
+    CHECK_EQ 13
+    cmpl $0x5678, USTACK - 4                /* 4-byte slots */
+    CHECK_EQ 14
+    lea after_call(%rip), %rcx
+    cmp %ecx, USTACK - 8                    /* CALL's 32-bit return address */
+    CHECK_EQ 15
+    cmpl $USTACK - 8, USTACK - 12           /* the EBP that LEAVE popped */
+    CHECK_EQ 16
     cmpl $5, RES_VAL
     CHECK_EQ 4
     cmpq $UCS32, RES_VAL + 8
@@ -97,9 +111,21 @@ user32:
     int $0x80
 after_int:
     mov $0x1234, %edx
-push_at:
-    push %eax
+    mov $USTACK - 8, %ebp
+    push $0x5678
+    call sub32
+after_call:
+    pop %ebx
+    mov %esp, %esi
+fpu_at:
+    fld1
     hlt
+sub32:
+    push %ebp
+    mov %esp, %ebp
+    mov 8(%ebp), %edi
+    leave
+    ret
 user32b:
     mov $0x77, %eax
     int $0x80

@@ -1,5 +1,5 @@
-/* 32-bit code the engine does not run (here PUSH, whose width follows SS)
- * stops it with an error naming the instruction, never a guess. */
+/* 32-bit kernel code the engine does not run (here x87's FLD1) stops it
+ * with an error naming the instruction, never a guess. */
 #include "guest.inc"
     .code64
     .globl _start
@@ -9,7 +9,7 @@ _start:
     .code32
 c32:
     nop
-    pushl %eax
+    fld1
     .code64
     FAIL 2
     .data
