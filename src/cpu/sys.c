@@ -907,6 +907,7 @@ static HANDLER(syscall)
 {
     if (!(c->efer & EFER_SCE))
         raise_ud(c, i);
+    bool compat = cpu_mode32(c); /* a 32-bit process (AMD's SYSCALL32): CSTAR */
     uint64_t fl = rflags_get(c);
     c->r[1] = next_rip(c, i);
     c->r[11] = fl & ~(uint64_t)F_RF;
@@ -919,7 +920,7 @@ static HANDLER(syscall)
     rflags_set(c, fl & ~(c->sfmask | F_RF));
     cpu_set_cpl(c, 0);
     seg_update_bases(c);
-    retire_to(c, i, c->lstar);
+    retire_to(c, i, compat ? c->cstar : c->lstar);
 }
 
 static HANDLER(sysret)
@@ -934,8 +935,11 @@ static HANDLER(sysret)
         c->seg[SEG_CS] = (struct x86_segment){.selector = (uint16_t)((base + 16) | 3), .type = 11,
                                              .s = true, .dpl = 3, .present = true, .l = true,
                                              .g = true, .limit = 0xffffffff};
-    } else {
-        raise_error(c, i, "SYSRET to compatibility mode is not implemented");
+    } else { /* SYSRETL: back to a 32-bit process at ECX */
+        target = (uint32_t)c->r[1];
+        c->seg[SEG_CS] = (struct x86_segment){.selector = (uint16_t)(base | 3), .type = 11,
+                                             .s = true, .dpl = 3, .present = true, .db = true,
+                                             .g = true, .limit = 0xffffffff};
     }
     c->seg[SEG_SS] = (struct x86_segment){.selector = (uint16_t)((base + 8) | 3), .type = 3,
                                          .s = true, .dpl = 3, .present = true, .db = true,

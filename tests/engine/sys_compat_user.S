@@ -4,12 +4,14 @@
  * back; PUSH/POP, CALL/RET and LEAVE on the 32-bit stack (4-byte slots);
  * then an instruction the engine does not run in 32-bit code (x87's FLD1)
  * raises #UD at CPL3 instead of stopping the VM. Then a 64-bit user
- * program's LRETQ into the same 32-bit code segment, and its far jump to a
- * 16-bit code segment, which the engine does not run: #UD again. */
+ * program's LRETQ into the same 32-bit code segment, SYSCALL from there
+ * (AMD's SYSCALL32: to CSTAR) and SYSRETL back, and a far jump to a 16-bit
+ * code segment, which the engine does not run: #UD again. */
 #include "guest.inc"
 #define GDT2  0xb000
 #define UCS32 0x43
-#define UCS16 0x4b
+#define UDS32 0x4b
+#define UCS16 0x53
     .code64
     .globl _start
 _start:
@@ -21,8 +23,19 @@ _start:
     rep movsq
     movabs $0x00cffb000000ffff, %rax
     mov %rax, GDT2 + 0x40
-    movabs $0x0000fb000000ffff, %rax        /* 16-bit user code (D = 0) */
+    movabs $0x00cff3000000ffff, %rax        /* user data, SYSRETL's SS */
     mov %rax, GDT2 + 0x48
+    movabs $0x0000fb000000ffff, %rax        /* 16-bit user code (D = 0) */
+    mov %rax, GDT2 + 0x50
+    mov $0xc0000081, %ecx                   /* STAR: SYSCALL CS 0x08, SYSRETL CS 0x43 */
+    xor %eax, %eax
+    mov $0x00400008, %edx
+    wrmsr
+    mov $0xc0000083, %ecx                   /* CSTAR: SYSCALL from 32-bit code */
+    lea cstar_entry(%rip), %rax
+    mov %rax, %rdx
+    shr $32, %rdx
+    wrmsr
     lgdt gdtr2(%rip)
     pushq $UDS
     pushq $USTACK
@@ -88,9 +101,30 @@ second_ud:                                  /* its far jump to 16-bit code */
     lea jmp16_at(%rip), %rcx
     cmp %rcx, (%rsp)
     CHECK_EQ 9
-    cmpl $0x77, RES_VAL                     /* the INT 0x80 after its LRETQ */
+    cmpl $0x77, RES_VAL                     /* the INT 0x80 after its LRETQ ... */
     CHECK_EQ 10
+    cmpq $UCS32, RES_VAL + 8                /* ... and SYSCALL, SYSRETL */
+    CHECK_EQ 17
+    cmpq $1, syscall_seen(%rip)
+    CHECK_EQ 18
+    cmp $0x99, %ebx                         /* SYSRETL kept the result */
+    CHECK_EQ 19
     PASS
+
+cstar_entry:                                /* SYSCALL from 32-bit code, at CPL0 */
+    cmp $0x99, %eax
+    CHECK_EQ 20
+    lea after_syscall(%rip), %rdx           /* RCX: the next EIP */
+    cmp %rdx, %rcx
+    CHECK_EQ 21
+    mov %cs, %edx
+    cmp $KCS, %edx
+    CHECK_EQ 22
+    movq $1, syscall_seen(%rip)
+    sysretl
+
+syscall_seen:
+    .quad 0
 
 ud_count:
     .quad 0
@@ -102,7 +136,7 @@ user64:
     lretq
 
 gdtr2:
-    .word 0x4f
+    .word 0x57
     .quad GDT2
 
     .code32
@@ -127,6 +161,10 @@ sub32:
     leave
     ret
 user32b:
+    mov $0x99, %eax
+    syscall
+after_syscall:
+    mov %eax, %ebx
     mov $0x77, %eax
     int $0x80
 jmp16_at:
