@@ -133,6 +133,8 @@ static uint64_t check_mode32(uint64_t count, ZydisFormatter *fmt, struct cpu *cp
         } else {
             struct insn rec;
             bool ok;
+            if (hx_need_flush(cpu))
+                hx_flush(cpu); /* the host-exec stub arena fills with variety */
             build_insn(cpu, &d, 0x1000, &rec, &ok);
             if (!ok && errors++ < 20) {
                 printf("32-BIT: no handler for %s: ", op_name(d.id));

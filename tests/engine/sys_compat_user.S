@@ -2,8 +2,8 @@
  * it: IRETQ into flat 32-bit code at CPL3, INT 0x80 from there to a 64-bit
  * handler (which sees the compatibility-mode CS in its frame) and IRETQ
  * back; PUSH/POP, CALL/RET and LEAVE on the 32-bit stack (4-byte slots);
- * then an instruction the engine does not run in 32-bit code (x87's FLD1)
- * raises #UD at CPL3 instead of stopping the VM. Then a 64-bit user
+ * x87 and SSE with 32-bit addresses; then an instruction the engine does not
+ * run in 32-bit code (AAA) raises #UD at CPL3 instead of stopping the VM. Then a 64-bit user
  * program's LRETQ into the same 32-bit code segment, SYSCALL from there
  * (AMD's SYSCALL32: to CSTAR) and SYSRETL back, and a far jump to a 16-bit
  * code segment, which the engine does not run: #UD again. */
@@ -82,6 +82,12 @@ ud_handler:
     CHECK_EQ 15
     cmpl $USTACK - 8, USTACK - 12           /* the EBP that LEAVE popped */
     CHECK_EQ 16
+    cmpl $2, fpu_out(%rip)                  /* FLD1, FADD, FISTP */
+    CHECK_EQ 23
+    cmpl $6, sse_out(%rip)                  /* MOVD, PADDD, MOVD */
+    CHECK_EQ 24
+    cmpl $12, sse_out + 4(%rip)             /* through (%edi) */
+    CHECK_EQ 25
     cmpl $5, RES_VAL
     CHECK_EQ 4
     cmpq $UCS32, RES_VAL + 8
@@ -125,6 +131,10 @@ cstar_entry:                                /* SYSCALL from 32-bit code, at CPL0
 
 syscall_seen:
     .quad 0
+fpu_out:
+    .quad 0
+sse_out:
+    .quad 0
 
 ud_count:
     .quad 0
@@ -151,8 +161,21 @@ after_int:
 after_call:
     pop %ebx
     mov %esp, %esi
-fpu_at:
     fld1
+    fadd %st(0), %st(0)
+    fistpl fpu_out
+    mov $3, %ecx
+    movd %ecx, %xmm0
+    paddd %xmm0, %xmm0
+    movd %xmm0, sse_out
+    push %edi
+    mov $sse_out, %edi
+    movd (%edi), %xmm1
+    paddd %xmm1, %xmm1
+    movd %xmm1, 4(%edi)
+    pop %edi
+fpu_at:
+    aaa
     hlt
 sub32:
     push %ebp

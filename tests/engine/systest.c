@@ -398,12 +398,12 @@ static void test_compat_mode_unsupported_is_an_error(void **state)
 {
     (void)state;
     static struct sysguest g;
-    guest_setup(&g, "sys_compat_fpu");
+    guest_setup(&g, "sys_compat_bcd");
     struct cpu_exit ex;
     assert_int_equal(run(&g, &ex), CPU_EXIT_ERROR);
     assert_non_null(strstr(ex.detail, "32-bit code"));
     assert_true(ex.insn_len >= 1);
-    assert_int_equal(ex.insn[0], 0xd9); /* fld1, after the NOP */
+    assert_int_equal(ex.insn[0], 0x37); /* aaa, after the NOP */
     assert_int_equal(ex.rip & 0xfff00000, 0x100000);
     h_free(&g.h);
 }

@@ -1,20 +1,20 @@
 """A 32-bit (i386) program in the 64-bit guest: tests/tools/hello32, which
-writes a line from a subroutine (CALL/RET, PUSH/POP) and exits 42 through
-INT 0x80. Under KVM it runs as on hardware, also when asked to execute an
-x87 FLD1 first. ember's engine runs 32-bit code only in part (README, "CPU
-engine"): the plain run must work there too, and the run with FLD1, an
-instruction the engine does not run in 32-bit code, must cost the process a
-SIGILL (#UD) and not the VM."""
+writes a line from a subroutine (CALL/RET, PUSH/POP), computes its exit
+status 42 with x87 and SSE2 and exits through INT 0x80. Under KVM it runs as
+on hardware, also when asked to execute AAA first. ember's engine runs
+32-bit code only in part (README, "CPU engine"): the plain run must work
+there too, and the run with AAA, an instruction the engine does not run in
+32-bit code, must cost the process a SIGILL (#UD) and not the VM."""
 from framework import (expect, expect_ember_rc, guest_cmdline, guest_test, initrd_with_tool,
                        job, on_engine)
 
 
 @guest_test("32-bit program: an i386 binary runs under the 64-bit guest kernel (INT 0x80 "
-            "system calls, the 32-bit stack, exit status); on the engine an instruction it "
+            "system calls, the 32-bit stack, x87 and SSE2); on the engine an instruction it "
             "does not run in 32-bit code kills only that process (SIGILL)", backend="both",
             kernel="debian")
 def compat32_program(ctx):
-    guest = ("hello32; echo \"plain rc=$?\"; hello32 fpu; echo \"fpu rc=$?\"; "
+    guest = ("hello32; echo \"plain rc=$?\"; hello32 bcd; echo \"bcd rc=$?\"; "
              "echo still-running")
     script = (f'"$EMBER" run --initrd "$DATA/initrd.cpio" --cmdline \'{guest_cmdline(guest)}\' '
               '< /dev/null > vm.txt 2>&1; echo "ember rc=$?"; cat vm.txt')
@@ -25,11 +25,11 @@ def compat32_program(ctx):
                f"the 32-bit program writes its line in both runs:\n{out}")
         expect("plain rc=42" in out, f"the 32-bit program exits 42:\n{out}")
         if on_engine():
-            expect("fpu rc=132" in out,
-                   f"on the engine x87 in 32-bit code is SIGILL (128 + 4):\n{out}")
+            expect("bcd rc=132" in out,
+                   f"on the engine AAA in 32-bit code is SIGILL (128 + 4):\n{out}")
             expect("#UD raised" in out, f"ember says what it did not run:\n{out}")
         else:
-            expect("fpu rc=42" in out, f"under KVM the FLD1 runs as on hardware:\n{out}")
+            expect("bcd rc=42" in out, f"under KVM the AAA runs as on hardware:\n{out}")
         expect("still-running" in out, f"the guest goes on after the program:\n{out}")
         expect_ember_rc(j, 0)
     return job("compat32", script, timeout=300,

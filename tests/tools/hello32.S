@@ -1,7 +1,8 @@
 /* An i386 Linux program (no libc): writes a line through INT 0x80 from a
- * subroutine (CALL/RET, PUSH/POP on the 32-bit stack) and exits 42; with any
- * argument it first executes x87's FLD1, which ember's engine does not run
- * in 32-bit code (the process then dies of SIGILL; the VM goes on). */
+ * subroutine (CALL/RET, PUSH/POP on the 32-bit stack), adds 1 + 1 with x87
+ * and 20 + 20 with SSE2 into its exit status (42); with any argument it
+ * first executes AAA (BCD arithmetic), which ember's engine does not run in
+ * 32-bit code (the process then dies of SIGILL; the VM goes on). */
     .code32
     .text
     .globl _start
@@ -13,9 +14,16 @@ _start:
     add $8, %esp
     cmp $1, %eax
     je 1f
-    fld1
-1:  mov $1, %eax                /* exit(42) */
-    mov $42, %ebx
+    aaa
+1:  fld1                        /* 1 + 1 */
+    fadd %st(0), %st(0)
+    fistpl two
+    mov $20, %ecx               /* 20 + 20 */
+    movd %ecx, %xmm0
+    paddd %xmm0, %xmm0
+    movd %xmm0, %ebx
+    add two, %ebx
+    mov $1, %eax                /* exit(42) */
     int $0x80
 
 print:                          /* print(buf, len): write(1, buf, len) */
@@ -34,6 +42,8 @@ print:                          /* print(buf, len): write(1, buf, len) */
     ret
 
     .data
+two:
+    .long 0
 msg:
     .ascii "hello from 32-bit code\n"
 len = . - msg

@@ -1,4 +1,4 @@
-/* 32-bit kernel code the engine does not run (here x87's FLD1) stops it
+/* 32-bit kernel code the engine does not run (here AAA, BCD arithmetic) stops it
  * with an error naming the instruction, never a guess. */
 #include "guest.inc"
     .code64
@@ -9,7 +9,7 @@ _start:
     .code32
 c32:
     nop
-    fld1
+    aaa
     .code64
     FAIL 2
     .data
