@@ -464,12 +464,12 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         rec->aux = lg == 1;
         fn = lg == 2 ? h_leave32 : h_leave;
         break;
-    case OP_PUSHF:
-        rec->aux = lg == 1;
+    case OP_PUSHF: /* aux: 0 the 64-bit form, else the operand lg (16, or 32-bit code's) */
+        rec->aux = lg == 3 ? 0 : (uint8_t)lg;
         fn = h_pushf;
         break;
     case OP_POPF:
-        rec->aux = lg == 1;
+        rec->aux = lg == 3 ? 0 : (uint8_t)lg;
         fn = h_popf;
         break;
     /* --- strings --- */

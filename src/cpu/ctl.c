@@ -288,12 +288,17 @@ static HANDLER(leave)
     NEXT;
 }
 
-/* PUSHF/POPF */
+/* PUSHF/POPF: aux 0 the 64-bit form, 1 16-bit, 2 32-bit code's (ESP) */
+static inline uint64_t flags_sp(const struct insn *i, uint64_t sp)
+{
+    return i->aux == 2 ? (uint32_t)sp : sp;
+}
+
 static HANDLER(pushf)
 {
     uint64_t f = rflags_get(c) & ~(uint64_t)(F_VM | F_RF);
-    unsigned lg = i->aux ? 1 : 3;
-    uint64_t sp = c->r[4] - (1u << lg);
+    unsigned lg = i->aux ? i->aux : 3;
+    uint64_t sp = flags_sp(i, c->r[4] - (1u << lg));
     st_ss(c, i, sp, f, lg);
     c->r[4] = sp;
     NEXT;
@@ -301,8 +306,9 @@ static HANDLER(pushf)
 
 static HANDLER(popf)
 {
-    unsigned lg = i->aux ? 1 : 3;
-    uint64_t v = ld_ss(c, i, c->r[4], lg);
+    unsigned lg = i->aux ? i->aux : 3;
+    uint64_t sp = flags_sp(i, c->r[4]);
+    uint64_t v = ld_ss(c, i, sp, lg);
     uint64_t old = rflags_get(c);
     uint64_t mask = F_ARITH | F_TF | F_DF | F_NT | F_AC | F_ID;
     unsigned iopl = (old >> 12) & 3;
@@ -315,7 +321,7 @@ static HANDLER(popf)
     uint64_t nf = (old & ~mask) | (v & mask);
     nf &= ~(uint64_t)(F_RF | F_VIF | F_VIP);
     nf |= old & (F_VIF | F_VIP);
-    c->r[4] += 1u << lg;
+    c->r[4] = flags_sp(i, sp + (1u << lg));
     bool sti = !(old & F_IF) && (nf & F_IF);
     rflags_set(c, nf);
     if (sti)

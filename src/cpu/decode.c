@@ -441,6 +441,7 @@ static bool decode32_supported(unsigned id)
     case OP_HX: case OP_EMMS: case OP_X87_CTL: /* x87/MMX/SSE on host stubs, as in 64-bit code */
     case OP_PUSH_R: case OP_POP_R: case OP_PUSH_I: case OP_PUSH_E: case OP_POP_E:
     case OP_CALL: case OP_RET: case OP_RET_I: case OP_JMP_E: case OP_CALL_E: case OP_LEAVE:
+    case OP_PUSHF: case OP_POPF:
         return true;
     default:
         return false;

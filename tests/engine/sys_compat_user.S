@@ -2,7 +2,7 @@
  * it: IRETQ into flat 32-bit code at CPL3, INT 0x80 from there to a 64-bit
  * handler (which sees the compatibility-mode CS in its frame) and IRETQ
  * back; PUSH/POP, CALL/RET and LEAVE on the 32-bit stack (4-byte slots);
- * x87 and SSE with 32-bit addresses; then an instruction the engine does not
+ * x87 and SSE with 32-bit addresses; PUSHFD/POPFD; then an instruction the engine does not
  * run in 32-bit code (AAA) raises #UD at CPL3 instead of stopping the VM. Then a 64-bit user
  * program's LRETQ into the same 32-bit code segment, SYSCALL from there
  * (AMD's SYSCALL32: to CSTAR) and SYSRETL back, and a far jump to a 16-bit
@@ -88,6 +88,10 @@ ud_handler:
     CHECK_EQ 24
     cmpl $12, sse_out + 4(%rip)             /* through (%edi) */
     CHECK_EQ 25
+    cmpl $0x200000, flags_diff(%rip)        /* PUSHFD/POPFD */
+    CHECK_EQ 26
+    cmpl $USTACK, esp_after(%rip)           /* 4 bytes each way */
+    CHECK_EQ 27
     cmpl $5, RES_VAL
     CHECK_EQ 4
     cmpq $UCS32, RES_VAL + 8
@@ -135,6 +139,10 @@ fpu_out:
     .quad 0
 sse_out:
     .quad 0
+flags_diff:
+    .quad 0
+esp_after:
+    .quad 0
 
 ud_count:
     .quad 0
@@ -174,6 +182,19 @@ after_call:
     paddd %xmm1, %xmm1
     movd %xmm1, 4(%edi)
     pop %edi
+    sub $64, %esp                           /* (keep the slots checked above) */
+    pushf                                   /* EFLAGS.ID toggled, as CPUID probes do */
+    pop %ecx
+    mov %ecx, %ebp
+    xor $0x200000, %ebp
+    push %ebp
+    popf
+    pushf
+    pop %ebp
+    xor %ecx, %ebp
+    mov %ebp, flags_diff
+    add $64, %esp
+    mov %esp, esp_after
 fpu_at:
     aaa
     hlt
