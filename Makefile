@@ -202,10 +202,15 @@ $(BUILD)/tools/hello32: tests/tools/hello32.S
 	$(CC) -m32 -c -o $@.o $<
 	ld -m elf_i386 -static -nostdlib -e _start -o $@ $@.o
 
+# ... and one in C against i386 glibc, static (gcc-multilib).
+$(BUILD)/tools/hello32c: tests/tools/hello32c.c
+	@mkdir -p $(dir $@)
+	$(CC) -m32 -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
+
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
 	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf \
 	$(BUILD)/tools/uffd_handler $(BUILD)/tools/cpuid $(BUILD)/tools/fsexercise $(BUILD)/tools/fsperf \
-	$(BUILD)/tools/smpstress $(BUILD)/tools/hello32
+	$(BUILD)/tools/smpstress $(BUILD)/tools/hello32 $(BUILD)/tools/hello32c
 tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----

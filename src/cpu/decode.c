@@ -442,6 +442,14 @@ static bool decode32_supported(unsigned id)
     case OP_PUSH_R: case OP_POP_R: case OP_PUSH_I: case OP_PUSH_E: case OP_POP_E:
     case OP_CALL: case OP_RET: case OP_RET_I: case OP_JMP_E: case OP_CALL_E: case OP_LEAVE:
     case OP_PUSHF: case OP_POPF:
+    /* what runs as its 32-bit-operand form in 64-bit code does here too */
+    case OP_SAHF: case OP_LAHF: case OP_INT3: case OP_INT1: case OP_HLT: case OP_STI:
+    case OP_MUL: case OP_IMUL1: case OP_DIV: case OP_IDIV: case OP_NOPM: case OP_SHLD:
+    case OP_SHRD: case OP_POPCNT: case OP_LZCNT: case OP_MOVNTI: case OP_CMPXCHG8B:
+    case OP_RDRAND: case OP_RDPID: case OP_RDTSCP: case OP_FXSAVE: case OP_FXRSTOR:
+    case OP_LDMXCSR: case OP_STMXCSR: case OP_CLFLUSH: case OP_FENCE: case OP_MOVBE:
+    case OP_CRC32: case OP_UD: case OP_FWAIT: case OP_MASKMOV: case OP_LAR: case OP_LSL:
+    case OP_VERR: case OP_VERW: case OP_SLDT: case OP_STR: case OP_SMSW:
         return true;
     default:
         return false;
@@ -760,14 +768,16 @@ opcode:;
 
     if (mode32 && (!id || !decode32_supported(id)))
         return DEC_NOIMPL;
+    if (mode32 && id == OP_NOPM && d->map == 1 && (op == 0x1a || op == 0x1b))
+        return DEC_NOIMPL; /* MPX's encodings there, which Zydis and CPUs disagree on */
     if (!id)
         return DEC_UD;
     if ((fl & D_NO64) || ((fl & D_MEM) && d->mod == 3) || ((fl & D_REG) && d->mod != 3))
         return DEC_UD;
     if (!mode32 && d->lock && d->map == 1 && (op == 0x20 || op == 0x22) && (d->reg & 7) == 0)
         return DEC_OK; /* AMD AltMovCr8: LOCK MOV CR0 is MOV CR8 */
-    if (d->lock && d->map == 1 && op == 0x00 && (d->reg & 7) == 5 && d->mod != 3)
-        return DEC_OK; /* measured: LOCK VERW m16 executes on the host */
+    if (!mode32 && d->lock && d->map == 1 && op == 0x00 && (d->reg & 7) == 5 && d->mod != 3)
+        return DEC_OK; /* measured (64-bit code): LOCK VERW m16 executes on the host */
     if (d->lock && (!(fl & D_LOCK) || d->mod == 3))
         return DEC_UD;
     return DEC_OK;

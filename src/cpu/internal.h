@@ -491,11 +491,21 @@ static inline void stop_before(struct cpu *c, const struct insn *i)
     c->icount += (uint64_t)(i - c->blk_first);
 }
 
+/* Linear address of offset 'a' (already cut to 32 bits with 'a32') in
+ * segment 'seg'. In 32-bit code (compatibility mode) it wraps at 4 GiB,
+ * the base included (a GS-relative TLS access at a negative offset); 64-bit
+ * code adds FS/GS bases in 64 bits, also to a 0x67-cut offset. */
+static inline uint64_t seg_lin(const struct cpu *c, uint64_t a, int seg, bool a32)
+{
+    uint64_t l = a + c->segbase[seg];
+    return unlikely(a32 && c->exec_mode) ? (uint32_t)l : l;
+}
+
 static inline uint64_t ea(const struct cpu *c, const struct insn *i)
 {
     uint64_t a = c->r[i->base] + (c->r[i->index] << (i->mf & MF_SCALE)) + (uint64_t)i->disp;
     if (unlikely(i->mf & MF_ADDR32))
-        a = (uint32_t)a;
+        return seg_lin(c, (uint32_t)a, (i->mf >> MF_SEG_SHIFT) & 7, true);
     return a + c->segbase[(i->mf >> MF_SEG_SHIFT) & 7];
 }
 

@@ -36,19 +36,19 @@ static inline uint8_t *fast_ptr(struct cpu *c, uint64_t va, uint64_t len, bool w
 static inline void one(struct cpu *c, const struct insn *i, unsigned op, unsigned lg, bool a32,
                        int64_t step)
 {
-    uint64_t segb = c->segbase[insn_seg(i)];
     uint64_t si = areg(c, 6, a32), di = areg(c, 7, a32);
+    uint64_t src = seg_lin(c, si, insn_seg(i), a32); /* DS (or the override): a base */
     unsigned n = 1u << lg;
     switch (op) {
     case S_MOVS: {
-        uint64_t v = ldn(c, i, si + segb, lg);
+        uint64_t v = ldn(c, i, src, lg);
         stn(c, i, di, v, lg);
         aset(c, 6, si + step, a32);
         aset(c, 7, di + step, a32);
         break;
     }
     case S_CMPS: {
-        uint64_t a = ldn(c, i, si + segb, lg);
+        uint64_t a = ldn(c, i, src, lg);
         uint64_t b = ldn(c, i, di, lg);
         cc_set(c, CC_SUB << 2 | lg, (a - b) & sz_mask(lg), a, b);
         aset(c, 6, si + step, a32);
@@ -60,7 +60,7 @@ static inline void one(struct cpu *c, const struct insn *i, unsigned op, unsigne
         aset(c, 7, di + step, a32);
         break;
     case S_LODS: {
-        uint64_t v = ldn(c, i, si + segb, lg);
+        uint64_t v = ldn(c, i, src, lg);
         setr(c, 0, v, lg);
         aset(c, 6, si + step, a32);
         break;
@@ -82,7 +82,7 @@ static inline void one(struct cpu *c, const struct insn *i, unsigned op, unsigne
         break;
     }
     default: { /* OUTS */
-        uint64_t v = ldn(c, i, si + segb, lg);
+        uint64_t v = ldn(c, i, src, lg);
         io_port(c, (uint16_t)c->r[2], &v, n, true);
         aset(c, 6, si + step, a32);
         break;
@@ -114,7 +114,7 @@ static NOINLINE bool str_exec(struct cpu *c, const struct insn *i, unsigned op, 
             uint64_t room = (4096 - (di & 0xfff)) / n;
             uint64_t si = 0;
             if (op == S_MOVS) {
-                si = areg(c, 6, a32) + c->segbase[insn_seg(i)];
+                si = seg_lin(c, areg(c, 6, a32), insn_seg(i), a32);
                 uint64_t r2 = (4096 - (si & 0xfff)) / n;
                 if (r2 < room)
                     room = r2;

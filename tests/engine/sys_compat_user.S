@@ -2,7 +2,8 @@
  * it: IRETQ into flat 32-bit code at CPL3, INT 0x80 from there to a 64-bit
  * handler (which sees the compatibility-mode CS in its frame) and IRETQ
  * back; PUSH/POP, CALL/RET and LEAVE on the 32-bit stack (4-byte slots);
- * x87 and SSE with 32-bit addresses; PUSHFD/POPFD; then an instruction the engine does not
+ * x87 and SSE with 32-bit addresses; PUSHFD/POPFD; a GS-relative access
+ * at a negative offset (the linear address wraps at 4 GiB); then an instruction the engine does not
  * run in 32-bit code (AAA) raises #UD at CPL3 instead of stopping the VM. Then a 64-bit user
  * program's LRETQ into the same 32-bit code segment, SYSCALL from there
  * (AMD's SYSCALL32: to CSTAR) and SYSRETL back, and a far jump to a 16-bit
@@ -12,6 +13,8 @@
 #define UCS32 0x43
 #define UDS32 0x4b
 #define UCS16 0x53
+#define UTLS  0x5b       /* user data with base TLS_BASE, loaded into GS */
+#define TLS_BASE 0x300000
     .code64
     .globl _start
 _start:
@@ -27,6 +30,9 @@ _start:
     mov %rax, GDT2 + 0x48
     movabs $0x0000fb000000ffff, %rax        /* 16-bit user code (D = 0) */
     mov %rax, GDT2 + 0x50
+    movabs $0x00cff3300000ffff, %rax        /* user data based at TLS_BASE */
+    mov %rax, GDT2 + 0x58
+    movl $0x7e57, TLS_BASE - 4              /* what %gs:-4 reads: the sum wraps at 4 GiB */
     mov $0xc0000081, %ecx                   /* STAR: SYSCALL CS 0x08, SYSRETL CS 0x43 */
     xor %eax, %eax
     mov $0x00400008, %edx
@@ -92,6 +98,8 @@ ud_handler:
     CHECK_EQ 26
     cmpl $USTACK, esp_after(%rip)           /* 4 bytes each way */
     CHECK_EQ 27
+    cmpl $0x7e57, tls_read(%rip)            /* GS base + 0xfffffffc, wrapped */
+    CHECK_EQ 28
     cmpl $5, RES_VAL
     CHECK_EQ 4
     cmpq $UCS32, RES_VAL + 8
@@ -143,6 +151,8 @@ flags_diff:
     .quad 0
 esp_after:
     .quad 0
+tls_read:
+    .quad 0
 
 ud_count:
     .quad 0
@@ -154,7 +164,7 @@ user64:
     lretq
 
 gdtr2:
-    .word 0x57
+    .word 0x5f
     .quad GDT2
 
     .code32
@@ -195,6 +205,10 @@ after_call:
     mov %ebp, flags_diff
     add $64, %esp
     mov %esp, esp_after
+    mov $UTLS, %ecx
+    mov %ecx, %gs
+    mov %gs:0xfffffffc, %ecx
+    mov %ecx, tls_read
 fpu_at:
     aaa
     hlt

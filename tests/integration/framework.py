@@ -146,11 +146,12 @@ def ember_run(args="", guest_cmd=None, cmdline=None, stdin=None):
     return f'{line}; echo "ember rc=$?"'
 
 
-def initrd_with_tool(ctx, name):
-    """The guest's initramfs with build/tools/NAME as /usr/bin/NAME (built once)."""
-    out = os.path.join(ctx.prep_dir, f"initrd-{name}.cpio")
+def initrd_with_tool(ctx, *names):
+    """The guest's initramfs with build/tools/NAME as /usr/bin/NAME for each
+    name (built once)."""
+    out = os.path.join(ctx.prep_dir, f"initrd-{'-'.join(names)}.cpio")
     if not os.path.exists(out):
-        build_initrd_with({f"/usr/bin/{name}": os.path.join(ctx.build, "tools", name)},
+        build_initrd_with({f"/usr/bin/{n}": os.path.join(ctx.build, "tools", n) for n in names},
                           os.path.join(ctx.guest_dir, "initramfs.cpio"), out)
     return out
 
