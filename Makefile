@@ -355,7 +355,7 @@ FUZZ_TARGETS := $(BUILD)/fuzz/fuzz_config_file $(BUILD)/fuzz/fuzz_api_route $(BU
 	$(BUILD)/fuzz/fuzz_mmds $(BUILD)/fuzz/fuzz_cpu_config $(BUILD)/fuzz/fuzz_gdb_packet \
 	$(BUILD)/fuzz/fuzz_virtio_net $(BUILD)/fuzz/fuzz_virtio_pci \
 	$(BUILD)/fuzz/fuzz_loader $(BUILD)/fuzz/fuzz_virtio_pmem $(BUILD)/fuzz/fuzz_legacy_ports \
-	$(BUILD)/fuzz/fuzz_device_state
+	$(BUILD)/fuzz/fuzz_device_state $(BUILD)/fuzz/fuzz_engine
 # 'make fuzz' builds every target and runs each for FUZZ_SECONDS on its seed
 # corpus (tests/fuzz/corpus/NAME, copied so the tree's seeds stay small).
 FUZZ_SECONDS ?= 60

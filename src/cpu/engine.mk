@@ -80,7 +80,8 @@ engine-test: engine engine-sibcalls
 test: $(ENGINE_BINS) engine-sibcalls
 tools: $(BUILD)/tools/cpurun
 
-# libFuzzer: a hostile instruction stream (tests/fuzz/fuzz_engine.c). The
+# libFuzzer: a hostile instruction stream (tests/fuzz/fuzz_engine.c; in the
+# top Makefile's FUZZ_TARGETS, whose rules read it before this file). The
 # engine is built by clang with the fuzzer's instrumentation and its own
 # flags as above (alignment unchecked for the same reason; a record array
 # after a block header is the GNU extension gcc takes silently), one object
@@ -102,4 +103,3 @@ $(BUILD)/fuzz/fuzz_engine: tests/fuzz/fuzz_engine.c tests/fuzz/ubsan_options.c $
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_ENGINE_CFLAGS) -o $@ $(filter %.c,$^) $(BUILD)/fuzz/libengine.a -lpthread
-FUZZ_TARGETS += $(BUILD)/fuzz/fuzz_engine
