@@ -102,4 +102,4 @@ $(BUILD)/fuzz/libengine.a: $(FUZZ_ENGINE_OBJS)
 $(BUILD)/fuzz/fuzz_engine: tests/fuzz/fuzz_engine.c tests/fuzz/ubsan_options.c $(BUILD)/fuzz/libengine.a
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
-	$(Q)$(FUZZ_CC) $(FUZZ_ENGINE_CFLAGS) -o $@ $(filter %.c,$^) $(BUILD)/fuzz/libengine.a -lpthread
+	$(Q)$(FUZZ_CC) $(FUZZ_ENGINE_CFLAGS) -Itests -o $@ $(filter %.c,$^) $(BUILD)/fuzz/libengine.a -lpthread

@@ -34,6 +34,7 @@
 #include <sys/mman.h>
 
 #include "cpu/cpu.h"
+#include "engine/harness.h" /* h_desc, h_seg */
 #include "mem/guest_mem.h"
 
 #define RAM_SIZE 0x200000ull
@@ -85,31 +86,6 @@ struct fuzz_guest {
     int vector;
 };
 
-static uint64_t desc(uint32_t base, uint32_t limit, uint16_t flags)
-{
-    return ((uint64_t)(base & 0xff000000u) << 32) | ((uint64_t)(flags & 0xf0ffu) << 40) |
-           ((uint64_t)(limit & 0xf0000u) << 32) | ((uint64_t)(base & 0xffffffu) << 16) |
-           (limit & 0xffffu);
-}
-
-static struct x86_segment seg(uint16_t sel, uint64_t d)
-{
-    uint32_t limit = (uint32_t)((d & 0xffff) | ((d >> 32) & 0xf0000));
-    bool g = (d >> 55) & 1;
-    return (struct x86_segment){
-        .base = ((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000),
-        .limit = g ? (limit << 12) | 0xfff : limit,
-        .selector = sel,
-        .type = (d >> 40) & 0xf,
-        .s = (d >> 44) & 1,
-        .dpl = (d >> 45) & 3,
-        .present = (d >> 47) & 1,
-        .l = (d >> 53) & 1,
-        .db = (d >> 54) & 1,
-        .g = g,
-    };
-}
-
 static void put64(uint8_t *ram, uint64_t gpa, uint64_t v)
 {
     memcpy(ram + gpa, &v, 8);
@@ -125,16 +101,16 @@ static void build_tables(uint8_t *ram)
         put64(ram, PT_RAM + 8 * k, k * PAGE | 7);
     uint64_t gdt[8] = {
         0,
-        desc(0, 0xfffff, 0xa09b), /* 0x08 kernel code 64 */
-        desc(0, 0xfffff, 0xc093), /* 0x10 kernel data */
-        desc(0, 0xfffff, 0xc0f3), /* 0x18 user data */
-        desc(0, 0xfffff, 0xa0fb), /* 0x20 user code 64 */
-        desc(TSS, 0x67, 0x008b),  /* 0x28 TSS (busy) */
+        h_desc(0, 0xfffff, 0xa09b), /* 0x08 kernel code 64 */
+        h_desc(0, 0xfffff, 0xc093), /* 0x10 kernel data */
+        h_desc(0, 0xfffff, 0xc0f3), /* 0x18 user data */
+        h_desc(0, 0xfffff, 0xa0fb), /* 0x20 user code 64 */
+        h_desc(TSS, 0x67, 0x008b),  /* 0x28 TSS (busy) */
         0,                        /*      its upper half */
-        desc(0, 0xfffff, 0xc09b), /* 0x38 kernel code 32 */
+        h_desc(0, 0xfffff, 0xc09b), /* 0x38 kernel code 32 */
     };
     memcpy(ram + GDT, gdt, sizeof(gdt));
-    put64(ram, GDT + 0x40, desc(0, 0xfffff, 0xc0fb)); /* 0x43 user code 32 */
+    put64(ram, GDT + 0x40, h_desc(0, 0xfffff, 0xc0fb)); /* 0x43 user code 32 */
     put64(ram, TSS + 4, RSP0);
     for (unsigned v = 0; v < 256; v++) {
         uint64_t lo = (HANDLER & 0xffff) | ((uint64_t)SEL_KCS << 16) | (0xeull << 40) |
@@ -231,10 +207,10 @@ static void set_state(struct cpu *cpu, uint8_t *ram, uint8_t mode, const uint8_t
 {
     bool user = mode & MODE_USER, bits32 = mode & MODE_32BIT;
     struct x86_sregs s = {0};
-    s.cs = seg(SEL_KCS, desc(0, 0xfffff, 0xa09b));
-    s.ss = s.ds = s.es = seg(SEL_KDS, desc(0, 0xfffff, 0xc093));
+    s.cs = h_seg(SEL_KCS, h_desc(0, 0xfffff, 0xa09b));
+    s.ss = s.ds = s.es = h_seg(SEL_KDS, h_desc(0, 0xfffff, 0xc093));
     s.fs = s.gs = (struct x86_segment){.unusable = true};
-    s.tr = seg(SEL_TSS, desc(TSS, 0x67, 0x008b));
+    s.tr = h_seg(SEL_TSS, h_desc(TSS, 0x67, 0x008b));
     s.ldt = (struct x86_segment){.unusable = true};
     s.gdt = (struct x86_dtable){GDT, 0x47};
     s.idt = (struct x86_dtable){IDT, 4095};
