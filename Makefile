@@ -196,8 +196,8 @@ $(BUILD)/tools/hostile64: tests/tools/hostile64.S
 	ld -m elf_x86_64 -static -nostdlib -N --no-warn-rwx-segments -Ttext=0x100000 -e _start \
 		-o $@ $@.o
 
-# An i386 program under the 64-bit guest kernel (binutils only, no libc).
-$(BUILD)/tools/hello32: tests/tools/hello32.S
+# i386 programs under the 64-bit guest kernel (binutils only, no libc).
+$(BUILD)/tools/hello32 $(BUILD)/tools/legacy32: $(BUILD)/tools/%: tests/tools/%.S
 	@mkdir -p $(dir $@)
 	$(CC) -m32 -c -o $@.o $<
 	ld -m elf_i386 -static -nostdlib -e _start -o $@ $@.o
@@ -210,7 +210,8 @@ $(BUILD)/tools/hello32c: tests/tools/hello32c.c
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
 	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf \
 	$(BUILD)/tools/uffd_handler $(BUILD)/tools/cpuid $(BUILD)/tools/fsexercise $(BUILD)/tools/fsperf \
-	$(BUILD)/tools/smpstress $(BUILD)/tools/hello32 $(BUILD)/tools/hello32c
+	$(BUILD)/tools/smpstress $(BUILD)/tools/hello32 $(BUILD)/tools/hello32c \
+	$(BUILD)/tools/legacy32
 tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----

@@ -458,7 +458,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         rec->imm = d->imm & 0xffff;
         rec->aux = (uint8_t)d->imm2;
         rec->disp = lg == 1;
-        fn = h_enter;
+        fn = d->mode32 ? h_enter32 : h_enter;
         break;
     case OP_LEAVE:
         rec->aux = lg == 1;
@@ -518,10 +518,26 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
             rec->aux = d->op == 0xb2 ? SEG_SS : d->op == 0xb4 ? SEG_FS : SEG_GS;
         fn = h_sys[d->id];
         break;
-    case OP_PUSH_FSGS: case OP_POP_FSGS:
-        rec->aux = d->op < 0xa8 ? SEG_FS : SEG_GS;
-        rec->imm = lg == 1;
+    case OP_PUSH_SREG: case OP_POP_SREG: /* aux: the segment, imm: lg */
+        if (d->map == 1)
+            rec->aux = d->op < 0xa8 ? SEG_FS : SEG_GS;
+        else
+            rec->aux = (uint8_t)(d->op < 0x08 ? SEG_ES : d->op < 0x10 ? SEG_CS
+                                 : d->op < 0x18 ? SEG_SS : SEG_DS);
+        rec->imm = lg;
         fn = h_sys[d->id];
+        break;
+    case OP_PUSHA: case OP_POPA: /* aux: lg */
+        rec->aux = (uint8_t)lg;
+        fn = d->id == OP_PUSHA ? h_pusha32 : h_popa32;
+        break;
+    case OP_BCD: /* aux: which; imm: AAM/AAD's base */
+        rec->aux = (uint8_t)(d->op == 0xd4 ? 4 : d->op == 0xd5 ? 5 : (d->op >> 3) - 4);
+        rec->imm = d->imm & 0xff;
+        fn = h_bcd;
+        break;
+    case OP_INTO:
+        fn = h_into;
         break;
     case OP_MOV_FROM_CR: case OP_MOV_TO_CR: case OP_MOV_FROM_DR: case OP_MOV_TO_DR:
         rec->aux = d->reg;

@@ -131,6 +131,18 @@ static const struct opent map1[256] = {
     [0xff] = E(G5_FF, D_GRP | D_M),
 };
 
+/* One-byte opcodes only 32-bit code has (invalid in 64-bit mode). */
+static const struct opent map1_compat[256] = {
+    [0x06] = E(OP_PUSH_SREG, D_D64), [0x0e] = E(OP_PUSH_SREG, D_D64),
+    [0x16] = E(OP_PUSH_SREG, D_D64), [0x1e] = E(OP_PUSH_SREG, D_D64),
+    [0x07] = E(OP_POP_SREG, D_D64 | D_END), [0x17] = E(OP_POP_SREG, D_D64 | D_END),
+    [0x1f] = E(OP_POP_SREG, D_D64 | D_END),
+    [0x27] = E(OP_BCD, 0), [0x2f] = E(OP_BCD, 0), [0x37] = E(OP_BCD, 0), [0x3f] = E(OP_BCD, 0),
+    [0xd4] = E(OP_BCD, D_IB), [0xd5] = E(OP_BCD, D_IB),
+    [0x60] = E(OP_PUSHA, 0), [0x61] = E(OP_POPA, 0),
+    [0xce] = E(OP_INTO, 0),
+};
+
 /* SSE tables: index by [opcode][mandatory prefix: none, 66, F3, F2] */
 #define X_(ms, fl) {OP_HX, K_X, K_X, ms, fl}
 #define M_(ms, fl) {OP_HX, K_M, K_M, ms, fl}
@@ -295,14 +307,14 @@ static const struct opent map0f[256] = {
     [0x7c ... 0x7f] = E(0, D_SSE | D_M),
     [0x80 ... 0x8f] = E(OP_JCC, D_J | D_IZ | D_D64 | D_END),
     [0x90 ... 0x9f] = E(OP_SETCC, D_M | D_B),
-    [0xa0] = E(OP_PUSH_FSGS, D_D64),
-    [0xa1] = E(OP_POP_FSGS, D_D64 | D_END),
+    [0xa0] = E(OP_PUSH_SREG, D_D64),
+    [0xa1] = E(OP_POP_SREG, D_D64 | D_END),
     [0xa2] = E(OP_CPUID, 0),
     [0xa3] = E(OP_BT, D_M),
     [0xa4] = E(OP_SHLD, D_M | D_IB),
     [0xa5] = E(OP_SHLD, D_M),
-    [0xa8] = E(OP_PUSH_FSGS, D_D64),
-    [0xa9] = E(OP_POP_FSGS, D_D64 | D_END),
+    [0xa8] = E(OP_PUSH_SREG, D_D64),
+    [0xa9] = E(OP_POP_SREG, D_D64 | D_END),
     [0xab] = E(OP_BT, D_M | D_LOCK),
     [0xac] = E(OP_SHRD, D_M | D_IB),
     [0xad] = E(OP_SHRD, D_M),
@@ -441,7 +453,8 @@ static bool decode32_supported(unsigned id)
     case OP_HX: case OP_EMMS: case OP_X87_CTL: /* x87/MMX/SSE on host stubs, as in 64-bit code */
     case OP_PUSH_R: case OP_POP_R: case OP_PUSH_I: case OP_PUSH_E: case OP_POP_E:
     case OP_CALL: case OP_RET: case OP_RET_I: case OP_JMP_E: case OP_CALL_E: case OP_LEAVE:
-    case OP_PUSHF: case OP_POPF:
+    case OP_PUSHF: case OP_POPF: case OP_ENTER: case OP_PUSH_SREG: case OP_POP_SREG:
+    case OP_PUSHA: case OP_POPA: case OP_BCD: case OP_INTO:
     /* what runs as its 32-bit-operand form in 64-bit code does here too */
     case OP_SAHF: case OP_LAHF: case OP_INT3: case OP_INT1: case OP_HLT: case OP_STI:
     case OP_MUL: case OP_IMUL1: case OP_DIV: case OP_IDIV: case OP_NOPM: case OP_SHLD:
@@ -582,6 +595,8 @@ opcode:;
         return n > 15 ? DEC_GP : DEC_UD;
     }
     struct opent e = tab[op];
+    if (mode32 && d->map == 0 && !e.id)
+        e = map1_compat[op];
     d->mand = d->rep == 0xf3 ? 2 : d->rep == 0xf2 ? 3 : d->p66 ? 1 : 0;
 
     /* ModRM and the memory operand */
@@ -766,6 +781,8 @@ opcode:;
     d->id = (uint16_t)id;
     d->fl = fl;
 
+    if (mode32 && !id && d->map == 1 && (op == 0x34 || op == 0x35))
+        return DEC_UD; /* SYSENTER/SYSEXIT: #UD in long mode on AMD, as the engine is */
     if (mode32 && (!id || !decode32_supported(id)))
         return DEC_NOIMPL;
     if (mode32 && id == OP_NOPM && d->map == 1 && (op == 0x1a || op == 0x1b))
@@ -892,8 +909,8 @@ static const char *const op_names[] = {
     "rdpmc",
     "cmov",
     "setcc",
-    "push_fsgs",
-    "pop_fsgs",
+    "push_sreg",
+    "pop_sreg",
     "cpuid",
     "bt",
     "bt_i",
@@ -930,6 +947,10 @@ static const char *const op_names[] = {
     "maskmov",
     "x87_ctl",
     "jmpf_d",
+    "bcd",
+    "pusha",
+    "popa",
+    "into",
 };
 
 const char *op_name(unsigned id)

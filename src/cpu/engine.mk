@@ -25,7 +25,7 @@ $(BUILD)/engine/libengine.a: $(ENGINE_OBJS)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
-$(BUILD)/engine/test_difftest: tests/engine/difftest.c tests/engine/harness.h $(BUILD)/engine/libengine.a
+$(BUILD)/engine/test_difftest: tests/engine/difftest.c tests/engine/difftest32.h tests/engine/harness.h $(BUILD)/engine/libengine.a
 	@mkdir -p $(dir $@)
 	$(call say,TEST,$@)
 	$(Q)$(CC) $(ENGINE_TEST_CFLAGS) -o $@ $< $(BUILD)/engine/libengine.a -lZydis -lpthread

@@ -45,7 +45,11 @@ extern const insn_fn h_jmp16, h_call16, h_ret16;
 
 /* stack32.c: the stack in 32-bit code */
 extern const insn_fn h_push_r32, h_push_i32, h_push_m32, h_pop_r32, h_pop_m32, h_call32,
-    h_ret32, h_jmp_r32, h_jmp_m32, h_call_r32, h_call_m32, h_leave32;
+    h_ret32, h_jmp_r32, h_jmp_m32, h_call_r32, h_call_m32, h_leave32, h_enter32, h_pusha32,
+    h_popa32;
+
+/* legacy32.c: what only 32-bit code has */
+extern const insn_fn h_bcd, h_into;
 
 /* str.c: [op][lg]; op: movs cmps stos lods scas ins outs, [rep] */
 extern const insn_fn h_str[7][4][3]; /* [op][lg][0 plain, 1 rep/repe, 2 repne] */

@@ -355,21 +355,32 @@ static HANDLER(mov_rs)
     retire_to(c, i, next_rip(c, i));
 }
 
-static HANDLER(push_fsgs)
+/* PUSH/POP Sreg: aux = the segment, imm = the operand's lg. 32-bit code
+ * (ES CS SS DS too) uses ESP; a 32-bit push stores the selector
+ * zero-extended. */
+static inline uint64_t sreg_sp(const struct cpu *c, uint64_t sp)
 {
-    unsigned lg = i->imm ? 1 : 3;
-    uint64_t sp = c->r[4] - (1u << lg);
+    return cpu_mode32(c) ? (uint32_t)sp : sp;
+}
+
+static HANDLER(push_sreg)
+{
+    unsigned lg = (unsigned)i->imm;
+    uint64_t sp = sreg_sp(c, c->r[4] - (1u << lg));
     st_ss(c, i, sp, c->seg[i->aux].selector, lg);
     c->r[4] = sp;
     NEXT;
 }
 
-static HANDLER(pop_fsgs)
+static HANDLER(pop_sreg)
 {
-    unsigned lg = i->imm ? 1 : 3;
-    uint16_t sel = (uint16_t)ld_ss(c, i, c->r[4], lg);
+    unsigned lg = (unsigned)i->imm;
+    uint64_t sp = sreg_sp(c, c->r[4]);
+    uint16_t sel = (uint16_t)ld_ss(c, i, sp, lg);
     load_data_seg(c, i, i->aux, sel);
-    c->r[4] += 1u << lg;
+    c->r[4] = sreg_sp(c, sp + (1u << lg));
+    if (i->aux == SEG_SS)
+        c->shadow = 2;
     retire_to(c, i, next_rip(c, i));
 }
 
@@ -1227,6 +1238,6 @@ const insn_fn h_sys[OP_COUNT] = {
     [OP_VERR] = lar_lsl, [OP_VERW] = lar_lsl, [OP_SYSCALL] = syscall, [OP_SYSRET] = sysret,
     [OP_RDMSR] = rdmsr, [OP_WRMSR] = wrmsr, [OP_CLFLUSH] = clflush, [OP_FENCE] = fence,
     [OP_PAUSE] = pause, [OP_NOPM] = nop, [OP_IRET] = iret, [OP_RETF] = retf,
-    [OP_JMPF] = jmpf, [OP_JMPF_D] = jmpf_d, [OP_CALLF] = callf, [OP_MOV_RS] = mov_rs, [OP_PUSH_FSGS] = push_fsgs,
-    [OP_POP_FSGS] = pop_fsgs, [OP_LSEG] = lseg,
+    [OP_JMPF] = jmpf, [OP_JMPF_D] = jmpf_d, [OP_CALLF] = callf, [OP_MOV_RS] = mov_rs, [OP_PUSH_SREG] = push_sreg,
+    [OP_POP_SREG] = pop_sreg, [OP_LSEG] = lseg,
 };

@@ -3,8 +3,11 @@
  * virtual layout), comparing registers, RIP, RFLAGS, memory and the fault
  * (vector, error code, CR2) byte for byte.
  *
- *   difftest [--seed N] [--count N] [--keep-going] [--class int|fpu|all]
+ *   difftest [--seed N] [--count N] [--keep-going] [--class int|int32|fpu|all]
  *            [--noise] [-v]
+ *
+ * 'all' mixes integer, x87/SSE and (one integer case in eight) 32-bit code's
+ * integer cases (difftest32.h); 'int32' runs only those.
  *
  * Layout (same virtual addresses on both sides):
  *   CODE  0x10000000  RWX  prologue (native) + the instruction + int3 fill
@@ -88,6 +91,7 @@ struct tcase {
     uint8_t insn[40]; /* one instruction, or a pair (gen_pair): up to 15 + 2 * 6 + 6 */
     uint8_t len;
     uint8_t klass;
+    uint8_t mode32; /* runs as 32-bit code (difftest32.h) */
     uint64_t r[16];
     uint64_t rflags;
     uint64_t patch_off;  /* per-case random bytes at DATA + patch_off */
@@ -248,9 +252,12 @@ static void native_probe_gdt(struct shm *s)
     asm volatile("fninit; fxsave %0" : "=m"(s->fx_init));
 }
 
+static void fill_code32(uint8_t *code, const uint8_t *insn, unsigned len);
+static void set_far_slot(uint8_t *state_page);
+
 static void native_one(const struct tcase *t, struct tresult *res)
 {
-    fill_code((uint8_t *)CODE_VA, t->insn, t->len);
+    (t->mode32 ? fill_code32 : fill_code)((uint8_t *)CODE_VA, t->insn, t->len);
     memcpy((void *)DATA_VA, data_template, DATA_SIZE);
     memcpy((uint8_t *)DATA_VA + t->patch_off, t->patch, sizeof(t->patch));
     memcpy((void *)STACK_VA, stack_template, 4096);
@@ -261,6 +268,7 @@ static void native_one(const struct tcase *t, struct tresult *res)
     st[16] = 0;
     st[17] = t->rflags;
     *(uint64_t *)RSP_SLOT = t->r[4];
+    set_far_slot((uint8_t *)STATE_VA);
     native_res = res;
     memset(res, 0, offsetof(struct tresult, data));
     if (t->klass) {
@@ -268,7 +276,8 @@ static void native_one(const struct tcase *t, struct tresult *res)
         asm volatile("fxrstor %0" : : "m"(*t->fx));
     }
     /* a previous test may have loaded DS/ES/SS */
-    asm volatile("mov %0, %%ds; mov %0, %%es; mov %1, %%ss" : : "r"(0), "r"(0x2b));
+    asm volatile("mov %0, %%ds; mov %0, %%es; mov %1, %%ss"
+                 : : "r"(t->mode32 ? 0x2b : 0), "r"(0x2b));
     native_test_id++;
     native_in_test = 1;
     if (!sigsetjmp(native_env, 1))
@@ -345,7 +354,7 @@ static int native_run(struct native *nv, struct shm *s, uint32_t n)
 /* --- engine side ----------------------------------------------------------------- */
 struct eng {
     struct harness h;
-    struct x86_sregs sregs;
+    struct x86_sregs sregs, sregs32;
     uint8_t fx_init[512] __attribute__((aligned(16))); /* FXSAVE needs it */
 };
 
@@ -403,6 +412,10 @@ static int eng_init(struct eng *e, const struct shm *s)
     sr->efer = 0xd01;
     if (cpu_set_sregs(h->cpu, sr))
         return -1;
+    /* 32-bit code: Linux's __USER32_CS and __USER_DS, as natively */
+    e->sregs32 = *sr;
+    e->sregs32.cs = h_seg(0x23, gdt[4]);
+    e->sregs32.ds = e->sregs32.es = h_seg(0x2b, gdt[5]);
     memcpy(e->fx_init, s->fx_init, 512);
     return 0;
 }
@@ -410,7 +423,7 @@ static int eng_init(struct eng *e, const struct shm *s)
 static int eng_one(struct eng *e, const struct tcase *t, struct tresult *res)
 {
     struct harness *h = &e->h;
-    fill_code(h_ptr(h, CODE_GPA), t->insn, t->len);
+    (t->mode32 ? fill_code32 : fill_code)(h_ptr(h, CODE_GPA), t->insn, t->len);
     cpu_notify_write(h->cpu, CODE_GPA, 4096);
     memcpy(h_ptr(h, DATA_GPA), data_template, DATA_SIZE);
     memcpy((uint8_t *)h_ptr(h, DATA_GPA) + t->patch_off, t->patch, sizeof(t->patch));
@@ -422,11 +435,15 @@ static int eng_one(struct eng *e, const struct tcase *t, struct tresult *res)
         st[k] = t->r[k];
     st[17] = t->rflags;
     *(uint64_t *)h_ptr(h, STATE_GPA + 0x800) = t->r[4];
+    set_far_slot(h_ptr(h, STATE_GPA));
+    const struct x86_sregs *want = t->mode32 ? &e->sregs32 : &e->sregs;
     struct x86_sregs cur;
     cpu_get_sregs(h->cpu, &cur);
-    if (cur.ss.selector != e->sregs.ss.selector || cur.ds.selector || cur.es.selector ||
-        cur.ss.unusable != e->sregs.ss.unusable || cur.cs.selector != e->sregs.cs.selector)
-        cpu_set_sregs(h->cpu, &e->sregs);
+    if (cur.ss.selector != want->ss.selector || cur.ds.selector != want->ds.selector ||
+        cur.es.selector != want->es.selector || cur.ds.unusable != want->ds.unusable ||
+        cur.es.unusable != want->es.unusable || cur.ss.unusable != want->ss.unusable ||
+        cur.cs.selector != want->cs.selector)
+        cpu_set_sregs(h->cpu, want);
     cpu_set_fxsave(h->cpu, t->klass ? t->fx : e->fx_init);
     struct x86_regs r = {
         .rax = t->r[0], .rcx = t->r[1], .rdx = t->r[2], .rbx = t->r[3], .rsp = t->r[4],
@@ -458,7 +475,7 @@ static int eng_one(struct eng *e, const struct tcase *t, struct tresult *res)
 }
 
 /* --- generator ---------------------------------------------------------------------- */
-static ZydisDecoder zdec;
+static ZydisDecoder zdec, zdec32;
 static ZydisFormatter zfmt;
 
 static uint64_t edge64(void)
@@ -786,6 +803,8 @@ static int gen_pair(struct tcase *t)
     return 0;
 }
 
+#include "difftest32.h"
+
 /* --- comparison --------------------------------------------------------------------- */
 static const char *rname[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                 "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
@@ -794,7 +813,8 @@ static void disasm(const struct tcase *t, char *out, size_t len)
 {
     ZydisDecodedInstruction zi;
     ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
-    if (ZYAN_FAILED(ZydisDecoderDecodeFull(&zdec, t->insn, t->len, &zi, zo))) {
+    if (ZYAN_FAILED(ZydisDecoderDecodeFull(t->mode32 ? &zdec32 : &zdec, t->insn, t->len, &zi,
+                                           zo))) {
         snprintf(out, len, "(invalid)");
         return;
     }
@@ -876,8 +896,8 @@ static struct vendor_leeway leeway_of(const struct tcase *t)
     struct vendor_leeway v = {0};
     for (unsigned at = 0; at < t->len;) {
         ZydisDecodedInstruction zi;
-        if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(&zdec, NULL, t->insn + at, t->len - at,
-                                                      &zi))) {
+        if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(t->mode32 ? &zdec32 : &zdec, NULL,
+                                                      t->insn + at, t->len - at, &zi))) {
             v.invalid = true;
             break;
         }
@@ -1147,7 +1167,7 @@ int main(int argc, char **argv)
 {
     uint64_t seed = 1, count = 1000000;
     bool keep_going = false, noise = false, verbose = false;
-    int klass = 2; /* 0 int, 1 fpu, 2 all */
+    int klass = 2; /* 0 int, 1 fpu, 2 all, 3 int32 */
     for (int k = 1; k < argc; k++) {
         if (!strcmp(argv[k], "--seed") && k + 1 < argc) seed = strtoull(argv[++k], 0, 0);
         else if (!strcmp(argv[k], "--count") && k + 1 < argc) count = strtoull(argv[++k], 0, 0);
@@ -1156,15 +1176,17 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[k], "-v")) verbose = true;
         else if (!strcmp(argv[k], "--class") && k + 1 < argc) {
             k++;
-            klass = !strcmp(argv[k], "int") ? 0 : !strcmp(argv[k], "fpu") ? 1 : 2;
+            klass = !strcmp(argv[k], "int") ? 0 : !strcmp(argv[k], "fpu") ? 1
+                  : !strcmp(argv[k], "int32") ? 3 : 2;
         } else {
             fprintf(stderr, "usage: %s [--seed N] [--count N] [--keep-going] "
-                            "[--class int|fpu|all] [--noise] [-v]\n", argv[0]);
+                            "[--class int|int32|fpu|all] [--noise] [-v]\n", argv[0]);
             return 2;
         }
     }
     ZydisDecoderInit(&zdec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
     ZydisDecoderEnableMode(&zdec, ZYDIS_DECODER_MODE_AMD_BRANCHES, ZYAN_TRUE);
+    ZydisDecoderInit(&zdec32, ZYDIS_MACHINE_MODE_LONG_COMPAT_32, ZYDIS_STACK_WIDTH_32);
     ZydisFormatterInit(&zfmt, ZYDIS_FORMATTER_STYLE_INTEL);
     rng_seed(0x5eed);
     for (unsigned k = 0; k < DATA_SIZE; k++)
@@ -1173,6 +1195,7 @@ int main(int argc, char **argv)
         stack_template[k] = (uint8_t)rnd();
         ro_template[k] = (uint8_t)edge64();
     }
+    stack_selectors(stack_template);
     struct shm *s = mmap(NULL, sizeof(struct shm), PROT_READ | PROT_WRITE,
                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (s == MAP_FAILED)
@@ -1187,6 +1210,18 @@ int main(int argc, char **argv)
         printf("difftest: the host is not an AMD CPU like the engine: undefined flags and "
                "vendor-specific outcomes not held to the host's\n");
     host_keeps_fop = s->host_keeps_fop;
+    bool host32 = host_runs_32bit_code(s);
+    if (!host32 && klass == 3) {
+        printf("difftest: SKIPPED: this host's kernel offers no 32-bit user code segment "
+               "(0x23 not a present 32-bit code segment: no IA32 emulation, or a PVM guest), "
+               "so 32-bit code has no native oracle here\n");
+        if (getenv("CMOCKA_MESSAGE_OUTPUT"))
+            printf("1..1\nok 1 # SKIP difftest int32: no 32-bit user code on this host\n");
+        return 0;
+    }
+    if (!host32)
+        printf("difftest: this host's kernel offers no 32-bit user code segment: 32-bit "
+               "code's cases SKIPPED (they need a host that runs i386 programs)\n");
     if (!host_keeps_fop)
         printf("difftest: this host stores FOP only on x87 exceptions: FOP not compared\n");
     static struct eng e;
@@ -1204,11 +1239,13 @@ int main(int argc, char **argv)
         uint32_t n = count - done < BATCH ? (uint32_t)(count - done) : BATCH;
         for (uint32_t k = 0; k < n; k++) {
             struct tcase *t = &s->cases[k];
-            int cls = klass == 2 ? (rn(4) == 0) : klass;
+            int cls = klass == 2 ? (rn(4) == 0) : klass == 3 ? 0 : klass;
+            bool m32 = klass == 3 || (klass == 2 && host32 && !cls && rn(8) == 0);
             do {
                 memset(t, 0, offsetof(struct tcase, fx));
                 t->klass = (uint8_t)cls;
-            } while (cls ? gen_fpu(t) : rn(4) == 0 ? gen_pair(t) : gen_int(t, -1));
+            } while (cls ? gen_fpu(t) : m32 ? gen_int32(t) : rn(4) == 0 ? gen_pair(t)
+                                                                       : gen_int(t, -1));
         }
         if (native_run(&nv, s, n)) {
             fprintf(stderr, "difftest: native child died\n");

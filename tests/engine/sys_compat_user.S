@@ -4,7 +4,7 @@
  * back; PUSH/POP, CALL/RET and LEAVE on the 32-bit stack (4-byte slots);
  * x87 and SSE with 32-bit addresses; PUSHFD/POPFD; a GS-relative access
  * at a negative offset (the linear address wraps at 4 GiB); then an instruction the engine does not
- * run in 32-bit code (AAA) raises #UD at CPL3 instead of stopping the VM. Then a 64-bit user
+ * run in 32-bit code (16-bit addressing) raises #UD at CPL3 instead of stopping the VM. Then a 64-bit user
  * program's LRETQ into the same 32-bit code segment, SYSCALL from there
  * (AMD's SYSCALL32: to CSTAR) and SYSRETL back, and a far jump to a 16-bit
  * code segment, which the engine does not run: #UD again. */
@@ -210,7 +210,7 @@ after_call:
     mov %gs:0xfffffffc, %ecx
     mov %ecx, tls_read
 fpu_at:
-    aaa
+    addr16 lea (%bx,%si), %eax
     hlt
 sub32:
     push %ebp

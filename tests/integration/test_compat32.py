@@ -1,14 +1,69 @@
 """A 32-bit (i386) program in the 64-bit guest: tests/tools/hello32, which
 writes a line from a subroutine (CALL/RET, PUSH/POP), computes its exit
 status 42 with x87 and SSE2 and exits through INT 0x80. Under KVM it runs as
-on hardware, also when asked to execute AAA first. ember's engine runs
-32-bit code only in part (README, "CPU engine"): the plain run must work
-there too, and the run with AAA, an instruction the engine does not run in
-32-bit code, must cost the process a SIGILL (#UD) and not the VM. Then tests/tools/hello32c, a C program linked
-statically against i386 glibc (TLS through GS, the vDSO's SYSCALL entry,
-stdio, x87 and 64-bit arithmetic), prints its line and exits 7 on both."""
+on hardware, also when asked to execute an LEA with 16-bit addressing
+first. ember's engine runs 32-bit code only in part (README, "CPU engine"):
+the plain run must work there too, and the run with 16-bit addressing, which
+the engine does not run, must cost the process a SIGILL (#UD) and not the
+VM. tests/tools/legacy32 runs what only 32-bit code has (BCD arithmetic over
+every AL, PUSHA/POPA, ENTER with nesting, segment pushes and pops, INTO);
+its hash of the BCD results must be what the manual's definitions give
+(computed here), and its own checks must pass. Then tests/tools/hello32c, a
+C program linked statically against i386 glibc (TLS through GS, the vDSO's
+SYSCALL entry, stdio, x87 and 64-bit arithmetic), prints its line and
+exits 7 on both."""
 from framework import (expect, expect_ember_rc, guest_cmdline, guest_test, initrd_with_tool,
                        job, on_engine)
+
+CF, PF, AF, ZF, SF = 0x1, 0x4, 0x10, 0x40, 0x80
+
+
+def _szp(v):
+    f = 0 if bin(v).count("1") & 1 else PF
+    return f | (ZF if v == 0 else 0) | (SF if v & 0x80 else 0)
+
+
+def bcd_op(op, base, al, ah, cf, af):
+    """AX, the flags and the mask of the flags defined after one decimal
+    instruction, from the Intel SDM's pseudo-code (AAA/AAS add or subtract
+    106h to AX, as the current manuals have it and CPUs do)."""
+    if op in ("daa", "das"):
+        sign = 1 if op == "daa" else -1
+        old_al, ncf, naf = al, 0, 0
+        if (al & 0xf) > 9 or af:
+            r = al + sign * 6
+            ncf = cf or r < 0 or r > 0xff
+            al, naf = r & 0xff, 1
+        if old_al > 0x99 or cf:
+            al, ncf = (al + sign * 0x60) & 0xff, 1
+        elif op == "daa":
+            ncf = 0
+        return ah << 8 | al, (CF if ncf else 0) | (AF if naf else 0) | _szp(al), 0xd5
+    if op in ("aaa", "aas"):
+        ax = ah << 8 | al
+        f = 0
+        if (al & 0xf) > 9 or af:
+            ax = (ax + 0x106 if op == "aaa" else ax - 0x106) & 0xffff
+            f = CF | AF
+        return ax & 0xff0f, f, 0x11
+    if op == "aam":
+        high, low = divmod(al, base)
+        return high << 8 | low, _szp(low), 0xc4
+    low = (al + ah * base) & 0xff  # AAD
+    return low, _szp(low), 0xc4
+
+
+def legacy32_hash():
+    """The hash tests/tools/legacy32.S prints, in its loop order."""
+    ops = [("daa", 0), ("das", 0), ("aaa", 0), ("aas", 0)]
+    ops += [("aam", b) for b in (10, 16, 7, 255)] + [("aad", b) for b in (10, 16, 7, 255)]
+    h = 0x811c9dc5
+    for op, base in ops:
+        for flags_in in range(4):
+            for al in range(256):
+                ax, flags, mask = bcd_op(op, base, al, al ^ 0x5a, flags_in & 1, flags_in >> 1)
+                h = ((h ^ (ax | (flags & mask) << 16)) * 16777619) & 0xffffffff
+    return h
 
 
 @guest_test("32-bit program: i386 binaries run under the 64-bit guest kernel (INT 0x80 "
@@ -16,8 +71,9 @@ from framework import (expect, expect_ember_rc, guest_cmdline, guest_test, initr
             "the engine an instruction it does not run in 32-bit code kills only that process "
             "(SIGILL)", backend="both", kernel="debian")
 def compat32_program(ctx):
-    guest = ("hello32; echo \"plain rc=$?\"; hello32 bcd; echo \"bcd rc=$?\"; "
-             "echo still-running; hello32c abc; echo \"glibc rc=$?\"")
+    guest = ("hello32; echo \"plain rc=$?\"; hello32 a16; echo \"a16 rc=$?\"; "
+             "echo still-running; legacy32; echo \"legacy rc=$?\"; "
+             "hello32c abc; echo \"glibc rc=$?\"")
     script = (f'"$EMBER" run --initrd "$DATA/initrd.cpio" --cmdline \'{guest_cmdline(guest)}\' '
               '< /dev/null > vm.txt 2>&1; echo "ember rc=$?"; cat vm.txt')
 
@@ -27,16 +83,20 @@ def compat32_program(ctx):
                f"the 32-bit program writes its line in both runs:\n{out}")
         expect("plain rc=42" in out, f"the 32-bit program exits 42:\n{out}")
         if on_engine():
-            expect("bcd rc=132" in out,
-                   f"on the engine AAA in 32-bit code is SIGILL (128 + 4):\n{out}")
+            expect("a16 rc=132" in out,
+                   f"on the engine 16-bit addressing in 32-bit code is SIGILL (128 + 4):\n{out}")
             expect("#UD raised" in out, f"ember says what it did not run:\n{out}")
         else:
-            expect("bcd rc=42" in out, f"under KVM the AAA runs as on hardware:\n{out}")
+            expect("a16 rc=42" in out, f"under KVM 16-bit addressing runs as on hardware:\n{out}")
+        want = f"legacy32 bcd {legacy32_hash():08x}"
+        expect(want in out, f"DAA DAS AAA AAS AAM AAD as the manual defines them ({want}):\n{out}")
+        expect("legacy rc=0" in out,
+               f"PUSHA/POPA, ENTER/LEAVE, segment pushes and pops, INTO pass:\n{out}")
         expect("still-running" in out, f"the guest goes on after the program:\n{out}")
         expect("i386 glibc: abc 8 3.00 1099511627776" in out,
                f"the i386 glibc program prints what it computed:\n{out}")
         expect("glibc rc=7" in out, f"the i386 glibc program exits 7:\n{out}")
         expect_ember_rc(j, 0)
     return job("compat32", script, timeout=300,
-               files={"initrd.cpio": initrd_with_tool(ctx, "hello32", "hello32c")}), check
+               files={"initrd.cpio": initrd_with_tool(ctx, "hello32", "hello32c", "legacy32")}), check
 

@@ -26,7 +26,9 @@ def supervisor_script():
 BB=busybox
 VMS={VMS}; [ -n "$EMBER_NESTED" ] && VMS={NESTED_VMS}
 echo "vms: $VMS${{EMBER_NESTED:+ (nested)}}"
-fds_before=$(ls /proc/$$/fd | wc -l)
+# Listed into files, not through $(...): the command substitution's pipe is
+# the shell's own fd until it closes the write end, and a quick 'ls' sees it.
+ls /proc/$$/fd > fds.before
 for n in $(seq 1 $VMS); do
     "$EMBER" run --mem {MEM} --cpus 1 --cmdline '{cmdline} vm_tag='$n \\
         < /dev/null > out.$n 2> err.$n &
@@ -40,7 +42,9 @@ for n in $(seq 1 $VMS); do
 done
 alive=0; for n in $(seq 1 $VMS); do kill -0 $(cat pid.$n) 2>/dev/null && alive=$((alive+1)); done
 echo "left running: $alive"
-echo "supervisor fds: before $fds_before after $(ls /proc/$$/fd | wc -l)"
+ls /proc/$$/fd > fds.after
+echo "supervisor fds: before $(wc -l < fds.before) after $(wc -l < fds.after)"
+cmp -s fds.before fds.after || {{ ls -l /proc/$$/fd; diff fds.before fds.after; }}
 # Not enough address space for the guest's RAM: a setup error, said once.
 ( ulimit -v 400000; "$EMBER" run --mem 1G --cmdline '{cmdline}' < /dev/null > oom.out 2>&1;
   echo "no-memory rc=$?" )

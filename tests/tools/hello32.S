@@ -1,8 +1,8 @@
 /* An i386 Linux program (no libc): writes a line through INT 0x80 from a
  * subroutine (CALL/RET, PUSH/POP on the 32-bit stack), adds 1 + 1 with x87
  * and 20 + 20 with SSE2 into its exit status (42); with any argument it
- * first executes AAA (BCD arithmetic), which ember's engine does not run in
- * 32-bit code (the process then dies of SIGILL; the VM goes on). */
+ * first executes an LEA with 16-bit addressing, which ember's engine does
+ * not run in 32-bit code (the process then dies of SIGILL; the VM goes on). */
     .code32
     .text
     .globl _start
@@ -14,7 +14,7 @@ _start:
     add $8, %esp
     cmp $1, %eax
     je 1f
-    aaa
+    addr16 lea (%bx,%si), %eax
 1:  fld1                        /* 1 + 1 */
     fadd %st(0), %st(0)
     fistpl two

@@ -1,0 +1,18 @@
+/* 32-bit kernel code the engine does not run (here 16-bit addressing, an
+ * 0x67 prefix in 32-bit code) stops it with an error naming the
+ * instruction, never a guess. */
+#include "guest.inc"
+    .code64
+    .globl _start
+_start:
+    ljmpl *farptr(%rip)
+    FAIL 1
+    .code32
+c32:
+    nop
+    addr16 lea (%bx,%si), %eax
+    .code64
+    FAIL 2
+    .data
+farptr: .long c32
+        .word KCS32
