@@ -202,16 +202,19 @@ $(BUILD)/tools/hello32 $(BUILD)/tools/legacy32: $(BUILD)/tools/%: tests/tools/%.
 	$(CC) -m32 -c -o $@.o $<
 	ld -m elf_i386 -static -nostdlib -e _start -o $@ $@.o
 
-# ... and one in C against i386 glibc, static (gcc-multilib).
+# ... and one in C against i386 glibc (gcc-multilib), static and dynamic.
 $(BUILD)/tools/hello32c: tests/tools/hello32c.c
 	@mkdir -p $(dir $@)
 	$(CC) -m32 -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
+$(BUILD)/tools/hello32d: tests/tools/hello32c.c
+	@mkdir -p $(dir $@)
+	$(CC) -m32 -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $<
 
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
 	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf \
 	$(BUILD)/tools/uffd_handler $(BUILD)/tools/cpuid $(BUILD)/tools/fsexercise $(BUILD)/tools/fsperf \
 	$(BUILD)/tools/smpstress $(BUILD)/tools/hello32 $(BUILD)/tools/hello32c \
-	$(BUILD)/tools/legacy32
+	$(BUILD)/tools/hello32d $(BUILD)/tools/legacy32
 tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----

@@ -189,7 +189,8 @@ struct cpu *cpu_create(const struct cpu_config *cfg)
                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (c == MAP_FAILED)
         return NULL;
-    memset(c, 0, sizeof(*c));
+    /* fresh anonymous pages are zero: the jump cache and the rest stay
+     * unfaulted until used */
     c->mem = cfg->mem;
     c->ops = cfg->ops;
     c->flags = cfg->flags;

@@ -141,6 +141,7 @@ static const struct opent map1_compat[256] = {
     [0xd4] = E(OP_BCD, D_IB), [0xd5] = E(OP_BCD, D_IB),
     [0x60] = E(OP_PUSHA, 0), [0x61] = E(OP_POPA, 0),
     [0xce] = E(OP_INTO, 0),
+    [0x82] = E(G1_80, D_GRP | D_M | D_B | D_IB), /* an alias of 80 */
 };
 
 /* SSE tables: index by [opcode][mandatory prefix: none, 66, F3, F2] */
@@ -595,7 +596,7 @@ opcode:;
         return n > 15 ? DEC_GP : DEC_UD;
     }
     struct opent e = tab[op];
-    if (mode32 && d->map == 0 && !e.id)
+    if (mode32 && d->map == 0 && !e.id && !e.fl) /* (group 0, G1_80, has id 0) */
         e = map1_compat[op];
     d->mand = d->rep == 0xf3 ? 2 : d->rep == 0xf2 ? 3 : d->p66 ? 1 : 0;
 

@@ -93,9 +93,20 @@ void warn_unsupported(struct cpu *c, const struct insn *i, const char *what, con
     if (c->unsupported_said)
         return;
     c->unsupported_said = true;
-    char msg[320];
-    snprintf(msg, sizeof(msg), "user code at %#llx: %s; %s (said once)",
-             (unsigned long long)(i ? insn_rip(c, i) : c->rip), what, instead);
+    /* the bytes from the instruction's first, as far as its page goes (a
+     * record the decoder gave up on does not know its length) */
+    char bytes[3 * 8 + 1] = "";
+    const struct block *b = c->cur_block;
+    if (i && b && b->hptr > 1) {
+        unsigned in_page = 4096 - (unsigned)((b->pa + i->off) & 0xfff);
+        for (unsigned k = 0; k < 8 && k < in_page; k++)
+            snprintf(bytes + 3 * k, sizeof(bytes) - 3 * k, " %02x",
+                     ((const uint8_t *)b->hptr)[i->off + k]);
+    }
+    char msg[400];
+    snprintf(msg, sizeof(msg), "user code at %#llx%s%s: %s; %s (said once)",
+             (unsigned long long)(i ? insn_rip(c, i) : c->rip), *bytes ? ", bytes" : "", bytes,
+             what, instead);
     if (c->ops.warn)
         c->ops.warn(c->ops.ctx, msg);
     else

@@ -98,9 +98,37 @@ static void hex(const uint8_t *b, unsigned n)
         printf("%02x ", b[k]);
 }
 
+/* Integer instructions every 32-bit program uses: never "not run" in
+ * 32-bit code, unless 16-bit addressing (0x67) is what the engine lacks. */
+static bool must_run32(const ZydisDecodedInstruction *zi)
+{
+    static const ZydisMnemonic m[] = {
+        ZYDIS_MNEMONIC_ADD, ZYDIS_MNEMONIC_OR, ZYDIS_MNEMONIC_ADC, ZYDIS_MNEMONIC_SBB,
+        ZYDIS_MNEMONIC_AND, ZYDIS_MNEMONIC_SUB, ZYDIS_MNEMONIC_XOR, ZYDIS_MNEMONIC_CMP,
+        ZYDIS_MNEMONIC_MOV, ZYDIS_MNEMONIC_LEA, ZYDIS_MNEMONIC_TEST, ZYDIS_MNEMONIC_INC,
+        ZYDIS_MNEMONIC_DEC, ZYDIS_MNEMONIC_PUSH, ZYDIS_MNEMONIC_POP, ZYDIS_MNEMONIC_CALL,
+        ZYDIS_MNEMONIC_RET, ZYDIS_MNEMONIC_JMP, ZYDIS_MNEMONIC_JZ, ZYDIS_MNEMONIC_JNZ,
+        ZYDIS_MNEMONIC_SHL, ZYDIS_MNEMONIC_SHR, ZYDIS_MNEMONIC_SAR, ZYDIS_MNEMONIC_IMUL,
+        ZYDIS_MNEMONIC_MOVZX, ZYDIS_MNEMONIC_MOVSX, ZYDIS_MNEMONIC_XCHG, ZYDIS_MNEMONIC_NOT,
+        ZYDIS_MNEMONIC_NEG, ZYDIS_MNEMONIC_DAA, ZYDIS_MNEMONIC_AAM, ZYDIS_MNEMONIC_PUSHAD,
+        ZYDIS_MNEMONIC_POPAD, ZYDIS_MNEMONIC_ENTER, ZYDIS_MNEMONIC_LEAVE, ZYDIS_MNEMONIC_INTO,
+    };
+    if ((zi->attributes & ZYDIS_ATTRIB_HAS_ADDRESSSIZE) ||
+        zi->meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
+        return false; /* 16-bit addressing, far transfers: not run yet */
+    if (zi->mnemonic == ZYDIS_MNEMONIC_MOV && zi->opcode_map != ZYDIS_OPCODE_MAP_DEFAULT)
+        return false; /* MOV to and from debug registers: the kernel's */
+    for (unsigned k = 0; k < sizeof(m) / sizeof(m[0]); k++)
+        if (zi->mnemonic == m[k])
+            return !zi->raw.prefix_count || zi->mnemonic != ZYDIS_MNEMONIC_MOV ||
+                   !(zi->attributes & ZYDIS_ATTRIB_HAS_SEGMENT);
+    return false;
+}
+
 /* 32-bit code (compatibility mode): what the engine decodes there must be
  * what Zydis decodes, with the same length; what it does not run there is
- * counted. Returns the number of disagreements. */
+ * counted, and must not be one of must_run32's. Returns the number of
+ * disagreements. */
 static uint64_t check_mode32(uint64_t count, ZydisFormatter *fmt, struct cpu *cpu)
 {
     ZydisDecoder z;
@@ -116,6 +144,14 @@ static uint64_t check_mode32(uint64_t count, ZydisFormatter *fmt, struct cpu *cp
         bool zok = ZYAN_SUCCESS(ZydisDecoderDecodeFull(&z, b, 15, &zi, zo));
         if (r == DEC_NOIMPL) {
             noimpl++;
+            if (zok && must_run32(&zi) && errors++ < 20) {
+                char txt[128];
+                ZydisFormatterFormatInstruction(fmt, &zi, zo, zi.operand_count_visible, txt,
+                                                sizeof(txt), 0, NULL);
+                printf("32-BIT: not run, but every program needs it: ");
+                hex(b, zi.length);
+                printf(" %s\n", txt);
+            }
         } else if (r != DEC_OK) {
             both_invalid += !zok;
             noimpl += zok;

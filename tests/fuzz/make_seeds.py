@@ -391,6 +391,9 @@ ENGINE_CODE = {  # assembled by hand from AT&T snippets, as bytes
     "smc": "488d0503000000c60090cc488707f0480fb11f0f05f4",  # a store into the next insn
     "fpu": "d9ebd9e8dec1f30f6f00660ffec8f2480f2ad0f20f5eca0f0b",  # x87, SSE, ud2
     "iret": "8cd050549c8cc850488d05030000005048cf48f7f1f4",  # iretq to itself, div
+    # 32-bit code's own: pusha popa daa das aaa aas aam aad push/pop ds es,
+    # push cs, pop eax, push/pop ss, enter 16,2, leave, into, pushf popf
+    "legacy32": "606127" "2f373fd40ad50a1e1f06070e581617c8100002c9ce9c9df4",
     # found by the fuzzer: a 4-byte store at -1 after a store to page 0, whose
     # TLB slot page 0xfffffffffffff shared, went to the host byte before RAM
     "regress-tlb-wrap": "48c7c7ffffffffc7042500000000" "00000000abf4",
@@ -415,7 +418,7 @@ def seeds_engine():
     regs = b"".join(struct.pack("<Q", 0x180000 + 0x40 * k) for k in range(16))
     for name, code in ENGINE_CODE.items():
         for mode, tag in ((0x00, "k"), (0x04, "kjit"), (0x09, "user"), (0x94, "diff"),
-                          (0x2e, "intr32")):
+                          (0x2e, "intr32"), (0x0b, "user32")):
             files[f"{name}-{tag}"] = bytes([mode, 0x40, 0]) + regs + bytes(128) + \
                 bytes.fromhex(code)
         files[f"{name}-state"] = bytes([0x84, 0x40, 1]) + regs + engine_state() + \
