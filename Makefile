@@ -163,6 +163,11 @@ $(BUILD)/tools/fsperf: tests/tools/fsperf.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
+# Hardware breakpoints through ptrace (what gdb's 'watch' does), in the guest.
+$(BUILD)/tools/hwwatch: tests/tools/hwwatch.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O1 -Wall -Wextra -Werror -o $@ $<
+
 # What several CPUs must get right together, checked in the guest.
 $(BUILD)/tools/smpstress: tests/tools/smpstress.c
 	@mkdir -p $(dir $@)
@@ -214,7 +219,7 @@ TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
 	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf \
 	$(BUILD)/tools/uffd_handler $(BUILD)/tools/cpuid $(BUILD)/tools/fsexercise $(BUILD)/tools/fsperf \
 	$(BUILD)/tools/smpstress $(BUILD)/tools/hello32 $(BUILD)/tools/hello32c \
-	$(BUILD)/tools/hello32d $(BUILD)/tools/legacy32
+	$(BUILD)/tools/hello32d $(BUILD)/tools/legacy32 $(BUILD)/tools/hwwatch
 tools: $(TOOLS)
 
 # --- fuzzing (clang's libFuzzer with ASan/UBSan; separate from 'make test') -----

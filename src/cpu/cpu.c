@@ -328,7 +328,7 @@ static int boundary(struct cpu *c)
 
 /* Run exactly one instruction, from a scratch copy of the block's first
  * record. */
-static void exec_one(struct cpu *c)
+void exec_one(struct cpu *c)
 {
     struct block *b = block_find(c);
     struct {
@@ -464,6 +464,10 @@ int cpu_run(struct cpu *c, struct cpu_exit *ex)
             continue;
         }
         c->dbg_resumed = false;
+        if (unlikely(c->gbp_exec | c->gbp_data)) {
+            guest_dr_exec(c);
+            continue;
+        }
         if (unlikely(c->rflags & F_TF)) {
             single_step(c);
             continue;
@@ -598,6 +602,7 @@ void cpu_set_debugregs(struct cpu *c, const struct cpu_debugregs *d)
     memcpy(c->dr, d->dr, sizeof(c->dr));
     c->dr6 = d->dr6;
     c->dr7 = d->dr7;
+    guest_dr_changed(c);
 }
 
 void cpu_get_events_state(struct cpu *c, struct cpu_events_state *ev)

@@ -292,6 +292,9 @@ struct cpu {
     bool dbg_stepped;           /* the step's instruction has run: stop */
     uint8_t watch_hit;          /* DR6 B0-B3 of the watchpoints the instruction hit */
     bool dbg_resumed;           /* no breakpoint check at the first instruction */
+    /* the guest's own breakpoints (guestdbg.c): from DR7, as bit masks of DR0-DR3 */
+    uint8_t gbp_exec, gbp_data; /* enabled instruction / data (write, read-write) ones */
+    uint8_t gwatch_hit;         /* data breakpoints the instruction hit */
 
     /* config */
     const struct guest_mem *mem;
@@ -654,6 +657,19 @@ NORETURN void raise_ud(struct cpu *c, const struct insn *i);
 int exc_deliver_pending(struct cpu *c);
 int deliver_interrupt(struct cpu *c, int vec, bool nmi);
 void debugf(struct cpu *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --- the guest's debug registers (guestdbg.c) ------------------------------- */
+/* After DR0-DR3 or DR7 change: which breakpoints are on; the TLB refills so
+ * that pages under a data breakpoint take the slow paths. */
+void guest_dr_changed(struct cpu *c);
+/* Whether a data breakpoint covers a byte of the page at 'page'. */
+bool guest_dr_watches_page(const struct cpu *c, uint64_t page);
+/* A slow-path access to [va, va+len): note the data breakpoints it hits. */
+void guest_dr_check(struct cpu *c, uint64_t va, unsigned len, bool write);
+/* One instruction with the guest's breakpoints armed (cpu_run's loop). */
+void guest_dr_exec(struct cpu *c);
+/* Run exactly one instruction (cpu.c). */
+void exec_one(struct cpu *c);
 
 /* --- memory (mmu.c) --------------------------------------------------------- */
 uint64_t mem_read_slow(struct cpu *c, const struct insn *i, uint64_t va, unsigned size,

@@ -296,6 +296,8 @@ static void tlb_note_alias(struct cpu *c, struct code_page *cp, uint64_t pa, uin
 /* A debugger's data watchpoint covers some byte of the page at 'page'. */
 static bool page_watched(const struct cpu *c, uint64_t page)
 {
+    if (unlikely(c->gbp_data) && guest_dr_watches_page(c, page))
+        return true; /* (the guest's own data breakpoints: guestdbg.c) */
     if (!(c->dbg.flags & CPU_DEBUG_HW_BP))
         return false;
     for (unsigned n = 0; n < 4; n++)
@@ -310,6 +312,10 @@ static bool page_watched(const struct cpu *c, uint64_t page)
  * hardware's data breakpoints trap). */
 static void watch_check(struct cpu *c, uint64_t va, unsigned len, bool write)
 {
+    if (c->gbp_data)
+        guest_dr_check(c, va, len, write);
+    if (!(c->dbg.flags & CPU_DEBUG_HW_BP))
+        return;
     for (unsigned n = 0; n < 4; n++)
         if (c->dbg.enabled[n] && (c->dbg.watch[n] == CPU_WATCH_RW ||
                                   (write && c->dbg.watch[n] == CPU_WATCH_WRITE)) &&

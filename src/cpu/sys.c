@@ -719,6 +719,8 @@ static HANDLER(mov_to_dr)
         else
             c->dr7 = (v & 0xffff2bffull) | 0x400;
     }
+    if (n != 6)
+        guest_dr_changed(c);
     retire_to(c, i, next_rip(c, i));
 }
 

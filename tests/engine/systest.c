@@ -397,6 +397,8 @@ static void test_compat_user_process(void **state) { (void)state; run_simple("sy
 /* A flush empties the block arena without clearing it, so the next blocks
  * are built over stale bytes: none of them may be read back (a 32-bit
  * block's first handler under MOV SS's shadow once was). */
+static void test_guest_debug_registers(void **state) { (void)state; run_simple("sys_guestdr"); }
+
 static void test_compat_legacy(void **state)
 {
     (void)state;
@@ -515,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_compat_mode),
         cmocka_unit_test(test_compat_user_process),
         cmocka_unit_test(test_compat_legacy),
+        cmocka_unit_test(test_guest_debug_registers),
         cmocka_unit_test(test_compat_mode_unsupported_is_an_error),
         cmocka_unit_test(test_kick_and_limit),
         cmocka_unit_test(test_state_roundtrip),
