@@ -505,7 +505,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         rec->imm = d->id == OP_RETF && (d->fl & D_IW) ? (d->imm & 0xffff) : 0;
         fn = h_sys[d->id];
         break;
-    case OP_JMPF_D: /* imm: the offset, aux unused; the selector in 'disp' */
+    case OP_JMPF_D: case OP_CALLF_D: /* imm: the offset; the selector in 'disp' */
         rec->imm = d->imm;
         rec->disp = (int64_t)d->imm2;
         fn = h_sys[d->id];
@@ -514,7 +514,9 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         /* AMD: REX.W is ignored, far pointers are m16:32 at most */
         rec->imm = lg == 3 ? 2 : lg;
         rec->reg = d->reg;
-        if (d->id == OP_LSEG)
+        if (d->id == OP_LSEG && d->map == 0) /* 32-bit code's LES, LDS */
+            rec->aux = d->op == 0xc4 ? SEG_ES : SEG_DS;
+        else if (d->id == OP_LSEG)
             rec->aux = d->op == 0xb2 ? SEG_SS : d->op == 0xb4 ? SEG_FS : SEG_GS;
         fn = h_sys[d->id];
         break;
@@ -538,6 +540,20 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         break;
     case OP_INTO:
         fn = h_into;
+        break;
+    case OP_BOUND: /* reg: the index register; aux: lg */
+        rec->reg = d->reg;
+        rec->aux = (uint8_t)lg;
+        fn = h_bound;
+        break;
+    case OP_ARPL: /* reg: the source register; base: the r/m register, or memory */
+        rec->reg = d->reg;
+        if (!mem)
+            rec->mf = 0x40;
+        fn = h_arpl;
+        break;
+    case OP_SALC:
+        fn = h_salc;
         break;
     case OP_MOV_FROM_CR: case OP_MOV_TO_CR: case OP_MOV_FROM_DR: case OP_MOV_TO_DR:
         rec->aux = d->reg;

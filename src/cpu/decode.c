@@ -142,6 +142,10 @@ static const struct opent map1_compat[256] = {
     [0x60] = E(OP_PUSHA, 0), [0x61] = E(OP_POPA, 0),
     [0xce] = E(OP_INTO, 0),
     [0x82] = E(G1_80, D_GRP | D_M | D_B | D_IB), /* an alias of 80 */
+    [0x62] = E(OP_BOUND, D_M | D_MEM), /* (with mod 3: EVEX, no AVX-512 offered) */
+    [0xc4] = E(OP_LSEG, D_M | D_MEM | D_END), /* LES (mod 3: VEX) */
+    [0xc5] = E(OP_LSEG, D_M | D_MEM | D_END), /* LDS */
+    [0xd6] = E(OP_SALC, 0),
 };
 
 /* SSE tables: index by [opcode][mandatory prefix: none, 66, F3, F2] */
@@ -455,7 +459,8 @@ static bool decode32_supported(unsigned id)
     case OP_PUSH_R: case OP_POP_R: case OP_PUSH_I: case OP_PUSH_E: case OP_POP_E:
     case OP_CALL: case OP_RET: case OP_RET_I: case OP_JMP_E: case OP_CALL_E: case OP_LEAVE:
     case OP_PUSHF: case OP_POPF: case OP_ENTER: case OP_PUSH_SREG: case OP_POP_SREG:
-    case OP_PUSHA: case OP_POPA: case OP_BCD: case OP_INTO:
+    case OP_PUSHA: case OP_POPA: case OP_BCD: case OP_INTO: case OP_CALLF: case OP_CALLF_D:
+    case OP_RETF: case OP_LSEG: case OP_BOUND: case OP_ARPL: case OP_SALC:
     /* what runs as its 32-bit-operand form in 64-bit code does here too */
     case OP_SAHF: case OP_LAHF: case OP_INT3: case OP_INT1: case OP_HLT: case OP_STI:
     case OP_MUL: case OP_IMUL1: case OP_DIV: case OP_IDIV: case OP_NOPM: case OP_SHLD:
@@ -475,8 +480,9 @@ int decode(const uint8_t *b, unsigned avail, struct dec *d)
     return decode_mode(b, avail, d, false);
 }
 
-/* JMP ptr16:32 (EA), which only 32-bit code has. */
-static int decode_jmpf_direct(const uint8_t *b, unsigned p, unsigned max, struct dec *d)
+/* JMP ptr16:32 (EA) and CALL ptr16:32 (9A), which only 32-bit code has. */
+static int decode_jmpf_direct(const uint8_t *b, unsigned p, unsigned max, struct dec *d,
+                              unsigned id)
 {
     if (d->p66 || p + 6 > max)
         return p + 6 > 15 ? (d->len = 15, DEC_GP) : d->p66 ? DEC_NOIMPL : DEC_SHORT;
@@ -486,7 +492,7 @@ static int decode_jmpf_direct(const uint8_t *b, unsigned p, unsigned max, struct
     d->imm_len = 6;
     d->len = (uint8_t)(p + 6);
     memcpy(d->bytes, b, d->len);
-    d->id = OP_JMPF_D;
+    d->id = (uint16_t)id;
     d->fl = D_END;
     d->lg = 2;
     return d->lock ? DEC_UD : DEC_OK;
@@ -557,8 +563,8 @@ opcode:;
         d->p67 = true;         /* 32-bit addresses, as 0x67 gives 64-bit code */
         if ((op & 0xf0) == 0x40)
             return decode_incdec_reg(b, p, d, op);
-        if (op == 0xea)
-            return decode_jmpf_direct(b, p, max, d);
+        if (op == 0xea || op == 0x9a)
+            return decode_jmpf_direct(b, p, max, d, op == 0x9a ? OP_CALLF_D : OP_JMPF_D);
     }
     if (op == 0x0f) {
         NEED(1);
@@ -598,6 +604,8 @@ opcode:;
     struct opent e = tab[op];
     if (mode32 && d->map == 0 && !e.id && !e.fl) /* (group 0, G1_80, has id 0) */
         e = map1_compat[op];
+    if (mode32 && d->map == 0 && op == 0x63)
+        e = (struct opent)E(OP_ARPL, D_M); /* not MOVSXD */
     d->mand = d->rep == 0xf3 ? 2 : d->rep == 0xf2 ? 3 : d->p66 ? 1 : 0;
 
     /* ModRM and the memory operand */
@@ -952,6 +960,10 @@ static const char *const op_names[] = {
     "pusha",
     "popa",
     "into",
+    "callf_d",
+    "bound",
+    "arpl",
+    "salc",
 };
 
 const char *op_name(unsigned id)

@@ -60,6 +60,8 @@ enum op_id {
     OP_JMPF_D,    /* JMP ptr16:32 (32-bit code only) */
     OP_BCD,       /* DAA DAS AAA AAS AAM AAD (32-bit code only) */
     OP_PUSHA, OP_POPA, OP_INTO, /* (32-bit code only) */
+    OP_CALLF_D,   /* CALL ptr16:32 (32-bit code only) */
+    OP_BOUND, OP_ARPL, OP_SALC, /* (32-bit code only) */
     OP_COUNT
 };
 

@@ -49,7 +49,7 @@ extern const insn_fn h_push_r32, h_push_i32, h_push_m32, h_pop_r32, h_pop_m32, h
     h_popa32;
 
 /* legacy32.c: what only 32-bit code has */
-extern const insn_fn h_bcd, h_into;
+extern const insn_fn h_bcd, h_into, h_bound, h_arpl, h_salc;
 
 /* str.c: [op][lg]; op: movs cmps stos lods scas ins outs, [rep] */
 extern const insn_fn h_str[7][4][3]; /* [op][lg][0 plain, 1 rep/repe, 2 repne] */

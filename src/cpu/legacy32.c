@@ -1,5 +1,6 @@
 /* What only 32-bit code has besides its stack forms (stack32.c): decimal
- * arithmetic on AL/AH (DAA DAS AAA AAS AAM AAD) and INTO. The flags the
+ * arithmetic on AL/AH (DAA DAS AAA AAS AAM AAD), INTO, BOUND, ARPL and
+ * SALC. The flags the
  * manuals leave undefined follow this engine's CPU, AMD, as difftest's
  * 32-bit cases measured them against an AMD host. */
 #include "cpu/internal.h"
@@ -101,4 +102,45 @@ static HANDLER(into)
     NEXT;
 }
 
-const insn_fn h_bcd = bcd, h_into = into;
+/* BOUND r, m: the signed index within the pair of bounds at m, or #BR (a
+ * fault). aux: lg. */
+static HANDLER(bound)
+{
+    unsigned lg = i->aux, n = 1u << lg;
+    uint64_t va = ea(c, i);
+    int64_t lo = sext(ldn(c, i, va, lg), lg), hi = sext(ldn(c, i, (uint32_t)(va + n), lg), lg);
+    int64_t idx = sext(c->r[i->reg], lg);
+    if (idx < lo || idx > hi)
+        raise_exc(c, i, EXC_BR, NO_ERR);
+    NEXT;
+}
+
+/* ARPL r/m16, r16: the destination selector's RPL raised to the source's
+ * (ZF set) or left (ZF clear); the other flags stay. */
+static HANDLER(arpl)
+{
+    bool reg = i->mf & 0x40;
+    uint64_t va = reg ? 0 : ea(c, i);
+    uint16_t dst = reg ? (uint16_t)c->r[i->base] : (uint16_t)mem_rmw_read_slow(c, i, va, 2, 0);
+    uint16_t src = (uint16_t)c->r[i->reg];
+    uint32_t f = cc_flags(c) & ~F_ZF;
+    if ((dst & 3) < (src & 3)) {
+        dst = (uint16_t)((dst & ~3u) | (src & 3));
+        if (reg)
+            SET16(i->base, dst);
+        else
+            st16(c, i, va, dst);
+        f |= F_ZF;
+    }
+    cc_set_eager(c, f);
+    NEXT;
+}
+
+/* SALC: AL = CF ? 0xff : 0, the flags kept */
+static HANDLER(salc)
+{
+    *(uint8_t *)&c->r[0] = cc_cf(c) ? 0xff : 0;
+    NEXT;
+}
+
+const insn_fn h_bcd = bcd, h_into = into, h_bound = bound, h_arpl = arpl, h_salc = salc;

@@ -177,31 +177,52 @@ static HANDLER(jmpf_d)
     retire_to(c, i, i->imm);
 }
 
+/* A far CALL's pushes (CS, then the return offset, 'lg' each) and transfer;
+ * 32-bit code's stack is ESP, which wraps. */
+static void far_call(struct cpu *c, const struct insn *i, uint16_t sel, uint64_t off,
+                     unsigned lg)
+{
+    unsigned n = 1u << lg;
+    uint64_t d = far_target(c, i, sel);
+    if (!canonical(off))
+        raise_gp0(c, i);
+    bool m32 = cpu_mode32(c);
+    uint64_t sp = c->r[4], s1 = sp - n, s2 = sp - 2 * n;
+    if (m32) {
+        s1 = (uint32_t)s1;
+        s2 = (uint32_t)s2;
+    }
+    stn(c, i, s1, c->seg[SEG_CS].selector, lg);
+    stn(c, i, s2, next_rip(c, i), lg);
+    c->r[4] = s2;
+    load_cs(c, sel, d, c->cpl);
+    retire_to(c, i, off);
+}
+
+/* CALL far m16:(16|32|64): imm = operand lg */
 static HANDLER(callf)
 {
     unsigned lg = (unsigned)i->imm, n = 1u << lg;
     uint64_t va = ea(c, i);
     uint64_t off = ldn(c, i, va, lg);
     uint16_t sel = (uint16_t)ld16(c, i, va + n);
-    uint64_t d = far_target(c, i, sel);
-    if (!canonical(off))
-        raise_gp0(c, i);
-    uint64_t sp = c->r[4];
-    uint64_t ret = next_rip(c, i);
-    stn(c, i, sp - n, c->seg[SEG_CS].selector, lg);
-    stn(c, i, sp - 2 * n, ret, lg);
-    c->r[4] = sp - 2 * n;
-    load_cs(c, sel, d, c->cpl);
-    retire_to(c, i, off);
+    far_call(c, i, sel, off, lg);
+}
+
+/* CALL ptr16:32 (32-bit code): imm = offset, disp = selector */
+static HANDLER(callf_d)
+{
+    far_call(c, i, (uint16_t)i->disp, i->imm, 2);
 }
 
 /* RETF [imm16]: aux = operand lg */
 static HANDLER(retf)
 {
     unsigned lg = i->aux, n = 1u << lg;
-    uint64_t sp = c->r[4];
+    bool m32 = cpu_mode32(c); /* ESP, which wraps */
+    uint64_t sp = m32 ? (uint32_t)c->r[4] : c->r[4];
     uint64_t off = ld_ss(c, i, sp, lg);
-    uint16_t sel = (uint16_t)ld_ss(c, i, sp + n, lg);
+    uint16_t sel = (uint16_t)ld_ss(c, i, m32 ? (uint32_t)(sp + n) : sp + n, lg);
     unsigned rpl = sel & 3;
     if ((sel & ~3u) == 0)
         raise_exc(c, i, EXC_GP, 0);
@@ -226,6 +247,8 @@ static HANDLER(retf)
     if (!canonical(off))
         raise_gp0(c, i);
     uint64_t nsp = sp + 2 * n + i->imm;
+    if (m32)
+        nsp = (uint32_t)nsp;
     if (rpl > c->cpl) {
         /* return to an outer level: pop SS:RSP too */
         uint64_t rsp = ld_ss(c, i, nsp, lg);
@@ -1240,6 +1263,6 @@ const insn_fn h_sys[OP_COUNT] = {
     [OP_VERR] = lar_lsl, [OP_VERW] = lar_lsl, [OP_SYSCALL] = syscall, [OP_SYSRET] = sysret,
     [OP_RDMSR] = rdmsr, [OP_WRMSR] = wrmsr, [OP_CLFLUSH] = clflush, [OP_FENCE] = fence,
     [OP_PAUSE] = pause, [OP_NOPM] = nop, [OP_IRET] = iret, [OP_RETF] = retf,
-    [OP_JMPF] = jmpf, [OP_JMPF_D] = jmpf_d, [OP_CALLF] = callf, [OP_MOV_RS] = mov_rs, [OP_PUSH_SREG] = push_sreg,
+    [OP_JMPF] = jmpf, [OP_JMPF_D] = jmpf_d, [OP_CALLF_D] = callf_d, [OP_CALLF] = callf, [OP_MOV_RS] = mov_rs, [OP_PUSH_SREG] = push_sreg,
     [OP_POP_SREG] = pop_sreg, [OP_LSEG] = lseg,
 };

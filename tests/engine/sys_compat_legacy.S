@@ -3,7 +3,10 @@
  * interrupt shadow: the engine runs it as a one-record copy of its block),
  * PUSHA/POPA, PUSH/POP of segment registers, ENTER with a nesting level,
  * DAA, DAS, AAA, AAS, AAM, AAD on values worked out by hand, AAM 0 (#DE),
- * and INTO with OF set (#OF, a trap: the handler sees the next EIP). The
+ * INTO with OF set (#OF, a trap: the handler sees the next EIP), LES/LDS,
+ * BOUND in and out of bounds (#BR, a fault), ARPL, SALC, far CALLs (direct
+ * and through memory) and their RETFs within 32-bit code, and a RETF from
+ * it to 64-bit code at the end. The
  * harness fills the block arena with stale bytes first, as a flushed and
  * reused arena holds. */
 #include "guest.inc"
@@ -13,6 +16,7 @@
 _start:
     SET_GATE 4, of_handler
     SET_GATE 0, de_handler
+    SET_GATE 5, br_handler
     ljmpl *farptr(%rip)
     FAIL 1
 
@@ -124,7 +128,63 @@ de_resume:
 after_into:
     cmpl $1, of_seen
     jne bad
-    ljmpl $KCS, $good
+    /* LES, LDS: the offset and the segment from m16:32 */
+    xor %eax, %eax
+    mov %eax, %es
+    les farp, %eax
+    cmp $0x1234, %eax
+    jne bad
+    mov %es, %eax
+    cmp $KDS, %eax
+    jne bad
+    lds farp, %ecx
+    cmp $0x1234, %ecx
+    jne bad
+    /* BOUND: 5 within [0, 10]; 11 beyond: #BR, EIP at the BOUND */
+    mov $5, %eax
+    bound %eax, bounds
+    mov $11, %eax
+br_at:
+    bound %eax, bounds
+    cmpl $1, br_seen
+    jne bad
+    /* ARPL raises the RPL and sets ZF; a second time, nothing to raise */
+    mov $0x10, %eax
+    mov $3, %ecx
+    arpl %cx, %ax
+    jnz bad
+    cmp $0x13, %eax
+    jne bad
+    arpl %cx, %ax
+    jz bad
+    /* SALC: AL from CF */
+    stc
+    .byte 0xd6
+    cmp $0xff, %al
+    jne bad
+    clc
+    .byte 0xd6
+    test %al, %al
+    jnz bad
+    /* far CALL and RETF within 32-bit code: CS and EIP in 4-byte slots */
+    mov %esp, %ebx
+    lcall $KCS32, $farfn
+    cmp %ebx, %esp
+    jne bad
+    cmpl $1, far_calls
+    jne bad
+    lcall *farcall_ptr
+    cmpl $2, far_calls
+    jne bad
+    /* RETF to 64-bit code */
+    push $KCS
+    push $good
+    lret
+farfn:                              /* the caller's CS above its EIP */
+    cmpl $KCS32, 4(%esp)
+    jne bad
+    incl far_calls
+    lret
 bad:
     ljmpl $KCS, $fail64
 
@@ -136,6 +196,13 @@ of_handler:                         /* a trap: the frame's EIP follows INTO */
     CHECK_EQ 3
     cmpq $KCS32, 8(%rsp)
     CHECK_EQ 4
+    iretq
+br_handler:                         /* a fault: EIP at the BOUND; go on past it */
+    incl br_seen(%rip)
+    lea br_at(%rip), %rax
+    cmp %rax, (%rsp)
+    CHECK_EQ 6
+    addq $6, (%rsp)
     iretq
 de_handler:                         /* a fault: EIP at the AAM; go on past it */
     incl de_seen(%rip)
@@ -154,5 +221,12 @@ farptr: .long c32
         .word KCS32
 of_seen: .long 0
 de_seen: .long 0
+br_seen: .long 0
+far_calls: .long 0
+farp: .long 0x1234
+      .word KDS
+bounds: .long 0, 10
+farcall_ptr: .long farfn
+      .word KCS32
         .long 0
 display: .long 0
