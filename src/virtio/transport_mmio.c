@@ -104,8 +104,9 @@ static void queue_set_ready(struct virtio_mmio *vm, struct virtq *q, unsigned in
     struct virtio_dev *vdev = vm->vdev;
     if (ready && !q->ready) {
         q->ready = true;
-        /* Normally queues are made ready before DRIVER_OK, and start then. */
-        if (virtio_dev_live(vdev) && virtq_start(q, vdev->gm))
+        /* Normally queues are made ready before DRIVER_OK, and start then;
+         * checked now too, as on PCI (queue_enable). */
+        if (virtq_start(q, vdev->gm) && virtio_dev_live(vdev))
             virtio_dev_queue_broken(vdev, index);
     } else if (!ready && q->ready) {
         /* The driver takes the queue back (Linux does, before deleting it). */

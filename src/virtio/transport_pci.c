@@ -185,8 +185,11 @@ static void queue_enable(struct virtio_pci *vp, struct virtq *q, unsigned index)
 {
     struct virtio_dev *vdev = vp->vdev;
     q->ready = true;
-    /* Normally queues are enabled before DRIVER_OK and started then. */
-    if (virtio_dev_live(vdev) && virtq_start(q, vdev->gm))
+    /* Normally queues are enabled before DRIVER_OK and started then; one
+     * enabled earlier is checked now (virtq_start again at DRIVER_OK), so a
+     * placement the device will refuse leaves it broken already, as a
+     * snapshot then records it (a restore refuses an unbroken queue there). */
+    if (virtq_start(q, vdev->gm) && virtio_dev_live(vdev))
         virtio_dev_queue_broken(vdev, index);
 }
 

@@ -356,6 +356,22 @@ static void test_unoffered_driver_features_restore(void **state)
     rec_free(r);
 }
 
+/* A queue made ready before DRIVER_OK with rings outside guest memory (the
+ * fuzzer's find): its snapshot must restore, the queue broken as the device
+ * would find it at DRIVER_OK, which then asks for a reset as before. */
+static void test_ready_queue_bad_rings_restores(void **state)
+{
+    struct fixture *x = *state;
+    negotiate(x, 1ull << VIRTIO_F_VERSION_1);
+    setup_queue(x, 0xfffffffffffff000ull, VQF_AVAIL, VQF_USED);
+    struct rec r = rec_new();
+    virtio_mmio_save(&x->vm, r);
+    load_into_fresh(x, r, 0);
+    rec_free(r);
+    wr(x, VMMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+    assert_true(rd(x, VMMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
 /* --- hostile register sequences ---------------------------------------------- */
 
 static void h_driver_ok_without_features_ok(struct fixture *x)
@@ -529,6 +545,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pause_holds_notifications, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unoffered_driver_features_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_queue_bad_rings_restores, setup, teardown),
         cmocka_unit_test(test_hostile_sequences),
     };
     return cmocka_run_group_tests_name("virtio_mmio", tests, NULL, NULL);
