@@ -245,36 +245,40 @@ static HANDLER(jrcxz)
         JUMP(next_rip(c, i), 1);
 }
 
-/* ENTER imm16, imm8: imm = size, aux = nesting level, mf bit: 16-bit (disp) */
-static NOINLINE void enter_any(struct cpu *c, const struct insn *i)
+/* ENTER imm16, imm8: imm = size, aux = nesting level, disp: 16-bit operands.
+ * 'm32': 32-bit code's, on ESP and EBP with 4-byte slots, wrapping at 4 GiB. */
+static NOINLINE void enter_any(struct cpu *c, const struct insn *i, bool m32)
 {
-    unsigned lg = i->disp ? 1 : 3, n = 1u << lg;
+    if (m32 && !c->seg[SEG_SS].db)
+        raise_unsupported(c, i, "a 16-bit stack (SS.B = 0) in 32-bit code");
+    uint64_t wrap = m32 ? 0xffffffffull : ~0ull;
+    unsigned lg = i->disp ? 1 : m32 ? 2 : 3, n = 1u << lg;
     unsigned level = i->aux & 31;
-    uint64_t sp = c->r[4], bp = c->r[5];
-    sp -= n;
+    uint64_t sp = (c->r[4] - n) & wrap, bp = c->r[5] & wrap;
     st_ss(c, i, sp, bp, lg);
     uint64_t frame = sp;
     if (level > 0) {
         for (unsigned k = 1; k < level; k++) {
-            bp -= n;
+            bp = (bp - n) & wrap;
             uint64_t v = ld_ss(c, i, bp, lg);
-            sp -= n;
+            sp = (sp - n) & wrap;
             st_ss(c, i, sp, v, lg);
         }
-        sp -= n;
+        sp = (sp - n) & wrap;
         st_ss(c, i, sp, frame, lg);
     }
-    sp -= i->imm;
+    sp = (sp - i->imm) & wrap;
     /* the new stack top is probed for writing, as on hardware */
     mem_check_align(c, i, sp, n, ACC_W | ACC_SS);
     mem_probe_write(c, i, sp, n, ACC_W | ACC_SS);
-    if (lg == 3)
-        c->r[5] = frame;
-    else
+    if (lg == 1)
         SET16(5, (uint16_t)frame);
+    else
+        c->r[5] = frame;
     c->r[4] = sp;
 }
-static HANDLER(enter) { enter_any(c, i); NEXT; }
+static HANDLER(enter32) { enter_any(c, i, true); NEXT; }
+static HANDLER(enter) { enter_any(c, i, false); NEXT; }
 
 static HANDLER(leave)
 {
@@ -332,6 +336,6 @@ static HANDLER(popf)
 
 const insn_fn h_jmp = jmp, h_call = call, h_ret = ret, h_ret_i = ret,
               h_jmp_r = jmp_r, h_jmp_m = jmp_m, h_call_r = call_r, h_call_m = call_m,
-              h_loop[3] = {loop, loop, loop}, h_jrcxz = jrcxz, h_enter = enter,
+              h_loop[3] = {loop, loop, loop}, h_jrcxz = jrcxz, h_enter = enter, h_enter32 = enter32,
               h_leave = leave, h_pushf = pushf, h_popf = popf, h_jmp16 = jmp,
               h_call16 = call16, h_ret16 = ret16;

@@ -40,13 +40,12 @@ insn_fn fast_mem_variant(insn_fn fn);
 extern const insn_fn h_push_r[4], h_pop_r[4], h_push_i[4], h_push_m[4], h_pop_m[4];
 extern const insn_fn h_jcc[16];
 extern const insn_fn h_jmp, h_call, h_ret, h_ret_i, h_jmp_r, h_jmp_m, h_call_r,
-    h_call_m, h_loop[3], h_jrcxz, h_enter, h_leave, h_pushf, h_popf;
+    h_call_m, h_loop[3], h_jrcxz, h_enter, h_enter32, h_leave, h_pushf, h_popf;
 extern const insn_fn h_jmp16, h_call16, h_ret16;
 
 /* stack32.c: the stack in 32-bit code */
 extern const insn_fn h_push_r32, h_push_i32, h_push_m32, h_pop_r32, h_pop_m32, h_call32,
-    h_ret32, h_jmp_r32, h_jmp_m32, h_call_r32, h_call_m32, h_leave32, h_enter32, h_pusha32,
-    h_popa32;
+    h_ret32, h_jmp_r32, h_jmp_m32, h_call_r32, h_call_m32, h_leave32, h_pusha32, h_popa32;
 
 /* legacy32.c: what only 32-bit code has */
 extern const insn_fn h_bcd, h_into, h_bound, h_arpl, h_salc;

@@ -1,6 +1,6 @@
 /* The stack in 32-bit code (a 64-bit kernel's 32-bit processes, flat
- * segments): PUSH/POP, near CALL/RET, indirect JMP/CALL, ENTER/LEAVE and
- * PUSHA/POPA with 4-byte slots (2 with a 66 prefix) and ESP, which wraps
+ * segments): PUSH/POP, near CALL/RET, indirect JMP/CALL, LEAVE and
+ * PUSHA/POPA (ENTER: ctl.c's, with 32-bit wrapping) with 4-byte slots (2 with a 66 prefix) and ESP, which wraps
  * at 4 GiB. A 16-bit stack (SS.B = 0)
  * is not run. As in ctl.c, nothing is committed before the last access that
  * can fault. The translator leaves 32-bit blocks to these handlers. */
@@ -109,36 +109,6 @@ static HANDLER(leave32)
     NEXT;
 }
 
-/* ENTER imm16, imm8: imm = size, aux = nesting level, disp: 16-bit operands */
-static HANDLER(enter32)
-{
-    unsigned lg = i->disp ? 1 : 2, n = 1u << lg;
-    unsigned level = i->aux & 31;
-    uint32_t sp = esp_of(c, i) - n, bp = (uint32_t)c->r[5];
-    st_ss(c, i, sp, bp, lg);
-    uint32_t frame = sp;
-    if (level > 0) {
-        for (unsigned k = 1; k < level; k++) {
-            bp -= n;
-            uint64_t v = ld_ss(c, i, bp, lg);
-            sp -= n;
-            st_ss(c, i, sp, v, lg);
-        }
-        sp -= n;
-        st_ss(c, i, sp, frame, lg);
-    }
-    sp -= (uint32_t)i->imm;
-    /* the new stack top is probed for writing, as on hardware */
-    mem_check_align(c, i, sp, n, ACC_W | ACC_SS);
-    mem_probe_write(c, i, sp, n, ACC_W | ACC_SS);
-    if (lg == 2)
-        c->r[5] = frame;
-    else
-        SET16(5, (uint16_t)frame);
-    c->r[4] = sp;
-    NEXT;
-}
-
 /* PUSHA: EAX ECX EDX EBX, ESP as it was, EBP ESI EDI; the highest slot is
  * written first, as the pushes one by one would. */
 static HANDLER(pusha32)
@@ -171,7 +141,7 @@ static HANDLER(popa32)
     NEXT;
 }
 
-const insn_fn h_enter32 = enter32, h_pusha32 = pusha32, h_popa32 = popa32;
+const insn_fn h_pusha32 = pusha32, h_popa32 = popa32;
 const insn_fn h_push_r32 = push_r32, h_push_i32 = push_i32, h_push_m32 = push_m32,
               h_pop_r32 = pop_r32, h_pop_m32 = pop_m32, h_call32 = call32, h_ret32 = ret32,
               h_jmp_r32 = jmp_r32, h_jmp_m32 = jmp_m32, h_call_r32 = call_r32,
