@@ -181,6 +181,18 @@ static void reset_state(struct cpu *c)
     cpu_set_cpl(c, 0);
 }
 
+/* What follows the allocations at creation, and a reset. */
+static void power_on(struct cpu *c)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    c->clock_base_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    c->tlb_used = (1u << MMU_MODES) - 1; /* the zeroed tables are not empty yet */
+    tlb_flush_all(c, true);
+    reset_state(c);
+    c->stats.tlb_flushes = 0;
+}
+
 struct cpu *cpu_create(const struct cpu_config *cfg)
 {
     if (!cfg || !cfg->mem)
@@ -216,18 +228,28 @@ struct cpu *cpu_create(const struct cpu_config *cfg)
     memcpy(c->cpuid, t, n * sizeof(*t));
     c->ncpuid = n;
     cpuid_cache_features(c);
-    c->r[16] = 0;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    c->clock_base_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    c->tlb_used = (1u << MMU_MODES) - 1; /* the zeroed tables are not empty yet */
-    tlb_flush_all(c, true);
-    reset_state(c);
-    c->stats.tlb_flushes = 0;
+    power_on(c);
     return c;
 fail:
     cpu_destroy(c);
     return NULL;
+}
+
+/* The vCPU as cpu_create leaves it, on the allocations it already has (a
+ * fuzzer's next input then costs no fresh pages). The CPUID table stays as
+ * the VMM set it; other vCPUs' marks on shared code pages stay theirs. */
+void cpu_reset(struct cpu *c)
+{
+    block_flush_all(c); /* unmarks this vCPU's code pages, telling the others */
+    hx_flush(c);
+    for (unsigned k = 0; k < c->nram; k++) {
+        struct ram_region *r = &c->ram[k];
+        for (size_t p = 0; p < r->size >> 12; p++)
+            r->pages[p].nalias = 0; /* the TLB is emptied below */
+    }
+    memset(c, 0, offsetof(struct cpu, mem));
+    atomic_flag_clear(&c->dma_lock);
+    power_on(c);
 }
 
 void cpu_destroy(struct cpu *c)

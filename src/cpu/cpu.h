@@ -146,6 +146,9 @@ struct cpu_exit {
  * Returns NULL on allocation failure or an invalid config. */
 struct cpu *cpu_create(const struct cpu_config *cfg);
 void cpu_destroy(struct cpu *cpu);
+/* Back to the state cpu_create left, keeping its memory and configuration
+ * (guest memory, ops, flags, CPUID); statistics start again from zero. */
+void cpu_reset(struct cpu *cpu);
 
 /* Runs the vCPU until one of the exits above. Returns exit->reason. */
 int cpu_run(struct cpu *cpu, struct cpu_exit *exit);

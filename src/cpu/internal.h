@@ -272,8 +272,6 @@ struct cpu {
     uint8_t fx[512] __attribute__((aligned(64)));
     uint8_t fx_tmp[512] __attribute__((aligned(64)));
     uint8_t fx_tmp2[512] __attribute__((aligned(64)));
-    uint8_t fx_host[512] __attribute__((aligned(64)));
-    uint32_t host_mxcsr;
 
     /* exception in flight */
     int exc_vec;
@@ -296,17 +294,6 @@ struct cpu {
     uint8_t gbp_exec, gbp_data; /* enabled instruction / data (write, read-write) ones */
     uint8_t gwatch_hit;         /* data breakpoints the instruction hit */
 
-    /* config */
-    const struct guest_mem *mem;
-    struct cpu_ops ops;
-    unsigned flags;
-    unsigned vcpu_id;
-    struct ram_region ram[GM_MAX_REGIONS];
-    unsigned nram;
-    struct x86_cpuid_entry *cpuid;
-    unsigned ncpuid;
-    uint32_t feat1_ecx, feat1_edx, feat7_ebx, feat7_ecx, ext1_ecx, ext1_edx;
-
     /* soft TLB: direct-mapped, plus a small fully associative victim set
      * that catches conflict misses */
     struct tlbe tlbs[MMU_MODES][TLB_SIZE];
@@ -319,10 +306,7 @@ struct cpu {
     uint64_t large_lo, large_hi; /* VA range covered by large-page entries */
 
     /* block cache */
-    uint8_t *arena;
-    size_t arena_size, arena_used;
-    struct block **hash;
-    unsigned hash_mask;
+    size_t arena_used;
     struct block *jc[JC_SIZE];
     uint32_t exec_mode;          /* cpu_mode32() of the blocks jc[] and chains hold */
     bool unsupported_said;       /* warn_unsupported() spoke */
@@ -333,20 +317,37 @@ struct cpu {
     bool dma_overflow;
     struct { uint64_t gpa, len; } dma[32];
 
-    /* host-exec stubs */
-    uint8_t *hx_code;
-    size_t hx_size, hx_used;
-    struct hx_stub **hx_hash;
-    unsigned hx_mask;
-
-    /* translator (jit.c): one memfd mapped read-write and read-execute */
-    uint8_t *jit_rw, *jit_rx;
-    size_t jit_size, jit_used;
-    bool jit_count;             /* host code counts what it runs (stats.jit_executed) */
+    size_t hx_used;             /* host-exec stubs */
+    size_t jit_used;            /* translator */
     uint64_t jit_callee_saved[5]; /* rbx, r12..r15 while a run caches guest registers there */
 
     struct cpu_stats stats;
     uint64_t clock_base_ns;
+
+    /* What the vCPU was given or allocated at creation: cpu_reset keeps
+     * everything from 'mem' on and clears everything before it. */
+    const struct guest_mem *mem;
+    struct cpu_ops ops;
+    unsigned flags;
+    unsigned vcpu_id;
+    struct ram_region ram[GM_MAX_REGIONS];
+    unsigned nram;
+    struct x86_cpuid_entry *cpuid;  /* as the VMM set it */
+    unsigned ncpuid;
+    uint32_t feat1_ecx, feat1_edx, feat7_ebx, feat7_ecx, ext1_ecx, ext1_edx;
+    uint8_t *arena;             /* block cache */
+    size_t arena_size;
+    struct block **hash;
+    unsigned hash_mask;
+    uint8_t *hx_code;           /* host-exec stubs */
+    size_t hx_size;
+    struct hx_stub **hx_hash;
+    unsigned hx_mask;
+    uint8_t fx_host[512] __attribute__((aligned(64))); /* the stubs' clean host image */
+    uint32_t host_mxcsr;
+    uint8_t *jit_rw, *jit_rx;   /* translator (jit.c): one memfd mapped read-write and read-execute */
+    size_t jit_size;
+    bool jit_count;             /* host code counts what it runs (stats.jit_executed) */
 };
 
 #define CPU_EVENT_SMC 0x100u     /* internal: device writes to code pending */

@@ -98,6 +98,20 @@ static uint32_t rd32(struct sysguest *g, uint64_t gpa)
     return v;
 }
 
+static void load_image(struct harness *h, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s.bin", GUEST_DIR, name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(h->ram + 0x100000, 1, 0x100000, f);
+    fclose(f);
+    assert_true(n > 0);
+}
+
+static void build_tables(struct harness *h);
+static void enter_long_mode(struct harness *h);
+
 /* The environment guest.inc describes. */
 static void guest_setup(struct sysguest *g, const char *name)
 {
@@ -105,6 +119,20 @@ static void guest_setup(struct sysguest *g, const char *name)
     g->pending = -1;
     struct harness *h = &g->h;
     assert_int_equal(h_init(h, RAM_SIZE, 0x1000), 0);
+    build_tables(h);
+    load_image(h, name);
+    struct cpu_config cfg = {
+        .mem = &h->gm,
+        .ops = {.ctx = g, .pio = pio, .mmio = mmio, .intr = intr, .debug = debug},
+        .flags = getenv("SYSTEST_TRACE") ? CPU_CFG_TRACE_INT : 0,
+    };
+    h->cpu = cpu_create(&cfg);
+    assert_non_null(h->cpu);
+    enter_long_mode(h);
+}
+
+static void build_tables(struct harness *h)
+{
     /* identity map 0-8 MiB with 4 KiB pages: PML4 0x1000 (h_init), PDPT
      * 0x2000, PD 0x3000, PTs 0x4000-0x7fff */
     uint64_t *pml4 = h_ptr(h, 0x1000), *pdpt = h_ptr(h, 0x2000), *pd = h_ptr(h, 0x3000);
@@ -133,20 +161,11 @@ static void guest_setup(struct sysguest *g, const char *name)
     uint16_t iob = 0x68;              /* bitmap at TSS + 0x68: all ports denied */
     memcpy(tss + 102, &iob, 2);
     memset(tss + 0x68, 0xff, 0x2001);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s.bin", GUEST_DIR, name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    size_t n = fread(h->ram + 0x100000, 1, 0x100000, f);
-    fclose(f);
-    assert_true(n > 0);
-    struct cpu_config cfg = {
-        .mem = &h->gm,
-        .ops = {.ctx = g, .pio = pio, .mmio = mmio, .intr = intr, .debug = debug},
-        .flags = getenv("SYSTEST_TRACE") ? CPU_CFG_TRACE_INT : 0,
-    };
-    h->cpu = cpu_create(&cfg);
-    assert_non_null(h->cpu);
+}
+
+static void enter_long_mode(struct harness *h)
+{
+    const uint64_t *gdt = h_ptr(h, GDT);
     struct x86_sregs s = {0};
     s.cs = h_seg(0x08, gdt[1]);
     s.ss = s.ds = s.es = h_seg(0x10, gdt[2]);
@@ -496,6 +515,78 @@ static void test_state_roundtrip(void **state)
     h_free(&g.h);
 }
 
+/* Everything a VMM or a snapshot can read of a vCPU. */
+struct visible {
+    struct x86_regs regs;
+    struct x86_sregs sregs;
+    uint8_t fx[512];
+    struct cpu_debugregs dr;
+    struct cpu_events_state ev;
+    uint64_t msr[64];
+    struct cpu_stats stats;
+};
+
+static void read_visible(struct cpu *c, struct visible *v)
+{
+    memset(v, 0, sizeof(*v));
+    cpu_get_regs(c, &v->regs);
+    cpu_get_sregs(c, &v->sregs);
+    cpu_get_fxsave(c, v->fx);
+    cpu_get_debugregs(c, &v->dr);
+    cpu_get_events_state(c, &v->ev);
+    uint32_t idx[64];
+    size_t n = cpu_msr_list(idx, 64);
+    for (size_t k = 0; k < n; k++)
+        if (idx[k] != 0x10) /* the TSC counts time since creation or reset */
+            assert_int_equal(cpu_get_msr(c, idx[k], &v->msr[k]), 0);
+    cpu_get_stats(c, &v->stats);
+}
+
+/* A vCPU that ran a guest and was reset reads back as a new one, and runs
+ * the next guest to its pass (each guest leaves different state and code:
+ * descriptors and MSRs, the FPU, translated blocks, 32-bit code, DR7). */
+static void test_reset_is_power_on(void **state)
+{
+    (void)state;
+    static const char *guests[] = {"sys_desc", "sys_fpu", "sys_jit", "sys_compat_legacy",
+                                   "sys_guestdr", "sys_rep", "sys_paging", "sys_ring"};
+    static struct sysguest g;
+    guest_setup(&g, guests[0]);
+    struct cpu_config cfg = {.mem = &g.h.gm};
+    struct cpu *fresh = cpu_create(&cfg);
+    assert_non_null(fresh);
+    static struct visible a, b;
+    read_visible(fresh, &b);
+    for (unsigned k = 0; k < sizeof(guests) / sizeof(guests[0]); k++) {
+        if (k) { /* the same RAM as guest_setup leaves it, the same vCPU */
+            g.nout = g.nlog = 0;
+            memset(g.h.ram, 0, RAM_SIZE);
+            build_tables(&g.h);
+            load_image(&g.h, guests[k]);
+            enter_long_mode(&g.h);
+        }
+        struct cpu_exit ex;
+        int reason = run(&g, &ex);
+        if (reason != CPU_EXIT_HALT || rd32(&g, RESULT) != PASS_MAGIC)
+            print_message("%s on a reset vCPU:\n", guests[k]);
+        expect_pass(&g, reason, &ex);
+        cpu_reset(g.h.cpu);
+        read_visible(g.h.cpu, &a);
+        a.stats.tlb_flushes = b.stats.tlb_flushes; /* counted from the reset, as from creation */
+        if (memcmp(&a, &b, sizeof(a)))
+            print_message("after %s: reset state differs from a new vCPU's\n", guests[k]);
+        assert_memory_equal(&a.regs, &b.regs, sizeof(a.regs));
+        assert_memory_equal(&a.sregs, &b.sregs, sizeof(a.sregs));
+        assert_memory_equal(a.fx, b.fx, sizeof(a.fx));
+        assert_memory_equal(&a.dr, &b.dr, sizeof(a.dr));
+        assert_memory_equal(&a.ev, &b.ev, sizeof(a.ev));
+        assert_memory_equal(a.msr, b.msr, sizeof(a.msr));
+        assert_memory_equal(&a.stats, &b.stats, sizeof(a.stats));
+    }
+    cpu_destroy(fresh);
+    h_free(&g.h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_compat_mode_unsupported_is_an_error),
         cmocka_unit_test(test_kick_and_limit),
         cmocka_unit_test(test_state_roundtrip),
+        cmocka_unit_test(test_reset_is_power_on),
     };
     return cmocka_run_group_tests_name("engine system tests", tests, NULL, NULL);
 }

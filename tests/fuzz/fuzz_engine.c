@@ -305,6 +305,40 @@ static bool apply_state(struct cpu *cpu, const uint8_t *st)
     return cpu_set_fxsave(cpu, fx) == 0;
 }
 
+/* One vCPU per configuration, reset for each input: creating one per input
+ * spent most of the time faulting in its fresh pages. test_system's
+ * test_reset_is_power_on holds that a reset vCPU is a new one. */
+static struct cpu *vcpus[2][2];
+
+static void destroy_vcpus(void) /* before LeakSanitizer looks */
+{
+    for (unsigned k = 0; k < 4; k++)
+        cpu_destroy(vcpus[k / 2][k % 2]);
+}
+
+static struct cpu *vcpu_for(struct fuzz_guest *g, bool jit, bool deliver)
+{
+    struct cpu **slot = &vcpus[jit][deliver];
+    static bool registered;
+    if (!registered)
+        registered = !atexit(destroy_vcpus);
+    if (*slot) {
+        cpu_reset(*slot);
+        return *slot;
+    }
+    struct cpu_config cfg = {
+        .mem = &g->gm,
+        .ops = {.ctx = g, .pio = pio, .mmio = mmio, .msr = msr, .intr = intr, .clock_ns = clock_ns},
+        .flags = (jit ? CPU_CFG_JIT : CPU_CFG_NO_JIT) | (deliver ? 0 : CPU_CFG_EXIT_ON_EXCEPTION),
+    };
+    *slot = cpu_create(&cfg);
+    if (!*slot) {
+        fprintf(stderr, "cpu_create failed\n");
+        abort();
+    }
+    return *slot;
+}
+
 struct outcome {
     int reason;
     struct x86_regs regs;
@@ -316,22 +350,10 @@ static struct outcome run_guest(struct fuzz_guest *g, const uint8_t *in, size_t 
     load_guest(g, in + HEADER, n - HEADER);
     g->clock = 0;
     g->vector = mode & MODE_INTERRUPT ? in[1] : -1;
-    struct cpu_config cfg = {
-        .mem = &g->gm,
-        .ops = {.ctx = g, .pio = pio, .mmio = mmio, .msr = msr, .intr = intr, .clock_ns = clock_ns},
-        .flags = (jit ? CPU_CFG_JIT : CPU_CFG_NO_JIT) |
-                 (mode & MODE_DELIVER ? 0 : CPU_CFG_EXIT_ON_EXCEPTION),
-    };
-    struct cpu *cpu = cpu_create(&cfg);
-    if (!cpu) {
-        fprintf(stderr, "cpu_create failed\n");
-        abort();
-    }
+    struct cpu *cpu = vcpu_for(g, jit, mode & MODE_DELIVER);
     set_state(cpu, g->ram, mode, in + 3);
-    if ((in[2] & 1) && !apply_state(cpu, in + 3 + 16 * 8)) {
-        cpu_destroy(cpu);
+    if ((in[2] & 1) && !apply_state(cpu, in + 3 + 16 * 8))
         return (struct outcome){.reason = CPU_EXIT_ERROR};
-    }
     if (g->vector >= 0)
         cpu_signal(cpu, CPU_EVENT_INTERRUPT);
     cpu_set_insn_limit(cpu, INSN_LIMIT);
@@ -346,7 +368,6 @@ static struct outcome run_guest(struct fuzz_guest *g, const uint8_t *in, size_t 
                 (unsigned long long)st.mmio, (unsigned long long)st.pio,
                 (unsigned long long)st.blocks_built);
     }
-    cpu_destroy(cpu);
     return o;
 }
 
