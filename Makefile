@@ -44,7 +44,7 @@ define objs
 $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
-.PHONY: all asan guest guest-kernel guest-distro unit unit-asan test run run-nested bench tools clean deps help check-layers fuzz fuzz-targets
+.PHONY: all asan guest guest-kernel guest-distro guest-selftests unit unit-asan test run run-nested bench tools clean deps help check-layers fuzz fuzz-targets
 all: $(BUILD)/ember $(BUILD)/ember-jailer
 
 help:
@@ -415,6 +415,13 @@ $(BUILD)/distro/rootfs.img: guest/debian-system.sh
 	guest/debian-system.sh $(BUILD)/distro
 
 guest-distro: $(BUILD)/distro/rootfs.img
+
+# Linux's x86 selftests from linux-source-6.1, as static guest programs
+# (tests/integration/test_selftests.py); built once.
+$(BUILD)/selftests/x86/sigreturn_64: guest/selftests/build.sh
+	guest/selftests/build.sh $(BUILD)/selftests/x86
+
+guest-selftests: $(BUILD)/selftests/x86/sigreturn_64
 
 # --- the minimal guest kernel (guest/kernel, README "The minimal guest kernel")
 # Built from Debian's linux-source-6.1 with guest/kernel/microvm.config; the

@@ -418,7 +418,7 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
             ends = build_insn(c, &d, cur, rec, &ok);
         } else {
             memset(rec, 0, sizeof(*rec));
-            rec->fn = r == DEC_GP ? h_gp0_rec : (r == DEC_NOIMPL || b->mode) ? h_noimpl32 : h_ud;
+            rec->fn = r == DEC_GP ? h_gp0_rec : r == DEC_NOIMPL ? h_noimpl32 : h_ud;
             rec->len = d.len ? d.len : 1;
             ends = true;
         }

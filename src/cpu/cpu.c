@@ -379,8 +379,7 @@ void exec_one(struct cpu *c)
 static void single_step(struct cpu *c)
 {
     exec_one(c);
-    c->dr6 |= 0x4000; /* BS */
-    raise_trap(c, NULL, EXC_DB, 0);
+    guest_db_after(c, 0x4000); /* BS */
 }
 
 void cpu_set_debug(struct cpu *c, const struct cpu_debug *dbg)

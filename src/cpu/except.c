@@ -281,6 +281,8 @@ static void fill_exception_exit(struct cpu *c, int vec, int err)
 int exc_deliver_pending(struct cpu *c)
 {
     int vec = c->exc_vec, err = c->exc_err, soft = c->exc_soft;
+    uint32_t held = c->db_held; /* a MOV SS's #DB: see guest_db_after */
+    c->db_held = 0;
     int prev = c->delivering;
     if (prev >= 0 || prev == -3) {
         /* a fault while delivering 'prev' */
@@ -314,6 +316,13 @@ int exc_deliver_pending(struct cpu *c)
     c->delivering = -1;
     if (vec < 32)
         c->stats.exceptions[vec]++;
+    if (held && (soft == 1 || soft == 2)) { /* at the handler's first instruction */
+        c->dr6 |= held;
+        c->delivering = -2;
+        deliver(c, EXC_DB, NO_ERR, 0, false);
+        c->delivering = -1;
+        c->stats.exceptions[EXC_DB]++;
+    }
     return 0;
 }
 

@@ -67,7 +67,7 @@ void guest_dr_check(struct cpu *c, uint64_t va, unsigned len, bool write)
 void guest_dr_exec(struct cpu *c)
 {
     uint8_t hit = 0;
-    if (!(c->rflags & F_RF))
+    if (!(c->rflags & F_RF) && !c->db_held) /* the shadow inhibits this fault too */
         for (unsigned n = 0; n < 4; n++)
             if (((c->gbp_exec >> n) & 1) && c->dr[n] == c->rip)
                 hit |= (uint8_t)(1u << n);
@@ -80,8 +80,26 @@ void guest_dr_exec(struct cpu *c)
     bool tf = c->rflags & F_TF;
     c->gwatch_hit = 0;
     exec_one(c);
-    uint64_t dr6 = c->gwatch_hit | (tf ? 0x4000u : 0);
+    uint32_t dr6 = c->gwatch_hit | (tf ? 0x4000u : 0);
     c->gwatch_hit = 0;
+    guest_db_after(c, dr6);
+}
+
+/* A MOV SS or POP SS holds its #DB trap (a watched SS load, TF) over the
+ * next instruction, as hardware does: delivered after that one, or inside
+ * the handler an INT n, INT3, INTO or SYSCALL entered (exc_deliver_pending
+ * for the first three: the #DB's frame then points at the handler), and
+ * dropped when that instruction faults or is ICEBP. Linux's mov_ss_trap
+ * selftest checks the kernel survives each case (CVE-2018-8897). */
+void guest_db_after(struct cpu *c, uint32_t dr6)
+{
+    uint32_t held = c->db_held;
+    c->db_held = 0;
+    if (dr6 && !held && c->shadow == 2) {
+        c->db_held = dr6;
+        return;
+    }
+    dr6 |= held;
     if (dr6) {
         c->dr6 |= dr6;
         raise_trap(c, NULL, EXC_DB, 0);

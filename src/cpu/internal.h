@@ -293,6 +293,8 @@ struct cpu {
     /* the guest's own breakpoints (guestdbg.c): from DR7, as bit masks of DR0-DR3 */
     uint8_t gbp_exec, gbp_data; /* enabled instruction / data (write, read-write) ones */
     uint8_t gwatch_hit;         /* data breakpoints the instruction hit */
+    uint32_t db_held;           /* DR6 bits of a #DB trap a MOV SS/POP SS holds over
+                                   the next instruction (guestdbg.c) */
 
     /* soft TLB: direct-mapped, plus a small fully associative victim set
      * that catches conflict misses */
@@ -669,6 +671,10 @@ bool guest_dr_watches_page(const struct cpu *c, uint64_t page);
 void guest_dr_check(struct cpu *c, uint64_t va, unsigned len, bool write);
 /* One instruction with the guest's breakpoints armed (cpu_run's loop). */
 void guest_dr_exec(struct cpu *c);
+/* After an instruction that ran alone under TF or breakpoints: the #DB trap
+ * for DR6 bits 'dr6' it earned, plus what a MOV SS or POP SS before it held;
+ * held itself if it is such a MOV SS or POP SS. */
+void guest_db_after(struct cpu *c, uint32_t dr6);
 /* Run exactly one instruction (cpu.c). */
 void exec_one(struct cpu *c);
 

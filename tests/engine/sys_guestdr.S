@@ -70,7 +70,50 @@ after_read:
     CHECK_EQ 14
     cmpl $3, bp_runs(%rip)
     CHECK_EQ 15
+    /* A MOV SS that reads a watched word holds its #DB over the next
+     * instruction: after a NOP; inside the handler an INT3 enters; dropped
+     * when the next instruction faults. */
+    SET_GATE 3, bp_handler
+    SET_GATE 6, ud_handler
+    lea ssval(%rip), %rax
+    mov %rax, %dr2
+    mov $(0x10 | (3 << 24) | (2 << 26)), %rax /* L2, RW2 11, LEN2 10 (8) */
+    mov %rax, %dr7
+    mov ssval(%rip), %ss
+    nop
+after_nop:
+    cmpl $5, db_count(%rip)
+    CHECK_EQ 16
+    lea after_nop(%rip), %rax
+    cmp %rax, last_rip(%rip)
+    CHECK_EQ 17
+    mov ssval(%rip), %ss
+    int3
+    cmpl $6, db_count(%rip)
+    CHECK_EQ 18
+    lea bp_handler(%rip), %rax          /* the #DB came at the handler's first instruction */
+    cmp %rax, last_rip(%rip)
+    CHECK_EQ 19
+    cmpl $1, int3_count(%rip)
+    CHECK_EQ 20
+    mov ssval(%rip), %ss
+    ud2
+    cmpl $6, db_count(%rip)             /* a fault drops it */
+    CHECK_EQ 21
+    cmpl $1, ud_count(%rip)
+    CHECK_EQ 22
+    xor %eax, %eax
+    mov %rax, %dr7
     PASS
+
+bp_handler:
+    incl int3_count(%rip)
+    iretq
+
+ud_handler:
+    incl ud_count(%rip)
+    addq $2, (%rsp)
+    iretq
 
 bp_here:
     incl bp_runs(%rip)
@@ -101,3 +144,6 @@ last_dr6: .quad 0
 watched: .quad 0
     .balign 8
 rwvar: .quad 0x1122334455667788
+ssval: .quad KDS
+int3_count: .long 0
+ud_count: .long 0
