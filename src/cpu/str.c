@@ -1,6 +1,7 @@
 /* String instructions. REP forms run element by element with RCX/RSI/RDI
  * updated after each element, so a fault leaves a restartable state; they
- * stop between elements when an event is pending. Forward MOVS/STOS on RAM
+ * stop between elements when an event is pending or the instruction limit
+ * is reached. Forward MOVS/STOS on RAM
  * within a page go through host memcpy/memset. */
 #include "cpu/internal.h"
 #include "cpu/handlers.h"
@@ -163,7 +164,14 @@ static NOINLINE bool str_exec(struct cpu *c, const struct insn *i, unsigned op, 
     chunk_done:
         if (budget >= 4096) {
             budget = 0;
-            if (atomic_load_explicit(&c->events, memory_order_relaxed) && areg(c, 1, a32))
+            /* a long REP counts as one instruction per 4 KiB, so that an
+             * instruction limit (an SMP turn, a fuzzer's bound) ends it as
+             * an event does: a guest's endless REP STOS over a page table
+             * mapping itself kept fuzz_engine in one input for 15 minutes */
+            c->icount++;
+            if ((atomic_load_explicit(&c->events, memory_order_relaxed) ||
+                 (c->insn_limit && c->icount >= c->insn_limit)) &&
+                areg(c, 1, a32))
                 return true;
         }
     }

@@ -444,6 +444,39 @@ static void test_compat_mode_unsupported_is_an_error(void **state)
     h_free(&g.h);
 }
 
+/* A REP STOSB over 4 MiB stops at an instruction limit, at the REP with
+ * RCX part done, and goes on from there to the same end. */
+static void test_limit_ends_a_long_rep(void **state)
+{
+    (void)state;
+    static struct sysguest g;
+    guest_setup(&g, "sys_hlt");
+    static const uint8_t code[] = {
+        0x48, 0xc7, 0xc7, 0x00, 0x00, 0x20, 0x00, /* mov $0x200000, %rdi */
+        0x48, 0xc7, 0xc1, 0x00, 0x00, 0x40, 0x00, /* mov $0x400000, %rcx */
+        0xb0, 0x5a,                               /* mov $0x5a, %al */
+        0xf3, 0xaa,                               /* rep stosb */
+        0xf4,                                     /* hlt */
+    };
+    memcpy(g.h.ram + 0x100000, code, sizeof(code));
+    struct cpu_exit ex;
+    cpu_set_insn_limit(g.h.cpu, 100);
+    assert_int_equal(cpu_run(g.h.cpu, &ex), CPU_EXIT_INTERRUPTED);
+    struct x86_regs r;
+    cpu_get_regs(g.h.cpu, &r);
+    assert_int_equal(r.rip, 0x100010);
+    assert_true(r.rcx > 0 && r.rcx < 0x400000);
+    assert_int_equal(r.rdi, 0x600000 - r.rcx);
+    cpu_set_insn_limit(g.h.cpu, 0);
+    assert_int_equal(cpu_run(g.h.cpu, &ex), CPU_EXIT_HALT);
+    cpu_get_regs(g.h.cpu, &r);
+    assert_int_equal(r.rcx, 0);
+    for (uint64_t a = 0x200000; a < 0x600000; a += 4093)
+        assert_int_equal(g.h.ram[a], 0x5a);
+    assert_int_equal(g.h.ram[0x600000], 0);
+    h_free(&g.h);
+}
+
 static void *kicker(void *arg)
 {
     struct timespec ts = {0, 20 * 1000 * 1000};
@@ -611,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_guest_debug_registers),
         cmocka_unit_test(test_compat_mode_unsupported_is_an_error),
         cmocka_unit_test(test_kick_and_limit),
+        cmocka_unit_test(test_limit_ends_a_long_rep),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_reset_is_power_on),
     };
