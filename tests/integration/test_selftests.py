@@ -5,9 +5,11 @@ frames and sigreturn to each kind of segment, the LDT and GDT, single
 steps over system calls, MOV SS loading a watched word before INT3, INT n,
 SYSCALL or a fault (CVE-2018-8897's cases), SYSRET's corner cases, IOPL and
 ioperm, FSGSBASE, x87 FCMOV/FCOMI/FISTTP, the vDSO. Each program must exit 0
-(or 4, kselftest's 'skipped') with no [FAIL] line. On the engine two are
-known to fail, said on every run; if one of them starts to pass, the test
-fails until the list is updated. backend "any": on a host with hardware KVM
+(or 4, kselftest's 'skipped') with no [FAIL] line, but amx_64, which 6.1's
+version fails on every CPU without AMX (it exits with an error where later
+versions skip: on AMD hardware too; the engine has neither XSAVE nor AMX).
+On the engine one more is known to fail, said on every run; if it starts to
+pass, the test fails until the list is updated. backend "any": on a host with hardware KVM
 it runs there; in the nested harness the list took over 600 s (killed,
 2026-12-03), too long for the suite."""
 import os
@@ -19,9 +21,10 @@ from framework import (build_initrd_with, expect, expect_ember_rc, guest_cmdline
 GUEST_DIR = "/usr/lib/kselftest-x86"
 KSFT_SKIP = 4
 
+# Fails on every CPU without AMX (Intel's since Sapphire Rapids have it).
+NOT_WITHOUT_AMX = "amx_64"
 # What the engine does not do yet, and so what fails there (README, "CPU engine").
 ENGINE_GAPS = {
-    "amx_64": "the engine offers no XSAVE, which this test requires of any CPU",
     "ldt_gdt_32": "32-bit code loading a data segment with a base: #UD on the engine",
 }
 
@@ -57,6 +60,10 @@ def kernel_selftests(ctx):
         expect(len(runs) >= 40, f"at least 40 programs ran (got {len(runs)}):\n{out[-3000:]}")
         failed, known, fixed = [], [], []
         for name, rc, ok, fail, skip in runs:
+            if name == NOT_WITHOUT_AMX:
+                print(f"      NOTE: {name} not judged (rc {rc}): 6.1's version fails on any "
+                      "CPU without AMX", flush=True)
+                continue
             good = int(rc) in (0, KSFT_SKIP) and int(fail) == 0
             gap = on_engine() and name in ENGINE_GAPS
             if gap and good:
