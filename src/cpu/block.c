@@ -485,6 +485,7 @@ struct block *block_find(struct cpu *c)
             raise_error(c, NULL, "16-bit code (CS.D=0) is not implemented");
         memset(c->jc, 0, sizeof(c->jc));
         c->exec_mode = mode;
+        seg_update_bases(c); /* which segments add a base changed with it */
     }
     uint64_t pa;
     struct tlbe *e = tlb_entry(c, va);

@@ -11,16 +11,26 @@ static uint8_t r8(unsigned n, bool rex)
     return (uint8_t)(n * 8);
 }
 
+/* The segment whose base a memory operand adds: in 64-bit code FS or GS
+ * when named, else none (SEG_NONE); in 32-bit code the one named, else
+ * 'dflt'. */
+static unsigned mem_seg(const struct dec *d, unsigned dflt)
+{
+    if (d->mode32)
+        return d->seg != SEG_NONE ? d->seg : dflt;
+    return (d->seg == SEG_FS || d->seg == SEG_GS) ? d->seg : SEG_NONE;
+}
+
 static void set_mem(const struct dec *d, uint64_t va, struct insn *rec, bool keep_seg)
 {
     rec->base = d->base;
     rec->index = d->index;
-    /* FS/GS add a base; SS (explicit, or RSP/RBP as base) faults with #SS */
-    unsigned seg = SEG_NONE;
-    if (keep_seg && (d->seg == SEG_FS || d->seg == SEG_GS))
-        seg = d->seg;
-    else if (!d->riprel && (d->base == 4 || d->base == 5))
-        seg = SEG_SS; /* overrides other than FS/GS are ignored (measured) */
+    /* FS/GS add a base; SS (explicit, or RSP/RBP as base) faults with #SS;
+     * in 64-bit code other overrides are ignored (measured) */
+    bool stack = !d->riprel && (d->base == 4 || d->base == 5);
+    unsigned seg = keep_seg ? mem_seg(d, stack ? SEG_SS : SEG_DS) : SEG_NONE;
+    if (seg == SEG_NONE && stack)
+        seg = SEG_SS;
     rec->mf = (uint8_t)(d->scale | (seg << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
     if (d->riprel) {
         rec->base = NOREG;
@@ -183,8 +193,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
     case OP_MOV_MOFFS: {
         /* A0/A1 load, A2/A3 store; the absolute offset as displacement */
         rec->base = rec->index = NOREG;
-        unsigned seg = (d->seg == SEG_FS || d->seg == SEG_GS) ? d->seg : SEG_NONE;
-        rec->mf = (uint8_t)(seg << MF_SEG_SHIFT);
+        rec->mf = (uint8_t)(mem_seg(d, SEG_DS) << MF_SEG_SHIFT);
         rec->disp = (int64_t)d->imm;
         rec->reg = 0;
         fn = h_mov[(d->op & 2) ? 2 : 1][lg];
@@ -359,8 +368,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         fn = h_xadd[mem][lg];
         break;
     case OP_XLAT:
-        rec->mf = (uint8_t)((((d->seg == SEG_FS || d->seg == SEG_GS) ? d->seg : SEG_NONE)
-                             << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
+        rec->mf = (uint8_t)((mem_seg(d, SEG_DS) << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
         fn = h_xlat;
         break;
     case OP_MOV_SR:
@@ -482,8 +490,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
             if (lg == 3)
                 lg = 2;
         }
-        rec->mf = (uint8_t)((((d->seg == SEG_FS || d->seg == SEG_GS) ? d->seg : SEG_NONE)
-                             << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
+        rec->mf = (uint8_t)((mem_seg(d, SEG_DS) << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
         fn = h_str[which[d->id]][lg][rep];
         break;
     }
@@ -639,8 +646,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         rec->reg = d->reg;
         rec->base = d->rm;
         rec->aux = d->mand == 1;
-        rec->mf = (uint8_t)((((d->seg == SEG_FS || d->seg == SEG_GS) ? d->seg : SEG_NONE)
-                             << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
+        rec->mf = (uint8_t)((mem_seg(d, SEG_DS) << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
         fn = h_maskmov;
         break;
     case OP_FXSAVE: case OP_FXRSTOR: case OP_LDMXCSR: case OP_STMXCSR:

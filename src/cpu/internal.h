@@ -780,9 +780,16 @@ static inline void stn(struct cpu *c, const struct insn *i, uint64_t va, uint64_
     }
 }
 
-/* Stack accesses (SS: #SS on non-canonical). */
-static inline uint64_t ld_ss(struct cpu *c, const struct insn *i, uint64_t va, unsigned lg)
+/* A stack offset (RSP, ESP) as a linear address: 32-bit code adds SS's base. */
+static inline uint64_t ss_lin(const struct cpu *c, uint64_t sp)
 {
+    return unlikely(c->exec_mode) ? (uint32_t)(sp + c->segbase[SEG_SS]) : sp;
+}
+
+/* Stack accesses at a stack offset (SS: #SS on non-canonical). */
+static inline uint64_t ld_ss(struct cpu *c, const struct insn *i, uint64_t sp, unsigned lg)
+{
+    uint64_t va = ss_lin(c, sp);
     struct tlbe *e = tlb_entry(c, va);
     unsigned n = 1u << lg;
     if (likely(e->tag_r == ((va + n - 1) & ~TLBF_MASK))) {
@@ -791,8 +798,9 @@ static inline uint64_t ld_ss(struct cpu *c, const struct insn *i, uint64_t va, u
     return mem_read_slow(c, i, va, n, ACC_R | ACC_SS);
 }
 
-static inline void st_ss(struct cpu *c, const struct insn *i, uint64_t va, uint64_t v, unsigned lg)
+static inline void st_ss(struct cpu *c, const struct insn *i, uint64_t sp, uint64_t v, unsigned lg)
 {
+    uint64_t va = ss_lin(c, sp);
     struct tlbe *e = tlb_entry(c, va);
     unsigned n = 1u << lg;
     if (likely(e->tag_w == ((va + n - 1) & ~TLBF_MASK))) {

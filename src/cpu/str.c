@@ -38,26 +38,27 @@ static inline void one(struct cpu *c, const struct insn *i, unsigned op, unsigne
                        int64_t step)
 {
     uint64_t si = areg(c, 6, a32), di = areg(c, 7, a32);
-    uint64_t src = seg_lin(c, si, insn_seg(i), a32); /* DS (or the override): a base */
+    uint64_t src = seg_lin(c, si, insn_seg(i), a32); /* DS or the override */
+    uint64_t dst = seg_lin(c, di, SEG_ES, a32);      /* ES, in 64-bit code no base */
     unsigned n = 1u << lg;
     switch (op) {
     case S_MOVS: {
         uint64_t v = ldn(c, i, src, lg);
-        stn(c, i, di, v, lg);
+        stn(c, i, dst, v, lg);
         aset(c, 6, si + step, a32);
         aset(c, 7, di + step, a32);
         break;
     }
     case S_CMPS: {
         uint64_t a = ldn(c, i, src, lg);
-        uint64_t b = ldn(c, i, di, lg);
+        uint64_t b = ldn(c, i, dst, lg);
         cc_set(c, CC_SUB << 2 | lg, (a - b) & sz_mask(lg), a, b);
         aset(c, 6, si + step, a32);
         aset(c, 7, di + step, a32);
         break;
     }
     case S_STOS:
-        stn(c, i, di, c->r[0], lg);
+        stn(c, i, dst, c->r[0], lg);
         aset(c, 7, di + step, a32);
         break;
     case S_LODS: {
@@ -67,7 +68,7 @@ static inline void one(struct cpu *c, const struct insn *i, unsigned op, unsigne
         break;
     }
     case S_SCAS: {
-        uint64_t a = getr(c, 0, lg), b = ldn(c, i, di, lg);
+        uint64_t a = getr(c, 0, lg), b = ldn(c, i, dst, lg);
         cc_set(c, CC_SUB << 2 | lg, (a - b) & sz_mask(lg), a, b);
         aset(c, 7, di + step, a32);
         break;
@@ -76,9 +77,9 @@ static inline void one(struct cpu *c, const struct insn *i, unsigned op, unsigne
         uint64_t v = ~0ull;
         uint16_t port = (uint16_t)c->r[2];
         /* probe the destination first: a fault must not lose the input */
-        mem_probe_write(c, i, di, n, ACC_W);
+        mem_probe_write(c, i, dst, n, ACC_W);
         io_port(c, port, &v, n, false);
-        stn(c, i, di, v, lg);
+        stn(c, i, dst, v, lg);
         aset(c, 7, di + step, a32);
         break;
     }
@@ -112,7 +113,8 @@ static NOINLINE bool str_exec(struct cpu *c, const struct insn *i, unsigned op, 
         /* bulk forward MOVS/STOS inside one page */
         if (step > 0 && (op == S_MOVS || op == S_STOS)) {
             uint64_t di = areg(c, 7, a32);
-            uint64_t room = (4096 - (di & 0xfff)) / n;
+            uint64_t dst = seg_lin(c, di, SEG_ES, a32);
+            uint64_t room = (4096 - (dst & 0xfff)) / n;
             uint64_t si = 0;
             if (op == S_MOVS) {
                 si = seg_lin(c, areg(c, 6, a32), insn_seg(i), a32);
@@ -130,7 +132,7 @@ static NOINLINE bool str_exec(struct cpu *c, const struct insn *i, unsigned op, 
                     if (k > lim) k = lim;
                 }
             }
-            uint8_t *dp = k ? fast_ptr(c, di, k * n, true) : NULL;
+            uint8_t *dp = k ? fast_ptr(c, dst, k * n, true) : NULL;
             uint8_t *sp = (dp && op == S_MOVS) ? fast_ptr(c, si, k * n, false) : NULL;
             if (dp && op == S_STOS) {
                 uint64_t v = c->r[0];

@@ -37,11 +37,14 @@ static uint32_t seg_desc_base(uint64_t d)
 
 void seg_update_bases(struct cpu *c)
 {
-    /* 64-bit mode: only FS and GS have bases */
+    /* 64-bit mode: only FS and GS have bases; 32-bit code: all six (a CS
+     * with a base is not run, see far_target) */
+    bool all = cpu_mode32(c);
     for (int k = 0; k < 8; k++)
         c->segbase[k] = 0;
-    c->segbase[SEG_FS] = c->seg[SEG_FS].base;
-    c->segbase[SEG_GS] = c->seg[SEG_GS].base;
+    for (int k = 0; k < 6; k++)
+        if (k == SEG_FS || k == SEG_GS || (all && !c->seg[k].unusable))
+            c->segbase[k] = c->seg[k].base;
 }
 
 void cpu_set_cpl(struct cpu *c, unsigned cpl)
@@ -92,11 +95,17 @@ static void load_data_seg(struct cpu *c, const struct insn *i, int sr, uint16_t 
         if (!p)
             raise_exc(c, i, EXC_NP, sel & ~3);
     }
-    if (cpu_mode32(c) && sr != SEG_FS && sr != SEG_GS && seg_desc_base(d))
-        raise_unsupported(c, i, "32-bit code loads a segment with base %#x (selector %#x): "
-                                "only flat segments are implemented", seg_desc_base(d), sel);
+    struct x86_segment loaded;
+    seg_from_desc(&loaded, sel, d | (1ull << 40));
+    /* bases apply in 32-bit code; limits are not checked, so only the 4 GiB
+     * limit of a segment that expands up (with which no offset is beyond it) */
+    bool expand_down = !(loaded.type & 8) && (loaded.type & 4);
+    if (cpu_mode32(c) && sr != SEG_FS && sr != SEG_GS && (loaded.limit != 0xffffffffu || expand_down))
+        raise_unsupported(c, i, "32-bit code loads a segment with limit %#x%s (selector %#x): "
+                                "only 4 GiB segments that expand up are implemented",
+                          loaded.limit, expand_down ? ", expanding down" : "", sel);
     set_accessed(c, sel, d);
-    seg_from_desc(&c->seg[sr], sel, d | (1ull << 40));
+    c->seg[sr] = loaded;
     seg_update_bases(c);
 }
 

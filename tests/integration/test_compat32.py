@@ -6,7 +6,8 @@ first. ember's engine runs 32-bit code only in part (README, "CPU engine"):
 the plain run must work there too, and the run with 16-bit addressing, which
 the engine does not run, must cost the process a SIGILL (#UD) and not the
 VM. tests/tools/legacy32 runs what only 32-bit code has (BCD arithmetic over
-every AL, PUSHA/POPA, ENTER with nesting, segment pushes and pops, INTO);
+every AL, PUSHA/POPA, ENTER with nesting, segment pushes and pops, a based
+LDT data segment in DS, ES and SS, INTO);
 its hash of the BCD results must be what the manual's definitions give
 (computed here), and its own checks must pass. Then tests/tools/hello32c, a
 C program linked statically against i386 glibc (TLS through GS, the vDSO's
@@ -110,7 +111,8 @@ def compat32_program(ctx):
         want = f"legacy32 bcd {legacy32_hash():08x}"
         expect(want in out, f"DAA DAS AAA AAS AAM AAD as the manual defines them ({want}):\n{out}")
         expect("legacy rc=0" in out,
-               f"PUSHA/POPA, ENTER/LEAVE, segment pushes and pops, INTO pass:\n{out}")
+               f"PUSHA/POPA, ENTER/LEAVE, segment pushes and pops, a based data "
+               f"segment, INTO pass:\n{out}")
         expect("still-running" in out, f"the guest goes on after the program:\n{out}")
         expect(out.count("i386 glibc: abc 8 3.00 1099511627776") == 2,
                f"the i386 glibc programs, static and dynamic, print what they computed:\n{out}")

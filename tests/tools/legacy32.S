@@ -6,7 +6,8 @@
  * test computes the same hash from the manual's definitions). Then it
  * checks PUSHA/POPA (32- and 16-bit), ENTER with nesting levels and LEAVE,
  * PUSH/POP of DS, ES, SS and PUSH CS, LES/LDS, BOUND within bounds, ARPL,
- * SALC, and INTO
+ * SALC, a data segment with a base (an LDT entry from modify_ldt) in DS,
+ * ES (STOS, MOVS, an override) and SS (PUSH/POP), and INTO
  * with OF clear, and exits with the number of the first check that failed
  * (0: all passed).
  * The hash: h = (h ^ v) * 16777619, from 0x811c9dc5, v = AX | flags << 16. */
@@ -246,6 +247,57 @@ al_loop:
      * 32-bit far CALL's return address with supervisor rights, which SMAP
      * refuses, and the guest kernel oopses. sys_compat_legacy.S has it.) */
 
+    /* A data segment based at 'based' with a 4 GiB limit, LDT entry 0
+     * (selector 7): DS, ES and SS add its base. */
+    mov $123, %eax                  /* modify_ldt(1, &ldtdesc, 16) */
+    mov $1, %ebx
+    mov $ldtdesc, %ecx
+    mov $16, %edx
+    int $0x80
+    mov $11, %ebx
+    test %eax, %eax
+    jnz fail
+    mov %ds, %ecx                   /* the flat selectors, to come back to */
+    mov %ss, %ebp
+    mov $7, %eax
+    mov %eax, %ds
+    mov 4, %edx                     /* DS:4 is based + 4 */
+    mov %ecx, %ds
+    cmp $0x600dcafe, %edx
+    jne fail
+    mov $12, %ebx
+    mov %eax, %es
+    mov $0x11223344, %eax
+    mov $8, %edi
+    stosl                           /* ES:8 */
+    mov $srcword, %esi
+    movsl                           /* DS:srcword (flat) to ES:12 */
+    mov %es:4, %edx                 /* an override */
+    mov %ecx, %es
+    cmpl $0x11223344, based + 8
+    jne fail
+    cmpl $0x55667788, based + 12
+    jne fail
+    cmp $0x600dcafe, %edx
+    jne fail
+    mov $13, %ebx
+    mov %esp, saved_esp
+    mov $7, %eax
+    mov %eax, %ss
+    mov $64, %esp
+    push $0xbeef                    /* SS:60 */
+    pushl -56(%esp)                 /* SS:4, pushed at SS:56 */
+    pop %edx
+    pop %eax
+    mov %ebp, %ss
+    mov saved_esp, %esp
+    cmp $0xbeef, %eax
+    jne fail
+    cmpl $0xbeef, based + 60
+    jne fail
+    cmp $0x600dcafe, %edx
+    jne fail
+
     /* INTO with OF clear does nothing */
     xor %eax, %eax
     into
@@ -311,4 +363,15 @@ farp:
     .word 0
 bounds:
     .long 1, 7
+    .balign 16
+based:                              /* LDT entry 0's base */
+    .long 0, 0x600dcafe, 0, 0
+    .fill 16, 4, 0
+srcword:
+    .long 0x55667788
+ldtdesc:                            /* struct user_desc */
+    .long 0                         /* entry_number */
+    .long based                     /* base_addr */
+    .long 0xfffff                   /* limit, in pages: 4 GiB */
+    .long 0x11                      /* seg_32bit, limit_in_pages; data, expands up */
 
