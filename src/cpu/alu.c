@@ -957,9 +957,8 @@ const insn_fn h_xadd[2][4] = {{xadd_r_0, xadd_r_1, xadd_r_2, xadd_r_3},
 /* XLAT: AL = [rBX + AL] */
 static HANDLER(xlat)
 {
-    bool a32 = i->mf & MF_ADDR32;
-    uint64_t a = c->r[3] + R8(0);
-    R8(0) = (uint8_t)ld8(c, i, seg_lin(c, a32 ? (uint32_t)a : a, insn_seg(i), a32));
+    uint64_t a = addr_cut(i, c->r[3] + R8(0));
+    R8(0) = (uint8_t)ld8(c, i, seg_lin(c, i, a, insn_seg(i), i->mf & MF_ADDR32));
     NEXT;
 }
 const insn_fn h_xlat = xlat;

@@ -21,6 +21,12 @@ static unsigned mem_seg(const struct dec *d, unsigned dflt)
     return (d->seg == SEG_FS || d->seg == SEG_GS) ? d->seg : SEG_NONE;
 }
 
+/* MF_ADDR32, and MF_ADDR16 with it, for the address size 0x67 gave */
+static uint8_t addr_flags(const struct dec *d)
+{
+    return (uint8_t)((d->p67 ? MF_ADDR32 : 0) | (d->a16 ? MF_ADDR16 : 0));
+}
+
 static void set_mem(const struct dec *d, uint64_t va, struct insn *rec, bool keep_seg)
 {
     rec->base = d->base;
@@ -31,7 +37,7 @@ static void set_mem(const struct dec *d, uint64_t va, struct insn *rec, bool kee
     unsigned seg = keep_seg ? mem_seg(d, stack ? SEG_SS : SEG_DS) : SEG_NONE;
     if (seg == SEG_NONE && stack)
         seg = SEG_SS;
-    rec->mf = (uint8_t)(d->scale | (seg << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
+    rec->mf = (uint8_t)(d->scale | (seg << MF_SEG_SHIFT) | addr_flags(d));
     if (d->riprel) {
         rec->base = NOREG;
         rec->index = NOREG;
@@ -193,7 +199,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
     case OP_MOV_MOFFS: {
         /* A0/A1 load, A2/A3 store; the absolute offset as displacement */
         rec->base = rec->index = NOREG;
-        rec->mf = (uint8_t)(mem_seg(d, SEG_DS) << MF_SEG_SHIFT);
+        rec->mf = (uint8_t)(mem_seg(d, SEG_DS) << MF_SEG_SHIFT | addr_flags(d));
         rec->disp = (int64_t)d->imm;
         rec->reg = 0;
         fn = h_mov[(d->op & 2) ? 2 : 1][lg];
@@ -368,7 +374,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         fn = h_xadd[mem][lg];
         break;
     case OP_XLAT:
-        rec->mf = (uint8_t)((mem_seg(d, SEG_DS) << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
+        rec->mf = (uint8_t)((mem_seg(d, SEG_DS) << MF_SEG_SHIFT) | addr_flags(d));
         fn = h_xlat;
         break;
     case OP_MOV_SR:
@@ -388,7 +394,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         }
         rec->aux = (uint8_t)s;
         if (!mem)
-            rec->mf = 0x40;
+            rec->mf = MF_REGFORM;
         fn = h_sys[OP_MOV_RS];
         break;
     }
@@ -457,7 +463,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
          * F2 -> LOOPNE, F3 -> LOOPE */
         if (d->id == OP_LOOP && cond < 2 && d->rep)
             cond = d->rep == 0xf3 ? 1 : 0;
-        rec->aux = (uint8_t)((d->id == OP_LOOP ? cond : 0) | (d->p67 ? 4 : 0));
+        rec->aux = (uint8_t)((d->id == OP_LOOP ? cond : 0) | (d->p67 ? 4 : 0) | (d->a16 ? 8 : 0));
         rec->imm = branch_target(d, va);
         fn = d->id == OP_LOOP ? h_loop[d->op & 3] : h_jrcxz;
         break;
@@ -490,7 +496,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
             if (lg == 3)
                 lg = 2;
         }
-        rec->mf = (uint8_t)((mem_seg(d, SEG_DS) << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
+        rec->mf = (uint8_t)((mem_seg(d, SEG_DS) << MF_SEG_SHIFT) | addr_flags(d));
         fn = h_str[which[d->id]][lg][rep];
         break;
     }
@@ -556,7 +562,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
     case OP_ARPL: /* reg: the source register; base: the r/m register, or memory */
         rec->reg = d->reg;
         if (!mem)
-            rec->mf = 0x40;
+            rec->mf = MF_REGFORM;
         fn = h_arpl;
         break;
     case OP_SALC:
@@ -580,12 +586,12 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         rec->aux = d->id == OP_STR;
         rec->imm = lg;
         if (!mem)
-            rec->mf = 0x40;
+            rec->mf = MF_REGFORM;
         fn = h_sys[d->id];
         break;
     case OP_LLDT: case OP_LTR: case OP_LMSW:
         if (!mem)
-            rec->mf = 0x40;
+            rec->mf = MF_REGFORM;
         fn = h_sys[d->id];
         break;
     case OP_LAR: case OP_LSL: case OP_VERR: case OP_VERW:
@@ -593,7 +599,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         rec->imm = lg;
         rec->reg = d->reg;
         if (!mem)
-            rec->mf = 0x40;
+            rec->mf = MF_REGFORM;
         fn = h_sys[d->id];
         break;
     case OP_LGDT: case OP_LIDT: case OP_SGDT: case OP_SIDT:
@@ -646,7 +652,7 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         rec->reg = d->reg;
         rec->base = d->rm;
         rec->aux = d->mand == 1;
-        rec->mf = (uint8_t)((mem_seg(d, SEG_DS) << MF_SEG_SHIFT) | (d->p67 ? MF_ADDR32 : 0));
+        rec->mf = (uint8_t)((mem_seg(d, SEG_DS) << MF_SEG_SHIFT) | addr_flags(d));
         fn = h_maskmov;
         break;
     case OP_FXSAVE: case OP_FXRSTOR: case OP_LDMXCSR: case OP_STMXCSR:

@@ -216,14 +216,23 @@ static HANDLER(call_m)
     JUMP(t, -1);
 }
 
-/* LOOP/LOOPE/LOOPNE: aux bits 0-1 = 0 loopne, 1 loope, 2 loop; bit 2 = ECX */
+/* The count register of LOOP and JRCXZ: aux bit 2 = ECX, bit 3 = CX */
+static inline uint64_t count_reg(const struct cpu *c, const struct insn *i)
+{
+    if (i->aux & 8)
+        return (uint16_t)c->r[1];
+    return (i->aux & 4) ? (uint32_t)c->r[1] : c->r[1];
+}
+
+/* LOOP/LOOPE/LOOPNE: aux bits 0-1 = 0 loopne, 1 loope, 2 loop */
 static HANDLER(loop)
 {
-    bool e32 = i->aux & 4;
-    uint64_t n = (e32 ? (uint32_t)c->r[1] : c->r[1]) - 1;
-    if (e32)
+    uint64_t n = count_reg(c, i) - 1;
+    if (i->aux & 8) /* CX: the rest of RCX stays */
+        n = (c->r[1] & ~0xffffull) | (uint16_t)n;
+    else if (i->aux & 4)
         n = (uint32_t)n;
-    bool take = n != 0;
+    bool take = (i->aux & 8) ? (uint16_t)n != 0 : n != 0;
     switch (i->aux & 3) {
     case 0: take = take && !cc_cond(c, 4); break;
     case 1: take = take && cc_cond(c, 4); break;
@@ -238,8 +247,7 @@ static HANDLER(loop)
 
 static HANDLER(jrcxz)
 {
-    uint64_t n = (i->aux & 4) ? (uint32_t)c->r[1] : c->r[1];
-    if (n == 0)
+    if (count_reg(c, i) == 0)
         JUMP(i->imm, 0);
     else
         JUMP(next_rip(c, i), 1);

@@ -469,6 +469,7 @@ static bool decode32_supported(unsigned id)
     case OP_LDMXCSR: case OP_STMXCSR: case OP_CLFLUSH: case OP_FENCE: case OP_MOVBE:
     case OP_CRC32: case OP_UD: case OP_FWAIT: case OP_MASKMOV: case OP_LAR: case OP_LSL:
     case OP_VERR: case OP_VERW: case OP_SLDT: case OP_STR: case OP_SMSW:
+    case OP_XLAT: case OP_INS: case OP_OUTS: case OP_IRET:
         return true;
     default:
         return false;
@@ -558,9 +559,8 @@ opcode:;
     uint8_t op = b[p++];
     d->map = 0;
     if (mode32) {
-        if (d->p67)
-            return DEC_NOIMPL; /* 16-bit addressing */
-        d->p67 = true;         /* 32-bit addresses, as 0x67 gives 64-bit code */
+        d->a16 = d->p67;       /* 0x67: 16-bit addresses */
+        d->p67 = true;         /* not 64-bit ones, as 0x67 gives 64-bit code */
         if ((op & 0xf0) == 0x40)
             return decode_incdec_reg(b, p, d, op);
         if (op == 0xea || op == 0x9a)
@@ -622,6 +622,24 @@ opcode:;
             d->mod = 3; /* MOV CR/DR: the mod field is ignored */
         if (d->mod == 3) {
             d->rm |= (d->rex & 1) << 3;
+        } else if (d->a16) { /* BX+SI, BX+DI, BP+SI, BP+DI, SI, DI, BP or disp16, BX */
+            static const uint8_t base16[8] = {3, 3, 5, 5, 6, 7, 5, 3};
+            static const uint8_t index16[8] = {6, 7, 6, 7, NOREG, NOREG, NOREG, NOREG};
+            d->has_mem = true;
+            d->base = base16[d->rm];
+            d->index = index16[d->rm];
+            unsigned dsz = d->mod == 1 ? 1 : d->mod == 2 ? 2 : 0;
+            if (d->mod == 0 && d->rm == 6) {
+                d->base = NOREG;
+                dsz = 2;
+            }
+            d->pos_disp = (uint8_t)p;
+            NEED(dsz);
+            if (dsz == 1)
+                d->disp = (int8_t)b[p];
+            else if (dsz == 2)
+                d->disp = (int16_t)le16_load(b + p);
+            p += dsz;
         } else {
             d->has_mem = true;
             unsigned dsz = d->mod == 1 ? 1 : d->mod == 2 ? 4 : 0;
@@ -768,7 +786,7 @@ opcode:;
     else if (fl & D_IV)
         isz = 1u << d->lg;
     else if (fl & D_MOFFS)
-        isz = d->p67 ? 4 : 8;
+        isz = d->a16 ? 2 : d->p67 ? 4 : 8;
     else if (fl & D_IB2)
         isz = 3;
     d->pos_imm = (uint8_t)p;
@@ -783,6 +801,8 @@ opcode:;
     }
     if ((fl & D_MOFFS) && isz == 4)
         d->imm = (uint32_t)d->imm;
+    if ((fl & D_MOFFS) && isz == 2)
+        d->imm = (uint16_t)d->imm;
     d->imm_len = (uint8_t)isz;
     p += isz;
     d->len = (uint8_t)p;

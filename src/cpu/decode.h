@@ -98,6 +98,7 @@ struct dec {
     uint8_t rex;
     uint8_t seg;        /* SEG_* of the effective override (SEG_NONE: none) */
     bool p66, p67, lock;
+    bool a16;           /* 32-bit code with 0x67: 16-bit addresses (p67 set too) */
     uint8_t rep;        /* 0, 0xf2 or 0xf3 (last one) */
     uint8_t mand;       /* mandatory prefix: 0 none, 1 66, 2 F3, 3 F2 */
     uint8_t lg;         /* operand size: log2 bytes */

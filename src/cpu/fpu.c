@@ -793,8 +793,7 @@ static NOINLINE void maskmov_run(struct cpu *c, const struct insn *i)
     unsigned n = xmm ? 16 : 8;
     const uint8_t *src = xmm ? c->fx + 160 + 16 * (i->reg & 15) : c->fx + 32 + 16 * (i->reg & 7);
     const uint8_t *msk = xmm ? c->fx + 160 + 16 * (i->base & 15) : c->fx + 32 + 16 * (i->base & 7);
-    bool a32 = i->mf & MF_ADDR32;
-    uint64_t a = seg_lin(c, a32 ? (uint32_t)c->r[7] : c->r[7], insn_seg(i), a32);
+    uint64_t a = seg_lin(c, i, addr_cut(i, c->r[7]), insn_seg(i), i->mf & MF_ADDR32);
     for (unsigned k = 0; k < n; k++)
         if (msk[k] & 0x80)
             mem_probe_write(c, i, a + k, 1, ACC_W);

@@ -61,6 +61,9 @@ _Static_assert(sizeof(struct insn) == 32, "insn record is 32 bytes");
 #define MF_SEG_SHIFT 2    /* bits 2-4: segment (SEG_*) */
 #define MF_ADDR32 0x80u   /* 0x67: address truncated to 32 bits */
 #define MF_FUSED 0x20u    /* runs with the next record (fuse.c) */
+#define MF_ADDR16 0x40u   /* 0x67 in 32-bit code: cut to 16 bits (MF_ADDR32 set too) */
+#define MF_REGFORM 0x40u  /* system instructions: the r/m operand is a register
+                             (MF_ADDR32 clear; with it the bit is MF_ADDR16) */
 
 enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_NONE };
 
@@ -311,6 +314,9 @@ struct cpu {
     size_t arena_used;
     struct block *jc[JC_SIZE];
     uint32_t exec_mode;          /* cpu_mode32() of the blocks jc[] and chains hold */
+    uint8_t seg_limited;         /* 32-bit code: segments (bit per SEG_*) whose limit
+                                    leaves out some offsets (seg_update_bases) */
+    uint32_t seg_lo[6], seg_hi[6]; /* ... the offsets each allows */
     bool unsupported_said;       /* warn_unsupported() spoke */
 
     /* device writes from other threads */
@@ -501,18 +507,55 @@ static inline void stop_before(struct cpu *c, const struct insn *i)
  * segment 'seg'. In 32-bit code (compatibility mode) it wraps at 4 GiB,
  * the base included (a GS-relative TLS access at a negative offset); 64-bit
  * code adds FS/GS bases in 64 bits, also to a 0x67-cut offset. */
-static inline uint64_t seg_lin(const struct cpu *c, uint64_t a, int seg, bool a32)
+NORETURN void seg_limit_fault(struct cpu *c, const struct insn *i, int seg);
+
+/* 32-bit code: #GP(0) (#SS(0) for SS) unless offsets a .. a + n - 1 are
+ * within segment 'seg''s limit (expand-up or expand-down) */
+static inline void seg_limit_check(struct cpu *c, const struct insn *i, int seg, uint64_t a,
+                                   unsigned n)
+{
+    if (unlikely((c->seg_limited >> seg) & 1) &&
+        (a < c->seg_lo[seg] || a + n - 1 > c->seg_hi[seg]))
+        seg_limit_fault(c, i, seg);
+}
+
+static inline uint64_t seg_lin_unchecked(const struct cpu *c, uint64_t a, int seg, bool a32)
 {
     uint64_t l = a + c->segbase[seg];
     return unlikely(a32 && c->exec_mode) ? (uint32_t)l : l;
 }
 
-static inline uint64_t ea(const struct cpu *c, const struct insn *i)
+/* ... with the first byte checked against the limit (32-bit code) */
+static inline uint64_t seg_lin(struct cpu *c, const struct insn *i, uint64_t a, int seg,
+                               bool a32)
+{
+    if (unlikely(a32 && c->exec_mode))
+        seg_limit_check(c, i, seg, a, 1);
+    return seg_lin_unchecked(c, a, seg, a32);
+}
+
+/* Offset 'a' cut to the record's address size */
+static inline uint64_t addr_cut(const struct insn *i, uint64_t a)
+{
+    if (!(i->mf & MF_ADDR32))
+        return a;
+    return (i->mf & MF_ADDR16) ? (uint16_t)a : (uint32_t)a;
+}
+
+/* The linear address of the record's memory operand. (In 32-bit code its
+ * first byte is checked against the segment's limit.) */
+static inline uint64_t ea(struct cpu *c, const struct insn *i)
 {
     uint64_t a = c->r[i->base] + (c->r[i->index] << (i->mf & MF_SCALE)) + (uint64_t)i->disp;
     if (unlikely(i->mf & MF_ADDR32))
-        return seg_lin(c, (uint32_t)a, (i->mf >> MF_SEG_SHIFT) & 7, true);
+        return seg_lin(c, i, addr_cut(i, a), (i->mf >> MF_SEG_SHIFT) & 7, true);
     return a + c->segbase[(i->mf >> MF_SEG_SHIFT) & 7];
+}
+
+/* A system instruction's r/m operand is the register i->base */
+static inline bool mf_regform(const struct insn *i)
+{
+    return (i->mf & (MF_REGFORM | MF_ADDR32)) == MF_REGFORM;
 }
 
 static inline int insn_seg(const struct insn *i)
@@ -780,16 +823,20 @@ static inline void stn(struct cpu *c, const struct insn *i, uint64_t va, uint64_
     }
 }
 
-/* A stack offset (RSP, ESP) as a linear address: 32-bit code adds SS's base. */
-static inline uint64_t ss_lin(const struct cpu *c, uint64_t sp)
+/* A stack offset (RSP, ESP) as a linear address of 2^lg bytes: 32-bit code
+ * adds SS's base and checks SS's limit. */
+static inline uint64_t ss_lin(struct cpu *c, const struct insn *i, uint64_t sp, unsigned lg)
 {
-    return unlikely(c->exec_mode) ? (uint32_t)(sp + c->segbase[SEG_SS]) : sp;
+    if (likely(!c->exec_mode))
+        return sp;
+    seg_limit_check(c, i, SEG_SS, sp, 1u << lg);
+    return (uint32_t)(sp + c->segbase[SEG_SS]);
 }
 
 /* Stack accesses at a stack offset (SS: #SS on non-canonical). */
 static inline uint64_t ld_ss(struct cpu *c, const struct insn *i, uint64_t sp, unsigned lg)
 {
-    uint64_t va = ss_lin(c, sp);
+    uint64_t va = ss_lin(c, i, sp, lg);
     struct tlbe *e = tlb_entry(c, va);
     unsigned n = 1u << lg;
     if (likely(e->tag_r == ((va + n - 1) & ~TLBF_MASK))) {
@@ -800,7 +847,7 @@ static inline uint64_t ld_ss(struct cpu *c, const struct insn *i, uint64_t sp, u
 
 static inline void st_ss(struct cpu *c, const struct insn *i, uint64_t sp, uint64_t v, unsigned lg)
 {
-    uint64_t va = ss_lin(c, sp);
+    uint64_t va = ss_lin(c, i, sp, lg);
     struct tlbe *e = tlb_entry(c, va);
     unsigned n = 1u << lg;
     if (likely(e->tag_w == ((va + n - 1) & ~TLBF_MASK))) {

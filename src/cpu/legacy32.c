@@ -119,7 +119,7 @@ static HANDLER(bound)
  * (ZF set) or left (ZF clear); the other flags stay. */
 static HANDLER(arpl)
 {
-    bool reg = i->mf & 0x40;
+    bool reg = mf_regform(i);
     uint64_t va = reg ? 0 : ea(c, i);
     uint16_t dst = reg ? (uint16_t)c->r[i->base] : (uint16_t)mem_rmw_read_slow(c, i, va, 2, 0);
     uint16_t src = (uint16_t)c->r[i->reg];

@@ -1,7 +1,8 @@
 /* String instructions. REP forms run element by element with RCX/RSI/RDI
  * updated after each element, so a fault leaves a restartable state; they
  * stop between elements when an event is pending or the instruction limit
- * is reached. Forward MOVS/STOS on RAM
+ * is reached, and after each one under TF (a single-step trap per
+ * element, as hardware takes it). Forward MOVS/STOS on RAM
  * within a page go through host memcpy/memset. */
 #include "cpu/internal.h"
 #include "cpu/handlers.h"
@@ -11,14 +12,22 @@ enum { S_MOVS, S_CMPS, S_STOS, S_LODS, S_SCAS, S_INS, S_OUTS };
 int io_check(struct cpu *c, const struct insn *i, uint16_t port, unsigned len);
 void io_port(struct cpu *c, uint16_t port, void *data, unsigned len, bool write);
 
-static inline uint64_t areg(const struct cpu *c, unsigned r, bool a32)
+/* 'am': the address size's mask (0xffff, 0xffffffff or ~0). A 16-bit
+ * address size works on SI, DI and CX and leaves the rest of each
+ * register; a 32-bit one writes ESI, EDI and ECX as any 32-bit result. */
+static inline uint64_t areg(const struct cpu *c, unsigned r, uint64_t am)
 {
-    return a32 ? (uint32_t)c->r[r] : c->r[r];
+    return c->r[r] & am;
 }
 
-static inline void aset(struct cpu *c, unsigned r, uint64_t v, bool a32)
+static inline void aset(struct cpu *c, unsigned r, uint64_t v, uint64_t am)
 {
-    c->r[r] = a32 ? (uint32_t)v : v;
+    c->r[r] = am == 0xffff ? (c->r[r] & ~am) | (v & am) : v & am;
+}
+
+static inline uint64_t addr_mask(const struct insn *i)
+{
+    return !(i->mf & MF_ADDR32) ? ~0ull : (i->mf & MF_ADDR16) ? 0xffff : 0xffffffffull;
 }
 
 /* Host pointer if [va, va+len) is in one RAM page with the fast tag. */
@@ -34,43 +43,48 @@ static inline uint8_t *fast_ptr(struct cpu *c, uint64_t va, uint64_t len, bool w
 }
 
 /* One element; returns false when a REPE/REPNE condition ends the loop. */
-static inline void one(struct cpu *c, const struct insn *i, unsigned op, unsigned lg, bool a32,
+static inline void one(struct cpu *c, const struct insn *i, unsigned op, unsigned lg, uint64_t am,
                        int64_t step)
 {
-    uint64_t si = areg(c, 6, a32), di = areg(c, 7, a32);
-    uint64_t src = seg_lin(c, si, insn_seg(i), a32); /* DS or the override */
-    uint64_t dst = seg_lin(c, di, SEG_ES, a32);      /* ES, in 64-bit code no base */
+    bool a32 = am != ~0ull;
+    uint64_t si = areg(c, 6, am), di = areg(c, 7, am);
     unsigned n = 1u << lg;
+    if (op != S_STOS && op != S_SCAS && op != S_INS) /* a source */
+        seg_limit_check(c, i, insn_seg(i), si, n);
+    if (op != S_LODS && op != S_OUTS) /* a destination */
+        seg_limit_check(c, i, SEG_ES, di, n);
+    uint64_t src = seg_lin_unchecked(c, si, insn_seg(i), a32); /* DS or the override */
+    uint64_t dst = seg_lin_unchecked(c, di, SEG_ES, a32);      /* ES, in 64-bit code no base */
     switch (op) {
     case S_MOVS: {
         uint64_t v = ldn(c, i, src, lg);
         stn(c, i, dst, v, lg);
-        aset(c, 6, si + step, a32);
-        aset(c, 7, di + step, a32);
+        aset(c, 6, si + step, am);
+        aset(c, 7, di + step, am);
         break;
     }
     case S_CMPS: {
         uint64_t a = ldn(c, i, src, lg);
         uint64_t b = ldn(c, i, dst, lg);
         cc_set(c, CC_SUB << 2 | lg, (a - b) & sz_mask(lg), a, b);
-        aset(c, 6, si + step, a32);
-        aset(c, 7, di + step, a32);
+        aset(c, 6, si + step, am);
+        aset(c, 7, di + step, am);
         break;
     }
     case S_STOS:
         stn(c, i, dst, c->r[0], lg);
-        aset(c, 7, di + step, a32);
+        aset(c, 7, di + step, am);
         break;
     case S_LODS: {
         uint64_t v = ldn(c, i, src, lg);
         setr(c, 0, v, lg);
-        aset(c, 6, si + step, a32);
+        aset(c, 6, si + step, am);
         break;
     }
     case S_SCAS: {
         uint64_t a = getr(c, 0, lg), b = ldn(c, i, dst, lg);
         cc_set(c, CC_SUB << 2 | lg, (a - b) & sz_mask(lg), a, b);
-        aset(c, 7, di + step, a32);
+        aset(c, 7, di + step, am);
         break;
     }
     case S_INS: {
@@ -80,13 +94,13 @@ static inline void one(struct cpu *c, const struct insn *i, unsigned op, unsigne
         mem_probe_write(c, i, dst, n, ACC_W);
         io_port(c, port, &v, n, false);
         stn(c, i, dst, v, lg);
-        aset(c, 7, di + step, a32);
+        aset(c, 7, di + step, am);
         break;
     }
     default: { /* OUTS */
         uint64_t v = ldn(c, i, src, lg);
         io_port(c, (uint16_t)c->r[2], &v, n, true);
-        aset(c, 6, si + step, a32);
+        aset(c, 6, si + step, am);
         break;
     }
     }
@@ -96,39 +110,42 @@ static inline void one(struct cpu *c, const struct insn *i, unsigned op, unsigne
 static NOINLINE bool str_exec(struct cpu *c, const struct insn *i, unsigned op, unsigned lg,
                               unsigned rep)
 {
-    bool a32 = i->mf & MF_ADDR32;
+    uint64_t am = addr_mask(i);
+    bool a32 = am != ~0ull;
     unsigned n = 1u << lg;
     int64_t step = (c->rflags & F_DF) ? -(int64_t)n : (int64_t)n;
     if (op == S_INS || op == S_OUTS)
         io_check(c, i, (uint16_t)c->r[2], n);
     if (!rep) {
-        one(c, i, op, lg, a32, step);
+        one(c, i, op, lg, am, step);
         return false;
     }
     unsigned budget = 0;
     for (;;) {
-        uint64_t cnt = areg(c, 1, a32);
+        uint64_t cnt = areg(c, 1, am);
         if (cnt == 0)
             return false;
-        /* bulk forward MOVS/STOS inside one page */
-        if (step > 0 && (op == S_MOVS || op == S_STOS)) {
-            uint64_t di = areg(c, 7, a32);
-            uint64_t dst = seg_lin(c, di, SEG_ES, a32);
+        /* bulk forward MOVS/STOS inside one page (not where a segment's
+         * limit could end it: element by element there) */
+        if (step > 0 && (op == S_MOVS || op == S_STOS) && !c->seg_limited &&
+            !(c->rflags & F_TF)) {
+            uint64_t di = areg(c, 7, am);
+            uint64_t dst = seg_lin_unchecked(c, di, SEG_ES, a32);
             uint64_t room = (4096 - (dst & 0xfff)) / n;
             uint64_t si = 0;
             if (op == S_MOVS) {
-                si = seg_lin(c, areg(c, 6, a32), insn_seg(i), a32);
+                si = seg_lin_unchecked(c, areg(c, 6, am), insn_seg(i), a32);
                 uint64_t r2 = (4096 - (si & 0xfff)) / n;
                 if (r2 < room)
                     room = r2;
             }
             uint64_t k = cnt < room ? cnt : room;
             if (a32) {
-                /* stay clear of 32-bit wrap-around */
-                uint64_t lim = (0x100000000ull - areg(c, 7, a32)) / n;
+                /* stay clear of the offset's wrap-around */
+                uint64_t lim = (am + 1 - areg(c, 7, am)) / n;
                 if (k > lim) k = lim;
                 if (op == S_MOVS) {
-                    lim = (0x100000000ull - areg(c, 6, a32)) / n;
+                    lim = (am + 1 - areg(c, 6, am)) / n;
                     if (k > lim) k = lim;
                 }
             }
@@ -141,28 +158,32 @@ static NOINLINE bool str_exec(struct cpu *c, const struct insn *i, unsigned op, 
                 else
                     for (uint64_t j = 0; j < k; j++)
                         memcpy(dp + j * n, &v, n);
-                aset(c, 7, di + k * n, a32);
-                aset(c, 1, cnt - k, a32);
+                aset(c, 7, di + k * n, am);
+                aset(c, 1, cnt - k, am);
                 budget += (unsigned)(k * n);
                 goto chunk_done;
             }
             if (dp && sp && !(dp > sp && dp < sp + k * n)) {
                 memmove(dp, sp, k * n);
-                aset(c, 6, areg(c, 6, a32) + k * n, a32);
-                aset(c, 7, di + k * n, a32);
-                aset(c, 1, cnt - k, a32);
+                aset(c, 6, areg(c, 6, am) + k * n, am);
+                aset(c, 7, di + k * n, am);
+                aset(c, 1, cnt - k, am);
                 budget += (unsigned)(k * n);
                 goto chunk_done;
             }
         }
-        one(c, i, op, lg, a32, step);
-        aset(c, 1, cnt - 1, a32);
+        one(c, i, op, lg, am, step);
+        aset(c, 1, cnt - 1, am);
         budget += n;
         if (op == S_CMPS || op == S_SCAS) {
             bool zf = cc_cond(c, 4);
             if (rep == 1 ? !zf : zf)
                 return false;
         }
+        /* single-stepping (TF): a trap after each element, RIP at the REP
+         * until the last */
+        if (unlikely(c->rflags & F_TF) && areg(c, 1, am))
+            return true;
     chunk_done:
         if (budget >= 4096) {
             budget = 0;
@@ -173,7 +194,7 @@ static NOINLINE bool str_exec(struct cpu *c, const struct insn *i, unsigned op, 
             c->icount++;
             if ((atomic_load_explicit(&c->events, memory_order_relaxed) ||
                  (c->insn_limit && c->icount >= c->insn_limit)) &&
-                areg(c, 1, a32))
+                areg(c, 1, am))
                 return true;
         }
     }

@@ -35,16 +35,40 @@ static uint32_t seg_desc_base(uint64_t d)
     return (uint32_t)(((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000));
 }
 
+/* 32-bit code: the offsets data segment 'k' allows, and whether that
+ * leaves out any (c->seg_limited). An expand-down segment allows those
+ * above its limit, up to 64 KiB or 4 GiB by its B bit. A null segment is
+ * not checked (hardware raises #GP for its use). */
+static void seg_update_limit(struct cpu *c, int k)
+{
+    const struct x86_segment *s = &c->seg[k];
+    bool expand_down = !(s->type & 8) && (s->type & 4);
+    c->seg_lo[k] = expand_down ? s->limit + 1 : 0;
+    c->seg_hi[k] = expand_down ? (s->db ? 0xffffffffu : 0xffffu) : s->limit;
+    bool limited = c->seg_lo[k] != 0 || c->seg_hi[k] != 0xffffffffu;
+    if (limited && !s->unusable && k != SEG_CS)
+        c->seg_limited |= (uint8_t)(1u << k);
+}
+
 void seg_update_bases(struct cpu *c)
 {
     /* 64-bit mode: only FS and GS have bases; 32-bit code: all six (a CS
-     * with a base is not run, see far_target) */
+     * with a base is not run, see far_target), and the limits */
     bool all = cpu_mode32(c);
     for (int k = 0; k < 8; k++)
         c->segbase[k] = 0;
-    for (int k = 0; k < 6; k++)
+    c->seg_limited = 0;
+    for (int k = 0; k < 6; k++) {
         if (k == SEG_FS || k == SEG_GS || (all && !c->seg[k].unusable))
             c->segbase[k] = c->seg[k].base;
+        if (all)
+            seg_update_limit(c, k);
+    }
+}
+
+void seg_limit_fault(struct cpu *c, const struct insn *i, int seg)
+{
+    raise_exc(c, i, seg == SEG_SS ? EXC_SS : EXC_GP, 0);
 }
 
 void cpu_set_cpl(struct cpu *c, unsigned cpl)
@@ -97,13 +121,6 @@ static void load_data_seg(struct cpu *c, const struct insn *i, int sr, uint16_t 
     }
     struct x86_segment loaded;
     seg_from_desc(&loaded, sel, d | (1ull << 40));
-    /* bases apply in 32-bit code; limits are not checked, so only the 4 GiB
-     * limit of a segment that expands up (with which no offset is beyond it) */
-    bool expand_down = !(loaded.type & 8) && (loaded.type & 4);
-    if (cpu_mode32(c) && sr != SEG_FS && sr != SEG_GS && (loaded.limit != 0xffffffffu || expand_down))
-        raise_unsupported(c, i, "32-bit code loads a segment with limit %#x%s (selector %#x): "
-                                "only 4 GiB segments that expand up are implemented",
-                          loaded.limit, expand_down ? ", expanding down" : "", sel);
     set_accessed(c, sel, d);
     c->seg[sr] = loaded;
     seg_update_bases(c);
@@ -201,8 +218,8 @@ static void far_call(struct cpu *c, const struct insn *i, uint16_t sel, uint64_t
         s1 = (uint32_t)s1;
         s2 = (uint32_t)s2;
     }
-    stn(c, i, s1, c->seg[SEG_CS].selector, lg);
-    stn(c, i, s2, next_rip(c, i), lg);
+    st_ss(c, i, s1, c->seg[SEG_CS].selector, lg);
+    st_ss(c, i, s2, next_rip(c, i), lg);
     c->r[4] = s2;
     load_cs(c, sel, d, c->cpl);
     retire_to(c, i, off);
@@ -293,19 +310,27 @@ static HANDLER(retf)
     retire_to(c, i, off);
 }
 
-/* IRET: aux = operand lg */
+/* IRET: aux = operand lg. In 64-bit code it pops SS:RSP always; in 32-bit
+ * code (compatibility mode, ESP wrapping) only when it returns to an outer
+ * level, as in protected mode. */
 static HANDLER(iret)
 {
     unsigned lg = i->aux, n = 1u << lg;
     if (c->rflags & F_NT)
         raise_gp0(c, i);
-    uint64_t sp = c->r[4];
+    bool m32 = cpu_mode32(c);
+    uint64_t wrap = m32 ? 0xffffffffull : ~0ull;
+    uint64_t sp = c->r[4] & wrap;
     uint64_t f[5];
-    for (unsigned k = 0; k < 5; k++)
-        f[k] = ld_ss(c, i, sp + k * n, lg);
-    uint64_t nrip = f[0], nrflags = f[2], nrsp = f[3];
-    uint16_t cs = (uint16_t)f[1], ss = (uint16_t)f[4];
+    for (unsigned k = 0; k < 3; k++)
+        f[k] = ld_ss(c, i, (sp + k * n) & wrap, lg);
+    uint16_t cs = (uint16_t)f[1];
     unsigned rpl = cs & 3;
+    bool pop_ss = !m32 || rpl > c->cpl;
+    for (unsigned k = 3; k < 5; k++)
+        f[k] = pop_ss ? ld_ss(c, i, (sp + k * n) & wrap, lg) : 0;
+    uint64_t nrip = f[0], nrflags = f[2], nrsp = f[3];
+    uint16_t ss = (uint16_t)f[4];
     if ((cs & ~3u) == 0)
         raise_gp0(c, i);
     uint64_t d;
@@ -334,7 +359,9 @@ static HANDLER(iret)
     if (!canonical(nrip))
         raise_gp0(c, i);
     uint64_t sd = 0;
-    if ((ss & ~3u) == 0) {
+    if (!pop_ss) {
+        /* the same level in 32-bit code: SS stays */
+    } else if ((ss & ~3u) == 0) {
         if (rpl == 3 || (ss & 3) != rpl)
             raise_exc(c, i, EXC_GP, 0);
     } else {
@@ -361,13 +388,16 @@ static HANDLER(iret)
     /* commit */
     unsigned oldcpl = c->cpl;
     load_cs(c, cs, d, rpl);
-    if ((ss & ~3u) == 0)
+    if (!pop_ss)
+        c->r[4] = (sp + 3 * n) & wrap;
+    else if ((ss & ~3u) == 0)
         c->seg[SEG_SS] = (struct x86_segment){.selector = ss, .unusable = true,
                                              .dpl = (uint8_t)rpl, .db = 1, .present = true,
                                              .type = 3, .s = true, .limit = 0xffffffff};
     else
         seg_from_desc(&c->seg[SEG_SS], ss, sd | (1ull << 40));
-    c->r[4] = nrsp;
+    if (pop_ss)
+        c->r[4] = nrsp;
     rflags_set(c, nf);
     cpu_set_cpl(c, rpl);
     if (rpl > oldcpl)
@@ -380,7 +410,7 @@ static HANDLER(iret)
 /* MOV Sreg, r/m: aux = sreg */
 static HANDLER(mov_rs)
 {
-    uint16_t sel = (uint16_t)((i->mf & 0x40) ? c->r[i->base] : ld16(c, i, ea(c, i)));
+    uint16_t sel = (uint16_t)(mf_regform(i) ? c->r[i->base] : ld16(c, i, ea(c, i)));
     load_data_seg(c, i, i->aux, sel);
     if (i->aux == SEG_SS)
         c->shadow = 2;
@@ -766,7 +796,7 @@ static HANDLER(clts)
 static HANDLER(lmsw)
 {
     need_cpl0(c, i);
-    uint64_t v = (i->mf & 0x40) ? c->r[i->base] : ld16(c, i, ea(c, i));
+    uint64_t v = mf_regform(i) ? c->r[i->base] : ld16(c, i, ea(c, i));
     /* LMSW sets PE but never clears it; MP, EM, TS follow the source */
     uint64_t n = (c->cr0 & ~0xeull) | (v & 0xf) | (c->cr0 & CR0_PE);
     if (set_cr0(c, n))
@@ -776,7 +806,7 @@ static HANDLER(lmsw)
 
 static HANDLER(smsw)
 {
-    if (i->mf & 0x40)
+    if (mf_regform(i))
         setr(c, i->base, c->cr0, (unsigned)i->imm);
     else
         st16(c, i, ea(c, i), c->cr0);
@@ -840,7 +870,7 @@ static HANDLER(sgdt_sidt)
 static HANDLER(sldt_str)
 {
     uint16_t sel = i->aux ? c->tr.selector : c->ldtr.selector;
-    if (i->mf & 0x40)
+    if (mf_regform(i))
         setr(c, i->base, sel, (unsigned)i->imm);
     else
         st16(c, i, ea(c, i), sel);
@@ -849,7 +879,7 @@ static HANDLER(sldt_str)
 
 static uint16_t sel_operand(struct cpu *c, const struct insn *i)
 {
-    return (uint16_t)((i->mf & 0x40) ? c->r[i->base] : ld16(c, i, ea(c, i)));
+    return (uint16_t)(mf_regform(i) ? c->r[i->base] : ld16(c, i, ea(c, i)));
 }
 
 static HANDLER(lldt)

@@ -5,8 +5,9 @@
  * DAA, DAS, AAA, AAS, AAM, AAD on values worked out by hand, AAM 0 (#DE),
  * INTO with OF set (#OF, a trap: the handler sees the next EIP), LES/LDS,
  * BOUND in and out of bounds (#BR, a fault), ARPL, SALC, far CALLs (direct
- * and through memory) and their RETFs within 32-bit code, and a RETF from
- * it to 64-bit code at the end. The
+ * and through memory) and their RETFs within 32-bit code, IRETD at the
+ * same level (no SS:ESP popped) within 32-bit code and to 64-bit code, and
+ * a RETF from it to 64-bit code at the end. The
  * harness fills the block arena with stale bytes first, as a flushed and
  * reused arena holds. */
 #include "guest.inc"
@@ -176,10 +177,37 @@ br_at:
     lcall *farcall_ptr
     cmpl $2, far_calls
     jne bad
+    /* IRETD at the same level: EIP, CS and EFLAGS popped, SS:ESP not */
+    mov %esp, %ebx
+    pushf
+    orl $0x801, (%esp)              /* CF and OF come back set */
+    push %cs
+    call iret_fn
+    jnc bad
+    jno bad
+    cmp %ebx, %esp
+    jne bad
+    cmp $0xabcd4321, %eax
+    jne bad
+    /* ... and from 32-bit code to 64-bit code */
+    pushf
+    push $KCS
+    push $iret64
+    iret
+    .code64
+iret64:
+    cmp %rbx, %rsp
+    CHECK_EQ 7
+    ljmpl *farptr2(%rip)
+    .code32
+c32b:
     /* RETF to 64-bit code */
     push $KCS
     push $good
     lret
+iret_fn:
+    mov $0xabcd4321, %eax
+    iret
 farfn:                              /* the caller's CS above its EIP */
     cmpl $KCS32, 4(%esp)
     jne bad
@@ -218,6 +246,8 @@ fail64:
 
     .data
 farptr: .long c32
+        .word KCS32
+farptr2: .long c32b
         .word KCS32
 of_seen: .long 0
 de_seen: .long 0

@@ -4,7 +4,8 @@
  * back; PUSH/POP, CALL/RET and LEAVE on the 32-bit stack (4-byte slots);
  * x87 and SSE with 32-bit addresses; PUSHFD/POPFD; a GS-relative access
  * at a negative offset (the linear address wraps at 4 GiB); then an instruction the engine does not
- * run in 32-bit code (16-bit addressing) raises #UD at CPL3 instead of stopping the VM. Then a 64-bit user
+ * run in 32-bit code (a far jump to a code segment with a base) raises #UD at CPL3 instead of
+ * stopping the VM. Then a 64-bit user
  * program's LRETQ into the same 32-bit code segment, SYSCALL from there
  * (AMD's SYSCALL32: to CSTAR) and SYSRETL back, and a far jump to a 16-bit
  * code segment, which the engine does not run: #UD again. */
@@ -14,6 +15,7 @@
 #define UDS32 0x4b
 #define UCS16 0x53
 #define UTLS  0x5b       /* user data with base TLS_BASE, loaded into GS */
+#define UCSB  0x63       /* 32-bit user code with a base, which the engine does not run */
 #define TLS_BASE 0x300000
     .code64
     .globl _start
@@ -32,6 +34,8 @@ _start:
     mov %rax, GDT2 + 0x50
     movabs $0x00cff3300000ffff, %rax        /* user data based at TLS_BASE */
     mov %rax, GDT2 + 0x58
+    movabs $0x00cffb001000ffff, %rax        /* 32-bit user code based at 0x1000 */
+    mov %rax, GDT2 + 0x60
     movl $0x7e57, TLS_BASE - 4              /* what %gs:-4 reads: the sum wraps at 4 GiB */
     mov $0xc0000081, %ecx                   /* STAR: SYSCALL CS 0x08, SYSRETL CS 0x43 */
     xor %eax, %eax
@@ -164,7 +168,7 @@ user64:
     lretq
 
 gdtr2:
-    .word 0x5f
+    .word 0x67
     .quad GDT2
 
     .code32
@@ -210,7 +214,7 @@ after_call:
     mov %gs:0xfffffffc, %ecx
     mov %ecx, tls_read
 fpu_at:
-    addr16 lea (%bx,%si), %eax
+    ljmp $UCSB, $0
     hlt
 sub32:
     push %ebp

@@ -412,6 +412,9 @@ static void test_mmio(void **state)
 
 static void test_compat_mode(void **state) { (void)state; run_simple("sys_compat"); }
 static void test_compat_user_process(void **state) { (void)state; run_simple("sys_compat_user"); }
+static void test_compat_addr16(void **state) { (void)state; run_simple("sys_compat_a16"); }
+static void test_compat_limits(void **state) { (void)state; run_simple("sys_compat_limits"); }
+static void test_single_step_rep(void **state) { (void)state; run_simple("sys_tfrep"); }
 
 /* A flush empties the block arena without clearing it, so the next blocks
  * are built over stale bytes: none of them may be read back (a 32-bit
@@ -434,12 +437,13 @@ static void test_compat_mode_unsupported_is_an_error(void **state)
 {
     (void)state;
     static struct sysguest g;
-    guest_setup(&g, "sys_compat_a16");
+    guest_setup(&g, "sys_compat_noimpl");
     struct cpu_exit ex;
     assert_int_equal(run(&g, &ex), CPU_EXIT_ERROR);
     assert_non_null(strstr(ex.detail, "32-bit code"));
-    assert_true(ex.insn_len >= 1);
-    assert_int_equal(ex.insn[0], 0x67); /* addr16 lea, after the NOP */
+    assert_true(ex.insn_len >= 2);
+    assert_int_equal(ex.insn[0], 0x0f); /* LGDT, after the NOP */
+    assert_int_equal(ex.insn[1], 0x01);
     assert_int_equal(ex.rip & 0xfff00000, 0x100000);
     h_free(&g.h);
 }
@@ -643,6 +647,9 @@ int main(void)
         cmocka_unit_test(test_compat_legacy),
         cmocka_unit_test(test_guest_debug_registers),
         cmocka_unit_test(test_compat_mode_unsupported_is_an_error),
+        cmocka_unit_test(test_compat_addr16),
+        cmocka_unit_test(test_compat_limits),
+        cmocka_unit_test(test_single_step_rep),
         cmocka_unit_test(test_kick_and_limit),
         cmocka_unit_test(test_limit_ends_a_long_rep),
         cmocka_unit_test(test_state_roundtrip),

@@ -1,11 +1,11 @@
 """A 32-bit (i386) program in the 64-bit guest: tests/tools/hello32, which
 writes a line from a subroutine (CALL/RET, PUSH/POP), computes its exit
-status 42 with x87 and SSE2 and exits through INT 0x80. Under KVM it runs as
-on hardware, also when asked to execute an LEA with 16-bit addressing
-first. ember's engine runs 32-bit code only in part (README, "CPU engine"):
-the plain run must work there too, and the run with 16-bit addressing, which
-the engine does not run, must cost the process a SIGILL (#UD) and not the
-VM. tests/tools/legacy32 runs what only 32-bit code has (BCD arithmetic over
+status 42 with x87, SSE2 and an LEA with 16-bit addressing, and exits
+through INT 0x80. Under KVM it runs as on hardware, also when asked to jump
+to a code segment with a base in its LDT and back first. ember's engine runs
+32-bit code only in part (README, "CPU engine"): the plain run must work
+there too, and the run through the based code segment, which the engine does
+not run, must cost the process a SIGILL (#UD) and not the VM. tests/tools/legacy32 runs what only 32-bit code has (BCD arithmetic over
 every AL, PUSHA/POPA, ENTER with nesting, segment pushes and pops, a based
 LDT data segment in DS, ES and SS, INTO);
 its hash of the BCD results must be what the manual's definitions give
@@ -90,7 +90,7 @@ def legacy32_hash():
             "an instruction it does not run in 32-bit code kills only that process (SIGILL)",
             backend="both", kernel="debian")
 def compat32_program(ctx):
-    guest = ("hello32; echo \"plain rc=$?\"; hello32 a16; echo \"a16 rc=$?\"; "
+    guest = ("hello32; echo \"plain rc=$?\"; hello32 based; echo \"based rc=$?\"; "
              "echo still-running; legacy32; echo \"legacy rc=$?\"; "
              "hello32c abc; echo \"glibc rc=$?\"; hello32d abc; echo \"dynamic rc=$?\"")
     script = (f'"$EMBER" run --initrd "$DATA/initrd.cpio" --cmdline \'{guest_cmdline(guest)}\' '
@@ -101,13 +101,15 @@ def compat32_program(ctx):
         out = j.output
         expect(out.count("hello from 32-bit code") == 2,
                f"the 32-bit program writes its line in both runs:\n{out}")
-        expect("plain rc=42" in out, f"the 32-bit program exits 42:\n{out}")
+        expect("plain rc=42" in out, f"the 32-bit program exits 42 (x87, SSE2 and a 16-bit "
+               f"address computed right):\n{out}")
         if on_engine():
-            expect("a16 rc=132" in out,
-                   f"on the engine 16-bit addressing in 32-bit code is SIGILL (128 + 4):\n{out}")
+            expect("based rc=132" in out,
+                   f"on the engine a jump to a based code segment is SIGILL (128 + 4):\n{out}")
             expect("#UD raised" in out, f"ember says what it did not run:\n{out}")
         else:
-            expect("a16 rc=42" in out, f"under KVM 16-bit addressing runs as on hardware:\n{out}")
+            expect("based rc=42" in out, f"under KVM a based code segment runs as on "
+                   f"hardware:\n{out}")
         want = f"legacy32 bcd {legacy32_hash():08x}"
         expect(want in out, f"DAA DAS AAA AAS AAM AAD as the manual defines them ({want}):\n{out}")
         expect("legacy rc=0" in out,
