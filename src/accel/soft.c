@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "accel/soft_internal.h"
 #include "util/evloop.h"
@@ -72,6 +73,33 @@ static int soft_set_clock(struct accel_vm *avm, uint64_t ns)
 
 /* --- the VM -------------------------------------------------------------------- */
 
+/* EMBER_PERF_MAP=1: the engine's translated blocks named in perf's map
+ * for generated code, so that a profile says which guest code its samples
+ * in the translator's arena ran (README, "Benchmark"). Best effort. */
+static FILE *perf_map_open(void)
+{
+    const char *v = getenv("EMBER_PERF_MAP");
+    if (!v || strcmp(v, "1"))
+        return NULL;
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+    FILE *f = fopen(path, "we");
+    if (!f)
+        log_warn("EMBER_PERF_MAP: cannot create %s", path);
+    return f;
+}
+
+static void soft_code_translated(void *ctx, const void *host, size_t len, uint64_t va)
+{
+    struct soft_vcpu *v = ctx;
+    FILE *f = v->vm->perf_map;
+    if (f) {
+        fprintf(f, "%lx %zx guest_%llx\n", (unsigned long)(uintptr_t)host, len,
+                (unsigned long long)va);
+        fflush(f);
+    }
+}
+
 static int soft_vm_create(const struct accel_vm_params *params, struct accel_vm **out)
 {
     if (params->nr_vcpus > SOFT_MAX_VCPUS)
@@ -83,6 +111,7 @@ static int soft_vm_create(const struct accel_vm_params *params, struct accel_vm 
     vm->io = params->io;
     vm->mem = params->mem;
     vm->nr_vcpus = params->nr_vcpus;
+    vm->perf_map = perf_map_open();
     soft_smp_vm_init(vm);
     vm->tsc_epoch_ns = soft_host_ns();
     atomic_init(&vm->clock_offset, vm->tsc_epoch_ns);
@@ -91,6 +120,8 @@ static int soft_vm_create(const struct accel_vm_params *params, struct accel_vm 
     if (ret) {
         pthread_rwlock_destroy(&vm->ioeventfd_lock);
         soft_smp_vm_destroy(vm);
+        if (vm->perf_map)
+            fclose(vm->perf_map);
         free(vm);
         return ret;
     }
@@ -104,6 +135,8 @@ static void soft_vm_destroy(struct accel_vm *avm)
     soft_irq_vm_destroy(vm);
     pthread_rwlock_destroy(&vm->ioeventfd_lock);
     soft_smp_vm_destroy(vm);
+    if (vm->perf_map)
+        fclose(vm->perf_map);
     free(vm);
 }
 
@@ -301,7 +334,8 @@ static int soft_vcpu_create(struct accel_vm *avm, unsigned index, struct accel_v
                 .warn = soft_warn,
                 .pause = smp ? soft_smp_pause : NULL,
                 .code_page = smp ? soft_smp_code_page : NULL,
-                .code_written = smp ? soft_smp_code_written : NULL},
+                .code_written = smp ? soft_smp_code_written : NULL,
+                .code_translated = vm->perf_map ? soft_code_translated : NULL},
         .vcpu_id = index,
     };
     v->cpu = cpu_create(&cfg);

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "accel/accel.h"
 #include "accel/soft_timer.h"
@@ -78,6 +79,8 @@ struct soft_vm {
     _Atomic uint64_t clock_offset;
     struct vclock clock;
     struct soft_timers timers;
+
+    FILE *perf_map; /* EMBER_PERF_MAP=1: /tmp/perf-PID.map, translated code named */
 
     bool irqchip;
     struct pic pic;

@@ -84,6 +84,9 @@ struct cpu_ops {
     /* ... this: the vCPU wrote [gpa, gpa+len) on a page holding another
      * vCPU's decoded code (the VMM calls cpu_notify_write() on the others). */
     void (*code_written)(void *ctx, uint64_t gpa, uint64_t len);
+    /* Optional: the translator put host code for the block at guest
+     * address 'va' at [host, host + len) (a profiler's symbol map). */
+    void (*code_translated)(void *ctx, const void *host, size_t len, uint64_t va);
 };
 
 #define CPU_TSC_HZ 2000000000ull /* advertised in CPUID 0x40000010 too */

@@ -440,6 +440,10 @@ void jit_block(struct cpu *c, struct block *b)
     for (unsigned j = 0; j < n; j++)
         if (ps.entry[j])
             b->insns[j].fn = (insn_fn)(uintptr_t)(ps.entry[j] + ps.e.delta);
+    size_t from = c->jit_used;
     c->jit_used = ((size_t)(ps.e.p - c->jit_rw) + 15) & ~(size_t)15;
     c->stats.jit_insns += ps.ntr;
+    if (c->ops.code_translated)
+        c->ops.code_translated(c->ops.ctx, c->jit_rx + from, (size_t)(ps.e.p - c->jit_rw) - from,
+                               b->va);
 }

@@ -3,6 +3,7 @@
 #include "util/landlock.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -261,6 +262,11 @@ int vm_files_sandbox(const struct vm_config *cfg, const char *mem_path)
         ret = landlock_allow_dir_of(cfg->serial_out_path, LANDLOCK_FILES);
     if (!ret)
         ret = landlock_allow_dir_of(mem_path, LANDLOCK_FILES);
+    /* The engine's profiling map (EMBER_PERF_MAP=1) is written by vCPUs
+     * created after this. */
+    const char *perf_map = getenv("EMBER_PERF_MAP");
+    if (!ret && perf_map && !strcmp(perf_map, "1"))
+        ret = landlock_allow_dir_of("/tmp/perf-map", LANDLOCK_FILES);
     /* Read again at run time: the kernel files only by a reboot's reload
      * (never, today), libslirp's DNS settings, the Uffd watcher's and the
      * Diff snapshot's views of ember's own memory. */

@@ -29,6 +29,7 @@
 #define RX_SLOTS 8    /* receive buffers: the next eight slots */
 #define MEM (DATA + SLOT * (TX_SLOTS + RX_SLOTS))
 #define HOSTS 8
+#define PAYLOAD_MAX 0x3000u /* below the indirect table at +0x3f00 */
 
 /* The board is not part of this target (board setup is never called). */
 int virtio_attach(struct board *b, struct virtio_dev *vdev, const char *metrics)
@@ -107,6 +108,12 @@ static void setup_once(void)
             abort();
     }
     mem = calloc(1, MEM);
+    /* Every packet's payload is the same counting pattern: written once
+     * here (the device only reads these slots) rather than per packet,
+     * which took most of an input's time under ASan. */
+    for (unsigned s = 0; s < TX_SLOTS; s++)
+        for (uint32_t i = 0; i < PAYLOAD_MAX; i++)
+            mem[DATA + (size_t)SLOT * s + VSOCK_HDR_SIZE + i] = (uint8_t)i;
 }
 
 static void start(struct virtio_vsock *vs, struct ring *rings)
@@ -192,13 +199,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 .buf_alloc = take(&in, 1) < 128 ? 262144 : take(&in, 4),
                 .fwd_cnt = take(&in, 4),
             };
-            uint32_t plen = take(&in, 2) % 0x3000;
+            uint32_t plen = take(&in, 2) % PAYLOAD_MAX;
             h.len = take(&in, 1) < 230 ? plen : take(&in, 4);
             if (h.op == VSOCK_OP_RW && take(&in, 1) & 1)
                 h.dst_port = 1 + (h.dst_port & 1);
             vsock_hdr_store(&h, mem + buf);
-            for (uint32_t i = 0; i < plen; i++)
-                mem[buf + VSOCK_HDR_SIZE + i] = (uint8_t)i;
             unsigned hlen = take(&in, 1) < 240 ? VSOCK_HDR_SIZE : take(&in, 1) % 64;
             uint16_t d = (uint16_t)(rings[1].avail_idx % QSIZE);
             if (op == 0 || plen == 0) {
@@ -314,9 +319,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     virtio_vsock_poll(vs);
     check(vs, true);
-    /* The next input starts from zeroed buffers: clear what this one used
-     * rather than the whole memory each time. */
-    memset(mem + DATA, 0, (size_t)SLOT * (slot < TX_SLOTS ? slot : TX_SLOTS));
+    /* The next input starts from zeroed receive buffers. The packets' slots
+     * keep their payload pattern; their header and table are written
+     * before each use. */
     if (rx_used)
         memset(mem + DATA + (size_t)SLOT * TX_SLOTS, 0, (size_t)SLOT * RX_SLOTS);
     virtio_vsock_destroy(vs);

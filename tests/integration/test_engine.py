@@ -6,6 +6,8 @@ triple-faults. Each must get its architectural answer — and the very same
 program under KVM (in the nested harness, or directly with hardware KVM)
 must print the very same lines, so the expectations are hardware's."""
 import os
+import re
+import subprocess
 
 from framework import expect, expect_ember_rc, guest_test, host_test, job, run_host
 
@@ -40,6 +42,30 @@ def hostile_on_engine(ctx):
         rc, out = run_host([binary, "run", "--accel", "soft", "--kernel", guest, "--mem", "64M"],
                            timeout=120)
         expect_hostile_output(os.path.basename(binary), out, rc)
+
+
+@host_test("engine: EMBER_PERF_MAP=1 names each translated block in /tmp/perf-PID.map "
+           "(perf's map for generated code), the hostile guest's among them")
+def perf_map(ctx):
+    guest = os.path.join(ctx.build, "tools", "hostile64")
+    env = dict(os.environ, EMBER_PERF_MAP="1", EMBER_JIT="on")
+    p = subprocess.Popen([ctx.ember, "run", "--accel", "soft", "--kernel", guest, "--mem", "64M"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    out = p.communicate(timeout=120)[0].decode("utf-8", "replace")
+    path = f"/tmp/perf-{p.pid}.map"
+    try:
+        expect_hostile_output("ember with EMBER_PERF_MAP=1", out, p.returncode)
+        expect(os.path.exists(path), f"no {path}: {out[-400:]}")
+        with open(path) as f:
+            lines = f.read().splitlines()
+        bad = [line for line in lines if not re.fullmatch(r"[0-9a-f]+ [0-9a-f]+ guest_[0-9a-f]+", line)]
+        expect(lines and not bad, f"{path}: {len(lines)} lines, malformed: {bad[:3]}")
+        vas = [int(line.split()[2][6:], 16) for line in lines]
+        expect(any(0x100000 <= va < 0x100493 for va in vas),
+               f"{path}: no block of hostile64 (0x100000..0x100493): {lines[:5]}")
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 @guest_test("engine oracle: the hostile guest prints the same under KVM", batch="elf", backend="kvm")
