@@ -56,6 +56,18 @@ extern const insn_fn h_str[7][4][3]; /* [op][lg][0 plain, 1 rep/repe, 2 repne] *
 /* sys.c */
 extern const insn_fn h_sys[OP_COUNT];
 
+/* seg.c (in h_sys) */
+HANDLER(h_jmpf);
+HANDLER(h_jmpf_d);
+HANDLER(h_callf);
+HANDLER(h_callf_d);
+HANDLER(h_retf);
+HANDLER(h_iret);
+HANDLER(h_mov_rs);
+HANDLER(h_push_sreg);
+HANDLER(h_pop_sreg);
+HANDLER(h_lseg);
+
 /* fpu.c */
 extern const insn_fn h_hx, h_fwait, h_emms, h_maskmov, h_fxsave, h_fxrstor, h_ldmxcsr,
     h_stmxcsr;
