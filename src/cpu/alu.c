@@ -818,6 +818,31 @@ static HANDLER(crc32_m)
 }
 const insn_fn h_crc32[2] = {crc32_r, crc32_m};
 
+/* ADCX/ADOX: reg += r/m + carry, the carry in and out being CF (ADCX, aux
+ * bit 2 clear) or OF (ADOX); every other flag kept. aux bits 0-1: lg. */
+static NOINLINE void adx_any(struct cpu *c, const struct insn *i, uint64_t s)
+{
+    unsigned lg = i->aux & 3;
+    uint32_t flag = (i->aux & 4) ? F_OF : F_CF, f = cc_flags(c);
+    uint64_t m = sz_mask(lg), d = c->r[i->reg] & m;
+    s &= m;
+    uint64_t cin = (f & flag) != 0, r = (d + s + cin) & m;
+    bool cout = lg == 3 ? (r < d || (cin && r == d)) : ((d + s + cin) >> 32) != 0;
+    setr(c, i->reg, r, lg);
+    cc_set_eager(c, (f & ~flag) | (cout ? flag : 0));
+}
+static HANDLER(adx_r)
+{
+    adx_any(c, i, c->r[i->base]);
+    NEXT;
+}
+static HANDLER(adx_m)
+{
+    adx_any(c, i, ldn(c, i, ea(c, i), i->aux & 3));
+    NEXT;
+}
+const insn_fn h_adx[2] = {adx_r, adx_m};
+
 /* CMPXCHG: the host instruction on a register image, or LOCKed on host
  * memory. Memory operands are addressed through a register (never
  * %rsp-relative: the asm moves %rsp). */

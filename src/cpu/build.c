@@ -288,6 +288,17 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         rec->reg = d->reg;
         fn = h_movnti[lg];
         break;
+    case OP_ADCX: case OP_ADOX:
+        if (!(c->feat7_ebx & (1u << 19))) { /* ADX */
+            *ok = false;
+            break;
+        }
+        rec->reg = d->reg;
+        rec->aux = (uint8_t)(((d->rex & 8) ? 3 : 2) | (d->id == OP_ADOX ? 4 : 0));
+        if (!mem)
+            rec->base = d->rm;
+        fn = h_adx[mem];
+        break;
     case OP_CRC32:
         if (!(c->feat1_ecx & (1u << 20))) {
             *ok = false;

@@ -469,7 +469,7 @@ static bool decode32_supported(unsigned id)
     case OP_LDMXCSR: case OP_STMXCSR: case OP_CLFLUSH: case OP_FENCE: case OP_MOVBE:
     case OP_CRC32: case OP_UD: case OP_FWAIT: case OP_MASKMOV: case OP_LAR: case OP_LSL:
     case OP_VERR: case OP_VERW: case OP_SLDT: case OP_STR: case OP_SMSW:
-    case OP_XLAT: case OP_INS: case OP_OUTS: case OP_IRET:
+    case OP_XLAT: case OP_INS: case OP_OUTS: case OP_IRET: case OP_ADCX: case OP_ADOX:
         return true;
     default:
         return false;
@@ -701,6 +701,10 @@ opcode:;
         } else {
             fl |= D_MEM;
         }
+    }
+    if (d->map == 2 && op == 0xf6 && (d->mand == 1 || d->mand == 2)) {
+        id = d->mand == 1 ? OP_ADCX : OP_ADOX; /* 66: ADCX, F3: ADOX (ADX) */
+        fl = D_M;
     }
     if (d->map == 1 && op == 0xb8 && d->rep != 0xf3)
         id = 0;
@@ -969,6 +973,8 @@ static const char *const op_names[] = {
     "pause",
     "movbe",
     "crc32",
+    "adcx",
+    "adox",
     "ud",
     "rsm_ud",
     "hx",

@@ -633,6 +633,9 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
         slots[2] = c->r[2];
     }
     uint32_t mx = fx32(c, FX_MXCSR);
+    uint64_t old_fip, old_fdp; /* the guest's, should the host not store its own */
+    memcpy(&old_fip, c->fx + FX_FIP, 8);
+    memcpy(&old_fdp, c->fx + FX_FDP, 8);
     bool guarded = (flags & HF_SSE) && (mx & 0x1f80) != 0x1f80;
     uint8_t *img = c->fx;
     if (guarded) {
@@ -694,15 +697,24 @@ static NOINLINE void hx_run(struct cpu *c, const struct insn *i)
         uint64_t fip, fdp;
         memcpy(&fip, c->fx + FX_FIP, 8);
         memcpy(&fdp, c->fx + FX_FDP, 8);
+        /* The host's FXSAVE holds the stub's addresses, which become the
+         * guest's; zeros (FNINIT) and what FLDENV/FRSTOR loaded are the
+         * guest's own. Anything else (an AMD host stores FIP/FDP only with
+         * an exception pending, and may then hold what another host task
+         * or stub left) is never shown to the guest: its values stay. */
+        bool loaded = flags & HF_LDENV;
         if (fip == s->insn_at) {
             fip = insn_rip(c, i);
             uint16_t fop = (uint16_t)(((i->aux & 7) << 8) | i->reg);
             memcpy(c->fx + FX_FOP, &fop, 2);
+        } else if (fip && !loaded) {
+            fip = old_fip;
         }
         memcpy(c->fx + FX_FIP, &fip, 8);
-        if (fdp >= (uintptr_t)buf && fdp < (uintptr_t)buf + sizeof(buf)) {
+        if (fdp >= (uintptr_t)buf && fdp < (uintptr_t)buf + sizeof(buf))
             fdp = va + (fdp - (uintptr_t)buf);
-        }
+        else if (fdp && !loaded)
+            fdp = old_fdp;
         memcpy(c->fx + FX_FDP, &fdp, 8);
         /* FCS/FDS: this host stores zeros (the "FPU CS/DS deprecated"
          * behaviour); the host instruction already did */

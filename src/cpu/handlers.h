@@ -29,6 +29,7 @@ extern const insn_fn h_imul[4][4];
 extern const insn_fn h_bt[4][4];        /* rr ri mr mi */
 extern const insn_fn h_bitscan[2][4];
 extern const insn_fn h_crc32[2];
+extern const insn_fn h_adx[2];       /* ADCX/ADOX: r, m */
 extern const insn_fn h_cmpxchg[2][4];
 extern const insn_fn h_cmpxchg8b;
 extern const insn_fn h_xadd[2][4];
