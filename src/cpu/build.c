@@ -629,6 +629,15 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         rec->base = d->rm;
         fn = h_sys[OP_RDPID];
         break;
+    case OP_FSGSBASE: /* aux: 0 RDFSBASE, 1 RDGSBASE, 2 WRFSBASE, 3 WRGSBASE; 4: REX.W */
+        if (!(c->feat7_ebx & 1u)) {
+            *ok = false;
+            break;
+        }
+        rec->base = d->rm;
+        rec->aux = (uint8_t)((d->reg & 3) | ((d->rex & 8) ? 4 : 0));
+        fn = h_sys[OP_FSGSBASE];
+        break;
     case OP_RDTSCP:
     case OP_HLT: case OP_CLI: case OP_STI: case OP_INT3: case OP_INT1: case OP_UD:
     case OP_RDTSC: case OP_RDMSR: case OP_WRMSR: case OP_RDPMC: case OP_CPUID: case OP_CLTS:

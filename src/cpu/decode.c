@@ -746,7 +746,7 @@ opcode:;
     if (d->map == 1 && op == 0xc7 && id == OP_RDRAND && d->rep)
         id = 0;
     if (d->map == 1 && op == 0xae && d->mod == 3 && (d->rep || d->p66))
-        id = 0; /* F3: RDFSBASE & co, not offered */
+        id = d->rep == 0xf3 && !mode32 && (d->reg & 7) < 4 ? OP_FSGSBASE : 0; /* RD/WR FS/GS BASE */
     if (d->map == 1 && op == 0xae && d->mod != 3 && (d->rep || d->p66))
         id = (d->p66 && !d->rep && (d->reg & 7) == 7) ? OP_CLFLUSH : 0; /* CLFLUSHOPT */
     if (d->map == 1 && (op == 0x77 || op == 0xc3) && (d->rep || d->p66))
@@ -975,6 +975,7 @@ static const char *const op_names[] = {
     "crc32",
     "adcx",
     "adox",
+    "fsgsbase",
     "ud",
     "rsm_ud",
     "hx",

@@ -129,8 +129,9 @@ enum {
 #define CR4_OSFXSR (1ull << 9)
 #define CR4_OSXMMEXCPT (1ull << 10)
 #define CR4_UMIP (1ull << 11)
+#define CR4_FSGSBASE (1ull << 16)
 #define CR4_SUPPORTED (CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_MCE | CR4_PGE | CR4_PCE | \
-                       CR4_OSFXSR | CR4_OSXMMEXCPT)
+                       CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_FSGSBASE)
 #define EFER_SCE (1ull << 0)
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)

@@ -157,6 +157,27 @@ static HANDLER(rdpid)
     NEXT;
 }
 
+/* RDFSBASE/RDGSBASE/WRFSBASE/WRGSBASE (64-bit code, CR4.FSGSBASE): aux
+ * bit 0 GS, bit 1 a write, bit 2 REX.W (else 32 bits, zero-extended) */
+static HANDLER(fsgsbase)
+{
+    if (!(c->cr4 & CR4_FSGSBASE))
+        raise_ud(c, i);
+    int seg = (i->aux & 1) ? SEG_GS : SEG_FS;
+    bool w = i->aux & 4;
+    if (!(i->aux & 2)) {
+        uint64_t v = c->seg[seg].base;
+        c->r[i->base] = w ? v : (uint32_t)v;
+        NEXT;
+    }
+    uint64_t v = w ? c->r[i->base] : (uint32_t)c->r[i->base];
+    if (!canonical(v))
+        raise_gp0(c, i);
+    c->seg[seg].base = v;
+    seg_update_bases(c);
+    NEXT;
+}
+
 static HANDLER(rdpmc)
 {
     raise_gp0(c, i);
@@ -246,6 +267,8 @@ int set_cr3(struct cpu *c, uint64_t v)
 int set_cr4(struct cpu *c, uint64_t v)
 {
     if (v & ~CR4_SUPPORTED)
+        return -1;
+    if ((v & CR4_FSGSBASE) && !(c->feat7_ebx & 1u)) /* not offered (a CPU template) */
         return -1;
     if ((c->efer & EFER_LMA) && !(v & CR4_PAE))
         return -1;
@@ -841,7 +864,7 @@ static HANDLER(nop)
 const insn_fn h_sys[OP_COUNT] = {
     [OP_HLT] = hlt, [OP_CLI] = cli, [OP_STI] = sti, [OP_INT3] = int3, [OP_INT] = int_n,
     [OP_INT1] = int1, [OP_UD] = ud, [OP_IN] = in, [OP_OUT] = out, [OP_RDTSC] = rdtsc,
-    [OP_RDTSCP] = rdtscp, [OP_RDPID] = rdpid, [OP_RDPMC] = rdpmc, [OP_RDRAND] = rdrand,
+    [OP_RDTSCP] = rdtscp, [OP_RDPID] = rdpid, [OP_FSGSBASE] = fsgsbase, [OP_RDPMC] = rdpmc, [OP_RDRAND] = rdrand,
     [OP_CPUID] = cpuid, [OP_MOV_FROM_CR] = mov_from_cr, [OP_MOV_TO_CR] = mov_to_cr,
     [OP_MOV_FROM_DR] = mov_from_dr, [OP_MOV_TO_DR] = mov_to_dr, [OP_CLTS] = clts,
     [OP_LMSW] = lmsw, [OP_SMSW] = smsw, [OP_INVLPG] = invlpg, [OP_WBINVD] = wbinvd,

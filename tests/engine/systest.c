@@ -415,6 +415,7 @@ static void test_compat_user_process(void **state) { (void)state; run_simple("sy
 static void test_compat_addr16(void **state) { (void)state; run_simple("sys_compat_a16"); }
 static void test_compat_limits(void **state) { (void)state; run_simple("sys_compat_limits"); }
 static void test_single_step_rep(void **state) { (void)state; run_simple("sys_tfrep"); }
+static void test_fsgsbase(void **state) { (void)state; run_simple("sys_fsgsbase"); }
 
 /* A flush empties the block arena without clearing it, so the next blocks
  * are built over stale bytes: none of them may be read back (a 32-bit
@@ -650,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_compat_addr16),
         cmocka_unit_test(test_compat_limits),
         cmocka_unit_test(test_single_step_rep),
+        cmocka_unit_test(test_fsgsbase),
         cmocka_unit_test(test_kick_and_limit),
         cmocka_unit_test(test_limit_ends_a_long_rep),
         cmocka_unit_test(test_state_roundtrip),
