@@ -50,6 +50,45 @@ static void set_mem(const struct dec *d, uint64_t va, struct insn *rec, bool kee
     }
 }
 
+/* BMI1/BMI2 (bmi.c), each where CPUID offers its set; without BMI1,
+ * F3 0F BC is BSF. */
+static void build_bmi(const struct cpu *c, const struct dec *d, struct insn *rec, bool mem,
+                      unsigned lg, insn_fn *fn, bool *ok)
+{
+    static const uint8_t shiftx[4] = {0, BMI_SHLX, BMI_SARX, BMI_SHRX}; /* by pp */
+    static const uint8_t bls[4] = {0, BMI_BLSR, BMI_BLSMSK, BMI_BLSI};  /* by /reg */
+    bool bmi1 = c->feat7_ebx & (1u << 3), bmi2 = c->feat7_ebx & (1u << 8), set2 = true;
+    unsigned op;
+    switch (d->id) {
+    case OP_ANDN: op = BMI_ANDN; set2 = false; break;
+    case OP_BEXTR: op = BMI_BEXTR; set2 = false; break;
+    case OP_BLS: op = bls[d->reg & 3]; set2 = false; break;
+    case OP_TZCNT: op = BMI_TZCNT; set2 = false; break;
+    case OP_BZHI: op = BMI_BZHI; break;
+    case OP_PDEP: op = BMI_PDEP; break;
+    case OP_PEXT: op = BMI_PEXT; break;
+    case OP_MULX: op = BMI_MULX; break;
+    case OP_SHIFTX: op = shiftx[d->mand]; break;
+    default: op = BMI_RORX; break;
+    }
+    rec->reg = d->reg;
+    if (!mem)
+        rec->base = d->rm;
+    if (d->id == OP_TZCNT && !bmi1) { /* BSF, as a CPU without BMI1 reads it */
+        rec->aux = 0;
+        *fn = h_bitscan[mem][lg];
+        return;
+    }
+    if (set2 ? !bmi2 : !bmi1) {
+        *ok = false;
+        return;
+    }
+    /* (vvvv's bit 3 names no register in 32-bit code, measured by Zydis) */
+    rec->imm = d->id == OP_RORX ? d->imm & 0xff : d->mode32 ? d->vvvv & 7 : d->vvvv;
+    rec->aux = (uint8_t)(lg | op << 2);
+    *fn = h_bmi[mem];
+}
+
 /* The r/m register operand: index, or byte offset for 8-bit operands. */
 static uint8_t rm_reg(const struct dec *d, unsigned lg)
 {
@@ -298,6 +337,10 @@ bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *re
         if (!mem)
             rec->base = d->rm;
         fn = h_adx[mem];
+        break;
+    case OP_ANDN: case OP_BEXTR: case OP_BLS: case OP_BZHI: case OP_PDEP: case OP_PEXT:
+    case OP_MULX: case OP_SHIFTX: case OP_RORX: case OP_TZCNT:
+        build_bmi(c, d, rec, mem, lg, &fn, ok);
         break;
     case OP_CRC32:
         if (!(c->feat1_ecx & (1u << 20))) {

@@ -28,8 +28,8 @@ static uint32_t str4(const char *s)
 #define F1_ECX ((1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 20) | (1u << 22) | \
                 (1u << 23) | (1u << 30) | (1u << 31))
 /* AMD mirror of the leaf-1 EDX bits, SYSCALL NX PDPE1GB RDTSCP LM */
-/* leaf 7: FSGSBASE ADX CLFLUSHOPT */
-#define F7_EBX ((1u << 0) | (1u << 19) | (1u << 23))
+/* leaf 7: FSGSBASE BMI1 BMI2 ADX CLFLUSHOPT */
+#define F7_EBX ((1u << 0) | (1u << 3) | (1u << 8) | (1u << 19) | (1u << 23))
 #define E1_EDX ((F1_EDX & 0x0183f3ffu & ~(1u << 19)) | (1u << 11) | (1u << 20) | (1u << 26) | \
                 (1u << 27) | (1u << 29))
 /* LAHF/SAHF, AltMovCr8, ABM (LZCNT), MisAlignSse */

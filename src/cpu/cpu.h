@@ -21,9 +21,9 @@
  * 0x6b, with fpu tsc msr pae pse cx8 mtrr pge cmov pat clflush mmx fxsr sse
  * sse2 sse3 ssse3 sse4.1 sse4.2 cx16 movbe popcnt rdrand hypervisor; extended:
  * syscall nx pdpe1gb rdtscp lm lahf cr8_legacy abm(lzcnt) misalignsse
- * invariant-tsc; leaf 7: fsgsbase, adx, clflushopt. No APIC bit (the VMM sets it with its
- * interrupt controller), no XSAVE/AVX, no PCID/INVPCID, no SMEP/SMAP, no
- * BMI. CPUID leaf 0x40000010 EAX gives the TSC frequency in kHz.
+ * invariant-tsc; leaf 7: fsgsbase, bmi1, bmi2, adx, clflushopt. No APIC bit (the VMM sets it with its
+ * interrupt controller), no XSAVE/AVX, no PCID/INVPCID, no SMEP/SMAP.
+ * CPUID leaf 0x40000010 EAX gives the TSC frequency in kHz.
  *
  * Not implemented (the engine stops with CPU_EXIT_ERROR rather than run it
  * wrongly): 32-bit code beyond its integer, control-register and far-jump

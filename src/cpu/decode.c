@@ -470,6 +470,8 @@ static bool decode32_supported(unsigned id)
     case OP_CRC32: case OP_UD: case OP_FWAIT: case OP_MASKMOV: case OP_LAR: case OP_LSL:
     case OP_VERR: case OP_VERW: case OP_SLDT: case OP_STR: case OP_SMSW:
     case OP_XLAT: case OP_INS: case OP_OUTS: case OP_IRET: case OP_ADCX: case OP_ADOX:
+    case OP_ANDN: case OP_BEXTR: case OP_BLS: case OP_BZHI: case OP_PDEP: case OP_PEXT:
+    case OP_MULX: case OP_SHIFTX: case OP_RORX: case OP_TZCNT:
         return true;
     default:
         return false;
@@ -555,12 +557,27 @@ int decode_mode(const uint8_t *b, unsigned avail, struct dec *d, bool mode32)
     }
 opcode:;
     const struct opent *tab = map1;
+    struct opent e;
+    uint8_t op;
     NEED(1);
-    uint8_t op = b[p++];
-    d->map = 0;
     if (mode32) {
         d->a16 = d->p67;       /* 0x67: 16-bit addresses */
         d->p67 = true;         /* not 64-bit ones, as 0x67 gives 64-bit code */
+    }
+    if (vex_present(b, p, max, mode32)) {
+        int r = vex_prefix(b, &p, max, d);
+        if (r != DEC_OK)
+            return r == DEC_GP ? (d->len = 15, DEC_GP) : r;
+        NEED(1);
+        op = b[p++];
+        d->op = op;
+        d->pos_op = (uint8_t)(p - 1);
+        e = (struct opent)E(0, vex_layout(d->map, op));
+        goto modrm;
+    }
+    op = b[p++];
+    d->map = 0;
+    if (mode32) {
         if ((op & 0xf0) == 0x40)
             return decode_incdec_reg(b, p, d, op);
         if (op == 0xea || op == 0x9a)
@@ -601,13 +618,14 @@ opcode:;
         d->len = (uint8_t)(n > 15 ? 15 : n);
         return n > 15 ? DEC_GP : DEC_UD;
     }
-    struct opent e = tab[op];
+    e = tab[op];
     if (mode32 && d->map == 0 && !e.id && !e.fl) /* (group 0, G1_80, has id 0) */
         e = map1_compat[op];
     if (mode32 && d->map == 0 && op == 0x63)
         e = (struct opent)E(OP_ARPL, D_M); /* not MOVSXD */
     d->mand = d->rep == 0xf3 ? 2 : d->rep == 0xf2 ? 3 : d->p66 ? 1 : 0;
 
+modrm:;
     /* ModRM and the memory operand */
     bool w = d->rex & 8;
     if (e.fl & (D_M | D_GRP)) {
@@ -692,7 +710,9 @@ opcode:;
                 fl |= D_MEM;
         }
     }
-    if (d->map == 2 && (op == 0xf0 || op == 0xf1)) {
+    if (d->vex)
+        id = vex_op(d);
+    else if (d->map == 2 && (op == 0xf0 || op == 0xf1)) {
         if (d->rep == 0xf2) {
             id = OP_CRC32;
             fl = D_M | (op == 0xf0 ? D_B : 0);
@@ -702,14 +722,16 @@ opcode:;
             fl |= D_MEM;
         }
     }
-    if (d->map == 2 && op == 0xf6 && (d->mand == 1 || d->mand == 2)) {
+    if (!d->vex && d->map == 2 && op == 0xf6 && (d->mand == 1 || d->mand == 2)) {
         id = d->mand == 1 ? OP_ADCX : OP_ADOX; /* 66: ADCX, F3: ADOX (ADX) */
         fl = D_M;
     }
     if (d->map == 1 && op == 0xb8 && d->rep != 0xf3)
         id = 0;
-    if (d->map == 1 && op == 0xbd && d->rep == 0xf3)
-        id = OP_LZCNT; /* F3 0F BC stays BSF: no BMI1 (TZCNT) offered */
+    if (!d->vex && d->map == 1 && op == 0xbd && d->rep == 0xf3)
+        id = OP_LZCNT; /* (BSR where CPUID hides LZCNT: the builder decides) */
+    if (!d->vex && d->map == 1 && op == 0xbc && d->rep == 0xf3)
+        id = OP_TZCNT; /* (BSF where CPUID hides BMI1) */
     if (fl & D_X87) {
         if (d->mod == 3 ? !x87_reg_valid(op, d->modrm) : !x87_mem_valid(op, d->reg & 7))
             id = 0;
@@ -816,6 +838,8 @@ opcode:;
 
     if (mode32 && !id && d->map == 1 && (op == 0x34 || op == 0x35))
         return DEC_UD; /* SYSENTER/SYSEXIT: #UD in long mode on AMD, as the engine is */
+    if (mode32 && d->vex && !id)
+        return DEC_UD; /* AVX and the like: not offered, as in 64-bit code */
     if (mode32 && (!id || !decode32_supported(id)))
         return DEC_NOIMPL;
     if (mode32 && id == OP_NOPM && d->map == 1 && (op == 0x1a || op == 0x1b))
@@ -991,7 +1015,19 @@ static const char *const op_names[] = {
     "bound",
     "arpl",
     "salc",
+    "andn",
+    "bextr",
+    "bls",
+    "bzhi",
+    "pdep",
+    "pext",
+    "mulx",
+    "shiftx",
+    "rorx",
+    "tzcnt",
 };
+
+_Static_assert(sizeof(op_names) / sizeof(op_names[0]) == OP_COUNT, "a name per op");
 
 const char *op_name(unsigned id)
 {

@@ -62,6 +62,9 @@ enum op_id {
     OP_PUSHA, OP_POPA, OP_INTO, /* (32-bit code only) */
     OP_CALLF_D,   /* CALL ptr16:32 (32-bit code only) */
     OP_BOUND, OP_ARPL, OP_SALC, /* (32-bit code only) */
+    /* BMI1/BMI2 (VEX-encoded, general registers), and BMI1's TZCNT (F3 0F BC) */
+    OP_ANDN, OP_BEXTR, OP_BLS, OP_BZHI, OP_PDEP, OP_PEXT, OP_MULX, OP_SHIFTX, OP_RORX,
+    OP_TZCNT,
     OP_COUNT
 };
 
@@ -105,6 +108,8 @@ struct dec {
     uint8_t base, index, scale;
     bool riprel, has_mem;
     bool mode32;        /* decoded as 32-bit code */
+    bool vex, vex_l;    /* VEX-encoded (C4/C5); its L bit */
+    uint8_t vvvv;       /* VEX's extra register operand */
     int64_t disp;
     uint64_t imm, imm2;
     uint8_t imm_len, pos_op, pos_modrm, pos_disp, pos_imm;
@@ -127,6 +132,14 @@ int decode_mode(const uint8_t *bytes, unsigned avail, struct dec *d, bool mode32
 bool build_insn(struct cpu *c, const struct dec *d, uint64_t va, struct insn *rec, bool *ok);
 
 const char *op_name(unsigned id);
+
+/* decode_vex.c: at b[p] after the legacy prefixes, is it a VEX prefix; parse
+ * it (its R/X/B/W into d->rex, map, pp into d->mand, vvvv, L) and step past
+ * it; the table flags of a VEX opcode; the op it is (0: #UD). */
+bool vex_present(const uint8_t *b, unsigned p, unsigned max, bool mode32);
+int vex_prefix(const uint8_t *b, unsigned *p, unsigned max, struct dec *d);
+uint32_t vex_layout(unsigned map, uint8_t op);
+unsigned vex_op(const struct dec *d);
 bool sse_scalar(const struct dec *d); /* scalar SSE FP op (fpu.c) */
 
 #endif

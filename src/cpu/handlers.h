@@ -37,6 +37,11 @@ extern const insn_fn h_xlat;
 extern const insn_fn h_mov_sr[2];
 insn_fn fast_mem_variant(insn_fn fn);
 
+/* bmi.c: aux = lg | BMI_* << 2 */
+enum { BMI_ANDN, BMI_BEXTR, BMI_BLSR, BMI_BLSMSK, BMI_BLSI, BMI_BZHI, BMI_TZCNT, BMI_PDEP,
+       BMI_PEXT, BMI_MULX, BMI_SHLX, BMI_SARX, BMI_SHRX, BMI_RORX };
+extern const insn_fn h_bmi[2]; /* r, m */
+
 /* ctl.c */
 extern const insn_fn h_push_r[4], h_pop_r[4], h_push_i[4], h_push_m[4], h_pop_m[4];
 extern const insn_fn h_jcc[16];

@@ -26,12 +26,39 @@ static uint64_t rnd(void)
     return rs[1] + s0;
 }
 
+/* A VEX prefix (maybe after other prefixes), mostly in maps 0F38/0F3A
+ * with L0 and the opcodes BMI1/BMI2 use, the rest of the bytes random. */
+static void gen_vex(uint8_t *b)
+{
+    static const uint8_t pfx[] = {0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x64, 0x41, 0x48};
+    static const uint8_t ops[] = {0xf0, 0xf2, 0xf3, 0xf5, 0xf6, 0xf7};
+    unsigned n = 0;
+    if (rnd() % 6 == 0)
+        b[n++] = pfx[rnd() % sizeof(pfx)];
+    bool three = rnd() % 4 != 0;
+    b[n++] = three ? 0xc4 : 0xc5;
+    uint8_t last = (uint8_t)rnd();
+    if (rnd() % 4)
+        last &= (uint8_t)~4; /* L0 */
+    if (three) {
+        unsigned map = rnd() % 8 ? 2 + (unsigned)(rnd() % 2) : (unsigned)(rnd() % 32);
+        b[n++] = (uint8_t)((rnd() & 0xe0) | map);
+    }
+    b[n++] = last;
+    if (rnd() % 4)
+        b[n++] = ops[rnd() % sizeof(ops)];
+}
+
 static void gen(uint8_t *b)
 {
     for (int k = 0; k < 16; k++)
         b[k] = (uint8_t)rnd();
     if (rnd() % 10 < 3)
         return;
+    if (rnd() % 8 == 0) {
+        gen_vex(b);
+        return;
+    }
     static const uint8_t pfx[] = {0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65};
     unsigned n = 0, np = (unsigned)(rnd() % 4);
     for (unsigned k = 0; k < np; k++)

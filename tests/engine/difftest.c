@@ -505,6 +505,8 @@ static bool excluded(const struct dec *d, const uint8_t *b)
 {
     (void)b;
     unsigned reg = d->reg & 7;
+    if (d->vex) /* BMI1/BMI2 compared; AVX is not the engine's */
+        return !(d->id >= OP_ANDN && d->id <= OP_RORX);
     if (d->map == 0) {
         switch (d->op) {
         case 0xc4: case 0xc5: case 0x62: /* VEX/EVEX: AVX on the host */
@@ -539,8 +541,6 @@ static bool excluded(const struct dec *d, const uint8_t *b)
             return true; /* FXSAVE & co (fpu class), XSAVE family, RDFSBASE & co */
         if (op == 0xc7 && (reg >= 3))
             return true; /* XSAVES family, RDRAND, RDSEED, RDPID */
-        if (op == 0xbc && d->rep == 0xf3)
-            return true; /* TZCNT on the host (BMI1), BSF here */
         if (op == 0x0f || op == 0x0e)
             return true; /* 3DNow! */
         if ((op >= 0x10 && op <= 0x17) || (op >= 0x28 && op <= 0x2f) ||
@@ -563,6 +563,26 @@ static bool is_string_op(uint8_t op)
     return (op >= 0xa4 && op <= 0xa7) || (op >= 0xaa && op <= 0xaf) || (op >= 0x6c && op <= 0x6f);
 }
 
+/* A BMI1/BMI2 instruction: a VEX prefix (C4, or C5 for map 0F38's
+ * absent ones: none, so C4 always) with random R/X/B/W and vvvv, L0 but
+ * now and then L1 (#UD), pp and opcode from BMI's encodings. */
+static void gen_vex_bmi(uint8_t *b, unsigned *n)
+{
+    static const struct { uint8_t map, op, pp; } enc[] = {
+        {2, 0xf2, 0}, {2, 0xf3, 0}, {2, 0xf5, 0}, {2, 0xf5, 2}, {2, 0xf5, 3}, {2, 0xf6, 3},
+        {2, 0xf7, 0}, {2, 0xf7, 1}, {2, 0xf7, 2}, {2, 0xf7, 3}, {3, 0xf0, 3},
+    };
+    unsigned k = rn(sizeof(enc) / sizeof(enc[0]));
+    if (rn(4) == 0)
+        b[(*n)++] = rn(2) ? 0x2e : 0x67;
+    b[(*n)++] = 0xc4;
+    b[(*n)++] = (uint8_t)((rnd() & 0xe0) | enc[k].map);
+    unsigned vvvv = enc[k].map == 3 && rn(8) ? 0xf : rn(16);
+    unsigned l = rn(16) == 0;
+    b[(*n)++] = (uint8_t)((rn(2) << 7) | vvvv << 3 | l << 2 | enc[k].pp);
+    b[(*n)++] = enc[k].op;
+}
+
 /* force_op >= 0: a one-byte-map opcode to generate (gen_pair) */
 static int gen_int(struct tcase *t, int force_op)
 {
@@ -573,11 +593,18 @@ static int gen_int(struct tcase *t, int force_op)
     static const uint8_t pfx[] = {0x66, 0x66, 0x66, 0xf2, 0xf3, 0x67, 0xf0, 0x2e, 0x3e, 0x26, 0x36};
     for (unsigned k = 0; k < npfx; k++)
         b[n++] = pfx[rn(sizeof(pfx))];
-    bool map1 = force_op < 0 && rn(10) < 3;
-    bool adx = map1 && rn(40) == 0; /* 66/F3 0F 38 F6: ADCX/ADOX */
+    bool map1 = false, adx = false;
+    uint8_t op = 0;
+    if (force_op < 0 && rn(25) == 0) {
+        n = 0; /* no legacy prefix before VEX: that would be #UD */
+        gen_vex_bmi(b, &n);
+        goto modrm;
+    }
+    map1 = force_op < 0 && rn(10) < 3;
+    adx = map1 && rn(40) == 0; /* 66/F3 0F 38 F6: ADCX/ADOX */
     if (adx)
         b[n++] = rn(2) ? 0x66 : 0xf3;
-    uint8_t op = force_op >= 0 ? (uint8_t)force_op : (uint8_t)rnd();
+    op = force_op >= 0 ? (uint8_t)force_op : (uint8_t)rnd();
     if (force_op < 0 && !map1 && rn(8) == 0) {
         static const uint8_t strops[] = {0xa4, 0xa5, 0xa6, 0xa7, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf};
         op = strops[rn(sizeof(strops))];
@@ -597,6 +624,7 @@ static int gen_int(struct tcase *t, int force_op)
         }
     }
     b[n++] = op;
+modrm:;
     /* ModRM, SIB, displacement, immediate: random bytes, the decoder cuts */
     uint8_t modrm = (uint8_t)rnd();
     if (rn(2))
