@@ -354,7 +354,7 @@ struct cpu {
     unsigned hx_mask;
     uint8_t fx_host[512] __attribute__((aligned(64))); /* the stubs' clean host image */
     uint32_t host_mxcsr;
-    uint8_t *jit_rw, *jit_rx;   /* translator (jit.c): one memfd mapped read-write and read-execute */
+    uint8_t *jit_rw, *jit_rx;   /* translator (jit.c): one arena, a read-write and a read-execute view */
     size_t jit_size;
     bool jit_count;             /* host code counts what it runs (stats.jit_executed) */
 };

@@ -15,7 +15,7 @@
  * start with its slow paths — nothing guest-visible happened before the
  * probe — and goes on with the next record's handler.
  *
- * Code lives in a per-vCPU arena mapped twice from one memfd: written
+ * Code lives in a per-vCPU arena mapped twice (shared memory): written
  * through a read-write view, run through a read-execute view (no page is
  * writable and executable at once, and no mprotect per block). It is
  * reset together with the block cache; invalidated blocks' code is simply
@@ -624,20 +624,19 @@ int jit_init(struct cpu *c)
     if (!jit_wanted(c))
         return 0;
     jit_forms_init();
-    int fd = memfd_create("ember-jit", MFD_CLOEXEC);
-    if (fd < 0)
+    /* Shared anonymous memory, and a second view of its pages by mremap:
+     * perf takes such a mapping ("/dev/zero") for anonymous code and names
+     * it from the perf map (EMBER_PERF_MAP), which it does not for a
+     * memfd's. */
+    void *rw = mmap(NULL, JIT_ARENA, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (rw == MAP_FAILED)
         return 0; /* no translator: the interpreter alone */
-    void *rw = MAP_FAILED, *rx = MAP_FAILED;
-    if (ftruncate(fd, JIT_ARENA) == 0) {
-        rw = mmap(NULL, JIT_ARENA, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-        rx = mmap(NULL, JIT_ARENA, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_NORESERVE, fd, 0);
-    }
-    close(fd);
-    if (rw == MAP_FAILED || rx == MAP_FAILED) {
-        if (rw != MAP_FAILED)
-            munmap(rw, JIT_ARENA);
+    void *rx = mremap(rw, 0, JIT_ARENA, MREMAP_MAYMOVE);
+    if (rx == MAP_FAILED || mprotect(rx, JIT_ARENA, PROT_READ | PROT_EXEC) != 0) {
         if (rx != MAP_FAILED)
             munmap(rx, JIT_ARENA);
+        munmap(rw, JIT_ARENA);
         return 0;
     }
     c->jit_rw = rw;
