@@ -397,6 +397,11 @@ ENGINE_CODE = {  # assembled by hand from AT&T snippets, as bytes
     # found by the fuzzer: a 4-byte store at -1 after a store to page 0, whose
     # TLB slot page 0xfffffffffffff shared, went to the host byte before RAM
     "regress-tlb-wrap": "48c7c7ffffffffc7042500000000" "00000000abf4",
+    # BMI1/BMI2: andn bextr blsi blsmsk blsr tzcnt bzhi pdep pext mulx sarx
+    # shlx shrx rorx, register and memory forms, then ANDN with VEX.L1 (#UD)
+    "bmi": "c4e2e0f2c1c4e260f216c4e2e8f7c1c4e2f8f3d9c4e2b0f317c4c220f3caf3480fbcc1"
+           "66f30fbc06c4e2e8f5c1c462e3f5e1c462baf52ec4e2e3f6c1c4628bf67708c4e2eaf7c1"
+           "c4e269f706c44283f7c8c4e3fbf0c10dc4e37bf01f07c4e264f2c1f4",
 }
 
 
