@@ -1,5 +1,6 @@
 /* The vCPU object: creation, the run loop (events, interrupts, HLT, block
  * dispatch), state access and CPUID. */
+#include <cpuid.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,15 @@ static uint32_t str4(const char *s)
 /* SSE3 SSSE3 CX16 SSE4.1 SSE4.2 MOVBE POPCNT RDRAND HYPERVISOR */
 #define F1_ECX ((1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 20) | (1u << 22) | \
                 (1u << 23) | (1u << 30) | (1u << 31))
+/* AES (bit 25) and PCLMULQDQ (bit 1) run on the host's own instructions,
+ * as SSE does (host stubs): offered only where the host has them. */
+static uint32_t f1_ecx(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        c = 0;
+    return F1_ECX | (c & ((1u << 1) | (1u << 25)));
+}
 /* AMD mirror of the leaf-1 EDX bits, SYSCALL NX PDPE1GB RDTSCP LM */
 /* leaf 7: FSGSBASE BMI1 BMI2 ADX CLFLUSHOPT */
 #define F7_EBX ((1u << 0) | (1u << 3) | (1u << 8) | (1u << 19) | (1u << 23))
@@ -42,7 +52,7 @@ static unsigned default_cpuid(struct x86_cpuid_entry *e, unsigned max)
 #define ADD(f, a, b, cc, d) t[n++] = (struct x86_cpuid_entry){.function = (f), .eax = (a), \
                                                                .ebx = (b), .ecx = (cc), .edx = (d)}
     ADD(0, 7, str4("Auth"), str4("cAMD"), str4("enti"));
-    ADD(1, SIG_EAX, (8u << 8) | (1u << 16), F1_ECX, F1_EDX);
+    ADD(1, SIG_EAX, (8u << 8) | (1u << 16), f1_ecx(), F1_EDX);
     ADD(2, 0, 0, 0, 0);
     ADD(3, 0, 0, 0, 0);
     ADD(5, 0, 0, 0, 0);
@@ -137,7 +147,7 @@ int cpu_set_cpuid(struct cpu *c, const struct x86_cpuid_entry *entries, unsigned
              * controller), and the bits that only describe the topology it
              * lays out: htt, cmp_legacy, topoext. */
             if (t[k].function == 1) {
-                t[k].ecx &= F1_ECX | (1u << 21) | (1u << 24);
+                t[k].ecx &= f1_ecx() | (1u << 21) | (1u << 24);
                 t[k].edx &= F1_EDX | (1u << 9) | (1u << 28);
             } else if (t[k].function == 0x80000001) {
                 t[k].ecx &= E1_ECX | (1u << 1) | (1u << 22);

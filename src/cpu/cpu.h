@@ -19,7 +19,8 @@
  *
  * What the guest sees (cpu_supported_cpuid): AuthenticAMD, family 15 model
  * 0x6b, with fpu tsc msr pae pse cx8 mtrr pge cmov pat clflush mmx fxsr sse
- * sse2 sse3 ssse3 sse4.1 sse4.2 cx16 movbe popcnt rdrand hypervisor; extended:
+ * sse2 sse3 ssse3 sse4.1 sse4.2 cx16 movbe popcnt rdrand hypervisor, and aes and
+ * pclmulqdq where the host has them (they run on its instructions); extended:
  * syscall nx pdpe1gb rdtscp lm lahf cr8_legacy abm(lzcnt) misalignsse
  * invariant-tsc; leaf 7: fsgsbase, bmi1, bmi2, adx, clflushopt. No APIC bit (the VMM sets it with its
  * interrupt controller), no XSAVE/AVX, no PCID/INVPCID, no SMEP/SMAP.

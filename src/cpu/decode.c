@@ -252,6 +252,7 @@ static const struct sse_ent sse0f38[256][4] = {
     [0x34] = X66(X_(4, 0)),
     [0x35] = X66(X_(8, 0)),
     [0x37 ... 0x41] = X66(XA16),
+    [0xdb ... 0xdf] = X66(XA16), /* AESIMC AESENC AESENCLAST AESDEC AESDECLAST */
 };
 
 #define XI(ms, fl) X_(ms, (fl) | S_IMM)
@@ -270,6 +271,8 @@ static const struct sse_ent sse0f3a[256][4] = {
     [0x22] = X66(((struct sse_ent){OP_HX, K_X, K_G, 4, S_IMM})),
     [0x40 ... 0x42] = X66(XI(16, S_ALIGN)),
     [0x60 ... 0x63] = X66(XI(16, S_FLAGS)),
+    [0x44] = X66(XI(16, S_ALIGN)), /* PCLMULQDQ */
+    [0xdf] = X66(XI(16, S_ALIGN)), /* AESKEYGENASSIST */
 };
 
 static const struct opent map2[256] = {

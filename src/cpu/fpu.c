@@ -178,6 +178,11 @@ bool sse_feature_ok(struct cpu *c, const struct dec *d)
     bool sse3 = c1 & 1, ssse3 = c1 & (1u << 9), sse41 = c1 & (1u << 19), sse42 = c1 & (1u << 20);
     if (d->fl & D_X87)
         return e1 & 1;
+    bool aes = c1 & (1u << 25), pclmul = c1 & (1u << 1);
+    if ((d->map == 2 && d->op >= 0xdb) || (d->map == 3 && d->op == 0xdf))
+        return aes;
+    if (d->map == 3 && d->op == 0x44)
+        return pclmul;
     if (d->map == 2) {
         if (d->op <= 0x0b || (d->op >= 0x1c && d->op <= 0x1e))
             return ssse3;

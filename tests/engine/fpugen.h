@@ -144,6 +144,8 @@ static int gen_fpu(struct tcase *t)
         bool m38 = rn(2);
         b[n++] = m38 ? 0x38 : 0x3a;
         b[n++] = (uint8_t)(m38 ? (rn(2) ? rn(0x20) : 0x20 + rn(0x22)) : (rn(3) ? 8 + rn(0x1b) : 0x40 + rn(0x24)));
+        if (rn(6) == 0) /* AES-NI (0F38 DB-DF, 0F3A DF), PCLMULQDQ (0F3A 44) */
+            b[n - 1] = (uint8_t)(m38 ? 0xdb + rn(5) : rn(2) ? 0xdf : 0x44);
     }
     uint8_t modrm = (uint8_t)rnd();
     if (rn(2))

@@ -417,6 +417,7 @@ static void test_compat_limits(void **state) { (void)state; run_simple("sys_comp
 static void test_single_step_rep(void **state) { (void)state; run_simple("sys_tfrep"); }
 static void test_fsgsbase(void **state) { (void)state; run_simple("sys_fsgsbase"); }
 static void test_bmi(void **state) { (void)state; run_simple("sys_bmi"); }
+static void test_aes(void **state) { (void)state; run_simple("sys_aes"); }
 
 /* A flush empties the block arena without clearing it, so the next blocks
  * are built over stale bytes: none of them may be read back (a 32-bit
@@ -654,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_single_step_rep),
         cmocka_unit_test(test_fsgsbase),
         cmocka_unit_test(test_bmi),
+        cmocka_unit_test(test_aes),
         cmocka_unit_test(test_kick_and_limit),
         cmocka_unit_test(test_limit_ends_a_long_rep),
         cmocka_unit_test(test_state_roundtrip),
