@@ -28,15 +28,6 @@ static uint32_t str4(const char *s)
 /* SSE3 SSSE3 CX16 SSE4.1 SSE4.2 MOVBE POPCNT RDRAND HYPERVISOR */
 #define F1_ECX ((1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 20) | (1u << 22) | \
                 (1u << 23) | (1u << 30) | (1u << 31))
-/* AES (bit 25) and PCLMULQDQ (bit 1) run on the host's own instructions,
- * as SSE does (host stubs): offered only where the host has them. */
-static uint32_t f1_ecx(void)
-{
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d))
-        c = 0;
-    return F1_ECX | (c & ((1u << 1) | (1u << 25)));
-}
 /* AMD mirror of the leaf-1 EDX bits, SYSCALL NX PDPE1GB RDTSCP LM */
 /* leaf 7: FSGSBASE BMI1 BMI2 ADX CLFLUSHOPT */
 #define F7_EBX ((1u << 0) | (1u << 3) | (1u << 8) | (1u << 19) | (1u << 23))
@@ -44,6 +35,24 @@ static uint32_t f1_ecx(void)
                 (1u << 27) | (1u << 29))
 /* LAHF/SAHF, AltMovCr8, ABM (LZCNT), MisAlignSse */
 #define E1_ECX ((1u << 0) | (1u << 4) | (1u << 5) | (1u << 7))
+
+/* AES (leaf 1 ECX bit 25), PCLMULQDQ (bit 1) and SHA (leaf 7 EBX bit 29)
+ * run on the host's own instructions, as SSE does (host stubs): offered
+ * only where the host has them. */
+static uint32_t f1_ecx(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        c = 0;
+    return F1_ECX | (c & ((1u << 1) | (1u << 25)));
+}
+static uint32_t f7_ebx(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        b = 0;
+    return F7_EBX | (b & (1u << 29));
+}
 
 static unsigned default_cpuid(struct x86_cpuid_entry *e, unsigned max)
 {
@@ -58,7 +67,7 @@ static unsigned default_cpuid(struct x86_cpuid_entry *e, unsigned max)
     ADD(5, 0, 0, 0, 0);
     ADD(6, 0, 0, 0, 0);
     t[n++] = (struct x86_cpuid_entry){.function = 7, .index = 0, .flags = X86_CPUID_FLAG_INDEXED,
-                                      .ebx = F7_EBX};
+                                      .ebx = f7_ebx()};
     ADD(0x40000000, 0x40000010, str4("Embe"), str4("rSof"), str4("tCPU")); /* "EmberSoftCPU" */
     ADD(0x40000010, (uint32_t)(CPU_TSC_HZ / 1000), 0, 0, 0);
     ADD(0x80000000, 0x80000008, str4("Auth"), str4("cAMD"), str4("enti"));
@@ -155,7 +164,7 @@ int cpu_set_cpuid(struct cpu *c, const struct x86_cpuid_entry *entries, unsigned
             }
         }
         if (t[k].function == 7 && t[k].index == 0) {
-            t[k].ebx &= F7_EBX;
+            t[k].ebx &= f7_ebx();
             t[k].ecx = 0;
             t[k].edx = 0;
         }

@@ -22,7 +22,8 @@
  * sse2 sse3 ssse3 sse4.1 sse4.2 cx16 movbe popcnt rdrand hypervisor, and aes and
  * pclmulqdq where the host has them (they run on its instructions); extended:
  * syscall nx pdpe1gb rdtscp lm lahf cr8_legacy abm(lzcnt) misalignsse
- * invariant-tsc; leaf 7: fsgsbase, bmi1, bmi2, adx, clflushopt. No APIC bit (the VMM sets it with its
+ * invariant-tsc; leaf 7: fsgsbase, bmi1, bmi2, adx, clflushopt, and sha where
+ * the host has it. No APIC bit (the VMM sets it with its
  * interrupt controller), no XSAVE/AVX, no PCID/INVPCID, no SMEP/SMAP.
  * CPUID leaf 0x40000010 EAX gives the TSC frequency in kHz.
  *

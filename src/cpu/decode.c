@@ -253,6 +253,7 @@ static const struct sse_ent sse0f38[256][4] = {
     [0x35] = X66(X_(8, 0)),
     [0x37 ... 0x41] = X66(XA16),
     [0xdb ... 0xdf] = X66(XA16), /* AESIMC AESENC AESENCLAST AESDEC AESDECLAST */
+    [0xc8 ... 0xcd] = {X_(16, 0), {0}, {0}, {0}}, /* SHA1NEXTE ... SHA256MSG2 (unaligned: measured) */
 };
 
 #define XI(ms, fl) X_(ms, (fl) | S_IMM)
@@ -273,6 +274,7 @@ static const struct sse_ent sse0f3a[256][4] = {
     [0x60 ... 0x63] = X66(XI(16, S_FLAGS)),
     [0x44] = X66(XI(16, S_ALIGN)), /* PCLMULQDQ */
     [0xdf] = X66(XI(16, S_ALIGN)), /* AESKEYGENASSIST */
+    [0xcc] = {XI(16, 0), {0}, {0}, {0}}, /* SHA1RNDS4 (unaligned: measured) */
 };
 
 static const struct opent map2[256] = {

@@ -183,6 +183,8 @@ bool sse_feature_ok(struct cpu *c, const struct dec *d)
         return aes;
     if (d->map == 3 && d->op == 0x44)
         return pclmul;
+    if ((d->map == 2 && d->op >= 0xc8 && d->op <= 0xcd) || (d->map == 3 && d->op == 0xcc))
+        return c->feat7_ebx & (1u << 29); /* SHA */
     if (d->map == 2) {
         if (d->op <= 0x0b || (d->op >= 0x1c && d->op <= 0x1e))
             return ssse3;

@@ -146,6 +146,8 @@ static int gen_fpu(struct tcase *t)
         b[n++] = (uint8_t)(m38 ? (rn(2) ? rn(0x20) : 0x20 + rn(0x22)) : (rn(3) ? 8 + rn(0x1b) : 0x40 + rn(0x24)));
         if (rn(6) == 0) /* AES-NI (0F38 DB-DF, 0F3A DF), PCLMULQDQ (0F3A 44) */
             b[n - 1] = (uint8_t)(m38 ? 0xdb + rn(5) : rn(2) ? 0xdf : 0x44);
+        else if (rn(6) == 0) /* SHA (0F38 C8-CD, 0F3A CC) */
+            b[n - 1] = (uint8_t)(m38 ? 0xc8 + rn(6) : 0xcc);
     }
     uint8_t modrm = (uint8_t)rnd();
     if (rn(2))

@@ -1,9 +1,10 @@
-/* AES-NI and PCLMULQDQ (host stubs, offered where the host has them):
+/* AES-NI, PCLMULQDQ and SHA (host stubs, offered where the host has them):
  * FIPS-197's AES-128 example (key 000102..0f, plaintext 00112233..ff,
  * ciphertext 69c4e0d8 6a7b0430 d8cdb780 70b4c55a) encrypted with a key
  * schedule from AESKEYGENASSIST and decrypted back with AESIMC'd keys;
- * carry-less products worked out by hand. Where CPUID offers no AES, an
- * AESENC must be #UD instead. */
+ * carry-less products and a SHA1MSG1 (W0^W2, W1^W3, W2^W4, W3^W5) worked
+ * out by hand. Where CPUID offers no AES (no SHA), an AESENC (a
+ * SHA1MSG1) must be #UD instead. */
 #include "guest.inc"
 
 /* one AES-128 key-schedule step: xmm1 = the previous round key, \rcon */
@@ -99,6 +100,25 @@ _start:
     movq %xmm0, %rax
     cmp $5, %rax
     CHECK_EQ 8
+
+    mov $7, %eax
+    xor %ecx, %ecx
+    cpuid
+    movdqa sha_w0(%rip), %xmm1
+    bt $29, %ebx                    /* SHA offered? */
+    jc 4f
+    lea 5f(%rip), %rax
+    mov %rax, resume(%rip)
+    sha1msg1 sha_w4(%rip), %xmm1    /* not offered: #UD */
+    FAIL 9
+5:  cmpl $1, ud_count(%rip)
+    CHECK_EQ 10
+    PASS
+4:  sha1msg1 sha_w4(%rip), %xmm1
+    pcmpeqd sha_want(%rip), %xmm1
+    pmovmskb %xmm1, %eax
+    cmp $0xffff, %eax
+    CHECK_EQ 11
     PASS
 
 ud_handler:
@@ -117,6 +137,9 @@ cipher:  .byte 0x69, 0xc4, 0xe0, 0xd8, 0x6a, 0x7b, 0x04, 0x30
          .byte 0xd8, 0xcd, 0xb7, 0x80, 0x70, 0xb4, 0xc5, 0x5a
 clmul_a: .quad 0x8000000000000001, 3
 clmul_b: .quad 2, 3
+sha_w0:  .long 8, 4, 2, 1           /* dwords 0..3: W3 W2 W1 W0 */
+sha_w4:  .long 128, 64, 32, 16      /* W7 W6 W5 W4 */
+sha_want: .long 40, 20, 10, 5       /* W3^W5 W2^W4 W1^W3 W0^W2 */
 keys:    .fill 176, 1, 0
 resume:  .quad 0
 ud_count: .long 0
