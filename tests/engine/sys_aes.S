@@ -121,11 +121,7 @@ _start:
     CHECK_EQ 11
     PASS
 
-ud_handler:
-    incl ud_count(%rip)
-    mov resume(%rip), %rax
-    mov %rax, (%rsp)
-    iretq
+    UD_RESUMER
 
     .data
     .balign 16
@@ -141,5 +137,3 @@ sha_w0:  .long 8, 4, 2, 1           /* dwords 0..3: W3 W2 W1 W0 */
 sha_w4:  .long 128, 64, 32, 16      /* W7 W6 W5 W4 */
 sha_want: .long 40, 20, 10, 5       /* W3^W5 W2^W4 W1^W3 W0^W2 */
 keys:    .fill 176, 1, 0
-resume:  .quad 0
-ud_count: .long 0

@@ -212,13 +212,4 @@ _start:
     CHECK_EQ 38
     PASS
 
-ud_handler:
-    incl ud_count(%rip)
-    mov resume(%rip), %rax
-    mov %rax, (%rsp)
-    iretq
-
-    .data
-    .balign 8
-resume: .quad 0
-ud_count: .long 0
+    UD_RESUMER
