@@ -38,7 +38,7 @@ def balloon_api():
         "wait_for '^filled' out.txt\n"
         'echo "rss-filled $(rss)"\n'
         "wait_for '^freed' out.txt\n"
-        # Reporting waits ~2 s and works in 2 MiB blocks: give it time.
+        # Reporting waits ~2 s after the frees: give it time.
         "i=0; while [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done\n"
         'echo "rss-freed $(rss)"\n'
         "api http://x/balloon | sed 's/^/get-balloon /'\n"
@@ -90,6 +90,49 @@ def balloon_api():
         expect(mem and mem[-1] == max(mem), f"MemTotal did not come back: {mem[-5:]}")
         expect_output(j, r'^vm-config "balloon":\{"amount_mib":0,', "GET /vm/config's balloon")
     return job("balloon-api", script, timeout=240), check
+
+
+# The guest writes 1536 files of 64 KiB, then deletes every other one: 48 MiB
+# free in pieces far smaller than 2 MiB, between pages still in use. Linux
+# 6.1 reports only 2 MiB blocks unless init lowers the order (the default
+# guest's init sets 0): measured by hand on the engine, ember's guest RAM
+# resident fell by 0 MiB at order 9 and by 38 MiB at order 0.
+FRAG_GUEST = r'''
+echo "reporting-order $(cat /sys/module/page_reporting/parameters/page_reporting_order)"
+mkdir -p /fill && mount -t tmpfs -o size=200m tmpfs /fill
+for i in $(seq 0 1535); do head -c 65536 /dev/zero > /fill/f$i; done; echo filled; sleep 3
+for i in $(seq 0 2 1535); do rm /fill/f$i; done; echo freed
+sleep 900
+'''
+
+
+@guest_test("virtio-balloon: free page reporting gives back memory freed in pieces smaller "
+            "than 2 MiB (the default guest reports at order 0)", batch="balloon")
+def balloon_reporting_fragments():
+    cmdline = guest_cmdline(FRAG_GUEST)
+    script = API_HELPERS + (
+        f'"$EMBER" run --mem 256 --balloon amount=0,reporting=on '
+        f"--cmdline '{cmdline}' < /dev/null > out.txt 2>&1 & pid=$!\n"
+        "wait_for '^filled' out.txt\n"
+        'echo "rss-filled $(rss)"\n'
+        "wait_for '^freed' out.txt\n"
+        "i=0; while [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done\n"
+        'echo "rss-freed $(rss)"\n'
+        "kill $pid; wait $pid; echo \"ember rc=$?\"\n"
+        "cat out.txt\n")
+
+    def check(j):
+        expect_output(j, r"^reporting-order 0$", "the default guest's init sets order 0")
+        filled = re.search(r"^rss-filled (\d+)$", j.output, re.M)
+        freed = re.search(r"^rss-freed (\d+)$", j.output, re.M)
+        expect(filled and freed, "ember's resident memory was not measured")
+        drop = (int(filled.group(1)) - int(freed.group(1))) // 1024
+        print(f"fragmented reporting: ember's RSS {filled.group(1)} -> {freed.group(1)} KiB "
+              f"({drop} MiB back of 48)")
+        expect(drop >= 20, f"free page reporting gave back only {drop} MiB of the 48 MiB the "
+                           "guest freed in 64 KiB pieces: resident memory stayed at 2 MiB "
+                           "granularity")
+    return job("balloon-reporting-fragments", script, timeout=240), check
 
 
 @host_test("virtio-balloon: bad --balloon options, a balloon larger than memory or on 2 MiB huge "
