@@ -157,13 +157,16 @@ enum {
 /* --- soft TLB ----------------------------------------------------------------- */
 #define TLB_BITS 10
 #define TLB_SIZE (1u << TLB_BITS)
-/* The index folds in higher address bits, so that streams a multiple of
- * 4 MiB apart (a decompressor's input and output) do not collide. It adds
- * them: the fast paths find an access that crosses into the next page by
- * its last byte's page missing the first page's slot, which holds only if
- * consecutive pages never share a slot, and with an XOR pages 0x7ffff and
- * 0x80000 did (the fuzzer's host write beside guest RAM). */
-#define TLB_INDEX(va) ((unsigned)(((va) >> 12) + ((va) >> 22)) & (TLB_SIZE - 1))
+/* The index is the page number's low bits, as translated code computes
+ * it in three host instructions (emit_tlb_entry), on the dependency chain
+ * of every guest load whose address comes from the one before. (It had
+ * folded in bits 22 and up, so that streams 4 MiB apart would not
+ * collide; the victim entries take such conflicts, and the fold cost gzip
+ * 5-8%: the chain of a hash-chain walk is load → index → load.) The fast
+ * paths find an access that crosses into the next page by its last
+ * byte's page missing the first page's slot, which holds only if
+ * consecutive pages never share a slot, as here. */
+#define TLB_INDEX(va) ((unsigned)((va) >> 12) & (TLB_SIZE - 1))
 #define TLB_INVALID (~0ull)
 #define VTLB_SIZE 8
 /* Low bits of a tag force the slow path. */

@@ -453,6 +453,32 @@ static void emit_alu_form(struct emit *e, const struct insn *rec, const struct j
     emit_alu(e, f->op, lg, no_dest ? -1 : rec->reg, dead);
 }
 
+/* The lazy flags a deferred producer (flags_deferred: a register-only
+ * ALU or TEST form at 32 or 64 bits) left unstored, recomputed from the
+ * registers it read, which still hold their values: CMP and TEST from
+ * their operands; ADD and SUB take a back out of the result in the
+ * destination; the logic ops' flags are their result's. The same fields
+ * its own code would have stored. Clobbers rax, rcx, rdx. */
+void emit_flags_of(struct emit *e, const struct insn *rec, const struct jform *f)
+{
+    unsigned lg = f->lg, op = f->op;
+    bool alu = f->kind == K_ALU_RR || f->kind == K_ALU_RI;
+    if (f->kind == K_ALU_RR || f->kind == K_TEST_RR)
+        rd_greg(e, RCX, rec->base, lg);
+    else
+        mov_imm(e, RCX, rec->imm);
+    rd_greg(e, RAX, rec->reg, lg);
+    if (alu && (op == 0 || op == 5)) {
+        op_rr(e, 3, op == 0 ? 0x29 : 0x01, RCX, RAX); /* a = result -/+ b */
+        if (lg == 2)
+            op_rr(e, 2, 0x89, RAX, RAX);
+    } else if (alu && op != 7) {
+        op_rr(e, 3, 0x89, RAX, RCX); /* result & result */
+        op = 4;
+    }
+    emit_alu(e, op, lg, -1, false);
+}
+
 /* ADD/OR/AND/SUB/XOR [mem], reg/imm: the write probe first (as rmw_ptr:
  * a page writable from here), then load, operate and store through the
  * host address, so a miss leaves everything to the interpreter's handler. */
@@ -583,7 +609,7 @@ void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
             rd_greg(e, t, rec->base, f->slg);
         if (f->sx)
             emit_sext(e, t, f->slg);
-        if (lg == 2)
+        if (lg == 2 && f->sx) /* (the zero-extending loads left it clear) */
             op_rr(e, 2, 0x89, t, t);
         if (h >= 0)
             mark_dirty(e, rec->reg);

@@ -257,6 +257,73 @@ void flags_dead_after(const struct block *b, bool *dead)
     }
 }
 
+/* The guest registers record 'rec' (form 'f') writes, when it can stand
+ * between a deferred producer and the record that overwrites the
+ * producer's flags: it neither reads nor writes flags, and it leaves host
+ * code only by a TLB miss. *ok false: it cannot. */
+static uint16_t window_writes(const struct insn *rec, const struct jform *f, bool *ok)
+{
+    unsigned r = f->lg == 0 ? rec->reg >> 3 : rec->reg;
+    *ok = true;
+    switch (f->kind) {
+    case K_MOV_MR: case K_MOV_MI: case K_NOP:
+        return 0;
+    case K_PUSH:
+        return 1u << RSP;
+    case K_POP:
+        return (uint16_t)(1u << RSP | 1u << r);
+    case K_MOV_RR: case K_MOV_RI: case K_MOV_RM: case K_LEA: case K_EXT_R: case K_EXT_M:
+    case K_NOT:
+        return (uint16_t)(1u << r);
+    default:
+        *ok = false;
+        return 0;
+    }
+}
+
+/* Whether a live producer's lazy flags can be recomputed from the guest
+ * registers it read, while they keep their values (emit_flags_of): a
+ * register-only ADD/OR/AND/SUB/XOR/CMP/TEST at 32 or 64 bits, whose
+ * destination then holds the result. An ADD or SUB of a register to
+ * itself cannot: its source is gone. Returns the registers it needs. */
+static uint16_t recomputable(const struct insn *rec, const struct jform *f)
+{
+    if (!f || f->lg < 2 || is_carry_op(f))
+        return 0;
+    bool rr = f->kind == K_ALU_RR || f->kind == K_TEST_RR;
+    if (!rr && f->kind != K_ALU_RI && f->kind != K_TEST_RI)
+        return 0;
+    if (rr && f->kind == K_ALU_RR && (f->op == 0 || f->op == 5) && rec->base == rec->reg)
+        return 0;
+    return (uint16_t)(1u << rec->reg | (rr ? 1u << rec->base : 0));
+}
+
+/* defer[j]: record j's flags are live only for a TLB miss before the
+ * record that overwrites them (memory moves read no flags, but a miss
+ * runs the interpreter, which must see them exact): its host code leaves
+ * them unstored and each miss stub in between recomputes them
+ * (emit_flags_of), which holds while the registers they come from keep
+ * their values. end[j]: that overwriting record. */
+void flags_deferred(const struct block *b, const bool *dead, bool *defer, uint8_t *end)
+{
+    for (unsigned j = 0; j < b->ninsn; j++) {
+        defer[j] = false;
+        uint16_t needs = dead[j] ? 0 : recomputable(&b->insns[j], form_of(&b->insns[j]));
+        for (unsigned k = j + 1; needs && k < b->ninsn; k++) {
+            const struct insn *rec = &b->insns[k];
+            if (flag_use(rec) == FLAGS_KILL) {
+                defer[j] = true;
+                end[j] = (uint8_t)k;
+                break;
+            }
+            const struct jform *f = form_of(rec);
+            bool ok = false;
+            if (!f || (window_writes(rec, f, &ok) & needs) || !ok)
+                break;
+        }
+    }
+}
+
 /* 'f', unless it reads the flags and the run has not said which kind they
  * are (w: flags_writer) */
 const struct jform *usable(const struct jform *f, const struct jform *w)

@@ -187,17 +187,13 @@ static inline void patch32(uint8_t *at, const uint8_t *target)
 
 #define CPU_OFF(field) ((int32_t)offsetof(struct cpu, field))
 
-/* rcx = &c->tlb[TLB_INDEX(rax)] (the current mode's entry for rax).
- * Clobbers rdx. */
+/* rcx = &c->tlb[TLB_INDEX(rax)] (the current mode's entry for rax): the
+ * index pre-shifted to the entry's size. */
 static inline void emit_tlb_entry(struct emit *e)
 {
     op_rr(e, 3, 0x89, RAX, RCX);
-    shift_ri(e, 5, RCX, 12);
-    op_rr(e, 3, 0x89, RAX, RDX);
-    shift_ri(e, 5, RDX, 22);
-    op_rr(e, 2, 0x01, RDX, RCX);
-    alu_ri(e, 2, 4, RCX, TLB_SIZE - 1);
-    shift_ri(e, 4, RCX, 5);
+    shift_ri(e, 5, RCX, 12 - 5);
+    alu_ri(e, 2, 4, RCX, (TLB_SIZE - 1) << 5);
     op_rm(e, 3, 0x03, RCX, RDI, CPU_OFF(tlb));
 }
 
@@ -257,6 +253,7 @@ bool is_carry_op(const struct jform *f);
 const struct jform *flags_writer(const struct jform *f, const struct jform *w);
 const struct jform *usable(const struct jform *f, const struct jform *w);
 void flags_dead_after(const struct block *b, bool *dead);
+void flags_deferred(const struct block *b, const bool *dead, bool *defer, uint8_t *end);
 
 /* --- shared emitters (jit.c) and flag consumers (jit_flags.c) -------------------- */
 #define JIT_INSN_MAX 512 /* bytes of host code one record can take, its exits included */
@@ -280,5 +277,6 @@ void emit_incdec(struct emit *e, const struct insn *rec, const struct jform *f,
                  const struct jform *w, bool dead);
 void emit_cond_reader(struct emit *e, const struct insn *rec, const struct jform *f,
                       const struct jform *w);
+void emit_flags_of(struct emit *e, const struct insn *rec, const struct jform *f);
 
 #endif

@@ -208,6 +208,7 @@ struct run_exit {
     uint8_t *at;
     unsigned j;
     uint16_t dirty;
+    int16_t pending; /* a miss: the record whose flags it recomputes, or -1 */
     bool miss;
     bool loop; /* a taken Jcc back to the start of the block's run */
 };
@@ -220,6 +221,9 @@ struct pass {
     uint8_t *entry[BLOCK_MAX_INSNS];
     uint8_t *inline_at[BLOCK_MAX_INSNS];
     bool dead[BLOCK_MAX_INSNS];
+    bool defer[BLOCK_MAX_INSNS];     /* flags_deferred */
+    uint8_t defer_end[BLOCK_MAX_INSNS];
+    int pending; /* the deferred producer whose flags are unstored, or -1 */
     struct run_exit exits[2 * BLOCK_MAX_INSNS + 2];
     unsigned nexit, ntr;
     bool overflow;
@@ -251,6 +255,19 @@ static void add_exit(struct pass *ps, uint8_t *at, unsigned j, bool miss)
     x->miss = miss;
     x->loop = false;
     x->dirty = ps->e.rc ? ps->e.rc->dirty : 0;
+    x->pending = (int16_t)(miss ? ps->pending : -1);
+}
+
+/* The deferred producer's flags stored, where host code leaves the run
+ * before the record that overwrites them (never, as flags_deferred
+ * chooses, except where a run stops early to stay within its room). */
+static void flush_pending(struct pass *ps)
+{
+    if (ps->pending < 0)
+        return;
+    const struct insn *rec = &ps->b->insns[ps->pending];
+    emit_flags_of(&ps->e, rec, form_of(rec));
+    ps->pending = -1;
 }
 
 /* Whether Jcc record 'jidx' of a run starting at record 'first' goes
@@ -267,24 +284,33 @@ static unsigned emit_run_body(struct pass *ps, unsigned j, struct step s)
     struct emit *e = &ps->e;
     unsigned n = b->ninsn, first = j;
     const struct jform *w = NULL; /* flags_writer, for condition readers */
+    ps->pending = -1;
     for (;;) {
         uint8_t *miss[3] = {NULL, NULL, NULL};
         uint16_t dirty_before = e->rc ? e->rc->dirty : 0;
+        if (ps->pending >= 0 && j >= ps->defer_end[ps->pending])
+            ps->pending = -1; /* record j overwrites them */
+        bool defer = s.f && !ps->dead[j] && ps->defer[j];
         ps->inline_at[j] = e->p;
         if (ps->c->jit_count) { /* add qword [rdi + jit_executed], 1 or 2 (fused) */
             op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.jit_executed));
             e8(e, s.ff ? 2 : 1);
         }
+        if (s.xfer || (s.ff && j + 2 >= n))
+            flush_pending(ps);
         if (s.xfer)
             emit_transfer(e, b, j, miss);
         else
-            emit_insn(e, &b->insns[j], s.f ? s.f : s.ff, s.f && ps->dead[j], w, &miss[0]);
+            emit_insn(e, &b->insns[j], s.f ? s.f : s.ff, s.f && (ps->dead[j] || defer), w,
+                      &miss[0]);
         w = s.xfer ? NULL : flags_writer(s.f ? s.f : s.ff, w);
         for (unsigned k = 0; k < 3; k++)
             if (miss[k]) {
                 add_exit(ps, miss[k], j, true);
                 ps->exits[ps->nexit - 1].dirty = dirty_before;
             }
+        if (defer)
+            ps->pending = (int)j;
         ps->ntr++;
         if (s.xfer) /* the block's end, left in host code */
             return n;
@@ -307,6 +333,7 @@ static unsigned emit_run_body(struct pass *ps, unsigned j, struct step s)
         if (j >= n || ps->overflow || !next_step(b, j, w, &s))
             break;
     }
+    flush_pending(ps);
     emit_leave_run(e);
     emit_goto_record(e, &b->insns[j]);
     return j;
@@ -326,6 +353,8 @@ static void emit_run_tail(struct pass *ps, unsigned first, unsigned end, unsigne
             emit_leave_to_run_loop(e, x->dirty, rec->imm);
             continue;
         }
+        if (x->pending >= 0) /* before the callee-saved registers are restored */
+            emit_flags_of(e, &b->insns[x->pending], form_of(&b->insns[x->pending]));
         if (e->rc)
             emit_cache_store(e, e->rc, x->dirty);
         if (!x->miss) { /* a taken Jcc: as at the block's end */
@@ -423,6 +452,7 @@ void jit_block(struct cpu *c, struct block *b)
     ps.limit = c->jit_rw + c->jit_used + JIT_BLOCK_MAX - JIT_INSN_MAX;
     unsigned n = b->ninsn;
     flags_dead_after(b, ps.dead);
+    flags_deferred(b, ps.dead, ps.defer, ps.defer_end);
     for (unsigned j = 0; j < n;) {
         struct step s;
         if (ps.overflow)

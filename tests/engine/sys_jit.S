@@ -10,6 +10,36 @@
  * keeping the other flags of the lazy, rotated or eager state before it.
  * The test runs with the translator off and on (tests/run.py). */
 #include "guest.inc"
+
+.macro DEFER_INIT
+    mov $0x80000002ffffffff, %rcx
+    mov $-3, %rbx
+    mov %ecx, %r9d
+    mov %ecx, %r10d
+    mov %ebx, %r11d
+    mov %ebx, %r12d
+.endm
+
+.macro DEFER_CASE n, op
+    DEFER_INIT
+    \op
+    pushfq
+    pop %r15
+    lea .Lresume\@(%rip), %rax
+    mov %rax, resume(%rip)
+    mov $0x800018, %rsi
+    DEFER_INIT
+    \op
+    mov (%rsi), %rdx              /* not mapped */
+    mov %rbx, %r8
+    xor %edx, %edx                /* overwrites the flags: not reached */
+.Lresume\@:
+    mov pf_rflags(%rip), %rax
+    xor %r15, %rax
+    and $0x8d5, %eax              /* OF SF ZF AF PF CF */
+    CHECK_EQ \n
+.endm
+
     .code64
     .globl _start
 _start:
@@ -488,6 +518,26 @@ _start:
     movsbq %r12b, %r12            /* -0x56 */
     cmp $-0x56, %r12
 7:  CHECK_EQ 115
+    /* 13: a producer whose flags a later record overwrites, with only
+     * moves between: its host code leaves them unstored, and a #PF in
+     * between sees them recomputed from its registers. Each case runs
+     * twice: PUSHF's reading of the flags, then the fault's RFLAGS;
+     * CF PF AF ZF SF OF must agree. ECX and EBX are used often enough to
+     * be cached in host registers. */
+    DEFER_CASE 116, "add %ebx, %ecx"
+    DEFER_CASE 117, "add $1, %ecx"
+    DEFER_CASE 118, "sub %rbx, %rcx"
+    DEFER_CASE 119, "sub $0x12345, %rcx"
+    DEFER_CASE 120, "and $0x8000, %ecx"
+    DEFER_CASE 121, "or %ebx, %ecx"
+    DEFER_CASE 122, "xor %rbx, %rcx"
+    DEFER_CASE 123, "cmp %ebx, %ecx"
+    DEFER_CASE 124, "cmp $0x7fffffff, %rcx"
+    DEFER_CASE 125, "test %ebx, %ecx"
+    DEFER_CASE 126, "test $0x40000000, %rcx"
+    DEFER_CASE 127, "sub %ecx, %ecx"
+    DEFER_CASE 128, "add %rcx, %rcx"
+    DEFER_CASE 129, "sub $-1, %ecx"
     PASS
 5:  ret
 
