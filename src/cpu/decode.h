@@ -91,6 +91,9 @@ struct sse_ent {
 #define S_FLAGS 64u    /* writes RFLAGS (COMISS, PTEST, PCMPxSTRx) */
 #define S_GREG 128u    /* ModRM.reg is a general register that is written */
 
+/* decode_sse.c: index by [opcode][mandatory prefix: none, 66, F3, F2] */
+extern const struct sse_ent sse0f[256][4], sse0f38[256][4], sse0f3a[256][4];
+
 enum { DEC_OK = 0, DEC_UD, DEC_GP, DEC_SHORT, DEC_NOIMPL /* 32-bit code the engine does not run */ };
 
 struct dec {
