@@ -538,8 +538,47 @@ _start:
     DEFER_CASE 127, "sub %ecx, %ecx"
     DEFER_CASE 128, "add %rcx, %rcx"
     DEFER_CASE 129, "sub $-1, %ecx"
+    /* 14: a #PF in such a window whose handler changes the saved flags and
+     * resumes at the next load, which faults too: that second #PF must see
+     * the handler's flags (ZF alone), not the producer's recomputed */
+    SET_GATE 14, pf_handler_twice
+    lea 9f(%rip), %rax
+    mov %rax, resume(%rip)
+    lea 2f(%rip), %rax
+    mov %rax, pf2_next(%rip)
+    movq $0, pf2_count(%rip)
+    mov $0x800020, %rsi
+    mov $0x800028, %rdi
+    mov $5, %ecx
+    mov %ecx, %r9d
+    mov %ecx, %r10d
+    sub $6, %ecx                  /* CF = SF = 1 */
+1:  mov (%rsi), %rdx              /* not mapped: the handler sets ZF, goes to 2 */
+2:  mov (%rdi), %rdx              /* not mapped */
+    mov %rcx, %r8
+    xor %edx, %edx                /* overwrites the flags: not reached */
+9:  SET_GATE 14, pf_handler
+    mov pf_rflags(%rip), %rax
+    and $0x8d5, %eax
+    cmp $0x40, %eax
+    CHECK_EQ 130
+    cmpq $2, pf2_count(%rip)
+    CHECK_EQ 131
     PASS
 5:  ret
+
+pf_handler_twice:                 /* the first #PF: flags ZF only, RIP pf2_next */
+    incq pf2_count(%rip)
+    cmpq $1, pf2_count(%rip)
+    jne pf_handler
+    mov 24(%rsp), %rax
+    and $~0x8d5, %rax
+    or $0x40, %rax
+    mov %rax, 24(%rsp)
+    mov pf2_next(%rip), %rax
+    mov %rax, 8(%rsp)
+    add $8, %rsp
+    iretq
 
 pf_handler:
     mov %cr2, %rax
@@ -558,6 +597,8 @@ resume: .quad 0
 pf_rip: .quad 0
 pf_cr2: .quad 0
 pf_rflags: .quad 0
+pf2_next: .quad 0
+pf2_count: .quad 0
 jmp_slot: .quad 0
 loop_sum: .quad 0
 inplace_q: .quad 0xaaaaaaaa55555555
