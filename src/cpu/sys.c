@@ -567,7 +567,11 @@ static HANDLER(syscall)
     rflags_set(c, fl & ~(c->sfmask | F_RF));
     cpu_set_cpl(c, 0);
     seg_update_bases(c);
-    retire_to(c, i, compat ? c->cstar : c->lstar);
+    if (compat || (c->rflags & F_TF)) { /* a change of code mode, or a single step */
+        retire_to(c, i, compat ? c->cstar : c->lstar);
+        return;
+    }
+    JUMP(c->lstar, -1); /* the kernel's entry, through the jump cache */
 }
 
 static HANDLER(sysret)
@@ -594,7 +598,11 @@ static HANDLER(sysret)
     rflags_set(c, (c->r[11] & 0x3c7fd7ull) | 2);
     cpu_set_cpl(c, 3);
     seg_update_bases(c);
-    retire_to(c, i, target);
+    if (!i->aux || (c->rflags & F_TF)) { /* to 32-bit code, or a single step */
+        retire_to(c, i, target);
+        return;
+    }
+    JUMP(target, -1); /* (an interrupt IF=1 lets in stops it: chain_ok) */
 }
 
 /* --- MSRs ----------------------------------------------------------------------------- */
