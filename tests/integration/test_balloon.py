@@ -17,6 +17,16 @@ api() { curl -s -S --max-time 20 --unix-socket api.sock -w ' [%{http_code}]\n' "
 rss() { grep VmRSS /proc/$pid/status | tr -s ' ' | cut -d' ' -f2; }
 '''
 
+def rss_drop(j, before, after):
+    """ember's RSS on the output's 'rss-BEFORE N' and 'rss-AFTER N' lines (KiB),
+    and how many MiB it fell between them."""
+    a = re.search(rf"^rss-{before} (\d+)$", j.output, re.M)
+    b = re.search(rf"^rss-{after} (\d+)$", j.output, re.M)
+    expect(a and b, "ember's resident memory was not measured")
+    a, b = int(a.group(1)), int(b.group(1))
+    return a, b, (a - b) // 1024
+
+
 # The guest fills 96 MiB of a tmpfs, frees it, then prints its MemTotal every
 # second for up to 15 minutes (the host stops ember before).
 GUEST = r'''
@@ -65,12 +75,9 @@ def balloon_api():
 
     def check(j):
         expect_output(j, r"^driver 1$", "the guest's virtio_balloon driver bound the device")
-        filled = re.search(r"^rss-filled (\d+)$", j.output, re.M)
-        freed = re.search(r"^rss-freed (\d+)$", j.output, re.M)
-        expect(filled and freed, "ember's resident memory was not measured")
-        drop = (int(filled.group(1)) - int(freed.group(1))) // 1024
+        filled, freed, drop = rss_drop(j, "filled", "freed")
         expect(drop >= 48, f"free page reporting gave back only {drop} MiB of the 96 MiB the "
-                           f"guest freed (ember's RSS {filled.group(1)} -> {freed.group(1)} KiB)")
+                           f"guest freed (ember's RSS {filled} -> {freed} KiB)")
         expect_output(j, r'^get-balloon \{"amount_mib":0,"deflate_on_oom":false,'
                          r'"stats_polling_interval_s":1,.*"free_page_reporting":true\} \[200\]$',
                       "GET /balloon")
@@ -123,11 +130,8 @@ def balloon_reporting_fragments():
 
     def check(j):
         expect_output(j, r"^reporting-order 0$", "the default guest's init sets order 0")
-        filled = re.search(r"^rss-filled (\d+)$", j.output, re.M)
-        freed = re.search(r"^rss-freed (\d+)$", j.output, re.M)
-        expect(filled and freed, "ember's resident memory was not measured")
-        drop = (int(filled.group(1)) - int(freed.group(1))) // 1024
-        print(f"fragmented reporting: ember's RSS {filled.group(1)} -> {freed.group(1)} KiB "
+        filled, freed, drop = rss_drop(j, "filled", "freed")
+        print(f"fragmented reporting: ember's RSS {filled} -> {freed} KiB "
               f"({drop} MiB back of 48)")
         expect(drop >= 20, f"free page reporting gave back only {drop} MiB of the 48 MiB the "
                            "guest freed in 64 KiB pieces: resident memory stayed at 2 MiB "
@@ -208,11 +212,8 @@ def balloon_hinting():
         expect_output(j, r"^stop  \[204\]$", "204 for hinting/stop")
         expect_output(j, r"^stop-nobody  \[204\]$", "204 for hinting/stop without a body")
         expect_output(j, r'^get-balloon .*"free_page_hinting":true', "GET /balloon")
-        before = re.search(r"^rss-before (\d+)$", j.output, re.M)
-        hinted = re.search(r"^rss-hinted (\d+)$", j.output, re.M)
-        expect(before and hinted, "ember's resident memory was not measured")
-        drop = (int(before.group(1)) - int(hinted.group(1))) // 1024
-        print(f"hinting: ember's RSS {before.group(1)} -> {hinted.group(1)} KiB ({drop} MiB back)")
+        before, hinted, drop = rss_drop(j, "before", "hinted")
+        print(f"hinting: ember's RSS {before} -> {hinted} KiB ({drop} MiB back)")
         expect(drop >= 48, f"hinting gave back only {drop} MiB of the 96 MiB the guest freed")
         keep = re.search(r"^keep ([0-9a-f]{32})$", j.output, re.M)
         expect(keep and re.search(rf"^keep-after {keep.group(1)}$", j.output, re.M),
