@@ -36,6 +36,13 @@ JOB_MARGIN = 30   # seconds beyond a job's own timeout
 # run's L1 froze in its first attempt and again in its one retry (the jobs
 # pass in 47 s on a quiet host); a third is rarely reached and costs one boot.
 L1_RETRIES = 2
+# A job still running this many seconds before its timeout gets a report of
+# what ember's threads are doing (l1-stuck-report: '@@STUCK' lines).
+# On 2026-12-04 a CI run's 2-vCPU boot (21 s on a quiet host) made no
+# progress for 120 s in an L1 that was otherwise alive; such a job gets one
+# retry in a fresh L1, announced with the report.
+STUCK_LEAD = 4
+STUCK_SIGNATURE = "@@STUCK "
 SILENT_DUMP = 120  # seconds of silence before L1's CPUs are dumped (jobs with silent_limit)
 L1_GUEST = "/usr/share/ember/guest"
 L1_DATA = "/data"
@@ -198,6 +205,7 @@ class NestedHost:
                 os.symlink("/bin/busybox", dst)
         shutil.copy(os.path.join(HERE, "l1-init"), os.path.join(root, "init"))
         os.chmod(os.path.join(root, "init"), 0o755)
+        shutil.copy(os.path.join(HERE, "l1-stuck-report"), os.path.join(root, "bin", "stuck-report"))
         for name, path in self._kvm_modules().items():
             shutil.copy(path, os.path.join(root, "lib", "modules", "l1", name + ".ko"))
         for f in ("vmlinuz", "vmlinux", "initramfs.cpio"):
@@ -238,7 +246,9 @@ class NestedHost:
             lines += [
                 f'echo "@@BEGIN {i} $(cat /proc/uptime)"',
                 f"export DATA={L1_DATA}/{i}; cd $DATA",
+                f"(sleep {max(job.timeout - STUCK_LEAD, 1)}; echo; sh /bin/stuck-report) & watch=$!",
                 f"timeout -s KILL {job.timeout} sh /jobs/{i}.sh < /dev/null; rc=$?",
+                "kill $watch 2>/dev/null; wait $watch 2>/dev/null",
                 f'echo; echo "@@END {i} $rc $(cat /proc/uptime)"',
             ]
         with open(os.path.join(root, "job.sh"), "w") as f:
@@ -273,6 +283,14 @@ class NestedHost:
             print(f"      NOTE: an unasked-for L2 triple fault ('{L2_RESET_SIGNATURE}' in "
                   f"{', '.join(j.name for j in reset)}), as this L1's nested SVM has caused; "
                   "retrying those job(s) once in a fresh L1", flush=True)
+        stuck = [j for j in jobs if j not in reset and j.rc == 137 and not j.error and
+                 STUCK_SIGNATURE in (j.output or "")]
+        for j in stuck:
+            report = [line for line in j.output.splitlines() if line.startswith(STUCK_SIGNATURE)]
+            print(f"      NOTE: {j.name} was killed at its {j.timeout} s timeout in L1; what "
+                  "it was doing:\n        " + "\n        ".join(report[:12]) +
+                  "\n      retrying it once in a fresh L1", flush=True)
+        reset += stuck
         pending = jobs
         for attempt in range(1, L1_RETRIES + 1):
             unfinished = [j for j in pending if j.error and j.error.startswith(L1_FAILURE)]
