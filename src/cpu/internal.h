@@ -316,6 +316,7 @@ struct cpu {
 
     /* block cache */
     size_t arena_used;
+    size_t arena_ready;          /* bytes of the arena populated (arena_populate) */
     struct block *jc[JC_SIZE];
     uint32_t exec_mode;          /* cpu_mode32() of the blocks jc[] and chains hold */
     uint8_t seg_limited;         /* 32-bit code: segments (bit per SEG_*) whose limit
@@ -331,6 +332,7 @@ struct cpu {
 
     size_t hx_used;             /* host-exec stubs */
     size_t jit_used;            /* translator */
+    size_t jit_ready;           /* bytes of its arena populated */
     uint64_t jit_callee_saved[5]; /* rbx, r12..r15 while a run caches guest registers there */
 
     struct cpu_stats stats;
@@ -889,6 +891,7 @@ void smc_write(struct cpu *c, const struct insn *i, uint64_t pa, unsigned len);
 void smc_process_dma(struct cpu *c);
 int block_cache_init(struct cpu *c);
 void block_cache_free(struct cpu *c);
+void arena_populate(uint8_t *base, size_t size, size_t *ready, size_t need, int advice);
 
 /* --- translator (jit.c) ------------------------------------------------------- */
 /* Whether a vCPU translates when neither CPU_CFG_JIT nor CPU_CFG_NO_JIT

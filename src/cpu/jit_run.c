@@ -16,6 +16,7 @@
  * (emit_self_loop); every exit of such a run stores all of them, as an
  * earlier pass may have changed one a later pass has not yet. */
 #include <stddef.h>
+#include <sys/mman.h>
 
 #include "cpu/internal.h"
 #include "cpu/handlers.h"
@@ -443,6 +444,10 @@ void jit_block(struct cpu *c, struct block *b)
     b->fn0 = NULL;
     if (!c->jit_rw || jit_full(c))
         return;
+    size_t rx_ready = c->jit_ready;
+    arena_populate(c->jit_rw, c->jit_size, &c->jit_ready, c->jit_used + JIT_BLOCK_MAX,
+                   MADV_POPULATE_WRITE);
+    arena_populate(c->jit_rx, c->jit_size, &rx_ready, c->jit_ready, MADV_POPULATE_READ);
     static _Thread_local struct pass ps;
     memset(&ps, 0, sizeof(ps));
     ps.c = c;
