@@ -231,18 +231,30 @@ static int daemonize(int dev_null)
 }
 
 /* <exec name>.pid beside the program, so whoever started the jail can find
- * the process whatever forks happened. */
+ * the process whatever forks happened. With --daemonize the jailer has
+ * returned before this runs, and its caller polls for the file: it appears
+ * whole (written under another name, then renamed), never empty. */
 static int write_pid_file(const struct jail *j, pid_t pid)
 {
-    char path[PATH_MAX], text[24];
+    char path[PATH_MAX], tmp[PATH_MAX], text[24];
     snprintf(path, sizeof(path), "/%s.pid", j->exec_name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    snprintf(tmp, sizeof(tmp), "/.%s.pid.new", j->exec_name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
-        return err_errno(-errno, "cannot create %s", path);
+        return err_errno(-errno, "cannot create %s", tmp);
     int n = snprintf(text, sizeof(text), "%ld", (long)pid);
     int ret = write_all(fd, text, (size_t)n);
     close(fd);
-    return ret ? err_errno(ret, "cannot write %s", path) : 0;
+    if (ret) {
+        unlink(tmp);
+        return err_errno(ret, "cannot write %s", tmp);
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
+        ret = -errno;
+        unlink(tmp);
+        return err_errno(ret, "cannot create %s", path);
+    }
+    return 0;
 }
 
 static int drop_privileges(const struct jailer_args *a)
