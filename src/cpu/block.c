@@ -506,9 +506,9 @@ struct block *block_find(struct cpu *c)
         seg_update_bases(c); /* which segments add a base changed with it */
     }
     uint64_t pa;
-    struct tlbe *e = tlb_entry(c, va);
+    struct tlbe *e = itlb_entry(c, va);
     if (likely(e->tag_x == (va & ~TLBF_MASK))) {
-        unsigned m = (unsigned)(c->tlb - &c->tlbs[0][0]) / TLB_SIZE;
+        unsigned m = (unsigned)(c->itlb - &c->tlbs[0][0]) / TLB_SIZE;
         pa = c->tlbxs[m][TLB_INDEX(va)].pa | (va & 0xfff);
     } else {
         int64_t r = mmu_translate_exec(c, va, &pa);

@@ -206,7 +206,7 @@ static void power_on(struct cpu *c)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     c->clock_base_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    c->tlb_used = (1u << MMU_MODES) - 1; /* the zeroed tables are not empty yet */
+    c->tlb_used = (1u << TLB_TABLES) - 1; /* the zeroed tables are not empty yet */
     tlb_flush_all(c, true);
     reset_state(c);
     c->stats.tlb_flushes = 0;

@@ -186,6 +186,15 @@ struct tlbx {         /* parallel to struct tlbe */
 };
 
 enum { MMU_SUP, MMU_USER, MMU_NOFAST, MMU_MODES };
+/* Instruction fetches look in tables of their own, as a CPU's instruction
+ * TLB: with one table, a loop whose code and data pages share an index
+ * (kernel text and the direct map, 4 MiB apart in page numbers) swapped
+ * the two through the victim set on every pass, 6 M swaps in a dd bs=1
+ * run. Table ITLB_TABLE(m) holds mode m's executable pages; its entries
+ * carry tag_x and tag_r (for instruction bytes read through read_page),
+ * never tag_w. */
+#define ITLB_TABLE(m) (MMU_MODES + (m))
+#define TLB_TABLES (2 * MMU_MODES)
 
 /* Access kinds for the slow paths */
 #define ACC_R 0u
@@ -243,6 +252,7 @@ struct cpu {
     uint64_t r[17];             /* GPRs, r[16] == 0 */
     uint64_t segbase[8];        /* effective addressing base by SEG_* */
     struct tlbe *tlb;           /* table of the current MMU mode */
+    struct tlbe *itlb;          /* its instruction table */
     uint64_t blk_va;            /* start VA of the executing block */
     const struct insn *blk_first;
     uint64_t cc_res, cc_a, cc_b;
@@ -305,12 +315,12 @@ struct cpu {
 
     /* soft TLB: direct-mapped, plus a small fully associative victim set
      * that catches conflict misses */
-    struct tlbe tlbs[MMU_MODES][TLB_SIZE];
-    struct tlbx tlbxs[MMU_MODES][TLB_SIZE];
-    struct tlbe vtlb[MMU_MODES][VTLB_SIZE];
-    struct tlbx vtlbx[MMU_MODES][VTLB_SIZE];
-    unsigned vnext[MMU_MODES];
-    uint8_t tlb_used;            /* bit per mode: its table or victims may hold
+    struct tlbe tlbs[TLB_TABLES][TLB_SIZE];
+    struct tlbx tlbxs[TLB_TABLES][TLB_SIZE];
+    struct tlbe vtlb[TLB_TABLES][VTLB_SIZE];
+    struct tlbx vtlbx[TLB_TABLES][VTLB_SIZE];
+    unsigned vnext[TLB_TABLES];
+    uint8_t tlb_used;            /* bit per table: it or its victims may hold
                                     entries (a flush skips the other tables) */
     uint64_t large_lo, large_hi; /* VA range covered by large-page entries */
 
@@ -413,6 +423,11 @@ static inline struct tlbe *tlb_entry(const struct cpu *c, uint64_t va)
     return &c->tlb[TLB_INDEX(va)];
 }
 
+static inline struct tlbe *itlb_entry(const struct cpu *c, uint64_t va)
+{
+    return &c->itlb[TLB_INDEX(va)];
+}
+
 static inline unsigned jc_index(uint64_t va)
 {
     return (unsigned)(va ^ (va >> 12)) & (JC_SIZE - 1);
@@ -448,7 +463,7 @@ chain_next_slot(struct cpu *c, const struct insn *i, uint64_t t, struct block **
         return NULL;
     if (slot && (n = *slot) && n->va == t && n->valid)
         goto enter;
-    struct tlbe *e = tlb_entry(c, t);
+    struct tlbe *e = itlb_entry(c, t);
     if (unlikely(e->tag_x != (t & ~TLBF_MASK)))
         goto miss;
     n = c->jc[jc_index(t)];

@@ -14,7 +14,7 @@
 static struct block *jit_chain_slow(struct cpu *c, struct block **slot)
 {
     uint64_t t = c->rip;
-    struct tlbe *e = tlb_entry(c, t);
+    struct tlbe *e = itlb_entry(c, t);
     struct block *n = c->jc[jc_index(t)];
     if (e->tag_x != (t & ~TLBF_MASK) || !n || n->va != t || n->hptr != t + e->addend ||
         !n->valid) {
@@ -51,7 +51,7 @@ static void emit_enter(struct emit *e)
  * chain_next_slot() checks); else go on below. Clobbers rcx, rdx, rsi, r8. */
 static void emit_follow_jump_cache(struct emit *e)
 {
-    emit_tlb_entry(e);
+    emit_itlb_entry(e);
     op_rr(e, 3, 0x89, RAX, RDX);
     alu_ri(e, 3, 4, RDX, (int32_t)~TLBF_MASK);
     op_rm(e, 3, 0x3b, RDX, RCX, (int32_t)offsetof(struct tlbe, tag_x));

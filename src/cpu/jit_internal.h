@@ -197,6 +197,15 @@ static inline void emit_tlb_entry(struct emit *e)
     op_rm(e, 3, 0x03, RCX, RDI, CPU_OFF(tlb));
 }
 
+/* rcx = &c->itlb[TLB_INDEX(rax)]. */
+static inline void emit_itlb_entry(struct emit *e)
+{
+    op_rr(e, 3, 0x89, RAX, RCX);
+    shift_ri(e, 5, RCX, 12 - 5);
+    alu_ri(e, 2, 4, RCX, (TLB_SIZE - 1) << 5);
+    op_rm(e, 3, 0x03, RCX, RDI, CPU_OFF(itlb));
+}
+
 /* Call C function 'fn'(c) from host code: rdi kept, rax its result. At a
  * handler's entry rsp is 8 mod 16, so the push aligns the call. */
 static inline void emit_call_c(struct emit *e, const void *fn)

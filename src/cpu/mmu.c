@@ -87,7 +87,7 @@ void tlb_flush_all(struct cpu *c, bool include_global)
     /* a CR3 write flushes every table: skip the ones nothing was installed
      * in since they were last emptied (the user tables during kernel work,
      * the no-fast-path table nearly always) */
-    for (unsigned m = 0; m < MMU_MODES; m++) {
+    for (unsigned m = 0; m < TLB_TABLES; m++) {
         if (!(c->tlb_used & (1u << m)))
             continue;
         bool left = false;
@@ -121,7 +121,7 @@ void tlb_flush_page(struct cpu *c, uint64_t va)
     }
     unsigned k = TLB_INDEX(va);
     uint64_t page = va & ~0xfffull;
-    for (unsigned m = 0; m < MMU_MODES; m++) {
+    for (unsigned m = 0; m < TLB_TABLES; m++) {
         struct tlbe *e = &c->tlbs[m][k];
         if ((e->tag_r & ~TLBF_MASK) == page || (e->tag_w & ~TLBF_MASK) == page ||
             (e->tag_x & ~TLBF_MASK) == page)
@@ -142,6 +142,8 @@ void mmu_update_mode(struct cpu *c)
         m = ((c->cr0 & CR0_AM) && (c->rflags & F_AC)) ? MMU_NOFAST : MMU_USER;
     c->mmu_idx = (uint8_t)m;
     c->tlb = c->tlbs[m];
+    /* alignment checks concern data: fetches share the user table */
+    c->itlb = c->tlbs[ITLB_TABLE(m == MMU_NOFAST ? MMU_USER : m)];
 }
 
 /* --- page walk ------------------------------------------------------------------ */
@@ -323,7 +325,18 @@ static void watch_check(struct cpu *c, uint64_t va, unsigned len, bool write)
             c->watch_hit |= (uint8_t)(1u << n);
 }
 
-/* Fill the TLB entry for 'va' in mode table 'm' from a successful walk for
+static void note_large(struct cpu *c, uint64_t va, const struct xlate *x)
+{
+    if (!x->large)
+        return;
+    uint64_t lo = va & ~(x->large_size - 1), hi = lo + x->large_size - 1;
+    if (lo < c->large_lo)
+        c->large_lo = lo;
+    if (hi > c->large_hi)
+        c->large_hi = hi;
+}
+
+/* Fill the TLB entry for 'va' in table 'm' (a mode's, or its ITLB_TABLE) from a successful walk for
  * an access of 'kind'. While the VMM tracks dirty pages, an entry may write
  * RAM only if it was filled by a write, which marks the page: the fast
  * store path then never skips the mark, and a TLB flush (when the VMM takes
@@ -344,6 +357,16 @@ static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const st
     }
     uint8_t *host = phys_ram_ptr(c, x->pa, 4096);
     uint64_t flags = (host ? 0 : TLBF_MMIO) | (page_watched(c, page) ? TLBF_WATCH : 0);
+    e->addend = host ? (uintptr_t)host - page : 0;
+    ex->pa = x->pa;
+    ex->global = x->global;
+    ex->large = x->large;
+    note_large(c, va, x);
+    if (m >= MMU_MODES) {
+        e->tag_r = e->tag_x = page | flags;
+        e->tag_w = TLB_INVALID;
+        return e;
+    }
     uint64_t wflags = flags;
     if (host) {
         struct code_page *cp = phys_code_page(c, x->pa);
@@ -362,18 +385,7 @@ static struct tlbe *tlb_install(struct cpu *c, unsigned m, uint64_t va, const st
     }
     e->tag_r = page | flags;
     e->tag_w = may_write ? (page | wflags) : TLB_INVALID;
-    e->tag_x = x->x ? (page | flags) : TLB_INVALID;
-    e->addend = host ? (uintptr_t)host - page : 0;
-    ex->pa = x->pa;
-    ex->global = x->global;
-    ex->large = x->large;
-    if (x->large) {
-        uint64_t lo = va & ~(x->large_size - 1), hi = lo + x->large_size - 1;
-        if (lo < c->large_lo)
-            c->large_lo = lo;
-        if (hi > c->large_hi)
-            c->large_hi = hi;
-    }
+    e->tag_x = TLB_INVALID;
     return e;
 }
 
@@ -436,7 +448,8 @@ static struct tlbe *translate(struct cpu *c, const struct insn *i, uint64_t va, 
 {
     if (!canonical(va))
         noncanonical(c, i, acc);
-    unsigned m = acc_mode(c, acc), kind = acc & ACC_KIND;
+    unsigned mode = acc_mode(c, acc), kind = acc & ACC_KIND;
+    unsigned m = kind == ACC_X ? ITLB_TABLE(mode) : mode;
     struct tlbe *e = &c->tlbs[m][TLB_INDEX(va)];
     uint64_t page = va & ~0xfffull;
     uint64_t tag = kind == ACC_R ? e->tag_r : kind == ACC_W ? e->tag_w : e->tag_x;
@@ -446,7 +459,7 @@ static struct tlbe *translate(struct cpu *c, const struct insn *i, uint64_t va, 
     if (v)
         return v;
     struct xlate x;
-    uint32_t ec = walk(c, va, kind, m != MMU_SUP, &x);
+    uint32_t ec = walk(c, va, kind, mode != MMU_SUP, &x);
     if (ec)
         page_fault(c, i, va, ec);
     return tlb_install(c, m, va, &x, kind);
@@ -612,13 +625,13 @@ int64_t mmu_translate_exec(struct cpu *c, uint64_t va, uint64_t *pa)
 {
     if (!canonical(va))
         return -1;
-    unsigned m = acc_mode(c, 0);
+    unsigned mode = acc_mode(c, 0), m = ITLB_TABLE(mode);
     struct tlbe *e = &c->tlbs[m][TLB_INDEX(va)];
     uint64_t page = va & ~0xfffull;
     if (((e->tag_x & ~TLBF_MASK) != page || e->tag_x == TLB_INVALID) &&
         !(e = victim_swap(c, m, va, ACC_X))) {
         struct xlate x;
-        uint32_t ec = walk(c, va, ACC_X, m != MMU_SUP, &x);
+        uint32_t ec = walk(c, va, ACC_X, mode != MMU_SUP, &x);
         if (ec)
             return (int64_t)(ec & ~WALK_FAULT) | (1ll << 31);
         e = tlb_install(c, m, va, &x, ACC_X);
