@@ -127,10 +127,8 @@ void fpu_reset(struct cpu *c)
 
 int hx_init(struct cpu *c)
 {
-    c->hx_code = mmap(NULL, HX_ARENA, PROT_READ | PROT_WRITE | PROT_EXEC,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (c->hx_code == MAP_FAILED) {
-        c->hx_code = NULL;
+    if (code_arena_map(HX_ARENA, &c->hx_code, &c->hx_exec)) {
+        c->hx_code = c->hx_exec = NULL;
         return -1;
     }
     c->hx_size = HX_ARENA;
@@ -151,10 +149,12 @@ int hx_init(struct cpu *c)
 
 void hx_free(struct cpu *c)
 {
-    if (c->hx_code)
+    if (c->hx_code) {
         munmap(c->hx_code, c->hx_size);
+        munmap(c->hx_exec, c->hx_size);
+    }
     free(c->hx_hash);
-    c->hx_code = NULL;
+    c->hx_code = c->hx_exec = NULL;
     c->hx_hash = NULL;
 }
 
@@ -364,6 +364,7 @@ static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ile
         return NULL;
     struct hx_stub *s = (struct hx_stub *)(c->hx_code + c->hx_used);
     uint8_t *code = (uint8_t *)(((uintptr_t)(s + 1) + 15) & ~(uintptr_t)15);
+    ptrdiff_t to_exec = c->hx_exec - c->hx_code; /* written here, run there */
     unsigned n = 0;
     static const uint8_t prologue[] = {
         0x49, 0x89, 0xd0,             /* mov %rdx,%r8 */
@@ -372,7 +373,7 @@ static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ile
     };
     n += emit(code + n, prologue, sizeof(prologue));
     n += emit_gpr_in(code + n, flags);
-    s->insn_at = (uintptr_t)(code + n);
+    s->insn_at = (uintptr_t)(code + n + to_exec);
     n += emit(code + n, insn, ilen);
     n += emit_gpr_out(code + n, flags);
     static const uint8_t epilogue[] = {
@@ -381,7 +382,7 @@ static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ile
         0xc3,                         /* ret */
     };
     n += emit(code + n, epilogue, sizeof(epilogue));
-    s->code = (void (*)(void *, void *, uint64_t *, void *))(void *)code;
+    s->code = (void (*)(void *, void *, uint64_t *, void *))(void *)(code + to_exec);
     s->fast = NULL;
     if ((flags & HF_SSE) && !(flags & (HF_MMX | HF_X87))) {
         n = (n + 15) & ~15u;
@@ -412,7 +413,7 @@ static struct hx_stub *stub_get(struct cpu *c, const uint8_t *insn, unsigned ile
             0xc3,                         /* ret */
         };
         m += emit(f + m, fepi, sizeof(fepi));
-        s->fast = (void (*)(void *, void *, uint64_t *, const uint32_t *))(void *)f;
+        s->fast = (void (*)(void *, void *, uint64_t *, const uint32_t *))(void *)(f + to_exec);
         n += m;
     }
     s->flags = flags;

@@ -363,7 +363,8 @@ struct cpu {
     size_t arena_size;
     struct block **hash;
     unsigned hash_mask;
-    uint8_t *hx_code;           /* host-exec stubs */
+    uint8_t *hx_code;           /* host-exec stubs, their writable view */
+    uint8_t *hx_exec;           /* ... and their executable one */
     size_t hx_size;
     struct hx_stub **hx_hash;
     unsigned hx_mask;
@@ -913,6 +914,7 @@ void arena_populate(uint8_t *base, size_t size, size_t *ready, size_t need, int 
  * nor EMBER_JIT=on|off says. */
 #define JIT_DEFAULT true
 int jit_init(struct cpu *c);
+int code_arena_map(size_t size, uint8_t **rw, uint8_t **rx);
 void jit_free(struct cpu *c);
 bool jit_full(const struct cpu *c);
 void jit_block(struct cpu *c, struct block *b); /* after the block is built */

@@ -644,27 +644,38 @@ static bool jit_wanted(const struct cpu *c)
     return JIT_DEFAULT;
 }
 
+/* Memory for host code in two views of the same pages, one writable and
+ * one executable, so that no page is both. Shared anonymous memory, the
+ * second view by mremap: perf takes such a mapping ("/dev/zero") for
+ * anonymous code and names it from the perf map (EMBER_PERF_MAP), which it
+ * does not for a memfd's. */
+int code_arena_map(size_t size, uint8_t **rw_out, uint8_t **rx_out)
+{
+    void *rw = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (rw == MAP_FAILED)
+        return -1;
+    void *rx = mremap(rw, 0, size, MREMAP_MAYMOVE);
+    if (rx == MAP_FAILED || mprotect(rx, size, PROT_READ | PROT_EXEC) != 0) {
+        if (rx != MAP_FAILED)
+            munmap(rx, size);
+        munmap(rw, size);
+        return -1;
+    }
+    *rw_out = rw;
+    *rx_out = rx;
+    return 0;
+}
+
 int jit_init(struct cpu *c)
 {
     c->jit_rw = c->jit_rx = NULL;
     if (!jit_wanted(c))
         return 0;
     jit_forms_init();
-    /* Shared anonymous memory, and a second view of its pages by mremap:
-     * perf takes such a mapping ("/dev/zero") for anonymous code and names
-     * it from the perf map (EMBER_PERF_MAP), which it does not for a
-     * memfd's. */
-    void *rw = mmap(NULL, JIT_ARENA, PROT_READ | PROT_WRITE,
-                    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (rw == MAP_FAILED)
+    uint8_t *rw, *rx;
+    if (code_arena_map(JIT_ARENA, &rw, &rx))
         return 0; /* no translator: the interpreter alone */
-    void *rx = mremap(rw, 0, JIT_ARENA, MREMAP_MAYMOVE);
-    if (rx == MAP_FAILED || mprotect(rx, JIT_ARENA, PROT_READ | PROT_EXEC) != 0) {
-        if (rx != MAP_FAILED)
-            munmap(rx, JIT_ARENA);
-        munmap(rw, JIT_ARENA);
-        return 0;
-    }
     c->jit_rw = rw;
     c->jit_rx = rx;
     const char *count = getenv("EMBER_JIT_COUNT");

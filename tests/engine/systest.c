@@ -209,6 +209,34 @@ static void run_simple(const char *name)
     h_free(&g.h);
 }
 
+/* The engine's host code (translated blocks, x87/SSE stubs) is written
+ * through one view of its pages and run through another: after guests
+ * that make both kinds, no mapping of this process is writable and
+ * executable at once (the stub arena was, until 2026-12-04). */
+static void test_no_writable_executable_memory(void **state)
+{
+    (void)state;
+    static struct sysguest g;
+    guest_setup(&g, "sys_fpu");
+    struct cpu_exit ex;
+    int reason = run(&g, &ex);
+    expect_pass(&g, reason, &ex);
+    FILE *maps = fopen("/proc/self/maps", "r");
+    assert_non_null(maps);
+    char line[512];
+    unsigned found = 0;
+    while (fgets(line, sizeof(line), maps)) {
+        char perms[8] = "";
+        if (sscanf(line, "%*s %7s", perms) == 1 && strchr(perms, 'w') && strchr(perms, 'x')) {
+            print_message("writable and executable: %s", line);
+            found++;
+        }
+    }
+    fclose(maps);
+    assert_true(g.h.cpu && found == 0);
+    h_free(&g.h);
+}
+
 static void test_paging(void **state) { (void)state; run_simple("sys_paging"); }
 static void test_page_crossing_slot(void **state) { (void)state; run_simple("sys_tlbcross"); }
 
@@ -660,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_limit_ends_a_long_rep),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_reset_is_power_on),
+        cmocka_unit_test(test_no_writable_executable_memory),
     };
     return cmocka_run_group_tests_name("engine system tests", tests, NULL, NULL);
 }
