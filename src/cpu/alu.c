@@ -699,7 +699,7 @@ static NOINLINE void bt_mem(struct cpu *c, const struct insn *i, unsigned lg, ui
     uint64_t va = ea(c, i);
     if (from_reg) {
         int64_t sbit = sext(bit, lg);
-        va += (uint64_t)((sbit >> (3 + lg)) << lg);
+        va += (uint64_t)(sbit >> (3 + lg)) << lg; /* (shifted unsigned: negative offsets) */
         if (i->mf & MF_ADDR32)
             va = (uint32_t)va; /* rarely used; good enough */
     }
