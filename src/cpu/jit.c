@@ -183,7 +183,7 @@ void emit_ea(struct emit *e, const struct insn *rec)
  * patch towards the miss stub. */
 uint8_t *emit_probe(struct emit *e, unsigned lg, bool write)
 {
-    emit_tlb_entry(e);
+    emit_tlb_entry(e, CPU_OFF(tlb));
     op_rm(e, 3, 0x8d, RDX, RAX, (int32_t)((1u << lg) - 1));
     alu_ri(e, 3, 4, RDX, (int32_t)~TLBF_MASK);
     op_rm(e, 3, 0x3b, RDX, RCX,

@@ -51,7 +51,7 @@ static void emit_enter(struct emit *e)
  * chain_next_slot() checks); else go on below. Clobbers rcx, rdx, rsi, r8. */
 static void emit_follow_jump_cache(struct emit *e)
 {
-    emit_itlb_entry(e);
+    emit_tlb_entry(e, CPU_OFF(itlb));
     op_rr(e, 3, 0x89, RAX, RDX);
     alu_ri(e, 3, 4, RDX, (int32_t)~TLBF_MASK);
     op_rm(e, 3, 0x3b, RDX, RCX, (int32_t)offsetof(struct tlbe, tag_x));

@@ -187,23 +187,15 @@ static inline void patch32(uint8_t *at, const uint8_t *target)
 
 #define CPU_OFF(field) ((int32_t)offsetof(struct cpu, field))
 
-/* rcx = &c->tlb[TLB_INDEX(rax)] (the current mode's entry for rax): the
- * index pre-shifted to the entry's size. */
-static inline void emit_tlb_entry(struct emit *e)
+/* rcx = &table[TLB_INDEX(rax)], 'table' the cpu field CPU_OFF(tlb) (the
+ * current mode's data entries) or CPU_OFF(itlb) (its instruction ones):
+ * the index pre-shifted to the entry's size. */
+static inline void emit_tlb_entry(struct emit *e, int32_t table)
 {
     op_rr(e, 3, 0x89, RAX, RCX);
     shift_ri(e, 5, RCX, 12 - 5);
     alu_ri(e, 2, 4, RCX, (TLB_SIZE - 1) << 5);
-    op_rm(e, 3, 0x03, RCX, RDI, CPU_OFF(tlb));
-}
-
-/* rcx = &c->itlb[TLB_INDEX(rax)]. */
-static inline void emit_itlb_entry(struct emit *e)
-{
-    op_rr(e, 3, 0x89, RAX, RCX);
-    shift_ri(e, 5, RCX, 12 - 5);
-    alu_ri(e, 2, 4, RCX, (TLB_SIZE - 1) << 5);
-    op_rm(e, 3, 0x03, RCX, RDI, CPU_OFF(itlb));
+    op_rm(e, 3, 0x03, RCX, RDI, table);
 }
 
 /* Call C function 'fn'(c) from host code: rdi kept, rax its result. At a

@@ -199,13 +199,19 @@ static void expect_pass(struct sysguest *g, int reason, const struct cpu_exit *e
     }
 }
 
+/* Guest 'name' run to its passing halt; the caller frees it. */
+static void run_to_pass(struct sysguest *g, const char *name)
+{
+    guest_setup(g, name);
+    struct cpu_exit ex;
+    int reason = run(g, &ex);
+    expect_pass(g, reason, &ex);
+}
+
 static void run_simple(const char *name)
 {
     static struct sysguest g;
-    guest_setup(&g, name);
-    struct cpu_exit ex;
-    int reason = run(&g, &ex);
-    expect_pass(&g, reason, &ex);
+    run_to_pass(&g, name);
     h_free(&g.h);
 }
 
@@ -217,10 +223,7 @@ static void test_no_writable_executable_memory(void **state)
 {
     (void)state;
     static struct sysguest g;
-    guest_setup(&g, "sys_fpu");
-    struct cpu_exit ex;
-    int reason = run(&g, &ex);
-    expect_pass(&g, reason, &ex);
+    run_to_pass(&g, "sys_fpu");
     FILE *maps = fopen("/proc/self/maps", "r");
     assert_non_null(maps);
     char line[512];
@@ -416,10 +419,7 @@ static void test_mmio(void **state)
 {
     (void)state;
     static struct sysguest g;
-    guest_setup(&g, "sys_mmio");
-    struct cpu_exit ex;
-    int reason = run(&g, &ex);
-    expect_pass(&g, reason, &ex);
+    run_to_pass(&g, "sys_mmio");
     static const struct mmio_log want[] = {
         {0xd0000010, 4, true, 0x12345678}, {0xd0000010, 4, false, 0},
         {0xd0000010, 4, false, 0},         {0xd0000010, 4, true, 0x12345679},
