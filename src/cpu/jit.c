@@ -183,8 +183,14 @@ void emit_ea(struct emit *e, const struct insn *rec)
  * patch towards the miss stub. */
 uint8_t *emit_probe(struct emit *e, unsigned lg, bool write)
 {
+    return emit_probe_len(e, 1u << lg, write);
+}
+
+/* ... for 'len' bytes (at most a page) at rax, all in one page. */
+uint8_t *emit_probe_len(struct emit *e, unsigned len, bool write)
+{
     emit_tlb_entry(e, CPU_OFF(tlb));
-    op_rm(e, 3, 0x8d, RDX, RAX, (int32_t)((1u << lg) - 1));
+    op_rm(e, 3, 0x8d, RDX, RAX, (int32_t)(len - 1));
     alu_ri(e, 3, 4, RDX, (int32_t)~TLBF_MASK);
     op_rm(e, 3, 0x3b, RDX, RCX,
           write ? (int32_t)offsetof(struct tlbe, tag_w) : (int32_t)offsetof(struct tlbe, tag_r));
@@ -382,6 +388,52 @@ static void emit_push_pop(struct emit *e, const struct insn *rec, bool push, uin
     wr_greg(e, RSP, RDX, 3);
     if (!push)
         wr_greg(e, rec->reg, RCX, 3);
+}
+
+/* 'n' PUSHes of registers and immediates (or POPs of registers) in a row,
+ * from 'rec', none of RSP (stack_group): one probe covers all their stack
+ * slots, so a function's prologue or the kernel's register frame costs one
+ * TLB lookup. A miss (the slots in two pages, or any other) leaves them all
+ * to the first one's handler, which finds nothing written yet; the records
+ * after it in the group run their handlers too. */
+void emit_stack_group(struct emit *e, const struct insn *rec, unsigned n, bool push,
+                      uint8_t **miss)
+{
+    int32_t span = (int32_t)(8 * n);
+    rd_greg(e, RAX, RSP, 3);
+    if (push)
+        alu_ri(e, 3, 5, RAX, span);
+    *miss = emit_probe_len(e, (unsigned)span, push);
+    for (unsigned k = 0; k < n; k++) {
+        const struct insn *r = &rec[k];
+        int32_t at = push ? span - 8 * (int32_t)(k + 1) : 8 * (int32_t)k;
+        int h = in_place(e, r->reg, 3);
+        if (!push && h >= 0) {
+            op_rm(e, 3, 0x8b, (unsigned)h, RAX, at);
+            mark_dirty(e, r->reg);
+        } else if (!push) {
+            op_rm(e, 3, 0x8b, RCX, RAX, at);
+            wr_greg(e, r->reg, RCX, 3);
+        } else if (form_of(r)->kind == K_PUSH_I && fits_s32(r->imm)) {
+            op_rm(e, 3, 0xc7, 0, RAX, at);
+            e32(e, (uint32_t)r->imm);
+        } else {
+            if (form_of(r)->kind == K_PUSH_I)
+                mov_imm(e, (unsigned)(h = RCX), r->imm);
+            else if (h < 0)
+                rd_greg(e, (unsigned)(h = RCX), r->reg, 3);
+            op_rm(e, 3, 0x89, (unsigned)h, RAX, at);
+        }
+    }
+    int hs = in_place(e, RSP, 3);
+    if (hs >= 0) {
+        alu_ri(e, 3, push ? 5 : 0, (unsigned)hs, span);
+        mark_dirty(e, RSP);
+        return;
+    }
+    rd_greg(e, RDX, RSP, 3);
+    alu_ri(e, 3, push ? 5 : 0, RDX, span);
+    wr_greg(e, RSP, RDX, 3);
 }
 
 /* A memory operand's probe and load into 'h'. */
@@ -596,8 +648,11 @@ void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
         wr_greg(e, rec->reg, RAX, lg);
         break;
     case K_PUSH:
-    case K_POP:
+    case K_POP: /* of RSP (others: emit_stack_group) */
         emit_push_pop(e, rec, f->kind == K_PUSH, miss);
+        break;
+    case K_PUSH_I:
+        emit_stack_group(e, rec, 1, true, miss);
         break;
     case K_EXT_R: /* into a cached register directly */
     case K_EXT_M: {

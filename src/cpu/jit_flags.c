@@ -77,6 +77,13 @@ void emit_branch_flags(struct emit *e, const struct jform *ff)
         emit_host_flags(e, ff->op, ff->lg);
 }
 
+/* ... and for a Jcc on its own after the run's producer 'w' (no fused
+ * first half before it): from the lazy operands 'w' stored. */
+void emit_lone_jcc_flags(struct emit *e, const struct jform *w)
+{
+    emit_host_flags_from(e, w);
+}
+
 /* The guest's CF, for an INC/DEC after no producer the run knows. */
 static uint32_t guest_cf(struct cpu *c)
 {

@@ -238,6 +238,7 @@ enum {
     K_EXT_R, K_EXT_M, K_SHIFT_RI, K_IMUL_RR, K_IMUL_RI, K_SETCC, K_CMOV, K_INCDEC, K_NOP,
     K_ALU_MR, K_ALU_MI, /* ADD/OR/AND/SUB/XOR into memory (read-modify-write) */
     K_NOT, K_NEG,       /* of a register */
+    K_PUSH_I,           /* PUSH imm (64-bit) */
 };
 
 struct jform {
@@ -261,6 +262,9 @@ void flags_deferred(const struct block *b, const bool *dead, bool *defer, uint8_
 #define JIT_BLOCK_MAX ((BLOCK_MAX_INSNS + 1) * JIT_INSN_MAX)
 void emit_ea(struct emit *e, const struct insn *rec);
 uint8_t *emit_probe(struct emit *e, unsigned lg, bool write);
+uint8_t *emit_probe_len(struct emit *e, unsigned len, bool write);
+void emit_stack_group(struct emit *e, const struct insn *rec, unsigned n, bool push,
+                      uint8_t **miss);
 void emit_store(struct emit *e, unsigned h, unsigned lg);
 void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f, bool dead,
                const struct jform *w, uint8_t **miss);
@@ -274,6 +278,7 @@ void emit_mem_load(struct emit *e, const struct insn *rec, unsigned h, unsigned 
 void emit_carry_op(struct emit *e, const struct insn *rec, const struct jform *f,
                    const struct jform *w, bool dead, uint8_t **miss);
 void emit_branch_flags(struct emit *e, const struct jform *ff);
+void emit_lone_jcc_flags(struct emit *e, const struct jform *w);
 void emit_incdec(struct emit *e, const struct insn *rec, const struct jform *f,
                  const struct jform *w, bool dead);
 void emit_cond_reader(struct emit *e, const struct insn *rec, const struct jform *f,

@@ -49,6 +49,17 @@ static void emit_goto_record(struct emit *e, const struct insn *rec)
     e8(e, 0x26);
 }
 
+/* ... for record 'rec''s interpreter handler (the one it has while its
+ * block is translated): a Jcc whose way out cannot chain, which may have
+ * an entry of its own (a lone Jcc) that would only come back here. */
+static void emit_goto_handler(struct emit *e, const struct insn *rec)
+{
+    mov_imm(e, RSI, (uint64_t)(uintptr_t)rec);
+    mov_imm(e, RAX, (uint64_t)(uintptr_t)rec->fn);
+    e8(e, 0xff); /* jmp rax */
+    e8(e, 0xe0);
+}
+
 /* --- leaving a block for the next one (emit_chain, jit_chain.c) -------------------
  * Chain slots only for targets in the block's own page, as the interpreter
  * links them; a target in another page is found through the jump cache. */
@@ -170,26 +181,37 @@ static void emit_transfer(struct emit *e, struct block *b, unsigned idx, uint8_t
     emit_chain(e, idx, rec->imm, in_page(b, rec->imm, &b->chain[0]));
 }
 
-/* A fused compare-and-branch ending the block (its Jcc at 'jidx'): the
+/* Host flags for the Jcc of a fused pair whose first half is 'ff', or
+ * (ff NULL) for a Jcc on its own after the run's producer 'w'. */
+static void emit_jcc_flags(struct emit *e, const struct jform *ff, const struct jform *w)
+{
+    if (ff)
+        emit_branch_flags(e, ff);
+    else
+        emit_lone_jcc_flags(e, w);
+}
+
+/* A Jcc ending the block at 'jidx' (a fused pair's, or on its own: see
+ * emit_jcc_flags): the
  * host flags decide; each way chains when it can, or else runs the Jcc's
  * handler, which decides again from the lazy flags and chains as ever.
  * With 'loop_at' (the block's run starts at its first record and the Jcc
  * goes back there) the taken way stays in the run (emit_self_loop). */
 static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const struct jform *ff,
-                           unsigned cond, uint8_t *loop_at)
+                           const struct jform *w, unsigned cond, uint8_t *loop_at)
 {
     struct insn *jrec = &b->insns[jidx];
     uint64_t taken = jrec->imm, fall = b->va + jrec->off + jrec->len;
     if (!loop_at)
         emit_leave_run(e);
-    emit_branch_flags(e, ff);
+    emit_jcc_flags(e, ff, w);
     uint8_t *to_taken = jcc32(e, cond);
     if (loop_at) /* only the way out leaves the run */
         emit_leave_run(e);
     if (chainable(b, fall))
         emit_chain(e, jidx, fall, in_page(b, fall, &b->chain[1]));
     else
-        emit_goto_record(e, jrec);
+        emit_goto_handler(e, jrec);
     patch32(to_taken, e->p);
     if (loop_at) {
         emit_self_loop(e, jidx, b, loop_at);
@@ -199,7 +221,7 @@ static void emit_fused_end(struct emit *e, struct block *b, unsigned jidx, const
     if (chainable(b, taken))
         emit_chain(e, jidx, taken, in_page(b, taken, &jrec->link));
     else
-        emit_goto_record(e, jrec);
+        emit_goto_handler(e, jrec);
 }
 
 /* An exit from the middle of a run, emitted after it: a TLB miss to the
@@ -235,9 +257,24 @@ struct pass {
  * transfer: what a run can take next. */
 struct step {
     const struct jform *f, *ff;
+    const struct jform *w; /* a lone Jcc (lone_jcc): the producer whose flags it reads */
     unsigned cond;
     bool xfer;
 };
+
+/* A Jcc on its own (not fused: its producer is further back, or not a
+ * compare); its condition code in *cond. */
+static bool lone_jcc(const struct insn *rec, unsigned *cond)
+{
+    if (rec->mf & MF_FUSED)
+        return false;
+    for (unsigned k = 0; k < 16; k++)
+        if (rec->fn == h_jcc[k]) {
+            *cond = k;
+            return true;
+        }
+    return false;
+}
 
 static bool next_step(const struct block *b, unsigned j, const struct jform *w, struct step *s)
 {
@@ -245,7 +282,9 @@ static bool next_step(const struct block *b, unsigned j, const struct jform *w, 
     s->f = usable(form_of(&b->insns[j]), w);
     s->ff = s->f ? NULL : fused_form(&b->insns[j], &s->cond);
     s->xfer = !s->f && !s->ff && is_transfer(b, &b->insns[j]);
-    return s->f || s->ff || s->xfer;
+    /* a lone Jcc only where the run knows its producer's kind */
+    s->w = !s->f && !s->ff && !s->xfer && w && lone_jcc(&b->insns[j], &s->cond) ? w : NULL;
+    return s->f || s->ff || s->xfer || s->w;
 }
 
 static void add_exit(struct pass *ps, uint8_t *at, unsigned j, bool miss)
@@ -278,6 +317,26 @@ static bool loops_back(const struct block *b, unsigned first, unsigned jidx)
     return first == 0 && b->insns[jidx].imm == b->va && chainable(b, b->va);
 }
 
+/* How many records from 'j' emit_stack_group takes as one: PUSHes of
+ * registers other than RSP and of immediates, or POPs of registers other
+ * than RSP; 0 when record j is none of them. */
+#define STACK_GROUP_MAX 16
+static unsigned stack_group(const struct block *b, unsigned j, const struct jform *f)
+{
+    bool push = f->kind == K_PUSH || f->kind == K_PUSH_I;
+    if (!push && f->kind != K_POP)
+        return 0;
+    unsigned n = 0;
+    for (; j + n < b->ninsn && n < STACK_GROUP_MAX; n++) {
+        const struct insn *rec = &b->insns[j + n];
+        const struct jform *g = form_of(rec);
+        bool same = g && (push ? g->kind == K_PUSH || g->kind == K_PUSH_I : g->kind == K_POP);
+        if (!same || (g->kind != K_PUSH_I && rec->reg == RSP))
+            break;
+    }
+    return n;
+}
+
 /* The records of one run from 'j' in host code; returns the index after it. */
 static unsigned emit_run_body(struct pass *ps, unsigned j, struct step s)
 {
@@ -292,19 +351,24 @@ static unsigned emit_run_body(struct pass *ps, unsigned j, struct step s)
         if (ps->pending >= 0 && j >= ps->defer_end[ps->pending])
             ps->pending = -1; /* record j overwrites them */
         bool defer = s.f && !ps->dead[j] && ps->defer[j];
+        unsigned group = s.f ? stack_group(b, j, s.f) : 0;
         ps->inline_at[j] = e->p;
-        if (ps->c->jit_count) { /* add qword [rdi + jit_executed], 1 or 2 (fused) */
+        if (ps->c->jit_count) { /* add qword [rdi + jit_executed], 1, 2 (fused) or the group's */
             op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.jit_executed));
-            e8(e, s.ff ? 2 : 1);
+            e8(e, s.ff ? 2 : group ? group : 1);
         }
-        if (s.xfer || (s.ff && j + 2 >= n))
+        if (s.xfer || (s.ff && j + 2 >= n) || s.w)
             flush_pending(ps);
-        if (s.xfer)
+        if (s.w)
+            ; /* a lone Jcc: below */
+        else if (s.xfer)
             emit_transfer(e, b, j, miss);
+        else if (group)
+            emit_stack_group(e, &b->insns[j], group, s.f->kind != K_POP, &miss[0]);
         else
             emit_insn(e, &b->insns[j], s.f ? s.f : s.ff, s.f && (ps->dead[j] || defer), w,
                       &miss[0]);
-        w = s.xfer ? NULL : flags_writer(s.f ? s.f : s.ff, w);
+        w = s.xfer ? NULL : s.w ? w : flags_writer(s.f ? s.f : s.ff, w);
         for (unsigned k = 0; k < 3; k++)
             if (miss[k]) {
                 add_exit(ps, miss[k], j, true);
@@ -313,13 +377,29 @@ static unsigned emit_run_body(struct pass *ps, unsigned j, struct step s)
         if (defer)
             ps->pending = (int)j;
         ps->ntr++;
+        for (; group > 1; group--) { /* the group's later records: no entry of their own */
+            ps->inline_at[++j] = NULL;
+            ps->ntr++;
+        }
         if (s.xfer) /* the block's end, left in host code */
             return n;
         if (s.ff && j + 2 >= n) { /* the block's last Jcc */
             bool loop = loops_back(b, first, j + 1);
             ps->self_loop |= loop;
-            emit_fused_end(e, b, j + 1, s.ff, s.cond, loop ? ps->inline_at[0] : NULL);
+            emit_fused_end(e, b, j + 1, s.ff, NULL, s.cond, loop ? ps->inline_at[0] : NULL);
             return n;
+        }
+        if (s.w && j + 1 >= n) { /* a lone Jcc ending the block */
+            bool loop = loops_back(b, first, j);
+            ps->self_loop |= loop;
+            emit_fused_end(e, b, j, NULL, s.w, s.cond, loop ? ps->inline_at[0] : NULL);
+            return n;
+        }
+        if (s.w) { /* as a fused pair's Jcc in the middle */
+            emit_lone_jcc_flags(e, s.w);
+            add_exit(ps, jcc32(e, s.cond), j, false);
+            ps->exits[ps->nexit - 1].loop = loops_back(b, first, j);
+            ps->self_loop |= ps->exits[ps->nexit - 1].loop;
         }
         if (s.ff) { /* not taken: on in host code; taken: out of line */
             emit_branch_flags(e, s.ff);
@@ -362,13 +442,10 @@ static void emit_run_tail(struct pass *ps, unsigned first, unsigned end, unsigne
             if (chainable(b, rec->imm))
                 emit_chain(e, x->j, rec->imm, in_page(b, rec->imm, &b->insns[x->j].link));
             else
-                emit_goto_record(e, rec);
+                emit_goto_handler(e, rec);
             continue;
         }
-        mov_imm(e, RSI, (uint64_t)(uintptr_t)rec);
-        mov_imm(e, RAX, (uint64_t)(uintptr_t)rec->fn);
-        e8(e, 0xff); /* jmp rax */
-        e8(e, 0xe0);
+        emit_goto_handler(e, rec);
     }
     ps->nexit = nexit0;
     for (unsigned j = first + 1; j < end; j++) {

@@ -839,6 +839,48 @@ static int gen_pair(struct tcase *t)
     return 0;
 }
 
+/* PUSHes (of registers and immediates) or POPs in a row, which the
+ * translator runs with one probe for all their stack slots: RSP now and
+ * then a few slots from either end of the stack page, so that the row
+ * leaves it part way (the unmapped page below, the one above), and now and
+ * then PUSH/POP RSP or the other direction inside the row. */
+static int gen_stack(struct tcase *t)
+{
+    bool push = rn(2);
+    unsigned count = 2 + rn(6), n = 0;
+    for (unsigned k = 0; k < count; k++) {
+        bool p = rn(8) ? push : !push;
+        unsigned r = rn(16);
+        if (r == 4 && rn(4))
+            r = 5;
+        if (p && rn(3) == 0) {
+            bool imm8 = rn(2);
+            t->insn[n++] = imm8 ? 0x6a : 0x68;
+            for (unsigned b = 0; b < (imm8 ? 1u : 4u); b++)
+                t->insn[n++] = (uint8_t)edge64();
+            continue;
+        }
+        if (r >= 8)
+            t->insn[n++] = 0x41;
+        t->insn[n++] = (uint8_t)((p ? 0x50 : 0x58) | (r & 7));
+    }
+    t->len = (uint8_t)n;
+    for (int k = 0; k < 16; k++)
+        t->r[k] = edge64();
+    switch (rn(4)) {
+    case 0: t->r[4] = STACK_VA + 8 * rn(8); break;          /* pushes reach the page below */
+    case 1: t->r[4] = STACK_VA + 0x1000 - 8 * rn(8); break; /* pops reach the page above */
+    default: t->r[4] = STACK_VA + 0x800 + 8 * rn(32); break;
+    }
+    if (rn(16) == 0)
+        t->r[4] -= 4;
+    t->rflags = 0x202 | (rnd() & 0x8d5);
+    t->patch_off = rn(DATA_SIZE - 64);
+    for (int k = 0; k < 64; k++)
+        t->patch[k] = (uint8_t)edge64();
+    return 0;
+}
+
 #include "difftest32.h"
 
 /* --- comparison --------------------------------------------------------------------- */
@@ -1290,7 +1332,7 @@ int main(int argc, char **argv)
                 memset(t, 0, offsetof(struct tcase, fx));
                 t->klass = (uint8_t)cls;
             } while (cls ? gen_fpu(t) : m32 ? gen_int32(t) : rn(4) == 0 ? gen_pair(t)
-                                                                       : gen_int(t, -1));
+                     : rn(12) == 0 ? gen_stack(t) : gen_int(t, -1));
         }
         if (native_run(&nv, s, n)) {
             fprintf(stderr, "difftest: native child died\n");

@@ -7,7 +7,9 @@
  * a store into the same run two instructions ahead (self-modifying
  * code), and shifts, rotates and IMUL by immediates in host code: their
  * defined flags as interpreted SETcc/PUSHF/ADC see them, and a rotate
- * keeping the other flags of the lazy, rotated or eager state before it.
+ * keeping the other flags of the lazy, rotated or eager state before it;
+ * Jccs not fused with their producer ending blocks (looping back, over a
+ * page boundary, straddling one), and PUSH/POP groups faulting part way.
  * The test runs with the translator off and on (tests/run.py). */
 #include "guest.inc"
 
@@ -564,6 +566,83 @@ _start:
     CHECK_EQ 130
     cmpq $2, pf2_count(%rip)
     CHECK_EQ 131
+    /* 15: a Jcc on its own (a move between it and its producer, so not
+     * fused) ending the block at a page's end: back to the loop's start,
+     * then (lone_jcc_at_page_end's second loop) forward over the page
+     * boundary both ways */
+    xor %eax, %eax
+    mov $10, %ecx
+    mov $SCRATCH + 0x60000, %rdi
+    call lone_jcc_at_page_end
+    cmp $65, %eax                 /* 55 + 10 */
+    CHECK_EQ 132
+    cmp $13, %r13d                /* taken at 4, 2 and 0 of 5..0, then 10 */
+    CHECK_EQ 133
+    /* 16: eight PUSHes (registers, an imm8 and an imm32) as one group
+     * whose slots reach down into an unmapped page: the group's probe
+     * misses, the first two land, the third faults (#PF on the IST, CR2
+     * at its slot, RSP after the second); then two POPs as a group read
+     * them back */
+    movq $0, PTE(SCRATCH + 0x6f000)
+    invlpg SCRATCH + 0x6f000
+    SET_GATE 14, pf_handler, 1
+    lea 9f(%rip), %rax
+    mov %rax, resume(%rip)
+    mov %rsp, %rbp
+    mov $SCRATCH + 0x70010, %rsp
+    mov $0x1111, %eax
+    mov $0x2222, %ebx
+    push %rax
+    push %rbx
+    push $-5
+    push $0x12345678
+    push %rcx
+    push %rdx
+    push %r8
+    push %r9
+9:  mov %rsp, %rsi
+    mov %rbp, %rsp
+    SET_GATE 14, pf_handler
+    movq $(SCRATCH + 0x6f000) | 7, PTE(SCRATCH + 0x6f000)
+    invlpg SCRATCH + 0x6f000
+    mov pf_cr2(%rip), %rax
+    cmp $SCRATCH + 0x6fff8, %rax
+    jne 7f
+    cmp $SCRATCH + 0x70000, %rsi
+7:  CHECK_EQ 134
+    mov $SCRATCH + 0x70000, %rsp
+    pop %rcx
+    pop %rdx
+    mov %rbp, %rsp
+    cmp $0x2222, %rcx
+    jne 7f
+    cmp $0x1111, %rdx
+7:  CHECK_EQ 135
+    /* 17: three POPs as a group from 16 bytes below the end of RAM: the
+     * third faults (CR2 at the end, RSP after the second, both values in) */
+    lea 9f(%rip), %rax
+    mov %rax, resume(%rip)
+    movq $0x3333, 0x7ffff0
+    movq $0x4444, 0x7ffff8
+    xor %ecx, %ecx
+    xor %edx, %edx
+    mov $0x5555, %r8d
+    mov $0x7ffff0, %rsp
+    pop %rcx
+    pop %rdx
+    pop %r8
+9:  mov %rsp, %rsi
+    mov %rbp, %rsp
+    cmpq $0x800000, pf_cr2(%rip)
+    jne 7f
+    cmp $0x800000, %rsi
+    jne 7f
+    cmp $0x3333, %rcx
+    jne 7f
+    cmp $0x4444, %rdx
+    jne 7f
+    cmp $0x5555, %r8
+7:  CHECK_EQ 136
     PASS
 5:  ret
 
@@ -616,4 +695,41 @@ loop_at_page_end:
     add $1, %eax
     dec %ecx
     jnz loop_at_page_end
+    ret
+
+    .balign 4096
+    .skip 4096 - 22               /* the loop below: 22 bytes */
+lone_jcc_at_page_end:
+    mov (%rdi), %r14              /* a page not yet in the TLB */
+    add $4096, %rdi
+    add %ecx, %eax
+    add $1, %eax
+    sub $1, %ecx
+    mov %ecx, %edx                /* between the producer and the Jcc */
+    jnz lone_jcc_at_page_end
+    /* on the next page */
+    xor %r13d, %r13d
+    mov $5, %ecx
+    jmp 2f
+    .balign 4096
+    .skip 4096 - 11               /* from 2 to the page's end: 11 bytes */
+2:  test $1, %cl
+    mov %ecx, %edx
+    jnz 3f                        /* taken: forward over the page boundary */
+    add $1, %r13d                 /* not taken: the next page */
+3:  sub $1, %ecx
+    jns 2b
+    /* a lone Jcc straddling the page boundary ends a block that spans
+     * two pages, which does not chain: both ways leave through its
+     * handler */
+    mov $3, %ecx
+    jmp 4f
+    .balign 4096
+    .skip 4096 - 8
+4:  sub $1, %ecx                  /* 3 bytes */
+    mov %ecx, %edx                /* 2 */
+    nop
+    nop
+    jnz 4b                        /* its second byte on the next page */
+    add $10, %r13d
     ret
