@@ -390,20 +390,27 @@ static void emit_push_pop(struct emit *e, const struct insn *rec, bool push, uin
         wr_greg(e, rec->reg, RCX, 3);
 }
 
-/* 'n' PUSHes of registers and immediates (or POPs of registers) in a row,
- * from 'rec', none of RSP (stack_group): one probe covers all their stack
- * slots, so a function's prologue or the kernel's register frame costs one
- * TLB lookup. A miss (the slots in two pages, or any other) leaves them all
- * to the first one's handler, which finds nothing written yet; the records
+/* 'n' PUSHes of registers, immediates and at most one memory operand (or
+ * POPs of registers) in a row, from 'rec', none of RSP (stack_group): one
+ * probe covers all their stack slots, so a function's prologue or the
+ * kernel's register frame costs one TLB lookup. The memory operand is
+ * loaded first (into rsi; its address does not depend on RSP). A miss of
+ * either probe (the slots in two pages, or any other) leaves them all to
+ * the first one's handler, which finds nothing written yet; the records
  * after it in the group run their handlers too. */
 void emit_stack_group(struct emit *e, const struct insn *rec, unsigned n, bool push,
-                      uint8_t **miss)
+                      uint8_t *miss[2])
 {
     int32_t span = (int32_t)(8 * n);
+    for (unsigned k = 0; push && k < n; k++)
+        if (form_of(&rec[k])->kind == K_PUSH_M) {
+            emit_mem_load(e, &rec[k], RSI, 3, &miss[1]);
+            break;
+        }
     rd_greg(e, RAX, RSP, 3);
     if (push)
         alu_ri(e, 3, 5, RAX, span);
-    *miss = emit_probe_len(e, (unsigned)span, push);
+    miss[0] = emit_probe_len(e, (unsigned)span, push);
     for (unsigned k = 0; k < n; k++) {
         const struct insn *r = &rec[k];
         int32_t at = push ? span - 8 * (int32_t)(k + 1) : 8 * (int32_t)k;
@@ -414,6 +421,8 @@ void emit_stack_group(struct emit *e, const struct insn *rec, unsigned n, bool p
         } else if (!push) {
             op_rm(e, 3, 0x8b, RCX, RAX, at);
             wr_greg(e, r->reg, RCX, 3);
+        } else if (form_of(r)->kind == K_PUSH_M) {
+            op_rm(e, 3, 0x89, RSI, RAX, at);
         } else if (form_of(r)->kind == K_PUSH_I && fits_s32(r->imm)) {
             op_rm(e, 3, 0xc7, 0, RAX, at);
             e32(e, (uint32_t)r->imm);
@@ -651,7 +660,8 @@ void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
     case K_POP: /* of RSP (others: emit_stack_group) */
         emit_push_pop(e, rec, f->kind == K_PUSH, miss);
         break;
-    case K_PUSH_I:
+    case K_PUSH_I: /* (stack_group takes these: a group of one) */
+    case K_PUSH_M:
         emit_stack_group(e, rec, 1, true, miss);
         break;
     case K_EXT_R: /* into a cached register directly */

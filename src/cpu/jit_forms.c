@@ -90,6 +90,7 @@ static void forms_fill(void)
     form_add(h_push_r[3], K_PUSH, 0, 3);
     form_add(h_pop_r[3], K_POP, 0, 3);
     form_add(h_push_i[3], K_PUSH_I, 0, 3);
+    form_add(h_push_m[3], K_PUSH_M, 0, 3);
     for (unsigned sx = 0; sx < 2; sx++)
         for (unsigned m = 0; m < 2; m++)
             for (unsigned s = 0; s < 3; s++)
@@ -137,6 +138,10 @@ static const struct jform *form_lookup(const struct insn *rec, insn_fn fn)
         break;
     case K_SHIFT_RI:
         if (!shift_translatable(rec, f->lg))
+            return NULL;
+        break;
+    case K_PUSH_M: /* its address before the pushes ahead of it in a group */
+        if (rec->base == RSP || rec->index == RSP)
             return NULL;
         break;
     default:
@@ -199,7 +204,7 @@ const struct jform *flags_writer(const struct jform *f, const struct jform *w)
         return f;
     case K_MOV_RR: case K_MOV_RM: case K_MOV_MR: case K_MOV_RI: case K_MOV_MI: case K_LEA:
     case K_PUSH: case K_POP: case K_EXT_R: case K_EXT_M: case K_SETCC: case K_CMOV: case K_NOP:
-    case K_NOT: case K_PUSH_I:
+    case K_NOT: case K_PUSH_I: case K_PUSH_M:
         return w;
     default:
         return NULL;
@@ -269,7 +274,7 @@ static uint16_t window_writes(const struct insn *rec, const struct jform *f, boo
     switch (f->kind) {
     case K_MOV_MR: case K_MOV_MI: case K_NOP:
         return 0;
-    case K_PUSH: case K_PUSH_I:
+    case K_PUSH: case K_PUSH_I: case K_PUSH_M:
         return 1u << RSP;
     case K_POP:
         return (uint16_t)(1u << RSP | 1u << r);

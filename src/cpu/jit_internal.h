@@ -239,6 +239,7 @@ enum {
     K_ALU_MR, K_ALU_MI, /* ADD/OR/AND/SUB/XOR into memory (read-modify-write) */
     K_NOT, K_NEG,       /* of a register */
     K_PUSH_I,           /* PUSH imm (64-bit) */
+    K_PUSH_M,           /* PUSH m64, its address not from RSP */
 };
 
 struct jform {
@@ -264,7 +265,7 @@ void emit_ea(struct emit *e, const struct insn *rec);
 uint8_t *emit_probe(struct emit *e, unsigned lg, bool write);
 uint8_t *emit_probe_len(struct emit *e, unsigned len, bool write);
 void emit_stack_group(struct emit *e, const struct insn *rec, unsigned n, bool push,
-                      uint8_t **miss);
+                      uint8_t *miss[2]);
 void emit_store(struct emit *e, unsigned h, unsigned lg);
 void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f, bool dead,
                const struct jform *w, uint8_t **miss);

@@ -318,20 +318,23 @@ static bool loops_back(const struct block *b, unsigned first, unsigned jidx)
 }
 
 /* How many records from 'j' emit_stack_group takes as one: PUSHes of
- * registers other than RSP and of immediates, or POPs of registers other
- * than RSP; 0 when record j is none of them. */
+ * registers other than RSP, of immediates and of at most one memory
+ * operand, or POPs of registers other than RSP; 0 when record j is none
+ * of them. */
 #define STACK_GROUP_MAX 16
 static unsigned stack_group(const struct block *b, unsigned j, const struct jform *f)
 {
-    bool push = f->kind == K_PUSH || f->kind == K_PUSH_I;
+    bool push = f->kind == K_PUSH || f->kind == K_PUSH_I || f->kind == K_PUSH_M;
     if (!push && f->kind != K_POP)
         return 0;
-    unsigned n = 0;
+    unsigned n = 0, loads = 0;
     for (; j + n < b->ninsn && n < STACK_GROUP_MAX; n++) {
         const struct insn *rec = &b->insns[j + n];
         const struct jform *g = form_of(rec);
-        bool same = g && (push ? g->kind == K_PUSH || g->kind == K_PUSH_I : g->kind == K_POP);
-        if (!same || (g->kind != K_PUSH_I && rec->reg == RSP))
+        bool same = g && (push ? g->kind == K_PUSH || g->kind == K_PUSH_I || g->kind == K_PUSH_M
+                               : g->kind == K_POP);
+        if (!same || ((g->kind == K_PUSH || g->kind == K_POP) && rec->reg == RSP) ||
+            (g->kind == K_PUSH_M && loads++))
             break;
     }
     return n;
@@ -364,7 +367,7 @@ static unsigned emit_run_body(struct pass *ps, unsigned j, struct step s)
         else if (s.xfer)
             emit_transfer(e, b, j, miss);
         else if (group)
-            emit_stack_group(e, &b->insns[j], group, s.f->kind != K_POP, &miss[0]);
+            emit_stack_group(e, &b->insns[j], group, s.f->kind != K_POP, miss);
         else
             emit_insn(e, &b->insns[j], s.f ? s.f : s.ff, s.f && (ps->dead[j] || defer), w,
                       &miss[0]);

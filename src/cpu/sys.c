@@ -120,10 +120,17 @@ static uint64_t clock_ns(struct cpu *c)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec - c->clock_base_ns;
 }
 
+/* Linux runs an RDTSC on every return to user space (the random kernel
+ * stack offset): a rate that is whole GHz takes a multiply, not a 128-bit
+ * division. */
 uint64_t tsc_read(struct cpu *c)
 {
-    unsigned __int128 t = (unsigned __int128)clock_ns(c) * CPU_TSC_HZ / 1000000000u;
-    return (uint64_t)t + c->tsc_offset;
+#if CPU_TSC_HZ % 1000000000ull == 0
+    uint64_t t = clock_ns(c) * (CPU_TSC_HZ / 1000000000ull);
+#else
+    uint64_t t = (uint64_t)((unsigned __int128)clock_ns(c) * CPU_TSC_HZ / 1000000000u);
+#endif
+    return t + c->tsc_offset;
 }
 
 static HANDLER(rdtsc)

@@ -839,7 +839,7 @@ static int gen_pair(struct tcase *t)
     return 0;
 }
 
-/* PUSHes (of registers and immediates) or POPs in a row, which the
+/* PUSHes (of registers, immediates and memory) or POPs in a row, which the
  * translator runs with one probe for all their stack slots: RSP now and
  * then a few slots from either end of the stack page, so that the row
  * leaves it part way (the unmapped page below, the one above), and now and
@@ -848,11 +848,19 @@ static int gen_stack(struct tcase *t)
 {
     bool push = rn(2);
     unsigned count = 2 + rn(6), n = 0;
-    for (unsigned k = 0; k < count; k++) {
+    for (unsigned k = 0; k < count && n + 7 <= sizeof(t->insn); k++) {
         bool p = rn(8) ? push : !push;
         unsigned r = rn(16);
         if (r == 4 && rn(4))
             r = 5;
+        if (p && rn(6) == 0) { /* push qword [disp32]: data, read-only, the hole */
+            uint32_t a = (uint32_t)(rn(4) ? DATA_VA + rn(DATA_SIZE - 8)
+                                          : rn(2) ? RO_VA + 4096 - 8 + rn(8) : HOLE_VA + rn(64));
+            t->insn[n++] = 0xff; t->insn[n++] = 0x34; t->insn[n++] = 0x25;
+            memcpy(t->insn + n, &a, 4);
+            n += 4;
+            continue;
+        }
         if (p && rn(3) == 0) {
             bool imm8 = rn(2);
             t->insn[n++] = imm8 ? 0x6a : 0x68;

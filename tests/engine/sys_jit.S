@@ -596,6 +596,7 @@ _start:
     push %rbx
     push $-5
     push $0x12345678
+    pushq inplace_q(%rip)
     push %rcx
     push %rdx
     push %r8
@@ -643,6 +644,38 @@ _start:
     jne 7f
     cmp $0x5555, %r8
 7:  CHECK_EQ 136
+    /* 18: a PUSH of memory inside a group, its load faulting: the pushes
+     * before it done (RSP after them), CR2 its address; then a group with
+     * a PUSH of memory that works */
+    lea 9f(%rip), %rax
+    mov %rax, resume(%rip)
+    mov $SCRATCH + 0x71000, %rsp
+    mov $0x6666, %eax
+    push %rax
+    push %rax
+    pushq 0x800020                /* not mapped */
+    push %rax
+9:  mov %rsp, %rsi
+    mov %rbp, %rsp
+    cmpq $0x800020, pf_cr2(%rip)
+    jne 7f
+    cmp $SCRATCH + 0x71000 - 16, %rsi
+    jne 7f
+    cmpq $0x6666, SCRATCH + 0x71000 - 16
+7:  CHECK_EQ 137
+    mov $SCRATCH + 0x71000, %rsp
+    push $7
+    pushq inplace_q(%rip)
+    push %rax
+    mov %rsp, %rsi
+    mov %rbp, %rsp
+    cmp $SCRATCH + 0x71000 - 24, %rsi
+    jne 7f
+    mov inplace_q(%rip), %rax
+    cmp %rax, SCRATCH + 0x71000 - 16
+    jne 7f
+    cmpq $7, SCRATCH + 0x71000 - 8
+7:  CHECK_EQ 138
     PASS
 5:  ret
 
