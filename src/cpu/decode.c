@@ -124,7 +124,7 @@ static const struct opent map1[256] = {
     [0xf8] = E(OP_CLC, 0),
     [0xf9] = E(OP_STC, 0),
     [0xfa] = E(OP_CLI, 0),
-    [0xfb] = E(OP_STI, D_END),
+    [0xfb] = E(OP_STI, 0),
     [0xfc] = E(OP_CLD, 0),
     [0xfd] = E(OP_STD, 0),
     [0xfe] = E(G4_FE, D_GRP | D_M | D_B),
@@ -348,6 +348,7 @@ static bool decode32_supported(unsigned id)
     case OP_XLAT: case OP_INS: case OP_OUTS: case OP_IRET: case OP_ADCX: case OP_ADOX:
     case OP_ANDN: case OP_BEXTR: case OP_BLS: case OP_BZHI: case OP_PDEP: case OP_PEXT:
     case OP_MULX: case OP_SHIFTX: case OP_RORX: case OP_TZCNT:
+    case OP_SWAPGS: /* #UD outside 64-bit code (its handler) */
         return true;
     default:
         return false;
@@ -575,7 +576,7 @@ modrm:;
             fl = D_M | D_REG;
             if (r >= 0x20 && r <= 0x27) id = OP_SMSW;
             else if (r >= 0x30 && r <= 0x37) { id = OP_LMSW; fl |= D_END; }
-            else if (r == 0x38) { id = OP_SWAPGS; fl |= D_END; }
+            else if (r == 0x38) id = OP_SWAPGS;
             else if (r == 0x39) id = OP_RDTSCP;
         } else {
             const struct opent *ge = (fl & D_GRPR) && d->mod == 3 ? &grp_reg[g][d->reg & 7]

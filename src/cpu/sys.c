@@ -34,13 +34,22 @@ static HANDLER(cli)
     NEXT;
 }
 
+/* STI ends its block only when something waits to be delivered, so that
+ * it is taken right after the one instruction in STI's shadow (sti; nop;
+ * cli windows, sti; hlt). An interrupt raised later waits for the block's
+ * end, as it does after any other instruction. The kernel enables
+ * interrupts on every system call. */
 static HANDLER(sti)
 {
     if (!iopl_ok(c))
         raise_gp0(c, i);
-    if (!(c->rflags & F_IF))
-        c->shadow = 1;
+    if (c->rflags & F_IF)
+        NEXT;
     c->rflags |= F_IF;
+    if (!atomic_load_explicit(&c->events, memory_order_relaxed) && !c->nmi_pending &&
+        !(c->rflags & F_TF))
+        NEXT;
+    c->shadow = 1;
     retire_to(c, i, next_rip(c, i));
 }
 
@@ -405,14 +414,18 @@ static HANDLER(wbinvd)
     retire_to(c, i, next_rip(c, i));
 }
 
+/* Does not end its block: addressing reads segbase[] when it runs, and
+ * the kernel swaps twice on every system call. */
 static HANDLER(swapgs)
 {
+    if (cpu_mode32(c))
+        raise_ud(c, i);
     need_cpl0(c, i);
     uint64_t t = c->seg[SEG_GS].base;
     c->seg[SEG_GS].base = c->kernel_gs_base;
     c->kernel_gs_base = t;
-    seg_update_bases(c);
-    retire_to(c, i, next_rip(c, i));
+    c->segbase[SEG_GS] = c->seg[SEG_GS].base;
+    NEXT;
 }
 
 /* --- descriptor tables ---------------------------------------------------------------- */
