@@ -109,7 +109,7 @@ struct accel_counter {
     const char *name;
     uint64_t value;
 };
-#define ACCEL_MAX_COUNTERS 16
+#define ACCEL_MAX_COUNTERS 20
 
 /* One routing entry from a GSI to an interrupt controller pin. */
 enum accel_irqchip { ACCEL_PIC_MASTER, ACCEL_PIC_SLAVE, ACCEL_IOAPIC };

@@ -577,6 +577,7 @@ static size_t soft_vcpu_counters(struct accel_vcpu *vcpu, struct accel_counter *
         {"block_lookups", st.dispatches},    {"blocks_chained", st.chained},
         {"cache_flushes", st.cache_flushes}, {"host_exec", st.hostexec},
         {"jit_insns", st.jit_insns},         {"jit_executed", st.jit_executed},
+        {"jit_bytes", st.jit_bytes},
     };
     _Static_assert(ARRAY_SIZE(c) <= ACCEL_MAX_COUNTERS, "room for the counters");
     memcpy(out, c, sizeof(c));

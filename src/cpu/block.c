@@ -467,6 +467,7 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
     b->pnext[0] = b->pnext[1] = NULL;
     b->chain[0] = b->chain[1] = NULL;
     b->fn0 = NULL; /* jit_block sets it for what it translates; 32-bit blocks it leaves */
+    b->host_entry = NULL;
     page_add_block(c, cp, ppage, b, 0);
     if (b->pa2 != ~0ull && cp2)
         page_add_block(c, cp2, b->pa2, b, 1);

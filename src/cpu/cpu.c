@@ -267,6 +267,7 @@ void cpu_reset(struct cpu *c)
             r->pages[p].nalias = 0; /* the TLB is emptied below */
     }
     memset(c, 0, offsetof(struct cpu, mem));
+    jit_reset(c); /* past the arena's stubs */
     atomic_flag_clear(&c->dma_lock);
     power_on(c);
 }

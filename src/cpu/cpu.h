@@ -257,6 +257,7 @@ struct cpu_stats {
     uint64_t dispatches;         /* blocks entered from the run loop (a lookup) */
     uint64_t chained;            /* blocks entered straight from their predecessor */
     uint64_t jit_insns;          /* records the translator turned into host code */
+    uint64_t jit_bytes;          /* ... the host code it wrote for them */
     uint64_t jit_executed;       /* instructions run in host code (counted only
                                     with EMBER_JIT_COUNT=1: it costs an add each) */
 };

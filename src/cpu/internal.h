@@ -229,6 +229,8 @@ struct block {
                                (a taken Jcc: its record's link) */
     insn_fn fn0;          /* the interpreter's handler of insns[0] when the
                              translator replaced it (a lone step runs that) */
+    void *host_entry;     /* ... and where host code enters its host code from
+                             another block's (jit_internal.h: rc_slot_host) */
     struct insn insns[];
 };
 

@@ -96,34 +96,77 @@ void wr_greg(struct emit *e, unsigned g, unsigned h, unsigned lg)
     }
 }
 
-/* The cached registers loaded from c->r[] (a run's entry), the
- * callee-saved host registers among them saved first. */
+/* The cached registers loaded from c->r[] (a run's entry). */
 void emit_cache_load(struct emit *e, const struct regcache *rc)
 {
-    for (unsigned r = 0; rc && r < 16; r++) {
-        if (rc->host[r] < 0)
-            continue;
-        unsigned h = (unsigned)rc->host[r];
-        if (rc_callee_saved(h))
-            op_rm(e, 3, 0x89, h, RDI,
-                  CPU_OFF(jit_callee_saved) + (int32_t)(8 * rc_callee_index(h)));
-        op_rm(e, 3, 0x8b, h, RDI, (int32_t)(r * 8));
-    }
+    for (unsigned r = 0; rc && r < 16; r++)
+        if (rc->host[r] >= 0)
+            op_rm(e, 3, 0x8b, (unsigned)rc->host[r], RDI, (int32_t)(r * 8));
 }
 
-/* ... and the changed ones stored back and the callee-saved restored
- * (before any exit from the run); plain moves, so the host flags survive. */
+/* ... and the changed ones stored back (before any exit from the run);
+ * plain moves, so the host flags survive. */
 void emit_cache_store(struct emit *e, const struct regcache *rc, uint16_t dirty)
 {
-    for (unsigned r = 0; rc && r < 16; r++) {
-        if (rc->host[r] < 0)
-            continue;
-        unsigned h = (unsigned)rc->host[r];
-        if (dirty >> r & 1)
-            op_rm(e, 3, 0x89, h, RDI, (int32_t)(r * 8));
-        if (rc_callee_saved(h))
-            op_rm(e, 3, 0x8b, h, RDI,
-                  CPU_OFF(jit_callee_saved) + (int32_t)(8 * rc_callee_index(h)));
+    for (unsigned r = 0; rc && r < 16; r++)
+        if (rc->host[r] >= 0 && (dirty >> r & 1))
+            op_rm(e, 3, 0x89, (unsigned)rc->host[r], RDI, (int32_t)(r * 8));
+}
+
+/* Whether the run caches guest registers in callee-saved host registers
+ * (a "dirty" run, see rc_slot_host): all five are saved where C enters
+ * it and restored where it leaves for C, and none in between when one
+ * dirty run chains into another. */
+bool rc_dirty(const struct regcache *rc)
+{
+    for (unsigned r = 0; rc && !rc->counting && r < 16; r++)
+        if (rc->host[r] >= 0 && rc_callee_saved((unsigned)rc->host[r]))
+            return true;
+    return false;
+}
+
+static const uint8_t callee_saved_regs[5] = {RBX, 12, 13, 14, 15};
+
+void emit_save_callee(struct emit *e)
+{
+    for (unsigned k = 0; k < 5; k++)
+        op_rm(e, 3, 0x89, callee_saved_regs[k], RDI,
+              CPU_OFF(jit_callee_saved) + (int32_t)(8 * rc_callee_index(callee_saved_regs[k])));
+}
+
+void emit_restore_callee(struct emit *e)
+{
+    for (unsigned k = 0; k < 5; k++)
+        op_rm(e, 3, 0x8b, callee_saved_regs[k], RDI,
+              CPU_OFF(jit_callee_saved) + (int32_t)(8 * rc_callee_index(callee_saved_regs[k])));
+}
+
+/* Host code's way to C ('how': jmp rax with rsi = the record, jmp [rsi],
+ * or ret to the run loop), through the arena's stub that restores the
+ * callee-saved registers first if this run changed them. */
+void emit_to_c(struct emit *e, unsigned how)
+{
+    if (rc_dirty(e->rc)) {
+        patch32(jmp32(e), e->to_c + how);
+        return;
+    }
+    if (how == TO_C_RET) {
+        e8(e, 0xc3);
+        return;
+    }
+    e8(e, 0xff);
+    e8(e, how == TO_C_JMP_RAX ? 0xe0 : 0x26); /* jmp rax / jmp [rsi] */
+}
+
+/* The stubs emit_to_c jumps to, at the arena's start (kept by jit_reset). */
+void emit_to_c_stubs(uint8_t *at)
+{
+    static const uint8_t tail[3][2] = {{0xff, 0xe0}, {0xff, 0x26}, {0xc3, 0x90}};
+    for (unsigned k = 0; k < 3; k++) {
+        struct emit e = {.p = at + 48 * k, .end = at + 48 * (k + 1)};
+        emit_restore_callee(&e);
+        e8(&e, tail[k][0]);
+        e8(&e, tail[k][1]);
     }
 }
 
@@ -746,7 +789,8 @@ int jit_init(struct cpu *c)
     const char *count = getenv("EMBER_JIT_COUNT");
     c->jit_count = count && !strcmp(count, "1");
     c->jit_size = JIT_ARENA;
-    c->jit_used = 0;
+    emit_to_c_stubs(c->jit_rw);
+    jit_reset(c);
     return 0;
 }
 
@@ -766,5 +810,5 @@ bool jit_full(const struct cpu *c)
 
 void jit_reset(struct cpu *c)
 {
-    c->jit_used = 0;
+    c->jit_used = TO_C_STUBS_SIZE; /* the stubs stay */
 }

@@ -31,6 +31,22 @@ static struct block *jit_chain_slow(struct cpu *c, struct block **slot)
     return n;
 }
 
+/* Jump to block 'blk''s first record (rsi = its address): from a dirty
+ * run to the block's host_entry when it has one, the callee-saved
+ * registers left as they are; else as C enters it. Clobbers rcx. */
+static void emit_jump_into(struct emit *e, unsigned blk)
+{
+    if (rc_dirty(e->rc)) {
+        op_rm(e, 3, 0x8b, RCX, blk, (int32_t)offsetof(struct block, host_entry));
+        op_rr(e, 3, 0x85, RCX, RCX);
+        uint8_t *none = jcc32(e, 0x4);
+        e8(e, 0xff); /* jmp rcx */
+        e8(e, 0xe1);
+        patch32(none, e->p);
+    }
+    emit_to_c(e, TO_C_JMP_RECORD);
+}
+
 /* Enter block rdx at guest address rax, as chain_next_slot()'s 'enter'. */
 static void emit_enter(struct emit *e)
 {
@@ -42,8 +58,7 @@ static void emit_enter(struct emit *e)
     op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(blk_first));
     op_rm(e, 3, 0x81, 4, RDI, CPU_OFF(rflags)); /* the instruction completed: RF = 0 */
     e32(e, ~(uint32_t)F_RF);
-    e8(e, 0xff); /* jmp [rsi] */
-    e8(e, 0x26);
+    emit_jump_into(e, RDX);
 }
 
 /* Enter the block the jump cache holds for guest address rax when the
@@ -148,7 +163,7 @@ void emit_chain_rax(struct emit *e, unsigned idx, struct block **slot)
         patch32(busy_if, e->p);
         patch32(limit, e->p);
         patch32(out, e->p);
-        e8(e, 0xc3); /* ret: to the run loop */
+        emit_to_c(e, TO_C_RET); /* to the run loop */
         return;
     }
     emit_follow_slot(e, slot);
@@ -156,13 +171,12 @@ void emit_chain_rax(struct emit *e, unsigned idx, struct block **slot)
     op_rr(e, 3, 0x85, RAX, RAX);
     uint8_t *none = jcc32(e, 0x4);
     op_rm(e, 3, 0x8d, RSI, RAX, (int32_t)offsetof(struct block, insns));
-    e8(e, 0xff); /* jmp [rsi] */
-    e8(e, 0x26);
+    emit_jump_into(e, RAX);
     patch32(none, e->p);
     patch32(busy, e->p);
     patch32(busy_if, e->p);
     patch32(limit, e->p);
-    e8(e, 0xc3); /* ret: to the run loop */
+    emit_to_c(e, TO_C_RET); /* to the run loop */
 }
 
 

@@ -14,10 +14,14 @@ enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
 
 /* Guest registers a run of host code keeps in host registers: r8..r11
  * first (free across a run: nothing but exits leaves host code, and every
- * exit stores the changed ones back first), then rbx and r12..r15, which
- * the run saves in the vCPU where it is entered and restores where it is
- * left. A dry pass over the run counts each register's uses; the real
- * pass caches the most used. */
+ * exit stores the changed ones back first), then rbx and r12..r15. A run
+ * using any of those five ("dirty", rc_dirty) saves all five in the vCPU
+ * where C enters it and restores them where it leaves for C; one dirty
+ * run chaining into another jumps past the save (struct block's
+ * host_entry), so host code that stays in host code pays for them once.
+ * A clean run keeps C's values there: its host_entry restores them first.
+ * A dry pass over the run counts each register's uses; the real pass
+ * caches the most used. */
 #define RC_SLOTS 9
 static const uint8_t rc_slot_host[RC_SLOTS] = {R8, R9, R10, R11, RBX, 12, 13, 14, 15};
 static inline bool rc_callee_saved(unsigned h)
@@ -41,7 +45,12 @@ struct emit {
     uint8_t *end;
     intptr_t delta; /* executable view - writable view */
     struct regcache *rc; /* NULL: every guest register in memory */
+    const uint8_t *to_c; /* the arena's stubs (jit.c: emit_to_c_stubs) */
 };
+
+/* The arena's shared ways out of a dirty run to C, after the five
+ * callee-saved registers are restored: offsets from e->to_c. */
+enum { TO_C_JMP_RAX = 0, TO_C_JMP_RECORD = 48, TO_C_RET = 96, TO_C_STUBS_SIZE = 144 };
 
 /* The host register caching guest register 'g' when an operation on it
  * at 2^lg bytes can work on that register in place: 32 or 64 bits (a
@@ -271,6 +280,11 @@ void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f, bo
                const struct jform *w, uint8_t **miss);
 void emit_cache_load(struct emit *e, const struct regcache *rc);
 void emit_cache_store(struct emit *e, const struct regcache *rc, uint16_t dirty);
+bool rc_dirty(const struct regcache *rc);
+void emit_save_callee(struct emit *e);
+void emit_restore_callee(struct emit *e);
+void emit_to_c(struct emit *e, unsigned how);
+void emit_to_c_stubs(uint8_t *at);
 void emit_host_flags(struct emit *e, unsigned op, unsigned lg);
 void rd_greg(struct emit *e, unsigned h, unsigned g, unsigned lg);
 void wr_greg(struct emit *e, unsigned g, unsigned h, unsigned lg);

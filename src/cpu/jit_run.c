@@ -9,9 +9,9 @@
  * is left — at its end, on a TLB miss (before the record's handler redoes
  * the instruction from the start), at a taken branch and before a
  * transfer — so outside host code c->r[] is always the guest's state.
- * Every record of a run can be entered from outside (after the handler
- * of the record before it): such an entry loads the cached registers and
- * joins the run's code there. A branch back to the start of a run that
+ * A run is entered from outside at its first record (after the handler
+ * of the record before it, or from another block); a run that caches no
+ * register also at any of its records, after a TLB miss's handler. A branch back to the start of a run that
  * starts the block loops in host code with the registers still cached
  * (emit_self_loop); every exit of such a run stores all of them, as an
  * earlier pass may have changed one a later pass has not yet. */
@@ -37,7 +37,7 @@ static void emit_leave_to_run_loop(struct emit *e, uint16_t dirty, uint64_t t)
         emit_cache_store(e, e->rc, dirty);
     mov_imm(e, RAX, t);
     op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(rip));
-    e8(e, 0xc3); /* ret: to the run loop */
+    emit_to_c(e, TO_C_RET); /* to the run loop */
 }
 
 /* Leave host code for record 'rec': its handler (host code, an
@@ -45,8 +45,7 @@ static void emit_leave_to_run_loop(struct emit *e, uint16_t dirty, uint64_t t)
 static void emit_goto_record(struct emit *e, const struct insn *rec)
 {
     mov_imm(e, RSI, (uint64_t)(uintptr_t)rec);
-    e8(e, 0xff); /* jmp [rsi] */
-    e8(e, 0x26);
+    emit_to_c(e, TO_C_JMP_RECORD);
 }
 
 /* ... for record 'rec''s interpreter handler (the one it has while its
@@ -56,8 +55,7 @@ static void emit_goto_handler(struct emit *e, const struct insn *rec)
 {
     mov_imm(e, RSI, (uint64_t)(uintptr_t)rec);
     mov_imm(e, RAX, (uint64_t)(uintptr_t)rec->fn);
-    e8(e, 0xff); /* jmp rax */
-    e8(e, 0xe0);
+    emit_to_c(e, TO_C_JMP_RAX);
 }
 
 /* --- leaving a block for the next one (emit_chain, jit_chain.c) -------------------
@@ -251,6 +249,7 @@ struct pass {
     unsigned nexit, ntr;
     bool overflow;
     bool self_loop; /* the run being emitted ends in a branch to its own start */
+    uint8_t *host_entry; /* the block's, for struct block */
 };
 
 /* The record's form, a fused pair's first half (cond: its Jcc's), or a
@@ -451,17 +450,13 @@ static void emit_run_tail(struct pass *ps, unsigned first, unsigned end, unsigne
         emit_goto_handler(e, rec);
     }
     ps->nexit = nexit0;
-    for (unsigned j = first + 1; j < end; j++) {
-        if (!ps->inline_at[j])
-            continue;
-        if (!e->rc) {
+    /* A run that caches no register can be joined anywhere as it is. One
+     * that does gets no entries in its middle: they would only serve the
+     * records after a TLB miss (their handlers run instead, to the next
+     * run or the block's end), and took a sixth of the arena. */
+    for (unsigned j = first + 1; j < end && !e->rc; j++)
+        if (ps->inline_at[j])
             ps->entry[j] = ps->inline_at[j];
-            continue;
-        }
-        ps->entry[j] = e->p;
-        emit_cache_load(e, e->rc);
-        patch32(jmp32(e), ps->inline_at[j]);
-    }
 }
 
 /* The registers worth caching in a run, from the dry pass's counts: used
@@ -511,10 +506,21 @@ static unsigned emit_run(struct pass *ps, unsigned j, struct step s)
     }
     ps->self_loop = false;
     ps->e.rc = any ? &rc : NULL;
+    bool dirty = rc_dirty(ps->e.rc);
+    if (dirty)
+        emit_save_callee(&ps->e);
+    uint8_t *chained = ps->e.p; /* a dirty run's entry from another's */
     emit_cache_load(&ps->e, ps->e.rc);
     unsigned end = emit_run_body(ps, j, s);
     ps->entry[j] = start;
     emit_run_tail(ps, j, end, nexit0);
+    if (j == 0 && !dirty) { /* a clean run: C's callee-saved registers first */
+        chained = ps->e.p;
+        emit_restore_callee(&ps->e);
+        patch32(jmp32(&ps->e), start);
+    }
+    if (j == 0)
+        ps->host_entry = chained;
     ps->e.rc = NULL;
     return end;
 }
@@ -522,6 +528,7 @@ static unsigned emit_run(struct pass *ps, unsigned j, struct step s)
 void jit_block(struct cpu *c, struct block *b)
 {
     b->fn0 = NULL;
+    b->host_entry = NULL;
     if (!c->jit_rw || jit_full(c))
         return;
     size_t rx_ready = c->jit_ready;
@@ -533,7 +540,7 @@ void jit_block(struct cpu *c, struct block *b)
     ps.c = c;
     ps.b = b;
     ps.e = (struct emit){c->jit_rw + c->jit_used, c->jit_rw + c->jit_size,
-                         c->jit_rx - c->jit_rw, NULL};
+                         c->jit_rx - c->jit_rw, NULL, c->jit_rw};
     ps.limit = c->jit_rw + c->jit_used + JIT_BLOCK_MAX - JIT_INSN_MAX;
     unsigned n = b->ninsn;
     flags_dead_after(b, ps.dead);
@@ -550,14 +557,17 @@ void jit_block(struct cpu *c, struct block *b)
     }
     if (!ps.ntr || ps.overflow)
         return;
-    if (ps.entry[0])
+    if (ps.entry[0]) {
         b->fn0 = b->insns[0].fn;
+        b->host_entry = ps.host_entry + ps.e.delta;
+    }
     for (unsigned j = 0; j < n; j++)
         if (ps.entry[j])
             b->insns[j].fn = (insn_fn)(uintptr_t)(ps.entry[j] + ps.e.delta);
     size_t from = c->jit_used;
     c->jit_used = ((size_t)(ps.e.p - c->jit_rw) + 15) & ~(size_t)15;
     c->stats.jit_insns += ps.ntr;
+    c->stats.jit_bytes += c->jit_used - from;
     if (c->ops.code_translated)
         c->ops.code_translated(c->ops.ctx, c->jit_rx + from, (size_t)(ps.e.p - c->jit_rw) - from,
                                b->va);
