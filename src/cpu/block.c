@@ -170,6 +170,7 @@ static void block_invalidate(struct cpu *c, struct block *b)
     if (!b->valid)
         return;
     b->valid = false;
+    jit_unlink(c, b);
     hash_remove(c, b);
     uint64_t p1 = b->pa & ~0xfffull;
     struct code_page *cp = phys_code_page(c, p1);
@@ -468,6 +469,8 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
     b->chain[0] = b->chain[1] = NULL;
     b->fn0 = NULL; /* jit_block sets it for what it translates; 32-bit blocks it leaves */
     b->host_entry = NULL;
+    b->linked[0] = b->linked[1] = NULL;
+    b->nincoming = b->next_out = 0;
     page_add_block(c, cp, ppage, b, 0);
     if (b->pa2 != ~0ull && cp2)
         page_add_block(c, cp2, b->pa2, b, 1);

@@ -348,7 +348,6 @@ static bool decode32_supported(unsigned id)
     case OP_XLAT: case OP_INS: case OP_OUTS: case OP_IRET: case OP_ADCX: case OP_ADOX:
     case OP_ANDN: case OP_BEXTR: case OP_BLS: case OP_BZHI: case OP_PDEP: case OP_PEXT:
     case OP_MULX: case OP_SHIFTX: case OP_RORX: case OP_TZCNT:
-    case OP_SWAPGS: /* #UD outside 64-bit code (its handler) */
         return true;
     default:
         return false;
@@ -717,6 +716,8 @@ modrm:;
         return DEC_UD; /* SYSENTER/SYSEXIT: #UD in long mode on AMD, as the engine is */
     if (mode32 && d->vex && !id)
         return DEC_UD; /* AVX and the like: not offered, as in 64-bit code */
+    if (mode32 && id == OP_SWAPGS)
+        return DEC_UD; /* 64-bit code only */
     if (mode32 && (!id || !decode32_supported(id)))
         return DEC_NOIMPL;
     if (mode32 && id == OP_NOPM && d->map == 1 && (op == 0x1a || op == 0x1b))

@@ -231,6 +231,11 @@ struct block {
                              translator replaced it (a lone step runs that) */
     void *host_entry;     /* ... and where host code enters its host code from
                              another block's (jit_internal.h: rc_slot_host) */
+    void *linked[2];      /* where a direct jump from another block's host code
+                             enters it: [0] from a clean run, [1] a dirty one */
+    uint8_t *incoming[4]; /* such jumps' rel32 (writable view), to undo */
+    uint8_t nincoming;    /* ... how many (at most 4) */
+    uint8_t next_out;     /* ... the one a fifth replaces */
     struct insn insns[];
 };
 
@@ -925,6 +930,7 @@ void jit_free(struct cpu *c);
 bool jit_full(const struct cpu *c);
 void jit_block(struct cpu *c, struct block *b); /* after the block is built */
 void jit_reset(struct cpu *c);                  /* with the block cache */
+void jit_unlink(struct cpu *c, struct block *b); /* when it is invalidated */
 
 /* --- the host's undefined flags (mulshift.c) ----------------------------------- */
 /* ROL/ROR: the host instruction's CF/OF are what the C fast path sets. */

@@ -29,7 +29,7 @@
 #include "cpu/handlers.h"
 #include "cpu/jit_internal.h"
 
-#define JIT_ARENA (64u << 20)
+#define JIT_ARENA (128u << 20) /* a boot and the bench's work write ~60 MiB */
 
 _Static_assert(sizeof(struct tlbe) == 32, "TLB entry size is baked into the probe");
 _Static_assert(offsetof(struct cpu, r) == 0, "guest registers at the vCPU's start");

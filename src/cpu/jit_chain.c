@@ -97,9 +97,63 @@ static void emit_follow_jump_cache(struct emit *e)
     patch32(stale, e->p);
 }
 
-/* Enter the block in 'slot' (rax = its address) if it is the valid one;
- * else go on below with rsi = slot. */
-static void emit_follow_slot(struct emit *e, struct block **slot)
+/* Block b's linked entries (struct block), after its code: what
+ * emit_enter does, with b's own addresses as constants, then on to its
+ * first record as C enters it ([0]) or its host_entry ([1]); both in the
+ * writable view. */
+void emit_linked_entries(struct emit *e, const struct block *b, uint8_t *c_entry,
+                         uint8_t *host_entry, uint8_t *linked[2])
+{
+    for (unsigned k = 0; k < 2; k++) {
+        linked[k] = e->p;
+        op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.chained));
+        e8(e, 1);
+        mov_imm(e, RAX, (uint64_t)(uintptr_t)b);
+        op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(cur_block));
+        mov_imm(e, RAX, b->va);
+        op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(blk_va));
+        mov_imm(e, RSI, (uint64_t)(uintptr_t)b->insns);
+        op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(blk_first));
+        op_rm(e, 3, 0x81, 4, RDI, CPU_OFF(rflags)); /* the instruction completed: RF = 0 */
+        e32(e, ~(uint32_t)F_RF);
+        patch32(jmp32(e), k ? host_entry : c_entry);
+    }
+}
+
+/* Called from host code: the direct jump at 'site' (a rel32 in the
+ * writable view) now goes to block b's linked entry for a run that is
+ * 'dirty' or not. Each block keeps the last four such jumps, to undo them
+ * when it is invalidated (jit_unlink); a fifth undoes the oldest. */
+static void jit_link_direct(struct cpu *c, uint8_t *site, uint64_t dirty, struct block *b)
+{
+    unsigned k = b->nincoming;
+    if (k < ARRAY_SIZE(b->incoming)) {
+        b->nincoming++;
+    } else {
+        k = b->next_out;
+        b->next_out = (uint8_t)((k + 1) % ARRAY_SIZE(b->incoming));
+        memset(b->incoming[k], 0, 4);
+    }
+    b->incoming[k] = site;
+    const uint8_t *site_rx = site + (c->jit_rx - c->jit_rw);
+    int32_t rel = (int32_t)((const uint8_t *)b->linked[dirty != 0] - (site_rx + 4));
+    memcpy(site, &rel, 4);
+}
+
+/* Block b is invalid: the direct jumps to it go back to their chain
+ * slot's checks (a rel32 of 0: the code right after the jump). */
+void jit_unlink(struct cpu *c, struct block *b)
+{
+    (void)c;
+    for (unsigned k = 0; k < b->nincoming; k++)
+        memset(b->incoming[k], 0, 4);
+    b->nincoming = b->next_out = 0;
+}
+
+/* Enter the block in 'slot' (rax = its address) if it is the valid one,
+ * first making the direct jump at 'site' go to it when it has a linked
+ * entry (then on through that jump); else go on below with rsi = slot. */
+static void emit_follow_slot(struct emit *e, struct block **slot, uint8_t *site)
 {
     mov_imm(e, RCX, (uint64_t)(uintptr_t)slot);
     op_rm(e, 3, 0x8b, RDX, RCX, 0);
@@ -110,6 +164,16 @@ static void emit_follow_slot(struct emit *e, struct block **slot)
     op_rm(e, 0, 0x80, 7, RDX, (int32_t)offsetof(struct block, valid));
     e8(e, 0);
     uint8_t *stale = jcc32(e, 0x4);
+    bool dirty = rc_dirty(e->rc);
+    op_rm(e, 3, 0x83, 7, RDX, (int32_t)(offsetof(struct block, linked) + 8 * dirty));
+    e8(e, 0); /* cmp qword [rdx + linked[dirty]], 0 */
+    uint8_t *unlinkable = jcc32(e, 0x4);
+    op_rr(e, 3, 0x89, RDX, RCX);
+    mov_imm(e, RSI, (uint64_t)(uintptr_t)site);
+    mov_imm(e, RDX, dirty);
+    emit_call_c(e, (const void *)jit_link_direct);
+    patch32(jmp32(e), site - 1);
+    patch32(unlinkable, e->p);
     emit_enter(e);
     patch32(empty, e->p);
     patch32(other, e->p);
@@ -166,7 +230,8 @@ void emit_chain_rax(struct emit *e, unsigned idx, struct block **slot)
         emit_to_c(e, TO_C_RET); /* to the run loop */
         return;
     }
-    emit_follow_slot(e, slot);
+    uint8_t *site = jmp32(e); /* rel32 0 until jit_link_direct makes it direct */
+    emit_follow_slot(e, slot, site);
     emit_call_c(e, (const void *)jit_chain_slow);
     op_rr(e, 3, 0x85, RAX, RAX);
     uint8_t *none = jcc32(e, 0x4);

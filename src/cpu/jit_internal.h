@@ -239,6 +239,8 @@ static inline void emit_call_c_keeping_cache(struct emit *e, const void *fn)
 void emit_chain(struct emit *e, unsigned idx, uint64_t t, struct block **slot);
 void emit_chain_rax(struct emit *e, unsigned idx, struct block **slot);
 void emit_self_loop(struct emit *e, unsigned idx, const struct block *b, uint8_t *loop_at);
+void emit_linked_entries(struct emit *e, const struct block *b, uint8_t *c_entry,
+                         uint8_t *host_entry, uint8_t *linked[2]);
 
 /* --- instruction forms (jit_forms.c) -------------------------------------------- */
 enum {

@@ -558,8 +558,12 @@ void jit_block(struct cpu *c, struct block *b)
     if (!ps.ntr || ps.overflow)
         return;
     if (ps.entry[0]) {
+        uint8_t *linked[2];
+        emit_linked_entries(&ps.e, b, ps.entry[0], ps.host_entry, linked);
         b->fn0 = b->insns[0].fn;
         b->host_entry = ps.host_entry + ps.e.delta;
+        b->linked[0] = linked[0] + ps.e.delta;
+        b->linked[1] = linked[1] + ps.e.delta;
     }
     for (unsigned j = 0; j < n; j++)
         if (ps.entry[j])

@@ -1,7 +1,9 @@
 /* Self-modifying code: a store into the next instruction of the same block,
  * a loop body rewritten while it runs, code rewritten through a second
- * virtual alias of its physical page, and (with the harness) code changed
- * by a "device" write between two runs (cpu_notify_write). */
+ * virtual alias of its physical page, (with the harness) code changed
+ * by a "device" write between two runs (cpu_notify_write), and a block
+ * that five others jump to directly (their host code linked to it, one
+ * link replaced) rewritten: every one of them then runs the new code. */
 #include "guest.inc"
     .code64
     .globl _start
@@ -58,6 +60,48 @@ patch2:
     call *%rax
     cmp $9, %eax
     CHECK_EQ 5
+    /* 6: five stubs at 0x40000100 + 8k (k = 0..4), each 'jmp target';
+     * target at 0x40000200: mov $imm, %eax; ret */
+    mov $0x220100, %rdi
+    mov $5, %ecx
+1:  movb $0xe9, (%rdi)               /* jmp rel32 */
+    lea 5(%rdi), %rax
+    mov $0x220200, %edx
+    sub %eax, %edx
+    mov %edx, 1(%rdi)
+    add $8, %rdi
+    loop 1b
+    movb $0xb8, 0x220200
+    movl $11, 0x220201
+    movb $0xc3, 0x220205
+    mov $4, %r12d                    /* rounds: unlinked, linked, direct */
+2:  call call_stubs
+    cmp $(5 * 11), %ebx
+    CHECK_EQ 6
+    dec %r12d
+    jnz 2b
+    movl $13, 0x220201               /* the target rewritten */
+    call call_stubs
+    cmp $(5 * 13), %ebx
+    CHECK_EQ 7
+    call call_stubs                  /* and linked again */
+    call call_stubs
+    cmp $(5 * 13), %ebx
+    CHECK_EQ 8
     PASS
+/* ebx = the sum of what the five stubs return */
+call_stubs:
+    xor %ebx, %ebx
+    mov $0x40000100, %rsi
+    mov $5, %ecx
+3:  push %rcx
+    push %rsi
+    call *%rsi
+    pop %rsi
+    pop %rcx
+    add %eax, %ebx
+    add $8, %rsi
+    loop 3b
+    ret
 nmi_handler:
     iretq
