@@ -170,7 +170,7 @@ static void block_invalidate(struct cpu *c, struct block *b)
     if (!b->valid)
         return;
     b->valid = false;
-    jit_unlink(c, b);
+    jit_unlink(b);
     hash_remove(c, b);
     uint64_t p1 = b->pa & ~0xfffull;
     struct code_page *cp = phys_code_page(c, p1);

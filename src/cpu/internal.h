@@ -930,7 +930,7 @@ void jit_free(struct cpu *c);
 bool jit_full(const struct cpu *c);
 void jit_block(struct cpu *c, struct block *b); /* after the block is built */
 void jit_reset(struct cpu *c);                  /* with the block cache */
-void jit_unlink(struct cpu *c, struct block *b); /* when it is invalidated */
+void jit_unlink(struct block *b); /* when it is invalidated */
 
 /* --- the host's undefined flags (mulshift.c) ----------------------------------- */
 /* ROL/ROR: the host instruction's CF/OF are what the C fast path sets. */

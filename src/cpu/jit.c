@@ -127,18 +127,22 @@ bool rc_dirty(const struct regcache *rc)
 
 static const uint8_t callee_saved_regs[5] = {RBX, 12, 13, 14, 15};
 
-void emit_save_callee(struct emit *e)
+/* The five saved into the vCPU (opcode 0x89) or restored from it (0x8b). */
+static void emit_callee_moves(struct emit *e, unsigned opcode)
 {
     for (unsigned k = 0; k < 5; k++)
-        op_rm(e, 3, 0x89, callee_saved_regs[k], RDI,
+        op_rm(e, 3, opcode, callee_saved_regs[k], RDI,
               CPU_OFF(jit_callee_saved) + (int32_t)(8 * rc_callee_index(callee_saved_regs[k])));
+}
+
+void emit_save_callee(struct emit *e)
+{
+    emit_callee_moves(e, 0x89);
 }
 
 void emit_restore_callee(struct emit *e)
 {
-    for (unsigned k = 0; k < 5; k++)
-        op_rm(e, 3, 0x8b, callee_saved_regs[k], RDI,
-              CPU_OFF(jit_callee_saved) + (int32_t)(8 * rc_callee_index(callee_saved_regs[k])));
+    emit_callee_moves(e, 0x8b);
 }
 
 /* Host code's way to C ('how': jmp rax with rsi = the record, jmp [rsi],

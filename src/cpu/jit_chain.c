@@ -47,8 +47,9 @@ static void emit_jump_into(struct emit *e, unsigned blk)
     emit_to_c(e, TO_C_JMP_RECORD);
 }
 
-/* Enter block rdx at guest address rax, as chain_next_slot()'s 'enter'. */
-static void emit_enter(struct emit *e)
+/* chain_next_slot()'s bookkeeping of entering block rdx at guest address
+ * rax; rsi = its first record. */
+static void emit_enter_state(struct emit *e)
 {
     op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.chained));
     e8(e, 1);
@@ -58,6 +59,12 @@ static void emit_enter(struct emit *e)
     op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(blk_first));
     op_rm(e, 3, 0x81, 4, RDI, CPU_OFF(rflags)); /* the instruction completed: RF = 0 */
     e32(e, ~(uint32_t)F_RF);
+}
+
+/* Enter block rdx at guest address rax, as chain_next_slot()'s 'enter'. */
+static void emit_enter(struct emit *e)
+{
+    emit_enter_state(e);
     emit_jump_into(e, RDX);
 }
 
@@ -106,16 +113,9 @@ void emit_linked_entries(struct emit *e, const struct block *b, uint8_t *c_entry
 {
     for (unsigned k = 0; k < 2; k++) {
         linked[k] = e->p;
-        op_rm(e, 3, 0x83, 0, RDI, CPU_OFF(stats.chained));
-        e8(e, 1);
-        mov_imm(e, RAX, (uint64_t)(uintptr_t)b);
-        op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(cur_block));
+        mov_imm(e, RDX, (uint64_t)(uintptr_t)b);
         mov_imm(e, RAX, b->va);
-        op_rm(e, 3, 0x89, RAX, RDI, CPU_OFF(blk_va));
-        mov_imm(e, RSI, (uint64_t)(uintptr_t)b->insns);
-        op_rm(e, 3, 0x89, RSI, RDI, CPU_OFF(blk_first));
-        op_rm(e, 3, 0x81, 4, RDI, CPU_OFF(rflags)); /* the instruction completed: RF = 0 */
-        e32(e, ~(uint32_t)F_RF);
+        emit_enter_state(e);
         patch32(jmp32(e), k ? host_entry : c_entry);
     }
 }
@@ -142,9 +142,8 @@ static void jit_link_direct(struct cpu *c, uint8_t *site, uint64_t dirty, struct
 
 /* Block b is invalid: the direct jumps to it go back to their chain
  * slot's checks (a rel32 of 0: the code right after the jump). */
-void jit_unlink(struct cpu *c, struct block *b)
+void jit_unlink(struct block *b)
 {
-    (void)c;
     for (unsigned k = 0; k < b->nincoming; k++)
         memset(b->incoming[k], 0, 4);
     b->nincoming = b->next_out = 0;
