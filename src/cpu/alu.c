@@ -3,6 +3,8 @@
  * lazy flags; rare producers (BT*, BSF/BSR, POPCNT, LZCNT) run the same
  * host instruction on the operands so every flag, undefined ones
  * included, is what this host CPU produces. */
+#include <pthread.h>
+
 #include "cpu/internal.h"
 #include "cpu/handlers.h"
 #include "cpu/alu_internal.h"
@@ -531,25 +533,57 @@ static const insn_fn fast_ext[2][3][4] = {
      {0, fmovsx_m_2_1, fmovsx_m_2_2, fmovsx_m_2_3}},
 };
 
-/* The fast variant of a generic memory-form handler, or the handler itself. */
-insn_fn fast_mem_variant(insn_fn fn)
+/* The fast variant of a generic memory-form handler, or the handler itself:
+ * an open-addressed table from the generic handler to its variant, filled
+ * once (it was a search through 140 handlers for every memory operand a
+ * block build decoded). */
+#define FAST_MAP_BITS 9
+static struct {
+    insn_fn from, to;
+} fast_map[1u << FAST_MAP_BITS];
+static pthread_once_t fast_map_once = PTHREAD_ONCE_INIT;
+
+static unsigned fast_map_slot(insn_fn fn)
+{
+    return (unsigned)(((uintptr_t)fn * 0x9e3779b97f4a7c15ull) >> (64 - FAST_MAP_BITS));
+}
+
+static void fast_map_put(insn_fn from, insn_fn to)
+{
+    if (!from || !to)
+        return;
+    unsigned k = fast_map_slot(from);
+    while (fast_map[k].from && fast_map[k].from != from)
+        k = (k + 1) & ((1u << FAST_MAP_BITS) - 1);
+    if (!fast_map[k].from) /* the first pairing of a handler wins */
+        fast_map[k].from = from, fast_map[k].to = to;
+}
+
+static void fast_map_fill(void)
 {
     static const unsigned alu_forms[3] = {ALU_RM, ALU_MR, ALU_MI};
     for (unsigned lg = 0; lg < 4; lg++) {
-        if (fn == h_mov[1][lg]) return fast_mov[0][lg];
-        if (fn == h_mov[2][lg]) return fast_mov[1][lg];
-        if (fn == h_mov[4][lg]) return fast_mov[2][lg];
-        if (fn == h_test[1][lg]) return fast_test[0][lg];
-        if (fn == h_test[3][lg]) return fast_test[1][lg];
+        fast_map_put(h_mov[1][lg], fast_mov[0][lg]);
+        fast_map_put(h_mov[2][lg], fast_mov[1][lg]);
+        fast_map_put(h_mov[4][lg], fast_mov[2][lg]);
+        fast_map_put(h_test[1][lg], fast_test[0][lg]);
+        fast_map_put(h_test[3][lg], fast_test[1][lg]);
         for (unsigned f = 0; f < 3; f++)
             for (unsigned op = 0; op < 8; op++)
-                if (fn == h_alu[alu_forms[f]][op][lg])
-                    return fast_alu[f][op][lg];
+                fast_map_put(h_alu[alu_forms[f]][op][lg], fast_alu[f][op][lg]);
         for (unsigned x = 0; x < 2; x++)
             for (unsigned s = 0; s < 3; s++)
-                if (fn == h_ext[x][1][s][lg] && fast_ext[x][s][lg])
-                    return fast_ext[x][s][lg];
+                fast_map_put(h_ext[x][1][s][lg], fast_ext[x][s][lg]);
     }
+}
+
+insn_fn fast_mem_variant(insn_fn fn)
+{
+    pthread_once(&fast_map_once, fast_map_fill);
+    for (unsigned k = fast_map_slot(fn); fast_map[k].from;
+         k = (k + 1) & ((1u << FAST_MAP_BITS) - 1))
+        if (fast_map[k].from == fn)
+            return fast_map[k].to;
     return fn;
 }
 

@@ -11,12 +11,18 @@
 #include "cpu/internal.h"
 
 #define ARENA_SIZE (64u << 20)
-#define HASH_BITS 16
+#define HASH_BITS 18
 #define BLOCK_BYTES (sizeof(struct block) + (BLOCK_MAX_INSNS + 1) * sizeof(struct insn))
 
-static unsigned hash_pa(uint64_t pa)
+/* Keyed on both addresses: every process maps shared libraries' code at
+ * its own virtual addresses (ASLR), and each mapping gets blocks of its
+ * own for the same physical page. Hashed on the physical address alone,
+ * all of those landed in one chain, walked on every lookup. */
+static unsigned hash_block(uint64_t pa, uint64_t va)
 {
-    return (unsigned)((pa ^ (pa >> 12) ^ (pa >> 28)) * 0x9e3779b1u) >> (32 - HASH_BITS);
+    uint64_t k = pa ^ (va << 20) ^ (va >> 12);
+    k ^= k >> 29;
+    return (unsigned)((k ^ (k >> 32)) * 0x9e3779b1u) >> (32 - HASH_BITS);
 }
 
 int block_cache_init(struct cpu *c)
@@ -155,7 +161,7 @@ static void page_remove_block(struct code_page *cp, uint64_t ppage, struct block
 
 static void hash_remove(struct cpu *c, struct block *b)
 {
-    struct block **pp = &c->hash[hash_pa(b->pa)];
+    struct block **pp = &c->hash[hash_block(b->pa, b->va)];
     while (*pp) {
         if (*pp == b) {
             *pp = b->hnext;
@@ -229,12 +235,30 @@ void smc_write(struct cpu *c, const struct insn *i, uint64_t pa, unsigned len)
     }
 }
 
+/* Empty the hash table and the jump cache. After a few blocks (a reset
+ * vCPU, a fuzzer's input) only their own slots can be set: clearing those
+ * beats writing the 2 MiB table and the 128 KiB cache. */
+static void lookups_clear(struct cpu *c)
+{
+    if (c->arena_used > (1u << 20)) {
+        memset(c->hash, 0, (c->hash_mask + 1) * sizeof(*c->hash));
+        memset(c->jc, 0, sizeof(c->jc));
+        return;
+    }
+    for (size_t at = 0; at < c->arena_used;) {
+        const struct block *b = (const struct block *)(c->arena + at);
+        c->hash[hash_block(b->pa, b->va)] = NULL;
+        c->jc[jc_index(b->va)] = NULL;
+        at += sizeof(struct block) + (b->ninsn + 1u) * sizeof(struct insn);
+        at = (at + 63) & ~(size_t)63;
+    }
+}
+
 void block_flush_all(struct cpu *c)
 {
     c->link_slot = NULL;
+    lookups_clear(c);
     c->arena_used = 0;
-    memset(c->hash, 0, (c->hash_mask + 1) * sizeof(*c->hash));
-    memset(c->jc, 0, sizeof(c->jc));
     for (unsigned k = 0; k < c->nram; k++) {
         struct ram_region *r = &c->ram[k];
         size_t pages = r->size >> 12;
@@ -462,7 +486,7 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
     c->arena_used += sizeof(struct block) + (n + 1) * sizeof(struct insn);
     c->arena_used = (c->arena_used + 63) & ~(size_t)63;
     /* link */
-    unsigned h = hash_pa(pa);
+    unsigned h = hash_block(pa, va);
     b->hnext = c->hash[h];
     c->hash[h] = b;
     b->pnext[0] = b->pnext[1] = NULL;
@@ -491,7 +515,7 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
             code_page_edge(c, p2page, false);
     }
     if (!b->mode)
-        jit_block(c, b); /* the translator knows 64-bit code only */
+        jit_block_later(c, b); /* the translator knows 64-bit code only */
     c->stats.blocks_built++;
     return b;
 }
@@ -526,7 +550,7 @@ struct block *block_find(struct cpu *c)
     unsigned j = jc_index(va);
     struct block *b = c->jc[j];
     if (!(b && b->valid && b->va == va && b->pa == pa && b->mode == mode)) {
-        for (b = c->hash[hash_pa(pa)]; b; b = b->hnext)
+        for (b = c->hash[hash_block(pa, va)]; b; b = b->hnext)
             if (b->pa == pa && b->va == va && b->valid && b->mode == mode)
                 break;
         if (!b)

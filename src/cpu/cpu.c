@@ -225,6 +225,7 @@ struct cpu *cpu_create(const struct cpu_config *cfg)
     c->mem = cfg->mem;
     c->ops = cfg->ops;
     c->flags = cfg->flags;
+    c->jit_hot = cfg->jit_hot <= 65535 ? (uint16_t)cfg->jit_hot : 0;
     c->vcpu_id = cfg->vcpu_id;
     atomic_flag_clear(&c->dma_lock);
     for (unsigned k = 0; k < cfg->mem->nr_regions && k < GM_MAX_REGIONS; k++) {

@@ -108,6 +108,9 @@ struct cpu_config {
     struct cpu_ops ops;
     unsigned vcpu_id;            /* initial APIC ID (CPUID) and TSC_AUX */
     unsigned flags;              /* CPU_CFG_* */
+    unsigned jit_hot;            /* translator: a block is translated on its
+                                    jit_hot-th entry (1-65535; 0: the default,
+                                    at once with CPU_CFG_JIT) */
 };
 
 /* Event bits for cpu_signal (any thread). Checked at block ends. */

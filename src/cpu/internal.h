@@ -228,7 +228,8 @@ struct block {
                                fall-through end, [1] the last Jcc not taken
                                (a taken Jcc: its record's link) */
     insn_fn fn0;          /* the interpreter's handler of insns[0] when the
-                             translator replaced it (a lone step runs that) */
+                             translator or the run counter replaced it (a
+                             lone step runs that) */
     void *host_entry;     /* ... and where host code enters its host code from
                              another block's (jit_internal.h: rc_slot_host) */
     void *linked[2];      /* where a direct jump from another block's host code
@@ -236,6 +237,7 @@ struct block {
     uint8_t *incoming[4]; /* such jumps' rel32 (writable view), to undo */
     uint8_t nincoming;    /* ... how many (at most 4) */
     uint8_t next_out;     /* ... the one a fifth replaces */
+    uint16_t runs;        /* entries counted before it is translated */
     struct insn insns[];
 };
 
@@ -384,6 +386,7 @@ struct cpu {
     uint8_t *jit_rw, *jit_rx;   /* translator (jit.c): one arena, a read-write and a read-execute view */
     size_t jit_size;
     bool jit_count;             /* host code counts what it runs (stats.jit_executed) */
+    uint16_t jit_hot;           /* a block is translated on its jit_hot-th entry */
 };
 
 #define CPU_EVENT_SMC 0x100u     /* internal: device writes to code pending */
@@ -928,7 +931,8 @@ int jit_init(struct cpu *c);
 int code_arena_map(size_t size, uint8_t **rw, uint8_t **rx);
 void jit_free(struct cpu *c);
 bool jit_full(const struct cpu *c);
-void jit_block(struct cpu *c, struct block *b); /* after the block is built */
+void jit_block(struct cpu *c, struct block *b); /* translate it now */
+void jit_block_later(struct cpu *c, struct block *b); /* after it is built: once it is hot */
 void jit_reset(struct cpu *c);                  /* with the block cache */
 void jit_unlink(struct block *b); /* when it is invalidated */
 

@@ -525,6 +525,31 @@ static unsigned emit_run(struct pass *ps, unsigned j, struct step s)
     return end;
 }
 
+/* The first record's handler while a block is counted: the block's
+ * jit_hot-th entry translates it, then runs it (as host code, or as
+ * records where the translator left them). */
+static HANDLER(h_count_runs)
+{
+    struct block *b = (struct block *)((uintptr_t)i - offsetof(struct block, insns));
+    if (++b->runs >= c->jit_hot && b->valid) {
+        b->insns[0].fn = b->fn0;
+        jit_block(c, b);
+        return b->insns[0].fn(c, b->insns);
+    }
+    return b->fn0(c, i);
+}
+
+void jit_block_later(struct cpu *c, struct block *b)
+{
+    b->runs = 0;
+    if (!c->jit_rw || c->jit_hot <= 1) {
+        jit_block(c, b);
+        return;
+    }
+    b->fn0 = b->insns[0].fn;
+    b->insns[0].fn = h_count_runs;
+}
+
 void jit_block(struct cpu *c, struct block *b)
 {
     b->fn0 = NULL;

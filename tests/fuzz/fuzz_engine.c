@@ -25,7 +25,9 @@
  * attributes and selectors, FS/GS bases, RFLAGS, debug registers, the
  * engine's own MSRs, pending events, the FPU control words. A setter may
  * refuse (the restore then fails with an error); whatever it takes, the
- * engine must run without harm.
+ * engine must run without harm. With state byte bit 1 the translated run
+ * takes a block only on its third entry, as the engine's default takes one
+ * on its 32nd: a loop's first rounds run as records, the rest as host code.
  *
  *   make fuzz-targets && build/fuzz/fuzz_engine tests/fuzz/corpus/engine */
 #include <stddef.h>
@@ -73,6 +75,12 @@
 #define MODE_INTERRUPT 0x20
 #define MODE_TSD_NOWP 0x40 /* CR4.TSD set, CR0.WP clear */
 #define MODE_DIFF 0x80
+
+/* state byte bit 1: the translator takes a block on its LAZY_JIT_HOT-th
+ * entry (as the engine's default does on its 32nd), so a loop runs its
+ * first rounds as records, then as host code, and the two must agree */
+#define STATE_LAZY_JIT 0x02
+#define LAZY_JIT_HOT 3
 
 #define STATE_BYTES 128
 #define HEADER (3 + 16 * 8 + STATE_BYTES)
@@ -309,12 +317,12 @@ static bool apply_state(struct cpu *cpu, const uint8_t *st)
 /* One vCPU per configuration, reset for each input: creating one per input
  * spent most of the time faulting in its fresh pages. test_system's
  * test_reset_is_power_on holds that a reset vCPU is a new one. */
-static struct cpu *vcpus[2][2][2]; /* [differential][jit][deliver] */
+static struct cpu *vcpus[2][2][2][2]; /* [differential][jit][deliver][lazy] */
 
 static void destroy_vcpus(void) /* before LeakSanitizer looks */
 {
-    for (unsigned k = 0; k < 8; k++)
-        cpu_destroy(vcpus[k / 4][k / 2 % 2][k % 2]);
+    for (unsigned k = 0; k < 16; k++)
+        cpu_destroy(vcpus[k / 8][k / 4 % 2][k / 2 % 2][k % 2]);
 }
 
 /* The differential mode's vCPUs have no RDRAND: its values differ between
@@ -333,9 +341,9 @@ static void hide_rdrand(struct cpu *cpu)
         abort();
 }
 
-static struct cpu *vcpu_for(struct fuzz_guest *g, bool diff, bool jit, bool deliver)
+static struct cpu *vcpu_for(struct fuzz_guest *g, bool diff, bool jit, bool deliver, bool lazy)
 {
-    struct cpu **slot = &vcpus[diff][jit][deliver];
+    struct cpu **slot = &vcpus[diff][jit][deliver][lazy];
     static bool registered;
     if (!registered)
         registered = !atexit(destroy_vcpus);
@@ -347,6 +355,7 @@ static struct cpu *vcpu_for(struct fuzz_guest *g, bool diff, bool jit, bool deli
         .mem = &g->gm,
         .ops = {.ctx = g, .pio = pio, .mmio = mmio, .msr = msr, .intr = intr, .clock_ns = clock_ns},
         .flags = (jit ? CPU_CFG_JIT : CPU_CFG_NO_JIT) | (deliver ? 0 : CPU_CFG_EXIT_ON_EXCEPTION),
+        .jit_hot = lazy ? LAZY_JIT_HOT : 0,
     };
     *slot = cpu_create(&cfg);
     if (!*slot) {
@@ -369,7 +378,8 @@ static struct outcome run_guest(struct fuzz_guest *g, const uint8_t *in, size_t 
     load_guest(g, in + HEADER, n - HEADER);
     g->clock = 0;
     g->vector = mode & MODE_INTERRUPT ? in[1] : -1;
-    struct cpu *cpu = vcpu_for(g, mode & MODE_DIFF, jit, mode & MODE_DELIVER);
+    struct cpu *cpu = vcpu_for(g, mode & MODE_DIFF, jit, mode & MODE_DELIVER,
+                               jit && (in[2] & STATE_LAZY_JIT));
     set_state(cpu, g->ram, mode, in + 3);
     if ((in[2] & 1) && !apply_state(cpu, in + 3 + 16 * 8))
         return (struct outcome){.reason = CPU_EXIT_ERROR};
