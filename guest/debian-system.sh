@@ -46,6 +46,11 @@ DHCP=ipv4
 EOF
 ln -sf /lib/systemd/system/systemd-networkd.service \
     "$tree/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+# The check's lines go to the console through journald, which writes each
+# with one writev to /dev/console and drops it if that fails (a CI run lost
+# the 'state' line while the lines after it came; getty hanging up ttyS0 at
+# that moment would do it, not confirmed). The test reads them from
+# /ember-check.txt on the disk.
 cat > "$tree/etc/systemd/system/ember-check.service" <<'EOF'
 [Unit]
 Description=ember's boot check
@@ -54,11 +59,12 @@ After=multi-user.target
 [Service]
 Type=simple
 StandardOutput=journal+console
-ExecStart=/bin/sh -c 'echo "EMBER-CHECK state $(systemctl is-system-running --wait)"; \
+ExecStart=/bin/sh -c '{ echo "EMBER-CHECK state $(systemctl is-system-running --wait)"; \
   systemctl --failed --no-legend --plain | sed "s/^/EMBER-FAILED /"; \
   echo "EMBER-CHECK kernel $(uname -r)"; \
   echo "EMBER-CHECK addr $(ip -4 -o addr show scope global | awk "{print \\$4}" | head -1)"; \
-  echo "EMBER-CHECK uptime $(cut -d" " -f1 /proc/uptime)"; systemctl poweroff'
+  echo "EMBER-CHECK uptime $(cut -d" " -f1 /proc/uptime)"; } | tee /ember-check.txt; \
+  sync; systemctl poweroff'
 
 [Install]
 WantedBy=multi-user.target

@@ -29,7 +29,9 @@ def debian_system(ctx):
         f'"$EMBER" run --cpus 2 --kernel {kernel} --initrd {initrd} --disk path=root.img --net user '
         "--mem 1G --cmdline 'console=ttyS0 root=/dev/vda rw panic=1' < /dev/null > vm.txt 2>&1\n"
         'echo "ember rc=$?"\n'
-        "grep -a 'EMBER-' vm.txt | sed 's/^.*\\] sh\\[[0-9]*\\]: //'\n"
+        # the check's own file on the disk; its console lines only as a record
+        "debugfs -R 'cat /ember-check.txt' root.img 2>/dev/null\n"
+        "grep -a 'EMBER-' vm.txt | sed 's/^/console: /'\n"
         "grep -a -c 'Reached target.*Multi-User System' vm.txt | sed 's/^/multi-user /'\n"
         "grep -a -o 'Brought up 1 node, [0-9]* CPUs' vm.txt\n"
         "e2fsck -fn root.img > fsck.txt 2>&1; echo \"fsck rc=$?\"\n"
