@@ -742,18 +742,25 @@ void emit_insn(struct emit *e, const struct insn *rec, const struct jform *f,
 }
 
 /* --- the arena and the block pass ----------------------------------------------- */
+/* EMBER_JIT: 1 for on|1, 0 for off|0, -1 unset or anything else */
+static int env_jit(void)
+{
+    const char *v = getenv("EMBER_JIT");
+    if (v && (!strcmp(v, "1") || !strcmp(v, "on")))
+        return 1;
+    if (v && (!strcmp(v, "0") || !strcmp(v, "off")))
+        return 0;
+    return -1;
+}
+
 static bool jit_wanted(const struct cpu *c)
 {
     if (c->flags & CPU_CFG_JIT)
         return true;
     if (c->flags & CPU_CFG_NO_JIT)
         return false;
-    const char *v = getenv("EMBER_JIT");
-    if (v && (!strcmp(v, "1") || !strcmp(v, "on")))
-        return true;
-    if (v && (!strcmp(v, "0") || !strcmp(v, "off")))
-        return false;
-    return JIT_DEFAULT;
+    int env = env_jit();
+    return env >= 0 ? env == 1 : JIT_DEFAULT;
 }
 
 /* Memory for host code in two views of the same pages, one writable and
@@ -796,8 +803,7 @@ static uint16_t jit_hot_runs(const struct cpu *c)
         return (uint16_t)n;
     if (c->jit_hot)
         return c->jit_hot;
-    const char *on = getenv("EMBER_JIT");
-    if ((c->flags & CPU_CFG_JIT) || (on && (!strcmp(on, "1") || !strcmp(on, "on"))))
+    if ((c->flags & CPU_CFG_JIT) || env_jit() == 1)
         return 1;
     return JIT_HOT_RUNS;
 }
