@@ -227,7 +227,9 @@ tools: $(TOOLS)
 # tests/fuzz/ubsan_options.c: undefined behaviour stops a target as a crash
 # does.
 FUZZ_CC = clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-	-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
+	-Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(FUZZ_EXTRA)
+# FUZZ_EXTRA: flags for a campaign's own build, e.g. BUILD=build/campaign
+# FUZZ_EXTRA=-fno-sanitize-coverage=trace-cmp (README, fuzz_engine).
 # $(call fuzz_target,NAME,SOURCES,LIBRARIES): build/fuzz/fuzz_NAME from
 # tests/fuzz/fuzz_NAME.c and the sources it exercises (headers among them
 # are dependencies only).

@@ -232,6 +232,7 @@ void smc_write(struct cpu *c, const struct insn *i, uint64_t pa, unsigned len)
     if (hit_current && i) {
         /* finish this instruction, then leave the stale block */
         ((struct insn *)i)[1].fn = h_exit_stale;
+        c->smc_short = true;
     }
 }
 
@@ -357,8 +358,13 @@ static void mark_code(struct cpu *c, struct code_page *cp, uint64_t ppage, unsig
 {
     /* mark before reading the bytes: a concurrent device write then either
      * sees the mark or happened before our read. A page gaining its first
-     * mark gets its TLB write entries flagged. */
-    uint32_t old = atomic_fetch_or(&cp->map, chunk_mask(lo, hi));
+     * mark gets its TLB write entries flagged. Only this vCPU writes its
+     * maps, each write a full barrier: marks it already sees are published,
+     * and the fence (dear: it was most of a block's build) is not needed. */
+    uint32_t mask = chunk_mask(lo, hi);
+    if ((atomic_load_explicit(&cp->map, memory_order_relaxed) & mask) == mask)
+        return;
+    uint32_t old = atomic_fetch_or(&cp->map, mask);
     atomic_thread_fence(memory_order_seq_cst);
     if (!old)
         code_page_edge(c, ppage, true);
@@ -402,9 +408,11 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
     b->pa2 = ~0ull;
     b->mode = cpu_mode32(c);
     b->valid = true;
-    unsigned off = 0, n = 0;
+    bool rewritten = c->smc_short;
+    unsigned off = 0, n = 0, max_insns = rewritten ? 1 : BLOCK_MAX_INSNS;
+    c->smc_short = false;
     struct code_page *cp2 = NULL;
-    while (n < BLOCK_MAX_INSNS) {
+    while (n < max_insns) {
         unsigned po = (unsigned)(pa & 0xfff) + off;
         if (po >= 4096)
             break;
@@ -515,7 +523,7 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
             code_page_edge(c, p2page, false);
     }
     if (!b->mode)
-        jit_block_later(c, b); /* the translator knows 64-bit code only */
+        jit_block_later(c, b, rewritten); /* the translator knows 64-bit code only */
     c->stats.blocks_built++;
     return b;
 }
@@ -557,6 +565,7 @@ struct block *block_find(struct cpu *c)
             b = block_build(c, va, pa);
         c->jc[j] = b;
     }
+    c->smc_short = false; /* for the block after a rewritten one only */
     if (unlikely(b->pa2 != ~0ull)) {
         uint64_t p2;
         uint64_t va2 = (va & ~0xfffull) + 4096;

@@ -283,6 +283,10 @@ struct cpu {
     bool halted;
 
     struct block *cur_block;
+    /* a store rewrote the block it ran in: the next block built is one
+     * instruction long, since code that rewrites itself as it runs would
+     * otherwise have the rest of its block decoded again after each store */
+    bool smc_short;
     struct block **link_slot;   /* chain slot to fill with the next block found */
     uint64_t limit_at;          /* icount to stop at (~0: none) */
 
@@ -932,7 +936,9 @@ int code_arena_map(size_t size, uint8_t **rw, uint8_t **rx);
 void jit_free(struct cpu *c);
 bool jit_full(const struct cpu *c);
 void jit_block(struct cpu *c, struct block *b); /* translate it now */
-void jit_block_later(struct cpu *c, struct block *b); /* after it is built: once it is hot */
+/* after it is built: once it is hot (rewritten: built short after a store
+ * into the block before it) */
+void jit_block_later(struct cpu *c, struct block *b, bool rewritten);
 void jit_reset(struct cpu *c);                  /* with the block cache */
 void jit_unlink(struct block *b); /* when it is invalidated */
 

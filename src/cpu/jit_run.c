@@ -525,13 +525,24 @@ static unsigned emit_run(struct pass *ps, unsigned j, struct step s)
     return end;
 }
 
+/* A block built one instruction long after a store rewrote the block
+ * before it is likely to be rewritten again at once: translating it right
+ * away, even where every block is (CPU_CFG_JIT), would translate code
+ * that never runs twice. */
+#define REWRITTEN_HOT 4
+
+static unsigned hot_runs(const struct cpu *c)
+{
+    return c->jit_hot > 1 ? c->jit_hot : REWRITTEN_HOT;
+}
+
 /* The first record's handler while a block is counted: the block's
- * jit_hot-th entry translates it, then runs it (as host code, or as
+ * hot_runs-th entry translates it, then runs it (as host code, or as
  * records where the translator left them). */
 static HANDLER(h_count_runs)
 {
     struct block *b = (struct block *)((uintptr_t)i - offsetof(struct block, insns));
-    if (++b->runs >= c->jit_hot && b->valid) {
+    if (++b->runs >= hot_runs(c) && b->valid) {
         b->insns[0].fn = b->fn0;
         jit_block(c, b);
         return b->insns[0].fn(c, b->insns);
@@ -539,10 +550,10 @@ static HANDLER(h_count_runs)
     return b->fn0(c, i);
 }
 
-void jit_block_later(struct cpu *c, struct block *b)
+void jit_block_later(struct cpu *c, struct block *b, bool rewritten)
 {
     b->runs = 0;
-    if (!c->jit_rw || c->jit_hot <= 1) {
+    if (!c->jit_rw || (c->jit_hot <= 1 && !rewritten)) {
         jit_block(c, b);
         return;
     }
