@@ -267,7 +267,12 @@ void cpu_reset(struct cpu *c)
         for (size_t p = 0; p < r->size >> 12; p++)
             r->pages[p].nalias = 0; /* the TLB is emptied below */
     }
+    /* the arenas keep their pages: populating them again costs a walk of
+     * their page tables per reset */
+    size_t arena_ready = c->arena_ready, jit_ready = c->jit_ready;
     memset(c, 0, offsetof(struct cpu, mem));
+    c->arena_ready = arena_ready;
+    c->jit_ready = jit_ready;
     jit_reset(c); /* past the arena's stubs */
     atomic_flag_clear(&c->dma_lock);
     power_on(c);
