@@ -13,7 +13,7 @@ import os
 import re
 import socket
 
-from framework import (DEFAULT_CMDLINE, expect, expect_ember_rc, expect_output, guest_test,
+from framework import (default_cmdline, expect, expect_ember_rc, expect_output, guest_test,
                        host_test, job, run_host)
 
 import sys
@@ -33,6 +33,8 @@ api() { curl -s -S --max-time 60 --unix-socket "$SOCK" -w ' [%{http_code}]\n' "$
 wait_api() { i=0; until api http://x/ >/dev/null 2>&1; do
     i=$((i+1)); [ $i -gt 100 ] && { echo "no API socket"; return 1; }; $BB usleep 50000; done; }
 T="timeout -s KILL 120"
+# a VM that hangs dumps its state (SIGUSR2: vCPUs, devices, queues) before the kill
+TD="timeout -k 10 -s USR2 120"
 '''
 
 VSOCK = "--vsock cid=3,uds=$DATA/v.sock"
@@ -52,7 +54,7 @@ def initrd_with_vsockperf(ctx):
 
 def run_vm(guest, args=VSOCK, out="vm.txt", mem="256M"):
     """Shell: ember in the background with the vsockperf guest running 'guest'."""
-    cmdline = f"{DEFAULT_CMDLINE} ember_cmd={b64(guest)}"
+    cmdline = f"{default_cmdline()} ember_cmd={b64(guest)}"
     return (f'$T "$EMBER" run --mem {mem} --initrd "$DATA/initrd.cpio" {args} '
             f"--cmdline '{cmdline}' < /dev/null > {out} 2>&1; echo \"ember rc=$?\" >> {out}")
 
@@ -205,7 +207,8 @@ SNAP_GUEST = ("vsockperf hold vsock:2:8000\n"
 
 def restored_half(path):
     """Shell: the host side a restored VM needs at socket 'path'."""
-    return (f"vsockperf recv unix:{path}_8001 > h1-$$.txt 2>&1 & r=$!\n"
+    # bounded: a restored guest that never connects must not hold the job
+    return (f"$T vsockperf recv unix:{path}_8001 > h1-$$.txt 2>&1 & r=$!\n"
             f"wait_file {path}\n"
             f"vsockperf send hybrid:{path}:8002 1 --seed 4 > h2-$$.txt 2>&1\n"
             "wait $r; cat h1-$$.txt h2-$$.txt\n")
@@ -218,7 +221,7 @@ def snapshot_reset(ctx):
         "SOCK=$DATA/api.sock\n"
         "vsockperf recv unix:$DATA/v.sock_8000 > held.txt 2>&1 &\n"
         f"\"$EMBER\" run --mem 256M --initrd \"$DATA/initrd.cpio\" {VSOCK} --api-sock $SOCK "
-        f"--cmdline '{DEFAULT_CMDLINE} ember_cmd={b64(SNAP_GUEST)}' < /dev/null > vm.txt 2>&1 & "
+        f"--cmdline '{default_cmdline()} ember_cmd={b64(SNAP_GUEST)}' < /dev/null > vm.txt 2>&1 & "
         "vm=$!\n"
         "wait_for 'vsockperf: held' vm.txt\n"
         "wait_api\n"
@@ -229,14 +232,14 @@ def snapshot_reset(ctx):
         "kill -9 $vm; wait $vm 2>/dev/null\n"
         "echo '=== held'; cat held.txt\n"
         # A CLI restore with a new socket path.
-        "($T \"$EMBER\" restore --snapshot snap.state --mem snap.mem --vsock uds=$DATA/r1.sock "
+        "($TD \"$EMBER\" restore -v --snapshot snap.state --mem snap.mem --vsock uds=$DATA/r1.sock "
         "< /dev/null > r1.txt 2>&1; echo \"ember rc=$?\" >> r1.txt) &\n"
         "echo '=== r1-host'\n" + restored_half("$DATA/r1.sock") +
         "wait_for 'ember rc=' r1.txt\n"
         "echo '=== r1'; cat r1.txt\n"
         # An API restore with vsock_override.
         "SOCK=$DATA/api2.sock\n"
-        "($T \"$EMBER\" --api-sock $SOCK < /dev/null > r2.txt 2>&1; "
+        "($TD \"$EMBER\" -v --api-sock $SOCK < /dev/null > r2.txt 2>&1; "
         "echo \"ember rc=$?\" >> r2.txt) &\n"
         "wait_api\n"
         "echo '=== r2-api'\n"
@@ -275,7 +278,7 @@ def snapshot_reset(ctx):
             "/vm/config, metrics)", batch="vsock")
 def config_and_api(ctx):
     guest = "vsockperf send vsock:2:9000 2 --seed 11\nvsockperf recv vsock:0:9001\n"
-    boot_args = f"{DEFAULT_CMDLINE} ember_cmd={b64(guest)}"
+    boot_args = f"{default_cmdline()} ember_cmd={b64(guest)}"
     config = (
         '{"boot-source": {"kernel_image_path": "$GUEST/vmlinuz", '
         '"initrd_path": "$DATA/initrd.cpio", "boot_args": "%s"},\n'
