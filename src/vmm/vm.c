@@ -424,15 +424,18 @@ static int vm_save_clocks(struct vm *vm)
     return 0;
 }
 
+/* The clock first: a backend whose TSCs follow its clock (the engine's)
+ * moves them with it, and the TSCs written after it must stay as written
+ * (the other order set the engine's back by the pause's length, and the
+ * guest's time stood still that long after each resume). */
 static int vm_restore_clocks(struct vm *vm)
 {
-    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+    int ret = vm->accel->set_clock(vm->avm, vm->paused_clock_ns);
+    for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++) {
         struct x86_msr tsc = {.index = MSR_IA32_TSC, .value = vm->paused_tsc[i]};
-        int ret = vm->accel->vcpu_set_msrs(vm->vcpus[i].accel_vcpu, &tsc, 1);
-        if (ret)
-            return ret;
+        ret = vm->accel->vcpu_set_msrs(vm->vcpus[i].accel_vcpu, &tsc, 1);
     }
-    return vm->accel->set_clock(vm->avm, vm->paused_clock_ns);
+    return ret;
 }
 
 static void vm_unpark(struct vm *vm)

@@ -722,9 +722,11 @@ def api_lifecycle():
         'echo "state-2 $(api http://x/)"\n'
         "n1=$(grep -c '^tick' out.txt); sleep 4; n2=$(grep -c '^tick' out.txt)\n"
         'echo "ticks-while-paused $((n2 - n1))"\n'
+        "t0=$(date +%s.%N)\n"
         "api -X PATCH http://x/vm -d '{\"state\": \"Resumed\"}' | sed 's/^/resume /'\n"
         'echo "state-3 $(api http://x/)"\n'
         "wait_for \"^tick $((n2 + 4)) \" out.txt\n"
+        'echo "resumed-at-tick $n2 four-ticks-in $(awk "BEGIN {print $(date +%s.%N) - $t0}")"\n'
         "api -X PATCH http://x/drives/scratch -d \"{\\\"drive_id\\\": \\\"scratch\\\", "
         "\\\"path_on_host\\\": \\\"$DATA/disk2.img\\\"}\" | sed 's/^/patch-drive /'\n"
         "wait_for ' SECOND 16384' out.txt\n"
@@ -755,6 +757,16 @@ def api_lifecycle():
         gaps = [b[1] - a[1] for a, b in zip(ticks, ticks[1:])]
         expect(max(gaps) < 2.0, f"the guest's uptime jumped by {max(gaps):.2f} s across the "
                                 f"4 s pause (it must stop while paused): {gaps}")
+        # the guest's clock runs at the host's pace after the resume (it
+        # stood still as long again on the engine, whose TSCs were set back)
+        m = re.search(r"^resumed-at-tick (\d+) four-ticks-in ([\d.]+)$", j.output, re.M)
+        uptime = {n: u for n, u, _, _ in ticks}
+        last = int(m[1]) - 1 if m else -1  # the last tick before the pause
+        expect(last in uptime and last + 5 in uptime, "the ticks around the resume")
+        guest_s = uptime[last + 5] - uptime[last]
+        expect(float(m[2]) < guest_s + 2.5,
+               f"4 ticks after the resume took {float(m[2]):.2f} s of host time but "
+               f"{guest_s:.2f} s of the guest's: its clock stood still after the resume")
         expect(ticks[0][2] == "FIRST_" and ticks[0][3] == 8192, f"first disk: {ticks[0]}")
         expect(ticks[-1][2] == "SECOND" and ticks[-1][3] == 16384,
                f"the swapped disk was not seen: {ticks[-1]}")
