@@ -410,7 +410,6 @@ static struct block *block_build(struct cpu *c, uint64_t va, uint64_t pa)
     b->valid = true;
     bool rewritten = c->smc_short;
     unsigned off = 0, n = 0, max_insns = rewritten ? 1 : BLOCK_MAX_INSNS;
-    c->smc_short = false;
     struct code_page *cp2 = NULL;
     while (n < max_insns) {
         unsigned po = (unsigned)(pa & 0xfff) + off;
