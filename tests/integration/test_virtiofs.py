@@ -154,7 +154,8 @@ def rootfs_busybox():
         "for a in sh cat echo ls; do ln -s busybox tree/bin/$a; done\n"
         "echo tree-file > tree/etc/marker\n"
         f'"$EMBER" run --cmdline \'{default_cmdline()}\' --rootfs tree -- '
-        "sh -c 'echo \"in-root $(cat /etc/marker)\"; echo made > /etc/new; exit 7' "
+        "sh -c 'echo \"in-root $(cat /etc/marker)\"; echo made > /etc/new; "
+        "echo windows $(cat /sys/class/bdi/0:*/read_ahead_kb); exit 7' "
         '< /dev/null; echo "ember rc=$?"\n'
         'echo "host-new $(cat tree/etc/new)"\n'
         f'"$EMBER" run --cmdline \'{default_cmdline()}\' --rootfs tree,ro -- '
@@ -167,6 +168,8 @@ def rootfs_busybox():
         expect_ember_rc(j, 7)
         expect_output(j, r"^in-root tree-file$", "the command ran in the tree")
         expect_output(j, r"^host-new made$", "the guest's write in the host tree")
+        # the root share reads ahead 1 MiB; the private ember-ctl share keeps 128 KiB
+        expect_output(j, r"^windows (128 1024|1024 128)$", "the root share's readahead window")
         expect_output(j, r"^overlay ro made$", "the read-only root with a RAM overlay")
         expect_output(j, r"^ember rc2=3$", "the second command's exit status")
         expect_output(j, r"^host tree untouched$", "nothing written through the overlay")
