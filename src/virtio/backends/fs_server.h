@@ -40,7 +40,7 @@ struct fsrv_limits {
 };
 
 /* Largest READ/WRITE the server offers (FUSE max_write / max_pages). */
-#define FSRV_MAX_PAGES 64u
+#define FSRV_MAX_PAGES 128u
 #define FSRV_MAX_WRITE (FSRV_MAX_PAGES * 4096u)
 
 struct fsrv_stats {
