@@ -1103,7 +1103,7 @@ def render_suite(suite, failures, notes):
               "|" + " --- |" * (1 + len(suite.vmms) + len(peers))]
     for fig in suite.figures:
         stats = {v: summarize(fig.samples.get(v, [])) for v in suite.vmms}
-        ratios = [f"{stats['ember'][0] / stats[p][0]:.2f}" if stats["ember"] and stats[p]
+        ratios = [f"{stats['ember'][0] / stats[p][0]:.2f}" if stats.get("ember") and stats[p]
                   and stats[p][0] else "n/a" for p in peers]
         lines.append(f"| {fig.title} | " + " | ".join(fmt(stats[v], fig.unit, fig.na.get(v))
                                                     for v in suite.vmms) +
@@ -1205,6 +1205,10 @@ def main():
                          "(ember-pvh, qemu-microvm-pvh)")
     ap.add_argument("--density-max", type=int, default=20,
                     help="density suite: how many VMs at most (checkpoints 1, 10, 20 up to it)")
+    ap.add_argument("--vmms", default="",
+                    help="only these of each suite's VMMs (comma-separated, e.g. ember,qemu-9p)")
+    ap.add_argument("--l1-log", metavar="FILE",
+                    help="nested: append every L1's console to FILE as it runs")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     guest_dir = os.path.join(args.build, "guest" if args.guest_kernel == "debian" else
@@ -1234,7 +1238,7 @@ def main():
         extra = l1_files(args.build)
         if args.baseline:
             extra.programs["/usr/bin/ember-baseline"] = os.path.abspath(args.baseline)
-        host = NestedHost(args.build, extra=extra, smp=2)
+        host = NestedHost(args.build, extra=extra, smp=2, live_log=args.l1_log)
     sections, measured = [], False
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = os.path.join(HERE, "results")
@@ -1243,6 +1247,8 @@ def main():
     try:
         for name in args.suites.split(","):
             suite = SUITES[name](args)
+            if args.vmms:
+                suite.vmms = [v for v in suite.vmms if v in args.vmms.split(",")]
             where = host
             if getattr(suite, "l1_mem_mb", None) and not hw:  # an L1 of its size
                 where = NestedHost(args.build, extra=l1_files(args.build), smp=2,
