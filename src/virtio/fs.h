@@ -15,12 +15,13 @@
 #include "virtio/virtio.h"
 
 #define VIRTIO_ID_FS 26
-/* A READ or WRITE is FSRV_MAX_PAGES pages plus up to four header buffers,
+/* A READ or WRITE is FSRV_MAX_PAGES pages plus its headers and arguments,
  * and the spec forbids a chain (indirect tables included) longer than the
  * queue: Linux 6.1's virtiofs does not check that itself. */
 #define VIRTIO_FS_QUEUE_SIZE 256
-_Static_assert(FSRV_MAX_PAGES + 4 <= VIRTIO_FS_QUEUE_SIZE, "a request must fit the queue");
-_Static_assert(FSRV_MAX_PAGES + 4 <= VIRTQ_MAX_CHAIN, "a request must fit one chain");
+#define VIRTIO_FS_REQUEST_BUFS (FSRV_MAX_PAGES + 4) /* + in/out headers, arguments */
+_Static_assert(VIRTIO_FS_REQUEST_BUFS <= VIRTIO_FS_QUEUE_SIZE, "a request must fit the queue");
+_Static_assert(VIRTIO_FS_REQUEST_BUFS <= VIRTQ_MAX_CHAIN, "a request must fit one chain");
 #define VIRTIO_FS_WORKERS 2
 #define VIRTIO_FS_CONFIG_SIZE 40 /* tag[36], num_request_queues */
 /* Files a guest may know at once per share (ENFILE beyond; about 100 bytes
