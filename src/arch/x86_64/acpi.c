@@ -172,7 +172,8 @@ static void dsdt_device(struct aml_buf *b, const struct acpi_device *d)
 static void dsdt_body(struct aml_buf *b, const struct acpi_config *cfg)
 {
     size_t sb = aml_scope_begin(b, "\\_SB_");
-    dsdt_pci_host(b);
+    if (!cfg->without_pci)
+        dsdt_pci_host(b);
     for (unsigned i = 0; i < cfg->nr_devices; i++)
         dsdt_device(b, &cfg->devices[i]);
     aml_end(b, sb);

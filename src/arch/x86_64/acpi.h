@@ -44,6 +44,10 @@ struct acpi_config {
     /* Non-zero: the multiprocessor wakeup mailbox's address, listed in the
      * MADT (the APs start through it instead of INIT/SIPI). */
     uint64_t mp_wakeup_mailbox;
+    /* The virtio devices are on virtio-mmio and nothing is on PCI: no host
+     * bridge (PCI0) to describe, so the guest neither loads its routing
+     * table nor scans a bus. */
+    bool without_pci;
 };
 
 /* Build all tables into 'area' (guest-physical address 'area_gpa'); the RSDP

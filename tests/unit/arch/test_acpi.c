@@ -46,12 +46,18 @@ static const struct acpi_device devices[] = {
      .mem = {{0xc0002000, 0x1000}}, .nr_mem = 1, .irq = 17, .irq_gsi = true},
 };
 
-static void build_with(unsigned cpus, uint64_t mailbox)
+static void build_full(unsigned cpus, uint64_t mailbox, bool without_pci)
 {
     memset(area, 0xcc, sizeof(area));
     struct acpi_config cfg = {.nr_vcpus = cpus, .devices = devices,
-                              .nr_devices = ARRAY_SIZE(devices), .mp_wakeup_mailbox = mailbox};
+                              .nr_devices = ARRAY_SIZE(devices), .mp_wakeup_mailbox = mailbox,
+                              .without_pci = without_pci};
     assert_int_equal(acpi_build(&cfg, area, sizeof(area), AREA_GPA), 0);
+}
+
+static void build_with(unsigned cpus, uint64_t mailbox)
+{
+    build_full(cpus, mailbox, false);
 }
 
 static void build(unsigned cpus)
@@ -193,6 +199,24 @@ static void test_dsdt_contents(void **state)
     assert_true(contains(dsdt, len, com1_io, sizeof(com1_io)));
 }
 
+/* Devices on virtio-mmio only: the same DSDT without the PCI host bridge. */
+static void test_dsdt_without_pci(void **state)
+{
+    (void)state;
+    build_full(1, 0, true);
+    const uint8_t *fadt = find_in_xsdt("FACP");
+    const uint8_t *dsdt = checked_table(le64_load(fadt + 140), "DSDT");
+    uint32_t len = le32_load(dsdt + 4);
+    uint8_t pnp0a03[4];
+    le32_store(pnp0a03, aml_eisaid_value("PNP0A03"));
+    assert_false(contains(dsdt, len, "PCI0", 4));
+    assert_false(contains(dsdt, len, "_PRT", 4));
+    assert_false(contains(dsdt, len, pnp0a03, 4));
+    assert_true(contains(dsdt, len, "COM1", 4));
+    assert_true(contains(dsdt, len, "LNRO0005", 9));
+    assert_true(contains(dsdt, len, "_S5_", 4));
+}
+
 static void test_aml_primitives(void **state)
 {
     (void)state;
@@ -296,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_fadt),
         cmocka_unit_test(test_madt),
         cmocka_unit_test(test_dsdt_contents),
+        cmocka_unit_test(test_dsdt_without_pci),
         cmocka_unit_test(test_aml_primitives),
         cmocka_unit_test(test_dsdt_disassembles),
     };
