@@ -1,6 +1,7 @@
 #include "timeline.h"
 
-#include <stdatomic.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -13,9 +14,12 @@ struct timeline_entry {
     uint64_t ns;
 };
 
+/* Marks come from the main thread and the report from a vCPU's, which may
+ * overlap: the lock keeps each entry whole when it is read. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct timeline_entry entries[TIMELINE_MAX];
-static atomic_uint nr_entries;
-static atomic_bool reported;
+static unsigned nr_entries;
+static bool reported;
 static uint64_t cpu_before_start_ns;
 
 static uint64_t clock_ns(clockid_t clock)
@@ -25,15 +29,21 @@ static uint64_t clock_ns(clockid_t clock)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void timeline_mark(const char *step)
+static void mark_locked(const char *step)
 {
     uint64_t now = clock_ns(CLOCK_MONOTONIC);
-    unsigned i = atomic_fetch_add(&nr_entries, 1);
-    if (i >= TIMELINE_MAX)
+    if (nr_entries >= TIMELINE_MAX)
         return;
-    if (i == 0) /* exec, the loader and libc's start-up: this process's CPU so far */
+    if (nr_entries == 0) /* exec, the loader and libc's start-up: this process's CPU so far */
         cpu_before_start_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
-    entries[i] = (struct timeline_entry){.step = step, .ns = now};
+    entries[nr_entries++] = (struct timeline_entry){.step = step, .ns = now};
+}
+
+void timeline_mark(const char *step)
+{
+    pthread_mutex_lock(&lock);
+    mark_locked(step);
+    pthread_mutex_unlock(&lock);
 }
 
 static double ms(uint64_t ns)
@@ -43,12 +53,15 @@ static double ms(uint64_t ns)
 
 void timeline_report(const char *step)
 {
-    if (atomic_exchange(&reported, true))
-        return;
-    timeline_mark(step);
-    unsigned n = atomic_load(&nr_entries);
-    n = n < TIMELINE_MAX ? n : TIMELINE_MAX;
-    if (n < 2 || log_get_level() < LOG_INFO)
+    pthread_mutex_lock(&lock);
+    bool first = !reported;
+    reported = true;
+    if (first)
+        mark_locked(step);
+    unsigned n = nr_entries;
+    pthread_mutex_unlock(&lock);
+    /* Entries [0, n) are complete and never written again. */
+    if (!first || n < 2 || log_get_level() < LOG_INFO)
         return;
     char line[1024];
     int len = snprintf(line, sizeof(line), "%s at monotonic %.3f ms, %.2f ms of CPU before it;",

@@ -254,9 +254,12 @@ static void *vcpu_thread(void *arg)
     struct accel_exit exit;
     bool entered = vcpu->index != 0; /* vCPU 0's first entry ends the start-up */
     /* The filter is in place before the guest's first instruction. */
-    if (seccomp_enter(SECCOMP_VCPU))
+    bool filtered = seccomp_enter(SECCOMP_VCPU) == 0;
+    if (!filtered)
         vcpu_end(vcpu, VCPU_END_ERROR, "vCPU %u: %s", vcpu->index, err_msg());
-    else
+    else if (vcpu->env->before_first_entry)
+        vcpu->env->before_first_entry(vcpu->env->ctx);
+    if (filtered)
         while (vcpu_follow_request(vcpu)) {
             if (!entered) {
                 entered = true;

@@ -45,6 +45,8 @@ struct vcpu_env {
     /* A debugger's stop (ACCEL_EXIT_DEBUG), from the vCPU's thread, which
      * then parks itself until resumed (NULL: no debugger, never happens). */
     void (*debug_stop)(void *ctx, unsigned index, const struct accel_exit *exit);
+    /* Once, in the vCPU's thread before it first runs the guest (NULL: none). */
+    void (*before_first_entry)(void *ctx);
 };
 
 struct vcpu {

@@ -16,6 +16,7 @@
 #include "util/seccomp.h"
 #include "util/timeline.h"
 #include "util/util.h"
+#include "vmm/image_copy.h"
 #include "vmm/pc.h"
 
 const char *vm_state_name(enum vm_state state)
@@ -187,19 +188,27 @@ static int vm_setup_uffd_memory(struct vm *vm)
     return ret;
 }
 
+/* Guest RAM itself, before the VM exists, so that the kernel's copy into
+ * it can start at once (vmm/image_copy.h). */
+static int vm_alloc_memory(struct vm *vm)
+{
+    return vm->files->uffd_path ? vm_setup_uffd_memory(vm)
+           : vm->files->mem_fd >= 0
+               ? gm_create_file(&vm->mem, vm->files->mem_fd, vm->cfg->mem_size,
+                                LAYOUT_PCI_HOLE_START, vm->cfg->ksm)
+               : gm_create_anon_with(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START,
+                                     &(struct gm_anon_options){vm->cfg->pages, vm->cfg->ksm});
+}
+
+/* The memory's observers and its slots in the backend's VM. */
 static int vm_setup_memory(struct vm *vm)
 {
-    int ret = vm->files->uffd_path ? vm_setup_uffd_memory(vm)
-              : vm->files->mem_fd >= 0
-                  ? gm_create_file(&vm->mem, vm->files->mem_fd, vm->cfg->mem_size,
-                                   LAYOUT_PCI_HOLE_START, vm->cfg->ksm)
-                  : gm_create_anon_with(&vm->mem, vm->cfg->mem_size, LAYOUT_PCI_HOLE_START,
-                                        &(struct gm_anon_options){vm->cfg->pages, vm->cfg->ksm});
-    if (!ret && vm->accel->memory_written) {
+    int ret = 0;
+    if (vm->accel->memory_written) {
         vm->mem.write_hook = vm_memory_written;
         vm->mem.write_hook_ctx = vm;
     }
-    if (!ret && vm->cfg->track_dirty_pages)
+    if (vm->cfg->track_dirty_pages)
         ret = gm_track_dirty(&vm->mem);
     if (!ret)
         ret = vm_map_pmem(vm);
@@ -283,6 +292,14 @@ static int vm_apply_cpu_template(struct vm *vm, struct x86_cpuid_entry *cpuid, s
     return 0;
 }
 
+/* A vCPU's thread, its filter installed: the guest's first instruction
+ * waits for the kernel's copy (vm_finish_loading). */
+static void vm_wait_loaded(void *ctx)
+{
+    struct vm *vm = ctx;
+    image_copy_wait(&vm->image_copy);
+}
+
 static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
                           const struct x86_sregs *sregs)
 {
@@ -290,7 +307,7 @@ static int vm_setup_vcpus(struct vm *vm, const struct x86_regs *regs,
         .accel = vm->accel, .avm = vm->avm, .pio = &vm->pio, .mmio = &vm->mmio,
         .nr_vcpus = vm->nr_vcpus, .threads_per_core = vm->cfg->smt ? 2 : 1,
         .cpu_template = vm->cfg->cpu_template, .ended = vm_on_vcpu_end, .ctx = vm,
-        .debug_stop = vm_on_debug_stop};
+        .debug_stop = vm_on_debug_stop, .before_first_entry = vm_wait_loaded};
     vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
     struct x86_cpuid_entry *cpuid = calloc(CPUID_MAX_ENTRIES, sizeof(*cpuid));
     size_t nr_cpuid = 0;
@@ -338,7 +355,8 @@ static int timed_step(int ret, const char *step)
 static int vm_load_guest(struct vm *vm)
 {
     struct acpi_config acpi = {.nr_vcpus = vm->cfg->nr_vcpus, .ioapic_id = 0,
-                               .devices = vm->board.acpi, .nr_devices = vm->board.nr_acpi};
+                               .devices = vm->board.acpi, .nr_devices = vm->board.nr_acpi,
+                               .without_pci = vm->cfg->transport == TRANSPORT_MMIO};
     if ((vm->accel->caps & ACCEL_CAP_MP_MAILBOX) && vm->cfg->nr_vcpus > 1)
         acpi.mp_wakeup_mailbox = LAYOUT_AP_MAILBOX;
     uint8_t *area = gm_ptr(&vm->mem, LAYOUT_ACPI, LAYOUT_ACPI_SIZE);
@@ -350,9 +368,31 @@ static int vm_load_guest(struct vm *vm)
     if (!ret)
         ret = vm_build_cmdline(vm);
     if (!ret)
-        ret = timed_step(boot_load(&vm->files->boot, &vm->files->layout, &vm->mem, &regs, &sregs),
-                         "kernel and initrd");
+        ret = timed_step(boot_load_rest(&vm->files->boot, &vm->files->layout, &vm->mem, &regs,
+                                        &sregs),
+                         "boot parameters");
     return ret ? ret : timed_step(vm_setup_vcpus(vm, &regs, &sregs), "vCPUs");
+}
+
+/* The machine around the memory: the backend's VM, interrupt controllers,
+ * devices, then the guest's boot state or (restoring) bare vCPUs. */
+static int vm_build(struct vm *vm)
+{
+    struct accel_vm_params params = {.nr_vcpus = vm->cfg->nr_vcpus, .mem = &vm->mem,
+                                     .io = {vm_io_pio, vm_io_mmio, vm}};
+    int ret = timed_step(vm->accel->vm_create(&params, &vm->avm), "backend's VM");
+    if (!ret)
+        ret = timed_step(vm_setup_memory(vm), "memory slots");
+    struct accel_irq_route routes[48];
+    if (!ret)
+        ret = timed_step(vm->accel->create_irqchip(vm->avm, routes, vm_irq_routes(routes)),
+                         "interrupt controllers");
+    if (!ret)
+        ret = timed_step(vm_setup_board(vm), "devices");
+    if (ret)
+        return ret;
+    /* Restoring: memory and every part's state come from the snapshot. */
+    return vm->files->restoring ? vm_setup_vcpus(vm, NULL, NULL) : vm_load_guest(vm);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files,
@@ -361,6 +401,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files
 {
     memset(vm, 0, sizeof(*vm));
     uffd_backend_init(&vm->uffd);
+    image_copy_init(&vm->image_copy);
     vm->cfg = cfg;
     vm->files = files;
     vm->loop = loop;
@@ -379,23 +420,31 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files
     int ret = (vm->stop_fd = eventfd_create()) < 0 ? vm->stop_fd : 0;
     if (!ret && (ret = evloop_add(loop, vm->stop_fd, EPOLLIN, vm_on_stop, vm)))
         close(vm->stop_fd), vm->stop_fd = -1;
-    if (!ret) {
-        struct accel_vm_params params = {.nr_vcpus = cfg->nr_vcpus, .mem = &vm->mem,
-                                         .io = {vm_io_pio, vm_io_mmio, vm}};
-        ret = timed_step(vm->accel->vm_create(&params, &vm->avm), "backend's VM");
+    if (!ret)
+        ret = timed_step(vm_alloc_memory(vm), "guest memory");
+    if (!ret && !files->restoring)
+        ret = image_copy_start(&vm->image_copy, &files->boot, &files->layout, &vm->mem);
+    if (!ret)
+        ret = vm_build(vm);
+    if (ret) { /* nothing may still write into the memory that goes now */
+        image_copy_finish(&vm->image_copy, &vm->mem);
+        image_copy_open(&vm->image_copy);
     }
-    if (!ret)
-        ret = timed_step(vm_setup_memory(vm), "guest memory");
-    struct accel_irq_route routes[48];
-    if (!ret)
-        ret = timed_step(vm->accel->create_irqchip(vm->avm, routes, vm_irq_routes(routes)),
-                         "interrupt controllers");
-    if (!ret)
-        ret = timed_step(vm_setup_board(vm), "devices");
-    if (ret)
-        return ret;
-    /* Restoring: memory and every part's state come from the snapshot. */
-    return files->restoring ? vm_setup_vcpus(vm, NULL, NULL) : vm_load_guest(vm);
+    return ret;
+}
+
+void vm_finish_loading(struct vm *vm)
+{
+    if (vm->image_copy.running) {
+        image_copy_finish(&vm->image_copy, &vm->mem);
+        timeline_mark("kernel and initrd");
+        log_info("kernel and initrd: %.1f MiB in guest memory in %.2f ms (%s)",
+                 (double)vm->image_copy.bytes / (1 << 20), vm->image_copy.copy_ms,
+                 vm->image_copy.threaded ? "on a thread of their own" : "no thread to be had");
+    }
+    image_copy_open(&vm->image_copy); /* the guest may run while the images go */
+    vm_files_release_images(vm->files);
+    timeline_mark("images released");
 }
 
 /* --- running it ----------------------------------------------------------------- */
@@ -568,6 +617,8 @@ void vm_dump_state(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+    image_copy_finish(&vm->image_copy, &vm->mem); /* before the memory goes */
+    image_copy_open(&vm->image_copy);              /* vCPUs may wait for it */
     vm_halt(vm);
     for (unsigned i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
@@ -594,5 +645,6 @@ void vm_destroy(struct vm *vm)
     vm->cmdline = NULL;
     bus_destroy(&vm->pio);
     bus_destroy(&vm->mmio);
+    image_copy_destroy(&vm->image_copy);
     pthread_mutex_destroy(&vm->stop_lock);
 }

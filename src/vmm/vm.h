@@ -27,6 +27,7 @@
 #include "util/evloop.h"
 #include "vmm/console.h"
 #include "vmm/files.h"
+#include "vmm/image_copy.h"
 #include "vmm/platform.h"
 #include "vmm/uffd.h"
 #include "vmm/vcpu.h"
@@ -62,6 +63,7 @@ struct vm {
     struct pci_platform pci_platform;
     struct board board;
     struct vm_files *files;
+    struct image_copy image_copy; /* a fresh boot's kernel and initrd, while vm_create runs */
     char *cmdline;             /* the configuration's, with the devices' words */
 
     struct vcpu_env vcpu_env;
@@ -95,6 +97,11 @@ struct vm {
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files,
               struct evloop *loop, struct console *console, void (*on_stop)(void *ctx),
               void *on_stop_ctx) EMBER_MUST_CHECK;
+/* A fresh boot's kernel and initrd are still being copied when vm_create
+ * returns (vmm/image_copy.h), and its vCPUs wait before their first entry.
+ * This waits for the copy, lets the vCPUs in and unmaps the images; on
+ * the thread that called vm_create, after vm_start. */
+void vm_finish_loading(struct vm *vm);
 /* Attach the console and start the vCPU threads: CREATED -> RUNNING, or
  * with 'paused' -> PAUSED (every vCPU parked before it runs the guest). */
 int vm_start(struct vm *vm, bool paused) EMBER_MUST_CHECK;

@@ -326,8 +326,6 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bo
             *fault = VMM_FAULT_SETUP;
         return err_prefix(ret, "cannot create the VM");
     }
-    vm_files_release_images(&vmm->files);
-    timeline_mark("images released");
     if (restoring && (ret = snapshot_apply(&vmm->snapshot, vmm->vm))) {
         *fault = VMM_FAULT_SETUP; /* the state file does not fit */
         return ret;
@@ -339,7 +337,10 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bo
         *fault = VMM_FAULT_RUNTIME;
         paused = paused || vmm->cfg.gdb_wait;
     }
+    /* The vCPUs start (their threads and filters) while the kernel is
+     * still being copied; the first entry waits for it. */
     ret = vm_start(vmm->vm, paused);
+    vm_finish_loading(vmm->vm);
     return ret ? err_prefix(ret, "cannot start the VM") : 0;
 }
 

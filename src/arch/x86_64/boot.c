@@ -166,30 +166,61 @@ int boot_write_pvh_info(const struct boot_layout *l, const struct guest_mem *gm)
     return ret ? err_set(ret, "PVH start info does not fit in guest memory") : 0;
 }
 
-static int boot_copy_kernel(const struct boot_config *cfg, const struct kernel_image *k,
-                            const struct guest_mem *gm)
+int boot_copy_plan(const struct boot_config *cfg, const struct boot_layout *l,
+                   const struct guest_mem *gm, struct boot_copy *c)
 {
-    for (unsigned i = 0; i < k->nr_segs; i++) {
-        const struct kernel_segment *s = &k->segs[i];
+    c->nr = 0;
+    for (unsigned i = 0; i < l->kernel.nr_segs; i++) {
+        const struct kernel_segment *s = &l->kernel.segs[i];
         uint8_t *dst = gm_ptr(gm, s->gpa, s->mem_size);
         if (!dst)
             return err_set(-E2BIG, "%s: segment at %#llx+%#llx is outside guest memory",
                            cfg->kernel.path, (unsigned long long)s->gpa,
                            (unsigned long long)s->mem_size);
-        memcpy(dst, s->src, s->file_size);
-        memset(dst + s->file_size, 0, s->mem_size - s->file_size);
+        c->parts[c->nr++] = (struct boot_copy_part){dst, s->src, s->gpa, s->file_size,
+                                                    s->mem_size};
+    }
+    if (l->initrd_size) {
+        uint8_t *dst = gm_ptr(gm, l->initrd_gpa, l->initrd_size);
+        if (!dst)
+            return err_set(-E2BIG, "%s: initrd does not fit in guest memory", cfg->initrd.path);
+        c->parts[c->nr++] = (struct boot_copy_part){dst, cfg->initrd.data, l->initrd_gpa,
+                                                    l->initrd_size, l->initrd_size};
     }
     return 0;
+}
+
+void boot_copy_run(const struct boot_copy *c)
+{
+    for (unsigned i = 0; i < c->nr; i++) {
+        const struct boot_copy_part *p = &c->parts[i];
+        memcpy(p->dst, p->src, p->len);
+        memset(p->dst + p->len, 0, p->mem_size - p->len);
+    }
+}
+
+void boot_copy_written(const struct boot_copy *c, const struct guest_mem *gm)
+{
+    for (unsigned i = 0; i < c->nr; i++)
+        gm_ptr_for_write(gm, c->parts[i].gpa, c->parts[i].mem_size);
 }
 
 int boot_load(const struct boot_config *cfg, const struct boot_layout *l,
               const struct guest_mem *gm, struct x86_regs *regs, struct x86_sregs *sregs)
 {
-    int ret = boot_copy_kernel(cfg, &l->kernel, gm);
+    struct boot_copy c;
+    int ret = boot_copy_plan(cfg, l, gm, &c);
     if (ret)
         return ret;
-    if (l->initrd_size && gm_write(gm, l->initrd_gpa, cfg->initrd.data, l->initrd_size))
-        return err_set(-E2BIG, "%s: initrd does not fit in guest memory", cfg->initrd.path);
+    boot_copy_run(&c);
+    boot_copy_written(&c, gm);
+    return boot_load_rest(cfg, l, gm, regs, sregs);
+}
+
+int boot_load_rest(const struct boot_config *cfg, const struct boot_layout *l,
+                   const struct guest_mem *gm, struct x86_regs *regs, struct x86_sregs *sregs)
+{
+    int ret;
     const char *cmdline = cfg->cmdline ? cfg->cmdline : "";
     if (gm_write(gm, LAYOUT_CMDLINE, cmdline, l->cmdline_len + 1))
         return err_set(-E2BIG, "command line does not fit in guest memory");

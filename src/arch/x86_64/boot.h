@@ -39,6 +39,31 @@ int boot_load(const struct boot_config *cfg, const struct boot_layout *layout,
               const struct guest_mem *gm, struct x86_regs *regs,
               struct x86_sregs *sregs) EMBER_MUST_CHECK;
 
+/* boot_load in two parts, so that the copy of the kernel and initrd (most
+ * of a boot's set-up: the first touch of fresh guest memory) can run on a
+ * thread of its own while the rest of the machine is built. The plan
+ * checks every destination; the run cannot fail and writes nothing but
+ * those ranges; "written" then tells the memory's observers (the dirty
+ * bitmap, the CPU engine) once the run is over. */
+struct boot_copy_part {
+    uint8_t *dst;
+    const uint8_t *src;
+    uint64_t gpa, len, mem_size; /* mem_size >= len: the rest is zeroed */
+};
+struct boot_copy {
+    struct boot_copy_part parts[KERNEL_MAX_SEGMENTS + 1]; /* the segments, then the initrd */
+    unsigned nr;
+};
+int boot_copy_plan(const struct boot_config *cfg, const struct boot_layout *layout,
+                   const struct guest_mem *gm, struct boot_copy *copy) EMBER_MUST_CHECK;
+void boot_copy_run(const struct boot_copy *copy);
+void boot_copy_written(const struct boot_copy *copy, const struct guest_mem *gm);
+/* Everything but the copy: the command line, boot_params or the PVH start
+ * info, and the boot vCPU's registers. */
+int boot_load_rest(const struct boot_config *cfg, const struct boot_layout *layout,
+                   const struct guest_mem *gm, struct x86_regs *regs,
+                   struct x86_sregs *sregs) EMBER_MUST_CHECK;
+
 /* Pieces exposed for unit tests. */
 int boot_write_zero_page(const struct boot_layout *layout, uint8_t zero_page[4096]);
 int boot_write_pvh_info(const struct boot_layout *layout, const struct guest_mem *gm)
