@@ -157,7 +157,10 @@ static inline uint64_t lookup(struct fsrv *s, uint64_t parent, const char *name,
     req_begin(FUSE_LOOKUP, parent);
     req_str(name);
     *err = req_send(s);
-    return *err ? 0 : ((const struct fuse_entry_out *)reply())->nodeid;
+    uint64_t id = *err ? 0 : ((const struct fuse_entry_out *)reply())->nodeid;
+    if (!*err && !id) /* a negative entry: how the guest's kernel reads it */
+        *err = -ENOENT;
+    return id;
 }
 
 static inline uint64_t must_lookup(struct fsrv *s, uint64_t parent, const char *name)

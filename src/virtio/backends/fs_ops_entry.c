@@ -61,6 +61,14 @@ int fs_op_lookup(struct fs_req *r)
     struct fuse_entry_out e;
     int ret = fs_lookup_name(r->s, dir, name, &e);
     fs_node_put(&r->s->t, dir);
+    if (ret == -ENOENT && fs_cache_seconds(r->s)) {
+        /* A missing name as an entry with node 0: the guest keeps it (a
+         * negative dentry) as long as it keeps names, so a program probing
+         * a search path asks once, not at every start. */
+        memset(&e, 0, sizeof(e));
+        e.entry_valid = fs_cache_seconds(r->s);
+        return fs_reply(r, &e, sizeof(e), NULL, 0);
+    }
     if (ret)
         return ret;
     ret = fs_reply(r, &e, sizeof(e), NULL, 0);

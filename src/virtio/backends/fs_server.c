@@ -116,7 +116,7 @@ void fs_fill_attr(struct fuse_attr *a, const struct stat *st)
     a->blksize = (uint32_t)st->st_blksize;
 }
 
-static uint64_t cache_seconds(const struct fsrv *s)
+uint64_t fs_cache_seconds(const struct fsrv *s)
 {
     switch (s->cache) {
     case FS_CACHE_MODE_NEVER: return 0;
@@ -130,7 +130,7 @@ void fs_fill_entry(struct fsrv *s, struct fuse_entry_out *e, uint64_t nodeid,
 {
     memset(e, 0, sizeof(*e));
     e->nodeid = nodeid;
-    e->entry_valid = e->attr_valid = cache_seconds(s);
+    e->entry_valid = e->attr_valid = fs_cache_seconds(s);
     fs_fill_attr(&e->attr, st);
 }
 

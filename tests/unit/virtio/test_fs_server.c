@@ -567,6 +567,45 @@ static void test_exhaustion(void **state)
     fsrv_close(s);
 }
 
+/* A missing name is a negative entry (node 0) the guest keeps as long as
+ * it keeps names; no node is made for it; other errors stay errors; and
+ * cache=never, which keeps nothing, answers ENOENT. */
+static void test_negative_entries(void **state)
+{
+    (void)state;
+    const struct { enum fs_cache_mode mode; uint64_t valid; } modes[] = {
+        {FS_CACHE_MODE_AUTO, 1}, {FS_CACHE_MODE_ALWAYS, 86400}, {FS_CACHE_MODE_NEVER, 0}};
+    host_write("here", "x");
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        struct fsrv *s;
+        struct fsrv_limits lim = {64, 16, 0};
+        assert_int_equal(fsrv_open(&s, dir, false, modes[i].mode, &lim), 0);
+        req_begin(FUSE_INIT, 0);
+        struct fuse_init_in in = {.major = 7, .minor = 38};
+        req_add(&in, sizeof(in));
+        assert_int_equal(req_send(s), 0);
+        struct fsrv_stats before, after;
+        fsrv_get_stats(s, &before);
+        req_begin(FUSE_LOOKUP, FUSE_ROOT_ID);
+        req_str("not-here");
+        int err = req_send(s);
+        if (modes[i].valid) {
+            assert_int_equal(err, 0);
+            const struct fuse_entry_out *e = reply();
+            assert_true(e->nodeid == 0 && e->entry_valid == modes[i].valid);
+            assert_true(e->attr_valid == 0 && e->attr.ino == 0);
+        } else {
+            assert_int_equal(err, -ENOENT);
+        }
+        fsrv_get_stats(s, &after);
+        assert_int_equal(after.nodes, before.nodes);
+        req_begin(FUSE_LOOKUP, must_lookup(s, FUSE_ROOT_ID, "here")); /* not a directory */
+        req_str("x");
+        assert_int_equal(req_send(s), -ENOTDIR);
+        fsrv_close(s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_escapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exhaustion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_negative_entries, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
