@@ -100,7 +100,9 @@ class BootSuite:
         if args.baseline:
             self.vmms = ["ember", BASELINE] + self.vmms[1:]
         if args.pvh:  # the kernel's ELF too, entered at its PVH note
-            self.vmms = self.vmms[:1] + ["ember-pvh"] + self.vmms[1:] + ["qemu-microvm-pvh"]
+            self.vmms = (self.vmms[:1] + ["ember-pvh"] + self.vmms[1:2] +
+                         ["ember-mmio-pvh", "ember-bare-pvh"] + self.vmms[2:] +
+                         ["qemu-microvm-pvh", "qemu-microvm-pvh-pcioff"])
         self.figures = [Figure("VMM start → first init line", "ms"),
                         Figure("VMM start → guest power-off", "ms"),
                         Figure("peak RSS of the VMM", "MiB", scale=1 / 1024),
@@ -115,9 +117,15 @@ class BootSuite:
                "ember-mmio": ember_cmd(a.mem, a.cpus, cl + " pci=off"),
                BASELINE: ember_cmd(a.mem, a.cpus, cl, vmm=BASELINE),
                "ember-pvh": ember_cmd(a.mem, a.cpus, cl, kernel=VMLINUX),
+               "ember-mmio-pvh": ember_cmd(a.mem, a.cpus, cl + " pci=off", kernel=VMLINUX),
+               # the devices QEMU microvm has here: no virtio-rng
+               "ember-bare-pvh": ember_cmd(a.mem, a.cpus, cl + " pci=off", kernel=VMLINUX,
+                                           extra="--no-rng"),
                "qemu-microvm": qemu_cmd("microvm,rtc=on", a.mem, a.cpus, cl),
                "qemu-microvm-pvh": qemu_cmd("microvm,rtc=on", a.mem, a.cpus, cl,
                                             kernel=VMLINUX),
+               "qemu-microvm-pvh-pcioff": qemu_cmd("microvm,rtc=on", a.mem, a.cpus,
+                                                   cl + " pci=off", kernel=VMLINUX),
                "qemu-pc": qemu_cmd("pc", a.mem, a.cpus, cl)}[vmm]
         return (f"runwatch --guest-mem {a.mem} --stamp '{INIT_LINE}' -- "
                 f"sh -c {shlex.quote(cmd)}")
@@ -139,7 +147,9 @@ class BootSuite:
         return (f"{self.args.mem} MiB, {self.args.cpus} vCPU, {guest_kernel_words()}; "
                 "the guest powers off at once "
                 "(ember-mmio: the same with pci=off, so its virtio-rng is virtio-mmio; "
-                "-pvh: the kernel's vmlinux, entered at its PVH note). "
+                "-pvh: the kernel's vmlinux, entered at its PVH note; ember-bare-pvh: "
+                "pci=off and --no-rng, the devices QEMU microvm has here; -pcioff: QEMU "
+                "with pci=off on the command line too). "
                 "Peak RSS from wait4; the VMM's own memory sampled from /proc/PID/smaps every "
                 "250 ms as its resident set minus its guest-RAM mapping's. The boot-time "
                 "distributions are plotted in the PNG next to the report.")

@@ -121,7 +121,10 @@ def parse_guest(text):
 
 class BootProfileSuite:
     name = "bootprof"
-    vmms = ["ember", "ember-pvh", "qemu-microvm", "qemu-microvm-pvh"]
+    # ember-mmio-pvh: the vmlinux with pci=off (its virtio-rng on virtio-mmio);
+    # ember-bare-pvh: also --no-rng, the devices QEMU microvm has here
+    vmms = ["ember", "ember-pvh", "ember-mmio-pvh", "ember-bare-pvh", "qemu-microvm",
+            "qemu-microvm-pvh"]
     EMBER_ONLY = "ember's own figure"
 
     def __init__(self, args):
@@ -149,11 +152,12 @@ class BootProfileSuite:
 
     def script(self, vmm):
         a = self.args
-        cl = cmdline(GUEST_SUMMARY) + " initcall_debug"
+        pci_off = "-mmio" in vmm or "-bare" in vmm
+        cl = cmdline(GUEST_SUMMARY) + " initcall_debug" + (" pci=off" if pci_off else "")
         kernel = VMLINUX if vmm.endswith("-pvh") else KERNEL
         if vmm.startswith("ember"):
             cmd = (f'"$EMBER" run -v --kernel {kernel} --initrd {INITRD} --mem {a.mem}M '
-                   f"--cpus {a.cpus} --cmdline '{cl}'")
+                   f"--cpus {a.cpus} {'--no-rng ' if '-bare' in vmm else ''}--cmdline '{cl}'")
             binary = 'BIN=$(basename "$EMBER")'
         else:
             cmd = qemu_cmd("microvm,rtc=on", a.mem, a.cpus, cl, kernel=kernel)
