@@ -167,10 +167,10 @@ int fs_reopen(struct fsrv *s, const struct fs_node *n, int flags);
 void fs_fill_attr(struct fuse_attr *a, const struct stat *st);
 void fs_fill_entry(struct fsrv *s, struct fuse_entry_out *e, uint64_t nodeid,
                    const struct stat *st);
-/* Look 'name' up beneath node 'dir': the guest learns of it (a lookup
- * counted); 0 and 'e' filled, or a negative errno. */
 /* How long the guest may keep a name or attributes (cache=), in seconds. */
 uint64_t fs_cache_seconds(const struct fsrv *s);
+/* Look 'name' up beneath node 'dir': the guest learns of it (a lookup
+ * counted); 0 and 'e' filled, or a negative errno. */
 int fs_lookup_name(struct fsrv *s, struct fs_node *dir, const char *name,
                    struct fuse_entry_out *e);
 
