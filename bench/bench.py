@@ -118,7 +118,7 @@ class BootSuite:
                BASELINE: ember_cmd(a.mem, a.cpus, cl, vmm=BASELINE),
                "ember-pvh": ember_cmd(a.mem, a.cpus, cl, kernel=VMLINUX),
                "ember-mmio-pvh": ember_cmd(a.mem, a.cpus, cl + " pci=off", kernel=VMLINUX),
-               # the devices QEMU microvm has here: no virtio-rng
+               # no virtio device, as QEMU microvm here
                "ember-bare-pvh": ember_cmd(a.mem, a.cpus, cl + " pci=off", kernel=VMLINUX,
                                            extra="--no-rng"),
                "qemu-microvm": qemu_cmd("microvm,rtc=on", a.mem, a.cpus, cl),
@@ -148,7 +148,7 @@ class BootSuite:
                 "the guest powers off at once "
                 "(ember-mmio: the same with pci=off, so its virtio-rng is virtio-mmio; "
                 "-pvh: the kernel's vmlinux, entered at its PVH note; ember-bare-pvh: "
-                "pci=off and --no-rng, the devices QEMU microvm has here; -pcioff: QEMU "
+                "pci=off and --no-rng, no virtio device as QEMU microvm here; -pcioff: QEMU "
                 "with pci=off on the command line too). "
                 "Peak RSS from wait4; the VMM's own memory sampled from /proc/PID/smaps every "
                 "250 ms as its resident set minus its guest-RAM mapping's. The boot-time "

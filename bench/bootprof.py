@@ -122,7 +122,7 @@ def parse_guest(text):
 class BootProfileSuite:
     name = "bootprof"
     # ember-mmio-pvh: the vmlinux with pci=off (its virtio-rng on virtio-mmio);
-    # ember-bare-pvh: also --no-rng, the devices QEMU microvm has here
+    # ember-bare-pvh: also --no-rng, no virtio device as QEMU microvm here
     vmms = ["ember", "ember-pvh", "ember-mmio-pvh", "ember-bare-pvh", "qemu-microvm",
             "qemu-microvm-pvh"]
     EMBER_ONLY = "ember's own figure"
