@@ -67,6 +67,12 @@ void image_copy_open(struct image_copy *c)
     pthread_mutex_unlock(&c->lock);
 }
 
+void image_copy_end(struct image_copy *c, const struct guest_mem *gm)
+{
+    image_copy_finish(c, gm);
+    image_copy_open(c);
+}
+
 void image_copy_wait(struct image_copy *c)
 {
     pthread_mutex_lock(&c->lock);

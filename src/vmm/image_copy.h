@@ -42,6 +42,9 @@ int image_copy_start(struct image_copy *c, const struct boot_config *cfg,
 void image_copy_finish(struct image_copy *c, const struct guest_mem *gm);
 /* After image_copy_finish: let the waiters go. */
 void image_copy_open(struct image_copy *c);
+/* Both, when the VM goes before it ran (nothing may write into its memory
+ * after, nothing may wait for a copy that will not come). */
+void image_copy_end(struct image_copy *c, const struct guest_mem *gm);
 /* From any other thread (a vCPU before its first entry): return once
  * image_copy_open has run, or at once if no copy was started. */
 void image_copy_wait(struct image_copy *c);

@@ -242,36 +242,42 @@ static bool vcpu_follow_request(struct vcpu *vcpu)
     return go_on;
 }
 
+/* Run the guest, handling its exits, until told to stop or an error. */
+static void vcpu_run_guest(struct vcpu *vcpu)
+{
+    const struct accel_ops *accel = vcpu->env->accel;
+    struct accel_exit exit;
+    bool entered = vcpu->index != 0; /* vCPU 0's first entry ends the start-up */
+    while (vcpu_follow_request(vcpu)) {
+        if (!entered) {
+            entered = true;
+            timeline_report("first guest entry");
+        }
+        if (accel->vcpu_run(vcpu->accel_vcpu, &exit)) {
+            vcpu_end(vcpu, VCPU_END_ERROR, "%s", err_msg());
+            break;
+        }
+        if (!vcpu_dispatch(vcpu, &exit))
+            break;
+    }
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *vcpu = arg;
-    const struct accel_ops *accel = vcpu->env->accel;
     sigset_t kick;
     sigemptyset(&kick);
     sigaddset(&kick, ACCEL_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
-    struct accel_exit exit;
-    bool entered = vcpu->index != 0; /* vCPU 0's first entry ends the start-up */
     /* The filter is in place before the guest's first instruction. */
-    bool filtered = seccomp_enter(SECCOMP_VCPU) == 0;
-    if (!filtered)
+    if (seccomp_enter(SECCOMP_VCPU)) {
         vcpu_end(vcpu, VCPU_END_ERROR, "vCPU %u: %s", vcpu->index, err_msg());
-    else if (vcpu->env->before_first_entry)
-        vcpu->env->before_first_entry(vcpu->env->ctx);
-    if (filtered)
-        while (vcpu_follow_request(vcpu)) {
-            if (!entered) {
-                entered = true;
-                timeline_report("first guest entry");
-            }
-            if (accel->vcpu_run(vcpu->accel_vcpu, &exit)) {
-                vcpu_end(vcpu, VCPU_END_ERROR, "%s", err_msg());
-                break;
-            }
-            if (!vcpu_dispatch(vcpu, &exit))
-                break;
-        }
+    } else {
+        if (vcpu->env->before_first_entry)
+            vcpu->env->before_first_entry(vcpu->env->ctx);
+        vcpu_run_guest(vcpu);
+    }
     pthread_mutex_lock(&vcpu->mbox_lock);
     set_state(vcpu, VCPU_EXITED);
     pthread_mutex_unlock(&vcpu->mbox_lock);

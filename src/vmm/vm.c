@@ -426,10 +426,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files
         ret = image_copy_start(&vm->image_copy, &files->boot, &files->layout, &vm->mem);
     if (!ret)
         ret = vm_build(vm);
-    if (ret) { /* nothing may still write into the memory that goes now */
-        image_copy_finish(&vm->image_copy, &vm->mem);
-        image_copy_open(&vm->image_copy);
-    }
+    if (ret)
+        image_copy_end(&vm->image_copy, &vm->mem);
     return ret;
 }
 
@@ -617,8 +615,7 @@ void vm_dump_state(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
-    image_copy_finish(&vm->image_copy, &vm->mem); /* before the memory goes */
-    image_copy_open(&vm->image_copy);              /* vCPUs may wait for it */
+    image_copy_end(&vm->image_copy, &vm->mem);
     vm_halt(vm);
     for (unsigned i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
