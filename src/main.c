@@ -4,6 +4,7 @@
 #include <execinfo.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,14 +84,38 @@ static void crash_handler(int sig)
     raise(sig); /* SA_RESETHAND: the default action now applies */
 }
 
+/* glibc's backtrace() loads libgcc_s on its first call: that first call is
+ * made now, before Landlock and the seccomp filters could refuse the file.
+ * It takes a thread of its own: loading the library is a good part of the
+ * set-up before the guest's kernel can start being copied, and no other
+ * thread is busy yet. Neither restriction reaches a thread started before
+ * it (both apply to the calling thread and its later children), so the
+ * load never races them. A crash meanwhile waits on the loader's lock. */
+static void *backtrace_warm_up(void *arg)
+{
+    void *frame[1];
+    backtrace(frame, 1);
+    return arg;
+}
+
+static void warm_up_backtrace(void)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 << 10); /* dlopen's needs, with room */
+    if (pthread_create(&t, &attr, backtrace_warm_up, NULL))
+        backtrace_warm_up(NULL); /* no thread to be had: here, then */
+    pthread_attr_destroy(&attr);
+}
+
 static void install_process_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = crash_handler;
     sa.sa_flags = SA_RESETHAND | SA_NODEFER;
-    void *warm[1];
-    backtrace(warm, 1);
     const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
     for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
         sigaction(fatal[i], &sa, NULL);
@@ -104,6 +129,7 @@ static void install_process_signals(void)
     sigaddset(&set, SIGUSR2); /* the state dump, read by the VMM's signalfd */
     sigaddset(&set, ACCEL_KICK_SIGNAL);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    warm_up_backtrace(); /* with those signals blocked, as in every thread */
     atexit(console_restore_terminal);
 }
 

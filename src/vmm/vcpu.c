@@ -183,6 +183,33 @@ static void vcpu_debug_stop(struct vcpu *vcpu, const struct accel_exit *exit)
     vcpu->env->debug_stop(vcpu->env->ctx, vcpu->index, exit);
 }
 
+static const char *exit_kind_name(const struct accel_exit *exit, char *buf, size_t size)
+{
+    switch (exit->kind) {
+    case ACCEL_EXIT_IO:
+        snprintf(buf, size, "port %s %#x", exit->io.is_write ? "write" : "read", exit->io.port);
+        return buf;
+    case ACCEL_EXIT_MMIO:
+        snprintf(buf, size, "MMIO %s %#llx", exit->mmio.is_write ? "write" : "read",
+                 (unsigned long long)exit->mmio.gpa);
+        return buf;
+    case ACCEL_EXIT_INTERRUPTED:
+        return "a kick";
+    default:
+        return "another reason";
+    }
+}
+
+static void vcpu_log_where(struct vcpu *vcpu, const struct accel_exit *exit)
+{
+    struct x86_regs regs;
+    char why[64];
+    if (vcpu->env->accel->vcpu_get_regs(vcpu->accel_vcpu, &regs) == 0)
+        log_warn("vCPU %u: at RIP %#llx RSP %#llx RFLAGS %#llx, left the guest for %s",
+                 vcpu->index, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+                 (unsigned long long)regs.rflags, exit_kind_name(exit, why, sizeof(why)));
+}
+
 /* Returns false when the loop must end. */
 static bool vcpu_dispatch(struct vcpu *vcpu, const struct accel_exit *exit)
 {
@@ -257,6 +284,8 @@ static void vcpu_run_guest(struct vcpu *vcpu)
             vcpu_end(vcpu, VCPU_END_ERROR, "%s", err_msg());
             break;
         }
+        if (atomic_exchange(&vcpu->where_asked, false))
+            vcpu_log_where(vcpu, &exit);
         if (!vcpu_dispatch(vcpu, &exit))
             break;
     }
@@ -296,6 +325,14 @@ static void kick(struct vcpu *vcpu)
 {
     if (vcpu->state == VCPU_RUNNING)
         vcpu->env->accel->vcpu_kick(vcpu->accel_vcpu, vcpu->thread);
+}
+
+void vcpu_ask_where(struct vcpu *vcpu)
+{
+    atomic_store(&vcpu->where_asked, true);
+    pthread_mutex_lock(&vcpu->mbox_lock);
+    kick(vcpu);
+    pthread_mutex_unlock(&vcpu->mbox_lock);
 }
 
 void vcpu_pause(struct vcpu *vcpu)

@@ -60,6 +60,7 @@ struct vcpu {
     _Atomic int request; /* enum vcpu_request */
     /* Exit counters for metrics (written by the vCPU thread only). */
     _Atomic uint64_t exits_io_in, exits_io_out, exits_mmio_read, exits_mmio_write, exits_other;
+    _Atomic bool where_asked; /* the state dump: log RIP at the next exit */
 };
 
 /* 'cpuid' is the backend's supported list, adjusted here for this vCPU. */
@@ -76,6 +77,9 @@ void vcpu_pause(struct vcpu *vcpu);
 void vcpu_resume(struct vcpu *vcpu);
 void vcpu_destroy(struct vcpu *vcpu);
 enum vcpu_state vcpu_get_state(struct vcpu *vcpu);
+/* Log, from the vCPU's thread at its next exit (it is kicked for one),
+ * where the guest runs and why it left: a stalled guest's state dump. */
+void vcpu_ask_where(struct vcpu *vcpu);
 const char *vcpu_state_name(enum vcpu_state state);
 
 /* Process-wide setup of the kick signal; call before any vCPU thread. */

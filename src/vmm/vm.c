@@ -609,6 +609,7 @@ void vm_dump_state(struct vm *vm)
                  (unsigned long long)(v->exits_mmio_read + v->exits_mmio_write),
                  (unsigned long long)v->exits_other, vcpu_state_name(vcpu_get_state(v)));
         log_backend_counters(vm, i, LOG_WARN);
+        vcpu_ask_where(v);
     }
     board_dump(&vm->board);
 }

@@ -286,9 +286,12 @@ class NestedHost:
         stuck = [j for j in jobs if j not in reset and j.rc == 137 and not j.error and
                  STUCK_SIGNATURE in (j.output or "")]
         for j in stuck:
-            report = [line for line in j.output.splitlines() if line.startswith(STUCK_SIGNATURE)]
+            lines = j.output.splitlines()
+            dumped = next((i for i, line in enumerate(lines) if "state dump:" in line), len(lines))
+            report = [line for i, line in enumerate(lines) if line.startswith(STUCK_SIGNATURE)
+                      or (i >= dumped and line.startswith("ember: warning: "))]
             print(f"      NOTE: {j.name} was killed at its {j.timeout} s timeout in L1; what "
-                  "it was doing:\n        " + "\n        ".join(report[:12]) +
+                  "it was doing:\n        " + "\n        ".join(report[:40]) +
                   "\n      retrying it once in a fresh L1", flush=True)
         reset += stuck
         pending = jobs

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/log.h"
 #include "vmm/vcpu.h"
 
 /* The fake backend: vcpu_run spins until kicked, or ends the vCPU with the
@@ -199,12 +200,44 @@ static void test_ends_on_its_own(void **state)
     }
 }
 
+/* The state dump's question: the running vCPU is kicked out and says
+ * where the guest was (the fake backend's RIP) and why it left. */
+static void test_ask_where(void **state)
+{
+    (void)state;
+    struct vcpu v;
+    struct vcpu_env env;
+    struct ending e;
+    make_vcpu(&v, &env, &e);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    log_configure(&(struct log_config){.fd = fds[1], .level = LOG_WARN});
+    assert_int_equal(vcpu_start(&v), 0);
+    for (int i = 0; i < 5000 && atomic_load(&cpu.runs) == 0; i++)
+        usleep(1000);
+    vcpu_ask_where(&v);
+    for (int i = 0; i < 5000 && atomic_load(&v.where_asked); i++)
+        usleep(1000);
+    vcpu_request_stop(&v);
+    vcpu_join(&v);
+    log_configure(&(struct log_config){.fd = 2, .level = LOG_WARN});
+    char out[512] = "";
+    ssize_t n = read(fds[0], out, sizeof(out) - 1);
+    out[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+    if (!strstr(out, "vCPU 0: at RIP 0xfff0") || !strstr(out, "left the guest for a kick"))
+        fail_msg("the answer: '%s'", out);
+    assert_int_equal(e.calls, 0);
+    vcpu_destroy(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pause_resume_stop),
         cmocka_unit_test(test_stop_while_running),
         cmocka_unit_test(test_ends_on_its_own),
+        cmocka_unit_test(test_ask_where),
     };
     return cmocka_run_group_tests_name("vcpu", tests, NULL, NULL);
 }
