@@ -376,7 +376,7 @@ static int vm_load_guest(struct vm *vm)
 
 /* The machine around the memory: the backend's VM, interrupt controllers,
  * devices, then the guest's boot state or (restoring) bare vCPUs. */
-static int vm_build(struct vm *vm)
+int vm_build(struct vm *vm)
 {
     struct accel_vm_params params = {.nr_vcpus = vm->cfg->nr_vcpus, .mem = &vm->mem,
                                      .io = {vm_io_pio, vm_io_mmio, vm}};
@@ -424,10 +424,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files
         ret = timed_step(vm_alloc_memory(vm), "guest memory");
     if (!ret && !files->restoring)
         ret = image_copy_start(&vm->image_copy, &files->boot, &files->layout, &vm->mem);
-    if (!ret)
-        ret = vm_build(vm);
-    if (ret)
-        image_copy_end(&vm->image_copy, &vm->mem);
     return ret;
 }
 

@@ -91,16 +91,22 @@ struct vm {
     void *debug_ctx;
 };
 
-/* Build the VM (memory, board, vCPUs) without running it: from the boot
- * files, or — when files->restoring — as the shell a snapshot's state
- * is loaded into. 'on_stop' is called from 'loop' once the VM must stop. */
+/* A VM in two steps, neither running it. vm_create: the VM and its
+ * memory; a fresh boot's kernel and initrd start being copied into it at
+ * once (vmm/image_copy.h), so that whatever the caller does before
+ * vm_build (the sandbox, for one) overlaps the copy. vm_build: the machine
+ * around the memory (board, vCPUs), from the boot files, or — when
+ * files->restoring — as the shell a snapshot's state is loaded into.
+ * 'on_stop' is called from 'loop' once the VM must stop. After a failure
+ * of either, vm_destroy. */
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files,
               struct evloop *loop, struct console *console, void (*on_stop)(void *ctx),
               void *on_stop_ctx) EMBER_MUST_CHECK;
-/* A fresh boot's kernel and initrd are still being copied when vm_create
- * returns (vmm/image_copy.h), and its vCPUs wait before their first entry.
- * This waits for the copy, lets the vCPUs in and unmaps the images; on
- * the thread that called vm_create, after vm_start. */
+int vm_build(struct vm *vm) EMBER_MUST_CHECK;
+/* The copy is still running when vm_build returns, and the vCPUs wait
+ * before their first entry. This waits for the copy, lets the vCPUs in
+ * and unmaps the images; on the thread that called vm_create, after
+ * vm_start. */
 void vm_finish_loading(struct vm *vm);
 /* Attach the console and start the vCPU threads: CREATED -> RUNNING, or
  * with 'paused' -> PAUSED (every vCPU parked before it runs the guest). */

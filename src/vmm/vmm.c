@@ -249,6 +249,7 @@ static int vmm_choose_accel(struct vmm *vmm, bool restoring)
         bool skip_check = cfg->skip_host_check || vmm->skip_host_check;
         enum host_kind host = skip_check ? HOST_HW_KVM : hostcheck_classify(&host_default_paths);
         cfg->accel = host == HOST_HW_KVM ? ACCEL_KVM : ACCEL_SOFT;
+        vmm->hw_kvm_found = host == HOST_HW_KVM && !skip_check;
         if (cfg->accel == ACCEL_SOFT)
             log_info("no hardware KVM here (%s): running the guest on ember's CPU engine",
                      hostcheck_describe(host));
@@ -261,7 +262,10 @@ static int vmm_check_accel(struct vmm *vmm, bool restoring, enum vmm_fault *faul
 {
     const struct vm_config *cfg = &vmm->cfg;
     bool skip_check = cfg->skip_host_check || vmm->skip_host_check;
-    if (cfg->accel == ACCEL_KVM && !skip_check && hostcheck_require_hw(&host_default_paths)) {
+    /* Once found by the choice above, hardware KVM is not looked for again
+     * (each look reads /proc/cpuinfo, slow in a nested host). */
+    if (cfg->accel == ACCEL_KVM && !skip_check && !vmm->hw_kvm_found &&
+        hostcheck_require_hw(&host_default_paths)) {
         *fault = VMM_FAULT_HOST;
         return -ENODEV;
     }
@@ -306,13 +310,9 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bo
         timeline_mark("files");
         ret = vmm_check_accel(vmm, restoring, fault);
     }
-    if (!ret) {
-        timeline_mark("host check");
-        ret = vm_files_sandbox(&vmm->cfg, mem_path);
-    }
     if (ret)
         return ret;
-    timeline_mark("Landlock");
+    timeline_mark("host check");
     *fault = VMM_FAULT_RUNTIME;
     if (!(vmm->vm = calloc(1, sizeof(*vmm->vm))))
         return err_set(-ENOMEM, "out of memory");
@@ -326,6 +326,16 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bo
             *fault = VMM_FAULT_SETUP;
         return err_prefix(ret, "cannot create the VM");
     }
+    /* Landlock while the kernel is being copied: the copy's thread, started
+     * before it, only moves bytes between two mappings and ends before the
+     * guest's first instruction. */
+    if ((ret = vm_files_sandbox(&vmm->cfg, mem_path))) {
+        *fault = VMM_FAULT_SETUP;
+        return ret;
+    }
+    timeline_mark("Landlock");
+    if ((ret = vm_build(vmm->vm)))
+        return err_prefix(ret, "cannot create the VM");
     if (restoring && (ret = snapshot_apply(&vmm->snapshot, vmm->vm))) {
         *fault = VMM_FAULT_SETUP; /* the state file does not fit */
         return ret;

@@ -11,7 +11,7 @@ from framework import (ember_run, expect, expect_ember_rc, expect_output, guest_
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
 import bootprof  # noqa: E402
 
-STEPS = ["seccomp", "files", "host check", "Landlock", "guest memory", "backend's VM",
+STEPS = ["seccomp", "files", "host check", "guest memory", "Landlock", "backend's VM",
          "memory slots", "interrupt controllers", "devices", "ACPI", "boot parameters", "vCPUs",
          "kernel and initrd", "first guest entry"]
 # Unmapped while vCPU 0 starts the guest: in the line only when it came first.
