@@ -428,8 +428,9 @@ guest-selftests: $(BUILD)/selftests/x86/sigreturn_64
 # --- the minimal guest kernel (guest/kernel, README "The minimal guest kernel")
 # Built from Debian's linux-source-6.1 with guest/kernel/microvm.config; the
 # source and object tree stay in $(BUILD)/kernel, so this is done once. The
-# directory holds the default initramfs too: EMBER_GUEST_DIR=$(GUEST_MIN)
-# (or tests/run.py --guest-kernel min) boots the same guest on this kernel.
+# directory holds the default initramfs too, without the cloud kernel's
+# modules: EMBER_GUEST_DIR=$(GUEST_MIN) (or tests/run.py --guest-kernel min)
+# boots the same guest on this kernel.
 GUEST_MIN := $(BUILD)/guest-min
 # '+': the kernel's own make joins this one's jobserver (make -jN).
 $(GUEST_MIN)/vmlinuz: guest/kernel/microvm.config guest/kernel/build.sh
@@ -437,9 +438,10 @@ $(GUEST_MIN)/vmlinuz: guest/kernel/microvm.config guest/kernel/build.sh
 
 $(GUEST_MIN)/vmlinux: $(GUEST_MIN)/vmlinuz
 
-$(GUEST_MIN)/initramfs.cpio: $(GUEST)/initramfs.cpio
+$(GUEST_MIN)/initramfs.cpio: $(GUEST)/.fetched guest/init guest/udhcpc.script \
+		guest/build-initramfs.sh $(BUILD)/guest-tools/sigdfl
 	@mkdir -p $(GUEST_MIN)
-	cp $< $@
+	guest/build-initramfs.sh $(BUILD)/debs $@ $(BUILD)/guest-tools/sigdfl --no-modules
 
 guest-kernel: $(GUEST_MIN)/vmlinuz $(GUEST_MIN)/vmlinux $(GUEST_MIN)/initramfs.cpio
 

@@ -3,12 +3,18 @@
 # fetch-debs.sh unpacked: busybox-static, the kernel's virtio, pvpanic and
 # virtio-pmem (nvdimm) modules in an order that satisfies their depends=,
 # and guest/init, with guest/sigdfl.c built (static) for the console shell.
-# Usage: guest/build-initramfs.sh DEBDIR OUT.cpio SIGDFL
+# Usage: guest/build-initramfs.sh DEBDIR OUT.cpio SIGDFL [--no-modules]
+# --no-modules: the same guest for a kernel with its drivers built in (the
+# project's minimal kernel): the cloud kernel's modules are 2.3 of the
+# 5.1 MB, copied into guest memory and unpacked by the guest at every boot
+# for nothing.
 set -eu
 src=$(cd "$(dirname "$0")" && pwd)
 debs=${1:?usage: build-initramfs.sh DEBDIR OUT}
 out=${2:?usage: build-initramfs.sh DEBDIR OUT SIGDFL}
 sigdfl=${3:?usage: build-initramfs.sh DEBDIR OUT SIGDFL}
+with_modules=true
+[ "${4:-}" = --no-modules ] && with_modules=false
 kver=$(cat "$debs/kernel-version")
 mods="$debs/kernel/lib/modules/$kver/kernel"
 root=$(mktemp -d)
@@ -37,6 +43,7 @@ fuse virtiofs overlay pvpanic pvpanic-mmio
 libnvdimm nd_btt nd_pmem nd_virtio virtio_pmem"
 : > "$root/lib/modules/load-order"
 echo "$kver" > "$root/lib/modules/kernel-version" # init loads them only into this kernel
+$with_modules || order=
 for m in $order; do
     f=$(find "$mods" -name "$m.ko" | head -1)
     if [ -z "$f" ]; then
