@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "accel/accel.h"
 #include "api/api.h"
 #include "api/client.h"
 #include "cli/options.h"
@@ -240,7 +239,7 @@ static int serve_api(struct vmm *vmm, struct api *api, const struct cli_request 
 typedef int (*bring_up_fn)(struct vmm *vmm, struct api *api, struct cli_request *req,
                            enum vmm_fault *fault);
 
-static int run_vmm(struct cli_request *req, bring_up_fn bring_up, bool boots_at_once)
+static int run_vmm(struct cli_request *req, bring_up_fn bring_up)
 {
     if (req->seccomp_filter && seccomp_load_filter_file(req->seccomp_filter)) {
         log_error("%s", err_msg());
@@ -250,10 +249,6 @@ static int run_vmm(struct cli_request *req, bring_up_fn bring_up, bool boots_at_
         log_error("%s", err_msg());
         return EMBER_EXIT_VMM_ERROR;
     }
-    /* A VM booted at once (not one the API may ask for later) has its KVM
-     * VM created while the rest starts up. */
-    if (boots_at_once && req->vm.accel != ACCEL_SOFT)
-        accel_kvm_create_early(!req->vm.skip_host_check);
     timeline_mark("seccomp");
     struct vmm vmm;
     struct api api;
@@ -321,7 +316,7 @@ static int cmd_run(struct cli_request *req)
     }
     if (!cfg->cmdline)
         cfg->cmdline = CONFIG_DEFAULT_CMDLINE;
-    int code = run_vmm(req, boot_from_options, true);
+    int code = run_vmm(req, boot_from_options);
     return req->rootfs ? rootfs_finish(&rootfs, code) : code;
 }
 
@@ -369,9 +364,9 @@ int main(int argc, char **argv)
         return EMBER_EXIT_OK;
     }
     case CLI_SERVE:
-        return run_vmm(&req, boot_from_api, req.config_file != NULL);
+        return run_vmm(&req, boot_from_api);
     case CLI_RESTORE:
-        return run_vmm(&req, restore_snapshot, false);
+        return run_vmm(&req, restore_snapshot);
     case CLI_SNAPSHOT: {
         struct snapshot_command snap = {req.api_sock, req.snapshot_path, req.mem_path,
                                         req.diff, req.keep_paused};

@@ -202,11 +202,6 @@ struct accel_ops {
 };
 
 extern const struct accel_ops accel_kvm_ops;
-/* Start creating a KVM VM on a thread of its own, for a VMM about to boot
- * one (after a host check that finds hardware KVM, if 'check_host'); the
- * next vm_create of accel_kvm_ops takes it. Nothing comes of it on a host
- * without hardware KVM, nor if the VM ends up on the engine. */
-void accel_kvm_create_early(bool check_host);
 extern const struct accel_ops accel_soft_ops;
 
 #endif

@@ -1,6 +1,5 @@
 #include "accel/hostcheck.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,7 +38,7 @@ static bool cpu_has_hw_virt(const struct host_paths *p)
     return found;
 }
 
-static enum host_kind classify(const struct host_paths *p)
+enum host_kind hostcheck_classify(const struct host_paths *p)
 {
     if (access(p->dev_kvm, R_OK | W_OK) != 0)
         return HOST_NO_KVM;
@@ -49,26 +48,6 @@ static enum host_kind classify(const struct host_paths *p)
         cpu_has_hw_virt(p))
         return HOST_HW_KVM;
     return HOST_NO_HW_VIRT;
-}
-
-/* The real host is looked at once per process (the early VM's thread and
- * the backend's choice both ask; /proc/cpuinfo is slow in a nested host):
- * the first asker reads, a second waits for its answer. */
-enum host_kind hostcheck_classify(const struct host_paths *p)
-{
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static bool known;
-    static enum host_kind kind;
-    if (p != &host_default_paths)
-        return classify(p);
-    pthread_mutex_lock(&lock);
-    if (!known) {
-        kind = classify(p);
-        known = true;
-    }
-    enum host_kind answer = kind;
-    pthread_mutex_unlock(&lock);
-    return answer;
 }
 
 const char *hostcheck_describe(enum host_kind kind)

@@ -36,9 +36,7 @@ static int kvm_vm_create(const struct accel_vm_params *params, struct accel_vm *
     vm->next_msi_gsi = KVM_FIRST_MSI_GSI;
     int ret;
     vm->routes = calloc(KVM_MAX_ROUTES, sizeof(*vm->routes));
-    bool early = kvm_take_early_vm(&vm->kvm_fd, &vm->vm_fd);
-    if (!early)
-        vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (!vm->routes) {
         ret = err_set(-ENOMEM, "out of memory");
         goto fail;
@@ -75,11 +73,9 @@ static int kvm_vm_create(const struct accel_vm_params *params, struct accel_vm *
         ret = err_set(-ENOTSUP, "KVM reports a bad vCPU mmap size");
         goto fail;
     }
-    while (vm->vm_fd < 0) {
+    do {
         vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-        if (vm->vm_fd < 0 && errno != EINTR)
-            break;
-    }
+    } while (vm->vm_fd < 0 && errno == EINTR);
     if (vm->vm_fd < 0) {
         ret = err_errno(-errno, "KVM_CREATE_VM failed");
         goto fail;

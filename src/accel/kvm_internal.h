@@ -27,10 +27,6 @@ struct accel_vm {
     uint32_t next_msi_gsi;
 };
 
-/* The VM accel_kvm_create_early made, once it is done: true and its
- * descriptors (the caller's now), or false. */
-bool kvm_take_early_vm(int *kvm_fd, int *vm_fd);
-
 struct accel_vcpu {
     struct accel_vm *vm;
     int fd;

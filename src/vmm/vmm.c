@@ -249,6 +249,7 @@ static int vmm_choose_accel(struct vmm *vmm, bool restoring)
         bool skip_check = cfg->skip_host_check || vmm->skip_host_check;
         enum host_kind host = skip_check ? HOST_HW_KVM : hostcheck_classify(&host_default_paths);
         cfg->accel = host == HOST_HW_KVM ? ACCEL_KVM : ACCEL_SOFT;
+        vmm->hw_kvm_found = host == HOST_HW_KVM && !skip_check;
         if (cfg->accel == ACCEL_SOFT)
             log_info("no hardware KVM here (%s): running the guest on ember's CPU engine",
                      hostcheck_describe(host));
@@ -261,7 +262,10 @@ static int vmm_check_accel(struct vmm *vmm, bool restoring, enum vmm_fault *faul
 {
     const struct vm_config *cfg = &vmm->cfg;
     bool skip_check = cfg->skip_host_check || vmm->skip_host_check;
-    if (cfg->accel == ACCEL_KVM && !skip_check && hostcheck_require_hw(&host_default_paths)) {
+    /* Once found by the choice above, hardware KVM is not looked for again
+     * (each look reads /proc/cpuinfo, slow in a nested host). */
+    if (cfg->accel == ACCEL_KVM && !skip_check && !vmm->hw_kvm_found &&
+        hostcheck_require_hw(&host_default_paths)) {
         *fault = VMM_FAULT_HOST;
         return -ENODEV;
     }

@@ -38,6 +38,7 @@ struct vmm {
     int signal_fd;
     char id[VMM_ID_MAX + 1];
     bool skip_host_check;
+    bool hw_kvm_found;      /* the host check found hardware KVM for an "auto" VM */
     enum accel_kind accel;  /* the command line's choice, for VMs that leave it to "auto" */
     uint64_t start_ns;
 
