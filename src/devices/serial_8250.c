@@ -449,22 +449,24 @@ static size_t serial_counters(void *dev, struct device_counter *out)
     return 3;
 }
 
-/* A guest that stopped printing may be polling LSR for a transmitter the
- * host never gave room back to: show that side. */
-static void serial_dump(void *dev)
+void serial_dump(struct serial *s)
 {
-    struct serial *s = dev;
     pthread_mutex_lock(&s->lock);
-    log_warn("serial: LSR %#x IER %#x IIR-THRE %s, %u byte(s) held%s, %llu out, %llu dropped",
+    log_warn("serial: LSR 0x%02x IER 0x%02x IIR-THRE %s, %u byte(s) held%s, %llu out, %llu dropped",
              s->lsr, s->ier, s->thre_pending ? "pending" : "no", s->tx_count,
              s->tx_waiting ? " waiting for the host" : "", (unsigned long long)s->bytes_out,
              (unsigned long long)(s->tx_dropped + s->limit_dropped));
     pthread_mutex_unlock(&s->lock);
 }
 
+static void serial_device_dump(void *dev)
+{
+    serial_dump(dev);
+}
+
 static const struct device_ops serial_device_ops = {
     .destroy = serial_device_destroy,
-    .dump = serial_dump,
+    .dump = serial_device_dump,
     .save = serial_device_save,
     .load = serial_device_load,
     .counters = serial_counters,

@@ -50,6 +50,10 @@ extern const struct bus_ops serial_bus_ops;
 
 void serial_init(struct serial *s, struct irq_line irq, const struct chardev_host *host);
 void serial_destroy(struct serial *s);
+/* Log the transmit side (the SIGUSR2 state dump): a guest that stopped
+ * printing may be polling LSR for a transmitter the host never gave room
+ * back to. */
+void serial_dump(struct serial *s);
 /* Limit output to the bucket (inactive: no limit); 'clock' NULL: the
  * monotonic clock. */
 void serial_set_rate_limit(struct serial *s, const struct bucket_config *cfg,

@@ -2,7 +2,10 @@
  * relies on: probe, THRE interrupt semantics, receive FIFO and input gating. */
 #include "fake_irq.h"
 
+#include <unistd.h>
+
 #include "devices/serial_8250.h"
+#include "util/log.h"
 
 #define RBR 0
 #define THR 0
@@ -229,6 +232,22 @@ static void test_loopback_data(void **state)
  * stays busy — LSR without THRE/TEMT, no THRE interrupt — the bytes wait in
  * the transmit FIFO and leave in order once the host has room; past the
  * FIFO's 16 bytes they are lost, as on the chip. Nothing blocks. */
+/* The state dump's line for the UART, read back through a pipe. */
+static void expect_dump(struct fixture *f, const char *want)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    log_configure(&(struct log_config){.fd = fds[1], .level = LOG_WARN});
+    serial_dump(&f->s);
+    log_configure(&(struct log_config){.fd = 2, .level = LOG_WARN});
+    char out[256] = "";
+    ssize_t n = read(fds[0], out, sizeof(out) - 1);
+    out[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+    if (!strstr(out, want))
+        fail_msg("dump '%s', expected '%s'", out, want);
+}
+
 static void test_transmit_backpressure(void **state)
 {
     struct fixture *f = *state;
@@ -251,6 +270,8 @@ static void test_transmit_backpressure(void **state)
     assert_int_equal(f->host.waits, 1); /* asked once to be called back */
     assert_non_null(f->host.waiter);
     assert_int_equal(f->s.tx_dropped, 3); /* 19 written, 16 held in the FIFO */
+    expect_dump(f, "LSR 0x00 IER 0x02 IIR-THRE no, 16 byte(s) held waiting for the host, "
+                   "21 out, 3 dropped");
     /* Some room: part of the FIFO leaves, the transmitter is still busy. */
     host_drain(&f->host, 5);
     assert_int_equal(f->host.ntx, 7);
