@@ -284,7 +284,9 @@ static void vcpu_run_guest(struct vcpu *vcpu)
             vcpu_end(vcpu, VCPU_END_ERROR, "%s", err_msg());
             break;
         }
-        if (atomic_exchange(&vcpu->where_asked, false))
+        /* A plain load on every exit; the exchange only when asked. */
+        if (atomic_load_explicit(&vcpu->where_asked, memory_order_relaxed) &&
+            atomic_exchange(&vcpu->where_asked, false))
             vcpu_log_where(vcpu, &exit);
         if (!vcpu_dispatch(vcpu, &exit))
             break;

@@ -281,6 +281,17 @@ static int vmm_check_accel(struct vmm *vmm, bool restoring, enum vmm_fault *faul
     return 0;
 }
 
+/* A host that cannot give the guest its memory (or the hugetlbfs pool
+ * asked for) is told at setup: a smaller --mem or more memory is the
+ * answer, not a report of a failing VM. So is a page-fault handler that
+ * cannot be reached or refuses the handshake. */
+static int vm_create_failed(struct vmm *vmm, int ret, enum vmm_fault *fault)
+{
+    if (ret == -ENOMEM || vmm->vm->handler_refused)
+        *fault = VMM_FAULT_SETUP;
+    return err_prefix(ret, "cannot create the VM");
+}
+
 /* The one way a VM comes to life, booted or restored: open its files,
  * choose the backend, build it, give it a snapshot's state if there is one,
  * and start it. On failure nothing is left and *fault says what went wrong. */
@@ -317,15 +328,8 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bo
     if (!(vmm->vm = calloc(1, sizeof(*vmm->vm))))
         return err_set(-ENOMEM, "out of memory");
     if ((ret = vm_create(vmm->vm, &vmm->cfg, &vmm->files, &vmm->loop, &vmm->console,
-                         vmm_on_vm_stop, vmm))) {
-        /* A host that cannot give the guest its memory (or the hugetlbfs
-         * pool asked for) is told at setup: a smaller --mem or more memory
-         * is the answer, not a report of a failing VM. So is a page-fault
-         * handler that cannot be reached or refuses the handshake. */
-        if (ret == -ENOMEM || vmm->vm->handler_refused)
-            *fault = VMM_FAULT_SETUP;
-        return err_prefix(ret, "cannot create the VM");
-    }
+                         vmm_on_vm_stop, vmm)))
+        return vm_create_failed(vmm, ret, fault);
     /* Landlock while the kernel is being copied: the copy's thread, started
      * before it, only moves bytes between two mappings and ends before the
      * guest's first instruction. */
@@ -335,7 +339,7 @@ static int vmm_bring_up(struct vmm *vmm, const char *mem_path, bool mem_uffd, bo
     }
     timeline_mark("Landlock");
     if ((ret = vm_build(vmm->vm)))
-        return err_prefix(ret, "cannot create the VM");
+        return vm_create_failed(vmm, ret, fault);
     if (restoring && (ret = snapshot_apply(&vmm->snapshot, vmm->vm))) {
         *fault = VMM_FAULT_SETUP; /* the state file does not fit */
         return ret;

@@ -123,6 +123,13 @@ static void wait_state(struct vcpu *v, enum vcpu_state state)
     assert_int_equal(vcpu_get_state(v), state);
 }
 
+/* Wait (up to 5 s) for the thread to enter the fake guest once. */
+static void wait_first_run(void)
+{
+    for (int i = 0; i < 5000 && atomic_load(&cpu.runs) == 0; i++)
+        usleep(1000);
+}
+
 static void test_pause_resume_stop(void **state)
 {
     (void)state;
@@ -136,8 +143,7 @@ static void test_pause_resume_stop(void **state)
     wait_state(&v, VCPU_PAUSED);
     assert_int_equal(atomic_load(&cpu.runs), 0);
     vcpu_resume(&v);
-    for (int i = 0; i < 5000 && atomic_load(&cpu.runs) == 0; i++)
-        usleep(1000);
+    wait_first_run();
     assert_int_equal(vcpu_get_state(&v), VCPU_RUNNING);
     vcpu_pause(&v); /* returns once parked */
     assert_int_equal(vcpu_get_state(&v), VCPU_PAUSED);
@@ -161,8 +167,7 @@ static void test_stop_while_running(void **state)
     struct ending e;
     make_vcpu(&v, &env, &e);
     assert_int_equal(vcpu_start(&v), 0);
-    for (int i = 0; i < 5000 && atomic_load(&cpu.runs) == 0; i++)
-        usleep(1000);
+    wait_first_run();
     vcpu_request_stop(&v);
     vcpu_join(&v);
     assert_int_equal(vcpu_get_state(&v), VCPU_EXITED);
@@ -213,8 +218,7 @@ static void test_ask_where(void **state)
     assert_int_equal(pipe(fds), 0);
     log_configure(&(struct log_config){.fd = fds[1], .level = LOG_WARN});
     assert_int_equal(vcpu_start(&v), 0);
-    for (int i = 0; i < 5000 && atomic_load(&cpu.runs) == 0; i++)
-        usleep(1000);
+    wait_first_run();
     vcpu_ask_where(&v);
     for (int i = 0; i < 5000 && atomic_load(&v.where_asked); i++)
         usleep(1000);
