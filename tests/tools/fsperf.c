@@ -4,7 +4,7 @@
  * else buffered), and metadata operations: FILES empty files created, each
  * stat()ed, each unlinked, in one directory. The page cache is dropped
  * before each read pass (when run as root), so reads reach the device.
- * Usage: fsperf DIR MIB FILES */
+ * Usage: fsperf DIR MIB FILES (FILES 0: the data passes only) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -140,7 +140,7 @@ static void metadata(const char *dir, unsigned files)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4 || atoi(argv[2]) < 1 || atoi(argv[3]) < 1) {
+    if (argc != 4 || atoi(argv[2]) < 1 || atoi(argv[3]) < 0) {
         fprintf(stderr, "usage: fsperf DIR MIB FILES\n");
         return 2;
     }
@@ -151,7 +151,8 @@ int main(int argc, char **argv)
     random_reads(path, mib, 3.0);
     unlink(path);
     drop_caches();
-    metadata(argv[1], files);
+    if (files)
+        metadata(argv[1], files);
     printf("fsperf: done\n");
     return 0;
 }
