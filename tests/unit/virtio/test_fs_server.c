@@ -131,6 +131,65 @@ static void test_files(void **state)
     fsrv_close(s);
 }
 
+/* The largest WRITE and READ that INIT offers (FSRV_MAX_WRITE), in
+ * page-sized buffers as the guest's FUSE client lends them: each is one
+ * round trip; a byte more is refused. */
+static void test_largest_io(void **state)
+{
+    (void)state;
+    struct fsrv *s = serve(false, 64, 16);
+    int err;
+    uint64_t fh = 0, node = create(s, "big", &fh, &err);
+    assert_int_equal(err, 0);
+    const size_t page = 4096, pages = FSRV_MAX_PAGES;
+    uint8_t *data = malloc(FSRV_MAX_WRITE + 1), *back = malloc(FSRV_MAX_WRITE);
+    assert_non_null(data);
+    assert_non_null(back);
+    for (size_t i = 0; i <= FSRV_MAX_WRITE; i++)
+        data[i] = (uint8_t)(i * 7 + i / page);
+    struct {
+        struct fuse_in_header h;
+        struct fuse_write_in w;
+    } wr = {.h = {.len = sizeof(wr) + FSRV_MAX_WRITE, .opcode = FUSE_WRITE, .unique = 9,
+                  .nodeid = node},
+            .w = {.fh = fh, .size = FSRV_MAX_WRITE}};
+    struct iovec in[FSRV_MAX_PAGES + 1] = {{&wr, sizeof(wr)}};
+    for (size_t i = 0; i < pages; i++)
+        in[1 + i] = (struct iovec){data + i * page, page};
+    struct {
+        struct fuse_out_header h;
+        struct fuse_write_out w;
+    } wrote;
+    struct iovec out = {&wrote, sizeof(wrote)};
+    assert_int_equal(fsrv_handle(s, in, 1 + (int)pages, &out, 1), sizeof(wrote));
+    assert_int_equal(wrote.h.error, 0);
+    assert_int_equal(wrote.w.size, FSRV_MAX_WRITE);
+
+    wr.h.len++; /* one byte beyond: the last buffer a byte longer */
+    wr.w.size++;
+    in[pages].iov_len++;
+    assert_int_equal(fsrv_handle(s, in, 1 + (int)pages, &out, 1), sizeof(wrote.h));
+    assert_int_equal(wrote.h.error, -EINVAL);
+
+    struct {
+        struct fuse_in_header h;
+        struct fuse_read_in r;
+    } rd = {.h = {.len = sizeof(rd), .opcode = FUSE_READ, .unique = 10, .nodeid = node},
+            .r = {.fh = fh, .size = FSRV_MAX_WRITE}};
+    struct iovec rin = {&rd, sizeof(rd)};
+    struct fuse_out_header got;
+    struct iovec rout[FSRV_MAX_PAGES + 1] = {{&got, sizeof(got)}};
+    for (size_t i = 0; i < pages; i++)
+        rout[1 + i] = (struct iovec){back + i * page, page};
+    assert_int_equal(fsrv_handle(s, &rin, 1, rout, 1 + (int)pages), sizeof(got) + FSRV_MAX_WRITE);
+    assert_int_equal(got.error, 0);
+    assert_memory_equal(back, data, FSRV_MAX_WRITE);
+    free(data);
+    free(back);
+    assert_int_equal(release(s, node, fh, false), 0);
+    fsrv_close(s);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -610,6 +669,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_largest_io, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
