@@ -818,6 +818,11 @@ class FsSuite:
     name = "fs"
     vmms = ["ember", "ember-tuned", "ember-direct", "ember-blk-ext4", "qemu-9p", "L1 host"]
     MIB, FILES = 128, 10000
+    # ember-direct measures data only: with cache=never every metadata
+    # operation is a round trip, as in the plain variant's pass, and that
+    # pass set off the L2 triple fault or wedge of L1's nested SVM (see
+    # tests/harness/nested.py) in 3 of 3 L1s on 2026-12-05
+    DATA_ONLY = ("ember-direct",)
     timeout = 600  # 30000 file operations through nested KVM
     # 9p wrote at 0.9 MB/s and did under 67 metadata ops/s in the harness
     # (2026-12-02): its pass needs about half an hour
@@ -833,12 +838,6 @@ class FsSuite:
                         Figure(f"metadata: create + stat + unlink of {self.FILES} files",
                                "ops/s", True)]
         self.figures[-1].na = {v: "data passes only" for v in self.DATA_ONLY}
-
-    # ember-direct measures data only: with cache=never every metadata
-    # operation is a round trip, as in the plain variant's pass, and that
-    # pass set off the L2 triple fault or wedge of L1's nested SVM (see
-    # tests/harness/nested.py) in 3 of 3 L1s on 2026-12-05
-    DATA_ONLY = ("ember-direct",)
 
     def script(self, vmm):
         files = 0 if vmm in self.DATA_ONLY else self.FILES
