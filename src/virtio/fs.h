@@ -47,15 +47,22 @@ struct virtio_fs {
     unsigned pending_at, nr_pending, in_flight;
     bool starved[2];  /* a queue left chains for want of a job */
     bool stopping;
-    pthread_cond_t work, idle;
+    struct fs_read_half *half; /* a large read's second half, for an idle worker */
+    unsigned idle_workers;
+    pthread_cond_t work, idle, half_done;
     pthread_t workers[VIRTIO_FS_WORKERS];
     unsigned nr_workers;
     uint64_t bad_chains;
+    uint64_t reads_split; /* large reads two workers copied */
 };
 
 /* Serve 'c' (its directory opened here). */
 int virtio_fs_init(struct virtio_fs *fs, const struct guest_mem *gm, const struct fs_config *c,
                    const struct fsrv_limits *limits) EMBER_MUST_CHECK;
+/* READ's reader (fsrv_read_fn): a read of FS_SPLIT_MIN bytes or more is
+ * copied by two workers at once, half each, when one is idle. */
+#define FS_SPLIT_MIN (256u << 10)
+ssize_t virtio_fs_read(void *fs, int fd, const struct iovec *iov, int cnt, off_t off);
 /* Start the workers (once the device is on the board). */
 int virtio_fs_start(struct virtio_fs *fs) EMBER_MUST_CHECK;
 void virtio_fs_destroy(struct virtio_fs *fs);

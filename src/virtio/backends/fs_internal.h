@@ -120,6 +120,8 @@ struct fsrv {
     bool read_only;
     bool as_root;  /* ember runs as root: new files go to the caller's uid/gid */
     enum fs_cache_mode cache;
+    fsrv_read_fn read_fn;
+    void *read_ctx;
     struct fs_tables t;
     pthread_mutex_t stats_lock;
     struct fsrv_stats stats;

@@ -149,7 +149,7 @@ int fs_op_read(struct fs_req *r)
     size_t want = MIN((size_t)in->size, MIN(r->out_len - hdr, (size_t)FSRV_MAX_WRITE));
     struct iovec iov[FS_MAX_IOV];
     int n = fs_out_iov(r, hdr, want, iov, FS_MAX_IOV);
-    ssize_t got = n < 0 ? -1 : want ? preadv(h->fd, iov, n, (off_t)in->offset) : 0;
+    ssize_t got = n < 0 ? -1 : want ? r->s->read_fn(r->s->read_ctx, h->fd, iov, n, (off_t)in->offset) : 0;
     int err = got < 0 ? (n < 0 ? -EINVAL : -errno) : 0;
     fs_handle_put(&r->s->t, h);
     if (err)

@@ -456,6 +456,7 @@ int fsrv_open(struct fsrv **out, const char *dir, bool read_only, enum fs_cache_
         return err_set(-ENOMEM, "out of memory");
     s->read_only = read_only;
     s->cache = cache;
+    fsrv_set_reader(s, NULL, NULL);
     s->as_root = geteuid() == 0;
     s->root_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (s->root_fd < 0) {
@@ -499,6 +500,18 @@ void fsrv_close(struct fsrv *s)
 void fsrv_reset(struct fsrv *s)
 {
     fs_tables_reset(&s->t);
+}
+
+static ssize_t plain_read(void *ctx, int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    (void)ctx;
+    return preadv(fd, iov, cnt, off);
+}
+
+void fsrv_set_reader(struct fsrv *s, fsrv_read_fn fn, void *ctx)
+{
+    s->read_fn = fn ? fn : plain_read;
+    s->read_ctx = ctx;
 }
 
 void fsrv_get_stats(struct fsrv *s, struct fsrv_stats *out)

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "config/config.h"
@@ -64,6 +65,13 @@ void fsrv_reset(struct fsrv *s);
  * answer (no room for a reply header). */
 size_t fsrv_handle(struct fsrv *s, const struct iovec *in, int in_cnt, const struct iovec *out,
                    int out_cnt);
+
+/* How READ fills the guest's buffers: preadv(2)'s contract (a short count
+ * only at the end of the file or on an error after some bytes). By default
+ * preadv itself; the device may give one that spreads a large read over
+ * its threads. Set before the first request. */
+typedef ssize_t (*fsrv_read_fn)(void *ctx, int fd, const struct iovec *iov, int cnt, off_t off);
+void fsrv_set_reader(struct fsrv *s, fsrv_read_fn fn, void *ctx);
 
 void fsrv_get_stats(struct fsrv *s, struct fsrv_stats *out);
 /* Snapshots (no request in progress): the nodes the guest knows and the
