@@ -12,7 +12,9 @@
 #define BLK_HEADER_SIZE 16
 #define BLK_SEGMENT_SIZE 16
 #define BLK_CONFIG_SIZE 60
-#define BLK_SEG_MAX (VIRTQ_MAX_CHAIN - 2)
+/* Data segments per request, the header and status around them: 256 in all. */
+#define BLK_SEG_MAX 254
+_Static_assert(BLK_SEG_MAX + 2 <= VIRTQ_MAX_CHAIN, "a request must fit one chain");
 
 /* --- parsing (pure: guest memory in, decision out) ----------------------- */
 

@@ -19,7 +19,7 @@
 
 static struct virtio_fs_job *job_alloc(struct virtio_fs *fs)
 {
-    for (unsigned i = 0; i < VIRTIO_FS_QUEUE_SIZE; i++) {
+    for (unsigned i = 0; i < VIRTIO_FS_JOBS; i++) {
         if (!fs->jobs[i].busy) {
             fs->jobs[i].busy = true;
             return &fs->jobs[i];
@@ -70,7 +70,7 @@ static enum virtio_chain_result take_chain(struct virtio_dev *vdev, struct virtq
     }
     job->queue = qi;
     job->head = chain->head;
-    fs->pending[(fs->pending_at + fs->nr_pending) % VIRTIO_FS_QUEUE_SIZE] =
+    fs->pending[(fs->pending_at + fs->nr_pending) % VIRTIO_FS_JOBS] =
         (uint16_t)(job - fs->jobs);
     fs->nr_pending++;
     fs->in_flight++;
@@ -211,7 +211,7 @@ static void *worker(void *arg)
             continue;
         }
         struct virtio_fs_job *job = &fs->jobs[fs->pending[fs->pending_at]];
-        fs->pending_at = (fs->pending_at + 1) % VIRTIO_FS_QUEUE_SIZE;
+        fs->pending_at = (fs->pending_at + 1) % VIRTIO_FS_JOBS;
         fs->nr_pending--;
         pthread_mutex_unlock(&fs->vdev.lock);
         size_t written = fsrv_handle(fs->srv, job->iov, job->in_cnt, job->iov + job->in_cnt,

@@ -18,7 +18,9 @@
 /* A READ or WRITE is FSRV_MAX_PAGES pages plus its headers and arguments,
  * and the spec forbids a chain (indirect tables included) longer than the
  * queue: Linux 6.1's virtiofs does not check that itself. */
-#define VIRTIO_FS_QUEUE_SIZE 256
+#define VIRTIO_FS_QUEUE_SIZE 512
+/* Requests ember holds at once (the guest waits for a free one beyond). */
+#define VIRTIO_FS_JOBS 256
 #define VIRTIO_FS_REQUEST_BUFS (FSRV_MAX_PAGES + 4) /* + in/out headers, arguments */
 _Static_assert(VIRTIO_FS_REQUEST_BUFS <= VIRTIO_FS_QUEUE_SIZE, "a request must fit the queue");
 _Static_assert(VIRTIO_FS_REQUEST_BUFS <= VIRTQ_MAX_CHAIN, "a request must fit one chain");
@@ -42,8 +44,8 @@ struct virtio_fs {
     char tag[CONFIG_FS_TAG_MAX];
     char id[48];
     /* The jobs and the queue of work, under vdev.lock. */
-    struct virtio_fs_job jobs[VIRTIO_FS_QUEUE_SIZE];
-    uint16_t pending[VIRTIO_FS_QUEUE_SIZE]; /* ring of job indices */
+    struct virtio_fs_job jobs[VIRTIO_FS_JOBS];
+    uint16_t pending[VIRTIO_FS_JOBS]; /* ring of job indices */
     unsigned pending_at, nr_pending, in_flight;
     bool starved[2];  /* a queue left chains for want of a job */
     bool stopping;

@@ -13,7 +13,9 @@
 #include "snapshot/record.h"
 
 #define VIRTQ_MAX_SIZE 1024     /* largest queue a device offers */
-#define VIRTQ_MAX_CHAIN 256     /* buffers in one chain, indirect included */
+/* Buffers in one chain, indirect included: a 1 MiB virtio-fs READ or WRITE
+ * is 256 pages plus its headers and arguments. */
+#define VIRTQ_MAX_CHAIN 260
 #define VIRTQ_MAX_CHAIN_BYTES (1ull << 32)
 
 #define VIRTQ_DESC_F_NEXT 1

@@ -41,7 +41,9 @@ struct fsrv_limits {
 };
 
 /* Largest READ/WRITE the server offers (FUSE max_write / max_pages). */
-#define FSRV_MAX_PAGES 128u
+/* 1 MiB: FUSE_MAX_MAX_PAGES, the most Linux 6.1 takes, so a 1 MiB read() or
+ * write() is one round trip. */
+#define FSRV_MAX_PAGES 256u
 #define FSRV_MAX_WRITE (FSRV_MAX_PAGES * 4096u)
 
 struct fsrv_stats {
