@@ -124,20 +124,31 @@ mkdir -p /mnt/rw /mnt/ro
 mount -t virtiofs rw /mnt/rw && mount -t virtiofs ro /mnt/ro && echo mounted
 fsexercise -n 10000 -b 256 /mnt/rw; echo "rw rc=$?"
 fsexercise --ro /mnt/ro; echo "ro rc=$?"
+mkdir -p /mnt/direct && mount -t virtiofs direct /mnt/direct && cd /mnt/direct &&
+echo "direct-1m $(dd if=data bs=1M 2>/dev/null | md5sum | cut -c1-32)" &&
+echo "direct-odd $(dd if=data bs=1000000 2>/dev/null | md5sum | cut -c1-32)" &&
+dd if=data of=copy bs=1M 2>/dev/null && echo "direct-copied" && cd /
 '''
 
 
 @guest_test("virtio-fs: fsexercise in the guest (create/rename/links/unlinked open file/"
             "O_APPEND/truncate/fallocate/SEEK_DATA+HOLE/xattrs/ENOTEMPTY/10k entries/"
             "permissions/mmap/fsync/copy_file_range/256 MiB checksum) on a read-write share; "
-            "EROFS for every change on a read-only one", batch="virtiofs", mmio=True)
+            "EROFS for every change on a read-only one; a cache=never share's 50 MB file read "
+            "in 1 MiB and 1000000-byte blocks and copied, md5 checked", batch="virtiofs", mmio=True)
 def virtiofs_fsexercise(ctx):
     script = (
-        "mkdir -p rw ro/sub && echo kept > ro/keep.txt\n"
+        "mkdir -p rw ro/sub direct && echo kept > ro/keep.txt\n"
+        # cache=never: the guest's 1 MiB read()s are 1 MiB READs, which two
+        # workers copy half each; a 1000000-byte read() starts mid-page
+        "head -c 50000000 /dev/urandom > direct/data\n"
+        'echo "host-data $(md5sum < direct/data | cut -c1-32)"\n'
         f'"$EMBER" run --initrd "$DATA/initrd.cpio" --share rw,tag=rw --share ro,tag=ro,ro '
+        "--share direct,tag=direct,cache=never "
         f"--cmdline '{guest_cmdline(FSX_GUEST)}' < /dev/null > vm.txt 2>&1; "
         'echo "ember rc=$?"\n'
-        "grep -E '^(ok|FAIL|fsexercise|big-file|mounted|rw rc|ro rc)' vm.txt\n"
+        "grep -E '^(ok|FAIL|fsexercise|big-file|mounted|rw rc|ro rc|direct)' vm.txt\n"
+        'echo "host-copy $(md5sum < direct/copy | cut -c1-32)"\n'
         'echo "host-rw-left $(ls -A rw | wc -l)"\n'
         'echo "host-ro $(ls -A ro | tr "\\n" " ")$(cat ro/keep.txt)"\n')
 
@@ -151,5 +162,12 @@ def virtiofs_fsexercise(ctx):
         expect_output(j, r"^big-file 256 MiB checksum [0-9a-f]{16}$", "the 256 MiB file")
         expect_output(j, r"^host-rw-left 0$", "fsexercise cleaned up after itself")
         expect_output(j, r"^host-ro keep.txt sub kept$", "the read-only share unchanged")
+        data = re.search(r"^host-data ([0-9a-f]{32})$", j.output, re.M)
+        expect(data, "the host's 50 MB file made")
+        if data:
+            for line, what in [("direct-1m", "read in 1 MiB blocks with cache=never"),
+                               ("direct-odd", "read in 1000000-byte blocks with cache=never"),
+                               ("host-copy", "copied in 1 MiB blocks with cache=never")]:
+                expect_output(j, rf"^{line} {data.group(1)}$", f"the file {what}, same md5")
     return job("fsexercise", script, timeout=600,
                files={"initrd.cpio": initrd_with_tool(ctx, "fsexercise")}), check
