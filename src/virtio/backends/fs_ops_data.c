@@ -14,7 +14,9 @@
 #include "util/util.h"
 #include "virtio/backends/fs_internal.h"
 
-#define FS_MAX_IOV 260
+/* A READ or WRITE of FSRV_MAX_WRITE bytes in page-sized buffers, one more
+ * for a start within a page, and room to spare. */
+#define FS_MAX_IOV (FSRV_MAX_PAGES + 4)
 #define FS_XATTR_MAX 65536u
 #define FS_DIR_BUF_MAX 65536u
 
@@ -149,7 +151,9 @@ int fs_op_read(struct fs_req *r)
     size_t want = MIN((size_t)in->size, MIN(r->out_len - hdr, (size_t)FSRV_MAX_WRITE));
     struct iovec iov[FS_MAX_IOV];
     int n = fs_out_iov(r, hdr, want, iov, FS_MAX_IOV);
-    ssize_t got = n < 0 ? -1 : want ? r->s->read_fn(r->s->read_ctx, h->fd, iov, n, (off_t)in->offset) : 0;
+    ssize_t got = -1;
+    if (n >= 0)
+        got = want ? r->s->read_fn(r->s->read_ctx, h->fd, iov, n, (off_t)in->offset) : 0;
     int err = got < 0 ? (n < 0 ? -EINVAL : -errno) : 0;
     fs_handle_put(&r->s->t, h);
     if (err)

@@ -136,11 +136,13 @@ static void test_short_reads_and_errors(void **state)
     assert_int_equal(virtio_fs_read(&f->fs, f->fd, f->iov, n, 0), (ssize_t)size);
     check(f, MAX_PAGES, 0, size);
     /* ... in the first half: the second half reads nothing */
-    assert_int_equal(virtio_fs_read(&f->fs, f->fd, f->iov, n, 100 * 1024), (ssize_t)(size - 100 * 1024));
+    assert_int_equal(virtio_fs_read(&f->fs, f->fd, f->iov, n, 100 * 1024),
+                     (ssize_t)(size - 100 * 1024));
     check(f, MAX_PAGES, 100 * 1024, size - 100 * 1024);
     /* ... exactly where the second half starts */
     n = lay(f, MAX_PAGES);
-    assert_int_equal(virtio_fs_read(&f->fs, f->fd, f->iov, n, (off_t)size - 128 * PAGE), 128 * (ssize_t)PAGE);
+    assert_int_equal(virtio_fs_read(&f->fs, f->fd, f->iov, n, (off_t)size - 128 * PAGE),
+                     128 * (ssize_t)PAGE);
     /* past the end */
     assert_int_equal(virtio_fs_read(&f->fs, f->fd, f->iov, n, (off_t)size + PAGE), 0);
     /* a bad descriptor: -1 and preadv's errno, for both halves */
