@@ -186,8 +186,9 @@ $(BUILD)/tools/kvmexit: tests/tools/kvmexit.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
-# A PVH ELF guest, assembled with binutils (no libc, no C).
-$(BUILD)/tools/exitguest: tests/tools/exitguest.S
+# PVH ELF guests, assembled with binutils (no libc, no C).
+$(BUILD)/tools/exitguest $(BUILD)/tools/postguest: $(BUILD)/tools/%: tests/tools/%.S \
+		tests/tools/pvh_entry.h
 	@mkdir -p $(dir $@)
 	$(CC) -c -o $@.o $<
 	ld -m elf_x86_64 -static -nostdlib -N --no-warn-rwx-segments -Ttext=0x100000 -e _start \
@@ -216,7 +217,7 @@ $(BUILD)/tools/hello32d: tests/tools/hello32c.c
 	$(CC) -m32 -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $<
 
 TOOLS := $(BUILD)/tools/runwatch $(BUILD)/tools/ioperf $(BUILD)/tools/tcpperf \
-	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf \
+	$(BUILD)/tools/kvmexit $(BUILD)/tools/exitguest $(BUILD)/tools/postguest $(BUILD)/tools/hostile64 $(BUILD)/tools/vsockperf \
 	$(BUILD)/tools/uffd_handler $(BUILD)/tools/cpuid $(BUILD)/tools/fsexercise $(BUILD)/tools/fsperf \
 	$(BUILD)/tools/smpstress $(BUILD)/tools/hello32 $(BUILD)/tools/hello32c \
 	$(BUILD)/tools/hello32d $(BUILD)/tools/legacy32 $(BUILD)/tools/hwwatch

@@ -71,6 +71,9 @@ struct accel_io {
     void (*pio)(void *ctx, uint16_t port, void *data, unsigned len, bool is_write);
     bool (*mmio)(void *ctx, uint64_t gpa, void *data, unsigned len, bool is_write);
     void *ctx;
+    /* A posted port write (post_pio) arriving, on whichever thread delivers
+     * it: a vCPU's before it returns an exit, or flush_posted's caller. */
+    void (*posted_pio)(void *ctx, uint16_t port, const void *data, unsigned len);
 };
 
 struct accel_vm_params {
@@ -150,6 +153,16 @@ struct accel_ops {
      * *datamatch only, if given) signal 'fd' instead of exiting to ember. */
     int (*ioeventfd)(struct accel_vm *vm, int fd, uint64_t address, unsigned len,
                      const uint64_t *datamatch, bool assign);
+    /* Guest writes of up to 'len' bytes inside ports [port, port+len) may
+     * be queued instead of exiting: each reaches io.posted_pio later, in
+     * the order written, before any vCPU's next exit is returned and at
+     * flush_posted. Only for registers whose writes no other access can
+     * observe but through an exit. -ENOTSUP (or NULL) where the backend
+     * cannot queue: the writes then exit as before. Call once the vCPUs
+     * exist. */
+    int (*post_pio)(struct accel_vm *vm, uint16_t port, unsigned len);
+    /* Deliver the queued writes now, from any thread; returns how many. */
+    unsigned (*flush_posted)(struct accel_vm *vm);
     /* The guest's clock in ns (kvm-clock), saved at pause and restored at
      * resume so that guest time does not advance while the VM is paused. */
     int (*get_clock)(struct accel_vm *vm, uint64_t *ns);

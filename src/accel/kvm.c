@@ -27,12 +27,13 @@ int kvm_ioctl_err(int fd, unsigned long req, void *arg, const char *what)
 
 static int kvm_vm_create(const struct accel_vm_params *params, struct accel_vm **out)
 {
-    (void)params;
     struct accel_vm *vm = calloc(1, sizeof(*vm));
     if (!vm)
         return err_set(-ENOMEM, "out of memory");
     vm->vm_fd = -1;
+    vm->io = params->io;
     pthread_mutex_init(&vm->routes_lock, NULL);
+    pthread_mutex_init(&vm->posted_lock, NULL);
     vm->next_msi_gsi = KVM_FIRST_MSI_GSI;
     int ret;
     vm->routes = calloc(KVM_MAX_ROUTES, sizeof(*vm->routes));
@@ -81,6 +82,7 @@ static int kvm_vm_create(const struct accel_vm_params *params, struct accel_vm *
         goto fail;
     }
     timeline_mark("KVM_CREATE_VM");
+    kvm_posted_probe(vm);
     ret = kvm_ioctl_err(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)(uintptr_t)LAYOUT_KVM_TSS,
                         "SET_TSS_ADDR");
     if (ret)
@@ -97,6 +99,8 @@ fail:
         close(vm->vm_fd);
     if (vm->kvm_fd >= 0)
         close(vm->kvm_fd);
+    pthread_mutex_destroy(&vm->posted_lock);
+    pthread_mutex_destroy(&vm->routes_lock);
     free(vm->routes);
     free(vm);
     return ret;
@@ -106,8 +110,10 @@ static void kvm_vm_destroy(struct accel_vm *vm)
 {
     if (!vm)
         return;
+    kvm_posted_unmap(vm);
     close(vm->vm_fd);
     close(vm->kvm_fd);
+    pthread_mutex_destroy(&vm->posted_lock);
     pthread_mutex_destroy(&vm->routes_lock);
     free(vm->routes);
     free(vm);
@@ -395,6 +401,7 @@ static int kvm_vcpu_create(struct accel_vm *vm, unsigned index, struct accel_vcp
         ret = err_errno(-errno, "cannot map vCPU %u run area", index);
         goto fail;
     }
+    kvm_posted_map(vm, vcpu->fd);
     ret = kvm_vcpu_init_lapic(vcpu);
     if (!ret)
         ret = kvm_vcpu_init_fpu(vcpu);
@@ -591,7 +598,11 @@ static int kvm_vcpu_run(struct accel_vcpu *vcpu, struct accel_exit *exit)
 {
     struct kvm_run *run = vcpu->run;
     exit->detail[0] = '\0';
-    if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+    int ran = ioctl(vcpu->fd, KVM_RUN, 0);
+    int run_errno = errno;
+    kvm_flush_posted(vcpu->vm); /* writes before this exit reach their devices first */
+    if (ran < 0) {
+        errno = run_errno;
         if (errno == EINTR || errno == EAGAIN) {
             run->immediate_exit = 0;
             exit->kind = ACCEL_EXIT_INTERRUPTED;
@@ -656,6 +667,8 @@ const struct accel_ops accel_kvm_ops = {
     .msi_route_set = kvm_msi_route_set,
     .irqfd = kvm_irqfd,
     .ioeventfd = kvm_ioeventfd,
+    .post_pio = kvm_post_pio,
+    .flush_posted = kvm_flush_posted,
     .get_clock = kvm_get_clock,
     .set_clock = kvm_set_clock,
     .has_capability = kvm_has_capability,

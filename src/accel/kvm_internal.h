@@ -25,6 +25,13 @@ struct accel_vm {
     struct kvm_irq_routing_entry *routes;
     unsigned nr_routes;
     uint32_t next_msi_gsi;
+    /* Posted port writes (kvm_posted.c): KVM's coalesced ring, or NULL. */
+    struct accel_io io;
+    int posted_page; /* the ring's page in a vCPU's mapping; 0: none */
+    struct kvm_coalesced_mmio_ring *posted_ring;
+    size_t posted_ring_size;
+    uint32_t posted_max;
+    pthread_mutex_t posted_lock;
 };
 
 struct accel_vcpu {
@@ -37,6 +44,13 @@ struct accel_vcpu {
 
 int kvm_ioctl_err(int fd, unsigned long req, void *arg, const char *what);
 
+
+/* kvm_posted.c */
+void kvm_posted_probe(struct accel_vm *vm);
+void kvm_posted_map(struct accel_vm *vm, int vcpu_fd);
+void kvm_posted_unmap(struct accel_vm *vm);
+int kvm_post_pio(struct accel_vm *vm, uint16_t port, unsigned len);
+unsigned kvm_flush_posted(struct accel_vm *vm);
 
 /* kvm_stats.c */
 struct kvm_vcpu_stats *kvm_stats_open(int vcpu_fd);

@@ -61,6 +61,12 @@ int board_cmdline_append(struct board *b, const char *fmt, ...)
     return 0;
 }
 
+void board_post_writes(struct board *b, uint16_t port, uint16_t len)
+{
+    if (b->nr_posted < BOARD_MAX_POSTED)
+        b->posted[b->nr_posted++] = (struct board_posted){port, len};
+}
+
 void board_take_console(struct board *b, board_input_fn input, void *dev)
 {
     b->console_input = input;

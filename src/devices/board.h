@@ -25,6 +25,7 @@
 #include "util/evloop.h"
 
 #define BOARD_MAX_DEVICES 48
+#define BOARD_MAX_POSTED 8
 #define BOARD_CMDLINE_MAX 2048
 #define DEVICE_MAX_COUNTERS 16
 
@@ -107,6 +108,12 @@ struct board_backends {
 /* Services for PCI functions: MSI delivery and ioeventfds (bus/pci/msix.h). */
 struct pci_platform;
 
+/* Port registers whose writes may arrive late (board_post_writes). */
+struct board_posted {
+    uint16_t port;
+    uint16_t len;
+};
+
 struct board {
     const struct vm_config *cfg;
     struct guest_mem *mem;
@@ -130,6 +137,8 @@ struct board {
     char cmdline[BOARD_CMDLINE_MAX];
     size_t cmdline_len;
     unsigned nr_mmio; /* virtio-mmio devices placed so far */
+    struct board_posted posted[BOARD_MAX_POSTED];
+    unsigned nr_posted;
     struct device devices[BOARD_MAX_DEVICES];
     unsigned nr_devices;
 };
@@ -149,6 +158,13 @@ int board_describe(struct board *b, const struct acpi_device *desc) EMBER_MUST_C
 /* Add a word to the kernel command line (a space goes before it). */
 int board_cmdline_append(struct board *b, const char *fmt, ...) EMBER_PRINTF(2, 3)
     EMBER_MUST_CHECK;
+/* Writes to ports [port, port+len) of this device change nothing the guest
+ * can see except through a later access to the device (a read, another
+ * register) or output to the host: the VMM may deliver them late, in the
+ * order written, as long as before that next access (see the backend's
+ * post_pio). Saves a trip to user space per write where the backend can
+ * queue them. Only the first BOARD_MAX_POSTED ranges count. */
+void board_post_writes(struct board *b, uint16_t port, uint16_t len);
 /* The device that receives the host's console input. */
 void board_take_console(struct board *b, board_input_fn input, void *dev);
 

@@ -34,5 +34,9 @@ int pci_host_board_setup(struct board *b)
     if (!ret)
         ret = bus_register(b->pio, PORT_PCI_CONFIG_ADDRESS, 8, &pci_conf1_bus_ops, b->pci,
                            "pci-conf1");
+    /* CONFIG_ADDRESS only matters to the next CONFIG_DATA access: each
+     * configuration access then costs one trip to ember instead of two.
+     * (Byte writes there, such as a reset through 0xcf9, do nothing.) */
+    board_post_writes(b, PORT_PCI_CONFIG_ADDRESS, 4);
     return ret;
 }

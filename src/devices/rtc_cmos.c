@@ -255,5 +255,7 @@ int rtc_cmos_board_setup(struct board *b)
         .name = "RTC_", .hid = "PNP0B00", .uid = 0,
         .io = {{PORT_RTC, 2}}, .nr_io = 1, .irq = IRQ_RTC};
     int ret = bus_register(b->pio, PORT_RTC, 2, &rtc_cmos_bus_ops, rtc, "rtc");
+    /* The index only matters to the data port's next access. */
+    board_post_writes(b, PORT_RTC, 1);
     return ret ? ret : board_describe(b, &acpi);
 }

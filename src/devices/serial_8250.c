@@ -492,6 +492,11 @@ int serial_board_setup(struct board *b)
         .name = "COM1", .hid = "PNP0501", .uid = 1,
         .io = {{PORT_COM1, SERIAL_REG_COUNT}}, .nr_io = 1, .irq = IRQ_COM1};
     int ret = bus_register(b->pio, PORT_COM1, SERIAL_REG_COUNT, &serial_bus_ops, s, "com1");
+    /* A byte to send (or DLL): the guest learns what became of it only by
+     * reading LSR or IIR, or from the interrupt a real UART also raises
+     * some time later. Linux's console polls LSR before each byte, so the
+     * bytes go out one read later, at half the trips to ember. */
+    board_post_writes(b, PORT_COM1 + REG_RBR_THR, 1);
     if (!ret)
         ret = board_describe(b, &acpi);
     if (!ret && b->cfg->console == CONSOLE_SERIAL)

@@ -1,11 +1,13 @@
 #include "vmm/vm.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "arch/x86_64/acpi.h"
@@ -74,6 +76,13 @@ static void vm_io_pio(void *ctx, uint16_t port, void *data, unsigned len, bool i
         vm->engine_io_in++;
         bus_read(&vm->pio, port, data, len);
     }
+}
+
+static void vm_io_posted(void *ctx, uint16_t port, const void *data, unsigned len)
+{
+    struct vm *vm = ctx;
+    vm->posted_writes++;
+    bus_write(&vm->pio, port, data, len);
 }
 
 static bool vm_io_mmio(void *ctx, uint64_t gpa, void *data, unsigned len, bool is_write)
@@ -374,12 +383,58 @@ static int vm_load_guest(struct vm *vm)
     return ret ? ret : timed_step(vm_setup_vcpus(vm, &regs, &sregs), "vCPUs");
 }
 
+/* Whatever a guest left queued without exiting again (the last byte of a
+ * line before it idles) reaches its device within a tick. */
+#define POSTED_FLUSH_NS 50000000
+
+static void vm_flush_posted(struct vm *vm)
+{
+    if (vm->avm && vm->accel->flush_posted)
+        vm->accel->flush_posted(vm->avm);
+}
+
+static void vm_on_posted_timer(void *ctx, uint32_t events)
+{
+    struct vm *vm = ctx;
+    uint64_t expirations;
+    (void)events;
+    if (read(vm->posted_timer_fd, &expirations, sizeof(expirations)) == sizeof(expirations))
+        vm_flush_posted(vm);
+}
+
+/* The devices' posted port writes, queued by the backend where it can. */
+static int vm_post_writes(struct vm *vm)
+{
+    unsigned queued = 0;
+    for (unsigned i = 0; vm->accel->post_pio && i < vm->board.nr_posted; i++) {
+        const struct board_posted *p = &vm->board.posted[i];
+        int ret = vm->accel->post_pio(vm->avm, p->port, p->len);
+        if (ret == -ENOTSUP)
+            break; /* they exit, as on a backend without the queue */
+        if (ret)
+            return ret;
+        queued++;
+    }
+    log_debug("posted port writes: %u of %u ranges queued by the backend", queued,
+              vm->board.nr_posted);
+    if (!queued)
+        return 0;
+    vm->posted_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (vm->posted_timer_fd < 0)
+        return err_errno(-errno, "cannot create the posted writes' timer");
+    struct itimerspec its = {.it_interval = {0, POSTED_FLUSH_NS}, .it_value = {0, POSTED_FLUSH_NS}};
+    int ret = evloop_add(vm->loop, vm->posted_timer_fd, EPOLLIN, vm_on_posted_timer, vm);
+    if (!ret && timerfd_settime(vm->posted_timer_fd, 0, &its, NULL) < 0)
+        ret = err_errno(-errno, "cannot start the posted writes' timer");
+    return ret;
+}
+
 /* The machine around the memory: the backend's VM, interrupt controllers,
  * devices, then the guest's boot state or (restoring) bare vCPUs. */
 int vm_build(struct vm *vm)
 {
     struct accel_vm_params params = {.nr_vcpus = vm->cfg->nr_vcpus, .mem = &vm->mem,
-                                     .io = {vm_io_pio, vm_io_mmio, vm}};
+                                     .io = {vm_io_pio, vm_io_mmio, vm, vm_io_posted}};
     int ret = timed_step(vm->accel->vm_create(&params, &vm->avm), "backend's VM");
     if (!ret)
         ret = timed_step(vm_setup_memory(vm), "memory slots");
@@ -392,7 +447,8 @@ int vm_build(struct vm *vm)
     if (ret)
         return ret;
     /* Restoring: memory and every part's state come from the snapshot. */
-    return vm->files->restoring ? vm_setup_vcpus(vm, NULL, NULL) : vm_load_guest(vm);
+    ret = vm->files->restoring ? vm_setup_vcpus(vm, NULL, NULL) : vm_load_guest(vm);
+    return ret ? ret : vm_post_writes(vm);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files,
@@ -411,7 +467,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct vm_files *files
     vm->accel = cfg->accel == ACCEL_SOFT ? &accel_soft_ops : &accel_kvm_ops;
     vm->nr_vcpus = cfg->nr_vcpus;
     vm->state = VM_CREATED;
-    vm->stop_fd = -1;
+    vm->stop_fd = vm->posted_timer_fd = -1;
     pthread_mutex_init(&vm->stop_lock, NULL);
     bus_init(&vm->pio, "port I/O");
     bus_init(&vm->mmio, "MMIO");
@@ -494,6 +550,7 @@ static int vm_park(struct vm *vm)
 {
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
         vcpu_pause(&vm->vcpus[i]);
+    vm_flush_posted(vm); /* a snapshot sees every write the guest made */
     board_pause(&vm->board, true);
     int ret = vm_save_clocks(vm);
     if (ret)
@@ -581,6 +638,10 @@ enum vm_stop_reason vm_halt(struct vm *vm)
             vcpu_request_stop(&vm->vcpus[i]);
         for (unsigned i = 0; i < vm->nr_vcpus; i++)
             vcpu_join(&vm->vcpus[i]);
+        vm_flush_posted(vm);
+        if (vm->posted_writes)
+            log_info("posted port writes: %llu delivered without an exit",
+                     (unsigned long long)vm->posted_writes);
         if (vm->console) /* the guest's last words before ember's */
             console_flush(vm->console);
         console_restore_terminal();
@@ -614,6 +675,11 @@ void vm_destroy(struct vm *vm)
 {
     image_copy_end(&vm->image_copy, &vm->mem);
     vm_halt(vm);
+    if (vm->posted_timer_fd >= 0) {
+        evloop_remove(vm->loop, vm->posted_timer_fd);
+        close(vm->posted_timer_fd);
+        vm->posted_timer_fd = -1;
+    }
     for (unsigned i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);

@@ -72,6 +72,10 @@ struct vm {
     /* Device accesses by a backend that runs the guest itself (the CPU
      * engine has no exits; metrics count these as its exits). */
     _Atomic uint64_t engine_io_in, engine_io_out, engine_mmio_read, engine_mmio_write;
+    /* Port writes the backend queued instead of exiting (board_post_writes),
+     * and the timer that delivers what a guest leaves queued. */
+    _Atomic uint64_t posted_writes;
+    int posted_timer_fd;
 
     enum vm_state state;
     /* While PAUSED: the guest's clocks as they stopped (kvm-clock and each

@@ -1,6 +1,7 @@
 """Booting the default guest (Debian's cloud kernel + busybox initramfs) and
 checking what it printed: banner, CPUs, memory, power-off/reboot/panic/triple
 fault exit statuses, the platform devices, the console and terminal."""
+import os
 import re
 
 from framework import (TestFailure, ember_run, on_engine, expect, expect_ember_rc, expect_job_ran,
@@ -273,3 +274,31 @@ def elf_kernels(ctx):
         expect_output(bzj, r"kernel: bzImage, boot protocol 2\.\d+, 64-bit entry at 0x1000200")
         expect_output(bzj, r"^bz-ok")
     return [pvh, entry64, bz], check
+
+
+@guest_test("posted port writes (KVM's coalesced PIO): COM1's DLL, the CMOS index and PCI's "
+            "CONFIG_ADDRESS land before the read that sees them; a line the guest writes "
+            "without reading anything after it still gets out while the guest sits halted",
+            batch="elf", backend="kvm")
+def posted_port_writes(ctx):
+    # tests/tools/postguest.S: the checks are the guest's, the last line
+    # is written blind and followed by HLT with interrupts off, so no exit
+    # ever delivers it: ember's flush timer must. The guest never ends;
+    # the script waits up to 10 s for the line, then stops ember.
+    script = ('"$EMBER" run -v --kernel "$DATA/postguest" --mem 64M > /tmp/posted-writes.out 2>&1 &\n'
+              'pid=$!; i=0\n'
+              'while [ $i -lt 100 ] && ! grep -q "^<tail>" /tmp/posted-writes.out; do sleep 0.1; i=$((i+1)); done\n'
+              'grep -q "^<tail>" /tmp/posted-writes.out && echo "the tail came while the guest was halted"\n'
+              'kill $pid; wait $pid; echo "ember rc=$?"; cat /tmp/posted-writes.out')
+    j = job("posted-writes", script,
+            files={"postguest": os.path.join(ctx.build, "tools", "postguest")})
+
+    def check(j):
+        for line in ("<post>", "dll ok", "cmos ok", "pci ok"):
+            expect_output(j, rf"^{line}$", line)
+        expect_output(j, r"^the tail came while the guest was halted$",
+                      "the blind last line before ember was stopped")
+        posted = re.findall(r"posted port writes: (\d+) delivered without an exit", j.output)
+        expect(posted and int(posted[-1]) >= 10,
+               f"KVM queued no port writes (needs KVM_CAP_COALESCED_PIO): {posted}")
+    return j, check

@@ -8,17 +8,7 @@
  * A benchmark tool; not part of ember. */
 #define EXITS 100000
 
-    .section .note.pvh, "a", @note
-    .balign 4
-    .long 4                     /* name size */
-    .long 4                     /* descriptor size */
-    .long 18                    /* XEN_ELFNOTE_PHYS32_ENTRY */
-    .asciz "Xen"
-    .long _start
-
-    .text
-    .code32
-    .globl _start
+#include "pvh_entry.h"
 _start:
     mov $go, %esi
     mov $after_go, %edi
