@@ -45,6 +45,11 @@ void board_take_console(struct board *b, board_input_fn input, void *dev)
     (void)b, (void)input, (void)dev;
     abort();
 }
+void board_post_writes(struct board *b, uint16_t port, uint16_t len)
+{
+    (void)b, (void)port, (void)len;
+    abort();
+}
 void board_event(const struct board *b, enum board_event event)
 {
     (void)b, (void)event;
