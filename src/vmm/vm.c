@@ -384,8 +384,11 @@ static int vm_load_guest(struct vm *vm)
 }
 
 /* Whatever a guest left queued without exiting again (the last byte of a
- * line before it idles) reaches its device within a tick. */
-#define POSTED_FLUSH_NS 50000000
+ * line before it idles) reaches its device within a tick: 50 ms while
+ * posted writes arrive, doubling up to 1.6 s while none do, so that an
+ * idle VM wakes the host about once a second for this, not 20 times. */
+#define POSTED_TICK_MIN_NS 50000000ull
+#define POSTED_TICK_MAX_NS 1600000000ull
 
 static void vm_flush_posted(struct vm *vm)
 {
@@ -393,13 +396,30 @@ static void vm_flush_posted(struct vm *vm)
         vm->accel->flush_posted(vm->avm);
 }
 
+static int vm_set_posted_tick(struct vm *vm, uint64_t ns)
+{
+    struct timespec t = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+    struct itimerspec its = {.it_interval = t, .it_value = t};
+    if (timerfd_settime(vm->posted_timer_fd, 0, &its, NULL) < 0)
+        return err_errno(-errno, "cannot start the posted writes' timer");
+    vm->posted_tick_ns = ns;
+    return 0;
+}
+
 static void vm_on_posted_timer(void *ctx, uint32_t events)
 {
     struct vm *vm = ctx;
     uint64_t expirations;
     (void)events;
-    if (read(vm->posted_timer_fd, &expirations, sizeof(expirations)) == sizeof(expirations))
-        vm_flush_posted(vm);
+    if (read(vm->posted_timer_fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+        return;
+    vm_flush_posted(vm);
+    uint64_t delivered = vm->posted_writes; /* by the vCPUs' exits too */
+    uint64_t tick = delivered != vm->posted_seen ? POSTED_TICK_MIN_NS
+                                                 : MIN(vm->posted_tick_ns * 2, POSTED_TICK_MAX_NS);
+    vm->posted_seen = delivered;
+    if (tick != vm->posted_tick_ns)
+        vm_set_posted_tick(vm, tick); /* if refused, the old tick goes on */
 }
 
 /* The devices' posted port writes, queued by the backend where it can. */
@@ -422,11 +442,8 @@ static int vm_post_writes(struct vm *vm)
     vm->posted_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (vm->posted_timer_fd < 0)
         return err_errno(-errno, "cannot create the posted writes' timer");
-    struct itimerspec its = {.it_interval = {0, POSTED_FLUSH_NS}, .it_value = {0, POSTED_FLUSH_NS}};
     int ret = evloop_add(vm->loop, vm->posted_timer_fd, EPOLLIN, vm_on_posted_timer, vm);
-    if (!ret && timerfd_settime(vm->posted_timer_fd, 0, &its, NULL) < 0)
-        ret = err_errno(-errno, "cannot start the posted writes' timer");
-    return ret;
+    return ret ? ret : vm_set_posted_tick(vm, POSTED_TICK_MIN_NS);
 }
 
 /* The machine around the memory: the backend's VM, interrupt controllers,

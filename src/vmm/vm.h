@@ -76,6 +76,7 @@ struct vm {
      * and the timer that delivers what a guest leaves queued. */
     _Atomic uint64_t posted_writes;
     int posted_timer_fd;
+    uint64_t posted_tick_ns, posted_seen; /* the timer's period; the count it last saw */
 
     enum vm_state state;
     /* While PAUSED: the guest's clocks as they stopped (kvm-clock and each
