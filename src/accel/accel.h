@@ -161,8 +161,8 @@ struct accel_ops {
      * cannot queue: the writes then exit as before. Call once the vCPUs
      * exist. */
     int (*post_pio)(struct accel_vm *vm, uint16_t port, unsigned len);
-    /* Deliver the queued writes now, from any thread; returns how many. */
-    unsigned (*flush_posted)(struct accel_vm *vm);
+    /* Deliver the queued writes now, from any thread. */
+    void (*flush_posted)(struct accel_vm *vm);
     /* The guest's clock in ns (kvm-clock), saved at pause and restored at
      * resume so that guest time does not advance while the VM is paused. */
     int (*get_clock)(struct accel_vm *vm, uint64_t *ns);

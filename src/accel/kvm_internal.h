@@ -50,7 +50,7 @@ void kvm_posted_probe(struct accel_vm *vm);
 void kvm_posted_map(struct accel_vm *vm, int vcpu_fd);
 void kvm_posted_unmap(struct accel_vm *vm);
 int kvm_post_pio(struct accel_vm *vm, uint16_t port, unsigned len);
-unsigned kvm_flush_posted(struct accel_vm *vm);
+void kvm_flush_posted(struct accel_vm *vm);
 
 /* kvm_stats.c */
 struct kvm_vcpu_stats *kvm_stats_open(int vcpu_fd);

@@ -89,13 +89,12 @@ unsigned kvm_posted_drain(struct kvm_coalesced_mmio_ring *ring, uint32_t max,
     return used;
 }
 
-unsigned kvm_flush_posted(struct accel_vm *vm)
+void kvm_flush_posted(struct accel_vm *vm)
 {
     struct kvm_coalesced_mmio_ring *ring = vm->posted_ring;
     if (!ring || ring_empty(ring))
-        return 0;
+        return;
     pthread_mutex_lock(&vm->posted_lock);
-    unsigned used = kvm_posted_drain(ring, vm->posted_max, vm->io.posted_pio, vm->io.ctx);
+    kvm_posted_drain(ring, vm->posted_max, vm->io.posted_pio, vm->io.ctx);
     pthread_mutex_unlock(&vm->posted_lock);
-    return used;
 }
