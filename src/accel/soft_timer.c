@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "util/seccomp.h"
+#include "util/thread.h"
 
 static void arm(void *ctx, uint64_t deadline_ns)
 {
@@ -106,7 +107,7 @@ static void *timer_thread(void *arg)
 
 int soft_timers_start(struct soft_timers *t)
 {
-    int ret = pthread_create(&t->thread, NULL, timer_thread, t);
+    int ret = thread_create(&t->thread, timer_thread, t);
     if (ret)
         return err_errno(-ret, "cannot start the timer thread");
     pthread_setname_np(t->thread, "timers");

@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "util/landlock.h"
 #include "util/seccomp.h"
+#include "util/thread.h"
 #include "util/util.h"
 
 #define METADATA_FILE_MAX (16u << 20)
@@ -290,7 +291,7 @@ static int service_start(struct api_mmds *m)
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        int e = pthread_create(&m->thread, NULL, service_thread, m);
+        int e = thread_create(&m->thread, service_thread, m);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         ret = e ? err_errno(-e, "metadata service: cannot start its thread") : 0;
         m->thread_started = !e;

@@ -8,6 +8,7 @@
 
 #include "util/log.h"
 #include "util/seccomp.h"
+#include "util/thread.h"
 #include "util/util.h"
 #include "virtio/attach.h"
 
@@ -352,7 +353,7 @@ int virtio_fs_init(struct virtio_fs *fs, const struct guest_mem *gm, const struc
 int virtio_fs_start(struct virtio_fs *fs)
 {
     for (unsigned i = 0; i < VIRTIO_FS_WORKERS; i++) {
-        int e = pthread_create(&fs->workers[i], NULL, worker, fs);
+        int e = thread_create(&fs->workers[i], worker, fs);
         if (e)
             return err_errno(-e, "virtio-fs: cannot start a worker");
         fs->nr_workers++;

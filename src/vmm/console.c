@@ -12,6 +12,7 @@
 
 #include "util/log.h"
 #include "util/seccomp.h"
+#include "util/thread.h"
 #include "util/util.h"
 
 /* One saved terminal state per process: the terminal is process-wide. */
@@ -234,7 +235,7 @@ static int out_init(struct console *con)
         return o->wake_fd;
     if (!(o->buf = malloc(CONSOLE_OUT_BUF)))
         return err_set(-ENOMEM, "out of memory");
-    int ret = pthread_create(&o->thread, NULL, console_writer, con);
+    int ret = thread_create(&o->thread, console_writer, con);
     if (ret)
         return err_set(-ret, "cannot start the console's writer thread");
     o->started = true;

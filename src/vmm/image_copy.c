@@ -3,6 +3,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/thread.h"
+
 void image_copy_init(struct image_copy *c)
 {
     memset(c, 0, sizeof(*c));
@@ -43,7 +45,7 @@ int image_copy_start(struct image_copy *c, const struct boot_config *cfg,
         c->bytes += c->copy.parts[i].mem_size;
     /* Without a thread (a host at its limit) the copy still happens, in
      * the caller: slower, not wrong. */
-    c->threaded = pthread_create(&c->thread, NULL, copy_timed, c) == 0;
+    c->threaded = thread_create(&c->thread, copy_timed, c) == 0;
     if (!c->threaded)
         copy_timed(c);
     return 0;

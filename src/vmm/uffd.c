@@ -19,6 +19,7 @@
 #include "util/log.h"
 #include "util/rate_limiter.h"
 #include "util/seccomp.h"
+#include "util/thread.h"
 #include "util/usock.h"
 #include "util/util.h"
 #include "vmm/console.h"
@@ -315,7 +316,7 @@ int uffd_backend_start(struct uffd_backend *u, const char *socket_path,
     }
     if (!ret && (u->quit_fd = eventfd_create()) < 0)
         ret = u->quit_fd;
-    if (!ret && (ret = -pthread_create(&u->watcher, NULL, watch_handler, u)))
+    if (!ret && (ret = -thread_create(&u->watcher, watch_handler, u)))
         err_errno(ret, "uffd: cannot start the handler's watcher");
     u->watching = !ret;
     return ret;

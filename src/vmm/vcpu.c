@@ -10,6 +10,7 @@
 #include "arch/x86_64/cpuid.h"
 #include "util/log.h"
 #include "util/seccomp.h"
+#include "util/thread.h"
 #include "util/timeline.h"
 #include "util/util.h"
 
@@ -358,7 +359,7 @@ int vcpu_start(struct vcpu *vcpu)
 {
     pthread_mutex_lock(&vcpu->mbox_lock);
     set_state(vcpu, VCPU_RUNNING);
-    int ret = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+    int ret = thread_create(&vcpu->thread, vcpu_thread, vcpu);
     if (ret)
         vcpu->state = VCPU_CREATED; /* no thread: back to where it was */
     pthread_mutex_unlock(&vcpu->mbox_lock);

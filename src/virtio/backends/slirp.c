@@ -18,6 +18,7 @@
 
 #include "util/log.h"
 #include "util/seccomp.h"
+#include "util/thread.h"
 #include "util/util.h"
 #include "util/evloop.h"
 
@@ -367,7 +368,7 @@ static int start_thread(struct slirp_backend *s)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int e = pthread_create(&s->thread, NULL, slirp_thread, s);
+    int e = thread_create(&s->thread, slirp_thread, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e)
         return err_errno(-e, "%s: cannot start its thread", s->be.desc);
