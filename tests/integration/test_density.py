@@ -155,7 +155,8 @@ wait $pid; echo "rc=$?"
 
 
 @guest_test("ember's own memory holds no transparent huge page (only guest RAM does), also "
-            "after khugepaged's scans; each thread's stack is under 2 MiB or marked no-huge-pages",
+            "after khugepaged's scans; each thread's stack mapping is under 2 MiB (or marked "
+            "no-huge-pages, as Linux 6.7 and later mark stacks)",
             batch="elf", backend="kvm")
 def own_memory_no_huge_pages():
     script = OWN_MEMORY_SCRIPT % {"cmd": guest_cmdline("echo own-memory-up; sleep 30")}
