@@ -20,6 +20,9 @@ void mmds_store_free(struct mmds_store *s)
     json_object_put(s->data);
     s->data = NULL;
     s->initialized = false;
+    free(s->tokens);
+    s->tokens = NULL;
+    s->next_token = 0;
 }
 
 static int cmp_keys(const void *a, const void *b)
@@ -256,6 +259,8 @@ int mmds_token_new(struct mmds_store *s, uint32_t ttl_s, uint64_t now_ms,
         return err_set(-EINVAL, "Invalid time to live value provided for token: %u. Please "
                                 "provide a value between %u and %u.", ttl_s,
                        MMDS_TOKEN_MIN_TTL, MMDS_TOKEN_MAX_TTL);
+    if (!s->tokens && !(s->tokens = calloc(MMDS_MAX_TOKENS, sizeof(*s->tokens))))
+        return err_set(-ENOMEM, "Failed to store a session token: out of memory");
     uint8_t raw[MMDS_TOKEN_LEN / 2];
     if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
         return err_errno(-errno, "Failed to generate a key");
@@ -290,13 +295,14 @@ bool mmds_token_valid(const struct mmds_store *s, const char *token, uint64_t no
     if (strnlen(token, MMDS_TOKEN_MAX_LEN + 1) != MMDS_TOKEN_LEN)
         return false;
     bool ok = false;
-    for (unsigned i = 0; i < MMDS_MAX_TOKENS; i++)
+    for (unsigned i = 0; s->tokens && i < MMDS_MAX_TOKENS; i++)
         ok |= s->tokens[i].expiry_ms > now_ms && same_token(s->tokens[i].text, token);
     return ok;
 }
 
 void mmds_tokens_clear(struct mmds_store *s)
 {
-    memset(s->tokens, 0, sizeof(s->tokens));
+    if (s->tokens)
+        memset(s->tokens, 0, MMDS_MAX_TOKENS * sizeof(*s->tokens));
     s->next_token = 0;
 }

@@ -34,7 +34,9 @@ struct mmds_store {
     size_t limit;             /* bytes of its compact JSON text */
     enum mmds_version version;
     bool imds_compat;         /* IMDS text whatever the Accept header says */
-    struct mmds_token tokens[MMDS_MAX_TOKENS];
+    /* MMDS_MAX_TOKENS slots, allocated with the first token: 80 KiB that a
+     * VM whose guest never asks for one does not hold. */
+    struct mmds_token *tokens;
     unsigned next_token;
 };
 

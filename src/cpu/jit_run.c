@@ -571,7 +571,7 @@ void jit_block(struct cpu *c, struct block *b)
     arena_populate(c->jit_rw, c->jit_size, &c->jit_ready, c->jit_used + JIT_BLOCK_MAX,
                    MADV_POPULATE_WRITE);
     arena_populate(c->jit_rx, c->jit_size, &rx_ready, c->jit_ready, MADV_POPULATE_READ);
-    static _Thread_local struct pass ps;
+    struct pass ps;
     memset(&ps, 0, sizeof(ps));
     ps.c = c;
     ps.b = b;

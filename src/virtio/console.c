@@ -149,7 +149,7 @@ size_t virtio_console_receive(struct virtio_console *vc, const uint8_t *buf, siz
 {
     struct virtio_dev *vdev = &vc->vdev;
     struct virtq *q = &vdev->queues[CONSOLE_RX];
-    static _Thread_local struct virtq_chain chain;
+    struct virtq_chain chain;
     size_t taken = 0;
     pthread_mutex_lock(&vdev->lock);
     while (taken < len && virtio_dev_queue_running(vdev, CONSOLE_RX)) {

@@ -68,7 +68,7 @@ static void refund(struct rate_limiter *rl, uint64_t bytes)
 static int deliver(struct virtio_net *vn)
 {
     struct virtq *q = &vn->vdev.queues[NET_RX];
-    static _Thread_local struct virtq_chain first, chain;
+    struct virtq_chain first, chain;
     bool mergeable = virtio_dev_has_feature(&vn->vdev, VIRTIO_NET_F_MRG_RXBUF);
     uint16_t heads[VIRTIO_NET_MAX_MERGE];
     uint32_t lens[VIRTIO_NET_MAX_MERGE];

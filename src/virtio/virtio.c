@@ -69,7 +69,7 @@ bool virtio_dev_kick(struct virtio_dev *vdev, unsigned q)
 unsigned virtio_dev_drain_queue(struct virtio_dev *vdev, unsigned qi, virtio_chain_fn fn)
 {
     struct virtq *q = &vdev->queues[qi];
-    static _Thread_local struct virtq_chain chain;
+    struct virtq_chain chain;
     unsigned taken = 0, budget = VIRTIO_DRAIN_BUDGET(q->size);
     int got = 0;
     bool stop = false;

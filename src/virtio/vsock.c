@@ -200,7 +200,7 @@ static void deliver_event(struct virtio_vsock *vs)
 {
     struct virtio_dev *vdev = &vs->vdev;
     struct virtq *q = &vdev->queues[VSOCK_EVENT];
-    static _Thread_local struct virtq_chain chain;
+    struct virtq_chain chain;
     if (!vs->reset_event || !virtio_dev_queue_running(vdev, VSOCK_EVENT))
         return;
     int got = virtq_pop(q, &chain);
@@ -235,7 +235,7 @@ static void flush_rx(struct virtio_vsock *vs)
 {
     struct virtio_dev *vdev = &vs->vdev;
     struct virtq *q = &vdev->queues[VSOCK_RX];
-    static _Thread_local struct virtq_chain chain;
+    struct virtq_chain chain;
     deliver_event(vs);
     if (!virtio_dev_queue_running(vdev, VSOCK_RX))
         return;

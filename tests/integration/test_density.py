@@ -4,7 +4,8 @@ nothing left behind in the supervisor (file descriptors, ember processes); and a
 exits with the setup error instead of crashing."""
 import re
 
-from framework import TestSkipped, expect, expect_output, guest_cmdline, guest_test, job
+from framework import (TestSkipped, expect, expect_output, guest_cmdline, guest_test, host_test,
+                       job, run_host)
 
 VMS = 20
 # In the nested harness every guest instruction goes through L1's TCG and
@@ -146,6 +147,18 @@ for t in /proc/$pid/task/*; do
         fi
     done < /proc/$pid/maps
 done
+# A malloc arena of its own for a thread (glibc reserves 64 MiB, aligned to
+# 64 MiB, and opens the front of it read-write): an anonymous rw-p mapping
+# at such an address, followed by the ---p rest of the 64 MiB.
+ps=0; pe=0; pp=""; pn=""
+while read range perm off dev inode name; do
+    s=$((0x${range%%-*})); e=$((0x${range#*-}))
+    if [ "$perm" = "---p" ] && [ -z "$name" ] && [ "$pp" = "rw-p" ] && [ -z "$pn" ] &&
+       [ $pe -eq $s ] && [ $((ps %% 67108864)) -eq 0 ] && [ $((e - ps)) -eq 67108864 ]; then
+        echo "thread arena at $(printf %%x $ps), $(( (pe - ps) / 1024 )) KiB open"
+    fi
+    ps=$s; pe=$e; pp=$perm; pn=$name
+done < /proc/$pid/maps
 awk -v g=262144 '/^[0-9a-f]+-[0-9a-f]+ / {name = $6; if (name == "") name = "anon"}
     /^Size:/ {size = $2; guest = size >= g && size <= g + 8192}
     /^AnonHugePages:/ {if (guest) gh += $2; else {oh += $2; if ($2) print "own-huge", name, size, $2}}
@@ -156,7 +169,8 @@ wait $pid; echo "rc=$?"
 
 @guest_test("ember's own memory holds no transparent huge page (only guest RAM does), also "
             "after khugepaged's scans; each thread's stack mapping is under 2 MiB (or marked "
-            "no-huge-pages, as Linux 6.7 and later mark stacks)",
+            "no-huge-pages, as Linux 6.7 and later mark stacks); no thread has a malloc arena "
+            "of its own",
             batch="elf", backend="kvm")
 def own_memory_no_huge_pages():
     script = OWN_MEMORY_SCRIPT % {"cmd": guest_cmdline("echo own-memory-up; sleep 30")}
@@ -175,8 +189,23 @@ def own_memory_no_huge_pages():
         for name, kib, flags in stacks:
             expect(int(kib) < 2048 or " nh" in flags,
                    f"thread {name}'s stack ({kib} KiB, {flags.strip()}) can hold a huge page")
+        arenas = re.findall(r"^thread arena .*$", j.output, re.M)
+        expect(not arenas, "threads with malloc arenas of their own (resident for the VM's "
+               f"life; ember runs with one arena): {arenas}")
         if int(guest.group(1)) == 0:
             raise TestSkipped(f"the host gave no huge page even to guest RAM (THP mode "
                               f"{mode and mode.group(1)}): ember's own memory could not have "
                               "had one either, so this proves nothing here")
     return job("own-memory", script, timeout=180), check
+
+
+@host_test("ember's thread-local storage stays under 4 KiB: glibc zeroes the whole block in "
+           "every thread it starts, resident for the thread's life")
+def small_thread_local_block(ctx):
+    rc, out = run_host(["readelf", "-l", "-W", ctx.ember])
+    expect(rc == 0, f"readelf -l failed: {out[:300]}")
+    tls = re.search(r"^\s*TLS\s+\S+\s+\S+\s+\S+\s+\S+\s+(0x[0-9a-f]+)", out, re.M)
+    expect(tls, f"no TLS segment in ember's program headers (its error buffer is one):\n{out}")
+    expect(int(tls.group(1), 16) < 4096,
+           f"ember's TLS block is {int(tls.group(1), 16)} bytes: large buffers belong on "
+           "the stack of the thread that uses them, or in the object they serve")

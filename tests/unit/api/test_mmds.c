@@ -156,9 +156,17 @@ static void test_token_lifetimes(void **state)
     static struct mmds_store s;
     mmds_store_init(&s, MMDS_DEFAULT_SIZE_LIMIT);
     char t[MMDS_TOKEN_LEN + 1], t2[MMDS_TOKEN_LEN + 1];
+    /* No table until the first token: nothing valid, clearing is harmless. */
+    char zeros[MMDS_TOKEN_LEN + 1];
+    memset(zeros, '0', MMDS_TOKEN_LEN);
+    zeros[MMDS_TOKEN_LEN] = '\0';
+    assert_false(mmds_token_valid(&s, zeros, 0));
+    mmds_tokens_clear(&s);
     assert_int_equal(mmds_token_new(&s, 0, 1000, t), -EINVAL);
     assert_int_equal(mmds_token_new(&s, 21601, 1000, t), -EINVAL);
+    assert_null(s.tokens); /* a refused TTL allocates nothing */
     assert_int_equal(mmds_token_new(&s, 1, 1000, t), 0);
+    assert_non_null(s.tokens);
     assert_int_equal(strlen(t), MMDS_TOKEN_LEN);
     assert_true(mmds_token_valid(&s, t, 1000));
     assert_true(mmds_token_valid(&s, t, 1999));
@@ -185,6 +193,7 @@ static void test_token_lifetimes(void **state)
     mmds_tokens_clear(&s);
     assert_false(mmds_token_valid(&s, t, 1000));
     mmds_store_free(&s);
+    assert_null(s.tokens);
 }
 
 /* --- the handler -------------------------------------------------------- */
