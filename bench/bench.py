@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 from nested import DirectHost, Job, L1Files, NestedHost, host_has_hw_kvm  # noqa: E402
 from overlay import build_initrd_with  # noqa: E402
 from bootprof import BootProfileSuite  # noqa: E402
+import common  # noqa: E402
 from common import (INIT_LINE, INITRD, KERNEL, VMLINUX, Figure, cmdline,  # noqa: E402
                     guest_kernel_words, qemu_cmd)
 
@@ -1230,10 +1231,16 @@ def main():
                     help="density suite: how many VMs at most (checkpoints 1, 10, 20 up to it)")
     ap.add_argument("--vmms", default="",
                     help="only these of each suite's VMMs (comma-separated, e.g. ember,qemu-9p)")
+    ap.add_argument("--guest-append", metavar="WORDS", default="",
+                    help="add these words to every guest's kernel command line, for every "
+                         "VMM alike (e.g. nokaslr)")
     ap.add_argument("--l1-log", metavar="FILE",
                     help="nested: append every L1's console to FILE as it runs")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
+    if re.search(r"['\\]", args.guest_append):
+        sys.exit("bench: --guest-append takes plain words (no quote or backslash)")
+    common.GUEST_APPEND = args.guest_append.strip()
     guest_dir = os.path.join(args.build, "guest" if args.guest_kernel == "debian" else
                              "guest-min")
     if not os.path.exists(os.path.join(guest_dir, "vmlinux")):
@@ -1302,7 +1309,9 @@ def main():
               f"(min–max) of {args.runs} runs; ratio = ember / peer, compare it with the "
               f"figure's direction (times and memory: lower is better; MB/s and IOPS: higher "
               f"is better). ember binary: {os.path.getsize(ember_bin) / 1024:.0f} KiB "
-              f"({os.path.getsize(stripped) / 1024:.0f} KiB stripped).\n\n" + "\n".join(sections))
+              f"({os.path.getsize(stripped) / 1024:.0f} KiB stripped)." +
+              (f" Every guest's command line had `{common.GUEST_APPEND}` added." if
+               common.GUEST_APPEND else "") + "\n\n" + "\n".join(sections))
     os.unlink(stripped)
     print("\n" + report)
     path = os.path.join(results, f"bench-{stamp}.md")

@@ -8,9 +8,14 @@ KERNEL, INITRD = '"$GUEST/vmlinuz"', '"$GUEST/initramfs.cpio"'
 VMLINUX = '"$GUEST/vmlinux"'  # the same kernel as an ELF: the PVH entry
 
 
+# --guest-append: words added to every guest's command line, for every VMM.
+GUEST_APPEND = ""
+
+
 def cmdline(guest_cmd):
     b64 = base64.b64encode(guest_cmd.encode()).decode()
-    return f"console=ttyS0 reboot=k panic=1 quiet ember_cmd={b64}"
+    extra = f" {GUEST_APPEND}" if GUEST_APPEND else ""
+    return f"console=ttyS0 reboot=k panic=1 quiet ember_cmd={b64}{extra}"
 
 
 def qemu_cmd(machine, mem, cpus, cl, initrd=INITRD, extra="", kernel=KERNEL):
