@@ -1,6 +1,5 @@
 #include "vmm/vcpu.h"
 
-#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -307,9 +306,6 @@ static void *vcpu_thread(void *arg)
     if (seccomp_enter(SECCOMP_VCPU)) {
         vcpu_end(vcpu, VCPU_END_ERROR, "vCPU %u: %s", vcpu->index, err_msg());
     } else {
-        /* Building the filter was the last of set-up's large allocations,
-         * all freed: give their pages back while the kernel's copy ends. */
-        malloc_trim(0);
         if (vcpu->env->before_first_entry)
             vcpu->env->before_first_entry(vcpu->env->ctx);
         vcpu_run_guest(vcpu);
