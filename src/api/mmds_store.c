@@ -292,10 +292,10 @@ static bool same_token(const char *a, const char *b)
 
 bool mmds_token_valid(const struct mmds_store *s, const char *token, uint64_t now_ms)
 {
-    if (strnlen(token, MMDS_TOKEN_MAX_LEN + 1) != MMDS_TOKEN_LEN)
-        return false;
+    if (!s->tokens || strnlen(token, MMDS_TOKEN_MAX_LEN + 1) != MMDS_TOKEN_LEN)
+        return false; /* no token was ever issued, or not a token's length */
     bool ok = false;
-    for (unsigned i = 0; s->tokens && i < MMDS_MAX_TOKENS; i++)
+    for (unsigned i = 0; i < MMDS_MAX_TOKENS; i++)
         ok |= s->tokens[i].expiry_ms > now_ms && same_token(s->tokens[i].text, token);
     return ok;
 }
